@@ -1,0 +1,163 @@
+"""What every sandbox backend provides: a readiness check and a launch."""
+
+from __future__ import annotations
+
+import abc
+import os
+import signal
+from dataclasses import dataclass, field
+
+from ..policy import SandboxPolicy, format_size
+
+
+class SandboxUnavailable(RuntimeError):
+    """The configured backend cannot run here; the message says how to fix it."""
+
+
+@dataclass(frozen=True)
+class BackendStatus:
+    name: str
+    available: bool
+    detail: str
+    fix: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {"available": self.available, "detail": self.detail, "fix": self.fix}
+
+
+@dataclass
+class LaunchSpec:
+    """Everything a backend needs to start one sandboxed kernel."""
+
+    kernel_id: str
+    cmd: list[str]
+    env: dict[str, str]
+    workspace: str
+    ipc_dir: str
+    run_dir: str
+    ro_paths: list[str]
+    policy: SandboxPolicy
+    uid: int
+    gid: int
+    labels: dict[str, str] = field(default_factory=dict)
+
+
+class SandboxedKernel(abc.ABC):
+    """A running (or exited) sandboxed kernel, as the provisioner sees it."""
+
+    pid: int | None = None
+
+    @abc.abstractmethod
+    def poll(self) -> int | None:
+        """Exit code, or None while running. Must be cheap: the restarter calls it often."""
+
+    @abc.abstractmethod
+    async def wait(self) -> int:
+        """Wait for exit and return the exit code."""
+
+    @abc.abstractmethod
+    def send_signal(self, signum: int) -> None: ...
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    @abc.abstractmethod
+    def oom_killed(self) -> bool:
+        """Whether the memory limit killed something in this sandbox."""
+
+    @abc.abstractmethod
+    def cleanup(self) -> None:
+        """Release everything this launch created (cgroups, containers)."""
+
+    def death_message(self, exit_code: int, policy: SandboxPolicy) -> str:
+        """Say in words why the kernel stopped, for the user and the log."""
+        if self.oom_killed():
+            return (
+                f"The kernel exceeded its {format_size(policy.memory_bytes)} memory limit "
+                "and was stopped (c.SandboxPolicy.memory_limit)."
+            )
+        if exit_code < 0 or exit_code > 128:
+            signum = -exit_code if exit_code < 0 else exit_code - 128
+            try:
+                name = signal.Signals(signum).name
+            except ValueError:
+                name = f"signal {signum}"
+            return f"The kernel was killed by {name}."
+        return f"The kernel exited unexpectedly with code {exit_code}."
+
+
+class SandboxBackend(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def check(self) -> BackendStatus:
+        """Whether this backend can start kernels here, and if not, the fix."""
+
+    @abc.abstractmethod
+    async def launch(self, spec: LaunchSpec) -> SandboxedKernel: ...
+
+    def require(self) -> None:
+        status = self.check()
+        if not status.available:
+            fix = f" To fix: {status.fix}" if status.fix else ""
+            raise SandboxUnavailable(
+                f"Sandbox backend '{self.name}' is not usable: {status.detail}.{fix} "
+                "(or choose another with c.SandboxPolicy.backend)"
+            )
+
+
+def kernel_environment(requested: dict[str, str], policy: SandboxPolicy) -> dict[str, str]:
+    """A clean environment for the kernel: nothing from the server's environment
+    leaks in (API keys, tokens), only what a kernel needs and what the kernelspec
+    asked for explicitly."""
+    env = {
+        "HOME": "/tmp/home",
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "LC_ALL": "C.UTF-8",
+        "TMPDIR": "/tmp",
+        "IPYTHONDIR": "/tmp/home/.ipython",
+        "MPLCONFIGDIR": "/tmp/home/.config/matplotlib",
+        "JUPYTER_RUNTIME_DIR": "/tmp/home/.local/share/jupyter/runtime",
+        "PYTHONUNBUFFERED": "1",
+        # %pip install lands in the private /tmp, never in the shared read-only env.
+        "PIP_TARGET": "/tmp/site-packages",
+        "PYTHONPATH": "/tmp/site-packages",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "AIIDE_SANDBOX": policy.backend,
+        "AIIDE_NETWORK": "on" if policy.allow_network else "off",
+    }
+    for key in ("JPY_SESSION_NAME", "TZ"):
+        if key in requested:
+            env[key] = requested[key]
+    return env
+
+
+def python_prefixes(executable: str) -> list[str]:
+    """Directories that make up the kernel's Python: the env and, for a venv,
+    the interpreter it was made from. Bound read-only, never the home around them."""
+    prefixes: list[str] = []
+    exe = os.path.abspath(executable)
+    env_prefix = os.path.dirname(os.path.dirname(exe))
+    prefixes.append(env_prefix)
+    cfg = os.path.join(env_prefix, "pyvenv.cfg")
+    if os.path.exists(cfg):
+        with open(cfg, encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition("=")
+                if key.strip() == "home":
+                    prefixes.append(os.path.dirname(value.strip()))
+    real = os.path.realpath(exe)
+    real_prefix = os.path.dirname(os.path.dirname(real))
+    prefixes.append(real_prefix)
+    out: list[str] = []
+    for p in prefixes:
+        p = os.path.realpath(p)
+        if p in ("/", "/usr") or p.startswith("/usr/"):
+            continue  # /usr is bound anyway
+        if p not in out and not any(p.startswith(o + os.sep) for o in out):
+            out.append(p)
+    return out

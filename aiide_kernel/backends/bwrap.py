@@ -1,0 +1,205 @@
+"""bubblewrap backend: unprivileged namespaces, no daemon.
+
+The kernel sees read-only ``/usr`` and Python prefix, a generated minimal ``/etc``,
+its workspace read-write, a private size-capped ``/tmp`` and nothing else.
+When the server runs as root, bwrap itself runs as a dedicated unprivileged uid
+(bwrap as root would keep full capabilities inside its namespace); directories
+that uid cannot reach (``/root/.pyenv``) are bind-mounted for it first inside a
+private mount namespace that disappears with the kernel.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shlex
+import shutil
+import stat
+import subprocess
+from functools import lru_cache
+
+from .. import cgroups
+from .base import BackendStatus, LaunchSpec, SandboxBackend, SandboxedKernel
+from .etc import write_etc
+
+_SYMLINKS = {"/bin": "usr/bin", "/sbin": "usr/sbin", "/lib": "usr/lib", "/lib64": "usr/lib64",
+             "/lib32": "usr/lib32", "/libx32": "usr/libx32"}
+_NETWORK_ETC = ("/etc/resolv.conf", "/etc/ssl", "/etc/ca-certificates", "/etc/nsswitch.conf",
+                "/etc/gai.conf")
+_ETC_FILES = ("/etc/localtime", "/etc/mime.types", "/etc/fonts")
+
+
+@lru_cache(maxsize=1)
+def _bwrap_version() -> str | None:
+    path = shutil.which("bwrap")
+    if not path:
+        return None
+    try:
+        out = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() or "bubblewrap"
+
+
+@lru_cache(maxsize=1)
+def _cgroup_support() -> cgroups.CgroupSupport:
+    return cgroups.detect()
+
+
+def _traversable_by(path: str, uid: int, gid: int) -> bool:
+    """Whether ``uid`` can reach ``path`` (search permission on every ancestor)."""
+    current = "/"
+    for part in [p for p in os.path.realpath(path).split("/") if p]:
+        try:
+            st = os.stat(current)
+        except OSError:
+            return False
+        mode = st.st_mode
+        if st.st_uid == uid:
+            ok = bool(mode & stat.S_IXUSR)
+        elif st.st_gid == gid:
+            ok = bool(mode & stat.S_IXGRP)
+        else:
+            ok = bool(mode & stat.S_IXOTH)
+        if not ok:
+            return False
+        current = os.path.join(current, part)
+    return True
+
+
+class BwrapKernel(SandboxedKernel):
+    def __init__(self, process: subprocess.Popen[bytes], cgroup: cgroups.KernelCgroup | None):
+        self.process = process
+        self.pid = process.pid
+        self.cgroup = cgroup
+
+    def poll(self) -> int | None:
+        return self.process.poll()
+
+    async def wait(self) -> int:
+        while self.process.poll() is None:
+            await asyncio.sleep(0.05)
+        return self.process.returncode
+
+    def send_signal(self, signum: int) -> None:
+        if self.process.poll() is None:
+            try:
+                self.process.send_signal(signum)
+            except ProcessLookupError:
+                pass
+
+    def oom_killed(self) -> bool:
+        return bool(self.cgroup and self.cgroup.oom_killed())
+
+    def cleanup(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+        if self.cgroup:
+            self.cgroup.remove()
+
+
+class BwrapBackend(SandboxBackend):
+    name = "bwrap"
+
+    def check(self) -> BackendStatus:
+        version = _bwrap_version()
+        if version is None:
+            return BackendStatus(
+                self.name, False, "bubblewrap (bwrap) is not installed",
+                fix="sudo apt-get install bubblewrap  (Fedora: sudo dnf install bubblewrap)",
+            )
+        if os.geteuid() == 0 and not shutil.which("setpriv"):
+            return BackendStatus(self.name, False, "setpriv (util-linux) is missing",
+                                 fix="sudo apt-get install util-linux")
+        return BackendStatus(self.name, True, version)
+
+    @staticmethod
+    def limits_status() -> cgroups.CgroupSupport:
+        return _cgroup_support()
+
+    async def launch(self, spec: LaunchSpec) -> SandboxedKernel:
+        support = _cgroup_support()
+        cgroup = None
+        if support.version:
+            cgroup = cgroups.KernelCgroup.create(
+                support, f"aiide-{os.path.basename(spec.run_dir)}",
+                memory=spec.policy.memory_bytes, pids=spec.policy.max_processes,
+                cpu=spec.policy.cpu_limit,
+            )
+        try:
+            argv = self.command(spec, cgroup)
+            process = subprocess.Popen(
+                argv, cwd="/", env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        except BaseException:
+            if cgroup:
+                cgroup.remove()
+            raise
+        return BwrapKernel(process, cgroup)
+
+    def command(self, spec: LaunchSpec, cgroup: cgroups.KernelCgroup | None) -> list[str]:
+        """The full launch: optional root-only preparation, then bwrap."""
+        as_root = os.geteuid() == 0
+        staged: list[tuple[str, str, bool]] = []  # (host source, staging dir, read_only)
+
+        def source(path: str, read_only: bool) -> str:
+            if not as_root or _traversable_by(path, spec.uid, spec.gid):
+                return path
+            stage = os.path.join(spec.run_dir, "stage", str(len(staged)))
+            os.makedirs(stage, exist_ok=True)
+            staged.append((path, stage, read_only))
+            return stage
+
+        bwrap = self.bwrap_args(spec, source)
+        rlimits = ["prlimit", f"--fsize={spec.policy.file_size_bytes}", "--core=0"]
+        if not as_root and not cgroup:
+            return [*rlimits, "--", *bwrap]
+        lines = ["set -e"]
+        if cgroup:
+            lines += [f"echo $$ > {shlex.quote(f)}" for f in cgroup.procs_files]
+        for src, stage, read_only in staged:
+            ro = "-o ro " if read_only else ""
+            lines.append(f"mount --bind {ro}{shlex.quote(src)} {shlex.quote(stage)}")
+        tail = [*rlimits, "--", *bwrap]
+        if as_root:
+            tail = ["setpriv", f"--reuid={spec.uid}", f"--regid={spec.gid}", "--clear-groups",
+                    "--", *tail]
+        lines.append("exec " + shlex.join(tail))
+        script = "\n".join(lines)
+        if staged:
+            # A private mount namespace keeps the staging binds out of the host's mount table.
+            return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", script]
+        return ["/bin/sh", "-c", script]
+
+    def bwrap_args(self, spec: LaunchSpec, source: object) -> list[str]:
+        src = source  # callable(path, read_only) -> path bwrap can open
+        assert callable(src)
+        policy = spec.policy
+        args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
+        if policy.allow_network:
+            args.append("--share-net")
+        args += ["--ro-bind", "/usr", "/usr"]
+        for link, target in _SYMLINKS.items():
+            if os.path.lexists(link):
+                args += ["--symlink", target, link]
+        args += ["--proc", "/proc", "--dev", "/dev",
+                 "--perms", "1777", "--size", str(policy.tmp_bytes), "--tmpfs", "/tmp",
+                 "--dir", "/tmp/home"]
+        etc = write_etc(spec)
+        for name in sorted(os.listdir(etc)):
+            args += ["--ro-bind", os.path.join(etc, name), f"/etc/{name}"]
+        extra_etc = list(_ETC_FILES) + (list(_NETWORK_ETC) if policy.allow_network else [])
+        for path in extra_etc:
+            if os.path.exists(path):
+                args += ["--ro-bind", path, path]
+        for path in [*spec.ro_paths, *policy.extra_ro_mounts]:
+            args += ["--ro-bind", src(path, True), path]
+        args += ["--bind", src(spec.ipc_dir, False), spec.ipc_dir]
+        args += ["--bind", src(spec.workspace, False), spec.workspace]
+        args += ["--chdir", spec.workspace, "--clearenv"]
+        for key, value in sorted(spec.env.items()):
+            args += ["--setenv", key, value]
+        args += ["--", *spec.cmd]
+        return args

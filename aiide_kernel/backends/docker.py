@@ -1,0 +1,148 @@
+"""Docker backend: the kernel in a locked-down container from the local aiide image.
+
+The image is a minimal Debian userland built locally (``aiide_kernel/image``); the
+kernel's Python environment is bind-mounted read-only at the same path, so the
+user's packages work exactly as outside. The ``docker`` SDK is imported lazily:
+it is heavy and most servers never use this backend.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import threading
+from functools import lru_cache
+from typing import Any
+
+from .base import BackendStatus, LaunchSpec, SandboxBackend, SandboxedKernel
+from .etc import write_etc
+
+
+@lru_cache(maxsize=1)
+def _client() -> Any:
+    import docker
+
+    return docker.from_env(timeout=30)
+
+
+class DockerKernel(SandboxedKernel):
+    def __init__(self, container: Any) -> None:
+        self.container = container
+        self.pid = None
+        self._exit: int | None = None
+        self._done = threading.Event()
+        self._watcher = threading.Thread(target=self._watch, name="aiide-docker-wait", daemon=True)
+        self._watcher.start()
+
+    def _watch(self) -> None:
+        try:
+            result = self.container.wait()
+            self._exit = int(result.get("StatusCode", -1))
+        except Exception:
+            self._exit = -1
+        finally:
+            self._done.set()
+
+    def poll(self) -> int | None:
+        return self._exit if self._done.is_set() else None
+
+    async def wait(self) -> int:
+        await asyncio.to_thread(self._done.wait)
+        assert self._exit is not None
+        return self._exit
+
+    def send_signal(self, signum: int) -> None:
+        if self._done.is_set():
+            return
+        with contextlib.suppress(Exception):  # already gone
+            self.container.kill(signal=signum)
+
+    def oom_killed(self) -> bool:
+        try:
+            self.container.reload()
+        except Exception:
+            return False
+        return bool(self.container.attrs.get("State", {}).get("OOMKilled"))
+
+    def cleanup(self) -> None:
+        with contextlib.suppress(Exception):
+            self.container.remove(force=True)
+        self._done.wait(10)
+
+
+class DockerBackend(SandboxBackend):
+    name = "docker"
+
+    def check(self) -> BackendStatus:
+        try:
+            import docker  # noqa: F401
+        except ImportError:
+            return BackendStatus(self.name, False, "the docker Python package is not installed",
+                                 fix="pip install 'aiide[docker]'")
+        try:
+            client = _client()
+            client.ping()
+        except Exception as e:
+            _client.cache_clear()
+            return BackendStatus(
+                self.name, False, f"the Docker daemon is not reachable ({type(e).__name__})",
+                fix="install and start Docker: sudo apt-get install docker.io && "
+                "sudo systemctl start docker (and add your user to the 'docker' group)",
+            )
+        from ..image import image_present, image_tag
+
+        tag = image_tag()
+        if not image_present(client):
+            return BackendStatus(self.name, False, f"the kernel image {tag} is not built",
+                                 fix="jupyter aiide image build  (or: make lab)")
+        return BackendStatus(self.name, True, f"Docker {client.version().get('Version', '?')}, "
+                                              f"image {tag}")
+
+    async def launch(self, spec: LaunchSpec) -> SandboxedKernel:
+        return await asyncio.to_thread(self._run, spec)
+
+    def _run(self, spec: LaunchSpec) -> SandboxedKernel:
+        from docker.types import Ulimit
+
+        from ..image import image_tag
+
+        policy = spec.policy
+        etc = write_etc(spec)
+        volumes: dict[str, dict[str, str]] = {}
+        for path in [*spec.ro_paths, *policy.extra_ro_mounts]:
+            volumes[path] = {"bind": path, "mode": "ro"}
+        for name in ("passwd", "group", "hosts", "hostname"):
+            volumes[os.path.join(etc, name)] = {"bind": f"/etc/{name}", "mode": "ro"}
+        volumes[spec.ipc_dir] = {"bind": spec.ipc_dir, "mode": "rw"}
+        volumes[spec.workspace] = {"bind": spec.workspace, "mode": "rw"}
+        memory = policy.memory_bytes
+        # /tmp/home does not exist on a fresh tmpfs; make it, then become the kernel.
+        command = ["/bin/sh", "-c", 'mkdir -p /tmp/home && exec "$@"', "sh", *spec.cmd]
+        container = _client().containers.run(
+            image_tag(),
+            command=command,
+            detach=True,
+            name=f"aiide-{os.path.basename(spec.run_dir)}",
+            hostname="sandbox",
+            user=f"{spec.uid}:{spec.gid}",
+            environment=spec.env,
+            working_dir=spec.workspace,
+            volumes=volumes,
+            network_mode="bridge" if policy.allow_network else "none",
+            read_only=True,
+            tmpfs={"/tmp": f"size={policy.tmp_bytes},mode=1777"},
+            cap_drop=["ALL"],
+            security_opt=["no-new-privileges"],
+            mem_limit=memory,
+            memswap_limit=memory,
+            pids_limit=policy.max_processes,
+            nano_cpus=int(policy.cpu_limit * 1e9),
+            ulimits=[
+                Ulimit(name="fsize", soft=policy.file_size_bytes, hard=policy.file_size_bytes),
+                Ulimit(name="core", soft=0, hard=0),
+            ],
+            init=True,
+            labels={"aiide": "kernel", **spec.labels},
+        )
+        return DockerKernel(container)

@@ -1,0 +1,244 @@
+"""A warm pool of started sandboxed kernels, so opening a notebook is instant.
+
+Kernels are pooled per (policy fingerprint, workspace, uid): a pooled kernel was
+started with exactly the sandbox the requester would get. A kernel is taken out of
+the pool once (never handed to two sessions) and never returns to it; the pool
+refills in the background. It is active only inside a server that configured it
+(the aiide server extension does); plain ``jupyter_client`` use starts cold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import os
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.connect import write_connection_file
+from jupyter_client.session import new_id_bytes
+from traitlets import Float, Int
+from traitlets.config import SingletonConfigurable
+
+from .backends import LaunchSpec, SandboxedKernel, get_backend
+from .backends.base import kernel_environment, python_prefixes
+from .policy import SandboxPolicy
+from .rundir import RunDir, give_workspace
+
+if TYPE_CHECKING:
+    from .provisioner import SandboxProvisioner
+
+log = logging.getLogger("aiide.pool")
+
+
+@dataclass(frozen=True)
+class PoolKey:
+    fingerprint: str
+    workspace: str
+    uid: int
+
+
+@dataclass
+class Recipe:
+    """How to start one more kernel like the one a user asked for."""
+
+    cmd_template: list[str]  # "{connection_file}" where the connection file goes
+    env: dict[str, str]
+    policy: SandboxPolicy
+    workspace: str
+    run_root: str
+    uid: int
+    gid: int
+
+
+@dataclass
+class PooledKernel:
+    key: PoolKey
+    run: RunDir
+    kernel: SandboxedKernel
+    connection_info: dict[str, Any]
+    started_at: float
+
+
+class KernelPool(SingletonConfigurable):  # type: ignore[misc]
+    """Pre-started kernels per sandbox policy (``c.KernelPool.*``)."""
+
+    size = Int(
+        1,
+        config=True,
+        help="Started kernels kept ready per sandbox policy and workspace (0 disables).",
+    )
+    max_policies = Int(
+        4,
+        config=True,
+        help="Distinct (policy, workspace) pairs kept warm; the least recently used is dropped.",
+    )
+    ready_timeout = Float(60.0, config=True, help="Seconds a pooled kernel may take to start.")
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._ready: dict[PoolKey, collections.deque[PooledKernel]] = {}
+        self._recipes: collections.OrderedDict[PoolKey, Recipe] = collections.OrderedDict()
+        self._starting: collections.Counter[PoolKey] = collections.Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closed = False
+
+    # -- used by the provisioner -------------------------------------------------------
+
+    @staticmethod
+    def key_for(policy: SandboxPolicy, workspace: str, uid: int) -> PoolKey:
+        return PoolKey(policy.fingerprint(), workspace, uid)
+
+    @classmethod
+    def take_if_running(
+        cls, policy: SandboxPolicy, workspace: str, uid: int
+    ) -> PooledKernel | None:
+        if not cls.initialized():
+            return None
+        return cls.instance().take(cls.key_for(policy, workspace, uid))
+
+    @classmethod
+    def remember(cls, provisioner: SandboxProvisioner, cmd: list[str]) -> None:
+        """Learn from a cold start how to pre-start the next kernel like it."""
+        if not cls.initialized() or provisioner._run is None or provisioner._env is None:
+            return
+        uid, gid = provisioner.identity
+        conn = provisioner._run.connection_file
+        env = {k: v for k, v in provisioner._env.items() if k != "JPY_SESSION_NAME"}
+        recipe = Recipe(
+            cmd_template=[a.replace(conn, "{connection_file}") for a in cmd],
+            env=env,
+            policy=provisioner.policy,
+            workspace=provisioner._workspace,
+            run_root=provisioner.run_root,
+            uid=uid,
+            gid=gid,
+        )
+        cls.instance().add_recipe(recipe)
+
+    def take(self, key: PoolKey) -> PooledKernel | None:
+        queue = self._ready.get(key)
+        taken = None
+        while queue:
+            candidate = queue.popleft()
+            if candidate.kernel.poll() is None:
+                taken = candidate
+                break
+            self._discard(candidate)
+        if key in self._recipes:
+            self._recipes.move_to_end(key)
+            self._schedule_fill(key)
+        return taken
+
+    # -- filling -----------------------------------------------------------------------
+
+    def add_recipe(self, recipe: Recipe) -> PoolKey:
+        key = self.key_for(recipe.policy, recipe.workspace, recipe.uid)
+        self._recipes[key] = recipe
+        self._recipes.move_to_end(key)
+        while len(self._recipes) > self.max_policies:
+            old, _ = self._recipes.popitem(last=False)
+            for pooled in self._ready.pop(old, collections.deque()):
+                self._discard(pooled)
+        self._schedule_fill(key)
+        return key
+
+    def prewarm(self, argv: list[str], policy: SandboxPolicy, workspace: str, uid: int,
+                gid: int, run_root: str = "") -> PoolKey:
+        """Start kernels for a kernelspec before anyone asks (server start)."""
+        env = kernel_environment({}, policy)
+        return self.add_recipe(Recipe(list(argv), env, policy, workspace, run_root, uid, gid))
+
+    def ready_count(self, key: PoolKey) -> int:
+        return len(self._ready.get(key, ()))
+
+    async def wait_filled(self, key: PoolKey, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.ready_count(key) < self.size:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"kernel pool did not fill within {timeout}s")
+            await asyncio.sleep(0.05)
+
+    def _schedule_fill(self, key: PoolKey) -> None:
+        if self._closed or self.size <= 0:
+            return
+        missing = self.size - self.ready_count(key) - self._starting[key]
+        for _ in range(max(0, missing)):
+            self._starting[key] += 1
+            task = asyncio.get_event_loop().create_task(self._fill_one(key))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _fill_one(self, key: PoolKey) -> None:
+        try:
+            recipe = self._recipes.get(key)
+            if recipe is None:
+                return
+            pooled = await self._start(key, recipe)
+            if self._closed or key not in self._recipes:
+                self._discard(pooled)
+                return
+            self._ready.setdefault(key, collections.deque()).append(pooled)
+        except Exception:
+            log.exception("aiide: could not pre-start a pooled kernel")
+        finally:
+            self._starting[key] -= 1
+
+    async def _start(self, key: PoolKey, recipe: Recipe) -> PooledKernel:
+        run = RunDir.create(recipe.run_root, recipe.uid, recipe.gid)
+        try:
+            _, info = write_connection_file(
+                run.connection_file, transport="ipc", ip=run.ipc_prefix,
+                key=new_id_bytes(), signature_scheme="hmac-sha256", kernel_name="aiide-python",
+            )
+            run.hand_to_kernel(recipe.uid, recipe.gid)
+            give_workspace(recipe.workspace, recipe.uid, recipe.gid)
+            cmd = [a.replace("{connection_file}", run.connection_file)
+                   for a in recipe.cmd_template]
+            spec = LaunchSpec(
+                kernel_id=f"pool-{os.path.basename(run.path)}", cmd=cmd, env=dict(recipe.env),
+                workspace=recipe.workspace, ipc_dir=run.ipc_dir, run_dir=run.path,
+                ro_paths=python_prefixes(cmd[0]), policy=recipe.policy,
+                uid=recipe.uid, gid=recipe.gid,
+            )
+            kernel = await get_backend(recipe.policy.backend).launch(spec)
+        except BaseException:
+            run.remove()
+            raise
+        pooled = PooledKernel(key, run, kernel, dict(info), time.monotonic())
+        try:
+            await self._wait_ready(run.connection_file)
+        except BaseException:
+            self._discard(pooled)
+            raise
+        return pooled
+
+    async def _wait_ready(self, connection_file: str) -> None:
+        client = AsyncKernelClient(connection_file=connection_file)
+        client.load_connection_file()
+        client.start_channels()
+        try:
+            await client.wait_for_ready(timeout=self.ready_timeout)
+        finally:
+            client.stop_channels()
+
+    def _discard(self, pooled: PooledKernel) -> None:
+        with contextlib.suppress(Exception):
+            pooled.kernel.cleanup()
+        pooled.run.remove()
+
+    async def shutdown(self) -> None:
+        """Stop every pooled kernel (server shutdown)."""
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        with contextlib.suppress(Exception):
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for queue in self._ready.values():
+            while queue:
+                await asyncio.to_thread(self._discard, queue.popleft())
+        self._ready.clear()

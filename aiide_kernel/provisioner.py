@@ -1,0 +1,218 @@
+"""SandboxProvisioner: jupyter_client's hook for starting kernels, sandboxed.
+
+Entry point ``aiide-sandbox`` (group ``jupyter_client.kernel_provisioners``), used by
+the ``aiide-python`` kernelspec. Any Jupyter front end (JupyterLab, nbclient,
+papermill) gets a sandboxed kernel without knowing it; interrupt and restart work
+as for any kernel (``interrupt_mode: message``, since bwrap does not forward SIGINT).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from typing import Any
+
+from jupyter_client.connect import KernelConnectionInfo
+from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
+from traitlets import Bool, Int, Unicode
+
+from .backends import LaunchSpec, SandboxBackend, SandboxedKernel, get_backend
+from .backends.base import kernel_environment, python_prefixes
+from .events import KernelEvents
+from .policy import SandboxConfigError, SandboxPolicy
+from .rundir import RunDir, give_workspace, sandbox_identity
+
+
+class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
+    """Starts each kernel inside a sandbox described by ``c.SandboxPolicy``."""
+
+    sandbox_uid = Int(
+        64999,
+        config=True,
+        help="When the server runs as root, kernels run as this unprivileged uid/gid "
+        "(a sandbox started by root would keep root's capabilities inside it).",
+    )
+    run_root = Unicode(
+        "",
+        config=True,
+        help="Directory for per-kernel run directories (ipc sockets, generated /etc). "
+        "Empty: the system temporary directory. Keep the path short: unix socket "
+        "paths are limited to 107 bytes.",
+    )
+    use_pool = Bool(
+        True,
+        config=True,
+        help="Take an already-started kernel from the warm pool when one matches.",
+    )
+
+    _kernel: SandboxedKernel | None = None
+    _run: RunDir | None = None
+    _backend: SandboxBackend | None = None
+    _policy: SandboxPolicy | None = None
+    _workspace: str = ""
+    _env: dict[str, str] | None = None
+    _expect_exit = False
+    _death_reported = False
+    _adopted = False
+
+    @property
+    def policy(self) -> SandboxPolicy:
+        if self._policy is None:
+            self._policy = SandboxPolicy(parent=self)
+        return self._policy
+
+    @property
+    def has_process(self) -> bool:
+        return self._kernel is not None
+
+    @property
+    def identity(self) -> tuple[int, int]:
+        return sandbox_identity(self.sandbox_uid)
+
+    # -- launch ----------------------------------------------------------------
+
+    async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
+        km = self.parent
+        policy = self.policy
+        try:
+            policy.memory_bytes, policy.tmp_bytes, policy.file_size_bytes  # noqa: B018
+            backend = get_backend(policy.backend)
+        except SandboxConfigError as e:
+            raise RuntimeError(str(e)) from None
+        await asyncio.to_thread(backend.require)
+        self._backend = backend
+        server_root = getattr(getattr(km, "parent", None), "root_dir", None)
+        try:
+            self._workspace = policy.resolve_workspace(kwargs.pop("cwd", None), server_root)
+        except SandboxConfigError as e:
+            raise RuntimeError(str(e)) from None
+        kwargs.pop("transport_encryption", None)
+        extra_arguments = kwargs.pop("extra_arguments", [])
+        uid, gid = self.identity
+
+        if self._run is None and self.use_pool:
+            from .pool import KernelPool
+
+            pooled = KernelPool.take_if_running(policy, self._workspace, uid)
+            if pooled is not None:
+                self._adopt(pooled)
+                kwargs = await super().pre_launch(cmd=[], **kwargs)
+                self._env = kernel_environment(kwargs.get("env", {}), policy)
+                return kwargs  # type: ignore[no-any-return]
+
+        if self._run is None:
+            self._run = RunDir.create(self.run_root, uid, gid)
+            km.transport = "ipc"
+            km.ip = self._run.ipc_prefix
+            km.connection_file = self._run.connection_file
+        km.write_connection_file()
+        if not km.session.key:
+            raise RuntimeError("refusing to start a kernel without an HMAC key")
+        self._run.hand_to_kernel(uid, gid)
+        self._prepare_workspace(uid, gid)
+        self.connection_info = km.get_connection_info()
+        cmd = km.format_kernel_cmd(extra_arguments=extra_arguments)
+        kwargs = await super().pre_launch(cmd=cmd, **kwargs)
+        self._env = kernel_environment(kwargs.get("env", {}), policy)
+        if self.use_pool:
+            from .pool import KernelPool
+
+            KernelPool.remember(self, cmd)
+        return kwargs  # type: ignore[no-any-return]
+
+    def _prepare_workspace(self, uid: int, gid: int) -> None:
+        if give_workspace(self._workspace, uid, gid):
+            self.log.info("aiide: gave workspace %s to sandbox uid %d", self._workspace, uid)
+
+    def _adopt(self, pooled: Any) -> None:
+        km = self.parent
+        self._run = pooled.run
+        self._kernel = pooled.kernel
+        self._adopted = True
+        km.load_connection_info(pooled.connection_info)
+        km.connection_file = pooled.run.connection_file
+        km._connection_file_written = True
+        self.connection_info = km.get_connection_info()
+
+    async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
+        self._expect_exit = False
+        self._death_reported = False
+        if self._adopted:
+            self._adopted = False
+        else:
+            assert self._run is not None and self._backend is not None and self._env is not None
+            uid, gid = self.identity
+            spec = LaunchSpec(
+                kernel_id=str(self.kernel_id),
+                cmd=cmd,
+                env=self._env,
+                workspace=self._workspace,
+                ipc_dir=self._run.ipc_dir,
+                run_dir=self._run.path,
+                ro_paths=python_prefixes(cmd[0]),
+                policy=self.policy,
+                uid=uid,
+                gid=gid,
+                labels={"aiide.kernel_id": str(self.kernel_id)},
+            )
+            self._kernel = await self._backend.launch(spec)
+        assert self._kernel is not None
+        self.pid = self._kernel.pid
+        self.log.info(
+            "aiide: kernel %s started in %s sandbox (%s)",
+            self.kernel_id, self.policy.backend, self.policy.describe_limits(),
+        )
+        return self.connection_info  # type: ignore[no-any-return]
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    async def poll(self) -> int | None:
+        if self._kernel is None:
+            return 0
+        code = self._kernel.poll()
+        if code is not None and not self._expect_exit and not self._death_reported:
+            self._death_reported = True
+            message = self._kernel.death_message(code, self.policy)
+            self.log.warning("aiide: kernel %s died: %s", self.kernel_id, message)
+            KernelEvents.instance().record(str(self.kernel_id), "died", message)
+        return code
+
+    async def wait(self) -> int | None:
+        if self._kernel is None:
+            return 0
+        return await self._kernel.wait()
+
+    async def send_signal(self, signum: int) -> None:
+        if self._kernel is not None:
+            if signum in (signal.SIGKILL, signal.SIGTERM):
+                self._expect_exit = True
+            self._kernel.send_signal(signum)
+
+    async def kill(self, restart: bool = False) -> None:
+        self._expect_exit = True
+        if self._kernel is not None:
+            self._kernel.kill()
+
+    async def terminate(self, restart: bool = False) -> None:
+        self._expect_exit = True
+        if self._kernel is not None:
+            self._kernel.terminate()
+
+    async def shutdown_requested(self, restart: bool = False) -> None:
+        self._expect_exit = True
+
+    async def cleanup(self, restart: bool = False) -> None:
+        if self._kernel is not None:
+            # One more look so a death that nobody polled for is still reported.
+            await self.poll()
+            await asyncio.to_thread(self._kernel.cleanup)
+            self._kernel = None
+        if not restart and self._run is not None:
+            self._run.remove()
+            self._run = None
+
+    async def get_provisioner_info(self) -> dict[str, Any]:
+        info: dict[str, Any] = await super().get_provisioner_info()
+        info["run_dir"] = self._run.path if self._run else None
+        info["workspace"] = self._workspace
+        return info

@@ -1,0 +1,93 @@
+"""The aiide server extension: configuration, services and routes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+from jupyter_server.extension.application import ExtensionApp
+from traitlets import Bool, Float, List, Unicode
+
+from ._version import __version__
+from .handlers import default_handlers
+from .status import StatusService
+
+
+class AiideExtension(ExtensionApp):  # type: ignore[misc]
+    """aiide inside a Jupyter server (``c.AiideExtension.*``)."""
+
+    name = "aiide_server_ext"
+    extension_url = "/lab"
+    load_other_extensions = True
+
+    model_key_envs = List(
+        Unicode(),
+        default_value=["ANTHROPIC_API_KEY", "OPENAI_API_KEY"],
+        config=True,
+        help="Environment variables whose presence means a model provider is configured.",
+    )
+    prewarm_kernels = Bool(
+        True,
+        config=True,
+        help="Start the warm pool of sandboxed kernels for the server's root directory "
+        "when the server starts, so the first notebook opens without waiting.",
+    )
+    prewarm_delay = Float(
+        2.0, config=True, help="Seconds after server start before pre-starting kernels."
+    )
+
+    def initialize_settings(self) -> None:
+        from aiide_kernel.policy import SandboxPolicy
+
+        policy = SandboxPolicy(config=self.serverapp.config)
+        self.settings.update(
+            {
+                "aiide_version": __version__,
+                "aiide_status": StatusService(policy.backend, list(self.model_key_envs)),
+            }
+        )
+        self.log.info("aiide %s: sandbox backend %s", __version__, policy.backend)
+
+    def initialize_handlers(self) -> None:
+        self.handlers.extend(default_handlers)
+
+    async def _start_pool(self) -> None:
+        from aiide_kernel.pool import KernelPool
+
+        pool = KernelPool.instance(config=self.serverapp.config)
+        if pool.size <= 0 or not self.prewarm_kernels:
+            return
+        await asyncio.sleep(self.prewarm_delay)
+        try:
+            from aiide_kernel.backends import get_backend
+            from aiide_kernel.policy import SandboxPolicy
+            from aiide_kernel.rundir import sandbox_identity
+
+            spec = self.serverapp.kernel_spec_manager.get_kernel_spec("aiide-python")
+            prov = spec.metadata.get("kernel_provisioner", {}).get("config", {})
+            policy = SandboxPolicy(config=self.serverapp.config)
+            if not await asyncio.to_thread(lambda: get_backend(policy.backend).check().available):
+                return
+            argv = [sys.executable if a in ("python", "python3") else a for a in spec.argv]
+            uid, gid = sandbox_identity(int(prov.get("sandbox_uid", 64999)))
+            workspace = policy.resolve_workspace(None, os.path.realpath(self.serverapp.root_dir))
+            pool.prewarm(argv, policy, workspace, uid, gid, str(prov.get("run_root", "")))
+        except Exception as e:  # the pool is an optimisation: never block the server
+            self.log.warning("aiide: not pre-starting kernels: %s", e)
+
+    async def _start_jupyter_server_extension(self, serverapp: Any) -> None:
+        """Runs once the event loop does: pre-start kernels in the background."""
+        from aiide_kernel.pool import KernelPool
+
+        KernelPool.instance(config=self.serverapp.config)
+        task = asyncio.create_task(self._start_pool())
+        self._background = {task}
+        task.add_done_callback(self._background.discard)
+
+    async def stop_extension(self) -> None:
+        from aiide_kernel.pool import KernelPool
+
+        if KernelPool.initialized():
+            await KernelPool.instance().shutdown()

@@ -1,0 +1,43 @@
+"""HTTP routes of the foundation: server status and kernel death notices."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+
+from aiide_kernel.events import KernelEvents
+
+from .status import StatusService
+
+
+class StatusHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
+    auth_resource = "aiide"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        service: StatusService = self.settings["aiide_status"]
+        self.finish(json.dumps(await asyncio.to_thread(service.status)))
+
+
+class KernelEventsHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
+    auth_resource = "kernels"
+
+    @web.authenticated
+    @authorized
+    async def get(self, kernel_id: str) -> None:
+        if kernel_id not in self.kernel_manager:
+            raise web.HTTPError(404, f"no kernel {kernel_id}")
+        events = KernelEvents.instance().for_kernel(kernel_id)
+        self.finish(json.dumps({"kernel_id": kernel_id, "events": events}))
+
+
+default_handlers = [
+    (r"/aiide/api/status", StatusHandler),
+    (r"/aiide/api/kernels/(?P<kernel_id>[\w-]+)/events", KernelEventsHandler),
+]
