@@ -177,7 +177,10 @@ class BwrapBackend(SandboxBackend):
         src = source  # callable(path, read_only) -> path bwrap can open
         assert callable(src)
         policy = spec.policy
-        args = ["bwrap", "--unshare-all", "--die-with-parent", "--new-session"]
+        # A nested user namespace would hand the kernel root-like powers to exercise
+        # kernel attack surface: disabled.
+        args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns",
+                "--die-with-parent", "--new-session"]
         if policy.allow_network:
             args.append("--share-net")
         args += ["--ro-bind", "/usr", "/usr"]
@@ -198,7 +201,8 @@ class BwrapBackend(SandboxBackend):
             args += ["--ro-bind", src(path, True), path]
         args += ["--bind", src(spec.ipc_dir, False), spec.ipc_dir]
         args += ["--bind", src(spec.workspace, False), spec.workspace]
-        args += ["--chdir", spec.workspace, "--clearenv"]
+        # The root is bwrap's own tmpfs: make it read-only like the rest of the system.
+        args += ["--remount-ro", "/", "--chdir", spec.workspace, "--clearenv"]
         for key, value in sorted(spec.env.items()):
             args += ["--setenv", key, value]
         args += ["--", *spec.cmd]

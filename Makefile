@@ -1,0 +1,67 @@
+# aiide: `make lab` to use it, `make test` to prove it. Both set everything up first
+# and are quick the second time (each step is skipped while its inputs are unchanged).
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+LAB_DIR ?= $(CURDIR)/notebooks
+LAB_PORT ?= 8888
+PYTEST_ARGS ?=
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.PHONY: lab test setup sandbox image lint typecheck test-ts test-py clean
+
+# --- set-up ------------------------------------------------------------------
+
+$(VENV)/.deps: pyproject.toml
+	@tools/check_python.sh $(PYTHON)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "hatchling>=1.21" "hatch-jupyter-builder>=0.9" editables
+	SKIP_JUPYTER_BUILDER=1 $(BIN)/pip install -q --no-build-isolation -e ".[dev]"
+	touch $@
+
+labextension: $(VENV)/.deps
+	@PATH="$(CURDIR)/$(BIN):$$PATH" tools/build_labextension.sh
+	@mkdir -p $(VENV)/share/jupyter/labextensions
+	@ln -sfn $(CURDIR)/aiide_server_ext/labextension $(VENV)/share/jupyter/labextensions/aiide
+
+sandbox: $(VENV)/.deps
+	@tools/ensure_sandbox.sh $(BIN)
+
+setup: $(VENV)/.deps labextension sandbox
+
+# The Docker kernel image (cached by the daemon, tagged with a hash of its inputs).
+image: $(VENV)/.deps
+	@if $(BIN)/python -c "import docker; docker.from_env().ping()" 2>/dev/null; then \
+		$(BIN)/jupyter aiide image build; \
+	else echo "Docker daemon not reachable: skipping the kernel image (bwrap needs none)"; fi
+
+# --- use ---------------------------------------------------------------------
+
+lab: setup
+	@mkdir -p $(LAB_DIR)
+	$(BIN)/jupyter lab --ServerApp.root_dir=$(LAB_DIR) --port=$(LAB_PORT) \
+		$$( [ "$$(id -u)" = 0 ] && echo --allow-root )
+
+# --- test --------------------------------------------------------------------
+
+lint: $(VENV)/.deps
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(VENV)/.deps
+	$(BIN)/mypy
+
+test-ts: labextension
+	cd labextension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm test
+
+test-py: setup image
+	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+test: setup image
+	@tools/run_tests.sh $(BIN)
+
+clean:
+	rm -rf $(VENV) aiide_server_ext/labextension labextension/node_modules labextension/lib
