@@ -78,6 +78,12 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
         help="Distinct (policy, workspace) pairs kept warm; the least recently used is dropped.",
     )
     ready_timeout = Float(60.0, config=True, help="Seconds a pooled kernel may take to start.")
+    refill_delay = Float(
+        0.25,
+        config=True,
+        help="Seconds to wait after a handover before starting its replacement, so the "
+        "replacement's start does not slow down the session that just got a kernel.",
+    )
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -131,7 +137,7 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
             self._discard(candidate)
         if key in self._recipes:
             self._recipes.move_to_end(key)
-            self._schedule_fill(key)
+            self._schedule_fill(key, delay=self.refill_delay if taken else 0.0)
         return taken
 
     # -- filling -----------------------------------------------------------------------
@@ -163,18 +169,20 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
                 raise TimeoutError(f"kernel pool did not fill within {timeout}s")
             await asyncio.sleep(0.05)
 
-    def _schedule_fill(self, key: PoolKey) -> None:
+    def _schedule_fill(self, key: PoolKey, delay: float = 0.0) -> None:
         if self._closed or self.size <= 0:
             return
         missing = self.size - self.ready_count(key) - self._starting[key]
         for _ in range(max(0, missing)):
             self._starting[key] += 1
-            task = asyncio.get_event_loop().create_task(self._fill_one(key))
+            task = asyncio.get_event_loop().create_task(self._fill_one(key, delay))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _fill_one(self, key: PoolKey) -> None:
+    async def _fill_one(self, key: PoolKey, delay: float = 0.0) -> None:
         try:
+            if delay:
+                await asyncio.sleep(delay)
             recipe = self._recipes.get(key)
             if recipe is None:
                 return

@@ -79,7 +79,10 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             backend = get_backend(policy.backend)
         except SandboxConfigError as e:
             raise RuntimeError(str(e)) from None
-        await asyncio.to_thread(backend.require)
+        if backend.check_is_cheap:
+            backend.require()
+        else:
+            await asyncio.to_thread(backend.require)
         self._backend = backend
         server_root = getattr(getattr(km, "parent", None), "root_dir", None)
         try:

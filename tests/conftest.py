@@ -10,6 +10,7 @@ import os
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import pytest_asyncio
 from jupyter_client import AsyncKernelManager
 from traitlets.config import Config
 
@@ -61,7 +62,7 @@ def sandbox_config(backend: str, workspace: str) -> Config:
     return c
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def sandboxed_km(
     sandbox_config: Config, workspace: str
 ) -> AsyncIterator[AsyncKernelManager]:

@@ -91,6 +91,8 @@ class SandboxedKernel(abc.ABC):
 
 class SandboxBackend(abc.ABC):
     name: str
+    #: Whether check() is fast enough to call on the event loop (cached, no I/O).
+    check_is_cheap = False
 
     @abc.abstractmethod
     def check(self) -> BackendStatus:
@@ -123,6 +125,8 @@ def kernel_environment(requested: dict[str, str], policy: SandboxPolicy) -> dict
         "MPLCONFIGDIR": "/tmp/home/.config/matplotlib",
         "JUPYTER_RUNTIME_DIR": "/tmp/home/.local/share/jupyter/runtime",
         "PYTHONUNBUFFERED": "1",
+        # The launcher is pid 1 of the sandbox; also silences ipykernel's terminal notes.
+        "JPY_PARENT_PID": "1",
         # %pip install lands in the private /tmp, never in the shared read-only env.
         "PIP_TARGET": "/tmp/site-packages",
         "PYTHONPATH": "/tmp/site-packages",

@@ -101,6 +101,7 @@ class BwrapKernel(SandboxedKernel):
 
 class BwrapBackend(SandboxBackend):
     name = "bwrap"
+    check_is_cheap = True
 
     def check(self) -> BackendStatus:
         version = _bwrap_version()
@@ -129,8 +130,9 @@ class BwrapBackend(SandboxBackend):
             )
         try:
             argv = self.command(spec, cgroup)
-            process = subprocess.Popen(
-                argv, cwd="/", env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+            # fork/exec off the event loop: the server stays responsive meanwhile.
+            process = await asyncio.to_thread(
+                subprocess.Popen, argv, cwd="/", env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )
         except BaseException:

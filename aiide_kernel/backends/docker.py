@@ -19,11 +19,15 @@ from .base import BackendStatus, LaunchSpec, SandboxBackend, SandboxedKernel
 from .etc import write_etc
 
 
-@lru_cache(maxsize=1)
-def _client() -> Any:
+@lru_cache(maxsize=4)
+def _client_for(docker_host: str | None) -> Any:
     import docker
 
     return docker.from_env(timeout=30)
+
+
+def _client() -> Any:
+    return _client_for(os.environ.get("DOCKER_HOST"))
 
 
 class DockerKernel(SandboxedKernel):
@@ -84,7 +88,7 @@ class DockerBackend(SandboxBackend):
             client = _client()
             client.ping()
         except Exception as e:
-            _client.cache_clear()
+            _client_for.cache_clear()
             return BackendStatus(
                 self.name, False, f"the Docker daemon is not reachable ({type(e).__name__})",
                 fix="install and start Docker: sudo apt-get install docker.io && "

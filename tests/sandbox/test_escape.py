@@ -14,10 +14,11 @@ import textwrap
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import pytest_asyncio
 from jupyter_client import AsyncKernelManager
 from kernelrun import run_code
 
-pytestmark = pytest.mark.xdist_group("sandbox")
+pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("sandbox")]
 
 
 @pytest.fixture
@@ -122,7 +123,7 @@ async def test_server_environment_secrets_do_not_leak(
     assert out == "[] False"
 
 
-@pytest.fixture
+@pytest_asyncio.fixture
 async def host_listener() -> AsyncIterator[int]:
     """A TCP server on the host's loopback the kernel must not reach."""
     connections = 0

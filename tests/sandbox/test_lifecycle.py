@@ -11,7 +11,7 @@ from jupyter_client import AsyncKernelManager
 from kernelrun import run_code
 from traitlets.config import Config
 
-pytestmark = pytest.mark.xdist_group("sandbox")
+pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("sandbox")]
 
 
 def _sandbox_leftovers(run_dir: str, backend: str) -> list[str]:

@@ -20,12 +20,7 @@ export async function requestAPI(
   init: RequestInit = {}
 ): Promise<unknown> {
   const url = URLExt.join(settings.baseUrl, API_PREFIX, path);
-  let response: Response;
-  try {
-    response = await ServerConnection.makeRequest(url, init, settings);
-  } catch (error) {
-    throw new ServerConnection.NetworkError(error as TypeError);
-  }
+  const response = await ServerConnection.makeRequest(url, init, settings);
   const text = await response.text();
   let data: unknown = null;
   if (text.length > 0) {

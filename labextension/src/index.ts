@@ -1,0 +1,9 @@
+/** The aiide JupyterLab extension: its plugins, one concern each. */
+import type { JupyterFrontEndPlugin } from '@jupyterlab/application';
+
+import { kernelNoticesPlugin } from './kernels/plugin';
+import { statusPlugin } from './status/plugin';
+
+const plugins: JupyterFrontEndPlugin<any>[] = [statusPlugin, kernelNoticesPlugin];
+
+export default plugins;

@@ -1,0 +1,128 @@
+"""The extension inside a real Jupyter server: routes, and a notebook cell run in a
+sandboxed kernel through the same REST + WebSocket API JupyterLab uses."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Any
+
+import pytest
+from tornado.httpclient import HTTPClientError
+
+pytestmark = pytest.mark.xdist_group("sandbox")
+
+
+async def test_status_reports_version_backends_and_model_help(
+    jp_fetch: Any, no_model_key: None
+) -> None:
+    from aiide_server_ext import __version__
+
+    r = await jp_fetch("aiide", "api", "status")
+    body = json.loads(r.body)
+    assert body["version"] == __version__
+    assert set(body["sandbox"]["backends"]) == {"bwrap", "docker"}
+    assert body["sandbox"]["default_backend"] == "bwrap"
+    bwrap = body["sandbox"]["backends"]["bwrap"]
+    assert bwrap["available"] is True, bwrap
+    assert body["model"]["configured"] is False
+    assert "ANTHROPIC_API_KEY" in body["model"]["help"]
+
+
+async def test_status_says_model_configured_without_revealing_the_key(
+    jp_fetch: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-secret-value")
+    r = await jp_fetch("aiide", "api", "status")
+    assert json.loads(r.body)["model"]["configured"] is True
+    assert b"sk-ant-secret-value" not in r.body
+
+
+async def test_routes_require_authentication(jp_fetch: Any) -> None:
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("aiide", "api", "status", headers={"Authorization": "token wrong"})
+    assert e.value.code in (401, 403)
+
+
+async def test_events_of_an_unknown_kernel_is_404(jp_fetch: Any) -> None:
+    with pytest.raises(HTTPClientError) as e:
+        await jp_fetch("aiide", "api", "kernels", str(uuid.uuid4()), "events")
+    assert e.value.code == 404
+
+
+def _execute_request(code: str) -> dict[str, Any]:
+    msg_id = uuid.uuid4().hex
+    return {
+        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
+                   "msg_type": "execute_request", "version": "5.3", "date": ""},
+        "parent_header": {},
+        "metadata": {},
+        "content": {"code": code, "silent": False, "store_history": True,
+                    "user_expressions": {}, "allow_stdin": False, "stop_on_error": True},
+        "channel": "shell",
+        "buffers": [],
+    }
+
+
+async def _run_cell(ws: Any, code: str, timeout: float = 60) -> tuple[str, str]:
+    request = _execute_request(code)
+    await ws.write_message(json.dumps(request))
+    stdout, status = "", ""
+    async with asyncio.timeout(timeout):
+        while True:
+            msg = json.loads(await ws.read_message())
+            if msg["parent_header"].get("msg_id") != request["header"]["msg_id"]:
+                continue
+            if msg["msg_type"] == "stream":
+                stdout += msg["content"]["text"]
+            elif msg["msg_type"] == "execute_reply":
+                status = msg["content"]["status"]
+                return status, stdout
+
+
+async def test_notebook_cell_runs_in_a_sandboxed_kernel(
+    jp_fetch: Any, jp_ws_fetch: Any, jp_root_dir: Any
+) -> None:
+    r = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "aiide-python"}))
+    kernel = json.loads(r.body)
+    ws = await jp_ws_fetch("api", "kernels", kernel["id"], "channels")
+    try:
+        status, out = await _run_cell(
+            ws, "import os; print(os.environ.get('AIIDE_SANDBOX'), os.getcwd(), 6 * 7)"
+        )
+    finally:
+        ws.close()
+        await jp_fetch("api", "kernels", kernel["id"], method="DELETE")
+    assert status == "ok"
+    assert out.split() == ["bwrap", str(jp_root_dir), "42"]
+
+
+async def test_oom_death_is_reported_through_the_events_route(
+    jp_fetch: Any, jp_ws_fetch: Any
+) -> None:
+    r = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "aiide-python"}))
+    kernel_id = json.loads(r.body)["id"]
+    ws = await jp_ws_fetch("api", "kernels", kernel_id, "channels")
+    try:
+        await ws.write_message(
+            json.dumps(_execute_request("x = []\nwhile True: x.append(b'y' * 2**26)"))
+        )
+        events: list[dict[str, str]] = []
+        async with asyncio.timeout(60):
+            while not events:
+                await asyncio.sleep(0.5)
+                r = await jp_fetch("aiide", "api", "kernels", kernel_id, "events")
+                events = json.loads(r.body)["events"]
+        assert events[0]["kind"] == "died"
+        assert "512 MiB memory limit" in events[0]["message"]
+        # The server restarts the kernel by itself and it works again.
+        async with asyncio.timeout(60):
+            while True:
+                model = json.loads((await jp_fetch("api", "kernels", kernel_id)).body)
+                if model["execution_state"] in ("idle", "starting", "busy"):
+                    break
+                await asyncio.sleep(0.5)
+    finally:
+        ws.close()
+        await jp_fetch("api", "kernels", kernel_id, method="DELETE")
