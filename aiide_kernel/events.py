@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import collections
 import datetime
+import logging
 import threading
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from typing import Any
+
+log = logging.getLogger("aiide.kernel")
+
+#: Receives lifecycle facts: {"event": "started"|"stopped", "kernel_id", "backend",
+#: "memory_bytes", and for "stopped" "wall_seconds" and "exit_code"}. Used by metering.
+LifecycleListener = Callable[[dict[str, Any]], None]
 
 
 @dataclass(frozen=True)
@@ -25,6 +34,19 @@ class KernelEvents:
     def __init__(self) -> None:
         self._events: collections.OrderedDict[str, list[KernelEvent]] = collections.OrderedDict()
         self._lock = threading.Lock()
+        self._listeners: list[LifecycleListener] = []
+
+    def subscribe(self, listener: LifecycleListener) -> Callable[[], None]:
+        """Listen to kernel starts and stops; returns the unsubscribe function."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    def lifecycle(self, fact: dict[str, Any]) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(fact)
+            except Exception:  # a broken listener must not break kernels
+                log.exception("aiide: kernel lifecycle listener failed")
 
     @classmethod
     def instance(cls) -> KernelEvents:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import time
 from typing import Any
 
 from jupyter_client.connect import KernelConnectionInfo
@@ -54,6 +55,7 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     _expect_exit = False
     _death_reported = False
     _adopted = False
+    _started_at: float | None = None
 
     @property
     def policy(self) -> SandboxPolicy:
@@ -161,6 +163,11 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             self._kernel = await self._backend.launch(spec)
         assert self._kernel is not None
         self.pid = self._kernel.pid
+        self._started_at = time.monotonic()
+        KernelEvents.instance().lifecycle(
+            {"event": "started", "kernel_id": str(self.kernel_id), "backend": self.policy.backend,
+             "memory_bytes": self.policy.memory_bytes}
+        )
         self.log.info(
             "aiide: kernel %s started in %s sandbox (%s)",
             self.kernel_id, self.policy.backend, self.policy.describe_limits(),
@@ -207,9 +214,16 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     async def cleanup(self, restart: bool = False) -> None:
         if self._kernel is not None:
             # One more look so a death that nobody polled for is still reported.
-            await self.poll()
+            exit_code = await self.poll()
             await asyncio.to_thread(self._kernel.cleanup)
             self._kernel = None
+            if self._started_at is not None:
+                KernelEvents.instance().lifecycle(
+                    {"event": "stopped", "kernel_id": str(self.kernel_id),
+                     "backend": self.policy.backend, "memory_bytes": self.policy.memory_bytes,
+                     "wall_seconds": time.monotonic() - self._started_at, "exit_code": exit_code}
+                )
+                self._started_at = None
         if not restart and self._run is not None:
             self._run.remove()
             self._run = None

@@ -12,6 +12,7 @@ from traitlets import Bool, Float, List, Unicode
 
 from ._version import __version__
 from .handlers import default_handlers
+from .parts import ExtensionPart, load_parts
 from .status import StatusService
 
 
@@ -48,10 +49,15 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
                 "aiide_status": StatusService(policy.backend, list(self.model_key_envs)),
             }
         )
+        self.parts: list[ExtensionPart] = load_parts(self)
+        for part in self.parts:
+            part.initialize(self.settings)
         self.log.info("aiide %s: sandbox backend %s", __version__, policy.backend)
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers)
+        for part in self.parts:
+            self.handlers.extend(part.handlers())
 
     async def _start_pool(self) -> None:
         from aiide_kernel.pool import KernelPool
@@ -85,9 +91,13 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
         task = asyncio.create_task(self._start_pool())
         self._background = {task}
         task.add_done_callback(self._background.discard)
+        for part in self.parts:
+            await part.start()
 
     async def stop_extension(self) -> None:
         from aiide_kernel.pool import KernelPool
 
+        for part in reversed(getattr(self, "parts", [])):
+            await part.stop()
         if KernelPool.initialized():
             await KernelPool.instance().shutdown()

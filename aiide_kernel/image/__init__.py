@@ -130,9 +130,11 @@ def _connect() -> DockerClient:
         client = docker.from_env(timeout=600)
         client.ping()
     except Exception as e:
+        fix = "install and start it: sudo apt-get install docker.io && sudo systemctl start docker"
+        if "Permission denied" in str(e) or "PermissionError" in repr(e):
+            fix = "add your user to the 'docker' group: sudo usermod -aG docker $USER, log in again"
         raise ImageBuildError(
-            f"the Docker daemon is not reachable ({type(e).__name__}: {e}): install and start "
-            "it (sudo apt-get install docker.io && sudo systemctl start docker)"
+            f"the Docker daemon is not reachable ({type(e).__name__}: {e}); {fix}"
         ) from e
     return client
 
@@ -193,7 +195,7 @@ def _build_parent() -> str:
 def _build(client: DockerClient, tool: str, tag: str, reporter: Reporter) -> None:
     t0 = time.monotonic()
     source = rootfs.mirror()
-    reporter.begin(f"Building the kernel image {tag} (Debian {SUITE}, about a minute)")
+    reporter.begin(f"Building the kernel image {tag}: Debian {SUITE} from {source}, about a minute")
     old_id = _image_id(client, tag)
     workdir = Path(tempfile.mkdtemp(prefix="aiide-image-", dir=_build_parent()))
     try:
@@ -276,7 +278,7 @@ def _import(client: DockerClient, root: Path, size: int, reporter: Reporter) -> 
         with contextlib.suppress(Exception):
             client.images.remove(image_id)
         raise ImageBuildError(f"tar of the root filesystem failed (exit {rc}): {tar_errors}")
-    reporter.finish("import", image_id.removeprefix("sha256:")[:12])
+    reporter.finish("import", f"image {image_id.removeprefix('sha256:')[:12]}")
     return image_id
 
 

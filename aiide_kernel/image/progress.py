@@ -152,7 +152,7 @@ class RichReporter(Reporter):
             self.tasks[key],
             total=done,
             completed=done,
-            count=_count(stage.completed, stage.total, stage.unit),
+            count="",
             detail=summary,
         )
         self.progress.stop_task(self.tasks[key])

@@ -74,22 +74,26 @@ class DebootstrapOutput:
     The package count is only known once downloading ends; it then sizes the later bars.
     """
 
-    def __init__(self, reporter: Reporter, source: str) -> None:
+    def __init__(self, reporter: Reporter) -> None:
         self.reporter = reporter
         self.stage = "resolve"
         self.packages: list[tuple[str, str]] = []
-        reporter.start("resolve", f"Resolving packages ({source})")
+        self.extracted = 0
+        reporter.start("resolve", "Resolving packages")
 
     def _enter(self, stage: str, description: str, total: float | None) -> None:
         if self.stage == stage:
             return
-        summaries = {
-            "resolve": "package index fetched",
-            "download": f"{len(self.packages)} packages",
-        }
-        self.reporter.finish(self.stage, summaries.get(self.stage, ""))
+        self.reporter.finish(self.stage, self._summary())
         self.stage = stage
         self.reporter.start(stage, description, total)
+
+    def _summary(self) -> str:
+        if self.stage == "resolve":
+            return "package index fetched"
+        if self.stage == "extract":
+            return f"{self.extracted} essential packages"
+        return f"{len(self.packages)} packages"
 
     def feed(self, line: str) -> None:
         line = line.rstrip()
@@ -108,6 +112,7 @@ class DebootstrapOutput:
             count = len(self.packages) or None
             if verb == "Extracting":
                 self._enter("extract", "Extracting essential packages", count)
+                self.extracted += 1
                 self.reporter.update("extract", advance=1, detail=name)
             else:  # "Unpacking the base system..." and the like do not match _STEP_LINE
                 self._enter("install", "Installing packages", 2 * count if count else None)
@@ -147,7 +152,7 @@ def debootstrap(
         "DEBIAN_FRONTEND": "noninteractive",
         "PATH": _SEARCH_PATH,
     }
-    output = DebootstrapOutput(reporter, f"Debian {suite} from {source}")
+    output = DebootstrapOutput(reporter)
     tail: deque[str] = deque(maxlen=12)
     proc = subprocess.Popen(
         cmd,

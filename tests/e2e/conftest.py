@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -88,6 +89,22 @@ class LabServer:
         )
         with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
             return json.loads(resp.read())
+
+    def page_config(self) -> dict[str, Any]:
+        """JupyterLab's page config (``jupyter-config-data``) as the browser would get it."""
+        req = urllib.request.Request(
+            f"{self.url}lab", headers={"Authorization": f"token {self.token}"}
+        )
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+            html = resp.read().decode()
+        match = re.search(
+            r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
+            html,
+            re.DOTALL,
+        )
+        assert match, "no jupyter-config-data in the /lab page"
+        config: dict[str, Any] = json.loads(match.group(1))
+        return config
 
     def log_tail(self, lines: int = 60) -> str:
         try:

@@ -30,6 +30,14 @@ def server_status(lab_server: Any) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def lab_page(lab_server: Any, browser_context: Any, artifacts_dir: Path) -> Iterator[Any]:
     """JupyterLab opened once for the module; console output saved next to the screenshot."""
+    names = [ext["name"] for ext in lab_server.page_config().get("federated_extensions", [])]
+    if "aiide" not in names:
+        pytest.fail(
+            f"the aiide labextension is not installed for this jupyter lab (found {names}). "
+            "Build it: cd labextension && jlpm install && jlpm build:prod; then pip install -e . "
+            "or link aiide_server_ext/labextension into <sys.prefix>/share/jupyter/labextensions/aiide",
+            pytrace=False,
+        )
     page = browser_context.new_page()
     console: list[str] = []
     page.on("console", lambda msg: console.append(f"[{msg.type}] {msg.text}"))

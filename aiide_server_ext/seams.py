@@ -1,0 +1,89 @@
+"""Contracts between the gateway and the parts that serve users (agent, knowledge).
+
+The agent and knowledge parts call the gate through these methods only, so either
+side can land first: without the gateway, ``OpenGate`` admits everyone (a plain
+single-user ``jupyter lab``). The gateway part puts its implementation in the
+tornado settings as ``aiide_gate``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+class GateRefusal(Exception):
+    """A request the gateway refuses: HTTP status, stable code, clear message."""
+
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.headers = headers or {}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"code": self.code, "message": self.message}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling, as the gateway established it."""
+
+    username: str
+    scopes: frozenset[str] = frozenset({"*"})
+    groups: frozenset[str] = frozenset()
+    roles: frozenset[str] = frozenset()
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    def has_scope(self, scope: str) -> bool:
+        return "*" in self.scopes or scope in self.scopes
+
+
+class Gate(Protocol):
+    def caller(self, handler: Any) -> Caller:
+        """The caller of an authenticated tornado handler (HTTP or WebSocket)."""
+        ...
+
+    async def admit(self, caller: Caller, route_class: str, scope: str | None = None) -> None:
+        """Raise GateRefusal (403 scope, 429 rate limit, 402/429 quota) or return."""
+        ...
+
+    async def record_model_usage(
+        self, caller: Caller, *, provider: str, model: str, feature: str,
+        input_tokens: int, output_tokens: int,
+    ) -> None: ...
+
+    async def audit(
+        self, caller: Caller | None, action: str, target: str, outcome: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None: ...
+
+
+class OpenGate:
+    """No gateway loaded: everyone authenticated by Jupyter may do everything."""
+
+    def caller(self, handler: Any) -> Caller:
+        user = getattr(handler, "current_user", None)
+        name = getattr(user, "username", None) or "anonymous"
+        return Caller(username=str(name))
+
+    async def admit(self, caller: Caller, route_class: str, scope: str | None = None) -> None:
+        return None
+
+    async def record_model_usage(
+        self, caller: Caller, *, provider: str, model: str, feature: str,
+        input_tokens: int, output_tokens: int,
+    ) -> None:
+        return None
+
+    async def audit(
+        self, caller: Caller | None, action: str, target: str, outcome: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        return None
+
+
+def gate_of(settings: dict[str, Any]) -> Gate:
+    gate: Gate = settings.get("aiide_gate") or OpenGate()
+    return gate
