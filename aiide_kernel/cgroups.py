@@ -33,7 +33,9 @@ def _mounts() -> list[tuple[str, str, str, str]]:
             fields = left.split()
             rfields = right.split()
             if rfields and rfields[0] in ("cgroup", "cgroup2"):
-                out.append((fields[3], fields[4], rfields[0], rfields[2] if len(rfields) > 2 else ""))
+                out.append(
+                    (fields[3], fields[4], rfields[0], rfields[2] if len(rfields) > 2 else "")
+                )
     return out
 
 
@@ -87,8 +89,9 @@ def detect() -> CgroupSupport:
             continue
         if not {"memory", "pids"} <= set(available) or not _writable_dir(base):
             continue
-        return CgroupSupport(2, f"cgroup v2 ({', '.join(c for c in _CONTROLLERS if c in available)})",
-                             {"": base})
+        return CgroupSupport(
+            2, f"cgroup v2 ({', '.join(c for c in _CONTROLLERS if c in available)})", {"": base}
+        )
     return CgroupSupport(
         0,
         "no writable cgroup with memory and pids controllers (run the server with a "

@@ -127,7 +127,9 @@ class SandboxPolicy(Configurable):
     def _check_cpu(self, proposal: dict[str, Any]) -> float:
         value = float(proposal["value"])
         if value <= 0:
-            raise TraitError(f"c.SandboxPolicy.cpu_limit={value} must be a positive number of cores")
+            raise TraitError(
+                f"c.SandboxPolicy.cpu_limit={value} must be a positive number of cores"
+            )
         return value
 
     @validate("max_processes")

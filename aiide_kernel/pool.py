@@ -18,7 +18,7 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
 from jupyter_client.session import new_id_bytes
 from traitlets import Float, Int
@@ -153,8 +153,15 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
         self._schedule_fill(key)
         return key
 
-    def prewarm(self, argv: list[str], policy: SandboxPolicy, workspace: str, uid: int,
-                gid: int, run_root: str = "") -> PoolKey:
+    def prewarm(
+        self,
+        argv: list[str],
+        policy: SandboxPolicy,
+        workspace: str,
+        uid: int,
+        gid: int,
+        run_root: str = "",
+    ) -> PoolKey:
         """Start kernels for a kernelspec before anyone asks (server start)."""
         env = kernel_environment({}, policy)
         return self.add_recipe(Recipe(list(argv), env, policy, workspace, run_root, uid, gid))
@@ -200,18 +207,27 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
         run = RunDir.create(recipe.run_root, recipe.uid, recipe.gid)
         try:
             _, info = write_connection_file(
-                run.connection_file, transport="ipc", ip=run.ipc_prefix,
-                key=new_id_bytes(), signature_scheme="hmac-sha256", kernel_name="aiide-python",
+                run.connection_file,
+                transport="ipc",
+                ip=run.ipc_prefix,
+                key=new_id_bytes(),
+                signature_scheme="hmac-sha256",
+                kernel_name="aiide-python",
             )
             run.hand_to_kernel(recipe.uid, recipe.gid)
             give_workspace(recipe.workspace, recipe.uid, recipe.gid)
-            cmd = [a.replace("{connection_file}", run.connection_file)
-                   for a in recipe.cmd_template]
+            cmd = [a.replace("{connection_file}", run.connection_file) for a in recipe.cmd_template]
             spec = LaunchSpec(
-                kernel_id=f"pool-{os.path.basename(run.path)}", cmd=cmd, env=dict(recipe.env),
-                workspace=recipe.workspace, ipc_dir=run.ipc_dir, run_dir=run.path,
-                ro_paths=python_prefixes(cmd[0]), policy=recipe.policy,
-                uid=recipe.uid, gid=recipe.gid,
+                kernel_id=f"pool-{os.path.basename(run.path)}",
+                cmd=cmd,
+                env=dict(recipe.env),
+                workspace=recipe.workspace,
+                ipc_dir=run.ipc_dir,
+                run_dir=run.path,
+                ro_paths=python_prefixes(cmd[0]),
+                policy=recipe.policy,
+                uid=recipe.uid,
+                gid=recipe.gid,
             )
             kernel = await get_backend(recipe.policy.backend).launch(spec)
         except BaseException:

@@ -64,6 +64,13 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         return self._policy
 
     @property
+    def km(self) -> Any:
+        """The KernelManager that owns this provisioner."""
+        if self.parent is None:
+            raise RuntimeError("SandboxProvisioner needs its KernelManager as parent")
+        return self.parent
+
+    @property
     def has_process(self) -> bool:
         return self._kernel is not None
 
@@ -74,7 +81,7 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     # -- launch ----------------------------------------------------------------
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
-        km = self.parent
+        km = self.km
         policy = self.policy
         try:
             policy.memory_bytes, policy.tmp_bytes, policy.file_size_bytes  # noqa: B018
@@ -130,7 +137,7 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             self.log.info("aiide: gave workspace %s to sandbox uid %d", self._workspace, uid)
 
     def _adopt(self, pooled: Any) -> None:
-        km = self.parent
+        km = self.km
         self._run = pooled.run
         self._kernel = pooled.kernel
         self._adopted = True
@@ -145,7 +152,9 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         if self._adopted:
             self._adopted = False
         else:
-            assert self._run is not None and self._backend is not None and self._env is not None
+            assert self._run is not None
+            assert self._backend is not None
+            assert self._env is not None
             uid, gid = self.identity
             spec = LaunchSpec(
                 kernel_id=str(self.kernel_id),
@@ -165,12 +174,18 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self.pid = self._kernel.pid
         self._started_at = time.monotonic()
         KernelEvents.instance().lifecycle(
-            {"event": "started", "kernel_id": str(self.kernel_id), "backend": self.policy.backend,
-             "memory_bytes": self.policy.memory_bytes}
+            {
+                "event": "started",
+                "kernel_id": str(self.kernel_id),
+                "backend": self.policy.backend,
+                "memory_bytes": self.policy.memory_bytes,
+            }
         )
         self.log.info(
             "aiide: kernel %s started in %s sandbox (%s)",
-            self.kernel_id, self.policy.backend, self.policy.describe_limits(),
+            self.kernel_id,
+            self.policy.backend,
+            self.policy.describe_limits(),
         )
         return self.connection_info  # type: ignore[no-any-return]
 
@@ -219,9 +234,14 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             self._kernel = None
             if self._started_at is not None:
                 KernelEvents.instance().lifecycle(
-                    {"event": "stopped", "kernel_id": str(self.kernel_id),
-                     "backend": self.policy.backend, "memory_bytes": self.policy.memory_bytes,
-                     "wall_seconds": time.monotonic() - self._started_at, "exit_code": exit_code}
+                    {
+                        "event": "stopped",
+                        "kernel_id": str(self.kernel_id),
+                        "backend": self.policy.backend,
+                        "memory_bytes": self.policy.memory_bytes,
+                        "wall_seconds": time.monotonic() - self._started_at,
+                        "exit_code": exit_code,
+                    }
                 )
                 self._started_at = None
         if not restart and self._run is not None:

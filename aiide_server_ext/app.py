@@ -39,10 +39,16 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
         2.0, config=True, help="Seconds after server start before pre-starting kernels."
     )
 
+    @property
+    def server(self) -> Any:
+        if self.serverapp is None:
+            raise RuntimeError("the aiide extension runs inside a Jupyter server")
+        return self.serverapp
+
     def initialize_settings(self) -> None:
         from aiide_kernel.policy import SandboxPolicy
 
-        policy = SandboxPolicy(config=self.serverapp.config)
+        policy = SandboxPolicy(config=self.server.config)
         self.settings.update(
             {
                 "aiide_version": __version__,
@@ -62,7 +68,7 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
     async def _start_pool(self) -> None:
         from aiide_kernel.pool import KernelPool
 
-        pool = KernelPool.instance(config=self.serverapp.config)
+        pool = KernelPool.instance(config=self.server.config)
         if pool.size <= 0 or not self.prewarm_kernels:
             return
         await asyncio.sleep(self.prewarm_delay)
@@ -71,14 +77,14 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
             from aiide_kernel.policy import SandboxPolicy
             from aiide_kernel.rundir import sandbox_identity
 
-            spec = self.serverapp.kernel_spec_manager.get_kernel_spec("aiide-python")
+            spec = self.server.kernel_spec_manager.get_kernel_spec("aiide-python")
             prov = spec.metadata.get("kernel_provisioner", {}).get("config", {})
-            policy = SandboxPolicy(config=self.serverapp.config)
+            policy = SandboxPolicy(config=self.server.config)
             if not await asyncio.to_thread(lambda: get_backend(policy.backend).check().available):
                 return
             argv = [sys.executable if a in ("python", "python3") else a for a in spec.argv]
             uid, gid = sandbox_identity(int(prov.get("sandbox_uid", 64999)))
-            workspace = policy.resolve_workspace(None, os.path.realpath(self.serverapp.root_dir))
+            workspace = policy.resolve_workspace(None, os.path.realpath(self.server.root_dir))
             pool.prewarm(argv, policy, workspace, uid, gid, str(prov.get("run_root", "")))
         except Exception as e:  # the pool is an optimisation: never block the server
             self.log.warning("aiide: not pre-starting kernels: %s", e)
@@ -87,7 +93,7 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
         """Runs once the event loop does: pre-start kernels in the background."""
         from aiide_kernel.pool import KernelPool
 
-        KernelPool.instance(config=self.serverapp.config)
+        KernelPool.instance(config=self.server.config)
         task = asyncio.create_task(self._start_pool())
         self._background = {task}
         task.add_done_callback(self._background.discard)

@@ -14,8 +14,9 @@ def _check(args: argparse.Namespace) -> int:
 
     from .status import StatusService
 
-    service = StatusService(args.backend or SandboxPolicy().backend, ["ANTHROPIC_API_KEY",
-                                                                       "OPENAI_API_KEY"])
+    service = StatusService(
+        args.backend or SandboxPolicy().backend, ["ANTHROPIC_API_KEY", "OPENAI_API_KEY"]
+    )
     status = service.status()
     if args.json:
         print(json.dumps(status, indent=2))

@@ -50,12 +50,22 @@ class Gate(Protocol):
         ...
 
     async def record_model_usage(
-        self, caller: Caller, *, provider: str, model: str, feature: str,
-        input_tokens: int, output_tokens: int,
+        self,
+        caller: Caller,
+        *,
+        provider: str,
+        model: str,
+        feature: str,
+        input_tokens: int,
+        output_tokens: int,
     ) -> None: ...
 
     async def audit(
-        self, caller: Caller | None, action: str, target: str, outcome: str,
+        self,
+        caller: Caller | None,
+        action: str,
+        target: str,
+        outcome: str,
         detail: dict[str, Any] | None = None,
     ) -> None: ...
 
@@ -72,13 +82,23 @@ class OpenGate:
         return None
 
     async def record_model_usage(
-        self, caller: Caller, *, provider: str, model: str, feature: str,
-        input_tokens: int, output_tokens: int,
+        self,
+        caller: Caller,
+        *,
+        provider: str,
+        model: str,
+        feature: str,
+        input_tokens: int,
+        output_tokens: int,
     ) -> None:
         return None
 
     async def audit(
-        self, caller: Caller | None, action: str, target: str, outcome: str,
+        self,
+        caller: Caller | None,
+        action: str,
+        target: str,
+        outcome: str,
         detail: dict[str, Any] | None = None,
     ) -> None:
         return None

@@ -45,7 +45,9 @@ async def first_kernel_info(km: AsyncKernelManager) -> None:
 _SPECS = KernelSpecManager()
 
 
-async def time_start(kernel_name: str, config: Config, cwd: str) -> tuple[float, AsyncKernelManager]:
+async def time_start(
+    kernel_name: str, config: Config, cwd: str
+) -> tuple[float, AsyncKernelManager]:
     # One shared KernelSpecManager, as inside a Jupyter server.
     km = AsyncKernelManager(kernel_name=kernel_name, config=config, kernel_spec_manager=_SPECS)
     t0 = time.perf_counter()
@@ -55,7 +57,10 @@ async def time_start(kernel_name: str, config: Config, cwd: str) -> tuple[float,
 
 
 async def measure_starts(
-    runs: int, kernel_name: str, config: Config, cwd: str,
+    runs: int,
+    kernel_name: str,
+    config: Config,
+    cwd: str,
     before_each: Callable[[], Awaitable[None]] | None = None,
 ) -> list[float]:
     times = []
@@ -168,16 +173,19 @@ async def main() -> None:
     rows.append(("1+1 round trip: plain", rt_plain, rt_base))
     for backend in args.backends:
         if get_backend(backend).check().available:
-            rt = await measure_roundtrip("aiide-python", sandbox_config(backend, root), root,
-                                         args.roundtrips)
+            rt = await measure_roundtrip(
+                "aiide-python", sandbox_config(backend, root), root, args.roundtrips
+            )
             rows.append((f"1+1 round trip: {backend}", rt, rt_base))
 
     print("* includes jupyter_client's fixed 10 ms pending-state sleep in start_kernel()")
     print(f"\n{'figure':40} {'median':>10} {'p90':>10} {'ratio':>8} {'delta':>10}")
     for name, values, baseline in rows:
         med = statistics.median(values)
-        print(f"{name:40} {med * 1000:8.1f}ms {p90(values) * 1000:8.1f}ms "
-              f"{med / baseline:7.2f}x {(med - baseline) * 1000:+8.1f}ms")
+        print(
+            f"{name:40} {med * 1000:8.1f}ms {p90(values) * 1000:8.1f}ms "
+            f"{med / baseline:7.2f}x {(med - baseline) * 1000:+8.1f}ms"
+        )
 
 
 if __name__ == "__main__":

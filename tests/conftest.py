@@ -7,7 +7,7 @@ under CI (CI=true), where a missing backend fails: CI must prove both backends.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import pytest
 import pytest_asyncio
@@ -63,9 +63,7 @@ def sandbox_config(backend: str, workspace: str) -> Config:
 
 
 @pytest_asyncio.fixture
-async def sandboxed_km(
-    sandbox_config: Config, workspace: str
-) -> AsyncIterator[AsyncKernelManager]:
+async def sandboxed_km(sandbox_config: Config, workspace: str) -> AsyncIterator[AsyncKernelManager]:
     km = AsyncKernelManager(kernel_name="aiide-python", config=sandbox_config)
     await km.start_kernel(cwd=workspace)
     try:
@@ -76,8 +74,8 @@ async def sandboxed_km(
 
 
 @pytest.fixture
-def server_secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def server_secret(monkeypatch: pytest.MonkeyPatch) -> str:
     """A secret in the server's environment that no kernel may see."""
     value = "sk-ant-test-" + os.urandom(8).hex()
     monkeypatch.setenv("ANTHROPIC_API_KEY", value)
-    yield value
+    return value

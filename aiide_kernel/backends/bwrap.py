@@ -11,6 +11,7 @@ private mount namespace that disappears with the kernel.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shlex
 import shutil
@@ -22,10 +23,21 @@ from .. import cgroups
 from .base import BackendStatus, LaunchSpec, SandboxBackend, SandboxedKernel
 from .etc import write_etc
 
-_SYMLINKS = {"/bin": "usr/bin", "/sbin": "usr/sbin", "/lib": "usr/lib", "/lib64": "usr/lib64",
-             "/lib32": "usr/lib32", "/libx32": "usr/libx32"}
-_NETWORK_ETC = ("/etc/resolv.conf", "/etc/ssl", "/etc/ca-certificates", "/etc/nsswitch.conf",
-                "/etc/gai.conf")
+_SYMLINKS = {
+    "/bin": "usr/bin",
+    "/sbin": "usr/sbin",
+    "/lib": "usr/lib",
+    "/lib64": "usr/lib64",
+    "/lib32": "usr/lib32",
+    "/libx32": "usr/libx32",
+}
+_NETWORK_ETC = (
+    "/etc/resolv.conf",
+    "/etc/ssl",
+    "/etc/ca-certificates",
+    "/etc/nsswitch.conf",
+    "/etc/gai.conf",
+)
 _ETC_FILES = ("/etc/localtime", "/etc/mime.types", "/etc/fonts")
 
 
@@ -83,10 +95,8 @@ class BwrapKernel(SandboxedKernel):
 
     def send_signal(self, signum: int) -> None:
         if self.process.poll() is None:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 self.process.send_signal(signum)
-            except ProcessLookupError:
-                pass
 
     def oom_killed(self) -> bool:
         return bool(self.cgroup and self.cgroup.oom_killed())
@@ -107,12 +117,18 @@ class BwrapBackend(SandboxBackend):
         version = _bwrap_version()
         if version is None:
             return BackendStatus(
-                self.name, False, "bubblewrap (bwrap) is not installed",
+                self.name,
+                False,
+                "bubblewrap (bwrap) is not installed",
                 fix="sudo apt-get install bubblewrap  (Fedora: sudo dnf install bubblewrap)",
             )
         if os.geteuid() == 0 and not shutil.which("setpriv"):
-            return BackendStatus(self.name, False, "setpriv (util-linux) is missing",
-                                 fix="sudo apt-get install util-linux")
+            return BackendStatus(
+                self.name,
+                False,
+                "setpriv (util-linux) is missing",
+                fix="sudo apt-get install util-linux",
+            )
         return BackendStatus(self.name, True, version)
 
     @staticmethod
@@ -124,16 +140,22 @@ class BwrapBackend(SandboxBackend):
         cgroup = None
         if support.version:
             cgroup = cgroups.KernelCgroup.create(
-                support, f"aiide-{os.path.basename(spec.run_dir)}",
-                memory=spec.policy.memory_bytes, pids=spec.policy.max_processes,
+                support,
+                f"aiide-{os.path.basename(spec.run_dir)}",
+                memory=spec.policy.memory_bytes,
+                pids=spec.policy.max_processes,
                 cpu=spec.policy.cpu_limit,
             )
         try:
             argv = self.command(spec, cgroup)
             # fork/exec off the event loop: the server stays responsive meanwhile.
             process = await asyncio.to_thread(
-                subprocess.Popen, argv, cwd="/", env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
-                stdin=subprocess.DEVNULL, start_new_session=True,
+                subprocess.Popen,
+                argv,
+                cwd="/",
+                env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
             )
         except BaseException:
             if cgroup:
@@ -166,8 +188,14 @@ class BwrapBackend(SandboxBackend):
             lines.append(f"mount --bind {ro}{shlex.quote(src)} {shlex.quote(stage)}")
         tail = [*rlimits, "--", *bwrap]
         if as_root:
-            tail = ["setpriv", f"--reuid={spec.uid}", f"--regid={spec.gid}", "--clear-groups",
-                    "--", *tail]
+            tail = [
+                "setpriv",
+                f"--reuid={spec.uid}",
+                f"--regid={spec.gid}",
+                "--clear-groups",
+                "--",
+                *tail,
+            ]
         lines.append("exec " + shlex.join(tail))
         script = "\n".join(lines)
         if staged:
@@ -181,17 +209,34 @@ class BwrapBackend(SandboxBackend):
         policy = spec.policy
         # A nested user namespace would hand the kernel root-like powers to exercise
         # kernel attack surface: disabled.
-        args = ["bwrap", "--unshare-all", "--unshare-user", "--disable-userns",
-                "--die-with-parent", "--new-session"]
+        args = [
+            "bwrap",
+            "--unshare-all",
+            "--unshare-user",
+            "--disable-userns",
+            "--die-with-parent",
+            "--new-session",
+        ]
         if policy.allow_network:
             args.append("--share-net")
         args += ["--ro-bind", "/usr", "/usr"]
         for link, target in _SYMLINKS.items():
             if os.path.lexists(link):
                 args += ["--symlink", target, link]
-        args += ["--proc", "/proc", "--dev", "/dev",
-                 "--perms", "1777", "--size", str(policy.tmp_bytes), "--tmpfs", "/tmp",
-                 "--dir", "/tmp/home"]
+        args += [
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--perms",
+            "1777",
+            "--size",
+            str(policy.tmp_bytes),
+            "--tmpfs",
+            "/tmp",
+            "--dir",
+            "/tmp/home",
+        ]
         etc = write_etc(spec)
         for name in sorted(os.listdir(etc)):
             args += ["--ro-bind", os.path.join(etc, name), f"/etc/{name}"]

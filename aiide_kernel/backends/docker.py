@@ -82,15 +82,21 @@ class DockerBackend(SandboxBackend):
         try:
             import docker  # noqa: F401
         except ImportError:
-            return BackendStatus(self.name, False, "the docker Python package is not installed",
-                                 fix="pip install 'aiide[docker]'")
+            return BackendStatus(
+                self.name,
+                False,
+                "the docker Python package is not installed",
+                fix="pip install 'aiide[docker]'",
+            )
         try:
             client = _client()
             client.ping()
         except Exception as e:
             _client_for.cache_clear()
             return BackendStatus(
-                self.name, False, f"the Docker daemon is not reachable ({type(e).__name__})",
+                self.name,
+                False,
+                f"the Docker daemon is not reachable ({type(e).__name__})",
                 fix="install and start Docker: sudo apt-get install docker.io && "
                 "sudo systemctl start docker (and add your user to the 'docker' group)",
             )
@@ -98,10 +104,15 @@ class DockerBackend(SandboxBackend):
 
         tag = image_tag()
         if not image_present(client):
-            return BackendStatus(self.name, False, f"the kernel image {tag} is not built",
-                                 fix="jupyter aiide image build  (or: make lab)")
-        return BackendStatus(self.name, True, f"Docker {client.version().get('Version', '?')}, "
-                                              f"image {tag}")
+            return BackendStatus(
+                self.name,
+                False,
+                f"the kernel image {tag} is not built",
+                fix="jupyter aiide image build  (or: make lab)",
+            )
+        return BackendStatus(
+            self.name, True, f"Docker {client.version().get('Version', '?')}, image {tag}"
+        )
 
     async def launch(self, spec: LaunchSpec) -> SandboxedKernel:
         return await asyncio.to_thread(self._run, spec)

@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -154,6 +155,7 @@ def debootstrap(
     }
     output = DebootstrapOutput(reporter)
     tail: deque[str] = deque(maxlen=12)
+    # Its own process group, so that stopping it reaches dpkg and maintainer scripts too.
     proc = subprocess.Popen(
         cmd,
         stdin=subprocess.DEVNULL,
@@ -162,6 +164,7 @@ def debootstrap(
         text=True,
         errors="replace",
         env=env,
+        start_new_session=True,
     )
     try:
         assert proc.stdout is not None
@@ -169,9 +172,8 @@ def debootstrap(
             tail.append(line.rstrip())
             output.feed(line)
         rc = proc.wait()
-    except BaseException:  # Ctrl-C included: do not leave a chroot half-built behind us
-        proc.kill()
-        proc.wait()
+    except BaseException:  # Ctrl-C included: stop the whole chroot build, not just its shell
+        _stop_group(proc)
         raise
     finally:
         output.close()
@@ -187,6 +189,18 @@ def debootstrap(
             + "\n".join("    " + d for d in details)
         )
     return output.packages
+
+
+def _stop_group(proc: subprocess.Popen[str]) -> None:
+    """SIGTERM first: debootstrap's trap then unmounts /proc and /sys from the chroot."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, sig)
+        try:
+            proc.wait(timeout=5)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _clear(directory: Path, keep: tuple[str, ...] = ()) -> None:

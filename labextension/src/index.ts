@@ -4,6 +4,6 @@ import type { JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { kernelNoticesPlugin } from './kernels/plugin';
 import { statusPlugin } from './status/plugin';
 
-const plugins: JupyterFrontEndPlugin<any>[] = [statusPlugin, kernelNoticesPlugin];
+const plugins: JupyterFrontEndPlugin<void>[] = [statusPlugin, kernelNoticesPlugin];
 
 export default plugins;

@@ -25,7 +25,6 @@ from typing import Any
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 CHROMIUM = os.environ.get("AIIDE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -52,9 +51,7 @@ def require_chromium() -> str:
     """Path of the browser; skips locally, fails in CI, when it is not installed."""
     if shutil.which(CHROMIUM) or os.access(CHROMIUM, os.X_OK):
         return CHROMIUM
-    reason = (
-        f"chromium not found at {CHROMIUM} (apt-get install chromium, or set AIIDE_CHROMIUM)"
-    )
+    reason = f"chromium not found at {CHROMIUM} (apt-get install chromium, or set AIIDE_CHROMIUM)"
     if _in_ci():
         pytest.fail(f"CI=true and {reason}", pytrace=False)
     pytest.skip(reason)
@@ -87,7 +84,7 @@ class LabServer:
         req = urllib.request.Request(
             f"{self.url}{path}", headers={"Authorization": f"token {self.token}"}
         )
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=10) as resp:
             return json.loads(resp.read())
 
     def page_config(self) -> dict[str, Any]:
@@ -95,7 +92,7 @@ class LabServer:
         req = urllib.request.Request(
             f"{self.url}lab", headers={"Authorization": f"token {self.token}"}
         )
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=10) as resp:
             html = resp.read().decode()
         match = re.search(
             r'<script id="jupyter-config-data" type="application/json">(.*?)</script>',
@@ -123,7 +120,7 @@ def _wait_ready(server: LabServer) -> None:
                 pytrace=False,
             )
         try:
-            with urllib.request.urlopen(  # noqa: S310
+            with urllib.request.urlopen(
                 f"{server.url}api/status?token={server.token}", timeout=2
             ) as resp:
                 if resp.status == 200:
@@ -138,7 +135,8 @@ def _wait_ready(server: LabServer) -> None:
 
 def _quiet_lab_settings(settings_dir: Path) -> None:
     """No news or update checks from a test browser: nothing but our notices in the corner."""
-    target = settings_dir / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
+    plugin_dir = settings_dir / "@jupyterlab" / "apputils-extension"
+    target = plugin_dir / "notification.jupyterlab-settings"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps({"checkForUpdates": False, "fetchNews": "false"}))
 
@@ -187,9 +185,7 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     ]
     log_path = base / "jupyter-lab.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            cmd, cwd=root_dir, env=env, stdout=log, stderr=subprocess.STDOUT
-        )
+        process = subprocess.Popen(cmd, cwd=root_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
     server = LabServer(f"http://127.0.0.1:{port}/", token, root_dir, log_path, process)
     try:
         _wait_ready(server)

@@ -35,7 +35,8 @@ def lab_page(lab_server: Any, browser_context: Any, artifacts_dir: Path) -> Iter
         pytest.fail(
             f"the aiide labextension is not installed for this jupyter lab (found {names}). "
             "Build it: cd labextension && jlpm install && jlpm build:prod; then pip install -e . "
-            "or link aiide_server_ext/labextension into <sys.prefix>/share/jupyter/labextensions/aiide",
+            "or link aiide_server_ext/labextension to "
+            "<sys.prefix>/share/jupyter/labextensions/aiide",
             pytrace=False,
         )
     page = browser_context.new_page()
@@ -56,9 +57,7 @@ def test_server_reports_no_model_without_a_key(server_status: dict[str, Any]) ->
     assert "ANTHROPIC_API_KEY" in server_status["model"]["help"]
 
 
-def test_status_item_shows_the_sandbox_state(
-    lab_page: Any, server_status: dict[str, Any]
-) -> None:
+def test_status_item_shows_the_sandbox_state(lab_page: Any, server_status: dict[str, Any]) -> None:
     from playwright.sync_api import expect
 
     item = lab_page.locator("#aiide-status")

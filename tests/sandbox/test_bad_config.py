@@ -33,8 +33,9 @@ def _config(workspace: str, **policy: object) -> Config:
 
 
 async def test_unknown_backend(workspace: str) -> None:
-    await _start_fails(_config(workspace, backend="chroot"), workspace,
-                       r"c\.SandboxPolicy\.backend='chroot'")
+    await _start_fails(
+        _config(workspace, backend="chroot"), workspace, r"c\.SandboxPolicy\.backend='chroot'"
+    )
 
 
 @pytest.mark.parametrize(
@@ -62,12 +63,18 @@ async def test_workspace_that_does_not_exist(workspace: str) -> None:
     await _start_fails(_config(workspace), missing, "does not exist")
 
 
-async def test_workspace_outside_the_root(workspace: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+async def test_workspace_outside_the_root(
+    workspace: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     root = tmp_path_factory.mktemp("root")
-    await _start_fails(_config(str(root / "x")), workspace, "is outside c.SandboxPolicy.workspace_root")
+    await _start_fails(
+        _config(str(root / "x")), workspace, "is outside c.SandboxPolicy.workspace_root"
+    )
 
 
-async def test_workspace_escaping_by_symlink(workspace: str, tmp_path_factory: pytest.TempPathFactory) -> None:
+async def test_workspace_escaping_by_symlink(
+    workspace: str, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     root = tmp_path_factory.mktemp("root2")
     link = root / "link"
     link.symlink_to(workspace)
@@ -78,8 +85,11 @@ async def test_docker_configured_but_daemon_down(
     workspace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("DOCKER_HOST", "unix:///nonexistent/docker.sock")
-    await _start_fails(_config(workspace, backend="docker"), workspace,
-                       "Docker daemon is not reachable.*c.SandboxPolicy.backend")
+    await _start_fails(
+        _config(workspace, backend="docker"),
+        workspace,
+        "Docker daemon is not reachable.*c.SandboxPolicy.backend",
+    )
 
 
 async def test_docker_image_missing(workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -89,5 +99,8 @@ async def test_docker_image_missing(workspace: str, monkeypatch: pytest.MonkeyPa
     import aiide_kernel.image
 
     monkeypatch.setattr(aiide_kernel.image, "image_tag", lambda: "aiide-kernel:missing000000")
-    await _start_fails(_config(workspace, backend="docker"), workspace,
-                       r"aiide-kernel:missing000000 is not built.*jupyter aiide image build")
+    await _start_fails(
+        _config(workspace, backend="docker"),
+        workspace,
+        r"aiide-kernel:missing000000 is not built.*jupyter aiide image build",
+    )

@@ -92,7 +92,7 @@ async def test_cannot_read_a_sibling_of_the_workspace(
         sandboxed_km,
         f"""
         import os
-        print(os.path.exists({sibling!r}), os.path.exists({sibling + '/data.txt'!r}))
+        print(os.path.exists({sibling!r}), os.path.exists({sibling + "/data.txt"!r}))
         """,
     )
     assert out == "False False"
@@ -248,8 +248,14 @@ async def test_cannot_write_outside_the_workspace(
 ) -> None:
     import sys
 
-    targets = ["/usr/aiide-x", "/etc/aiide-x", "/aiide-x", f"{sys.prefix}/aiide-x",
-               f"{sys.base_prefix}/aiide-x", "/proc/sys/kernel/hostname"]
+    targets = [
+        "/usr/aiide-x",
+        "/etc/aiide-x",
+        "/aiide-x",
+        f"{sys.prefix}/aiide-x",
+        f"{sys.base_prefix}/aiide-x",
+        "/proc/sys/kernel/hostname",
+    ]
     out = await py(
         sandboxed_km,
         f"""
@@ -261,7 +267,7 @@ async def test_cannot_write_outside_the_workspace(
                 wrote.append(p)
             except OSError:
                 pass
-        with open({workspace + '/ok.txt'!r}, 'w') as f:
+        with open({workspace + "/ok.txt"!r}, 'w') as f:
             f.write('fine')
         print(wrote)
         """,
@@ -301,7 +307,7 @@ async def test_symlinks_in_the_workspace_do_not_lead_out(
     assert "host-secret-content" not in out
     # The parent shows nothing but the workspace itself: no sibling leaks in.
     allowed = ["blocked", [os.path.basename(workspace)]]
-    *files, parent = eval(out)  # noqa: S307 - our own repr
+    *files, parent = eval(out)
     assert files == ["blocked", "blocked"], out
     assert parent in allowed, out
 
@@ -382,7 +388,7 @@ async def test_filling_disk_stops_at_the_caps(
         """,
         timeout=120,
     )
-    tmp_err, tmp_mb, ws_err, ws_mb = eval(out)  # noqa: S307 - our own repr
+    tmp_err, tmp_mb, ws_err, ws_mb = eval(out)
     assert tmp_err == "ENOSPC" and tmp_mb <= 64  # c.SandboxPolicy.tmp_size
     assert ws_err == "EFBIG" and ws_mb <= 64  # c.SandboxPolicy.max_file_size
     assert os.path.getsize(os.path.join(workspace, "big.bin")) <= 64 * 1024 * 1024

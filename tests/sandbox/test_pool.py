@@ -96,14 +96,17 @@ async def test_a_shut_down_kernel_never_returns_to_the_pool(
 
 
 async def test_a_different_workspace_does_not_get_a_pooled_kernel(
-    pool: KernelPool, sandbox_config: Config, workspace: str, tmp_path_factory: pytest.TempPathFactory
+    pool: KernelPool,
+    sandbox_config: Config,
+    workspace: str,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     await _warm_key(pool, sandbox_config, workspace)
     other = str(tmp_path_factory.mktemp("other"))
     sandbox_config.SandboxPolicy.workspace_root = os.path.dirname(other)
     km = await _start(sandbox_config, other)
     try:
-        r = await run_code(km, "import os; print(os.getcwd(), os.path.exists(%r))" % workspace)
+        r = await run_code(km, f"import os; print(os.getcwd(), os.path.exists({workspace!r}))")
         assert r.stdout.split() == [other, "False"]
     finally:
         await km.shutdown_kernel(now=True)

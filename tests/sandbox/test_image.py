@@ -1,0 +1,183 @@
+"""The Docker kernel image: tagged by its inputs, built once, able to run the host's venv.
+
+The tag tests need no Docker. The others need a reachable daemon and are skipped with the
+reason when there is none, except under CI (CI=true), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import aiide_kernel.image as image_pkg
+from aiide_kernel.image import (
+    IMAGE_REPOSITORY,
+    PACKAGES,
+    SUITE,
+    ImageBuildError,
+    ensure_image,
+    image_present,
+    image_tag,
+    inputs_hash,
+)
+
+IN_CI = os.environ.get("CI") == "true"
+SOURCE_DIR = Path(image_pkg.__file__).parent
+
+
+def _unavailable(msg: str) -> None:
+    if IN_CI:
+        pytest.fail(msg + " -- CI must exercise the Docker image")
+    pytest.skip(msg)
+
+
+@pytest.fixture
+def source_copy(tmp_path: Path) -> Path:
+    for path in SOURCE_DIR.glob("*.py"):
+        shutil.copy(path, tmp_path / path.name)
+    return tmp_path
+
+
+# --- the tag (no Docker) ---------------------------------------------------------------
+
+
+def test_tag_is_stable_for_unchanged_inputs(source_copy: Path) -> None:
+    assert inputs_hash() == inputs_hash()
+    assert inputs_hash(source_dir=source_copy) == inputs_hash()
+    assert image_tag() == image_tag() == f"{IMAGE_REPOSITORY}:{inputs_hash()[:12]}"
+    assert re.fullmatch(r"aiide-kernel:[0-9a-f]{12}", image_tag())
+
+
+def test_tag_ignores_package_order_and_duplicates() -> None:
+    shuffled = [*reversed(PACKAGES), PACKAGES[0]]
+    assert inputs_hash(packages=shuffled) == inputs_hash()
+
+
+def test_tag_changes_when_the_package_list_changes() -> None:
+    assert inputs_hash(packages=[*PACKAGES, "libxml2"]) != inputs_hash()
+    assert inputs_hash(packages=PACKAGES[1:]) != inputs_hash()
+
+
+def test_tag_changes_when_the_suite_changes() -> None:
+    assert SUITE == "bookworm"
+    assert inputs_hash(suite="trixie") != inputs_hash()
+
+
+def test_tag_changes_when_the_source_changes(source_copy: Path) -> None:
+    rootfs = source_copy / "rootfs.py"
+    rootfs.write_text(rootfs.read_text() + "\n# a change\n")
+    assert inputs_hash(source_dir=source_copy) != inputs_hash()
+
+
+def test_tag_ignores_files_that_are_not_module_source(source_copy: Path) -> None:
+    (source_copy / "__pycache__").mkdir()
+    (source_copy / "__pycache__" / "rootfs.cpython-311.pyc").write_bytes(b"\0")
+    (source_copy / "notes.txt").write_text("not an input")
+    assert inputs_hash(source_dir=source_copy) == inputs_hash()
+
+
+# --- the built image (Docker) ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def docker_client() -> Any:
+    try:
+        import docker
+
+        client = docker.from_env(timeout=120)
+        client.ping()
+    except Exception as e:
+        _unavailable(f"the Docker daemon is not reachable ({type(e).__name__}: {e})")
+    return client
+
+
+@pytest.fixture(scope="module")
+def built_image(docker_client: Any) -> str:
+    """The current image; built here if `make image` did not already (≈30 s, needs root)."""
+    try:
+        return ensure_image(docker_client, progress=False)
+    except ImageBuildError as e:
+        _unavailable(f"the kernel image cannot be built here: {e}")
+        raise
+
+
+def _run(
+    client: Any,
+    tag: str,
+    command: list[str],
+    volumes: dict[str, dict[str, str]],
+    user: str = "64999:64999",
+) -> str:
+    """One command in the image, locked down as the Docker backend runs kernels."""
+    out = client.containers.run(
+        tag,
+        command,
+        user=user,
+        volumes=volumes,
+        network_mode="none",
+        read_only=True,
+        tmpfs={"/tmp": "size=64m"},
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        remove=True,
+        stdout=True,
+        stderr=True,
+    )
+    return bytes(out).decode()
+
+
+@pytest.mark.docker
+def test_ensure_image_returns_at_once_when_the_image_exists(
+    docker_client: Any, built_image: str
+) -> None:
+    started = time.perf_counter()
+    tag = ensure_image(docker_client, progress=True)
+    elapsed = time.perf_counter() - started
+    assert tag == built_image == image_tag()
+    assert image_present(docker_client)
+    assert elapsed < 1.0, f"a cached ensure_image took {elapsed:.2f} s"
+
+
+@pytest.mark.docker
+def test_host_venv_imports_ipykernel_inside_the_image(docker_client: Any, built_image: str) -> None:
+    prefixes = {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}
+    if any(p == "/usr" or p.startswith("/usr/") for p in prefixes):
+        pytest.skip("this Python lives in /usr, which the image's own /usr would shadow")
+    volumes = {p: {"bind": p, "mode": "ro"} for p in prefixes}
+    code = "import ipykernel, ssl, sqlite3, ctypes, zmq, lzma, bz2, readline, uuid; print('ok')"
+    out = _run(docker_client, built_image, [sys.executable, "-c", code], volumes)
+    assert out.strip() == "ok"
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("uid", [64999, 1000])
+def test_any_uid_reaches_a_bind_mount_at_any_path(
+    docker_client: Any, built_image: str, tmp_path: Path, uid: int
+) -> None:
+    tmp_path.chmod(0o755)
+    (tmp_path / "f").write_text("reached")
+    (tmp_path / "f").chmod(0o644)
+    # Under /root (where pyenv lives) and under directories Debian makes 0700.
+    targets = ["/root/.pyenv/x/y", "/etc/ssl/private/m", "/var/cache/ldconfig/m", "/opt/a/b/c"]
+    volumes = {str(tmp_path): {"bind": t, "mode": "ro"} for t in targets[:1]}
+    # One host directory can only be one key: bind it again through per-target copies.
+    for i, target in enumerate(targets[1:]):
+        copy = tmp_path.parent / f"{tmp_path.name}-{i}"
+        shutil.copytree(tmp_path, copy)
+        copy.chmod(0o755)
+        volumes[str(copy)] = {"bind": target, "mode": "ro"}
+    out = _run(
+        docker_client,
+        built_image,
+        ["/bin/cat", *(f"{t}/f" for t in targets)],
+        volumes,
+        user=f"{uid}:{uid}",
+    )
+    assert out == "reached" * len(targets)
