@@ -31,9 +31,10 @@ class KernelEventsHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[mi
     @web.authenticated
     @authorized
     async def get(self, kernel_id: str) -> None:
-        if kernel_id not in self.kernel_manager:
-            raise web.HTTPError(404, f"no kernel {kernel_id}")
+        # A dead kernel may be gone from the manager: its events still say why.
         events = KernelEvents.instance().for_kernel(kernel_id)
+        if not events and kernel_id not in self.kernel_manager:
+            raise web.HTTPError(404, f"no kernel {kernel_id}")
         self.finish(json.dumps({"kernel_id": kernel_id, "events": events}))
 
 

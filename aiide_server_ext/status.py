@@ -15,10 +15,10 @@ from aiide_kernel.backends.bwrap import BwrapBackend
 from ._version import __version__
 
 MODEL_HELP = (
-    "No model key is configured, so chat and completion are off. Set ANTHROPIC_API_KEY "
-    "in the environment that starts JupyterLab (export ANTHROPIC_API_KEY=sk-ant-...; "
-    "optionally ANTHROPIC_BASE_URL for a proxy), or configure an OpenAI-compatible "
-    "endpoint in jupyter_server_config.py, then restart JupyterLab."
+    "No model key: set ANTHROPIC_API_KEY and restart JupyterLab to turn on the assistant. "
+    "In the shell that starts JupyterLab: export ANTHROPIC_API_KEY=sk-ant-... "
+    "(optionally ANTHROPIC_BASE_URL for a proxy). For a local or hosted OpenAI-compatible "
+    "model, configure c.Agent in jupyter_server_config.py instead."
 )
 
 

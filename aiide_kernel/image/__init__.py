@@ -188,7 +188,7 @@ def _build_parent() -> str:
     configured = os.environ.get("AIIDE_IMAGE_BUILD_DIR")
     if configured:
         return configured
-    var_tmp = "/var/tmp"  # noqa: S108 -- only a parent: mkdtemp makes a private directory
+    var_tmp = "/var/tmp"  # only a parent: mkdtemp below makes a private directory
     return var_tmp if os.access(var_tmp, os.W_OK) else tempfile.gettempdir()
 
 

@@ -27,6 +27,8 @@ from aiide_kernel.image import (
     image_tag,
     inputs_hash,
 )
+from aiide_kernel.image.progress import Reporter
+from aiide_kernel.image.rootfs import DebootstrapOutput
 
 IN_CI = os.environ.get("CI") == "true"
 SOURCE_DIR = Path(image_pkg.__file__).parent
@@ -115,8 +117,11 @@ def _run(
     volumes: dict[str, dict[str, str]],
     user: str = "64999:64999",
 ) -> str:
-    """One command in the image, locked down as the Docker backend runs kernels."""
-    out = client.containers.run(
+    """One command in the image, locked down as the Docker backend runs kernels; its output.
+
+    Attached before it starts: reading logs after a fast exit can come back empty.
+    """
+    container = client.containers.create(
         tag,
         command,
         user=user,
@@ -126,11 +131,16 @@ def _run(
         tmpfs={"/tmp": "size=64m"},
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
-        remove=True,
-        stdout=True,
-        stderr=True,
     )
-    return bytes(out).decode()
+    try:
+        stream = container.attach(stdout=True, stderr=True, stream=True, logs=True)
+        container.start()
+        out = b"".join(stream).decode()
+        status = container.wait(timeout=60)["StatusCode"]
+    finally:
+        container.remove(force=True)
+    assert status == 0, f"{command} exited {status}: {out}"
+    return out
 
 
 @pytest.mark.docker
@@ -161,18 +171,15 @@ def test_host_venv_imports_ipykernel_inside_the_image(docker_client: Any, built_
 def test_any_uid_reaches_a_bind_mount_at_any_path(
     docker_client: Any, built_image: str, tmp_path: Path, uid: int
 ) -> None:
-    tmp_path.chmod(0o755)
-    (tmp_path / "f").write_text("reached")
-    (tmp_path / "f").chmod(0o644)
     # Under /root (where pyenv lives) and under directories Debian makes 0700.
     targets = ["/root/.pyenv/x/y", "/etc/ssl/private/m", "/var/cache/ldconfig/m", "/opt/a/b/c"]
-    volumes = {str(tmp_path): {"bind": t, "mode": "ro"} for t in targets[:1]}
-    # One host directory can only be one key: bind it again through per-target copies.
-    for i, target in enumerate(targets[1:]):
-        copy = tmp_path.parent / f"{tmp_path.name}-{i}"
-        shutil.copytree(tmp_path, copy)
-        copy.chmod(0o755)
-        volumes[str(copy)] = {"bind": target, "mode": "ro"}
+    volumes = {}
+    for i, target in enumerate(targets):
+        source = tmp_path / str(i)
+        source.mkdir(mode=0o755)
+        (source / "f").write_text("reached")
+        (source / "f").chmod(0o644)
+        volumes[str(source)] = {"bind": target, "mode": "ro"}
     out = _run(
         docker_client,
         built_image,
@@ -181,3 +188,47 @@ def test_any_uid_reaches_a_bind_mount_at_any_path(
         user=f"{uid}:{uid}",
     )
     assert out == "reached" * len(targets)
+
+
+# --- build progress (no Docker) --------------------------------------------------------
+
+
+class _Recorder(Reporter):
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str]] = []
+
+    def start(self, key: str, description: str, total: float | None = None, unit: str = "") -> None:
+        self.events.append(("start", key))
+
+    def finish(self, key: str, summary: str = "") -> None:
+        self.events.append(("finish", f"{key}: {summary}"))
+
+
+def test_debootstrap_output_advances_the_stages() -> None:
+    recorder = _Recorder()
+    output = DebootstrapOutput(recorder)
+    for line in """I: Retrieving InRelease
+I: Retrieving Packages
+I: Validating Packages
+I: Retrieving adduser 3.134
+I: Validating adduser 3.134
+I: Validating bsdutils 1:2.38.1-5+deb12u3
+I: Extracting adduser...
+I: Installing core packages...
+I: Unpacking required packages...
+I: Unpacking zlib1g:amd64...
+I: Configuring adduser...
+I: Base system installed successfully.""".splitlines():
+        output.feed(line + "\n")
+    output.close()
+    assert output.packages == [("adduser", "3.134"), ("bsdutils", "1:2.38.1-5+deb12u3")]
+    assert recorder.events == [
+        ("start", "resolve"),
+        ("finish", "resolve: package index fetched"),
+        ("start", "download"),
+        ("finish", "download: 2 packages"),
+        ("start", "extract"),
+        ("finish", "extract: 1 essential packages"),
+        ("start", "install"),
+        ("finish", "install: 2 packages"),
+    ]
