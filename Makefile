@@ -24,8 +24,12 @@ $(VENV)/.deps: pyproject.toml
 
 labextension: $(VENV)/.deps
 	@PATH="$(CURDIR)/$(BIN):$$PATH" tools/build_labextension.sh
+	@# Editable install: JupyterLab loads the build output in place (pip's copy would go stale).
 	@mkdir -p $(VENV)/share/jupyter/labextensions
-	@ln -sfn $(CURDIR)/aiide_server_ext/labextension $(VENV)/share/jupyter/labextensions/aiide
+	@cp labextension/install.json aiide_server_ext/labextension/install.json
+	@target=$(VENV)/share/jupyter/labextensions/aiide; \
+		if [ ! -L $$target ]; then rm -rf $$target; fi; \
+		ln -sfn $(CURDIR)/aiide_server_ext/labextension $$target
 
 sandbox: $(VENV)/.deps
 	@tools/ensure_sandbox.sh $(BIN)

@@ -30,8 +30,13 @@ def time_start(with_aiide: bool, root: str) -> float:
     token = os.urandom(8).hex()
     enabled = "True" if with_aiide else "False"
     cmd = [
-        sys.executable, "-m", "jupyter_server", "--no-browser", f"--port={port}",
-        f"--ServerApp.token={token}", f"--ServerApp.root_dir={root}",
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        "--no-browser",
+        f"--port={port}",
+        f"--ServerApp.token={token}",
+        f"--ServerApp.root_dir={root}",
         f"--ServerApp.jpserver_extensions=aiide_server_ext={enabled}",
         "--AiideExtension.prewarm_kernels=False",
     ]

@@ -12,29 +12,10 @@ from collections.abc import AsyncIterator
 import pytest
 import pytest_asyncio
 from jupyter_client import AsyncKernelManager
+from sandbox_support import require_backend
 from traitlets.config import Config
 
-from aiide_kernel.backends import get_backend
-
-IN_CI = os.environ.get("CI") == "true"
 BACKENDS = ["bwrap", "docker"]
-
-
-def require_backend(name: str) -> None:
-    status = get_backend(name).check()
-    if not status.available:
-        msg = f"sandbox backend {name} unavailable: {status.detail} (fix: {status.fix})"
-        if IN_CI:
-            pytest.fail(msg + " -- CI must exercise every backend")
-        pytest.skip(msg)
-
-
-def require_tool(path: str, what: str) -> None:
-    if not os.path.exists(path):
-        msg = f"{what} not found at {path}"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
 
 
 @pytest.fixture(params=BACKENDS)

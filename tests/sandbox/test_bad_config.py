@@ -8,12 +8,11 @@ import os
 
 import pytest
 from jupyter_client import AsyncKernelManager
+from sandbox_support import require_backend
 from traitlets import TraitError
 from traitlets.config import Config
 
 from aiide_kernel.policy import SandboxPolicy
-
-pytestmark = pytest.mark.asyncio
 
 
 async def _start_fails(config: Config, cwd: str, match: str) -> None:
@@ -32,6 +31,7 @@ def _config(workspace: str, **policy: object) -> Config:
     return c
 
 
+@pytest.mark.asyncio
 async def test_unknown_backend(workspace: str) -> None:
     await _start_fails(
         _config(workspace, backend="chroot"), workspace, r"c\.SandboxPolicy\.backend='chroot'"
@@ -49,6 +49,7 @@ async def test_unknown_backend(workspace: str) -> None:
         ("extra_ro_mounts", ["relative/dir"], r"is not an absolute path"),
     ],
 )
+@pytest.mark.asyncio
 async def test_impossible_limits(workspace: str, setting: str, value: object, match: str) -> None:
     await _start_fails(_config(workspace, **{setting: value}), workspace, match)
 
@@ -58,11 +59,13 @@ def test_limits_are_validated_when_set() -> None:
         SandboxPolicy(memory_limit="0")
 
 
+@pytest.mark.asyncio
 async def test_workspace_that_does_not_exist(workspace: str) -> None:
     missing = os.path.join(workspace, "nope")
     await _start_fails(_config(workspace), missing, "does not exist")
 
 
+@pytest.mark.asyncio
 async def test_workspace_outside_the_root(
     workspace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -72,6 +75,7 @@ async def test_workspace_outside_the_root(
     )
 
 
+@pytest.mark.asyncio
 async def test_workspace_escaping_by_symlink(
     workspace: str, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
@@ -81,6 +85,7 @@ async def test_workspace_escaping_by_symlink(
     await _start_fails(_config(str(root / "x")), str(link), "is outside")
 
 
+@pytest.mark.asyncio
 async def test_docker_configured_but_daemon_down(
     workspace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -92,9 +97,8 @@ async def test_docker_configured_but_daemon_down(
     )
 
 
+@pytest.mark.asyncio
 async def test_docker_image_missing(workspace: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from conftest import require_backend
-
     require_backend("docker")
     import aiide_kernel.image
 
