@@ -18,7 +18,7 @@ from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, Int, Unicode
 
 from .backends import LaunchSpec, SandboxBackend, SandboxedKernel, get_backend
-from .backends.base import kernel_environment, python_prefixes
+from .backends.base import add_kernel_hooks, kernel_environment, python_prefixes
 from .events import KernelEvents
 from .policy import SandboxConfigError, SandboxPolicy
 from .rundir import RunDir, give_workspace, sandbox_identity
@@ -123,7 +123,7 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self._run.hand_to_kernel(uid, gid)
         self._prepare_workspace(uid, gid)
         self.connection_info = km.get_connection_info()
-        cmd = km.format_kernel_cmd(extra_arguments=extra_arguments)
+        cmd = add_kernel_hooks(km.format_kernel_cmd(extra_arguments=extra_arguments), policy)
         kwargs = await super().pre_launch(cmd=cmd, **kwargs)
         self._env = kernel_environment(kwargs.get("env", {}), policy)
         if self.use_pool:

@@ -15,6 +15,10 @@ from jupyter_client import AsyncKernelManager
 from sandbox_support import require_backend
 from traitlets.config import Config
 
+# pytest-jupyter's fixtures (a real Jupyter server per test). Its autouse event-loop
+# fixture applies to every test; browser tests override it (tests/e2e/conftest.py).
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
 BACKENDS = ["bwrap", "docker"]
 
 

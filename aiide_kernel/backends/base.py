@@ -165,3 +165,23 @@ def python_prefixes(executable: str) -> list[str]:
         if p not in out and not any(p.startswith(o + os.sep) for o in out):
             out.append(p)
     return out
+
+
+# Registered in the kernel at start when the network is off: %pip cannot download,
+# so it says why at once instead of retrying for a minute and failing obscurely.
+_NO_NETWORK_PIP = (
+    "def _aiide_pip(line=''):\n"
+    "    print('aiide: this kernel runs in a sandbox without network access "
+    "(c.SandboxPolicy.allow_network is False), so %pip cannot download packages. '\n"
+    "          'Install them in the environment JupyterLab runs from, or ask for a kernel "
+    "with network access.')\n"
+    "get_ipython().register_magic_function(_aiide_pip, 'line', 'pip')\n"
+    "del _aiide_pip"
+)
+
+
+def add_kernel_hooks(cmd: list[str], policy: SandboxPolicy) -> list[str]:
+    """Extra start-up lines for ipykernel-based kernels (others are left alone)."""
+    if policy.allow_network or not any("ipykernel" in part for part in cmd):
+        return cmd
+    return [*cmd, f"--IPKernelApp.exec_lines={[_NO_NETWORK_PIP]!r}"]

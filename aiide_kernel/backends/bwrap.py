@@ -236,6 +236,8 @@ class BwrapBackend(SandboxBackend):
             "/tmp",
             "--dir",
             "/tmp/home",
+            "--dir",
+            "/tmp/site-packages",
         ]
         etc = write_etc(spec)
         for name in sorted(os.listdir(etc)):

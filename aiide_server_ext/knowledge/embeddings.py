@@ -139,6 +139,22 @@ def onnx_minilm_function(folder: Path) -> Any:
                     self.__dict__["_aiide_tokenizer"] = tok
                 return tok
 
+            def _forward(self, documents: list[str], batch_size: int = 32) -> Any:
+                import numpy as np
+
+                out = []
+                for i in range(0, len(documents), batch_size):
+                    encoded = self.tokenizer.encode_batch(documents[i : i + batch_size])
+                    ids = np.array([e.ids for e in encoded], dtype=np.int64)
+                    mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
+                    feed = {"input_ids": ids, "attention_mask": mask,
+                            "token_type_ids": np.zeros_like(ids)}
+                    hidden = self.model.run(None, feed)[0]
+                    weights = mask[:, :, None].astype(hidden.dtype)
+                    pooled = (hidden * weights).sum(1) / np.clip(weights.sum(1), 1e-9, None)
+                    out.append(self._normalize(pooled).astype(np.float32))
+                return np.concatenate(out) if out else np.zeros((0, 384), np.float32)
+
         cls = _offline_classes[folder] = OfflineMiniLM
     return cls()
 

@@ -43,6 +43,19 @@ MODEL_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENA
 READY_TIMEOUT = 60.0
 
 
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop() -> Iterator[None]:
+    """Overrides pytest-jupyter's loop fixture: playwright's sync API runs its own loop,
+    which pytest-jupyter would otherwise try to close."""
+    yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup() -> Iterator[None]:
+    """No in-process Jupyter server here: the lab under test is a real subprocess."""
+    yield None
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
 

@@ -9,8 +9,6 @@ from pathlib import Path
 import pytest
 from traitlets.config import Config
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
-
 KERNELSPEC = Path(__file__).parents[2] / "share" / "kernels" / "aiide-python"
 
 

@@ -96,3 +96,23 @@ async def test_shutdown_leaves_nothing_behind(sandbox_config: Config, workspace:
             break
         await asyncio.sleep(0.1)
     assert left == []
+
+
+async def test_pip_without_network_says_why_at_once(sandboxed_km: AsyncKernelManager) -> None:
+    r = await run_code(sandboxed_km, "%pip install some-package", timeout=20)
+    assert r.status == "ok", r
+    assert "without network access" in r.stdout
+    assert "c.SandboxPolicy.allow_network" in r.stdout
+
+
+async def test_network_is_given_only_when_allowed(sandbox_config: Config, workspace: str) -> None:
+    sandbox_config.SandboxPolicy.allow_network = True
+    km = AsyncKernelManager(kernel_name="aiide-python", config=sandbox_config)
+    await km.start_kernel(cwd=workspace)
+    try:
+        r = await run_code(
+            km, "import socket; print(sorted(n for _, n in socket.if_nameindex()) != ['lo'])"
+        )
+    finally:
+        await km.shutdown_kernel(now=True)
+    assert r.stdout.strip() == "True"

@@ -1,0 +1,21 @@
+"""Errors with the protocol's stable codes (docs/protocol.md, "Error codes")."""
+
+from __future__ import annotations
+
+
+class AgentError(Exception):
+    """A failure the client is told about: ``code`` is stable, ``message`` is for people."""
+
+    def __init__(self, code: str, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.status = status
+
+
+def redact(text: str, secrets: list[str]) -> str:
+    """Remove secrets (keys) from text that may reach a log, an event or the browser."""
+    for secret in secrets:
+        if secret and len(secret) >= 6:
+            text = text.replace(secret, "[redacted]")
+    return text

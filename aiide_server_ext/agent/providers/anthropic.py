@@ -1,0 +1,182 @@
+"""Claude through the official ``anthropic`` SDK (imported on first use: it is slow to load).
+
+The SDK's own retries are off (``max_retries=0``): ``stream_with_retries`` retries every
+provider the same way and knows whether text was already streamed.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .base import (
+    ModelRequest,
+    ProviderError,
+    Stop,
+    StreamEvent,
+    TextDelta,
+    ToolRequest,
+    Usage,
+    classify_exception,
+    error_for_status,
+    parse_arguments,
+)
+
+
+def _estimate(value: Any) -> int:
+    return len(str(value)) // 4
+
+
+class AnthropicProvider:
+    kind = "anthropic"
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str | None,
+        *,
+        headers: dict[str, str] | None = None,
+        connect_timeout: float = 10.0,
+        idle_timeout: float = 60.0,
+        prompt_caching: bool = True,
+        min_cache_tokens: int = 1024,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url or None
+        self.headers = headers or {}
+        self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
+        self.prompt_caching = prompt_caching
+        self.min_cache_tokens = min_cache_tokens
+        # One client (connection pool) per key, few keys: keep the last 32.
+        self._clients: collections.OrderedDict[str, Any] = collections.OrderedDict()
+
+    def _client(self, api_key: str) -> Any:
+        client = self._clients.get(api_key)
+        if client is None:
+            import anthropic
+
+            timeout = anthropic.Timeout(self.idle_timeout, connect=self.connect_timeout)
+            client = anthropic.AsyncAnthropic(
+                api_key=api_key,
+                base_url=self.base_url,
+                max_retries=0,
+                timeout=timeout,
+                default_headers=self.headers or None,
+            )
+            self._clients[api_key] = client
+            while len(self._clients) > 32:
+                self._clients.popitem(last=False)
+        self._clients.move_to_end(api_key)
+        return client
+
+    def params(self, request: ModelRequest) -> dict[str, Any]:
+        """The Messages API body; caches the system prompt and tools when that pays off."""
+        system: Any = request.system
+        tools = [dict(t) for t in request.tools]
+        cacheable = _estimate(request.system) + _estimate(request.tools)
+        if self.prompt_caching and cacheable >= self.min_cache_tokens:
+            system = [{"type": "text", "text": request.system, "cache_control": {"type": "ephemeral"}}]
+            if tools:
+                tools[-1]["cache_control"] = {"type": "ephemeral"}
+        params: dict[str, Any] = {
+            "model": request.model,
+            "max_tokens": request.max_tokens,
+            "messages": request.messages,
+        }
+        if request.system:
+            params["system"] = system
+        if tools:
+            params["tools"] = tools
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
+        if request.stop_sequences:
+            params["stop_sequences"] = request.stop_sequences
+        if request.headers:
+            params["extra_headers"] = request.headers
+        return params
+
+    async def stream(self, request: ModelRequest, api_key: str | None) -> AsyncIterator[StreamEvent]:
+        import anthropic
+
+        if not api_key:
+            raise ProviderError("provider_auth", f"no API key for provider {self.name}")
+        try:
+            stream = await self._client(api_key).messages.create(
+                **self.params(request), stream=True
+            )
+        except anthropic.APIStatusError as e:
+            raise error_for_status(e.status_code, _message(e), e.response.headers) from None
+        except anthropic.APITimeoutError:
+            raise ProviderError("provider_timeout", "the provider did not answer", retryable=True) from None
+        except anthropic.APIConnectionError:
+            raise ProviderError("provider_unavailable", "cannot reach the provider", retryable=True) from None
+        try:
+            async for event in self._events(stream):
+                yield event
+        except anthropic.APIStatusError as e:  # an ``error`` event inside the stream
+            raise error_for_status(_status_of(e), _message(e), {}) from None
+        except ProviderError:
+            raise
+        except Exception as e:  # transport errors surface raw from the stream iterator
+            raise classify_exception(e) from None
+        finally:
+            await stream.close()
+
+    async def _events(self, stream: Any) -> AsyncIterator[StreamEvent]:
+        tools: dict[int, tuple[str, str, list[str]]] = {}
+        usage_in = usage_out = cache_read = cache_write = 0
+        stop = "end_turn"
+        async for event in stream:
+            kind = event.type
+            if kind == "content_block_delta":
+                delta = event.delta
+                if delta.type == "text_delta":
+                    yield TextDelta(delta.text)
+                elif delta.type == "input_json_delta" and event.index in tools:
+                    tools[event.index][2].append(delta.partial_json)
+            elif kind == "content_block_start":
+                block = event.content_block
+                if block.type == "tool_use":
+                    tools[event.index] = (block.id, block.name, [])
+            elif kind == "content_block_stop" and event.index in tools:
+                call_id, name, parts = tools.pop(event.index)
+                raw = "".join(parts)
+                arguments, error = parse_arguments(raw)
+                yield ToolRequest(call_id, name, arguments, raw, error)
+            elif kind == "message_start":
+                usage = event.message.usage
+                usage_in = usage.input_tokens or 0
+                cache_read = getattr(usage, "cache_read_input_tokens", 0) or 0
+                cache_write = getattr(usage, "cache_creation_input_tokens", 0) or 0
+            elif kind == "message_delta":
+                stop = event.delta.stop_reason or stop
+                usage_out = event.usage.output_tokens or usage_out
+        yield Usage(usage_in + cache_read + cache_write, usage_out, cache_read, cache_write)
+        yield Stop(stop)
+
+    async def aclose(self) -> None:
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+
+def _message(e: Any) -> str:
+    body = getattr(e, "body", None)
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            return str(error["message"])[:500]
+    return f"HTTP {getattr(e, 'status_code', '?')} from the provider"
+
+
+def _status_of(e: Any) -> int:
+    body = getattr(e, "body", None)
+    kind = ""
+    if isinstance(body, dict) and isinstance(body.get("error"), dict):
+        kind = str(body["error"].get("type", ""))
+    status = int(getattr(e, "status_code", 0) or 0)
+    if status >= 400:
+        return status
+    return {"overloaded_error": 529, "rate_limit_error": 429, "api_error": 500}.get(kind, 500)

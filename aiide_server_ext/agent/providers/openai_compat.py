@@ -1,0 +1,194 @@
+"""Any OpenAI-compatible ``/v1/chat/completions`` with SSE (Ollama, vLLM, LiteLLM, hosted).
+
+Plain httpx (imported on first use); the request and the stream are translated from and to
+the provider-neutral types, including tool calls whose arguments arrive in pieces.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from .base import (
+    ModelRequest,
+    ProviderError,
+    Stop,
+    StreamEvent,
+    TextDelta,
+    ToolRequest,
+    Usage,
+    classify_exception,
+    error_for_status,
+    parse_arguments,
+)
+
+_STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens"}
+
+
+def to_openai_messages(system: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Anthropic-style content blocks → chat.completions messages."""
+    out: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, str):
+            out.append({"role": message["role"], "content": content})
+            continue
+        texts = [b["text"] for b in content if b.get("type") == "text"]
+        if message["role"] == "assistant":
+            calls = [
+                {
+                    "id": b["id"],
+                    "type": "function",
+                    "function": {"name": b["name"], "arguments": json.dumps(b.get("input") or {})},
+                }
+                for b in content
+                if b.get("type") == "tool_use"
+            ]
+            entry: dict[str, Any] = {"role": "assistant", "content": "".join(texts) or None}
+            if calls:
+                entry["tool_calls"] = calls
+            out.append(entry)
+            continue
+        for block in content:
+            if block.get("type") == "tool_result":
+                result = block.get("content", "")
+                if not isinstance(result, str):
+                    result = "".join(p.get("text", "") for p in result)
+                out.append({"role": "tool", "tool_call_id": block["tool_use_id"], "content": result})
+        if texts:
+            out.append({"role": "user", "content": "\n".join(texts)})
+    return out
+
+
+def to_openai_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [
+        {
+            "type": "function",
+            "function": {
+                "name": t["name"],
+                "description": t.get("description", ""),
+                "parameters": t["input_schema"],
+            },
+        }
+        for t in tools
+    ]
+
+
+class OpenAICompatProvider:
+    kind = "openai"
+
+    def __init__(
+        self,
+        name: str,
+        base_url: str,
+        *,
+        headers: dict[str, str] | None = None,
+        connect_timeout: float = 10.0,
+        idle_timeout: float = 60.0,
+    ) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        self.headers = headers or {}
+        self.connect_timeout = connect_timeout
+        self.idle_timeout = idle_timeout
+        self._http: Any = None
+
+    def _client(self) -> Any:
+        if self._http is None:
+            import httpx
+
+            timeout = httpx.Timeout(self.idle_timeout, connect=self.connect_timeout)
+            limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
+            self._http = httpx.AsyncClient(timeout=timeout, limits=limits)
+        return self._http
+
+    def body(self, request: ModelRequest) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "model": request.model,
+            "messages": to_openai_messages(request.system, request.messages),
+            "max_tokens": request.max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.tools:
+            body["tools"] = to_openai_tools(request.tools)
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.stop_sequences:
+            body["stop"] = request.stop_sequences
+        return body
+
+    async def stream(self, request: ModelRequest, api_key: str | None) -> AsyncIterator[StreamEvent]:
+        headers = {"content-type": "application/json", **self.headers, **request.headers}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        url = f"{self.base_url}/chat/completions"
+        try:
+            async with self._client().stream(
+                "POST", url, json=self.body(request), headers=headers
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise error_for_status(
+                        response.status_code, _message(response), response.headers
+                    )
+                async for event in self._events(response):
+                    yield event
+        except ProviderError:
+            raise
+        except Exception as e:
+            raise classify_exception(e) from None
+
+    async def _events(self, response: Any) -> AsyncIterator[StreamEvent]:
+        calls: dict[int, list[str]] = {}  # index -> [id, name, arguments...]
+        usage = Usage(0, 0)
+        stop = "end_turn"
+        async for line in response.aiter_lines():
+            if not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                break
+            try:
+                chunk = json.loads(data)
+            except ValueError:
+                raise ProviderError("provider_error", "the provider sent invalid JSON") from None
+            if chunk.get("error"):
+                raise ProviderError("provider_error", str(chunk["error"])[:300])
+            if chunk.get("usage"):
+                u = chunk["usage"]
+                usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+            for choice in chunk.get("choices") or []:
+                delta = choice.get("delta") or {}
+                if delta.get("content"):
+                    yield TextDelta(delta["content"])
+                for call in delta.get("tool_calls") or []:
+                    entry = calls.setdefault(int(call.get("index", 0)), ["", "", ""])
+                    function = call.get("function") or {}
+                    entry[0] = call.get("id") or entry[0]
+                    entry[1] = function.get("name") or entry[1]
+                    entry[2] += function.get("arguments") or ""
+                if choice.get("finish_reason"):
+                    stop = _STOP.get(choice["finish_reason"], "end_turn")
+        for index in sorted(calls):
+            call_id, name, raw = calls[index]
+            arguments, error = parse_arguments(raw)
+            yield ToolRequest(call_id or f"call_{index}", name, arguments, raw, error)
+        yield usage
+        yield Stop(stop)
+
+    async def aclose(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+
+def _message(response: Any) -> str:
+    try:
+        error = response.json().get("error")
+        if isinstance(error, dict):
+            return str(error.get("message", ""))[:500] or f"HTTP {response.status_code}"
+        return str(error)[:500]
+    except Exception:
+        return f"HTTP {response.status_code} from the provider"

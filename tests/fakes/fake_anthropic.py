@@ -1,0 +1,157 @@
+"""A fake of the Anthropic Messages API (``POST /v1/messages``), streaming and not.
+
+Speaks the wire format the official SDK parses: SSE with ``event:`` lines,
+``message_start.message.usage``, text and ``tool_use`` content blocks with
+``input_json_delta``, ``message_delta`` usage, ``ping``, in-stream ``error`` events, and
+JSON error bodies with ``retry-after`` for 429/529. Accepts ``x-api-key`` and
+``Authorization: Bearer``. Run standalone: ``python -m fakes.fake_anthropic --port 8765``.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+from .script import FakeHandler, FakeServer, Reply, estimate_tokens, streaming
+
+
+def _sse(event: str, data: dict[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data)}\n\n"
+
+
+class MessagesHandler(FakeHandler):
+    def fail(self, status: int, kind: str, message: str) -> None:
+        self.set_status(status)
+        self.set_header("content-type", "application/json")
+        self.set_header("request-id", "req_fake")
+        self.finish({"type": "error", "error": {"type": kind, "message": message}})
+
+    async def post(self) -> None:
+        begun = self.begin()
+        if begun is None:
+            return
+        body, reply = begun
+        usage_in = reply.input_tokens or estimate_tokens(
+            [body.get("system"), body.get("messages"), body.get("tools")]
+        )
+        usage_out = reply.output_tokens or max(1, len(reply.text) // 4) + 8 * len(reply.tools)
+        message_id = "msg_" + uuid.uuid4().hex[:20]
+        model = str(body.get("model", "claude-fake"))
+        stop = reply.stop_reason or ("tool_use" if reply.tools else "end_turn")
+        if not body.get("stream"):
+            self._finish_json(reply, message_id, model, stop, usage_in, usage_out)
+            return
+        self.set_header("content-type", "text/event-stream")
+        self.set_header("cache-control", "no-cache")
+        await streaming(self, lambda: self._stream(reply, message_id, model, stop, usage_in, usage_out))
+
+    def _finish_json(
+        self, reply: Reply, mid: str, model: str, stop: str, usage_in: int, usage_out: int
+    ) -> None:
+        content: list[dict[str, Any]] = []
+        if reply.text:
+            content.append({"type": "text", "text": reply.text})
+        for tool in reply.tools:
+            content.append(
+                {
+                    "type": "tool_use",
+                    "id": tool.id or "toolu_" + uuid.uuid4().hex[:20],
+                    "name": tool.name,
+                    "input": tool.input or {},
+                }
+            )
+        self.finish(
+            {
+                "id": mid,
+                "type": "message",
+                "role": "assistant",
+                "model": model,
+                "content": content,
+                "stop_reason": stop,
+                "stop_sequence": None,
+                "usage": {"input_tokens": usage_in, "output_tokens": usage_out},
+            }
+        )
+
+    async def _stream(
+        self, reply: Reply, mid: str, model: str, stop: str, usage_in: int, usage_out: int
+    ) -> None:
+        message = {
+            "id": mid,
+            "type": "message",
+            "role": "assistant",
+            "model": model,
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {
+                "input_tokens": usage_in,
+                "output_tokens": 1,
+                "cache_creation_input_tokens": 0,
+                "cache_read_input_tokens": 0,
+            },
+        }
+        await self.send(_sse("message_start", {"type": "message_start", "message": message}), reply.first_delay)
+        await self.send(_sse("ping", {"type": "ping"}), 0)
+        index = 0
+        chunks = reply.text_chunks()
+        if chunks:
+            start = {"type": "text", "text": ""}
+            await self.send(_sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": start}), 0)
+            for n, chunk in enumerate(chunks):
+                if reply.stall_after is not None and n >= reply.stall_after:
+                    await self.stall()
+                    return
+                if reply.drop_after is not None and n >= reply.drop_after:
+                    self.drop()
+                    return
+                delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}}
+                await self.send(_sse("content_block_delta", delta), reply.delay)
+            await self.send(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}), 0)
+            index = 1
+        elif reply.stall_after is not None:
+            await self.stall()
+            return
+        elif reply.drop_after is not None:
+            self.drop()
+            return
+        if reply.stream_error:
+            error = {"type": "error", "error": {"type": reply.stream_error, "message": reply.message}}
+            await self.send(_sse("error", error), reply.delay)
+            self.finish()
+            return
+        for tool in reply.tools:
+            block = {
+                "type": "tool_use",
+                "id": tool.id or "toolu_" + uuid.uuid4().hex[:20],
+                "name": tool.name,
+                "input": {},
+            }
+            await self.send(_sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": block}), reply.delay)
+            raw = tool.arguments()
+            half = len(raw) // 2
+            for part in (raw[:half], raw[half:]):
+                delta = {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": part}}
+                await self.send(_sse("content_block_delta", delta), 0)
+            await self.send(_sse("content_block_stop", {"type": "content_block_stop", "index": index}), 0)
+            index += 1
+        delta = {
+            "type": "message_delta",
+            "delta": {"stop_reason": stop, "stop_sequence": None},
+            "usage": {"output_tokens": usage_out},
+        }
+        await self.send(_sse("message_delta", delta), reply.delay)
+        await self.send(_sse("message_stop", {"type": "message_stop"}), 0)
+        self.finish()
+
+
+class FakeAnthropic(FakeServer):
+    def routes(self) -> list[tuple[str, Any, dict[str, Any]]]:
+        return [(r"/v1/messages", MessagesHandler, {"fake": self})]
+
+
+if __name__ == "__main__":
+    from .standalone import serve
+
+    serve(FakeAnthropic)

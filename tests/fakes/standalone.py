@@ -1,0 +1,30 @@
+"""Run a fake as its own process (benchmarks, manual tests, a server under test in a
+subprocess). Script it over HTTP: ``POST /_fake/script`` with a JSON list of replies."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+
+from .script import FakeServer, Reply
+
+
+def serve(cls: type[FakeServer]) -> None:
+    parser = argparse.ArgumentParser(description=cls.__doc__)
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--api-key", default=None, help="refuse requests without this key")
+    parser.add_argument("--default-text", default="ok", help="reply when the script is empty")
+    args = parser.parse_args()
+
+    async def main() -> None:
+        fake = cls(api_key=args.api_key, default=Reply(text=args.default_text))
+        url = await fake.start(args.port)
+        print(json.dumps({"url": url}), flush=True)
+        await asyncio.Event().wait()
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(0)
