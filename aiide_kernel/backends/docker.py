@@ -133,7 +133,8 @@ class DockerBackend(SandboxBackend):
         volumes[spec.workspace] = {"bind": spec.workspace, "mode": "rw"}
         memory = policy.memory_bytes
         # /tmp/home does not exist on a fresh tmpfs; make it, then become the kernel.
-        command = ["/bin/sh", "-c", 'mkdir -p /tmp/home /tmp/site-packages && exec "$@"', "sh", *spec.cmd]
+        prepare = 'mkdir -p /tmp/home /tmp/site-packages && exec "$@"'
+        command = ["/bin/sh", "-c", prepare, "sh", *spec.cmd]
         container = _client().containers.run(
             image_tag(),
             command=command,

@@ -44,16 +44,14 @@ READY_TIMEOUT = 60.0
 
 
 @pytest.fixture(autouse=True)
-def jp_asyncio_loop() -> Iterator[None]:
+def jp_asyncio_loop() -> None:
     """Overrides pytest-jupyter's loop fixture: playwright's sync API runs its own loop,
     which pytest-jupyter would otherwise try to close."""
-    yield None
 
 
 @pytest.fixture(autouse=True)
-def jp_server_cleanup() -> Iterator[None]:
+def jp_server_cleanup() -> None:
     """No in-process Jupyter server here: the lab under test is a real subprocess."""
-    yield None
 
 
 def _in_ci() -> bool:
