@@ -168,7 +168,7 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
         lists = [self.group_models[g] for g in caller.groups if g in self.group_models]
         if not lists and "*" in self.group_models:
             lists = [self.group_models["*"]]
-        return not lists and not self.group_models or any(spec.name in names for names in lists)
+        return not lists or any(spec.name in names for names in lists)
 
     def available(self, caller: Caller) -> list[ModelSpec]:
         return [m for m in self.models if self._allowed(m, caller) and self._usable(m, caller)]

@@ -1,0 +1,195 @@
+"""Running code for headless runs: the notebook's kernel (its Jupyter session's, else an
+``aiide-python`` sandboxed kernel started for it) through a kernel client.
+
+One client per kernel, kept open (``wait_for_ready`` costs ~200 ms once), and one call at
+a time per kernel (iopub replies are matched by parent id; interleaving would lose some).
+A kernel that dies mid-call is noticed by polling, not by waiting out the timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from .tools.base import ToolError
+
+ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+
+
+@dataclass
+class ExecResult:
+    status: str
+    outputs: list[dict[str, Any]] = field(default_factory=list)
+    execution_count: int | None = None
+    user_expressions: dict[str, Any] = field(default_factory=dict)
+
+
+def to_output(kind: str, content: dict[str, Any]) -> dict[str, Any] | None:
+    """An iopub message as an nbformat output."""
+    if kind == "stream":
+        return {"output_type": "stream", "name": content["name"], "text": content["text"]}
+    if kind in ("execute_result", "display_data"):
+        out = {"output_type": kind, "data": content["data"], "metadata": content.get("metadata", {})}
+        if kind == "execute_result":
+            out["execution_count"] = content.get("execution_count")
+        return out
+    if kind == "error":
+        return {
+            "output_type": "error",
+            "ename": content["ename"],
+            "evalue": content["evalue"],
+            "traceback": content.get("traceback", []),
+        }
+    return None
+
+
+def summarise_outputs(outputs: list[dict[str, Any]], limit: int = 4000) -> str:
+    """Outputs as the model reads them: text, errors in full (up to the limit), no images."""
+    parts: list[str] = []
+    for out in outputs:
+        kind = out["output_type"]
+        if kind == "stream":
+            parts.append(out["text"])
+        elif kind == "error":
+            trace = ANSI.sub("", "\n".join(out.get("traceback") or []))
+            parts.append(trace or f"{out['ename']}: {out['evalue']}")
+        else:
+            data = out.get("data", {})
+            if "text/plain" in data:
+                text = data["text/plain"]
+                parts.append("".join(text) if isinstance(text, list) else str(text))
+            others = [k for k in data if k != "text/plain"]
+            if others:
+                parts.append(f"[{', '.join(others)} output]")
+    text = "\n".join(p.rstrip("\n") for p in parts)
+    return text if len(text) <= limit else text[: limit // 2] + "\n[…]\n" + text[-limit // 2 :]
+
+
+class KernelRunner:
+    def __init__(
+        self, kernel_manager: Any, session_manager: Any, root_dir: str, kernel_name: str
+    ) -> None:
+        self.km = kernel_manager
+        self.sessions = session_manager
+        self.root_dir = root_dir
+        self.kernel_name = kernel_name
+        self.own: dict[str, str] = {}  # notebook path -> kernel id we started
+        self._clients: dict[str, Any] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+
+    async def kernel_for(self, path: str, *, start: bool = True) -> str | None:
+        """The notebook's kernel: its session's if it has one, else ours."""
+        if self.sessions is not None:
+            try:
+                for session in await self.sessions.list_sessions():
+                    if session.get("path") == path and session.get("kernel"):
+                        return str(session["kernel"]["id"])
+            except Exception:  # the session store is optional for headless runs
+                pass
+        kid = self.own.get(path)
+        if kid is not None and kid in self.km:
+            return kid
+        if not start:
+            return None
+        folder = os.path.dirname(path)
+        kid = await self.km.start_kernel(kernel_name=self.kernel_name, path=folder)
+        self.own[path] = str(kid)
+        return str(kid)
+
+    async def _client(self, kid: str) -> Any:
+        client = self._clients.get(kid)
+        if client is None:
+            client = self.km.get_kernel(kid).client()
+            client.start_channels()
+            try:
+                await client.wait_for_ready(timeout=60)
+            except Exception:
+                client.stop_channels()
+                raise
+            self._clients[kid] = client
+        return client
+
+    def _forget(self, kid: str) -> None:
+        client = self._clients.pop(kid, None)
+        if client is not None:
+            client.stop_channels()
+
+    async def execute(
+        self,
+        kid: str,
+        code: str,
+        *,
+        timeout: float,
+        silent: bool = False,
+        user_expressions: dict[str, str] | None = None,
+    ) -> ExecResult:
+        lock = self._locks.setdefault(kid, asyncio.Lock())
+        async with lock:
+            return await self._execute(kid, code, timeout, silent, user_expressions or {})
+
+    async def _execute(
+        self, kid: str, code: str, timeout: float, silent: bool, exprs: dict[str, str]
+    ) -> ExecResult:
+        from aiide_kernel.events import KernelEvents
+
+        deaths = len(KernelEvents.instance().for_kernel(kid))
+        manager = self.km.get_kernel(kid)
+        client = await self._client(kid)
+        outputs: list[dict[str, Any]] = []
+
+        def hook(msg: dict[str, Any]) -> None:
+            kind = msg["header"]["msg_type"]
+            if kind == "clear_output":
+                outputs.clear()
+            out = to_output(kind, msg["content"])
+            if out is not None:
+                outputs.append(out)
+
+        task = asyncio.ensure_future(
+            client.execute_interactive(
+                code,
+                silent=silent,
+                store_history=not silent,
+                user_expressions=exprs,
+                allow_stdin=False,
+                timeout=timeout,
+                output_hook=hook,
+            )
+        )
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=0.25)
+                if task.done():
+                    break
+                died = len(KernelEvents.instance().for_kernel(kid)) > deaths
+                if died or not await manager.is_alive():
+                    task.cancel()
+                    self._forget(kid)
+                    raise ToolError("kernel_died", "the kernel died while running the code")
+            reply = task.result()
+        except TimeoutError:
+            raise ToolError("timeout", f"the code ran longer than {timeout:.0f}s") from None
+        finally:
+            if not task.done():
+                task.cancel()
+        content = reply["content"]
+        return ExecResult(
+            status=content.get("status", "error"),
+            outputs=outputs,
+            execution_count=content.get("execution_count"),
+            user_expressions=content.get("user_expressions", {}),
+        )
+
+    async def shutdown(self) -> None:
+        for kid in list(self._clients):
+            self._forget(kid)
+        for kid in self.own.values():
+            if kid in self.km:
+                try:
+                    await self.km.shutdown_kernel(kid, now=True)
+                except Exception:  # already gone
+                    pass
+        self.own.clear()

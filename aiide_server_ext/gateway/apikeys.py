@@ -1,0 +1,239 @@
+"""API keys: shown once, stored only as a salted hash, scoped, optionally expiring.
+
+A key is ``aiide_<id>_<secret>``: the id finds the row, the 256-bit secret is
+checked against HMAC-SHA256(salt, secret). A fast hash is enough for random
+secrets of that size (no dictionary to attack), and keeps per-request checks
+cheap; verified rows are cached for a few seconds, and ``last_used_at`` is
+written at most once a minute per key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .audit import AuditLog
+from .errors import GatewayError, bad_request, forbidden, not_found, unauthenticated
+from .store import Store
+from .tokens import Principal
+
+log = logging.getLogger("aiide.gateway")
+
+PREFIX = "aiide_"
+KEY_SHAPE = re.compile(r"^aiide_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$")
+MAX_NAME = 100
+LAST_USED_EVERY = 60.0
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: str
+    username: str
+    name: str
+    scopes: frozenset[str]
+    created_at: float
+    created_by: str
+    expires_at: float | None
+    last_used_at: float | None
+    revoked_at: float | None
+
+    def public(self) -> dict[str, Any]:
+        """What listing shows: never the secret, only a recognisable prefix."""
+        return {
+            "id": self.id,
+            "user": self.username,
+            "name": self.name,
+            "masked": f"{PREFIX}{self.id}_…",
+            "scopes": sorted(self.scopes),
+            "created_at": self.created_at,
+            "created_by": self.created_by,
+            "expires_at": self.expires_at,
+            "last_used_at": self.last_used_at,
+            "revoked": self.revoked_at is not None,
+        }
+
+
+_COLUMNS = "id, username, name, scopes, created_at, created_by, expires_at, last_used_at, revoked_at"
+
+
+def _key(row: tuple[Any, ...]) -> ApiKey:
+    return ApiKey(
+        id=row[0],
+        username=row[1],
+        name=row[2],
+        scopes=frozenset(row[3].split()),
+        created_at=row[4],
+        created_by=row[5],
+        expires_at=row[6],
+        last_used_at=row[7],
+        revoked_at=row[8],
+    )
+
+
+def _hash(salt: bytes, secret: str) -> bytes:
+    return hmac.new(salt, secret.encode(), hashlib.sha256).digest()
+
+
+class ApiKeyService:
+    def __init__(
+        self,
+        store: Store,
+        audit: AuditLog,
+        clock: Callable[[], float] = time.time,
+        cache_seconds: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.audit = audit
+        self.clock = clock
+        self.cache_seconds = cache_seconds
+        self._cache: dict[str, tuple[float, bytes, bytes, ApiKey]] = {}
+        self._touched: dict[str, float] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def create_in(
+        self,
+        conn: sqlite3.Connection,
+        actor: str,
+        username: str,
+        name: str,
+        scopes: frozenset[str],
+        expires_in: float | None,
+    ) -> tuple[str, ApiKey]:
+        """The raw key (to show once) and its record, audited in the same transaction."""
+        if not name or len(name) > MAX_NAME:
+            raise bad_request("invalid_name", f"'name' must be 1 to {MAX_NAME} characters")
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        salt = secrets.token_bytes(16)
+        now = self.clock()
+        expires_at = now + expires_in if expires_in else None
+        conn.execute(
+            f"INSERT INTO api_keys ({_COLUMNS}, salt, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (key_id, username, name, " ".join(sorted(scopes)), now, actor, expires_at, None, None,
+             salt, _hash(salt, secret)),
+        )  # fmt: skip
+        self.audit.append(
+            conn, actor, "apikey.created", f"user:{username}", "created",
+            {"key_id": key_id, "name": name, "scopes": sorted(scopes), "expires_at": expires_at},
+        )  # fmt: skip
+        record = ApiKey(key_id, username, name, scopes, now, actor, expires_at, None, None)
+        return f"{PREFIX}{key_id}_{secret}", record
+
+    async def create(
+        self,
+        actor: str,
+        username: str,
+        name: str,
+        scopes: frozenset[str],
+        expires_in: float | None,
+    ) -> tuple[str, ApiKey]:
+        return await self.store.awrite(
+            lambda c: self.create_in(c, actor, username, name, scopes, expires_in)
+        )
+
+    async def list_keys(self, username: str | None) -> list[ApiKey]:
+        sql = f"SELECT {_COLUMNS} FROM api_keys"
+        args: tuple[Any, ...] = ()
+        if username is not None:
+            sql, args = sql + " WHERE username = ?", (username,)
+        rows = await self.store.aread(lambda c: c.execute(sql + " ORDER BY created_at", args).fetchall())
+        return [_key(r) for r in rows]
+
+    async def revoke(self, actor: str, is_admin: bool, key_id: str) -> ApiKey:
+        now = self.clock()
+
+        def revoke_in(c: sqlite3.Connection) -> ApiKey:
+            row = c.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+            if row is None or (row[1] != actor and not is_admin):
+                raise not_found("unknown_key", "no such API key")  # others' keys stay invisible
+            c.execute(
+                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+                (now, key_id),
+            )
+            self.audit.append(c, actor, "apikey.revoked", f"user:{row[1]}", "revoked", {"key_id": key_id})
+            return _key(row)
+
+        key = await self.store.awrite(revoke_in)
+        self._cache.pop(key_id, None)
+        return key
+
+    async def verify(self, raw: str) -> Principal:
+        m = KEY_SHAPE.match(raw)
+        if not m:
+            raise unauthenticated("invalid_api_key", "the API key is malformed")
+        key_id, secret = m.groups()
+        now = self.clock()
+        cached = self._cache.get(key_id)
+        if cached is None or now - cached[0] > self.cache_seconds:
+            row = await self.store.aread(
+                lambda c: c.execute(
+                    f"SELECT {_COLUMNS}, salt, hash FROM api_keys WHERE id = ?", (key_id,)
+                ).fetchone()
+            )
+            if row is None:
+                raise unauthenticated("invalid_api_key", "unknown API key")
+            cached = (now, row[9], row[10], _key(row))
+            self._cache[key_id] = cached
+        _, salt, digest, key = cached
+        if not hmac.compare_digest(_hash(salt, secret), digest):
+            raise unauthenticated("invalid_api_key", "unknown API key")
+        if key.revoked_at is not None:
+            raise unauthenticated("api_key_revoked", "the API key has been revoked")
+        if key.expires_at is not None and now >= key.expires_at:
+            raise unauthenticated("api_key_expired", "the API key has expired")
+        self._touch(key_id, now)
+        return Principal(key.username, key.scopes, "apikey", key_id, expires_at=key.expires_at)
+
+    def _touch(self, key_id: str, now: float) -> None:
+        if now - self._touched.get(key_id, 0.0) < LAST_USED_EVERY:
+            return
+        self._touched[key_id] = now
+
+        async def write() -> None:
+            try:
+                await self.store.awrite(
+                    lambda c: c.execute(
+                        "UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, key_id)
+                    )
+                )
+            except GatewayError as e:  # bookkeeping only: never fail the request for it
+                log.warning("aiide gateway: last_used_at not recorded: %s", e.message)
+
+        task = asyncio.get_running_loop().create_task(write())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def expires_in(value: object) -> float | None:
+    """Seconds until a new key expires (None: never); negative or zero is a 400."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise bad_request("invalid_expiry", "'expires_in' must be a number of seconds or null")
+    if value <= 0:
+        raise bad_request("invalid_expiry", "'expires_in' must be positive")
+    return float(value)
+
+
+def for_user(actor: str, is_admin: bool, requested: object) -> str:
+    """Whose key: one's own, or anyone's for an admin."""
+    if requested is None or requested == actor:
+        return actor
+    if not isinstance(requested, str) or not requested or len(requested) > 256:
+        raise bad_request("invalid_user", "'user' must be a user name")
+    if not is_admin:
+        raise forbidden("admin_required", "only an admin may manage another user's keys")
+    return requested

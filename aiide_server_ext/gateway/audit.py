@@ -1,0 +1,135 @@
+"""Append-only audit log of security-relevant events.
+
+Rows cannot be updated or deleted (sqlite triggers refuse it) and each row
+carries a hash over its content and the previous row's hash, so an edit made
+behind sqlite's back shows up in ``verify()``. Everything is redacted before it
+is written: the audit log is read by admins and exported, secrets stay out.
+"""
+
+from __future__ import annotations
+
+import datetime
+import hashlib
+import json
+import sqlite3
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .redaction import Redactor
+from .store import Store
+
+MAX_DETAIL_CHARS = 8192
+GENESIS = "0" * 64
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    actor: str | None = None
+    action: str | None = None
+    since: float | None = None
+    until: float | None = None
+    after_id: int = 0
+    limit: int = 500
+
+
+class AuditLog:
+    def __init__(
+        self, store: Store, redactor: Redactor, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.store = store
+        self.redactor = redactor
+        self.clock = clock
+
+    def append(
+        self,
+        conn: sqlite3.Connection,
+        actor: str | None,
+        action: str,
+        target: str,
+        outcome: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Inside the caller's transaction: the event lands with the change it records."""
+        clean = self.redactor.obj(detail or {})
+        text = json.dumps(clean, sort_keys=True, default=str)
+        if len(text) > MAX_DETAIL_CHARS:
+            text = json.dumps({"truncated": text[:MAX_DETAIL_CHARS]})
+        row = (
+            round(self.clock(), 6),
+            self.redactor.text(actor)[:256] if actor else None,
+            action[:128],
+            self.redactor.text(target)[:512],
+            outcome[:128],
+            text,
+        )
+        last = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
+        prev = last[0] if last else GENESIS
+        conn.execute(
+            "INSERT INTO audit (ts, actor, action, target, outcome, detail, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (*row, prev, _digest(prev, row)),
+        )
+
+    async def record(
+        self,
+        actor: str | None,
+        action: str,
+        target: str,
+        outcome: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        await self.store.awrite(lambda c: self.append(c, actor, action, target, outcome, detail))
+
+    async def query(self, q: AuditQuery) -> list[dict[str, Any]]:
+        where, args = ["id > ?"], [q.after_id]
+        for clause, value in (
+            ("actor = ?", q.actor),
+            ("action = ?", q.action),
+            ("ts >= ?", q.since),
+            ("ts < ?", q.until),
+        ):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        sql = (
+            "SELECT id, ts, actor, action, target, outcome, detail FROM audit"
+            f" WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
+        )
+        rows = await self.store.aread(lambda c: c.execute(sql, (*args, q.limit)).fetchall())
+        return [_event(r) for r in rows]
+
+    def verify(self, conn: sqlite3.Connection) -> int | None:
+        """The id of the first row whose hash does not match, or None if the chain holds."""
+        prev = GENESIS
+        for r in conn.execute(
+            "SELECT id, ts, actor, action, target, outcome, detail, prev_hash, hash"
+            " FROM audit ORDER BY id"
+        ):
+            if r[7] != prev or r[8] != _digest(prev, tuple(r[1:7])):
+                return int(r[0])
+            prev = r[8]
+        return None
+
+
+def _digest(prev: str, row: tuple[Any, ...]) -> str:
+    return hashlib.sha256((prev + json.dumps(list(row), default=str)).encode()).hexdigest()
+
+
+def _event(r: tuple[Any, ...]) -> dict[str, Any]:
+    return {
+        "id": r[0],
+        "time": datetime.datetime.fromtimestamp(r[1], datetime.timezone.utc)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z"),
+        "actor": r[2],
+        "action": r[3],
+        "target": r[4],
+        "outcome": r[5],
+        "detail": json.loads(r[6]),
+    }
+
+
+def to_jsonl(events: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(e, sort_keys=True) + "\n" for e in events)

@@ -1,0 +1,213 @@
+"""Sliding-window rate limits per (user, route class): in memory or in Redis.
+
+Both backends keep a log of hit times, so the count in any window never
+exceeds the limit (no fixed-window bursts at the boundary). In memory each hit
+is a synchronous step on the event loop; in Redis one Lua script does the whole
+check-and-add atomically using Redis' own clock, so servers sharing a Redis
+share exact limits whatever their clocks say.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import math
+import re
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .errors import unavailable
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+log = logging.getLogger("aiide.gateway")
+
+_UNITS = {
+    "s": 1, "sec": 1, "second": 1, "seconds": 1,
+    "m": 60, "min": 60, "minute": 60, "minutes": 60,
+    "h": 3600, "hour": 3600, "hours": 3600,
+    "d": 86400, "day": 86400, "days": 86400,
+}  # fmt: skip
+_SHAPE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    count: int
+    window: float
+
+    @classmethod
+    def parse(cls, text: str) -> RateLimit:
+        """``"60/minute"``, ``"20/min"``, ``"100/10s"``, ``"1000/hour"``."""
+        m = _SHAPE.match(text.lower())
+        if not m or m.group(3) not in _UNITS or int(m.group(1)) <= 0:
+            raise ValueError(f"rate limit {text!r}: expected COUNT/[N]UNIT such as 60/minute")
+        return cls(int(m.group(1)), float(int(m.group(2) or 1) * _UNITS[m.group(3)]))
+
+    @property
+    def per_second(self) -> float:
+        return self.count / self.window
+
+    def describe(self) -> str:
+        return f"{self.count} per {self.window:g}s"
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float
+    retry_after: float = 0.0
+    degraded: bool = False
+
+    def headers(self) -> dict[str, str]:
+        """``X-RateLimit-Reset`` and ``Retry-After`` are in seconds from now."""
+        headers = {
+            "X-RateLimit-Limit": str(self.limit),
+            "X-RateLimit-Remaining": str(max(0, self.remaining)),
+            "X-RateLimit-Reset": str(max(0, math.ceil(self.reset_after))),
+        }
+        if not self.allowed:
+            headers["Retry-After"] = str(max(1, math.ceil(self.retry_after)))
+        return headers
+
+
+class RateLimiter(abc.ABC):
+    """A backend: count one hit for ``key`` and say whether it is within ``limit``."""
+
+    @abc.abstractmethod
+    async def hit(self, key: str, limit: RateLimit) -> Decision: ...
+
+    async def close(self) -> None:
+        return None
+
+
+class MemoryRateLimiter(RateLimiter):
+    """One server's limits; exact because every hit is one step on the event loop."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, **_: Any) -> None:
+        self.clock = clock
+        self._hits: dict[str, deque[float]] = {}
+        self._sweep_at = 0.0
+
+    def hit_now(self, key: str, limit: RateLimit) -> Decision:
+        now = self.clock()
+        hits = self._hits.get(key)
+        if hits is None:
+            hits = self._hits[key] = deque()
+        cutoff = now - limit.window
+        while hits and hits[0] <= cutoff:
+            hits.popleft()
+        if len(hits) < limit.count:
+            hits.append(now)
+            return Decision(True, limit.count, limit.count - len(hits), hits[0] + limit.window - now)
+        wait = hits[0] + limit.window - now
+        if now > self._sweep_at:
+            self._sweep(now)
+        return Decision(False, limit.count, 0, wait, wait)
+
+    def _sweep(self, now: float) -> None:
+        """Forget idle keys now and then, so memory follows active users only."""
+        self._sweep_at = now + 60.0
+        for key in [k for k, v in self._hits.items() if not v or v[-1] < now - 86400]:
+            del self._hits[key]
+
+    async def hit(self, key: str, limit: RateLimit) -> Decision:
+        return self.hit_now(key, limit)
+
+
+_LUA = """
+local key = KEYS[1]
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+if count < limit then
+  redis.call('ZADD', key, now, ARGV[3])
+  redis.call('PEXPIRE', key, math.ceil(window / 1000) + 1000)
+  local first = now
+  if oldest[2] then first = tonumber(oldest[2]) end
+  return {1, limit - count - 1, first + window - now}
+end
+return {0, 0, tonumber(oldest[2]) + window - now}
+"""
+
+
+class RedisRateLimiter(RateLimiter):
+    """Limits shared by every server using the same Redis (``c.Gateway.redis_url``)."""
+
+    def __init__(
+        self,
+        redis_url: str = "redis://localhost:6379/0",
+        failure_mode: str = "open",
+        timeout: float = 0.5,
+        prefix: str = "aiide:rl:",
+        **_: Any,
+    ) -> None:
+        if failure_mode not in ("open", "closed"):
+            raise ValueError("redis failure mode must be 'open' or 'closed'")
+        self.url = redis_url
+        self.failure_mode = failure_mode
+        self.timeout = timeout
+        self.prefix = prefix
+        self._client: Redis | None = None
+        self._script: Any = None
+        self._down_until = 0.0
+        self._warned_at = -1e9
+
+    def _redis(self) -> Any:
+        if self._client is None:
+            from redis.asyncio import Redis  # imported on the first limited request only
+
+            self._client = Redis.from_url(
+                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+            )
+            self._script = self._client.register_script(_LUA)
+        return self._script
+
+    async def hit(self, key: str, limit: RateLimit) -> Decision:
+        if time.monotonic() >= self._down_until:
+            try:
+                script = self._redis()
+                allowed, remaining, wait_us = await script(
+                    keys=[self.prefix + key],
+                    args=[limit.count, int(limit.window * 1_000_000), uuid.uuid4().hex],
+                )
+                wait = int(wait_us) / 1_000_000
+                if int(allowed):
+                    return Decision(True, limit.count, int(remaining), wait)
+                return Decision(False, limit.count, 0, wait, wait)
+            except Exception as e:  # redis errors, OSError, timeouts: all mean "unreachable"
+                self._down_until = time.monotonic() + 1.0
+                self._warn(e)
+        if self.failure_mode == "closed":
+            raise unavailable(
+                "rate_limiter_unavailable",
+                "the shared rate limiter is unreachable; requests are refused until it is back",
+            )
+        return Decision(True, limit.count, limit.count, 0.0, degraded=True)
+
+    def _warn(self, e: Exception) -> None:
+        now = time.monotonic()
+        if now - self._warned_at >= 30.0:
+            self._warned_at = now
+            log.warning(
+                "aiide gateway: Redis rate limiter unreachable (%s: %s); failing %s",
+                type(e).__name__,
+                e,
+                self.failure_mode,
+            )
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
