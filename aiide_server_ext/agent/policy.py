@@ -1,0 +1,89 @@
+"""Whether a tool call runs by itself, waits for the user, or is refused.
+
+Risk per tool (read-only low; edits and sandboxed execution medium; file writes, deletes
+and network-enabled execution high), mapped per role to auto / approve / deny; a safety
+fence of deny patterns; per-run limits.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from traitlets import Dict, Int, List, Unicode
+from traitlets.config import LoggingConfigurable
+
+from ..seams import Caller
+from .tools.base import Tool
+
+STRICTNESS = {"auto": 0, "approve": 1, "deny": 2}
+
+
+@dataclass(frozen=True)
+class Decision:
+    risk: str
+    action: str  # auto | approve | deny
+    reason: str = ""
+
+
+class ToolPolicy(LoggingConfigurable):  # type: ignore[misc]
+    """``c.ToolPolicy.*``: what the agent may do without asking."""
+
+    roles = Dict(
+        {
+            "student": {"low": "auto", "medium": "approve", "high": "deny"},
+            "*": {"low": "auto", "medium": "approve", "high": "approve"},
+        },
+        config=True,
+        help="Role (or group) name -> {risk: auto|approve|deny}. A caller with several "
+        "listed roles gets the strictest answer; '*' is for everyone else.",
+    )
+    deny_patterns = List(
+        Unicode(),
+        [
+            r"\brm\s+-[a-zA-Z]*r[a-zA-Z]*f?\s+(/|~|\$HOME)(\s|$|\")",
+            r"\bmkfs(\.\w+)?\b",
+            r":\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:",
+            r"/etc/(shadow|sudoers)",
+            r"\bdd\s+if=.*\bof=/dev/",
+        ],
+        config=True,
+        help="Safety fence: a tool call whose arguments match one of these regular "
+        "expressions is refused whatever the role allows.",
+    )
+    max_steps = Int(20, config=True, help="Model calls per run.")
+    max_tool_calls = Int(50, config=True, help="Tool calls per run.")
+    max_tokens = Int(500_000, config=True, help="Input + output tokens per run.")
+
+    @cached_property
+    def _fence(self) -> list[re.Pattern[str]]:
+        return [re.compile(p) for p in self.deny_patterns]
+
+    def decide(
+        self, tool: Tool, arguments: dict[str, Any], caller: Caller, *, network: bool = False
+    ) -> Decision:
+        risk = "high" if tool.executes_code and network else tool.risk
+        text = json.dumps(arguments, ensure_ascii=False)
+        for pattern in self._fence:
+            if pattern.search(text):
+                return Decision(risk, "deny", f"refused by the safety fence ({pattern.pattern})")
+        names = [r for r in (*sorted(caller.roles), *sorted(caller.groups)) if r in self.roles]
+        tables = [self.roles[n] for n in names] or [self.roles.get("*", {})]
+        actions = [str(t.get(risk, "approve")) for t in tables]
+        action = max(actions, key=lambda a: STRICTNESS.get(a, 1))
+        if action not in STRICTNESS:
+            action = "approve"
+        reason = f"{risk}-risk tools are not allowed for your role" if action == "deny" else ""
+        return Decision(risk, action, reason)
+
+    def over_limit(self, steps: int, tool_calls: int, tokens: int) -> str | None:
+        if steps >= self.max_steps:
+            return f"the run reached its limit of {self.max_steps} steps"
+        if tool_calls > self.max_tool_calls:
+            return f"the run reached its limit of {self.max_tool_calls} tool calls"
+        if tokens >= self.max_tokens:
+            return f"the run reached its limit of {self.max_tokens} tokens"
+        return None

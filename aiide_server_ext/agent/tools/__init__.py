@@ -1,0 +1,42 @@
+"""The agent's tools, and argument validation: a model's bad call is an answer to the model
+(``validation_error``, ``unknown_tool``, ``invalid_json``), never an exception."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+from .base import Tool, ToolEnv, ToolError, ToolResult, confine
+from .files import FILE_TOOLS
+from .notebook import NOTEBOOK_TOOLS
+
+__all__ = ["TOOLS", "Tool", "ToolEnv", "ToolError", "ToolResult", "confine", "definitions", "validate"]
+
+TOOLS: dict[str, Tool] = {t.name: t for t in [*NOTEBOOK_TOOLS, *FILE_TOOLS]}
+
+
+def definitions(names: list[str] | None = None) -> list[dict[str, Any]]:
+    return [TOOLS[n].definition() for n in (names or list(TOOLS))]
+
+
+@cache
+def _validator(name: str) -> Any:
+    from jsonschema import Draft202012Validator
+
+    return Draft202012Validator(TOOLS[name].schema)
+
+
+def validate(name: str, arguments: dict[str, Any] | None, parse_error: str | None = None) -> Tool:
+    """The tool, or ToolError saying precisely what is wrong with the call."""
+    tool = TOOLS.get(name)
+    if tool is None:
+        raise ToolError("unknown_tool", f"no tool named {name!r}; tools: {', '.join(TOOLS)}")
+    if arguments is None:
+        raise ToolError("invalid_json", parse_error or "arguments are not a JSON object")
+    errors = sorted(_validator(name).iter_errors(arguments), key=lambda e: list(e.path))
+    if errors:
+        details = "; ".join(
+            f"{'/'.join(str(p) for p in e.path) or 'arguments'}: {e.message}" for e in errors[:5]
+        )
+        raise ToolError("validation_error", details)
+    return tool

@@ -1,0 +1,313 @@
+"""The gate: the one object the rest of aiide talks to (``settings["aiide_gate"]``).
+
+It implements the ``Gate`` contract of ``seams.py`` for the agent and knowledge
+parts (caller, admit, record_model_usage, audit) and the two hooks jupyter_server
+calls through the identity provider and the authorizer (authenticate, authorize).
+The server's owner (Jupyter token or password) holds ``owner_scopes`` (all, by
+default) and is exempt from limits and quotas unless ``limit_owner`` is set, so
+a single user notices none of this.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from aiide_server_ext.seams import Caller
+
+from .apikeys import ApiKeyService
+from .audit import AuditLog
+from .authorizer import ResourceScopes
+from .errors import GatewayError, http_error, missing_scope
+from .identity import GatewayUser
+from .kernels import KernelMeter
+from .metering import UsageMeter
+from .quotas import KERNEL_KINDS, MODEL_KINDS, Quotas
+from .ratelimit import Decision, MemoryRateLimiter, RateLimit, RateLimiter
+from .redaction import Redactor
+from .scopes import Policy, intersect
+from .store import Store
+from .tokens import Principal, TokenService
+
+log = logging.getLogger("aiide.gateway")
+
+#: Route classes whose use spends model tokens, or kernel time.
+MODEL_ROUTE_CLASSES = frozenset({"chat", "complete", "agent"})
+KERNEL_ROUTE_CLASSES = frozenset({"execute"})
+KERNEL_RESOURCES = frozenset({"kernels", "sessions"})
+
+
+@dataclass(frozen=True)
+class RateLimits:
+    """Per route class, with per-role overrides (the most generous of a caller's roles)."""
+
+    defaults: Mapping[str, RateLimit]
+    by_role: Mapping[str, Mapping[str, RateLimit]]
+
+    @classmethod
+    def from_config(
+        cls, defaults: Mapping[str, str | None], by_role: Mapping[str, Mapping[str, str | None]]
+    ) -> RateLimits:
+        return cls(
+            {k: RateLimit.parse(v) for k, v in defaults.items() if v},
+            {r: {k: RateLimit.parse(v) for k, v in t.items() if v} for r, t in by_role.items()},
+        )
+
+    def for_caller(self, roles: frozenset[str], route_class: str) -> RateLimit | None:
+        candidates = [t[route_class] for r in roles if route_class in (t := self.by_role.get(r, {}))]
+        if candidates:
+            return max(candidates, key=lambda limit: limit.per_second)
+        return self.defaults.get(route_class)
+
+
+def stash_headers(request: Any, headers: Mapping[str, str]) -> None:
+    """Headers for the response, added by ``GatewayHeaders`` even on error pages."""
+    if headers:
+        existing: dict[str, str] = getattr(request, "_aiide_headers", None) or {}
+        existing.update(headers)
+        request._aiide_headers = existing
+
+
+class GatewayGate:
+    def __init__(
+        self,
+        *,
+        policy: Policy,
+        store: Store,
+        audit: AuditLog,
+        tokens: TokenService,
+        keys: ApiKeyService,
+        limiter: RateLimiter,
+        limits: RateLimits,
+        meter: UsageMeter,
+        quotas: Quotas,
+        kernels: KernelMeter | None,
+        redactor: Redactor,
+        resources: ResourceScopes,
+        resource_classes: Mapping[str, str],
+        limit_owner: bool = False,
+        max_body_bytes: int = 65536,
+    ) -> None:
+        self.policy = policy
+        self.store = store
+        self.audit_log = audit
+        self.tokens = tokens
+        self.keys = keys
+        self.limiter = limiter
+        self.limits = limits
+        self.meter = meter
+        self.quotas = quotas
+        self.kernels = kernels
+        self.redactor = redactor
+        self.resources = resources
+        self.resource_classes = dict(resource_classes)
+        self.limit_owner = limit_owner
+        self.max_body_bytes = max_body_bytes
+        owner_groups = policy.groups_for(policy.owner)
+        self.owner = Caller(
+            username=policy.owner,
+            scopes=policy.owner_scopes,
+            groups=owner_groups,
+            roles=frozenset({"owner"}),
+            extra={"via": "jupyter"},
+        )
+        self._refusal_audits = MemoryRateLimiter()
+
+    # -- who ------------------------------------------------------------------------
+
+    def caller(self, handler: Any) -> Caller:
+        cached: Caller | None = getattr(handler, "_aiide_caller", None)
+        if cached is not None:
+            return cached
+        user = getattr(handler, "current_user", None)
+        if isinstance(user, GatewayUser) and user.caller is not None:
+            caller = user.caller
+        elif user is None:
+            caller = Caller(username="anonymous", scopes=frozenset(), extra={"via": "none"})
+        else:
+            caller = self._jupyter_caller(user)
+        handler._aiide_caller = caller
+        return caller
+
+    def _jupyter_caller(self, user: Any) -> Caller:
+        """Jupyter's own login: the owner, or under JupyterHub the hub user with roles."""
+        hub = getattr(user, "hub_user", None)
+        if isinstance(hub, dict) and hub.get("name") and hub["name"] != self.policy.owner:
+            name = str(hub["name"])
+            groups = self.policy.groups_for(name, (str(g) for g in hub.get("groups") or ()))
+            roles = self.policy.roles_for(name, groups)
+            scopes = self.policy.scopes_for(name, roles)
+            return Caller(name, scopes, groups, roles, extra={"via": "jupyterhub"})
+        return self.owner
+
+    def caller_for(self, principal: Principal) -> Caller:
+        """Effective scopes: the credential's own, intersected with its owner's."""
+        groups = self.policy.groups_for(principal.username, principal.groups)
+        roles = self.policy.roles_for(principal.username, groups)
+        held = self.policy.scopes_for(principal.username, roles)
+        return Caller(
+            username=principal.username,
+            scopes=intersect(principal.scopes, held),
+            groups=groups,
+            roles=roles,
+            extra={"via": principal.via, "credential_id": principal.credential_id},
+        )
+
+    async def authenticate(self, handler: Any, kind: str, value: str) -> Caller:
+        """For the identity provider; a refusal is audited (at most 30 a minute per address)."""
+        try:
+            if kind == "jwt":
+                principal = await self.tokens.verify_access(value)
+            else:
+                principal = await self.keys.verify(value)
+        except GatewayError as e:
+            await self._audit_refusal(handler, kind, e)
+            raise
+        return self.caller_for(principal)
+
+    async def _audit_refusal(self, handler: Any, kind: str, e: GatewayError) -> None:
+        ip = str(getattr(handler.request, "remote_ip", "") or "")
+        log.warning("aiide gateway: refused %s credential from %s: %s", kind, ip, e.code)
+        if e.status != 401 or not self._refusal_audits.hit_now(ip, RateLimit(30, 60)).allowed:
+            return
+        try:
+            await self.audit_log.record(
+                None, "token.refused", f"{kind}:{handler.request.path}", e.code, {"ip": ip}
+            )
+        except GatewayError as store_error:
+            log.warning("aiide gateway: refusal not audited: %s", store_error.message)
+
+    def is_owner(self, caller: Caller) -> bool:
+        return caller.username == self.policy.owner
+
+    def _exempt(self, caller: Caller) -> bool:
+        return self.is_owner(caller) and not self.limit_owner
+
+    # -- may they -----------------------------------------------------------------------
+
+    async def authorize(self, handler: Any, action: str, resource: str) -> bool:
+        """For the authorizer: scope check; limits and kernel quotas on the request's own resource."""
+        caller = self.caller(handler)
+        scope = self.resources.required(resource, action)
+        primary = resource == getattr(handler, "auth_resource", None) and not getattr(
+            handler, "_aiide_checked", False
+        )
+        if primary:
+            handler._aiide_checked = True
+        if scope is not None and not caller.has_scope(scope):
+            if primary:
+                handler._aiide_missing_scope = scope
+                self.stash_headers(handler, missing_scope(scope).headers)
+            return False
+        if primary and not self._exempt(caller):
+            try:
+                route_class = self.resource_classes.get(resource)
+                if route_class:
+                    await self.limit(caller, route_class, handler)
+                if resource in KERNEL_RESOURCES and action == "write":
+                    if handler.request.method == "POST":
+                        await self._check_quota(caller, KERNEL_KINDS)
+            except GatewayError as e:
+                self.stash_headers(handler, e.headers)
+                raise http_error(e) from None
+        return True
+
+    async def admit(self, caller: Caller, route_class: str, scope: str | None = None) -> None:
+        """For the agent and knowledge parts, before each chat, completion or execution."""
+        if scope is not None and not caller.has_scope(scope):
+            raise missing_scope(scope)
+        if self._exempt(caller):
+            return
+        await self.limit(caller, route_class, _current_handler())
+        if route_class in MODEL_ROUTE_CLASSES:
+            await self._check_quota(caller, MODEL_KINDS)
+        elif route_class in KERNEL_ROUTE_CLASSES:
+            await self._check_quota(caller, KERNEL_KINDS)
+
+    async def limit(self, caller: Caller, route_class: str, handler: Any = None) -> Decision | None:
+        limit = self.limits.for_caller(caller.roles, route_class)
+        if limit is None:
+            return None
+        decision = await self.limiter.hit(f"{route_class}:{caller.username}", limit)
+        if handler is not None:
+            self.stash_headers(handler, decision.headers())
+        if not decision.allowed:
+            raise GatewayError(
+                429,
+                "rate_limited",
+                f"rate limit for {route_class} ({limit.describe()}) reached; "
+                f"retry in {max(1, math.ceil(decision.retry_after))}s",
+                decision.headers(),
+            )
+        return decision
+
+    async def _check_quota(self, caller: Caller, kinds: frozenset[str]) -> None:
+        try:
+            await self.quotas.check(caller.username, caller.groups, kinds)
+        except GatewayError as e:
+            if e.code == "quota_exceeded":
+                await self.audit(caller, "quota.exceeded", f"user:{caller.username}", "refused",
+                                 {"message": e.message})  # fmt: skip
+            raise
+
+    @staticmethod
+    def stash_headers(handler: Any, headers: Mapping[str, str]) -> None:
+        request = getattr(handler, "request", None)
+        if request is not None:
+            stash_headers(request, headers)
+
+    # -- what it costs, what happened -------------------------------------------------------
+
+    async def record_model_usage(
+        self,
+        caller: Caller,
+        *,
+        provider: str,
+        model: str,
+        feature: str,
+        input_tokens: int,
+        output_tokens: int,
+    ) -> None:
+        """Never fails the model call that already happened; a store error is logged."""
+        try:
+            await self.meter.record_model(
+                caller.username,
+                caller.groups,
+                provider=provider,
+                model=model,
+                feature=feature,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+            )
+        except GatewayError as e:
+            log.warning("aiide gateway: model usage of %s not recorded: %s", caller.username, e)
+
+    async def audit(
+        self,
+        caller: Caller | None,
+        action: str,
+        target: str,
+        outcome: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        """Raises a 503 ``GatewayError`` if the event could not be written."""
+        actor = caller.username if caller is not None else None
+        await self.audit_log.record(actor, action, target, outcome, detail)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        await self.keys.drain()
+        if self.kernels is not None:
+            await self.kernels.drain()
+        await self.limiter.close()
+        self.store.close()
+
+
+def _current_handler() -> Any:
+    from jupyter_server.base.call_context import CallContext
+
+    return CallContext.get(CallContext.JUPYTER_HANDLER)

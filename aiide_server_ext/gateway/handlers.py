@@ -1,0 +1,224 @@
+"""HTTP routes of the gateway: thin adapters over ``GatewayAPI``.
+
+Every error is JSON ``{"code", "message"}`` with a stable code and, where it
+applies, ``Retry-After``/``X-RateLimit-*``/``WWW-Authenticate`` headers; never a
+traceback. Bodies are capped (``c.Gateway.max_body_bytes``) before parsing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+
+from aiide_server_ext.seams import Caller, GateRefusal
+
+from .api import GatewayAPI
+from .errors import GatewayError, bad_request, error_body, missing_scope, unauthenticated
+from .gate import GatewayGate
+from .openapi import document
+
+try:
+    from jupyter_server.auth.decorator import allow_unauthenticated
+except ImportError:  # jupyter_server < 2.13 lets every handler decide for itself
+    from collections.abc import Callable
+    from typing import TypeVar
+
+    F = TypeVar("F", bound=Callable[..., Any])
+
+    def allow_unauthenticated(method: F) -> F:
+        return method
+
+
+log = logging.getLogger("aiide.gateway")
+
+
+class GatewayHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
+    auth_resource = "aiide"
+
+    @property
+    def gate(self) -> GatewayGate:
+        gate: GatewayGate = self.settings["aiide_gate"]
+        return gate
+
+    @property
+    def api(self) -> GatewayAPI:
+        return GatewayAPI(self.gate)
+
+    @property
+    def caller(self) -> Caller:
+        return self.gate.caller(self)
+
+    async def prepare(self) -> None:
+        if len(self.request.body or b"") > self.gate.max_body_bytes:
+            raise GatewayError(
+                413, "body_too_large", f"the body is over {self.gate.max_body_bytes} bytes"
+            )
+        try:
+            await super().prepare()
+        except web.HTTPError as e:
+            if e.status_code == 403 and not getattr(self, "_jupyter_current_user", None):
+                raise unauthenticated("unauthenticated", "credentials are missing") from None
+            raise
+
+    def json_body(self) -> dict[str, Any]:
+        """The body as a JSON object; never echoes the body back (it may hold a secret)."""
+        if not self.request.body:
+            return {}
+        try:
+            body = json.loads(self.request.body)
+        except (ValueError, UnicodeDecodeError):
+            raise bad_request("invalid_json", "the body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise bad_request("invalid_body", "the body must be a JSON object")
+        return body
+
+    def query(self, *names: str) -> dict[str, str | None]:
+        return {name: self.get_query_argument(name, None) for name in names}
+
+    def reply(self, body: Any, status: int = 200) -> None:
+        self.set_status(status)
+        self.finish(json.dumps(body))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, GateRefusal):
+            log.info("aiide gateway: %s %s -> %s %s", self.request.method, self.request.path,
+                     value.status, value.code)  # fmt: skip
+            return
+        super().log_exception(typ, value, tb)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        missing = getattr(self, "_aiide_missing_scope", None)
+        if missing and status_code == 403 and not isinstance(exc, GateRefusal):
+            exc = missing_scope(missing)
+        status, body, headers = error_body(status_code, exc)
+        body["message"] = self.gate.redactor.text(str(body.get("message", "")))
+        self.set_status(status)
+        for name, value in headers.items():
+            self.set_header(name, value)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(body))
+
+
+class TokenHandler(GatewayHandler):
+    """Exchange a Jupyter session or an API key for an access (+ refresh) token."""
+
+    auth_resource = "aiide:auth"
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        self.reply(await self.api.exchange(self.caller, self.json_body()), 201)
+
+
+class RefreshHandler(GatewayHandler):
+    """Rotate a refresh token. The refresh token in the body is the credential:
+    the access token has usually expired by now, and a refresh token is never
+    accepted as an ``Authorization`` header, so this one verb is unauthenticated
+    at the Jupyter level, and needs no XSRF check (nothing ambient is used)."""
+
+    auth_resource = "aiide:auth"
+
+    def check_xsrf_cookie(self) -> None:
+        return None
+
+    @allow_unauthenticated
+    async def post(self) -> None:
+        self.reply(await self.api.refresh(self.json_body()), 201)
+
+
+class RevokeHandler(GatewayHandler):
+    auth_resource = "aiide:auth"
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        self.reply(await self.api.revoke(self.caller, self.json_body()))
+
+
+class MeHandler(GatewayHandler):
+    """Who the gateway thinks you are: scopes, groups, roles, limits."""
+
+    auth_resource = "aiide:auth"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(self.api.me(self.caller))
+
+
+class KeysHandler(GatewayHandler):
+    auth_resource = "aiide:keys"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        args = self.query("user", "all")
+        everyone = args["all"] in ("1", "true")
+        self.reply(await self.api.list_keys(self.caller, args["user"], everyone))
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        self.reply(await self.api.create_key(self.caller, self.json_body()), 201)
+
+
+class KeyHandler(GatewayHandler):
+    auth_resource = "aiide:keys"
+
+    @web.authenticated
+    @authorized
+    async def delete(self, key_id: str) -> None:
+        self.reply(await self.api.revoke_key(self.caller, key_id))
+
+
+class UsageHandler(GatewayHandler):
+    auth_resource = "aiide:usage"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        args = self.query("user", "group", "by", "since", "until", "format")
+        content_type, body = await self.api.usage(self.caller, args)
+        if content_type.startswith("text/csv"):
+            self.set_header("Content-Disposition", 'attachment; filename="aiide-usage.csv"')
+        self.finish(body, set_content_type=content_type)
+
+
+class AuditHandler(GatewayHandler):
+    auth_resource = "aiide:audit"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        args = self.query("actor", "action", "since", "until", "after_id", "limit", "format")
+        content_type, body = await self.api.audit(args)
+        self.finish(body, set_content_type=content_type)
+
+
+class OpenAPIHandler(GatewayHandler):
+    auth_resource = "aiide"
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.reply(document(self.settings.get("aiide_openapi_paths", {})))
+
+
+default_handlers: list[tuple[str, Any]] = [
+    (r"/aiide/api/auth/token", TokenHandler),
+    (r"/aiide/api/auth/refresh", RefreshHandler),
+    (r"/aiide/api/auth/revoke", RevokeHandler),
+    (r"/aiide/api/auth/me", MeHandler),
+    (r"/aiide/api/keys", KeysHandler),
+    (r"/aiide/api/keys/(?P<key_id>[0-9a-f]{1,32})", KeyHandler),
+    (r"/aiide/api/usage", UsageHandler),
+    (r"/aiide/api/audit", AuditHandler),
+    (r"/aiide/api/openapi.json", OpenAPIHandler),
+]
