@@ -25,7 +25,9 @@ from traitlets import Float, Int
 from traitlets.config import SingletonConfigurable
 
 from .backends import LaunchSpec, SandboxedKernel, get_backend
-from .backends.base import kernel_environment, python_prefixes
+from .backends.base import kernel_environment, sandbox_ro_paths
+from .channel import ENV_VAR as CHANNEL_ENV
+from .channel import KernelChannels
 from .policy import SandboxPolicy
 from .rundir import RunDir, give_workspace
 
@@ -62,6 +64,7 @@ class PooledKernel:
     kernel: SandboxedKernel
     connection_info: dict[str, Any]
     started_at: float
+    channel: str | None = None
 
 
 class KernelPool(SingletonConfigurable):  # type: ignore[misc]
@@ -114,7 +117,8 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
             return
         uid, gid = provisioner.identity
         conn = provisioner._run.connection_file
-        env = {k: v for k, v in provisioner._env.items() if k != "JPY_SESSION_NAME"}
+        per_kernel = ("JPY_SESSION_NAME", CHANNEL_ENV)
+        env = {k: v for k, v in provisioner._env.items() if k not in per_kernel}
         recipe = Recipe(
             cmd_template=[a.replace(conn, "{connection_file}") for a in cmd],
             env=env,
@@ -216,24 +220,33 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
             )
             run.hand_to_kernel(recipe.uid, recipe.gid)
             give_workspace(recipe.workspace, recipe.uid, recipe.gid)
+            env = dict(recipe.env)
+            channel = None
+            if KernelChannels.active():
+                channel = KernelChannels.instance().open(
+                    run.ipc_dir, f"pool-{os.path.basename(run.path)}", recipe.uid, recipe.gid
+                )
+                env[CHANNEL_ENV] = channel
             cmd = [a.replace("{connection_file}", run.connection_file) for a in recipe.cmd_template]
             spec = LaunchSpec(
                 kernel_id=f"pool-{os.path.basename(run.path)}",
                 cmd=cmd,
-                env=dict(recipe.env),
+                env=env,
                 workspace=recipe.workspace,
                 ipc_dir=run.ipc_dir,
                 run_dir=run.path,
-                ro_paths=python_prefixes(cmd[0]),
+                ro_paths=sandbox_ro_paths(cmd[0]),
                 policy=recipe.policy,
                 uid=recipe.uid,
                 gid=recipe.gid,
             )
             kernel = await get_backend(recipe.policy.backend).launch(spec)
         except BaseException:
+            if KernelChannels.active():
+                KernelChannels.instance().close(run.ipc_dir)
             run.remove()
             raise
-        pooled = PooledKernel(key, run, kernel, dict(info), time.monotonic())
+        pooled = PooledKernel(key, run, kernel, dict(info), time.monotonic(), channel)
         try:
             await self._wait_ready(run.connection_file)
         except BaseException:
@@ -253,6 +266,8 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
     def _discard(self, pooled: PooledKernel) -> None:
         with contextlib.suppress(Exception):
             pooled.kernel.cleanup()
+        if pooled.channel:
+            KernelChannels.instance().close(pooled.run.ipc_dir)
         pooled.run.remove()
 
     async def shutdown(self) -> None:

@@ -18,7 +18,9 @@ from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, Int, Unicode
 
 from .backends import LaunchSpec, SandboxBackend, SandboxedKernel, get_backend
-from .backends.base import add_kernel_hooks, kernel_environment, python_prefixes
+from .backends.base import add_kernel_hooks, kernel_environment, sandbox_ro_paths
+from .channel import ENV_VAR as CHANNEL_ENV
+from .channel import KernelChannels
 from .events import KernelEvents
 from .policy import SandboxConfigError, SandboxPolicy
 from .rundir import RunDir, give_workspace, sandbox_identity
@@ -56,6 +58,7 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     _death_reported = False
     _adopted = False
     _started_at: float | None = None
+    _channel: str | None = None
 
     @property
     def policy(self) -> SandboxPolicy:
@@ -109,11 +112,15 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             if pooled is not None:
                 self._adopt(pooled)
                 kwargs = await super().pre_launch(cmd=[], **kwargs)
-                self._env = kernel_environment(kwargs.get("env", {}), policy)
+                self._env = self._kernel_env(kwargs.get("env", {}))
                 return kwargs  # type: ignore[no-any-return]
 
         if self._run is None:
             self._run = RunDir.create(self.run_root, uid, gid)
+            if KernelChannels.active():
+                self._channel = KernelChannels.instance().open(
+                    self._run.ipc_dir, str(self.kernel_id), uid, gid
+                )
             km.transport = "ipc"
             km.ip = self._run.ipc_prefix
             km.connection_file = self._run.connection_file
@@ -125,12 +132,18 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         self.connection_info = km.get_connection_info()
         cmd = add_kernel_hooks(km.format_kernel_cmd(extra_arguments=extra_arguments), policy)
         kwargs = await super().pre_launch(cmd=cmd, **kwargs)
-        self._env = kernel_environment(kwargs.get("env", {}), policy)
+        self._env = self._kernel_env(kwargs.get("env", {}))
         if self.use_pool:
             from .pool import KernelPool
 
             KernelPool.remember(self, cmd)
         return kwargs  # type: ignore[no-any-return]
+
+    def _kernel_env(self, requested: dict[str, str]) -> dict[str, str]:
+        env = kernel_environment(requested, self.policy)
+        if self._channel:
+            env[CHANNEL_ENV] = self._channel
+        return env
 
     def _prepare_workspace(self, uid: int, gid: int) -> None:
         if give_workspace(self._workspace, uid, gid):
@@ -145,6 +158,9 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         km.connection_file = pooled.run.connection_file
         km._connection_file_written = True
         self.connection_info = km.get_connection_info()
+        self._channel = pooled.channel
+        if self._channel:
+            KernelChannels.instance().assign(pooled.run.ipc_dir, str(self.kernel_id))
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         self._expect_exit = False
@@ -163,7 +179,7 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 workspace=self._workspace,
                 ipc_dir=self._run.ipc_dir,
                 run_dir=self._run.path,
-                ro_paths=python_prefixes(cmd[0]),
+                ro_paths=sandbox_ro_paths(cmd[0]),
                 policy=self.policy,
                 uid=uid,
                 gid=gid,
@@ -245,6 +261,9 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                 )
                 self._started_at = None
         if not restart and self._run is not None:
+            if self._channel:
+                KernelChannels.instance().close(self._run.ipc_dir)
+                self._channel = None
             self._run.remove()
             self._run = None
 

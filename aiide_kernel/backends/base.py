@@ -185,3 +185,13 @@ def add_kernel_hooks(cmd: list[str], policy: SandboxPolicy) -> list[str]:
     if policy.allow_network or not any("ipykernel" in part for part in cmd):
         return cmd
     return [*cmd, f"--IPKernelApp.exec_lines={[_NO_NETWORK_PIP]!r}"]
+
+
+def sandbox_ro_paths(executable: str) -> list[str]:
+    """Everything the kernel sees read-only: its Python, and aiide_kernel itself when
+    it is installed in development mode outside that Python (for ``%ai``)."""
+    paths = python_prefixes(executable)
+    package = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    if not any(package == p or package.startswith(p + os.sep) for p in paths):
+        paths.append(package)
+    return paths

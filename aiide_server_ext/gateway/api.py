@@ -7,6 +7,7 @@ or a non-positive TTL is a 400 with a stable code before anything is written.
 from __future__ import annotations
 
 import datetime
+import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -91,9 +92,13 @@ class GatewayAPI:
         def issue(c: sqlite3.Connection) -> dict[str, Any]:
             pair = self.gate.tokens.issue_in(c, user, scopes, ttl=ttl, refresh=refresh)
             self.gate.audit_log.append(
-                c, caller.username, "token.issued", f"user:{user}", "issued",
+                c,
+                caller.username,
+                "token.issued",
+                f"user:{user}",
+                "issued",
                 {"via": via, "scopes": sorted(scopes), "ttl": ttl, "refresh": refresh},
-            )  # fmt: skip
+            )
             return pair
 
         return await self.gate.store.awrite(issue)
@@ -134,7 +139,9 @@ class GatewayAPI:
         assert name is not None
         user = for_user(caller.username, self._admin(caller), body.get("user"))
         if user != caller.username and body.get("scopes") is not None:
-            scopes = parse_scopes(body["scopes"])  # an admin's grant; the owner's roles still cap it
+            scopes = parse_scopes(
+                body["scopes"]
+            )  # an admin's grant; the owner's roles still cap it
         else:
             scopes = self._requested_scopes(caller, body.get("scopes"))
         raw, key = await self.gate.keys.create(
@@ -164,7 +171,11 @@ class GatewayAPI:
         admin = self._admin(caller)
         if (group or (user and user != caller.username)) and not admin:
             raise forbidden("admin_required", "only an admin may read others' usage")
-        users = None if (admin and (user == "*" or (group and not user))) else (user or caller.username,)
+        users = (
+            None
+            if (admin and (user == "*" or (group and not user)))
+            else (user or caller.username,)
+        )
         query = UsageQuery(
             users=users,
             group=group or None,
@@ -177,7 +188,13 @@ class GatewayAPI:
             return "text/csv; charset=utf-8", to_csv(rows, query.by)
         totals = {
             k: round(sum(r[k] for r in rows), 6)
-            for k in ("input_tokens", "output_tokens", "kernel_seconds", "memory_gb_seconds", "cost")
+            for k in (
+                "input_tokens",
+                "output_tokens",
+                "kernel_seconds",
+                "memory_gb_seconds",
+                "cost",
+            )
         }
         body: dict[str, Any] = {
             "user": users[0] if users and len(users) == 1 else None,
@@ -188,12 +205,12 @@ class GatewayAPI:
             "rows": rows,
             "totals": totals,
         }
-        if users and users[0] == caller.username and not self.gate.is_owner(caller):
+        if users and users[0] == caller.username and not self.gate.exempt(caller):
             statuses = await self.gate.quotas.status(caller.username, caller.groups)
             body["quotas"] = [s.as_dict() for s in statuses]
         else:
             body["quotas"] = []
-        return "application/json", _json(body)
+        return "application/json", json.dumps(body)
 
     async def audit(self, args: Mapping[str, str | None]) -> tuple[str, str]:
         fmt = args.get("format") or "json"
@@ -218,10 +235,4 @@ class GatewayAPI:
         )
         if fmt == "jsonl":
             return "application/x-ndjson", to_jsonl(events)
-        return "application/json", _json({"events": events})
-
-
-def _json(body: Any) -> str:
-    import json
-
-    return json.dumps(body)
+        return "application/json", json.dumps({"events": events})

@@ -62,7 +62,22 @@ class ApiKey:
         }
 
 
-_COLUMNS = "id, username, name, scopes, created_at, created_by, expires_at, last_used_at, revoked_at"
+SELECT = (
+    "SELECT id, username, name, scopes, created_at, created_by, expires_at, last_used_at,"
+    " revoked_at FROM api_keys ORDER BY created_at"
+)
+SELECT_USER = (
+    "SELECT id, username, name, scopes, created_at, created_by, expires_at, last_used_at,"
+    " revoked_at FROM api_keys WHERE username = ? ORDER BY created_at"
+)
+SELECT_ONE = (
+    "SELECT id, username, name, scopes, created_at, created_by, expires_at, last_used_at,"
+    " revoked_at FROM api_keys WHERE id = ?"
+)
+SELECT_WITH_HASH = (
+    "SELECT id, username, name, scopes, created_at, created_by, expires_at, last_used_at,"
+    " revoked_at, salt, hash FROM api_keys WHERE id = ?"
+)
 
 
 def _key(row: tuple[Any, ...]) -> ApiKey:
@@ -117,14 +132,30 @@ class ApiKeyService:
         now = self.clock()
         expires_at = now + expires_in if expires_in else None
         conn.execute(
-            f"INSERT INTO api_keys ({_COLUMNS}, salt, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (key_id, username, name, " ".join(sorted(scopes)), now, actor, expires_at, None, None,
-             salt, _hash(salt, secret)),
-        )  # fmt: skip
+            "INSERT INTO api_keys (id, username, name, scopes, created_at, created_by, expires_at,"
+            " last_used_at, revoked_at, salt, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                key_id,
+                username,
+                name,
+                " ".join(sorted(scopes)),
+                now,
+                actor,
+                expires_at,
+                None,
+                None,
+                salt,
+                _hash(salt, secret),
+            ),
+        )
         self.audit.append(
-            conn, actor, "apikey.created", f"user:{username}", "created",
+            conn,
+            actor,
+            "apikey.created",
+            f"user:{username}",
+            "created",
             {"key_id": key_id, "name": name, "scopes": sorted(scopes), "expires_at": expires_at},
-        )  # fmt: skip
+        )
         record = ApiKey(key_id, username, name, scopes, now, actor, expires_at, None, None)
         return f"{PREFIX}{key_id}_{secret}", record
 
@@ -141,25 +172,26 @@ class ApiKeyService:
         )
 
     async def list_keys(self, username: str | None) -> list[ApiKey]:
-        sql = f"SELECT {_COLUMNS} FROM api_keys"
-        args: tuple[Any, ...] = ()
-        if username is not None:
-            sql, args = sql + " WHERE username = ?", (username,)
-        rows = await self.store.aread(lambda c: c.execute(sql + " ORDER BY created_at", args).fetchall())
+        if username is None:
+            rows = await self.store.aread(lambda c: c.execute(SELECT).fetchall())
+        else:
+            rows = await self.store.aread(lambda c: c.execute(SELECT_USER, (username,)).fetchall())
         return [_key(r) for r in rows]
 
     async def revoke(self, actor: str, is_admin: bool, key_id: str) -> ApiKey:
         now = self.clock()
 
         def revoke_in(c: sqlite3.Connection) -> ApiKey:
-            row = c.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+            row = c.execute(SELECT_ONE, (key_id,)).fetchone()
             if row is None or (row[1] != actor and not is_admin):
                 raise not_found("unknown_key", "no such API key")  # others' keys stay invisible
             c.execute(
                 "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                 (now, key_id),
             )
-            self.audit.append(c, actor, "apikey.revoked", f"user:{row[1]}", "revoked", {"key_id": key_id})
+            self.audit.append(
+                c, actor, "apikey.revoked", f"user:{row[1]}", "revoked", {"key_id": key_id}
+            )
             return _key(row)
 
         key = await self.store.awrite(revoke_in)
@@ -175,9 +207,7 @@ class ApiKeyService:
         cached = self._cache.get(key_id)
         if cached is None or now - cached[0] > self.cache_seconds:
             row = await self.store.aread(
-                lambda c: c.execute(
-                    f"SELECT {_COLUMNS}, salt, hash FROM api_keys WHERE id = ?", (key_id,)
-                ).fetchone()
+                lambda c: c.execute(SELECT_WITH_HASH, (key_id,)).fetchone()
             )
             if row is None:
                 raise unauthenticated("invalid_api_key", "unknown API key")

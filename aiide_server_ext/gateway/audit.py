@@ -83,7 +83,8 @@ class AuditLog:
         await self.store.awrite(lambda c: self.append(c, actor, action, target, outcome, detail))
 
     async def query(self, q: AuditQuery) -> list[dict[str, Any]]:
-        where, args = ["id > ?"], [q.after_id]
+        where: list[str] = ["id > ?"]
+        args: list[Any] = [q.after_id]
         for clause, value in (
             ("actor = ?", q.actor),
             ("action = ?", q.action),
@@ -93,10 +94,10 @@ class AuditLog:
             if value is not None:
                 where.append(clause)
                 args.append(value)
-        sql = (
-            "SELECT id, ts, actor, action, target, outcome, detail FROM audit"
-            f" WHERE {' AND '.join(where)} ORDER BY id LIMIT ?"
-        )
+        # Fixed clauses only; every value is a bound parameter.
+        conditions = " AND ".join(where)
+        sql = f"SELECT id, ts, actor, action, target, outcome, detail FROM audit WHERE {conditions}"  # noqa: S608
+        sql += " ORDER BY id LIMIT ?"
         rows = await self.store.aread(lambda c: c.execute(sql, (*args, q.limit)).fetchall())
         return [_event(r) for r in rows]
 

@@ -56,9 +56,13 @@ class ResourceScopes:
         for resource, actions in (overrides or {}).items():
             for action, scope in actions.items():
                 if action not in ACTIONS:
-                    raise ValueError(f"c.Gateway.resource_scopes[{resource!r}]: bad action {action!r}")
+                    raise ValueError(
+                        f"c.Gateway.resource_scopes[{resource!r}]: bad action {action!r}"
+                    )
                 if scope is not None and scope not in SCOPES:
-                    raise ValueError(f"c.Gateway.resource_scopes[{resource!r}]: bad scope {scope!r}")
+                    raise ValueError(
+                        f"c.Gateway.resource_scopes[{resource!r}]: bad scope {scope!r}"
+                    )
             self.table[resource] = {**_same("admin"), **self.table.get(resource, {}), **actions}
 
     def required(self, resource: str, action: str) -> str | None:

@@ -77,7 +77,9 @@ STATUS_CODES: dict[int, str] = {
 }
 
 
-def error_body(status: int, exc: BaseException | None) -> tuple[int, dict[str, Any], dict[str, str]]:
+def error_body(
+    status: int, exc: BaseException | None
+) -> tuple[int, dict[str, Any], dict[str, str]]:
     """Status, JSON body and headers for any exception: never a traceback."""
     if isinstance(exc, GatewayHTTPError):
         exc = exc.refusal

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -27,10 +28,11 @@ from .kernels import KernelMeter
 from .metering import UsageMeter
 from .quotas import KERNEL_KINDS, MODEL_KINDS, Quotas
 from .ratelimit import Decision, MemoryRateLimiter, RateLimit, RateLimiter
-from .redaction import Redactor
+from .redaction import RedactingFilter, Redactor
 from .scopes import Policy, intersect
 from .store import Store
 from .tokens import Principal, TokenService
+from .transform import stash_headers
 
 log = logging.getLogger("aiide.gateway")
 
@@ -57,18 +59,12 @@ class RateLimits:
         )
 
     def for_caller(self, roles: frozenset[str], route_class: str) -> RateLimit | None:
-        candidates = [t[route_class] for r in roles if route_class in (t := self.by_role.get(r, {}))]
+        candidates = [
+            t[route_class] for r in roles if route_class in (t := self.by_role.get(r, {}))
+        ]
         if candidates:
             return max(candidates, key=lambda limit: limit.per_second)
         return self.defaults.get(route_class)
-
-
-def stash_headers(request: Any, headers: Mapping[str, str]) -> None:
-    """Headers for the response, added by ``GatewayHeaders`` even on error pages."""
-    if headers:
-        existing: dict[str, str] = getattr(request, "_aiide_headers", None) or {}
-        existing.update(headers)
-        request._aiide_headers = existing
 
 
 class GatewayGate:
@@ -86,6 +82,7 @@ class GatewayGate:
         quotas: Quotas,
         kernels: KernelMeter | None,
         redactor: Redactor,
+        redaction_filter: RedactingFilter,
         resources: ResourceScopes,
         resource_classes: Mapping[str, str],
         limit_owner: bool = False,
@@ -102,6 +99,7 @@ class GatewayGate:
         self.quotas = quotas
         self.kernels = kernels
         self.redactor = redactor
+        self.redaction_filter = redaction_filter
         self.resources = resources
         self.resource_classes = dict(resource_classes)
         self.limit_owner = limit_owner
@@ -183,13 +181,13 @@ class GatewayGate:
     def is_owner(self, caller: Caller) -> bool:
         return caller.username == self.policy.owner
 
-    def _exempt(self, caller: Caller) -> bool:
+    def exempt(self, caller: Caller) -> bool:
         return self.is_owner(caller) and not self.limit_owner
 
     # -- may they -----------------------------------------------------------------------
 
     async def authorize(self, handler: Any, action: str, resource: str) -> bool:
-        """For the authorizer: scope check; limits and kernel quotas on the request's own resource."""
+        """For the authorizer: scopes; limits and kernel quotas on the request's own resource."""
         caller = self.caller(handler)
         scope = self.resources.required(resource, action)
         primary = resource == getattr(handler, "auth_resource", None) and not getattr(
@@ -202,14 +200,14 @@ class GatewayGate:
                 handler._aiide_missing_scope = scope
                 self.stash_headers(handler, missing_scope(scope).headers)
             return False
-        if primary and not self._exempt(caller):
+        if primary and not self.exempt(caller):
             try:
                 route_class = self.resource_classes.get(resource)
                 if route_class:
                     await self.limit(caller, route_class, handler)
-                if resource in KERNEL_RESOURCES and action == "write":
-                    if handler.request.method == "POST":
-                        await self._check_quota(caller, KERNEL_KINDS)
+                starts_kernel = resource in KERNEL_RESOURCES and action == "write"
+                if starts_kernel and handler.request.method == "POST":
+                    await self._check_quota(caller, KERNEL_KINDS)
             except GatewayError as e:
                 self.stash_headers(handler, e.headers)
                 raise http_error(e) from None
@@ -219,7 +217,7 @@ class GatewayGate:
         """For the agent and knowledge parts, before each chat, completion or execution."""
         if scope is not None and not caller.has_scope(scope):
             raise missing_scope(scope)
-        if self._exempt(caller):
+        if self.exempt(caller):
             return
         await self.limit(caller, route_class, _current_handler())
         if route_class in MODEL_ROUTE_CLASSES:
@@ -249,8 +247,13 @@ class GatewayGate:
             await self.quotas.check(caller.username, caller.groups, kinds)
         except GatewayError as e:
             if e.code == "quota_exceeded":
-                await self.audit(caller, "quota.exceeded", f"user:{caller.username}", "refused",
-                                 {"message": e.message})  # fmt: skip
+                await self.audit(
+                    caller,
+                    "quota.exceeded",
+                    f"user:{caller.username}",
+                    "refused",
+                    {"message": e.message},
+                )
             raise
 
     @staticmethod
@@ -298,6 +301,23 @@ class GatewayGate:
         await self.audit_log.record(actor, action, target, outcome, detail)
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    async def audit_policy(self) -> None:
+        """Record the policy in force when it differs from the last server's (policy changes)."""
+        fingerprint = self.policy.fingerprint()
+
+        def compare(c: sqlite3.Connection) -> None:
+            row = c.execute("SELECT value FROM meta WHERE key = 'policy'").fetchone()
+            if row is not None and row[0] == fingerprint:
+                return
+            c.execute("INSERT OR REPLACE INTO meta VALUES ('policy', ?)", (fingerprint,))
+            action = "policy.loaded" if row is None else "policy.changed"
+            self.audit_log.append(c, None, action, "policy", "applied", self.policy.describe())
+
+        try:
+            await self.store.awrite(compare)
+        except GatewayError as e:  # the server still starts; the problem is in the log
+            log.warning("aiide gateway: policy not audited: %s", e.message)
 
     async def close(self) -> None:
         await self.keys.drain()

@@ -54,7 +54,7 @@ class GatewayHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
     def caller(self) -> Caller:
         return self.gate.caller(self)
 
-    async def prepare(self) -> None:
+    async def prepare(self) -> None:  # type: ignore[override]
         if len(self.request.body or b"") > self.gate.max_body_bytes:
             raise GatewayError(
                 413, "body_too_large", f"the body is over {self.gate.max_body_bytes} bytes"
@@ -87,8 +87,13 @@ class GatewayHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, GateRefusal):
-            log.info("aiide gateway: %s %s -> %s %s", self.request.method, self.request.path,
-                     value.status, value.code)  # fmt: skip
+            log.info(
+                "aiide gateway: %s %s -> %s %s",
+                self.request.method,
+                self.request.path,
+                value.status,
+                value.code,
+            )
             return
         super().log_exception(typ, value, tb)
 

@@ -67,9 +67,11 @@ class Prices:
                 )
             parsed[name] = ModelPrice(**{k: float(v) for k, v in entry.items()})
         ladder = tuple(
-            sorted((Tier(int(t["above_tokens"]), float(t["multiplier"])) for t in tiers),
-                   key=lambda t: t.above_tokens)
-        )  # fmt: skip
+            sorted(
+                (Tier(int(t["above_tokens"]), float(t["multiplier"])) for t in tiers),
+                key=lambda t: t.above_tokens,
+            )
+        )
         if kernel_second < 0 or memory_gb_second < 0 or any(t.multiplier < 0 for t in ladder):
             raise ValueError("c.Gateway prices and tier multipliers must not be negative")
         return cls(parsed, kernel_second, memory_gb_second, ladder, currency)
@@ -125,7 +127,9 @@ _KEYS = {
 
 
 class UsageMeter:
-    def __init__(self, store: Store, prices: Prices, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, store: Store, prices: Prices, clock: Callable[[], float] = time.time
+    ) -> None:
         self.store = store
         self.prices = prices
         self.clock = clock
@@ -137,7 +141,7 @@ class UsageMeter:
         day, month = day_and_month(ts)
         row = {"ts": ts, "day": day, "month": month, "username": username, **values}
         cur = c.execute(
-            f"INSERT INTO usage ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",
+            f"INSERT INTO usage ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",  # noqa: S608
             tuple(row.values()),
         )
         c.executemany(
@@ -229,7 +233,8 @@ class UsageMeter:
         if q.by not in GROUP_BY:
             raise bad_request("invalid_group_by", f"'by' must be one of {', '.join(GROUP_BY)}")
         joins = q.by == "group" or q.group is not None
-        where, args = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        args: list[Any] = []
         if q.users is not None:
             where.append(f"u.username IN ({', '.join('?' * len(q.users))})")
             args.extend(q.users)
@@ -243,11 +248,11 @@ class UsageMeter:
             where.append("u.ts < ?")
             args.append(q.until)
         key = _KEYS[q.by]
-        sql = (
-            f"SELECT {key}, {_METRICS} FROM usage u"
-            + (" JOIN usage_groups g ON g.usage_id = u.id" if joins else "")
-            + f" WHERE {' AND '.join(where)} GROUP BY {key} ORDER BY {key}"
-        )
+        # Column names come from a fixed table; every value is a bound parameter.
+        join = " JOIN usage_groups g ON g.usage_id = u.id" if joins else ""
+        conditions = " AND ".join(where)
+        sql = f"SELECT {key}, {_METRICS} FROM usage u{join} WHERE {conditions}"  # noqa: S608
+        sql += f" GROUP BY {key} ORDER BY {key}"
         rows = await self.store.aread(lambda c: c.execute(sql, args).fetchall())
         return [
             {
@@ -264,8 +269,15 @@ class UsageMeter:
 
 
 def to_csv(rows: list[dict[str, Any]], by: str) -> str:
-    columns = [by, "input_tokens", "output_tokens", "kernel_seconds", "memory_gb_seconds", "cost",
-               "records"]  # fmt: skip
+    columns = [
+        by,
+        "input_tokens",
+        "output_tokens",
+        "kernel_seconds",
+        "memory_gb_seconds",
+        "cost",
+        "records",
+    ]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

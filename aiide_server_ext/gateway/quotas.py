@@ -130,7 +130,7 @@ class Quotas:
             if kinds is not None and kind not in kinds:
                 continue
             start, end = period_bounds(period, now)
-            group = scope.partition(":")[2] or None
+            group: str | None = scope.partition(":")[2] or None
             tokens, seconds, cost = await self.meter.used(user=username, group=group, since=start)
             if kind == "kernel_hours" and group is None:
                 seconds += self.running_seconds(username)

@@ -28,11 +28,21 @@ if TYPE_CHECKING:
 log = logging.getLogger("aiide.gateway")
 
 _UNITS = {
-    "s": 1, "sec": 1, "second": 1, "seconds": 1,
-    "m": 60, "min": 60, "minute": 60, "minutes": 60,
-    "h": 3600, "hour": 3600, "hours": 3600,
-    "d": 86400, "day": 86400, "days": 86400,
-}  # fmt: skip
+    "s": 1,
+    "sec": 1,
+    "second": 1,
+    "seconds": 1,
+    "m": 60,
+    "min": 60,
+    "minute": 60,
+    "minutes": 60,
+    "h": 3600,
+    "hour": 3600,
+    "hours": 3600,
+    "d": 86400,
+    "day": 86400,
+    "days": 86400,
+}
 _SHAPE = re.compile(r"^\s*(\d+)\s*/\s*(\d*)\s*([a-z]+)\s*$")
 
 
@@ -81,6 +91,9 @@ class Decision:
 class RateLimiter(abc.ABC):
     """A backend: count one hit for ``key`` and say whether it is within ``limit``."""
 
+    def __init__(self, **options: Any) -> None:
+        """Backends take the ``c.Gateway`` options they need and ignore the rest."""
+
     @abc.abstractmethod
     async def hit(self, key: str, limit: RateLimit) -> Decision: ...
 
@@ -91,7 +104,8 @@ class RateLimiter(abc.ABC):
 class MemoryRateLimiter(RateLimiter):
     """One server's limits; exact because every hit is one step on the event loop."""
 
-    def __init__(self, clock: Callable[[], float] = time.monotonic, **_: Any) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, **options: Any) -> None:
+        super().__init__(**options)
         self.clock = clock
         self._hits: dict[str, deque[float]] = {}
         self._sweep_at = 0.0
@@ -106,7 +120,9 @@ class MemoryRateLimiter(RateLimiter):
             hits.popleft()
         if len(hits) < limit.count:
             hits.append(now)
-            return Decision(True, limit.count, limit.count - len(hits), hits[0] + limit.window - now)
+            return Decision(
+                True, limit.count, limit.count - len(hits), hits[0] + limit.window - now
+            )
         wait = hits[0] + limit.window - now
         if now > self._sweep_at:
             self._sweep(now)
@@ -151,8 +167,9 @@ class RedisRateLimiter(RateLimiter):
         failure_mode: str = "open",
         timeout: float = 0.5,
         prefix: str = "aiide:rl:",
-        **_: Any,
+        **options: Any,
     ) -> None:
+        super().__init__(**options)
         if failure_mode not in ("open", "closed"):
             raise ValueError("redis failure mode must be 'open' or 'closed'")
         self.url = redis_url

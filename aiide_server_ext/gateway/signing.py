@@ -13,7 +13,7 @@ import stat
 
 log = logging.getLogger("aiide.gateway")
 
-SECRET_ENV = "AIIDE_JWT_SECRET"
+SECRET_ENV = "AIIDE_JWT_SECRET"  # noqa: S105 (a variable name, not a secret)
 #: RFC 7518 §3.2: an HS256 key must be at least as long as the hash output.
 MIN_SECRET_BYTES = 32
 

@@ -68,7 +68,7 @@ class Store:
             self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
         try:
-            conn.execute("PRAGMA busy_timeout = %d" % int(self.busy_timeout * 1000))
+            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
             if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -151,7 +151,7 @@ def migrate(conn: sqlite3.Connection) -> None:
         try:
             for statement in _statements(MIGRATIONS[number - 1]):
                 conn.execute(statement)
-            conn.execute("PRAGMA user_version = %d" % number)
+            conn.execute(f"PRAGMA user_version = {number}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")

@@ -235,9 +235,15 @@ class TokenService:
             conn.execute(
                 "INSERT INTO refresh_tokens (jti, family, username, scopes, issued_at, expires_at)"
                 " VALUES (?, ?, ?, ?, ?, ?)",
-                (claims["jti"], family, username, " ".join(sorted(scopes)), claims["iat"],
-                 claims["exp"]),
-            )  # fmt: skip
+                (
+                    claims["jti"],
+                    family,
+                    username,
+                    " ".join(sorted(scopes)),
+                    claims["iat"],
+                    claims["exp"],
+                ),
+            )
             out["refresh_token"] = self._encode(claims)
             out["refresh_expires_in"] = self.refresh_ttl
         return out
@@ -263,11 +269,11 @@ class TokenService:
             problem = self.secret_problem()
             if problem:
                 raise unauthenticated("invalid_token", problem)
-            key, algorithm, audience, issuer = self.secret, LOCAL_ALGORITHM, self.audience, self.issuer
-            required = REQUIRED_CLAIMS
+            key, algorithm, required = self.secret, LOCAL_ALGORITHM, REQUIRED_CLAIMS
+            audience, issuer = self.audience, self.issuer
         else:
-            key, algorithm, audience, issuer = sso.public_key, sso.algorithm, sso.audience, sso.issuer
-            required = SSO_REQUIRED_CLAIMS
+            key, algorithm, required = sso.public_key, sso.algorithm, SSO_REQUIRED_CLAIMS
+            audience, issuer = sso.audience, sso.issuer
         try:
             claims = self.pyjwt.decode(
                 token,
@@ -436,9 +442,13 @@ class TokenService:
                     (family, now, f"revoked by {actor}"),
                 )
             self.audit.append(
-                c, actor, "token.revoked", f"user:{claims['sub']}", "revoked",
+                c,
+                actor,
+                "token.revoked",
+                f"user:{claims['sub']}",
+                "revoked",
                 {"jti": jti, "type": claims.get("typ", "sso"), "family": family},
-            )  # fmt: skip
+            )
 
         await self.store.awrite(revoke_in)
         self._revoked.add(jti)

@@ -31,7 +31,12 @@ class PathRefused(ValueError):
 
 
 class Skipped(Exception):
-    """A file left out; ``str()`` is the reason reported to the user."""
+    """A file left out; ``str()`` is the reason. ``error`` tells a broken file (malformed,
+    not UTF-8, a symlink loop) from one left out by policy (binary, too large)."""
+
+    def __init__(self, reason: str, error: bool = False):
+        super().__init__(reason)
+        self.error = error
 
 
 @dataclass(frozen=True)
@@ -45,8 +50,9 @@ class ScanLimits:
 @dataclass
 class Scan:
     files: list[str] = field(default_factory=list)
-    skipped: list[tuple[str, str]] = field(default_factory=list)
-    ignored: int = 0
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # by policy
+    errors: list[tuple[str, str]] = field(default_factory=list)  # broken: stale chunks kept
+    ignored: int = 0  # .gitignore / .aiideignore, hidden files, caches
 
 
 class Workspace:
@@ -94,7 +100,11 @@ class Workspace:
             raise PathRefused(f"{api_path} resolves outside the root directory")
         out = Scan()
         if not os.path.isdir(start):
-            reason = self._file_problem(api_path, start)
+            try:
+                reason = self._file_problem(api_path, start)
+            except Skipped as e:
+                out.errors.append((api_path, str(e)))
+                return out
             if reason:
                 out.skipped.append((api_path, reason))
             else:
@@ -143,7 +153,7 @@ class Workspace:
         try:
             entries = sorted(os.scandir(os_dir), key=lambda e: e.name)
         except OSError as e:
-            out.skipped.append((api_dir, f"unreadable folder: {e.strerror}"))
+            out.errors.append((api_dir, f"unreadable folder: {e.strerror}"))
             return
         for entry in entries:
             api = f"{api_dir}/{entry.name}" if api_dir else entry.name
@@ -154,24 +164,24 @@ class Workspace:
             except OSError as e:
                 if entry.is_symlink():
                     loop = e.errno == errno.ELOOP
-                    out.skipped.append((api, "symlink loop" if loop else "broken symlink"))
+                    out.errors.append((api, "symlink loop" if loop else "broken symlink"))
                 else:
-                    out.skipped.append((api, f"unreadable: {e.strerror}"))
+                    out.errors.append((api, f"unreadable: {e.strerror}"))
                 continue
             is_dir = stat.S_ISDIR(st.st_mode)
             if entry.is_symlink() and not self.inside(entry.path):
-                out.skipped.append((api, "symlink to outside the root directory"))
+                out.errors.append((api, "symlink to outside the root directory"))
                 continue
             if self._ignored(api, is_dir, specs) or (is_dir and entry.name in SKIPPED_DIRS):
                 out.ignored += 1
                 continue
             if is_dir:
                 if _key(st) in seen:
-                    out.skipped.append((api, "symlink loop (folder already visited)"))
+                    out.errors.append((api, "symlink loop (folder already visited)"))
                     continue
                 self._walk(api, entry.path, specs, seen | {_key(st)}, out)
                 continue
-            reason = self._file_problem(api, entry.path, st)
+            reason = self._file_problem(api, entry.path, st)  # st given: cannot raise
             if reason:
                 out.skipped.append((api, reason))
             else:
@@ -188,7 +198,9 @@ class Workspace:
         try:
             st = st or os.stat(os_path)
         except OSError as e:
-            return "symlink loop" if e.errno == errno.ELOOP else f"unreadable: {e.strerror}"
+            raise Skipped(
+                "symlink loop" if e.errno == errno.ELOOP else f"unreadable: {e.strerror}", True
+            ) from e
         if not stat.S_ISREG(st.st_mode):
             return "not a regular file"
         limit = self.limits.max_notebook_size if ext == ".ipynb" else self.limits.max_file_size
@@ -200,7 +212,7 @@ class Workspace:
         """The file's text; raises Skipped with the reason when it is not text."""
         os_path = self.os_path(api_path)
         if not self.inside(os_path):
-            raise Skipped("resolves outside the root directory")
+            raise Skipped("resolves outside the root directory", True)
         reason = self._file_problem(api_path, os_path)
         if reason:
             raise Skipped(reason)
@@ -208,13 +220,13 @@ class Workspace:
             with open(os_path, "rb") as fh:
                 data = fh.read()
         except OSError as e:
-            raise Skipped(f"unreadable: {e.strerror}") from e
+            raise Skipped(f"unreadable: {e.strerror}", True) from e
         if b"\0" in data[:8192]:
             raise Skipped("binary file")
         try:
             return data.decode("utf-8-sig")
         except UnicodeDecodeError as e:
-            raise Skipped(f"not UTF-8 text (invalid byte at offset {e.start})") from e
+            raise Skipped(f"not UTF-8 text (invalid byte at offset {e.start})", True) from e
 
 
 def _key(st: os.stat_result) -> tuple[int, int]:

@@ -71,6 +71,11 @@ class Hit:
 class ModelChanged(Exception):
     """The collection was built by another model: it was dropped and must be rebuilt."""
 
+    def __init__(self, name: str, old: str, roots: list[str]):
+        super().__init__(f"{name}: built by {old}")
+        self.old = old
+        self.roots = roots
+
 
 class Store:
     """The chromadb client (embedded, or a chroma server) and per-user collections."""
@@ -115,20 +120,12 @@ class Store:
                 return self._collections[name]
             function = self.embedder.chroma_function()
             client = self.client()
-            try:
-                col = client.get_collection(name, embedding_function=function)
-            except ValueError as e:  # embedding function conflict: another model's index
-                if "conflict" not in str(e).lower():
-                    raise
+            col = self._existing(client, name, function)
+            model = (col.metadata or {}).get("aiide_model") if col is not None else None
+            if col is not None and model != self.embedder.model_id:
+                roots = roots_of(col)
                 client.delete_collection(name)
-                raise ModelChanged(name) from e
-            except Exception as e:
-                if "does not exist" not in str(e) and "NotFound" not in type(e).__name__:
-                    raise
-                col = None
-            if col is not None and (col.metadata or {}).get("aiide_model") != self.embedder.model_id:
-                client.delete_collection(name)
-                raise ModelChanged(name)
+                raise ModelChanged(name, str(model), roots)
             if col is None:
                 if not create:
                     return None
@@ -143,9 +140,19 @@ class Store:
             self._collections[name] = col
             return col
 
-    def forget(self, user: str, workspace: str) -> None:
-        with self._lock:
-            self._collections.pop(collection_name(user, workspace), None)
+    def _existing(self, client: Any, name: str, function: Any) -> Any:
+        try:
+            return client.get_collection(name, embedding_function=function)
+        except ValueError as e:
+            if "conflict" not in str(e).lower():
+                raise
+        except Exception as e:
+            if "does not exist" in str(e) or "NotFound" in type(e).__name__:
+                return None
+            raise
+        # Built with another embedding function: chromadb refuses to open it with ours.
+        # Read its metadata without a function to learn the roots, then rebuild.
+        return client.get_collection(name)
 
     def drop(self, user: str, workspace: str) -> bool:
         name = collection_name(user, workspace)

@@ -1,0 +1,197 @@
+"""The prompt, under a token budget: the active notebook (cells nearest the cursor first,
+outputs truncated, errors in full), the selection, @-mentions, and live kernel state.
+
+Tokens are estimated at four characters each (no tokenizer ships offline); the same
+estimate drives the budget and the ``context`` event that shows the user what was sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+from traitlets import Bool, Float, Int, Unicode
+from traitlets.config import LoggingConfigurable
+
+from . import introspect
+from .kernels import ANSI, summarise_outputs
+from .notebooks import NotebookBridge
+from .patches import index_of, source_of
+from .tools.base import ToolError, confine
+
+SYSTEM = (
+    "You are aiide, a coding assistant inside JupyterLab. Be brief. Read and change "
+    "notebooks with the tools; cells are named by id. Edits and code runs may wait for the "
+    "user's approval; if they reject, the reason is the tool result. Code runs in the "
+    "notebook's sandboxed kernel (no network). Never invent outputs: run code to see them."
+)
+
+
+def tokens(text: str) -> int:
+    return (len(text) + 3) // 4
+
+
+@dataclass
+class Built:
+    text: str
+    items: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, kind: str, ref: str, text: str) -> None:
+        self.items.append({"kind": kind, "ref": ref, "tokens": tokens(text)})
+
+
+class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
+    """``c.ContextBuilder.*``: what goes into the prompt and how much of it."""
+
+    budget = Int(6000, config=True, help="Tokens for notebook, selection, mentions, kernel state.")
+    history_budget = Int(
+        6000, config=True, help="Tokens of earlier turns kept verbatim; older ones are summarised."
+    )
+    max_output_chars = Int(400, config=True, help="Characters kept of each cell output.")
+    max_error_chars = Int(3000, config=True, help="Characters kept of an error traceback.")
+    max_file_chars = Int(8000, config=True, help="Characters kept of an @-mentioned file.")
+    kernel_state = Bool(True, config=True, help="Ask the notebook's kernel for its variables.")
+    kernel_state_chars = Int(1500, config=True, help="Size cap of the kernel state answer.")
+    kernel_timeout = Float(2.0, config=True, help="Seconds to wait for the kernel state.")
+    system_prompt = Unicode(SYSTEM, config=True, help="The system prompt.")
+
+    def render_cell(self, cell: dict[str, Any]) -> str:
+        head = f"[{cell['id']} {cell['cell_type']}"
+        if cell.get("execution_count"):
+            head += f" {cell['execution_count']}"
+        text = f"{head}]\n{source_of(cell).rstrip()}"
+        outputs = cell.get("outputs") or []
+        errors = [o for o in outputs if o.get("output_type") == "error"]
+        others = [o for o in outputs if o.get("output_type") != "error"]
+        if others:
+            out = summarise_outputs(others, self.max_output_chars)
+            if out:
+                text += f"\n[out]\n{out}"
+        for error in errors:
+            trace = ANSI.sub("", "\n".join(error.get("traceback") or []))
+            trace = trace or f"{error['ename']}: {error['evalue']}"
+            text += f"\n[error]\n{trace[-self.max_error_chars :]}"
+        return text
+
+    def render_notebook(self, path: str, nb: dict[str, Any], cursor: str | None, budget: int) -> str:
+        cells = nb.get("cells", [])
+        rendered = [self.render_cell(c) for c in cells]
+        try:
+            at = index_of(nb, cursor) if cursor else len(cells) - 1
+        except ToolError:
+            at = len(cells) - 1
+        chosen: set[int] = set()
+        used = 0
+        for i in sorted(range(len(cells)), key=lambda i: (abs(i - at), i)):
+            cost = tokens(rendered[i])
+            if used + cost > budget:
+                continue
+            chosen.add(i)
+            used += cost
+        lines = [f'<notebook path="{path}" cells="{len(cells)}"' + (f' cursor="{cursor}">' if cursor else ">")]
+        skipped = 0
+        for i, text in enumerate(rendered):
+            if i in chosen:
+                if skipped:
+                    lines.append(f"[… {skipped} cells not shown]")
+                    skipped = 0
+                lines.append(text)
+            else:
+                skipped += 1
+        if skipped:
+            lines.append(f"[… {skipped} cells not shown]")
+        lines.append("</notebook>")
+        return "\n".join(lines)
+
+    async def kernel_text(self, notebooks: NotebookBridge, path: str) -> str | None:
+        kernels = notebooks.kernels
+        try:
+            kid = await kernels.kernel_for(path, start=False)
+            if kid is None:
+                return None
+            expr = introspect.expression(max_chars=self.kernel_state_chars)
+            result = await asyncio.wait_for(
+                kernels.execute(kid, "", timeout=self.kernel_timeout, silent=True,
+                                user_expressions={"state": expr}),
+                self.kernel_timeout + 1,
+            )
+        except (ToolError, asyncio.TimeoutError, TimeoutError, RuntimeError, KeyError):
+            return None
+        items = introspect.parse(result.user_expressions.get("state", {}))
+        return introspect.render(items) if items else None
+
+    async def build(
+        self, context: dict[str, Any], root_dir: str, notebooks: NotebookBridge
+    ) -> Built:
+        """The context block of a run's first user message."""
+        built = Built("")
+        parts: list[str] = []
+        left = self.budget
+        selection = context.get("selection")
+        if selection:
+            text = f"<selection>\n{selection[: self.budget * 2]}\n</selection>"
+            parts.append(text)
+            built.add("selection", context.get("notebook", ""), text)
+            left -= tokens(text)
+        for mention in context.get("mentions", []):
+            text = await self._mention(mention, root_dir, notebooks)
+            if text and tokens(text) <= left:
+                parts.append(text)
+                built.add(mention["kind"], mention["path"], text)
+                left -= tokens(text)
+        path = context.get("notebook")
+        if path:
+            kernel = await self.kernel_text(notebooks, path) if self.kernel_state else None
+            if kernel:
+                text = f"<kernel_state>\n{kernel}\n</kernel_state>"
+                left -= tokens(text)
+            try:
+                confine(root_dir, path)
+                nb = await notebooks.load(path)
+                text = self.render_notebook(path, nb, context.get("cell_id"), max(left, 0))
+                parts.insert(0, text)
+                built.items.insert(0, {"kind": "notebook", "ref": path, "tokens": tokens(text)})
+            except ToolError as e:
+                parts.insert(0, f"<notebook path={path!r}>unavailable: {e.message}</notebook>")
+            if kernel:
+                parts.append(f"<kernel_state>\n{kernel}\n</kernel_state>")
+                built.add("kernel", path, parts[-1])
+        built.text = "\n".join(parts)
+        return built
+
+    async def _mention(self, mention: dict[str, Any], root: str, notebooks: NotebookBridge) -> str | None:
+        try:
+            if mention["kind"] == "cell":
+                nb = await notebooks.load(mention["path"])
+                cell = nb["cells"][index_of(nb, mention["cell_id"])]
+                return f'<cell path="{mention["path"]}">\n{self.render_cell(cell)}\n</cell>'
+            full = confine(root, mention["path"])
+
+            def read() -> str:
+                with open(full, encoding="utf-8", errors="replace") as f:
+                    return f.read(self.max_file_chars)
+
+            body = await asyncio.to_thread(read)
+            return f'<file path="{mention["path"]}">\n{body}\n</file>'
+        except (ToolError, OSError):
+            return None
+
+
+def split_history(turns: list[dict[str, Any]], budget: int) -> int:
+    """How many leading turns to summarise so the rest fits the budget (0: none).
+
+    The cut is always before a user's question, never between a tool call and its result.
+    """
+    sizes = [tokens(str(t["content"])) for t in turns]
+    if sum(sizes) <= budget:
+        return 0
+    kept = 0
+    cut = len(turns)
+    for i in range(len(turns) - 1, -1, -1):
+        kept += sizes[i]
+        if kept > budget:
+            break
+        if turns[i]["role"] == "user" and isinstance(turns[i]["content"], str):
+            cut = i
+    return cut

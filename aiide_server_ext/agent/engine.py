@@ -1,0 +1,338 @@
+"""Runs: ``running → awaiting_approval → running → completed | failed | cancelled | expired``.
+
+A run advances as a task until it needs the user; then it is only data (persisted) and the
+task ends. An approval, or a restart that finds it waiting, starts a new task from that
+data: the same path either way, which is what makes runs resumable after ``kill -9``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from ..seams import Caller, Gate
+from .context import ContextBuilder
+from .errors import AgentError
+from .history import History
+from .hub import Connection, Hub
+from .notebooks import NotebookBridge, Route
+from .policy import ToolPolicy
+from .providers import ProviderError, TextDelta, ToolRequest, Usage
+from .router import Router
+from .runs import AWAITING, RUNNING, TERMINAL, Call, Run, new_id
+from .steps import StepRunner
+from .store import Store
+
+log = logging.getLogger("aiide.agent")
+
+
+class RunEngine:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        router: Router,
+        policy: ToolPolicy,
+        context: ContextBuilder,
+        notebooks: NotebookBridge,
+        gate: Gate,
+        *,
+        root_dir: str,
+        approval_timeout: float,
+        max_output_tokens: int = 4096,
+        network: bool = False,
+        allow_hidden: bool = False,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.router = router
+        self.policy = policy
+        self.context = context
+        self.notebooks = notebooks
+        self.gate = gate
+        self.root_dir = root_dir
+        self.approval_timeout = approval_timeout
+        self.max_output_tokens = max_output_tokens
+        self.history = History(store, hub, router, context, gate, notebooks, root_dir)
+        self.steps = StepRunner(self, network=network, allow_hidden=allow_hidden)
+        self.runs: dict[str, Run] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.active: dict[str, str] = {}  # conversation id -> run id
+        self.partial: dict[str, list[str]] = {}
+        self.closing = False
+
+    # -- persistence -----------------------------------------------------------------
+    def save(self, run: Run) -> None:
+        self.store.put_run(run.id, run.conversation_id, run.state, run.to_json())
+
+    def emit(self, run: Run, kind: str, *, durable: bool = False, **fields: Any) -> None:
+        self.hub.emit(run.conversation_id, run.id, kind, durable=durable, **fields)
+
+    def get(self, caller: Caller, cid: str, run_id: str) -> Run:
+        run = self.runs.get(run_id)
+        if run is None:
+            data = self.store.run(run_id)
+            run = Run.from_json(data) if data else None
+        if run is None or run.conversation_id != cid or run.owner != caller.username:
+            raise AgentError("unknown_run", f"no run {run_id} in conversation {cid}", 404)
+        return run
+
+    # -- starting --------------------------------------------------------------------
+    async def start(self, conn: Connection, caller: Caller, msg: dict[str, Any]) -> Run:
+        task = msg.get("task", "agent")
+        candidates = self.router.candidates(task, caller, msg.get("model"))
+        cid = msg.get("conversation_id")
+        if cid:
+            if self.store.conversation(cid, caller.username) is None:
+                raise AgentError("unknown_conversation", f"no conversation {cid}", 404)
+            if cid in self.active:
+                raise AgentError("run_active", "this conversation already has a running run", 409)
+        else:
+            cid = new_id("cv")
+            self.store.create_conversation(cid, caller.username, msg["text"].strip().split("\n")[0])
+        run_id = new_id("run")
+        idx = self.store.append_turn(cid, "user", msg["text"], run_id)
+        self.store.touch(cid)
+        run = Run(
+            id=run_id,
+            conversation_id=cid,
+            owner=caller.username,
+            task=task,
+            caller=Run.caller_dict(caller),
+            models=[m.name for m in candidates],
+            context=dict(msg.get("context") or {}),
+            question_idx=idx,
+            reply_to=msg.get("id"),
+        )
+        self.runs[run_id] = run
+        self.active[cid] = run_id
+        self.hub.subscribe(conn, cid)
+        self.save(run)
+        first = candidates[0]
+        self.emit(run, "run_started", durable=True, reply_to=run.reply_to, task=task,
+                  model=first.name, provider=first.provider)
+        self._spawn(run)
+        return run
+
+    def _spawn(self, run: Run) -> None:
+        task = asyncio.create_task(self._drive(run))
+        self.tasks[run.id] = task
+
+    async def _drive(self, run: Run) -> None:
+        try:
+            await self._advance(run)
+        except asyncio.CancelledError:
+            if run.state not in TERMINAL:
+                if self.closing:
+                    self.finish(run, "failed", ("interrupted", "the server stopped during the run"))
+                else:
+                    self.finish(run, "cancelled")
+        except (ProviderError, AgentError) as e:
+            self.finish(run, "failed", (e.code, e.message))
+        except Exception:
+            log.exception("aiide: run %s failed", run.id)
+            self.finish(run, "failed", ("internal", "internal error (see the server log)"))
+        finally:
+            if self.tasks.get(run.id) is asyncio.current_task():
+                del self.tasks[run.id]
+
+    async def _advance(self, run: Run) -> None:
+        while True:
+            if run.calls:
+                if not await self.steps.process_calls(run):
+                    return  # waiting for the user
+                self.steps.close_step(run)
+            over = self.policy.over_limit(
+                run.steps, run.tool_calls, run.input_tokens + run.output_tokens
+            )
+            if over:
+                raise AgentError("limit_exceeded", over)
+            requests = await self._model_step(run)
+            if not requests:
+                self.finish(run, "completed")
+                return
+            run.calls = [
+                Call(r.id, r.name, r.arguments, r.raw, r.error) for r in requests
+            ]
+            run.tool_calls += len(requests)
+            self.save(run)
+
+    async def _model_step(self, run: Run) -> list[ToolRequest]:
+        caller = run.caller_obj()
+        messages, request = await self.history.request(run)
+        names = set(run.models)
+        candidates = [m for m in self.router.models if m.name in names] or self.router.candidates(
+            run.task, caller
+        )
+
+        async def notice(code: str, message: str) -> None:
+            self.emit(run, "notice", code=code, message=message)
+
+        parts: list[str] = []
+        self.partial[run.id] = parts
+        requests: list[ToolRequest] = []
+        async for _spec, event in self.router.stream(
+            candidates, caller, request, gate=self.gate, feature=run.task, on_notice=notice
+        ):
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+                self.emit(run, "token", text=event.text)
+            elif isinstance(event, ToolRequest):
+                requests.append(event)
+            elif isinstance(event, Usage):
+                run.model_calls += 1
+                run.input_tokens += event.input_tokens
+                run.output_tokens += event.output_tokens
+        del self.partial[run.id]
+        run.steps += 1
+        run.text = "".join(parts)
+        content: list[dict[str, Any]] = [{"type": "text", "text": run.text}] if run.text else []
+        content += [
+            {"type": "tool_use", "id": r.id, "name": r.name, "input": r.arguments or {}}
+            for r in requests
+        ]
+        self.store.append_turn(run.conversation_id, "assistant", content or run.text, run.id)
+        return requests
+
+    # -- the user's answers ---------------------------------------------------------------
+    async def approve(self, caller: Caller, msg: dict[str, Any]) -> None:
+        run = self.get(caller, msg["conversation_id"], msg["run_id"])
+        if run.state in TERMINAL:
+            raise AgentError("run_not_active", f"run {run.id} is {run.state}", 409)
+        call = run.call(msg["call_id"])
+        if call is None:
+            raise AgentError("unknown_call", f"run {run.id} has no call {msg['call_id']}", 404)
+        if call.status == "expired":
+            raise AgentError("approval_expired", "the approval window closed", 409)
+        if call.status in ("approved", "rejected", "done"):
+            raise AgentError("already_decided", f"call {call.id} was already decided", 409)
+        if call.status != "awaiting":
+            raise AgentError("unknown_call", f"call {call.id} is not waiting for approval", 409)
+        approved = msg["decision"] == "approve"
+        if approved and "arguments" in msg:
+            self.steps.edit_arguments(run, call, msg["arguments"])
+        call.status = "approved" if approved else "rejected"
+        call.decided_by = caller.username
+        call.reason = msg.get("reason")
+        self._disarm(call.id)
+        run.state = RUNNING
+        self.runs[run.id] = run
+        self.save(run)
+        self.emit(run, "approval_resolved", durable=True, call_id=call.id,
+                  decision=msg["decision"], by=caller.username, reason=call.reason)
+        await self.gate.audit(
+            caller, "agent.approval", f"run:{run.id}/call:{call.id}", msg["decision"],
+            {"tool": call.name, "risk": call.risk, "reason": call.reason},
+        )
+        self._spawn(run)
+
+    def cancel(self, caller: Caller, msg: dict[str, Any]) -> None:
+        run = self.get(caller, msg["conversation_id"], msg["run_id"])
+        if run.state in TERMINAL:
+            raise AgentError("run_not_active", f"run {run.id} is {run.state}", 409)
+        task = self.tasks.get(run.id)
+        if task is not None:
+            task.cancel()
+        else:
+            self.finish(self.runs.get(run.id, run), "cancelled")
+
+    # -- waiting -----------------------------------------------------------------------
+    def pause(self, run: Run, call: Call) -> None:
+        call.status = "awaiting"
+        call.expires_at = time.time() + self.approval_timeout
+        run.state = AWAITING
+        self.save(run)
+        self.emit(run, "approval_required", durable=True, call_id=call.id, name=call.name,
+                  arguments=call.arguments or {}, risk=call.risk, expires_at=call.expires_at,
+                  patch=call.patch)
+        self._arm(run, call)
+
+    def _arm(self, run: Run, call: Call) -> None:
+        delay = max(0.0, (call.expires_at or 0) - time.time())
+        loop = asyncio.get_running_loop()
+        self.timers[call.id] = loop.call_later(delay, self._expire, run.id, call.id)
+
+    def _disarm(self, call_id: str) -> None:
+        timer = self.timers.pop(call_id, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _expire(self, run_id: str, call_id: str) -> None:
+        self.timers.pop(call_id, None)
+        run = self.runs.get(run_id)
+        call = run.call(call_id) if run else None
+        if run is None or call is None or call.status != "awaiting":
+            return
+        call.status = "expired"
+        self.emit(run, "approval_resolved", call_id=call.id, decision="expired", by=None,
+                  reason="no answer in time")
+        self.finish(run, "expired", ("approval_expired", f"no answer to {call.name} in time"))
+
+    # -- ending ------------------------------------------------------------------------
+    def finish(self, run: Run, status: str, error: tuple[str, str] | None = None) -> None:
+        if run.state in TERMINAL:
+            return
+        parts = self.partial.pop(run.id, None)
+        if parts:  # cancelled mid-stream: keep what the user saw
+            run.text = "".join(parts)
+            self.store.append_turn(run.conversation_id, "assistant", run.text, run.id)
+        elif run.calls:  # every tool_use needs its tool_result for the next turn
+            self.steps.close_step(run, reason=f"not run: the run was {status}")
+        for call in run.calls:
+            self._disarm(call.id)
+        run.state = status
+        run.error = {"code": error[0], "message": error[1]} if error else None
+        self.runs.pop(run.id, None)
+        if self.active.get(run.conversation_id) == run.id:
+            del self.active[run.conversation_id]
+        self.save(run)
+        if error:
+            self.emit(run, "error", code=error[0], message=error[1], reply_to=None)
+        self.emit(run, "run_finished", durable=True, status=status, usage=run.usage(), text=run.text)
+
+    # -- lifecycle ---------------------------------------------------------------------
+    def recover(self) -> None:
+        """After a restart: waiting runs wait again; runs cut mid-stream fail clearly."""
+        for data in self.store.runs_in((RUNNING, AWAITING)):
+            run = Run.from_json(data)
+            if run.state == RUNNING:
+                self.finish(run, "failed", ("interrupted", "the server restarted during the run"))
+                continue
+            self.runs[run.id] = run
+            self.active[run.conversation_id] = run.id
+            for call in run.calls:
+                if call.status == "awaiting":
+                    self._arm(run, call)
+
+    async def close(self) -> None:
+        self.closing = True
+        tasks = list(self.tasks.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=5)
+        for timer in self.timers.values():
+            timer.cancel()
+        self.timers.clear()
+
+    def delete_conversation(self, caller: Caller, cid: str) -> None:
+        if self.store.conversation(cid, caller.username) is None:
+            raise AgentError("unknown_conversation", f"no conversation {cid}", 404)
+        run_id = self.active.pop(cid, None)
+        if run_id is not None:
+            run = self.runs.pop(run_id, None)
+            if run is not None:
+                run.state = "cancelled"  # no events into a conversation being deleted
+                for call in run.calls:
+                    self._disarm(call.id)
+            task = self.tasks.pop(run_id, None)
+            if task is not None:
+                task.cancel()
+        self.hub.forget(cid)
+        self.store.delete_conversation(cid)
+
+    def route(self, run: Run) -> Route:
+        return Route(run.conversation_id, run.id, run.owner)

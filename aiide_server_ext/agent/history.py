@@ -1,0 +1,146 @@
+"""The messages of a model call: summary of old turns, recent turns, and the run's question
+with its context block. Older turns are summarised by a model when over the budget."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..seams import Gate
+from .context import ContextBuilder, split_history, tokens
+from .hub import Hub
+from .notebooks import NotebookBridge
+from .providers import ModelRequest, TextDelta
+from .runs import Run
+from .store import Store
+from .tools import definitions
+
+if TYPE_CHECKING:
+    from .router import ModelSpec, Router
+
+log = logging.getLogger("aiide.agent")
+
+SUMMARY_PROMPT = (
+    "Summarise this conversation between a user and a coding assistant in at most 150 "
+    "words, keeping facts, decisions, file and cell names. Reply with the summary only."
+)
+
+
+def merge(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Join consecutive messages of one role (providers want them alternating)."""
+    out: list[dict[str, Any]] = []
+    for message in messages:
+        content = message["content"]
+        blocks = [{"type": "text", "text": content}] if isinstance(content, str) else list(content)
+        blocks = [b for b in blocks if b.get("type") != "text" or b.get("text")]
+        if not blocks:
+            continue
+        if out and out[-1]["role"] == message["role"]:
+            out[-1]["content"].extend(blocks)
+        else:
+            out.append({"role": message["role"], "content": blocks})
+    return out
+
+
+class History:
+    def __init__(
+        self,
+        store: Store,
+        hub: Hub,
+        router: Router,
+        context: ContextBuilder,
+        gate: Gate,
+        notebooks: NotebookBridge,
+        root_dir: str,
+    ) -> None:
+        self.store = store
+        self.hub = hub
+        self.router = router
+        self.context = context
+        self.gate = gate
+        self.notebooks = notebooks
+        self.root_dir = root_dir
+
+    async def request(self, run: Run) -> tuple[list[dict[str, Any]], Callable[[ModelSpec], ModelRequest]]:
+        first = run.steps == 0 and not run.context_text
+        if first and run.context:
+            built = await self.context.build(run.context, self.root_dir, self.notebooks)
+            run.context_text = built.text
+            items = built.items
+        else:
+            items = []
+        turns = self.store.turns(run.conversation_id)
+        before = [t for t in turns if t["idx"] < run.question_idx]
+        current = [t for t in turns if t["idx"] >= run.question_idx]
+        summary = await self._summarised(run, before)
+        conv = self.store.conversation(run.conversation_id) or {}
+        before = [t for t in before if t["idx"] >= int(conv.get("summary_upto", 0))]
+        messages: list[dict[str, Any]] = []
+        if summary:
+            messages.append({"role": "user", "content": f"<earlier_conversation_summary>\n{summary}\n</earlier_conversation_summary>"})
+            messages.append({"role": "assistant", "content": "Noted."})
+        messages += [{"role": t["role"], "content": t["content"]} for t in before]
+        for t in current:
+            content = t["content"]
+            if t["idx"] == run.question_idx and run.context_text:
+                content = [{"type": "text", "text": run.context_text}, {"type": "text", "text": content}]
+            messages.append({"role": t["role"], "content": content})
+        messages = merge(messages)
+        tools = definitions() if run.task == "agent" else []
+        system = self.context.system_prompt
+        if first:
+            items = [
+                {"kind": "system", "ref": "", "tokens": tokens(system)},
+                {"kind": "tools", "ref": str(len(tools)), "tokens": tokens(str(tools))},
+                *items,
+            ]
+            if before or summary:
+                items.append({"kind": "summary" if summary else "history", "ref": "",
+                              "tokens": tokens(str(messages[:-1]))})
+            question = turns[run.question_idx]["content"] if run.question_idx < len(turns) else ""
+            items.append({"kind": "question", "ref": "", "tokens": tokens(str(question))})
+            self.hub.emit(run.conversation_id, run.id, "context", tokens=sum(i["tokens"] for i in items),
+                          budget=self.context.budget, items=items)
+
+        def build(spec: ModelSpec) -> ModelRequest:
+            return ModelRequest(model=spec.model, system=system, messages=messages, tools=tools,
+                                max_tokens=spec.max_output_tokens)
+
+        return messages, build
+
+    async def _summarised(self, run: Run, before: list[dict[str, Any]]) -> str:
+        conv = self.store.conversation(run.conversation_id) or {}
+        summary = str(conv.get("summary", ""))
+        upto = int(conv.get("summary_upto", 0))
+        recent = [t for t in before if t["idx"] >= upto]
+        cut = split_history(recent, self.context.history_budget)
+        if cut == 0:
+            return summary
+        old = recent[:cut]
+        text = "\n".join(f"{t['role']}: {t['content']}" for t in old)[-60000:]
+        if summary:
+            text = f"(summary so far) {summary}\n{text}"
+        caller = run.caller_obj()
+        new = ""
+        try:
+            candidates = self.router.candidates("summarise", caller)
+            request = ModelRequest(model="", system=SUMMARY_PROMPT,
+                                   messages=[{"role": "user", "content": text}], max_tokens=400)
+
+            def build(spec: ModelSpec) -> ModelRequest:
+                request.model = spec.model
+                return request
+
+            async for _spec, event in self.router.stream(candidates, caller, build, gate=self.gate,
+                                                         feature="summarise"):
+                if isinstance(event, TextDelta):
+                    new += event.text
+        except Exception as e:  # a summary is a nicety: drop old turns instead
+            log.warning("aiide: summarising failed (%s); dropping old turns", e)
+            new = summary
+        upto = old[-1]["idx"] + 1
+        self.store.set_summary(run.conversation_id, new.strip(), upto)
+        self.hub.emit(run.conversation_id, run.id, "notice", code="summarised",
+                      message=f"{len(old)} earlier turns were summarised to fit the context")
+        return new.strip()

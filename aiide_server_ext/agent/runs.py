@@ -1,0 +1,100 @@
+"""A run as data: its state, the tool calls of its current step, its usage. Stored as JSON
+in sqlite after every transition, so a restarted server picks it up where it stopped."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..seams import Caller
+
+RUNNING = "running"
+AWAITING = "awaiting_approval"
+TERMINAL = ("completed", "failed", "cancelled", "expired")
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{uuid.uuid4().hex[:20]}"
+
+
+@dataclass
+class Call:
+    id: str
+    name: str
+    arguments: dict[str, Any] | None
+    raw: str = ""
+    parse_error: str | None = None
+    #: new -> awaiting -> approved | rejected | expired; or new -> approved; -> done
+    status: str = "new"
+    risk: str = "low"
+    decision: str = "auto"
+    patch: dict[str, Any] | None = None
+    expires_at: float | None = None
+    decided_by: str | None = None
+    reason: str | None = None
+    result: dict[str, Any] | None = None
+
+
+@dataclass
+class Run:
+    id: str
+    conversation_id: str
+    owner: str
+    task: str
+    caller: dict[str, Any]
+    models: list[str]
+    context: dict[str, Any]
+    question_idx: int
+    state: str = RUNNING
+    created: float = field(default_factory=time.time)
+    context_text: str = ""
+    steps: int = 0
+    tool_calls: int = 0
+    model_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    calls: list[Call] = field(default_factory=list)
+    text: str = ""
+    error: dict[str, str] | None = None
+    reply_to: str | None = None
+
+    def caller_obj(self) -> Caller:
+        c = self.caller
+        return Caller(
+            username=c["username"],
+            scopes=frozenset(c.get("scopes", ["*"])),
+            groups=frozenset(c.get("groups", [])),
+            roles=frozenset(c.get("roles", [])),
+        )
+
+    @staticmethod
+    def caller_dict(caller: Caller) -> dict[str, Any]:
+        return {
+            "username": caller.username,
+            "scopes": sorted(caller.scopes),
+            "groups": sorted(caller.groups),
+            "roles": sorted(caller.roles),
+        }
+
+    def usage(self) -> dict[str, int]:
+        return {
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "model_calls": self.model_calls,
+            "tool_calls": self.tool_calls,
+            "steps": self.steps,
+        }
+
+    def call(self, call_id: str) -> Call | None:
+        return next((c for c in self.calls if c.id == call_id), None)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Run:
+        data = dict(data)
+        calls = [Call(**c) for c in data.pop("calls", [])]
+        return cls(calls=calls, **data)

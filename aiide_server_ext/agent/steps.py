@@ -1,0 +1,148 @@
+"""The tool calls of one step: validate, decide (policy), pause for approval, execute,
+report — in the model's order, one at a time, each transition persisted."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import TYPE_CHECKING, Any
+
+from ..seams import GateRefusal
+from .errors import AgentError
+from .runs import Call, Run
+from .tools import ToolEnv, ToolError, ToolResult, validate
+
+if TYPE_CHECKING:
+    from .engine import RunEngine
+
+log = logging.getLogger("aiide.agent")
+MAX_EVENT_OUTPUTS = 200_000
+
+
+class StepRunner:
+    def __init__(self, engine: RunEngine, *, network: bool, allow_hidden: bool) -> None:
+        self.engine = engine
+        self.network = network
+        self.allow_hidden = allow_hidden
+
+    def env(self, run: Run, call: Call) -> ToolEnv:
+        engine = self.engine
+        caller = run.caller_obj()
+
+        async def admit_execute() -> None:
+            await engine.gate.admit(caller, "execute", scope="agent:execute")
+
+        return ToolEnv(
+            root_dir=engine.root_dir,
+            notebooks=engine.notebooks,
+            caller=caller,
+            route=engine.route(run),
+            call_id=call.id,
+            allow_hidden=self.allow_hidden,
+            admit_execute=admit_execute,
+            default_notebook=run.context.get("notebook"),
+            extra={"patch": call.patch} if call.patch else {},
+        )
+
+    async def process_calls(self, run: Run) -> bool:
+        """Advance the step's calls; False when the run now waits for the user."""
+        for call in run.calls:
+            if call.status == "done":
+                continue
+            if call.status == "awaiting":
+                return False
+            if call.status == "new" and not await self._decide(run, call):
+                if call.status == "awaiting":
+                    return False
+                continue
+            if call.status == "approved":
+                self.result(run, call, await self._execute(run, call))
+            elif call.status == "rejected":
+                why = call.reason or "no reason given"
+                self.result(run, call, ToolResult(f"The user rejected this call: {why}", ok=False, code="rejected"))
+        return True
+
+    async def _decide(self, run: Run, call: Call) -> bool:
+        """Validate and apply policy; True when the call may run now."""
+        try:
+            tool = validate(call.name, call.arguments, call.parse_error)
+        except ToolError as e:
+            self.engine.emit(run, "tool_call", call_id=call.id, name=call.name,
+                             arguments=call.arguments, risk="low", decision="deny")
+            self.result(run, call, ToolResult.failure(e.code, e.message))
+            return False
+        assert call.arguments is not None
+        decision = self.engine.policy.decide(tool, call.arguments, run.caller_obj(), network=self.network)
+        call.risk, call.decision = decision.risk, decision.action
+        self.engine.emit(run, "tool_call", call_id=call.id, name=call.name, arguments=call.arguments,
+                         risk=call.risk, decision=call.decision)
+        if decision.action == "deny":
+            self.result(run, call, ToolResult.failure("denied", decision.reason))
+            return False
+        if decision.action == "approve":
+            if tool.preview is not None:
+                try:
+                    call.patch = await tool.preview(self.env(run, call), call.arguments)
+                except ToolError as e:
+                    self.result(run, call, ToolResult.failure(e.code, e.message))
+                    return False
+            self.engine.pause(run, call)
+            return False
+        call.status = "approved"
+        return True
+
+    def edit_arguments(self, run: Run, call: Call, arguments: dict[str, Any]) -> None:
+        """Arguments changed at approval: validated again, fence included; new patch."""
+        try:
+            tool = validate(call.name, arguments)
+        except ToolError as e:
+            raise AgentError("bad_arguments", e.message) from None
+        decision = self.engine.policy.decide(tool, arguments, run.caller_obj(), network=self.network)
+        if decision.action == "deny":
+            raise AgentError("bad_arguments", decision.reason)
+        call.arguments = arguments
+        call.patch = None
+
+    async def _execute(self, run: Run, call: Call) -> ToolResult:
+        tool = validate(call.name, call.arguments)
+        try:
+            result = await tool.run(self.env(run, call), call.arguments or {})
+        except ToolError as e:
+            return ToolResult.failure(e.code, e.message)
+        except GateRefusal as e:
+            return ToolResult.failure(e.code, e.message)
+        except Exception:
+            log.exception("aiide: tool %s failed", call.name)
+            return ToolResult.failure("tool_failed", f"{call.name} failed unexpectedly")
+        if tool.preview is not None or tool.executes_code:
+            detail: dict[str, Any] = {"run_id": run.id, "call_id": call.id, "approved_by": call.decided_by,
+                                      "ok": result.ok, "result": result.content[:2000]}
+            if call.patch:
+                detail["patch"] = call.patch
+            await self.engine.gate.audit(run.caller_obj(), f"agent.{call.name}",
+                                         str((call.arguments or {}).get("path", "")),
+                                         "ok" if result.ok else "failed", detail)
+        return result
+
+    def result(self, run: Run, call: Call, result: ToolResult) -> None:
+        call.status = "done"
+        call.result = {"content": result.content, "ok": result.ok, "code": result.code}
+        outputs = result.outputs
+        if outputs is not None and len(json.dumps(outputs)) > MAX_EVENT_OUTPUTS:
+            outputs = None
+        error = None if result.ok else {"code": result.code or "tool_failed", "message": result.content}
+        self.engine.save(run)
+        self.engine.emit(run, "tool_result", call_id=call.id, name=call.name, ok=result.ok,
+                         content=result.content, error=error, outputs=outputs)
+
+    def close_step(self, run: Run, reason: str | None = None) -> None:
+        """Give the model every call's result (or why it did not run), as one user turn."""
+        blocks = []
+        for call in run.calls:
+            if call.result is None:
+                call.result = {"content": reason or "not run", "ok": False, "code": "cancelled"}
+            blocks.append({"type": "tool_result", "tool_use_id": call.id,
+                           "content": call.result["content"], "is_error": not call.result["ok"]})
+        self.engine.store.append_turn(run.conversation_id, "user", blocks, run.id)
+        run.calls = []
+        self.engine.save(run)

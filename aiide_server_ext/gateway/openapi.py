@@ -1,0 +1,344 @@
+"""The OpenAPI 3.1 document for ``/aiide/api/*``, served at ``/aiide/api/openapi.json``.
+
+The gateway documents its own routes and the foundation's; other parts add
+theirs to ``settings["aiide_openapi_paths"]`` (path → OpenAPI path item). A test
+compares the document with the routes the server really has, both ways.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from aiide_server_ext._version import __version__
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _errors(*statuses: int) -> dict[str, Any]:
+    return {str(s): {"$ref": f"#/components/responses/E{s}"} for s in statuses}
+
+
+def _body(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"required": True, "content": {"application/json": {"schema": schema}}}
+
+
+def _query(name: str, description: str, enum: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string"}
+    if enum:
+        schema["enum"] = enum
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+STRINGS = {"type": "array", "items": {"type": "string"}}
+COMMON = (400, 401, 403, 413, 429, 503)
+
+PATHS: dict[str, Any] = {
+    "/aiide/api/status": {
+        "get": {
+            "summary": "Server status: version, sandbox backends, model configuration",
+            "responses": {"200": _json({"type": "object"})} | _errors(401, 403),
+        }
+    },
+    "/aiide/api/kernels/{kernel_id}/events": {
+        "parameters": [
+            {"name": "kernel_id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "get": {
+            "summary": "Why a kernel died (OOM, limits), for the UI",
+            "responses": {"200": _json({"type": "object"})} | _errors(401, 403, 404),
+        },
+    },
+    "/aiide/api/auth/token": {
+        "post": {
+            "summary": "Exchange a Jupyter session or an API key for tokens",
+            "requestBody": _body(_ref("TokenRequest")),
+            "responses": {"201": _json(_ref("TokenResponse"), "Issued")} | _errors(*COMMON),
+        }
+    },
+    "/aiide/api/auth/refresh": {
+        "post": {
+            "summary": "Rotate a refresh token (reuse revokes its family)",
+            "security": [],
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["refresh_token"],
+                    "properties": {"refresh_token": {"type": "string"}},
+                }
+            ),
+            "responses": {"201": _json(_ref("TokenResponse"), "Rotated")} | _errors(*COMMON),
+        }
+    },
+    "/aiide/api/auth/revoke": {
+        "post": {
+            "summary": "Revoke a token (one's own; an admin: anyone's)",
+            "requestBody": _body(
+                {
+                    "type": "object",
+                    "required": ["token"],
+                    "properties": {"token": {"type": "string"}},
+                }
+            ),
+            "responses": {"200": _json({"type": "object"})} | _errors(*COMMON),
+        }
+    },
+    "/aiide/api/auth/me": {
+        "get": {
+            "summary": "The caller: user, effective scopes, groups, roles, rate limits",
+            "responses": {"200": _json(_ref("Me"))} | _errors(401, 403),
+        }
+    },
+    "/aiide/api/keys": {
+        "get": {
+            "summary": "List API keys (masked)",
+            "parameters": [
+                _query("user", "another user's keys (admin)"),
+                _query("all", "everyone's keys (admin)", ["1", "true"]),
+            ],
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {"keys": {"type": "array", "items": _ref("ApiKey")}},
+                    }
+                )
+            }
+            | _errors(*COMMON),
+        },
+        "post": {
+            "summary": "Create an API key; the raw key is in this response only",
+            "requestBody": _body(_ref("ApiKeyRequest")),
+            "responses": {"201": _json(_ref("ApiKeyCreated"), "Created")} | _errors(*COMMON),
+        },
+    },
+    "/aiide/api/keys/{key_id}": {
+        "parameters": [
+            {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "delete": {
+            "summary": "Revoke an API key",
+            "responses": {"200": _json(_ref("ApiKey"))} | _errors(401, 403, 404, 503),
+        },
+    },
+    "/aiide/api/usage": {
+        "get": {
+            "summary": "Usage and remaining budget (one's own; an admin: anyone's, aggregated)",
+            "parameters": [
+                _query("user", "a user, or * for everyone (admin)"),
+                _query("group", "a group's members (admin)"),
+                _query("by", "aggregate by", ["user", "group", "model", "day", "feature", "kind"]),
+                _query("since", "ISO date/time, inclusive"),
+                _query("until", "ISO date/time, exclusive"),
+                _query("format", "json (default) or csv", ["json", "csv"]),
+            ],
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {
+                        "application/json": {"schema": _ref("Usage")},
+                        "text/csv": {"schema": {"type": "string"}},
+                    },
+                }
+            }
+            | _errors(*COMMON),
+        }
+    },
+    "/aiide/api/audit": {
+        "get": {
+            "summary": "The audit log (admin); JSON or JSON lines",
+            "parameters": [
+                _query("actor", "who acted"),
+                _query("action", "e.g. token.issued"),
+                _query("since", "ISO date/time"),
+                _query("until", "ISO date/time"),
+                _query("after_id", "page after this event id"),
+                _query("limit", "1..5000, default 500"),
+                _query("format", "json (default) or jsonl", ["json", "jsonl"]),
+            ],
+            "responses": {
+                "200": {
+                    "description": "OK",
+                    "content": {
+                        "application/json": {
+                            "schema": {
+                                "type": "object",
+                                "properties": {
+                                    "events": {"type": "array", "items": _ref("AuditEvent")}
+                                },
+                            }
+                        },
+                        "application/x-ndjson": {"schema": {"type": "string"}},
+                    },
+                }
+            }
+            | _errors(*COMMON),
+        }
+    },
+    "/aiide/api/openapi.json": {
+        "get": {
+            "summary": "This document",
+            "responses": {"200": _json({"type": "object"})} | _errors(401, 403),
+        }
+    },
+}
+
+SCHEMAS: dict[str, Any] = {
+    "Error": {
+        "type": "object",
+        "required": ["code", "message"],
+        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+    },
+    "TokenRequest": {
+        "type": "object",
+        "properties": {
+            "scopes": STRINGS,
+            "ttl": {"type": "integer", "minimum": 1},
+            "refresh": {"type": "boolean", "default": True},
+            "user": {"type": "string", "description": "admin only"},
+        },
+    },
+    "TokenResponse": {
+        "type": "object",
+        "required": ["access_token", "token_type", "expires_in", "scopes"],
+        "properties": {
+            "access_token": {"type": "string"},
+            "token_type": {"const": "Bearer"},
+            "expires_in": {"type": "integer"},
+            "refresh_token": {"type": "string"},
+            "refresh_expires_in": {"type": "integer"},
+            "scopes": STRINGS,
+        },
+    },
+    "Me": {
+        "type": "object",
+        "properties": {
+            "user": {"type": "string"},
+            "scopes": STRINGS,
+            "groups": STRINGS,
+            "roles": STRINGS,
+            "via": {"type": "string", "enum": ["jupyter", "jupyterhub", "jwt", "apikey"]},
+            "rate_limits": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "ApiKeyRequest": {
+        "type": "object",
+        "required": ["name"],
+        "properties": {
+            "name": {"type": "string", "maxLength": 100},
+            "scopes": STRINGS,
+            "expires_in": {"type": ["number", "null"], "exclusiveMinimum": 0},
+            "user": {"type": "string", "description": "admin only"},
+        },
+    },
+    "ApiKey": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "string"},
+            "user": {"type": "string"},
+            "name": {"type": "string"},
+            "masked": {"type": "string"},
+            "scopes": STRINGS,
+            "created_at": {"type": "number"},
+            "created_by": {"type": "string"},
+            "expires_at": {"type": ["number", "null"]},
+            "last_used_at": {"type": ["number", "null"]},
+            "revoked": {"type": "boolean"},
+        },
+    },
+    "ApiKeyCreated": {
+        "allOf": [
+            _ref("ApiKey"),
+            {"type": "object", "required": ["key"], "properties": {"key": {"type": "string"}}},
+        ]
+    },
+    "Usage": {
+        "type": "object",
+        "properties": {
+            "user": {"type": ["string", "null"]},
+            "group": {"type": ["string", "null"]},
+            "by": {"type": "string"},
+            "currency": {"type": "string"},
+            "rows": {"type": "array", "items": {"type": "object"}},
+            "totals": {"type": "object"},
+            "quotas": {
+                "type": "array",
+                "items": {
+                    "type": "object",
+                    "properties": {
+                        "scope": {"type": "string"},
+                        "metric": {"type": "string"},
+                        "limit": {"type": "number"},
+                        "used": {"type": "number"},
+                        "remaining": {"type": "number"},
+                        "resets_at": {"type": "string"},
+                    },
+                },
+            },
+        },
+    },
+    "AuditEvent": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "time": {"type": "string"},
+            "actor": {"type": ["string", "null"]},
+            "action": {"type": "string"},
+            "target": {"type": "string"},
+            "outcome": {"type": "string"},
+            "detail": {"type": "object"},
+        },
+    },
+}
+
+
+def document(extra_paths: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    error = {"content": {"application/json": {"schema": _ref("Error")}}}
+    responses = {
+        f"E{status}": {"description": description, **error}
+        for status, description in {
+            400: "Bad input; the code says which (invalid_json, unknown_scope, invalid_ttl…)",
+            401: "Missing or bad credentials (token_expired, token_revoked, invalid_token…)",
+            403: "Insufficient scope or not allowed (insufficient_scope, admin_required…)",
+            404: "Not found",
+            413: "Body too large (body_too_large)",
+            429: "Rate limited (rate_limited) or quota used up (quota_exceeded); see Retry-After",
+            503: "Store or rate limiter unavailable (store_busy, store_read_only…)",
+        }.items()
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "aiide server API",
+            "version": __version__,
+            "description": "Routes under /aiide/api. Errors are JSON {code, message}.",
+        },
+        "paths": {**PATHS, **(extra_paths or {})},
+        "components": {
+            "schemas": SCHEMAS,
+            "responses": responses,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT or aiide_ key"},
+                "jupyterToken": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": "Authorization",
+                    "description": "token <Jupyter server token>",
+                },
+                "jupyterCookie": {"type": "apiKey", "in": "cookie", "name": "username-*"},
+            },
+        },
+        "security": [{"bearer": []}, {"jupyterToken": []}, {"jupyterCookie": []}],
+    }

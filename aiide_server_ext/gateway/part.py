@@ -1,0 +1,211 @@
+"""The gateway part of the extension: configuration (``c.Gateway.*``) and wiring.
+
+Nothing here is heavy at import or at server start: the database opens on first
+use, PyJWT and redis are imported when the first token or limited request comes.
+With no configuration a single-user ``jupyter lab`` behaves exactly as before:
+the owner holds every scope and is exempt from limits and quotas.
+"""
+
+from __future__ import annotations
+
+import getpass
+import os
+from collections.abc import Callable
+from typing import Any
+
+from traitlets import Bool, Dict, Enum, Float, Int, List, Type, Unicode, default
+
+from aiide_server_ext.parts import ExtensionPart
+
+
+class Gateway(ExtensionPart):
+    """Identity, scopes, rate limits, metering, quotas and audit (``c.Gateway.*``)."""
+
+    enabled = Bool(
+        True,
+        config=True,
+        help="Load the gateway. When False, aiide admits every Jupyter-authenticated "
+        "request (the identity provider and authorizer then behave like Jupyter's own).",
+    )
+    owner = Unicode(
+        config=True,
+        help="User name of the server's owner: whoever logs in with Jupyter's own token, "
+        "password or cookie. Defaults to $JUPYTERHUB_USER or the system user.",
+    )
+    owner_scopes = List(
+        Unicode(), ["*"], config=True, help="Scopes of the owner ('*': every scope)."
+    )
+    limit_owner = Bool(False, config=True, help="Apply rate limits and quotas to the owner too.")
+    roles = Dict(
+        config=True,
+        help="Role name -> list of scopes, added to the built-in roles 'admin' (['*']) and "
+        "'user' (every scope but admin). E.g. {'student': ['chat', 'complete', 'kernels', "
+        "'contents:read', 'contents:write', 'usage:read']}.",
+    )
+    user_roles = Dict(config=True, help="User name -> list of role names.")
+    group_roles = Dict(config=True, help="Group name -> list of role names.")
+    user_groups = Dict(
+        config=True,
+        help="User name -> list of groups, for users not from JupyterHub or SSO (which "
+        "bring their own groups).",
+    )
+    default_roles = List(
+        Unicode(), ["user"], config=True, help="Roles of users no other rule gives a role."
+    )
+    issuer = Unicode("aiide", config=True, help="'iss' of the tokens this server issues.")
+    audience = Unicode("aiide", config=True, help="'aud' of the tokens this server issues.")
+    signing_secret = Unicode(
+        "",
+        config=True,
+        help="HS256 secret for tokens (at least 32 bytes). Prefer the AIIDE_JWT_SECRET "
+        "environment variable; when neither is set a secret is generated once into "
+        "signing_secret_file. Servers sharing tokens must share the secret.",
+    )
+    signing_secret_file = Unicode(
+        "", config=True, help="Where a generated secret lives (default: <data dir>/aiide/)."
+    )
+    sso_issuers = Dict(
+        config=True,
+        help="Trusted external issuers: iss -> {'algorithm': 'RS256'|'ES256', 'public_key': "
+        "PEM (or 'public_key_file'), 'audience': ..., 'trust_groups': bool}.",
+    )
+    access_token_ttl = Int(900, config=True, help="Seconds an access token lives by default.")
+    max_access_token_ttl = Int(86400, config=True, help="Longest access token one may ask for.")
+    refresh_token_ttl = Int(30 * 86400, config=True, help="Seconds a refresh token lives.")
+    leeway = Float(30.0, config=True, help="Seconds of clock skew tolerated on exp, nbf and iat.")
+    revocation_refresh = Float(
+        5.0, config=True, help="Seconds between reloads of revocations made by other servers."
+    )
+    rate_limits = Dict(
+        {"complete": "60/minute", "chat": "30/minute", "execute": "20/minute"},
+        config=True,
+        help="Route class -> 'COUNT/UNIT' sliding-window limit per user (null: none).",
+    )
+    role_rate_limits = Dict(
+        config=True,
+        help="Role -> {route class: limit}; a caller gets the most generous of their roles'.",
+    )
+    resource_route_classes = Dict(
+        config=True,
+        help="Jupyter auth resource -> route class, to rate-limit any route by its "
+        "auth_resource (e.g. {'aiide': 'api'} with rate_limits {'api': '600/minute'}).",
+    )
+    resource_scopes = Dict(
+        config=True,
+        help="Jupyter auth resource -> {action: scope or null}, for other extensions' "
+        "resources (unknown resources need 'admin').",
+    )
+    rate_limiter_class = Type(
+        default_value="aiide_server_ext.gateway.ratelimit.MemoryRateLimiter",
+        klass="aiide_server_ext.gateway.ratelimit.RateLimiter",
+        config=True,
+        help="Rate limiter backend. Setting redis_url selects the Redis backend.",
+    )
+    redis_url = Unicode("", config=True, help="Redis URL for limits shared by several servers.")
+    redis_failure_mode = Enum(
+        ["open", "closed"],
+        "open",
+        config=True,
+        help="When Redis is unreachable: 'open' admits (quotas still apply), 'closed' "
+        "refuses with 503. Either way a warning is logged.",
+    )
+    redis_timeout = Float(0.5, config=True, help="Seconds to wait for Redis.")
+    model_prices = Dict(
+        config=True,
+        help="Model (or model-name prefix, or 'default') -> {'input_per_mtok': price, "
+        "'output_per_mtok': price} per million tokens.",
+    )
+    kernel_second_price = Float(0.0, config=True, help="Price of one sandboxed-kernel second.")
+    memory_gb_second_price = Float(
+        0.0, config=True, help="Price of one GiB of kernel memory limit for one second."
+    )
+    volume_tiers = List(
+        Dict(),
+        config=True,
+        help="[{'above_tokens': N, 'multiplier': m}, ...]: price multiplier once a user's "
+        "tokens this month reach N.",
+    )
+    currency = Unicode("USD", config=True, help="Currency of the prices.")
+    default_quota = Dict(
+        config=True,
+        help="Per-user quotas: {'monthly_tokens', 'daily_tokens', 'monthly_cost', "
+        "'daily_kernel_hours', 'monthly_kernel_hours'} -> limit.",
+    )
+    user_quotas = Dict(config=True, help="User -> quotas, overriding the defaults.")
+    group_quotas = Dict(config=True, help="Group -> per-member quotas (most generous wins).")
+    group_budgets = Dict(config=True, help="Group -> quotas for all its members together.")
+    db_path = Unicode(
+        "",
+        config=True,
+        help="The gateway's sqlite file (default: <data dir>/aiide/gateway.sqlite).",
+    )
+    db_busy_timeout = Float(
+        5.0, config=True, help="Seconds to wait for a database locked by another process."
+    )
+    max_body_bytes = Int(65536, config=True, help="Largest request body the gateway reads.")
+    json_logs = Bool(False, config=True, help="Log one JSON object per line.")
+
+    @default("owner")
+    def _owner_default(self) -> str:
+        return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+
+    @property
+    def _server(self) -> Any:
+        return getattr(self.parent, "serverapp", None)
+
+    def _data_dir(self) -> str:
+        server = self._server
+        if server is not None and getattr(server, "data_dir", None):
+            return os.path.join(str(server.data_dir), "aiide")
+        from jupyter_core.paths import jupyter_data_dir
+
+        return os.path.join(jupyter_data_dir(), "aiide")
+
+    def initialize(self, settings: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        from .build import build_gate
+        from .redaction import install_json_logs, install_redaction
+        from .transform import GatewayHeaders
+
+        self._gate = build_gate(self, self._data_dir())
+        settings["aiide_gate"] = self._gate
+        server = self._server
+        web_app = getattr(server, "web_app", None)
+        if web_app is not None and GatewayHeaders not in web_app.transforms:
+            web_app.add_transform(GatewayHeaders)
+        install_redaction(self._gate.redaction_filter, [self.log])
+        if self.json_logs:
+            install_json_logs([self.log] + ([server.log] if server is not None else []))
+
+    def handlers(self) -> list[tuple[str, Any]]:
+        if not self.enabled:
+            return []
+        from .handlers import default_handlers
+
+        return list(default_handlers)
+
+    async def start(self) -> None:
+        gate = getattr(self, "_gate", None)
+        if gate is None:
+            return
+        from aiide_kernel.events import KernelEvents
+
+        if gate.kernels is not None:
+            self._unsubscribe: Callable[[], None] | None = KernelEvents.instance().subscribe(
+                gate.kernels.on_lifecycle
+            )
+        await gate.audit_policy()
+
+    async def stop(self) -> None:
+        gate = getattr(self, "_gate", None)
+        if gate is None:
+            return
+        from .redaction import uninstall_redaction
+
+        unsubscribe = getattr(self, "_unsubscribe", None)
+        if unsubscribe is not None:
+            unsubscribe()
+            self._unsubscribe = None
+        await gate.close()
+        uninstall_redaction(gate.redaction_filter, [self.log])

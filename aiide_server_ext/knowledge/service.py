@@ -1,0 +1,345 @@
+"""The knowledge service: what the routes, the agent's ``search_knowledge`` tool and the
+contents hooks call. Plain Python over asyncio; blocking work goes to threads.
+
+Every entry point takes the caller, and every read and write goes to that caller's
+collection for this workspace: there is no code path that queries across users.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import index as ix
+from .chunking import ChunkError, Limits, chunk_file
+from .embeddings import CountingEmbedder, EmbeddingError
+from .files import PathRefused, Skipped, Workspace
+from .jobs import Job, JobQueue
+
+log = logging.getLogger(__name__)
+#: Consecutive files failing to embed before a job stops trying (endpoint down).
+GIVE_UP_AFTER = 3
+
+
+@dataclass
+class Owner:
+    user: str
+    roots: list[str]
+
+
+class KnowledgeService:
+    """Search, index, drop; kept fresh by ``file_saved`` / ``file_renamed`` / ``file_deleted``."""
+
+    def __init__(
+        self,
+        workspace: Workspace,
+        store: ix.Store,
+        embedder: CountingEmbedder,
+        limits: Limits = Limits(),
+        on_progress: Callable[[Job], None] | None = None,
+        index_on_save: bool = True,
+    ):
+        self.workspace = workspace
+        self.store = store
+        self.embedder = embedder
+        self.limits = limits
+        self.index_on_save = index_on_save
+        self.jobs = JobQueue(on_progress=on_progress)
+        self._owners: dict[str, Owner] | None = None
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def workspace_id(self) -> str:
+        return self.workspace.root
+
+    # --- the public API -----------------------------------------------------
+
+    async def search(self, caller: Any, query: str, k: int = 8) -> list[dict[str, Any]]:
+        """Best chunks of the caller's own index for ``query``, with citations.
+
+        Raises EmbeddingError when the model cannot run (not installed, endpoint down).
+        """
+        query = query.strip()
+        if not query:
+            return []
+        k = max(1, min(int(k), 50))
+        col = await self._collection(caller.username, create=False)
+        if col is None:
+            return []
+        [vector] = await asyncio.to_thread(self.embedder.embed, [query])
+        hits = await asyncio.to_thread(ix.search, col, vector, query, k)
+        return [result_dict(hit) for hit in hits]
+
+    async def index(self, caller: Any, path: str = "") -> dict[str, Any]:
+        """Start indexing ``path`` (a file or folder; "" is the whole root) for the caller.
+
+        Raises PathRefused for a path outside the root. Returns the job's report.
+        """
+        api_path = self.workspace.api_path(path)
+        job = Job(caller.username, api_path, "request")
+        return self.jobs.submit(job, self._index_job).as_dict()
+
+    def job(self, caller: Any, job_id: str) -> dict[str, Any] | None:
+        job = self.jobs.get(job_id)
+        return job.as_dict() if job and job.user == caller.username else None
+
+    def list_jobs(self, caller: Any) -> list[dict[str, Any]]:
+        return [j.as_dict() for j in self.jobs.of(caller.username)]
+
+    async def wait(self, caller: Any, job_id: str, timeout: float | None = None) -> dict[str, Any]:
+        job = self.jobs.get(job_id)
+        if job is None or job.user != caller.username:
+            raise KeyError(job_id)
+        await asyncio.wait_for(job.done.wait(), timeout)
+        return job.as_dict()
+
+    async def drop(self, caller: Any) -> bool:
+        """Forget the caller's whole index for this workspace."""
+        async with self._lock(caller.username, ""):
+            dropped = await asyncio.to_thread(self.store.drop, caller.username, self.workspace_id)
+            if self._owners is not None:
+                self._owners.pop(caller.username, None)
+            return dropped
+
+    async def status(self, caller: Any) -> dict[str, Any]:
+        problem = getattr(self.embedder.inner, "problem", lambda: None)()
+        out: dict[str, Any] = {
+            "model": self.embedder.model_id,
+            "model_problem": problem,
+            "workspace": self.workspace_id,
+            "indexed": False,
+            "roots": [],
+            "chunks": 0,
+            "jobs": [j.as_dict() for j in self.jobs.of(caller.username)[-5:]],
+        }
+        col = await self._collection(caller.username, create=False)
+        if col is not None:
+            out.update(indexed=True, roots=ix.roots_of(col),
+                       chunks=await asyncio.to_thread(col.count))
+        return out
+
+    # --- freshness (contents manager hooks) ---------------------------------
+
+    def file_saved(self, os_path: str) -> None:
+        api = self.workspace.to_api(os_path)
+        if api is not None and self.index_on_save:
+            self._spawn(self._for_owners(api, "save", self._file_job))
+
+    def file_renamed(self, old: str, new: str) -> None:
+        self._spawn(self._for_owners(old, "rename", self._rename_job, new=new))
+
+    def file_deleted(self, path: str) -> None:
+        self._spawn(self._for_owners(path, "delete", self._delete_job))
+
+    def file_copied(self, path: str) -> None:
+        self._spawn(self._for_owners(path, "save", self._index_job))
+
+    async def check_models(self) -> None:
+        """At start: indexes built by another model are rebuilt with the configured one."""
+        owners = await self._load_owners()
+        stale = [o for o in owners.values() if o.roots]
+        for owner in stale:
+            with contextlib.suppress(Exception):
+                await self._collection(owner.user, create=False)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await self.jobs.stop()
+
+    # --- internals ----------------------------------------------------------
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _lock(self, user: str, path: str) -> asyncio.Lock:
+        return self._locks.setdefault((user, path), asyncio.Lock())
+
+    async def _load_owners(self) -> dict[str, Owner]:
+        if self._owners is None:
+            found = await asyncio.to_thread(self.store.owners, self.workspace_id)
+            self._owners = {user: Owner(user, roots) for user, roots, _ in found}
+        return self._owners
+
+    async def _for_owners(self, path: str, trigger: str, work: Any, new: str = "") -> None:
+        """Queue ``work`` for every user whose index covers ``path``."""
+        try:
+            owners = await self._load_owners()
+        except Exception as e:  # chromadb unavailable: saving must never fail because of us
+            log.warning("knowledge: cannot update the index after %s of %s: %s", trigger, path, e)
+            return
+        for owner in list(owners.values()):
+            if not any(ix.covers(root, path) for root in owner.roots):
+                continue
+            if self.jobs.pending(owner.user, path, trigger):
+                continue
+            job = Job(owner.user, path, trigger, detail=f"to {new}" if new else "")
+            self.jobs.submit(job, work, lane="quick")
+
+    async def _collection(self, user: str, create: bool) -> Any:
+        try:
+            return await asyncio.to_thread(self.store.collection, user, self.workspace_id, create)
+        except ix.ModelChanged as changed:
+            # Rebuilt with the configured model, never mixed: same roots, fresh vectors.
+            col = await asyncio.to_thread(self.store.collection, user, self.workspace_id, True)
+            await asyncio.to_thread(ix.set_roots, col, changed.roots)
+            owners = await self._load_owners()
+            owners[user] = Owner(user, changed.roots)
+            for root in changed.roots:
+                job = Job(user, root, "model-change", detail=f"model changed from {changed.old}")
+                self.jobs.submit(job, self._index_job)
+            return col
+
+    async def _remember_root(self, col: Any, user: str, root: str) -> None:
+        roots = ix.roots_of(col)
+        if any(ix.covers(r, root) for r in roots):
+            return
+        roots = [r for r in roots if not ix.covers(root, r)] + [root]
+        await asyncio.to_thread(ix.set_roots, col, roots)
+        owners = await self._load_owners()
+        owners[user] = Owner(user, roots)
+
+    def _embed(self, texts: list[str]) -> list[list[float]]:
+        return self.embedder.embed(texts)
+
+    async def _index_job(self, job: Job) -> None:
+        col = await self._collection(job.user, create=True)
+        try:
+            scan = await asyncio.to_thread(self.workspace.scan, job.path)
+        except PathRefused as e:  # gone: whatever was indexed there goes too
+            removed = await self._remove_under(col, job.user, job.path)
+            job.chunks_removed += removed
+            job.detail = job.detail or str(e)
+            return
+        if job.trigger == "request":
+            await self._remember_root(col, job.user, job.path)
+        job.files_total, job.ignored = len(scan.files), scan.ignored
+        for path, reason in scan.skipped:
+            job.skip(path, reason)
+        for path, reason in scan.errors:
+            job.error(path, reason)
+        failures = 0
+        keep = {p for p, _ in scan.errors}
+        for n, path in enumerate(scan.files):
+            if failures >= GIVE_UP_AFTER:
+                left = len(scan.files) - n
+                job.error(path, f"not attempted ({left} files): the embedding model keeps failing")
+                job.detail = "failed: the embedding model is unavailable"
+                keep.update(scan.files[n:])
+                break
+            ok = await self._index_file(col, job, path)
+            failures = 0 if ok is not False else failures + 1
+            if ok is None or ok is False:
+                keep.add(path)
+            job.files_done += 1
+            self.jobs.progress(job)
+        present = set(scan.files) | keep
+        indexed = await asyncio.to_thread(ix.indexed_paths, col, job.path)
+        gone = [p for p in indexed if p not in present]
+        if gone:
+            job.chunks_removed += await asyncio.to_thread(ix.remove_paths, col, gone)
+
+    async def _index_file(self, col: Any, job: Job, path: str) -> bool | None:
+        """True: indexed. None: a broken file (old chunks kept). False: the model failed."""
+        async with self._lock(job.user, path):
+            try:
+                text = await asyncio.to_thread(self.workspace.read, path)
+                chunks = chunk_file(path, text, self.limits)
+                result = await asyncio.to_thread(ix.write_file, col, path, chunks, self._embed)
+            except Skipped as e:
+                if e.error:
+                    job.error(path, str(e))
+                    return None
+                job.skip(path, str(e))
+                job.chunks_removed += await asyncio.to_thread(ix.remove_paths, col, [path])
+                return True
+            except ChunkError as e:
+                job.error(path, str(e))
+                return None
+            except EmbeddingError as e:
+                job.error(path, f"embedding failed: {e}")
+                return False
+        job.chunks_added += result.added
+        job.chunks_updated += result.updated
+        job.chunks_removed += result.removed
+        job.chunks_unchanged += result.unchanged
+        return True
+
+    async def _file_job(self, job: Job) -> None:
+        col = await self._collection(job.user, create=True)
+        job.files_total = 1
+        try:
+            scan = await asyncio.to_thread(self.workspace.scan, job.path)
+        except PathRefused:
+            job.chunks_removed += await self._remove_under(col, job.user, job.path)
+            return
+        for path, reason in scan.skipped:
+            job.skip(path, reason)
+            job.chunks_removed += await asyncio.to_thread(ix.remove_paths, col, [path])
+        for path, reason in scan.errors:
+            job.error(path, reason)
+        for path in scan.files:
+            if await self._index_file(col, job, path) is False:
+                job.detail = "failed: the embedding model is unavailable"
+        job.files_done = 1
+
+    async def _rename_job(self, job: Job) -> None:
+        col = await self._collection(job.user, create=True)
+        new = job.detail.removeprefix("to ")
+        indexed = await asyncio.to_thread(ix.indexed_paths, col, job.path)
+        job.files_total = len(indexed)
+        for old in indexed:
+            target = new + old[len(job.path) :]
+            async with self._lock(job.user, old), self._lock(job.user, target):
+                job.chunks_updated += await asyncio.to_thread(ix.move_path, col, old, target)
+            job.files_done += 1
+        roots = ix.roots_of(col)
+        if any(ix.covers(job.path, r) for r in roots):
+            moved = [new + r[len(job.path) :] if ix.covers(job.path, r) else r for r in roots]
+            await asyncio.to_thread(ix.set_roots, col, moved)
+            (await self._load_owners())[job.user] = Owner(job.user, moved)
+        # Indexed under the new name if it now falls under a root but was not indexed.
+        if not indexed and any(ix.covers(r, new) for r in ix.roots_of(col)):
+            await self._file_job(Job(job.user, new, "save"))
+
+    async def _delete_job(self, job: Job) -> None:
+        col = await self._collection(job.user, create=True)
+        job.chunks_removed += await self._remove_under(col, job.user, job.path)
+
+    async def _remove_under(self, col: Any, user: str, path: str) -> int:
+        async with self._lock(user, path):
+            indexed = await asyncio.to_thread(ix.indexed_paths, col, path)
+            return await asyncio.to_thread(ix.remove_paths, col, list(indexed))
+
+
+def result_dict(hit: ix.Hit) -> dict[str, Any]:
+    """One search result as the routes and the agent's tool return it."""
+    c = hit.chunk
+    if c.cell_index >= 0:
+        where = f"cell {c.cell_index + 1}" + (f" (id {c.cell_id})" if c.cell_id else "")
+        if c.line_start > 1:
+            where += f", lines {c.line_start}-{c.line_end}"
+        citation = f"{c.path}, {where}"
+    else:
+        citation = f"{c.path}:{c.line_start}-{c.line_end}"
+    return {
+        "path": c.path,
+        "kind": c.kind,
+        "cell_id": c.cell_id or None,
+        "cell_index": c.cell_index if c.cell_index >= 0 else None,
+        "line_start": c.line_start,
+        "line_end": c.line_end,
+        "title": c.title,
+        "score": hit.score,
+        "similarity": None if hit.similarity is None else round(hit.similarity, 4),
+        "exact_matches": hit.exact,
+        "citation": citation,
+        "text": c.text if len(c.text) <= 4000 else c.text[:4000] + " …",
+    }
