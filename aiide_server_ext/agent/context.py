@@ -15,10 +15,11 @@ from traitlets import Bool, Float, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
 from . import introspect
+from .errors import ToolError
 from .kernels import ANSI, summarise_outputs
 from .notebooks import NotebookBridge
 from .patches import index_of, source_of
-from .tools.base import ToolError, confine
+from .tools.base import confine
 
 SYSTEM = (
     "You are aiide, a coding assistant inside JupyterLab. Be brief. Read and change "
@@ -55,6 +56,31 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
     kernel_state_chars = Int(1500, config=True, help="Size cap of the kernel state answer.")
     kernel_timeout = Float(2.0, config=True, help="Seconds to wait for the kernel state.")
     system_prompt = Unicode(SYSTEM, config=True, help="The system prompt.")
+    knowledge_chunks = Int(
+        3,
+        config=True,
+        help="Passages from the user's knowledge index added per question (0: none).",
+    )
+    knowledge_timeout = Float(2.0, config=True, help="Seconds to wait for the knowledge search.")
+
+    async def knowledge_text(self, knowledge: Any, caller: Any, question: str, budget: int) -> str:
+        """The best passages of the user's own index, within a third of the budget."""
+        try:
+            hits = await asyncio.wait_for(
+                knowledge.search(caller, question, self.knowledge_chunks), self.knowledge_timeout
+            )
+        except Exception:  # no index, no embedding model, too slow: answer without
+            return ""
+        parts, used = [], 0
+        for hit in hits:
+            part = (
+                f"[{hit.get('citation', hit.get('path', ''))}]\n{str(hit.get('text', '')).strip()}"
+            )
+            if used + tokens(part) > budget:
+                break
+            parts.append(part)
+            used += tokens(part)
+        return "<knowledge>\n" + "\n\n".join(parts) + "\n</knowledge>" if parts else ""
 
     def render_cell(self, cell: dict[str, Any]) -> str:
         head = f"[{cell['id']} {cell['cell_type']}"
@@ -74,7 +100,9 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
             text += f"\n[error]\n{trace[-self.max_error_chars :]}"
         return text
 
-    def render_notebook(self, path: str, nb: dict[str, Any], cursor: str | None, budget: int) -> str:
+    def render_notebook(
+        self, path: str, nb: dict[str, Any], cursor: str | None, budget: int
+    ) -> str:
         cells = nb.get("cells", [])
         rendered = [self.render_cell(c) for c in cells]
         try:
@@ -89,7 +117,10 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
                 continue
             chosen.add(i)
             used += cost
-        lines = [f'<notebook path="{path}" cells="{len(cells)}"' + (f' cursor="{cursor}">' if cursor else ">")]
+        lines = [
+            f'<notebook path="{path}" cells="{len(cells)}"'
+            + (f' cursor="{cursor}">' if cursor else ">")
+        ]
         skipped = 0
         for i, text in enumerate(rendered):
             if i in chosen:
@@ -112,8 +143,13 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
                 return None
             expr = introspect.expression(max_chars=self.kernel_state_chars)
             result = await asyncio.wait_for(
-                kernels.execute(kid, "", timeout=self.kernel_timeout, silent=True,
-                                user_expressions={"state": expr}),
+                kernels.execute(
+                    kid,
+                    "",
+                    timeout=self.kernel_timeout,
+                    silent=True,
+                    user_expressions={"state": expr},
+                ),
                 self.kernel_timeout + 1,
             )
         except (ToolError, asyncio.TimeoutError, TimeoutError, RuntimeError, KeyError):
@@ -122,12 +158,25 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         return introspect.render(items) if items else None
 
     async def build(
-        self, context: dict[str, Any], root_dir: str, notebooks: NotebookBridge
+        self,
+        context: dict[str, Any],
+        root_dir: str,
+        notebooks: NotebookBridge,
+        *,
+        knowledge: Any = None,
+        caller: Any = None,
+        question: str = "",
     ) -> Built:
         """The context block of a run's first user message."""
         built = Built("")
         parts: list[str] = []
         left = self.budget
+        if knowledge is not None and self.knowledge_chunks > 0 and question:
+            text = await self.knowledge_text(knowledge, caller, question, left // 3)
+            if text:
+                parts.append(text)
+                built.add("knowledge", "", text)
+                left -= tokens(text)
         selection = context.get("selection")
         if selection:
             text = f"<selection>\n{selection[: self.budget * 2]}\n</selection>"
@@ -135,11 +184,11 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
             built.add("selection", context.get("notebook", ""), text)
             left -= tokens(text)
         for mention in context.get("mentions", []):
-            text = await self._mention(mention, root_dir, notebooks)
-            if text and tokens(text) <= left:
-                parts.append(text)
-                built.add(mention["kind"], mention["path"], text)
-                left -= tokens(text)
+            found = await self._mention(mention, root_dir, notebooks)
+            if found and tokens(found) <= left:
+                parts.append(found)
+                built.add(mention["kind"], mention["path"], found)
+                left -= tokens(found)
         path = context.get("notebook")
         if path:
             kernel = await self.kernel_text(notebooks, path) if self.kernel_state else None
@@ -160,7 +209,9 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         built.text = "\n".join(parts)
         return built
 
-    async def _mention(self, mention: dict[str, Any], root: str, notebooks: NotebookBridge) -> str | None:
+    async def _mention(
+        self, mention: dict[str, Any], root: str, notebooks: NotebookBridge
+    ) -> str | None:
         try:
             if mention["kind"] == "cell":
                 nb = await notebooks.load(mention["path"])

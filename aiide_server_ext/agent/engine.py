@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ..seams import Caller, Gate
@@ -44,6 +45,7 @@ class RunEngine:
         max_output_tokens: int = 4096,
         network: bool = False,
         allow_hidden: bool = False,
+        knowledge: Callable[[], Any] = lambda: None,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -55,7 +57,9 @@ class RunEngine:
         self.root_dir = root_dir
         self.approval_timeout = approval_timeout
         self.max_output_tokens = max_output_tokens
-        self.history = History(store, hub, router, context, gate, notebooks, root_dir)
+        #: The knowledge part's service, looked up per use (it may load after this part).
+        self.knowledge = knowledge
+        self.history = History(store, hub, router, context, gate, notebooks, root_dir, knowledge)
         self.steps = StepRunner(self, network=network, allow_hidden=allow_hidden)
         self.runs: dict[str, Run] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -68,8 +72,8 @@ class RunEngine:
     def save(self, run: Run) -> None:
         self.store.put_run(run.id, run.conversation_id, run.state, run.to_json())
 
-    def emit(self, run: Run, kind: str, *, durable: bool = False, **fields: Any) -> None:
-        self.hub.emit(run.conversation_id, run.id, kind, durable=durable, **fields)
+    def emit(self, run: Run, kind: str, **fields: Any) -> None:
+        self.hub.emit(run.conversation_id, run.id, kind, **fields)
 
     def get(self, caller: Caller, cid: str, run_id: str) -> Run:
         run = self.runs.get(run_id)
@@ -112,8 +116,14 @@ class RunEngine:
         self.hub.subscribe(conn, cid)
         self.save(run)
         first = candidates[0]
-        self.emit(run, "run_started", durable=True, reply_to=run.reply_to, task=task,
-                  model=first.name, provider=first.provider)
+        self.emit(
+            run,
+            "run_started",
+            reply_to=run.reply_to,
+            task=task,
+            model=first.name,
+            provider=first.provider,
+        )
         self._spawn(run)
         return run
 
@@ -154,15 +164,13 @@ class RunEngine:
             if not requests:
                 self.finish(run, "completed")
                 return
-            run.calls = [
-                Call(r.id, r.name, r.arguments, r.raw, r.error) for r in requests
-            ]
+            run.calls = [Call(r.id, r.name, r.arguments, r.raw, r.error) for r in requests]
             run.tool_calls += len(requests)
             self.save(run)
 
     async def _model_step(self, run: Run) -> list[ToolRequest]:
         caller = run.caller_obj()
-        messages, request = await self.history.request(run)
+        request = await self.history.request(run)
         names = set(run.models)
         candidates = [m for m in self.router.models if m.name in names] or self.router.candidates(
             run.task, caller
@@ -203,6 +211,8 @@ class RunEngine:
         if run.state in TERMINAL:
             raise AgentError("run_not_active", f"run {run.id} is {run.state}", 409)
         call = run.call(msg["call_id"])
+        if call is None and msg["call_id"] in run.decided:
+            raise AgentError("already_decided", f"call {msg['call_id']} was already decided", 409)
         if call is None:
             raise AgentError("unknown_call", f"run {run.id} has no call {msg['call_id']}", 404)
         if call.status == "expired":
@@ -217,14 +227,24 @@ class RunEngine:
         call.status = "approved" if approved else "rejected"
         call.decided_by = caller.username
         call.reason = msg.get("reason")
+        run.decided.append(call.id)
         self._disarm(call.id)
         run.state = RUNNING
         self.runs[run.id] = run
         self.save(run)
-        self.emit(run, "approval_resolved", durable=True, call_id=call.id,
-                  decision=msg["decision"], by=caller.username, reason=call.reason)
+        self.emit(
+            run,
+            "approval_resolved",
+            call_id=call.id,
+            decision=msg["decision"],
+            by=caller.username,
+            reason=call.reason,
+        )
         await self.gate.audit(
-            caller, "agent.approval", f"run:{run.id}/call:{call.id}", msg["decision"],
+            caller,
+            "agent.approval",
+            f"run:{run.id}/call:{call.id}",
+            msg["decision"],
             {"tool": call.name, "risk": call.risk, "reason": call.reason},
         )
         self._spawn(run)
@@ -245,9 +265,16 @@ class RunEngine:
         call.expires_at = time.time() + self.approval_timeout
         run.state = AWAITING
         self.save(run)
-        self.emit(run, "approval_required", durable=True, call_id=call.id, name=call.name,
-                  arguments=call.arguments or {}, risk=call.risk, expires_at=call.expires_at,
-                  patch=call.patch)
+        self.emit(
+            run,
+            "approval_required",
+            call_id=call.id,
+            name=call.name,
+            arguments=call.arguments or {},
+            risk=call.risk,
+            expires_at=call.expires_at,
+            patch=call.patch,
+        )
         self._arm(run, call)
 
     def _arm(self, run: Run, call: Call) -> None:
@@ -267,8 +294,14 @@ class RunEngine:
         if run is None or call is None or call.status != "awaiting":
             return
         call.status = "expired"
-        self.emit(run, "approval_resolved", call_id=call.id, decision="expired", by=None,
-                  reason="no answer in time")
+        self.emit(
+            run,
+            "approval_resolved",
+            call_id=call.id,
+            decision="expired",
+            by=None,
+            reason="no answer in time",
+        )
         self.finish(run, "expired", ("approval_expired", f"no answer to {call.name} in time"))
 
     # -- ending ------------------------------------------------------------------------
@@ -291,7 +324,7 @@ class RunEngine:
         self.save(run)
         if error:
             self.emit(run, "error", code=error[0], message=error[1], reply_to=None)
-        self.emit(run, "run_finished", durable=True, status=status, usage=run.usage(), text=run.text)
+        self.emit(run, "run_finished", status=status, usage=run.usage(), text=run.text)
 
     # -- lifecycle ---------------------------------------------------------------------
     def recover(self) -> None:

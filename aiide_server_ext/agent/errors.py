@@ -13,6 +13,15 @@ class AgentError(Exception):
         self.status = status
 
 
+class ToolError(Exception):
+    """A tool failure the model is told about (the run goes on)."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 def redact(text: str, secrets: list[str]) -> str:
     """Remove secrets (keys) from text that may reach a log, an event or the browser."""
     for secret in secrets:

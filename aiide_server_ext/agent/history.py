@@ -53,6 +53,7 @@ class History:
         gate: Gate,
         notebooks: NotebookBridge,
         root_dir: str,
+        knowledge: Callable[[], Any] = lambda: None,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -61,16 +62,26 @@ class History:
         self.gate = gate
         self.notebooks = notebooks
         self.root_dir = root_dir
+        self.knowledge = knowledge
 
-    async def request(self, run: Run) -> tuple[list[dict[str, Any]], Callable[[ModelSpec], ModelRequest]]:
-        first = run.steps == 0 and not run.context_text
-        if first and run.context:
-            built = await self.context.build(run.context, self.root_dir, self.notebooks)
+    async def request(self, run: Run) -> Callable[[ModelSpec], ModelRequest]:
+        """The request builder for this step (the model differs per fallback candidate)."""
+        first = run.steps == 0
+        knowledge = self.knowledge()
+        turns = self.store.turns(run.conversation_id)
+        items: list[dict[str, Any]] = []
+        if first:
+            question = next((t["content"] for t in turns if t["idx"] == run.question_idx), "")
+            built = await self.context.build(
+                run.context,
+                self.root_dir,
+                self.notebooks,
+                knowledge=knowledge,
+                caller=run.caller_obj(),
+                question=str(question),
+            )
             run.context_text = built.text
             items = built.items
-        else:
-            items = []
-        turns = self.store.turns(run.conversation_id)
         before = [t for t in turns if t["idx"] < run.question_idx]
         current = [t for t in turns if t["idx"] >= run.question_idx]
         summary = await self._summarised(run, before)
@@ -78,16 +89,24 @@ class History:
         before = [t for t in before if t["idx"] >= int(conv.get("summary_upto", 0))]
         messages: list[dict[str, Any]] = []
         if summary:
-            messages.append({"role": "user", "content": f"<earlier_conversation_summary>\n{summary}\n</earlier_conversation_summary>"})
+            messages.append(
+                {
+                    "role": "user",
+                    "content": f"<earlier_summary>\n{summary}\n</earlier_summary>",
+                }
+            )
             messages.append({"role": "assistant", "content": "Noted."})
         messages += [{"role": t["role"], "content": t["content"]} for t in before]
         for t in current:
             content = t["content"]
             if t["idx"] == run.question_idx and run.context_text:
-                content = [{"type": "text", "text": run.context_text}, {"type": "text", "text": content}]
+                content = [
+                    {"type": "text", "text": run.context_text},
+                    {"type": "text", "text": content},
+                ]
             messages.append({"role": t["role"], "content": content})
         messages = merge(messages)
-        tools = definitions() if run.task == "agent" else []
+        tools = definitions(knowledge=knowledge is not None) if run.task == "agent" else []
         system = self.context.system_prompt
         if first:
             items = [
@@ -96,18 +115,34 @@ class History:
                 *items,
             ]
             if before or summary:
-                items.append({"kind": "summary" if summary else "history", "ref": "",
-                              "tokens": tokens(str(messages[:-1]))})
+                items.append(
+                    {
+                        "kind": "summary" if summary else "history",
+                        "ref": "",
+                        "tokens": tokens(str(messages[:-1])),
+                    }
+                )
             question = turns[run.question_idx]["content"] if run.question_idx < len(turns) else ""
             items.append({"kind": "question", "ref": "", "tokens": tokens(str(question))})
-            self.hub.emit(run.conversation_id, run.id, "context", tokens=sum(i["tokens"] for i in items),
-                          budget=self.context.budget, items=items)
+            self.hub.emit(
+                run.conversation_id,
+                run.id,
+                "context",
+                tokens=sum(i["tokens"] for i in items),
+                budget=self.context.budget,
+                items=items,
+            )
 
         def build(spec: ModelSpec) -> ModelRequest:
-            return ModelRequest(model=spec.model, system=system, messages=messages, tools=tools,
-                                max_tokens=spec.max_output_tokens)
+            return ModelRequest(
+                model=spec.model,
+                system=system,
+                messages=messages,
+                tools=tools,
+                max_tokens=spec.max_output_tokens,
+            )
 
-        return messages, build
+        return build
 
     async def _summarised(self, run: Run, before: list[dict[str, Any]]) -> str:
         conv = self.store.conversation(run.conversation_id) or {}
@@ -125,15 +160,20 @@ class History:
         new = ""
         try:
             candidates = self.router.candidates("summarise", caller)
-            request = ModelRequest(model="", system=SUMMARY_PROMPT,
-                                   messages=[{"role": "user", "content": text}], max_tokens=400)
+            request = ModelRequest(
+                model="",
+                system=SUMMARY_PROMPT,
+                messages=[{"role": "user", "content": text}],
+                max_tokens=400,
+            )
 
             def build(spec: ModelSpec) -> ModelRequest:
                 request.model = spec.model
                 return request
 
-            async for _spec, event in self.router.stream(candidates, caller, build, gate=self.gate,
-                                                         feature="summarise"):
+            async for _spec, event in self.router.stream(
+                candidates, caller, build, gate=self.gate, feature="summarise"
+            ):
                 if isinstance(event, TextDelta):
                     new += event.text
         except Exception as e:  # a summary is a nicety: drop old turns instead
@@ -141,6 +181,11 @@ class History:
             new = summary
         upto = old[-1]["idx"] + 1
         self.store.set_summary(run.conversation_id, new.strip(), upto)
-        self.hub.emit(run.conversation_id, run.id, "notice", code="summarised",
-                      message=f"{len(old)} earlier turns were summarised to fit the context")
+        self.hub.emit(
+            run.conversation_id,
+            run.id,
+            "notice",
+            code="summarised",
+            message=f"{len(old)} earlier turns were summarised to fit the context",
+        )
         return new.strip()

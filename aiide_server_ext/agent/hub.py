@@ -2,10 +2,15 @@
 
 Everything here is synchronous on the event loop, so a replay and the subscription
 that follows it cannot interleave with a live event: ``resume`` is exactly-once, in order.
+Events wait until the end of the loop iteration, when one commit makes them durable and
+then they are sent: a client never sees an event a crash loses. While waiting, a run's
+consecutive ``token`` events merge into one (same text, in order), so a busy server sends
+fewer, larger frames instead of falling behind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from typing import Any, Protocol
@@ -30,6 +35,38 @@ class Hub:
         self.store = store
         self.subscribers: dict[str, set[Connection]] = {}
         self.connections: set[Connection] = set()
+        #: (conversation, event) not yet committed, and control frames: (conn, text).
+        self.pending: list[tuple[str, dict[str, Any]] | tuple[Connection, str]] = []
+        self._last: dict[str, dict[str, Any]] = {}  # conversation -> its last pending event
+        self._scheduled = False
+
+    def _schedule(self) -> None:
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self.flush)
+
+    def _queue(self, conn: Connection, text: str) -> None:
+        self.pending.append((conn, text))
+        self._schedule()
+
+    def flush(self) -> None:
+        """Serialise and store pending events, commit, then send everything in order."""
+        self._scheduled = False
+        pending, self.pending = self.pending, []
+        self._last.clear()
+        frames: list[tuple[Connection, str]] = []
+        for target, item in pending:
+            if isinstance(target, str):
+                assert isinstance(item, dict)
+                text = dumps(item)
+                self.store.append_event(target, item["seq"], text)
+                frames.extend((conn, text) for conn in self.subscribers.get(target, ()))
+            else:
+                assert isinstance(item, str)
+                frames.append((target, item))
+        self.store.flush()
+        for conn, text in frames:
+            conn.send(text)
 
     def connect(self, conn: Connection) -> None:
         self.connections.add(conn)
@@ -46,11 +83,15 @@ class Hub:
 
     def forget(self, cid: str) -> None:
         self.subscribers.pop(cid, None)
+        self.pending = [p for p in self.pending if p[0] != cid]
+        self._last.pop(cid, None)
 
-    def emit(
-        self, cid: str, run_id: str, kind: str, *, durable: bool = False, **fields: Any
-    ) -> dict[str, Any]:
+    def emit(self, cid: str, run_id: str, kind: str, **fields: Any) -> dict[str, Any]:
         """Sequence, persist and send one conversation event."""
+        last = self._last.get(cid)
+        if kind == "token" and last and last["type"] == "token" and last["run_id"] == run_id:
+            last["text"] += fields["text"]
+            return last
         seq = self.store.next_seq(cid)
         body = {
             "type": kind,
@@ -60,18 +101,14 @@ class Hub:
             "ts": round(time.time(), 3),
             **fields,
         }
-        text = dumps(body)
-        self.store.append_event(cid, seq, text)
-        if durable:
-            self.store.flush()
-        for conn in list(self.subscribers.get(cid, ())):
-            conn.send(text)
+        self.pending.append((cid, body))
+        self._last[cid] = body
+        self._schedule()
         return body
 
-    @staticmethod
-    def control(conn: Connection, kind: str, **fields: Any) -> None:
+    def control(self, conn: Connection, kind: str, **fields: Any) -> None:
         """A message that is not a conversation event (no seq, never replayed)."""
-        conn.send(dumps({"type": kind, "run_id": None, "seq": None, **fields}))
+        self._queue(conn, dumps({"type": kind, "run_id": None, "seq": None, **fields}))
 
     def error(
         self,
@@ -93,9 +130,10 @@ class Hub:
             "message": message,
             "reply_to": reply_to,
         }
-        conn.send(dumps(body))
+        self._queue(conn, dumps(body))
 
     def replay(self, conn: Connection, cid: str, after_seq: int, reply_to: str | None) -> None:
+        self.flush()
         texts = self.store.events_after(cid, after_seq)
         for text in texts:
             conn.send(text)
@@ -115,9 +153,7 @@ class Hub:
         """The user's front end that has the notebook open, preferring one that watches
         this conversation; another one is subscribed so it receives the request."""
         watching = self.subscribers.get(cid, set())
-        found = [
-            c for c in self.connections if c.username == username and path in c.open_notebooks
-        ]
+        found = [c for c in self.connections if c.username == username and path in c.open_notebooks]
         found.sort(key=lambda c: c not in watching)
         if not found:
             return None

@@ -9,13 +9,15 @@ A kernel that dies mid-call is noticed by polling, not by waiting out the timeou
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .tools.base import ToolError
+from .errors import ToolError
 
+log = logging.getLogger("aiide.agent")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
 
@@ -32,7 +34,11 @@ def to_output(kind: str, content: dict[str, Any]) -> dict[str, Any] | None:
     if kind == "stream":
         return {"output_type": "stream", "name": content["name"], "text": content["text"]}
     if kind in ("execute_result", "display_data"):
-        out = {"output_type": kind, "data": content["data"], "metadata": content.get("metadata", {})}
+        out = {
+            "output_type": kind,
+            "data": content["data"],
+            "metadata": content.get("metadata", {}),
+        }
         if kind == "execute_result":
             out["execution_count"] = content.get("execution_count")
         return out
@@ -87,8 +93,8 @@ class KernelRunner:
                 for session in await self.sessions.list_sessions():
                     if session.get("path") == path and session.get("kernel"):
                         return str(session["kernel"]["id"])
-            except Exception:  # the session store is optional for headless runs
-                pass
+            except Exception as e:  # the session store is optional for headless runs
+                log.debug("aiide: no sessions (%s)", e)
         kid = self.own.get(path)
         if kid is not None and kid in self.km:
             return kid
@@ -190,6 +196,6 @@ class KernelRunner:
             if kid in self.km:
                 try:
                     await self.km.shutdown_kernel(kid, now=True)
-                except Exception:  # already gone
-                    pass
+                except Exception as e:  # already gone
+                    log.debug("aiide: kernel %s: %s", kid, e)
         self.own.clear()

@@ -14,10 +14,10 @@ from typing import Any
 
 from jupyter_core.utils import ensure_async
 
+from .errors import ToolError
 from .hub import Connection, Hub
 from .kernels import ExecResult, KernelRunner
 from .patches import apply_patch, ensure_ids, index_of, source_of
-from .tools.base import ToolError
 
 
 @dataclass(frozen=True)
@@ -70,16 +70,22 @@ class NotebookBridge:
         if checkpoint:
             cp = await ensure_async(self.cm.create_checkpoint(path))
             checkpoint_id = str(cp.get("id")) if isinstance(cp, dict) else None
-        await ensure_async(self.cm.save({"type": "notebook", "format": "json", "content": nb}, path))
+        await ensure_async(
+            self.cm.save({"type": "notebook", "format": "json", "content": nb}, path)
+        )
         return checkpoint_id
 
     # -- front end ---------------------------------------------------------------
-    async def _ask_frontend(self, conn: Connection, route: Route, kind: str, **fields: Any) -> dict[str, Any]:
+    async def _ask_frontend(
+        self, conn: Connection, route: Route, kind: str, **fields: Any
+    ) -> dict[str, Any]:
         request_id = "rq_" + uuid.uuid4().hex[:16]
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = Pending(future, conn, route)
         try:
-            self.hub.emit(route.conversation_id, route.run_id, kind, request_id=request_id, **fields)
+            self.hub.emit(
+                route.conversation_id, route.run_id, kind, request_id=request_id, **fields
+            )
             return await asyncio.wait_for(future, self.frontend_timeout)
         except asyncio.TimeoutError:
             raise ToolError("timeout", "the notebook front end did not answer") from None
@@ -120,7 +126,9 @@ class NotebookBridge:
             reason = answer.get("reason") or ""
             if status == "rejected":
                 raise ToolError("rejected", f"the user rejected the change: {reason}".rstrip(": "))
-            raise ToolError("conflict" if status == "conflict" else "tool_failed", reason or str(status))
+            raise ToolError(
+                "conflict" if status == "conflict" else "tool_failed", reason or str(status)
+            )
         nb = await self.load(path)
         new = apply_patch(nb, patch)
         checkpoint = await self._save(path, new, checkpoint=True)
@@ -130,11 +138,15 @@ class NotebookBridge:
     async def run_cell(self, path: str, cell_id: str, route: Route) -> ExecResult:
         conn = self.hub.frontend_for(route.conversation_id, route.username, path)
         if conn is not None:
-            answer = await self._ask_frontend(conn, route, "notebook_execute", path=path, cell_id=cell_id)
+            answer = await self._ask_frontend(
+                conn, route, "notebook_execute", path=path, cell_id=cell_id
+            )
             if answer.get("status") == "rejected":
                 raise ToolError("rejected", answer.get("reason") or "the user did not run the cell")
             outputs = [o for o in answer.get("outputs") or [] if isinstance(o, dict)]
-            return ExecResult(status="ok" if answer.get("status") == "ok" else "error", outputs=outputs)
+            return ExecResult(
+                status="ok" if answer.get("status") == "ok" else "error", outputs=outputs
+            )
         nb = await self.load(path)
         cell = nb["cells"][index_of(nb, cell_id)]
         if cell.get("cell_type") != "code":

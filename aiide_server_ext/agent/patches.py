@@ -10,7 +10,7 @@ import copy
 import uuid
 from typing import Any
 
-from .tools.base import ToolError
+from .errors import ToolError
 
 
 def source_of(cell: dict[str, Any]) -> str:
@@ -68,7 +68,9 @@ def apply_patch(nb: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
                 if source_of(existing[0]) != cell["source"]:
                     raise ToolError("conflict", f"a different cell {cell['id']} already exists")
                 continue  # already applied
-            cells.insert(_after(out, op["after_id"]), new_cell(cell["id"], cell["cell_type"], cell["source"]))
+            cells.insert(
+                _after(out, op["after_id"]), new_cell(cell["id"], cell["cell_type"], cell["source"])
+            )
         elif kind == "replace":
             i = index_of(out, op["cell_id"])
             if source_of(cells[i]) == op["source"]:

@@ -44,7 +44,7 @@ class ToolPolicy(LoggingConfigurable):  # type: ignore[misc]
     deny_patterns = List(
         Unicode(),
         [
-            r"\brm\s+-[a-zA-Z]*r[a-zA-Z]*f?\s+(/|~|\$HOME)(\s|$|\")",
+            r"\brm\s+-[a-zA-Z]*[rR][a-zA-Z]*\s+(/|~/?|\$HOME/?)(?![\w.-])",
             r"\bmkfs(\.\w+)?\b",
             r":\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:",
             r"/etc/(shadow|sudoers)",

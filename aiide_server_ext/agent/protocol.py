@@ -109,4 +109,6 @@ def check_context(context: dict[str, Any]) -> None:
         elif ok:
             ok = mention.get("kind") == "file"
         if not ok:
-            raise AgentError("bad_message", "chat: each mention is {kind: file|cell, path[, cell_id]}")
+            raise AgentError(
+                "bad_message", "chat: each mention is {kind: file|cell, path[, cell_id]}"
+            )

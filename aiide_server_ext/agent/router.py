@@ -98,7 +98,11 @@ class ModelSpec:
         )
 
     def public(self) -> dict[str, Any]:
-        return {"name": self.name, "provider": self.provider, "capabilities": sorted(self.capabilities)}
+        return {
+            "name": self.name,
+            "provider": self.provider,
+            "capabilities": sorted(self.capabilities),
+        }
 
 
 class UserValues(Protocol):
@@ -173,7 +177,9 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
     def available(self, caller: Caller) -> list[ModelSpec]:
         return [m for m in self.models if self._allowed(m, caller) and self._usable(m, caller)]
 
-    def candidates(self, task: str, caller: Caller, requested: str | None = None) -> list[ModelSpec]:
+    def candidates(
+        self, task: str, caller: Caller, requested: str | None = None
+    ) -> list[ModelSpec]:
         needs = TASK_NEEDS[task]
         found = [m for m in self.available(caller) if needs <= m.capabilities]
         preference = self.task_preference.get(task, "quality")
@@ -226,9 +232,13 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
             request = build(spec)
             request.headers = self._headers(spec.provider, caller)
 
-            async def on_retry(e: ProviderError, wait: float, attempt: int, spec: ModelSpec = spec) -> None:
+            async def on_retry(
+                e: ProviderError, wait: float, attempt: int, spec: ModelSpec = spec
+            ) -> None:
                 if on_notice is not None:
-                    await on_notice("retry", f"{spec.name}: {e.code}, retry {attempt} in {wait:.1f}s")
+                    await on_notice(
+                        "retry", f"{spec.name}: {e.code}, retry {attempt} in {wait:.1f}s"
+                    )
 
             started = False
             try:
@@ -255,7 +265,9 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
                 last = e
                 if n + 1 < len(candidates) and on_notice is not None:
                     nxt = candidates[n + 1].name
-                    await on_notice("fallback", f"{spec.name} is unavailable ({e.code}); using {nxt}")
+                    await on_notice(
+                        "fallback", f"{spec.name} is unavailable ({e.code}); using {nxt}"
+                    )
         assert last is not None
         raise last
 

@@ -59,6 +59,8 @@ class Run:
     text: str = ""
     error: dict[str, str] | None = None
     reply_to: str | None = None
+    #: Calls of earlier steps that the user decided (a second decision is refused).
+    decided: list[str] = field(default_factory=list)
 
     def caller_obj(self) -> Caller:
         c = self.caller

@@ -41,6 +41,7 @@ class StepRunner:
             allow_hidden=self.allow_hidden,
             admit_execute=admit_execute,
             default_notebook=run.context.get("notebook"),
+            knowledge=engine.knowledge(),
             extra={"patch": call.patch} if call.patch else {},
         )
 
@@ -59,7 +60,11 @@ class StepRunner:
                 self.result(run, call, await self._execute(run, call))
             elif call.status == "rejected":
                 why = call.reason or "no reason given"
-                self.result(run, call, ToolResult(f"The user rejected this call: {why}", ok=False, code="rejected"))
+                self.result(
+                    run,
+                    call,
+                    ToolResult(f"The user rejected this call: {why}", ok=False, code="rejected"),
+                )
         return True
 
     async def _decide(self, run: Run, call: Call) -> bool:
@@ -67,15 +72,16 @@ class StepRunner:
         try:
             tool = validate(call.name, call.arguments, call.parse_error)
         except ToolError as e:
-            self.engine.emit(run, "tool_call", call_id=call.id, name=call.name,
-                             arguments=call.arguments, risk="low", decision="deny")
+            call.decision = "deny"
+            self._announce(run, call)
             self.result(run, call, ToolResult.failure(e.code, e.message))
             return False
         assert call.arguments is not None
-        decision = self.engine.policy.decide(tool, call.arguments, run.caller_obj(), network=self.network)
+        decision = self.engine.policy.decide(
+            tool, call.arguments, run.caller_obj(), network=self.network
+        )
         call.risk, call.decision = decision.risk, decision.action
-        self.engine.emit(run, "tool_call", call_id=call.id, name=call.name, arguments=call.arguments,
-                         risk=call.risk, decision=call.decision)
+        self._announce(run, call)
         if decision.action == "deny":
             self.result(run, call, ToolResult.failure("denied", decision.reason))
             return False
@@ -91,13 +97,26 @@ class StepRunner:
         call.status = "approved"
         return True
 
+    def _announce(self, run: Run, call: Call) -> None:
+        self.engine.emit(
+            run,
+            "tool_call",
+            call_id=call.id,
+            name=call.name,
+            arguments=call.arguments,
+            risk=call.risk,
+            decision=call.decision,
+        )
+
     def edit_arguments(self, run: Run, call: Call, arguments: dict[str, Any]) -> None:
         """Arguments changed at approval: validated again, fence included; new patch."""
         try:
             tool = validate(call.name, arguments)
         except ToolError as e:
             raise AgentError("bad_arguments", e.message) from None
-        decision = self.engine.policy.decide(tool, arguments, run.caller_obj(), network=self.network)
+        decision = self.engine.policy.decide(
+            tool, arguments, run.caller_obj(), network=self.network
+        )
         if decision.action == "deny":
             raise AgentError("bad_arguments", decision.reason)
         call.arguments = arguments
@@ -115,13 +134,22 @@ class StepRunner:
             log.exception("aiide: tool %s failed", call.name)
             return ToolResult.failure("tool_failed", f"{call.name} failed unexpectedly")
         if tool.preview is not None or tool.executes_code:
-            detail: dict[str, Any] = {"run_id": run.id, "call_id": call.id, "approved_by": call.decided_by,
-                                      "ok": result.ok, "result": result.content[:2000]}
+            detail: dict[str, Any] = {
+                "run_id": run.id,
+                "call_id": call.id,
+                "approved_by": call.decided_by,
+                "ok": result.ok,
+                "result": result.content[:2000],
+            }
             if call.patch:
                 detail["patch"] = call.patch
-            await self.engine.gate.audit(run.caller_obj(), f"agent.{call.name}",
-                                         str((call.arguments or {}).get("path", "")),
-                                         "ok" if result.ok else "failed", detail)
+            await self.engine.gate.audit(
+                run.caller_obj(),
+                f"agent.{call.name}",
+                str((call.arguments or {}).get("path", "")),
+                "ok" if result.ok else "failed",
+                detail,
+            )
         return result
 
     def result(self, run: Run, call: Call, result: ToolResult) -> None:
@@ -130,10 +158,20 @@ class StepRunner:
         outputs = result.outputs
         if outputs is not None and len(json.dumps(outputs)) > MAX_EVENT_OUTPUTS:
             outputs = None
-        error = None if result.ok else {"code": result.code or "tool_failed", "message": result.content}
+        error = (
+            None if result.ok else {"code": result.code or "tool_failed", "message": result.content}
+        )
         self.engine.save(run)
-        self.engine.emit(run, "tool_result", call_id=call.id, name=call.name, ok=result.ok,
-                         content=result.content, error=error, outputs=outputs)
+        self.engine.emit(
+            run,
+            "tool_result",
+            call_id=call.id,
+            name=call.name,
+            ok=result.ok,
+            content=result.content,
+            error=error,
+            outputs=outputs,
+        )
 
     def close_step(self, run: Run, reason: str | None = None) -> None:
         """Give the model every call's result (or why it did not run), as one user turn."""
@@ -141,8 +179,14 @@ class StepRunner:
         for call in run.calls:
             if call.result is None:
                 call.result = {"content": reason or "not run", "ok": False, "code": "cancelled"}
-            blocks.append({"type": "tool_result", "tool_use_id": call.id,
-                           "content": call.result["content"], "is_error": not call.result["ok"]})
+            blocks.append(
+                {
+                    "type": "tool_result",
+                    "tool_use_id": call.id,
+                    "content": call.result["content"],
+                    "is_error": not call.result["ok"],
+                }
+            )
         self.engine.store.append_turn(run.conversation_id, "user", blocks, run.id)
         run.calls = []
         self.engine.save(run)

@@ -2,12 +2,9 @@
 
 One connection on the event-loop thread (each call is tens of microseconds). Writes
 accumulate in sqlite's implicit transaction and events in a list; ``flush`` writes both
-in one commit. It runs a few milliseconds after any write (batching hundreds of token
-events), and at once for what must not be lost (run states, approvals). WAL mode makes
-a commit durable against a killed process.
-
-Sequence numbers are allocated in blocks reserved in the database, so after a crash the
-next number skips past anything a client may have seen: a gap, never a repeat.
+in one commit. The hub flushes before it sends anything (once per loop iteration, so
+hundreds of token events share a commit): whatever a client was sent is on disk. WAL mode
+makes a commit durable against a killed process without an fsync per commit.
 """
 
 from __future__ import annotations
@@ -23,7 +20,6 @@ SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
     id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL,
     created REAL NOT NULL, updated REAL NOT NULL,
-    seq_reserved INTEGER NOT NULL DEFAULT 0,
     summary TEXT NOT NULL DEFAULT '', summary_upto INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS conversations_owner ON conversations (owner, updated);
@@ -48,7 +44,6 @@ CREATE TABLE IF NOT EXISTS user_values (
 ) WITHOUT ROWID;
 """
 
-SEQ_BLOCK = 256
 FLUSH_DELAY = 0.005
 
 
@@ -66,7 +61,6 @@ class Store:
         self.db.commit()
         self._pending: list[tuple[str, int, str]] = []
         self._seq: dict[str, int] = {}
-        self._reserved: dict[str, int] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
 
     # -- durability ------------------------------------------------------------------
@@ -89,8 +83,6 @@ class Store:
         self.db.commit()
 
     def close(self) -> None:
-        for cid, seq in self._seq.items():  # a clean stop leaves no gap
-            self.db.execute("UPDATE conversations SET seq_reserved = ? WHERE id = ?", (seq, cid))
         self.flush()
         self.db.close()
 
@@ -101,7 +93,7 @@ class Store:
             "INSERT INTO conversations (id, owner, title, created, updated) VALUES (?, ?, ?, ?, ?)",
             (cid, owner, title[:120], now, now),
         )
-        self._seq[cid] = self._reserved[cid] = 0
+        self._seq[cid] = 0
         self.schedule_flush()
 
     def conversation(self, cid: str, owner: str | None = None) -> dict[str, Any] | None:
@@ -144,29 +136,18 @@ class Store:
         ):
             self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (cid,))  # noqa: S608
         self._seq.pop(cid, None)
-        self._reserved.pop(cid, None)
         self.flush()
 
     # -- events ----------------------------------------------------------------------
     def next_seq(self, cid: str) -> int:
         if cid not in self._seq:
-            row = self.db.execute(
-                "SELECT seq_reserved FROM conversations WHERE id = ?", (cid,)
-            ).fetchone()
-            last = max(int(row[0]) if row else 0, self.last_seq(cid))
-            self._seq[cid] = self._reserved[cid] = last
-        seq = self._seq[cid] + 1
-        self._seq[cid] = seq
-        if seq > self._reserved[cid]:
-            self._reserved[cid] = seq + SEQ_BLOCK
-            self.db.execute(
-                "UPDATE conversations SET seq_reserved = ? WHERE id = ?", (seq + SEQ_BLOCK, cid)
-            )
-        return seq
+            self._seq[cid] = self.last_seq(cid)
+        self._seq[cid] += 1
+        return self._seq[cid]
 
     def append_event(self, cid: str, seq: int, body: str) -> None:
+        """Queued; the caller flushes before sending it."""
         self._pending.append((cid, seq, body))
-        self.schedule_flush()
 
     def events_after(self, cid: str, after_seq: int) -> list[str]:
         self.flush()

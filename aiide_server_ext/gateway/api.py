@@ -18,7 +18,7 @@ from .apikeys import expires_in, for_user
 from .audit import AuditQuery, to_jsonl
 from .errors import bad_request, forbidden
 from .gate import GatewayGate
-from .metering import GROUP_BY, UsageQuery, to_csv
+from .metering import AMOUNTS, GROUP_BY, UsageQuery, to_csv
 from .scopes import ALL, covers, parse_scopes
 
 MAX_AUDIT_ROWS = 5000
@@ -144,8 +144,9 @@ class GatewayAPI:
             )  # an admin's grant; the owner's roles still cap it
         else:
             scopes = self._requested_scopes(caller, body.get("scopes"))
-        raw, key = await self.gate.keys.create(
-            caller.username, user, name, scopes, expires_in(body.get("expires_in"))
+        expires = expires_in(body.get("expires_in"))
+        raw, key = await self.gate.store.awrite(
+            lambda c: self.gate.keys.create_in(c, caller.username, user, name, scopes, expires)
         )
         return {"key": raw, **key.public()}
 
@@ -171,11 +172,8 @@ class GatewayAPI:
         admin = self._admin(caller)
         if (group or (user and user != caller.username)) and not admin:
             raise forbidden("admin_required", "only an admin may read others' usage")
-        users = (
-            None
-            if (admin and (user == "*" or (group and not user)))
-            else (user or caller.username,)
-        )
+        everyone = admin and (user == "*" or (bool(group) and not user))
+        users = None if everyone else (user or caller.username,)
         query = UsageQuery(
             users=users,
             group=group or None,
@@ -183,22 +181,14 @@ class GatewayAPI:
             since=timestamp(args.get("since"), "since"),
             until=timestamp(args.get("until"), "until"),
         )
-        rows = await self.gate.meter.report(query)
+        # Names in a report are whatever callers sent (users, models): redact like logs.
+        rows = self.gate.redactor.obj(await self.gate.meter.report(query))
         if fmt == "csv":
             return "text/csv; charset=utf-8", to_csv(rows, query.by)
-        totals = {
-            k: round(sum(r[k] for r in rows), 6)
-            for k in (
-                "input_tokens",
-                "output_tokens",
-                "kernel_seconds",
-                "memory_gb_seconds",
-                "cost",
-            )
-        }
+        totals = {k: round(sum(r[k] for r in rows), 6) for k in AMOUNTS}
         body: dict[str, Any] = {
-            "user": users[0] if users and len(users) == 1 else None,
-            "group": group or None,
+            "user": self.gate.redactor.text(users[0]) if users and len(users) == 1 else None,
+            "group": self.gate.redactor.text(group) if group else None,
             "by": query.by,
             "group_by_options": list(GROUP_BY),
             "currency": self.gate.meter.prices.currency,

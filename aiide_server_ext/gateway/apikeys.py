@@ -159,18 +159,6 @@ class ApiKeyService:
         record = ApiKey(key_id, username, name, scopes, now, actor, expires_at, None, None)
         return f"{PREFIX}{key_id}_{secret}", record
 
-    async def create(
-        self,
-        actor: str,
-        username: str,
-        name: str,
-        scopes: frozenset[str],
-        expires_in: float | None,
-    ) -> tuple[str, ApiKey]:
-        return await self.store.awrite(
-            lambda c: self.create_in(c, actor, username, name, scopes, expires_in)
-        )
-
     async def list_keys(self, username: str | None) -> list[ApiKey]:
         if username is None:
             rows = await self.store.aread(lambda c: c.execute(SELECT).fetchall())

@@ -10,11 +10,11 @@ from aiide_server_ext.seams import Caller
 from .apikeys import ApiKeyService
 from .audit import AuditLog
 from .authorizer import ResourceScopes
-from .gate import GatewayGate, RateLimits
+from .gate import GatewayGate
 from .kernels import KernelMeter, Owner
 from .metering import Prices, UsageMeter
 from .quotas import Quotas
-from .ratelimit import MemoryRateLimiter, RateLimiter, RedisRateLimiter
+from .ratelimit import MemoryRateLimiter, RateLimiter, RateLimits, RedisRateLimiter
 from .redaction import SECRET_ENVS, RedactingFilter, Redactor
 from .scopes import Policy
 from .signing import load_secret

@@ -14,7 +14,6 @@ import logging
 import math
 import sqlite3
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from aiide_server_ext.seams import Caller
@@ -27,7 +26,7 @@ from .identity import GatewayUser
 from .kernels import KernelMeter
 from .metering import UsageMeter
 from .quotas import KERNEL_KINDS, MODEL_KINDS, Quotas
-from .ratelimit import Decision, MemoryRateLimiter, RateLimit, RateLimiter
+from .ratelimit import Decision, MemoryRateLimiter, RateLimit, RateLimiter, RateLimits
 from .redaction import RedactingFilter, Redactor
 from .scopes import Policy, intersect
 from .store import Store
@@ -40,31 +39,6 @@ log = logging.getLogger("aiide.gateway")
 MODEL_ROUTE_CLASSES = frozenset({"chat", "complete", "agent"})
 KERNEL_ROUTE_CLASSES = frozenset({"execute"})
 KERNEL_RESOURCES = frozenset({"kernels", "sessions"})
-
-
-@dataclass(frozen=True)
-class RateLimits:
-    """Per route class, with per-role overrides (the most generous of a caller's roles)."""
-
-    defaults: Mapping[str, RateLimit]
-    by_role: Mapping[str, Mapping[str, RateLimit]]
-
-    @classmethod
-    def from_config(
-        cls, defaults: Mapping[str, str | None], by_role: Mapping[str, Mapping[str, str | None]]
-    ) -> RateLimits:
-        return cls(
-            {k: RateLimit.parse(v) for k, v in defaults.items() if v},
-            {r: {k: RateLimit.parse(v) for k, v in t.items() if v} for r, t in by_role.items()},
-        )
-
-    def for_caller(self, roles: frozenset[str], route_class: str) -> RateLimit | None:
-        candidates = [
-            t[route_class] for r in roles if route_class in (t := self.by_role.get(r, {}))
-        ]
-        if candidates:
-            return max(candidates, key=lambda limit: limit.per_second)
-        return self.defaults.get(route_class)
 
 
 class GatewayGate:

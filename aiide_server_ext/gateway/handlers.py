@@ -59,12 +59,7 @@ class GatewayHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
             raise GatewayError(
                 413, "body_too_large", f"the body is over {self.gate.max_body_bytes} bytes"
             )
-        try:
-            await super().prepare()
-        except web.HTTPError as e:
-            if e.status_code == 403 and not getattr(self, "_jupyter_current_user", None):
-                raise unauthenticated("unauthenticated", "credentials are missing") from None
-            raise
+        await super().prepare()
 
     def json_body(self) -> dict[str, Any]:
         """The body as a JSON object; never echoes the body back (it may hold a secret)."""
@@ -99,9 +94,12 @@ class GatewayHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         exc = kwargs.get("exc_info", (None, None, None))[1]
-        missing = getattr(self, "_aiide_missing_scope", None)
-        if missing and status_code == 403 and not isinstance(exc, GateRefusal):
-            exc = missing_scope(missing)
+        if status_code == 403 and not isinstance(exc, GateRefusal):
+            missing = getattr(self, "_aiide_missing_scope", None)
+            if missing:
+                exc = missing_scope(missing)
+            elif not getattr(self, "_jupyter_current_user", None):
+                exc = unauthenticated("unauthenticated", "credentials are missing")
         status, body, headers = error_body(status_code, exc)
         body["message"] = self.gate.redactor.text(str(body.get("message", "")))
         self.set_status(status)

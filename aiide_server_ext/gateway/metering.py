@@ -24,6 +24,7 @@ log = logging.getLogger("aiide.gateway")
 
 GIB = 1024**3
 GROUP_BY = ("user", "group", "model", "day", "feature", "kind")
+AMOUNTS = ("input_tokens", "output_tokens", "kernel_seconds", "memory_gb_seconds", "cost")
 
 
 @dataclass(frozen=True)
@@ -269,15 +270,7 @@ class UsageMeter:
 
 
 def to_csv(rows: list[dict[str, Any]], by: str) -> str:
-    columns = [
-        by,
-        "input_tokens",
-        "output_tokens",
-        "kernel_seconds",
-        "memory_gb_seconds",
-        "cost",
-        "records",
-    ]
+    columns = [by, *AMOUNTS, "records"]
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()

@@ -195,6 +195,51 @@ PATHS: dict[str, Any] = {
     },
 }
 
+
+def _op(summary: str, *errors: int, status: str = "200") -> dict[str, Any]:
+    return {"summary": summary, "responses": {status: _json({"type": "object"})} | _errors(*errors)}
+
+
+def _path_param(name: str) -> list[dict[str, Any]]:
+    return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+#: Routes of the agent and knowledge parts, until they contribute their own entries
+#: through ``settings["aiide_openapi_paths"]`` (which take precedence).
+PART_PATHS: dict[str, Any] = {
+    "/aiide/api/chat/ws": {
+        "get": {
+            "summary": "Chat WebSocket (messages and events: docs/protocol.md)",
+            "responses": {"101": {"description": "WebSocket upgrade"}} | _errors(401, 403),
+        }
+    },
+    "/aiide/api/complete": {"post": _op("Inline completion", *COMMON)},
+    "/aiide/api/agent/conversations": {"get": _op("The caller's conversations", 401, 403)},
+    "/aiide/api/agent/conversations/{cid}": {
+        "parameters": _path_param("cid"),
+        "get": _op("One conversation with its events", 401, 403, 404),
+        "delete": _op("Delete a conversation", 401, 403, 404),
+    },
+    "/aiide/api/agent/models": {"get": _op("Configured model providers and models", 401, 403)},
+    "/aiide/api/agent/keys": {"get": _op("Which provider keys are set (never the keys)", 401, 403)},
+    "/aiide/api/agent/keys/{provider}": {
+        "parameters": _path_param("provider"),
+        "put": _op("Set a provider key", *COMMON),
+        "delete": _op("Remove a provider key", 401, 403, 404),
+    },
+    "/aiide/api/knowledge/index": {
+        "get": _op("Index status", 401, 403),
+        "post": _op("Index files", *COMMON),
+        "delete": _op("Drop the index", 401, 403),
+    },
+    "/aiide/api/knowledge/jobs": {"get": _op("Indexing jobs", 401, 403)},
+    "/aiide/api/knowledge/jobs/{job_id}": {
+        "parameters": _path_param("job_id"),
+        "get": _op("One indexing job", 401, 403, 404),
+    },
+    "/aiide/api/knowledge/search": {"get": _op("Search the index", *COMMON)},
+}
+
 SCHEMAS: dict[str, Any] = {
     "Error": {
         "type": "object",
@@ -325,7 +370,7 @@ def document(extra_paths: Mapping[str, Any] | None = None) -> dict[str, Any]:
             "version": __version__,
             "description": "Routes under /aiide/api. Errors are JSON {code, message}.",
         },
-        "paths": {**PATHS, **(extra_paths or {})},
+        "paths": {**PATHS, **PART_PATHS, **(extra_paths or {})},
         "components": {
             "schemas": SCHEMAS,
             "responses": responses,

@@ -9,6 +9,7 @@ the owner holds every scope and is exempt from limits and quotas.
 from __future__ import annotations
 
 import getpass
+import logging
 import os
 from collections.abc import Callable
 from typing import Any
@@ -145,6 +146,9 @@ class Gateway(ExtensionPart):
     max_body_bytes = Int(65536, config=True, help="Largest request body the gateway reads.")
     json_logs = Bool(False, config=True, help="Log one JSON object per line.")
 
+    _unsubscribe: Callable[[], None] | None = None
+    _routed: list[logging.Handler] = []
+
     @default("owner")
     def _owner_default(self) -> str:
         return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
@@ -165,7 +169,7 @@ class Gateway(ExtensionPart):
         if not self.enabled:
             return
         from .build import build_gate
-        from .redaction import install_json_logs, install_redaction
+        from .redaction import install_json_logs, install_redaction, route_logs
         from .transform import GatewayHeaders
 
         self._gate = build_gate(self, self._data_dir())
@@ -175,8 +179,16 @@ class Gateway(ExtensionPart):
         if web_app is not None and GatewayHeaders not in web_app.transforms:
             web_app.add_transform(GatewayHeaders)
         install_redaction(self._gate.redaction_filter, [self.log])
+        if server is not None:
+            self._routed = route_logs(server.log)
+        if self._gate.kernels is not None:  # only a listener: no loop needed yet
+            from aiide_kernel.events import KernelEvents
+
+            self._unsubscribe = KernelEvents.instance().subscribe(self._gate.kernels.on_lifecycle)
         if self.json_logs:
-            install_json_logs([self.log] + ([server.log] if server is not None else []))
+            install_json_logs(
+                [self.log, logging.getLogger("aiide")] + ([server.log] if server else [])
+            )
 
     def handlers(self) -> list[tuple[str, Any]]:
         if not self.enabled:
@@ -189,19 +201,13 @@ class Gateway(ExtensionPart):
         gate = getattr(self, "_gate", None)
         if gate is None:
             return
-        from aiide_kernel.events import KernelEvents
-
-        if gate.kernels is not None:
-            self._unsubscribe: Callable[[], None] | None = KernelEvents.instance().subscribe(
-                gate.kernels.on_lifecycle
-            )
         await gate.audit_policy()
 
     async def stop(self) -> None:
         gate = getattr(self, "_gate", None)
         if gate is None:
             return
-        from .redaction import uninstall_redaction
+        from .redaction import uninstall_redaction, unroute_logs
 
         unsubscribe = getattr(self, "_unsubscribe", None)
         if unsubscribe is not None:
@@ -209,3 +215,5 @@ class Gateway(ExtensionPart):
             self._unsubscribe = None
         await gate.close()
         uninstall_redaction(gate.redaction_filter, [self.log])
+        unroute_logs(self._routed)
+        self._routed = []

@@ -120,10 +120,10 @@ class Quotas:
         self, username: str, groups: Iterable[str], kinds: frozenset[str] | None = None
     ) -> list[QuotaStatus]:
         now = self.clock()
-        groups = sorted(set(groups))
-        wanted = [(m, lim, "user") for m, lim in self.limits_for(username, groups).items()]
-        for group in groups:
-            wanted += [(m, lim, f"group:{group}") for m, lim in self.budgets.get(group, {}).items()]
+        names = sorted(set(groups))
+        wanted = [(m, lim, "user") for m, lim in self.limits_for(username, names).items()]
+        for name in names:
+            wanted += [(m, lim, f"group:{name}") for m, lim in self.budgets.get(name, {}).items()]
         out = []
         for metric, limit, scope in wanted:
             kind, period = METRICS[metric]

@@ -16,7 +16,7 @@ import re
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -88,10 +88,35 @@ class Decision:
         return headers
 
 
+@dataclass(frozen=True)
+class RateLimits:
+    """Per route class, with per-role overrides (the most generous of a caller's roles)."""
+
+    defaults: Mapping[str, RateLimit]
+    by_role: Mapping[str, Mapping[str, RateLimit]]
+
+    @classmethod
+    def from_config(
+        cls, defaults: Mapping[str, str | None], by_role: Mapping[str, Mapping[str, str | None]]
+    ) -> RateLimits:
+        return cls(
+            {k: RateLimit.parse(v) for k, v in defaults.items() if v},
+            {r: {k: RateLimit.parse(v) for k, v in t.items() if v} for r, t in by_role.items()},
+        )
+
+    def for_caller(self, roles: frozenset[str], route_class: str) -> RateLimit | None:
+        candidates = [
+            t[route_class] for r in roles if route_class in (t := self.by_role.get(r, {}))
+        ]
+        if candidates:
+            return max(candidates, key=lambda limit: limit.per_second)
+        return self.defaults.get(route_class)
+
+
 class RateLimiter(abc.ABC):
     """A backend: count one hit for ``key`` and say whether it is within ``limit``."""
 
-    def __init__(self, **options: Any) -> None:
+    def __init__(self, **options: Any) -> None:  # noqa: B027 (optional to override)
         """Backends take the ``c.Gateway`` options they need and ignore the rest."""
 
     @abc.abstractmethod
@@ -167,6 +192,7 @@ class RedisRateLimiter(RateLimiter):
         failure_mode: str = "open",
         timeout: float = 0.5,
         prefix: str = "aiide:rl:",
+        max_connections: int = 32,
         **options: Any,
     ) -> None:
         super().__init__(**options)
@@ -176,6 +202,7 @@ class RedisRateLimiter(RateLimiter):
         self.failure_mode = failure_mode
         self.timeout = timeout
         self.prefix = prefix
+        self.max_connections = max_connections
         self._client: Redis | None = None
         self._script: Any = None
         self._down_until = 0.0
@@ -183,11 +210,18 @@ class RedisRateLimiter(RateLimiter):
 
     def _redis(self) -> Any:
         if self._client is None:
-            from redis.asyncio import Redis  # imported on the first limited request only
+            # Imported on the first limited request only. A blocking pool queues a burst
+            # instead of failing it with "too many connections" (which would fail open).
+            from redis.asyncio import BlockingConnectionPool, Redis
 
-            self._client = Redis.from_url(
-                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+            pool = BlockingConnectionPool.from_url(
+                self.url,
+                max_connections=self.max_connections,
+                timeout=max(5.0, self.timeout),
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
             )
+            self._client = Redis(connection_pool=pool)
             self._script = self._client.register_script(_LUA)
         return self._script
 
@@ -226,5 +260,5 @@ class RedisRateLimiter(RateLimiter):
 
     async def close(self) -> None:
         if self._client is not None:
-            await self._client.aclose()
+            await self._client.aclose(close_connection_pool=True)
             self._client = None

@@ -146,6 +146,28 @@ def uninstall_redaction(filt: RedactingFilter, extra: Iterable[logging.Logger] =
             handler.removeFilter(filt)
 
 
+def route_logs(server_log: logging.Logger) -> list[logging.Handler]:
+    """aiide's own loggers write where the server's log does, at its level.
+
+    Otherwise their records would reach only Python's last-resort handler:
+    warnings as bare lines on stderr, info lost, and no JSON formatting.
+    Returns the handlers added, for ``unroute_logs`` at shutdown.
+    """
+    aiide = logging.getLogger("aiide")
+    added = [] if aiide.handlers else list(server_log.handlers)
+    for handler in added:
+        aiide.addHandler(handler)
+    if aiide.level == logging.NOTSET:
+        aiide.setLevel(server_log.getEffectiveLevel())
+    return added
+
+
+def unroute_logs(added: Iterable[logging.Handler]) -> None:
+    aiide = logging.getLogger("aiide")
+    for handler in added:
+        aiide.removeHandler(handler)
+
+
 def install_json_logs(loggers: Iterable[logging.Logger]) -> None:
     formatter = JsonFormatter()
     for logger in loggers:

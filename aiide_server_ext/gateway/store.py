@@ -28,7 +28,10 @@ def store_error(e: sqlite3.Error, path: str) -> StoreError:
     """A sqlite failure as a refusal the client can act on; the path goes to the log only."""
     name = getattr(e, "sqlite_errorname", "") or ""
     text = str(e).lower()
-    if name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
+    status = 503
+    if isinstance(e, sqlite3.IntegrityError):
+        status, code, message = 500, "store_conflict", "the change conflicts with stored data"
+    elif name.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")) or "locked" in text:
         code, message = "store_busy", "the gateway database is locked by another process; retry"
     elif name.startswith("SQLITE_READONLY") or "readonly" in text or "read-only" in text:
         code, message = "store_read_only", "the gateway database is read-only; nothing was written"
@@ -39,7 +42,7 @@ def store_error(e: sqlite3.Error, path: str) -> StoreError:
     else:
         code, message = "store_unavailable", "the gateway database is unavailable"
     log.warning("aiide gateway: database %s: %s (%s)", path, e, name or type(e).__name__)
-    return StoreError(503, code, message)
+    return StoreError(status, code, message)
 
 
 class Store:

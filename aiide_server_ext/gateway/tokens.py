@@ -160,7 +160,12 @@ class TokenService:
     @property
     def secret(self) -> bytes:
         if self._secret is None:
-            self._secret = self._load_secret()
+            try:
+                self._secret = self._load_secret()
+            except OSError as e:  # e.g. the data directory is read-only
+                raise unavailable(
+                    "signing_key_unavailable", f"the JWT signing secret cannot be read: {e}"
+                ) from None
         return self._secret
 
     def secret_problem(self) -> str | None:
@@ -178,8 +183,8 @@ class TokenService:
             return self.access_ttl
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise bad_request("invalid_ttl", "'ttl' must be a number of seconds")
-        if value <= 0:
-            raise bad_request("invalid_ttl", "'ttl' must be positive")
+        if value < 1:
+            raise bad_request("invalid_ttl", "'ttl' must be positive (at least 1 second)")
         if value > self.max_ttl:
             raise bad_request("ttl_too_long", f"'ttl' may be at most {self.max_ttl} seconds")
         return int(value)

@@ -13,7 +13,7 @@ import ast
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 MAX_CHARS = 1200
@@ -54,15 +54,26 @@ class Limits:
 
 
 def chunk_file(path: str, text: str, limits: Limits = Limits()) -> list[Chunk]:
-    """Chunks of one file, chosen by its extension."""
+    """Chunks of one file, chosen by its extension.
+
+    Each chunk's text starts with the file name and the headings or definition it sits
+    under: "sensors.ipynb > Cleaning" carries meaning the cell's code alone does not.
+    The folder is left out, so moving a folder moves vectors without re-embedding.
+    """
     lower = path.lower()
     if lower.endswith(".ipynb"):
-        return chunk_notebook(path, text, limits)
-    if lower.endswith((".py", ".pyi")):
-        return chunk_python(path, text, limits)
-    if lower.endswith((".md", ".markdown")):
-        return chunk_markdown(path, text, limits)
-    return chunk_text(path, text, limits)
+        chunks = chunk_notebook(path, text, limits)
+    elif lower.endswith((".py", ".pyi")):
+        chunks = chunk_python(path, text, limits)
+    elif lower.endswith((".md", ".markdown")):
+        chunks = chunk_markdown(path, text, limits)
+    else:
+        chunks = chunk_text(path, text, limits)
+    name = path.rsplit("/", 1)[-1]
+    return [
+        replace(c, text=f"{name} > {c.title}\n{c.text}" if c.title else f"{name}\n{c.text}")
+        for c in chunks
+    ]
 
 
 # --- text -------------------------------------------------------------------
@@ -100,9 +111,7 @@ def _split_long_lines(text: str, limit: int) -> list[str]:
     return out
 
 
-def _text_pieces(
-    text: str, limits: Limits, first_line: int = 1
-) -> list[tuple[int, int, str]]:
+def _text_pieces(text: str, limits: Limits, first_line: int = 1) -> list[tuple[int, int, str]]:
     """(line_start, line_end, text) pieces, 1-based inclusive lines."""
     lines = _split_long_lines(text, limits.max_chars)
     return [
@@ -171,10 +180,7 @@ def chunk_markdown(
         if not body.strip():
             continue
         for a, b, piece in _text_pieces(body, limits, first_line=start + 1):
-            context = f"{title}\n" if title and not piece.lstrip().startswith("#") else ""
-            chunks.append(
-                Chunk(path, kind, context + piece, cell[0], cell[1], a, b, title=title)
-            )
+            chunks.append(Chunk(path, kind, piece, cell[0], cell[1], a, b, title=title))
     return chunks
 
 
@@ -207,17 +213,21 @@ def defined_names(source: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _node_start(node: ast.stmt) -> int:
-    decorators = getattr(node, "decorator_list", [])
-    return min([node.lineno, *(d.lineno for d in decorators)])
+Definition = ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef
 
 
-def _blocks(body: list[ast.stmt], first: int, last: int) -> list[tuple[int, int, ast.stmt | None]]:
+def _node_start(node: Definition) -> int:
+    return min([node.lineno, *(d.lineno for d in node.decorator_list)])
+
+
+def _blocks(
+    body: list[ast.stmt], first: int, last: int
+) -> list[tuple[int, int, Definition | None]]:
     """1-based line blocks: each def/class alone, the code between them grouped."""
-    blocks: list[tuple[int, int, ast.stmt | None]] = []
+    blocks: list[tuple[int, int, Definition | None]] = []
     cursor = first
     for node in body:
-        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+        if not isinstance(node, Definition):
             continue
         start, end = _node_start(node), node.end_lineno or node.lineno
         if start > cursor:
@@ -261,8 +271,14 @@ def _python_pieces(
         elif isinstance(node, ast.ClassDef) and len(node.body) > 1:
             header = f"class {node.name}:"
             for a, b, t, piece in _python_pieces(lines, node.body, start, end, limits, title + "."):
-                out.append((a, b, t, piece if piece.lstrip().startswith("class ") else
-                            f"{header}\n{piece}"))
+                out.append(
+                    (
+                        a,
+                        b,
+                        t,
+                        piece if piece.lstrip().startswith("class ") else f"{header}\n{piece}",
+                    )
+                )
         else:
             for a, b, piece in _text_pieces(text, limits, first_line=start):
                 out.append((a, b, title, piece))
@@ -290,8 +306,15 @@ def chunk_python(path: str, text: str, limits: Limits = Limits()) -> list[Chunk]
             for a, b, piece in _text_pieces(text, limits)
         ]
     return [
-        Chunk(path, "python", piece, line_start=a, line_end=b, title=title,
-              symbols=defined_names(piece) or ((title.rsplit(".", 1)[-1],) if title else ()))
+        Chunk(
+            path,
+            "python",
+            piece,
+            line_start=a,
+            line_end=b,
+            title=title,
+            symbols=defined_names(piece) or ((title.rsplit(".", 1)[-1],) if title else ()),
+        )
         for a, b, title, piece in pieces
     ]
 
@@ -340,45 +363,46 @@ def chunk_notebook(path: str, text: str, limits: Limits = Limits()) -> list[Chun
             raise ChunkError(f"malformed notebook: cell {index} is not an object")
         kind = str(cell.get("cell_type", "code"))
         source = _source(cell.get("source", ""))
-        cell_ref = (str(cell.get("id") or ""), index)
-        context = " > ".join(t for _, t in stack)
+        ref = (str(cell.get("id") or ""), index)
         if kind == "markdown":
             for level, title in headings_of(source):
                 stack = [(lv, t) for lv, t in stack if lv < level] + [(level, title)]
-            pieces = chunk_markdown(path, source, limits, "markdown_cell", cell_ref)
-            if context and pieces and not pieces[0].title:
-                pieces[0] = _with_title(pieces[0], context)
-            chunks.extend(pieces)
-            continue
-        if not source.strip():
-            continue
-        output = outputs_text(cell.get("outputs"), limits.max_output_chars) if kind == "code" else ""
-        chunks.extend(_code_cell(path, source, output, context, kind, cell_ref, limits))
+            if _only_headings(source):  # context of the cells below, not a chunk of its own
+                continue
+            context = " > ".join(t for _, t in stack)
+            pieces = chunk_markdown(path, source, limits, "markdown_cell", ref)
+            chunks.extend(replace(p, title=context) for p in pieces)
+        elif source.strip():
+            context = " > ".join(t for _, t in stack)
+            output = outputs_text(cell.get("outputs"), limits.max_output_chars)
+            chunks.extend(_code_cell(path, source, output, context, kind, ref, limits))
     return chunks
 
 
-def _with_title(chunk: Chunk, title: str) -> Chunk:
-    return Chunk(chunk.path, chunk.kind, f"{title}\n{chunk.text}", chunk.cell_id,
-                 chunk.cell_index, chunk.line_start, chunk.line_end, title, chunk.symbols)
+def _only_headings(source: str) -> bool:
+    lines = [line for line in source.split("\n") if line.strip()]
+    return bool(lines) and all(_HEADING.match(line) for line in lines)
 
 
 def _code_cell(
-    path: str, source: str, output: str, context: str, kind: str, cell: tuple[str, int],
+    path: str,
+    source: str,
+    output: str,
+    context: str,
+    kind: str,
+    cell: tuple[str, int],
     limits: Limits,
 ) -> list[Chunk]:
     kind = "code_cell" if kind == "code" else "raw_cell"
-    head = f"{context}\n" if context else ""
-    tail = f"\n# output:\n{output}" if output else ""
     if len(source) <= limits.max_chars:
-        n = source.count("\n") + 1
-        return [Chunk(path, kind, head + source + tail, cell[0], cell[1], 1, n, context,
-                      defined_names(source))]
-    pieces = python_pieces(source, limits) if kind == "code_cell" else None
-    spans = [(a, b, piece) for a, b, _, piece in pieces] if pieces else _text_pieces(source, limits)
-    out = [Chunk(path, kind, head + piece, cell[0], cell[1], a, b, context, defined_names(piece))
-           for a, b, piece in spans]
-    if out and tail:
-        last = out[-1]
-        out[-1] = Chunk(path, kind, last.text + tail, *cell, last.line_start, last.line_end,
-                        context, last.symbols)
+        spans = [(1, source.count("\n") + 1, source)]
+    else:
+        pieces = python_pieces(source, limits) if kind == "code_cell" else None
+        spans = [(a, b, p) for a, b, _, p in pieces] if pieces else _text_pieces(source, limits)
+    out = [
+        Chunk(path, kind, piece, cell[0], cell[1], a, b, context, defined_names(piece))
+        for a, b, piece in spans
+    ]
+    if out and output:  # outputs belong with the code that printed them: the last piece
+        out[-1] = replace(out[-1], text=f"{out[-1].text}\n# output:\n{output}")
     return out

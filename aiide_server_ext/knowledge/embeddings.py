@@ -103,7 +103,7 @@ def _register_chroma_functions() -> None:
         return
     from chromadb.utils.embedding_functions import register_embedding_function
 
-    register_embedding_function(OpenAICompatFunction)
+    register_embedding_function(OpenAICompatFunction)  # type: ignore[no-untyped-call]
     _registered = True
 
 
@@ -135,7 +135,7 @@ def onnx_minilm_function(folder: Path) -> Any:
                 if tok is None:
                     tok = self.Tokenizer.from_file(str(folder / "onnx" / "tokenizer.json"))
                     tok.enable_truncation(max_length=256)
-                    tok.enable_padding(pad_id=0, pad_token="[PAD]")
+                    tok.enable_padding(pad_id=0, pad_token="[PAD]")  # noqa: S106
                     self.__dict__["_aiide_tokenizer"] = tok
                 return tok
 
@@ -147,8 +147,11 @@ def onnx_minilm_function(folder: Path) -> Any:
                     encoded = self.tokenizer.encode_batch(documents[i : i + batch_size])
                     ids = np.array([e.ids for e in encoded], dtype=np.int64)
                     mask = np.array([e.attention_mask for e in encoded], dtype=np.int64)
-                    feed = {"input_ids": ids, "attention_mask": mask,
-                            "token_type_ids": np.zeros_like(ids)}
+                    feed = {
+                        "input_ids": ids,
+                        "attention_mask": mask,
+                        "token_type_ids": np.zeros_like(ids),
+                    }
                     hidden = self.model.run(None, feed)[0]
                     weights = mask[:, :, None].astype(hidden.dtype)
                     pooled = (hidden * weights).sum(1) / np.clip(weights.sum(1), 1e-9, None)

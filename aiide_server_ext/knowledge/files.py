@@ -17,9 +17,38 @@ from dataclasses import dataclass, field
 from typing import Any
 
 TEXT_EXTENSIONS = (
-    ".ipynb", ".py", ".pyi", ".md", ".markdown", ".txt", ".rst", ".r", ".jl", ".sql",
-    ".sh", ".toml", ".cfg", ".ini", ".yaml", ".yml", ".json", ".js", ".ts", ".tsx", ".jsx",
-    ".html", ".css", ".tex", ".c", ".h", ".cpp", ".hpp", ".rs", ".go", ".java", ".scala",
+    ".ipynb",
+    ".py",
+    ".pyi",
+    ".md",
+    ".markdown",
+    ".txt",
+    ".rst",
+    ".r",
+    ".jl",
+    ".sql",
+    ".sh",
+    ".toml",
+    ".cfg",
+    ".ini",
+    ".yaml",
+    ".yml",
+    ".json",
+    ".js",
+    ".ts",
+    ".tsx",
+    ".jsx",
+    ".html",
+    ".css",
+    ".tex",
+    ".c",
+    ".h",
+    ".cpp",
+    ".hpp",
+    ".rs",
+    ".go",
+    ".java",
+    ".scala",
 )
 NO_EXTENSION_OK = ("readme", "makefile", "dockerfile", "license", "changelog", "notes")
 SKIPPED_DIRS = ("__pycache__", "node_modules", "site-packages", "venv")
@@ -91,13 +120,18 @@ class Workspace:
 
     # --- walking ------------------------------------------------------------
 
-    def scan(self, api_path: str) -> Scan:
-        """Files to index under ``api_path`` (a file or a folder) and those left out."""
+    def check(self, api_path: str) -> str:
+        """The OS path of an existing file or folder inside the root, or PathRefused."""
         start = self.os_path(api_path)
         if not os.path.lexists(start):
             raise PathRefused(f"{api_path or '/'} does not exist")
         if not self.inside(start):
             raise PathRefused(f"{api_path} resolves outside the root directory")
+        return start
+
+    def scan(self, api_path: str) -> Scan:
+        """Files to index under ``api_path`` (a file or a folder) and those left out."""
+        start = self.check(api_path)
         out = Scan()
         if not os.path.isdir(start):
             try:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -26,6 +27,14 @@ PAGE = 5000
 HNSW = {"space": "cosine", "batch_size": 1000, "sync_threshold": 5000}
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _QUOTED = re.compile(r"`([^`]+)`")
+LEXICAL_WEIGHT = 0.3
+LEXICAL_LIMIT = 30
+_STOPWORDS = """a about all also an and any are as at be been but by can could did do does doing for
+    from get got had has have how i if in into is it its just me more most my no not of on
+    one or our out over show so some than that the their them then there these they this
+    those to too up us use used using want was we were what when where which while who why
+    will with would you your find code file files notebook notebooks cell cells"""
+STOPWORDS = frozenset(_STOPWORDS.split())
 
 
 def collection_name(user: str, workspace: str) -> str:
@@ -40,16 +49,27 @@ def chunk_id(path: str, text_hash: str, n: int) -> str:
 
 def to_metadata(chunk: Chunk) -> dict[str, Any]:
     # Few keys: each metadata key is a row chromadb writes and indexes on every add.
-    ref = [chunk.cell_id, chunk.cell_index, chunk.line_start, chunk.line_end, chunk.title,
-           list(chunk.symbols)]
-    return {"path": chunk.path, "hash": chunk.hash, "kind": chunk.kind,
-            "ref": json.dumps(ref, separators=(",", ":"))}
+    ref = [
+        chunk.cell_id,
+        chunk.cell_index,
+        chunk.line_start,
+        chunk.line_end,
+        chunk.title,
+        list(chunk.symbols),
+    ]
+    return {
+        "path": chunk.path,
+        "hash": chunk.hash,
+        "kind": chunk.kind,
+        "ref": json.dumps(ref, separators=(",", ":")),
+    }
 
 
 def from_metadata(meta: dict[str, Any], text: str) -> Chunk:
     cell_id, cell_index, a, b, title, symbols = json.loads(str(meta["ref"]))
-    return Chunk(str(meta["path"]), str(meta["kind"]), text, cell_id, cell_index, a, b, title,
-                 tuple(symbols))
+    return Chunk(
+        str(meta["path"]), str(meta["kind"]), text, cell_id, cell_index, a, b, title, tuple(symbols)
+    )
 
 
 @dataclass
@@ -105,11 +125,16 @@ class Store:
                 settings = Settings(anonymized_telemetry=False, allow_reset=False)
                 if self.host:
                     self._client = chromadb.HttpClient(
-                        host=self.host, port=self.port, ssl=self.ssl,
-                        headers=self.headers, settings=settings,
+                        host=self.host,
+                        port=self.port,
+                        ssl=self.ssl,
+                        headers=self.headers,
+                        settings=settings,
                     )
                 else:
-                    self._client = chromadb.PersistentClient(path=self.path, settings=settings)
+                    self._client = chromadb.PersistentClient(
+                        path=self.path or ".", settings=settings
+                    )
             return self._client
 
     def collection(self, user: str, workspace: str, create: bool = True) -> Any:
@@ -133,9 +158,13 @@ class Store:
                     name,
                     embedding_function=function,
                     configuration={"hnsw": HNSW},
-                    metadata={"aiide_user": user, "aiide_workspace": workspace,
-                              "aiide_model": self.embedder.model_id,
-                              "aiide_schema": SCHEMA_VERSION, "aiide_roots": "[]"},
+                    metadata={
+                        "aiide_user": user,
+                        "aiide_workspace": workspace,
+                        "aiide_model": self.embedder.model_id,
+                        "aiide_schema": SCHEMA_VERSION,
+                        "aiide_roots": "[]",
+                    },
                 )
             self._collections[name] = col
             return col
@@ -187,11 +216,6 @@ def set_roots(col: Any, roots: Iterable[str]) -> None:
     col.modify(metadata=meta)
 
 
-def file_state(col: Any, path: str) -> dict[str, dict[str, Any]]:
-    got = col.get(where={"path": path}, include=["metadatas"])
-    return dict(zip(got["ids"], got["metadatas"], strict=True))
-
-
 def indexed_paths(col: Any, prefix: str = "") -> dict[str, int]:
     """Chunks per indexed path under ``prefix`` (a folder; "" for all)."""
     counts: dict[str, int] = {}
@@ -211,40 +235,75 @@ def covers(root: str, path: str) -> bool:
     return not root or path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def plan(col: Any, path: str, chunks: Sequence[Chunk]) -> tuple[dict[str, Chunk], dict[str, Any]]:
-    """(wanted chunks by id, what is stored for the path now)."""
+def wanted_ids(path: str, chunks: Sequence[Chunk]) -> dict[str, Chunk]:
     wanted: dict[str, Chunk] = {}
     seen: dict[str, int] = {}
     for chunk in chunks:
         n = seen[chunk.hash] = seen.get(chunk.hash, -1) + 1
         wanted[chunk_id(path, chunk.hash, n)] = chunk
-    return wanted, file_state(col, path)
+    return wanted
+
+
+def stored_state(col: Any, paths: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """path -> {chunk id: metadata} as stored now, in one read."""
+    where = {"path": paths[0]} if len(paths) == 1 else {"path": {"$in": list(paths)}}
+    got = col.get(where=where, include=["metadatas"])
+    out: dict[str, dict[str, dict[str, Any]]] = {p: {} for p in paths}
+    for cid, meta in zip(got["ids"], got["metadatas"], strict=True):
+        out[str(meta["path"])][cid] = meta
+    return out
+
+
+def write_files(
+    col: Any,
+    files: Sequence[tuple[str, Sequence[Chunk]]],
+    embed: Callable[[list[str]], list[list[float]]],
+) -> dict[str, FileResult]:
+    """Make each file's stored chunks exactly its ``chunks``; embeds only new text.
+
+    One read, one embedding call and at most three writes for the whole group: every
+    chromadb write is a transaction (~20 ms here), so writing file by file caps a
+    workspace of small files at a few hundred chunks a second. Vectors are computed
+    before anything is written, so a model that fails leaves every file as it was.
+    """
+    stored = stored_state(col, [path for path, _ in files])
+    wanted = {path: wanted_ids(path, chunks) for path, chunks in files}
+    new = [(p, i) for p, _ in files for i in wanted[p] if i not in stored[p]]
+    texts = [wanted[p][i].text for p, i in new]
+    vectors = embed(texts) if texts else []
+    if new:
+        col.upsert(
+            ids=[i for _, i in new],
+            embeddings=vectors,
+            documents=texts,
+            metadatas=[to_metadata(wanted[p][i]) for p, i in new],
+        )
+    moved = [
+        (p, i)
+        for p, _ in files
+        for i in wanted[p]
+        if i in stored[p] and stored[p][i] != to_metadata(wanted[p][i])
+    ]
+    if moved:  # same text at new lines or under a new heading: metadata only, no model
+        col.update(
+            ids=[i for _, i in moved], metadatas=[to_metadata(wanted[p][i]) for p, i in moved]
+        )
+    stale = [i for p, _ in files for i in stored[p] if i not in wanted[p]]
+    if stale:
+        col.delete(ids=stale)
+    results = {}
+    for path, _ in files:
+        added = sum(1 for p, _ in new if p == path)
+        updated = sum(1 for p, _ in moved if p == path)
+        removed = sum(1 for i in stored[path] if i not in wanted[path])
+        results[path] = FileResult(added, updated, removed, len(wanted[path]) - added - updated)
+    return results
 
 
 def write_file(
     col: Any, path: str, chunks: Sequence[Chunk], embed: Callable[[list[str]], list[list[float]]]
 ) -> FileResult:
-    """Make the stored chunks of ``path`` exactly ``chunks``; embeds only new text.
-
-    Vectors are computed before anything is written, so a model that fails leaves the
-    file's previous chunks in place, whole.
-    """
-    wanted, stored = plan(col, path, chunks)
-    new = [i for i in wanted if i not in stored]
-    vectors = embed([wanted[i].text for i in new]) if new else []
-    result = FileResult(added=len(new))
-    if new:
-        col.upsert(ids=new, embeddings=vectors, documents=[wanted[i].text for i in new],
-                   metadatas=[to_metadata(wanted[i]) for i in new])
-    moved = [i for i in wanted if i in stored and stored[i] != to_metadata(wanted[i])]
-    if moved:  # same text at new lines or under a new heading: metadata only, no model
-        col.update(ids=moved, metadatas=[to_metadata(wanted[i]) for i in moved])
-    stale = [i for i in stored if i not in wanted]
-    if stale:
-        col.delete(ids=stale)
-    result.updated, result.removed = len(moved), len(stale)
-    result.unchanged = len(wanted) - len(new) - len(moved)
-    return result
+    return write_files(col, [(path, chunks)], embed)[path]
 
 
 def remove_paths(col: Any, paths: Sequence[str]) -> int:
@@ -263,13 +322,14 @@ def move_path(col: Any, old: str, new: str) -> int:
     got = col.get(where={"path": old}, include=["embeddings", "documents", "metadatas"])
     if not got["ids"]:
         return 0
-    ids, metas, seen = [], [], {}
+    ids: list[str] = []
+    metas: list[dict[str, Any]] = []
+    seen: dict[str, int] = {}
     for meta in got["metadatas"]:
         n = seen[meta["hash"]] = seen.get(meta["hash"], -1) + 1
         ids.append(chunk_id(new, str(meta["hash"]), n))
         metas.append({**meta, "path": new})
-    col.upsert(ids=ids, embeddings=got["embeddings"], documents=got["documents"],
-               metadatas=metas)
+    col.upsert(ids=ids, embeddings=got["embeddings"], documents=got["documents"], metadatas=metas)
     col.delete(ids=[i for i in got["ids"] if i not in set(ids)])
     return len(ids)
 
@@ -288,32 +348,80 @@ def identifiers(query: str) -> list[str]:
     return list(dict.fromkeys(w.strip() for w in found if len(w.strip()) >= 3))
 
 
+def _stem(word: str) -> str:
+    """A prefix that also matches the word's other forms (substring search)."""
+    for suffix, keep in (("ing", 4), ("ed", 4), ("es", 4), ("s", 4)):
+        if word.endswith(suffix) and len(word) - len(suffix) >= keep:
+            return word[: -len(suffix)]
+    return word
+
+
+def keywords(query: str) -> list[str]:
+    """The informative plain words of a question, longest first (at most 6)."""
+    codey = set(identifiers(query))
+    words = [w.lower() for w in _WORD.findall(_QUOTED.sub(" ", query)) if w not in codey]
+    kept = {_stem(w) for w in words if len(w) >= 3 and w not in STOPWORDS}
+    return sorted(kept, key=lambda w: (-len(w), w))[:6]
+
+
+def _matches(col: Any, text: str, limit: int) -> dict[str, Any]:
+    got: dict[str, Any] = col.get(
+        where_document={"$contains": text},
+        limit=limit,
+        include=["metadatas", "documents", "embeddings"],
+    )
+    return got
+
+
+def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
+    import numpy as np
+
+    va, vb = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    denom = float(np.linalg.norm(va) * np.linalg.norm(vb)) or 1.0
+    return float(va @ vb) / denom
+
+
 def search(col: Any, query_vector: list[float], query: str, k: int) -> list[Hit]:
-    """Vector similarity and exact identifier matches, merged by reciprocal rank."""
-    n = min(max(k * 4, 20), max(col.count(), 1))
-    res = col.query(query_embeddings=[query_vector], n_results=n,
-                    include=["metadatas", "documents", "distances"])
+    """Vector similarity plus a lexical score, merged into one score per chunk.
+
+    Candidates are the nearest vectors and the chunks containing the query's words
+    (identifiers exactly, plain words by stem, rarer words weighing more). Every
+    candidate gets its true cosine similarity; the lexical part adds up to
+    ``LEXICAL_WEIGHT`` (identifiers, and the chunk defining one, count more).
+    """
+    total = max(col.count(), 1)
+    n = min(max(k * 4, 20), total)
+    res = col.query(
+        query_embeddings=[query_vector],
+        n_results=n,
+        include=["metadatas", "documents", "distances"],
+    )
     hits: dict[str, Hit] = {}
-    vector_rank: list[str] = []
-    for cid, meta, doc, dist in zip(res["ids"][0], res["metadatas"][0], res["documents"][0],
-                                    res["distances"][0], strict=True):
+    for cid, meta, doc, dist in zip(
+        res["ids"][0], res["metadatas"][0], res["documents"][0], res["distances"][0], strict=True
+    ):
         hits[cid] = Hit(from_metadata(meta, doc), similarity=1.0 - float(dist))
-        vector_rank.append(cid)
     lexical: dict[str, float] = {}
-    for word in identifiers(query):
-        got = col.get(where_document={"$contains": word}, limit=50,
-                      include=["metadatas", "documents"])
-        for cid, meta, doc in zip(got["ids"], got["metadatas"], got["documents"], strict=True):
-            hit = hits.setdefault(cid, Hit(from_metadata(meta, doc)))
+    terms = [(w, 2.0, [w]) for w in identifiers(query)]
+    terms += [(w, 1.0, [w, w.capitalize()]) for w in keywords(query)]
+    possible = sum(weight + (1.0 if weight > 1 else 0.0) for _, weight, _ in terms) or 1.0
+    for word, weight, forms in terms:
+        found: dict[str, tuple[Any, Any, Any]] = {}
+        for form in forms:
+            got = _matches(col, form, LEXICAL_LIMIT)
+            for i, cid in enumerate(got["ids"]):
+                found[cid] = (got["metadatas"][i], got["documents"][i], got["embeddings"][i])
+        rarity = math.log((total + 1) / (len(found) + 0.5)) / math.log(total + 1.5)
+        for cid, (meta, doc, vector) in found.items():
+            hit = hits.get(cid)
+            if hit is None:
+                hit = hits[cid] = Hit(from_metadata(meta, doc), _cosine(query_vector, vector))
+            defines = weight > 1 and word.rsplit(".", 1)[-1] in hit.chunk.symbols
             hit.exact.append(word)
-            defines = word.rsplit(".", 1)[-1] in hit.chunk.symbols
-            lexical[cid] = lexical.get(cid, 0.0) + (2.0 if defines else 1.0)
-    lexical_rank = sorted(lexical, key=lambda c: (-lexical[c], vector_rank.index(c)
-                                                  if c in vector_rank else len(vector_rank)))
-    for ranking in (vector_rank, lexical_rank):
-        for rank, cid in enumerate(ranking):
-            hits[cid].score += 1.0 / (60 + rank)
-    best = 2.0 / 60
-    for hit in hits.values():
-        hit.score = round(hit.score / best, 4)
+            gain = (weight + (1.0 if defines else 0.0)) * max(rarity, 0.1)
+            lexical[cid] = lexical.get(cid, 0.0) + gain
+    for cid, hit in hits.items():
+        hit.score = round(
+            (hit.similarity or 0.0) + LEXICAL_WEIGHT * lexical.get(cid, 0.0) / possible, 4
+        )
     return sorted(hits.values(), key=lambda h: -h.score)[:k]

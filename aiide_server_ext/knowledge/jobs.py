@@ -120,6 +120,9 @@ class JobQueue:
                 return job
         return None
 
+    def active(self) -> bool:
+        return any(j.status in ("queued", "running") for j in self._jobs.values())
+
     def get(self, job_id: str) -> Job | None:
         return self._jobs.get(job_id)
 

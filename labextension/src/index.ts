@@ -1,9 +1,20 @@
 /** The aiide JupyterLab extension: its plugins, one concern each. */
 import type { JupyterFrontEndPlugin } from '@jupyterlab/application';
 
+import { cellActionsPlugin } from './cells/plugin';
+import { chatPlugin } from './chat/plugin';
+import { inlineCompletionPlugin } from './completion/plugin';
 import { kernelNoticesPlugin } from './kernels/plugin';
 import { statusPlugin } from './status/plugin';
+import { assistantStatusPlugin } from './usage/plugin';
 
-const plugins: JupyterFrontEndPlugin<void>[] = [statusPlugin, kernelNoticesPlugin];
+const plugins: JupyterFrontEndPlugin<any>[] = [
+  statusPlugin,
+  kernelNoticesPlugin,
+  chatPlugin,
+  cellActionsPlugin,
+  inlineCompletionPlugin,
+  assistantStatusPlugin
+];
 
 export default plugins;

@@ -5,15 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from fakes import FakeAnthropic, FakeOpenAI, Reply, ToolUse
 
-from aiide_server_ext.agent.providers import ModelRequest, ProviderError, RetryPolicy, stream_with_retries
+from aiide_server_ext.agent.errors import AgentError
+from aiide_server_ext.agent.providers import (
+    ModelRequest,
+    ProviderError,
+    RetryPolicy,
+    stream_with_retries,
+)
 from aiide_server_ext.agent.providers.anthropic import AnthropicProvider
-from aiide_server_ext.agent.providers.base import Stop, TextDelta, ToolRequest, Usage, parse_retry_after
+from aiide_server_ext.agent.providers.base import (
+    Stop,
+    TextDelta,
+    ToolRequest,
+    Usage,
+    parse_retry_after,
+)
 from aiide_server_ext.agent.providers.openai_compat import OpenAICompatProvider, to_openai_messages
 from aiide_server_ext.agent.router import Router
-from aiide_server_ext.agent.errors import AgentError
 from aiide_server_ext.seams import Caller, OpenGate
-from fakes import FakeAnthropic, FakeOpenAI, Reply, ToolUse
 
 from .conftest import KEY, OAI_KEY
 
@@ -22,7 +33,9 @@ FAST = RetryPolicy(max_retries=2, base_delay=0.01, max_delay=0.05, max_wait=5)
 
 
 def request(**kw: Any) -> ModelRequest:
-    return ModelRequest(model="m", system="be brief", messages=[{"role": "user", "content": "hi"}], **kw)
+    return ModelRequest(
+        model="m", system="be brief", messages=[{"role": "user", "content": "hi"}], **kw
+    )
 
 
 async def events(provider: Any, key: str | None = KEY, policy: RetryPolicy = FAST) -> list[Any]:
@@ -37,14 +50,27 @@ async def test_anthropic_streams_text_usage_and_stop(afake_anthropic: FakeAnthro
 
 
 async def test_anthropic_tool_use_and_invalid_tool_json(afake_anthropic: FakeAnthropic) -> None:
-    afake_anthropic.push(Reply(tools=[ToolUse("read_cell", {"cell_id": "c"}, id="t1"), ToolUse("x", raw='{"a": ', id="t2")]))
-    got = [e for e in await events(AnthropicProvider("a", afake_anthropic.url)) if isinstance(e, ToolRequest)]
+    afake_anthropic.push(
+        Reply(
+            tools=[
+                ToolUse("read_cell", {"cell_id": "c"}, id="t1"),
+                ToolUse("x", raw='{"a": ', id="t2"),
+            ]
+        )
+    )
+    got = [
+        e
+        for e in await events(AnthropicProvider("a", afake_anthropic.url))
+        if isinstance(e, ToolRequest)
+    ]
     assert got[0] == ToolRequest("t1", "read_cell", {"cell_id": "c"}, '{"cell_id": "c"}')
     assert got[1].arguments is None and "not valid JSON" in (got[1].error or "")
 
 
 async def test_429_is_retried_after_retry_after(afake_anthropic: FakeAnthropic) -> None:
-    afake_anthropic.push(Reply(status=429, error_type="rate_limit_error", retry_after=0.05), Reply(text="fine"))
+    afake_anthropic.push(
+        Reply(status=429, error_type="rate_limit_error", retry_after=0.05), Reply(text="fine")
+    )
     got = await events(AnthropicProvider("a", afake_anthropic.url))
     assert [e.text for e in got if isinstance(e, TextDelta)] == ["fine"]
     assert len(afake_anthropic.requests) == 2
@@ -86,11 +112,15 @@ async def test_unreachable_provider_is_unavailable() -> None:
 
 
 async def test_openai_compat_streams_text_tools_usage(afake_openai: FakeOpenAI) -> None:
-    afake_openai.push(Reply(text="hello there", tools=[ToolUse("list_cells", {"path": "a.ipynb"}, id="c1")]))
+    afake_openai.push(
+        Reply(text="hello there", tools=[ToolUse("list_cells", {"path": "a.ipynb"}, id="c1")])
+    )
     got = await events(OpenAICompatProvider("o", afake_openai.url + "/v1"), key=OAI_KEY)
     assert "".join(e.text for e in got if isinstance(e, TextDelta)) == "hello there"
     assert ToolRequest("c1", "list_cells", {"path": "a.ipynb"}, '{"path": "a.ipynb"}') in got
-    assert any(isinstance(e, Usage) and e.input_tokens > 0 for e in got) and got[-1] == Stop("tool_use")
+    assert any(isinstance(e, Usage) and e.input_tokens > 0 for e in got) and got[-1] == Stop(
+        "tool_use"
+    )
 
 
 async def test_openai_compat_429_retried(afake_openai: FakeOpenAI) -> None:
@@ -102,7 +132,13 @@ async def test_openai_compat_429_retried(afake_openai: FakeOpenAI) -> None:
 async def test_messages_translate_to_openai_with_tool_results() -> None:
     msgs = [
         {"role": "user", "content": "hi"},
-        {"role": "assistant", "content": [{"type": "text", "text": "x"}, {"type": "tool_use", "id": "t", "name": "n", "input": {"a": 1}}]},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "x"},
+                {"type": "tool_use", "id": "t", "name": "n", "input": {"a": 1}},
+            ],
+        },
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t", "content": "r"}]},
     ]
     out = to_openai_messages("sys", msgs)
@@ -133,19 +169,41 @@ class MeterGate(OpenGate):
         self.usage.append(kw)
 
 
-def make_router(monkeypatch: pytest.MonkeyPatch, anthropic_url: str, openai_url: str, **cfg: Any) -> Router:
+def make_router(
+    monkeypatch: pytest.MonkeyPatch, anthropic_url: str, openai_url: str, **cfg: Any
+) -> Router:
     monkeypatch.setenv("T_ANTHROPIC_KEY", KEY)
     monkeypatch.setenv("T_OAI_KEY", OAI_KEY)
     router = Router(**cfg)
     router.retry_base_delay = 0.01
     providers = {
-        "anthropic": {"kind": "anthropic", "base_url": anthropic_url, "api_key_env": "T_ANTHROPIC_KEY"},
-        "local": {"kind": "openai", "base_url": openai_url + "/v1", "api_key_env": "T_OAI_KEY",
-                  "headers": {"x-team": "${TEAM:-none}"}},
+        "anthropic": {
+            "kind": "anthropic",
+            "base_url": anthropic_url,
+            "api_key_env": "T_ANTHROPIC_KEY",
+        },
+        "local": {
+            "kind": "openai",
+            "base_url": openai_url + "/v1",
+            "api_key_env": "T_OAI_KEY",
+            "headers": {"x-team": "${TEAM:-none}"},
+        },
     }
     models = [
-        {"name": "big", "provider": "anthropic", "capabilities": ["chat", "tools"], "cost": 3, "latency": 3},
-        {"name": "small", "provider": "local", "capabilities": ["chat", "tools", "complete"], "cost": 1, "latency": 1},
+        {
+            "name": "big",
+            "provider": "anthropic",
+            "capabilities": ["chat", "tools"],
+            "cost": 3,
+            "latency": 3,
+        },
+        {
+            "name": "small",
+            "provider": "local",
+            "capabilities": ["chat", "tools", "complete"],
+            "cost": 1,
+            "latency": 1,
+        },
     ]
     router.setup(models, providers, Values(), allow_user_keys=False)
     return router
@@ -163,7 +221,17 @@ async def test_router_falls_back_and_says_so(
         notices.append((code, message))
 
     caller = Caller("ada")
-    got = [x async for x in router.stream(router.candidates("agent", caller), caller, lambda s: request(), gate=gate, feature="agent", on_notice=note)]
+    got = [
+        x
+        async for x in router.stream(
+            router.candidates("agent", caller),
+            caller,
+            lambda s: request(),
+            gate=gate,
+            feature="agent",
+            on_notice=note,
+        )
+    ]
     assert {spec.name for spec, _ in got} == {"small"}
     assert [c for c, _ in notices] == ["retry", "retry", "fallback"]
     assert "big is unavailable (provider_overloaded); using small" in notices[-1][1]
@@ -172,11 +240,17 @@ async def test_router_falls_back_and_says_so(
 
 
 async def test_router_choices(monkeypatch: pytest.MonkeyPatch) -> None:
-    router = make_router(monkeypatch, "http://127.0.0.1:9", "http://127.0.0.1:9",
-                         group_models={"students": ["small"]})
+    router = make_router(
+        monkeypatch,
+        "http://127.0.0.1:9",
+        "http://127.0.0.1:9",
+        group_models={"students": ["small"]},
+    )
     assert [m.name for m in router.candidates("agent", Caller("a"))] == ["big", "small"]
     assert [m.name for m in router.candidates("complete", Caller("a"))] == ["small"]
-    assert [m.name for m in router.candidates("agent", Caller("s", groups=frozenset({"students"})))] == ["small"]
+    assert [
+        m.name for m in router.candidates("agent", Caller("s", groups=frozenset({"students"})))
+    ] == ["small"]
     with pytest.raises(AgentError) as e:
         router.candidates("agent", Caller("s", groups=frozenset({"students"})), requested="big")
     assert e.value.code == "unknown_model"

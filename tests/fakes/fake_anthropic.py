@@ -44,7 +44,9 @@ class MessagesHandler(FakeHandler):
             return
         self.set_header("content-type", "text/event-stream")
         self.set_header("cache-control", "no-cache")
-        await streaming(self, lambda: self._stream(reply, message_id, model, stop, usage_in, usage_out))
+        await streaming(
+            self, lambda: self._stream(reply, message_id, model, stop, usage_in, usage_out)
+        )
 
     def _finish_json(
         self, reply: Reply, mid: str, model: str, stop: str, usage_in: int, usage_out: int
@@ -92,23 +94,33 @@ class MessagesHandler(FakeHandler):
                 "cache_read_input_tokens": 0,
             },
         }
-        await self.send(_sse("message_start", {"type": "message_start", "message": message}), reply.first_delay)
+        await self.send(
+            _sse("message_start", {"type": "message_start", "message": message}), reply.first_delay
+        )
         await self.send(_sse("ping", {"type": "ping"}), 0)
         index = 0
         chunks = reply.text_chunks()
         if chunks:
             start = {"type": "text", "text": ""}
-            await self.send(_sse("content_block_start", {"type": "content_block_start", "index": 0, "content_block": start}), 0)
+            await self.send(
+                _sse(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": 0, "content_block": start},
+                ),
+                0,
+            )
             for n, chunk in enumerate(chunks):
-                if reply.stall_after is not None and n >= reply.stall_after:
-                    await self.stall()
+                if not await self.pace(reply, n):
                     return
-                if reply.drop_after is not None and n >= reply.drop_after:
-                    self.drop()
-                    return
-                delta = {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": chunk}}
-                await self.send(_sse("content_block_delta", delta), reply.delay)
-            await self.send(_sse("content_block_stop", {"type": "content_block_stop", "index": 0}), 0)
+                delta = {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": reply.stamped(chunk)},
+                }
+                await self.send(_sse("content_block_delta", delta), 0)
+            await self.send(
+                _sse("content_block_stop", {"type": "content_block_stop", "index": 0}), 0
+            )
             index = 1
         elif reply.stall_after is not None:
             await self.stall()
@@ -117,7 +129,10 @@ class MessagesHandler(FakeHandler):
             self.drop()
             return
         if reply.stream_error:
-            error = {"type": "error", "error": {"type": reply.stream_error, "message": reply.message}}
+            error = {
+                "type": "error",
+                "error": {"type": reply.stream_error, "message": reply.message},
+            }
             await self.send(_sse("error", error), reply.delay)
             self.finish()
             return
@@ -128,13 +143,25 @@ class MessagesHandler(FakeHandler):
                 "name": tool.name,
                 "input": {},
             }
-            await self.send(_sse("content_block_start", {"type": "content_block_start", "index": index, "content_block": block}), reply.delay)
+            await self.send(
+                _sse(
+                    "content_block_start",
+                    {"type": "content_block_start", "index": index, "content_block": block},
+                ),
+                reply.delay,
+            )
             raw = tool.arguments()
             half = len(raw) // 2
             for part in (raw[:half], raw[half:]):
-                delta = {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": part}}
+                delta = {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "input_json_delta", "partial_json": part},
+                }
                 await self.send(_sse("content_block_delta", delta), 0)
-            await self.send(_sse("content_block_stop", {"type": "content_block_stop", "index": index}), 0)
+            await self.send(
+                _sse("content_block_stop", {"type": "content_block_stop", "index": index}), 0
+            )
             index += 1
         delta = {
             "type": "message_delta",

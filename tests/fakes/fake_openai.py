@@ -29,7 +29,8 @@ class CompletionsHandler(FakeHandler):
             return
         body, reply = begun
         usage = {
-            "prompt_tokens": reply.input_tokens or estimate_tokens([body.get("messages"), body.get("tools")]),
+            "prompt_tokens": reply.input_tokens
+            or estimate_tokens([body.get("messages"), body.get("tools")]),
             "completion_tokens": reply.output_tokens or max(1, len(reply.text) // 4),
         }
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
@@ -48,34 +49,48 @@ class CompletionsHandler(FakeHandler):
         if not body.get("stream"):
             message: dict[str, Any] = {"role": "assistant", "content": reply.text or None}
             if calls:
-                message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in calls]
+                message["tool_calls"] = [
+                    {k: v for k, v in c.items() if k != "index"} for c in calls
+                ]
             choice = {"index": 0, "message": message, "finish_reason": finish}
-            self.finish({"id": cid, "object": "chat.completion", "created": int(time.time()),
-                         "model": model, "choices": [choice], "usage": usage})
+            self.finish(
+                {
+                    "id": cid,
+                    "object": "chat.completion",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [choice],
+                    "usage": usage,
+                }
+            )
             return
         self.set_header("content-type", "text/event-stream")
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
         async def run() -> None:
             def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> str:
-                data = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
-                        "model": model,
-                        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+                data = {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+                }
                 return f"data: {json.dumps(data)}\n\n"
 
             await self.send(chunk({"role": "assistant", "content": ""}), reply.first_delay)
             for n, text in enumerate(reply.text_chunks()):
-                if reply.stall_after is not None and n >= reply.stall_after:
-                    await self.stall()
+                if not await self.pace(reply, n):
                     return
-                if reply.drop_after is not None and n >= reply.drop_after:
-                    self.drop()
-                    return
-                await self.send(chunk({"content": text}), reply.delay)
+                await self.send(chunk({"content": reply.stamped(text)}), 0)
             for call in calls:
                 args = call["function"]["arguments"]
-                head = {"index": call["index"], "id": call["id"], "type": "function",
-                        "function": {"name": call["function"]["name"], "arguments": ""}}
+                head = {
+                    "index": call["index"],
+                    "id": call["id"],
+                    "type": "function",
+                    "function": {"name": call["function"]["name"], "arguments": ""},
+                }
                 await self.send(chunk({"tool_calls": [head]}), reply.delay)
                 half = len(args) // 2
                 for part in (args[:half], args[half:]):
@@ -83,8 +98,14 @@ class CompletionsHandler(FakeHandler):
                     await self.send(chunk({"tool_calls": [piece]}), 0)
             await self.send(chunk({}, finish), reply.delay)
             if include_usage:
-                data = {"id": cid, "object": "chat.completion.chunk", "created": int(time.time()),
-                        "model": model, "choices": [], "usage": usage}
+                data = {
+                    "id": cid,
+                    "object": "chat.completion.chunk",
+                    "created": int(time.time()),
+                    "model": model,
+                    "choices": [],
+                    "usage": usage,
+                }
                 await self.send(f"data: {json.dumps(data)}\n\n", 0)
             await self.send("data: [DONE]\n\n", 0)
             self.finish()

@@ -10,6 +10,7 @@ import asyncio
 import json
 import re
 import socket
+import time
 from collections import deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -52,6 +53,11 @@ class Reply:
     stop_reason: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    #: Append "@<send time>" to each text chunk (benchmarks measure per-token latency).
+    stamp: bool = False
+
+    def stamped(self, chunk: str) -> str:
+        return f"{chunk.rstrip()}@{time.time():.6f} " if self.stamp else chunk
 
     def text_chunks(self) -> list[str]:
         if self.chunks is not None:
@@ -112,6 +118,7 @@ class FakeServer:
         control = [
             (r"/_fake/script", ScriptHandler, {"fake": self}),
             (r"/_fake/requests", RequestsHandler, {"fake": self}),
+            (r"/_fake/default", DefaultHandler, {"fake": self}),
         ]
         return web.Application([*self.routes(), *control])
 
@@ -190,6 +197,18 @@ class FakeHandler(web.RequestHandler):
         self.write(chunk)
         await self.flush()
 
+    async def pace(self, reply: Reply, n: int) -> bool:
+        """Before text chunk n: wait, or stall / drop as scripted (False: stop sending)."""
+        if reply.stall_after is not None and n >= reply.stall_after:
+            await self.stall()
+            return False
+        if reply.drop_after is not None and n >= reply.drop_after:
+            self.drop()
+            return False
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        return True
+
     async def stall(self) -> None:
         """Send nothing more until the client gives up."""
         while not self.request.connection.stream.closed():  # type: ignore[union-attr]
@@ -219,6 +238,20 @@ class ScriptHandler(web.RequestHandler):
     def delete(self) -> None:
         self.fake.script.clear()
         self.fake.requests.clear()
+        self.set_status(204)
+
+
+class DefaultHandler(web.RequestHandler):
+    """``PUT /_fake/default`` a reply (JSON): the answer once the script is empty."""
+
+    def initialize(self, fake: FakeServer) -> None:
+        self.fake = fake
+
+    def check_xsrf_cookie(self) -> None:
+        return None
+
+    def put(self) -> None:
+        self.fake.default = Reply.from_json(json.loads(self.request.body))
         self.set_status(204)
 
 

@@ -55,7 +55,9 @@ def to_openai_messages(system: str, messages: list[dict[str, Any]]) -> list[dict
                 result = block.get("content", "")
                 if not isinstance(result, str):
                     result = "".join(p.get("text", "") for p in result)
-                out.append({"role": "tool", "tool_call_id": block["tool_use_id"], "content": result})
+                out.append(
+                    {"role": "tool", "tool_call_id": block["tool_use_id"], "content": result}
+                )
         if texts:
             out.append({"role": "user", "content": "\n".join(texts)})
     return out
@@ -119,7 +121,9 @@ class OpenAICompatProvider:
             body["stop"] = request.stop_sequences
         return body
 
-    async def stream(self, request: ModelRequest, api_key: str | None) -> AsyncIterator[StreamEvent]:
+    async def stream(
+        self, request: ModelRequest, api_key: str | None
+    ) -> AsyncIterator[StreamEvent]:
         headers = {"content-type": "application/json", **self.headers, **request.headers}
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
@@ -158,7 +162,9 @@ class OpenAICompatProvider:
                 raise ProviderError("provider_error", str(chunk["error"])[:300])
             if chunk.get("usage"):
                 u = chunk["usage"]
-                usage = Usage(int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0))
+                usage = Usage(
+                    int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)
+                )
             for choice in chunk.get("choices") or []:
                 delta = choice.get("delta") or {}
                 if delta.get("content"):

@@ -6,17 +6,29 @@ from __future__ import annotations
 from functools import cache
 from typing import Any
 
-from .base import Tool, ToolEnv, ToolError, ToolResult, confine
+from ..errors import ToolError
+from .base import Tool, ToolEnv, ToolResult, confine
 from .files import FILE_TOOLS
+from .knowledge import KNOWLEDGE_TOOLS
 from .notebook import NOTEBOOK_TOOLS
 
-__all__ = ["TOOLS", "Tool", "ToolEnv", "ToolError", "ToolResult", "confine", "definitions", "validate"]
+__all__ = [
+    "TOOLS",
+    "Tool",
+    "ToolEnv",
+    "ToolError",
+    "ToolResult",
+    "confine",
+    "definitions",
+    "validate",
+]
 
-TOOLS: dict[str, Tool] = {t.name: t for t in [*NOTEBOOK_TOOLS, *FILE_TOOLS]}
+TOOLS: dict[str, Tool] = {t.name: t for t in [*NOTEBOOK_TOOLS, *FILE_TOOLS, *KNOWLEDGE_TOOLS]}
 
 
-def definitions(names: list[str] | None = None) -> list[dict[str, Any]]:
-    return [TOOLS[n].definition() for n in (names or list(TOOLS))]
+def definitions(*, knowledge: bool = True) -> list[dict[str, Any]]:
+    """What the model is told; ``search_knowledge`` only where an index exists."""
+    return [t.definition() for t in TOOLS.values() if knowledge or t.name != "search_knowledge"]
 
 
 @cache

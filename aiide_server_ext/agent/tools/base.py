@@ -7,18 +7,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..errors import ToolError
+
 if TYPE_CHECKING:
     from ...seams import Caller
     from ..notebooks import NotebookBridge, Route
-
-
-class ToolError(Exception):
-    """A tool failure the model is told about (the run goes on)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
 
 
 @dataclass
@@ -48,6 +41,8 @@ class ToolEnv:
     admit_execute: Callable[[], Awaitable[None]] | None = None
     #: The notebook the chat was about, for tools whose ``path`` is optional.
     default_notebook: str | None = None
+    #: The knowledge part's service (``search(caller, query, k)``), when it is loaded.
+    knowledge: Any = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -8,7 +8,8 @@ import os
 import re
 from typing import Any
 
-from .base import Tool, ToolEnv, ToolError, ToolResult, confine, relative
+from ..errors import ToolError
+from .base import Tool, ToolEnv, ToolResult, confine, relative
 
 MAX_LIST = 200
 MAX_MATCHES = 50
@@ -81,7 +82,10 @@ async def search_files(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
                     continue
                 path = os.path.join(folder, name)
                 real = os.path.realpath(path)
-                if not real.startswith(real_root + os.sep) or os.path.getsize(real) > MAX_SEARCH_FILE:
+                if (
+                    not real.startswith(real_root + os.sep)
+                    or os.path.getsize(real) > MAX_SEARCH_FILE
+                ):
                     continue  # symlinks out of the root, and big files, are not searched
                 with open(real, encoding="utf-8", errors="ignore") as f:
                     for n, line in enumerate(f, 1):

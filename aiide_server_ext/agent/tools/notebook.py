@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..errors import ToolError
 from ..kernels import ExecResult, summarise_outputs
 from ..patches import describe, index_of, source_of
-from .base import Tool, ToolEnv, ToolError, ToolResult, confine
+from .base import Tool, ToolEnv, ToolResult, confine
 
 CELL_TYPES = ["code", "markdown", "raw"]
 
@@ -67,7 +68,12 @@ async def preview_replace(env: ToolEnv, args: dict[str, Any]) -> dict[str, Any]:
     path = _notebook(env, args)
     nb = await env.notebooks.load(path)
     cell = nb["cells"][index_of(nb, args["cell_id"])]
-    op = {"op": "replace", "cell_id": cell["id"], "expected_source": source_of(cell), "source": args["source"]}
+    op = {
+        "op": "replace",
+        "cell_id": cell["id"],
+        "expected_source": source_of(cell),
+        "source": args["source"],
+    }
     return {"path": path, "ops": [op]}
 
 
@@ -75,7 +81,10 @@ async def preview_delete(env: ToolEnv, args: dict[str, Any]) -> dict[str, Any]:
     path = _notebook(env, args)
     nb = await env.notebooks.load(path)
     cell = nb["cells"][index_of(nb, args["cell_id"])]
-    return {"path": path, "ops": [{"op": "delete", "cell_id": cell["id"], "expected_source": source_of(cell)}]}
+    return {
+        "path": path,
+        "ops": [{"op": "delete", "cell_id": cell["id"], "expected_source": source_of(cell)}],
+    }
 
 
 def _editor(preview: Any) -> Any:
@@ -90,8 +99,12 @@ def _editor(preview: Any) -> Any:
 def _executed(result: ExecResult, what: str) -> ToolResult:
     text = summarise_outputs(result.outputs) or "(no output)"
     ok = result.status == "ok"
-    return ToolResult(f"{what} {'ran' if ok else 'failed'}:\n{text}", ok=ok,
-                      code=None if ok else "execution_error", outputs=result.outputs)
+    return ToolResult(
+        f"{what} {'ran' if ok else 'failed'}:\n{text}",
+        ok=ok,
+        code=None if ok else "execution_error",
+        outputs=result.outputs,
+    )
 
 
 async def run_cell(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
@@ -112,28 +125,77 @@ async def execute_code(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
 
 def _schema(props: dict[str, Any], required: list[str]) -> dict[str, Any]:
     path = {"type": "string", "minLength": 1, "maxLength": 1024}
-    return {"type": "object", "properties": {"path": path, **props}, "required": required,
-            "additionalProperties": False}
+    return {
+        "type": "object",
+        "properties": {"path": path, **props},
+        "required": required,
+        "additionalProperties": False,
+    }
 
 
 CELL_ID = {"type": "string", "minLength": 1, "maxLength": 128}
 SOURCE = {"type": "string", "maxLength": 100000}
 
 NOTEBOOK_TOOLS = [
-    Tool("list_cells", "List a notebook's cells: id, type, first line.", _schema({}, []), "low", list_cells),
-    Tool("read_cell", "Read one cell's source and outputs.", _schema({"cell_id": CELL_ID}, ["cell_id"]),
-         "low", read_cell),
-    Tool("insert_cell", "Insert a cell after after_id (null: at the top).",
-         _schema({"source": SOURCE, "after_id": {"type": ["string", "null"], "maxLength": 128},
-                  "cell_type": {"enum": CELL_TYPES}}, ["source"]),
-         "medium", _editor(preview_insert), preview_insert),
-    Tool("replace_cell", "Replace a cell's source.", _schema({"cell_id": CELL_ID, "source": SOURCE},
-                                                            ["cell_id", "source"]),
-         "medium", _editor(preview_replace), preview_replace),
-    Tool("delete_cell", "Delete a cell.", _schema({"cell_id": CELL_ID}, ["cell_id"]),
-         "high", _editor(preview_delete), preview_delete),
-    Tool("run_cell", "Run a code cell in the notebook's sandboxed kernel; returns its outputs.",
-         _schema({"cell_id": CELL_ID}, ["cell_id"]), "medium", run_cell, executes_code=True),
-    Tool("execute_code", "Run code in the notebook's sandboxed kernel without adding a cell.",
-         _schema({"code": SOURCE}, ["code"]), "medium", execute_code, executes_code=True),
+    Tool(
+        "list_cells",
+        "List a notebook's cells: id, type, first line.",
+        _schema({}, []),
+        "low",
+        list_cells,
+    ),
+    Tool(
+        "read_cell",
+        "Read one cell's source and outputs.",
+        _schema({"cell_id": CELL_ID}, ["cell_id"]),
+        "low",
+        read_cell,
+    ),
+    Tool(
+        "insert_cell",
+        "Insert a cell after after_id (null: at the top).",
+        _schema(
+            {
+                "source": SOURCE,
+                "after_id": {"type": ["string", "null"], "maxLength": 128},
+                "cell_type": {"enum": CELL_TYPES},
+            },
+            ["source"],
+        ),
+        "medium",
+        _editor(preview_insert),
+        preview_insert,
+    ),
+    Tool(
+        "replace_cell",
+        "Replace a cell's source.",
+        _schema({"cell_id": CELL_ID, "source": SOURCE}, ["cell_id", "source"]),
+        "medium",
+        _editor(preview_replace),
+        preview_replace,
+    ),
+    Tool(
+        "delete_cell",
+        "Delete a cell.",
+        _schema({"cell_id": CELL_ID}, ["cell_id"]),
+        "high",
+        _editor(preview_delete),
+        preview_delete,
+    ),
+    Tool(
+        "run_cell",
+        "Run a code cell in the notebook's sandboxed kernel; returns its outputs.",
+        _schema({"cell_id": CELL_ID}, ["cell_id"]),
+        "medium",
+        run_cell,
+        executes_code=True,
+    ),
+    Tool(
+        "execute_code",
+        "Run code in the notebook's sandboxed kernel without adding a cell.",
+        _schema({"code": SOURCE}, ["code"]),
+        "medium",
+        execute_code,
+        executes_code=True,
+    ),
 ]

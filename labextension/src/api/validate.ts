@@ -8,39 +8,18 @@ import type {
   IKernelEventsResponse,
   IStatusResponse
 } from './types';
+import {
+  ResponseShapeError,
+  field,
+  isBoolean,
+  isObject,
+  isString,
+  isStringOrNull,
+  listField,
+  objectBody
+} from './json';
 
-/** Raised when a response does not have the documented shape. */
-export class ResponseShapeError extends Error {
-  constructor(what: string, path: string) {
-    super(`aiide: unexpected ${what} response: ${path}`);
-    this.name = 'ResponseShapeError';
-  }
-}
-
-type Json = Record<string, unknown>;
-
-function isObject(value: unknown): value is Json {
-  return typeof value === 'object' && value !== null && !Array.isArray(value);
-}
-
-function field<T>(
-  obj: Json,
-  key: string,
-  check: (v: unknown) => v is T,
-  what: string,
-  path: string
-): T {
-  const value = obj[key];
-  if (!check(value)) {
-    throw new ResponseShapeError(what, `${path}.${key}`);
-  }
-  return value;
-}
-
-const isString = (v: unknown): v is string => typeof v === 'string';
-const isBoolean = (v: unknown): v is boolean => typeof v === 'boolean';
-const isStringOrNull = (v: unknown): v is string | null =>
-  v === null || typeof v === 'string';
+export { ResponseShapeError };
 
 function backend(value: unknown, path: string): IBackendStatus {
   if (!isObject(value)) {
@@ -90,23 +69,11 @@ export function parseStatus(data: unknown): IStatusResponse {
 /** Checks and copies a `GET /aiide/api/kernels/<id>/events` body. */
 export function parseKernelEvents(data: unknown): IKernelEventsResponse {
   const what = 'kernel events';
-  if (!isObject(data)) {
-    throw new ResponseShapeError(what, '$');
-  }
-  const rawEvents = data.events;
-  if (!Array.isArray(rawEvents)) {
-    throw new ResponseShapeError(what, '$.events');
-  }
-  const events: IKernelEvent[] = rawEvents.map((raw: unknown, i) => {
-    const path = `$.events[${i}]`;
-    if (!isObject(raw)) {
-      throw new ResponseShapeError(what, path);
-    }
-    return {
-      time: field(raw, 'time', isString, what, path),
-      kind: field(raw, 'kind', isString, what, path),
-      message: field(raw, 'message', isString, what, path)
-    };
-  });
-  return { kernel_id: field(data, 'kernel_id', isString, what, '$'), events };
+  const body = objectBody(data, what);
+  const events: IKernelEvent[] = listField(body, 'events', what, '$', (raw, path) => ({
+    time: field(raw, 'time', isString, what, path),
+    kind: field(raw, 'kind', isString, what, path),
+    message: field(raw, 'message', isString, what, path)
+  }));
+  return { kernel_id: field(body, 'kernel_id', isString, what, '$'), events };
 }

@@ -10,7 +10,8 @@ export type StatusFlag =
   | 'unreachable'
   | 'no-sandbox'
   | 'no-limits'
-  | 'no-model';
+  | 'no-model'
+  | 'quota';
 
 export type NoticeType = 'warning' | 'error';
 

@@ -1,4 +1,4 @@
-/** The "aiide" status-bar item. */
+/** An aiide status-bar item: text, tooltip, flags in `data-aiide-status`, clickable. */
 import { Widget } from '@lumino/widgets';
 
 import { type IStatusView, flagsAttribute } from './describe';
@@ -6,9 +6,9 @@ import { type IStatusView, flagsAttribute } from './describe';
 export const STATUS_ITEM_ID = 'aiide-status';
 
 export class StatusItem extends Widget {
-  constructor(onClick: () => void) {
+  constructor(onClick: () => void, id: string = STATUS_ITEM_ID) {
     super();
-    this.id = STATUS_ITEM_ID;
+    this.id = id;
     this.addClass('aiide-StatusItem');
     this.node.setAttribute('role', 'button');
     this.node.tabIndex = 0;

@@ -1,0 +1,208 @@
+"""Thin tornado handlers over ``AgentService`` (all logic lives there)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+
+from jupyter_server.auth.decorator import authorized, ws_authenticated
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.base.websocket import WebSocketMixin
+from tornado import web, websocket
+
+from ..seams import Caller, GateRefusal, gate_of
+from .errors import AgentError
+from .providers.base import ProviderError
+from .service import AgentService
+
+AUTH_RESOURCE = "aiide"
+
+
+class AgentHandler(APIHandler):  # type: ignore[misc]
+    auth_resource = AUTH_RESOURCE
+
+    @property
+    def service(self) -> AgentService:
+        service: AgentService = self.settings["aiide_agent"]
+        return service
+
+    @property
+    def caller(self) -> Caller:
+        return gate_of(self.settings).caller(self)
+
+    def fail(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        self.set_status(status)
+        for name, value in (headers or {}).items():
+            self.set_header(name, value)
+        self.finish(json.dumps({"code": code, "message": message}))
+
+    def body(self) -> Any:
+        if len(self.request.body) > self.service.max_message_bytes:
+            raise AgentError("too_large", "request body is too large", 413)
+        try:
+            return json.loads(self.request.body or b"null")
+        except ValueError:
+            raise AgentError("bad_message", "body is not JSON") from None
+
+
+class ConversationsHandler(AgentHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish(json.dumps(self.service.list_conversations(self.caller)))
+
+
+class ConversationHandler(AgentHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, cid: str) -> None:
+        try:
+            self.finish(json.dumps(self.service.get_conversation(self.caller, cid)))
+        except AgentError as e:
+            self.fail(e.status, e.code, e.message)
+
+    @web.authenticated
+    @authorized
+    async def delete(self, cid: str) -> None:
+        try:
+            self.service.delete_conversation(self.caller, cid)
+        except AgentError as e:
+            self.fail(e.status, e.code, e.message)
+            return
+        self.set_status(204)
+        self.finish()
+
+
+class ModelsHandler(AgentHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish(json.dumps(self.service.models(self.caller)))
+
+
+class KeysHandler(AgentHandler):
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish(json.dumps(self.service.keys(self.caller)))
+
+
+class KeyHandler(AgentHandler):
+    @web.authenticated
+    @authorized
+    async def put(self, provider: str) -> None:
+        try:
+            body = self.body()
+            key = body.get("key") if isinstance(body, dict) else None
+            self.service.set_key(self.caller, provider, key if key is not None else "")
+        except AgentError as e:
+            self.fail(e.status, e.code, e.message)
+            return
+        self.set_status(204)
+        self.finish()
+
+    @web.authenticated
+    @authorized
+    async def delete(self, provider: str) -> None:
+        try:
+            self.service.set_key(self.caller, provider, None)
+        except AgentError as e:
+            self.fail(e.status, e.code, e.message)
+            return
+        self.set_status(204)
+        self.finish()
+
+
+class CompleteHandler(AgentHandler):
+    """Inline completion; closing the request cancels the model call."""
+
+    _task: asyncio.Task[dict[str, Any]] | None = None
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        try:
+            body = self.body()
+            self._task = asyncio.ensure_future(self.service.complete(self.caller, body))
+            result = await self._task
+        except asyncio.CancelledError:
+            return  # the client went away
+        except GateRefusal as e:
+            self.fail(e.status, e.code, e.message, e.headers)
+            return
+        except AgentError as e:
+            self.fail(e.status, e.code, e.message)
+            return
+        except ProviderError as e:
+            self.fail(503, e.code, e.message)
+            return
+        self.finish(json.dumps(result))
+
+    def on_connection_close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+class ChatConnection:
+    """The chat socket as the hub sees it."""
+
+    def __init__(self, handler: ChatSocketHandler, username: str) -> None:
+        self.handler = handler
+        self.username = username
+        self.open_notebooks: set[str] = set()
+
+    def send(self, text: str) -> None:
+        with contextlib.suppress(websocket.WebSocketClosedError):
+            self.handler.write_message(text)
+
+
+class ChatSocketHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):  # type: ignore[misc]
+    auth_resource = AUTH_RESOURCE
+    conn: ChatConnection | None = None
+    caller: Caller | None = None
+
+    @property
+    def service(self) -> AgentService:
+        service: AgentService = self.settings["aiide_agent"]
+        return service
+
+    @property
+    def max_message_size(self) -> int:
+        # Frames over the protocol cap get a ``too_large`` error; far larger ones close.
+        return 4 * self.service.max_message_bytes
+
+    @ws_authenticated
+    @authorized
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        await super().get(*args, **kwargs)
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        super().open(*args, **kwargs)
+        self.set_nodelay(True)  # tokens are small frames: Nagle would hold them ~40 ms
+        self.caller = gate_of(self.settings).caller(self)
+        self.conn = ChatConnection(self, self.caller.username)
+        self.service.connected(self.conn)
+
+    async def on_message(self, message: str | bytes) -> None:
+        if self.conn is not None and self.caller is not None:
+            await self.service.handle(self.conn, self.caller, message)
+
+    def on_close(self) -> None:
+        if self.conn is not None:
+            self.service.disconnected(self.conn)
+            self.conn = None
+
+
+default_handlers = [
+    (r"/aiide/api/chat/ws", ChatSocketHandler),
+    (r"/aiide/api/complete", CompleteHandler),
+    (r"/aiide/api/agent/conversations", ConversationsHandler),
+    (r"/aiide/api/agent/conversations/(?P<cid>[\w-]+)", ConversationHandler),
+    (r"/aiide/api/agent/models", ModelsHandler),
+    (r"/aiide/api/agent/keys", KeysHandler),
+    (r"/aiide/api/agent/keys/(?P<provider>[\w.-]+)", KeyHandler),
+]

@@ -1,0 +1,168 @@
+"""The agent part of the extension (``c.Agent.*``): configuration, services, routes.
+
+Nothing heavy is imported here or at server start: the anthropic SDK, httpx and
+jsonschema load on first use (or in a background thread shortly after start).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from typing import Any
+
+from traitlets import Bool, Dict, Float, Int, List, Unicode
+
+from ..parts import ExtensionPart
+from ..seams import Caller, gate_of
+
+
+class Agent(ExtensionPart):
+    """The assistant: model providers, chat socket, tools, approval policy, runs."""
+
+    db_path = Unicode(
+        "",
+        config=True,
+        help="sqlite file for conversations, runs and events. Empty: aiide/agent.sqlite "
+        "in the Jupyter data directory.",
+    )
+    providers = Dict(
+        {},
+        config=True,
+        help="Provider name -> {kind: anthropic|openai, base_url, api_key_env, headers}. "
+        "base_url and header values may use ${VAR} / ${VAR:-default} (environment, or the "
+        "user's own values when allow_user_keys). Merged over the built-in 'anthropic' "
+        "(ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL) and 'openai' (OPENAI_API_KEY) entries.",
+    )
+    models = List(
+        Dict(),
+        default_value=[],
+        config=True,
+        help="Models, in order of preference: {name, provider, model, capabilities "
+        "(chat, tools, complete), cost, latency, max_output_tokens}. Empty: Claude Sonnet "
+        "and Haiku, GPT-4o mini (each usable when its provider has a key).",
+    )
+    allow_user_keys = Bool(
+        False,
+        config=True,
+        help="Let users store their own provider keys (kept server-side, never sent back).",
+    )
+    approval_timeout = Float(
+        900.0, config=True, help="Seconds before an unanswered approval expires the run."
+    )
+    complete_timeout = Float(5.0, config=True, help="Seconds an inline completion may take.")
+    execute_timeout = Float(120.0, config=True, help="Seconds a tool's code run may take.")
+    frontend_timeout = Float(
+        120.0, config=True, help="Seconds to wait for a front end to apply a patch or run a cell."
+    )
+    max_message_bytes = Int(262144, config=True, help="Largest chat frame accepted.")
+    heartbeat_seconds = Float(
+        30.0, config=True, help="How often clients should ping (sent to them in 'hello')."
+    )
+    kernel_name = Unicode("aiide-python", config=True, help="Kernel for headless runs.")
+    allow_hidden = Bool(False, config=True, help="Let file tools see hidden files.")
+    preload = Bool(
+        True,
+        config=True,
+        help="Import the model SDKs in a background thread after start, so the first "
+        "chat does not pay for it.",
+    )
+
+    def initialize(self, settings: dict[str, Any]) -> None:
+        from .context import ContextBuilder
+        from .policy import ToolPolicy
+        from .router import DEFAULT_MODELS, DEFAULT_PROVIDERS, Router
+        from .service import AgentService
+        from .store import Store
+
+        server = getattr(self.parent, "serverapp", None)
+        if server is None:
+            raise RuntimeError("the agent part runs inside the aiide extension")
+        path = self.db_path or os.path.join(server.data_dir, "aiide", "agent.sqlite")
+        store = Store(path)
+        providers = {**DEFAULT_PROVIDERS, **{k: dict(v) for k, v in self.providers.items()}}
+        router = Router(parent=self)
+        router.setup(list(self.models) or DEFAULT_MODELS, providers, store, self.allow_user_keys)
+        self.service = AgentService(
+            store=store,
+            router=router,
+            policy=ToolPolicy(parent=self),
+            context=ContextBuilder(parent=self),
+            gate=_LazyGate(settings),
+            contents_manager=server.contents_manager,
+            kernel_manager=server.kernel_manager,
+            session_manager=getattr(server, "session_manager", None),
+            root_dir=os.path.realpath(server.root_dir),
+            knowledge=lambda: settings.get("aiide_knowledge"),
+            options={
+                "max_message_bytes": self.max_message_bytes,
+                "heartbeat_seconds": self.heartbeat_seconds,
+                "kernel_name": self.kernel_name,
+                "frontend_timeout": self.frontend_timeout,
+                "execute_timeout": self.execute_timeout,
+                "approval_timeout": self.approval_timeout,
+                "complete_timeout": self.complete_timeout,
+                "allow_user_keys": self.allow_user_keys,
+                "allow_hidden": self.allow_hidden,
+                "network": _sandbox_network(server),
+            },
+        )
+        settings["aiide_agent"] = self.service
+
+    def handlers(self) -> list[tuple[str, Any]]:
+        from .handlers import default_handlers
+
+        return list(default_handlers)
+
+    async def start(self) -> None:
+        self.service.start()
+        if self.preload:
+            threading.Thread(target=_preload, name="aiide-preload", daemon=True).start()
+            await asyncio.sleep(0)
+
+    async def stop(self) -> None:
+        await self.service.stop()
+
+
+class _LazyGate:
+    """The gate as of each call: the gateway part may install it after this part starts."""
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = settings
+
+    def caller(self, handler: Any) -> Caller:
+        return gate_of(self.settings).caller(handler)
+
+    async def admit(self, caller: Caller, route_class: str, scope: str | None = None) -> None:
+        await gate_of(self.settings).admit(caller, route_class, scope=scope)
+
+    async def record_model_usage(self, caller: Caller, **usage: Any) -> None:
+        await gate_of(self.settings).record_model_usage(caller, **usage)
+
+    async def audit(
+        self,
+        caller: Caller | None,
+        action: str,
+        target: str,
+        outcome: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        await gate_of(self.settings).audit(caller, action, target, outcome, detail)
+
+
+def _sandbox_network(server: Any) -> bool:
+    try:
+        from aiide_kernel.policy import SandboxPolicy
+
+        return bool(SandboxPolicy(config=server.config).allow_network)
+    except Exception:
+        return False
+
+
+def _preload() -> None:
+    try:
+        import anthropic  # noqa: F401
+        import httpx  # noqa: F401
+        import jsonschema  # noqa: F401
+    except ImportError:
+        pass

@@ -1,0 +1,220 @@
+"""The agent as the handlers see it: one object per server, plain methods, no tornado.
+
+Wires the store, hub, router, engine and notebook bridge together, dispatches chat-socket
+messages (admitting each through the gate) and answers the REST routes.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..seams import Caller, Gate, GateRefusal
+from .complete import Completer, check
+from .context import ContextBuilder
+from .engine import RunEngine
+from .errors import AgentError
+from .hub import Connection, Hub
+from .kernels import KernelRunner
+from .notebooks import NotebookBridge
+from .policy import ToolPolicy
+from .protocol import PROTOCOL_VERSION, parse
+from .router import Router
+from .store import Store
+
+log = logging.getLogger("aiide.agent")
+
+
+class AgentService:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        router: Router,
+        policy: ToolPolicy,
+        context: ContextBuilder,
+        gate: Gate,
+        contents_manager: Any,
+        kernel_manager: Any,
+        session_manager: Any,
+        root_dir: str,
+        options: dict[str, Any],
+        knowledge: Callable[[], Any] = lambda: None,
+    ) -> None:
+        self.store = store
+        self.gate = gate
+        self.router = router
+        self.options = options
+        self.max_message_bytes = int(options["max_message_bytes"])
+        self.heartbeat = float(options["heartbeat_seconds"])
+        self.hub = Hub(store)
+        self.kernels = KernelRunner(
+            kernel_manager, session_manager, root_dir, options["kernel_name"]
+        )
+        self.notebooks = NotebookBridge(
+            contents_manager,
+            self.kernels,
+            self.hub,
+            frontend_timeout=float(options["frontend_timeout"]),
+            execute_timeout=float(options["execute_timeout"]),
+        )
+        self.engine = RunEngine(
+            store,
+            self.hub,
+            router,
+            policy,
+            context,
+            self.notebooks,
+            gate,
+            root_dir=root_dir,
+            approval_timeout=float(options["approval_timeout"]),
+            network=bool(options.get("network", False)),
+            allow_hidden=bool(options.get("allow_hidden", False)),
+            knowledge=knowledge,
+        )
+        self.completer = Completer(router, timeout=float(options["complete_timeout"]))
+
+    # -- lifecycle -------------------------------------------------------------------
+    def start(self) -> None:
+        self.engine.recover()
+
+    async def stop(self) -> None:
+        await self.engine.close()
+        await self.kernels.shutdown()
+        await self.router.aclose()
+        self.store.close()
+
+    # -- the chat socket ---------------------------------------------------------------
+    def connected(self, conn: Connection) -> None:
+        self.hub.connect(conn)
+        self.hub.control(
+            conn,
+            "hello",
+            protocol=PROTOCOL_VERSION,
+            max_message_bytes=self.max_message_bytes,
+            heartbeat_seconds=self.heartbeat,
+        )
+
+    def disconnected(self, conn: Connection) -> None:
+        self.hub.drop(conn)
+        self.notebooks.connection_closed(conn)
+
+    async def handle(self, conn: Connection, caller: Caller, frame: str | bytes) -> None:
+        try:
+            msg = parse(frame, self.max_message_bytes)
+        except AgentError as e:
+            self.hub.error(conn, e.code, e.message)
+            return
+        try:
+            await self._dispatch(conn, caller, msg)
+        except (AgentError, GateRefusal) as e:
+            self.hub.error(
+                conn,
+                e.code,
+                e.message,
+                reply_to=msg.get("id"),
+                conversation_id=msg.get("conversation_id"),
+                run_id=msg.get("run_id"),
+            )
+        except Exception:
+            log.exception("aiide: chat message %s failed", msg.get("type"))
+            self.hub.error(
+                conn, "internal", "internal error (see the server log)", reply_to=msg.get("id")
+            )
+
+    async def _dispatch(self, conn: Connection, caller: Caller, msg: dict[str, Any]) -> None:
+        kind = msg["type"]
+        if kind == "ping":
+            self.hub.control(conn, "pong", reply_to=msg.get("id"), ts=round(time.time(), 3))
+        elif kind == "chat":
+            await self.gate.admit(caller, "chat", scope="chat")
+            await self.engine.start(conn, caller, msg)
+        elif kind == "approve":
+            await self.gate.admit(caller, "chat", scope="agent:run")
+            await self.engine.approve(caller, msg)
+        elif kind == "cancel":
+            self.engine.cancel(caller, msg)
+        elif kind == "resume":
+            cid = msg["conversation_id"]
+            if self.store.conversation(cid, caller.username) is None:
+                raise AgentError("unknown_conversation", f"no conversation {cid}", 404)
+            self.hub.replay(conn, cid, msg["after_seq"], msg.get("id"))
+        elif kind == "notebook_open":
+            conn.open_notebooks.add(msg["path"].strip("/"))
+        elif kind == "notebook_close":
+            conn.open_notebooks.discard(msg["path"].strip("/"))
+        elif kind == "notebook_result" and not self.notebooks.resolve(conn, msg):
+            raise AgentError("unknown_request", f"nothing waits for {msg['request_id']}", 404)
+
+    # -- REST --------------------------------------------------------------------------
+    def _summary(self, conv: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "id": conv["id"],
+            "title": conv["title"],
+            "created": conv["created"],
+            "updated": conv["updated"],
+            "last_seq": self.store.last_seq(conv["id"]),
+            "active_run": self.engine.active.get(conv["id"]),
+        }
+
+    def list_conversations(self, caller: Caller) -> dict[str, Any]:
+        return {
+            "conversations": [self._summary(c) for c in self.store.conversations(caller.username)]
+        }
+
+    def get_conversation(self, caller: Caller, cid: str) -> dict[str, Any]:
+        conv = self.store.conversation(cid, caller.username)
+        if conv is None:
+            raise AgentError("unknown_conversation", f"no conversation {cid}", 404)
+        turns = []
+        for t in self.store.turns(cid):
+            content = t["content"]
+            if isinstance(content, str):
+                text = content
+            else:
+                text = "".join(b.get("text", "") for b in content if b.get("type") == "text")
+                if not text:
+                    continue  # tool plumbing, shown through events
+            turns.append({"role": t["role"], "text": text, "run_id": t["run_id"]})
+        runs = [
+            {
+                "id": r["id"],
+                "state": r["state"],
+                "usage": {
+                    k: r.get(k, 0)
+                    for k in ("input_tokens", "output_tokens", "model_calls", "tool_calls", "steps")
+                },
+            }
+            for r in self.store.runs_of(cid)
+        ]
+        return {**self._summary(conv), "turns": turns, "runs": runs}
+
+    def delete_conversation(self, caller: Caller, cid: str) -> None:
+        self.engine.delete_conversation(caller, cid)
+
+    def models(self, caller: Caller) -> dict[str, Any]:
+        return {"models": [m.public() for m in self.router.available(caller)]}
+
+    async def complete(self, caller: Caller, body: Any) -> dict[str, Any]:
+        await self.gate.admit(caller, "complete", scope="complete")
+        return await self.completer.complete(caller, check(body), self.gate)
+
+    # -- users' own keys ---------------------------------------------------------------
+    def keys(self, caller: Caller) -> dict[str, Any]:
+        rows = []
+        for name in self.store.user_names(caller.username):
+            if name.startswith("key:"):
+                value = self.store.user_value(caller.username, name) or ""
+                rows.append({"provider": name[4:], "set": True, "hint": "…" + value[-4:]})
+        return {"keys": rows}
+
+    def set_key(self, caller: Caller, provider: str, key: str | None) -> None:
+        if not self.options.get("allow_user_keys"):
+            raise AgentError("forbidden", "the administrator does not allow personal keys", 403)
+        if provider not in self.router.provider_specs:
+            raise AgentError("unknown_provider", f"no provider {provider!r}", 404)
+        if key is not None and (not isinstance(key, str) or not 8 <= len(key) <= 512):
+            raise AgentError("bad_message", "'key' must be a string of 8..512 characters")
+        self.store.set_user_value(caller.username, f"key:{provider}", key)

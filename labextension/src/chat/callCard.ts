@@ -1,0 +1,328 @@
+/**
+ * One tool call of the agent, as a card: what it will do, its risk, the diff of a
+ * notebook edit, and — while it waits — Approve / Edit / Reject (with a reason).
+ * Then its notebook request (Apply / Undo) and its result.
+ *
+ * The card keeps the user's half-typed edits and reason across redraws.
+ */
+import { button, fill, h } from '../ui/dom';
+import { fromForm, isEdited, toForm, type IArgumentForm } from './args';
+import { describeCall } from './describeCall';
+import { renderPatchDiff } from './diffView';
+import type { Block, INotebookRequest } from './transcript';
+
+export type CallBlock = Extract<Block, { kind: 'call' }>;
+
+export interface ICallHandlers {
+  /** Each returns false when the decision could not be sent. */
+  approve(block: CallBlock, edited: Record<string, unknown> | null): boolean;
+  reject(block: CallBlock, reason: string): boolean;
+  /** Apply / run a notebook request that waits for the user. */
+  confirm(requestId: string): void;
+  refuse(requestId: string, reason: string): void;
+  undo(requestId: string): void;
+}
+
+type Mode = 'idle' | 'editing' | 'rejecting' | 'sent';
+
+function firstLine(text: string): string {
+  const line = text.split('\n').find(l => l.trim() && !/^-+$/.test(l.trim())) ?? text;
+  return line.length > 100 ? `${line.slice(0, 100)}…` : line;
+}
+
+function countdown(expiresAt: number): string {
+  const seconds = Math.max(0, Math.round(expiresAt - Date.now() / 1000));
+  const m = Math.floor(seconds / 60);
+  return `expires in ${m}:${String(seconds % 60).padStart(2, '0')}`;
+}
+
+export class CallCard {
+  constructor(handlers: ICallHandlers) {
+    this._handlers = handlers;
+    this.node = h('section', { class: 'aiide-Call' });
+  }
+
+  readonly node: HTMLElement;
+
+  /** Redraws for `block`; `awaiting`: its run is paused on this approval right now. */
+  update(block: CallBlock, awaiting: boolean): void {
+    const waiting = awaiting && block.approval !== null && block.approval.resolution === null;
+    if (!waiting) {
+      this._mode = 'idle';
+      this._stopTimer();
+    }
+    this._block = block;
+    const n = this.node;
+    n.dataset.risk = block.risk;
+    n.dataset.state = waiting ? 'awaiting' : this._state(block);
+    n.setAttribute('aria-label', `Tool call ${block.name}, ${block.risk} risk`);
+    const patch = block.approval?.patch ?? block.request?.patch ?? null;
+    fill(
+      n,
+      h(
+        'header',
+        { class: 'aiide-Call-header' },
+        h('span', { class: 'aiide-Call-risk', title: `${block.risk} risk` }, block.risk),
+        h('span', { class: 'aiide-Call-what' }, describeCall(block.name, block.arguments)),
+        h('span', { class: 'aiide-Call-status', role: 'status' }, this._status(block, waiting))
+      ),
+      patch ? renderPatchDiff(patch) : this._argumentsView(block),
+      waiting ? this._actions(block) : null,
+      block.request ? this._request(block.request) : null,
+      block.result ? this._result(block) : null
+    );
+    if (waiting && block.approval) {
+      this._startTimer(block.approval.expiresAt);
+    }
+  }
+
+  dispose(): void {
+    this._stopTimer();
+  }
+
+  private _state(block: CallBlock): string {
+    if (block.result) {
+      return block.result.ok ? 'done' : 'failed';
+    }
+    return block.approval?.resolution?.decision ?? (block.decision === 'deny' ? 'denied' : 'running');
+  }
+
+  private _status(block: CallBlock, waiting: boolean): string {
+    const resolution = block.approval?.resolution;
+    if (waiting) {
+      return this._mode === 'sent' ? 'Sending your decision…' : 'Waiting for your approval';
+    }
+    if (block.result) {
+      return block.result.ok ? 'Done' : `Failed (${block.result.error?.code ?? 'error'})`;
+    }
+    if (resolution) {
+      switch (resolution.decision) {
+        case 'approve':
+          return resolution.by ? `Approved by ${resolution.by}` : 'Approved';
+        case 'reject':
+          return resolution.reason ? `Rejected: ${resolution.reason}` : 'Rejected';
+        case 'expired':
+          return 'Expired without a decision';
+      }
+    }
+    if (block.approval) {
+      return 'Not decided (the run ended)';
+    }
+    return block.decision === 'deny' ? 'Refused by policy' : 'Running…';
+  }
+
+  private _argumentsView(block: CallBlock): HTMLElement | null {
+    if (!block.arguments || Object.keys(block.arguments).length === 0) {
+      return null;
+    }
+    return h(
+      'details',
+      { class: 'aiide-Call-args' },
+      h('summary', {}, 'Arguments'),
+      h('pre', {}, JSON.stringify(block.arguments, null, 2))
+    );
+  }
+
+  private _actions(block: CallBlock): HTMLElement {
+    const bar = h('div', { class: 'aiide-Call-actions' });
+    const sent = this._mode === 'sent';
+    if (this._mode === 'editing' && this._form) {
+      const form = this._form;
+      const boxes = form.strings.map(([key, value], i) =>
+        h(
+          'label',
+          { class: 'aiide-Call-field' },
+          h('span', {}, key),
+          h('textarea', {
+            rows: Math.min(12, Math.max(2, value.split('\n').length)),
+            spellcheck: 'false',
+            oninput: (e: Event) => {
+              form.strings[i] = [key, (e.target as HTMLTextAreaElement).value];
+            }
+          }, value)
+        )
+      );
+      const rest = form.rest
+        ? h(
+            'label',
+            { class: 'aiide-Call-field' },
+            h('span', {}, 'other arguments (JSON)'),
+            h('textarea', {
+              rows: 4,
+              spellcheck: 'false',
+              oninput: (e: Event) => {
+                form.rest = (e.target as HTMLTextAreaElement).value;
+              }
+            }, form.rest)
+          )
+        : null;
+      const error = h('div', { class: 'aiide-Call-error', role: 'alert' });
+      fill(
+        bar,
+        h('div', { class: 'aiide-Call-form' }, boxes, rest, error),
+        button('Approve with changes', () => {
+          const result = fromForm(form);
+          if (!result.ok) {
+            error.textContent = result.error;
+            return;
+          }
+          const edited = isEdited(block.arguments ?? {}, form) ? result.arguments : null;
+          this._decide(() => this._handlers.approve(block, edited));
+        }, { kind: 'accept' }),
+        button('Cancel', () => this._setMode('idle'))
+      );
+      return bar;
+    }
+    if (this._mode === 'rejecting') {
+      const input = h('input', {
+        type: 'text',
+        class: 'aiide-Call-reason',
+        placeholder: 'Why? (optional, the assistant is told)',
+        'aria-label': 'Reason for rejecting',
+        value: this._reason,
+        oninput: (e: Event) => {
+          this._reason = (e.target as HTMLInputElement).value;
+        },
+        onkeydown: (e: Event) => {
+          if ((e as KeyboardEvent).key === 'Enter') {
+            this._decide(() => this._handlers.reject(block, this._reason.trim()));
+          }
+        }
+      });
+      fill(
+        bar,
+        input,
+        button('Reject', () => this._decide(() => this._handlers.reject(block, this._reason.trim())), {
+          kind: 'reject'
+        }),
+        button('Cancel', () => this._setMode('idle'))
+      );
+      requestAnimationFrame(() => input.focus());
+      return bar;
+    }
+    const approve = button('Approve', () => this._decide(() => this._handlers.approve(block, null)), {
+      kind: 'accept',
+      title: 'Let the assistant do this'
+    });
+    const edit = button('Edit', () => {
+      this._form = toForm(block.arguments ?? {});
+      this._setMode('editing');
+    }, { title: 'Change the arguments, then approve' });
+    const reject = button('Reject', () => this._setMode('rejecting'), {
+      kind: 'reject',
+      title: 'Refuse, optionally saying why'
+    });
+    for (const b of [approve, edit, reject]) {
+      b.disabled = sent;
+    }
+    fill(bar, approve, edit, reject, h('span', { class: 'aiide-Call-expiry' }));
+    return bar;
+  }
+
+  private _request(request: INotebookRequest): HTMLElement {
+    const line = h('div', { class: 'aiide-Call-request', 'data-state': request.state });
+    const isPatch = request.kind === 'patch';
+    const target = isPatch ? request.path : `cell ${request.cellId ?? '?'} of ${request.path}`;
+    switch (request.state) {
+      case 'confirm':
+        fill(
+          line,
+          h('span', {}, isPatch ? `Apply this change to ${target}?` : `Run ${target}?`),
+          button(isPatch ? 'Apply' : 'Run', () => this._handlers.confirm(request.requestId), {
+            kind: 'accept'
+          }),
+          button(isPatch ? 'Reject' : 'Skip', () =>
+            this._handlers.refuse(request.requestId, 'the user declined')
+          , { kind: 'reject' })
+        );
+        break;
+      case 'pending':
+        fill(line, isPatch ? `Applying to ${target}…` : `Running ${target}…`);
+        break;
+      case 'applied':
+        fill(
+          line,
+          h('span', {}, request.reason === 'undone' ? `Undone in ${target}` : `Applied to ${target}`),
+          request.undoable
+            ? button('Undo', () => this._handlers.undo(request.requestId), {
+                title: 'Take this change back (one step)'
+              })
+            : null,
+          request.reason && request.reason !== 'undone'
+            ? h('span', { class: 'aiide-Call-note' }, request.reason)
+            : null
+        );
+        break;
+      case 'ok':
+        fill(line, `Ran ${target}`);
+        break;
+      case 'error':
+        fill(line, `${target}: ${request.reason ?? 'the cell raised an error'}`);
+        break;
+      case 'conflict':
+        fill(line, `Not applied: ${request.reason ?? 'the notebook changed'}`);
+        break;
+      case 'rejected':
+        fill(line, isPatch ? 'You rejected this change' : 'You did not run the cell');
+        break;
+      case 'past':
+        fill(line, isPatch ? `Change sent to ${target}` : `Run requested for ${target}`);
+        break;
+    }
+    return line;
+  }
+
+  private _result(block: CallBlock): HTMLElement {
+    const result = block.result!;
+    return h(
+      'details',
+      { class: 'aiide-Call-result', 'data-ok': String(result.ok) },
+      h('summary', {}, result.ok ? 'Result' : `Error: ${firstLine(result.error?.message ?? result.error?.code ?? 'failed')}`),
+      h('pre', {}, result.content)
+    );
+  }
+
+  private _decide(send: () => boolean): void {
+    this._mode = 'sent';
+    if (!send()) {
+      this._mode = 'idle';
+    }
+    if (this._block) {
+      this.update(this._block, true);
+    }
+  }
+
+  private _setMode(mode: Mode): void {
+    this._mode = mode;
+    if (this._block) {
+      this.update(this._block, true);
+    }
+  }
+
+  private _startTimer(expiresAt: number): void {
+    const tick = (): void => {
+      const label = this.node.querySelector('.aiide-Call-expiry');
+      if (label) {
+        label.textContent = countdown(expiresAt);
+      }
+    };
+    tick();
+    if (this._timer === null) {
+      this._timer = window.setInterval(tick, 1000);
+    }
+  }
+
+  private _stopTimer(): void {
+    if (this._timer !== null) {
+      window.clearInterval(this._timer);
+      this._timer = null;
+    }
+  }
+
+  private readonly _handlers: ICallHandlers;
+  private _block: CallBlock | null = null;
+  private _mode: Mode = 'idle';
+  private _form: IArgumentForm | null = null;
+  private _reason = '';
+  private _timer: number | null = null;
+}

@@ -1,0 +1,253 @@
+/**
+ * The chat box: a text area with `/` command and `@` mention completion (keyboard:
+ * arrows, Enter/Tab to pick, Escape to close), the mode (Agent / Ask), the context
+ * line, and Send — or Stop while an answer is coming.
+ */
+import { Widget } from '@lumino/widgets';
+
+import type { Mention, Task } from '../api/protocol';
+import { button, fill, h } from '../ui/dom';
+import { collectMentions, mentionQuery, type IMentionCandidate } from './mentions';
+import { completeSlash } from './slash';
+
+export interface IComposerOptions {
+  enterToSend(): boolean;
+  /** Mention candidates for what follows `@`. */
+  candidates(query: string): Promise<IMentionCandidate[]>;
+  send(text: string, task: Task, mentions: Mention[]): void;
+  stop(): void;
+}
+
+interface IOption {
+  label: string;
+  detail: string;
+  apply(): void;
+}
+
+let popupCounter = 0;
+
+export class Composer extends Widget {
+  constructor(options: IComposerOptions) {
+    super();
+    this._options = options;
+    this.addClass('aiide-Composer');
+    const popupId = `aiide-composer-popup-${++popupCounter}`;
+    this._popup = h('ul', { class: 'aiide-Popup', id: popupId, role: 'listbox', hidden: true });
+    this._input = h('textarea', {
+      class: 'aiide-Composer-input',
+      rows: 3,
+      placeholder: 'Ask about your notebook…  (/ for commands, @ to mention)',
+      'aria-label': 'Message to the assistant',
+      'aria-autocomplete': 'list',
+      'aria-controls': popupId,
+      'aria-expanded': 'false',
+      role: 'combobox'
+    });
+    this._input.addEventListener('keydown', this._onKey);
+    this._input.addEventListener('input', () => void this._suggest());
+    this._input.addEventListener('blur', () => window.setTimeout(() => this._close(), 150));
+    this._task = h(
+      'select',
+      { class: 'aiide-Composer-task', 'aria-label': 'Mode', title: 'Agent: may edit and run (with your approval). Ask: answers only.' },
+      h('option', { value: 'agent' }, 'Agent'),
+      h('option', { value: 'chat' }, 'Ask')
+    );
+    this._send = button('Send', () => this._submit(), { kind: 'accept', title: 'Send (Enter)' });
+    this._stop = button('Stop', () => this._options.stop(), {
+      kind: 'reject',
+      title: 'Stop the answer'
+    });
+    this._stop.hidden = true;
+    this._context = h('div', { class: 'aiide-Composer-context', 'aria-live': 'polite' });
+    this._hint = h('div', { class: 'aiide-Composer-hint', role: 'status' });
+    this.node.append(
+      this._context,
+      this._popup,
+      this._input,
+      h('div', { class: 'aiide-Composer-bar' }, this._task, this._hint, this._send, this._stop)
+    );
+  }
+
+  get task(): Task {
+    return this._task.value === 'chat' ? 'chat' : 'agent';
+  }
+
+  set task(task: Task) {
+    this._task.value = task;
+  }
+
+  setContext(label: string): void {
+    this._context.textContent = label;
+  }
+
+  /** While a run is active: Stop instead of Send. */
+  setBusy(busy: boolean): void {
+    this._send.hidden = busy;
+    this._stop.hidden = !busy;
+  }
+
+  /** Sending needs a connection; typing never waits for one. */
+  setConnected(connected: boolean): void {
+    this._send.disabled = !connected;
+    this._hint.textContent = connected ? '' : 'Not connected: sending resumes when the connection is back';
+  }
+
+  setHint(text: string): void {
+    this._hint.textContent = text;
+  }
+
+  setText(text: string): void {
+    this._input.value = text;
+    this._input.focus();
+  }
+
+  focusInput(): void {
+    this._input.focus();
+  }
+
+  private _submit(): void {
+    const text = this._input.value.trim();
+    if (!text || this._send.disabled || this._send.hidden) {
+      return;
+    }
+    const mentions = collectMentions(text, this._picked);
+    this._options.send(text, this.task, mentions);
+    this._input.value = '';
+    this._picked = [];
+    this._close();
+  }
+
+  private readonly _onKey = (event: KeyboardEvent): void => {
+    if (!this._popup.hidden && this._choices.length) {
+      if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+        event.preventDefault();
+        const n = this._choices.length;
+        this._active = (this._active + (event.key === 'ArrowDown' ? 1 : n - 1)) % n;
+        this._drawPopup();
+        return;
+      }
+      if (event.key === 'Enter' || event.key === 'Tab') {
+        event.preventDefault();
+        this._choices[this._active].apply();
+        return;
+      }
+      if (event.key === 'Escape') {
+        event.preventDefault();
+        event.stopPropagation();
+        this._close();
+        return;
+      }
+    }
+    if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && this._options.enterToSend()) {
+      event.preventDefault();
+      this._submit();
+    }
+  };
+
+  private async _suggest(): Promise<void> {
+    const text = this._input.value;
+    const caret = this._input.selectionStart ?? text.length;
+    const slash = completeSlash(text);
+    if (slash.length && caret === text.length) {
+      this._show(
+        slash.map(c => ({
+          label: `/${c.name}`,
+          detail: c.description,
+          apply: () => {
+            this._input.value = `/${c.name} `;
+            this._close();
+          }
+        }))
+      );
+      return;
+    }
+    const query = mentionQuery(text, caret);
+    if (!query) {
+      this._close();
+      return;
+    }
+    const generation = ++this._generation;
+    let found: IMentionCandidate[] = [];
+    try {
+      found = await this._options.candidates(query.query);
+    } catch {
+      found = [];
+    }
+    if (generation !== this._generation) {
+      return; // the user typed on
+    }
+    this._show(
+      found.map(c => ({
+        label: c.label,
+        detail: c.detail,
+        apply: () => {
+          const value = this._input.value;
+          const before = value.slice(0, query.start);
+          const after = value.slice(caret);
+          this._input.value = `${before}${c.token} ${after}`;
+          const at = before.length + c.token.length + 1;
+          this._input.setSelectionRange(at, at);
+          this._picked.push(c);
+          this._close();
+        }
+      }))
+    );
+  }
+
+  private _show(options: IOption[]): void {
+    this._choices = options;
+    this._active = 0;
+    if (!options.length) {
+      this._close();
+      return;
+    }
+    this._drawPopup();
+  }
+
+  private _drawPopup(): void {
+    const id = this._popup.id;
+    fill(
+      this._popup,
+      this._choices.map((o, i) =>
+        h(
+          'li',
+          {
+            id: `${id}-${i}`,
+            role: 'option',
+            class: i === this._active ? 'aiide-Popup-item aiide-mod-active' : 'aiide-Popup-item',
+            'aria-selected': i === this._active ? 'true' : 'false',
+            onmousedown: (e: Event) => {
+              e.preventDefault();
+              o.apply();
+            }
+          },
+          h('span', { class: 'aiide-Popup-label' }, o.label),
+          h('span', { class: 'aiide-Popup-detail' }, o.detail)
+        )
+      )
+    );
+    this._popup.hidden = false;
+    this._input.setAttribute('aria-expanded', 'true');
+    this._input.setAttribute('aria-activedescendant', `${id}-${this._active}`);
+  }
+
+  private _close(): void {
+    this._popup.hidden = true;
+    this._choices = [];
+    this._input.setAttribute('aria-expanded', 'false');
+    this._input.removeAttribute('aria-activedescendant');
+  }
+
+  private readonly _options: IComposerOptions;
+  private readonly _input: HTMLTextAreaElement;
+  private readonly _popup: HTMLUListElement;
+  private readonly _task: HTMLSelectElement;
+  private readonly _send: HTMLButtonElement;
+  private readonly _stop: HTMLButtonElement;
+  private readonly _context: HTMLElement;
+  private readonly _hint: HTMLElement;
+  private _picked: IMentionCandidate[] = [];
+  private _choices: IOption[] = [];
+  private _active = 0;
+  private _generation = 0;
+}

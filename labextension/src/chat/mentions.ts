@@ -1,0 +1,90 @@
+/**
+ * `@` mentions in the chat box: a file (`@data/prices.csv`) or a notebook cell
+ * (`@analysis.ipynb#c3`). The box keeps the mentions the user picked; those whose
+ * token is still in the text when sending go into `context.mentions`.
+ */
+import type { Mention } from '../api/protocol';
+
+/** The protocol accepts at most this many mentions per message. */
+export const MAX_MENTIONS = 20;
+
+export interface IMentionCandidate {
+  /** What is inserted into the text (starts with `@`). */
+  token: string;
+  /** What the popup shows. */
+  label: string;
+  detail: string;
+  mention: Mention;
+}
+
+export function fileCandidate(path: string): IMentionCandidate {
+  return {
+    token: `@${path}`,
+    label: path.split('/').pop() || path,
+    detail: path,
+    mention: { kind: 'file', path }
+  };
+}
+
+export function cellCandidate(
+  path: string,
+  cellId: string,
+  index: number,
+  source: string
+): IMentionCandidate {
+  const first = source.split('\n').find(line => line.trim()) ?? '';
+  return {
+    token: `@${path}#${cellId}`,
+    label: `cell ${index + 1}`,
+    detail: first.trim().slice(0, 60) || '(empty)',
+    mention: { kind: 'cell', path, cell_id: cellId }
+  };
+}
+
+/** The `@word` being typed before the caret, if any. */
+export function mentionQuery(
+  text: string,
+  caret: number
+): { start: number; query: string } | null {
+  const before = text.slice(0, caret);
+  const match = /(^|\s)@([^\s@]*)$/.exec(before);
+  if (!match) {
+    return null;
+  }
+  return { start: caret - match[2].length - 1, query: match[2] };
+}
+
+/** Candidates matching `query`: prefix matches of the label first, then substrings. */
+export function rankCandidates(
+  candidates: readonly IMentionCandidate[],
+  query: string,
+  limit = 8
+): IMentionCandidate[] {
+  const q = query.toLowerCase();
+  const scored = candidates
+    .map(c => {
+      const label = c.label.toLowerCase();
+      const all = `${c.token} ${c.detail}`.toLowerCase();
+      const score = label.startsWith(q) ? 0 : label.includes(q) ? 1 : all.includes(q) ? 2 : -1;
+      return { c, score };
+    })
+    .filter(x => x.score >= 0);
+  scored.sort((a, b) => a.score - b.score || a.c.token.localeCompare(b.c.token));
+  return scored.slice(0, limit).map(x => x.c);
+}
+
+/** The picked mentions whose token is still in the text, once each, at most 20. */
+export function collectMentions(
+  text: string,
+  picked: readonly IMentionCandidate[]
+): Mention[] {
+  const seen = new Set<string>();
+  const result: Mention[] = [];
+  for (const c of picked) {
+    if (!seen.has(c.token) && text.includes(c.token) && result.length < MAX_MENTIONS) {
+      seen.add(c.token);
+      result.push(c.mention);
+    }
+  }
+  return result;
+}

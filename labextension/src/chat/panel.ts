@@ -1,0 +1,236 @@
+/**
+ * The chat sidebar: header, banner, conversation list, transcript and chat box, wired
+ * to the session. Turns slash commands and mentions into `chat` messages with the
+ * active notebook's context.
+ */
+import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
+import { Panel } from '@lumino/widgets';
+
+import type { IChatContext, Mention, Task } from '../api/protocol';
+import type { INotebookActions } from '../notebook/bridge';
+import type { ActiveContext } from './activeContext';
+import { Banner } from './banner';
+import type { ICodeActions } from './codeActions';
+import { Composer } from './composer';
+import { ConversationList } from './conversationList';
+import { ChatHeader } from './header';
+import type { MentionSource } from './mentionSource';
+import type { ModelDirectory } from './modelDirectory';
+import type { ChatSession } from './session';
+import { parseSlash, SLASH_COMMANDS } from './slash';
+import type { TitleStore } from './titles';
+import type { Transcript } from './transcript';
+import { TranscriptView } from './transcriptView';
+
+export interface IChatPreferences {
+  model: string | null;
+  task: Task;
+  enterToSend: boolean;
+  saveBeforeAsking: boolean;
+}
+
+export interface IChatPanelOptions {
+  session: ChatSession;
+  notebooks: INotebookActions;
+  rendermime: IRenderMimeRegistry;
+  codeActions: ICodeActions;
+  active: ActiveContext;
+  mentions: MentionSource;
+  titles: TitleStore;
+  models: ModelDirectory;
+  preferences(): IChatPreferences;
+  setModel(name: string | null): void;
+  learn(path: string, report: (text: string) => void): Promise<void>;
+}
+
+export const CHAT_PANEL_ID = 'aiide-chat';
+
+export class ChatPanel extends Panel {
+  constructor(options: IChatPanelOptions) {
+    super();
+    this._o = options;
+    const { session } = options;
+    this.id = CHAT_PANEL_ID;
+    this.addClass('aiide-Chat');
+    this.node.setAttribute('role', 'region');
+    this.node.setAttribute('aria-label', 'AI assistant');
+
+    this._header = new ChatHeader({
+      toggleList: () => this._toggleList(),
+      newChat: () => {
+        session.startNew();
+        this._composer.focusInput();
+      },
+      pickModel: name => options.setModel(name),
+      retry: () => session.socket.reconnectNow()
+    });
+    this._banner = new Banner({
+      retry: () => session.socket.reconnectNow(),
+      recheck: () => void options.models.refresh()
+    });
+    this._list = new ConversationList(session, options.titles, () => this._toggleList(false));
+    this._list.hide();
+    this._view = new TranscriptView({
+      rendermime: options.rendermime,
+      codeActions: options.codeActions,
+      calls: {
+        approve: (block, edited) =>
+          this._decide(t => session.approve(t, block.runId, block.callId, edited)),
+        reject: (block, reason) =>
+          this._decide(t => session.reject(t, block.runId, block.callId, reason)),
+        confirm: id => options.notebooks.confirm(id),
+        refuse: (id, reason) => options.notebooks.reject(id, reason),
+        undo: id => options.notebooks.undo(id)
+      },
+      editQuestion: text => this._composer.setText(text)
+    });
+    this._composer = new Composer({
+      enterToSend: () => options.preferences().enterToSend,
+      candidates: query => options.mentions.candidates(query),
+      send: (text, task, mentions) => void this._send(text, task, mentions),
+      stop: () => session.stop(session.current)
+    });
+    this._composer.task = options.preferences().task;
+    for (const w of [this._header, this._banner, this._list, this._view, this._composer]) {
+      this.addWidget(w);
+    }
+
+    session.currentChanged.connect(this._onCurrent, this);
+    session.conversationsChanged.connect(this._drawTitle, this);
+    session.socket.statusChanged.connect(this._drawConnection, this);
+    options.titles.changed.connect(this._drawTitle, this);
+    options.models.changed.connect(this._drawModels, this);
+    options.active.changed.connect(this._drawContext, this);
+    this._onCurrent(session, session.current);
+    this._drawConnection();
+    this._drawModels();
+    this._drawContext();
+  }
+
+  /** Sends a question for another plugin (a cell action), with its own context. */
+  async ask(text: string, task: Task, context: IChatContext): Promise<void> {
+    await this._send(text, task, [], context);
+  }
+
+  focusInput(): void {
+    this._composer.focusInput();
+  }
+
+  /** The model picker follows the settings. */
+  preferencesChanged(): void {
+    this._drawModels();
+  }
+
+  override dispose(): void {
+    const { session, titles, models, active } = this._o;
+    session.currentChanged.disconnect(this._onCurrent, this);
+    session.conversationsChanged.disconnect(this._drawTitle, this);
+    session.socket.statusChanged.disconnect(this._drawConnection, this);
+    titles.changed.disconnect(this._drawTitle, this);
+    models.changed.disconnect(this._drawModels, this);
+    active.changed.disconnect(this._drawContext, this);
+    this._transcript?.changed.disconnect(this._drawBusy, this);
+    super.dispose();
+  }
+
+  private async _send(
+    text: string,
+    task: Task,
+    mentions: Mention[],
+    given?: IChatContext
+  ): Promise<void> {
+    const o = this._o;
+    const slash = parseSlash(text);
+    if (slash.kind === 'unknown') {
+      this._composer.setText(text);
+      this._composer.setHint(
+        `Unknown command /${slash.name}. Try ${SLASH_COMMANDS.map(c => `/${c.name}`).join(', ')}.`
+      );
+      return;
+    }
+    if (slash.kind === 'command' && slash.command.task === null) {
+      await o.learn(slash.rest, report => this._composer.setHint(report));
+      return;
+    }
+    const message = slash.kind === 'command' ? slash.command.expand(slash.rest) : text;
+    const mode = slash.kind === 'command' && slash.command.task ? slash.command.task : task;
+    const context = given ?? o.active.context();
+    if (mentions.length) {
+      context.mentions = mentions;
+    }
+    if (o.preferences().saveBeforeAsking) {
+      await o.active.save();
+    }
+    await o.session.ask(message, { task: mode, model: o.preferences().model, context });
+  }
+
+  private _decide(send: (t: Transcript) => string | null): boolean {
+    return this._transcript !== null && send(this._transcript) !== null;
+  }
+
+  private _toggleList(open = this._list.isHidden): void {
+    this._list.setHidden(!open);
+    this._header.setListOpen(open);
+    if (open) {
+      this._list.render();
+      void this._o.session.refresh();
+      this._list.focusSearch();
+    }
+  }
+
+  private _onCurrent(_: ChatSession, transcript: Transcript): void {
+    this._transcript?.changed.disconnect(this._drawBusy, this);
+    this._transcript = transcript;
+    transcript.changed.connect(this._drawBusy, this);
+    this._view.setTranscript(transcript);
+    this._drawBusy();
+    this._drawTitle();
+  }
+
+  private _drawBusy(): void {
+    this._composer.setBusy(!!this._transcript?.activeRun);
+    this._drawTitle();
+  }
+
+  private _drawTitle(): void {
+    const id = this._transcript?.id ?? null;
+    const summary = id ? this._o.session.conversations.find(c => c.id === id) : undefined;
+    const fallback = summary?.title || (id ? 'Conversation' : 'New conversation');
+    this._header.setTitle(id ? this._o.titles.title(id, fallback) : fallback);
+  }
+
+  private _drawConnection(): void {
+    const status = this._o.session.socket.status;
+    this._header.setConnection(status);
+    this._composer.setConnected(status.state === 'open');
+    this._drawBanner();
+  }
+
+  private _drawModels(): void {
+    const { models } = this._o;
+    this._header.setModels(models.models, this._o.preferences().model);
+    this._drawBanner();
+  }
+
+  private _drawBanner(): void {
+    const { models, session } = this._o;
+    this._banner.render({
+      connection: session.socket.status,
+      modelsFailure: models.failure,
+      noModel: models.noModel,
+      setupHelp: models.setupHelp
+    });
+  }
+
+  private _drawContext(): void {
+    this._composer.setContext(this._o.active.label());
+  }
+
+  private readonly _o: IChatPanelOptions;
+  private readonly _header: ChatHeader;
+  private readonly _banner: Banner;
+  private readonly _list: ConversationList;
+  private readonly _view: TranscriptView;
+  private readonly _composer: Composer;
+  private _transcript: Transcript | null = null;
+}

@@ -1,0 +1,278 @@
+/**
+ * The chat as the panel sees it: the conversation list, one transcript per
+ * conversation, and the actions (ask, approve, reject, stop, open, delete), on top of
+ * the shared `ChatSocket` and the REST routes. Events are routed to transcripts by
+ * `conversation_id`; a new conversation's transcript is found by the `reply_to` of its
+ * `run_started`.
+ */
+import { Signal, type ISignal } from '@lumino/signaling';
+
+import {
+  ServerReplyError,
+  SocketError,
+  type ChatSocket,
+  type IEventDelivery,
+  type IProtocolProblem,
+  type IServerError
+} from '../api/chatSocket';
+import { describeFailure, explainCode, type IFailure } from '../api/failure';
+import type {
+  IChatContext,
+  IConversationDetail,
+  IConversationSummary,
+  Task
+} from '../api/protocol';
+import { Transcript } from './transcript';
+
+/** The REST calls the session needs (injected: the plugin passes the real ones). */
+export interface IConversationApi {
+  list(): Promise<IConversationSummary[]>;
+  get(id: string): Promise<IConversationDetail>;
+  remove(id: string): Promise<void>;
+}
+
+export interface IAskOptions {
+  task: Task;
+  model: string | null;
+  context: IChatContext;
+}
+
+export class ChatSession {
+  constructor(socket: ChatSocket, api: IConversationApi) {
+    this.socket = socket;
+    this._api = api;
+    socket.events.connect(this._onEvent, this);
+    socket.serverErrors.connect(this._onServerError, this);
+    socket.problems.connect(this._onProblem, this);
+  }
+
+  readonly socket: ChatSocket;
+
+  get conversations(): readonly IConversationSummary[] {
+    return this._conversations;
+  }
+
+  get conversationsChanged(): ISignal<this, void> {
+    return this._conversationsChanged;
+  }
+
+  /** The transcript on screen (a draft until its first run starts). */
+  get current(): Transcript {
+    return this._current;
+  }
+
+  get currentChanged(): ISignal<this, Transcript> {
+    return this._currentChanged;
+  }
+
+  /** Why the conversation list could not be loaded (null when it could). */
+  get listFailure(): IFailure | null {
+    return this._listFailure;
+  }
+
+  transcript(conversationId: string): Transcript | null {
+    return this._transcripts.get(conversationId) ?? null;
+  }
+
+  async refresh(): Promise<void> {
+    try {
+      this._conversations = await this._api.list();
+      this._listFailure = null;
+    } catch (error) {
+      this._listFailure = describeFailure(error);
+    }
+    this._conversationsChanged.emit();
+  }
+
+  /** Starts a new conversation (its id comes with the first run). */
+  startNew(): void {
+    if (this._current.id === null && this._current.blocks.length === 0) {
+      return;
+    }
+    this._setCurrent(new Transcript());
+  }
+
+  /** Shows a conversation: its questions from REST, its events replayed over the socket. */
+  async open(conversationId: string): Promise<void> {
+    let transcript = this._transcripts.get(conversationId);
+    if (transcript) {
+      this._setCurrent(transcript);
+      return;
+    }
+    transcript = new Transcript(conversationId);
+    this._transcripts.set(conversationId, transcript);
+    this._setCurrent(transcript);
+    try {
+      const detail = await this._api.get(conversationId);
+      const questions = new Map<string, string>();
+      for (const turn of detail.turns) {
+        if (turn.role === 'user' && turn.run_id && !questions.has(turn.run_id)) {
+          questions.set(turn.run_id, turn.text);
+        }
+      }
+      transcript.setQuestions(questions);
+    } catch (error) {
+      transcript.addLocalError('history', describeFailure(error).message);
+      return;
+    }
+    this.socket.watch(conversationId, 0);
+  }
+
+  /** Sends a question on the current transcript. Never throws: failures show inline. */
+  async ask(text: string, options: IAskOptions): Promise<void> {
+    const transcript = this._current;
+    const key = `q${++this._questions}`;
+    transcript.ask(key, text);
+    this._drafts.set(key, transcript);
+    try {
+      await this.socket.request({
+        type: 'chat',
+        id: key,
+        conversation_id: transcript.id,
+        text,
+        task: options.task,
+        ...(options.model ? { model: options.model } : {}),
+        context: options.context
+      });
+      void this.refresh();
+    } catch (error) {
+      transcript.failQuestion(key, this._explain(error).message);
+    } finally {
+      this._drafts.delete(key);
+    }
+  }
+
+  approve(
+    transcript: Transcript,
+    runId: string,
+    callId: string,
+    edited: Record<string, unknown> | null
+  ): string | null {
+    return this._send(transcript, {
+      type: 'approve',
+      conversation_id: transcript.id ?? '',
+      run_id: runId,
+      call_id: callId,
+      decision: 'approve',
+      ...(edited ? { arguments: edited } : {})
+    });
+  }
+
+  reject(transcript: Transcript, runId: string, callId: string, reason: string): string | null {
+    return this._send(transcript, {
+      type: 'approve',
+      conversation_id: transcript.id ?? '',
+      run_id: runId,
+      call_id: callId,
+      decision: 'reject',
+      ...(reason ? { reason } : {})
+    });
+  }
+
+  stop(transcript: Transcript): string | null {
+    const run = transcript.activeRun;
+    if (!run || !transcript.id) {
+      return null;
+    }
+    return this._send(transcript, {
+      type: 'cancel',
+      conversation_id: transcript.id,
+      run_id: run.id
+    });
+  }
+
+  async remove(conversationId: string): Promise<IFailure | null> {
+    try {
+      await this._api.remove(conversationId);
+    } catch (error) {
+      return describeFailure(error);
+    }
+    this.socket.forget(conversationId);
+    this._transcripts.delete(conversationId);
+    if (this._current.id === conversationId) {
+      this._setCurrent(new Transcript());
+    }
+    await this.refresh();
+    return null;
+  }
+
+  dispose(): void {
+    Signal.clearData(this);
+  }
+
+  // -- incoming -----------------------------------------------------------------------
+
+  private _onEvent(_: ChatSocket, { event, replay }: IEventDelivery): void {
+    const cid = event.conversation_id;
+    let transcript = this._transcripts.get(cid);
+    if (!transcript) {
+      const draft =
+        event.type === 'run_started' && event.reply_to
+          ? this._drafts.get(event.reply_to)
+          : undefined;
+      transcript = draft ?? new Transcript(cid);
+      this._transcripts.set(cid, transcript);
+    }
+    transcript.apply(event, replay);
+    if (event.type === 'run_finished' && !replay) {
+      void this.refresh();
+    }
+  }
+
+  private _onServerError(_: ChatSocket, { error, request }: IServerError): void {
+    const text = explainCode(error.code, error.message).message;
+    const cid = error.conversation_id ?? (request && 'conversation_id' in request ? request.conversation_id : null);
+    const transcript = (cid && this._transcripts.get(cid)) || this._current;
+    transcript.addLocalError(error.code, text);
+  }
+
+  private _onProblem(_: ChatSocket, problem: IProtocolProblem): void {
+    this._current.addLocalError(
+      'protocol',
+      `The server sent something this version of aiide does not understand ` +
+        `(${problem.reason}); it was ignored. If this keeps happening, reload the page ` +
+        'or update aiide.'
+    );
+  }
+
+  private _send(
+    transcript: Transcript,
+    message: Parameters<ChatSocket['send']>[0]
+  ): string | null {
+    try {
+      return this.socket.send(message);
+    } catch (error) {
+      transcript.addLocalError('send', this._explain(error).message);
+      return null;
+    }
+  }
+
+  private _explain(error: unknown): IFailure {
+    if (error instanceof ServerReplyError) {
+      return explainCode(error.code, error.error.message);
+    }
+    if (error instanceof SocketError) {
+      const tail =
+        error.code === 'not_connected' || error.code === 'connection_lost'
+          ? ' It was not sent: wait for the connection to come back, then send it again.'
+          : '';
+      return { kind: 'unreachable', message: `${error.message}.${tail}`, code: error.code };
+    }
+    return describeFailure(error);
+  }
+
+  private _setCurrent(transcript: Transcript): void {
+    this._current = transcript;
+    this._currentChanged.emit(transcript);
+  }
+
+  private readonly _api: IConversationApi;
+  private _conversations: IConversationSummary[] = [];
+  private _listFailure: IFailure | null = null;
+  private _current = new Transcript();
+  private readonly _transcripts = new Map<string, Transcript>();
+  private readonly _drafts = new Map<string, Transcript>();
+  private _questions = 0;
+  private readonly _conversationsChanged = new Signal<this, void>(this);
+  private readonly _currentChanged = new Signal<this, Transcript>(this);
+}

@@ -1,0 +1,65 @@
+/**
+ * Conversation titles the user chose. The protocol has no rename route yet, so renames
+ * live in JupyterLab's state database (saved with the workspace, on the server) and
+ * override the server's title in this workspace.
+ */
+import type { IStateDB } from '@jupyterlab/statedb';
+import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
+import { Signal, type ISignal } from '@lumino/signaling';
+
+const KEY = 'aiide:chat-titles';
+
+export class TitleStore {
+  constructor(state: IStateDB | null) {
+    this._state = state;
+    if (state) {
+      void state.fetch(KEY).then(
+        value => {
+          if (value && typeof value === 'object' && !Array.isArray(value)) {
+            for (const [id, title] of Object.entries(value)) {
+              if (typeof title === 'string') {
+                this._titles.set(id, title);
+              }
+            }
+            this._changed.emit();
+          }
+        },
+        () => undefined
+      );
+    }
+  }
+
+  get changed(): ISignal<this, void> {
+    return this._changed;
+  }
+
+  title(id: string, fallback: string): string {
+    return this._titles.get(id) ?? fallback;
+  }
+
+  rename(id: string, title: string): void {
+    const clean = title.trim();
+    if (clean) {
+      this._titles.set(id, clean);
+    } else {
+      this._titles.delete(id);
+    }
+    this._save();
+    this._changed.emit();
+  }
+
+  forget(id: string): void {
+    if (this._titles.delete(id)) {
+      this._save();
+    }
+  }
+
+  private _save(): void {
+    const value: ReadonlyPartialJSONObject = Object.fromEntries(this._titles);
+    void this._state?.save(KEY, value).catch(() => undefined);
+  }
+
+  private readonly _state: IStateDB | null;
+  private readonly _titles = new Map<string, string>();
+  private readonly _changed = new Signal<this, void>(this);
+}

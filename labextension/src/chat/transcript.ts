@@ -1,0 +1,411 @@
+/**
+ * One conversation as the user sees it, folded from protocol events: questions,
+ * streamed answers, tool calls with their approval / notebook request / result,
+ * notices, errors, and each run's state and usage.
+ *
+ * Pure (no DOM, no JupyterLab), so the folding is unit-tested; the view listens to
+ * `changed` and redraws only the block that changed.
+ */
+import { Signal, type ISignal } from '@lumino/signaling';
+
+import type {
+  ConversationEvent,
+  IContextItem,
+  IPatch,
+  IUsage,
+  Risk,
+  RunStatus,
+  Task
+} from '../api/protocol';
+
+export type RequestState =
+  | 'pending'
+  | 'confirm'
+  | 'applied'
+  | 'ok'
+  | 'error'
+  | 'conflict'
+  | 'rejected'
+  | 'past';
+
+/** A notebook request of the server (`notebook_patch` / `notebook_execute`) and its fate. */
+export interface INotebookRequest {
+  requestId: string;
+  kind: 'patch' | 'execute';
+  path: string;
+  patch: IPatch | null;
+  cellId: string | null;
+  state: RequestState;
+  reason: string | null;
+  /** Whether the applied patch can still be undone in one step. */
+  undoable: boolean;
+}
+
+export interface IApproval {
+  expiresAt: number;
+  patch: IPatch | null;
+  resolution: { decision: 'approve' | 'reject' | 'expired'; by: string | null; reason: string | null } | null;
+}
+
+export interface ICallResult {
+  ok: boolean;
+  content: string;
+  error: { code: string; message: string } | null;
+  outputs: Record<string, unknown>[] | null;
+}
+
+export type Block =
+  | { kind: 'question'; key: string; runId: string | null; text: string; failed: string | null }
+  | { kind: 'answer'; key: string; runId: string; text: string; streaming: boolean }
+  | {
+      kind: 'context';
+      key: string;
+      runId: string;
+      tokens: number;
+      budget: number;
+      items: IContextItem[];
+    }
+  | { kind: 'notice'; key: string; runId: string | null; code: string; message: string }
+  | {
+      kind: 'call';
+      key: string;
+      runId: string;
+      callId: string;
+      name: string;
+      arguments: Record<string, unknown> | null;
+      risk: Risk;
+      decision: 'auto' | 'approve' | 'deny';
+      approval: IApproval | null;
+      request: INotebookRequest | null;
+      result: ICallResult | null;
+    }
+  | { kind: 'error'; key: string; runId: string | null; code: string; message: string }
+  | { kind: 'finished'; key: string; runId: string; status: RunStatus; usage: IUsage };
+
+export type RunState = 'running' | 'awaiting_approval' | RunStatus;
+
+export interface IRun {
+  id: string;
+  task: Task;
+  model: string;
+  provider: string;
+  state: RunState;
+  usage: IUsage | null;
+}
+
+export interface ITranscriptChange {
+  /** Index of the block added or updated; -1 when only run state changed. */
+  index: number;
+  added: boolean;
+}
+
+export class Transcript {
+  constructor(readonly conversationId: string | null = null) {}
+
+  get blocks(): readonly Block[] {
+    return this._blocks;
+  }
+
+  get changed(): ISignal<this, ITranscriptChange> {
+    return this._changed;
+  }
+
+  get id(): string | null {
+    return this._conversationId ?? this.conversationId;
+  }
+
+  run(runId: string): IRun | undefined {
+    return this._runs.get(runId);
+  }
+
+  /** The run still going (running or awaiting approval), if any. */
+  get activeRun(): IRun | null {
+    for (const run of this._runs.values()) {
+      if (run.state === 'running' || run.state === 'awaiting_approval') {
+        return run;
+      }
+    }
+    return null;
+  }
+
+  /** The model of the latest run. */
+  get lastModel(): string | null {
+    let model: string | null = null;
+    for (const run of this._runs.values()) {
+      model = run.model;
+    }
+    return model;
+  }
+
+  /** Questions of earlier runs (from the REST history): shown when their runs replay. */
+  setQuestions(questions: ReadonlyMap<string, string>): void {
+    for (const [runId, text] of questions) {
+      this._questions.set(runId, text);
+    }
+  }
+
+  /** A question the user just sent (message id `key`), before its run starts. */
+  ask(key: string, text: string): void {
+    this._push({ kind: 'question', key, runId: null, text, failed: null });
+  }
+
+  /** The question `key` was refused before any run started. */
+  failQuestion(key: string, reason: string): void {
+    this._update(b => b.kind === 'question' && b.key === key, b => ({ ...b, failed: reason }));
+  }
+
+  /** A message for the user that is not part of the server's history. */
+  addLocalError(code: string, message: string): void {
+    this._push({ kind: 'error', key: `local-${++this._local}`, runId: null, code, message });
+  }
+
+  /** Progress of a notebook request, as the notebook bridge reports it. */
+  updateRequest(requestId: string, change: Partial<INotebookRequest>): void {
+    this._update(
+      b => b.kind === 'call' && b.request?.requestId === requestId,
+      b => (b.kind === 'call' && b.request ? { ...b, request: { ...b.request, ...change } } : b)
+    );
+  }
+
+  /** Folds one conversation event in. `replay`: history, not happening now. */
+  apply(event: ConversationEvent, replay = false): void {
+    if (event.conversation_id) {
+      this._conversationId = event.conversation_id;
+    }
+    const runId = event.run_id;
+    const key = `s${event.seq}`;
+    if (event.type !== 'token' && event.type !== 'run_finished') {
+      this._pauseStreaming(runId); // text stopped for a tool call, a notice, …
+    }
+    switch (event.type) {
+      case 'run_started': {
+        this._runs.set(runId, {
+          id: runId,
+          task: event.task,
+          model: event.model,
+          provider: event.provider,
+          state: 'running',
+          usage: null
+        });
+        const asked = event.reply_to
+          ? this._blocks.findIndex(
+              b => b.kind === 'question' && b.key === event.reply_to && b.runId === null
+            )
+          : -1;
+        if (asked >= 0) {
+          this._update((_, i) => i === asked, b => ({ ...b, runId }));
+        } else {
+          const text = this._questions.get(runId) ?? '';
+          this._push({ kind: 'question', key, runId, text, failed: null });
+        }
+        break;
+      }
+      case 'context':
+        this._push({
+          kind: 'context',
+          key,
+          runId,
+          tokens: event.tokens,
+          budget: event.budget,
+          items: event.items
+        });
+        break;
+      case 'token': {
+        const last = this._blocks[this._blocks.length - 1];
+        if (last?.kind === 'answer' && last.runId === runId) {
+          this._update(
+            (_, i) => i === this._blocks.length - 1,
+            b => (b.kind === 'answer' ? { ...b, text: b.text + event.text } : b)
+          );
+        } else {
+          this._push({ kind: 'answer', key, runId, text: event.text, streaming: true });
+        }
+        break;
+      }
+      case 'notice':
+        this._push({ kind: 'notice', key, runId, code: event.code, message: event.message });
+        break;
+      case 'tool_call':
+        this._push({
+          kind: 'call',
+          key,
+          runId,
+          callId: event.call_id,
+          name: event.name,
+          arguments: event.arguments,
+          risk: event.risk,
+          decision: event.decision,
+          approval: null,
+          request: null,
+          result: null
+        });
+        break;
+      case 'approval_required': {
+        const approval: IApproval = {
+          expiresAt: event.expires_at,
+          patch: event.patch,
+          resolution: null
+        };
+        this._setRunState(runId, 'awaiting_approval');
+        if (!this._updateCall(runId, event.call_id, b => ({ ...b, approval }))) {
+          this._push({
+            kind: 'call',
+            key,
+            runId,
+            callId: event.call_id,
+            name: event.name,
+            arguments: event.arguments,
+            risk: event.risk,
+            decision: 'approve',
+            approval,
+            request: null,
+            result: null
+          });
+        }
+        break;
+      }
+      case 'approval_resolved': {
+        const resolution = { decision: event.decision, by: event.by, reason: event.reason };
+        this._updateCall(runId, event.call_id, b =>
+          b.approval ? { ...b, approval: { ...b.approval, resolution } } : b
+        );
+        this._setRunState(runId, 'running');
+        break;
+      }
+      case 'notebook_patch':
+      case 'notebook_execute': {
+        const request: INotebookRequest = {
+          requestId: event.request_id,
+          kind: event.type === 'notebook_patch' ? 'patch' : 'execute',
+          path: event.path,
+          patch: event.type === 'notebook_patch' ? event.patch : null,
+          cellId: event.type === 'notebook_execute' ? event.cell_id : null,
+          state: replay ? 'past' : 'pending',
+          reason: null,
+          undoable: false
+        };
+        const open = this._lastOpenCall(runId);
+        if (open >= 0) {
+          this._update((_, i) => i === open, b => ({ ...b, request }));
+        } else {
+          this._push({
+            kind: 'call',
+            key,
+            runId,
+            callId: event.request_id,
+            name: event.type,
+            arguments: null,
+            risk: 'medium',
+            decision: 'auto',
+            approval: null,
+            request,
+            result: null
+          });
+        }
+        break;
+      }
+      case 'tool_result': {
+        const result: ICallResult = {
+          ok: event.ok,
+          content: event.content,
+          error: event.error,
+          outputs: event.outputs ?? null
+        };
+        this._updateCall(runId, event.call_id, b => ({ ...b, result }));
+        break;
+      }
+      case 'run_finished': {
+        const run = this._runs.get(runId);
+        if (run) {
+          run.state = event.status;
+          run.usage = event.usage;
+        }
+        this._endStreaming(runId, event.text);
+        this._push({ kind: 'finished', key, runId, status: event.status, usage: event.usage });
+        break;
+      }
+      case 'error':
+        this._push({ kind: 'error', key, runId, code: event.code, message: event.message });
+        break;
+    }
+  }
+
+  private _pauseStreaming(runId: string): void {
+    const last = this._blocks.length - 1;
+    const block = this._blocks[last];
+    if (block?.kind === 'answer' && block.runId === runId && block.streaming) {
+      this._update((_, i) => i === last, b => ({ ...b, streaming: false }));
+    }
+  }
+
+  private _endStreaming(runId: string, finalText: string): void {
+    let answered = false;
+    this._blocks.forEach((b, i) => {
+      if (b.kind === 'answer' && b.runId === runId) {
+        answered = answered || b.text.trim().length > 0;
+        if (b.streaming) {
+          this._update((_, j) => j === i, x => ({ ...x, streaming: false }));
+        }
+      }
+    });
+    if (!answered && finalText.trim()) {
+      this._push({ kind: 'answer', key: `final-${runId}`, runId, text: finalText, streaming: false });
+    }
+  }
+
+  private _lastOpenCall(runId: string): number {
+    for (let i = this._blocks.length - 1; i >= 0; i--) {
+      const b = this._blocks[i];
+      if (b.kind === 'call' && b.runId === runId && b.result === null && b.request === null) {
+        return i;
+      }
+    }
+    return -1;
+  }
+
+  private _updateCall(
+    runId: string,
+    callId: string,
+    change: (b: Extract<Block, { kind: 'call' }>) => Block
+  ): boolean {
+    return this._update(
+      b => b.kind === 'call' && b.runId === runId && b.callId === callId,
+      b => (b.kind === 'call' ? change(b) : b)
+    );
+  }
+
+  private _setRunState(runId: string, state: RunState): void {
+    const run = this._runs.get(runId);
+    if (run && run.state !== state && (run.state === 'running' || run.state === 'awaiting_approval')) {
+      run.state = state;
+      this._changed.emit({ index: -1, added: false });
+    }
+  }
+
+  private _push(block: Block): void {
+    this._blocks.push(block);
+    this._changed.emit({ index: this._blocks.length - 1, added: true });
+  }
+
+  /** Replaces the last block matching `where`; false when none does. */
+  private _update(
+    where: (b: Block, i: number) => boolean,
+    change: (b: Block) => Block
+  ): boolean {
+    for (let i = this._blocks.length - 1; i >= 0; i--) {
+      if (where(this._blocks[i], i)) {
+        this._blocks[i] = change(this._blocks[i]);
+        this._changed.emit({ index: i, added: false });
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private readonly _blocks: Block[] = [];
+  private readonly _runs = new Map<string, IRun>();
+  private readonly _questions = new Map<string, string>();
+  private readonly _changed = new Signal<this, ITranscriptChange>(this);
+  private _conversationId: string | null = null;
+  private _local = 0;
+}

@@ -1,0 +1,61 @@
+/**
+ * Plugin `aiide:inline-completion`: registers the aiide provider with JupyterLab's
+ * inline completer (ghost text in notebooks, consoles and files). Its on/off switch,
+ * debounce, timeout and suggestion length are in Settings › Inline Completer › aiide.
+ */
+import type { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import { Notification } from '@jupyterlab/apputils';
+import { ICompletionProviderManager } from '@jupyterlab/completer';
+import { NotebookPanel } from '@jupyterlab/notebook';
+import type { Widget } from '@lumino/widgets';
+
+import { requestCompletion } from '../api/complete';
+import type { FailureKind } from '../api/failure';
+import { chatIcon } from '../ui/icons';
+import { AiideInlineProvider } from './provider';
+
+/** Code cells above the active one, nearest last (what the model reads before the cursor). */
+function textBefore(widget: Widget): string {
+  if (!(widget instanceof NotebookPanel)) {
+    return '';
+  }
+  const notebook = widget.content;
+  return notebook.widgets
+    .slice(0, notebook.activeCellIndex)
+    .filter(cell => cell.model.type === 'code')
+    .map(cell => cell.model.sharedModel.getSource())
+    .join('\n\n');
+}
+
+function pathOf(widget: Widget): string | null {
+  const context = (widget as { context?: { path?: unknown } }).context;
+  return typeof context?.path === 'string' ? context.path : null;
+}
+
+export const inlineCompletionPlugin: JupyterFrontEndPlugin<void> = {
+  id: 'aiide:inline-completion',
+  description: 'Inline (ghost text) code completion from the aiide server.',
+  autoStart: true,
+  requires: [ICompletionProviderManager],
+  activate: (app: JupyterFrontEnd, manager: ICompletionProviderManager): void => {
+    const server = app.serviceManager.serverSettings;
+    const told = new Set<FailureKind>();
+    manager.registerInlineProvider(
+      new AiideInlineProvider({
+        complete: (body, signal) => requestCompletion(body, server, signal),
+        textBefore,
+        path: pathOf,
+        icon: chatIcon,
+        onFailure: failure => {
+          console.info('aiide: inline completion failed', failure);
+          if (failure.kind !== 'provider' && failure.kind !== 'timeout' && !told.has(failure.kind)) {
+            told.add(failure.kind);
+            Notification.warning(`Inline completion paused: ${failure.message}`, {
+              autoClose: 8000
+            });
+          }
+        }
+      })
+    );
+  }
+};

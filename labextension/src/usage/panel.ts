@@ -1,0 +1,72 @@
+/**
+ * The usage panel: quota left, and tokens and kernel time per day for the last weeks
+ * (`GET /aiide/api/usage?by=day`). Says plainly when usage cannot be read.
+ */
+import type { ServerConnection } from '@jupyterlab/services';
+import { Widget } from '@lumino/widgets';
+
+import { describeFailure } from '../api/failure';
+import { fetchUsage, type IUsageReport } from '../api/usage';
+import { button, fill, h } from '../ui/dom';
+import { barChart } from './chart';
+import { dailySeries, windowStart } from './series';
+
+export const USAGE_DAYS = 14;
+
+export class UsagePanel extends Widget {
+  constructor(settings: ServerConnection.ISettings) {
+    super();
+    this._settings = settings;
+    this.id = 'aiide-usage';
+    this.addClass('aiide-Usage');
+    this.title.label = 'AI Usage';
+    this.title.closable = true;
+  }
+
+  async refresh(): Promise<void> {
+    fill(this.node, h('p', { role: 'status' }, 'Loading usage…'));
+    let report: IUsageReport;
+    try {
+      report = await fetchUsage(this._settings, 'day', windowStart(USAGE_DAYS, new Date()));
+    } catch (error) {
+      fill(
+        this.node,
+        h('p', { class: 'aiide-Usage-error', role: 'alert' }, describeFailure(error).message),
+        button('Retry', () => void this.refresh())
+      );
+      return;
+    }
+    const days = dailySeries(report.rows, USAGE_DAYS, new Date());
+    fill(
+      this.node,
+      h('h2', {}, 'Assistant usage'),
+      report.quotas.length
+        ? h(
+            'table',
+            { class: 'aiide-Usage-quotas' },
+            h('caption', {}, 'Quotas'),
+            h('tr', {}, h('th', {}, 'Quota'), h('th', {}, 'Used'), h('th', {}, 'Left'), h('th', {}, 'Renews')),
+            report.quotas.map(q =>
+              h(
+                'tr',
+                {},
+                h('td', {}, `${q.metric.replace(/_/g, ' ')} (${q.scope})`),
+                h('td', {}, h('meter', { min: 0, max: q.limit, value: q.used, 'aria-label': `${q.metric} used` }), ` ${q.used.toLocaleString()} / ${q.limit.toLocaleString()}`),
+                h('td', {}, q.remaining.toLocaleString()),
+                h('td', {}, new Date(q.resets_at).toLocaleString())
+              )
+            )
+          )
+        : h('p', {}, 'No quota applies to you.'),
+      barChart(`Tokens per day, last ${USAGE_DAYS} days`, 'tokens', days.map(d => ({ label: d.day, value: d.tokens }))),
+      barChart(
+        `Kernel time per day, last ${USAGE_DAYS} days`,
+        'min',
+        days.map(d => ({ label: d.day, value: d.kernelMinutes }))
+      ),
+      button('Refresh', () => void this.refresh())
+    );
+  }
+
+  private readonly _settings: ServerConnection.ISettings;
+}

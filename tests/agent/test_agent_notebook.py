@@ -1,0 +1,212 @@
+"""Notebook work over the real socket: bad tool calls answered to the model, the front-end
+patch path, conflicts, a kernel dying mid-cell, and kernel state in the prompt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fakes import FakeAnthropic, Reply, ToolUse
+
+from .chat import connect
+from .test_agent_chat import INSERT, NEW_CELL, read_notebook, write_notebook
+
+pytestmark = pytest.mark.xdist_group("agent")
+
+
+def tool_results(request_body: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        b
+        for m in request_body["messages"]
+        if m["role"] == "user"
+        for b in m["content"]
+        if b.get("type") == "tool_result"
+    ]
+
+
+async def test_bad_tool_calls_are_answered_to_the_model(
+    jp_ws_fetch: Any, jp_root_dir: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    write_notebook(jp_root_dir)
+    fake_anthropic.push(
+        Reply(
+            tools=[
+                ToolUse("read_cell", {"path": "nb.ipynb", "cell_id": 5}, id="toolu_bad"),
+                ToolUse("fly_to_mars", {}, id="toolu_unknown"),
+                ToolUse("read_cell", raw='{"path": "nb.ipynb", "cell_id": ', id="toolu_json"),
+                ToolUse("read_cell", {"path": "nb.ipynb", "cell_id": "c1"}, id="toolu_good"),
+            ]
+        ),
+        Reply(text="recovered"),
+    )
+    chat = await connect(jp_ws_fetch)
+    await chat.send(type="chat", text="read it")
+    done = await chat.until("run_finished")
+    assert done["status"] == "completed" and done["text"] == "recovered"
+    codes = {r["call_id"]: (r["error"] or {}).get("code") for r in chat.of("tool_result")}
+    assert codes == {
+        "toolu_bad": "validation_error",
+        "toolu_unknown": "unknown_tool",
+        "toolu_json": "invalid_json",
+        "toolu_good": None,
+    }
+    seen = {r["tool_use_id"]: r for r in tool_results(fake_anthropic.requests[1].body)}
+    assert seen["toolu_bad"]["is_error"] and "cell_id" in seen["toolu_bad"]["content"]
+    assert "x = 6 * 7" in seen["toolu_good"]["content"]
+
+
+async def test_patches_go_to_the_front_end_that_has_the_notebook_open(
+    jp_ws_fetch: Any, jp_root_dir: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    write_notebook(jp_root_dir)
+    fake_anthropic.push(
+        Reply(tools=[INSERT]),
+        Reply(tools=[ToolUse("run_cell", {"path": "nb.ipynb", "cell_id": NEW_CELL})]),
+        Reply(text="done"),
+    )
+    chat = await connect(jp_ws_fetch)
+    await chat.send(type="notebook_open", path="nb.ipynb")
+    await chat.send(type="chat", text="add and run")
+    await chat.approve_next()
+    patch = await chat.until("notebook_patch")
+    assert patch["patch"]["ops"][0]["cell"]["id"] == NEW_CELL
+    await chat.send(
+        type="notebook_result",
+        conversation_id=patch["conversation_id"],
+        run_id=patch["run_id"],
+        request_id=patch["request_id"],
+        status="applied",
+    )
+    assert "open notebook" in (await chat.until("tool_result"))["content"]
+    await chat.approve_next()
+    run = await chat.until("notebook_execute")
+    assert run["cell_id"] == NEW_CELL
+    await chat.send(
+        type="notebook_result",
+        conversation_id=run["conversation_id"],
+        run_id=run["run_id"],
+        request_id=run["request_id"],
+        status="ok",
+        outputs=[{"output_type": "stream", "name": "stdout", "text": "84\n"}],
+    )
+    result = await chat.until("tool_result")
+    assert result["ok"] and "84" in result["content"]
+    assert (await chat.until("run_finished"))["status"] == "completed"
+    assert [c.id for c in read_notebook(jp_root_dir).cells] == ["c1"]  # the browser owns the file
+
+
+async def test_a_changed_cell_is_a_conflict_not_an_overwrite(
+    jp_ws_fetch: Any, jp_root_dir: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    write_notebook(jp_root_dir)
+    fake_anthropic.push(
+        Reply(
+            tools=[
+                ToolUse("replace_cell", {"path": "nb.ipynb", "cell_id": "c1", "source": "x = 0"})
+            ]
+        ),
+        Reply(text="ok"),
+    )
+    chat = await connect(jp_ws_fetch)
+    await chat.send(type="chat", text="change it")
+    ask = await chat.until("approval_required")
+    assert ask["patch"]["ops"][0]["expected_source"] == "x = 6 * 7"
+    write_notebook(jp_root_dir, cells=[("c1", "x = 'edited by the user'")])
+    await chat.decide(ask)
+    result = await chat.until("tool_result")
+    assert result["error"]["code"] == "conflict"
+    await chat.until("run_finished")
+    assert read_notebook(jp_root_dir).cells[0].source == "x = 'edited by the user'"
+
+
+async def test_a_kernel_dying_mid_cell_is_reported(
+    jp_ws_fetch: Any, jp_root_dir: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    write_notebook(jp_root_dir, cells=[("c1", "import os\nos._exit(1)")])
+    fake_anthropic.push(
+        Reply(tools=[ToolUse("run_cell", {"path": "nb.ipynb", "cell_id": "c1"})]),
+        Reply(text="it died"),
+    )
+    chat = await connect(jp_ws_fetch)
+    await chat.send(type="chat", text="run it")
+    await chat.approve_next()
+    result = await chat.until("tool_result", timeout=60)
+    assert result["error"]["code"] == "kernel_died"
+    assert (await chat.until("run_finished"))["status"] == "completed"
+    assert read_notebook(jp_root_dir).cells[0].source == "import os\nos._exit(1)"
+
+
+async def test_kernel_state_and_cells_are_in_the_prompt(
+    jp_ws_fetch: Any, jp_root_dir: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    write_notebook(jp_root_dir)
+    fake_anthropic.push(
+        Reply(
+            tools=[
+                ToolUse(
+                    "execute_code",
+                    {"path": "nb.ipynb", "code": "x = 6 * 7\nname = 'ada'\nclass Frame:\n    pass"},
+                )
+            ]
+        ),
+        Reply(text="ran"),
+        Reply(text="x is 42"),
+    )
+    chat = await connect(jp_ws_fetch)
+    await chat.send(type="chat", text="run setup")
+    await chat.approve_next()
+    first = await chat.until("run_finished", timeout=60)
+    await chat.send(
+        type="chat",
+        text="what is x?",
+        conversation_id=first["conversation_id"],
+        context={"notebook": "nb.ipynb"},
+    )
+    context = await chat.until("context")
+    kinds = {i["kind"] for i in context["items"]}
+    assert {"system", "tools", "notebook", "kernel", "question", "history"} <= kinds
+    await chat.until("run_finished")
+    prompt = fake_anthropic.requests[-1].body["messages"][-1]["content"][0]["text"]
+    assert "x: int = 42" in prompt and "name: str len 3 = 'ada'" in prompt
+    assert "Frame" not in prompt.split("<kernel_state>")[1]  # classes are not variables
+    assert "[c1 code]\nx = 6 * 7" in prompt
+
+
+class StubKnowledge:
+    """The knowledge part's service contract: ``search(caller, query, k)``."""
+
+    def __init__(self) -> None:
+        self.queries: list[tuple[str, str]] = []
+
+    async def search(self, caller: Any, query: str, k: int = 8) -> list[dict[str, Any]]:
+        self.queries.append((caller.username, query))
+        return [{"path": "notes.md", "citation": "notes.md:3-4", "text": "Prices are in cents."}]
+
+
+async def test_knowledge_passages_and_search_tool(
+    jp_ws_fetch: Any, jp_serverapp: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    stub = StubKnowledge()
+    jp_serverapp.web_app.settings["aiide_knowledge"] = stub
+    fake_anthropic.push(
+        Reply(tools=[ToolUse("search_knowledge", {"query": "price units"})]), Reply(text="cents")
+    )
+    chat = await connect(jp_ws_fetch)
+    await chat.send(type="chat", text="what unit are prices in?")
+    result = await chat.until("tool_result")
+    assert result["ok"] and "[notes.md:3-4]" in result["content"]
+    await chat.until("run_finished")
+    first = fake_anthropic.requests[0].body
+    assert "<knowledge>" in first["messages"][0]["content"][0]["text"]
+    assert "search_knowledge" in {t["name"] for t in first["tools"]}
+    assert stub.queries[0][1] == "what unit are prices in?"
+    assert any(i["kind"] == "knowledge" for i in chat.of("context")[0]["items"])
+
+
+async def test_no_knowledge_part_means_no_search_tool(
+    jp_ws_fetch: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    chat = await connect(jp_ws_fetch)
+    await chat.send(type="chat", text="hi")
+    await chat.until("run_finished")
+    assert "search_knowledge" not in {t["name"] for t in fake_anthropic.requests[0].body["tools"]}

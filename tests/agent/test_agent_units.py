@@ -1,0 +1,192 @@
+"""Plain classes without a server: policy, store, context rendering, history cuts."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiide_server_ext.agent.context import ContextBuilder, split_history, tokens
+from aiide_server_ext.agent.history import merge
+from aiide_server_ext.agent.policy import ToolPolicy
+from aiide_server_ext.agent.store import Store
+from aiide_server_ext.agent.tools import TOOLS
+from aiide_server_ext.seams import Caller
+
+STUDENT = Caller("s", roles=frozenset({"student"}))
+ADA = Caller("ada")
+
+
+@pytest.mark.parametrize(
+    ("tool", "caller", "action"),
+    [
+        ("read_cell", ADA, "auto"),
+        ("insert_cell", ADA, "approve"),
+        ("run_cell", ADA, "approve"),
+        ("delete_cell", ADA, "approve"),
+        ("write_file", ADA, "approve"),
+        ("read_cell", STUDENT, "auto"),
+        ("insert_cell", STUDENT, "approve"),
+        ("delete_cell", STUDENT, "deny"),
+        ("write_file", STUDENT, "deny"),
+    ],
+)
+def test_default_policy(tool: str, caller: Caller, action: str) -> None:
+    assert ToolPolicy().decide(TOOLS[tool], {}, caller).action == action
+
+
+def test_network_enabled_execution_is_high_risk() -> None:
+    decision = ToolPolicy().decide(TOOLS["execute_code"], {"code": "1"}, STUDENT, network=True)
+    assert (decision.risk, decision.action) == ("high", "deny")
+
+
+def test_safety_fence_denies_whatever_the_role() -> None:
+    policy = ToolPolicy(roles={"*": {"low": "auto", "medium": "auto", "high": "auto"}})
+    decision = policy.decide(
+        TOOLS["execute_code"], {"code": "import os; os.system('rm -rf /')"}, ADA
+    )
+    assert decision.action == "deny" and "safety fence" in decision.reason
+    assert policy.decide(TOOLS["execute_code"], {"code": "print(1)"}, ADA).action == "auto"
+
+
+def test_strictest_role_wins() -> None:
+    both = Caller("x", roles=frozenset({"student"}), groups=frozenset({"staff"}))
+    policy = ToolPolicy(roles={"student": {"high": "deny"}, "staff": {"high": "auto"}, "*": {}})
+    assert policy.decide(TOOLS["delete_cell"], {}, both).action == "deny"
+
+
+def test_limits() -> None:
+    policy = ToolPolicy(max_steps=3, max_tool_calls=5, max_tokens=100)
+    assert policy.over_limit(2, 5, 99) is None
+    assert "3 steps" in (policy.over_limit(3, 0, 0) or "")
+    assert "5 tool calls" in (policy.over_limit(0, 6, 0) or "")
+    assert "100 tokens" in (policy.over_limit(0, 0, 100) or "")
+
+
+def test_store_survives_reopen_and_keeps_seq(tmp_path: Path) -> None:
+    path = str(tmp_path / "a.sqlite")
+    store = Store(path)
+    store.create_conversation("cv", "ada", "hello")
+    for _ in range(3):
+        seq = store.next_seq("cv")
+        store.append_event("cv", seq, json.dumps({"seq": seq}))
+    store.append_turn("cv", "user", "hi", "run")
+    store.put_run("run", "cv", "awaiting_approval", {"id": "run", "created": 1})
+    store.flush()
+    store.db.close()  # no clean close: as after a kill
+    again = Store(path)
+    assert again.next_seq("cv") == 4
+    assert [json.loads(e)["seq"] for e in again.events_after("cv", 1)] == [2, 3]
+    assert again.turns("cv")[0]["content"] == "hi"
+    assert again.runs_in(("awaiting_approval",))[0]["id"] == "run"
+    assert again.conversation("cv", "bob") is None
+    assert (tmp_path / "a.sqlite").stat().st_mode & 0o777 == 0o600
+
+
+def cell(cid: str, source: str, outputs: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    return {
+        "id": cid,
+        "cell_type": "code",
+        "source": source,
+        "outputs": outputs or [],
+        "execution_count": 1,
+    }
+
+
+def test_cells_near_the_cursor_come_first_under_the_budget() -> None:
+    nb = {"cells": [cell(f"c{i}", f"value_{i} = {'x' * 200}") for i in range(10)]}
+    text = ContextBuilder().render_notebook("n.ipynb", nb, "c5", budget=200)
+    assert "[c5 code 1]" in text and "[c4 code 1]" in text and "[c6 code 1]" in text
+    assert "[c0 code 1]" not in text and "cells not shown" in text
+    assert tokens(text) < 260
+
+
+def test_outputs_are_truncated_but_errors_kept_in_full() -> None:
+    trace = (
+        ["Traceback:"]
+        + [f"  line {i}" for i in range(50)]
+        + ["ZeroDivisionError: division by zero"]
+    )
+    c = cell(
+        "c1",
+        "1/0",
+        [
+            {"output_type": "stream", "name": "stdout", "text": "y" * 5000},
+            {
+                "output_type": "error",
+                "ename": "ZeroDivisionError",
+                "evalue": "division by zero",
+                "traceback": trace,
+            },
+            {"output_type": "display_data", "data": {"image/png": "AAAA"}, "metadata": {}},
+        ],
+    )
+    text = ContextBuilder(max_output_chars=100).render_cell(c)
+    assert text.count("y") < 120 and "[image/png output]" in text
+    assert "line 0" in text and "ZeroDivisionError: division by zero" in text
+
+
+def test_history_cut_never_splits_a_tool_call_from_its_result() -> None:
+    turns = [
+        {"idx": 0, "role": "user", "content": "q1 " + "x" * 400},
+        {
+            "idx": 1,
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "t", "name": "n", "input": {}}],
+        },
+        {
+            "idx": 2,
+            "role": "user",
+            "content": [{"type": "tool_result", "tool_use_id": "t", "content": "r" * 400}],
+        },
+        {"idx": 3, "role": "assistant", "content": "a1"},
+        {"idx": 4, "role": "user", "content": "q2"},
+        {"idx": 5, "role": "assistant", "content": "a2"},
+    ]
+    assert split_history(turns, 10_000) == 0
+    assert split_history(turns, 50) == 4
+    assert split_history(turns, 1) == 6
+
+
+def test_merge_joins_same_role_turns() -> None:
+    merged = merge(
+        [
+            {"role": "user", "content": "a"},
+            {"role": "user", "content": [{"type": "text", "text": "b"}]},
+            {"role": "assistant", "content": ""},
+            {"role": "assistant", "content": "c"},
+        ]
+    )
+    assert merged == [
+        {"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "c"}]},
+    ]
+
+
+def test_tool_definitions_are_small() -> None:
+    from aiide_server_ext.agent.tools import definitions
+
+    assert tokens(json.dumps(definitions())) < 1100
+
+
+def test_server_start_imports_nothing_heavy(tmp_path: Path) -> None:
+    """The agent's share of server start: its modules and an empty store, no SDKs."""
+    import subprocess
+    import sys
+
+    code = f"""
+import sys, time
+import jupyter_server.base.handlers, traitlets  # loaded by the server anyway
+t = time.perf_counter()
+import aiide_server_ext.agent.part, aiide_server_ext.agent.service, aiide_server_ext.agent.handlers
+from aiide_server_ext.agent.store import Store
+Store({str(tmp_path / "s.sqlite")!r})
+print(round((time.perf_counter() - t) * 1000, 1))
+print(sorted(m for m in ("anthropic", "httpx", "jsonschema") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    ms, heavy = out.stdout.split("\n")[:2]
+    assert heavy == "[]"
+    assert float(ms) < 150, f"the agent adds {ms} ms to server start"

@@ -1,0 +1,146 @@
+"""A real Jupyter server with the gateway wired into jupyter_server's auth hooks.
+
+``@pytest.mark.gateway_config(**traits)`` sets ``c.Gateway.*`` for one test.
+``call`` makes each request with a fresh HTTP client, so no login cookie from a
+previous request can vouch for the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tornado.httpclient import AsyncHTTPClient
+from traitlets.config import Config
+
+from .helpers import OWNER, SECRET, Call, Reply
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+IN_CI = os.environ.get("CI") == "true"
+IDP = "aiide_server_ext.gateway.identity.GatewayIdentityProvider"
+AUTHORIZER = "aiide_server_ext.gateway.authorizer.GatewayAuthorizer"
+KERNELSPEC = Path(__file__).parents[2] / "share" / "kernels" / "aiide-python"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "gateway_config(**traits): c.Gateway config for a test")
+
+
+def need(available: bool, why: str) -> None:
+    """Skip when something the test needs is missing here; under CI that is a failure."""
+    if not available:
+        if IN_CI:
+            pytest.fail(why + " (CI must run this)")
+        pytest.skip(why)
+
+
+@pytest.fixture
+def gateway_config(request: pytest.FixtureRequest) -> dict[str, Any]:
+    marker = request.node.get_closest_marker("gateway_config")
+    return dict(marker.kwargs) if marker else {}
+
+
+@pytest.fixture
+def jp_server_config(jp_root_dir: Path, gateway_config: dict[str, Any]) -> Config:
+    jp_root_dir.chmod(0o755)
+    return Config(
+        {
+            "ServerApp": {
+                "jpserver_extensions": {"aiide_server_ext": True},
+                "identity_provider_class": IDP,
+                "authorizer_class": AUTHORIZER,
+            },
+            "AiideExtension": {"prewarm_kernels": False},
+            "KernelPool": {"size": 0},
+            "Gateway": {"signing_secret": SECRET, "owner": OWNER, **gateway_config},
+        }
+    )
+
+
+@pytest.fixture
+def call(jp_serverapp: Any, http_server_client: Any, jp_http_port: int, jp_base_url: str) -> Call:
+    """``await call(method, path, token=..., jupyter=True, body=..., headers=...)``."""
+
+    async def _call(
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        jupyter: bool = False,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        h = dict(headers or {})
+        if token is not None:
+            h["Authorization"] = f"Bearer {token}"
+        if jupyter:
+            h["Authorization"] = f"token {jp_serverapp.identity_provider.token}"
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if data is None and method in ("POST", "PUT", "PATCH"):
+            data = b""
+        url = f"http://127.0.0.1:{jp_http_port}{jp_base_url.rstrip('/')}{path}"
+        client = AsyncHTTPClient(force_instance=True)
+        try:
+            r = await client.fetch(
+                url,
+                method=method,
+                headers=h,
+                body=data,
+                raise_error=False,
+                allow_nonstandard_methods=True,
+                request_timeout=30,
+            )
+        finally:
+            client.close()
+        return Reply(r.code, r.headers, r.body or b"")
+
+    return _call
+
+
+@pytest.fixture
+def issue(call: Call) -> Callable[..., Awaitable[dict[str, Any]]]:
+    """Tokens through the owner's Jupyter session (``user=`` issues for someone else)."""
+
+    async def _issue(**body: Any) -> dict[str, Any]:
+        r = await call("POST", "/aiide/api/auth/token", jupyter=True, body=body)
+        assert r.status == 201, r.body
+        return dict(r.json())
+
+    return _issue
+
+
+@pytest.fixture
+def new_key(call: Call) -> Callable[..., Awaitable[dict[str, Any]]]:
+    async def _new_key(**body: Any) -> dict[str, Any]:
+        body.setdefault("name", "test")
+        r = await call("POST", "/aiide/api/keys", jupyter=True, body=body)
+        assert r.status == 201, r.body
+        return dict(r.json())
+
+    return _new_key
+
+
+@pytest.fixture
+def gate(jp_serverapp: Any) -> Any:
+    return jp_serverapp.web_app.settings["aiide_gate"]
+
+
+@pytest.fixture
+def aiide_kernelspec(jp_env_jupyter_path: Path) -> None:
+    shutil.copytree(KERNELSPEC, jp_env_jupyter_path / "kernels" / "aiide-python")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    from aiide_server_ext.gateway.testing import RedisServer
+
+    need(shutil.which("redis-server") is not None, "redis-server is not installed")
+    with RedisServer() as server:
+        yield server.url
