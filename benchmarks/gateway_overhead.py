@@ -58,7 +58,9 @@ def token() -> str:
 class Client:
     def __init__(self, url: str, authorization: str) -> None:
         parsed = urllib.parse.urlparse(url)
-        self.conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        self.conn = http.client.HTTPConnection(
+            parsed.hostname or "127.0.0.1", parsed.port, timeout=30
+        )
         self.headers = {"Authorization": authorization}
         self.samples: list[float] = []
 

@@ -110,7 +110,12 @@ class Gateway(ExtensionPart):
         help="When Redis is unreachable: 'open' admits (quotas still apply), 'closed' "
         "refuses with 503. Either way a warning is logged.",
     )
-    redis_timeout = Float(0.5, config=True, help="Seconds to wait for Redis.")
+    redis_timeout = Float(
+        2.0,
+        config=True,
+        help="Seconds to wait for Redis to connect or answer. A busy server's event loop "
+        "can delay reading an answer: too short a timeout makes a loaded server fail open.",
+    )
     model_prices = Dict(
         config=True,
         help="Model (or model-name prefix, or 'default') -> {'input_per_mtok': price, "

@@ -183,6 +183,16 @@ return {0, 0, tonumber(oldest[2]) + window - now}
 """
 
 
+def _unreachable(e: Exception) -> bool:
+    """Cannot connect at all (as opposed to one slow answer)."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if isinstance(e, RedisTimeoutError | TimeoutError):
+        return False
+    return isinstance(e, RedisConnectionError | OSError)
+
+
 class RedisRateLimiter(RateLimiter):
     """Limits shared by every server using the same Redis (``c.Gateway.redis_url``)."""
 
@@ -190,7 +200,7 @@ class RedisRateLimiter(RateLimiter):
         self,
         redis_url: str = "redis://localhost:6379/0",
         failure_mode: str = "open",
-        timeout: float = 0.5,
+        timeout: float = 2.0,
         prefix: str = "aiide:rl:",
         max_connections: int = 32,
         **options: Any,
@@ -237,8 +247,9 @@ class RedisRateLimiter(RateLimiter):
                 if int(allowed):
                     return Decision(True, limit.count, int(remaining), wait)
                 return Decision(False, limit.count, 0, wait, wait)
-            except Exception as e:  # redis errors, OSError, timeouts: all mean "unreachable"
-                self._down_until = time.monotonic() + 1.0
+            except Exception as e:  # redis errors, OSError, timeouts: no answer to go by
+                if _unreachable(e):  # skip Redis for a second rather than wait on each request
+                    self._down_until = time.monotonic() + 1.0
                 self._warn(e)
         if self.failure_mode == "closed":
             raise unavailable(

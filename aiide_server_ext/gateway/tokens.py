@@ -303,8 +303,10 @@ class TokenService:
             raise _refusal(e) from None
         if typ is not None and sso is None and claims.get("typ") != typ:
             raise unauthenticated("wrong_token_type", f"a {typ} token is needed here")
-        if typ == REFRESH and sso is not None:
-            raise unauthenticated("wrong_token_type", "only our own refresh tokens are accepted")
+        if sso is not None and (typ == REFRESH or str(claims.get("typ", "")).lower() == REFRESH):
+            raise unauthenticated(
+                "wrong_token_type", "an SSO token is usable as an access token only"
+            )
         sub = claims.get("sub")
         if not isinstance(sub, str) or not sub or len(sub) > 256:
             raise unauthenticated("invalid_token", "the token's subject is not a user name")

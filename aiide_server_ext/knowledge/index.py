@@ -28,7 +28,8 @@ HNSW = {"space": "cosine", "batch_size": 1000, "sync_threshold": 5000}
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
 _QUOTED = re.compile(r"`([^`]+)`")
 LEXICAL_WEIGHT = 0.3
-LEXICAL_LIMIT = 30
+LEXICAL_LIMIT = 20
+CANDIDATES = 64
 _STOPWORDS = """a about all also an and any are as at be been but by can could did do does doing for
     from get got had has have how i if in into is it its just me more most my no not of on
     one or our out over show so some than that the their them then there these they this
@@ -384,16 +385,17 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
 def search(col: Any, query_vector: list[float], query: str, k: int) -> list[Hit]:
     """Vector similarity plus a lexical score, merged into one score per chunk.
 
-    Candidates are the nearest vectors and the chunks containing the query's words
-    (identifiers exactly, plain words by stem, rarer words weighing more). Every
-    candidate gets its true cosine similarity; the lexical part adds up to
-    ``LEXICAL_WEIGHT`` (identifiers, and the chunk defining one, count more).
+    Candidates are the nearest vectors plus, through chromadb's full-text index, the
+    chunks containing an identifier of the query exactly (the one place where words
+    must match: ``normalize_readings`` is not "about" anything). Plain words re-rank
+    the candidates by stem in Python: they are common, and a full-text lookup of a
+    common word costs tens of milliseconds in a big store. Every candidate has its true
+    cosine similarity; the lexical part adds up to ``LEXICAL_WEIGHT``.
     """
     total = max(col.count(), 1)
-    n = min(max(k * 4, 20), total)
     res = col.query(
         query_embeddings=[query_vector],
-        n_results=n,
+        n_results=min(max(k * 8, CANDIDATES), total),
         include=["metadatas", "documents", "distances"],
     )
     hits: dict[str, Hit] = {}
@@ -402,26 +404,33 @@ def search(col: Any, query_vector: list[float], query: str, k: int) -> list[Hit]
     ):
         hits[cid] = Hit(from_metadata(meta, doc), similarity=1.0 - float(dist))
     lexical: dict[str, float] = {}
-    terms = [(w, 2.0, [w]) for w in identifiers(query)]
-    terms += [(w, 1.0, [w, w.capitalize()]) for w in keywords(query)]
-    possible = sum(weight + (1.0 if weight > 1 else 0.0) for _, weight, _ in terms) or 1.0
-    for word, weight, forms in terms:
-        found: dict[str, tuple[Any, Any, Any]] = {}
-        for form in forms:
-            got = _matches(col, form, LEXICAL_LIMIT)
-            for i, cid in enumerate(got["ids"]):
-                found[cid] = (got["metadatas"][i], got["documents"][i], got["embeddings"][i])
-        rarity = math.log((total + 1) / (len(found) + 0.5)) / math.log(total + 1.5)
-        for cid, (meta, doc, vector) in found.items():
+    codes = identifiers(query)
+    for word in codes:
+        got = _matches(col, word, LEXICAL_LIMIT)
+        rarity = _rarity(total, len(got["ids"]))
+        for cid, meta, doc, vector in zip(
+            got["ids"], got["metadatas"], got["documents"], got["embeddings"], strict=True
+        ):
             hit = hits.get(cid)
             if hit is None:
                 hit = hits[cid] = Hit(from_metadata(meta, doc), _cosine(query_vector, vector))
-            defines = weight > 1 and word.rsplit(".", 1)[-1] in hit.chunk.symbols
             hit.exact.append(word)
-            gain = (weight + (1.0 if defines else 0.0)) * max(rarity, 0.1)
-            lexical[cid] = lexical.get(cid, 0.0) + gain
+            defines = word.rsplit(".", 1)[-1] in hit.chunk.symbols
+            lexical[cid] = lexical.get(cid, 0.0) + (3.0 if defines else 2.0) * rarity
+    words = keywords(query)
+    lowered = {cid: hit.chunk.text.lower() for cid, hit in hits.items()}
+    for word in words:
+        having = [cid for cid, text in lowered.items() if word in text]
+        rarity = _rarity(len(lowered), len(having))
+        for cid in having:
+            lexical[cid] = lexical.get(cid, 0.0) + rarity
+    possible = 3.0 * len(codes) + len(words) or 1.0
     for cid, hit in hits.items():
-        hit.score = round(
-            (hit.similarity or 0.0) + LEXICAL_WEIGHT * lexical.get(cid, 0.0) / possible, 4
-        )
+        lexical_part = LEXICAL_WEIGHT * lexical.get(cid, 0.0) / possible
+        hit.score = round((hit.similarity or 0.0) + lexical_part, 4)
     return sorted(hits.values(), key=lambda h: -h.score)[:k]
+
+
+def _rarity(total: int, found: int) -> float:
+    """An IDF in [0.1, 1]: a word in every candidate says little."""
+    return max(math.log((total + 1) / (found + 0.5)) / math.log(total + 1.5), 0.1)

@@ -187,14 +187,15 @@ async def test_knowledge_passages_and_search_tool(
     jp_ws_fetch: Any, jp_serverapp: Any, fake_anthropic: FakeAnthropic
 ) -> None:
     stub = StubKnowledge()
-    jp_serverapp.web_app.settings["aiide_knowledge"] = stub
+    [ext] = jp_serverapp.extension_manager.extension_apps["aiide_server_ext"]
+    ext.settings["aiide_knowledge"] = stub  # where the knowledge part puts its service
     fake_anthropic.push(
         Reply(tools=[ToolUse("search_knowledge", {"query": "price units"})]), Reply(text="cents")
     )
     chat = await connect(jp_ws_fetch)
     await chat.send(type="chat", text="what unit are prices in?")
     result = await chat.until("tool_result")
-    assert result["ok"] and "[notes.md:3-4]" in result["content"]
+    assert result["ok"] and "[notes.md:3-4]" in result["content"], result["content"]
     await chat.until("run_finished")
     first = fake_anthropic.requests[0].body
     assert "<knowledge>" in first["messages"][0]["content"][0]["text"]

@@ -49,6 +49,7 @@ class Server:
                 "allow_root": True,
             },
             "AiideExtension": {"prewarm_kernels": False},
+            "Knowledge": {"enabled": False},
             "KernelPool": {"size": 0},
             "Agent": agent_config(anthropic_url, openai_url),
         }

@@ -28,7 +28,7 @@ class Reply:
     def code(self) -> str | None:
         """The stable error code: ``code`` on aiide routes, ``reason`` on Jupyter's."""
         data = self.json()
-        return data.get("code") or data.get("reason")
+        return str(data.get("code") or data.get("reason") or "") or None
 
 
 Call = Callable[..., Awaitable["Reply"]]

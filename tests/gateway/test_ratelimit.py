@@ -148,9 +148,9 @@ async def test_limited_websocket_messages_get_an_error_event_not_a_closed_socket
     events = []
     for _ in range(5):
         await ws.write_message("hello")
-        events.append(json.loads(await ws.read_message()))
+        events.append(json.loads(str(await ws.read_message())))
     assert [e["type"] for e in events] == ["ok", "ok", "ok", "error", "error"]
     assert events[3]["code"] == "rate_limited"
     await ws.write_message("still there?")
-    assert json.loads(await ws.read_message())["type"] == "error"
+    assert json.loads(str(await ws.read_message()))["type"] == "error"
     ws.close()

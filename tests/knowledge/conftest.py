@@ -37,7 +37,9 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 IN_CI = os.environ.get("CI") == "true"
 # Read now: pytest-jupyter points the Jupyter data dir at a temporary folder per test.
 MODELS_DIR = default_models_dir()
-INSTALL_HINT = "run `jupyter aiide models install` (python -m aiide_server_ext.knowledge.model_install)"
+INSTALL_HINT = (
+    "run `jupyter aiide models install` (python -m aiide_server_ext.knowledge.model_install)"
+)
 
 ALICE = Caller("alice")
 BOB = Caller("bob")
@@ -96,7 +98,9 @@ async def make_service(tmp_path: Path) -> AsyncIterator[Factory]:
         store: Store | None = None,
         limits: Limits | None = None,
     ) -> KnowledgeService:
-        counting = embedder if isinstance(embedder, CountingEmbedder) else CountingEmbedder(embedder)
+        counting = (
+            embedder if isinstance(embedder, CountingEmbedder) else CountingEmbedder(embedder)
+        )
         store = store or Store(counting, path=str(tmp_path / "index"))
         service = KnowledgeService(Workspace(str(root)), store, counting, limits)
         made.append(service)
@@ -107,6 +111,8 @@ async def make_service(tmp_path: Path) -> AsyncIterator[Factory]:
         await service.stop()
 
 
-async def index_and_wait(service: KnowledgeService, caller: Caller, path: str = "") -> dict[str, Any]:
+async def index_and_wait(
+    service: KnowledgeService, caller: Caller, path: str = ""
+) -> dict[str, Any]:
     job = await service.index(caller, path)
     return await service.wait(caller, job["id"], timeout=60)

@@ -17,9 +17,11 @@ def notebook(cells: list[Cell]) -> str:
         if kind == "md":
             entry["cell_type"] = "markdown"
         else:
-            outputs = [{"output_type": "stream", "name": "stdout", "text": cell[2]}] if len(
-                cell
-            ) > 2 else []
+            outputs = (
+                [{"output_type": "stream", "name": "stdout", "text": cell[2]}]
+                if len(cell) > 2
+                else []
+            )
             entry.update(cell_type="code", execution_count=i, outputs=outputs)
         out.append(entry)
     return json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": out}, indent=1)

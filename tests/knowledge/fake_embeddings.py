@@ -52,8 +52,15 @@ class FakeEmbeddings:
                     for i, t in enumerate(inputs)
                 ]
                 tokens = sum(len(t.split()) for t in inputs)
-                self._reply(200, {"object": "list", "data": data, "model": body["model"],
-                                  "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+                self._reply(
+                    200,
+                    {
+                        "object": "list",
+                        "data": data,
+                        "model": body["model"],
+                        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+                    },
+                )
 
             def _reply(self, status: int, payload: dict[str, Any]) -> None:
                 raw = json.dumps(payload).encode()

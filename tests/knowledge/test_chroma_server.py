@@ -65,8 +65,11 @@ def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[st
 
 
 async def test_index_and_search_through_a_chroma_server(
-    chroma_server: tuple[str, int], corpus: dict[str, Path], workspace: Path,
-    endpoint: FakeEmbeddings, make_service: Factory,
+    chroma_server: tuple[str, int],
+    corpus: dict[str, Path],
+    workspace: Path,
+    endpoint: FakeEmbeddings,
+    make_service: Factory,
 ) -> None:
     host, port = chroma_server
     embedder = openai_embedder(endpoint.url)

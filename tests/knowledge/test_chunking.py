@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -16,7 +17,11 @@ def test_a_notebook_gives_one_chunk_per_cell_with_headings_and_outputs() -> None
     assert [c.cell_index for c in chunks] == [0, 2, 4, 6, 8]  # heading-only cells are context
     clean = chunks[2]
     assert (clean.kind, clean.cell_id, clean.line_start, clean.line_end) == (
-        "code_cell", "cell-4", 1, 6)
+        "code_cell",
+        "cell-4",
+        1,
+        6,
+    )
     assert clean.text.startswith("sensors.ipynb > Weather station pipeline > Cleaning\n")
     assert clean.text.endswith("# output:\n412 rows removed")
     assert clean.symbols == ("drop_outliers", "clean")
@@ -25,8 +30,10 @@ def test_a_notebook_gives_one_chunk_per_cell_with_headings_and_outputs() -> None
 def test_outputs_are_truncated_and_images_left_out() -> None:
     nb = json.loads(notebook([("code", "show()")]))
     nb["cells"][0]["outputs"] = [
-        {"output_type": "display_data", "data": {"image/png": "iVBOR" * 1000,
-                                                  "text/plain": "<Figure>"}},
+        {
+            "output_type": "display_data",
+            "data": {"image/png": "iVBOR" * 1000, "text/plain": "<Figure>"},
+        },
         {"output_type": "stream", "name": "stdout", "text": "y" * 5000},
         {"output_type": "error", "ename": "ValueError", "evalue": "bad", "traceback": []},
     ]
@@ -77,7 +84,7 @@ def test_plain_text_is_split_by_size_with_overlap() -> None:
     text = "\n".join(f"line {i} " + "word " * 10 for i in range(100))
     chunks = chunk_file("notes.txt", text, Limits(max_chars=500, overlap=120))
     assert len(chunks) > 5
-    for a, b in zip(chunks, chunks[1:], strict=False):
+    for a, b in itertools.pairwise(chunks):
         assert b.line_start <= a.line_end  # overlapping windows
     assert max(len(c.text) for c in chunks) < 520
 

@@ -34,7 +34,9 @@ def test_hidden_files_and_caches_are_left_out_unless_asked(tmp_path: Path) -> No
 def test_size_limits_differ_for_notebooks(tmp_path: Path) -> None:
     (tmp_path / "big.ipynb").write_text("x" * 5000)
     (tmp_path / "big.py").write_text("x" * 5000)
-    scan = Workspace(str(tmp_path), ScanLimits(max_file_size=1000, max_notebook_size=10_000)).scan("")
+    scan = Workspace(str(tmp_path), ScanLimits(max_file_size=1000, max_notebook_size=10_000)).scan(
+        ""
+    )
     assert scan.files == ["big.ipynb"]
     assert scan.skipped == [("big.py", "too large (5,000 bytes > 1,000)")]
 

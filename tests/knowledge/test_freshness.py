@@ -86,8 +86,9 @@ async def test_renaming_a_folder_moves_its_chunks_without_the_model(
     assert minilm.texts == before
     [top] = await indexed.search(ALICE, "where do we clean the sensor data?", k=1)
     assert top["path"] == "reports/sensors.ipynb"
-    assert not [r for r in await indexed.search(ALICE, "revenue", k=20)
-                if r["path"].startswith("analysis/")]
+    assert not [
+        r for r in await indexed.search(ALICE, "revenue", k=20) if r["path"].startswith("analysis/")
+    ]
 
 
 async def test_renaming_a_file_reindexes_it_under_its_new_name(

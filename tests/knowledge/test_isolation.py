@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from aiide_server_ext.knowledge.index import Store, collection_name
+from aiide_server_ext.knowledge.service import KnowledgeService
 
 from .conftest import ALICE, BOB, Factory, index_and_wait, openai_embedder
 from .fake_embeddings import FakeEmbeddings
@@ -23,12 +25,19 @@ def two_users_files(workspace: Path) -> Path:
     return workspace
 
 
-async def test_user_never_sees_another_users_chunks(
+@pytest_asyncio.fixture
+async def both_indexed(
     two_users_files: Path, endpoint: FakeEmbeddings, make_service: Factory
-) -> None:
+) -> KnowledgeService:
+    """Alice indexed her folder, Bob his, in the same workspace and store."""
     service = make_service(two_users_files, openai_embedder(endpoint.url))
     await index_and_wait(service, ALICE, "alice")
     await index_and_wait(service, BOB, "bob")
+    return service
+
+
+async def test_user_never_sees_another_users_chunks(both_indexed: KnowledgeService) -> None:
+    service = both_indexed
     for query in ("BLUEHERON launch codeword", "locker combination", "plan diary"):
         alice = await service.search(ALICE, query, k=20)
         bob = await service.search(BOB, query, k=20)
@@ -70,11 +79,9 @@ async def test_jobs_of_another_user_are_not_found(
 
 
 async def test_a_save_updates_only_the_indexes_that_cover_the_file(
-    two_users_files: Path, endpoint: FakeEmbeddings, make_service: Factory
+    both_indexed: KnowledgeService, two_users_files: Path
 ) -> None:
-    service = make_service(two_users_files, openai_embedder(endpoint.url))
-    await index_and_wait(service, ALICE, "alice")
-    await index_and_wait(service, BOB, "bob")
+    service = both_indexed
     (two_users_files / "bob" / "diary.md").write_text("# Diary\n\nNew locker: 99-11-04.\n")
     service.file_saved(str(two_users_files / "bob" / "diary.md"))
     await service.settle()
@@ -85,11 +92,9 @@ async def test_a_save_updates_only_the_indexes_that_cover_the_file(
 
 
 async def test_dropping_an_index_leaves_the_other_users_alone(
-    two_users_files: Path, endpoint: FakeEmbeddings, make_service: Factory
+    both_indexed: KnowledgeService,
 ) -> None:
-    service = make_service(two_users_files, openai_embedder(endpoint.url))
-    await index_and_wait(service, ALICE, "alice")
-    await index_and_wait(service, BOB, "bob")
+    service = both_indexed
     assert await service.drop(ALICE) is True
     assert await service.search(ALICE, "plan", k=5) == []
     assert await service.search(BOB, "diary", k=5)

@@ -18,8 +18,11 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("knowledge")]
 def stored(store: Store, workspace: Path) -> dict[str, Any]:
     col = store.client().get_collection(collection_name("alice", str(workspace)))
     got = col.get(include=["embeddings"])
-    return {"model": col.metadata["aiide_model"], "dims": {len(e) for e in got["embeddings"]},
-            "count": len(got["ids"])}
+    return {
+        "model": col.metadata["aiide_model"],
+        "dims": {len(e) for e in got["embeddings"]},
+        "count": len(got["ids"]),
+    }
 
 
 async def restart_with(make_service: Factory, workspace: Path, tmp_path: Path, embedder: Any):
@@ -27,7 +30,10 @@ async def restart_with(make_service: Factory, workspace: Path, tmp_path: Path, e
 
 
 async def test_switching_model_reindexes_everything_with_the_new_one(
-    corpus: dict[str, Path], workspace: Path, tmp_path: Path, endpoint: FakeEmbeddings,
+    corpus: dict[str, Path],
+    workspace: Path,
+    tmp_path: Path,
+    endpoint: FakeEmbeddings,
     make_service: Factory,
 ) -> None:
     small = openai_embedder(endpoint.url, "fake-small")
@@ -44,8 +50,11 @@ async def test_switching_model_reindexes_everything_with_the_new_one(
     assert job["trigger"] == "model-change" and job["status"] == "done"
     assert "fake-small" in job["detail"]
     after = stored(second.store, workspace)
-    assert after == {"model": large.model_id, "dims": {DIMENSIONS["fake-large"]},
-                     "count": before["count"]}
+    assert after == {
+        "model": large.model_id,
+        "dims": {DIMENSIONS["fake-large"]},
+        "count": before["count"],
+    }
     assert large.texts == before["count"]
     assert (await second.status(ALICE))["roots"] == [""]
     [top] = await second.search(ALICE, "compute_invoice_total", k=1)
@@ -53,14 +62,19 @@ async def test_switching_model_reindexes_everything_with_the_new_one(
 
 
 async def test_first_use_after_a_switch_also_triggers_the_rebuild(
-    corpus: dict[str, Path], workspace: Path, tmp_path: Path, endpoint: FakeEmbeddings,
+    corpus: dict[str, Path],
+    workspace: Path,
+    tmp_path: Path,
+    endpoint: FakeEmbeddings,
     make_service: Factory,
 ) -> None:
-    first = await restart_with(make_service, workspace, tmp_path,
-                               openai_embedder(endpoint.url, "fake-small"))
+    first = await restart_with(
+        make_service, workspace, tmp_path, openai_embedder(endpoint.url, "fake-small")
+    )
     await index_and_wait(first, ALICE, "lib")
-    second = await restart_with(make_service, workspace, tmp_path,
-                                openai_embedder(endpoint.url, "fake-large"))
+    second = await restart_with(
+        make_service, workspace, tmp_path, openai_embedder(endpoint.url, "fake-large")
+    )
     await second.search(ALICE, "invoice", k=3)  # never mixes: the old vectors are gone
     await second.settle()
     assert [j["trigger"] for j in second.list_jobs(ALICE)] == ["model-change"]
@@ -68,8 +82,12 @@ async def test_first_use_after_a_switch_also_triggers_the_rebuild(
 
 
 async def test_switching_from_the_local_model_to_an_endpoint(
-    corpus: dict[str, Path], workspace: Path, tmp_path: Path, endpoint: FakeEmbeddings,
-    minilm, make_service: Factory,
+    corpus: dict[str, Path],
+    workspace: Path,
+    tmp_path: Path,
+    endpoint: FakeEmbeddings,
+    minilm,
+    make_service: Factory,
 ) -> None:
     first = await restart_with(make_service, workspace, tmp_path, minilm)
     await index_and_wait(first, ALICE, "lib")

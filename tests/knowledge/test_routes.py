@@ -54,10 +54,12 @@ async def test_saving_through_the_contents_api_updates_results(
 ) -> None:
     _, job = await call(jp_fetch, "index", method="POST", body=json.dumps({"path": "lib"}))
     await finished(jp_fetch, job["id"])
-    model = {"type": "file", "format": "text",
-             "content": "def forecast_energy_demand(hours):\n    return hours * 2\n"}
-    r = await jp_fetch("api", "contents", "lib", "energy.py", method="PUT",
-                       body=json.dumps(model))
+    model = {
+        "type": "file",
+        "format": "text",
+        "content": "def forecast_energy_demand(hours):\n    return hours * 2\n",
+    }
+    r = await jp_fetch("api", "contents", "lib", "energy.py", method="PUT", body=json.dumps(model))
     assert r.code == 201
     await jp_serverapp.web_app.settings["aiide_knowledge"].settle()
     _, body = await call(jp_fetch, "search", params={"q": "forecast_energy_demand"})
@@ -72,8 +74,9 @@ async def test_renaming_and_deleting_through_the_contents_api(
     _, job = await call(jp_fetch, "index", method="POST", body="{}")
     await finished(jp_fetch, job["id"])
     service = jp_serverapp.web_app.settings["aiide_knowledge"]
-    await jp_fetch("api", "contents", "analysis", method="PATCH",
-                   body=json.dumps({"path": "reports"}))
+    await jp_fetch(
+        "api", "contents", "analysis", method="PATCH", body=json.dumps({"path": "reports"})
+    )
     await service.settle()
     await jp_fetch("api", "contents", "lib", "billing.py", method="DELETE")
     await service.settle()

@@ -36,8 +36,14 @@ async def test_edit_a_cell_save_and_find_it_reembedding_one_chunk(
     nb["content"]["cells"][8]["source"] = (
         "ax = hourly.plot(y='wind_speed')\nax.figure.savefig('wind.png')"
     )
-    await jp_fetch("api", "contents", "analysis", "sensors.ipynb", method="PUT",
-                   body=json.dumps({"type": "notebook", "content": nb["content"]}))
+    await jp_fetch(
+        "api",
+        "contents",
+        "analysis",
+        "sensors.ipynb",
+        method="PUT",
+        body=json.dumps({"type": "notebook", "content": nb["content"]}),
+    )
     await service.settle()
 
     assert service.embedder.texts - before == 1

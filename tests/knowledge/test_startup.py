@@ -40,7 +40,10 @@ def test_server_start_imports_no_heavy_library_and_is_quick(tmp_path: Path) -> N
     root.mkdir()
     out = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(root), str(tmp_path / "kn")],
-        capture_output=True, text=True, timeout=120, check=True,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
         env={"JUPYTER_PLATFORM_DIRS": "1", "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"},
     )
     result = json.loads(out.stdout.strip().splitlines()[-1])

@@ -120,7 +120,7 @@ class AnthropicProvider:
         messages = self._client(api_key).messages.with_streaming_response
         try:
             async with messages.create(**self.params(request), stream=True) as response:
-                async for event in _events(response.iter_lines()):
+                async for event in _events(_data_lines(response.http_response.aiter_raw())):
                     yield event
         except anthropic.APIStatusError as e:
             raise error_for_status(e.status_code, _message(e), e.response.headers) from None
@@ -154,14 +154,25 @@ _STATUS = {
 }
 
 
-async def _events(lines: AsyncIterator[str]) -> AsyncIterator[StreamEvent]:
+async def _data_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """The ``data:`` payloads of an SSE byte stream (UTF-8 JSON needs no text decoding)."""
+    rest = b""
+    async for chunk in chunks:
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        for line in lines:
+            if line.startswith(b"data:"):
+                yield line[5:]
+    if rest.startswith(b"data:"):
+        yield rest[5:]
+
+
+async def _events(lines: AsyncIterator[bytes]) -> AsyncIterator[StreamEvent]:
     tools: dict[int, tuple[str, str, list[str]]] = {}
     usage_in = usage_out = cache_read = cache_write = 0
     stop = "end_turn"
-    async for line in lines:
-        if not line.startswith("data:"):
-            continue
-        event = json.loads(line[5:])
+    async for data in lines:
+        event = json.loads(data)
         kind = event.get("type")
         if kind == "content_block_delta":
             delta = event["delta"]

@@ -1,0 +1,154 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+
+import { YNotebook } from '@jupyter/ydoc';
+
+import type { IPatch, IPatchCell } from '../src/api/protocol';
+import { ArrayTarget, applyPatch } from '../src/notebook/patch';
+import { applyToNotebook, type ISharedNotebookLike } from '../src/notebook/sharedTarget';
+
+const cells = (): IPatchCell[] => [
+  { id: 'c1', cell_type: 'code', source: 'import pandas as pd' },
+  { id: 'c2', cell_type: 'markdown', source: '# Data' },
+  { id: 'c3', cell_type: 'code', source: 'df.head()' }
+];
+const ids = (t: { cells(): readonly IPatchCell[] }) => t.cells().map(c => c.id);
+const patch = (...ops: IPatch['ops']): IPatch => ({ path: 'a.ipynb', ops });
+
+describe('applyPatch (the protocol rules)', () => {
+  test('insert after a cell, and at the top', () => {
+    const t = new ArrayTarget(cells());
+    const out = applyPatch(t, patch(
+      { op: 'insert', after_id: 'c3', cell: { id: 'n1', cell_type: 'code', source: 'df.plot()' } },
+      { op: 'insert', after_id: null, cell: { id: 'n0', cell_type: 'markdown', source: 'hi' } }
+    ));
+    assert.deepEqual(out, { status: 'applied' });
+    assert.deepEqual(ids(t), ['n0', 'c1', 'c2', 'c3', 'n1']);
+  });
+
+  test('replace checks the expected source, delete too', () => {
+    const t = new ArrayTarget(cells());
+    assert.equal(applyPatch(t, patch({ op: 'replace', cell_id: 'c3', expected_source: 'df.head()', source: 'df.head(10)' })).status, 'applied');
+    assert.equal(t.cells()[2].source, 'df.head(10)');
+    const conflict = applyPatch(t, patch({ op: 'delete', cell_id: 'c1', expected_source: 'import numpy' }));
+    assert.equal(conflict.status, 'conflict');
+    assert.deepEqual(ids(t), ['c1', 'c2', 'c3']);
+  });
+
+  test('a conflict anywhere leaves the notebook untouched (all or nothing)', () => {
+    const t = new ArrayTarget(cells());
+    let transacted = false;
+    const out = applyPatch(t, patch(
+      { op: 'insert', after_id: 'c1', cell: { id: 'n1', cell_type: 'code', source: 'x' } },
+      { op: 'replace', cell_id: 'c3', expected_source: 'something else', source: 'y' }
+    ), apply => {
+      transacted = true;
+      apply();
+    });
+    assert.equal(out.status, 'conflict');
+    assert.equal(transacted, false);
+    assert.deepEqual(ids(t), ['c1', 'c2', 'c3']);
+  });
+
+  test('applying the same patch twice applies it once', () => {
+    const t = new ArrayTarget(cells());
+    const p = patch(
+      { op: 'insert', after_id: 'c1', cell: { id: 'n1', cell_type: 'code', source: 'x' } },
+      { op: 'replace', cell_id: 'c3', expected_source: 'df.head()', source: 'df.tail()' },
+      { op: 'delete', cell_id: 'c2', expected_source: '# Data' }
+    );
+    assert.equal(applyPatch(t, p).status, 'applied');
+    const once = JSON.stringify(t.cells());
+    assert.equal(applyPatch(t, p).status, 'applied');
+    assert.equal(JSON.stringify(t.cells()), once);
+  });
+
+  test('a different cell with the same id is a conflict', () => {
+    const t = new ArrayTarget(cells());
+    const out = applyPatch(t, patch({ op: 'insert', after_id: null, cell: { id: 'c1', cell_type: 'code', source: 'other' } }));
+    assert.equal(out.status, 'conflict');
+  });
+
+  test('move to the top and after another cell', () => {
+    const t = new ArrayTarget(cells());
+    applyPatch(t, patch({ op: 'move', cell_id: 'c3', after_id: null }));
+    assert.deepEqual(ids(t), ['c3', 'c1', 'c2']);
+    applyPatch(t, patch({ op: 'move', cell_id: 'c3', after_id: 'c2' }));
+    assert.deepEqual(ids(t), ['c1', 'c2', 'c3']);
+    assert.equal(applyPatch(t, patch({ op: 'move', cell_id: 'c1', after_id: 'nope' })).status, 'conflict');
+  });
+
+  test('replace may change the cell type', () => {
+    const t = new ArrayTarget(cells());
+    applyPatch(t, patch({ op: 'replace', cell_id: 'c2', expected_source: '# Data', source: 'print(1)', cell_type: 'code' }));
+    assert.deepEqual(t.cells()[1], { id: 'c2', cell_type: 'code', source: 'print(1)' });
+  });
+});
+
+describe('applyToNotebook (a real shared notebook model)', () => {
+  const notebook = (): YNotebook =>
+    YNotebook.create({
+      disableDocumentWideUndoRedo: true,
+      data: {
+        cells: cells().map(c => ({ ...c, metadata: {}, ...(c.cell_type === 'code' ? { outputs: [], execution_count: null } : {}) })) as never,
+        metadata: {},
+        nbformat: 4,
+        nbformat_minor: 5
+      }
+    });
+  const sources = (nb: YNotebook) => nb.cells.map(c => `${c.getId()}:${c.getSource()}`);
+
+  test('a multi-op patch is one undo step of the notebook', () => {
+    const nb = notebook();
+    nb.undoManager.clear();
+    const before = sources(nb);
+    const { outcome, undo } = applyToNotebook(nb as unknown as ISharedNotebookLike, patch(
+      { op: 'insert', after_id: 'c3', cell: { id: 'n1', cell_type: 'code', source: 'df.plot()' } },
+      { op: 'replace', cell_id: 'c3', expected_source: 'df.head()', source: 'df.head(10)' },
+      { op: 'delete', cell_id: 'c2', expected_source: '# Data' }
+    ));
+    assert.equal(outcome.status, 'applied');
+    assert.deepEqual(sources(nb), ['c1:import pandas as pd', 'c3:df.head(10)', 'n1:df.plot()']);
+    assert.ok(undo?.canUndo());
+    assert.equal(undo?.undo(), true);
+    assert.deepEqual(sources(nb), before);
+  });
+
+  test('JupyterLab\'s own notebook undo takes the patch back in one step', () => {
+    const nb = notebook();
+    nb.undoManager.clear();
+    const before = sources(nb);
+    applyToNotebook(nb as unknown as ISharedNotebookLike, patch(
+      { op: 'insert', after_id: 'c1', cell: { id: 'n1', cell_type: 'code', source: 'x = 1' } },
+      { op: 'replace', cell_id: 'c1', expected_source: 'import pandas as pd', source: 'import numpy as np' }
+    ));
+    nb.undo();
+    assert.deepEqual(sources(nb), before);
+  });
+
+  test('the Undo button declines once the user changed the notebook after the patch', () => {
+    const nb = notebook();
+    const { undo } = applyToNotebook(nb as unknown as ISharedNotebookLike, patch(
+      { op: 'insert', after_id: 'c1', cell: { id: 'n1', cell_type: 'code', source: 'x = 1' } }
+    ));
+    nb.undoManager.stopCapturing();
+    nb.insertCell(0, { cell_type: 'code', source: 'mine' });
+    assert.equal(undo?.canUndo(), false);
+    assert.equal(undo?.undo(), false);
+    assert.equal(nb.cells[0].getSource(), 'mine');
+  });
+
+  test('a conflict or a no-op patch offers no undo', () => {
+    const nb = notebook();
+    const conflict = applyToNotebook(nb as unknown as ISharedNotebookLike, patch(
+      { op: 'delete', cell_id: 'c1', expected_source: 'wrong' }
+    ));
+    assert.equal(conflict.outcome.status, 'conflict');
+    assert.equal(conflict.undo, null);
+    const noop = applyToNotebook(nb as unknown as ISharedNotebookLike, patch(
+      { op: 'replace', cell_id: 'c1', expected_source: 'x', source: 'import pandas as pd' }
+    ));
+    assert.equal(noop.outcome.status, 'applied');
+    assert.equal(noop.undo, null);
+  });
+});
