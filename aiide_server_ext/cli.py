@@ -52,6 +52,9 @@ def _image_build(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="jupyter aiide", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
+    from .gateway.cli import register_cli as register_gateway_cli
+
+    register_gateway_cli(sub)
     check = sub.add_parser("check", help="is a sandbox backend usable here? how to fix it")
     check.add_argument("--backend", choices=["bwrap", "docker"])
     check.add_argument("--json", action="store_true")

@@ -156,7 +156,10 @@ class Gateway(ExtensionPart):
 
     @default("owner")
     def _owner_default(self) -> str:
-        return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+        try:
+            return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+        except (KeyError, OSError):  # a container user without a passwd entry
+            return "owner"
 
     @property
     def _server(self) -> Any:

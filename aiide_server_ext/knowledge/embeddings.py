@@ -71,6 +71,7 @@ class CountingEmbedder:
         self.calls = 0
         self.texts = 0
         self.seconds = 0.0
+        self.dimension: int | None = None
         self._lock = threading.Lock()
 
     @property
@@ -86,6 +87,7 @@ class CountingEmbedder:
             self.calls += 1
             self.texts += len(texts)
             self.seconds += time.perf_counter() - start
+            self.dimension = len(vectors[0]) if vectors else self.dimension
         return vectors
 
     def chroma_function(self) -> Any:

@@ -137,7 +137,10 @@ class KnowledgeService:
             return out
         if col is not None:
             out.update(
-                indexed=True, roots=ix.roots_of(col), chunks=await asyncio.to_thread(col.count)
+                dimension=(col.metadata or {}).get("aiide_dim"),
+                indexed=True,
+                roots=ix.roots_of(col),
+                chunks=await asyncio.to_thread(col.count),
             )
         return out
 
@@ -287,6 +290,9 @@ class KnowledgeService:
             job.error(skipped[0], f"not attempted ({len(skipped)} files): the model keeps failing")
             job.detail = "failed: the embedding model is unavailable"
             keep.update(skipped)
+        dim = self.embedder.dimension
+        if dim and (col.metadata or {}).get("aiide_dim") != dim:  # recorded with the model
+            await asyncio.to_thread(ix.set_metadata, col, aiide_dim=dim)
         present = set(scan.files) | keep
         indexed = await asyncio.to_thread(ix.indexed_paths, col, job.path)
         gone = [p for p in indexed if p not in present]

@@ -18,6 +18,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("knowledge")]
 def stored(store: Store, workspace: Path) -> dict[str, Any]:
     col = store.client().get_collection(collection_name("alice", str(workspace)))
     got = col.get(include=["embeddings"])
+    assert col.metadata["aiide_dim"] == len(got["embeddings"][0])
     return {
         "model": col.metadata["aiide_model"],
         "dims": {len(e) for e in got["embeddings"]},

@@ -47,6 +47,7 @@ async def test_index_status_lists_roots_and_counts(jp_fetch: Any) -> None:
     code, status = await call(jp_fetch, "index")
     assert code == 200 and status["indexed"] is True and status["roots"] == [""]
     assert status["chunks"] > 10 and status["model"].startswith("openai:fake-small@")
+    assert status["dimension"] == 64
 
 
 async def test_saving_through_the_contents_api_updates_results(
