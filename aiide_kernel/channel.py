@@ -69,6 +69,10 @@ class KernelChannels:
         """Only a server that set a responder offers channels (not plain jupyter_client)."""
         return cls._instance is not None and cls._instance.responder is not _no_responder
 
+    def reset_responder(self) -> None:
+        """The server part that answered is stopping: kernels get 'agent unavailable'."""
+        self.responder = _no_responder
+
     def open(self, ipc_dir: str, kernel_id: str, uid: int, gid: int) -> str:
         """Listen in one kernel's ipc directory; returns the socket path for the kernel.
 

@@ -1,4 +1,4 @@
-"""``jupyter aiide``: check the sandbox, build the kernel image."""
+"""``jupyter aiide``: check the sandbox, build the kernel image, run agents headless."""
 
 from __future__ import annotations
 
@@ -55,6 +55,12 @@ def main(argv: list[str] | None = None) -> int:
     from .gateway.cli import register_cli as register_gateway_cli
 
     register_gateway_cli(sub)
+    from .knowledge.model_install import register_cli as register_models_cli
+
+    register_models_cli(sub)
+    from .headless.cli import register_cli as register_headless_cli
+
+    register_headless_cli(sub)
     check = sub.add_parser("check", help="is a sandbox backend usable here? how to fix it")
     check.add_argument("--backend", choices=["bwrap", "docker"])
     check.add_argument("--json", action="store_true")

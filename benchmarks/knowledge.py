@@ -175,7 +175,7 @@ def bench_queries(tmp: Path, max_chunks: int, runs: int) -> None:
     questions = {
         "question": "where do we clean the sensor readings before plotting?",
         "defined identifier": "which function computes step_4242",
-        "identifier nothing defines (full text)": "where is step_42_plot used",
+        "identifier, full text": "where is step_42_plot used",
     }
     have, p50 = 0, 0.0
     for n in scales:
@@ -200,11 +200,11 @@ def bench_queries(tmp: Path, max_chunks: int, runs: int) -> None:
         vec = timed(query_vectors(col, queries), runs)
         p50 = pct(vec, 50)
         print(f"  {n:>7,} chunks (grown at {rate:,.0f}/s):")
-        print(f"    vector query (top 20)            p50 {p50:5.1f} ms  p99 {pct(vec, 99):5.1f} ms")
+        print(f"    vector query (top 20)           p50 {p50:5.1f} ms  p99 {pct(vec, 99):5.1f} ms")
         for label, text in questions.items():
             hyb = timed(hybrid_search(col, queries, text), max(runs // 4, 10))
             print(
-                f"    search(), {label:<28} p50 {pct(hyb, 50):5.1f} ms  p99 {pct(hyb, 99):5.1f} ms"
+                f"    search(), {label:<21} p50 {pct(hyb, 50):5.1f} ms  p99 {pct(hyb, 99):5.1f} ms"
             )
     it = iter(range(10**9))
     filt = timed(
@@ -440,7 +440,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--max-chunks", type=int, default=100_000)
     parser.add_argument("--queries", type=int, default=200)
-    parser.add_argument("--insert-chunks", type=int, default=20_000)
+    parser.add_argument("--insert-chunks", type=int, default=10_000)
     parser.add_argument("--embed-chunks", type=int, default=256)
     parser.add_argument("--models-dir", default=str(default_models_dir()))
     parser.add_argument("--sections", default="1,2,3,4", help="which figures, e.g. 1,4")

@@ -7,6 +7,7 @@ jsonschema load on first use (or in a background thread shortly after start).
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import threading
 from typing import Any
@@ -108,6 +109,7 @@ class Agent(ExtensionPart):
             },
         )
         settings["aiide_agent"] = self.service
+        self._settings = settings
 
     def handlers(self) -> list[tuple[str, Any]]:
         from .handlers import default_handlers
@@ -116,12 +118,36 @@ class Agent(ExtensionPart):
 
     async def start(self) -> None:
         self.service.start()
+        self._answer_kernels()
         if self.preload:
             threading.Thread(target=_preload, name="aiide-preload", daemon=True).start()
             await asyncio.sleep(0)
 
     async def stop(self) -> None:
+        from aiide_kernel.channel import KernelChannels
+
+        channels = KernelChannels.instance()
+        if channels.responder == self._responder:
+            channels.reset_responder()
         await self.service.stop()
+
+    _responder: Any = None
+
+    def _answer_kernels(self) -> None:
+        """``%ai`` in this server's sandboxed kernels: answered as the server's owner."""
+        from aiide_kernel.channel import KernelChannels
+
+        from .ask import KernelAsk, owner_caller
+
+        settings = self._settings
+        user = _server_user()
+        ask = KernelAsk(
+            self.service.router,
+            self.service.gate,
+            lambda: owner_caller(gate_of(settings), user),
+        )
+        self._responder = ask.respond
+        KernelChannels.instance().responder = ask.respond
 
 
 class _LazyGate:
@@ -148,6 +174,13 @@ class _LazyGate:
         detail: dict[str, Any] | None = None,
     ) -> None:
         await gate_of(self.settings).audit(caller, action, target, outcome, detail)
+
+
+def _server_user() -> str:
+    try:
+        return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
+    except (KeyError, OSError):  # a container user without a passwd entry
+        return "owner"
 
 
 def _sandbox_network(server: Any) -> bool:

@@ -112,6 +112,7 @@ def build_gate(part: Gateway, data_dir: str) -> GatewayGate:
         resources=resources,
         resource_classes=part.resource_route_classes,
         limit_owner=part.limit_owner,
+        hub_identity=part.hub_identity and bool(os.environ.get("JUPYTERHUB_API_TOKEN")),
         max_body_bytes=part.max_body_bytes,
     )
     return gate

@@ -61,6 +61,7 @@ class GatewayGate:
         resource_classes: Mapping[str, str],
         limit_owner: bool = False,
         max_body_bytes: int = 65536,
+        hub_identity: bool = False,
     ) -> None:
         self.policy = policy
         self.store = store
@@ -78,6 +79,7 @@ class GatewayGate:
         self.resource_classes = dict(resource_classes)
         self.limit_owner = limit_owner
         self.max_body_bytes = max_body_bytes
+        self.hub_identity = hub_identity
         owner_groups = policy.groups_for(policy.owner)
         self.owner = Caller(
             username=policy.owner,
@@ -105,14 +107,19 @@ class GatewayGate:
         return caller
 
     def _jupyter_caller(self, user: Any) -> Caller:
-        """Jupyter's own login: the owner, or under JupyterHub the hub user with roles."""
+        """Jupyter's own login: the owner, or under JupyterHub the hub user with roles.
+
+        With ``hub_identity`` the server's owner is no exception: a student's own server
+        gives the student the roles of their hub groups, not every scope."""
         hub = getattr(user, "hub_user", None)
-        if isinstance(hub, dict) and hub.get("name") and hub["name"] != self.policy.owner:
+        if isinstance(hub, dict) and hub.get("name"):
             name = str(hub["name"])
-            groups = self.policy.groups_for(name, (str(g) for g in hub.get("groups") or ()))
-            roles = self.policy.roles_for(name, groups)
-            scopes = self.policy.scopes_for(name, roles)
-            return Caller(name, scopes, groups, roles, extra={"via": "jupyterhub"})
+            member = self.hub_identity
+            if member or name != self.policy.owner:
+                groups = self.policy.groups_for(name, (str(g) for g in hub.get("groups") or ()))
+                roles = self.policy.roles_for(name, groups, member=member)
+                scopes = self.policy.scopes_for(name, roles, member=member)
+                return Caller(name, scopes, groups, roles, extra={"via": "jupyterhub"})
         return self.owner
 
     def caller_for(self, principal: Principal) -> Caller:
@@ -153,7 +160,7 @@ class GatewayGate:
             log.warning("aiide gateway: refusal not audited: %s", store_error.message)
 
     def is_owner(self, caller: Caller) -> bool:
-        return caller.username == self.policy.owner
+        return caller.username == self.policy.owner and "owner" in caller.roles
 
     def exempt(self, caller: Caller) -> bool:
         return self.is_owner(caller) and not self.limit_owner

@@ -37,6 +37,13 @@ class Gateway(ExtensionPart):
         Unicode(), ["*"], config=True, help="Scopes of the owner ('*': every scope)."
     )
     limit_owner = Bool(False, config=True, help="Apply rate limits and quotas to the owner too.")
+    hub_identity = Bool(
+        True,
+        config=True,
+        help="Under JupyterHub ($JUPYTERHUB_API_TOKEN set), the server's owner gets the roles "
+        "of their hub groups (group_roles) like any other hub user, with limits and quotas, "
+        "instead of owner_scopes. False: the owner of a hub server holds owner_scopes.",
+    )
     roles = Dict(
         config=True,
         help="Role name -> list of scopes, added to the built-in roles 'admin' (['*']) and "

@@ -28,11 +28,15 @@ SCOPES: dict[str, str] = {
     "usage:read": "read one's own usage and remaining budget",
     "tokens": "create and revoke one's own API keys",
     "admin": "others' keys and usage, the audit log, terminals, server shutdown",
+    "course": "change a course's policy (exam mode, budgets) and read its usage and audit",
 }
+
+#: Scopes the built-in 'user' role does not hold: granted only through roles that name them.
+PRIVILEGED = frozenset({"admin", "course"})
 
 BUILTIN_ROLES: dict[str, frozenset[str]] = {
     "admin": frozenset({ALL}),
-    "user": frozenset(s for s in SCOPES if s != "admin"),
+    "user": frozenset(s for s in SCOPES if s not in PRIVILEGED),
 }
 
 
@@ -117,17 +121,22 @@ class Policy:
     def groups_for(self, username: str, extra: Iterable[str] = ()) -> frozenset[str]:
         return frozenset(self.user_groups.get(username, ())) | frozenset(extra)
 
-    def roles_for(self, username: str, groups: Iterable[str]) -> frozenset[str]:
-        if username == self.owner:
+    def roles_for(
+        self, username: str, groups: Iterable[str], *, member: bool = False
+    ) -> frozenset[str]:
+        """``member``: the owner too gets roles from groups (identity from JupyterHub)."""
+        if username == self.owner and not member:
             return frozenset({"owner"})
         named = set(self.user_roles.get(username, ()))
         for group in groups:
             named.update(self.group_roles.get(group, ()))
         return frozenset(named or self.default_roles)
 
-    def scopes_for(self, username: str, roles: Iterable[str]) -> frozenset[str]:
+    def scopes_for(
+        self, username: str, roles: Iterable[str], *, member: bool = False
+    ) -> frozenset[str]:
         """What the user may ever do, whatever credential they present."""
-        if username == self.owner:
+        if username == self.owner and not member:
             return self.owner_scopes
         held: set[str] = set()
         for role in roles:

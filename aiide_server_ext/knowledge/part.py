@@ -160,7 +160,7 @@ class Knowledge(ExtensionPart):
         return Path(jupyter_data_dir()) / "aiide"
 
     def _embedder(self) -> Any:
-        from .embeddings import OnnxMiniLMEmbedder, OpenAICompatEmbedder
+        from .embeddings import OnnxMiniLMEmbedder, OpenAICompatEmbedder, default_models_dir
 
         if self.embedding_backend == "openai":
             if not self.embedding_base_url:
@@ -171,7 +171,7 @@ class Knowledge(ExtensionPart):
             return OpenAICompatEmbedder(
                 self.embedding_base_url, self.embedding_model, key, self.embedding_timeout
             )
-        models = Path(self.models_dir) if self.models_dir else self._data_home() / "models"
+        models = Path(self.models_dir) if self.models_dir else default_models_dir()
         return OnnxMiniLMEmbedder(models)
 
     def _hook(self, server: Any) -> None:

@@ -1,11 +1,14 @@
 """Fixtures for browser tests: a real ``jupyter lab`` process and a headless Chromium.
 
 The browser is Debian's chromium driven by the Python ``playwright`` package; no tool is
-ever allowed to download a browser of its own.
+ever allowed to download a browser of its own. The assistant's tests add the fake model
+provider of ``tests/fakes`` (a real HTTP server in its own process), which the server
+reaches through ``ANTHROPIC_BASE_URL`` exactly as it would reach the real service.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -19,13 +22,15 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+TESTS = Path(__file__).resolve().parents[1]
 CHROMIUM = os.environ.get("AIIDE_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless",
@@ -41,6 +46,7 @@ CHROMIUM_ARGS = [
 # Model provider keys: the server must start without any of them.
 MODEL_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")
 READY_TIMEOUT = 60.0
+FAKE_KEY = "sk-ant-e2e-0123456789abcdef"
 
 
 @pytest.fixture(autouse=True)
@@ -68,6 +74,25 @@ def require_chromium() -> str:
     pytest.skip(reason)
 
 
+def require_agent() -> None:
+    """The assistant's tests need the agent server part and the fake model provider.
+
+    While either is missing from the source tree they are skipped, saying which; once
+    both are there a skip is impossible (the dependency is present), so under CI=true
+    nothing about the assistant can be skipped silently.
+    """
+    missing = [
+        name
+        for name, found in (
+            ("aiide_server_ext/agent/part.py", importlib.util.find_spec("aiide_server_ext.agent.part")),
+            ("tests/fakes/fake_anthropic.py", (TESTS / "fakes" / "fake_anthropic.py").exists()),
+        )
+        if not found
+    ]
+    if missing:
+        pytest.skip(f"the agent server is not in this tree yet: {', '.join(missing)} missing")
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -85,18 +110,55 @@ class LabServer:
     token: str
     root_dir: Path
     log_path: Path
-    process: subprocess.Popen[bytes]
+    cmd: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen[bytes] | None = None
+    starts: int = field(default=0)
 
     def lab_url(self, path: str = "lab") -> str:
         return f"{self.url}{path}?token={self.token}"
 
-    def get_json(self, path: str) -> Any:
-        """GET a server route with the token in a header (not the URL)."""
+    def start(self) -> None:
+        self.starts += 1
+        with self.log_path.open("ab") as log:
+            log.write(f"\n==== start {self.starts} ====\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                self.cmd, cwd=self.root_dir, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        _wait_ready(self)
+
+    def kill(self) -> None:
+        """SIGKILL: the server gets no chance to say goodbye (a crash)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+    def request(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        """Call a server route with the token in a header (not the URL)."""
+        data = None if body is None else json.dumps(body).encode()
         req = urllib.request.Request(
-            f"{self.url}{path}", headers={"Authorization": f"token {self.token}"}
+            f"{self.url}{path}",
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}"},
         )
         with urllib.request.urlopen(req, timeout=10) as resp:
-            return json.loads(resp.read())
+            text = resp.read()
+            return json.loads(text) if text else None
+
+    def get_json(self, path: str) -> Any:
+        return self.request(path)
 
     def page_config(self) -> dict[str, Any]:
         """JupyterLab's page config (``jupyter-config-data``) as the browser would get it."""
@@ -123,6 +185,7 @@ class LabServer:
 
 
 def _wait_ready(server: LabServer) -> None:
+    assert server.process is not None
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
         if server.process.poll() is not None:
@@ -138,7 +201,7 @@ def _wait_ready(server: LabServer) -> None:
                     return
         except (urllib.error.URLError, OSError):
             pass
-        time.sleep(0.2)
+        time.sleep(0.1)
     pytest.fail(
         f"jupyter lab not ready after {READY_TIMEOUT:.0f} s:\n{server.log_tail()}", pytrace=False
     )
@@ -152,30 +215,35 @@ def _quiet_lab_settings(settings_dir: Path) -> None:
     target.write_text(json.dumps({"checkForUpdates": False, "fetchNews": "false"}))
 
 
-@pytest.fixture(scope="session")
-def artifacts_dir() -> Path:
-    """Screenshots and logs for humans and CI uploads (gitignored)."""
-    ARTIFACTS.mkdir(exist_ok=True)
-    return ARTIFACTS
+def make_lab(
+    tmp_path_factory: pytest.TempPathFactory,
+    *,
+    env: dict[str, str] | None = None,
+    config: dict[str, Any] | None = None,
+    name: str = "lab",
+) -> LabServer:
+    """A started ``jupyter lab`` on a free port, with fresh settings, config and root.
 
-
-@pytest.fixture(scope="module")
-def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
-    """A real ``jupyter lab`` on a free port, fresh settings, and no model key in its env."""
-    base = tmp_path_factory.mktemp("lab")
+    ``env`` is added to the environment (model keys are removed first); ``config`` is
+    written as ``jupyter_server_config.json`` (traitlets: ``{"Gateway": {...}}``).
+    """
+    base = tmp_path_factory.mktemp(name)
     root_dir = base / "root"
     root_dir.mkdir()
-    for name in ("config", "settings", "workspaces", "runtime"):
-        (base / name).mkdir()
+    for sub in ("config", "settings", "workspaces", "runtime", "data"):
+        (base / sub).mkdir()
     _quiet_lab_settings(base / "settings")
+    if config:
+        (base / "config" / "jupyter_server_config.json").write_text(json.dumps(config))
 
-    env = {k: v for k, v in os.environ.items() if k not in MODEL_ENV}
-    env.update(
+    full_env = {k: v for k, v in os.environ.items() if k not in MODEL_ENV}
+    full_env.update(
         {
             "JUPYTER_CONFIG_DIR": str(base / "config"),
             "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
             "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
             "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+            **(env or {}),
         }
     )
     port = _free_port()
@@ -190,26 +258,113 @@ def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
         f"--ServerApp.root_dir={root_dir}",
         "--ServerApp.port_retries=0",
         "--allow-root",
-        # Start no sandboxed kernels in the background: this test needs none.
+        # window.jupyterapp, to run commands from the tests.
+        "--LabApp.expose_app_in_browser=True",
+        # Start no sandboxed kernels in the background: these tests need none.
         "--AiideExtension.prewarm_kernels=False",
         *shlex.split(os.environ.get("AIIDE_E2E_LAB_ARGS", "")),
     ]
-    log_path = base / "jupyter-lab.log"
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(cmd, cwd=root_dir, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = LabServer(f"http://127.0.0.1:{port}/", token, root_dir, log_path, process)
+    server = LabServer(
+        f"http://127.0.0.1:{port}/", token, root_dir, base / "jupyter-lab.log", cmd, full_env
+    )
+    server.start()
+    return server
+
+
+def _finish(server: LabServer, log_name: str) -> None:
+    server.stop()
+    ARTIFACTS.mkdir(exist_ok=True)
+    shutil.copyfile(server.log_path, ARTIFACTS / log_name)
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    """Screenshots and logs for humans and CI uploads (gitignored)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="module")
+def lab_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """A real ``jupyter lab`` on a free port, fresh settings, and no model key in its env."""
+    server = make_lab(tmp_path_factory)
     try:
-        _wait_ready(server)
         yield server
     finally:
+        _finish(server, "jupyter-lab.log")
+
+
+@dataclass
+class FakeModel:
+    """The fake Anthropic API in its own process, scripted over HTTP."""
+
+    url: str
+    process: subprocess.Popen[str]
+
+    def _call(self, path: str, method: str = "GET", body: Any = None) -> Any:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"{self.url}{path}", data=data, method=method)
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            text = resp.read()
+            return json.loads(text) if text else None
+
+    def script(self, *replies: dict[str, Any]) -> None:
+        """Queue replies (``tests/fakes/script.py`` ``Reply`` fields) for the next calls."""
+        self._call("/_fake/script", "POST", list(replies))
+
+    def reset(self) -> None:
+        self._call("/_fake/script", "DELETE")
+
+    def requests(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = self._call("/_fake/requests")["requests"]
+        return found
+
+
+@pytest.fixture(scope="session")
+def fake_model() -> Iterator[FakeModel]:
+    require_agent()
+    cmd = [
+        sys.executable,
+        "-m",
+        "fakes.fake_anthropic",
+        "--port",
+        "0",
+        "--api-key",
+        FAKE_KEY,
+        "--default-text",
+        "(no scripted reply)",
+    ]
+    process = subprocess.Popen(
+        cmd, cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    try:
+        url = json.loads(line)["url"]
+    except (ValueError, KeyError):
+        process.kill()
+        pytest.fail(f"the fake model did not start: {line!r}", pytrace=False)
+    try:
+        yield FakeModel(url, process)
+    finally:
         process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        ARTIFACTS.mkdir(exist_ok=True)
-        shutil.copyfile(log_path, ARTIFACTS / "jupyter-lab.log")
+        process.wait(timeout=10)
+
+
+def model_env(fake: FakeModel) -> dict[str, str]:
+    return {"ANTHROPIC_API_KEY": FAKE_KEY, "ANTHROPIC_BASE_URL": fake.url}
+
+
+@pytest.fixture(scope="session")
+def agent_lab(
+    tmp_path_factory: pytest.TempPathFactory, fake_model: FakeModel
+) -> Iterator[LabServer]:
+    """A real ``jupyter lab`` with the agent, talking to the fake model."""
+    server = make_lab(tmp_path_factory, env=model_env(fake_model), name="agent-lab")
+    try:
+        yield server
+    finally:
+        _finish(server, "agent-lab.log")
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +386,18 @@ def browser_context(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
             yield context
         finally:
             context.close()
+
+
+@pytest.fixture
+def screenshot(artifacts_dir: Path) -> Any:
+    """``screenshot(page_or_locator, name)``: into the artifacts; with
+    ``AIIDE_UPDATE_SCREENSHOTS=1`` also into docs/screenshots (the documented views)."""
+
+    def take(target: Any, name: str) -> None:
+        path = artifacts_dir / f"{name}.png"
+        target.screenshot(path=str(path))
+        if os.environ.get("AIIDE_UPDATE_SCREENSHOTS") == "1":
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
+
+    return take

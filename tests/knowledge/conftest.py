@@ -32,7 +32,6 @@ from aiide_server_ext.seams import Caller
 from .corpus import write_corpus
 from .fake_embeddings import FakeEmbeddings
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 IN_CI = os.environ.get("CI") == "true"
 # Read now: pytest-jupyter points the Jupyter data dir at a temporary folder per test.

@@ -81,10 +81,14 @@ export class CallCard {
   }
 
   private _state(block: CallBlock): string {
+    const decision = block.approval?.resolution?.decision;
+    if (decision === 'reject' || decision === 'expired') {
+      return decision;
+    }
     if (block.result) {
       return block.result.ok ? 'done' : 'failed';
     }
-    return block.approval?.resolution?.decision ?? (block.decision === 'deny' ? 'denied' : 'running');
+    return decision ?? (block.decision === 'deny' ? 'denied' : 'running');
   }
 
   private _status(block: CallBlock, waiting: boolean): string {
@@ -92,18 +96,18 @@ export class CallCard {
     if (waiting) {
       return this._mode === 'sent' ? 'Sending your decision…' : 'Waiting for your approval';
     }
+    if (resolution?.decision === 'reject') {
+      const by = resolution.by ? ` by ${resolution.by}` : '';
+      return resolution.reason ? `Rejected${by}: ${resolution.reason}` : `Rejected${by}`;
+    }
+    if (resolution?.decision === 'expired') {
+      return 'Expired without a decision';
+    }
     if (block.result) {
       return block.result.ok ? 'Done' : `Failed (${block.result.error?.code ?? 'error'})`;
     }
     if (resolution) {
-      switch (resolution.decision) {
-        case 'approve':
-          return resolution.by ? `Approved by ${resolution.by}` : 'Approved';
-        case 'reject':
-          return resolution.reason ? `Rejected: ${resolution.reason}` : 'Rejected';
-        case 'expired':
-          return 'Expired without a decision';
-      }
+      return resolution.by ? `Approved by ${resolution.by}` : 'Approved';
     }
     if (block.approval) {
       return 'Not decided (the run ended)';

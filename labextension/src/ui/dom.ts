@@ -72,7 +72,6 @@ export function button(
       type: 'button',
       class: classes.join(' '),
       title: options.title,
-      'aria-label': options.title && options.title !== label ? `${label}: ${options.title}` : null,
       onclick: () => onclick()
     },
     label

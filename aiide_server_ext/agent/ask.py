@@ -1,0 +1,150 @@
+"""``%ai`` answered for real: the kernel channel's responder.
+
+A kernel asks over its private unix socket (``aiide_kernel.channel``); the answer comes
+as the kernel's owner, through the same gate as the UI (scope ``chat``, limits, metering,
+audit) and the same router (fallback, retries). One model call, no tools: the magic wants
+an answer in a format, not a run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from ..seams import Caller, Gate, GateRefusal
+from .complete import strip_fences
+from .errors import AgentError
+from .providers import ModelRequest, ProviderError, TextDelta, Usage
+from .router import ModelSpec, Router
+
+log = logging.getLogger("aiide.agent")
+
+FORMATS = {
+    "code": "Reply with only Python code for a notebook cell: no explanation, no code fences.",
+    "markdown": "Reply in concise Markdown.",
+    "text": "Reply in plain text, no Markdown.",
+}
+SYSTEM = (
+    "You are aiide, answering a question asked with the %ai magic inside a Jupyter kernel. "
+    "Variables are described by type, shape and columns only; you do not see their data."
+)
+MAX_PROMPT = 100_000
+MAX_VARIABLES = 50
+
+
+def check(body: dict[str, Any]) -> dict[str, Any]:
+    """The request, or AgentError saying what is wrong with it."""
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt.strip():
+        raise AgentError("bad_request", "'prompt' must be a non-empty string")
+    if len(prompt) > MAX_PROMPT:
+        raise AgentError("too_large", f"the prompt is over {MAX_PROMPT} characters", 413)
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise AgentError("bad_request", "'model' must be a string")
+    fmt = body.get("format") or "markdown"
+    if fmt not in FORMATS:
+        raise AgentError("bad_request", f"'format' must be one of {', '.join(FORMATS)}")
+    variables = body.get("variables") or {}
+    if not isinstance(variables, dict) or len(variables) > MAX_VARIABLES:
+        raise AgentError("bad_request", f"'variables' must be an object of at most {MAX_VARIABLES}")
+    return {"prompt": prompt, "model": model or None, "format": fmt, "variables": variables}
+
+
+def build_prompt(prompt: str, variables: dict[str, Any]) -> str:
+    if not variables:
+        return prompt
+    described = "\n".join(
+        f"- {name}: {json.dumps(info, ensure_ascii=False)[:2000]}"
+        for name, info in variables.items()
+    )
+    return f"{prompt}\n\nVariables in the kernel (summaries, not data):\n{described}"
+
+
+class KernelAsk:
+    """Answers ``POST /v1/ask`` from a kernel channel."""
+
+    def __init__(
+        self,
+        router: Router,
+        gate: Gate,
+        owner: Callable[[], Caller],
+        *,
+        max_output_tokens: int = 2048,
+    ) -> None:
+        self.router = router
+        self.gate = gate
+        self.owner = owner
+        self.max_output_tokens = max_output_tokens
+
+    async def respond(
+        self, kernel_id: str, path: str, body: dict[str, Any]
+    ) -> tuple[int, dict[str, Any]]:
+        if path != "ask":
+            return 404, {"code": "not_found", "message": f"no channel route {path!r}"}
+        caller = self.owner()
+        try:
+            request = check(body)
+            await self.gate.admit(caller, "chat", scope="chat")
+            reply = await self.answer(caller, request)
+        except GateRefusal as e:
+            await self._audit(caller, kernel_id, "refused", {"code": e.code})
+            return e.status, e.as_dict()
+        except AgentError as e:
+            return e.status, {"code": e.code, "message": e.message}
+        except ProviderError as e:
+            await self._audit(caller, kernel_id, "failed", {"code": e.code})
+            return 503, {"code": e.code, "message": e.message}
+        await self._audit(caller, kernel_id, "ok", {"model": reply["model"], **reply["usage"]})
+        return 200, reply
+
+    async def answer(self, caller: Caller, request: dict[str, Any]) -> dict[str, Any]:
+        candidates = self.router.candidates("chat", caller, request["model"])
+        fmt = request["format"]
+        content = build_prompt(request["prompt"], request["variables"])
+
+        def build(spec: ModelSpec) -> ModelRequest:
+            return ModelRequest(
+                model=spec.model,
+                system=f"{SYSTEM}\n{FORMATS[fmt]}",
+                messages=[{"role": "user", "content": content}],
+                max_tokens=min(self.max_output_tokens, spec.max_output_tokens),
+            )
+
+        parts: list[str] = []
+        usage = Usage(0, 0)
+        model = candidates[0].name
+        async for spec, event in self.router.stream(
+            candidates, caller, build, gate=self.gate, feature="magic"
+        ):
+            model = spec.name
+            if isinstance(event, TextDelta):
+                parts.append(event.text)
+            elif isinstance(event, Usage):
+                usage = event
+        text = "".join(parts)
+        if fmt == "code":
+            text = strip_fences(text.strip()).strip("\n")
+        return {
+            "text": text,
+            "format": fmt,
+            "model": model,
+            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+        }
+
+    async def _audit(
+        self, caller: Caller, kernel_id: str, outcome: str, detail: dict[str, Any]
+    ) -> None:
+        try:
+            await self.gate.audit(caller, "agent.magic", f"kernel:{kernel_id}", outcome, detail)
+        except Exception:  # an audit failure must not lose the answer
+            log.exception("aiide: audit of %%ai failed")
+
+
+def owner_caller(gate: Gate, fallback: str) -> Caller:
+    """The server owner as the gate knows them (``GatewayGate.owner``); without a gateway,
+    the server's user with every scope, as ``OpenGate`` treats Jupyter's own login."""
+    owner = getattr(gate, "owner", None)
+    return owner if isinstance(owner, Caller) else Caller(username=fallback)

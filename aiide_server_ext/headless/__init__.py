@@ -1,0 +1,1 @@
+"""Headless agent runs: ``jupyter aiide run`` / ``replay`` (see docs/headless.md)."""

@@ -1,0 +1,175 @@
+"""``jupyter aiide run`` (one notebook or a batch) and ``jupyter aiide replay``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import sys
+from typing import Any
+
+from .notebook import BadInput
+from .runner import BAD_INPUT, INTERRUPTED, Job, Outcome
+
+SEVERITY = [INTERRUPTED, 5, 4, 3, BAD_INPUT, 1, 0]
+
+
+def register_cli(sub: Any) -> None:
+    run = sub.add_parser("run", help="let the agent work on notebooks, headless")
+    run.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
+    run.add_argument("--goal", required=True, help="what the agent should achieve")
+    run.add_argument("--model", help="model name (c.Agent.models); default: the router's pick")
+    run.add_argument("--policy", help="policy file (TOML or JSON; see docs/headless.md)")
+    run.add_argument("--max-steps", type=int, help="model calls per run (c.ToolPolicy.max_steps)")
+    run.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE")
+    run.add_argument("--param-sets", metavar="FILE", help="JSON list (or JSON lines) of params")
+    run.add_argument("--jobs", "-j", type=int, default=2, help="runs at a time (batch)")
+    out = run.add_mutually_exclusive_group()
+    out.add_argument("-o", "--output", help="output notebook, or folder for a batch")
+    out.add_argument("--inplace", action="store_true", help="overwrite the input notebook")
+    run.add_argument("--config", help="a Jupyter config file (.py or .json) to load as well")
+    run.add_argument("--kernel", help="kernel name (default: c.Agent.kernel_name)")
+    run.add_argument("--store-prompts", action="store_true", help="whole prompts in the trace")
+    run.add_argument("--yes", action="store_true", help="approve every 'approve' call")
+    run.add_argument("--no-input", action="store_true", help="never ask at the terminal")
+    run.set_defaults(func=run_command)
+
+    replay = sub.add_parser("replay", help="re-execute a run's cells from its trace, no model")
+    replay.add_argument("trace")
+    replay.add_argument("-o", "--output", help="write the notebook with the replayed outputs")
+    replay.add_argument("--config", help="a Jupyter config file (.py or .json) to load as well")
+    replay.add_argument("--kernel", help="kernel name (default: the one recorded)")
+    replay.set_defaults(func=replay_command)
+
+
+def _param_sets(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from .notebook import parse_param
+
+    base = dict(parse_param(p) for p in args.param)
+    if not args.param_sets:
+        return [base]
+    try:
+        with open(args.param_sets, encoding="utf-8") as f:
+            text = f.read()
+        data = (
+            json.loads(text)
+            if text.lstrip().startswith("[")
+            else [json.loads(line) for line in text.splitlines() if line.strip()]
+        )
+    except (OSError, ValueError) as e:
+        raise BadInput(f"--param-sets {args.param_sets!r}: {e}") from None
+    if not data or not all(isinstance(d, dict) for d in data):
+        raise BadInput("--param-sets must hold a non-empty list of JSON objects")
+    return [{**base, **d} for d in data]
+
+
+def _jobs(args: argparse.Namespace) -> list[Job]:
+    from .notebook import output_path
+
+    sets = _param_sets(args)
+    many = len(args.notebooks) * len(sets) > 1
+    if many and args.output and not os.path.isdir(args.output):
+        raise BadInput("-o must be an existing folder when running several notebooks or sets")
+    jobs: list[Job] = []
+    for nb in args.notebooks:
+        if not os.path.isfile(nb):
+            raise BadInput(f"no notebook {nb!r}")
+        for i, params in enumerate(sets):
+            index = i if len(sets) > 1 else None
+            out = output_path(nb, args.output, args.inplace, index)
+            label = os.path.basename(nb) + (f" #{i}" if index is not None else "")
+            jobs.append(Job(nb, out, args.goal, params, args.model, label))
+    outputs = [j.output for j in jobs]
+    if len(set(outputs)) != len(outputs):
+        raise BadInput("two runs would write the same output: use -o FOLDER")
+    return jobs
+
+
+def run_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    try:
+        return asyncio.run(_run(args, console))
+    except BadInput as e:
+        console.print(f"[red]error:[/] {e}")
+        return BAD_INPUT
+
+
+async def _run(args: argparse.Namespace, console: Any) -> int:
+    from .config import load_config, local_user
+    from .display import Display, summary
+    from .policy import PolicyFile, PolicyFileError
+    from .runner import HeadlessRunner
+
+    try:
+        policy = PolicyFile.load(args.policy)
+    except PolicyFileError as e:
+        raise BadInput(str(e)) from None
+    if args.yes:
+        policy.approvals.setdefault("default", "approve")
+    if args.max_steps is not None and args.max_steps < 1:
+        raise BadInput("--max-steps must be at least 1")
+    jobs = _jobs(args)
+    config = load_config(args.config)
+    interactive = sys.stdin.isatty() and not args.no_input
+    max_steps = args.max_steps or policy.limits.get("max_steps") or 20
+    with Display(console, max_steps, policy, interactive) as display:
+        runner = HeadlessRunner(
+            config,
+            policy,
+            approver=display.approve,
+            listener=display.event,
+            max_steps=args.max_steps,
+            store_prompts=args.store_prompts,
+            kernel_name=args.kernel,
+            username=local_user(),
+        )
+        _on_interrupt(runner, console)
+        limit = asyncio.Semaphore(max(1, args.jobs))
+
+        async def one(job: Job) -> Outcome:
+            async with limit:
+                display.add(job)
+                return await runner.run(job)
+
+        outcomes = await asyncio.gather(*(one(j) for j in jobs))
+    for o in outcomes:
+        if o.exit_code:
+            console.print(f"[red]{o.job.label}:[/] {o.status}: {o.message}")
+    if len(outcomes) > 1 or console.is_terminal:
+        summary(console, list(outcomes))
+    for o in outcomes:
+        print(o.job.output)
+    return next(c for c in SEVERITY if any(o.exit_code == c for o in outcomes) or c == 0)
+
+
+def _on_interrupt(runner: Any, console: Any) -> None:
+    loop = asyncio.get_running_loop()
+    pressed = 0
+
+    def handler() -> None:
+        nonlocal pressed
+        pressed += 1
+        if pressed > 1:
+            os._exit(INTERRUPTED)
+        console.print("[yellow]stopping: saving what was done (Ctrl-C again to quit now)")
+        runner.stop_all()
+
+    loop.add_signal_handler(signal.SIGINT, handler)
+    loop.add_signal_handler(signal.SIGTERM, handler)
+
+
+def replay_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .replay import replay
+
+    console = Console(stderr=True)
+    try:
+        return asyncio.run(replay(args.trace, args.output, args.config, args.kernel, console))
+    except BadInput as e:
+        console.print(f"[red]error:[/] {e}")
+        return BAD_INPUT

@@ -1,0 +1,96 @@
+"""``jupyter aiide replay TRACE``: re-execute the recorded code, in order, in a fresh kernel
+(no model), and compare each output with the recorded one."""
+
+from __future__ import annotations
+
+import os
+import re
+from typing import Any
+
+from traitlets.config import Config
+
+from .notebook import BadInput, read_notebook, write_notebook
+from .trace import read_trace
+
+DIFFERS = 1
+#: Memory addresses and timings differ from run to run and say nothing about the result.
+VOLATILE = re.compile(r"0x[0-9a-f]{6,}")
+
+
+def normalise(outputs: list[dict[str, Any]]) -> list[tuple[str, ...]]:
+    """Outputs as comparable tuples: streams joined per name, plain-text data, errors."""
+    out: list[tuple[str, ...]] = []
+    for o in outputs:
+        kind = o.get("output_type")
+        if kind == "stream":
+            if out and out[-1][0] == "stream" and out[-1][1] == o["name"]:
+                out[-1] = ("stream", o["name"], out[-1][2] + o["text"])
+            else:
+                out.append(("stream", o["name"], o["text"]))
+        elif kind in ("execute_result", "display_data"):
+            text = o.get("data", {}).get("text/plain", "")
+            out.append((kind, "".join(text) if isinstance(text, list) else str(text)))
+        elif kind == "error":
+            out.append(("error", o.get("ename", ""), o.get("evalue", "")))
+    return [tuple(VOLATILE.sub("0x…", part) for part in t) for t in out]
+
+
+async def replay(
+    trace_path: str, output: str | None, config_file: str | None, kernel: str | None, console: Any
+) -> int:
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    from ..agent.kernels import KernelRunner
+    from .config import load_config
+
+    try:
+        records = read_trace(trace_path)
+    except OSError as e:
+        raise BadInput(f"cannot read the trace {trace_path!r}: {e.strerror}") from None
+    except ValueError as e:
+        raise BadInput(str(e)) from None
+    header = next((r for r in records if r.get("type") == "header"), None)
+    if header is None:
+        raise BadInput(f"{trace_path!r} is not an aiide run trace (no header)")
+    steps = [r for r in records if r.get("type") == "execute"]
+    workdir = os.path.dirname(os.path.abspath(trace_path))
+    config = Config()
+    config.merge(load_config(config_file))
+    if not config.SandboxPolicy.get("workspace_root"):
+        config.SandboxPolicy.workspace_root = workdir
+    km = AsyncMappingKernelManager(config=config, root_dir=workdir)  # type: ignore[no-untyped-call]
+    runner = KernelRunner(km, None, workdir, kernel or header.get("kernel") or "aiide-python")
+    replayed: dict[str, list[dict[str, Any]]] = {}
+    differs = 0
+    try:
+        kid = await runner.kernel_for(header.get("output") or "replay.ipynb")
+        assert kid is not None
+        for n, step in enumerate(steps, 1):
+            result = await runner.execute(kid, step["source"], timeout=600)
+            same = normalise(result.outputs) == normalise(step.get("outputs") or [])
+            differs += not same
+            where = step.get("cell_id") or "code"
+            mark = "[green]same[/]" if same else "[red]differs[/]"
+            console.print(f"{n}/{len(steps)} {where}: {mark}")
+            if step.get("cell_id"):
+                replayed[step["cell_id"]] = result.outputs
+    except Exception as e:
+        console.print(f"[red]error:[/] the kernel failed: {e}")
+        return 5
+    finally:
+        await runner.shutdown()
+    if output:
+        _write(workdir, header, replayed, output)
+    console.print(
+        f"replayed {len(steps)} executions: {len(steps) - differs} same, {differs} differ"
+    )
+    return DIFFERS if differs else 0
+
+
+def _write(workdir: str, header: dict[str, Any], outputs: dict[str, Any], output: str) -> None:
+    source = os.path.join(workdir, str(header.get("output")))
+    nb = read_notebook(source)
+    for cell in nb["cells"]:
+        if cell.get("id") in outputs:
+            cell["outputs"] = outputs[cell["id"]]
+    write_notebook(output, nb)

@@ -1,0 +1,351 @@
+"""One headless run: the agent engine of the UI (same tools, policy, limits), a sandboxed
+kernel, the notebook applied to a file, and the trace and provenance written beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from traitlets.config import Config
+
+from .._version import __version__
+from ..agent.errors import AgentError
+from ..agent.notebooks import Route
+from ..agent.runs import Run
+from ..seams import Caller, OpenGate
+from .notebook import (
+    add_provenance,
+    inject_parameters,
+    mark_cells,
+    read_notebook,
+    write_notebook,
+)
+from .policy import PolicyFile
+from .trace import Trace
+
+OK, BAD_INPUT, POLICY_STOP, MODEL_FAILURE, KERNEL_FAILURE, INTERRUPTED = 0, 2, 3, 4, 5, 130
+MODEL_CODES = ("provider_", "no_model", "unknown_model")
+
+#: Answers an approval: (run, event) -> (approve | reject | stop, reason).
+Approver = Callable[["Job", dict[str, Any]], Awaitable[tuple[str, str]]]
+#: Told of every event of the run (progress display).
+Listener = Callable[["Job", dict[str, Any], Run | None], None]
+
+
+@dataclass
+class Job:
+    notebook: str
+    output: str
+    goal: str
+    params: dict[str, Any] = field(default_factory=dict)
+    model: str | None = None
+    label: str = ""
+
+
+@dataclass
+class Outcome:
+    job: Job
+    status: str
+    exit_code: int
+    message: str = ""
+    run_id: str | None = None
+    usage: dict[str, int] = field(default_factory=dict)
+    trace: str = ""
+
+
+class _Listener:
+    """The run's only 'connection': events go to the trace, the display and the driver."""
+
+    def __init__(self, username: str, on_event: Callable[[dict[str, Any]], None]) -> None:
+        self.username = username
+        self.open_notebooks: set[str] = set()
+        self.on_event = on_event
+
+    def send(self, text: str) -> None:
+        import json
+
+        self.on_event(json.loads(text))
+
+
+def goal_text(job: Job, rel: str, params_cell: str | None) -> str:
+    text = f"Work in the notebook {rel}. Goal: {job.goal}"
+    if params_cell:
+        names = ", ".join(f"{k}={v!r}" for k, v in job.params.items())
+        text += f"\nParameters ({names}) are set by cell {params_cell}; it has already run."
+    return text
+
+
+class HeadlessRunner:
+    def __init__(
+        self,
+        config: Config,
+        policy: PolicyFile,
+        *,
+        approver: Approver,
+        listener: Listener | None = None,
+        max_steps: int | None = None,
+        store_prompts: bool = False,
+        kernel_name: str | None = None,
+        username: str = "owner",
+    ) -> None:
+        self.config = config
+        self.policy_file = policy
+        self.approver = approver
+        self.listener = listener
+        self.max_steps = max_steps
+        self.store_prompts = store_prompts
+        self.kernel_name = kernel_name
+        self.caller = Caller(username=username)
+        self.stops: dict[str, Callable[[], None]] = {}
+
+    def stop_all(self) -> None:
+        for stop in list(self.stops.values()):
+            stop()
+
+    async def run(self, job: Job) -> Outcome:
+        trace_path = job.output[: -len(".ipynb")] + ".trace.jsonl"
+        try:
+            before = read_notebook(job.notebook)
+        except ValueError as e:
+            return Outcome(job, "bad_input", BAD_INPUT, str(e))
+        nb = dict(before)
+        params_cell = inject_parameters(nb, job.params)
+        write_notebook(job.output, nb)
+        trace = Trace(trace_path, store_prompts=self.store_prompts)
+        with tempfile.TemporaryDirectory(prefix="aiide-run-") as tmp:
+            try:
+                return await self._run(job, before, params_cell, trace, tmp)
+            finally:
+                trace.close()
+
+    def _build(self, workdir: str, tmp: str) -> tuple[Any, Any]:
+        from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+        from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+        from ..agent.context import ContextBuilder
+        from ..agent.engine import RunEngine
+        from ..agent.hub import Hub
+        from ..agent.kernels import KernelRunner
+        from ..agent.part import Agent
+        from ..agent.router import DEFAULT_MODELS, DEFAULT_PROVIDERS
+        from ..agent.store import Store
+        from .policy import FilePolicy
+        from .trace import TracingBridge, TracingRouter
+
+        config = self.policy_file.config(self.config, self.max_steps)
+        if not config.SandboxPolicy.get("workspace_root"):
+            config.SandboxPolicy.workspace_root = workdir
+        agent = Agent(config=config)
+        store = Store(os.path.join(tmp, "agent.sqlite"))
+        router = TracingRouter(config=config)
+        providers = {**DEFAULT_PROVIDERS, **{k: dict(v) for k, v in agent.providers.items()}}
+        router.setup(list(agent.models) or DEFAULT_MODELS, providers, store, False)
+        policy = FilePolicy(config=config)
+        policy.tool_actions = dict(self.policy_file.tools)
+        hub = Hub(store)
+        km = AsyncMappingKernelManager(config=config, root_dir=workdir)  # type: ignore[no-untyped-call]
+        cm = AsyncLargeFileManager(root_dir=workdir, config=config)
+        kernels = KernelRunner(km, None, workdir, self.kernel_name or agent.kernel_name)
+        bridge = TracingBridge(cm, kernels, hub, execute_timeout=agent.execute_timeout)
+        engine = RunEngine(
+            store,
+            hub,
+            router,
+            policy,
+            ContextBuilder(config=config),
+            bridge,
+            OpenGate(),
+            root_dir=workdir,
+            approval_timeout=365 * 86400.0,  # the terminal (or policy) answers, not a clock
+            allow_hidden=agent.allow_hidden,
+        )
+        return engine, store
+
+    async def _run(
+        self, job: Job, before: dict[str, Any], params_cell: str | None, trace: Trace, tmp: str
+    ) -> Outcome:
+        workdir = os.path.dirname(job.output)
+        rel = os.path.basename(job.output)
+        engine, store = self._build(workdir, tmp)
+        bridge, router = engine.notebooks, engine.router
+        bridge.trace = router.trace = trace
+        started = time.time()
+        trace.write(
+            "header",
+            aiide_version=__version__,
+            goal=job.goal,
+            notebook=os.path.abspath(job.notebook),
+            output=rel,
+            params=job.params,
+            model=job.model,
+            policy=self.policy_file.describe(),
+            kernel=bridge.kernels.kernel_name,
+            started=started,
+        )
+        finished = asyncio.Event()
+        state: dict[str, Any] = {"run": None, "final": None, "stop": None, "model": job.model}
+
+        def on_event(body: dict[str, Any]) -> None:
+            trace.event(body)
+            if body["type"] == "run_started":
+                state["model"], state["provider"] = body.get("model"), body.get("provider")
+            if self.listener is not None:
+                self.listener(job, body, state["run"])
+            if body["type"] == "approval_required":
+                task = asyncio.ensure_future(answer(body))
+                tasks.add(task)
+                task.add_done_callback(tasks.discard)
+            elif body["type"] == "run_finished":
+                state["final"] = body
+                finished.set()
+
+        async def answer(body: dict[str, Any]) -> None:
+            decision, reason = await self.approver(job, body)
+            trace.write("approval", call_id=body["call_id"], decision=decision, reason=reason)
+            ids = {"conversation_id": body["conversation_id"], "run_id": body["run_id"]}
+            with contextlib.suppress(AgentError):
+                if decision == "stop":
+                    state["stop"] = reason
+                    engine.cancel(self.caller, ids)
+                else:
+                    msg = {**ids, "call_id": body["call_id"], "decision": decision}
+                    await engine.approve(self.caller, {**msg, "reason": reason})
+
+        tasks: set[asyncio.Future[None]] = set()
+        conn = _Listener(self.caller.username, on_event)
+        engine.hub.connect(conn)
+        interrupted = False
+
+        def stop() -> None:
+            nonlocal interrupted
+            interrupted = True
+            run = state["run"]
+            if run is not None:
+                with contextlib.suppress(AgentError):
+                    engine.cancel(
+                        self.caller, {"conversation_id": run.conversation_id, "run_id": run.id}
+                    )
+            finished.set()
+
+        self.stops[job.output] = stop
+        outcome = Outcome(job, "failed", MODEL_FAILURE, trace=trace.path)
+        try:
+            if params_cell:
+                route = Route("headless", "parameters", self.caller.username)
+                result = await bridge.run_cell(rel, params_cell, route)
+                if result.status != "ok":
+                    raise AgentError("parameters_failed", "the parameters cell failed")
+            msg = {
+                "type": "chat",
+                "text": goal_text(job, rel, params_cell),
+                "task": "agent",
+                "model": job.model,
+                "context": {"notebook": rel},
+            }
+            state["run"] = await engine.start(conn, self.caller, msg)
+            await finished.wait()
+            for _ in range(50):  # let a cancelled run record its end
+                if state["final"] is not None or state["run"].id not in engine.tasks:
+                    break
+                await asyncio.sleep(0.02)
+            outcome = self._outcome(job, state, interrupted, bridge.kernel_failed, trace)
+        except AgentError as e:
+            code = KERNEL_FAILURE if bridge.kernel_failed else _code_for(e.code)
+            outcome = Outcome(job, "failed", code, e.message, trace=trace.path)
+        finally:
+            self.stops.pop(job.output, None)
+            await engine.close()
+            with contextlib.suppress(Exception):
+                await bridge.kernels.shutdown()
+            await router.aclose()
+            engine.hub.flush()
+            store.close()
+        self._finalise(job, before, outcome, state, started, trace)
+        return outcome
+
+    def _outcome(
+        self,
+        job: Job,
+        state: dict[str, Any],
+        interrupted: bool,
+        kernel_failed: str | None,
+        trace: Trace,
+    ) -> Outcome:
+        run: Run = state["run"]
+        final = state["final"] or {}
+        status = final.get("status", run.state)
+        error = run.error or {}
+        out = Outcome(job, status, OK, run_id=run.id, usage=run.usage(), trace=trace.path)
+        if interrupted:
+            out.status, out.exit_code, out.message = "interrupted", INTERRUPTED, "stopped (Ctrl-C)"
+        elif kernel_failed:
+            out.exit_code, out.message = KERNEL_FAILURE, kernel_failed
+        elif state["stop"]:
+            out.status, out.exit_code, out.message = "policy_stop", POLICY_STOP, state["stop"]
+        elif status != "completed":
+            out.exit_code = _code_for(error.get("code", ""))
+            out.message = error.get("message", status)
+        return out
+
+    def _finalise(
+        self,
+        job: Job,
+        before: dict[str, Any],
+        outcome: Outcome,
+        state: dict[str, Any],
+        started: float,
+        trace: Trace,
+    ) -> None:
+        """Provenance into the saved notebook, whatever happened (partial work is kept)."""
+        nb = read_notebook(job.output)
+        run_id = outcome.run_id or "none"
+        marked = mark_cells(before, nb, run_id)
+        add_provenance(
+            nb,
+            {
+                "run_id": run_id,
+                "goal": job.goal,
+                "model": state["model"],
+                "provider": state.get("provider"),
+                "aiide_version": __version__,
+                "policy": self.policy_file.describe(),
+                "parameters": job.params,
+                "started": _iso(started),
+                "finished": _iso(time.time()),
+                "usage": outcome.usage,
+                "status": outcome.status,
+                "exit_code": outcome.exit_code,
+                "message": outcome.message,
+                "cells_written": marked,
+                "trace": os.path.basename(trace.path),
+            },
+        )
+        write_notebook(job.output, nb)
+        trace.write(
+            "end",
+            status=outcome.status,
+            exit_code=outcome.exit_code,
+            message=outcome.message,
+            usage=outcome.usage,
+            run_id=outcome.run_id,
+        )
+
+
+def _code_for(code: str) -> int:
+    if code.startswith(MODEL_CODES):
+        return MODEL_FAILURE
+    if code in ("kernel_died", "kernel_failed"):
+        return KERNEL_FAILURE
+    if code in ("limit_exceeded", "approval_expired"):
+        return POLICY_STOP
+    return MODEL_FAILURE if code in ("internal", "interrupted") else POLICY_STOP
+
+
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(ts))

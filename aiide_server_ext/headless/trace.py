@@ -1,0 +1,130 @@
+"""The JSON-lines trace of a headless run, and the agent pieces that feed it: a router that
+records each model request (hashed, or whole when asked) and a notebook bridge that records
+every code execution with its outputs (what ``replay`` re-executes)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from ..agent.errors import ToolError
+from ..agent.kernels import ExecResult
+from ..agent.notebooks import NotebookBridge
+from ..agent.providers import ModelRequest, StreamEvent
+from ..agent.router import ModelSpec, Router
+from ..seams import Caller
+
+#: Events of the run worth keeping (tokens are summed into the final text instead).
+TRACED = {
+    "run_started",
+    "tool_call",
+    "approval_required",
+    "approval_resolved",
+    "tool_result",
+    "notice",
+    "error",
+    "run_finished",
+}
+
+
+class Trace:
+    def __init__(self, path: str, *, store_prompts: bool = False) -> None:
+        self.path = path
+        self.store_prompts = store_prompts
+        self.started = time.monotonic()
+        self._file = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed in close())
+
+    def write(self, kind: str, **fields: Any) -> None:
+        if self._file.closed:
+            return
+        record = {"type": kind, "t": round(time.monotonic() - self.started, 3), **fields}
+        self._file.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        self._file.flush()
+
+    def event(self, body: dict[str, Any]) -> None:
+        if body.get("type") in TRACED:
+            fields = {k: v for k, v in body.items() if k not in ("type", "conversation_id")}
+            self.write("event", event=body["type"], **fields)
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_trace(path: str) -> list[dict[str, Any]]:
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for n, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    raise ValueError(f"{path}:{n}: not a JSON line") from None
+    return records
+
+
+def prompt_digest(request: ModelRequest) -> str:
+    body = {"system": request.system, "messages": request.messages, "tools": request.tools}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+class TracingRouter(Router):
+    """The agent's router, recording what each model call was asked."""
+
+    trace: Trace | None = None
+
+    def stream(
+        self,
+        candidates: list[ModelSpec],
+        caller: Caller,
+        build: Callable[[ModelSpec], ModelRequest],
+        **kwargs: Any,
+    ) -> AsyncIterator[tuple[ModelSpec, StreamEvent]]:
+        def recording(spec: ModelSpec) -> ModelRequest:
+            request = build(spec)
+            if self.trace is not None:
+                prompt: dict[str, Any] = {"prompt_sha256": prompt_digest(request)}
+                if self.trace.store_prompts:
+                    prompt["prompt"] = {"system": request.system, "messages": request.messages}
+                self.trace.write("model_request", model=spec.name, provider=spec.provider, **prompt)
+            return request
+
+        return super().stream(candidates, caller, recording, **kwargs)
+
+
+class TracingBridge(NotebookBridge):
+    """Headless notebook work, each execution traced; kernel failures flagged."""
+
+    trace: Trace | None = None
+    kernel_failed: str | None = None
+    _cell: str | None = None
+
+    async def run_cell(self, path: str, cell_id: str, route: Any) -> ExecResult:
+        self._cell = cell_id
+        try:
+            return await super().run_cell(path, cell_id, route)
+        finally:
+            self._cell = None
+
+    async def execute(self, path: str, code: str) -> ExecResult:
+        try:
+            result = await super().execute(path, code)
+        except ToolError as e:
+            if e.code == "kernel_died":
+                self.kernel_failed = e.message
+            raise
+        except Exception as e:  # the kernel did not start
+            self.kernel_failed = f"the kernel could not start: {e}"
+            raise ToolError("kernel_failed", self.kernel_failed) from None
+        if self.trace is not None:
+            self.trace.write(
+                "execute",
+                cell_id=self._cell,
+                source=code,
+                status=result.status,
+                execution_count=result.execution_count,
+                outputs=result.outputs,
+            )
+        return result

@@ -1,0 +1,5 @@
+"""``python -m aiide_server_ext.hub --config broker_config.py``: run the key broker."""
+
+from .broker import main
+
+main()

@@ -1,0 +1,250 @@
+"""Course policies: one file per course, with run-time changes shared by every broker.
+
+A course file (YAML or JSON, ``<course>.yaml`` in the broker's ``course_dir``) names the
+hub groups it applies to and the groups that teach it, the models its students may use,
+their token budget, rate limits, the agent's tool policy and the exam mode. An instructor
+changes exam mode and budgets at run time; those changes live in the shared state (Redis
+when configured) and override the file until cleared, so no process restarts.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+#: Features exam mode can turn off, and the gate route classes each one covers.
+FEATURES: dict[str, frozenset[str]] = {
+    "chat": frozenset({"chat"}),
+    "agent": frozenset({"execute"}),
+    "complete": frozenset({"complete"}),
+}
+DEFAULT_EXAM_MESSAGE = "Exam mode is on: the assistant is unavailable until the exam ends."
+#: Fields an instructor may change at run time.
+RUNTIME_FIELDS = ("exam", "budget", "models", "rate_limits")
+
+
+class CourseError(ValueError):
+    """A course file or change that is not valid; the message names the field."""
+
+
+@dataclass(frozen=True)
+class Exam:
+    enabled: bool = False
+    disable: frozenset[str] = frozenset(FEATURES)
+    message: str = DEFAULT_EXAM_MESSAGE
+
+    @classmethod
+    def parse(cls, raw: Any, where: str) -> Exam:
+        if raw is None:
+            return cls()
+        if not isinstance(raw, Mapping):
+            raise CourseError(f"{where}: 'exam' must be a mapping")
+        disable = raw.get("disable", sorted(FEATURES))
+        if not isinstance(disable, list) or not all(d in FEATURES for d in disable):
+            raise CourseError(f"{where}: exam.disable must list features of {sorted(FEATURES)}")
+        message = raw.get("message") or DEFAULT_EXAM_MESSAGE
+        return cls(bool(raw.get("enabled", False)), frozenset(disable), str(message)[:500])
+
+    def public(self) -> dict[str, Any]:
+        return {"enabled": self.enabled, "disable": sorted(self.disable), "message": self.message}
+
+
+@dataclass(frozen=True)
+class Course:
+    name: str
+    groups: frozenset[str]
+    instructors: frozenset[str]
+    models: tuple[str, ...] = ()
+    budget: Mapping[str, int] = field(default_factory=dict)
+    rate_limits: Mapping[str, str] = field(default_factory=dict)
+    tools: Mapping[str, Any] = field(default_factory=dict)
+    exam: Exam = Exam()
+
+    @classmethod
+    def parse(cls, name: str, raw: Any, where: str = "") -> Course:
+        where = where or f"course {name!r}"
+        if not isinstance(raw, Mapping):
+            raise CourseError(f"{where}: a course is a mapping")
+        unknown = set(raw) - {
+            "course", "groups", "instructors", "models", "budget", "rate_limits", "tools", "exam",
+        }  # fmt: skip
+        if unknown:
+            raise CourseError(f"{where}: unknown fields {sorted(unknown)}")
+        return cls(
+            name=str(raw.get("course", name)),
+            groups=frozenset(_names(raw.get("groups", []), where, "groups")),
+            instructors=frozenset(_names(raw.get("instructors", []), where, "instructors")),
+            models=tuple(_names(raw.get("models", []), where, "models")),
+            budget=_budget(raw.get("budget", {}), where),
+            rate_limits=_rate_limits(raw.get("rate_limits", {}), where),
+            tools=dict(raw.get("tools") or {}),
+            exam=Exam.parse(raw.get("exam"), where),
+        )
+
+    def with_changes(self, changes: Mapping[str, Any]) -> Course:
+        """The file's policy with an instructor's run-time changes on top."""
+        raw = self.raw()
+        for key, value in changes.items():
+            if key == "exam" and isinstance(value, Mapping):
+                raw["exam"] = {**raw["exam"], **value}
+            elif key == "budget" and isinstance(value, Mapping):
+                raw["budget"] = {**raw["budget"], **value}
+            else:
+                raw[key] = value
+        return Course.parse(self.name, raw)
+
+    def raw(self) -> dict[str, Any]:
+        return {
+            "course": self.name,
+            "groups": sorted(self.groups),
+            "instructors": sorted(self.instructors),
+            "models": list(self.models),
+            "budget": dict(self.budget),
+            "rate_limits": dict(self.rate_limits),
+            "tools": dict(self.tools),
+            "exam": self.exam.public(),
+        }
+
+    def disabled(self, feature: str) -> bool:
+        return self.exam.enabled and feature in self.exam.disable
+
+
+def validate_changes(changes: Any) -> dict[str, Any]:
+    """Only run-time fields, each valid (checked by parsing a course with them)."""
+    if not isinstance(changes, Mapping) or not changes:
+        raise CourseError(f"a change is a non-empty mapping of {list(RUNTIME_FIELDS)}")
+    unknown = set(changes) - set(RUNTIME_FIELDS)
+    if unknown:
+        raise CourseError(f"fields {sorted(unknown)} cannot change at run time")
+    Course.parse("check", {"groups": [], **changes}, "change")
+    return dict(changes)
+
+
+def load_courses(directory: str) -> dict[str, Course]:
+    """Every ``*.yaml``/``*.yml``/``*.json`` file in the directory; errors name the file."""
+    import json
+
+    courses: dict[str, Course] = {}
+    if not directory:
+        return courses
+    for entry in sorted(os.listdir(directory)):
+        path = os.path.join(directory, entry)
+        stem, ext = os.path.splitext(entry)
+        if ext not in (".yaml", ".yml", ".json") or not os.path.isfile(path):
+            continue
+        with open(path) as f:
+            if ext == ".json":
+                raw = json.load(f)
+            else:
+                import yaml
+
+                raw = yaml.safe_load(f)
+        course = Course.parse(stem, raw, path)
+        if course.name in courses:
+            raise CourseError(f"{path}: course {course.name!r} is defined twice")
+        courses[course.name] = course
+    return courses
+
+
+@dataclass(frozen=True)
+class Effective:
+    """What one student may do: every course of theirs applies; the strictest value wins."""
+
+    courses: tuple[Course, ...]
+
+    def refusal(self, feature: str) -> tuple[str, str] | None:
+        for course in self.courses:
+            if course.disabled(feature):
+                return "exam_mode", f"{course.name}: {course.exam.message}"
+        return None
+
+    def model_allowed(self, model: str) -> bool:
+        lists = [c.models for c in self.courses if c.models]
+        return all(any(model == m or model.startswith(m + "-") for m in ms) for ms in lists)
+
+    def budget(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for course in self.courses:
+            for kind, value in course.budget.items():
+                out[kind] = min(value, out.get(kind, value))
+        return out
+
+    def rate_limit(self, route: str) -> str | None:
+        from aiide_server_ext.gateway.ratelimit import RateLimit
+
+        found = [c.rate_limits[route] for c in self.courses if route in c.rate_limits]
+        if not found:
+            return None
+        return min(found, key=lambda t: RateLimit.parse(t).count / RateLimit.parse(t).window)
+
+    def public(self) -> dict[str, Any]:
+        tools: dict[str, Any] = {}
+        for course in self.courses:
+            tools.update(course.tools)
+        disabled = sorted({f for f in FEATURES if self.refusal(f)})
+        return {
+            "courses": [c.name for c in self.courses],
+            "exam": {
+                "enabled": any(c.exam.enabled for c in self.courses),
+                "disabled": disabled,
+                "message": next((self.refusal(f) or ("", "") for f in disabled), ("", ""))[1],
+            },
+            "models": sorted({m for c in self.courses for m in c.models}),
+            "budget": self.budget(),
+            "tools": tools,
+        }
+
+
+def effective(courses: Iterable[Course], groups: Iterable[str]) -> Effective:
+    mine = set(groups)
+    return Effective(tuple(c for c in courses if c.groups & mine))
+
+
+def periods(now: float | None = None) -> dict[str, tuple[str, int]]:
+    """Budget period -> (UTC key, seconds until it ends): the day and the ISO week."""
+    t = time.gmtime(now if now is not None else time.time())
+    seconds_today = t.tm_hour * 3600 + t.tm_min * 60 + t.tm_sec
+    iso = time.strftime("%G-W%V", t)
+    return {
+        "daily_tokens": (time.strftime("%Y-%m-%d", t), 86400 - seconds_today),
+        "weekly_tokens": (iso, (7 - t.tm_wday) * 86400 - seconds_today),
+    }
+
+
+def _names(value: Any, where: str, what: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise CourseError(f"{where}: '{what}' must be a list of names")
+    return list(value)
+
+
+def _budget(value: Any, where: str) -> dict[str, int]:
+    if not isinstance(value, Mapping):
+        raise CourseError(f"{where}: 'budget' must be a mapping")
+    out: dict[str, int] = {}
+    for kind, limit in value.items():
+        if kind not in ("daily_tokens", "weekly_tokens"):
+            raise CourseError(f"{where}: budget.{kind}: use daily_tokens or weekly_tokens")
+        if limit is None:
+            continue
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
+            raise CourseError(f"{where}: budget.{kind} must be a whole number of tokens")
+        out[str(kind)] = limit
+    return out
+
+
+def _rate_limits(value: Any, where: str) -> dict[str, str]:
+    from aiide_server_ext.gateway.ratelimit import RateLimit
+
+    if not isinstance(value, Mapping):
+        raise CourseError(f"{where}: 'rate_limits' must be a mapping")
+    out: dict[str, str] = {}
+    for route, text in value.items():
+        try:
+            RateLimit.parse(str(text))
+        except ValueError as e:
+            raise CourseError(f"{where}: rate_limits.{route}: {e}") from None
+        out[str(route)] = str(text)
+    return out

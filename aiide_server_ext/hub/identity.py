@@ -1,0 +1,86 @@
+"""Who calls the broker: a hub-issued token, checked with the hub; groups from the hub.
+
+The caller's token says who they are (``GET /hub/api/user`` with that token); their
+groups are read with the broker's own service token, so nothing the caller sends can
+claim a group. Answers are cached briefly (``cache_seconds``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+
+_AUTH = re.compile(r"^\s*(?:bearer|token)\s+(\S+)\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class HubCaller:
+    name: str
+    groups: frozenset[str]
+    admin: bool = False
+
+
+class HubUnavailable(Exception):
+    pass
+
+
+def token_of(headers: Any) -> str | None:
+    """The hub token from ``Authorization`` or ``x-api-key`` (what the model SDKs send)."""
+    m = _AUTH.match(headers.get("Authorization", ""))
+    if m:
+        return m.group(1)
+    key = headers.get("x-api-key", "").strip()
+    return key or None
+
+
+class HubIdentity:
+    def __init__(
+        self, api_url: str, api_token: str, cache_seconds: float = 30.0, timeout: float = 5.0
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.api_token = api_token
+        self.cache_seconds = cache_seconds
+        self.timeout = timeout
+        self._cache: dict[str, tuple[float, HubCaller | None]] = {}
+
+    async def _get(self, path: str, token: str) -> tuple[int, Any]:
+        import json
+
+        from tornado.httpclient import AsyncHTTPClient
+
+        try:
+            r = await AsyncHTTPClient().fetch(
+                self.api_url + path,
+                headers={"Authorization": f"token {token}"},
+                raise_error=False,
+                request_timeout=self.timeout,
+                connect_timeout=self.timeout,
+            )
+        except OSError as e:
+            raise HubUnavailable(f"the hub is unreachable: {e}") from None
+        if r.code == 599 or r.code >= 500:
+            raise HubUnavailable(f"the hub answered {r.code}")
+        return r.code, json.loads(r.body or b"null") if r.code == 200 else None
+
+    async def identify(self, token: str) -> HubCaller | None:
+        key = hashlib.sha256(token.encode()).hexdigest()
+        now = time.monotonic()
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        caller: HubCaller | None = None
+        code, model = await self._get("/user", token)
+        if code == 200 and isinstance(model, dict) and model.get("kind", "user") == "user":
+            name = str(model["name"])
+            code, full = await self._get(f"/users/{name}", self.api_token)
+            if code != 200 or not isinstance(full, dict):
+                raise HubUnavailable(f"the hub did not say which groups {name} is in ({code})")
+            groups = frozenset(str(g) for g in full.get("groups") or ())
+            caller = HubCaller(name, groups, bool(full.get("admin", False)))
+        if len(self._cache) > 10000:
+            self._cache.clear()
+        self._cache[key] = (now + self.cache_seconds, caller)
+        return caller

@@ -1,0 +1,180 @@
+"""Inside a student's single-user server: the course policy in front of the gate.
+
+``CourseGate`` wraps the gateway's gate: after its own checks (scopes, rate limits) it
+asks the broker for the caller's course policy, refusing features exam mode turns off
+(code ``exam_mode``) or a spent budget (``budget_exceeded``), with the broker's message
+for the UI. When the broker cannot answer, model features fail fast with
+``broker_unavailable`` instead of hanging.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from jupyter_server.base.handlers import APIHandler
+from tornado import web
+from traitlets import Float, Unicode
+from traitlets.config import Configurable
+
+from aiide_server_ext.seams import Caller, Gate, GateRefusal, gate_of
+
+from .course import FEATURES
+
+#: gate route class -> course feature
+ROUTE_FEATURES = {rc: feature for feature, rcs in FEATURES.items() for rc in rcs}
+MODEL_ROUTES = frozenset({"chat", "complete"})
+
+
+class AiideHub(Configurable):  # type: ignore[misc]
+    """``c.AiideHub.*`` in the single-user server's config."""
+
+    broker_url = Unicode(
+        "",
+        config=True,
+        help="The broker's URL as this server reaches it, e.g. "
+        "http://127.0.0.1:8765/services/aiide-broker/ (default: $AIIDE_BROKER_URL).",
+    )
+    timeout = Float(5.0, config=True, help="Seconds to wait for the broker.")
+
+
+class BrokerClient:
+    def __init__(self, url: str, token: str, timeout: float) -> None:
+        self.url = url.rstrip("/") + "/"
+        self.token = token
+        self.timeout = timeout
+
+    async def call(
+        self, method: str, path: str, body: bytes | None = None, token: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        from tornado.httpclient import AsyncHTTPClient
+
+        try:
+            r = await AsyncHTTPClient().fetch(
+                self.url + path,
+                method=method,
+                body=body,
+                headers={
+                    "Authorization": f"token {token or self.token}",
+                    "Content-Type": "application/json",
+                },
+                raise_error=False,
+                request_timeout=self.timeout,
+                connect_timeout=self.timeout,
+            )
+            if r.code == 599:
+                raise OSError(str(r.error))
+            return r.code, dict(json.loads(r.body or b"{}"))
+        except (OSError, ValueError) as e:
+            raise GateRefusal(
+                503, "broker_unavailable", f"the aiide broker is not answering ({e}); try later"
+            ) from None
+
+    async def me(self) -> dict[str, Any]:
+        status, body = await self.call("GET", "api/me")
+        if status != 200:
+            raise GateRefusal(status, str(body.get("code", "broker_error")), _message(body))
+        return body
+
+
+def _message(body: dict[str, Any]) -> str:
+    return str(body.get("message") or (body.get("error") or {}).get("message") or body)
+
+
+class CourseGate:
+    """The gate with the course policy in front: same contract, delegates the rest."""
+
+    def __init__(self, inner: Gate, broker: BrokerClient) -> None:
+        self.inner = inner
+        self.broker = broker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def caller(self, handler: Any) -> Caller:
+        return self.inner.caller(handler)
+
+    async def admit(self, caller: Caller, route_class: str, scope: str | None = None) -> None:
+        await self.inner.admit(caller, route_class, scope=scope)
+        feature = ROUTE_FEATURES.get(route_class)
+        if feature is None:
+            return
+        policy = await self.broker.me()
+        disabled = policy.get("exam", {}).get("disabled", [])
+        if feature in disabled:
+            message = str(policy["exam"].get("message") or "exam mode is on")
+            await self.inner.audit(caller, "course.refused", f"feature:{feature}", "exam_mode")
+            raise GateRefusal(403, "exam_mode", message)
+        refusal = policy.get("budget_refusal")
+        if route_class in MODEL_ROUTES and refusal:
+            raise GateRefusal(429, str(refusal["code"]), str(refusal["message"]))
+
+    async def record_model_usage(self, caller: Caller, **usage: Any) -> None:
+        await self.inner.record_model_usage(caller, **usage)
+
+    async def audit(
+        self,
+        caller: Caller | None,
+        action: str,
+        target: str,
+        outcome: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        await self.inner.audit(caller, action, target, outcome, detail)
+
+
+class CourseHandler(APIHandler):  # type: ignore[misc]
+    """``/aiide/api/course`` (my policy) and ``/aiide/api/course/<name>`` (instructors):
+    forwarded to the broker, which checks the instructor again with the hub."""
+
+    auth_resource = "aiide"
+
+    async def _forward(self, method: str, name: str | None) -> None:
+        broker: BrokerClient = self.settings["aiide_broker"]
+        caller = gate_of(self.settings).caller(self)
+        if name is not None and not caller.has_scope("course"):
+            self.set_status(403)
+            self.finish({"code": "missing_scope", "message": "changing a course needs 'course'"})
+            return
+        path = "api/me" if name is None else f"api/courses/{name}"
+        body = self.request.body if method == "PATCH" else None
+        try:
+            status, reply = await broker.call(method, path, body)
+        except GateRefusal as e:
+            status, reply = e.status, e.as_dict()
+        self.set_status(status)
+        self.finish(reply)
+
+    @web.authenticated
+    async def get(self, name: str | None = None) -> None:
+        await self._forward("GET", name)
+
+    @web.authenticated
+    async def patch(self, name: str) -> None:
+        await self._forward("PATCH", name)
+
+
+def load(serverapp: Any) -> None:
+    config = AiideHub(config=serverapp.config)
+    url = config.broker_url or os.environ.get("AIIDE_BROKER_URL", "")
+    if not url:
+        serverapp.log.warning("aiide hub: no c.AiideHub.broker_url: course policies are off")
+        return
+    broker = BrokerClient(url, os.environ.get("JUPYTERHUB_API_TOKEN", ""), config.timeout)
+    settings = serverapp.web_app.settings
+    gate = CourseGate(gate_of(settings), broker)
+    settings["aiide_gate"] = gate
+    settings["aiide_broker"] = broker
+    # The agent part reads the gate from its extension's own settings dict.
+    for ext in serverapp.extension_manager.extension_apps.get("aiide_server_ext", ()):
+        ext.settings["aiide_gate"] = gate
+    base = serverapp.web_app.settings.get("base_url", "/")
+    serverapp.web_app.add_handlers(
+        ".*$",
+        [
+            (base.rstrip("/") + "/aiide/api/course", CourseHandler),
+            (base.rstrip("/") + r"/aiide/api/course/([\w.-]+)", CourseHandler),
+        ],
+    )
+    serverapp.log.info("aiide hub: course policies from %s", url)

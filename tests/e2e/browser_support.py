@@ -1,0 +1,198 @@
+"""Driving JupyterLab and the aiide chat from the browser tests.
+
+``LabPage`` opens a page and watches it: uncaught exceptions, aiide's console errors,
+dialogs, and every frame of the chat WebSocket (each checked against
+docs/protocol.schema.json when the test ends).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "protocol.schema.json"
+LOAD_TIMEOUT_MS = 60_000
+ANSWER_TIMEOUT_MS = 30_000
+CHAT_WS = "/aiide/api/chat/ws"
+
+
+@cache
+def _validator(definition: str) -> Draft202012Validator:
+    schema = json.loads(SCHEMA_PATH.read_text())
+    return Draft202012Validator({"$ref": f"#/$defs/{definition}", "$defs": schema["$defs"]})
+
+
+def protocol_errors(definition: str, frame: dict[str, Any]) -> list[str]:
+    return [e.message for e in _validator(definition).iter_errors(frame)]
+
+
+def write_notebook(root: Path, name: str, cells: list[tuple[str, str]]) -> str:
+    """A notebook of (cell id, code) cells on the plain ipykernel; returns its path."""
+    nb = {
+        "cells": [
+            {
+                "cell_type": "code",
+                "id": cell_id,
+                "metadata": {},
+                "source": source,
+                "outputs": [],
+                "execution_count": None,
+            }
+            for cell_id, source in cells
+        ],
+        "metadata": {
+            "kernelspec": {
+                "name": "python3",
+                "display_name": "Python 3 (ipykernel)",
+                "language": "python",
+            }
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    (root / name).write_text(json.dumps(nb))
+    return name
+
+
+@dataclass
+class LabPage:
+    page: Any
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+    sent: list[dict[str, Any]] = field(default_factory=list)
+    received: list[dict[str, Any]] = field(default_factory=list)
+    console: list[str] = field(default_factory=list)
+
+    @classmethod
+    def open(cls, context: Any, url: str) -> LabPage:
+        lab = cls(context.new_page())
+        page = lab.page
+        page.on("pageerror", lambda err: lab.errors.append(f"uncaught: {err}"))
+        page.on("console", lab._on_console)
+        page.on("dialog", lab._on_dialog)
+        page.on("websocket", lab._on_socket)
+        page.goto(url, wait_until="domcontentloaded", timeout=LOAD_TIMEOUT_MS)
+        page.locator("#jp-main-statusbar").wait_for(timeout=LOAD_TIMEOUT_MS)
+        return lab
+
+    def _on_console(self, msg: Any) -> None:
+        text = f"[{msg.type}] {msg.text}"
+        self.console.append(text)
+        if msg.type == "error" and "aiide" in msg.text.lower():
+            self.errors.append(text)
+
+    def _on_dialog(self, dialog: Any) -> None:
+        self.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    def _on_socket(self, ws: Any) -> None:
+        if CHAT_WS not in ws.url:
+            return
+        ws.on("framesent", lambda payload: self._frame(self.sent, payload))
+        ws.on("framereceived", lambda payload: self._frame(self.received, payload))
+
+    @staticmethod
+    def _frame(into: list[dict[str, Any]], payload: Any) -> None:
+        into.append(json.loads(payload) if isinstance(payload, str) else {"binary": True})
+
+    def check(self) -> None:
+        """No uncaught exception, no aiide console error, every chat frame as documented."""
+        assert not self.errors, "\n".join(self.errors)
+        bad = [
+            f"{frame}: {errs}"
+            for definition, frames in (("ClientMessage", self.sent), ("ServerMessage", self.received))
+            for frame in frames
+            if (errs := protocol_errors(definition, frame))
+        ]
+        assert not bad, "frames outside docs/protocol.schema.json:\n" + "\n".join(bad)
+
+    def close(self, artifacts: Path, name: str) -> None:
+        (artifacts / f"{name}.console.log").write_text("\n".join(self.console) + "\n")
+        self.page.close()
+
+    # -- the chat ----------------------------------------------------------------------
+
+    @property
+    def chat(self) -> Any:
+        return self.page.locator("#aiide-chat")
+
+    def open_chat(self) -> None:
+        if not self.chat.is_visible():
+            self.page.locator('.jp-SideBar li[data-id="aiide-chat"]').click()
+        self.chat.locator(".aiide-Composer-input").wait_for(timeout=LOAD_TIMEOUT_MS)
+
+    def new_chat(self) -> None:
+        self.open_chat()
+        self.chat.get_by_role("button", name="New", exact=True).click()
+
+    def ask(self, text: str) -> None:
+        from playwright.sync_api import expect
+
+        box = self.chat.locator(".aiide-Composer-input")
+        expect(self.chat.locator(".aiide-Connection")).to_have_attribute(
+            "data-state", "open", timeout=LOAD_TIMEOUT_MS
+        )
+        box.fill(text)
+        box.press("Enter")
+
+    def finished(self, count: int = 1) -> Any:
+        """Waits for the `count`-th finished run of the conversation on screen."""
+        from playwright.sync_api import expect
+
+        runs = self.chat.locator(".aiide-Finished")
+        expect(runs).to_have_count(count, timeout=ANSWER_TIMEOUT_MS)
+        return runs.nth(count - 1)
+
+    def answers(self) -> Any:
+        return self.chat.locator(".aiide-Answer")
+
+    def awaiting_card(self) -> Any:
+        card = self.chat.locator(".aiide-Call[data-state=awaiting]")
+        card.wait_for(timeout=ANSWER_TIMEOUT_MS)
+        return card
+
+    # -- notebooks ---------------------------------------------------------------------
+
+    def open_notebook(self, path: str) -> Any:
+        """Opens a notebook and waits until its kernel is idle."""
+        from playwright.sync_api import expect
+
+        self.page.evaluate(
+            "path => window.jupyterapp.commands.execute('docmanager:open', {path})", path
+        )
+        panel = self.page.locator(".jp-NotebookPanel:visible")
+        panel.locator(".jp-Cell").first.wait_for(timeout=LOAD_TIMEOUT_MS)
+        expect(panel.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
+            "data-status", "idle", timeout=LOAD_TIMEOUT_MS
+        )
+        return panel
+
+    def run_command(self, command: str, args: dict[str, Any] | None = None) -> Any:
+        return self.page.evaluate(
+            "([c, a]) => window.jupyterapp.commands.execute(c, a)", [command, args or {}]
+        )
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\S+", text)
+
+
+def widen_sidebar(page: Any, width: int = 440) -> None:
+    """Drags the right sidebar's edge so the chat gets `width` pixels (for screenshots)."""
+    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").last
+    box = handle.bounding_box()
+    chat = page.locator("#aiide-chat").bounding_box()
+    if not box or not chat or chat["width"] >= width:
+        return
+    x = box["x"] + box["width"] / 2
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(x, y)
+    page.mouse.down()
+    page.mouse.move(x - (width - chat["width"]), y, steps=5)
+    page.mouse.up()

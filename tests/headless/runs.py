@@ -1,0 +1,74 @@
+"""Running ``jupyter aiide`` as a user would: a subprocess, with a config file pointing the
+agent at the fake model (the product reaches it through base_url)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from agent.conftest import KEY, OAI_KEY, agent_config
+
+CLI = [sys.executable, "-m", "aiide_server_ext.cli"]
+
+
+def write_config(folder: Path, anthropic_url: str, openai_url: str, **agent: Any) -> Path:
+    config = {
+        "Agent": agent_config(anthropic_url, openai_url, **agent),
+        "Router": {"retry_base_delay": 0.01, "max_retries": 0, "idle_timeout": 5.0},
+        "SandboxPolicy": {"memory_limit": "512M", "max_processes": 64},
+        "KernelPool": {"size": 0},
+    }
+    path = folder / "aiide_config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def write_nb(path: Path, cells: list[tuple[str, str]] | None = None, **meta: Any) -> Path:
+    cells = cells or [("markdown", "# Analysis")]
+    nb = {
+        "nbformat": 4,
+        "nbformat_minor": 5,
+        "metadata": meta,
+        "cells": [
+            {
+                "id": f"c{i}",
+                "cell_type": kind,
+                "metadata": {"tags": ["parameters"]} if src.startswith("# parameters") else {},
+                "source": src,
+                **({"outputs": [], "execution_count": None} if kind == "code" else {}),
+            }
+            for i, (kind, src) in enumerate(cells)
+        ],
+    }
+    path.write_text(json.dumps(nb))
+    return path
+
+
+async def aiide(*args: str, cwd: Path, timeout: float = 90) -> tuple[int, str, str]:
+    env = {
+        **os.environ,
+        "AIIDE_T_ANTHROPIC": KEY,
+        "AIIDE_T_OPENAI": OAI_KEY,
+        "JUPYTER_CONFIG_DIR": str(cwd / ".jupyter"),
+        "COLUMNS": "200",
+    }
+    proc = await asyncio.create_subprocess_exec(
+        *CLI,
+        *args,
+        cwd=cwd,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), timeout)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+def read_lines(path: Path) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]

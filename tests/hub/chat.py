@@ -1,0 +1,46 @@
+"""A chat over the student's WebSocket, through the hub's proxy, until the run ends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from tornado.httpclient import HTTPRequest
+from tornado.websocket import websocket_connect
+
+
+async def _chat(url: str, token: str, text: str, task: str, timeout: float) -> list[dict[str, Any]]:
+    request = HTTPRequest(url, headers={"Authorization": f"token {token}"})
+    ws = await websocket_connect(request)
+    events: list[dict[str, Any]] = []
+    try:
+        ws.write_message(json.dumps({"type": "chat", "id": "m1", "text": text, "task": task}))
+        while True:
+            frame = await asyncio.wait_for(ws.read_message(), timeout)
+            if frame is None:
+                break
+            event = json.loads(frame)
+            events.append(event)
+            if event["type"] == "run_finished" or (
+                event["type"] == "error" and event.get("reply_to") == "m1"
+            ) or (event["type"] == "error" and event.get("run_id")):
+                break
+    finally:
+        ws.close()
+    return events
+
+
+def chat(
+    hub_url: str, user: str, token: str, text: str = "hi", task: str = "chat", timeout: float = 30
+) -> list[dict[str, Any]]:
+    url = hub_url.replace("http", "ws", 1) + f"/user/{user}/aiide/api/chat/ws"
+    return asyncio.run(_chat(url, token, text, task, timeout))
+
+
+def text_of(events: list[dict[str, Any]]) -> str:
+    return "".join(e.get("text", "") for e in events if e["type"] == "token")
+
+
+def error_of(events: list[dict[str, Any]]) -> dict[str, Any] | None:
+    return next((e for e in events if e["type"] == "error"), None)

@@ -1,0 +1,291 @@
+"""A real JupyterHub on loopback: configurable-http-proxy, dummy authenticator, local
+spawner, groups ``students`` and ``instructors``, the aiide broker as a hub-managed service,
+the fake Anthropic server behind it and a redis-server. Every process stops at exit."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from aiide_server_ext.gateway.testing import RedisServer, free_port
+
+ROOT = Path(__file__).parents[2]
+VENV_BIN = Path(sys.executable).parent
+PROJECT_CHP = ROOT / "build" / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
+PROVIDER_KEY = "sk-ant-provider-" + os.urandom(12).hex()
+STUDENTS = ("alice", "bob")
+INSTRUCTORS = ("ian",)
+COURSE = {
+    "course": "ds101",
+    "groups": ["students"],
+    "instructors": ["instructors"],
+    "models": ["claude-haiku-4-5"],
+    "budget": {"daily_tokens": 100000, "weekly_tokens": 400000},
+    "rate_limits": {"model": "1000/minute"},
+    "tools": {"edits_need_approval": True, "network": False},
+    "exam": {"enabled": False, "disable": ["chat", "agent", "complete"]},
+}
+STUDENT_SCOPES = ["chat", "complete", "agent:run", "agent:execute", "kernels", "contents:read",
+                  "contents:write", "usage:read"]  # fmt: skip
+
+
+def chp_path() -> str | None:
+    found = os.environ.get("AIIDE_CHP") or (str(PROJECT_CHP) if PROJECT_CHP.exists() else None)
+    return found or shutil.which("configurable-http-proxy")
+
+
+def missing() -> str | None:
+    """Why the hub cannot run here (None: it can)."""
+    try:
+        import jupyterhub  # noqa: F401
+    except ImportError:
+        return "jupyterhub is not installed (run tools/install_hub_deps.sh)"
+    if chp_path() is None:
+        return "configurable-http-proxy is not installed (run tools/install_hub_deps.sh)"
+    if shutil.which("redis-server") is None:
+        return "redis-server is not installed"
+    return None
+
+
+def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (loopback)
+                return
+        except urllib.error.HTTPError:
+            return  # it answers
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"{what} did not start in {timeout}s")
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="aiide-hub-"))
+        self.port, self.hub_port, self.api_port = free_port(), free_port(), free_port()
+        self.broker_port, self.broker2_port, self.fake_port = free_port(), free_port(), free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.api = f"http://127.0.0.1:{self.hub_port}/hub/api"
+        self.admin_token = os.urandom(16).hex()
+        self.broker2_token = os.urandom(16).hex()
+        self.broker_url = f"http://127.0.0.1:{self.broker_port}/services/aiide-broker/"
+        self.broker2_url = f"http://127.0.0.1:{self.broker2_port}/services/aiide-broker/"
+        self.fake_url = f"http://127.0.0.1:{self.fake_port}"
+        self.procs: list[subprocess.Popen[bytes]] = []
+        self.redis = RedisServer()
+        self.tokens: dict[str, str] = {}
+
+    # -- start ---------------------------------------------------------------------------
+
+    def start(self) -> Hub:
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _log(self, name: str) -> Any:
+        return open(self.dir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> Any:
+        proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=self._log(name), stderr=-2)
+        self.procs.append(proc)
+        return proc
+
+    def _start(self) -> None:
+        self.redis.__enter__()
+        base_env = {k: v for k, v in os.environ.items() if "API_KEY" not in k}
+        fake = self._spawn(
+            "fake",
+            [sys.executable, "-m", "tests.fakes.fake_anthropic", "--port", str(self.fake_port),
+             "--api-key", PROVIDER_KEY, "--default-text", "Hello from the model"],
+            base_env, ROOT,
+        )  # fmt: skip
+        courses = self.dir / "courses"
+        courses.mkdir()
+        (courses / "ds101.json").write_text(json.dumps(COURSE))
+        broker_cfg = self.dir / "broker_config.json"
+        broker_cfg.write_text(json.dumps({"BrokerApp": self.broker_config()}))
+        singleuser = self.dir / "singleuser"
+        singleuser.mkdir()
+        (singleuser / "jupyter_server_config.json").write_text(json.dumps(self.singleuser()))
+        config = self.dir / "jupyterhub_config.py"
+        config.write_text(self.hub_config(broker_cfg, singleuser))
+        config.chmod(0o600)
+        hub = self._spawn(
+            "hub", [sys.executable, "-m", "jupyterhub", "-f", str(config)], base_env, self.dir
+        )
+        _wait_http(self.fake_url + "/", 20, fake, "the fake model")
+        _wait_http(self.api + "/", 60, hub, "the hub")
+        _wait_http(self.broker_url + "api/me", 30, hub, "the broker")
+
+    def broker_config(self) -> dict[str, Any]:
+        return {
+            "course_dir": str(self.dir / "courses"),
+            "upstreams": {"anthropic": {"base_url": self.fake_url, "api_key_env": "ANTHROPIC_API_KEY"}},
+            "redis_url": self.redis.url,
+            "db_path": str(self.dir / "broker.sqlite"),
+        }
+
+    def singleuser(self) -> dict[str, Any]:
+        return {
+            "ServerApp": {"jpserver_extensions": {"aiide_server_ext": True, "aiide_server_ext.hub": True}},
+            "AiideExtension": {"prewarm_kernels": False},
+            "KernelPool": {"size": 0},
+            "Gateway": {
+                "roles": {"student": STUDENT_SCOPES, "instructor": [*STUDENT_SCOPES, "course"]},
+                "group_roles": {"students": ["student"], "instructors": ["instructor"]},
+                "default_roles": [],
+            },
+            "Agent": {
+                "preload": False,
+                "providers": {"anthropic": {
+                    "kind": "anthropic", "base_url": self.broker_url + "anthropic",
+                    "api_key_env": "JUPYTERHUB_API_TOKEN"}},
+                "models": [{"name": "claude-haiku", "provider": "anthropic",
+                            "model": "claude-haiku-4-5", "capabilities": ["chat", "tools", "complete"]}],
+            },
+            "Router": {"max_retries": 0},
+            "AiideHub": {"broker_url": self.broker_url},
+        }  # fmt: skip
+
+    def hub_config(self, broker_cfg: Path, singleuser: Path) -> str:
+        args = ["--allow-root"] if os.geteuid() == 0 else []
+        services = [
+            {"name": "aiide-broker", "url": f"http://127.0.0.1:{self.broker_port}",
+             "command": [sys.executable, "-m", "aiide_server_ext.hub", "--config", str(broker_cfg)],
+             "environment": {"ANTHROPIC_API_KEY": PROVIDER_KEY, "PYTHONPATH": str(ROOT)},
+             "cwd": str(self.dir)},
+            {"name": "aiide-broker-2", "api_token": self.broker2_token},
+            {"name": "test-admin", "api_token": self.admin_token},
+        ]  # fmt: skip
+        roles = [
+            {"name": "aiide-broker", "scopes": ["read:users", "read:users:groups", "list:users"],
+             "services": ["aiide-broker", "aiide-broker-2"]},
+            {"name": "admin", "services": ["test-admin"]},
+        ]  # fmt: skip
+        users = {"students": {"users": list(STUDENTS)}, "instructors": {"users": list(INSTRUCTORS)}}
+        return "\n".join(
+            [
+                f"c.JupyterHub.ip = '127.0.0.1'\nc.JupyterHub.port = {self.port}",
+                f"c.JupyterHub.hub_ip = '127.0.0.1'\nc.JupyterHub.hub_port = {self.hub_port}",
+                f"c.ConfigurableHTTPProxy.command = [{chp_path()!r}]",
+                f"c.ConfigurableHTTPProxy.api_url = 'http://127.0.0.1:{self.api_port}'",
+                f"c.JupyterHub.db_url = 'sqlite:///{self.dir}/hub.sqlite'",
+                f"c.JupyterHub.cookie_secret_file = '{self.dir}/cookie_secret'",
+                f"c.JupyterHub.pid_file = '{self.dir}/hub.pid'",
+                "c.JupyterHub.authenticator_class = 'dummy'",
+                "c.Authenticator.allow_all = True",
+                f"c.Authenticator.admin_users = set()",
+                "c.JupyterHub.spawner_class = 'simple'",
+                f"c.SimpleLocalProcessSpawner.home_dir_template = '{self.dir}/home/{{username}}'",
+                f"c.Spawner.cmd = [{str(VENV_BIN / 'jupyterhub-singleuser')!r}]",
+                f"c.Spawner.args = {args!r}",
+                f"c.Spawner.environment = {{'JUPYTER_CONFIG_DIR': {str(singleuser)!r}}}",
+                "c.Spawner.start_timeout = 60\nc.Spawner.http_timeout = 60",
+                "c.JupyterHub.cleanup_servers = True\nc.JupyterHub.cleanup_proxy = True",
+                f"c.JupyterHub.services = {services!r}",
+                f"c.JupyterHub.load_roles = {roles!r}",
+                f"c.JupyterHub.load_groups = {users!r}",
+            ]
+        )
+
+    # -- use -------------------------------------------------------------------------------
+
+    def request(
+        self, method: str, url: str, token: str, body: Any = None, timeout: float = 30
+    ) -> tuple[int, Any]:
+        data = json.dumps(body).encode() if body is not None else None
+        if data is None and method in ("POST", "PATCH"):
+            data = b""
+        req = urllib.request.Request(url, data=data, method=method)  # noqa: S310
+        req.add_header("Authorization", f"token {token}")
+        req.add_header("Content-Type", "application/json")
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310
+                status, raw = r.status, r.read()
+        except urllib.error.HTTPError as e:
+            status, raw = e.code, e.read()
+        try:
+            return status, json.loads(raw) if raw else None
+        except ValueError:
+            return status, raw.decode(errors="replace")
+
+    def hub_api(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        return self.request(method, self.api + path, self.admin_token, body)
+
+    def login(self, user: str) -> str:
+        """A token of the user's own (what their browser session holds after hub login)."""
+        if user not in self.tokens:
+            status, reply = self.hub_api("POST", f"/users/{user}/tokens", {"note": "test login"})
+            assert status == 201, reply
+            self.tokens[user] = reply["token"]
+        return self.tokens[user]
+
+    def spawn(self, *users: str, timeout: float = 90) -> None:
+        """Start the users' servers together (each takes seconds), wait until all are ready."""
+        for user in users:
+            status, reply = self.hub_api("POST", f"/users/{user}/server")
+            assert status in (201, 202, 400), reply  # 400: already running
+        deadline = time.monotonic() + timeout
+        waiting = set(users)
+        while waiting and time.monotonic() < deadline:
+            for user in list(waiting):
+                _, model = self.hub_api("GET", f"/users/{user}")
+                server = (model.get("servers") or {}).get("", {})
+                if server.get("ready"):
+                    waiting.discard(user)
+            time.sleep(0.3)
+        if waiting:
+            raise RuntimeError(f"servers of {sorted(waiting)} did not start:\n{self.log('hub')[-3000:]}")
+
+    def user_url(self, user: str, path: str) -> str:
+        return f"{self.url}/user/{user}{path}"
+
+    def log(self, name: str) -> str:
+        path = self.dir / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def start_broker2(self) -> None:
+        env = {
+            **{k: v for k, v in os.environ.items() if "API_KEY" not in k},
+            "ANTHROPIC_API_KEY": PROVIDER_KEY,
+            "JUPYTERHUB_API_URL": self.api,
+            "JUPYTERHUB_API_TOKEN": self.broker2_token,
+            "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{self.broker2_port}",
+            "JUPYTERHUB_SERVICE_PREFIX": "/services/aiide-broker/",
+        }
+        cfg = self.dir / "broker_config.json"
+        proc = self._spawn(
+            "broker2", [sys.executable, "-m", "aiide_server_ext.hub", "--config", str(cfg)], env, ROOT
+        )
+        _wait_http(self.broker2_url + "api/me", 30, proc, "the second broker")
+
+    # -- stop ------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """The hub first (it stops the servers it spawned and its managed broker), then ours."""
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+        self.procs.clear()
+        self.redis.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
