@@ -10,7 +10,7 @@ LAB_PORT ?= 8888
 PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: lab test setup sandbox image model lint typecheck test-ts test-py clean
+.PHONY: lab test setup sandbox image model hub-deps lint typecheck test-ts test-py clean
 
 # --- set-up ------------------------------------------------------------------
 
@@ -47,6 +47,10 @@ image: $(VENV)/.deps
 model: $(VENV)/.deps
 	$(BIN)/jupyter aiide models install --quiet
 
+# JupyterHub + configurable-http-proxy (npm, project-local) for the classroom tests.
+hub-deps: $(VENV)/.deps
+	@tools/install_hub_deps.sh $(BIN) >/dev/null
+
 # --- use ---------------------------------------------------------------------
 
 lab: setup model
@@ -66,10 +70,10 @@ typecheck: $(VENV)/.deps
 test-ts: labextension
 	cd labextension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm test
 
-test-py: setup image model
+test-py: setup image model hub-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-test: setup image model
+test: setup image model hub-deps
 	@tools/run_tests.sh $(BIN)
 
 clean:

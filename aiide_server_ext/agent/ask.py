@@ -38,18 +38,18 @@ def check(body: dict[str, Any]) -> dict[str, Any]:
     """The request, or AgentError saying what is wrong with it."""
     prompt = body.get("prompt")
     if not isinstance(prompt, str) or not prompt.strip():
-        raise AgentError("bad_request", "'prompt' must be a non-empty string")
+        raise AgentError("bad_message", "'prompt' must be a non-empty string")
     if len(prompt) > MAX_PROMPT:
         raise AgentError("too_large", f"the prompt is over {MAX_PROMPT} characters", 413)
     model = body.get("model")
     if model is not None and not isinstance(model, str):
-        raise AgentError("bad_request", "'model' must be a string")
+        raise AgentError("bad_message", "'model' must be a string")
     fmt = body.get("format") or "markdown"
     if fmt not in FORMATS:
-        raise AgentError("bad_request", f"'format' must be one of {', '.join(FORMATS)}")
+        raise AgentError("bad_message", f"'format' must be one of {', '.join(FORMATS)}")
     variables = body.get("variables") or {}
     if not isinstance(variables, dict) or len(variables) > MAX_VARIABLES:
-        raise AgentError("bad_request", f"'variables' must be an object of at most {MAX_VARIABLES}")
+        raise AgentError("bad_message", f"'variables' must be an object of at most {MAX_VARIABLES}")
     return {"prompt": prompt, "model": model or None, "format": fmt, "variables": variables}
 
 

@@ -62,6 +62,12 @@ class Agent(ExtensionPart):
     )
     kernel_name = Unicode("aiide-python", config=True, help="Kernel for headless runs.")
     allow_hidden = Bool(False, config=True, help="Let file tools see hidden files.")
+    mcp_approval_wait = Float(
+        60.0,
+        config=True,
+        help="Seconds an outside agent's MCP call that needs approval waits for a user "
+        "(POST /aiide/api/mcp/approvals/<id>) before it is refused.",
+    )
     preload = Bool(
         True,
         config=True,
@@ -109,12 +115,23 @@ class Agent(ExtensionPart):
             },
         )
         settings["aiide_agent"] = self.service
+        from ..mcp.tools import McpTools
+
+        settings["aiide_mcp"] = McpTools(
+            self.service.gate,
+            self.service.engine.policy,
+            self.service.notebooks,
+            os.path.realpath(server.root_dir),
+            knowledge=None,
+            approval_wait=self.mcp_approval_wait,
+        )
         self._settings = settings
 
     def handlers(self) -> list[tuple[str, Any]]:
+        from ..mcp.handlers import default_handlers as mcp_handlers
         from .handlers import default_handlers
 
-        return list(default_handlers)
+        return [*default_handlers, *mcp_handlers]
 
     async def start(self) -> None:
         self.service.start()

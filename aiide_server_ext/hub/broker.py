@@ -11,6 +11,7 @@ Run as a hub-managed service: ``python -m aiide_server_ext.hub --config broker_c
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -47,7 +48,9 @@ class Broker:
             os.environ.get("JUPYTERHUB_API_TOKEN", ""),
         )
         self.upstreams = {name: dict(spec) for name, spec in app.upstreams.items()}
-        secrets = [os.environ.get(str(s.get("api_key_env", "")), "") for s in self.upstreams.values()]
+        secrets = [
+            os.environ.get(str(s.get("api_key_env", "")), "") for s in self.upstreams.values()
+        ]
         self.redactor = Redactor(secrets)
         self.store = Store(app.db_path or os.path.join(os.getcwd(), "aiide-broker.sqlite"))
         self.audit = AuditLog(self.store, self.redactor)
@@ -269,7 +272,9 @@ def _model_refusal(policy: Effective) -> tuple[str, str] | None:
     return None
 
 
-async def _budget_refusal(b: Broker, caller: HubCaller, policy: Effective) -> tuple[str, str] | None:
+async def _budget_refusal(
+    b: Broker, caller: HubCaller, policy: Effective
+) -> tuple[str, str] | None:
     left = await b.remaining(caller, policy)
     for kind, value in left.items():
         if value <= 0:
@@ -377,7 +382,12 @@ class BrokerApp(Application):  # type: ignore[misc]
     config_file = Unicode("", config=True, help="A Python or JSON config file to load.")
     course_dir = Unicode("", config=True, help="Directory of course files (YAML or JSON).")
     upstreams = Dict(
-        {"anthropic": {"base_url": "https://api.anthropic.com", "api_key_env": "ANTHROPIC_API_KEY"}},
+        {
+            "anthropic": {
+                "base_url": "https://api.anthropic.com",
+                "api_key_env": "ANTHROPIC_API_KEY",
+            }
+        },
         config=True,
         help="Provider -> {base_url, api_key_env}. Keys come from the broker's environment.",
     )
@@ -434,17 +444,17 @@ class BrokerApp(Application):  # type: ignore[misc]
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGTERM, stop.set)
-            self.log.info("aiide broker on %s:%s (%d courses)", url.hostname, port, len(broker.files))
+            self.log.info(
+                "aiide broker on %s:%s (%d courses)", url.hostname, port, len(broker.files)
+            )
             try:
                 await stop.wait()
             finally:
                 server.stop()
                 await broker.close()
 
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(main())
-        except KeyboardInterrupt:
-            pass
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -139,7 +139,7 @@ def load_courses(directory: str) -> dict[str, Course]:
             if ext == ".json":
                 raw = json.load(f)
             else:
-                import yaml
+                import yaml  # type: ignore[import-untyped]
 
                 raw = yaml.safe_load(f)
         course = Course.parse(stem, raw, path)

@@ -19,7 +19,6 @@ import pytest_asyncio
 from fakes import FakeAnthropic, FakeOpenAI
 from traitlets.config import Config
 
-
 KEY = "sk-ant-test-key-0123456789"
 OAI_KEY = "sk-oai-test-key-0123456789"
 KERNELSPEC = Path(__file__).parents[2] / "share" / "kernels" / "aiide-python"

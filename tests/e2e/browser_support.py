@@ -163,9 +163,7 @@ class LabPage:
         """Opens a notebook and waits until its kernel is idle."""
         from playwright.sync_api import expect
 
-        self.page.evaluate(
-            "path => window.jupyterapp.commands.execute('docmanager:open', {path})", path
-        )
+        self.run_command("docmanager:open", {"path": path})
         panel = self.page.locator(".jp-NotebookPanel:visible")
         panel.locator(".jp-Cell").first.wait_for(timeout=LOAD_TIMEOUT_MS)
         expect(panel.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
@@ -173,9 +171,11 @@ class LabPage:
         )
         return panel
 
-    def run_command(self, command: str, args: dict[str, Any] | None = None) -> Any:
-        return self.page.evaluate(
-            "([c, a]) => window.jupyterapp.commands.execute(c, a)", [command, args or {}]
+    def run_command(self, command: str, args: dict[str, Any] | None = None) -> None:
+        """Runs a JupyterLab command (its result, often a widget, stays in the page)."""
+        self.page.evaluate(
+            "([c, a]) => window.jupyterapp.commands.execute(c, a).then(() => null)",
+            [command, args or {}],
         )
 
 
@@ -185,8 +185,11 @@ def words(text: str) -> list[str]:
 
 def widen_sidebar(page: Any, width: int = 440) -> None:
     """Drags the right sidebar's edge so the chat gets `width` pixels (for screenshots)."""
-    handle = page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").last
-    box = handle.bounding_box()
+    boxes = [
+        h.bounding_box() for h in page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").all()
+    ]
+    visible = [b for b in boxes if b and b["height"] > 0]
+    box = max(visible, key=lambda b: b["x"]) if visible else None
     chat = page.locator("#aiide-chat").bounding_box()
     if not box or not chat or chat["width"] >= width:
         return

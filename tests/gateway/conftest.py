@@ -20,7 +20,6 @@ from traitlets.config import Config
 
 from .helpers import OWNER, SECRET, Call, Reply
 
-
 IN_CI = os.environ.get("CI") == "true"
 IDP = "aiide_server_ext.gateway.identity.GatewayIdentityProvider"
 AUTHORIZER = "aiide_server_ext.gateway.authorizer.GatewayAuthorizer"

@@ -28,7 +28,8 @@ async def test_ai_magic_is_answered_by_the_model_through_the_channel(
     km = await _kernel(jp_fetch, jp_serverapp)
     r = await run_code(
         km,
-        "%load_ext aiide_kernel.magics\nxs = [1, 2, 3]\n%ai --format text --vars xs what is the sum",
+        "%load_ext aiide_kernel.magics\nxs = [1, 2, 3]\n"
+        "%ai --format text --vars xs what is the sum",
     )
     assert r.status == "ok", r
     assert r.stdout.strip() == "The sum is 6."

@@ -18,7 +18,9 @@ AUTO = '{"risk": {"medium": "auto"}}'
 
 def script_add_and_run(fake: FakeAnthropic, code: str) -> None:
     fake.push(
-        Reply(tools=[ToolUse("insert_cell", {"after_id": "c0", "source": code}, id="toolu_add00001")]),
+        Reply(
+            tools=[ToolUse("insert_cell", {"after_id": "c0", "source": code}, id="toolu_add00001")]
+        ),
         Reply(tools=[ToolUse("run_cell", {"cell_id": "ai-add00001"}, id="toolu_run1")]),
         Reply(text="Done: the answer is printed."),
     )
@@ -29,11 +31,22 @@ async def test_run_adds_and_runs_cells_with_provenance_and_replays(
 ) -> None:
     cfg = write_config(tmp_path, afake_anthropic.url, afake_openai.url)  # type: ignore[attr-defined]
     (tmp_path / "policy.json").write_text(AUTO)
-    nb = write_nb(tmp_path / "nb.ipynb", [("markdown", "# Analysis"), ("code", "# parameters\nn = 1")])
+    write_nb(tmp_path / "nb.ipynb", [("markdown", "# Analysis"), ("code", "# parameters\nn = 1")])
     script_add_and_run(afake_anthropic, "print(n * 21)")
     code, out, err = await aiide(
-        "run", "nb.ipynb", "--goal", "print n*21", "--policy", "policy.json",
-        "--config", str(cfg), "-p", "n=2", "-o", "out.ipynb", cwd=tmp_path,
+        "run",
+        "nb.ipynb",
+        "--goal",
+        "print n*21",
+        "--policy",
+        "policy.json",
+        "--config",
+        str(cfg),
+        "-p",
+        "n=2",
+        "-o",
+        "out.ipynb",
+        cwd=tmp_path,
     )
     assert code == 0, err
     assert out.strip().endswith("out.ipynb")
@@ -133,9 +146,22 @@ async def test_batch_over_parameter_sets_with_a_summary(
     (tmp_path / "sets.json").write_text('[{"n": 1}, {"n": 2}]')
     (tmp_path / "out").mkdir()
     afake_anthropic.default = Reply(text="nothing to do")
-    code, out, err = await aiide(
-        "run", "a.ipynb", "b.ipynb", "--goal", "g", "--param-sets", "sets.json", "-j", "2",
-        "-o", "out", "--config", str(cfg), cwd=tmp_path, timeout=120,
+    code, _, err = await aiide(
+        "run",
+        "a.ipynb",
+        "b.ipynb",
+        "--goal",
+        "g",
+        "--param-sets",
+        "sets.json",
+        "-j",
+        "2",
+        "-o",
+        "out",
+        "--config",
+        str(cfg),
+        cwd=tmp_path,
+        timeout=120,
     )
     assert code == 0, err
     names = sorted(p.name for p in (tmp_path / "out").glob("*.ipynb"))

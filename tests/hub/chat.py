@@ -22,9 +22,11 @@ async def _chat(url: str, token: str, text: str, task: str, timeout: float) -> l
                 break
             event = json.loads(frame)
             events.append(event)
-            if event["type"] == "run_finished" or (
-                event["type"] == "error" and event.get("reply_to") == "m1"
-            ) or (event["type"] == "error" and event.get("run_id")):
+            if (
+                event["type"] == "run_finished"
+                or (event["type"] == "error" and event.get("reply_to") == "m1")
+                or (event["type"] == "error" and event.get("run_id"))
+            ):
                 break
     finally:
         ws.close()

@@ -23,6 +23,8 @@ VENV_BIN = Path(sys.executable).parent
 PROJECT_CHP = ROOT / "build" / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
 PROVIDER_KEY = "sk-ant-provider-" + os.urandom(12).hex()
 STUDENTS = ("alice", "bob")
+#: A student without a server, whose only model calls are the replica test's.
+QUIET_STUDENT = "carol"
 INSTRUCTORS = ("ian",)
 COURSE = {
     "course": "ds101",
@@ -46,7 +48,7 @@ def chp_path() -> str | None:
 def missing() -> str | None:
     """Why the hub cannot run here (None: it can)."""
     try:
-        import jupyterhub  # noqa: F401
+        import jupyterhub  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
         return "jupyterhub is not installed (run tools/install_hub_deps.sh)"
     if chp_path() is None:
@@ -62,7 +64,7 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None, w
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{what} exited with {proc.returncode}")
         try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (loopback)
+            with urllib.request.urlopen(url, timeout=2):
                 return
         except urllib.error.HTTPError:
             return  # it answers
@@ -86,6 +88,7 @@ class Hub:
         self.procs: list[subprocess.Popen[bytes]] = []
         self.redis = RedisServer()
         self.tokens: dict[str, str] = {}
+        self.broker2: subprocess.Popen[bytes] | None = None
 
     # -- start ---------------------------------------------------------------------------
 
@@ -98,7 +101,7 @@ class Hub:
         return self
 
     def _log(self, name: str) -> Any:
-        return open(self.dir / f"{name}.log", "wb")  # noqa: SIM115 (closed with the process)
+        return open(self.dir / f"{name}.log", "wb")
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str], cwd: Path) -> Any:
         proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=self._log(name), stderr=-2)
@@ -135,14 +138,18 @@ class Hub:
     def broker_config(self) -> dict[str, Any]:
         return {
             "course_dir": str(self.dir / "courses"),
-            "upstreams": {"anthropic": {"base_url": self.fake_url, "api_key_env": "ANTHROPIC_API_KEY"}},
+            "upstreams": {
+                "anthropic": {"base_url": self.fake_url, "api_key_env": "ANTHROPIC_API_KEY"}
+            },
             "redis_url": self.redis.url,
             "db_path": str(self.dir / "broker.sqlite"),
         }
 
     def singleuser(self) -> dict[str, Any]:
         return {
-            "ServerApp": {"jpserver_extensions": {"aiide_server_ext": True, "aiide_server_ext.hub": True}},
+            "ServerApp": {
+                "jpserver_extensions": {"aiide_server_ext": True, "aiide_server_ext.hub": True}
+            },
             "AiideExtension": {"prewarm_kernels": False},
             "KernelPool": {"size": 0},
             "Gateway": {
@@ -156,7 +163,8 @@ class Hub:
                     "kind": "anthropic", "base_url": self.broker_url + "anthropic",
                     "api_key_env": "JUPYTERHUB_API_TOKEN"}},
                 "models": [{"name": "claude-haiku", "provider": "anthropic",
-                            "model": "claude-haiku-4-5", "capabilities": ["chat", "tools", "complete"]}],
+                            "model": "claude-haiku-4-5",
+                            "capabilities": ["chat", "tools", "complete"]}],
             },
             "Router": {"max_retries": 0},
             "AiideHub": {"broker_url": self.broker_url},
@@ -177,7 +185,10 @@ class Hub:
              "services": ["aiide-broker", "aiide-broker-2"]},
             {"name": "admin", "services": ["test-admin"]},
         ]  # fmt: skip
-        users = {"students": {"users": list(STUDENTS)}, "instructors": {"users": list(INSTRUCTORS)}}
+        users = {
+            "students": {"users": [*STUDENTS, QUIET_STUDENT]},
+            "instructors": {"users": list(INSTRUCTORS)},
+        }
         return "\n".join(
             [
                 f"c.JupyterHub.ip = '127.0.0.1'\nc.JupyterHub.port = {self.port}",
@@ -189,7 +200,7 @@ class Hub:
                 f"c.JupyterHub.pid_file = '{self.dir}/hub.pid'",
                 "c.JupyterHub.authenticator_class = 'dummy'",
                 "c.Authenticator.allow_all = True",
-                f"c.Authenticator.admin_users = set()",
+                "c.Authenticator.admin_users = set()",
                 "c.JupyterHub.spawner_class = 'simple'",
                 f"c.SimpleLocalProcessSpawner.home_dir_template = '{self.dir}/home/{{username}}'",
                 f"c.Spawner.cmd = [{str(VENV_BIN / 'jupyterhub-singleuser')!r}]",
@@ -211,11 +222,11 @@ class Hub:
         data = json.dumps(body).encode() if body is not None else None
         if data is None and method in ("POST", "PATCH"):
             data = b""
-        req = urllib.request.Request(url, data=data, method=method)  # noqa: S310
+        req = urllib.request.Request(url, data=data, method=method)
         req.add_header("Authorization", f"token {token}")
         req.add_header("Content-Type", "application/json")
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as r:  # noqa: S310
+            with urllib.request.urlopen(req, timeout=timeout) as r:
                 status, raw = r.status, r.read()
         except urllib.error.HTTPError as e:
             status, raw = e.code, e.read()
@@ -250,7 +261,9 @@ class Hub:
                     waiting.discard(user)
             time.sleep(0.3)
         if waiting:
-            raise RuntimeError(f"servers of {sorted(waiting)} did not start:\n{self.log('hub')[-3000:]}")
+            raise RuntimeError(
+                f"servers of {sorted(waiting)} did not start:\n{self.log('hub')[-3000:]}"
+            )
 
     def user_url(self, user: str, path: str) -> str:
         return f"{self.url}/user/{user}{path}"
@@ -269,8 +282,11 @@ class Hub:
             "JUPYTERHUB_SERVICE_PREFIX": "/services/aiide-broker/",
         }
         cfg = self.dir / "broker_config.json"
-        proc = self._spawn(
-            "broker2", [sys.executable, "-m", "aiide_server_ext.hub", "--config", str(cfg)], env, ROOT
+        proc = self.broker2 = self._spawn(
+            "broker2",
+            [sys.executable, "-m", "aiide_server_ext.hub", "--config", str(cfg)],
+            env,
+            ROOT,
         )
         _wait_http(self.broker2_url + "api/me", 30, proc, "the second broker")
 

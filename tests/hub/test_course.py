@@ -43,7 +43,11 @@ def test_exam_mode_refuses_the_students_next_run_with_the_reason(course: Hub) ->
         "POST",
         hub.broker_url + "anthropic/v1/messages",
         hub.login("alice"),
-        {"model": "claude-haiku-4-5", "max_tokens": 10, "messages": [{"role": "user", "content": "x"}]},
+        {
+            "model": "claude-haiku-4-5",
+            "max_tokens": 10,
+            "messages": [{"role": "user", "content": "x"}],
+        },
     )
     assert (status, reply["code"]) == (403, "exam_mode")
 

@@ -13,7 +13,10 @@ def test_a_student_gets_the_student_role_from_the_hub_group(hub: Hub) -> None:
     status, me = hub.request("GET", hub.user_url("alice", "/aiide/api/auth/me"), hub.login("alice"))
     assert status == 200, me
     assert (me["user"], me["via"], me["groups"], me["roles"]) == (
-        "alice", "jupyterhub", ["students"], ["student"]
+        "alice",
+        "jupyterhub",
+        ["students"],
+        ["student"],
     )
     assert "course" not in me["scopes"] and "admin" not in me["scopes"]
     assert "chat" in me["scopes"]
@@ -28,7 +31,9 @@ def test_an_instructor_gets_the_instructor_role_and_the_course_scope(hub: Hub) -
 
 
 def test_the_student_sees_their_course_policy_through_their_server(hub: Hub) -> None:
-    status, policy = hub.request("GET", hub.user_url("alice", "/aiide/api/course"), hub.login("alice"))
+    status, policy = hub.request(
+        "GET", hub.user_url("alice", "/aiide/api/course"), hub.login("alice")
+    )
     assert status == 200, policy
     assert policy["courses"] == ["ds101"]
     assert policy["models"] == ["claude-haiku-4-5"]

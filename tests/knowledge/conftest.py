@@ -32,7 +32,6 @@ from aiide_server_ext.seams import Caller
 from .corpus import write_corpus
 from .fake_embeddings import FakeEmbeddings
 
-
 IN_CI = os.environ.get("CI") == "true"
 # Read now: pytest-jupyter points the Jupyter data dir at a temporary folder per test.
 MODELS_DIR = default_models_dir()

@@ -1,0 +1,1 @@
+"""MCP: aiide's notebook tools for outside agents (see docs/mcp.md)."""

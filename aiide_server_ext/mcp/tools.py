@@ -1,0 +1,141 @@
+"""aiide's notebook tools as an outside agent sees them, behind the gate: a call needs the
+scope a user would need for the same thing, goes through the same tool policy (deny is
+refused, approve pauses until a user decides or the wait ends) and is audited."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..agent.errors import ToolError
+from ..agent.notebooks import NotebookBridge, Route
+from ..agent.policy import ToolPolicy
+from ..agent.tools import TOOLS, ToolEnv, validate
+from ..seams import Caller, Gate, GateRefusal
+
+#: Exposed tool -> (route class, scope) the gate admits it under.
+EXPOSED = {
+    "list_cells": ("agent", "agent:run"),
+    "read_cell": ("agent", "agent:run"),
+    "insert_cell": ("agent", "agent:run"),
+    "replace_cell": ("agent", "agent:run"),
+    "run_cell": ("execute", "agent:execute"),
+    "search_knowledge": ("agent", "knowledge"),
+}
+
+
+class McpRefusal(Exception):
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class Pending:
+    id: str
+    caller: str
+    tool: str
+    arguments: dict[str, Any]
+    decision: asyncio.Future[str] = field(repr=False, default_factory=asyncio.Future)
+
+
+class McpTools:
+    def __init__(
+        self,
+        gate: Gate,
+        policy: ToolPolicy,
+        notebooks: NotebookBridge,
+        root_dir: str,
+        *,
+        knowledge: Any = None,
+        approval_wait: float = 60.0,
+    ) -> None:
+        self.gate = gate
+        self.policy = policy
+        self.notebooks = notebooks
+        self.root_dir = root_dir
+        self.knowledge = knowledge
+        self.approval_wait = approval_wait
+        self.pending: dict[str, Pending] = {}
+
+    def definitions(self) -> list[dict[str, Any]]:
+        return [TOOLS[n].definition() for n in EXPOSED if n != "search_knowledge" or self.knowledge]
+
+    async def call(self, caller: Caller, name: str, arguments: dict[str, Any]) -> str:
+        """The tool's text result; McpRefusal when the gate or the policy says no."""
+        if name not in EXPOSED:
+            raise McpRefusal("unknown_tool", f"no tool named {name!r}")
+        route_class, scope = EXPOSED[name]
+        try:
+            await self.gate.admit(caller, route_class, scope=scope)
+            tool = validate(name, arguments)
+        except GateRefusal as e:
+            await self.gate.audit(caller, f"mcp.{name}", "", "refused", {"code": e.code})
+            raise McpRefusal(e.code, e.message) from None
+        except ToolError as e:
+            raise McpRefusal(e.code, e.message) from None
+        decision = self.policy.decide(tool, arguments, caller)
+        if decision.action == "deny":
+            await self.gate.audit(caller, f"mcp.{name}", "", "denied", {"risk": decision.risk})
+            raise McpRefusal("denied", decision.reason or "refused by policy")
+        approved_by = None
+        if decision.action == "approve":
+            approved_by = await self._wait_for_approval(caller, name, arguments)
+        env = ToolEnv(
+            root_dir=self.root_dir,
+            notebooks=self.notebooks,
+            caller=caller,
+            route=Route("mcp", "mcp_" + uuid.uuid4().hex[:12], caller.username),
+            call_id="mcp_" + uuid.uuid4().hex[:12],
+            knowledge=self.knowledge,
+        )
+        try:
+            result = await tool.run(env, arguments)
+        except ToolError as e:
+            raise McpRefusal(e.code, e.message) from None
+        await self.gate.audit(
+            caller,
+            f"mcp.{name}",
+            str(arguments.get("path", "")),
+            "ok" if result.ok else "failed",
+            {"approved_by": approved_by, "result": result.content[:2000]},
+        )
+        if not result.ok:
+            raise McpRefusal(result.code or "tool_failed", result.content)
+        return result.content
+
+    async def _wait_for_approval(self, caller: Caller, name: str, args: dict[str, Any]) -> str:
+        pending = Pending("ap_" + uuid.uuid4().hex[:16], caller.username, name, args)
+        self.pending[pending.id] = pending
+        await self.gate.audit(caller, f"mcp.{name}", pending.id, "awaiting_approval", None)
+        try:
+            decided = await asyncio.wait_for(asyncio.shield(pending.decision), self.approval_wait)
+        except asyncio.TimeoutError:
+            raise McpRefusal(
+                "approval_required",
+                f"{name} needs a user's approval (pending {pending.id}); nobody approved it "
+                f"within {self.approval_wait:g}s",
+            ) from None
+        finally:
+            self.pending.pop(pending.id, None)
+        if decided != "approve":
+            raise McpRefusal("rejected", f"a user rejected {name}")
+        return caller.username
+
+    def decide(self, caller: Caller, pending_id: str, decision: str) -> bool:
+        """A user's answer to a paused call (only its owner's own calls)."""
+        pending = self.pending.get(pending_id)
+        if pending is None or pending.caller != caller.username or pending.decision.done():
+            return False
+        pending.decision.set_result(decision)
+        return True
+
+    def waiting(self, caller: Caller) -> list[dict[str, Any]]:
+        return [
+            {"id": p.id, "tool": p.tool, "arguments": p.arguments}
+            for p in self.pending.values()
+            if p.caller == caller.username
+        ]

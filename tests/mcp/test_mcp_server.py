@@ -1,0 +1,107 @@
+"""aiide's MCP endpoint with the official ``mcp`` SDK as the outside agent: tools listed,
+read tools answer, an edit waits for a user's approval, a refused scope is an MCP error."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from agent.conftest import (  # noqa: F401  (fixtures shared with the agent suite)
+    aiide_kernelspec,
+    fake_anthropic,
+    fake_openai,
+    jp_server_config,
+)
+from mcp import ClientSession
+from mcp.client.streamable_http import streamablehttp_client
+
+from aiide_server_ext.agent.policy import ToolPolicy
+from aiide_server_ext.mcp.tools import McpTools
+from aiide_server_ext.seams import Caller, GateRefusal, OpenGate
+
+pytestmark = pytest.mark.xdist_group("mcp")
+
+
+def _nb(root: Path) -> None:
+    cell = {
+        "id": "c1",
+        "cell_type": "code",
+        "metadata": {},
+        "source": "x = 6 * 7",
+        "outputs": [],
+        "execution_count": None,
+    }
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [cell]}
+    (root / "nb.ipynb").write_text(json.dumps(nb))
+
+
+def _url(server: Any) -> tuple[str, dict[str, str]]:
+    url = f"http://127.0.0.1:{server.port}{server.base_url}aiide/api/mcp"
+    return url, {"Authorization": f"token {server.identity_provider.token}"}
+
+
+async def test_outside_agent_lists_reads_and_edits_after_approval(
+    jp_serverapp: Any, jp_fetch: Any, jp_root_dir: Path
+) -> None:
+    _nb(jp_root_dir)
+    url, headers = _url(jp_serverapp)
+    async with (
+        streamablehttp_client(url, headers=headers) as (read, write, _),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        names = {t.name for t in (await session.list_tools()).tools}
+        assert {"list_cells", "read_cell", "insert_cell", "run_cell"} <= names
+        got = await session.call_tool("read_cell", {"path": "nb.ipynb", "cell_id": "c1"})
+        assert not got.isError and "x = 6 * 7" in got.content[0].text  # type: ignore[union-attr]
+
+        call = asyncio.ensure_future(
+            session.call_tool("insert_cell", {"path": "nb.ipynb", "source": "print(x)"})
+        )
+        pending: list[dict[str, Any]] = []
+        for _ in range(100):
+            r = await jp_fetch("aiide", "api", "mcp", "approvals")
+            pending = json.loads(r.body)["pending"]
+            if pending:
+                break
+            await asyncio.sleep(0.05)
+        assert pending and pending[0]["tool"] == "insert_cell" and not call.done()
+        await jp_fetch(
+            "aiide",
+            "api",
+            "mcp",
+            "approvals",
+            pending[0]["id"],
+            method="POST",
+            body=json.dumps({"decision": "approve"}),
+        )
+        done = await asyncio.wait_for(call, 10)
+        assert not done.isError, done
+    cells = json.loads((jp_root_dir / "nb.ipynb").read_text())["cells"]
+    assert "".join(cells[0]["source"]) == "print(x)"
+
+
+class ScopedGate(OpenGate):
+    async def admit(self, caller: Caller, route_class: str, scope: str | None = None) -> None:
+        if scope and not caller.has_scope(scope):
+            raise GateRefusal(403, "missing_scope", f"this token lacks the '{scope}' scope")
+
+
+@pytest.mark.asyncio
+async def test_a_tool_outside_the_token_scopes_is_refused(tmp_path: Path) -> None:
+    from aiide_server_ext.mcp.protocol import handle
+
+    tools = McpTools(ScopedGate(), ToolPolicy(), None, str(tmp_path))  # type: ignore[arg-type]
+    caller = Caller("bob", scopes=frozenset({"agent:run"}))
+    msg = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "run_cell", "arguments": {"path": "nb.ipynb", "cell_id": "c1"}},
+    }
+    reply = await handle(tools, caller, msg)
+    assert reply is not None and reply["result"]["isError"]
+    assert "missing_scope" in reply["result"]["content"][0]["text"]
