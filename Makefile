@@ -26,7 +26,6 @@ labextension: $(VENV)/.deps
 	@PATH="$(CURDIR)/$(BIN):$$PATH" tools/build_labextension.sh
 	@# Editable install: JupyterLab loads the build output in place (pip's copy would go stale).
 	@mkdir -p $(VENV)/share/jupyter/labextensions
-	@cp labextension/install.json aiide_server_ext/labextension/install.json
 	@target=$(VENV)/share/jupyter/labextensions/aiide; \
 		if [ ! -L $$target ]; then rm -rf $$target; fi; \
 		ln -sfn $(CURDIR)/aiide_server_ext/labextension $$target
