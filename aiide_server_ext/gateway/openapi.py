@@ -207,6 +207,19 @@ def _path_param(name: str) -> list[dict[str, Any]]:
 #: Routes of the agent and knowledge parts, until they contribute their own entries
 #: through ``settings["aiide_openapi_paths"]`` (which take precedence).
 PART_PATHS: dict[str, Any] = {
+    "/aiide/api/mcp": {
+        "get": _op("MCP endpoint (streamable HTTP): server info", 401, 403),
+        "post": _op("MCP endpoint (streamable HTTP): JSON-RPC requests", *COMMON),
+    },
+    "/aiide/api/mcp/approvals": {
+        "get": _op("MCP tool calls awaiting the caller's approval", 401, 403),
+        "post": _op("Answer an MCP approval (id in the body)", *COMMON),
+    },
+    "/aiide/api/mcp/approvals/{pending_id}": {
+        "parameters": _path_param("pending_id"),
+        "get": _op("MCP tool calls awaiting the caller's approval", 401, 403),
+        "post": _op("Approve or reject one MCP tool call", *COMMON),
+    },
     "/aiide/api/chat/ws": {
         "get": {
             "summary": "Chat WebSocket (messages and events: docs/protocol.md)",

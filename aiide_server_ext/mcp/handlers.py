@@ -87,5 +87,5 @@ class ApprovalsHandler(McpHandler):
 default_handlers = [
     (r"/aiide/api/mcp", McpHandler),
     (r"/aiide/api/mcp/approvals", ApprovalsHandler),
-    (r"/aiide/api/mcp/approvals/([A-Za-z0-9_]+)", ApprovalsHandler),
+    (r"/aiide/api/mcp/approvals/(?P<pending_id>[A-Za-z0-9_]+)", ApprovalsHandler),
 ]
