@@ -75,6 +75,10 @@ class Agent(ExtensionPart):
         "chat does not pay for it.",
     )
 
+    preload_delay = Float(
+        5.0, config=True, help="Seconds after server start before the SDKs are preloaded."
+    )
+
     def initialize(self, settings: dict[str, Any]) -> None:
         from .context import ContextBuilder
         from .policy import ToolPolicy
@@ -137,8 +141,12 @@ class Agent(ExtensionPart):
         self.service.start()
         self._answer_kernels()
         if self.preload:
-            threading.Thread(target=_preload, name="aiide-preload", daemon=True).start()
-            await asyncio.sleep(0)
+            # Later, not now: an import thread holds the GIL in bursts and would slow
+            # the server's first responses.
+            def spawn() -> None:
+                threading.Thread(target=_preload, name="aiide-preload", daemon=True).start()
+
+            asyncio.get_running_loop().call_later(self.preload_delay, spawn)
 
     async def stop(self) -> None:
         from aiide_kernel.channel import KernelChannels

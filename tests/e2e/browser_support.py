@@ -159,16 +159,19 @@ class LabPage:
 
     # -- notebooks ---------------------------------------------------------------------
 
-    def open_notebook(self, path: str) -> Any:
-        """Opens a notebook and waits until its kernel is idle."""
-        from playwright.sync_api import expect
-
+    def open_notebook(self, path: str, kernel: bool = True) -> Any:
+        """Opens a notebook; with `kernel`, waits until its kernel is ready for code."""
         self.run_command("docmanager:open", {"path": path})
         panel = self.page.locator(".jp-NotebookPanel:visible")
         panel.locator(".jp-Cell").first.wait_for(timeout=LOAD_TIMEOUT_MS)
-        expect(panel.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
-            "data-status", "idle", timeout=LOAD_TIMEOUT_MS
-        )
+        if kernel:
+            self.page.wait_for_function(
+                """() => {
+                  const s = window.jupyterapp.shell.currentWidget?.sessionContext;
+                  return s?.session?.kernel?.status === 'idle' && s.kernelDisplayStatus === 'idle';
+                }""",
+                timeout=LOAD_TIMEOUT_MS,
+            )
         return panel
 
     def run_command(self, command: str, args: dict[str, Any] | None = None) -> None:
