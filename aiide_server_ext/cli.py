@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     from .headless.cli import register_cli as register_headless_cli
 
     register_headless_cli(sub)
+    from .mcp.stdio import register_cli as register_mcp_cli
+
+    register_mcp_cli(sub)
     check = sub.add_parser("check", help="is a sandbox backend usable here? how to fix it")
     check.add_argument("--backend", choices=["bwrap", "docker"])
     check.add_argument("--json", action="store_true")

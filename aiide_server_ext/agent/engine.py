@@ -25,6 +25,7 @@ from .router import Router
 from .runs import AWAITING, RUNNING, TERMINAL, Call, Run, new_id
 from .steps import StepRunner
 from .store import Store
+from .tools import ToolSource
 
 log = logging.getLogger("aiide.agent")
 
@@ -46,6 +47,7 @@ class RunEngine:
         network: bool = False,
         allow_hidden: bool = False,
         knowledge: Callable[[], Any] = lambda: None,
+        tool_source: ToolSource | None = None,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -59,7 +61,10 @@ class RunEngine:
         self.max_output_tokens = max_output_tokens
         #: The knowledge part's service, looked up per use (it may load after this part).
         self.knowledge = knowledge
+        #: Tools of configured MCP servers (``aiide_server_ext/mcp/client.py``), if any.
+        self.tool_source = tool_source
         self.history = History(store, hub, router, context, gate, notebooks, root_dir, knowledge)
+        self.history.tool_source = tool_source
         self.steps = StepRunner(self, network=network, allow_hidden=allow_hidden)
         self.runs: dict[str, Run] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
@@ -170,6 +175,8 @@ class RunEngine:
 
     async def _model_step(self, run: Run) -> list[ToolRequest]:
         caller = run.caller_obj()
+        if self.tool_source is not None and run.task == "agent":
+            await self.tool_source.ready()
         request = await self.history.request(run)
         names = set(run.models)
         candidates = [m for m in self.router.models if m.name in names] or self.router.candidates(

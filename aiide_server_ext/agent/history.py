@@ -14,7 +14,7 @@ from .notebooks import NotebookBridge
 from .providers import ModelRequest, TextDelta
 from .runs import Run
 from .store import Store
-from .tools import definitions
+from .tools import ToolSource, definitions
 
 if TYPE_CHECKING:
     from .router import ModelSpec, Router
@@ -63,6 +63,7 @@ class History:
         self.notebooks = notebooks
         self.root_dir = root_dir
         self.knowledge = knowledge
+        self.tool_source: ToolSource | None = None
 
     async def request(self, run: Run) -> Callable[[ModelSpec], ModelRequest]:
         """The request builder for this step (the model differs per fallback candidate)."""
@@ -106,7 +107,10 @@ class History:
                 ]
             messages.append({"role": t["role"], "content": content})
         messages = merge(messages)
-        tools = definitions(knowledge=knowledge is not None) if run.task == "agent" else []
+        extra = self.tool_source.tools() if self.tool_source is not None else None
+        tools = (
+            definitions(knowledge=knowledge is not None, extra=extra) if run.task == "agent" else []
+        )
         system = self.context.system_prompt
         if first:
             items = [

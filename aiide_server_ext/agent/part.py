@@ -68,6 +68,23 @@ class Agent(ExtensionPart):
         help="Seconds an outside agent's MCP call that needs approval waits for a user "
         "(POST /aiide/api/mcp/approvals/<id>) before it is refused.",
     )
+    mcp_servers = Dict(
+        {},
+        config=True,
+        help="MCP servers whose tools the agent may use, name -> {transport: stdio|http, "
+        "command, args, env, cwd (stdio) or url, headers (http; values may use ${VAR}), "
+        "risk: low|medium|high (for c.ToolPolicy; default high), allow: [tool-name "
+        "patterns], timeout}. Their tools are named mcp__<name>__<tool>.",
+    )
+    mcp_timeout = Float(
+        10.0, config=True, help="Seconds an MCP server may take to start, list or answer."
+    )
+    mcp_refresh_seconds = Float(
+        300.0,
+        config=True,
+        help="How often MCP servers' tool lists are fetched again (0: only at start and on "
+        "POST /aiide/api/mcp/servers/refresh).",
+    )
     preload = Bool(
         True,
         config=True,
@@ -94,6 +111,14 @@ class Agent(ExtensionPart):
         providers = {**DEFAULT_PROVIDERS, **{k: dict(v) for k, v in self.providers.items()}}
         router = Router(parent=self)
         router.setup(list(self.models) or DEFAULT_MODELS, providers, store, self.allow_user_keys)
+        from ..mcp.client import McpClients
+
+        self.mcp_clients = McpClients.from_config(
+            dict(self.mcp_servers),
+            timeout=self.mcp_timeout,
+            refresh_seconds=self.mcp_refresh_seconds,
+        )
+        settings["aiide_mcp_clients"] = self.mcp_clients
         self.service = AgentService(
             store=store,
             router=router,
@@ -105,6 +130,7 @@ class Agent(ExtensionPart):
             session_manager=getattr(server, "session_manager", None),
             root_dir=os.path.realpath(server.root_dir),
             knowledge=lambda: settings.get("aiide_knowledge"),
+            tool_source=self.mcp_clients if self.mcp_clients.servers else None,
             options={
                 "max_message_bytes": self.max_message_bytes,
                 "heartbeat_seconds": self.heartbeat_seconds,
@@ -126,7 +152,7 @@ class Agent(ExtensionPart):
             self.service.engine.policy,
             self.service.notebooks,
             os.path.realpath(server.root_dir),
-            knowledge=None,
+            knowledge=lambda: settings.get("aiide_knowledge"),
             approval_wait=self.mcp_approval_wait,
         )
         self._settings = settings
@@ -139,6 +165,7 @@ class Agent(ExtensionPart):
 
     async def start(self) -> None:
         self.service.start()
+        self.mcp_clients.start()
         self._answer_kernels()
         if self.preload:
             # Later, not now: an import thread holds the GIL in bursts and would slow
@@ -154,6 +181,7 @@ class Agent(ExtensionPart):
         channels = KernelChannels.instance()
         if channels.responder == self._responder:
             channels.reset_responder()
+        await self.mcp_clients.close()
         await self.service.stop()
 
     _responder: Any = None

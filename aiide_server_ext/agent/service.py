@@ -23,6 +23,7 @@ from .policy import ToolPolicy
 from .protocol import PROTOCOL_VERSION, parse
 from .router import Router
 from .store import Store
+from .tools import ToolSource
 
 log = logging.getLogger("aiide.agent")
 
@@ -42,6 +43,7 @@ class AgentService:
         root_dir: str,
         options: dict[str, Any],
         knowledge: Callable[[], Any] = lambda: None,
+        tool_source: ToolSource | None = None,
     ) -> None:
         self.store = store
         self.gate = gate
@@ -73,6 +75,7 @@ class AgentService:
             network=bool(options.get("network", False)),
             allow_hidden=bool(options.get("allow_hidden", False)),
             knowledge=knowledge,
+            tool_source=tool_source,
         )
         self.completer = Completer(router, timeout=float(options["complete_timeout"]))
 

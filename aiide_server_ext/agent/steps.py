@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..seams import GateRefusal
 from .errors import AgentError
 from .runs import Call, Run
-from .tools import ToolEnv, ToolError, ToolResult, validate
+from .tools import Tool, ToolEnv, ToolError, ToolResult, validate
 
 if TYPE_CHECKING:
     from .engine import RunEngine
@@ -24,6 +24,11 @@ class StepRunner:
         self.engine = engine
         self.network = network
         self.allow_hidden = allow_hidden
+
+    def extra(self) -> dict[str, Tool]:
+        """Tools of configured MCP servers (namespaced), as of now."""
+        source = self.engine.tool_source
+        return source.tools() if source is not None else {}
 
     def env(self, run: Run, call: Call) -> ToolEnv:
         engine = self.engine
@@ -70,7 +75,7 @@ class StepRunner:
     async def _decide(self, run: Run, call: Call) -> bool:
         """Validate and apply policy; True when the call may run now."""
         try:
-            tool = validate(call.name, call.arguments, call.parse_error)
+            tool = validate(call.name, call.arguments, call.parse_error, extra=self.extra())
         except ToolError as e:
             call.decision = "deny"
             self._announce(run, call)
@@ -111,7 +116,7 @@ class StepRunner:
     def edit_arguments(self, run: Run, call: Call, arguments: dict[str, Any]) -> None:
         """Arguments changed at approval: validated again, fence included; new patch."""
         try:
-            tool = validate(call.name, arguments)
+            tool = validate(call.name, arguments, extra=self.extra())
         except ToolError as e:
             raise AgentError("bad_arguments", e.message) from None
         decision = self.engine.policy.decide(
@@ -123,7 +128,7 @@ class StepRunner:
         call.patch = None
 
     async def _execute(self, run: Run, call: Call) -> ToolResult:
-        tool = validate(call.name, call.arguments)
+        tool = validate(call.name, call.arguments, extra=self.extra())
         try:
             result = await tool.run(self.env(run, call), call.arguments or {})
         except ToolError as e:

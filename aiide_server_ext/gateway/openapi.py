@@ -215,6 +215,14 @@ PART_PATHS: dict[str, Any] = {
         "get": _op("MCP tool calls awaiting the caller's approval", 401, 403),
         "post": _op("Answer an MCP approval (id in the body)", *COMMON),
     },
+    "/aiide/api/mcp/servers": {
+        "get": _op("Configured MCP servers: state, tools, skipped tools", 401, 403),
+        "post": _op("Fetch the MCP servers' tool lists again", *COMMON),
+    },
+    "/aiide/api/mcp/servers/refresh": {
+        "get": _op("Configured MCP servers: state, tools, skipped tools", 401, 403),
+        "post": _op("Fetch the MCP servers' tool lists again", *COMMON),
+    },
     "/aiide/api/mcp/approvals/{pending_id}": {
         "parameters": _path_param("pending_id"),
         "get": _op("MCP tool calls awaiting the caller's approval", 401, 403),

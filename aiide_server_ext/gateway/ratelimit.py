@@ -193,6 +193,13 @@ def _unreachable(e: Exception) -> bool:
     return isinstance(e, RedisConnectionError | OSError)
 
 
+def _stale(e: Exception) -> bool:
+    """A pooled connection the server closed (Redis restarted): worth one reconnect."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return isinstance(e, RedisConnectionError) and "closed" in str(e).lower()
+
+
 class RedisRateLimiter(RateLimiter):
     """Limits shared by every server using the same Redis (``c.Gateway.redis_url``)."""
 
@@ -236,7 +243,7 @@ class RedisRateLimiter(RateLimiter):
         return self._script
 
     async def hit(self, key: str, limit: RateLimit) -> Decision:
-        if time.monotonic() >= self._down_until:
+        for attempt in (0, 1) if time.monotonic() >= self._down_until else ():
             try:
                 script = self._redis()
                 allowed, remaining, wait_us = await script(
@@ -248,9 +255,12 @@ class RedisRateLimiter(RateLimiter):
                     return Decision(True, limit.count, int(remaining), wait)
                 return Decision(False, limit.count, 0, wait, wait)
             except Exception as e:  # redis errors, OSError, timeouts: no answer to go by
+                if attempt == 0 and _stale(e):
+                    continue  # a restarted Redis closed the pooled connection: reconnect once
                 if _unreachable(e):  # skip Redis for a second rather than wait on each request
                     self._down_until = time.monotonic() + 1.0
                 self._warn(e)
+                break
         if self.failure_mode == "closed":
             raise unavailable(
                 "rate_limiter_unavailable",

@@ -164,8 +164,19 @@ class HeadlessRunner:
             root_dir=workdir,
             approval_timeout=365 * 86400.0,  # the terminal (or policy) answers, not a clock
             allow_hidden=agent.allow_hidden,
+            tool_source=self._mcp_clients(agent),
         )
         return engine, store
+
+    def _mcp_clients(self, agent: Any) -> Any:
+        """The configured MCP servers' tools, listed once for the run (no refresh timer)."""
+        if not agent.mcp_servers:
+            return None
+        from ..mcp.client import McpClients
+
+        return McpClients.from_config(
+            dict(agent.mcp_servers), timeout=agent.mcp_timeout, refresh_seconds=0
+        )
 
     async def _run(
         self, job: Job, before: dict[str, Any], params_cell: str | None, trace: Trace, tmp: str
@@ -261,6 +272,10 @@ class HeadlessRunner:
         finally:
             self.stops.pop(job.output, None)
             await engine.close()
+            if engine.tool_source is not None:
+                for problem in engine.tool_source.problems():
+                    trace.write("notice", code="mcp_unavailable", message=problem)
+                await engine.tool_source.close()
             with contextlib.suppress(Exception):
                 await bridge.kernels.shutdown()
             await router.aclose()

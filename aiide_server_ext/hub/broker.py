@@ -23,7 +23,14 @@ from traitlets import Dict, Enum, Float, Int, List, Unicode
 from traitlets.config import Application
 
 from .course import Course, CourseError, Effective, effective, load_courses, validate_changes
-from .identity import HubCaller, HubIdentity, HubUnavailable, token_of
+from .identity import (
+    HubCaller,
+    HubIdentity,
+    HubUnavailable,
+    fingerprint,
+    identity_claims,
+    token_of,
+)
 from .state import SharedState, StateUnavailable
 
 log = logging.getLogger("aiide.broker")
@@ -46,6 +53,8 @@ class Broker:
         self.hub = HubIdentity(
             os.environ.get("JUPYTERHUB_API_URL", app.hub_api_url),
             os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+            cache_seconds=app.identity_cache_seconds,
+            timeout=app.hub_timeout,
         )
         self.upstreams = {name: dict(spec) for name, spec in app.upstreams.items()}
         secrets = [
@@ -114,15 +123,43 @@ class BrokerHandler(web.RequestHandler):
         try:
             caller = await self.broker.hub.identify(token) if token else None
         except HubUnavailable as e:
-            self.fail(503, "hub_unavailable", str(e))
+            self.fail(503, "hub_unavailable", f"{e}; the assistant is unavailable until it is back")
             return
         if caller is None:
+            detail = {"token": fingerprint(token) if token else None, "ip": self.request.remote_ip}
+            await self._record(None, "auth.refused", self.request.path, "unauthenticated", detail)
             self.fail(401, "unauthenticated", "a valid JupyterHub token is required")
             return
         self.caller = caller
+        claims = identity_claims(self.request.headers)
+        if claims:
+            detail = {"claims": claims, "hub_groups": sorted(caller.groups)}
+            await self.audit("identity.forged", self.request.path, "refused", detail)
+            log.warning("aiide broker: %s sent identity claims %s", caller.name, sorted(claims))
+            self.fail(403, "forged_claim", "identity comes from the hub; claims are refused")
+
+    async def _record(
+        self, actor: str | None, action: str, target: str, outcome: str, detail: Any
+    ) -> None:
+        from aiide_server_ext.gateway.errors import GatewayError
+
+        try:
+            await self.broker.audit.record(actor, action, target, outcome, detail)
+        except GatewayError as e:
+            log.warning("aiide broker: %s not audited: %s", action, e)
+
+    async def count(self, **metrics: int) -> None:
+        """Per-student, per-day figures for instructors; never fails the request."""
+        from .course import periods
+
+        day = periods()["daily_tokens"][0]
+        try:
+            await self.broker.state.count(self.caller.name, self.caller.groups, day, **metrics)
+        except StateUnavailable as e:
+            log.warning("aiide broker: usage of %s not counted: %s", self.caller.name, e)
 
     async def audit(self, action: str, target: str, outcome: str, detail: Any = None) -> None:
-        await self.broker.audit.record(self.caller.name, action, target, outcome, detail)
+        await self._record(self.caller.name, action, target, outcome, detail)
 
 
 class MessagesHandler(BrokerHandler):
@@ -145,13 +182,17 @@ class MessagesHandler(BrokerHandler):
                 refusal = await _budget_refusal(b, caller, policy)
         except StateUnavailable as e:
             if b.app.redis_failure_mode == "closed":
-                self.fail(503, "broker_unavailable", f"usage limits cannot be checked: {e}")
+                message = f"usage limits cannot be checked ({e}); try again later"
+                await self.audit("model.refused", f"model:{model}", "broker_unavailable")
+                self.fail(503, "broker_unavailable", message)
                 return
             log.warning("aiide broker: %s; failing open", e)
-            refusal = None
+            policy = await _file_policy(b, caller)  # the files still hold; no budgets
+            refusal = _model_refusal(policy)
         if refusal is not None:
             code, message = refusal
             await self.audit("model.refused", f"model:{model}", code, {"message": message})
+            await self.count(**{f"limit:{code}": 1})
             self.fail(402 if code == "budget_exceeded" else 403, code, message)
             return
         if not await self._within_rate(policy):
@@ -164,11 +205,18 @@ class MessagesHandler(BrokerHandler):
         text = policy.rate_limit("model") or self.broker.app.rate_limit
         if not text:
             return True
+        from aiide_server_ext.gateway.errors import GatewayError
+
         limit = RateLimit.parse(text)
-        decision = await self.broker.limiter.hit(f"broker:model:{self.caller.name}", limit)
+        try:
+            decision = await self.broker.limiter.hit(f"broker:model:{self.caller.name}", limit)
+        except GatewayError as e:  # Redis down, failing closed
+            self.fail(503, "broker_unavailable", f"rate limits cannot be checked ({e}); try later")
+            return False
         for k, v in decision.headers().items():
             self.set_header(k, v)
         if not decision.allowed:
+            await self.count(**{"limit:rate_limited": 1})
             self.fail(429, "rate_limited", f"rate limit for model calls ({text}) reached")
         return bool(decision.allowed)
 
@@ -219,18 +267,13 @@ class MessagesHandler(BrokerHandler):
             await self.broker.state.add_used(self.caller.name, tokens)
         except StateUnavailable as e:
             log.warning("aiide broker: usage of %s not counted: %s", self.caller.name, e)
-        from aiide_server_ext.gateway.errors import GatewayError
-
-        try:
-            await self.broker.audit.record(
-                self.caller.name,
-                "model.used",
-                f"model:{body.get('model', '')}",
-                "ok",
-                {"input_tokens": counter.input_tokens, "output_tokens": counter.output_tokens},
-            )
-        except GatewayError as e:
-            log.warning("aiide broker: usage of %s not recorded: %s", self.caller.name, e)
+        await self.count(input=counter.input_tokens, output=counter.output_tokens, calls=1)
+        await self.audit(
+            "model.used",
+            f"model:{body.get('model', '')}",
+            "ok",
+            {"input_tokens": counter.input_tokens, "output_tokens": counter.output_tokens},
+        )
 
 
 class UsageCounter:
@@ -311,6 +354,12 @@ class MeHandler(BrokerHandler):
         }
         budget = await _budget_refusal(b, caller, policy) if remaining is not None else None
         body["budget_refusal"] = {"code": budget[0], "message": budget[1]} if budget else None
+        feature = self.get_argument("feature", "")
+        if feature:  # a server asks before using a feature: a refusal is a limit hit
+            hit = policy.refusal(feature) or (budget if feature != "agent" else None)
+            if hit is not None:
+                await self.count(**{f"limit:{hit[0]}": 1})
+                await self.audit("course.refused", f"feature:{feature}", hit[0])
         self.finish(body)
 
 
@@ -355,26 +404,6 @@ class CourseHandler(BrokerHandler):
         self.finish({**updated.raw(), "changes": merged})
 
 
-class AuditHandler(BrokerHandler):
-    """``GET <prefix>/api/audit?action=&actor=``: for instructors and admins."""
-
-    async def get(self) -> None:
-        from aiide_server_ext.gateway.audit import AuditQuery
-
-        staff = set(self.broker.app.admin_groups) | {
-            g for c in self.broker.files.values() for g in c.instructors
-        }
-        if not (self.caller.admin or staff & self.caller.groups):
-            self.fail(403, "forbidden", "only instructors may read the audit trail")
-            return
-        q = AuditQuery(
-            actor=self.get_argument("actor", None),
-            action=self.get_argument("action", None),
-            limit=min(1000, int(self.get_argument("limit", "500"))),
-        )
-        self.finish({"events": await self.broker.audit.query(q)})
-
-
 class BrokerApp(Application):  # type: ignore[misc]
     """``c.BrokerApp.*``: the aiide key broker (a JupyterHub service)."""
 
@@ -407,6 +436,10 @@ class BrokerApp(Application):  # type: ignore[misc]
         "http://127.0.0.1:8081/hub/api", config=True, help="Used when JUPYTERHUB_API_URL is unset."
     )
     upstream_timeout = Float(300.0, config=True, help="Seconds a model answer may take.")
+    hub_timeout = Float(3.0, config=True, help="Seconds to wait for the hub's API.")
+    identity_cache_seconds = Float(
+        30.0, config=True, help="Seconds a token's owner and groups are cached (hub outages)."
+    )
     port = Int(0, config=True, help="Port (default: from JUPYTERHUB_SERVICE_URL).")
     aliases = {"config": "BrokerApp.config_file", "port": "BrokerApp.port"}
 
@@ -418,6 +451,8 @@ class BrokerApp(Application):  # type: ignore[misc]
             self.update_config(self.cli_config)
 
     def make_app(self) -> tuple[web.Application, Broker]:
+        from .usage import usage_handlers
+
         broker = Broker(self)
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/aiide-broker/")
         prefix = "/" + prefix.strip("/") + "/"
@@ -426,7 +461,7 @@ class BrokerApp(Application):  # type: ignore[misc]
             (prefix + "anthropic/v1/messages", MessagesHandler, kw),
             (prefix + "api/me", MeHandler, kw),
             (prefix + r"api/courses/([\w.-]+)", CourseHandler, kw),
-            (prefix + "api/audit", AuditHandler, kw),
+            *usage_handlers(prefix, kw),
         ]
         return web.Application(handlers), broker
 

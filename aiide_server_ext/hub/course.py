@@ -23,7 +23,7 @@ FEATURES: dict[str, frozenset[str]] = {
 }
 DEFAULT_EXAM_MESSAGE = "Exam mode is on: the assistant is unavailable until the exam ends."
 #: Fields an instructor may change at run time.
-RUNTIME_FIELDS = ("exam", "budget", "models", "rate_limits")
+RUNTIME_FIELDS = ("exam", "budget", "models", "rate_limits", "tools")
 
 
 class CourseError(ValueError):
@@ -80,7 +80,7 @@ class Course:
             models=tuple(_names(raw.get("models", []), where, "models")),
             budget=_budget(raw.get("budget", {}), where),
             rate_limits=_rate_limits(raw.get("rate_limits", {}), where),
-            tools=dict(raw.get("tools") or {}),
+            tools=_tools(raw.get("tools") or {}, where),
             exam=Exam.parse(raw.get("exam"), where),
         )
 
@@ -90,8 +90,8 @@ class Course:
         for key, value in changes.items():
             if key == "exam" and isinstance(value, Mapping):
                 raw["exam"] = {**raw["exam"], **value}
-            elif key == "budget" and isinstance(value, Mapping):
-                raw["budget"] = {**raw["budget"], **value}
+            elif key in ("budget", "tools") and isinstance(value, Mapping):
+                raw[key] = {**raw[key], **value}
             else:
                 raw[key] = value
         return Course.parse(self.name, raw)
@@ -181,9 +181,7 @@ class Effective:
         return min(found, key=lambda t: RateLimit.parse(t).count / RateLimit.parse(t).window)
 
     def public(self) -> dict[str, Any]:
-        tools: dict[str, Any] = {}
-        for course in self.courses:
-            tools.update(course.tools)
+        tools = strictest_tools(c.tools for c in self.courses)
         disabled = sorted({f for f in FEATURES if self.refusal(f)})
         return {
             "courses": [c.name for c in self.courses],
@@ -232,6 +230,44 @@ def _budget(value: Any, where: str) -> dict[str, int]:
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise CourseError(f"{where}: budget.{kind} must be a whole number of tokens")
         out[str(kind)] = limit
+    return out
+
+
+TOOL_ACTIONS = ("auto", "approve", "deny")
+
+
+def _tools(value: Any, where: str) -> dict[str, Any]:
+    """``tools``: edits_need_approval, network (booleans), execution, deny (tool names)."""
+    if not isinstance(value, Mapping):
+        raise CourseError(f"{where}: 'tools' must be a mapping")
+    unknown = set(value) - {"edits_need_approval", "network", "execution", "deny"}
+    if unknown:
+        raise CourseError(f"{where}: tools: unknown fields {sorted(unknown)}")
+    for flag in ("edits_need_approval", "network"):
+        if flag in value and not isinstance(value[flag], bool):
+            raise CourseError(f"{where}: tools.{flag} must be true or false")
+    if "execution" in value and value["execution"] not in TOOL_ACTIONS:
+        raise CourseError(f"{where}: tools.execution must be one of {list(TOOL_ACTIONS)}")
+    if "deny" in value:
+        _names(value["deny"], where, "tools.deny")
+    return dict(value)
+
+
+def strictest_tools(all_tools: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several courses' tool policies as one: each rule at its strictest."""
+    out: dict[str, Any] = {}
+    for tools in all_tools:
+        if tools.get("edits_need_approval"):
+            out["edits_need_approval"] = True
+        elif "edits_need_approval" in tools:
+            out.setdefault("edits_need_approval", False)
+        if "network" in tools:
+            out["network"] = bool(out.get("network", True) and tools["network"])
+        if "execution" in tools:
+            old = out.get("execution", "auto")
+            out["execution"] = max(old, tools["execution"], key=TOOL_ACTIONS.index)
+        if tools.get("deny"):
+            out["deny"] = sorted({*out.get("deny", []), *tools["deny"]})
     return out
 
 

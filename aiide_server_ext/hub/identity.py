@@ -27,6 +27,29 @@ class HubUnavailable(Exception):
     pass
 
 
+#: Headers that would claim an identity; the broker takes identity from the hub only, so a
+#: request carrying one is a forgery attempt (nothing legitimate on the path sends them).
+CLAIM_HEADERS = ("x-forwarded-user", "x-remote-user", "remote-user", "x-jupyterhub-user",
+                 "x-aiide-user", "x-auth-request-user", "x-auth-request-groups")  # fmt: skip
+
+
+def identity_claims(headers: Any) -> dict[str, str]:
+    """Identity or group claims a caller sent (header name -> value, shortened)."""
+    found: dict[str, str] = {}
+    for name, value in headers.get_all():
+        low = name.lower()
+        if low in CLAIM_HEADERS or (
+            low.startswith("x-") and any(w in low for w in ("group", "role", "scope"))
+        ):
+            found[low] = str(value)[:200]
+    return found
+
+
+def fingerprint(token: str) -> str:
+    """A short, one-way name for a token in the audit trail (never the token)."""
+    return hashlib.sha256(token.encode()).hexdigest()[:12]
+
+
 def token_of(headers: Any) -> str | None:
     """The hub token from ``Authorization`` or ``x-api-key`` (what the model SDKs send)."""
     m = _AUTH.match(headers.get("Authorization", ""))
@@ -49,7 +72,7 @@ class HubIdentity:
     async def _get(self, path: str, token: str) -> tuple[int, Any]:
         import json
 
-        from tornado.httpclient import AsyncHTTPClient
+        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
         try:
             r = await AsyncHTTPClient().fetch(
@@ -59,7 +82,7 @@ class HubIdentity:
                 request_timeout=self.timeout,
                 connect_timeout=self.timeout,
             )
-        except OSError as e:
+        except (OSError, HTTPClientError) as e:  # a hub that hangs: a timeout, not a 599
             raise HubUnavailable(f"the hub is unreachable: {e}") from None
         if r.code == 599 or r.code >= 500:
             raise HubUnavailable(f"the hub answered {r.code}")

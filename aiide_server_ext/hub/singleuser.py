@@ -45,10 +45,11 @@ class BrokerClient:
         self.token = token
         self.timeout = timeout
 
-    async def call(
+    async def raw(
         self, method: str, path: str, body: bytes | None = None, token: str | None = None
-    ) -> tuple[int, dict[str, Any]]:
-        from tornado.httpclient import AsyncHTTPClient
+    ) -> tuple[int, bytes, str]:
+        """(status, body, content type); GateRefusal(503) when the broker does not answer."""
+        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
         try:
             r = await AsyncHTTPClient().fetch(
@@ -65,14 +66,25 @@ class BrokerClient:
             )
             if r.code == 599:
                 raise OSError(str(r.error))
-            return r.code, dict(json.loads(r.body or b"{}"))
-        except (OSError, ValueError) as e:
+        except (OSError, HTTPClientError) as e:  # timeouts raise the latter
             raise GateRefusal(
                 503, "broker_unavailable", f"the aiide broker is not answering ({e}); try later"
             ) from None
+        return r.code, r.body or b"", r.headers.get("Content-Type", "application/json")
 
-    async def me(self) -> dict[str, Any]:
-        status, body = await self.call("GET", "api/me")
+    async def call(
+        self, method: str, path: str, body: bytes | None = None, token: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        status, raw, _ = await self.raw(method, path, body, token)
+        try:
+            return status, dict(json.loads(raw or b"{}"))
+        except ValueError:
+            raise GateRefusal(
+                503, "broker_unavailable", "the aiide broker answered something else than JSON"
+            ) from None
+
+    async def me(self, feature: str = "") -> dict[str, Any]:
+        status, body = await self.call("GET", "api/me" + (f"?feature={feature}" if feature else ""))
         if status != 200:
             raise GateRefusal(status, str(body.get("code", "broker_error")), _message(body))
         return body
@@ -88,6 +100,7 @@ class CourseGate:
     def __init__(self, inner: Gate, broker: BrokerClient) -> None:
         self.inner = inner
         self.broker = broker
+        self.tool_policy: Any = None  # hub.tools.CourseToolPolicy once the agent is there
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -100,7 +113,13 @@ class CourseGate:
         feature = ROUTE_FEATURES.get(route_class)
         if feature is None:
             return
-        policy = await self.broker.me()
+        try:
+            policy = await self.broker.me(feature)
+        except GateRefusal as e:
+            await self.inner.audit(caller, "course.unavailable", f"feature:{feature}", e.code)
+            raise
+        if self.tool_policy is not None:
+            self.tool_policy.learn(caller.username, policy.get("tools") or {})
         disabled = policy.get("exam", {}).get("disabled", [])
         if feature in disabled:
             message = str(policy["exam"].get("message") or "exam mode is on")
@@ -132,8 +151,10 @@ class CourseHandler(APIHandler):  # type: ignore[misc]
 
     async def _forward(self, method: str, name: str | None) -> None:
         broker: BrokerClient = self.settings["aiide_broker"]
-        caller = gate_of(self.settings).caller(self)
+        gate = gate_of(self.settings)
+        caller = gate.caller(self)
         if name is not None and not caller.has_scope("course"):
+            await gate.audit(caller, "course.refused", f"course:{name}", "forbidden")
             self.set_status(403)
             self.finish({"code": "missing_scope", "message": "changing a course needs 'course'"})
             return
@@ -155,6 +176,55 @@ class CourseHandler(APIHandler):  # type: ignore[misc]
         await self._forward("PATCH", name)
 
 
+class InstructorApiHandler(APIHandler):  # type: ignore[misc]
+    """``GET /aiide/api/course-admin/{kind}`` (usage, limits, audit; query passed on): the
+    broker's instructor API, same-origin for the dashboard. Needs scope ``course`` here;
+    the broker checks the instructor again with the hub."""
+
+    auth_resource = "aiide"
+
+    @web.authenticated
+    async def get(self, kind: str) -> None:
+        broker: BrokerClient = self.settings["aiide_broker"]
+        gate = gate_of(self.settings)
+        caller = gate.caller(self)
+        if not caller.has_scope("course"):
+            await gate.audit(caller, f"{kind}.read", "course-admin", "forbidden")
+            self.set_status(403)
+            self.finish({"code": "missing_scope", "message": "instructors only ('course')"})
+            return
+        query = self.request.query
+        try:
+            status, body, ctype = await broker.raw(
+                "GET", f"api/{kind}" + (f"?{query}" * bool(query))
+            )
+        except GateRefusal as e:
+            self.set_status(e.status)
+            self.finish(e.as_dict())
+            return
+        self.set_status(status)
+        self.set_header("Content-Type", ctype)
+        self.finish(body)
+
+
+def _openapi() -> dict[str, Any]:
+    """This extension's routes for ``/aiide/api/openapi.json``."""
+    from aiide_server_ext.gateway.openapi import _op, _path_param
+
+    return {
+        "/aiide/api/course": {"get": _op("The caller's course policy (from the broker)", 401, 503)},
+        "/aiide/api/course/{name}": {
+            "parameters": _path_param("name"),
+            "get": _op("A course (instructors)", 401, 403, 404, 503),
+            "patch": _op("Change a course at run time (instructors; audited)", 400, 401, 403, 503),
+        },
+        "/aiide/api/course-admin/{kind}": {
+            "parameters": _path_param("kind"),
+            "get": _op("Instructor API: usage | limits | audit (JSON or ?format=csv)", 401, 403),
+        },
+    }
+
+
 def load(serverapp: Any) -> None:
     config = AiideHub(config=serverapp.config)
     url = config.broker_url or os.environ.get("AIIDE_BROKER_URL", "")
@@ -167,14 +237,26 @@ def load(serverapp: Any) -> None:
     settings["aiide_gate"] = gate
     settings["aiide_broker"] = broker
     # The agent part reads the gate from its extension's own settings dict.
+    from .tools import install
+
     for ext in serverapp.extension_manager.extension_apps.get("aiide_server_ext", ()):
         ext.settings["aiide_gate"] = gate
+        gate.tool_policy = install(ext.settings) or gate.tool_policy
+    if gate.tool_policy is None:
+        gate.tool_policy = install(settings)
+    if gate.tool_policy is None:
+        serverapp.log.warning("aiide hub: no agent found: course tool policies are off")
     base = serverapp.web_app.settings.get("base_url", "/")
     serverapp.web_app.add_handlers(
         ".*$",
         [
             (base.rstrip("/") + "/aiide/api/course", CourseHandler),
-            (base.rstrip("/") + r"/aiide/api/course/([\w.-]+)", CourseHandler),
+            (base.rstrip("/") + r"/aiide/api/course/(?P<name>[\w.-]+)", CourseHandler),
+            (
+                base.rstrip("/") + r"/aiide/api/course-admin/(?P<kind>usage|limits|audit)",
+                InstructorApiHandler,
+            ),
         ],
     )
+    settings.setdefault("aiide_openapi_paths", {}).update(_openapi())
     serverapp.log.info("aiide hub: course policies from %s", url)

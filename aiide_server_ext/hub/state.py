@@ -15,6 +15,9 @@ from typing import Any
 from .course import periods
 
 PREFIX = "aiide:broker:"
+#: Days of per-student usage history kept for instructors.
+HISTORY_DAYS = 60
+_SEP = "\t"
 
 
 class StateUnavailable(Exception):
@@ -28,16 +31,24 @@ class SharedState:
         self._client: Any = None
         self._changes: dict[str, dict[str, Any]] = {}
         self._counters: dict[str, tuple[int, float]] = {}
+        self._days: dict[str, dict[str, int]] = {}
+        self._groups: dict[str, str] = {}
 
     def _redis(self) -> Any:
         if self._client is None:
             import redis.asyncio as aioredis
+            from redis.backoff import NoBackoff
+            from redis.exceptions import ConnectionError as RedisConnectionError
+            from redis.retry import Retry
 
             self._client = aioredis.from_url(
                 self.redis_url,
                 socket_timeout=self.timeout,
                 socket_connect_timeout=self.timeout,
                 decode_responses=True,
+                # A restarted Redis leaves stale pooled connections: reconnect once.
+                retry=Retry(NoBackoff(), 1),
+                retry_on_error=[RedisConnectionError],
             )
         return self._client
 
@@ -93,6 +104,48 @@ class SharedState:
                 await pipe.execute()
             except Exception as e:
                 raise StateUnavailable(f"Redis is unreachable ({type(e).__name__})") from None
+
+    # -- history for instructors -------------------------------------------------------------
+
+    async def count(self, user: str, groups: frozenset[str], day: str, **metrics: int) -> None:
+        """Add to the user's figures for the day (tokens, calls, ``limit:<code>`` hits)."""
+        fields = {f"{user}{_SEP}{k}": v for k, v in metrics.items() if v}
+        if not fields:
+            return
+        if not self.redis_url:
+            table = self._days.setdefault(day, {})
+            for k, v in fields.items():
+                table[k] = table.get(k, 0) + v
+            self._groups[user] = json.dumps(sorted(groups))
+            return
+        name = f"{PREFIX}usage:{day}"
+        pipe = self._redis().pipeline(transaction=True)
+        for k, v in fields.items():
+            pipe.hincrby(name, k, v)
+        pipe.expire(name, HISTORY_DAYS * 86400)
+        pipe.hset(f"{PREFIX}groups", user, json.dumps(sorted(groups)))
+        try:
+            await pipe.execute()
+        except Exception as e:
+            raise StateUnavailable(f"Redis is unreachable ({type(e).__name__})") from None
+
+    async def history(self, days: list[str]) -> dict[str, dict[str, dict[str, int]]]:
+        """day -> user -> metric -> value, for the given UTC days."""
+        out: dict[str, dict[str, dict[str, int]]] = {}
+        for day in days:
+            if self.redis_url:
+                raw = await self._call("hgetall", f"{PREFIX}usage:{day}")
+            else:
+                raw = self._days.get(day, {})
+            for key, value in raw.items():
+                user, _, metric = str(key).partition(_SEP)
+                out.setdefault(day, {}).setdefault(user, {})[metric] = int(value)
+        return out
+
+    async def groups_of(self) -> dict[str, frozenset[str]]:
+        """The hub groups each metered student had when last metered."""
+        raw = await self._call("hgetall", f"{PREFIX}groups") if self.redis_url else self._groups
+        return {str(u): frozenset(json.loads(g)) for u, g in raw.items()}
 
     async def close(self) -> None:
         if self._client is not None:

@@ -9,7 +9,8 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..seams import Caller, gate_of
+from ..seams import Caller, GateRefusal, gate_of
+from .client import McpClients
 from .protocol import handle
 from .tools import McpTools
 
@@ -84,7 +85,37 @@ class ApprovalsHandler(McpHandler):
         self.finish()
 
 
+class ServersHandler(McpHandler):
+    """The configured MCP servers the agent uses: state, tools, why one is skipped."""
+
+    @property
+    def clients(self) -> McpClients:
+        clients: McpClients = self.settings["aiide_mcp_clients"]
+        return clients
+
+    @web.authenticated
+    @authorized
+    async def get(self) -> None:
+        self.finish(json.dumps({"servers": self.clients.status()}))
+
+    @web.authenticated
+    @authorized
+    async def post(self) -> None:
+        """Fetch the tool lists again now (all servers, or ``{"name": ...}``)."""
+        try:
+            await gate_of(self.settings).admit(self.caller, "agent", scope="agent:run")
+        except GateRefusal as e:
+            raise web.HTTPError(e.status, e.message) from None
+        body: Any = json.loads(self.request.body or b"{}")
+        name = body.get("name") if isinstance(body, dict) else None
+        if name is not None and name not in self.clients.servers:
+            raise web.HTTPError(404, f"no MCP server {name}")
+        self.finish(json.dumps({"servers": await self.clients.refresh(name)}))
+
+
 default_handlers = [
+    (r"/aiide/api/mcp/servers", ServersHandler),
+    (r"/aiide/api/mcp/servers/refresh", ServersHandler),
     (r"/aiide/api/mcp", McpHandler),
     (r"/aiide/api/mcp/approvals", ApprovalsHandler),
     (r"/aiide/api/mcp/approvals/(?P<pending_id>[A-Za-z0-9_]+)", ApprovalsHandler),

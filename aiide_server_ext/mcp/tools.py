@@ -5,6 +5,7 @@ refused, approve pauses until a user decides or the wait ends) and is audited.""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -57,9 +58,15 @@ class McpTools:
         self.policy = policy
         self.notebooks = notebooks
         self.root_dir = root_dir
-        self.knowledge = knowledge
+        #: The knowledge service, or a function giving it as of now (it may load later).
+        self._knowledge = knowledge
         self.approval_wait = approval_wait
         self.pending: dict[str, Pending] = {}
+
+    @property
+    def knowledge(self) -> Any:
+        k = self._knowledge
+        return k() if inspect.isfunction(k) or inspect.ismethod(k) else k
 
     def definitions(self) -> list[dict[str, Any]]:
         return [TOOLS[n].definition() for n in EXPOSED if n != "search_knowledge" or self.knowledge]

@@ -87,7 +87,9 @@ class LabPage:
     def _on_console(self, msg: Any) -> None:
         text = f"[{msg.type}] {msg.text}"
         self.console.append(text)
-        if msg.type == "error" and "aiide" in msg.text.lower():
+        # The browser's own network messages (a server that is down) are not our errors.
+        network = msg.text.startswith(("WebSocket connection to", "Failed to load resource"))
+        if msg.type == "error" and "aiide" in msg.text.lower() and not network:
             self.errors.append(text)
 
     def _on_dialog(self, dialog: Any) -> None:
@@ -111,7 +113,10 @@ class LabPage:
             return
         bad = [
             f"{frame}: {errs}"
-            for definition, frames in (("ClientMessage", self.sent), ("ServerMessage", self.received))
+            for definition, frames in (
+                ("ClientMessage", self.sent),
+                ("ServerMessage", self.received),
+            )
             for frame in frames
             if (errs := protocol_errors(definition, frame))
         ]
@@ -128,8 +133,13 @@ class LabPage:
         return self.page.locator("#aiide-chat")
 
     def open_chat(self) -> None:
-        if not self.chat.is_visible():
-            self.page.locator('.jp-SideBar li[data-id="aiide-chat"]').click()
+        """Shows the chat once the layout is restored (a tab click could toggle it shut)."""
+        self.page.wait_for_function(
+            "() => window.jupyterapp?.commands.hasCommand('aiide:open-chat')",
+            timeout=LOAD_TIMEOUT_MS,
+        )
+        self.page.evaluate("() => window.jupyterapp.restored")
+        self.run_command("aiide:open-chat")
         self.chat.locator(".aiide-Composer-input").wait_for(timeout=LOAD_TIMEOUT_MS)
 
     def new_chat(self) -> None:

@@ -84,7 +84,10 @@ def require_agent() -> None:
     missing = [
         name
         for name, found in (
-            ("aiide_server_ext/agent/part.py", importlib.util.find_spec("aiide_server_ext.agent.part")),
+            (
+                "aiide_server_ext/agent/part.py",
+                importlib.util.find_spec("aiide_server_ext.agent.part"),
+            ),
             ("tests/fakes/fake_anthropic.py", (TESTS / "fakes" / "fake_anthropic.py").exists()),
         )
         if not found
@@ -243,6 +246,8 @@ def make_lab(
             "JUPYTERLAB_SETTINGS_DIR": str(base / "settings"),
             "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
             "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
+            # The gateway's and the agent's sqlite stores: fresh for each lab.
+            "JUPYTER_DATA_DIR": str(base / "data"),
             **(env or {}),
         }
     )

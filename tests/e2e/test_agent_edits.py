@@ -63,7 +63,11 @@ def test_approve_inserts_the_cell_and_runs_it_in_the_notebook(
         {
             "text": "Running it.",
             "tools": [
-                {"name": "run_cell", "id": "toolu_e2erun01", "input": {"path": path, "cell_id": "c1"}}
+                {
+                    "name": "run_cell",
+                    "id": "toolu_e2erun01",
+                    "input": {"path": path, "cell_id": "c1"},
+                }
             ],
         },
         {

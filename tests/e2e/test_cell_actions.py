@@ -68,7 +68,9 @@ def test_fix_this_error_sends_the_traceback_with_the_cell(
 def test_explain_by_keyboard_shortcut(lab: LabPage, agent_lab: Any, fake_model: Any) -> None:
     from playwright.sync_api import expect
 
-    path = write_notebook(agent_lab.root_dir, "explain.ipynb", [("c1", "squares = [n * n for n in range(5)]")])
+    path = write_notebook(
+        agent_lab.root_dir, "explain.ipynb", [("c1", "squares = [n * n for n in range(5)]")]
+    )
     notebook = lab.open_notebook(path, kernel=False)
     fake_model.script({"text": "It builds the squares of 0..4."})
     notebook.locator(".jp-Cell").first.click()
@@ -85,7 +87,5 @@ def test_explain_by_keyboard_shortcut(lab: LabPage, agent_lab: Any, fake_model: 
 def test_fix_is_disabled_without_an_error(lab: LabPage, agent_lab: Any) -> None:
     path = write_notebook(agent_lab.root_dir, "fine.ipynb", [("c1", "1 + 1")])
     lab.open_notebook(path, kernel=False)
-    enabled = lab.page.evaluate(
-        "() => window.jupyterapp.commands.isEnabled('aiide:fix-cell')"
-    )
+    enabled = lab.page.evaluate("() => window.jupyterapp.commands.isEnabled('aiide:fix-cell')")
     assert enabled is False

@@ -127,9 +127,7 @@ HOSTILE = """Here you go:
 """
 
 
-def test_hostile_model_output_is_inert(
-    lab: LabPage, fake_model: Any, screenshot: Any
-) -> None:
+def test_hostile_model_output_is_inert(lab: LabPage, fake_model: Any, screenshot: Any) -> None:
     from playwright.sync_api import expect
 
     fake_model.script({"text": HOSTILE})

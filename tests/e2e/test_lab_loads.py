@@ -100,3 +100,21 @@ def test_missing_model_key_shows_a_persistent_warning(
         dialog.get_by_role("button", name="Ok").click()
         expect(dialog).to_have_count(0)
         expect(toast).to_be_visible()
+
+
+def test_chat_without_a_model_shows_a_setup_card(lab_page: Any, screenshot: Any) -> None:
+    from playwright.sync_api import expect
+
+    lab_page.wait_for_function("() => window.jupyterapp?.commands.hasCommand('aiide:open-chat')")
+    lab_page.evaluate(
+        "() => window.jupyterapp.commands.execute('aiide:open-chat').then(() => null)"
+    )
+    chat = lab_page.locator("#aiide-chat")
+    card = chat.locator(".aiide-Setup")
+    expect(card).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+    expect(card).to_contain_text("Connect a model to start")
+    expect(card).to_contain_text("ANTHROPIC_API_KEY")
+    expect(card.get_by_role("button", name="Check again")).to_be_visible()
+    expect(chat.locator(".aiide-Composer-input")).to_be_editable()
+    expect(lab_page.locator("#aiide-assistant-status")).to_contain_text("no model")
+    screenshot(chat, "chat-setup-card")

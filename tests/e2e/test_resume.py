@@ -57,7 +57,9 @@ def test_server_restart_mid_stream_resumes_the_chat(
         restart_lab.start()
         expect(badge).to_have_attribute("data-state", "open", timeout=30_000)
         expect(banner).to_have_count(0)
-        expect(lab.chat.locator(".aiide-Error[data-code=interrupted]")).to_have_count(1, timeout=15_000)
+        expect(lab.chat.locator(".aiide-Error[data-code=interrupted]")).to_have_count(
+            1, timeout=15_000
+        )
         expect(lab.chat.locator(".aiide-Finished[data-status=failed]")).to_have_count(1)
         shown = words(lab.answers().last.inner_text())
         assert shown == SCRIPT.split()[: len(shown)], "tokens lost, reordered or repeated"

@@ -10,7 +10,9 @@ from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
 
-async def _chat(url: str, token: str, text: str, task: str, timeout: float) -> list[dict[str, Any]]:
+async def _chat(
+    url: str, token: str, text: str, task: str, timeout: float, stop_at: frozenset[str]
+) -> list[dict[str, Any]]:
     request = HTTPRequest(url, headers={"Authorization": f"token {token}"})
     ws = await websocket_connect(request)
     events: list[dict[str, Any]] = []
@@ -23,7 +25,7 @@ async def _chat(url: str, token: str, text: str, task: str, timeout: float) -> l
             event = json.loads(frame)
             events.append(event)
             if (
-                event["type"] == "run_finished"
+                event["type"] in stop_at
                 or (event["type"] == "error" and event.get("reply_to") == "m1")
                 or (event["type"] == "error" and event.get("run_id"))
             ):
@@ -34,10 +36,17 @@ async def _chat(url: str, token: str, text: str, task: str, timeout: float) -> l
 
 
 def chat(
-    hub_url: str, user: str, token: str, text: str = "hi", task: str = "chat", timeout: float = 30
+    hub_url: str,
+    user: str,
+    token: str,
+    text: str = "hi",
+    task: str = "chat",
+    timeout: float = 30,
+    stop_at: frozenset[str] = frozenset({"run_finished"}),
 ) -> list[dict[str, Any]]:
+    """The events until the run finishes (or one of ``stop_at``) or an error."""
     url = hub_url.replace("http", "ws", 1) + f"/user/{user}/aiide/api/chat/ws"
-    return asyncio.run(_chat(url, token, text, task, timeout))
+    return asyncio.run(_chat(url, token, text, task, timeout, stop_at))
 
 
 def text_of(events: list[dict[str, Any]]) -> str:

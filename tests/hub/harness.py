@@ -4,15 +4,18 @@ the fake Anthropic server behind it and a redis-server. Every process stops at e
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,10 @@ COURSE = {
     "tools": {"edits_need_approval": True, "network": False},
     "exam": {"enabled": False, "disable": ["chat", "agent", "complete"]},
 }
+#: Seconds the broker waits for the hub, and caches who a token is (hub-down tests).
+HUB_TIMEOUT, IDENTITY_CACHE = 1.0, 1.0
+#: Seconds a student's server waits for the broker.
+BROKER_TIMEOUT = 3.0
 STUDENT_SCOPES = ["chat", "complete", "agent:run", "agent:execute", "kernels", "contents:read",
                   "contents:write", "usage:read"]  # fmt: skip
 
@@ -58,6 +65,23 @@ def missing() -> str | None:
     return None
 
 
+def child_pid(parent: int, marker: bytes) -> int | None:
+    """A child process of ``parent`` whose command line contains ``marker``."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                cmd = f.read()
+        except OSError:
+            continue
+        if ppid == parent and marker in cmd:
+            return int(entry)
+    return None
+
+
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None, what: str) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -74,7 +98,9 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None, w
 
 
 class Hub:
-    def __init__(self) -> None:
+    def __init__(self, students: tuple[str, ...] = (*STUDENTS, QUIET_STUDENT)) -> None:
+        self.students = students
+        self.identity_cache = IDENTITY_CACHE
         self.dir = Path(tempfile.mkdtemp(prefix="aiide-hub-"))
         self.port, self.hub_port, self.api_port = free_port(), free_port(), free_port()
         self.broker_port, self.broker2_port, self.fake_port = free_port(), free_port(), free_port()
@@ -143,6 +169,8 @@ class Hub:
             },
             "redis_url": self.redis.url,
             "db_path": str(self.dir / "broker.sqlite"),
+            "hub_timeout": HUB_TIMEOUT,
+            "identity_cache_seconds": self.identity_cache,
         }
 
     def singleuser(self) -> dict[str, Any]:
@@ -167,7 +195,10 @@ class Hub:
                             "capabilities": ["chat", "tools", "complete"]}],
             },
             "Router": {"max_retries": 0},
-            "AiideHub": {"broker_url": self.broker_url},
+            # Edits would run by themselves: the course's tool policy is what stops them.
+            "ToolPolicy": {"roles": {"student": {"low": "auto", "medium": "auto",
+                                                 "high": "deny"}}},
+            "AiideHub": {"broker_url": self.broker_url, "timeout": BROKER_TIMEOUT},
         }  # fmt: skip
 
     def hub_config(self, broker_cfg: Path, singleuser: Path) -> str:
@@ -186,7 +217,7 @@ class Hub:
             {"name": "admin", "services": ["test-admin"]},
         ]  # fmt: skip
         users = {
-            "students": {"users": [*STUDENTS, QUIET_STUDENT]},
+            "students": {"users": list(self.students)},
             "instructors": {"users": list(INSTRUCTORS)},
         }
         return "\n".join(
@@ -217,7 +248,13 @@ class Hub:
     # -- use -------------------------------------------------------------------------------
 
     def request(
-        self, method: str, url: str, token: str, body: Any = None, timeout: float = 30
+        self,
+        method: str,
+        url: str,
+        token: str,
+        body: Any = None,
+        timeout: float = 30,
+        headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
         data = json.dumps(body).encode() if body is not None else None
         if data is None and method in ("POST", "PATCH"):
@@ -225,6 +262,8 @@ class Hub:
         req = urllib.request.Request(url, data=data, method=method)
         req.add_header("Authorization", f"token {token}")
         req.add_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            req.add_header(name, value)
         try:
             with urllib.request.urlopen(req, timeout=timeout) as r:
                 status, raw = r.status, r.read()
@@ -273,35 +312,73 @@ class Hub:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def start_broker2(self) -> None:
+        self.broker2 = self.start_broker("broker2", self.broker2_port)
+
+    def start_broker(self, name: str, port: int, **config: Any) -> subprocess.Popen[bytes]:
+        """Another broker process (service ``aiide-broker-2``), config overrides applied."""
         env = {
             **{k: v for k, v in os.environ.items() if "API_KEY" not in k},
             "ANTHROPIC_API_KEY": PROVIDER_KEY,
             "JUPYTERHUB_API_URL": self.api,
             "JUPYTERHUB_API_TOKEN": self.broker2_token,
-            "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{self.broker2_port}",
+            "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}",
             "JUPYTERHUB_SERVICE_PREFIX": "/services/aiide-broker/",
         }
-        cfg = self.dir / "broker_config.json"
-        proc = self.broker2 = self._spawn(
-            "broker2",
-            [sys.executable, "-m", "aiide_server_ext.hub", "--config", str(cfg)],
-            env,
-            ROOT,
+        cfg = self.dir / f"{name}_config.json"
+        cfg.write_text(json.dumps({"BrokerApp": {**self.broker_config(), **config}}))
+        proc: subprocess.Popen[bytes] = self._spawn(
+            name, [sys.executable, "-m", "aiide_server_ext.hub", "--config", str(cfg)], env, ROOT
         )
-        _wait_http(self.broker2_url + "api/me", 30, proc, "the second broker")
+        _wait_http(
+            f"http://127.0.0.1:{port}/services/aiide-broker/api/me", 30, proc, f"broker {name}"
+        )
+        return proc
+
+    def stop_process(self, proc: subprocess.Popen[bytes], wait: float = 10) -> None:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(wait)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        self.procs.remove(proc)
+
+    # -- outages -------------------------------------------------------------------------
+
+    def hub_pid(self) -> int:
+        return int((self.dir / "hub.pid").read_text())
+
+    def broker_pid(self) -> int:
+        """The hub-managed broker: the hub's child running ``aiide_server_ext.hub``."""
+        found = child_pid(self.hub_pid(), b"aiide_server_ext.hub")
+        if found is None:
+            raise RuntimeError("the hub-managed broker is not running")
+        return found
+
+    @contextlib.contextmanager
+    def frozen(self, pid: int) -> Iterator[None]:
+        """The process stops answering (SIGSTOP: the worst outage, a hang) until the end."""
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+    @contextlib.contextmanager
+    def redis_down(self) -> Iterator[None]:
+        """Redis stops; it comes back empty on the same port."""
+        self.redis.stop()
+        try:
+            yield
+        finally:
+            self.redis.__enter__()
 
     # -- stop ------------------------------------------------------------------------------
 
     def stop(self) -> None:
         """The hub first (it stops the servers it spawned and its managed broker), then ours."""
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
-        self.procs.clear()
+        for proc in list(self.procs):
+            self.stop_process(proc, wait=20)
         self.redis.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from .chat import chat, error_of, text_of
-from .harness import PROVIDER_KEY, Hub
+from .harness import PROVIDER_KEY, Hub, child_pid
 
 pytestmark = pytest.mark.xdist_group("hub")
 
@@ -54,19 +52,9 @@ def test_the_provider_key_is_never_in_the_students_reach(hub: Hub) -> None:
 
 
 def _kernel_pid(server_pid: int) -> int:
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmd = f.read()
-        except OSError:
-            continue
-        if ppid == server_pid and b"kernel" in cmd:
-            return int(entry)
-    raise AssertionError("no kernel process under the student's server")
+    found = child_pid(server_pid, b"kernel")
+    assert found is not None, "no kernel process under the student's server"
+    return found
 
 
 def test_a_student_calling_the_broker_without_a_hub_token_is_refused(hub: Hub) -> None:

@@ -105,3 +105,35 @@ async def test_a_tool_outside_the_token_scopes_is_refused(tmp_path: Path) -> Non
     reply = await handle(tools, caller, msg)
     assert reply is not None and reply["result"]["isError"]
     assert "missing_scope" in reply["result"]["content"][0]["text"]
+
+
+class Knowledge:
+    """The knowledge part's service as the tools see it: ``search(caller, query, k)``."""
+
+    def __init__(self) -> None:
+        self.asked: list[tuple[str, str, int]] = []
+
+    async def search(self, caller: Caller, query: str, k: int) -> list[dict[str, Any]]:
+        self.asked.append((caller.username, query, k))
+        return [{"citation": "notes.md:3", "text": "The answer is 42."}]
+
+
+async def test_search_knowledge_is_exposed_when_the_server_has_an_index(
+    jp_serverapp: Any, jp_root_dir: Path
+) -> None:
+    url, headers = _url(jp_serverapp)
+    settings = jp_serverapp.web_app.settings
+    async with (
+        streamablehttp_client(url, headers=headers) as (read, write, _),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        assert "search_knowledge" not in {t.name for t in (await session.list_tools()).tools}
+        knowledge = settings["aiide_knowledge"] = Knowledge()  # the knowledge part loads later
+        try:
+            assert "search_knowledge" in {t.name for t in (await session.list_tools()).tools}
+            got = await session.call_tool("search_knowledge", {"query": "answer", "k": 2})
+        finally:
+            del settings["aiide_knowledge"]
+    assert not got.isError and "[notes.md:3]" in got.content[0].text  # type: ignore[union-attr]
+    assert knowledge.asked[0][1:] == ("answer", 2)

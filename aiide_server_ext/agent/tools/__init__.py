@@ -3,8 +3,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ToolError
 from .base import Tool, ToolEnv, ToolResult, confine
@@ -18,6 +19,7 @@ __all__ = [
     "ToolEnv",
     "ToolError",
     "ToolResult",
+    "ToolSource",
     "confine",
     "definitions",
     "validate",
@@ -26,9 +28,22 @@ __all__ = [
 TOOLS: dict[str, Tool] = {t.name: t for t in [*NOTEBOOK_TOOLS, *FILE_TOOLS, *KNOWLEDGE_TOOLS]}
 
 
-def definitions(*, knowledge: bool = True) -> list[dict[str, Any]]:
+class ToolSource(Protocol):
+    """Tools from elsewhere (configured MCP servers), namespaced so they cannot shadow ours."""
+
+    async def ready(self) -> None:
+        """Wait (bounded) for the first listing, so a run's first step sees the tools."""
+        ...
+
+    def tools(self) -> dict[str, Tool]: ...
+
+
+def definitions(
+    *, knowledge: bool = True, extra: Mapping[str, Tool] | None = None
+) -> list[dict[str, Any]]:
     """What the model is told; ``search_knowledge`` only where an index exists."""
-    return [t.definition() for t in TOOLS.values() if knowledge or t.name != "search_knowledge"]
+    own = [t.definition() for t in TOOLS.values() if knowledge or t.name != "search_knowledge"]
+    return own + [t.definition() for n, t in (extra or {}).items() if n not in TOOLS]
 
 
 @cache
@@ -38,14 +53,27 @@ def _validator(name: str) -> Any:
     return Draft202012Validator(TOOLS[name].schema)
 
 
-def validate(name: str, arguments: dict[str, Any] | None, parse_error: str | None = None) -> Tool:
+def validate(
+    name: str,
+    arguments: dict[str, Any] | None,
+    parse_error: str | None = None,
+    *,
+    extra: Mapping[str, Tool] | None = None,
+) -> Tool:
     """The tool, or ToolError saying precisely what is wrong with the call."""
-    tool = TOOLS.get(name)
+    tool = TOOLS.get(name) or (extra or {}).get(name)
     if tool is None:
-        raise ToolError("unknown_tool", f"no tool named {name!r}; tools: {', '.join(TOOLS)}")
+        names = ", ".join([*TOOLS, *(extra or {})])
+        raise ToolError("unknown_tool", f"no tool named {name!r}; tools: {names}")
     if arguments is None:
         raise ToolError("invalid_json", parse_error or "arguments are not a JSON object")
-    errors = sorted(_validator(name).iter_errors(arguments), key=lambda e: list(e.path))
+    if name in TOOLS:
+        validator = _validator(name)
+    else:
+        from jsonschema import Draft202012Validator
+
+        validator = Draft202012Validator(tool.schema)
+    errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.path))
     if errors:
         details = "; ".join(
             f"{'/'.join(str(p) for p in e.path) or 'arguments'}: {e.message}" for e in errors[:5]

@@ -20,8 +20,14 @@ export class AnswerView {
 
   readonly node: HTMLElement;
 
-  /** Shows `text`; renders on the next frame (coalescing bursts of tokens). */
+  /**
+   * Shows `text`: as plain text at once when nothing is rendered yet (the first token
+   * paints in the next frame), as Markdown from the next frame on (coalescing bursts).
+   */
   update(text: string, streaming: boolean): void {
+    if (!this._rendered && !this._rendering) {
+      this._renderer.node.textContent = text;
+    }
     this._text = text;
     this._streaming = streaming;
     this.node.setAttribute('aria-busy', streaming ? 'true' : 'false');
@@ -52,6 +58,7 @@ export class AnswerView {
       await this._renderer.renderModel(
         new MimeModel({ data: { [MIME]: text }, trusted: false })
       );
+      this._rendered = true;
       if (!streaming) {
         this._decorate();
       }
@@ -97,4 +104,5 @@ export class AnswerView {
   private _rendering = false;
   private _dirty = false;
   private _disposed = false;
+  private _rendered = false;
 }

@@ -219,11 +219,11 @@ export class ChatSession {
     }
   }
 
+  /** Shown by its code: the view puts it in words (`explainCode`). */
   private _onServerError(_: ChatSocket, { error, request }: IServerError): void {
-    const text = explainCode(error.code, error.message).message;
     const cid = error.conversation_id ?? (request && 'conversation_id' in request ? request.conversation_id : null);
     const transcript = (cid && this._transcripts.get(cid)) || this._current;
-    transcript.addLocalError(error.code, text);
+    transcript.addLocalError(error.code, error.message);
   }
 
   private _onProblem(_: ChatSocket, problem: IProtocolProblem): void {

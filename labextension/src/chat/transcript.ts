@@ -154,7 +154,10 @@ export class Transcript {
     this._update(b => b.kind === 'question' && b.key === key, b => ({ ...b, failed: reason }));
   }
 
-  /** A message for the user that is not part of the server's history. */
+  /**
+   * A message for the user that is not part of the server's history; the view words
+   * it by `code` (a protocol code), showing `message` for codes it does not know.
+   */
   addLocalError(code: string, message: string): void {
     this._push({ kind: 'error', key: `local-${++this._local}`, runId: null, code, message });
   }

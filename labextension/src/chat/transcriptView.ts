@@ -5,6 +5,7 @@
 import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
 
+import { explainCode } from '../api/failure';
 import { button, fill, h } from '../ui/dom';
 import { CallCard, type ICallHandlers } from './callCard';
 import type { ICodeActions } from './codeActions';
@@ -183,7 +184,7 @@ export class TranscriptView extends Widget {
         node.className = 'aiide-Error';
         node.setAttribute('role', 'alert');
         node.dataset.code = block.code;
-        fill(node, block.message);
+        fill(node, explainCode(block.code, block.message).message);
         break;
       case 'finished':
         node.className = 'aiide-Finished';

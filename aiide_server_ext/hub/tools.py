@@ -1,0 +1,93 @@
+"""The course's agent tool policy, applied on top of the server's own ``ToolPolicy``.
+
+A course's ``tools`` section (changeable at run time by its instructors) can only make
+the agent stricter for its students, never looser:
+
+- ``edits_need_approval: true``: notebook and file edits always wait for the student.
+- ``network: false``: code never runs with network access; when this server's kernels
+  have it, agent code execution is refused.
+- ``execution: auto | approve | deny``: agent code execution at most this.
+- ``deny: [tool, ...]``: these tools are refused.
+
+``CourseGate`` learns the caller's course tools when it admits their run (one broker
+call it makes anyway); the policy reads them here synchronously, per user.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+STRICTNESS = {"auto": 0, "approve": 1, "deny": 2}
+EDIT_TOOLS = frozenset({"write_file"})
+
+
+def course_decision(
+    tools: Mapping[str, Any], tool: Any, action: str, *, network: bool
+) -> tuple[str, str]:
+    """(action, reason) after the course's rules; the stricter of the two wins."""
+    wanted, reason = "auto", ""
+    if tool.name in set(tools.get("deny") or ()):
+        return "deny", f"your course does not allow the agent to use {tool.name}"
+    if tools.get("edits_need_approval") and (tool.preview is not None or tool.name in EDIT_TOOLS):
+        wanted = "approve"
+    if tool.executes_code:
+        if tools.get("network") is False and network:
+            return "deny", (
+                "your course runs code without network access; this server's kernels "
+                "have it, so the agent may not run code here"
+            )
+        execution = str(tools.get("execution") or "auto")
+        if STRICTNESS.get(execution, 1) > STRICTNESS[wanted]:
+            wanted = execution if execution in STRICTNESS else "approve"
+            if wanted == "deny":
+                reason = "your course does not allow the agent to run code"
+    if STRICTNESS[wanted] > STRICTNESS.get(action, 1):
+        return wanted, reason
+    return action, ""
+
+
+class CourseToolPolicy:
+    """Wraps the agent's ``ToolPolicy``: same interface, the course applied after it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.tools: dict[str, dict[str, Any]] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def learn(self, user: str, tools: Mapping[str, Any]) -> None:
+        self.tools[user] = dict(tools)
+
+    def decide(
+        self, tool: Any, arguments: dict[str, Any], caller: Any, *, network: bool = False
+    ) -> Any:
+        decision = self.inner.decide(tool, arguments, caller, network=network)
+        tools = self.tools.get(caller.username)
+        if not tools or decision.action == "deny":
+            return decision
+        action, reason = course_decision(tools, tool, decision.action, network=network)
+        if action == decision.action:
+            return decision
+        return type(decision)(decision.risk, action, reason)
+
+    def over_limit(self, steps: int, tool_calls: int, tokens: int) -> str | None:
+        result: str | None = self.inner.over_limit(steps, tool_calls, tokens)
+        return result
+
+
+def install(settings: Mapping[str, Any]) -> CourseToolPolicy | None:
+    """Put the course policy in front of the agent's (and the MCP tools') tool policy."""
+    service = settings.get("aiide_agent")
+    engine = getattr(service, "engine", None)
+    if engine is None:
+        return None
+    policy = engine.policy
+    if not isinstance(policy, CourseToolPolicy):
+        policy = CourseToolPolicy(policy)
+        engine.policy = policy
+    mcp = settings.get("aiide_mcp")
+    if mcp is not None and hasattr(mcp, "policy"):
+        mcp.policy = policy
+    return policy

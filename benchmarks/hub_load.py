@@ -1,0 +1,273 @@
+"""A class on one machine: N students through hub -> their server -> broker -> fake model.
+
+Starts the tests' real JupyterHub (tests/hub/harness.py: configurable-http-proxy, dummy
+authenticator, local spawner, the aiide broker as a hub service, Redis, the fake Anthropic
+API), spawns N student servers, starts one sandboxed kernel (``aiide-python``) per student
+and runs ``1+1`` in it, then measures:
+
+  (a) every student chats at once over their server's WebSocket (through the hub's proxy):
+      failed requests, and lost tokens (each answer checked word by word);
+  (b) added latency of the broker: the same streaming model request, N at once, straight
+      to the fake vs through the broker (first byte and complete answer; p50/p99);
+  (c) memory per idle student: PSS of their server + kernel process trees.
+
+Everything listens on 127.0.0.1, and the run stops by itself (``--deadline`` seconds);
+every process it starts is stopped at the end.
+
+Usage: python benchmarks/hub_load.py [--students 50] [--rounds 3] [--deadline 900]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest  # noqa: E402
+from tornado.websocket import websocket_connect  # noqa: E402
+
+WORDS = 60
+ANSWER = " ".join(f"w{i}" for i in range(WORDS))
+BODY = {
+    "model": "claude-haiku-4-5",
+    "max_tokens": 200,
+    "stream": True,
+    "messages": [{"role": "user", "content": "x"}],
+}
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def pss_kb(pid: int) -> int:
+    """Proportional set size of a process and its descendants (shared pages split)."""
+    total = 0
+    for p in [pid, *descendants(pid)]:
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except OSError:
+                continue
+            children.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.append(c)
+            todo.append(c)
+    return out
+
+
+async def start_kernel(hub: Any, user: str) -> bool:
+    """One sandboxed kernel per student, running ``1+1`` (so it is really up)."""
+    token = hub.login(user)
+    status, kernel = await asyncio.to_thread(
+        hub.request, "POST", hub.user_url(user, "/api/kernels"), token, {"name": "aiide-python"}
+    )
+    if status != 201:
+        print(f"  kernel for {user}: {status} {kernel}", file=sys.stderr)
+        return False
+    url = hub.url.replace("http", "ws", 1) + f"/user/{user}/api/kernels/{kernel['id']}/channels"
+    ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
+    msg_id = os.urandom(8).hex()
+    ws.write_message(
+        json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": "execute_request", "username": user,
+                       "session": msg_id, "version": "5.3", "date": ""},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": "1+1", "silent": False, "store_history": False,
+                        "user_expressions": {}, "allow_stdin": False},
+        })
+    )  # fmt: skip
+    try:
+        while True:
+            frame = await asyncio.wait_for(ws.read_message(), 120)
+            if frame is None:
+                return False
+            m = json.loads(frame)
+            if m.get("parent_header", {}).get("msg_id") == msg_id:
+                if m["msg_type"] == "execute_result":
+                    return bool(m["content"]["data"]["text/plain"] == "2")
+                if m["msg_type"] == "error":
+                    return False
+    finally:
+        ws.close()
+
+
+async def chat_once(hub: Any, user: str) -> tuple[bool, int, float]:
+    """(answer complete and in order, words received, seconds)."""
+    token = hub.login(user)
+    url = hub.url.replace("http", "ws", 1) + f"/user/{user}/aiide/api/chat/ws"
+    t0 = time.perf_counter()
+    ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
+    text, ok = "", False
+    try:
+        ws.write_message(json.dumps({"type": "chat", "id": "m", "text": "hi", "task": "chat"}))
+        while True:
+            frame = await asyncio.wait_for(ws.read_message(), 120)
+            if frame is None:
+                break
+            event = json.loads(frame)
+            if event["type"] == "token":
+                text += event.get("text", "")
+            elif event["type"] == "run_finished":
+                ok = True
+                break
+            elif event["type"] == "error" and (event.get("run_id") or event.get("reply_to")):
+                print(f"  {user}: {event.get('code')}: {event.get('message')}", file=sys.stderr)
+                break
+    except (TimeoutError, OSError) as e:
+        print(f"  {user}: {type(e).__name__}", file=sys.stderr)
+    finally:
+        ws.close()
+    words = text.split()
+    return ok and words == ANSWER.split(), len(words), time.perf_counter() - t0
+
+
+async def stream(client: Any, url: str, key: str) -> tuple[float, float, bool]:
+    """(first byte, complete, ok) for one streaming model request."""
+    first: list[float] = []
+    t0 = time.perf_counter()
+
+    def on_chunk(chunk: bytes) -> None:
+        if not first:
+            first.append(time.perf_counter() - t0)
+
+    r = await client.fetch(
+        url, method="POST", body=json.dumps(BODY), raise_error=False, request_timeout=120,
+        headers={"x-api-key": key, "anthropic-version": "2023-06-01",
+                 "content-type": "application/json"},
+        streaming_callback=on_chunk,
+    )  # fmt: skip
+    return (first[0] if first else 0.0), time.perf_counter() - t0, r.code == 200
+
+
+async def broker_vs_direct(hub: Any, students: list[str], rounds: int) -> dict[str, Any]:
+    from tests.hub.harness import PROVIDER_KEY
+
+    client = AsyncHTTPClient(force_instance=True, max_clients=len(students) * 2)
+    direct_url = hub.fake_url + "/v1/messages"
+    broker_url = hub.broker_url + "anthropic/v1/messages"
+    out: dict[str, list[float]] = {k: [] for k in ("d_first", "d_all", "b_first", "b_all")}
+    failed = 0
+    try:
+        for _ in range(rounds):
+            direct = await asyncio.gather(
+                *(stream(client, direct_url, PROVIDER_KEY) for _ in students)
+            )
+            broker = await asyncio.gather(
+                *(stream(client, broker_url, hub.login(u)) for u in students)
+            )
+            for first, total, ok in direct:
+                out["d_first"].append(first)
+                out["d_all"].append(total)
+                failed += not ok
+            for first, total, ok in broker:
+                out["b_first"].append(first)
+                out["b_all"].append(total)
+                failed += not ok
+    finally:
+        client.close()
+    return {"failed": failed, **out}
+
+
+async def measure(hub: Any, students: list[str], rounds: int) -> None:
+    t0 = time.monotonic()
+    kernels = await asyncio.gather(*(start_kernel(hub, u) for u in students))
+    print(f"kernels: {sum(kernels)}/{len(students)} sandboxed kernels ran 1+1 "
+          f"({time.monotonic() - t0:.1f} s)")  # fmt: skip
+    await asyncio.sleep(5)  # let servers and kernels settle before measuring idle memory
+    _, users = await asyncio.to_thread(hub.hub_api, "GET", "/users")
+    pids = [u["servers"][""]["state"]["pid"] for u in users if u["name"] in students]
+    pss = [pss_kb(p) / 1024 for p in pids]
+    print(f"memory per idle student (server + kernel, PSS): median {statistics.median(pss):.0f}"
+          f" MB, max {max(pss):.0f} MB, total {sum(pss) / 1024:.2f} GB for {len(pss)}")  # fmt: skip
+
+    failed = lost = 0
+    seconds: list[float] = []
+    for _ in range(rounds):
+        results = await asyncio.gather(*(chat_once(hub, u) for u in students))
+        for ok, words, took in results:
+            failed += not ok
+            lost += WORDS - min(words, WORDS)
+            seconds.append(took)
+    total = rounds * len(students)
+    print(f"chats: {total} ({len(students)} at once x {rounds}): {failed} failed, {lost} of "
+          f"{total * WORDS} tokens lost; complete answer p50 {statistics.median(seconds):.2f} s, "
+          f"p99 {pct(seconds, 99):.2f} s")  # fmt: skip
+
+    r = await broker_vs_direct(hub, students, rounds)
+    added_first = pct(r["b_first"], 99) - pct(r["d_first"], 99)
+    added_all = pct(r["b_all"], 99) - pct(r["d_all"], 99)
+    print(f"model streams, {len(students)} at once x {rounds}: {r['failed']} failed")
+    for label, d, b in (("first byte", "d_first", "b_first"), ("complete", "d_all", "b_all")):
+        dm, dp = statistics.median(r[d]) * 1000, pct(r[d], 99) * 1000
+        bm, bp = statistics.median(r[b]) * 1000, pct(r[b], 99) * 1000
+        print(f"  {label:10s} direct p50 {dm:7.1f} ms p99 {dp:7.1f} ms | "
+              f"via broker p50 {bm:7.1f} ms p99 {bp:7.1f} ms")  # fmt: skip
+    print(f"p99 added by the broker: first byte {added_first * 1000:.1f} ms, "
+          f"complete answer {added_all * 1000:.1f} ms")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--students", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--deadline", type=float, default=900.0, help="Seconds, then stop.")
+    args = parser.parse_args()
+
+    from tests.hub.harness import Hub, missing
+
+    why = missing()
+    if why:
+        sys.exit(why)
+    students = [f"s{i:03d}" for i in range(args.students)]
+    started = time.monotonic()
+    hub = Hub(students=(*students, "carol"))
+    hub.identity_cache = 30.0  # the broker's default (the tests shorten it for outages)
+    hub.start()
+    try:
+        # Budgets out of the way: this measures load, not limits.
+        hub.request("PUT", hub.fake_url + "/_fake/default", "", {"text": ANSWER})
+        unlimited = {"budget": {"daily_tokens": 10**9, "weekly_tokens": 10**9},
+                    "rate_limits": {"model": "100000/minute"}}  # fmt: skip
+        status, body = hub.request(
+            "PATCH", hub.broker_url + "api/courses/ds101", hub.login("ian"), unlimited
+        )
+        assert status == 200, body
+        t0 = time.monotonic()
+        for i in range(0, len(students), 10):  # ten at a time: spawns are CPU-bound
+            hub.spawn(*students[i : i + 10], timeout=300)
+        print(f"hub: {len(students)} student servers up in {time.monotonic() - t0:.0f} s")
+        left = args.deadline - (time.monotonic() - started)
+        asyncio.run(asyncio.wait_for(measure(hub, students, args.rounds), max(60.0, left)))
+    finally:
+        hub.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""``jupyter aiide run`` stopped by Ctrl-C (exit 130, partial work saved with provenance)
+and a kernel that dies under the agent (exit 5)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import pytest
+from agent.conftest import KEY, OAI_KEY
+from fakes import FakeAnthropic, Reply, ToolUse
+
+from .runs import CLI, aiide, read_lines, write_config, write_nb
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("headless")]
+
+AUTO = '{"risk": {"medium": "auto"}}'
+
+
+async def test_ctrl_c_saves_the_partial_work_and_exits_130(
+    tmp_path: Path, afake_anthropic: FakeAnthropic, afake_openai: object
+) -> None:
+    cfg = write_config(tmp_path, afake_anthropic.url, afake_openai.url)  # type: ignore[attr-defined]
+    (tmp_path / "policy.json").write_text(AUTO)
+    write_nb(tmp_path / "nb.ipynb")
+    afake_anthropic.push(
+        Reply(tools=[ToolUse("insert_cell", {"source": "y = 1"}, id="toolu_ins00001")]),
+        Reply(text="still thinking about it", stall_after=1),  # the model hangs mid-answer
+    )
+    env = {
+        **os.environ,
+        "AIIDE_T_ANTHROPIC": KEY,
+        "AIIDE_T_OPENAI": OAI_KEY,
+        "JUPYTER_CONFIG_DIR": str(tmp_path / ".jupyter"),
+    }
+    args = ["run", "nb.ipynb", "--goal", "g", "--policy", "policy.json", "--config", str(cfg)]
+    proc = await asyncio.create_subprocess_exec(
+        *CLI,
+        *args,
+        cwd=tmp_path,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        trace = tmp_path / "nb.aiide.trace.jsonl"
+        for _ in range(600):  # until the second model call is under way (it hangs)
+            if trace.exists():
+                try:
+                    records = read_lines(trace)
+                except ValueError:  # a line being written
+                    records = []
+                if len([r for r in records if r["type"] == "model_request"]) >= 2:
+                    break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail("the run never reached its second model call")
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 130, err.decode()
+    nb = json.loads((tmp_path / "nb.aiide.ipynb").read_text())
+    prov = nb["metadata"]["aiide"]
+    assert prov["status"] == "interrupted" and prov["exit_code"] == 130
+    inserted = [c for c in nb["cells"] if c.get("metadata", {}).get("aiide")]
+    assert ["".join(c["source"]) for c in inserted] == ["y = 1"]
+    end = read_lines(trace)[-1]
+    assert end["type"] == "end" and end["exit_code"] == 130
+
+
+async def test_a_kernel_that_dies_exits_5(
+    tmp_path: Path, afake_anthropic: FakeAnthropic, afake_openai: object
+) -> None:
+    cfg = write_config(tmp_path, afake_anthropic.url, afake_openai.url)  # type: ignore[attr-defined]
+    (tmp_path / "policy.json").write_text(AUTO)
+    write_nb(tmp_path / "nb.ipynb")
+    afake_anthropic.push(
+        Reply(
+            tools=[
+                ToolUse("insert_cell", {"source": "import os\nos._exit(1)"}, id="toolu_die00001")
+            ]
+        ),
+        Reply(tools=[ToolUse("run_cell", {"cell_id": "ai-die00001"}, id="toolu_run1")]),
+        Reply(text="The kernel died."),
+    )
+    code, _, err = await aiide(
+        "run",
+        "nb.ipynb",
+        "--goal",
+        "g",
+        "--policy",
+        "policy.json",
+        "--config",
+        str(cfg),
+        cwd=tmp_path,
+    )
+    assert code == 5, err
+    prov = json.loads((tmp_path / "nb.aiide.ipynb").read_text())["metadata"]["aiide"]
+    assert prov["exit_code"] == 5 and prov["cells_written"]
+
+
+async def test_a_headless_run_uses_a_configured_mcp_servers_tools(
+    tmp_path: Path, afake_anthropic: FakeAnthropic, afake_openai: object
+) -> None:
+    peer = str(Path(__file__).parents[1] / "mcp" / "mcp_peer.py")
+    servers = {
+        "peer": {"command": sys.executable, "args": [peer, "stdio", "ok"], "risk": "low"},
+        "gone": {"command": "/nonexistent/mcp-server"},
+    }
+    cfg = write_config(
+        tmp_path,
+        afake_anthropic.url,
+        afake_openai.url,
+        mcp_servers=servers,  # type: ignore[attr-defined]
+    )
+    write_nb(tmp_path / "nb.ipynb")
+    afake_anthropic.push(
+        Reply(tools=[ToolUse("mcp__peer__add", {"a": 40, "b": 2}, id="toolu_mcp1")]),
+        Reply(text="42"),
+    )
+    code, _, err = await aiide("run", "nb.ipynb", "--goal", "g", "--config", str(cfg), cwd=tmp_path)
+    assert code == 0, err
+    trace = read_lines(tmp_path / "nb.aiide.trace.jsonl")
+    (result,) = [r for r in trace if r.get("event") == "tool_result"]
+    assert result["ok"] and result["content"] == "42"
+    notices = [r for r in trace if r["type"] == "notice"]
+    assert notices and "gone" in notices[0]["message"]
