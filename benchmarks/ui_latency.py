@@ -174,7 +174,7 @@ def completions_seen(fake: str) -> int:
 
 
 def set_completion(base: str, enabled: bool) -> None:
-    """The same switch a user flips in Settings › Inline Completer › aiide."""
+    """The same switch a user flips in Settings > Inline Completer > aiide."""
     raw = json.dumps({"providers": {"aiide": {"enabled": enabled}}})
     req = urllib.request.Request(
         f"{base}lab/api/settings/{COMPLETER}",
@@ -201,6 +201,9 @@ def type_phase(page: Page, base: str, enabled: bool, keys: int) -> list[float]:
     typed = 0
     while typed < keys:
         for line in TYPED.splitlines(keepends=True):
+            if not editor.evaluate("el => el.contains(document.activeElement)"):
+                editor.click()  # keys in command mode would run notebook shortcuts
+                page.keyboard.press("Control+End")
             # Bursts at a brisk typing pace, with pauses that let a suggestion arrive.
             page.keyboard.type(line.rstrip("\n"), delay=60)
             page.wait_for_timeout(400)
@@ -210,9 +213,7 @@ def type_phase(page: Page, base: str, enabled: bool, keys: int) -> list[float]:
         page.keyboard.press("Delete")
     page.wait_for_timeout(300)
     values: list[float] = page.evaluate("() => window.__keys")
-    page.evaluate(
-        "() => window.jupyterapp.commands.execute('docmanager:save').then(() => null)"
-    )
+    page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save').then(() => null)")
     return values
 
 
@@ -231,7 +232,9 @@ def keystrokes(page: Page, base: str, fake: str, keys: int) -> None:
     delta = pct(on, 95) - pct(off, 95)
     ratio = pct(on, 95) / pct(off, 95)
     verdict = "OK" if delta <= 5 else "OVER TARGET"
-    print(f"    p95 enabled - disabled = {delta:+.1f} ms (ratio {ratio:.2f}; target ≤ 5 ms) {verdict}")
+    print(
+        f"    p95 enabled - disabled = {delta:+.1f} ms (ratio {ratio:.2f}; target ≤ 5 ms)", verdict
+    )
 
 
 def chat(page: Page, base: str, rounds: int) -> None:

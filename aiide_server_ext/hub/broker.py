@@ -96,6 +96,7 @@ class Broker:
     async def close(self) -> None:
         if self._http is not None:
             await self._http.aclose()
+        self.hub.close()
         await self.limiter.close()
         await self.state.close()
         self.store.close()

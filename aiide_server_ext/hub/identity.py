@@ -7,6 +7,7 @@ claim a group. Answers are cached briefly (``cache_seconds``).
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import time
@@ -68,14 +69,25 @@ class HubIdentity:
         self.cache_seconds = cache_seconds
         self.timeout = timeout
         self._cache: dict[str, tuple[float, HubCaller | None]] = {}
+        #: Concurrent look-ups of one token share one hub round trip (a class starting at
+        #: once must not queue 50 identical requests behind the client's connection limit).
+        self._pending: dict[str, asyncio.Future[HubCaller | None]] = {}
+        self._client: Any = None
+
+    def _http(self) -> Any:
+        if self._client is None:
+            from tornado.httpclient import AsyncHTTPClient
+
+            self._client = AsyncHTTPClient(force_instance=True, max_clients=100)
+        return self._client
 
     async def _get(self, path: str, token: str) -> tuple[int, Any]:
         import json
 
-        from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+        from tornado.httpclient import HTTPClientError
 
         try:
-            r = await AsyncHTTPClient().fetch(
+            r = await self._http().fetch(
                 self.api_url + path,
                 headers={"Authorization": f"token {token}"},
                 raise_error=False,
@@ -90,10 +102,28 @@ class HubIdentity:
 
     async def identify(self, token: str) -> HubCaller | None:
         key = hashlib.sha256(token.encode()).hexdigest()
-        now = time.monotonic()
         hit = self._cache.get(key)
-        if hit is not None and hit[0] > now:
+        if hit is not None and hit[0] > time.monotonic():
             return hit[1]
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[HubCaller | None] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            caller = await self._lookup(key, token)
+        except BaseException as e:
+            future.set_exception(e)
+            future.exception()  # retrieved: no "never retrieved" warning without waiters
+            raise
+        else:
+            future.set_result(caller)
+            return caller
+        finally:
+            del self._pending[key]
+
+    async def _lookup(self, key: str, token: str) -> HubCaller | None:
+        now = time.monotonic()
         caller: HubCaller | None = None
         code, model = await self._get("/user", token)
         if code == 200 and isinstance(model, dict) and model.get("kind", "user") == "user":
@@ -107,3 +137,8 @@ class HubIdentity:
             self._cache.clear()
         self._cache[key] = (now + self.cache_seconds, caller)
         return caller
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None

@@ -194,10 +194,13 @@ describe('what the client sends is valid by the schema', () => {
       expires_at: 1, patch: null
     }));
     const transcript = session.current;
-    session.approve(transcript, 'run_1', 'toolu_1', { source: '2', after_id: null });
-    session.approve(transcript, 'run_1', 'toolu_1', null);
-    session.reject(transcript, 'run_1', 'toolu_1', 'use seaborn instead');
-    session.reject(transcript, 'run_1', 'toolu_1', '');
+    session.decide(transcript, 'run_1', 'toolu_1', {
+      decision: 'approve',
+      arguments: { source: '2', after_id: null }
+    });
+    session.decide(transcript, 'run_1', 'toolu_1', { decision: 'approve' });
+    session.decide(transcript, 'run_1', 'toolu_1', { decision: 'reject', reason: 'use seaborn instead' });
+    session.decide(transcript, 'run_1', 'toolu_1', { decision: 'reject' });
     session.stop(transcript);
     await session.open('cv_2');
     client.send({ type: 'ping' });

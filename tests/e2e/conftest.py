@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import LabPage, widen_sidebar
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -118,7 +119,10 @@ class LabServer:
     process: subprocess.Popen[bytes] | None = None
     starts: int = field(default=0)
 
-    def lab_url(self, path: str = "lab") -> str:
+    def lab_url(self, path: str = "lab", workspace: str | None = None) -> str:
+        """The page URL; a named `workspace` starts empty (nothing restored from others)."""
+        if workspace is not None:
+            return f"{self.url}{path}/workspaces/{workspace}?reset&token={self.token}"
         return f"{self.url}{path}?token={self.token}"
 
     def start(self) -> None:
@@ -406,3 +410,28 @@ def screenshot(artifacts_dir: Path) -> Any:
             shutil.copyfile(path, SCREENSHOTS / f"{name}.png")
 
     return take
+
+
+@pytest.fixture(scope="module")
+def agent_page(
+    agent_lab: LabServer, browser_context: Any, artifacts_dir: Path, request: pytest.FixtureRequest
+) -> Iterator[LabPage]:
+    """The lab with the agent, open in the browser with the chat shown (one per module)."""
+    name = request.module.__name__
+    page = LabPage.open(browser_context, agent_lab.lab_url(workspace=name))
+    page.open_chat()
+    widen_sidebar(page.page)
+    try:
+        yield page
+    finally:
+        page.close(artifacts_dir, name)
+
+
+@pytest.fixture
+def chat(agent_page: LabPage, fake_model: FakeModel) -> Iterator[LabPage]:
+    """A fresh conversation and an empty model script; afterwards, the page is checked
+    (no uncaught error, every chat frame as the protocol documents it)."""
+    fake_model.reset()
+    agent_page.new_chat()
+    yield agent_page
+    agent_page.check()

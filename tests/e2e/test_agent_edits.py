@@ -5,32 +5,12 @@ kernel, reject with a reason the model is told, edit the arguments, undo in one 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import LabPage, widen_sidebar, write_notebook
+from browser_support import LabPage, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser")]
-
-
-@pytest.fixture(scope="module")
-def lab(agent_lab: Any, browser_context: Any, artifacts_dir: Path) -> Iterator[LabPage]:
-    page = LabPage.open(browser_context, agent_lab.lab_url())
-    page.open_chat()
-    widen_sidebar(page.page)
-    try:
-        yield page
-    finally:
-        page.close(artifacts_dir, "agent-edits")
-
-
-@pytest.fixture(autouse=True)
-def fresh(lab: LabPage, fake_model: Any) -> Iterator[None]:
-    fake_model.reset()
-    yield
-    lab.check()
 
 
 def insert(call_id: str, path: str, source: str, text: str = "I'll add a cell.") -> dict[str, Any]:
@@ -51,13 +31,12 @@ def cell_sources(notebook: Any) -> list[str]:
 
 
 def test_approve_inserts_the_cell_and_runs_it_in_the_notebook(
-    lab: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
+    chat: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
 ) -> None:
     from playwright.sync_api import expect
 
     path = write_notebook(agent_lab.root_dir, "approve.ipynb", [("c1", "x = 6")])
-    notebook = lab.open_notebook(path)
-    lab.new_chat()
+    notebook = chat.open_notebook(path)
     fake_model.script(
         insert("toolu_e2eins01", path, "print(x * 7)"),
         {
@@ -82,53 +61,52 @@ def test_approve_inserts_the_cell_and_runs_it_in_the_notebook(
         },
         {"text": "It printed **42**."},
     )
-    lab.ask("Add a cell that prints x times 7 and run it")
+    chat.ask("Add a cell that prints x times 7 and run it")
 
-    card = lab.awaiting_card()
+    card = chat.awaiting_card()
     expect(card.locator(".aiide-Call-what")).to_have_text(
         f"Insert a code cell into {path} after cell c1"
     )
     expect(card.locator(".aiide-Call-risk")).to_have_text("medium")
     expect(card.locator(".aiide-Diff-add")).to_have_text("+added: print(x * 7)")
-    screenshot(lab.page, "approval-card")
+    screenshot(chat.page, "approval-card")
     card.get_by_role("button", name="Approve").click()
     expect(notebook.locator(".jp-Cell")).to_have_count(2, timeout=15_000)
     assert cell_sources(notebook) == ["x = 6", "print(x * 7)"]
 
     for _ in range(2):  # run c1, then the new cell
-        lab.awaiting_card().get_by_role("button", name="Approve").click()
-    lab.finished()
+        chat.awaiting_card().get_by_role("button", name="Approve").click()
+    chat.finished()
     output = notebook.locator(".jp-Cell").nth(1).locator(".jp-OutputArea-output")
     expect(output).to_have_text("42")
-    cards = lab.chat.locator(".aiide-Call")
+    cards = chat.chat.locator(".aiide-Call")
     expect(cards.nth(0).locator(".aiide-Call-request")).to_contain_text(f"Applied to {path}")
     expect(cards.nth(2).locator(".aiide-Call-status")).to_have_text("Done")
-    expect(lab.answers().last).to_contain_text("It printed 42.")
+    expect(chat.answers().last).to_contain_text("It printed 42.")
     # The model was told the cell's output (through the run's tool result).
     tool_results = json.dumps(fake_model.requests()[-1]["body"]["messages"])
     assert "42" in tool_results
-    screenshot(lab.page, "agent-ran-cell")
+    screenshot(chat.page, "agent-ran-cell")
 
 
 def test_reject_with_a_reason_leaves_the_notebook_and_tells_the_model(
-    lab: LabPage, agent_lab: Any, fake_model: Any
+    chat: LabPage, agent_lab: Any, fake_model: Any
 ) -> None:
     from playwright.sync_api import expect
 
     path = write_notebook(agent_lab.root_dir, "reject.ipynb", [("c1", "import pandas as pd")])
-    notebook = lab.open_notebook(path)
-    lab.new_chat()
+    notebook = chat.open_notebook(path)
     fake_model.script(
         insert("toolu_e2erej01", path, "import matplotlib"),
         {"text": "Understood, seaborn then."},
     )
-    lab.ask("Add a plotting import")
-    card = lab.awaiting_card()
+    chat.ask("Add a plotting import")
+    card = chat.awaiting_card()
     card.get_by_role("button", name="Reject").click()
     card.get_by_label("Reason for rejecting").fill("use seaborn instead")
     card.get_by_label("Reason for rejecting").press("Enter")
-    lab.finished()
-    status = lab.chat.locator(".aiide-Call-status").first
+    chat.finished()
+    status = chat.chat.locator(".aiide-Call-status").first
     expect(status).to_contain_text("Rejected")
     expect(status).to_contain_text("use seaborn instead")
     assert cell_sources(notebook) == ["import pandas as pd"]
@@ -136,16 +114,15 @@ def test_reject_with_a_reason_leaves_the_notebook_and_tells_the_model(
 
 
 def test_edited_arguments_are_applied_and_undone_in_one_step(
-    lab: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
+    chat: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
 ) -> None:
     from playwright.sync_api import expect
 
     path = write_notebook(agent_lab.root_dir, "edit.ipynb", [("c1", "y = 1")])
-    notebook = lab.open_notebook(path)
-    lab.new_chat()
+    notebook = chat.open_notebook(path)
     fake_model.script(insert("toolu_e2eedt01", path, "print(y)"), {"text": "Added."})
-    lab.ask("Print y")
-    card = lab.awaiting_card()
+    chat.ask("Print y")
+    card = chat.awaiting_card()
     card.get_by_role("button", name="Edit").click()
     source = card.locator(".aiide-Call-field", has_text="source").locator("textarea")
     source.fill('print("edited", y)')
@@ -153,8 +130,8 @@ def test_edited_arguments_are_applied_and_undone_in_one_step(
     card.get_by_role("button", name="Approve with changes").click()
     expect(notebook.locator(".jp-Cell")).to_have_count(2, timeout=15_000)
     assert cell_sources(notebook) == ["y = 1", 'print("edited", y)']
-    lab.finished()
-    first = lab.chat.locator(".aiide-Call").first
+    chat.finished()
+    first = chat.chat.locator(".aiide-Call").first
     first.get_by_role("button", name="Undo").click()
     expect(notebook.locator(".jp-Cell")).to_have_count(1)
     expect(first.locator(".aiide-Call-request")).to_contain_text("Undone")

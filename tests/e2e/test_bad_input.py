@@ -77,6 +77,15 @@ def test_used_up_quota_is_explained_in_the_chat_and_the_status_bar(
         "quota used up", timeout=15_000
     )
     screenshot(page.page, "chat-quota-used-up")
+    # The status item opens the usage panel: quota table and per-day charts.
+    page.page.locator("#aiide-assistant-status").click()
+    usage = page.page.locator(".aiide-Usage")
+    expect(usage.locator(".aiide-Usage-quotas")).to_contain_text("daily tokens")
+    expect(usage.locator("figure.aiide-Chart")).to_have_count(2)
+    expect(usage.locator("svg[role=img]").first).to_have_attribute(
+        "aria-label", re.compile("Tokens")
+    )
+    screenshot(page.page, "usage-panel")
     page.check()
 
 
@@ -100,64 +109,55 @@ def test_refused_completion_pauses_with_one_clear_notice(
     page.check()
 
 
-def _relay(rewrite: Any) -> Any:
-    """Routes the chat socket through the test: server frames pass `rewrite` first."""
+@pytest.fixture
+def relayed(strict_lab: LabServer, browser_context: Any, artifacts_dir: Path) -> Iterator[Any]:
+    """``relayed(rewrite)``: the lab in a new page whose chat socket runs through the
+    test, each server frame passing ``rewrite`` (frame -> frames to deliver) first."""
+    opened: list[LabPage] = []
 
-    def prepare(p: Any) -> None:
+    def open_page(rewrite: Any) -> LabPage:
         def handler(ws: Any) -> None:
             server = ws.connect_to_server()
-            server.on_message(lambda message: [ws.send(m) for m in rewrite(message)])
+            server.on_message(lambda message: [ws.send(m) for m in rewrite(json.loads(message))])
             ws.on_message(lambda message: server.send(message))
 
-        p.route_web_socket(CHAT_WS, handler)
+        lab = LabPage.open(
+            browser_context,
+            strict_lab.lab_url(),
+            lambda p: p.route_web_socket(CHAT_WS, handler),
+        )
+        opened.append(lab)
+        lab.open_chat()
+        return lab
 
-    return prepare
+    yield open_page
+    for lab in opened:
+        lab.check(frames=False)  # the test's own frames are off-protocol on purpose
+        lab.close(artifacts_dir, "bad-input-relayed")
 
 
-def test_a_frame_of_unknown_type_is_reported_inline_and_the_chat_goes_on(
-    strict_lab: LabServer, browser_context: Any, artifacts_dir: Path, fake_model: Any
-) -> None:
+def test_a_frame_of_unknown_type_is_reported_inline_and_the_chat_goes_on(relayed: Any) -> None:
     from playwright.sync_api import expect
 
-    def rewrite(message: str) -> list[str]:
-        frame = json.loads(message)
-        if frame.get("type") == "hello":
-            mystery = {"type": "mystery_event", "run_id": None, "seq": None, "data": 1}
-            return [message, json.dumps(mystery)]
-        return [message]
-
-    lab = LabPage.open(browser_context, strict_lab.lab_url(), _relay(rewrite))
-    try:
-        lab.open_chat()
-        error = lab.chat.locator(".aiide-Error[data-code=protocol]")
-        expect(error).to_contain_text("does not understand")
-        expect(error).to_contain_text("mystery_event")
-        expect(lab.chat.locator(".aiide-Connection")).to_have_attribute("data-state", "open")
-        lab.check(frames=False)
-    finally:
-        lab.close(artifacts_dir, "bad-input-unknown-type")
+    mystery = {"type": "mystery_event", "run_id": None, "seq": None, "data": 1}
+    lab = relayed(
+        lambda f: [json.dumps(f), json.dumps(mystery)] if f["type"] == "hello" else [json.dumps(f)]
+    )
+    error = lab.chat.locator(".aiide-Error[data-code=protocol]")
+    expect(error).to_contain_text("does not understand")
+    expect(error).to_contain_text("mystery_event")
+    expect(lab.chat.locator(".aiide-Connection")).to_have_attribute("data-state", "open")
 
 
 def test_a_server_of_another_protocol_version_is_named_and_not_retried(
-    strict_lab: LabServer, browser_context: Any, artifacts_dir: Path, screenshot: Any
+    relayed: Any, screenshot: Any
 ) -> None:
     from playwright.sync_api import expect
 
-    def rewrite(message: str) -> list[str]:
-        frame = json.loads(message)
-        if frame.get("type") == "hello":
-            frame["protocol"] = 2
-        return [json.dumps(frame)]
-
-    lab = LabPage.open(browser_context, strict_lab.lab_url(), _relay(rewrite))
-    try:
-        lab.open_chat()
-        badge = lab.chat.locator(".aiide-Connection")
-        expect(badge).to_have_attribute("data-state", "incompatible")
-        banner = lab.chat.locator(".aiide-Banner-message[data-kind=connection]")
-        expect(banner).to_contain_text("speaks chat protocol 2")
-        expect(banner.get_by_role("button", name="Retry now")).to_have_count(0)
-        screenshot(lab.chat, "chat-incompatible-server")
-        lab.check(frames=False)
-    finally:
-        lab.close(artifacts_dir, "bad-input-version")
+    lab = relayed(lambda f: [json.dumps({**f, "protocol": 2} if f["type"] == "hello" else f)])
+    badge = lab.chat.locator(".aiide-Connection")
+    expect(badge).to_have_attribute("data-state", "incompatible")
+    banner = lab.chat.locator(".aiide-Banner-message[data-kind=connection]")
+    expect(banner).to_contain_text("speaks chat protocol 2")
+    expect(banner.get_by_role("button", name="Retry now")).to_have_count(0)
+    screenshot(lab.chat, "chat-incompatible-server")

@@ -4,12 +4,10 @@ hostile model output rendered inert."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import LabPage, widen_sidebar
+from browser_support import LabPage, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser")]
 
@@ -20,36 +18,17 @@ ANSWER = (
 )
 
 
-@pytest.fixture(scope="module")
-def lab(agent_lab: Any, browser_context: Any, artifacts_dir: Path) -> Iterator[LabPage]:
-    page = LabPage.open(browser_context, agent_lab.lab_url())
-    page.open_chat()
-    widen_sidebar(page.page)
-    try:
-        yield page
-    finally:
-        page.close(artifacts_dir, "chat")
-
-
-@pytest.fixture(autouse=True)
-def fresh(lab: LabPage, fake_model: Any) -> Iterator[None]:
-    fake_model.reset()
-    lab.new_chat()
-    yield
-    lab.check()
-
-
 def test_answer_streams_in_and_renders_as_markdown(
-    lab: LabPage, fake_model: Any, screenshot: Any
+    chat: LabPage, fake_model: Any, screenshot: Any
 ) -> None:
     from playwright.sync_api import expect
 
     fake_model.script({"text": ANSWER, "delay": 0.05})
-    lab.ask("How do I plot the price column?")
-    streaming = lab.chat.locator(".aiide-Answer.aiide-mod-streaming")
+    chat.ask("How do I plot the price column?")
+    streaming = chat.chat.locator(".aiide-Answer.aiide-mod-streaming")
     expect(streaming).to_have_count(1, timeout=15_000)
-    lab.finished()
-    answer = lab.answers().last
+    chat.finished()
+    answer = chat.answers().last
     expect(answer).not_to_have_class("aiide-mod-streaming")
     expect(answer.locator("h3")).to_contain_text("Plan")
     expect(answer.locator("strong")).to_have_text("load")
@@ -58,58 +37,58 @@ def test_answer_streams_in_and_renders_as_markdown(
     actions = answer.locator(".aiide-CodeActions")
     for label in ("Copy", "Insert below", "Replace cell", "Run"):
         expect(actions.get_by_role("button", name=label, exact=False).first).to_be_visible()
-    question = lab.chat.locator(".aiide-Question-text").last
+    question = chat.chat.locator(".aiide-Question-text").last
     expect(question).to_have_text("How do I plot the price column?")
-    screenshot(lab.chat, "chat-answer")
+    screenshot(chat.chat, "chat-answer")
 
 
-def test_context_sent_is_disclosed(lab: LabPage, fake_model: Any) -> None:
+def test_context_sent_is_disclosed(chat: LabPage, fake_model: Any) -> None:
     from playwright.sync_api import expect
 
     fake_model.script({"text": "ok"})
-    lab.ask("hello")
-    lab.finished()
-    context = lab.chat.locator(".aiide-Context").last
+    chat.ask("hello")
+    chat.finished()
+    context = chat.chat.locator(".aiide-Context").last
     expect(context.locator("summary")).to_contain_text("Context sent:")
     context.locator("summary").click()
     expect(context.locator("li").first).to_be_visible()
 
 
 def test_conversations_are_kept_on_the_server(
-    lab: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
+    chat: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
 ) -> None:
     from playwright.sync_api import expect
 
     fake_model.script({"text": "Remembered answer."})
-    lab.ask("Remember this question")
-    lab.finished()
+    chat.ask("Remember this question")
+    chat.finished()
     cid = agent_lab.request("aiide/api/agent/conversations")["conversations"][0]["id"]
-    lab.new_chat()
-    expect(lab.chat.locator(".aiide-Question")).to_have_count(0)
-    lab.chat.locator(".aiide-Header-toggle").click()
-    listing = lab.chat.locator(".aiide-Conversations")
+    chat.new_chat()
+    expect(chat.chat.locator(".aiide-Question")).to_have_count(0)
+    chat.chat.locator(".aiide-Header-toggle").click()
+    listing = chat.chat.locator(".aiide-Conversations")
     expect(listing).to_be_visible()
     listing.locator(".aiide-Conversations-search").fill("remember")
     items = listing.locator(".aiide-Conversations-item")
     expect(items).to_have_count(1)
-    screenshot(lab.chat, "chat-conversations")
+    screenshot(chat.chat, "chat-conversations")
     items.first.locator(".aiide-Conversations-open").click()
-    expect(lab.chat.locator(".aiide-Question-text")).to_have_text("Remember this question")
-    expect(lab.answers().last).to_contain_text("Remembered answer.")
+    expect(chat.chat.locator(".aiide-Question-text")).to_have_text("Remember this question")
+    expect(chat.answers().last).to_contain_text("Remembered answer.")
     # Rename (kept in the workspace) and delete (on the server).
-    lab.chat.locator(".aiide-Header-toggle").click()
+    chat.chat.locator(".aiide-Header-toggle").click()
     items.first.get_by_role("button", name="Rename", exact=False).click()
-    lab.page.locator(".jp-Dialog input").fill("Price questions")
-    lab.page.locator(".jp-Dialog").get_by_role("button", name="Rename").click()
-    expect(lab.chat.locator(".aiide-Header-title")).to_have_text("Price questions")
+    chat.page.locator(".jp-Dialog input").fill("Price questions")
+    chat.page.locator(".jp-Dialog").get_by_role("button", name="Rename").click()
+    expect(chat.chat.locator(".aiide-Header-title")).to_have_text("Price questions")
     listing.locator(".aiide-Conversations-search").fill("price q")
     expect(items).to_have_count(1)
     items.first.get_by_role("button", name="Delete", exact=False).click()
-    lab.page.locator(".jp-Dialog").get_by_role("button", name="Delete").click()
+    chat.page.locator(".jp-Dialog").get_by_role("button", name="Delete").click()
     expect(items).to_have_count(0)
     ids = [c["id"] for c in agent_lab.request("aiide/api/agent/conversations")["conversations"]]
     assert cid not in ids
-    lab.chat.locator(".aiide-Header-toggle").click()
+    chat.chat.locator(".aiide-Header-toggle").click()
 
 
 HOSTILE = """Here you go:
@@ -127,13 +106,13 @@ HOSTILE = """Here you go:
 """
 
 
-def test_hostile_model_output_is_inert(lab: LabPage, fake_model: Any, screenshot: Any) -> None:
+def test_hostile_model_output_is_inert(chat: LabPage, fake_model: Any, screenshot: Any) -> None:
     from playwright.sync_api import expect
 
     fake_model.script({"text": HOSTILE})
-    lab.ask("Show me something")
-    lab.finished()
-    answer = lab.answers().last
+    chat.ask("Show me something")
+    chat.finished()
+    answer = chat.answers().last
     expect(answer).to_contain_text("Here you go")
     for tag in ("script", "img", "svg", "iframe", "button", "form", "input"):
         expect(answer.locator(tag)).to_have_count(0)
@@ -147,8 +126,64 @@ def test_hostile_model_output_is_inert(lab: LabPage, fake_model: Any, screenshot
     assert handlers == []
     for link in answer.locator("a").all():
         link.click(modifiers=["Alt"])  # Alt: no navigation away from the lab
-    lab.page.wait_for_timeout(500)
-    assert lab.page.evaluate("() => window.__aiide_pwned") is None
-    assert lab.dialogs == []
-    expect(lab.page.locator(".jp-Dialog")).to_have_count(0)
-    screenshot(lab.chat, "chat-hostile-output")
+    chat.page.wait_for_timeout(500)
+    assert chat.page.evaluate("() => window.__aiide_pwned") is None
+    assert chat.dialogs == []
+    expect(chat.page.locator(".jp-Dialog")).to_have_count(0)
+    screenshot(chat.chat, "chat-hostile-output")
+
+
+def test_context_follows_the_active_notebook_and_mentions_complete(
+    chat: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    first = write_notebook(agent_lab.root_dir, "first.ipynb", [("f1", "a = 1")])
+    second = write_notebook(agent_lab.root_dir, "second.ipynb", [("s1", "b = 2"), ("s2", "b * 2")])
+    (agent_lab.root_dir / "prices.csv").write_text("day,price\n1,10\n")
+    context_line = chat.chat.locator(".aiide-Composer-context")
+    chat.open_notebook(first, kernel=False)
+    expect(context_line).to_have_text(f"Context: {first} · cell 1")
+    chat.open_notebook(second, kernel=False)
+    expect(context_line).to_have_text(f"Context: {second} · cell 1")
+
+    box = chat.chat.locator(".aiide-Composer-input")
+    box.fill("/ex")
+    box.press("End")
+    box.type("p")  # "/exp": the popup offers /explain
+    popup = chat.chat.locator(".aiide-Popup")
+    expect(popup.locator("[role=option]")).to_have_count(1)
+    box.press("Enter")
+    expect(box).to_have_value("/explain ")
+    box.fill("")
+    box.type("Compare with @pri")
+    expect(popup.locator("[role=option]").first).to_contain_text("prices.csv")
+    screenshot(chat.chat, "chat-mention")
+    box.press("Enter")
+    expect(box).to_have_value("Compare with @prices.csv ")
+    box.type("and @")
+    expect(popup.locator("[role=option]", has_text="cell 2")).to_have_count(1)
+    popup.locator("[role=option]", has_text="cell 2").click()
+    fake_model.script({"text": "Compared."})
+    box.press("Enter")
+    chat.finished()
+    frame = [f for f in chat.sent if f.get("type") == "chat"][-1]
+    assert frame["context"]["notebook"] == second
+    assert frame["context"]["mentions"] == [
+        {"kind": "file", "path": "prices.csv"},
+        {"kind": "cell", "path": second, "cell_id": "s2"},
+    ]
+
+
+def test_dark_theme(chat: LabPage, fake_model: Any, screenshot: Any) -> None:
+    from playwright.sync_api import expect
+
+    chat.run_command("apputils:change-theme", {"theme": "JupyterLab Dark"})
+    try:
+        expect(chat.page.locator("body")).to_have_attribute("data-jp-theme-light", "false")
+        fake_model.script({"text": ANSWER})
+        chat.ask("How do I plot the price column?")
+        chat.finished()
+        screenshot(chat.chat, "chat-dark")
+    finally:
+        chat.run_command("apputils:change-theme", {"theme": "JupyterLab Light"})

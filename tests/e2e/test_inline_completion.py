@@ -3,8 +3,6 @@ appears while typing in a notebook cell and Tab accepts it."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,17 +13,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser"
 SUGGESTION = "sum(xs) / len(xs)"
 
 
-@pytest.fixture(scope="module")
-def lab(agent_lab: Any, browser_context: Any, artifacts_dir: Path) -> Iterator[LabPage]:
-    page = LabPage.open(browser_context, agent_lab.lab_url())
-    try:
-        yield page
-    finally:
-        page.close(artifacts_dir, "inline-completion")
-
-
 def test_ghost_text_appears_and_tab_accepts_it(
-    lab: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
+    agent_page: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
 ) -> None:
     from playwright.sync_api import expect
 
@@ -33,16 +22,16 @@ def test_ghost_text_appears_and_tab_accepts_it(
     # Every request while typing takes one reply: queue enough of them.
     fake_model.script(*[{"text": SUGGESTION} for _ in range(20)])
     path = write_notebook(agent_lab.root_dir, "complete.ipynb", [("c1", "")])
-    notebook = lab.open_notebook(path, kernel=False)
+    notebook = agent_page.open_notebook(path, kernel=False)
     notebook.locator(".jp-Cell").first.locator(".cm-content").click()
-    lab.page.keyboard.type("def mean(xs):")
-    lab.page.keyboard.press("Enter")
-    lab.page.keyboard.type("return ")
+    agent_page.page.keyboard.type("def mean(xs):")
+    agent_page.page.keyboard.press("Enter")
+    agent_page.page.keyboard.type("return ")
     ghost = notebook.locator(".jp-GhostText")
     expect(ghost).to_have_text(SUGGESTION, timeout=15_000)
-    screenshot(lab.page, "inline-completion")
-    lab.page.keyboard.press("Tab")
-    source = lab.page.wait_for_function(
+    screenshot(agent_page.page, "inline-completion")
+    agent_page.page.keyboard.press("Tab")
+    source = agent_page.page.wait_for_function(
         """want => {
           const cell = window.jupyterapp.shell.currentWidget.content.activeCell;
           const text = cell.model.sharedModel.getSource();
@@ -54,4 +43,4 @@ def test_ghost_text_appears_and_tab_accepts_it(
     assert source.endswith(f"return {SUGGESTION}")
     requests = [r for r in fake_model.requests() if "CURSOR" in str(r["body"])]
     assert requests, "no completion request reached the model"
-    lab.check()
+    agent_page.check()

@@ -115,12 +115,8 @@ async def test_a_headless_run_uses_a_configured_mcp_servers_tools(
         "peer": {"command": sys.executable, "args": [peer, "stdio", "ok"], "risk": "low"},
         "gone": {"command": "/nonexistent/mcp-server"},
     }
-    cfg = write_config(
-        tmp_path,
-        afake_anthropic.url,
-        afake_openai.url,
-        mcp_servers=servers,  # type: ignore[attr-defined]
-    )
+    openai_url: str = afake_openai.url  # type: ignore[attr-defined]
+    cfg = write_config(tmp_path, afake_anthropic.url, openai_url, mcp_servers=servers)
     write_nb(tmp_path / "nb.ipynb")
     afake_anthropic.push(
         Reply(tools=[ToolUse("mcp__peer__add", {"a": 40, "b": 2}, id="toolu_mcp1")]),

@@ -100,7 +100,7 @@ def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None, w
 class Hub:
     def __init__(self, students: tuple[str, ...] = (*STUDENTS, QUIET_STUDENT)) -> None:
         self.students = students
-        self.identity_cache = IDENTITY_CACHE
+        self.identity_cache, self.hub_timeout = IDENTITY_CACHE, HUB_TIMEOUT
         self.dir = Path(tempfile.mkdtemp(prefix="aiide-hub-"))
         self.port, self.hub_port, self.api_port = free_port(), free_port(), free_port()
         self.broker_port, self.broker2_port, self.fake_port = free_port(), free_port(), free_port()
@@ -169,7 +169,7 @@ class Hub:
             },
             "redis_url": self.redis.url,
             "db_path": str(self.dir / "broker.sqlite"),
-            "hub_timeout": HUB_TIMEOUT,
+            "hub_timeout": self.hub_timeout,
             "identity_cache_seconds": self.identity_cache,
         }
 

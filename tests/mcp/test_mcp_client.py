@@ -183,17 +183,18 @@ def test_config_entries_are_checked() -> None:
 
 @pytest.mark.asyncio
 async def test_a_server_that_hangs_during_a_call_times_out() -> None:
-    clients = McpClients.from_config({"p": stdio("ok", timeout=5.0)}, refresh_seconds=0)
+    clients = McpClients.from_config({"p": stdio("ok", timeout=20.0)}, refresh_seconds=0)
     try:
         await clients.ready()
         conn = clients.servers["p"]
-        conn.spec = ServerSpec.parse("p", stdio("ok", timeout=2.0), 2.0)
+        spec, conn.spec = conn.spec, ServerSpec.parse("p", stdio("ok", timeout=1.0), 1.0)
 
         async def never(session: Any) -> None:
             await asyncio.sleep(30)
 
         with pytest.raises(asyncio.TimeoutError):
             await conn.do(never)
+        conn.spec = spec
         ok = await clients.tools()["mcp__p__add"].run(None, {"a": 1, "b": 2})  # type: ignore[arg-type]
         assert ok.content == "3"  # a fresh session
     finally:

@@ -26,7 +26,7 @@ pytestmark = pytest.mark.xdist_group("mcp")
 
 
 def _nb(root: Path) -> None:
-    cell = {
+    cell: dict[str, Any] = {
         "id": "c1",
         "cell_type": "code",
         "metadata": {},
@@ -118,22 +118,33 @@ class Knowledge:
         return [{"citation": "notes.md:3", "text": "The answer is 42."}]
 
 
-async def test_search_knowledge_is_exposed_when_the_server_has_an_index(
-    jp_serverapp: Any, jp_root_dir: Path
-) -> None:
-    url, headers = _url(jp_serverapp)
-    settings = jp_serverapp.web_app.settings
-    async with (
-        streamablehttp_client(url, headers=headers) as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        assert "search_knowledge" not in {t.name for t in (await session.list_tools()).tools}
-        knowledge = settings["aiide_knowledge"] = Knowledge()  # the knowledge part loads later
-        try:
-            assert "search_knowledge" in {t.name for t in (await session.list_tools()).tools}
-            got = await session.call_tool("search_knowledge", {"query": "answer", "k": 2})
-        finally:
-            del settings["aiide_knowledge"]
-    assert not got.isError and "[notes.md:3]" in got.content[0].text  # type: ignore[union-attr]
-    assert knowledge.asked[0][1:] == ("answer", 2)
+@pytest.mark.asyncio
+async def test_search_knowledge_is_exposed_when_the_server_has_an_index(tmp_path: Path) -> None:
+    from aiide_server_ext.mcp.protocol import handle
+
+    settings: dict[str, Any] = {}
+    tools = McpTools(
+        OpenGate(),
+        ToolPolicy(),
+        None,  # type: ignore[arg-type]
+        str(tmp_path),
+        knowledge=lambda: settings.get("aiide_knowledge"),
+    )
+    caller = Caller("bob")
+
+    async def names() -> set[str]:
+        msg = {"jsonrpc": "2.0", "id": 1, "method": "tools/list"}
+        reply = await handle(tools, caller, msg)
+        assert reply is not None
+        return {t["name"] for t in reply["result"]["tools"]}
+
+    assert "search_knowledge" not in await names()
+    knowledge = settings["aiide_knowledge"] = Knowledge()  # the knowledge part loads later
+    assert "search_knowledge" in await names()
+    call = {"name": "search_knowledge", "arguments": {"query": "answer", "k": 2}}
+    reply = await handle(
+        tools, caller, {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call}
+    )
+    assert reply is not None and not reply["result"]["isError"]
+    assert "[notes.md:3]" in reply["result"]["content"][0]["text"]
+    assert knowledge.asked == [("bob", "answer", 2)]

@@ -26,15 +26,10 @@ export class Backoff {
     return this._attempts;
   }
 
-  /** The ceiling of the next delay, before jitter. */
-  ceiling(attempt: number = this._attempts): number {
-    const { initialMs, maxMs, factor } = this._options;
-    return Math.min(maxMs, initialMs * Math.pow(factor, attempt));
-  }
-
-  /** The next delay in ms: in [ceiling / 2, ceiling). */
+  /** The next delay in ms: in [ceiling / 2, ceiling), the ceiling doubling each time. */
   next(): number {
-    const ceiling = this.ceiling();
+    const { initialMs, maxMs, factor } = this._options;
+    const ceiling = Math.min(maxMs, initialMs * Math.pow(factor, this._attempts));
     this._attempts += 1;
     const half = ceiling / 2;
     return Math.round(half + this._random() * half);

@@ -163,10 +163,6 @@ export class ChatSocket {
     return this._opened;
   }
 
-  get resumed(): ISignal<this, IResumed> {
-    return this._resumed;
-  }
-
   get serverErrors(): ISignal<this, IServerError> {
     return this._serverErrors;
   }
@@ -187,11 +183,6 @@ export class ChatSocket {
   /** The highest `seq` delivered for a conversation (0 when none). */
   lastSeq(conversationId: string): number {
     return this._lastSeq.get(conversationId) ?? 0;
-  }
-
-  /** Whether a conversation's history is being replayed right now. */
-  isReplaying(conversationId: string): boolean {
-    return this._replaying.has(conversationId);
   }
 
   connect(): void {
@@ -343,7 +334,6 @@ export class ChatSocket {
       case 'resumed':
         this._replaying.delete(message.conversation_id);
         this._settle(message.reply_to, message);
-        this._resumed.emit(message);
         break;
       case 'error':
         this._onError(message);
@@ -565,7 +555,6 @@ export class ChatSocket {
   private readonly _statusChanged = new Signal<this, IConnectionStatus>(this);
   private readonly _events = new Signal<this, IEventDelivery>(this);
   private readonly _opened = new Signal<this, IHello>(this);
-  private readonly _resumed = new Signal<this, IResumed>(this);
   private readonly _serverErrors = new Signal<this, IServerError>(this);
   private readonly _problems = new Signal<this, IProtocolProblem>(this);
 }

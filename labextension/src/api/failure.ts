@@ -40,77 +40,80 @@ function retryIn(seconds: number | null): string {
     : `Try again in ${Math.ceil(seconds / 60)} min.`;
 }
 
+type Words = [FailureKind, (serverMessage: string, code: string, retryAfter: number | null) => string];
+
+const PROVIDER_DOWN: Words = [
+  'provider',
+  (_, code) => `The model provider could not answer (${code}). Try again in a minute.`
+];
+const NOT_ALLOWED: Words = [
+  'forbidden',
+  (_, code) => `Your account may not do this (${code}). Ask your administrator for access.`
+];
+
+/** Stable codes of the protocol and the gateway, in words; others show the server's text. */
+const WORDS: Record<string, Words> = {
+  quota_exceeded: [
+    'quota',
+    m =>
+      `You have used up your assistant quota (${m}). It renews at the start of the next ` +
+      'period; ask your administrator for more.'
+  ],
+  rate_limited: ['rate_limited', (_, __, retry) => `Too many requests. ${retryIn(retry)}`],
+  forbidden: NOT_ALLOWED,
+  insufficient_scope: NOT_ALLOWED,
+  admin_required: NOT_ALLOWED,
+  no_model: ['no_model', () => SETUP_HELP],
+  unknown_model: [
+    'bad_request',
+    () => 'That model is not available to you any more: pick another one in the model menu.'
+  ],
+  provider_auth: [
+    'provider',
+    () => "The model provider refused the server's API key. Ask your administrator to check it."
+  ],
+  provider_rate_limited: PROVIDER_DOWN,
+  provider_overloaded: PROVIDER_DOWN,
+  provider_unavailable: PROVIDER_DOWN,
+  provider_timeout: PROVIDER_DOWN,
+  provider_error: PROVIDER_DOWN,
+  timeout: ['timeout', () => 'The server took too long to answer. Try again.'],
+  run_active: [
+    'bad_request',
+    () => 'This conversation is still answering: wait for it, or press Stop.'
+  ],
+  too_large: ['bad_request', () => 'The message is too large. Shorten it or mention fewer files.'],
+  limit_exceeded: ['bad_request', m => `The run hit a limit: ${m}`],
+  interrupted: ['server', () => 'The server restarted while answering. Ask again to continue.'],
+  unknown_conversation: [
+    'bad_request',
+    () => 'This conversation no longer exists (it was deleted).'
+  ],
+  already_decided: ['bad_request', () => 'This action was already approved or rejected.'],
+  approval_expired: [
+    'bad_request',
+    () => 'The approval window closed; ask again if you still want it.'
+  ],
+  run_not_active: ['bad_request', () => 'That run has already finished.'],
+  bad_arguments: ['bad_request', m => `The edited arguments are not valid: ${m}`],
+  internal: ['server', () => 'The server hit an internal error (details are in its log).']
+};
+
 /** Friendly text for an error `code` of the chat protocol or the gateway. */
 export function explainCode(
   code: string,
   serverMessage: string,
   retryAfterSeconds: number | null = null
 ): IFailure {
-  const make = (kind: FailureKind, message: string): IFailure => ({ kind, message, code });
-  switch (code) {
-    case 'quota_exceeded':
-      return make(
-        'quota',
-        `You have used up your assistant quota (${serverMessage}). It renews at the start of the next period; ask your administrator for more.`
-      );
-    case 'rate_limited':
-      return make('rate_limited', `Too many requests. ${retryIn(retryAfterSeconds)}`);
-    case 'forbidden':
-    case 'insufficient_scope':
-    case 'admin_required':
-      return make(
-        'forbidden',
-        `Your account may not do this (${code}). Ask your administrator for access.`
-      );
-    case 'no_model':
-      return make('no_model', SETUP_HELP);
-    case 'unknown_model':
-      return make(
-        'bad_request',
-        'That model is not available to you any more: pick another one in the model menu.'
-      );
-    case 'provider_auth':
-      return make(
-        'provider',
-        'The model provider refused the server\'s API key. Ask your administrator to check it.'
-      );
-    case 'provider_rate_limited':
-    case 'provider_overloaded':
-    case 'provider_unavailable':
-    case 'provider_timeout':
-    case 'provider_error':
-      return make(
-        'provider',
-        `The model provider could not answer (${code}). Try again in a minute.`
-      );
-    case 'timeout':
-      return make('timeout', 'The server took too long to answer. Try again.');
-    case 'run_active':
-      return make(
-        'bad_request',
-        'This conversation is still answering: wait for it, or press Stop.'
-      );
-    case 'too_large':
-      return make('bad_request', 'The message is too large. Shorten it or mention fewer files.');
-    case 'limit_exceeded':
-      return make('bad_request', `The run hit a limit: ${serverMessage}`);
-    case 'interrupted':
-      return make('server', 'The server restarted while answering. Ask again to continue.');
-    case 'unknown_conversation':
-      return make('bad_request', 'This conversation no longer exists (it was deleted).');
-    case 'already_decided':
-      return make('bad_request', 'This action was already approved or rejected.');
-    case 'approval_expired':
-      return make('bad_request', 'The approval window closed; ask again if you still want it.');
-    case 'run_not_active':
-      return make('bad_request', 'That run has already finished.');
-    case 'bad_arguments':
-      return make('bad_request', `The edited arguments are not valid: ${serverMessage}`);
-    case 'internal':
-      return make('server', 'The server hit an internal error (details are in its log).');
-    default:
-      return make('server', serverMessage || `The server refused the request (${code}).`);
+  const words = WORDS[code];
+  if (!words) {
+    return {
+      kind: 'server',
+      message: serverMessage || `The server refused the request (${code}).`,
+      code
+    };
   }
+  return { kind: words[0], message: words[1](serverMessage, code, retryAfterSeconds), code };
 }
 
 /** Describes a failed REST call (or any thrown value) for an inline message. */

@@ -75,9 +75,19 @@ export class ChatPanel extends Panel {
       codeActions: options.codeActions,
       calls: {
         approve: (block, edited) =>
-          this._decide(t => session.approve(t, block.runId, block.callId, edited)),
+          this._decide(t =>
+            session.decide(t, block.runId, block.callId, {
+              decision: 'approve',
+              ...(edited ? { arguments: edited } : {})
+            })
+          ),
         reject: (block, reason) =>
-          this._decide(t => session.reject(t, block.runId, block.callId, reason)),
+          this._decide(t =>
+            session.decide(t, block.runId, block.callId, {
+              decision: 'reject',
+              ...(reason ? { reason } : {})
+            })
+          ),
         confirm: id => options.notebooks.confirm(id),
         refuse: (id, reason) => options.notebooks.reject(id, reason),
         undo: id => options.notebooks.undo(id)

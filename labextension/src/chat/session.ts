@@ -142,30 +142,22 @@ export class ChatSession {
     }
   }
 
-  approve(
+  /** Answers an approval: approve (with edited arguments) or reject (with a reason). */
+  decide(
     transcript: Transcript,
     runId: string,
     callId: string,
-    edited: Record<string, unknown> | null
+    decision: { decision: 'approve'; arguments?: Record<string, unknown> } | {
+      decision: 'reject';
+      reason?: string;
+    }
   ): string | null {
     return this._send(transcript, {
       type: 'approve',
       conversation_id: transcript.id ?? '',
       run_id: runId,
       call_id: callId,
-      decision: 'approve',
-      ...(edited ? { arguments: edited } : {})
-    });
-  }
-
-  reject(transcript: Transcript, runId: string, callId: string, reason: string): string | null {
-    return this._send(transcript, {
-      type: 'approve',
-      conversation_id: transcript.id ?? '',
-      run_id: runId,
-      call_id: callId,
-      decision: 'reject',
-      ...(reason ? { reason } : {})
+      ...decision
     });
   }
 

@@ -82,6 +82,32 @@ export type Block =
   | { kind: 'error'; key: string; runId: string | null; code: string; message: string }
   | { kind: 'finished'; key: string; runId: string; status: RunStatus; usage: IUsage };
 
+type CallBlock = Extract<Block, { kind: 'call' }>;
+
+function newCall(
+  key: string,
+  runId: string,
+  callId: string,
+  name: string,
+  args: Record<string, unknown> | null,
+  risk: Risk,
+  rest: Partial<Pick<CallBlock, 'decision' | 'approval' | 'request'>>
+): CallBlock {
+  return {
+    kind: 'call',
+    key,
+    runId,
+    callId,
+    name,
+    arguments: args,
+    risk,
+    decision: rest.decision ?? (rest.approval ? 'approve' : 'auto'),
+    approval: rest.approval ?? null,
+    request: rest.request ?? null,
+    result: null
+  };
+}
+
 export type RunState = 'running' | 'awaiting_approval' | RunStatus;
 
 export interface IRun {
@@ -229,19 +255,9 @@ export class Transcript {
         this._push({ kind: 'notice', key, runId, code: event.code, message: event.message });
         break;
       case 'tool_call':
-        this._push({
-          kind: 'call',
-          key,
-          runId,
-          callId: event.call_id,
-          name: event.name,
-          arguments: event.arguments,
-          risk: event.risk,
-          decision: event.decision,
-          approval: null,
-          request: null,
-          result: null
-        });
+        this._push(newCall(key, runId, event.call_id, event.name, event.arguments, event.risk, {
+          decision: event.decision
+        }));
         break;
       case 'approval_required': {
         const approval: IApproval = {
@@ -251,19 +267,9 @@ export class Transcript {
         };
         this._setRunState(runId, 'awaiting_approval');
         if (!this._updateCall(runId, event.call_id, b => ({ ...b, approval }))) {
-          this._push({
-            kind: 'call',
-            key,
-            runId,
-            callId: event.call_id,
-            name: event.name,
-            arguments: event.arguments,
-            risk: event.risk,
-            decision: 'approve',
-            approval,
-            request: null,
-            result: null
-          });
+          this._push(newCall(key, runId, event.call_id, event.name, event.arguments, event.risk, {
+            approval
+          }));
         }
         break;
       }
@@ -291,19 +297,10 @@ export class Transcript {
         if (open >= 0) {
           this._update((_, i) => i === open, b => ({ ...b, request }));
         } else {
-          this._push({
-            kind: 'call',
-            key,
-            runId,
-            callId: event.request_id,
-            name: event.type,
-            arguments: null,
-            risk: 'medium',
-            decision: 'auto',
-            approval: null,
-            request,
-            result: null
-          });
+          // A request with no tool call seen for it: the user confirms it on its card.
+          this._push(newCall(key, runId, event.request_id, event.type, null, 'medium', {
+            request
+          }));
         }
         break;
       }
@@ -369,7 +366,7 @@ export class Transcript {
   private _updateCall(
     runId: string,
     callId: string,
-    change: (b: Extract<Block, { kind: 'call' }>) => Block
+    change: (b: CallBlock) => Block
   ): boolean {
     return this._update(
       b => b.kind === 'call' && b.runId === runId && b.callId === callId,

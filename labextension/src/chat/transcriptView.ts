@@ -52,10 +52,6 @@ export class TranscriptView extends Widget {
     });
   }
 
-  get transcript(): Transcript | null {
-    return this._transcript;
-  }
-
   setTranscript(transcript: Transcript): void {
     this._transcript?.changed.disconnect(this._onChange, this);
     this._clear();

@@ -56,11 +56,6 @@ export class NotebookBridge implements INotebookActions {
     socket.events.connect((_, delivery) => this._onEvent(delivery));
   }
 
-  /** Server-relative paths of the notebooks open in this page. */
-  get openPaths(): string[] {
-    return [...this._open.keys()];
-  }
-
   confirm(requestId: string): void {
     const request = this._waiting.get(requestId);
     if (request) {

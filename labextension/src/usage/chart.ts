@@ -21,12 +21,13 @@ export function barChart(title: string, unit: string, bars: readonly IBar[]): HT
   const width = 560;
   const height = 140;
   const pad = 24;
-  const max = Math.max(1, ...bars.map(b => b.value));
+  const top = Math.max(0, ...bars.map(b => b.value));
+  const max = Math.max(1, top);
   const slot = (width - pad) / Math.max(1, bars.length);
   const figure = document.createElement('figure');
   figure.className = 'aiide-Chart';
   const caption = document.createElement('figcaption');
-  caption.textContent = `${title} (max ${max.toLocaleString()} ${unit})`;
+  caption.textContent = `${title} (max ${top.toLocaleString()} ${unit})`;
   const svg = el('svg', { viewBox: `0 0 ${width} ${height + pad}`, role: 'img' });
   svg.setAttribute(
     'aria-label',

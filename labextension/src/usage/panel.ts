@@ -51,7 +51,15 @@ export class UsagePanel extends Widget {
                 'tr',
                 {},
                 h('td', {}, `${q.metric.replace(/_/g, ' ')} (${q.scope})`),
-                h('td', {}, h('meter', { min: 0, max: q.limit, value: q.used, 'aria-label': `${q.metric} used` }), ` ${q.used.toLocaleString()} / ${q.limit.toLocaleString()}`),
+                h('td', {}, h('meter', {
+                    min: 0,
+                    max: q.limit,
+                    value: q.used,
+                    low: q.limit * 0.7,
+                    high: q.limit * 0.9,
+                    optimum: 0,
+                    'aria-label': `${q.metric} used`
+                  }), ` ${q.used.toLocaleString()} / ${q.limit.toLocaleString()}`),
                 h('td', {}, q.remaining.toLocaleString()),
                 h('td', {}, new Date(q.resets_at).toLocaleString())
               )
