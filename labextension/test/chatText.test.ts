@@ -62,8 +62,9 @@ describe('@ mentions', () => {
     ];
     assert.deepEqual(
       rankCandidates(candidates, 'pri').map(c => c.token),
-      ['@data/prices.csv', '@notes/old_prices.md', '@a.ipynb#c1', '@prices/readme.md']
+      ['@data/prices.csv', '@notes/old_prices.md', '@prices/readme.md', '@a.ipynb#c1']
     );
+    assert.equal(rankCandidates(candidates, '')[0].token, '@data/prices.csv', 'ties keep order');
     assert.equal(candidates[3].detail, '# load prices');
     assert.equal(candidates[3].label, 'cell 1');
   });

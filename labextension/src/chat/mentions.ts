@@ -54,7 +54,10 @@ export function mentionQuery(
   return { start: caret - match[2].length - 1, query: match[2] };
 }
 
-/** Candidates matching `query`: prefix matches of the label first, then substrings. */
+/**
+ * Candidates matching `query`: prefix matches of the label first, then substrings;
+ * ties keep the given order (the active notebook's cells before files).
+ */
 export function rankCandidates(
   candidates: readonly IMentionCandidate[],
   query: string,
@@ -69,7 +72,7 @@ export function rankCandidates(
       return { c, score };
     })
     .filter(x => x.score >= 0);
-  scored.sort((a, b) => a.score - b.score || a.c.token.localeCompare(b.c.token));
+  scored.sort((a, b) => a.score - b.score);
   return scored.slice(0, limit).map(x => x.c);
 }
 
