@@ -14,6 +14,7 @@ import collections
 import contextlib
 import logging
 import os
+import queue
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -248,18 +249,32 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
             raise
         pooled = PooledKernel(key, run, kernel, dict(info), time.monotonic(), channel)
         try:
-            await self._wait_ready(run.connection_file)
+            await self._wait_ready(run.connection_file, kernel)
         except BaseException:
             self._discard(pooled)
             raise
         return pooled
 
-    async def _wait_ready(self, connection_file: str) -> None:
+    async def _wait_ready(self, connection_file: str, kernel: SandboxedKernel) -> None:
+        """Until the kernel answers kernel_info. Liveness comes from the sandbox itself:
+        a client's heartbeat is not beating yet while a slow kernel still starts."""
         client = AsyncKernelClient(connection_file=connection_file)
         client.load_connection_file()
         client.start_channels()
         try:
-            await client.wait_for_ready(timeout=self.ready_timeout)
+            deadline = time.monotonic() + self.ready_timeout
+            msg_id = client.kernel_info()
+            while True:
+                if kernel.poll() is not None:
+                    raise RuntimeError("the pooled kernel exited while starting")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"pooled kernel not ready in {self.ready_timeout}s")
+                try:
+                    reply = await client.get_shell_msg(timeout=0.5)
+                except queue.Empty:
+                    continue
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    return
         finally:
             client.stop_channels()
 

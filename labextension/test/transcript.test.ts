@@ -65,6 +65,14 @@ describe('Transcript', () => {
     assert.equal(card.result?.content, 'inserted');
   });
 
+  test('a notebook request of a run not followed here needs the user\'s confirmation', () => {
+    const t = new Transcript();
+    t.apply(e('notebook_patch', 9, { request_id: 'rq_2', path: 'a.ipynb', patch: { path: 'a.ipynb', ops: [{ op: 'move', cell_id: 'c1', after_id: null }] } }));
+    const card = t.blocks[0];
+    assert.ok(card.kind === 'call' && card.decision === 'approve' && card.approval === null);
+    assert.equal(card.kind === 'call' && card.request?.state, 'pending');
+  });
+
   test('notebook requests seen in a replay are history', () => {
     const t = new Transcript();
     t.apply(started(1), true);

@@ -172,21 +172,18 @@ def test_tool_definitions_are_small() -> None:
 
 
 def test_server_start_imports_nothing_heavy(tmp_path: Path) -> None:
-    """The agent's share of server start: its modules and an empty store, no SDKs."""
+    """The agent's share of server start: its modules and an empty store, no SDKs.
+    (How long that takes is measured by benchmarks/server_start.py, not asserted.)"""
     import subprocess
     import sys
 
     code = f"""
-import sys, time
+import sys
 import jupyter_server.base.handlers, traitlets  # loaded by the server anyway
-t = time.perf_counter()
 import aiide_server_ext.agent.part, aiide_server_ext.agent.service, aiide_server_ext.agent.handlers
 from aiide_server_ext.agent.store import Store
 Store({str(tmp_path / "s.sqlite")!r})
-print(round((time.perf_counter() - t) * 1000, 1))
 print(sorted(m for m in ("anthropic", "httpx", "jsonschema") if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    ms, heavy = out.stdout.split("\n")[:2]
-    assert heavy == "[]"
-    assert float(ms) < 150, f"the agent adds {ms} ms to server start"
+    assert out.stdout.strip() == "[]"

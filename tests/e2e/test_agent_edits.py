@@ -136,3 +136,58 @@ def test_edited_arguments_are_applied_and_undone_in_one_step(
     expect(notebook.locator(".jp-Cell")).to_have_count(1)
     expect(first.locator(".aiide-Call-request")).to_contain_text("Undone")
     assert cell_sources(notebook) == ["y = 1"]
+
+
+def test_an_edit_from_another_client_waits_for_the_user_of_the_open_notebook(
+    chat: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
+) -> None:
+    """A run started elsewhere (a script, the %ai magic) that edits a notebook open in
+    this page: the page shows the change and applies it only when the user says so."""
+    from playwright.sync_api import expect
+    from websocket import create_connection
+
+    path = write_notebook(agent_lab.root_dir, "shared.ipynb", [("c1", "data = [3, 1, 2]")])
+    notebook = chat.open_notebook(path, kernel=False)
+    fake_model.script(insert("toolu_e2eext01", path, "sorted(data)"), {"text": "Inserted."})
+    ws_url = agent_lab.url.replace("http", "ws", 1) + "aiide/api/chat/ws"
+    other = create_connection(ws_url, header=[f"Authorization: token {agent_lab.token}"])
+    try:
+
+        def until(kind: str) -> dict[str, Any]:
+            while True:
+                frame: dict[str, Any] = json.loads(other.recv())
+                if frame["type"] == kind:
+                    return frame
+
+        until("hello")
+        other.send(
+            json.dumps(
+                {"type": "chat", "id": "x1", "text": "Sort the data", "context": {"notebook": path}}
+            )
+        )
+        approval = until("approval_required")
+        other.send(
+            json.dumps(
+                {
+                    "type": "approve",
+                    "conversation_id": approval["conversation_id"],
+                    "run_id": approval["run_id"],
+                    "call_id": approval["call_id"],
+                    "decision": "approve",
+                }
+            )
+        )
+        request = chat.chat.locator(".aiide-Call-request[data-state=confirm]")
+        expect(request).to_contain_text(f"Apply this change to {path}?", timeout=15_000)
+        expect(chat.chat.locator(".aiide-Diff-add")).to_contain_text("sorted(data)")
+        assert cell_sources(notebook) == ["data = [3, 1, 2]"], "applied before the user said so"
+        screenshot(chat.chat, "edit-from-another-client")
+        request.get_by_role("button", name="Apply").click()
+        expect(notebook.locator(".jp-Cell")).to_have_count(2)
+        assert cell_sources(notebook) == ["data = [3, 1, 2]", "sorted(data)"]
+        result = until("tool_result")
+        assert result["ok"] is True, result
+        assert "applied in the open notebook" in result["content"]
+        until("run_finished")
+    finally:
+        other.close()

@@ -187,3 +187,38 @@ def test_dark_theme(chat: LabPage, fake_model: Any, screenshot: Any) -> None:
         screenshot(chat.chat, "chat-dark")
     finally:
         chat.run_command("apputils:change-theme", {"theme": "JupyterLab Light"})
+
+
+def test_stop_cancels_the_answer(chat: LabPage, fake_model: Any) -> None:
+    from playwright.sync_api import expect
+
+    fake_model.script({"text": " ".join(f"word{i}" for i in range(200)), "delay": 0.05})
+    chat.ask("Write a long story")
+    expect(chat.answers().last).to_contain_text("word3", timeout=15_000)
+    chat.chat.get_by_role("button", name="Stop").click()
+    finished = chat.finished()
+    expect(finished).to_have_attribute("data-status", "cancelled")
+    expect(finished).to_contain_text("Stopped")
+    expect(chat.chat.get_by_role("button", name="Send")).to_be_visible()
+    assert "word199" not in chat.answers().last.inner_text()
+
+
+def test_model_picker_offers_only_the_allowed_models(
+    chat: LabPage, agent_lab: Any, fake_model: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    allowed = agent_lab.request("aiide/api/agent/models")["models"]
+    picker = chat.chat.locator(".aiide-Header-model")
+    values = picker.locator("option").evaluate_all("options => options.map(o => o.value)")
+    assert values == ["", *[m["name"] for m in allowed if "chat" in m["capabilities"]]]
+    picker.select_option("claude-haiku")
+    fake_model.script({"text": "Answered by the small model."})
+    chat.ask("Which model are you?")
+    chat.finished()
+    frame = [f for f in chat.sent if f.get("type") == "chat"][-1]
+    assert frame["model"] == "claude-haiku"
+    started = [f for f in chat.received if f.get("type") == "run_started"][-1]
+    assert started["model"] == "claude-haiku"
+    expect(chat.page.locator("#aiide-assistant-status")).to_contain_text("claude-haiku")
+    picker.select_option("")  # back to Auto for the other tests

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from browser_support import widen_sidebar
 
 pytestmark = pytest.mark.browser
 
@@ -110,6 +111,7 @@ def test_chat_without_a_model_shows_a_setup_card(lab_page: Any, screenshot: Any)
         "() => window.jupyterapp.commands.execute('aiide:open-chat').then(() => null)"
     )
     chat = lab_page.locator("#aiide-chat")
+    widen_sidebar(lab_page)
     card = chat.locator(".aiide-Setup")
     expect(card).to_be_visible(timeout=LOAD_TIMEOUT_MS)
     expect(card).to_contain_text("Connect a model to start")

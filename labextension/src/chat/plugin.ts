@@ -28,7 +28,7 @@ import { NotebookCodeActions } from './codeActions';
 import { learn } from './learn';
 import { MentionSource } from './mentionSource';
 import { ModelDirectory } from './modelDirectory';
-import { ChatPanel, type IChatPreferences } from './panel';
+import { CHAT_PANEL_ID, ChatPanel, type IChatPreferences } from './panel';
 import { createChatSanitizer } from './sanitizer';
 import { ChatSession } from './session';
 import { TitleStore } from './titles';
@@ -108,7 +108,15 @@ export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
     });
     // Connected after the session, so a transcript has each event before the bridge acts.
     const bridge = tracker
-      ? new NotebookBridge({ socket, tracker, transcript: id => session.transcript(id) })
+      ? new NotebookBridge({
+          socket,
+          tracker,
+          transcript: id => session.transcript(id),
+          attention: id => {
+            void session.open(id);
+            app.shell.activateById(CHAT_PANEL_ID);
+          }
+        })
       : null;
     const models = new ModelDirectory(server);
     const active = new ActiveContext(tracker);

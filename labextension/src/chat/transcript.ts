@@ -297,8 +297,10 @@ export class Transcript {
         if (open >= 0) {
           this._update((_, i) => i === open, b => ({ ...b, request }));
         } else {
-          // A request with no tool call seen for it: the user confirms it on its card.
+          // A request with no tool call seen for it (a run of another client): nothing
+          // here approved it, so the user confirms it on its card.
           this._push(newCall(key, runId, event.request_id, event.type, null, 'medium', {
+            decision: 'approve',
             request
           }));
         }

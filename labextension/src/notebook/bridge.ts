@@ -35,6 +35,8 @@ export interface IBridgeOptions {
   tracker: INotebookTracker;
   /** The transcript showing a conversation (to report on its requests), if any. */
   transcript(conversationId: string): Transcript | null;
+  /** A request waits for the user: show its conversation. */
+  attention(conversationId: string): void;
 }
 
 type Request = INotebookPatch | INotebookExecute;
@@ -150,6 +152,7 @@ export class NotebookBridge implements INotebookActions {
     } else {
       this._waiting.set(event.request_id, event);
       this._transcriptOf(event)?.updateRequest(event.request_id, { state: 'confirm' });
+      this._options.attention(event.conversation_id);
     }
   }
 
