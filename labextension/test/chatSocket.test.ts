@@ -19,7 +19,7 @@ interface IWorld {
   last(): FakeSocket;
 }
 
-function world(random = 0.5): IWorld {
+function world(random = 0.5, diagnose?: () => Promise<string | null>): IWorld {
   const clock = new FakeClock();
   const sockets: FakeSocket[] = [];
   const client = new ChatSocket({
@@ -31,7 +31,8 @@ function world(random = 0.5): IWorld {
     },
     clock,
     random: () => random,
-    backoff: { initialMs: 1000, maxMs: 8000, factor: 2 }
+    backoff: { initialMs: 1000, maxMs: 8000, factor: 2 },
+    diagnose
   });
   const delivered: IEventDelivery[] = [];
   const statuses: IConnectionStatus[] = [];
@@ -127,22 +128,11 @@ describe('ChatSocket reconnect with backoff and jitter', () => {
   });
 
   test('diagnose explains a connection that fails before hello', async () => {
-    const clock = new FakeClock();
-    const sockets: FakeSocket[] = [];
-    const client = new ChatSocket({
-      url: () => 'ws://x',
-      createSocket: url => {
-        const s = new FakeSocket(url);
-        sockets.push(s);
-        return s;
-      },
-      clock,
-      diagnose: async () => 'You are signed out (401): reload the page to sign in again.'
-    });
-    client.connect();
-    sockets[0].drop();
+    const w = world(0.5, async () => 'You are signed out (401): reload the page to sign in again.');
+    w.client.connect();
+    w.last().drop();
     await new Promise(resolve => setImmediate(resolve));
-    assert.match(client.status.reason ?? '', /signed out/);
+    assert.match(w.client.status.reason ?? '', /signed out/);
   });
 });
 

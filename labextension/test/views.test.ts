@@ -113,7 +113,7 @@ describe('failures in words', () => {
       'quota_exceeded', 'rate_limited', 'forbidden', 'no_model', 'unknown_model', 'provider_auth',
       'provider_overloaded', 'timeout', 'run_active', 'too_large', 'limit_exceeded', 'interrupted',
       'unknown_conversation', 'already_decided', 'approval_expired', 'run_not_active',
-      'bad_arguments', 'internal'
+      'bad_arguments', 'internal', 'provider_bad_request', 'kernel_died'
     ]) {
       const f = explainCode(code, 'raw server text');
       assert.ok(f.message.length > 10, code);

@@ -150,12 +150,17 @@ def test_an_edit_from_another_client_waits_for_the_user_of_the_open_notebook(
     notebook = chat.open_notebook(path, kernel=False)
     fake_model.script(insert("toolu_e2eext01", path, "sorted(data)"), {"text": "Inserted."})
     ws_url = agent_lab.url.replace("http", "ws", 1) + "aiide/api/chat/ws"
-    other = create_connection(ws_url, header=[f"Authorization: token {agent_lab.token}"])
+    other = create_connection(
+        ws_url, header=[f"Authorization: token {agent_lab.token}"], timeout=60
+    )
+    seen: list[dict[str, Any]] = []
     try:
 
         def until(kind: str) -> dict[str, Any]:
             while True:
                 frame: dict[str, Any] = json.loads(other.recv())
+                seen.append(frame)
+                assert frame["type"] != "error", f"the other client got {frame}; before: {seen}"
                 if frame["type"] == kind:
                     return frame
 
@@ -178,7 +183,7 @@ def test_an_edit_from_another_client_waits_for_the_user_of_the_open_notebook(
             )
         )
         request = chat.chat.locator(".aiide-Call-request[data-state=confirm]")
-        expect(request).to_contain_text(f"Apply this change to {path}?", timeout=15_000)
+        expect(request).to_contain_text(f"Apply this change to {path}?", timeout=30_000)
         expect(chat.chat.locator(".aiide-Diff-add")).to_contain_text("sorted(data)")
         assert cell_sources(notebook) == ["data = [3, 1, 2]"], "applied before the user said so"
         screenshot(chat.chat, "edit-from-another-client")

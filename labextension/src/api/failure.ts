@@ -77,6 +77,14 @@ const WORDS: Record<string, Words> = {
   provider_unavailable: PROVIDER_DOWN,
   provider_timeout: PROVIDER_DOWN,
   provider_error: PROVIDER_DOWN,
+  provider_bad_request: [
+    'provider',
+    () => 'The model provider refused the request. Shorten the conversation or start a new one.'
+  ],
+  kernel_died: [
+    'server',
+    () => "The notebook's kernel died while running a cell (see the kernel notice)."
+  ],
   timeout: ['timeout', () => 'The server took too long to answer. Try again.'],
   run_active: [
     'bad_request',

@@ -112,6 +112,9 @@ export class CallCard {
     if (block.approval) {
       return 'Not decided (the run ended)';
     }
+    if (block.request?.state === 'confirm') {
+      return 'Waiting for you';
+    }
     return block.decision === 'deny' ? 'Refused by policy' : 'Running…';
   }
 
