@@ -292,7 +292,7 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
             task.cancel()
         with contextlib.suppress(Exception):
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        for queue in self._ready.values():
-            while queue:
-                await asyncio.to_thread(self._discard, queue.popleft())
+        for ready in self._ready.values():
+            while ready:
+                await asyncio.to_thread(self._discard, ready.popleft())
         self._ready.clear()

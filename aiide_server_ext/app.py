@@ -75,6 +75,7 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
         try:
             from aiide_kernel.backends import get_backend
             from aiide_kernel.policy import SandboxPolicy
+            from aiide_kernel.provisioner import SandboxProvisioner
             from aiide_kernel.rundir import sandbox_identity
 
             spec = self.server.kernel_spec_manager.get_kernel_spec("aiide-python")
@@ -83,9 +84,12 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
             if not await asyncio.to_thread(lambda: get_backend(policy.backend).check().available):
                 return
             argv = [sys.executable if a in ("python", "python3") else a for a in spec.argv]
-            uid, gid = sandbox_identity(int(prov.get("sandbox_uid", 64999)))
+            # The provisioner's own traits (and the kernelspec's overrides of them) decide
+            # the uid and run directory, exactly as for a kernel started by a user.
+            provisioner = SandboxProvisioner(config=self.server.config, **prov)
+            uid, gid = sandbox_identity(provisioner.sandbox_uid)
             workspace = policy.resolve_workspace(None, os.path.realpath(self.server.root_dir))
-            pool.prewarm(argv, policy, workspace, uid, gid, str(prov.get("run_root", "")))
+            pool.prewarm(argv, policy, workspace, uid, gid, provisioner.run_root)
         except Exception as e:  # the pool is an optimisation: never block the server
             self.log.warning("aiide: not pre-starting kernels: %s", e)
 

@@ -28,6 +28,7 @@ from traitlets.config import Config
 from aiide_kernel.backends import get_backend
 from aiide_kernel.policy import SandboxPolicy
 from aiide_kernel.pool import KernelPool, PoolKey
+from aiide_kernel.provisioner import SandboxProvisioner
 from aiide_kernel.rundir import sandbox_identity
 
 # ZMQ retries a failed connect every 100 ms by default, which would quantise every
@@ -163,7 +164,7 @@ async def main() -> None:
     KernelPool.clear_instance()
     pool = KernelPool.instance(config=config)
     policy = SandboxPolicy(config=config)
-    uid, gid = sandbox_identity(64999)
+    uid, gid = sandbox_identity(SandboxProvisioner(config=config).sandbox_uid)
     argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     key = pool.prewarm(argv, policy, os.path.realpath(root), uid, gid)
 

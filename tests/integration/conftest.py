@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -35,7 +34,3 @@ def aiide_kernelspec(jp_env_jupyter_path: Path) -> None:
 def no_model_key(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in ("ANTHROPIC_API_KEY", "OPENAI_API_KEY"):
         monkeypatch.delenv(name, raising=False)
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI") == "true"
