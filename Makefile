@@ -10,7 +10,7 @@ LAB_PORT ?= 8888
 PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: lab test setup sandbox image model hub-deps lint typecheck test-ts test-py clean
+.PHONY: lab test setup sandbox image model hub-deps node-deps lint typecheck test-ts test-py clean
 
 # --- set-up ------------------------------------------------------------------
 
@@ -29,6 +29,14 @@ labextension: $(VENV)/.deps
 	@target=$(VENV)/share/jupyter/labextensions/aiide; \
 		if [ ! -L $$target ]; then rm -rf $$target; fi; \
 		ln -sfn $(CURDIR)/aiide_server_ext/labextension $$target
+
+# The labextension's npm packages, for its TypeScript tests. The build itself may come from
+# the cache without them, so the tests need their own step.
+node-deps: labextension/node_modules/.yarn-state.yml
+
+labextension/node_modules/.yarn-state.yml: labextension/package.json labextension/yarn.lock $(VENV)/.deps
+	cd labextension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm install --immutable >/dev/null
+	@touch $@
 
 sandbox: $(VENV)/.deps
 	@tools/ensure_sandbox.sh $(BIN)
@@ -66,13 +74,13 @@ lint: $(VENV)/.deps
 typecheck: $(VENV)/.deps
 	$(BIN)/mypy
 
-test-ts: labextension
+test-ts: labextension node-deps
 	cd labextension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm test
 
 test-py: setup image model hub-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-test: setup image model hub-deps
+test: setup node-deps image model hub-deps
 	@tools/run_tests.sh $(BIN)
 
 clean:
