@@ -36,18 +36,9 @@ from typing import Any
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("AIIDE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+from browser_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the tests' own launch flags)
+
 KEY = "sk-ant-bench-" + uuid.uuid4().hex
 TOKEN = uuid.uuid4().hex
 COMPLETER = "@jupyterlab/completer-extension:inline-completer"

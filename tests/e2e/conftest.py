@@ -27,23 +27,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import LabPage, widen_sidebar
+from browser_support import CHROMIUM, CHROMIUM_ARGS, LabPage, widen_sidebar
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 TESTS = Path(__file__).resolve().parents[1]
-CHROMIUM = os.environ.get("AIIDE_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 # Model provider keys: the server must start without any of them.
 MODEL_ENV = ("ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")
 READY_TIMEOUT = 60.0
