@@ -138,11 +138,6 @@ def test_edited_arguments_are_applied_and_undone_in_one_step(
     assert cell_sources(notebook) == ["y = 1"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="order-dependent: passes alone, fails after other agent browser tests share the "
-    "session's lab (state left by an earlier test); isolation to be fixed",
-)
 def test_an_edit_from_another_client_waits_for_the_user_of_the_open_notebook(
     chat: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
 ) -> None:
