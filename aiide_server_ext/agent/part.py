@@ -27,6 +27,18 @@ class Agent(ExtensionPart):
         help="sqlite file for conversations, runs and events. Empty: aiide/agent.sqlite "
         "in the Jupyter data directory.",
     )
+    database_url = Unicode(
+        "",
+        config=True,
+        help="PostgreSQL URL for conversations, runs and events shared by several servers, "
+        "e.g. postgresql://aiide@/aiide?host=/run/postgresql. Empty: the sqlite file db_path.",
+    )
+    server_id = Unicode(
+        "",
+        config=True,
+        help="This server's name among those sharing database_url: a restart recovers only "
+        "its own runs. Default: the JupyterHub user/server name, else host:data dir.",
+    )
     providers = Dict(
         {},
         config=True,
@@ -107,7 +119,7 @@ class Agent(ExtensionPart):
         if server is None:
             raise RuntimeError("the agent part runs inside the aiide extension")
         path = self.db_path or os.path.join(server.data_dir, "aiide", "agent.sqlite")
-        store = Store(path)
+        store = Store(path, url=self.database_url, server=self._server_id(server.data_dir))
         providers = {**DEFAULT_PROVIDERS, **{k: dict(v) for k, v in self.providers.items()}}
         router = Router(parent=self)
         router.setup(list(self.models) or DEFAULT_MODELS, providers, store, self.allow_user_keys)
@@ -156,6 +168,16 @@ class Agent(ExtensionPart):
             approval_wait=self.mcp_approval_wait,
         )
         self._settings = settings
+
+    def _server_id(self, data_dir: str) -> str:
+        if self.server_id or not self.database_url:
+            return self.server_id  # one sqlite file per server: nothing to tell apart
+        user = os.environ.get("JUPYTERHUB_USER")
+        if user:
+            return f"hub:{user}/{os.environ.get('JUPYTERHUB_SERVER_NAME', '')}"
+        import socket
+
+        return f"{socket.gethostname()}:{os.path.abspath(data_dir)}"
 
     def handlers(self) -> list[tuple[str, Any]]:
         from ..mcp.handlers import default_handlers as mcp_handlers

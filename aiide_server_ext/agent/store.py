@@ -1,20 +1,41 @@
-"""Conversations, turns, runs and events in sqlite: what survives a ``kill -9``.
+"""Conversations, turns, runs and events: what survives a ``kill -9``.
 
-One connection on the event-loop thread (each call is tens of microseconds). Writes
-accumulate in sqlite's implicit transaction and events in a list; ``flush`` writes both
-in one commit. The hub flushes before it sends anything (once per loop iteration, so
-hundreds of token events share a commit): whatever a client was sent is on disk. WAL mode
-makes a commit durable against a killed process without an fsync per commit.
+sqlite by default: one connection on the event-loop thread (each call is tens of
+microseconds). Writes accumulate in sqlite's implicit transaction and events in a list;
+``flush`` writes both in one commit. The hub flushes before it sends anything (once per
+loop iteration, so hundreds of token events share a commit): whatever a client was sent
+is on disk. WAL mode makes a commit durable against a killed process without an fsync
+per commit.
+
+With a database URL the same tables live in PostgreSQL, shared by several servers: each
+statement commits on its own and a flush writes the queued events in one transaction,
+so the batching (and the "sent means stored" rule) is the same. Calls stay synchronous:
+a nearby server answers in well under a millisecond, and a down one is refused fast
+(``StoreError``) instead of stalling the loop. Runs carry the ``server`` that owns them,
+so a server starting up only recovers its own runs, never another server's live ones.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
 import os
 import sqlite3
 import time
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ..gateway.errors import StoreError
+from ..stores.conn import Conn, Cursor, SqliteConn, check_database_url
+from ..stores.schema import migrate
+
+if TYPE_CHECKING:
+    from ..stores.postgres import PgOpener
+
+log = logging.getLogger("aiide.agent")
+LABEL = "the agent database"
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -44,24 +65,132 @@ CREATE TABLE IF NOT EXISTS user_values (
 ) WITHOUT ROWID;
 """
 
+RUN_OWNER = """
+ALTER TABLE runs ADD COLUMN server TEXT NOT NULL DEFAULT '';
+"""
+
+PG_SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, title TEXT NOT NULL,
+    created DOUBLE PRECISION NOT NULL, updated DOUBLE PRECISION NOT NULL,
+    summary TEXT NOT NULL DEFAULT '', summary_upto INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS conversations_owner ON conversations (owner, updated);
+CREATE TABLE IF NOT EXISTS turns (
+    conversation_id TEXT NOT NULL, idx INTEGER NOT NULL, role TEXT NOT NULL,
+    content TEXT NOT NULL, run_id TEXT,
+    PRIMARY KEY (conversation_id, idx)
+);
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, conversation_id TEXT NOT NULL, state TEXT NOT NULL,
+    updated DOUBLE PRECISION NOT NULL, data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_conversation ON runs (conversation_id);
+CREATE INDEX IF NOT EXISTS runs_state ON runs (state);
+CREATE TABLE IF NOT EXISTS events (
+    conversation_id TEXT NOT NULL, seq BIGINT NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+);
+CREATE TABLE IF NOT EXISTS user_values (
+    username TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL,
+    PRIMARY KEY (username, name)
+);
+"""
+
+#: Append only, to both lists; index + 1 is the schema version the step produces.
+STEPS = {"sqlite": [SCHEMA, RUN_OWNER], "postgresql": [PG_SCHEMA, RUN_OWNER]}
+
 FLUSH_DELAY = 0.005
 
 
 class Store:
-    def __init__(self, path: str) -> None:
-        self.path = path
+    """``path``: the sqlite file. ``url``: a PostgreSQL database instead (``path`` unused).
+
+    ``server`` names this server among those sharing the database (its runs)."""
+
+    def __init__(
+        self, path: str, url: str = "", server: str = "", connect_timeout: float = 5.0
+    ) -> None:
+        check_database_url(url, "c.Agent.database_url")
+        self.url = url
+        self.server = server
+        self.db: Conn | None = None
+        self._opener: PgOpener | None = None
+        if url:
+            from ..stores.postgres import PgOpener
+
+            self._opener = PgOpener(url, LABEL, connect_timeout, connect_timeout)
+            self.path = self._opener.where
+            try:
+                self._c()
+            except Exception as e:
+                log.warning("aiide agent: %s not reachable yet: %s", self.path, e)
+        else:
+            self.path = path
+            self.db = self._open_sqlite(path)
+        self._pending: list[tuple[str, int, str]] = []
+        self._seq: dict[str, int] = {}
+        self._flush_handle: asyncio.TimerHandle | None = None
+
+    @staticmethod
+    def _open_sqlite(path: str) -> Conn:
         if path != ":memory:":
             os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
             fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)  # keys live here: 0600
             os.close(fd)
-        self.db = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(SCHEMA)
-        self.db.commit()
-        self._pending: list[tuple[str, int, str]] = []
-        self._seq: dict[str, int] = {}
-        self._flush_handle: asyncio.TimerHandle | None = None
+        raw = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
+        raw.execute("PRAGMA journal_mode=WAL")
+        raw.execute("PRAGMA synchronous=NORMAL")
+        conn = SqliteConn(raw)
+        migrate(conn, "agent", STEPS, LABEL)
+        return conn
+
+    def _c(self) -> Conn:
+        """The live connection; a lost PostgreSQL connection is replaced here."""
+        if self.db is not None and not self.db.broken:
+            return self.db
+        assert self._opener is not None  # sqlite connections do not break
+        if self.db is not None:
+            with contextlib.suppress(Exception):
+                self.db.close()
+            self.db = None
+        conn = self._opener.open()
+        try:
+            migrate(conn, "agent", STEPS, LABEL)
+        except BaseException:
+            conn.close()
+            raise
+        self.db = conn
+        return conn
+
+    @contextlib.contextmanager
+    def _atomic(self) -> Iterator[Conn]:
+        """sqlite: statements gather in the open transaction until ``flush`` commits.
+        PostgreSQL runs in autocommit: bracket the statements that belong together."""
+        conn = self._c()
+        if conn.dialect == "sqlite":
+            yield conn
+            return
+        conn.begin()
+        try:
+            yield conn
+            conn.commit()
+        except BaseException:
+            if conn.in_transaction and not conn.broken:
+                conn.rollback()
+            raise
+
+    def _q(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        try:
+            return self._c().execute(sql, params)
+        except StoreError:
+            if self.db is None or not self.db.broken:
+                raise
+        # Lost while idle (database restarted): one new connection, one more try.
+        return self._c().execute(sql, params)
+
+    def version(self) -> int:
+        return self._c().schema_version("agent")
 
     # -- durability ------------------------------------------------------------------
     def schedule_flush(self) -> None:
@@ -78,18 +207,26 @@ class Store:
             self._flush_handle.cancel()
             self._flush_handle = None
         if self._pending:
-            self.db.executemany("INSERT OR IGNORE INTO events VALUES (?, ?, ?)", self._pending)
+            with self._atomic() as conn:
+                conn.executemany(
+                    "INSERT INTO events VALUES (?, ?, ?) ON CONFLICT DO NOTHING", self._pending
+                )
             self._pending.clear()
-        self.db.commit()
+        if isinstance(self.db, SqliteConn):
+            self.db.commit()
 
     def close(self) -> None:
-        self.flush()
-        self.db.close()
+        try:
+            self.flush()
+        finally:
+            if self.db is not None:
+                self.db.close()
+                self.db = None
 
     # -- conversations ---------------------------------------------------------------
     def create_conversation(self, cid: str, owner: str, title: str) -> None:
         now = time.time()
-        self.db.execute(
+        self._q(
             "INSERT INTO conversations (id, owner, title, created, updated) VALUES (?, ?, ?, ?, ?)",
             (cid, owner, title[:120], now, now),
         )
@@ -97,7 +234,7 @@ class Store:
         self.schedule_flush()
 
     def conversation(self, cid: str, owner: str | None = None) -> dict[str, Any] | None:
-        row = self.db.execute(
+        row = self._q(
             "SELECT id, owner, title, created, updated, summary, summary_upto "
             "FROM conversations WHERE id = ?",
             (cid,),
@@ -108,7 +245,7 @@ class Store:
         return dict(zip(keys, row, strict=True))
 
     def conversations(self, owner: str) -> list[dict[str, Any]]:
-        rows = self.db.execute(
+        rows = self._q(
             "SELECT id, title, created, updated FROM conversations WHERE owner = ? "
             "ORDER BY updated DESC",
             (owner,),
@@ -116,11 +253,11 @@ class Store:
         return [dict(zip(("id", "title", "created", "updated"), r, strict=True)) for r in rows]
 
     def touch(self, cid: str) -> None:
-        self.db.execute("UPDATE conversations SET updated = ? WHERE id = ?", (time.time(), cid))
+        self._q("UPDATE conversations SET updated = ? WHERE id = ?", (time.time(), cid))
         self.schedule_flush()
 
     def set_summary(self, cid: str, summary: str, upto: int) -> None:
-        self.db.execute(
+        self._q(
             "UPDATE conversations SET summary = ?, summary_upto = ? WHERE id = ?",
             (summary, upto, cid),
         )
@@ -128,13 +265,14 @@ class Store:
 
     def delete_conversation(self, cid: str) -> None:
         self._pending = [p for p in self._pending if p[0] != cid]
-        for table, column in (
-            ("events", "conversation_id"),
-            ("turns", "conversation_id"),
-            ("runs", "conversation_id"),
-            ("conversations", "id"),
-        ):
-            self.db.execute(f"DELETE FROM {table} WHERE {column} = ?", (cid,))  # noqa: S608
+        with self._atomic() as conn:
+            for table, column in (
+                ("events", "conversation_id"),
+                ("turns", "conversation_id"),
+                ("runs", "conversation_id"),
+                ("conversations", "id"),
+            ):
+                conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (cid,))  # noqa: S608
         self._seq.pop(cid, None)
         self.flush()
 
@@ -151,7 +289,7 @@ class Store:
 
     def events_after(self, cid: str, after_seq: int) -> list[str]:
         self.flush()
-        rows = self.db.execute(
+        rows = self._q(
             "SELECT body FROM events WHERE conversation_id = ? AND seq > ? ORDER BY seq",
             (cid, after_seq),
         ).fetchall()
@@ -159,18 +297,16 @@ class Store:
 
     def last_seq(self, cid: str) -> int:
         pending = [s for c, s, _ in self._pending if c == cid]
-        row = self.db.execute(
-            "SELECT MAX(seq) FROM events WHERE conversation_id = ?", (cid,)
-        ).fetchone()
+        row = self._q("SELECT MAX(seq) FROM events WHERE conversation_id = ?", (cid,)).fetchone()
         return max([int(row[0] or 0), *pending])
 
     # -- turns -----------------------------------------------------------------------
     def append_turn(self, cid: str, role: str, content: Any, run_id: str | None) -> int:
-        row = self.db.execute(
+        row = self._q(
             "SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE conversation_id = ?", (cid,)
         ).fetchone()
         idx = int(row[0])
-        self.db.execute(
+        self._q(
             "INSERT INTO turns VALUES (?, ?, ?, ?, ?)",
             (cid, idx, role, json.dumps(content), run_id),
         )
@@ -178,7 +314,7 @@ class Store:
         return idx
 
     def turns(self, cid: str) -> list[dict[str, Any]]:
-        rows = self.db.execute(
+        rows = self._q(
             "SELECT idx, role, content, run_id FROM turns WHERE conversation_id = ? ORDER BY idx",
             (cid,),
         ).fetchall()
@@ -189,48 +325,52 @@ class Store:
 
     # -- runs ------------------------------------------------------------------------
     def put_run(self, run_id: str, cid: str, state: str, data: dict[str, Any]) -> None:
-        self.db.execute(
-            "INSERT OR REPLACE INTO runs VALUES (?, ?, ?, ?, ?)",
-            (run_id, cid, state, time.time(), json.dumps(data)),
+        self._q(
+            "INSERT INTO runs (id, conversation_id, state, updated, data, server)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " conversation_id = excluded.conversation_id, state = excluded.state,"
+            " updated = excluded.updated, data = excluded.data, server = excluded.server",
+            (run_id, cid, state, time.time(), json.dumps(data), self.server),
         )
         self.schedule_flush()
 
     def run(self, run_id: str) -> dict[str, Any] | None:
-        row = self.db.execute("SELECT data FROM runs WHERE id = ?", (run_id,)).fetchone()
+        row = self._q("SELECT data FROM runs WHERE id = ?", (run_id,)).fetchone()
         return json.loads(row[0]) if row else None
 
     def runs_of(self, cid: str) -> list[dict[str, Any]]:
-        rows = self.db.execute("SELECT data FROM runs WHERE conversation_id = ?", (cid,))
+        rows = self._q("SELECT data FROM runs WHERE conversation_id = ?", (cid,))
         return sorted((json.loads(r[0]) for r in rows), key=lambda r: float(r.get("created", 0)))
 
     def runs_in(self, states: tuple[str, ...]) -> list[dict[str, Any]]:
+        """This server's runs in those states (other servers sharing the database own theirs)."""
         marks = ",".join("?" * len(states))
-        rows = self.db.execute(
-            f"SELECT data FROM runs WHERE state IN ({marks})",  # noqa: S608
-            states,
+        rows = self._q(
+            f"SELECT data FROM runs WHERE server = ? AND state IN ({marks})",  # noqa: S608
+            (self.server, *states),
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
     # -- per-user values (own provider keys, header variables) -------------------------
     def user_value(self, username: str, name: str) -> str | None:
-        row = self.db.execute(
+        row = self._q(
             "SELECT value FROM user_values WHERE username = ? AND name = ?", (username, name)
         ).fetchone()
         return str(row[0]) if row else None
 
     def set_user_value(self, username: str, name: str, value: str | None) -> None:
         if value is None:
-            self.db.execute(
-                "DELETE FROM user_values WHERE username = ? AND name = ?", (username, name)
-            )
+            self._q("DELETE FROM user_values WHERE username = ? AND name = ?", (username, name))
         else:
-            self.db.execute(
-                "INSERT OR REPLACE INTO user_values VALUES (?, ?, ?)", (username, name, value)
+            self._q(
+                "INSERT INTO user_values VALUES (?, ?, ?)"
+                " ON CONFLICT (username, name) DO UPDATE SET value = excluded.value",
+                (username, name, value),
             )
         self.flush()
 
     def user_names(self, username: str) -> list[str]:
-        rows = self.db.execute(
+        rows = self._q(
             "SELECT name FROM user_values WHERE username = ? ORDER BY name", (username,)
         ).fetchall()
         return [str(r[0]) for r in rows]

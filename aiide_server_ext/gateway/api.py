@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime
 import json
-import sqlite3
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from aiide_server_ext.seams import Caller
+from aiide_server_ext.stores.conn import Conn
 
 from .apikeys import expires_in, for_user
 from .audit import AuditQuery, to_jsonl
@@ -89,7 +89,7 @@ class GatewayAPI:
         if not isinstance(refresh, bool):
             raise bad_request("invalid_field", "'refresh' must be true or false")
 
-        def issue(c: sqlite3.Connection) -> dict[str, Any]:
+        def issue(c: Conn) -> dict[str, Any]:
             pair = self.gate.tokens.issue_in(c, user, scopes, ttl=ttl, refresh=refresh)
             self.gate.audit_log.append(
                 c,

@@ -15,11 +15,12 @@ import hmac
 import logging
 import re
 import secrets
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from aiide_server_ext.stores.conn import Conn
 
 from .audit import AuditLog
 from .errors import GatewayError, bad_request, forbidden, not_found, unauthenticated
@@ -116,7 +117,7 @@ class ApiKeyService:
 
     def create_in(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         actor: str,
         username: str,
         name: str,
@@ -169,7 +170,7 @@ class ApiKeyService:
     async def revoke(self, actor: str, is_admin: bool, key_id: str) -> ApiKey:
         now = self.clock()
 
-        def revoke_in(c: sqlite3.Connection) -> ApiKey:
+        def revoke_in(c: Conn) -> ApiKey:
             row = c.execute(SELECT_ONE, (key_id,)).fetchone()
             if row is None or (row[1] != actor and not is_admin):
                 raise not_found("unknown_key", "no such API key")  # others' keys stay invisible

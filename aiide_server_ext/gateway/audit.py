@@ -1,8 +1,9 @@
 """Append-only audit log of security-relevant events.
 
-Rows cannot be updated or deleted (sqlite triggers refuse it) and each row
+Rows cannot be updated or deleted (database triggers refuse it) and each row
 carries a hash over its content and the previous row's hash, so an edit made
-behind sqlite's back shows up in ``verify()``. Everything is redacted before it
+behind the database's back shows up in ``verify()``. Appends are serialised across
+servers sharing one database, so the chain stays a single line. Everything is redacted before it
 is written: the audit log is read by admins and exported, secrets stay out.
 """
 
@@ -11,11 +12,12 @@ from __future__ import annotations
 import datetime
 import hashlib
 import json
-import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from aiide_server_ext.stores.conn import Conn
 
 from .redaction import Redactor
 from .store import Store
@@ -44,7 +46,7 @@ class AuditLog:
 
     def append(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         actor: str | None,
         action: str,
         target: str,
@@ -64,6 +66,7 @@ class AuditLog:
             outcome[:128],
             text,
         )
+        conn.lock("audit")  # writers on other servers chain after this row, not beside it
         last = conn.execute("SELECT hash FROM audit ORDER BY id DESC LIMIT 1").fetchone()
         prev = last[0] if last else GENESIS
         conn.execute(
@@ -101,7 +104,7 @@ class AuditLog:
         rows = await self.store.aread(lambda c: c.execute(sql, (*args, q.limit)).fetchall())
         return [_event(r) for r in rows]
 
-    def verify(self, conn: sqlite3.Connection) -> int | None:
+    def verify(self, conn: Conn) -> int | None:
         """The id of the first row whose hash does not match, or None if the chain holds."""
         prev = GENESIS
         for r in conn.execute(

@@ -6,6 +6,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from aiide_server_ext.seams import Caller
+from aiide_server_ext.stores.conn import check_database_url
 
 from .apikeys import ApiKeyService
 from .audit import AuditLog
@@ -29,8 +30,9 @@ def build_gate(part: Gateway, data_dir: str) -> GatewayGate:
     """Validates all configuration first: a bad value fails here, with the trait's name."""
     redactor = Redactor(os.environ.get(name, "") for name in SECRET_ENVS)
     redactor.add_secret(part.signing_secret)
-    if "@" in part.redis_url:
-        redactor.add_secret(part.redis_url)
+    for url in (part.redis_url, part.database_url):
+        if "@" in url:
+            redactor.add_secret(url)
     policy = Policy.from_config(
         roles=part.roles,
         user_roles=part.user_roles,
@@ -51,7 +53,13 @@ def build_gate(part: Gateway, data_dir: str) -> GatewayGate:
     resources = ResourceScopes(part.resource_scopes)
     sso = [SsoIssuer.from_config(iss, e, part.audience) for iss, e in part.sso_issuers.items()]
 
-    store = Store(part.db_path or os.path.join(data_dir, "gateway.sqlite"), part.db_busy_timeout)
+    check_database_url(part.database_url, "c.Gateway.database_url")
+    store = Store(
+        part.db_path or os.path.join(data_dir, "gateway.sqlite"),
+        part.db_busy_timeout,
+        url=part.database_url,
+        connect_timeout=part.db_busy_timeout,
+    )
     audit = AuditLog(store, redactor)
     secret_file = part.signing_secret_file or os.path.join(data_dir, "jwt_secret")
 

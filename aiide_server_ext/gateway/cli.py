@@ -11,12 +11,14 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import sqlite3
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from traitlets import Unicode
 from traitlets.config import Config
+
+if TYPE_CHECKING:
+    from aiide_server_ext.stores.conn import Conn
 
 
 def register_cli(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -72,7 +74,7 @@ def token_create(args: argparse.Namespace) -> int:
         scopes = parse_scopes(args.scopes)
         ttl = gate.tokens.ttl(args.ttl)
 
-        def issue(c: sqlite3.Connection) -> dict[str, Any]:
+        def issue(c: Conn) -> dict[str, Any]:
             out = gate.tokens.issue_in(c, args.user, scopes, ttl=ttl, refresh=args.refresh)
             gate.audit_log.append(
                 c,

@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import math
-import sqlite3
 from collections.abc import Mapping
 from typing import Any
 
 from aiide_server_ext.seams import Caller, Gate
+from aiide_server_ext.stores.conn import Conn
 
 from .apikeys import ApiKeyService
 from .audit import AuditLog
@@ -287,11 +287,15 @@ class GatewayGate:
         """Record the policy in force when it differs from the last server's (policy changes)."""
         fingerprint = self.policy.fingerprint()
 
-        def compare(c: sqlite3.Connection) -> None:
+        def compare(c: Conn) -> None:
             row = c.execute("SELECT value FROM meta WHERE key = 'policy'").fetchone()
             if row is not None and row[0] == fingerprint:
                 return
-            c.execute("INSERT OR REPLACE INTO meta VALUES ('policy', ?)", (fingerprint,))
+            c.execute(
+                "INSERT INTO meta VALUES ('policy', ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (fingerprint,),
+            )
             action = "policy.loaded" if row is None else "policy.changed"
             self.audit_log.append(c, None, action, "policy", "applied", self.policy.describe())
 

@@ -11,11 +11,12 @@ import csv
 import datetime
 import io
 import logging
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from aiide_server_ext.stores.conn import Conn
 
 from .errors import bad_request
 from .store import Store
@@ -136,18 +137,18 @@ class UsageMeter:
         self.clock = clock
 
     def _insert(
-        self, c: sqlite3.Connection, username: str, groups: Iterable[str], values: dict[str, Any]
+        self, c: Conn, username: str, groups: Iterable[str], values: dict[str, Any]
     ) -> None:
         ts = self.clock()
         day, month = day_and_month(ts)
         row = {"ts": ts, "day": day, "month": month, "username": username, **values}
-        cur = c.execute(
+        usage_id = c.insert(
             f"INSERT INTO usage ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})",  # noqa: S608
             tuple(row.values()),
         )
         c.executemany(
             "INSERT INTO usage_groups (usage_id, grp) VALUES (?, ?)",
-            [(cur.lastrowid, g) for g in sorted(set(groups))],
+            [(usage_id, g) for g in sorted(set(groups))],
         )
 
     async def record_model(
@@ -164,7 +165,8 @@ class UsageMeter:
         inp, out = max(0, int(input_tokens)), max(0, int(output_tokens))
         month = day_and_month(self.clock())[1]
 
-        def write(c: sqlite3.Connection) -> float:
+        def write(c: Conn) -> float:
+            c.lock(f"usage:{username}")  # the volume tier sees every earlier call of this user
             volume = c.execute(
                 "SELECT COALESCE(SUM(input_tokens + output_tokens), 0) FROM usage"
                 " WHERE username = ? AND month = ?",

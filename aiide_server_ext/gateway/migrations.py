@@ -1,8 +1,10 @@
 """Schema of the gateway database, one migration per release that changed it.
 
-``PRAGMA user_version`` holds the number of migrations applied. Migrations are
-only ever appended: an upgraded server brings an old file forward in one
-transaction per step, and refuses a file written by a newer release.
+Each step is written once for sqlite and once for PostgreSQL (same tables, columns
+and meaning; PostgreSQL gets double precision for times, identity ids, bytea and
+plpgsql triggers). The schema version is the number of steps applied (see
+``aiide_server_ext.stores.schema``). Steps are only ever appended: an upgraded server
+brings an old database forward, and refuses one written by a newer release.
 """
 
 from __future__ import annotations
@@ -92,5 +94,97 @@ CREATE TABLE usage_groups (
 );
 """
 
-#: Append only. Index + 1 is the schema version the step produces.
+PG_IDENTITY_AND_AUDIT = """
+CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE revoked_tokens (
+    jti TEXT PRIMARY KEY,
+    expires_at DOUBLE PRECISION NOT NULL,
+    revoked_at DOUBLE PRECISION NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX revoked_tokens_at ON revoked_tokens(revoked_at);
+CREATE TABLE revoked_families (
+    family TEXT PRIMARY KEY,
+    revoked_at DOUBLE PRECISION NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE TABLE refresh_tokens (
+    jti TEXT PRIMARY KEY,
+    family TEXT NOT NULL,
+    username TEXT NOT NULL,
+    scopes TEXT NOT NULL,
+    issued_at DOUBLE PRECISION NOT NULL,
+    expires_at DOUBLE PRECISION NOT NULL,
+    used_at DOUBLE PRECISION
+);
+CREATE INDEX refresh_tokens_family ON refresh_tokens(family);
+CREATE TABLE api_keys (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    name TEXT NOT NULL,
+    salt BYTEA NOT NULL,
+    hash BYTEA NOT NULL,
+    scopes TEXT NOT NULL,
+    created_at DOUBLE PRECISION NOT NULL,
+    created_by TEXT NOT NULL,
+    expires_at DOUBLE PRECISION,
+    last_used_at DOUBLE PRECISION,
+    revoked_at DOUBLE PRECISION
+);
+CREATE INDEX api_keys_user ON api_keys(username);
+CREATE TABLE audit (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ts DOUBLE PRECISION NOT NULL,
+    actor TEXT,
+    action TEXT NOT NULL,
+    target TEXT NOT NULL,
+    outcome TEXT NOT NULL,
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
+);
+CREATE INDEX audit_ts ON audit(ts);
+CREATE INDEX audit_actor ON audit(actor, ts);
+CREATE INDEX audit_action ON audit(action, ts);
+CREATE FUNCTION aiide_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'the audit log is append-only'; END $$;
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+FOR EACH ROW EXECUTE FUNCTION aiide_audit_append_only();
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+FOR EACH ROW EXECUTE FUNCTION aiide_audit_append_only();
+CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON audit
+FOR EACH STATEMENT EXECUTE FUNCTION aiide_audit_append_only();
+"""
+
+PG_METERING = """
+CREATE TABLE usage (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    ts DOUBLE PRECISION NOT NULL,
+    day TEXT NOT NULL,
+    month TEXT NOT NULL,
+    username TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    provider TEXT NOT NULL DEFAULT '',
+    model TEXT NOT NULL DEFAULT '',
+    feature TEXT NOT NULL DEFAULT '',
+    kernel_id TEXT NOT NULL DEFAULT '',
+    input_tokens BIGINT NOT NULL DEFAULT 0,
+    output_tokens BIGINT NOT NULL DEFAULT 0,
+    kernel_seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
+    memory_gb_seconds DOUBLE PRECISION NOT NULL DEFAULT 0,
+    cost DOUBLE PRECISION NOT NULL DEFAULT 0
+);
+CREATE INDEX usage_user_ts ON usage(username, ts);
+CREATE INDEX usage_ts ON usage(ts);
+CREATE TABLE usage_groups (
+    usage_id BIGINT NOT NULL REFERENCES usage(id),
+    grp TEXT NOT NULL,
+    PRIMARY KEY (grp, usage_id)
+);
+"""
+
+#: Append only, to both lists. Index + 1 is the schema version the step produces.
 MIGRATIONS: list[str] = [IDENTITY_AND_AUDIT, METERING]
+PG_MIGRATIONS: list[str] = [PG_IDENTITY_AND_AUDIT, PG_METERING]
+STEPS = {"sqlite": MIGRATIONS, "postgresql": PG_MIGRATIONS}
+assert len(MIGRATIONS) == len(PG_MIGRATIONS), "every step needs both dialects"

@@ -152,8 +152,18 @@ class Gateway(ExtensionPart):
         config=True,
         help="The gateway's sqlite file (default: <data dir>/aiide/gateway.sqlite).",
     )
+    database_url = Unicode(
+        "",
+        config=True,
+        help="PostgreSQL URL for audit, usage, API keys and revocations shared by several "
+        "servers, e.g. postgresql://aiide@/aiide?host=/run/postgresql (password: PGPASSWORD "
+        "or ~/.pgpass). Empty: the sqlite file db_path.",
+    )
     db_busy_timeout = Float(
-        5.0, config=True, help="Seconds to wait for a database locked by another process."
+        5.0,
+        config=True,
+        help="Seconds to wait for a database locked by another process (PostgreSQL: also "
+        "the connect timeout).",
     )
     max_body_bytes = Int(65536, config=True, help="Largest request body the gateway reads.")
     json_logs = Bool(False, config=True, help="Log one JSON object per line.")

@@ -1,9 +1,12 @@
-"""The gateway's sqlite file: one connection, one worker thread, whole transactions.
+"""The gateway's database: one connection, one worker thread, whole transactions.
 
-Every write runs inside ``BEGIN IMMEDIATE … COMMIT`` and is rolled back on any
-error, so a refusal never leaves half a change behind. sqlite failures become a
-``StoreError`` with a stable code (locked, read-only, unavailable) for a clear 503,
-and the file is created 0600 in a 0700 directory: it holds key hashes and audit.
+sqlite by default (a file created 0600 in a 0700 directory: it holds key hashes and
+audit); PostgreSQL when ``url`` is a database URL, so several servers or brokers share
+audit, usage, keys and revocations. Every write runs inside one transaction (sqlite:
+``BEGIN IMMEDIATE``) and is rolled back on any error, so a refusal never leaves half a
+change behind. Database failures become a ``StoreError`` with a stable code (busy,
+read-only, unavailable, ...) for a clear 503. Callers write their SQL once, against
+``aiide_server_ext.stores.Conn``.
 """
 
 from __future__ import annotations
@@ -15,13 +18,20 @@ import sqlite3
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+from aiide_server_ext.stores.conn import Conn, SqliteConn, check_database_url
+from aiide_server_ext.stores.schema import migrate as migrate_steps
 
 from .errors import StoreError
-from .migrations import MIGRATIONS
+from .migrations import STEPS
+
+if TYPE_CHECKING:
+    from aiide_server_ext.stores.postgres import PgOpener
 
 T = TypeVar("T")
 log = logging.getLogger("aiide.gateway")
+LABEL = "the gateway database"
 
 
 def store_error(e: sqlite3.Error, path: str) -> StoreError:
@@ -46,20 +56,56 @@ def store_error(e: sqlite3.Error, path: str) -> StoreError:
 
 
 class Store:
-    """Lazily opened (no cost at server start), migrated on first use."""
+    """Lazily opened (no cost at server start), migrated on first use.
 
-    def __init__(self, path: str, busy_timeout: float = 5.0) -> None:
-        self.path = path
+    ``path`` is the sqlite file; with ``url`` (``postgresql://...``) the store lives in
+    that database instead and ``path`` is only its name in logs (no password)."""
+
+    def __init__(
+        self,
+        path: str,
+        busy_timeout: float = 5.0,
+        url: str = "",
+        connect_timeout: float = 5.0,
+        label: str = LABEL,
+    ) -> None:
+        check_database_url(url, "database_url")
+        self.url = url
         self.busy_timeout = busy_timeout
-        self._conn: sqlite3.Connection | None = None
+        self.label = label
+        self._conn: Conn | None = None
         self._lock = threading.RLock()
         self._executor: ThreadPoolExecutor | None = None
+        self._opener: PgOpener | None = None
+        if url:
+            from aiide_server_ext.stores.postgres import PgOpener
+
+            self._opener = PgOpener(url, label, busy_timeout, connect_timeout)
+            self.path = self._opener.where
+        else:
+            self.path = path
+
+    @property
+    def dialect(self) -> str:
+        return "postgresql" if self.url else "sqlite"
 
     # -- connection ------------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self) -> Conn:
         if self._conn is not None:
-            return self._conn
+            if not self._conn.broken:
+                return self._conn
+            self._discard()
+        conn = self._opener.open() if self._opener is not None else self._open_sqlite()
+        try:
+            migrate_steps(conn, "gateway", STEPS, self.label)
+        except BaseException:
+            conn.close()
+            raise
+        self._conn = conn
+        return conn
+
+    def _open_sqlite(self) -> Conn:
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, mode=0o700, exist_ok=True)
@@ -67,55 +113,86 @@ class Store:
                 os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
         except OSError as e:
             log.warning("aiide gateway: cannot create %s: %s", self.path, e)
-        conn = sqlite3.connect(
+        raw = sqlite3.connect(
             self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
         )
         try:
-            conn.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("PRAGMA foreign_keys = ON")
-            migrate(conn)
+            raw.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
+            if raw.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                raw.execute("PRAGMA journal_mode = WAL")
+            raw.execute("PRAGMA synchronous = NORMAL")
+            raw.execute("PRAGMA foreign_keys = ON")
         except BaseException:
-            conn.close()
+            raw.close()
             raise
-        self._conn = conn
-        return conn
+        return SqliteConn(raw)
+
+    def _discard(self) -> None:
+        """Drop a lost connection; the next call opens a new one."""
+        if self._conn is not None:
+            try:
+                self._conn.close()
+            except Exception:
+                log.debug("aiide gateway: closing a lost connection failed", exc_info=True)
+            self._conn = None
 
     def version(self) -> int:
-        return self.read(lambda c: int(c.execute("PRAGMA user_version").fetchone()[0]))
+        return self.read(lambda c: c.schema_version("gateway"))
 
     # -- sync API (CLI, worker thread) ------------------------------------------
 
-    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def read(self, fn: Callable[[Conn], T]) -> T:
         with self._lock:
-            try:
-                return fn(self._connect())
-            except sqlite3.Error as e:
-                raise store_error(e, self.path) from None
+            for attempt in (1, 2):
+                try:
+                    return fn(self._connect())
+                except sqlite3.Error as e:
+                    raise store_error(e, self.path) from None
+                except StoreError:
+                    if not self._lost() or attempt == 2:
+                        raise
+                    # a connection lost while idle (database restarted): reads are safe to redo
+            raise AssertionError("unreachable")
 
-    def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    def write(self, fn: Callable[[Conn], T]) -> T:
         """``fn`` runs in one transaction; any exception rolls all of it back."""
         with self._lock:
-            try:
-                conn = self._connect()
-                conn.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as e:
-                raise store_error(e, self.path) from None
+            conn = self._begin()
             try:
                 result = fn(conn)
-                conn.execute("COMMIT")
+                conn.commit()
                 return result
             except BaseException as e:
-                if conn.in_transaction:
+                if conn.broken:
+                    self._discard()  # the server rolled back; nothing was written
+                elif conn.in_transaction:
                     try:
-                        conn.execute("ROLLBACK")
-                    except sqlite3.Error:
+                        conn.rollback()
+                    except (sqlite3.Error, StoreError):
                         log.warning("aiide gateway: rollback failed", exc_info=True)
                 if isinstance(e, sqlite3.Error):
                     raise store_error(e, self.path) from None
                 raise
+
+    def _begin(self) -> Conn:
+        for attempt in (1, 2):
+            try:
+                conn = self._connect()
+                conn.begin()
+                return conn
+            except sqlite3.Error as e:
+                raise store_error(e, self.path) from None
+            except StoreError:
+                if not self._lost() or attempt == 2:
+                    raise
+                # lost while idle: nothing of this change ran yet, so open a new one
+        raise AssertionError("unreachable")
+
+    def _lost(self) -> bool:
+        if self._conn is not None and self._conn.broken:
+            self._discard()
+            return True
+        return False
 
     # -- async API (server) -------------------------------------------------------
 
@@ -124,10 +201,10 @@ class Store:
             self._executor = ThreadPoolExecutor(1, thread_name_prefix="aiide-gateway-db")
         return self._executor
 
-    async def aread(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def aread(self, fn: Callable[[Conn], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool(), self.read, fn)
 
-    async def awrite(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+    async def awrite(self, fn: Callable[[Conn], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._pool(), self.write, fn)
 
     def close(self) -> None:
@@ -138,39 +215,3 @@ class Store:
             if self._conn is not None:
                 self._conn.close()
                 self._conn = None
-
-
-def migrate(conn: sqlite3.Connection) -> None:
-    version = int(conn.execute("PRAGMA user_version").fetchone()[0])
-    if version > len(MIGRATIONS):
-        raise StoreError(
-            503,
-            "store_too_new",
-            f"the gateway database has schema {version}, newer than this release "
-            f"knows ({len(MIGRATIONS)}); upgrade aiide",
-        )
-    for number in range(version + 1, len(MIGRATIONS) + 1):
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(MIGRATIONS[number - 1]):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {number}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        log.info("aiide gateway: database schema migrated to %d", number)
-
-
-def _statements(script: str) -> list[str]:
-    """Split a migration into statements (triggers contain ``;`` inside BEGIN…END)."""
-    out: list[str] = []
-    current = ""
-    for line in script.strip().splitlines():
-        current += line + "\n"
-        if sqlite3.complete_statement(current):
-            out.append(current.strip())
-            current = ""
-    if current.strip():
-        out.append(current.strip())
-    return out

@@ -4,7 +4,7 @@ Algorithms are pinned here per issuer (HS256 for our own tokens, RS256/ES256 for
 configured SSO issuers), never taken from a token; required claims are enforced;
 PyJWT refuses keys below the RFC minimum (``enforce_minimum_key_length``). A
 refresh token is single use: presenting a used one revokes its whole family.
-Revocations live in sqlite and are mirrored in memory, refreshed every few
+Revocations live in the gateway database and are mirrored in memory, refreshed every few
 seconds so that other servers sharing the file see them.
 """
 
@@ -24,9 +24,9 @@ from .scopes import ALL, SCOPES
 from .signing import MIN_SECRET_BYTES
 
 if TYPE_CHECKING:
-    import sqlite3
-
     import jwt
+
+    from aiide_server_ext.stores.conn import Conn
 
     from .audit import AuditLog
     from .store import Store
@@ -216,7 +216,7 @@ class TokenService:
 
     def issue_in(
         self,
-        conn: sqlite3.Connection,
+        conn: Conn,
         username: str,
         scopes: frozenset[str],
         *,
@@ -361,7 +361,7 @@ class TokenService:
         self._revocations_at = now
         since = self._revocations_since - 60  # overlap: other servers' clocks differ a bit
 
-        def load(c: sqlite3.Connection) -> tuple[list[Any], list[Any]]:
+        def load(c: Conn) -> tuple[list[Any], list[Any]]:
             jtis = c.execute(
                 "SELECT jti, revoked_at FROM revoked_tokens WHERE revoked_at >= ?", (since,)
             ).fetchall()
@@ -394,23 +394,30 @@ class TokenService:
         self._check_revoked(claims["jti"], family)
         now = self.clock()
 
-        def rotate_in(c: sqlite3.Connection) -> tuple[str, dict[str, Any] | None]:
+        def rotate_in(c: Conn) -> tuple[str, dict[str, Any] | None]:
             row = c.execute(
                 "SELECT family, username, scopes, used_at FROM refresh_tokens WHERE jti = ?",
                 (claims["jti"],),
             ).fetchone()
             if row is None or row[0] != family or row[1] != claims["sub"]:
                 return "unknown", None
-            if row[3] is not None:
+            # Conditional: of two servers rotating the same token at once, one wins.
+            used = (
+                row[3] is not None
+                or not c.execute(
+                    "UPDATE refresh_tokens SET used_at = ? WHERE jti = ? AND used_at IS NULL",
+                    (now, claims["jti"]),
+                ).rowcount
+            )
+            if used:
                 c.execute(
-                    "INSERT OR IGNORE INTO revoked_families VALUES (?, ?, ?)",
+                    "INSERT INTO revoked_families VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     (family, now, "refresh token reused"),
                 )
                 self.audit.append(
                     c, row[1], "token.refresh_reused", f"family:{family}", "family_revoked"
                 )
                 return "reused", None
-            c.execute("UPDATE refresh_tokens SET used_at = ? WHERE jti = ?", (now, claims["jti"]))
             scopes = frozenset(row[2].split())
             pair = self.issue_in(c, row[1], scopes, family=family)
             self.audit.append(c, row[1], "token.refreshed", f"family:{family}", "issued")
@@ -438,14 +445,14 @@ class TokenService:
         refresh = claims.get("typ") == REFRESH
         now = self.clock()
 
-        def revoke_in(c: sqlite3.Connection) -> None:
+        def revoke_in(c: Conn) -> None:
             c.execute(
-                "INSERT OR IGNORE INTO revoked_tokens VALUES (?, ?, ?, ?)",
+                "INSERT INTO revoked_tokens VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 (jti, float(claims["exp"]), now, f"revoked by {actor}"),
             )
             if refresh and family:
                 c.execute(
-                    "INSERT OR IGNORE INTO revoked_families VALUES (?, ?, ?)",
+                    "INSERT INTO revoked_families VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
                     (family, now, f"revoked by {actor}"),
                 )
             self.audit.append(

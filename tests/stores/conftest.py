@@ -1,0 +1,75 @@
+"""Store tests run against sqlite and a real PostgreSQL the session starts.
+
+``postgres``: one server per test session (per xdist worker), Debian's ``postgresql``
+package. Missing binaries skip the PostgreSQL cases, except under CI (CI=true), where
+they fail: CI must prove the shared stores. ``pg_url``: a fresh database per test.
+``db``: parametrised over both dialects, so one test body covers each.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from .pg import PostgresServer, find_bindir
+
+IN_CI = os.environ.get("CI") == "true"
+
+
+def need(available: bool, why: str) -> None:
+    if not available:
+        if IN_CI:
+            pytest.fail(why + " -- CI must exercise PostgreSQL")
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    bindir = find_bindir()
+    need(bindir is not None, "PostgreSQL server binaries not found (apt-get install postgresql)")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        need(False, "psycopg is not installed (pip install 'psycopg[binary]')")
+    assert bindir is not None
+    server = PostgresServer(bindir)
+    try:
+        server.start()
+    except Exception:
+        server.stop()
+        raise
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def pg_url(postgres: PostgresServer) -> Iterator[str]:
+    name = postgres.create_database()
+    yield postgres.url(name)
+    postgres.drop_database(name)
+
+
+@dataclass
+class Db:
+    """Where a test's stores live: a sqlite directory, or a PostgreSQL database URL."""
+
+    dialect: str
+    url: str
+    dir: Path
+
+    def gateway_path(self) -> str:
+        return str(self.dir / "gateway.sqlite")
+
+    def agent_path(self) -> str:
+        return str(self.dir / "agent.sqlite")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db(request: pytest.FixtureRequest, tmp_path: Path) -> Db:
+    if request.param == "sqlite":
+        return Db("sqlite", "", tmp_path)
+    return Db("postgresql", request.getfixturevalue("pg_url"), tmp_path)
