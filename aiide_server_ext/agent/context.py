@@ -20,6 +20,7 @@ from .kernels import ANSI, summarise_outputs
 from .notebooks import NotebookBridge
 from .patches import index_of, source_of
 from .tools.base import confine
+from .tools.knowledge import citation_of
 
 SYSTEM = (
     "You are aiide, a coding assistant inside JupyterLab. Be brief. Read and change "
@@ -38,8 +39,11 @@ class Built:
     text: str
     items: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, kind: str, ref: str, text: str) -> None:
-        self.items.append({"kind": kind, "ref": ref, "tokens": tokens(text)})
+    def add(self, kind: str, ref: str, text: str, citation: dict[str, Any] | None = None) -> None:
+        item: dict[str, Any] = {"kind": kind, "ref": ref, "tokens": tokens(text)}
+        if citation is not None:  # a knowledge passage: the UI links to its source
+            item["citation"] = citation
+        self.items.append(item)
 
 
 class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
@@ -63,23 +67,33 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
     )
     knowledge_timeout = Float(2.0, config=True, help="Seconds to wait for the knowledge search.")
 
-    async def knowledge_text(self, knowledge: Any, caller: Any, question: str, budget: int) -> str:
-        """The best passages of the user's own index, within a third of the budget."""
+    async def knowledge_text(
+        self,
+        knowledge: Any,
+        caller: Any,
+        question: str,
+        budget: int,
+        used: list[tuple[dict[str, Any], str]] | None = None,
+    ) -> str:
+        """The best passages of the user's own index, within a third of the budget;
+        ``used`` receives each passage sent, with its hit (for the context's citations)."""
         try:
             hits = await asyncio.wait_for(
                 knowledge.search(caller, question, self.knowledge_chunks), self.knowledge_timeout
             )
         except Exception:  # no index, no embedding model, too slow: answer without
             return ""
-        parts, used = [], 0
+        parts, spent = [], 0
         for hit in hits:
             part = (
                 f"[{hit.get('citation', hit.get('path', ''))}]\n{str(hit.get('text', '')).strip()}"
             )
-            if used + tokens(part) > budget:
+            if spent + tokens(part) > budget:
                 break
             parts.append(part)
-            used += tokens(part)
+            spent += tokens(part)
+            if used is not None:
+                used.append((hit, part))
         return "<knowledge>\n" + "\n\n".join(parts) + "\n</knowledge>" if parts else ""
 
     def render_cell(self, cell: dict[str, Any]) -> str:
@@ -172,10 +186,13 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         parts: list[str] = []
         left = self.budget
         if knowledge is not None and self.knowledge_chunks > 0 and question:
-            text = await self.knowledge_text(knowledge, caller, question, left // 3)
+            used: list[tuple[dict[str, Any], str]] = []
+            text = await self.knowledge_text(knowledge, caller, question, left // 3, used)
             if text:
                 parts.append(text)
-                built.add("knowledge", "", text)
+                for hit, part in used:
+                    cited = citation_of(hit)
+                    built.add("knowledge", cited["label"] if cited else "", part, cited)
                 left -= tokens(text)
         selection = context.get("selection")
         if selection:

@@ -176,6 +176,7 @@ class StepRunner:
             content=result.content,
             error=error,
             outputs=outputs,
+            **({"citations": result.citations} if result.citations else {}),
         )
 
     def close_step(self, run: Run, reason: str | None = None) -> None:

@@ -16,6 +16,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, TypeVar
@@ -53,6 +54,21 @@ def store_error(e: sqlite3.Error, path: str) -> StoreError:
         code, message = "store_unavailable", "the gateway database is unavailable"
     log.warning("aiide gateway: database %s: %s (%s)", path, e, name or type(e).__name__)
     return StoreError(status, code, message)
+
+
+def _use_wal(raw: sqlite3.Connection, busy_timeout: float) -> None:
+    """Switch the file to WAL. A fresh connection reports the default mode before it has
+    read the file, and the switch fails at once (busy handler or not) while another
+    connection is writing: a second server opening the same new file just retries."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            if raw.execute("PRAGMA journal_mode = WAL").fetchone()[0] == "wal":
+                return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e).lower() or time.monotonic() > deadline:
+                raise
+        time.sleep(0.02)
 
 
 class Store:
@@ -118,8 +134,7 @@ class Store:
         )
         try:
             raw.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
-            if raw.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-                raw.execute("PRAGMA journal_mode = WAL")
+            _use_wal(raw, self.busy_timeout)
             raw.execute("PRAGMA synchronous = NORMAL")
             raw.execute("PRAGMA foreign_keys = ON")
         except BaseException:

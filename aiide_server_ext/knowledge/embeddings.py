@@ -8,11 +8,15 @@ importing this module costs nothing at server start.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlsplit, urlunsplit
 
 MODEL_NAME = "all-MiniLM-L6-v2"
 MODEL_FILES = (
@@ -29,6 +33,49 @@ OPENAI_EF_NAME = "aiide_openai_compat"
 
 class EmbeddingError(RuntimeError):
     """The backend could not embed (model missing, endpoint down); the message says why."""
+
+
+@dataclass(frozen=True)
+class EmbeddingCall:
+    """One request to a metered embedding endpoint, for the gateway's usage records."""
+
+    model: str
+    texts: int
+    tokens: int
+    #: False when the endpoint reported no usage and ``tokens`` is the 4-chars estimate.
+    reported: bool
+
+
+# Who is embedding is known in the async code (a job, a search) but the request runs in
+# a worker thread; asyncio.to_thread copies the context, so the calls land in the list
+# of the coroutine that asked for them, never in another user's.
+_CALLS: ContextVar[list[EmbeddingCall] | None] = ContextVar("aiide_embedding_calls", default=None)
+
+
+@contextlib.contextmanager
+def collect_calls() -> Iterator[list[EmbeddingCall]]:
+    """The metered embedding calls made in this context (threads started from it too)."""
+    calls: list[EmbeddingCall] = []
+    token = _CALLS.set(calls)
+    try:
+        yield calls
+    finally:
+        _CALLS.reset(token)
+
+
+def _record(call: EmbeddingCall) -> None:
+    calls = _CALLS.get()
+    if calls is not None:
+        calls.append(call)
+
+
+def display_url(url: str) -> str:
+    """``url`` without credentials (``https://user:key@host`` → ``https://host``), for
+    messages that reach logs, job reports and the model."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    return urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
 
 
 def default_models_dir() -> Path:
@@ -203,6 +250,11 @@ class OnnxMiniLMEmbedder:
         return out
 
 
+def estimate_tokens(texts: Sequence[str]) -> int:
+    """About four characters a token, as the agent estimates without a tokenizer."""
+    return sum((len(t) + 3) // 4 for t in texts)
+
+
 class OpenAICompatEmbedder:
     """Any ``/v1/embeddings`` endpoint (OpenAI, vLLM, llama.cpp, Ollama, a gateway)."""
 
@@ -225,7 +277,7 @@ class OpenAICompatEmbedder:
 
     @property
     def model_id(self) -> str:
-        return f"openai:{self.model}@{self.base_url}"
+        return f"openai:{self.model}@{display_url(self.base_url)}"
 
     def _http(self) -> Any:
         if self._client is None:
@@ -239,6 +291,7 @@ class OpenAICompatEmbedder:
         import httpx
 
         out: list[list[float]] = []
+        where = display_url(self.base_url)
         for start in range(0, len(texts), self.batch_size):
             batch = list(texts[start : start + self.batch_size])
             try:
@@ -246,16 +299,30 @@ class OpenAICompatEmbedder:
                     f"{self.base_url}/embeddings", json={"model": self.model, "input": batch}
                 )
             except httpx.HTTPError as e:
-                raise EmbeddingError(f"embedding endpoint {self.base_url} unreachable: {e}") from e
+                raise EmbeddingError(
+                    f"embedding endpoint {where} unreachable: {type(e).__name__}"
+                    + (f": {display_url(str(e))}" if str(e) else "")
+                ) from e
             if r.status_code != 200:
                 raise EmbeddingError(
-                    f"embedding endpoint {self.base_url} answered {r.status_code}: {r.text[:200]}"
+                    f"embedding endpoint {where} answered {r.status_code}: {r.text[:200]}"
                 )
-            body = r.json()
-            data = sorted(body.get("data", []), key=lambda d: d.get("index", 0))
+            try:
+                body = r.json()
+            except ValueError:
+                body = None
+            if not isinstance(body, dict):
+                raise EmbeddingError(f"embedding endpoint {where} answered something not JSON")
+            # Served and so billed, even if the answer is unusable: metered before checks.
+            raw_usage = body.get("usage")
+            usage: dict[str, Any] = raw_usage if isinstance(raw_usage, dict) else {}
+            reported = isinstance(usage.get("prompt_tokens"), int)
+            tokens = int(usage["prompt_tokens"]) if reported else estimate_tokens(batch)
+            self.usage_tokens += tokens
+            _record(EmbeddingCall(self.model, len(batch), tokens, reported))
+            data = sorted(body.get("data") or [], key=lambda d: d.get("index", 0))
             if len(data) != len(batch):
                 raise EmbeddingError(f"endpoint returned {len(data)} vectors for {len(batch)}")
-            self.usage_tokens += int(body.get("usage", {}).get("prompt_tokens", 0))
             out.extend([float(x) for x in d["embedding"]] for d in data)
         return out
 

@@ -18,26 +18,8 @@ from ..parts import ExtensionPart
 
 CONTENTS_EVENTS = "https://events.jupyter.org/jupyter_server/contents_service/v1"
 JOB_EVENTS = "https://events.aiide.dev/knowledge/job/v1"
-JOB_EVENT_SCHEMA: dict[str, Any] = {
-    "$id": JOB_EVENTS,
-    "version": "1",
-    "title": "aiide knowledge indexing progress",
-    "personal-data": True,
-    "description": "Progress of a knowledge indexing job, for the UI's progress bar.",
-    "type": "object",
-    "required": ["job_id", "user", "status", "files_done", "files_total"],
-    "properties": {
-        "job_id": {"type": "string"},
-        "user": {"type": "string"},
-        "path": {"type": "string"},
-        "trigger": {"type": "string"},
-        "status": {"enum": ["queued", "running", "done", "failed"]},
-        "files_done": {"type": "integer"},
-        "files_total": {"type": "integer"},
-        "chunks_added": {"type": "integer"},
-        "errors_total": {"type": "integer"},
-    },
-}
+#: Shipped in the package (events/job.v1.json) and registered with the server's event bus.
+JOB_EVENT_SCHEMA = Path(__file__).with_name("events") / "job.v1.json"
 
 
 class Knowledge(ExtensionPart):
@@ -146,7 +128,9 @@ class Knowledge(ExtensionPart):
             Limits(self.chunk_chars, self.chunk_overlap, self.max_output_chars),
             on_progress=self._emit,
             index_on_save=self.index_on_save,
+            meter=self._meter,
         )
+        self._settings = settings
         settings["aiide_knowledge"] = self.service
         self._hook(server)
 
@@ -216,9 +200,35 @@ class Knowledge(ExtensionPart):
                 "files_done": job.files_done,
                 "files_total": job.files_total,
                 "chunks_added": job.chunks_added,
+                "chunks_updated": job.chunks_updated,
+                "chunks_removed": job.chunks_removed,
                 "errors_total": job.errors_total,
+                "skipped_total": job.skipped_total,
+                "detail": job.detail,
             },
         )
+
+    async def _meter(self, user: str, feature: str, calls: list[Any]) -> None:
+        """Every request to a paid embedding endpoint goes to the gateway's usage records,
+        as the agent's model calls do (the local ONNX model costs nothing and is not)."""
+        from ..seams import Caller, gate_of
+
+        # Looked up per call, in the settings the handlers see: the gateway may load later.
+        web_app = getattr(self._server(), "web_app", None)
+        gate = gate_of(getattr(web_app, "settings", None) or self._settings)
+        caller = self.service.known_caller(user)
+        if caller is None:  # a save before any request of theirs since the server started
+            owner = getattr(gate, "owner", None)
+            caller = owner if isinstance(owner, Caller) and owner.username == user else None
+        for call in calls:
+            await gate.record_model_usage(
+                caller or Caller(username=user),
+                provider=self.embedding_backend,
+                model=call.model,
+                feature=feature,
+                input_tokens=call.tokens,
+                output_tokens=0,
+            )
 
     def handlers(self) -> list[tuple[str, Any]]:
         if not self.enabled:

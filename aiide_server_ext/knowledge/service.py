@@ -11,13 +11,13 @@ import asyncio
 import contextlib
 import logging
 import posixpath
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from . import index as ix
 from .chunking import ChunkError, Limits, chunk_file
-from .embeddings import CountingEmbedder, EmbeddingError
+from .embeddings import CountingEmbedder, EmbeddingCall, EmbeddingError, collect_calls
 from .files import PathRefused, Skipped, Workspace
 from .jobs import Job, JobQueue
 
@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 GIVE_UP_AFTER = 3
 #: Files read, embedded and written together by bulk indexing (one transaction each).
 GROUP_FILES = 32
+#: Records metered embedding calls: (user, feature, calls). See ``Knowledge._meter``.
+Meter = Callable[[str, str, list[EmbeddingCall]], Awaitable[None]]
 
 
 @dataclass
@@ -45,16 +47,20 @@ class KnowledgeService:
         limits: Limits | None = None,
         on_progress: Callable[[Job], None] | None = None,
         index_on_save: bool = True,
+        meter: Meter | None = None,
     ):
         self.workspace = workspace
         self.store = store
         self.embedder = embedder
         self.limits = limits or Limits()
         self.index_on_save = index_on_save
+        self.meter = meter
         self.jobs = JobQueue(on_progress=on_progress)
         self._owners: dict[str, Owner] | None = None
         self._locks: dict[tuple[str, str], asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
+        #: The last Caller seen per user: background jobs (saves) meter to it, groups kept.
+        self._callers: dict[str, Any] = {}
 
     @property
     def workspace_id(self) -> str:
@@ -67,6 +73,7 @@ class KnowledgeService:
 
         Raises EmbeddingError when the model cannot run (not installed, endpoint down).
         """
+        self._callers[caller.username] = caller
         query = query.strip()
         if not query:
             return []
@@ -74,7 +81,9 @@ class KnowledgeService:
         col = await self._collection(caller.username, create=False)
         if col is None:
             return []
-        [vector] = await asyncio.to_thread(self.embedder.embed, [query])
+        [vector] = await self._metered(
+            caller.username, "knowledge-search", self.embedder.embed, [query]
+        )
         hits = await asyncio.to_thread(ix.search, col, vector, query, k)
         return [result_dict(hit) for hit in hits]
 
@@ -83,10 +92,15 @@ class KnowledgeService:
 
         Raises PathRefused for a path outside the root or missing. Returns the job's report.
         """
+        self._callers[caller.username] = caller
         api_path = self.workspace.api_path(path)
         self.workspace.check(api_path)
         job = Job(caller.username, api_path, "request")
         return self.jobs.submit(job, self._index_job).as_dict()
+
+    def known_caller(self, user: str) -> Any:
+        """The Caller last seen for ``user`` (None before any request of theirs)."""
+        return self._callers.get(user)
 
     def job(self, caller: Any, job_id: str) -> dict[str, Any] | None:
         job = self.jobs.get(job_id)
@@ -246,6 +260,19 @@ class KnowledgeService:
     def _embed(self, texts: list[str]) -> list[list[float]]:
         return self.embedder.embed(texts)
 
+    async def _metered(self, user: str, feature: str, work: Any, *args: Any) -> Any:
+        """``work(*args)`` in a thread; the embedding calls it made are metered to ``user``,
+        whether it succeeds or fails halfway (the calls that were served are billed)."""
+        with collect_calls() as calls:
+            try:
+                return await asyncio.to_thread(work, *args)
+            finally:
+                if calls and self.meter is not None:
+                    try:
+                        await self.meter(user, feature, list(calls))
+                    except Exception as e:  # metering never fails the search or the job
+                        log.warning("knowledge: usage of %s not recorded: %s", user, e)
+
     async def _index_job(self, job: Job) -> None:
         col = await self._open(job)
         if col is None:
@@ -327,7 +354,9 @@ class KnowledgeService:
             if not ready:
                 return outcomes
             try:
-                results = await asyncio.to_thread(ix.write_files, col, ready, self._embed)
+                results = await self._metered(
+                    job.user, "knowledge-index", ix.write_files, col, ready, self._embed
+                )
             except EmbeddingError as e:
                 if len(ready) == 1:
                     job.error(ready[0][0], f"embedding failed: {e}")
@@ -350,7 +379,9 @@ class KnowledgeService:
                 outcomes[path] = "not_attempted"
                 continue
             try:
-                r = await asyncio.to_thread(ix.write_files, col, [(path, chunks)], self._embed)
+                r = await self._metered(
+                    job.user, "knowledge-index", ix.write_files, col, [(path, chunks)], self._embed
+                )
             except EmbeddingError as e:
                 job.error(path, f"embedding failed: {e}")
                 outcomes[path], failures = "model_failed", failures + 1

@@ -1,2 +1,4 @@
 import './base.css';
 import './chat.css';
+import './instructor.css';
+import './knowledge.css';

@@ -196,12 +196,14 @@ async def test_knowledge_passages_and_search_tool(
     await chat.send(type="chat", text="what unit are prices in?")
     result = await chat.until("tool_result")
     assert result["ok"] and "[notes.md:3-4]" in result["content"], result["content"]
+    assert [(c["path"], c["label"]) for c in result["citations"]] == [("notes.md", "notes.md:3-4")]
     await chat.until("run_finished")
     first = fake_anthropic.requests[0].body
     assert "<knowledge>" in first["messages"][0]["content"][0]["text"]
     assert "search_knowledge" in {t["name"] for t in first["tools"]}
     assert stub.queries[0][1] == "what unit are prices in?"
-    assert any(i["kind"] == "knowledge" for i in chat.of("context")[0]["items"])
+    [passage] = [i for i in chat.of("context")[0]["items"] if i["kind"] == "knowledge"]
+    assert passage["ref"] == "notes.md:3-4" and passage["citation"]["path"] == "notes.md"
 
 
 async def test_no_knowledge_part_means_no_search_tool(

@@ -32,6 +32,10 @@ class FakeEmbeddings:
         self.calls = 0
         self.texts = 0
         self.models: list[str] = []
+        #: Whether answers say how many tokens they took (llama.cpp and others do not).
+        self.report_usage = True
+        #: ``usage.prompt_tokens`` of each answer, as sent.
+        self.tokens: list[int] = []
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -52,15 +56,11 @@ class FakeEmbeddings:
                     for i, t in enumerate(inputs)
                 ]
                 tokens = sum(len(t.split()) for t in inputs)
-                self._reply(
-                    200,
-                    {
-                        "object": "list",
-                        "data": data,
-                        "model": body["model"],
-                        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-                    },
-                )
+                fake.tokens.append(tokens)
+                answer: dict[str, Any] = {"object": "list", "data": data, "model": body["model"]}
+                if fake.report_usage:
+                    answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+                self._reply(200, answer)
 
             def _reply(self, status: int, payload: dict[str, Any]) -> None:
                 raw = json.dumps(payload).encode()

@@ -20,6 +20,8 @@ class ToolResult:
     ok: bool = True
     code: str | None = None
     outputs: list[dict[str, Any]] | None = None
+    #: Sources the content quotes (protocol ``Citation``s), for the UI's links.
+    citations: list[dict[str, Any]] | None = None
 
     @classmethod
     def failure(cls, code: str, message: str) -> ToolResult:

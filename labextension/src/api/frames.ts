@@ -70,6 +70,16 @@ const patchOp: Check = v => {
       return false;
   }
 };
+const intOrNull = or(v => Number.isInteger(v) && (v as number) >= 0, nul);
+const citation = shape({
+  path: nonEmpty,
+  cell_id: idOrNull,
+  cell_index: intOrNull,
+  line_start: intOrNull,
+  line_end: intOrNull,
+  title: str,
+  label: nonEmpty
+});
 const patch = shape({ path: nonEmpty, ops: v => arrayOf(patchOp)(v) && (v as []).length > 0 });
 
 const EVENT_BASE: Record<string, Check> = {
@@ -90,7 +100,7 @@ const EVENTS: Record<string, Record<string, Check>> = {
   context: {
     tokens: int,
     budget: int,
-    items: arrayOf(shape({ kind: str, ref: str, tokens: int }))
+    items: arrayOf(shape({ kind: str, ref: str, tokens: int, citation: optional(citation) }))
   },
   token: { text: str },
   notice: { code: str, message: str },
@@ -123,7 +133,8 @@ const EVENTS: Record<string, Record<string, Check>> = {
     ok: bool,
     content: str,
     error: or(nul, shape({ code: str, message: str })),
-    outputs: optional(or(nul, arrayOf(obj)))
+    outputs: optional(or(nul, arrayOf(obj))),
+    citations: optional(arrayOf(citation))
   },
   run_finished: {
     status: oneOf('completed', 'failed', 'cancelled', 'expired'),

@@ -1,47 +1,83 @@
-/** Client for the knowledge index (`/aiide/api/knowledge/...`), used by `/learn`. */
+/**
+ * Client for the knowledge index (`/aiide/api/knowledge/...`, docs/knowledge.md): `/learn`
+ * starts and watches jobs, `@` mentions search it.
+ */
 import type { ServerConnection } from '@jupyterlab/services';
 
-import { field, isString, objectBody } from './json';
+import { parseJobReport, type IJobProgress } from '../knowledge/progress';
+import type { ICitation } from './protocol';
+import { ResponseShapeError, isObject } from './json';
 import { requestAPI } from './request';
 
 const WHAT = 'knowledge job';
 
-export interface ILearnJob {
-  id: string;
-  path: string;
-  /** queued, running, done or failed. */
-  status: string;
-  filesDone: number;
-  filesTotal: number;
-  detail: string;
-}
-
-export function parseJob(data: unknown): ILearnJob {
-  const body = objectBody(data, WHAT);
-  const progress = objectBody(body.progress ?? {}, WHAT);
-  const count = (v: unknown): number => (typeof v === 'number' ? v : 0);
-  return {
-    id: field(body, 'id', isString, WHAT, '$'),
-    path: field(body, 'path', isString, WHAT, '$'),
-    status: field(body, 'status', isString, WHAT, '$'),
-    filesDone: count(progress.files_done),
-    filesTotal: count(progress.files_total),
-    detail: typeof body.detail === 'string' ? body.detail : ''
-  };
+function job(data: unknown): IJobProgress {
+  const parsed = parseJobReport(data);
+  if (!parsed) {
+    throw new ResponseShapeError(WHAT, '$');
+  }
+  return parsed;
 }
 
 /** Starts indexing a file or folder ("" is the whole server root). */
 export async function startLearning(
   path: string,
   settings: ServerConnection.ISettings
-): Promise<ILearnJob> {
+): Promise<IJobProgress> {
   const init: RequestInit = { method: 'POST', body: JSON.stringify({ path }) };
-  return parseJob(await requestAPI('knowledge/index', settings, init));
+  return job(await requestAPI('knowledge/index', settings, init));
 }
 
 export async function fetchJob(
   id: string,
   settings: ServerConnection.ISettings
-): Promise<ILearnJob> {
-  return parseJob(await requestAPI(`knowledge/jobs/${encodeURIComponent(id)}`, settings));
+): Promise<IJobProgress> {
+  return job(await requestAPI(`knowledge/jobs/${encodeURIComponent(id)}`, settings));
+}
+
+/** One search result: where it is (as a citation) and the start of its text. */
+export interface IKnowledgeHit {
+  citation: ICitation;
+  kind: string;
+  score: number;
+  text: string;
+}
+
+const nullableInt = (v: unknown): number | null =>
+  typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : null;
+
+/** A search result of `GET knowledge/search`, or null when it has no path. */
+export function parseHit(raw: unknown): IKnowledgeHit | null {
+  if (!isObject(raw) || typeof raw.path !== 'string' || !raw.path) {
+    return null;
+  }
+  const cellId = typeof raw.cell_id === 'string' && raw.cell_id ? raw.cell_id : null;
+  return {
+    citation: {
+      path: raw.path,
+      cell_id: cellId,
+      cell_index: nullableInt(raw.cell_index),
+      line_start: nullableInt(raw.line_start),
+      line_end: nullableInt(raw.line_end),
+      title: typeof raw.title === 'string' ? raw.title : '',
+      label: typeof raw.citation === 'string' && raw.citation ? raw.citation : raw.path
+    },
+    kind: typeof raw.kind === 'string' ? raw.kind : '',
+    score: typeof raw.score === 'number' ? raw.score : 0,
+    text: typeof raw.text === 'string' ? raw.text : ''
+  };
+}
+
+/** The caller's own index searched for `query` (empty when nothing is indexed). */
+export async function searchKnowledge(
+  query: string,
+  settings: ServerConnection.ISettings,
+  k = 8
+): Promise<IKnowledgeHit[]> {
+  const q = encodeURIComponent(query);
+  const body = await requestAPI(`knowledge/search?q=${q}&k=${k}`, settings);
+  if (!isObject(body) || !Array.isArray(body.results)) {
+    throw new ResponseShapeError('knowledge search', '$.results');
+  }
+  return body.results.map(parseHit).filter((h): h is IKnowledgeHit => h !== null);
 }

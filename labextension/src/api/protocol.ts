@@ -176,10 +176,26 @@ export interface IRunStarted extends IEventBase {
   provider: string;
 }
 
+/** A passage's source (docs/protocol.md, Citations): untrusted text, shown as text. */
+export interface ICitation {
+  path: string;
+  cell_id: string | null;
+  /** Counted from 0. */
+  cell_index: number | null;
+  /** 1-based, inclusive; lines of the cell in a notebook. */
+  line_start: number | null;
+  line_end: number | null;
+  title: string;
+  /** What the model saw in brackets and cites with. */
+  label: string;
+}
+
 export interface IContextItem {
   kind: string;
   ref: string;
   tokens: number;
+  /** A knowledge passage's source. */
+  citation?: ICitation;
 }
 
 export interface IContextEvent extends IEventBase {
@@ -249,6 +265,8 @@ export interface IToolResult extends IEventBase {
   content: string;
   error: { code: string; message: string } | null;
   outputs?: Record<string, unknown>[] | null;
+  /** Sources of the passages in `content` (search_knowledge). */
+  citations?: ICitation[];
 }
 
 export interface IUsage {

@@ -5,6 +5,7 @@
  *
  * The card keeps the user's half-typed edits and reason across redraws.
  */
+import { citationList, type ICitationLinks } from '../knowledge/citations';
 import { button, fill, h } from '../ui/dom';
 import { fromForm, isEdited, toForm, type IArgumentForm } from './args';
 import { describeCall } from './describeCall';
@@ -37,8 +38,9 @@ function countdown(expiresAt: number): string {
 }
 
 export class CallCard {
-  constructor(handlers: ICallHandlers) {
+  constructor(handlers: ICallHandlers, links: ICitationLinks | null = null) {
     this._handlers = handlers;
+    this._links = links;
     this.node = h('section', { class: 'aiide-Call' });
   }
 
@@ -69,6 +71,9 @@ export class CallCard {
       patch ? renderPatchDiff(patch) : this._argumentsView(block),
       waiting ? this._actions(block) : null,
       block.request ? this._request(block.request) : null,
+      block.result && this._links
+        ? citationList(block.result.citations, this._links.open, this._links.baseUrl, 'Found')
+        : null,
       block.result ? this._result(block) : null
     );
     if (waiting && block.approval) {
@@ -327,6 +332,7 @@ export class CallCard {
   }
 
   private readonly _handlers: ICallHandlers;
+  private readonly _links: ICitationLinks | null;
   private _block: CallBlock | null = null;
   private _mode: Mode = 'idle';
   private _form: IArgumentForm | null = null;

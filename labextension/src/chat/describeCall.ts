@@ -44,6 +44,8 @@ export function describeCall(name: string, args: Args): string {
       return `List the files in ${str(args, 'path') ?? 'the workspace'}`;
     case 'search_files':
       return `Search the files for "${str(args, 'query') ?? str(args, 'pattern') ?? ''}"`;
+    case 'search_knowledge':
+      return `Search your indexed files for "${firstLine(str(args, 'query'))}"`;
     case 'notebook_patch':
       return 'Change the open notebook';
     case 'notebook_execute':

@@ -5,17 +5,26 @@
  */
 import { MimeModel, type IRenderMime, type IRenderMimeRegistry } from '@jupyterlab/rendermime';
 
+import type { ICitation } from '../api/protocol';
+import { citationList, citedIn, type ICitationLinks } from '../knowledge/citations';
+import { linkifyCitations } from '../knowledge/linkify';
 import { button, h } from '../ui/dom';
 import type { ICodeActions } from './codeActions';
 
 const MIME = 'text/markdown';
 
 export class AnswerView {
-  constructor(rendermime: IRenderMimeRegistry, actions: ICodeActions) {
+  constructor(
+    rendermime: IRenderMimeRegistry,
+    actions: ICodeActions,
+    links: ICitationLinks | null = null
+  ) {
     this._renderer = rendermime.createRenderer(MIME);
     this._actions = actions;
+    this._links = links;
     this.node = h('div', { class: 'aiide-Answer' });
-    this.node.append(this._renderer.node);
+    this._sources = h('div', { class: 'aiide-Answer-sources' });
+    this.node.append(this._renderer.node, this._sources);
   }
 
   readonly node: HTMLElement;
@@ -24,7 +33,8 @@ export class AnswerView {
    * Shows `text`: as plain text at once when nothing is rendered yet (the first token
    * paints in the next frame), as Markdown from the next frame on (coalescing bursts).
    */
-  update(text: string, streaming: boolean): void {
+  update(text: string, streaming: boolean, citations: readonly ICitation[] = []): void {
+    this._citations = citations;
     if (!this._rendered && !this._rendering) {
       this._renderer.node.textContent = text;
     }
@@ -61,6 +71,7 @@ export class AnswerView {
       this._rendered = true;
       if (!streaming) {
         this._decorate();
+        this._cite(text);
       }
     } catch (error) {
       console.warn('aiide: could not render an answer', error);
@@ -71,6 +82,23 @@ export class AnswerView {
     if (this._dirty && !this._disposed) {
       this._scheduled = true;
       requestAnimationFrame(() => void this._render());
+    }
+  }
+
+  /**
+   * The citations the answer quotes (`[label]`) become links where they stand, and are
+   * listed once more under the answer as its sources.
+   */
+  private _cite(text: string): void {
+    const links = this._links;
+    const cited = links ? citedIn(text, this._citations) : [];
+    if (links && cited.length) {
+      linkifyCitations(this._renderer.node, cited, links.open, links.baseUrl);
+    }
+    this._sources.replaceChildren();
+    const list = links ? citationList(cited, links.open, links.baseUrl) : null;
+    if (list) {
+      this._sources.append(list);
     }
   }
 
@@ -98,6 +126,9 @@ export class AnswerView {
 
   private readonly _renderer: IRenderMime.IRenderer;
   private readonly _actions: ICodeActions;
+  private readonly _links: ICitationLinks | null;
+  private readonly _sources: HTMLElement;
+  private _citations: readonly ICitation[] = [];
   private _text = '';
   private _streaming = false;
   private _scheduled = false;

@@ -1,18 +1,38 @@
 /**
- * What `@` can mention: the cells of the active notebook and the files next to it and
- * at the top of the server root (listings cached for a few seconds).
+ * What `@` can mention: the cells of the active notebook, the files next to it and at
+ * the top of the server root (listings cached for a few seconds), and — from three
+ * characters on — what the user's knowledge index finds for the word, anywhere in the
+ * workspace (`GET /aiide/api/knowledge/search`).
  */
 import type { Contents } from '@jupyterlab/services';
 
+import type { IKnowledgeHit } from '../api/knowledge';
 import type { ActiveContext } from './activeContext';
-import { cellCandidate, fileCandidate, rankCandidates, type IMentionCandidate } from './mentions';
+import {
+  cellCandidate,
+  fileCandidate,
+  knowledgeCandidate,
+  mergeCandidates,
+  rankCandidates,
+  type IMentionCandidate
+} from './mentions';
 
 const CACHE_MS = 10_000;
+/** Shorter words match too much to be worth a search. */
+const SEARCH_MIN_CHARS = 3;
+/**
+ * A search embeds the word (a metered call with a paid endpoint): only once typing
+ * pauses this long; a word typed on meanwhile is not searched at all.
+ */
+const SEARCH_PAUSE_MS = 200;
+
+export type KnowledgeSearch = (query: string) => Promise<IKnowledgeHit[]>;
 
 export class MentionSource {
-  constructor(contents: Contents.IManager, active: ActiveContext) {
+  constructor(contents: Contents.IManager, active: ActiveContext, search?: KnowledgeSearch) {
     this._contents = contents;
     this._active = active;
+    this._search = search ?? null;
   }
 
   async candidates(query: string): Promise<IMentionCandidate[]> {
@@ -26,7 +46,36 @@ export class MentionSource {
     const dirs = dir ? [dir, ''] : [''];
     const files = (await Promise.all(dirs.map(d => this._list(d)))).flat();
     const unique = [...new Map(files.map(f => [f.token, f])).values()];
-    return rankCandidates([...cells, ...unique], query);
+    const local = rankCandidates([...cells, ...unique], query);
+    return mergeCandidates(local, await this._found(query));
+  }
+
+  /** The index's candidates; none when it is off, empty, or its model is missing. */
+  private async _found(query: string): Promise<IMentionCandidate[]> {
+    const q = query.trim();
+    if (!this._search || q.length < SEARCH_MIN_CHARS) {
+      return [];
+    }
+    const cached = this._searches.get(q);
+    if (cached && Date.now() - cached.at < CACHE_MS) {
+      return cached.items;
+    }
+    const ticket = ++this._ticket;
+    await new Promise(resolve => window.setTimeout(resolve, SEARCH_PAUSE_MS));
+    if (ticket !== this._ticket) {
+      return [];
+    }
+    let items: IMentionCandidate[] = [];
+    try {
+      items = (await this._search(q)).slice(0, 5).map(h => knowledgeCandidate(h.citation, h.text));
+    } catch {
+      items = []; // the box must keep working without the index
+    }
+    if (this._searches.size >= 100) {
+      this._searches.clear(); // a bound, not an LRU: typing rarely repeats 100 words
+    }
+    this._searches.set(q, { at: Date.now(), items });
+    return items;
   }
 
   private async _list(dir: string): Promise<IMentionCandidate[]> {
@@ -50,5 +99,8 @@ export class MentionSource {
 
   private readonly _contents: Contents.IManager;
   private readonly _active: ActiveContext;
+  private readonly _search: KnowledgeSearch | null;
+  private _ticket = 0;
+  private readonly _searches = new Map<string, { at: number; items: IMentionCandidate[] }>();
   private readonly _cache = new Map<string, { at: number; items: IMentionCandidate[] }>();
 }

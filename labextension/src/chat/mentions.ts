@@ -3,7 +3,7 @@
  * (`@analysis.ipynb#c3`). The box keeps the mentions the user picked; those whose
  * token is still in the text when sending go into `context.mentions`.
  */
-import type { Mention } from '../api/protocol';
+import type { ICitation, Mention } from '../api/protocol';
 
 /** The protocol accepts at most this many mentions per message. */
 export const MAX_MENTIONS = 20;
@@ -39,6 +39,47 @@ export function cellCandidate(
     detail: first.trim().slice(0, 60) || '(empty)',
     mention: { kind: 'cell', path, cell_id: cellId }
   };
+}
+
+/**
+ * A passage the knowledge index found for what follows `@`: a notebook cell or a file
+ * anywhere in the workspace, found by meaning rather than by name.
+ */
+export function knowledgeCandidate(citation: ICitation, text: string): IMentionCandidate {
+  const name = citation.path.split('/').pop() || citation.path;
+  const detail = (citation.title || text.split('\n').find(l => l.trim()) || '').trim().slice(0, 60);
+  if (citation.cell_id) {
+    const cell = citation.cell_index !== null ? `cell ${citation.cell_index + 1}` : 'cell';
+    return {
+      token: `@${citation.path}#${citation.cell_id}`,
+      label: `${name} · ${cell}`,
+      detail: detail || citation.path,
+      mention: { kind: 'cell', path: citation.path, cell_id: citation.cell_id }
+    };
+  }
+  return {
+    token: `@${citation.path}`,
+    label: citation.line_start !== null ? `${name}:${citation.line_start}` : name,
+    detail: detail || citation.path,
+    mention: { kind: 'file', path: citation.path }
+  };
+}
+
+/** Local matches first, then the index's, each token once, at most `limit`. */
+export function mergeCandidates(
+  local: readonly IMentionCandidate[],
+  found: readonly IMentionCandidate[],
+  limit = 12
+): IMentionCandidate[] {
+  const seen = new Set<string>();
+  const out: IMentionCandidate[] = [];
+  for (const c of [...local, ...found]) {
+    if (!seen.has(c.token) && out.length < limit) {
+      seen.add(c.token);
+      out.push(c);
+    }
+  }
+  return out;
 }
 
 /** The `@word` being typed before the caret, if any. */

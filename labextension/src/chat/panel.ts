@@ -7,6 +7,9 @@ import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Panel } from '@lumino/widgets';
 
 import type { IChatContext, Mention, Task } from '../api/protocol';
+import type { ICitationLinks } from '../knowledge/citations';
+import type { JobTracker } from '../knowledge/progress';
+import { KnowledgeProgressView } from '../knowledge/progressView';
 import type { INotebookActions } from '../notebook/bridge';
 import type { ActiveContext } from './activeContext';
 import { Banner } from './banner';
@@ -41,6 +44,10 @@ export interface IChatPanelOptions {
   preferences(): IChatPreferences;
   setModel(name: string | null): void;
   learn(path: string, report: (text: string) => void): Promise<void>;
+  /** Indexing jobs, for the progress bar above the chat box. */
+  learning: JobTracker;
+  /** Opens cited files; null: citations are not links. */
+  citations: ICitationLinks | null;
 }
 
 export const CHAT_PANEL_ID = 'aiide-chat';
@@ -92,8 +99,10 @@ export class ChatPanel extends Panel {
         refuse: (id, reason) => options.notebooks.reject(id, reason),
         undo: id => options.notebooks.undo(id)
       },
+      citations: options.citations,
       editQuestion: text => this._composer.setText(text)
     });
+    this._learning = new KnowledgeProgressView(options.learning);
     this._composer = new Composer({
       enterToSend: () => options.preferences().enterToSend,
       candidates: query => options.mentions.candidates(query),
@@ -101,7 +110,14 @@ export class ChatPanel extends Panel {
       stop: () => session.stop(session.current)
     });
     this._composer.task = options.preferences().task;
-    for (const w of [this._header, this._banner, this._list, this._view, this._composer]) {
+    for (const w of [
+      this._header,
+      this._banner,
+      this._list,
+      this._view,
+      this._learning,
+      this._composer
+    ]) {
       this.addWidget(w);
     }
 
@@ -242,5 +258,6 @@ export class ChatPanel extends Panel {
   private readonly _list: ConversationList;
   private readonly _view: TranscriptView;
   private readonly _composer: Composer;
+  private readonly _learning: KnowledgeProgressView;
   private _transcript: Transcript | null = null;
 }

@@ -18,9 +18,13 @@ import { IStateDB } from '@jupyterlab/statedb';
 import { ChatSocket, type ISocketLike } from '../api/chatSocket';
 import { deleteConversation, getConversation, listConversations } from '../api/conversations';
 import { describeFailure } from '../api/failure';
+import { searchKnowledge } from '../api/knowledge';
 import { fetchModels } from '../api/models';
 import type { IChatContext, Task } from '../api/protocol';
 import { API_PREFIX } from '../api/request';
+import { listenForJobs } from '../knowledge/events';
+import { openCitation } from '../knowledge/opener';
+import { JobTracker } from '../knowledge/progress';
 import { NotebookBridge, type INotebookActions } from '../notebook/bridge';
 import { chatIcon } from '../ui/icons';
 import { ActiveContext } from './activeContext';
@@ -122,6 +126,11 @@ export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
     const active = new ActiveContext(tracker);
     let preferences = DEFAULT_PREFERENCES;
     let settings: ISettingRegistry.ISettings | null = null;
+    // Indexing progress: this user's jobs from the event bus, and the jobs /learn starts.
+    const learning = new JobTracker({
+      user: () => app.serviceManager.user.identity?.username ?? null
+    });
+    listenForJobs(app.serviceManager.events, learning);
 
     const panel = new ChatPanel({
       session,
@@ -129,7 +138,9 @@ export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
       rendermime: rendermime.clone({ sanitizer: createChatSanitizer(rendermime.sanitizer) }),
       codeActions: new NotebookCodeActions(tracker),
       active,
-      mentions: new MentionSource(app.serviceManager.contents, active),
+      mentions: new MentionSource(app.serviceManager.contents, active, query =>
+        searchKnowledge(query, server)
+      ),
       titles: new TitleStore(state),
       models,
       preferences: () => preferences,
@@ -139,7 +150,15 @@ export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
           console.warn('aiide: could not save the model choice', error)
         );
       },
-      learn: (path, report) => learn(path, server, report)
+      learn: (path, report) => learn(path, server, learning, report),
+      learning,
+      citations: {
+        baseUrl: server.baseUrl,
+        open: target =>
+          void openCitation(app, target).catch(error =>
+            console.warn('aiide: could not open the cited file', error)
+          )
+      }
     });
     panel.title.icon = chatIcon;
     panel.title.caption = 'AI assistant';

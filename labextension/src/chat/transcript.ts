@@ -10,6 +10,7 @@ import { Signal, type ISignal } from '@lumino/signaling';
 
 import type {
   ConversationEvent,
+  ICitation,
   IContextItem,
   IPatch,
   IUsage,
@@ -52,11 +53,21 @@ export interface ICallResult {
   content: string;
   error: { code: string; message: string } | null;
   outputs: Record<string, unknown>[] | null;
+  /** Sources of the passages in `content` (search_knowledge). */
+  citations: ICitation[];
 }
 
 export type Block =
   | { kind: 'question'; key: string; runId: string | null; text: string; failed: string | null }
-  | { kind: 'answer'; key: string; runId: string; text: string; streaming: boolean }
+  | {
+      kind: 'answer';
+      key: string;
+      runId: string;
+      text: string;
+      streaming: boolean;
+      /** Every citation the run was given so far: the labels the text quotes are links. */
+      citations: readonly ICitation[];
+    }
   | {
       kind: 'context';
       key: string;
@@ -230,6 +241,7 @@ export class Transcript {
         break;
       }
       case 'context':
+        this._cite(runId, event.items.flatMap(i => (i.citation ? [i.citation] : [])));
         this._push({
           kind: 'context',
           key,
@@ -244,10 +256,20 @@ export class Transcript {
         if (last?.kind === 'answer' && last.runId === runId) {
           this._update(
             (_, i) => i === this._blocks.length - 1,
-            b => (b.kind === 'answer' ? { ...b, text: b.text + event.text } : b)
+            b =>
+              b.kind === 'answer'
+                ? { ...b, text: b.text + event.text, citations: this._citationsOf(runId) }
+                : b
           );
         } else {
-          this._push({ kind: 'answer', key, runId, text: event.text, streaming: true });
+          this._push({
+            kind: 'answer',
+            key,
+            runId,
+            text: event.text,
+            streaming: true,
+            citations: this._citationsOf(runId)
+          });
         }
         break;
       }
@@ -311,8 +333,10 @@ export class Transcript {
           ok: event.ok,
           content: event.content,
           error: event.error,
-          outputs: event.outputs ?? null
+          outputs: event.outputs ?? null,
+          citations: event.citations ?? []
         };
+        this._cite(runId, result.citations);
         this._updateCall(runId, event.call_id, b => ({ ...b, result }));
         break;
       }
@@ -351,7 +375,29 @@ export class Transcript {
       }
     });
     if (!answered && finalText.trim()) {
-      this._push({ kind: 'answer', key: `final-${runId}`, runId, text: finalText, streaming: false });
+      this._push({
+        kind: 'answer',
+        key: `final-${runId}`,
+        runId,
+        text: finalText,
+        streaming: false,
+        citations: this._citationsOf(runId)
+      });
+    }
+  }
+
+  /** Every citation of a run so far, in order of arrival (the same array until one comes). */
+  citationsOf(runId: string): readonly ICitation[] {
+    return this._citationsOf(runId);
+  }
+
+  private _citationsOf(runId: string): ICitation[] {
+    return this._citations.get(runId) ?? [];
+  }
+
+  private _cite(runId: string, citations: readonly ICitation[]): void {
+    if (citations.length) {
+      this._citations.set(runId, [...this._citationsOf(runId), ...citations]);
     }
   }
 
@@ -407,6 +453,7 @@ export class Transcript {
   private readonly _blocks: Block[] = [];
   private readonly _runs = new Map<string, IRun>();
   private readonly _questions = new Map<string, string>();
+  private readonly _citations = new Map<string, ICitation[]>();
   private readonly _changed = new Signal<this, ITranscriptChange>(this);
   private _conversationId: string | null = null;
   private _local = 0;

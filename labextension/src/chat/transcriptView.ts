@@ -6,6 +6,7 @@ import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
 
 import { explainCode } from '../api/failure';
+import { citationLink, type ICitationLinks } from '../knowledge/citations';
 import { button, fill, h } from '../ui/dom';
 import { CallCard, type ICallHandlers } from './callCard';
 import type { ICodeActions } from './codeActions';
@@ -17,6 +18,8 @@ export interface ITranscriptViewOptions {
   rendermime: IRenderMimeRegistry;
   codeActions: ICodeActions;
   calls: ICallHandlers;
+  /** Citation links (knowledge passages); null: citations shown as plain text. */
+  citations: ICitationLinks | null;
   /** Puts a question that could not be sent back into the chat box. */
   editQuestion(text: string): void;
 }
@@ -98,15 +101,19 @@ export class TranscriptView extends Widget {
   private _create(block: Block): IBlockView {
     switch (block.kind) {
       case 'answer': {
-        const answer = new AnswerView(this._options.rendermime, this._options.codeActions);
+        const answer = new AnswerView(
+          this._options.rendermime,
+          this._options.codeActions,
+          this._options.citations
+        );
         return {
           node: answer.node,
-          update: b => b.kind === 'answer' && answer.update(b.text, b.streaming),
+          update: b => b.kind === 'answer' && answer.update(b.text, b.streaming, b.citations),
           dispose: () => answer.dispose()
         };
       }
       case 'call': {
-        const card = new CallCard(this._options.calls);
+        const card = new CallCard(this._options.calls, this._options.citations);
         return {
           node: card.node,
           update: b => {
@@ -163,7 +170,16 @@ export class TranscriptView extends Widget {
                   'li',
                   {},
                   h('span', { class: 'aiide-Context-kind' }, item.kind),
-                  ` ${item.ref || '—'} `,
+                  ' ',
+                  item.citation && this._options.citations
+                    ? citationLink(
+                        item.citation,
+                        this._options.citations.open,
+                        this._options.citations.baseUrl,
+                        item.citation.label
+                      )
+                    : item.ref || '—',
+                  ' ',
                   h('span', { class: 'aiide-Context-tokens' }, `${number(item.tokens)} tokens`)
                 )
               )

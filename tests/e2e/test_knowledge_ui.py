@@ -1,0 +1,149 @@
+"""Knowledge in a real browser: `/learn` indexes a folder with the real offline model
+while the chat shows a progress bar fed by Jupyter's event bus; the assistant (the fake
+model, scripted to call `search_knowledge`) answers with a citation; clicking it opens
+the notebook with the cited cell active. `@` offers what the index finds."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_support import LabPage, widen_sidebar
+from conftest import LabServer, make_lab, model_env
+from knowledge.conftest import MODELS_DIR, require_model
+from knowledge.corpus import write_corpus
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser")]
+
+LABEL = "analysis/sensors.ipynb, cell 5 (id cell-4)"
+QUESTION = "Where do we clean the sensor data?"
+LEARN_TIMEOUT_MS = 120_000
+
+
+@pytest.fixture(scope="module")
+def knowledge_lab(tmp_path_factory: pytest.TempPathFactory, fake_model: Any) -> Iterator[LabServer]:
+    """A lab with the agent (fake model) and the knowledge part on the real local model."""
+    require_model()
+    config = {"Knowledge": {"models_dir": str(MODELS_DIR), "warm_up_delay": 0.0}}
+    server = make_lab(
+        tmp_path_factory, env=model_env(fake_model), config=config, name="knowledge-lab"
+    )
+    files = write_corpus(server.root_dir)
+    sensors = files["analysis/sensors.ipynb"]
+    nb = json.loads(sensors.read_text())
+    nb["metadata"]["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3 (ipykernel)",
+        "language": "python",
+    }
+    sensors.write_text(json.dumps(nb))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def page(knowledge_lab: LabServer, browser_context: Any, artifacts_dir: Path) -> Iterator[LabPage]:
+    lab = LabPage.open(browser_context, knowledge_lab.lab_url(workspace="knowledge"))
+    lab.open_chat()
+    widen_sidebar(lab.page)
+    # What the event bus delivers to this page, to prove the bar is fed by events.
+    lab.page.evaluate(
+        """() => {
+          window.__aiideJobEvents = [];
+          window.jupyterapp.serviceManager.events.stream.connect((_, e) => {
+            if (e.schema_id === 'https://events.aiide.dev/knowledge/job/v1') {
+              window.__aiideJobEvents.push(e);
+            }
+          });
+        }"""
+    )
+    try:
+        yield lab
+    finally:
+        lab.close(artifacts_dir, "knowledge-ui")
+
+
+def test_learn_then_a_cited_answer_opens_the_cell(
+    page: LabPage, fake_model: Any, screenshot: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    fake_model.reset()
+    page.ask("/learn analysis")
+    job = page.chat.locator(".aiide-Learning-job").first
+    expect(job).to_be_visible(timeout=15_000)
+    expect(job.locator("[role=progressbar]")).to_be_visible()
+    expect(job).to_have_attribute("data-status", "done", timeout=LEARN_TIMEOUT_MS)
+    expect(job.locator(".aiide-Learning-title")).to_have_text("Learned analysis")
+    expect(job.locator(".aiide-Learning-counts")).to_contain_text("2 of 2 files")
+    expect(job.locator(".aiide-Learning-counts")).to_contain_text("chunks embedded")
+    expect(page.chat.locator(".aiide-Composer-hint")).to_contain_text(
+        "Learned analysis: answers can now cite it"
+    )
+    events = page.page.evaluate("() => window.__aiideJobEvents")
+    assert events and events[-1]["status"] == "done", events
+    assert events[-1]["path"] == "analysis" and events[-1]["files_done"] == 2
+
+    fake_model.script(
+        {"tools": [{"name": "search_knowledge", "input": {"query": QUESTION}}]},
+        {"text": f"The readings are cleaned by `drop_outliers` in [{LABEL}]."},
+    )
+    page.ask(QUESTION)
+    page.finished()
+    card = page.chat.locator(".aiide-Call").last
+    expect(card.locator(".aiide-Citations a.aiide-Citation").first).to_be_visible()
+    answer = page.answers().last
+    inline = answer.locator(".jp-RenderedMarkdown a.aiide-Citation")
+    expect(inline).to_have_count(1)
+    expect(inline).to_have_text(LABEL)
+    expect(inline).to_have_attribute("data-cell-id", "cell-4")
+    expect(answer.locator(".aiide-Answer-sources a.aiide-Citation")).to_have_text(
+        "sensors.ipynb · cell 5"
+    )
+    # The model was given the passage under the label it cited.
+    sent = json.dumps(fake_model.requests()[-1]["body"]["messages"])
+    assert f"[{LABEL}]" in sent
+
+    inline.click()
+    panel = page.page.locator(".jp-NotebookPanel:visible")
+    expect(panel).to_have_count(1, timeout=30_000)
+    page.page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget?.content?.activeCell?.model.id === 'cell-4'",
+        timeout=30_000,
+    )
+    active = panel.locator(".jp-Cell.jp-mod-active")
+    expect(active).to_contain_text("def drop_outliers")
+    expect(active).to_be_in_viewport()
+    screenshot(page.page, "knowledge-citations")
+    page.check()
+
+
+def test_at_mentions_offer_what_the_index_finds(page: LabPage, fake_model: Any) -> None:
+    from playwright.sync_api import expect
+
+    page.new_chat()
+    box = page.chat.locator(".aiide-Composer-input")
+    expect(page.chat.locator(".aiide-Connection")).to_have_attribute(
+        "data-state", "open", timeout=30_000
+    )
+    box.fill("")
+    box.type("Explain @outliers")
+    popup = page.chat.locator(".aiide-Popup")
+    found = popup.locator("[role=option]", has_text="sensors.ipynb · cell 5")
+    expect(found).to_have_count(1, timeout=15_000)
+    found.click()
+    expect(box).to_have_value("Explain @analysis/sensors.ipynb#cell-4 ")
+    fake_model.reset()
+    fake_model.script({"text": "It drops readings far from the mean."})
+    box.press("Enter")
+    page.finished()
+    frame = [f for f in page.sent if f.get("type") == "chat"][-1]
+    assert frame["context"]["mentions"] == [
+        {"kind": "cell", "path": "analysis/sensors.ipynb", "cell_id": "cell-4"}
+    ]
+    page.check()
