@@ -4,6 +4,7 @@ import type { JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { cellActionsPlugin } from './cells/plugin';
 import { chatPlugin } from './chat/plugin';
 import { inlineCompletionPlugin } from './completion/plugin';
+import { instructorPlugin } from './instructor/plugin';
 import { kernelNoticesPlugin } from './kernels/plugin';
 import { statusPlugin } from './status/plugin';
 import { assistantStatusPlugin } from './usage/plugin';
@@ -14,7 +15,8 @@ const plugins: JupyterFrontEndPlugin<any>[] = [
   chatPlugin,
   cellActionsPlugin,
   inlineCompletionPlugin,
-  assistantStatusPlugin
+  assistantStatusPlugin,
+  instructorPlugin
 ];
 
 export default plugins;

@@ -1,0 +1,211 @@
+/**
+ * Client for the instructor API: `GET /aiide/api/course-admin/{courses,usage,limits,audit}`
+ * (the single-user server relays it to the key broker with the hub token) and
+ * `PATCH /aiide/api/course/<name>` (exam mode, budgets). Bodies are checked here, so the
+ * panel only ever sees the documented shapes (docs/hub.md, "Instructor API").
+ */
+import { URLExt } from '@jupyterlab/coreutils';
+import { ServerConnection } from '@jupyterlab/services';
+
+import {
+  field,
+  isBoolean,
+  isNumber,
+  isObject,
+  isString,
+  isStringOrNull,
+  listField,
+  objectBody,
+  type Json
+} from '../api/json';
+import { API_PREFIX, ApiError, requestAPI } from '../api/request';
+
+/** Features exam mode can turn off (hub/course.py FEATURES). */
+export const FEATURES = ['chat', 'agent', 'complete'] as const;
+export type Feature = (typeof FEATURES)[number];
+
+export type BudgetKind = 'daily_tokens' | 'weekly_tokens';
+export const BUDGET_KINDS: readonly BudgetKind[] = ['daily_tokens', 'weekly_tokens'];
+
+export interface IExam {
+  enabled: boolean;
+  disable: Feature[];
+  message: string;
+}
+
+/** A course as the broker applies it now: the file plus run-time changes. */
+export interface ICourse {
+  course: string;
+  groups: string[];
+  instructors: string[];
+  models: string[];
+  budget: Partial<Record<BudgetKind, number>>;
+  exam: IExam;
+  /** The run-time changes on top of the file (instructors' edits). */
+  changes: Json;
+}
+
+export interface IStudentDay {
+  day: string;
+  user: string;
+  input_tokens: number;
+  output_tokens: number;
+  total_tokens: number;
+  calls: number;
+}
+
+export interface ILimitHit {
+  day: string;
+  user: string;
+  /** budget_exceeded, rate_limited, exam_mode, model_not_allowed, … */
+  code: string;
+  count: number;
+}
+
+export interface IAuditEvent {
+  id: number;
+  /** ISO 8601, UTC. */
+  time: string;
+  actor: string | null;
+  action: string;
+  target: string;
+  outcome: string;
+  detail: unknown;
+}
+
+const isStringList = (v: unknown): v is string[] =>
+  Array.isArray(v) && v.every(item => typeof item === 'string');
+
+function parseCourse(raw: Json, path: string): ICourse {
+  const what = 'course';
+  const exam = field(raw, 'exam', isObject, what, path);
+  const budget: Partial<Record<BudgetKind, number>> = {};
+  const rawBudget = field(raw, 'budget', isObject, what, path);
+  for (const kind of BUDGET_KINDS) {
+    if (isNumber(rawBudget[kind])) {
+      budget[kind] = rawBudget[kind] as number;
+    }
+  }
+  const disable = field(exam, 'disable', isStringList, what, `${path}.exam`);
+  return {
+    course: field(raw, 'course', isString, what, path),
+    groups: field(raw, 'groups', isStringList, what, path),
+    instructors: field(raw, 'instructors', isStringList, what, path),
+    models: field(raw, 'models', isStringList, what, path),
+    budget,
+    exam: {
+      enabled: field(exam, 'enabled', isBoolean, what, `${path}.exam`),
+      disable: disable.filter((f): f is Feature => (FEATURES as readonly string[]).includes(f)),
+      message: field(exam, 'message', isString, what, `${path}.exam`)
+    },
+    changes: isObject(raw.changes) ? raw.changes : {}
+  };
+}
+
+export function parseCourses(data: unknown): ICourse[] {
+  return listField(objectBody(data, 'courses'), 'courses', 'courses', '$', parseCourse);
+}
+
+export function parseCourseReply(data: unknown): ICourse {
+  return parseCourse(objectBody(data, 'course'), '$');
+}
+
+export function parseUsageRows(data: unknown): IStudentDay[] {
+  const what = 'course usage';
+  return listField(objectBody(data, what), 'usage', what, '$', (raw, path) => ({
+    day: field(raw, 'day', isString, what, path),
+    user: field(raw, 'user', isString, what, path),
+    input_tokens: field(raw, 'input_tokens', isNumber, what, path),
+    output_tokens: field(raw, 'output_tokens', isNumber, what, path),
+    total_tokens: field(raw, 'total_tokens', isNumber, what, path),
+    calls: field(raw, 'calls', isNumber, what, path)
+  }));
+}
+
+export function parseLimits(data: unknown): ILimitHit[] {
+  const what = 'limits';
+  return listField(objectBody(data, what), 'limits', what, '$', (raw, path) => ({
+    day: field(raw, 'day', isString, what, path),
+    user: field(raw, 'user', isString, what, path),
+    code: field(raw, 'code', isString, what, path),
+    count: field(raw, 'count', isNumber, what, path)
+  }));
+}
+
+export function parseAudit(data: unknown): IAuditEvent[] {
+  const what = 'audit';
+  return listField(objectBody(data, what), 'events', what, '$', (raw, path) => ({
+    id: field(raw, 'id', isNumber, what, path),
+    time: field(raw, 'time', isString, what, path),
+    actor: field(raw, 'actor', isStringOrNull, what, path),
+    action: field(raw, 'action', isString, what, path),
+    target: field(raw, 'target', isString, what, path),
+    outcome: field(raw, 'outcome', isString, what, path),
+    detail: raw.detail ?? null
+  }));
+}
+
+/** The instructor API kinds the single-user server relays (hub/singleuser.py). */
+export type AdminKind = 'courses' | 'usage' | 'limits' | 'audit';
+
+export function adminPath(kind: AdminKind, query: URLSearchParams = new URLSearchParams()): string {
+  const text = query.toString();
+  return `course-admin/${kind}${text ? `?${text}` : ''}`;
+}
+
+export class InstructorApi {
+  constructor(readonly settings: ServerConnection.ISettings) {}
+
+  async courses(): Promise<ICourse[]> {
+    return parseCourses(await requestAPI(adminPath('courses'), this.settings));
+  }
+
+  async usage(query: URLSearchParams): Promise<IStudentDay[]> {
+    return parseUsageRows(await requestAPI(adminPath('usage', query), this.settings));
+  }
+
+  async limits(query: URLSearchParams): Promise<ILimitHit[]> {
+    return parseLimits(await requestAPI(adminPath('limits', query), this.settings));
+  }
+
+  async audit(query: URLSearchParams): Promise<IAuditEvent[]> {
+    return parseAudit(await requestAPI(adminPath('audit', query), this.settings));
+  }
+
+  /** Applies a run-time change (audited by the broker as `course.changed`). */
+  async change(course: string, body: Json): Promise<ICourse> {
+    const reply = await requestAPI(`course/${encodeURIComponent(course)}`, this.settings, {
+      method: 'PATCH',
+      body: JSON.stringify(body)
+    });
+    return parseCourseReply(reply);
+  }
+
+  /** The broker's CSV export of `kind` (same query plus `format=csv`), as a file. */
+  async csv(kind: AdminKind, query: URLSearchParams): Promise<{ name: string; blob: Blob }> {
+    const q = new URLSearchParams(query);
+    q.set('format', 'csv');
+    const url = URLExt.join(this.settings.baseUrl, API_PREFIX, adminPath(kind, q));
+    const response = await ServerConnection.makeRequest(url, {}, this.settings);
+    if (!response.ok) {
+      let body: unknown = null;
+      try {
+        body = await response.json();
+      } catch {
+        body = null;
+      }
+      const get = (k: string): string | undefined =>
+        isObject(body) && typeof body[k] === 'string' ? (body[k] as string) : undefined;
+      throw new ApiError(response, get('message'), get('code') ?? null, null);
+    }
+    const name = csvFilename(response.headers.get('Content-Disposition'), `aiide-${kind}.csv`);
+    return { name, blob: await response.blob() };
+  }
+}
+
+/** The file name of a `Content-Disposition` header (a plain, safe one), else `fallback`. */
+export function csvFilename(disposition: string | null, fallback: string): string {
+  const match = /filename="?([^";]+)"?/i.exec(disposition ?? '');
+  const name = match ? match[1].trim() : '';
+  return /^[\w.-]+$/.test(name) ? name : fallback;
+}

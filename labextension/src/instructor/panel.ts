@@ -1,0 +1,442 @@
+/**
+ * The instructor dashboard: a course's exam-mode switch and budget, usage per student and
+ * per day (chart + tables), who hit limits, and the audit trail search, each with the
+ * broker's CSV export. Every name, message and detail is set as text, never as HTML.
+ */
+import { Widget } from '@lumino/widgets';
+
+import { describeFailure } from '../api/failure';
+import { button, fill, h } from '../ui/dom';
+import {
+  type AdminKind,
+  BUDGET_KINDS,
+  FEATURES,
+  type IAuditEvent,
+  type ICourse,
+  type ILimitHit,
+  type InstructorApi,
+  type IStudentDay
+} from './api';
+import { stackedChart } from './chart';
+import {
+  AUDIT_ACTIONS,
+  AUDIT_EXPORT,
+  AUDIT_PAGE,
+  type IAuditForm,
+  WINDOWS,
+  auditQuery,
+  budgetChange,
+  budgetLabel,
+  dayWindow,
+  detailText,
+  examChange,
+  examSummary,
+  featureWords,
+  lastId,
+  limitWords,
+  stackedDays,
+  studentTotals,
+  timeText,
+  windowQuery
+} from './model';
+
+const TITLE = 'Instructor Dashboard';
+
+/** Saves `blob` as a file through the browser's download (no page navigation). */
+function download(blob: Blob, name: string): void {
+  const url = URL.createObjectURL(blob);
+  const link = h('a', { href: url, download: name, class: 'aiide-Instructor-download' });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  window.setTimeout(() => URL.revokeObjectURL(url), 10_000);
+}
+
+function table(caption: string, head: string[], rows: (string | Node)[][], empty: string): HTMLElement {
+  if (!rows.length) {
+    return h('p', { class: 'aiide-Instructor-empty' }, empty);
+  }
+  return h(
+    'table',
+    { class: 'aiide-Instructor-table' },
+    h('caption', {}, caption),
+    h('thead', {}, h('tr', {}, head.map(name => h('th', { scope: 'col' }, name)))),
+    h('tbody', {}, rows.map(cells => h('tr', {}, cells.map(c => h('td', {}, c)))))
+  );
+}
+
+function n(value: number): string {
+  return value.toLocaleString();
+}
+
+function count(value: number, noun: string): string {
+  return `${n(value)} ${noun}${value === 1 ? '' : 's'}`;
+}
+
+export class InstructorPanel extends Widget {
+  constructor(api: InstructorApi, courses: ICourse[]) {
+    super();
+    this._api = api;
+    this._courses = courses;
+    this._current = courses[0]?.course ?? '';
+    this.id = 'aiide-instructor';
+    this.addClass('aiide-Instructor');
+    this.title.label = TITLE;
+    this.title.closable = true;
+    this._auditForm = { q: '', action: 'course.changed', actor: '', outcome: '', since: '', until: '' };
+    fill(
+      this.node,
+      this._header(),
+      this._status,
+      h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Course policy' }, this._course),
+      h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Usage' }, this._usage),
+      h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Limits hit' }, this._limits),
+      h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Audit trail' }, this._auditPart())
+    );
+    this._renderCourse();
+  }
+
+  /** The course being changed by the switch and the budget form. */
+  get course(): ICourse | undefined {
+    return this._courses.find(c => c.course === this._current);
+  }
+
+  /** Reloads the courses, usage and limits of the window, and the audit search. */
+  async refresh(): Promise<void> {
+    this._say('Loading…');
+    await Promise.all([this._loadCourses(), this._loadActivity(), this._search()]);
+    this._say(`Updated ${new Date().toLocaleTimeString()}.`);
+  }
+
+  // -- header ---------------------------------------------------------------------------
+
+  private _header(): HTMLElement {
+    const days = h(
+      'select',
+      {
+        class: 'aiide-Instructor-days',
+        'aria-label': 'Period',
+        onchange: (e: Event) => {
+          this._days = Number((e.target as HTMLSelectElement).value);
+          void this._loadActivity();
+        }
+      },
+      WINDOWS.map(d => h('option', { value: d, selected: d === this._days }, `Last ${d} days`))
+    );
+    return h(
+      'header',
+      { class: 'aiide-Instructor-header' },
+      h('h2', {}, TITLE),
+      this._picker,
+      days,
+      button('Refresh', () => void this.refresh(), { title: 'Reload everything from the broker' })
+    );
+  }
+
+  private _say(text: string, alert = false): void {
+    this._status.className = alert ? 'aiide-Instructor-status aiide-Instructor-error' : 'aiide-Instructor-status';
+    this._status.setAttribute('role', alert ? 'alert' : 'status');
+    this._status.textContent = text;
+  }
+
+  private _fail(where: string, error: unknown): void {
+    this._say(`${where}: ${describeFailure(error).message}`, true);
+  }
+
+  // -- course: exam mode and budget -----------------------------------------------------
+
+  private async _loadCourses(): Promise<void> {
+    try {
+      this._courses = await this._api.courses();
+    } catch (error) {
+      this._fail('Courses could not be read', error);
+      return;
+    }
+    if (!this.course) {
+      this._current = this._courses[0]?.course ?? '';
+    }
+    this._renderCourse();
+  }
+
+  private _renderCourse(): void {
+    fill(
+      this._picker,
+      this._courses.map(c => h('option', { value: c.course, selected: c.course === this._current }, c.course))
+    );
+    this._picker.hidden = this._courses.length < 2;
+    const course = this.course;
+    if (!course) {
+      fill(this._course, h('p', {}, 'You teach no course on this hub.'));
+      return;
+    }
+    const on = course.exam.enabled;
+    const features = FEATURES.map(f =>
+      h(
+        'label',
+        { class: 'aiide-Instructor-feature' },
+        h('input', { type: 'checkbox', name: f, checked: course.exam.disable.includes(f), disabled: on }),
+        ` ${featureWords(f)}`
+      )
+    );
+    const message = h('input', {
+      type: 'text',
+      class: 'aiide-Instructor-message',
+      'aria-label': 'Message students see',
+      placeholder: 'Message students see, e.g. "Midterm until 12:00"',
+      maxlength: 500,
+      disabled: on
+    });
+    message.value = on ? course.exam.message : '';
+    const exam = h(
+      'fieldset',
+      { class: 'aiide-Instructor-exam', 'data-exam': on ? 'on' : 'off' },
+      h('legend', {}, 'Exam mode'),
+      h('p', { class: 'aiide-Instructor-examState' }, examSummary(course)),
+      on ? h('p', { class: 'aiide-Instructor-examMessage' }, `Students see: "${course.exam.message}"`) : null,
+      h('div', { class: 'aiide-Instructor-features' }, on ? null : 'Turn off: ', on ? null : features),
+      on ? null : message,
+      h(
+        'button',
+        {
+          type: 'button',
+          role: 'switch',
+          'aria-checked': on ? 'true' : 'false',
+          class: `jp-Button aiide-Button aiide-Instructor-switch ${on ? 'jp-mod-accept' : 'jp-mod-warn'}`,
+          onclick: () => {
+            const disable = features
+              .map(label => label.querySelector('input'))
+              .filter((box): box is HTMLInputElement => !!box && box.checked)
+              .map(box => box.name as (typeof FEATURES)[number]);
+            void this._change(
+              examChange(!on, on ? course.exam.disable : disable, on ? '' : message.value),
+              on ? 'Exam mode turned off.' : 'Exam mode turned on.'
+            );
+          }
+        },
+        on ? 'Turn exam mode off' : 'Turn exam mode on'
+      )
+    );
+    const inputs = BUDGET_KINDS.map(kind => {
+      const input = h('input', {
+        type: 'text',
+        inputmode: 'numeric',
+        name: kind,
+        class: 'aiide-Instructor-budgetInput',
+        placeholder: 'no limit'
+      });
+      const value = course.budget[kind];
+      input.value = value === undefined ? '' : String(value);
+      return { kind, input };
+    });
+    const budget = h(
+      'fieldset',
+      { class: 'aiide-Instructor-budget' },
+      h('legend', {}, 'Token budget'),
+      inputs.map(({ kind, input }) => h('label', {}, `${budgetLabel(kind)} `, input)),
+      button(
+        'Save budget',
+        () => {
+          const change = budgetChange(Object.fromEntries(inputs.map(i => [i.kind, i.input.value])));
+          if ('error' in change) {
+            this._say(change.error, true);
+            return;
+          }
+          void this._change(change, 'Budget saved.');
+        },
+        { kind: 'accept' }
+      )
+    );
+    fill(
+      this._course,
+      h('h3', {}, `Course ${course.course}`),
+      h(
+        'p',
+        { class: 'aiide-Instructor-groups' },
+        `Students: ${course.groups.join(', ') || 'none'} · models: ${course.models.join(', ') || 'any'}`
+      ),
+      h('div', { class: 'aiide-Instructor-controls' }, exam, budget)
+    );
+  }
+
+  private async _change(body: Record<string, unknown>, done: string): Promise<void> {
+    const name = this._current;
+    this._course.querySelectorAll('button, input').forEach(el => ((el as HTMLInputElement).disabled = true));
+    try {
+      const updated = await this._api.change(name, body);
+      this._courses = this._courses.map(c => (c.course === name ? updated : c));
+      this._say(`${name}: ${done} (audited)`);
+    } catch (error) {
+      this._fail(`${name} was not changed`, error);
+    }
+    this._renderCourse();
+    void this._search();
+  }
+
+  // -- usage and limits -----------------------------------------------------------------
+
+  private async _loadActivity(): Promise<void> {
+    const query = windowQuery(this._days);
+    let usage: IStudentDay[];
+    let limits: ILimitHit[];
+    try {
+      [usage, limits] = await Promise.all([this._api.usage(query), this._api.limits(query)]);
+    } catch (error) {
+      const text = describeFailure(error).message;
+      fill(this._usage, h('h3', {}, 'Usage'), h('p', { class: 'aiide-Instructor-error', role: 'alert' }, text));
+      fill(this._limits, h('h3', {}, 'Who hit limits'));
+      return;
+    }
+    const days = dayWindow(this._days, new Date());
+    const totals = studentTotals(usage, limits);
+    fill(
+      this._usage,
+      h('h3', {}, `Usage per student, last ${this._days} days`),
+      stackedChart('Tokens per day by student', stackedDays(usage, days)),
+      table(
+        'Per student',
+        ['Student', 'Tokens', 'Input', 'Output', 'Calls', 'Active days', 'Limits hit'],
+        totals.map(t => [
+          t.user,
+          n(t.total_tokens),
+          n(t.input_tokens),
+          n(t.output_tokens),
+          n(t.calls),
+          n(t.active_days),
+          t.limit_hits ? `${n(t.limit_hits)} (${t.limit_codes.map(limitWords).join(', ')})` : '—'
+        ]),
+        'No student used the assistant in this period.'
+      ),
+      usage.length
+        ? h(
+            'details',
+            { class: 'aiide-Instructor-perDay' },
+            h('summary', {}, `Per student and day (${count(usage.length, 'row')})`),
+            table(
+              'Per student and day',
+              ['Day', 'Student', 'Tokens', 'Input', 'Output', 'Calls'],
+              [...usage]
+                .reverse()
+                .map(r => [r.day, r.user, n(r.total_tokens), n(r.input_tokens), n(r.output_tokens), n(r.calls)]),
+              ''
+            )
+          )
+        : null,
+      this._exportButton('usage', 'Export usage (CSV)', () => query)
+    );
+    fill(
+      this._limits,
+      h('h3', {}, 'Who hit limits'),
+      table(
+        'Refusals per student and day',
+        ['Day', 'Student', 'Limit', 'Times'],
+        [...limits].reverse().map(r => [r.day, r.user, limitWords(r.code), n(r.count)]),
+        'Nobody hit a limit in this period.'
+      ),
+      this._exportButton('limits', 'Export limits (CSV)', () => query)
+    );
+  }
+
+  /** A button that downloads the broker's CSV of `kind` for the query of the moment. */
+  private _exportButton(kind: AdminKind, label: string, query: () => URLSearchParams): HTMLButtonElement {
+    return button(
+      label,
+      async () => {
+        try {
+          const file = await this._api.csv(kind, query());
+          download(file.blob, file.name);
+          this._say(`Downloaded ${file.name}.`);
+        } catch (error) {
+          this._fail('The export failed', error);
+        }
+      },
+      { class: 'aiide-Instructor-export' }
+    );
+  }
+
+  // -- audit trail ----------------------------------------------------------------------
+
+  private _auditPart(): HTMLElement {
+    const form = this._auditForm;
+    const input = (key: keyof IAuditForm, label: string, attrs: Record<string, string> = {}): HTMLElement => {
+      const field = h('input', { type: 'text', name: key, ...attrs });
+      field.value = form[key];
+      field.addEventListener('input', () => (form[key] = field.value));
+      return h('label', {}, `${label} `, field);
+    };
+    const actions = h(
+      'datalist',
+      { id: 'aiide-instructor-actions' },
+      AUDIT_ACTIONS.map(a => h('option', { value: a }))
+    );
+    const search = h(
+      'form',
+      {
+        class: 'aiide-Instructor-search',
+        role: 'search',
+        onsubmit: (e: Event) => {
+          e.preventDefault();
+          void this._search();
+        }
+      },
+      input('q', 'Text', { placeholder: 'anywhere in the event', 'aria-label': 'Search text' }),
+      input('action', 'Action', { list: 'aiide-instructor-actions' }),
+      actions,
+      input('actor', 'Who'),
+      input('outcome', 'Outcome'),
+      input('since', 'From', { type: 'date' }),
+      input('until', 'Before', { type: 'date' }),
+      h('button', { type: 'submit', class: 'jp-Button aiide-Button jp-mod-accept' }, 'Search'),
+      this._exportButton('audit', 'Export (CSV)', () => auditQuery(this._auditForm, 0, AUDIT_EXPORT))
+    );
+    return h('div', {}, h('h3', {}, 'Audit trail'), search, this._audit);
+  }
+
+  private async _search(more = false): Promise<void> {
+    const after = more ? lastId(this._events) : 0;
+    let page: IAuditEvent[];
+    try {
+      page = await this._api.audit(auditQuery(this._auditForm, after));
+    } catch (error) {
+      fill(this._audit, h('p', { class: 'aiide-Instructor-error', role: 'alert' }, describeFailure(error).message));
+      return;
+    }
+    this._events = more ? [...this._events, ...page] : page;
+    fill(
+      this._audit,
+      table(
+        count(this._events.length, 'event'),
+        ['Time (UTC)', 'Who', 'Action', 'Target', 'Outcome', 'Detail'],
+        this._events.map(e => [
+          timeText(e.time),
+          e.actor ?? '—',
+          e.action,
+          e.target,
+          e.outcome,
+          h('code', {}, detailText(e.detail))
+        ]),
+        'No event matches.'
+      ),
+      page.length === AUDIT_PAGE ? button('Load more', () => void this._search(true)) : null
+    );
+  }
+
+  private readonly _api: InstructorApi;
+  private _courses: ICourse[];
+  private _current: string;
+  private _days: number = WINDOWS[0];
+  private _events: IAuditEvent[] = [];
+  private readonly _auditForm: IAuditForm;
+  private readonly _status = h('p', { class: 'aiide-Instructor-status', role: 'status' });
+  private readonly _picker = h('select', {
+    class: 'aiide-Instructor-picker',
+    'aria-label': 'Course',
+    onchange: (e: Event) => {
+      this._current = (e.target as HTMLSelectElement).value;
+      this._renderCourse();
+    }
+  });
+  private readonly _course = h('div', { class: 'aiide-Instructor-course' });
+  private readonly _usage = h('div', { class: 'aiide-Instructor-usage' });
+  private readonly _limits = h('div', { class: 'aiide-Instructor-limits' });
+  private readonly _audit = h('div', { class: 'aiide-Instructor-audit' });
+}
