@@ -178,10 +178,12 @@ class RunEngine:
         if self.tool_source is not None and run.task == "agent":
             await self.tool_source.ready()
         request = await self.history.request(run)
-        names = set(run.models)
-        candidates = [m for m in self.router.models if m.name in names] or self.router.candidates(
-            run.task, caller
+        # In the run's order: the model the user asked for first, then its fallbacks.
+        order = {name: i for i, name in enumerate(run.models)}
+        chosen = sorted(
+            (m for m in self.router.models if m.name in order), key=lambda m: order[m.name]
         )
+        candidates = chosen or self.router.candidates(run.task, caller)
 
         async def notice(code: str, message: str) -> None:
             self.emit(run, "notice", code=code, message=message)

@@ -78,6 +78,23 @@ class AgentService:
             tool_source=tool_source,
         )
         self.completer = Completer(router, timeout=float(options["complete_timeout"]))
+        #: Other deciders on tool calls (the MCP server's tools), kept on the runs' policy.
+        self.policy_users: list[Any] = []
+
+    @property
+    def tool_policy(self) -> ToolPolicy:
+        return self.engine.policy
+
+    def wrap_tool_policy(self, wrap: Callable[[ToolPolicy], Any]) -> Any:
+        """The seam for a stricter tool policy on top of ``c.ToolPolicy`` (a course's,
+        under JupyterHub: ``hub/tools.py``). ``wrap`` gets the current policy and returns
+        one with its interface (``decide``, ``over_limit``); agent runs and every entry
+        of ``policy_users`` decide with it from then on. Returns the new policy."""
+        policy = wrap(self.engine.policy)
+        self.engine.policy = policy
+        for user in self.policy_users:
+            user.policy = policy
+        return policy
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:

@@ -80,6 +80,9 @@ class GatewayGate:
         self.limit_owner = limit_owner
         self.max_body_bytes = max_body_bytes
         self.hub_identity = hub_identity
+        #: Hub role -> groups its holders count as (``c.AiideHub.role_groups``, set by the
+        #: aiide_server_ext.hub extension), so hub roles map to roles like hub groups do.
+        self.hub_role_groups: dict[str, frozenset[str]] = {}
         owner_groups = policy.groups_for(policy.owner)
         self.owner = Caller(
             username=policy.owner,
@@ -116,7 +119,10 @@ class GatewayGate:
             name = str(hub["name"])
             member = self.hub_identity
             if member or name != self.policy.owner:
-                groups = self.policy.groups_for(name, (str(g) for g in hub.get("groups") or ()))
+                hub_groups = {str(g) for g in hub.get("groups") or ()}
+                for role in hub.get("roles") or ():
+                    hub_groups |= self.hub_role_groups.get(str(role), frozenset())
+                groups = self.policy.groups_for(name, hub_groups)
                 roles = self.policy.roles_for(name, groups, member=member)
                 scopes = self.policy.scopes_for(name, roles, member=member)
                 return Caller(name, scopes, groups, roles, extra={"via": "jupyterhub"})

@@ -1,10 +1,11 @@
 """``aiide-broker``: the JupyterHub service that holds the provider keys.
 
-Single-user servers point their Anthropic provider at ``<broker>/anthropic`` with their
-hub token as the "API key". The broker identifies the student with the hub, applies
-their courses (allowed models, exam mode, daily/weekly token budget, rate limit), adds
-the real key and streams the provider's answer back chunk by chunk, counting the tokens
-it sees. Instructors read and change their courses through ``/api/courses/...``.
+Single-user servers point their model providers at the broker (``<broker>/anthropic``,
+``<broker>/openai/v1``; see ``providers.py``) with their hub token as the "API key". The
+broker identifies the student with the hub, applies their courses (allowed models, exam
+mode, daily/weekly token budget, rate limit), adds the real key and streams the provider's
+answer back chunk by chunk, counting the tokens it sees (the model routes live in
+``relay.py``). Instructors read and change their courses through ``/api/courses/...``.
 
 Run as a hub-managed service: ``python -m aiide_server_ext.hub --config broker_config.py``.
 """
@@ -15,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlparse
 
@@ -31,21 +33,21 @@ from .identity import (
     identity_claims,
     token_of,
 )
-from .state import SharedState, StateUnavailable
+from .recorder import Event
+from .state import SharedState, StateUnavailable, Usage
 
 log = logging.getLogger("aiide.broker")
-#: Response headers passed back from the provider.
-PASS_HEADERS = ("content-type", "request-id", "retry-after", "anthropic-ratelimit-requests-limit")
 
 
 class Broker:
-    """Everything the handlers use; no tornado in here beyond the HTTP client."""
+    """Everything the handlers use; no tornado in here."""
 
     def __init__(self, app: BrokerApp) -> None:
         from aiide_server_ext.gateway.audit import AuditLog
-        from aiide_server_ext.gateway.ratelimit import MemoryRateLimiter, RedisRateLimiter
         from aiide_server_ext.gateway.redaction import Redactor
         from aiide_server_ext.gateway.store import Store
+
+        from .recorder import Recorder
 
         self.app = app
         self.files = load_courses(app.course_dir)
@@ -55,49 +57,82 @@ class Broker:
             os.environ.get("JUPYTERHUB_API_TOKEN", ""),
             cache_seconds=app.identity_cache_seconds,
             timeout=app.hub_timeout,
+            role_groups=app.role_groups,
         )
         self.upstreams = {name: dict(spec) for name, spec in app.upstreams.items()}
         secrets = [
             os.environ.get(str(s.get("api_key_env", "")), "") for s in self.upstreams.values()
         ]
         self.redactor = Redactor(secrets)
-        self.store = Store(app.db_path or os.path.join(os.getcwd(), "aiide-broker.sqlite"))
-        self.audit = AuditLog(self.store, self.redactor)
-        self.limiter: Any = (
-            RedisRateLimiter(app.redis_url, failure_mode=app.redis_failure_mode)
-            if app.redis_url
-            else MemoryRateLimiter()
+        self.store = Store(
+            app.db_path or os.path.join(os.getcwd(), "aiide-broker.sqlite"),
+            url=app.database_url,
+            label="the broker database",
         )
+        self.audit = AuditLog(self.store, self.redactor)
+        self.recorder = Recorder(self.state, self.audit)
         self._http: Any = None
+        #: (changes version, courses with the changes applied): parsed once per version.
+        self._applied: tuple[str, dict[str, Course]] | None = None
 
     def http(self) -> Any:
+        """The upstream client (aiohttp: a C HTTP parser and cheap connection reuse; the
+        relay's per-call and per-chunk cost is what a class of 50 adds up)."""
         if self._http is None:
-            import httpx
+            import aiohttp
 
-            timeout = httpx.Timeout(self.app.upstream_timeout, connect=10.0)
-            self._http = httpx.AsyncClient(timeout=timeout)
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=10.0, sock_read=self.app.upstream_timeout
+            )
+            # One connection per stream in flight: no limit, or calls would queue here.
+            connector = aiohttp.TCPConnector(limit=0, limit_per_host=0)
+            self._http = aiohttp.ClientSession(timeout=timeout, connector=connector)
         return self._http
 
+    def upstream(self, name: str) -> tuple[dict[str, Any], str] | None:
+        """(spec, key) of a configured provider with its key in the environment."""
+        spec = self.upstreams.get(name)
+        key = os.environ.get(str((spec or {}).get("api_key_env", ""))) if spec else None
+        return (spec, key) if spec is not None and key else None
+
     async def course(self, name: str) -> Course:
+        """A course with its current run-time changes (read from the shared state)."""
         return self.files[name].with_changes(await self.state.changes(name))
 
-    async def policy_for(self, caller: HubCaller) -> Effective:
-        mine = [c for c in self.files.values() if c.groups & caller.groups]
-        return effective([await self.course(c.name) for c in mine], caller.groups)
+    def _courses(self, version: str, changes: dict[str, dict[str, Any]]) -> dict[str, Course]:
+        if version and self._applied is not None and self._applied[0] == version:
+            return self._applied[1]
+        courses = {
+            name: course.with_changes(changes[name]) if changes.get(name) else course
+            for name, course in self.files.items()
+        }
+        self._applied = (version, courses)
+        return courses
+
+    async def policy_for(self, caller: HubCaller, refresh: bool = False) -> tuple[str, Effective]:
+        """(changes version, policy) from the cached course changes; ``refresh`` rereads
+        them. The version lets ``SharedState.admit`` refuse to act on stale changes."""
+        version, changes = await self.state.course_changes(self.files, refresh)
+        return version, effective(self._courses(version, changes).values(), caller.groups)
+
+    async def snapshot(self, caller: HubCaller) -> tuple[Effective, dict[str, int]]:
+        """The caller's current policy and token use (one Redis round trip)."""
+        version, changes, used = await self.state.snapshot(caller.name, self.files)
+        return effective(self._courses(version, changes).values(), caller.groups), used
+
+    def file_policy(self, caller: HubCaller) -> Effective:
+        """The course files alone (Redis down, failing open): no run-time changes."""
+        return effective(self.files.values(), caller.groups)
 
     def teaches(self, caller: HubCaller, course: Course) -> bool:
         staff = set(self.app.admin_groups) | course.instructors
         return caller.admin or bool(staff & caller.groups)
 
-    async def remaining(self, caller: HubCaller, policy: Effective) -> dict[str, int]:
-        used = await self.state.used(caller.name)
-        return {k: max(0, v - used.get(k, 0)) for k, v in policy.budget().items()}
-
     async def close(self) -> None:
+        await self.recorder.close()  # what the last calls recorded, before anything closes
         if self._http is not None:
-            await self._http.aclose()
+            await self._http.close()
         self.hub.close()
-        await self.limiter.close()
         await self.state.close()
         self.store.close()
 
@@ -113,11 +148,12 @@ class BrokerHandler(web.RequestHandler):
         """Token in a header only: no ambient credential, nothing to forge."""
 
     def fail(self, status: int, code: str, message: str) -> None:
-        """Errors in the Anthropic shape (the SDK shows ``message``) plus aiide's ``code``."""
+        """Errors in the Anthropic and OpenAI shapes (each SDK shows ``error.message``)
+        plus aiide's ``code``."""
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        body = {"type": "error", "error": {"type": code, "message": message}, "code": code}
-        self.finish(json.dumps({**body, "message": message}))
+        error = {"type": code, "message": message, "code": code}
+        self.finish(json.dumps({"type": "error", "error": error, "code": code, "message": message}))
 
     async def prepare(self) -> None:
         token = token_of(self.request.headers)
@@ -128,7 +164,8 @@ class BrokerHandler(web.RequestHandler):
             return
         if caller is None:
             detail = {"token": fingerprint(token) if token else None, "ip": self.request.remote_ip}
-            await self._record(None, "auth.refused", self.request.path, "unauthenticated", detail)
+            await self.record(events=[Event(None, "auth.refused", self.request.path,
+                                            "unauthenticated", detail)])  # fmt: skip
             self.fail(401, "unauthenticated", "a valid JupyterHub token is required")
             return
         self.caller = caller
@@ -139,175 +176,27 @@ class BrokerHandler(web.RequestHandler):
             log.warning("aiide broker: %s sent identity claims %s", caller.name, sorted(claims))
             self.fail(403, "forged_claim", "identity comes from the hub; claims are refused")
 
-    async def _record(
-        self, actor: str | None, action: str, target: str, outcome: str, detail: Any
-    ) -> None:
-        from aiide_server_ext.gateway.errors import GatewayError
-
-        try:
-            await self.broker.audit.record(actor, action, target, outcome, detail)
-        except GatewayError as e:
-            log.warning("aiide broker: %s not audited: %s", action, e)
+    async def record(self, usage: Sequence[Usage] = (), events: Sequence[Event] = ()) -> None:
+        """Usage and audit, batched with other calls; returns once written."""
+        await self.broker.recorder.record(usage, events)
 
     async def count(self, **metrics: int) -> None:
         """Per-student, per-day figures for instructors; never fails the request."""
-        from .course import periods
-
-        day = periods()["daily_tokens"][0]
-        try:
-            await self.broker.state.count(self.caller.name, self.caller.groups, day, **metrics)
-        except StateUnavailable as e:
-            log.warning("aiide broker: usage of %s not counted: %s", self.caller.name, e)
+        await self.record(usage=[Usage(self.caller.name, self.caller.groups, 0, metrics)])
 
     async def audit(self, action: str, target: str, outcome: str, detail: Any = None) -> None:
-        await self._record(self.caller.name, action, target, outcome, detail)
+        await self.record(events=[Event(self.caller.name, action, target, outcome, detail)])
 
-
-class MessagesHandler(BrokerHandler):
-    """``POST <prefix>/anthropic/v1/messages``: checked, keyed, streamed through."""
-
-    async def post(self) -> None:
-        b, caller = self.broker, self.caller
-        try:
-            body = json.loads(self.request.body or b"{}")
-            model = str(body.get("model", ""))
-        except (ValueError, AttributeError):
-            self.fail(400, "invalid_request_error", "the body must be a JSON object")
-            return
-        try:
-            policy = await b.policy_for(caller)
-            refusal = _model_refusal(policy)
-            if refusal is None and not policy.model_allowed(model):
-                refusal = ("model_not_allowed", f"model {model!r} is not allowed in your course")
-            if refusal is None:
-                refusal = await _budget_refusal(b, caller, policy)
-        except StateUnavailable as e:
-            if b.app.redis_failure_mode == "closed":
-                message = f"usage limits cannot be checked ({e}); try again later"
-                await self.audit("model.refused", f"model:{model}", "broker_unavailable")
-                self.fail(503, "broker_unavailable", message)
-                return
-            log.warning("aiide broker: %s; failing open", e)
-            policy = await _file_policy(b, caller)  # the files still hold; no budgets
-            refusal = _model_refusal(policy)
-        if refusal is not None:
-            code, message = refusal
-            await self.audit("model.refused", f"model:{model}", code, {"message": message})
-            await self.count(**{f"limit:{code}": 1})
-            self.fail(402 if code == "budget_exceeded" else 403, code, message)
-            return
-        if not await self._within_rate(policy):
-            return
-        await self._forward(body)
-
-    async def _within_rate(self, policy: Effective) -> bool:
-        from aiide_server_ext.gateway.ratelimit import RateLimit
-
-        text = policy.rate_limit("model") or self.broker.app.rate_limit
-        if not text:
-            return True
-        from aiide_server_ext.gateway.errors import GatewayError
-
-        limit = RateLimit.parse(text)
-        try:
-            decision = await self.broker.limiter.hit(f"broker:model:{self.caller.name}", limit)
-        except GatewayError as e:  # Redis down, failing closed
-            self.fail(503, "broker_unavailable", f"rate limits cannot be checked ({e}); try later")
-            return False
-        for k, v in decision.headers().items():
-            self.set_header(k, v)
-        if not decision.allowed:
-            await self.count(**{"limit:rate_limited": 1})
-            self.fail(429, "rate_limited", f"rate limit for model calls ({text}) reached")
-        return bool(decision.allowed)
-
-    async def _forward(self, body: dict[str, Any]) -> None:
-        import httpx
-
-        b = self.broker
-        spec = b.upstreams.get("anthropic")
-        key = os.environ.get(str((spec or {}).get("api_key_env", ""))) if spec else None
-        if spec is None or not key:
-            self.fail(503, "no_provider", "the broker has no Anthropic key configured")
-            return
-        url = str(spec.get("base_url") or "https://api.anthropic.com").rstrip("/")
-        headers = {
-            "x-api-key": key,
-            "anthropic-version": self.request.headers.get("anthropic-version", "2023-06-01"),
-            "content-type": "application/json",
-        }
-        if beta := self.request.headers.get("anthropic-beta"):
-            headers["anthropic-beta"] = beta
-        counter = UsageCounter()
-        try:
-            async with b.http().stream(
-                "POST", url + "/v1/messages", content=self.request.body, headers=headers
-            ) as r:
-                self.set_status(r.status_code)
-                for name in PASS_HEADERS:
-                    if name in r.headers:
-                        self.set_header(name, r.headers[name])
-                async for chunk in r.aiter_raw():
-                    counter.feed(chunk)
-                    self.write(chunk)
-                    await self.flush()  # no added buffering: each chunk goes out now
-        except httpx.HTTPError as e:
-            if not self._headers_written:
-                self.fail(502, "provider_unavailable", f"the provider is unreachable: {e}")
-                return
-        except web.iostream.StreamClosedError:  # type: ignore[attr-defined]
-            pass  # the student went away; closing the stream cancels the upstream call
-        finally:
-            await self._meter(body, counter)
-        if not self._finished:
-            self.finish()
-
-    async def _meter(self, body: dict[str, Any], counter: UsageCounter) -> None:
-        tokens = counter.input_tokens + counter.output_tokens
-        try:
-            await self.broker.state.add_used(self.caller.name, tokens)
-        except StateUnavailable as e:
-            log.warning("aiide broker: usage of %s not counted: %s", self.caller.name, e)
-        await self.count(input=counter.input_tokens, output=counter.output_tokens, calls=1)
-        await self.audit(
-            "model.used",
-            f"model:{body.get('model', '')}",
-            "ok",
-            {"input_tokens": counter.input_tokens, "output_tokens": counter.output_tokens},
+    async def refused(self, status: int, code: str, message: str, target: str) -> None:
+        """A model call refused by the course: audited, counted as a limit hit, answered."""
+        await self.record(
+            usage=[Usage(self.caller.name, self.caller.groups, 0, {f"limit:{code}": 1})],
+            events=[Event(self.caller.name, "model.refused", target, code, {"message": message})],
         )
+        self.fail(status, code, message)
 
 
-class UsageCounter:
-    """Reads ``usage`` from the SSE lines (or a JSON body) as they pass; never holds them."""
-
-    def __init__(self) -> None:
-        self.input_tokens = 0
-        self.output_tokens = 0
-        self._tail = b""
-
-    def feed(self, chunk: bytes) -> None:
-        lines = (self._tail + chunk).split(b"\n")
-        self._tail = lines.pop()
-        for line in lines:
-            self._line(line)
-        if self._tail.startswith(b"{") and self._tail.rstrip().endswith(b"}"):
-            self._line(self._tail)  # a complete non-streaming JSON answer
-
-    def _line(self, line: bytes) -> None:
-        text = line[5:] if line.startswith(b"data:") else line
-        if b'"usage"' not in text:
-            return
-        try:
-            event = json.loads(text)
-        except ValueError:
-            return
-        usage = (event.get("message") or {}).get("usage") or event.get("usage") or {}
-        if event.get("type") in ("message_start", "message", None) or "message" in event:
-            self.input_tokens = max(self.input_tokens, int(usage.get("input_tokens") or 0))
-        self.output_tokens = max(self.output_tokens, int(usage.get("output_tokens") or 0))
-
-
-def _model_refusal(policy: Effective) -> tuple[str, str] | None:
+def model_refusal(policy: Effective) -> tuple[str, str] | None:
     """Exam mode that turns off every model feature closes the broker to the student too,
     so a student calling it directly (their hub token is in their environment) gets nothing."""
     refusals = [policy.refusal(f) for f in ("chat", "agent", "complete")]
@@ -316,14 +205,10 @@ def _model_refusal(policy: Effective) -> tuple[str, str] | None:
     return None
 
 
-async def _budget_refusal(
-    b: Broker, caller: HubCaller, policy: Effective
-) -> tuple[str, str] | None:
-    left = await b.remaining(caller, policy)
-    for kind, value in left.items():
-        if value <= 0:
+def budget_refusal(policy: Effective, used: Mapping[str, int]) -> tuple[str, str] | None:
+    for kind, limit in policy.budget().items():
+        if used.get(kind, 0) >= limit:
             period = "today" if kind == "daily_tokens" else "this week"
-            limit = policy.budget()[kind]
             return "budget_exceeded", (
                 f"your token budget for {period} ({limit} tokens) is used up; "
                 "ask your instructor or wait for the next period"
@@ -336,36 +221,35 @@ class MeHandler(BrokerHandler):
 
     async def get(self) -> None:
         b, caller = self.broker, self.caller
+        used: dict[str, int] | None
+        remaining: dict[str, int] | None
         try:
-            policy = await b.policy_for(caller)
-            remaining: dict[str, int] | None = await b.remaining(caller, policy)
-            used: dict[str, int] | None = await b.state.used(caller.name)
+            policy, used = await b.snapshot(caller)
+            remaining = {k: max(0, v - used.get(k, 0)) for k, v in policy.budget().items()}
         except StateUnavailable as e:
             if b.app.redis_failure_mode == "closed":
                 self.fail(503, "broker_unavailable", f"usage limits cannot be checked: {e}")
                 return
-            policy = await _file_policy(b, caller)
-            remaining = used = None
+            policy, remaining, used = b.file_policy(caller), None, None
         body = {
             "user": caller.name,
             "groups": sorted(caller.groups),
+            "hub_roles": sorted(caller.roles),
             **policy.public(),
             "used": used,
             "remaining": remaining,
         }
-        budget = await _budget_refusal(b, caller, policy) if remaining is not None else None
+        budget = budget_refusal(policy, used) if used is not None else None
         body["budget_refusal"] = {"code": budget[0], "message": budget[1]} if budget else None
         feature = self.get_argument("feature", "")
         if feature:  # a server asks before using a feature: a refusal is a limit hit
             hit = policy.refusal(feature) or (budget if feature != "agent" else None)
             if hit is not None:
-                await self.count(**{f"limit:{hit[0]}": 1})
-                await self.audit("course.refused", f"feature:{feature}", hit[0])
+                await self.record(
+                    usage=[Usage(caller.name, caller.groups, 0, {f"limit:{hit[0]}": 1})],
+                    events=[Event(caller.name, "course.refused", f"feature:{feature}", hit[0])],
+                )
         self.finish(body)
-
-
-async def _file_policy(b: Broker, caller: HubCaller) -> Effective:
-    return effective(b.files.values(), caller.groups)
 
 
 class CourseHandler(BrokerHandler):
@@ -424,6 +308,13 @@ class BrokerApp(Application):  # type: ignore[misc]
     admin_groups = List(
         Unicode(), config=True, help="Hub groups that may change every course and read audit."
     )
+    role_groups = Dict(
+        config=True,
+        help="Hub role -> groups a holder of the role counts as, so hub roles join the "
+        "group-based course policy, e.g. {'instructor': ['instructors'], 'course-admin': "
+        "['staff']} (with 'staff' in admin_groups). Needs the broker's hub role to hold "
+        "'read:roles:users' when a caller's token cannot read its own roles.",
+    )
     redis_url = Unicode("", config=True, help="Redis shared by broker replicas (limits, usage).")
     redis_failure_mode = Enum(
         ["open", "closed"], "closed", config=True, help="Redis down: refuse (closed) or admit."
@@ -433,10 +324,20 @@ class BrokerApp(Application):  # type: ignore[misc]
         "60/minute", config=True, help="Model calls per student when no course sets one."
     )
     db_path = Unicode("", config=True, help="sqlite file for the audit trail.")
+    database_url = Unicode(
+        "",
+        config=True,
+        help="PostgreSQL URL for the audit trail shared by broker replicas "
+        "(postgresql://user@host/db). Empty: the sqlite file db_path.",
+    )
     hub_api_url = Unicode(
         "http://127.0.0.1:8081/hub/api", config=True, help="Used when JUPYTERHUB_API_URL is unset."
     )
-    upstream_timeout = Float(300.0, config=True, help="Seconds a model answer may take.")
+    upstream_timeout = Float(
+        300.0,
+        config=True,
+        help="Seconds the provider may stay silent (before its answer starts, between chunks).",
+    )
     hub_timeout = Float(3.0, config=True, help="Seconds to wait for the hub's API.")
     identity_cache_seconds = Float(
         30.0, config=True, help="Seconds a token's owner and groups are cached (hub outages)."
@@ -452,6 +353,7 @@ class BrokerApp(Application):  # type: ignore[misc]
             self.update_config(self.cli_config)
 
     def make_app(self) -> tuple[web.Application, Broker]:
+        from .relay import relay_handlers
         from .usage import usage_handlers
 
         broker = Broker(self)
@@ -459,7 +361,7 @@ class BrokerApp(Application):  # type: ignore[misc]
         prefix = "/" + prefix.strip("/") + "/"
         kw = {"broker": broker}
         handlers: list[Any] = [
-            (prefix + "anthropic/v1/messages", MessagesHandler, kw),
+            *relay_handlers(prefix, kw),
             (prefix + "api/me", MeHandler, kw),
             (prefix + r"api/courses/([\w.-]+)", CourseHandler, kw),
             *usage_handlers(prefix, kw),
@@ -476,6 +378,9 @@ class BrokerApp(Application):  # type: ignore[misc]
 
         async def main() -> None:
             app, broker = self.make_app()
+            # The upstream client (its import and TLS context take ~0.3 s of CPU) is made
+            # now, not by the first student's call while 49 others wait behind it.
+            broker.http()
             server = app.listen(port, url.hostname or "127.0.0.1", xheaders=True)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()

@@ -1,8 +1,16 @@
 """Who calls the broker: a hub-issued token, checked with the hub; groups from the hub.
 
-The caller's token says who they are (``GET /hub/api/user`` with that token); their
-groups are read with the broker's own service token, so nothing the caller sends can
-claim a group. Answers are cached briefly (``cache_seconds``).
+The caller's token says who they are (``GET /hub/api/user`` with that token). Their
+groups, hub roles and admin flag come from the hub too: from that same answer when the
+token may read them about its owner (a student's own tokens may), otherwise with the
+broker's own service token, so nothing the caller sends can claim a group or role, and a
+token restricted to hide them does not hide the student from their course. Answers are
+cached briefly (``cache_seconds``).
+
+Hub roles join the group-based policy through ``role_groups`` (hub role -> groups it
+counts as, e.g. ``{"instructor": ["instructors"]}``): a user holding the hub role
+``instructor`` teaches every course whose ``instructors`` list that group, exactly as a
+member of the group would.
 """
 
 from __future__ import annotations
@@ -11,17 +19,24 @@ import asyncio
 import hashlib
 import re
 import time
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+#: What a user model must hold to decide about the caller without a second hub call
+#: (``roles`` too when hub roles map to groups: a server's own token cannot read them).
+_NEEDED = ("groups", "admin")
 _AUTH = re.compile(r"^\s*(?:bearer|token)\s+(\S+)\s*$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class HubCaller:
     name: str
+    #: Hub groups, plus the groups their hub roles count as (``role_groups``).
     groups: frozenset[str]
     admin: bool = False
+    #: Hub role names (JupyterHub's, e.g. ``user``, ``admin``, or custom ``instructor``).
+    roles: frozenset[str] = frozenset()
 
 
 class HubUnavailable(Exception):
@@ -62,10 +77,16 @@ def token_of(headers: Any) -> str | None:
 
 class HubIdentity:
     def __init__(
-        self, api_url: str, api_token: str, cache_seconds: float = 30.0, timeout: float = 5.0
+        self,
+        api_url: str,
+        api_token: str,
+        cache_seconds: float = 30.0,
+        timeout: float = 5.0,
+        role_groups: Mapping[str, Iterable[str]] | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self.api_token = api_token
+        self.role_groups = {str(k): frozenset(v) for k, v in (role_groups or {}).items()}
         self.cache_seconds = cache_seconds
         self.timeout = timeout
         self._cache: dict[str, tuple[float, HubCaller | None]] = {}
@@ -128,15 +149,25 @@ class HubIdentity:
         code, model = await self._get("/user", token)
         if code == 200 and isinstance(model, dict) and model.get("kind", "user") == "user":
             name = str(model["name"])
-            code, full = await self._get(f"/users/{name}", self.api_token)
-            if code != 200 or not isinstance(full, dict):
-                raise HubUnavailable(f"the hub did not say which groups {name} is in ({code})")
-            groups = frozenset(str(g) for g in full.get("groups") or ())
-            caller = HubCaller(name, groups, bool(full.get("admin", False)))
+            full = model
+            needed = (*_NEEDED, "roles") if self.role_groups else _NEEDED
+            if not all(k in model for k in needed):  # the token may not read them: ask
+                code, full = await self._get(f"/users/{name}", self.api_token)
+                if code != 200 or not isinstance(full, dict) or "groups" not in full:
+                    raise HubUnavailable(f"the hub did not say which groups {name} is in ({code})")
+            caller = self.caller_from(full)
         if len(self._cache) > 10000:
             self._cache.clear()
         self._cache[key] = (now + self.cache_seconds, caller)
         return caller
+
+    def caller_from(self, model: Mapping[str, Any]) -> HubCaller:
+        """A hub user model as a caller, hub roles mapped to groups by ``role_groups``."""
+        roles = frozenset(str(r) for r in model.get("roles") or ())
+        groups = {str(g) for g in model.get("groups") or ()}
+        for role in roles:
+            groups |= self.role_groups.get(role, frozenset())
+        return HubCaller(str(model["name"]), frozenset(groups), bool(model.get("admin")), roles)
 
     def close(self) -> None:
         if self._client is not None:

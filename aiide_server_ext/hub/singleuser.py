@@ -15,7 +15,7 @@ from typing import Any
 
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
-from traitlets import Float, Unicode
+from traitlets import Bool, Dict, Float, Unicode
 from traitlets.config import Configurable
 
 from aiide_server_ext.seams import Caller, Gate, GateRefusal, gate_of
@@ -37,6 +37,19 @@ class AiideHub(Configurable):  # type: ignore[misc]
         "http://127.0.0.1:8765/services/aiide-broker/ (default: $AIIDE_BROKER_URL).",
     )
     timeout = Float(5.0, config=True, help="Seconds to wait for the broker.")
+    role_groups = Dict(
+        config=True,
+        help="Hub role -> groups its holders count as here (so c.Gateway.group_roles gives "
+        "them aiide roles), e.g. {'instructor': ['instructors']}; the broker's "
+        "c.BrokerApp.role_groups should say the same.",
+    )
+    route_providers = Bool(
+        True,
+        config=True,
+        help="Point the agent's anthropic and openai providers at the broker, with the "
+        "hub token as their key (hub/providers.py); a provider spec with "
+        "'via_broker': False is left alone.",
+    )
 
 
 class BrokerClient:
@@ -177,7 +190,7 @@ class CourseHandler(APIHandler):  # type: ignore[misc]
 
 
 class InstructorApiHandler(APIHandler):  # type: ignore[misc]
-    """``GET /aiide/api/course-admin/{kind}`` (usage, limits, audit; query passed on): the
+    """``GET /aiide/api/course-admin/{kind}`` (usage, limits, audit, courses; query passed on): the
     broker's instructor API, same-origin for the dashboard. Needs scope ``course`` here;
     the broker checks the instructor again with the hub."""
 
@@ -220,7 +233,9 @@ def _openapi() -> dict[str, Any]:
         },
         "/aiide/api/course-admin/{kind}": {
             "parameters": _path_param("kind"),
-            "get": _op("Instructor API: usage | limits | audit (JSON or ?format=csv)", 401, 403),
+            "get": _op(
+                "Instructor API: usage | limits | audit | courses (JSON or ?format=csv)", 401, 403
+            ),
         },
     }
 
@@ -233,7 +248,10 @@ def load(serverapp: Any) -> None:
         return
     broker = BrokerClient(url, os.environ.get("JUPYTERHUB_API_TOKEN", ""), config.timeout)
     settings = serverapp.web_app.settings
-    gate = CourseGate(gate_of(settings), broker)
+    inner = gate_of(settings)
+    if config.role_groups and hasattr(inner, "hub_role_groups"):
+        inner.hub_role_groups = {str(r): frozenset(g) for r, g in config.role_groups.items()}
+    gate = CourseGate(inner, broker)
     settings["aiide_gate"] = gate
     settings["aiide_broker"] = broker
     # The agent part reads the gate from its extension's own settings dict.
@@ -246,6 +264,13 @@ def load(serverapp: Any) -> None:
         gate.tool_policy = install(settings)
     if gate.tool_policy is None:
         serverapp.log.warning("aiide hub: no agent found: course tool policies are off")
+    if config.route_providers:
+        from . import providers
+
+        apps = serverapp.extension_manager.extension_apps.get("aiide_server_ext", ())
+        places = [*(e.settings for e in apps), settings]
+        routed = {name for place in places for name in providers.install(place, url)}
+        serverapp.log.info("aiide hub: providers through the broker: %s", sorted(routed))
     base = serverapp.web_app.settings.get("base_url", "/")
     serverapp.web_app.add_handlers(
         ".*$",
@@ -253,7 +278,7 @@ def load(serverapp: Any) -> None:
             (base.rstrip("/") + "/aiide/api/course", CourseHandler),
             (base.rstrip("/") + r"/aiide/api/course/(?P<name>[\w.-]+)", CourseHandler),
             (
-                base.rstrip("/") + r"/aiide/api/course-admin/(?P<kind>usage|limits|audit)",
+                base.rstrip("/") + r"/aiide/api/course-admin/(?P<kind>usage|limits|audit|courses)",
                 InstructorApiHandler,
             ),
         ],

@@ -3,25 +3,102 @@
 Redis when a URL is given (so replicas agree), process memory otherwise (one broker).
 When Redis is unreachable, callers get ``StateUnavailable``; the broker then fails
 closed (refuses model calls) unless configured to fail open.
+
+The model-call path costs one Redis round trip before the stream (``admit``: one Lua
+script checks that the broker's cached course changes are current, checks the budget and
+takes a rate-limit slot, atomically) and one after it, shared by every call finishing at
+that moment (``apply``, from ``recorder.Recorder``). Course changes are cached per broker
+and versioned: every change bumps ``courses:version``, and ``admit`` refuses to run on a
+stale version, so an instructor's change (exam mode) holds from the very next call on
+every replica.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from .course import periods
 
 PREFIX = "aiide:broker:"
+VERSION_KEY = PREFIX + "courses:version"
+#: Rate-limit windows (the gateway's limiter used the same keys and algorithm).
+RATE_PREFIX = "aiide:rl:broker:"
 #: Days of per-student usage history kept for instructors.
 HISTORY_DAYS = 60
 _SEP = "\t"
+#: Seconds a usage counter outlives its period (late readers still see the total).
+_USED_GRACE = 3600
+
+# KEYS: version, rate-limit window, used counters (one per budget period)
+# ARGV: expected version, limit (0: none), window (us), member, budget per period (-1: none)
+# -> {-1} stale version; else {code, 0, remaining, reset (us), used per period...}, code
+#    0 admitted, 1 budget spent (no slot taken), 2 rate limited.
+_ADMIT = """
+local v = redis.call('GET', KEYS[1]) or '0'
+if v ~= ARGV[1] then return {-1} end
+local out = {0, 0, 0, 0}
+for i = 3, #KEYS do
+  local used = tonumber(redis.call('GET', KEYS[i]) or '0')
+  out[#out + 1] = used
+  local budget = tonumber(ARGV[i + 2])
+  if budget >= 0 and used >= budget then out[1] = 1 end
+end
+local limit = tonumber(ARGV[2])
+if out[1] == 1 or limit <= 0 then return out end
+local key, window = KEYS[2], tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+local count = redis.call('ZCARD', key)
+local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
+if count < limit then
+  redis.call('ZADD', key, now, ARGV[4])
+  redis.call('PEXPIRE', key, math.ceil(window / 1000) + 1000)
+  local first = now
+  if oldest[2] then first = tonumber(oldest[2]) end
+  out[3] = limit - count - 1
+  out[4] = first + window - now
+  return out
+end
+out[1] = 2
+out[4] = tonumber(oldest[2]) + window - now
+return out
+"""
 
 
 class StateUnavailable(Exception):
     pass
+
+
+@dataclass(frozen=True)
+class Admission:
+    """What ``admit`` decided: ``ok``, ``budget_exceeded`` or ``rate_limited``."""
+
+    code: str
+    used: dict[str, int]
+    #: The rate limit's figures (for the response headers); None when none applies.
+    decision: Any = None
+
+
+@dataclass(frozen=True)
+class Usage:
+    """One call's contribution: tokens against the budgets, figures for the day."""
+
+    user: str
+    groups: frozenset[str]
+    tokens: int = 0
+    metrics: Mapping[str, int] = field(default_factory=dict)
+    #: Seconds since the epoch of the call (decides the day and week it counts in).
+    at: float = field(default_factory=time.time)
+
+
+def _unreachable(e: Exception) -> StateUnavailable:
+    return StateUnavailable(f"Redis is unreachable ({type(e).__name__})")
 
 
 class SharedState:
@@ -33,6 +110,10 @@ class SharedState:
         self._counters: dict[str, tuple[int, float]] = {}
         self._days: dict[str, dict[str, int]] = {}
         self._groups: dict[str, str] = {}
+        self._script: Any = None
+        #: (version, course -> changes) as last read from Redis.
+        self._cache: tuple[str, dict[str, dict[str, Any]]] | None = None
+        self._limiter: Any = None
 
     def _redis(self) -> Any:
         if self._client is None:
@@ -58,7 +139,13 @@ class SharedState:
         try:
             return await getattr(self._redis(), name)(*args)
         except (redis.RedisError, OSError) as e:
-            raise StateUnavailable(f"Redis is unreachable ({type(e).__name__})") from None
+            raise _unreachable(e) from None
+
+    async def _pipe(self, pipe: Any) -> list[Any]:
+        try:
+            return list(await pipe.execute())
+        except Exception as e:
+            raise _unreachable(e) from None
 
     # -- course changes ----------------------------------------------------------------
 
@@ -72,13 +159,153 @@ class SharedState:
         if not self.redis_url:
             self._changes[course] = dict(changes)
             return
-        await self._call("set", f"{PREFIX}course:{course}", json.dumps(dict(changes)))
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.set(f"{PREFIX}course:{course}", json.dumps(dict(changes))).incr(VERSION_KEY)
+        await self._pipe(pipe)
+        self._cache = None
+
+    async def course_changes(
+        self, courses: Iterable[str], refresh: bool = False
+    ) -> tuple[str, dict[str, dict[str, Any]]]:
+        """(version, course -> changes): the cached copy unless ``refresh`` (or none yet)."""
+        if not self.redis_url:
+            return "", {c: dict(v) for c, v in self._changes.items()}
+        if self._cache is not None and not refresh:
+            return self._cache
+        names = sorted(courses)
+        pipe = self._redis().pipeline(transaction=True)  # one snapshot: version and changes
+        pipe.get(VERSION_KEY)
+        for name in names:
+            pipe.get(f"{PREFIX}course:{name}")
+        version, *texts = await self._pipe(pipe)
+        changes = {n: dict(json.loads(t)) for n, t in zip(names, texts, strict=True) if t}
+        self._cache = (str(version or "0"), changes)
+        return self._cache
+
+    async def snapshot(
+        self, user: str, courses: Iterable[str]
+    ) -> tuple[str, dict[str, dict[str, Any]], dict[str, int]]:
+        """(version, current course changes, the user's token use): one round trip when
+        the cached changes are current (the version is read with the counters)."""
+        keys = self._used_keys(user)
+        if not self.redis_url:
+            return "", (await self.course_changes(courses))[1], await self.used(user)
+        pipe = self._redis().pipeline(transaction=True)
+        pipe.get(VERSION_KEY).mget(list(keys.values()))
+        version, values = await self._pipe(pipe)
+        cached = self._cache
+        if cached is None or cached[0] != str(version or "0"):
+            cached = await self.course_changes(courses, refresh=True)
+        return cached[0], cached[1], {k: int(v or 0) for k, v in zip(keys, values, strict=True)}
+
+    # -- the model call ------------------------------------------------------------------
+
+    def _used_keys(self, user: str, now: float | None = None) -> dict[str, str]:
+        return {kind: f"{PREFIX}used:{user}:{key}" for kind, (key, _) in periods(now).items()}
+
+    async def admit(
+        self, user: str, version: str, budget: Mapping[str, int], limit: Any
+    ) -> Admission | None:
+        """Budget check and a rate-limit slot (``limit``: a ``RateLimit`` or None) in one
+        atomic step. None: the course changes at ``version`` are stale (refresh, decide
+        again). A spent budget takes no slot."""
+        from aiide_server_ext.gateway.ratelimit import Decision
+
+        keys = self._used_keys(user)
+        if not self.redis_url:
+            return self._admit_here(user, keys, budget, limit)
+        if self._script is None:
+            self._script = self._redis().register_script(_ADMIT)
+        try:
+            out = await self._script(
+                keys=[VERSION_KEY, RATE_PREFIX + f"model:{user}", *keys.values()],
+                args=[
+                    version,
+                    limit.count if limit else 0,
+                    int(limit.window * 1_000_000) if limit else 0,
+                    uuid.uuid4().hex,
+                    *(budget.get(kind, -1) for kind in keys),
+                ],
+            )
+        except Exception as e:
+            raise _unreachable(e) from None
+        if int(out[0]) < 0:
+            self._cache = None
+            return None
+        code = ("ok", "budget_exceeded", "rate_limited")[int(out[0])]
+        used = {kind: int(v) for kind, v in zip(keys, out[4:], strict=True)}
+        decision = None
+        if limit is not None and code != "budget_exceeded":
+            reset = int(out[3]) / 1_000_000
+            allowed = code == "ok"
+            decision = Decision(allowed, limit.count, int(out[2]), reset, 0 if allowed else reset)
+        return Admission(code, used, decision)
+
+    def _admit_here(
+        self, user: str, keys: Mapping[str, str], budget: Mapping[str, int], limit: Any
+    ) -> Admission:
+        from aiide_server_ext.gateway.ratelimit import MemoryRateLimiter
+
+        now = time.time()
+        used = {
+            k: v[0] if (v := self._counters.get(key)) and v[1] > now else 0
+            for k, key in keys.items()
+        }
+        if any(kind in budget and used[kind] >= budget[kind] for kind in used):
+            return Admission("budget_exceeded", used)
+        if limit is None:
+            return Admission("ok", used)
+        if self._limiter is None:
+            self._limiter = MemoryRateLimiter()
+        decision = self._limiter.hit_now(f"model:{user}", limit)
+        return Admission("ok" if decision.allowed else "rate_limited", used, decision)
+
+    async def apply(self, entries: Iterable[Usage]) -> None:
+        """Several calls' usage in one transaction (one round trip): budget counters,
+        per-day figures, the students' groups."""
+        used: dict[str, tuple[int, int]] = {}  # key -> (tokens, ttl)
+        days: dict[str, dict[str, int]] = {}
+        groups: dict[str, str] = {}
+        for e in entries:
+            if e.tokens > 0:
+                for key, ttl in periods(e.at).values():
+                    name = f"{PREFIX}used:{e.user}:{key}"
+                    used[name] = (used.get(name, (0, 0))[0] + e.tokens, ttl)
+            fields = {f"{e.user}{_SEP}{k}": v for k, v in e.metrics.items() if v}
+            if fields:
+                table = days.setdefault(periods(e.at)["daily_tokens"][0], {})
+                for k, v in fields.items():
+                    table[k] = table.get(k, 0) + v
+                groups[e.user] = json.dumps(sorted(e.groups))
+        if not self.redis_url:
+            now = time.time()
+            for name, (tokens, ttl) in used.items():
+                count, _ = self._counters.get(name, (0, 0.0))
+                self._counters[name] = (count + tokens, now + ttl)
+            for day, table in days.items():
+                mine = self._days.setdefault(day, {})
+                for k, v in table.items():
+                    mine[k] = mine.get(k, 0) + v
+            self._groups.update(groups)
+            return
+        if not (used or days):
+            return
+        pipe = self._redis().pipeline(transaction=True)
+        for name, (tokens, ttl) in used.items():
+            pipe.incrby(name, tokens).expire(name, ttl + _USED_GRACE)
+        for day, table in days.items():
+            for k, v in table.items():
+                pipe.hincrby(f"{PREFIX}usage:{day}", k, v)
+            pipe.expire(f"{PREFIX}usage:{day}", HISTORY_DAYS * 86400)
+        if groups:
+            pipe.hset(f"{PREFIX}groups", mapping=groups)
+        await self._pipe(pipe)
 
     # -- token use -----------------------------------------------------------------------
 
     async def used(self, user: str) -> dict[str, int]:
         """Tokens used by the user in the current day and week."""
-        keys = {kind: f"{PREFIX}used:{user}:{key}" for kind, (key, _) in periods().items()}
+        keys = self._used_keys(user)
         if not self.redis_url:
             now = time.time()
             return {
@@ -89,45 +316,16 @@ class SharedState:
         return {kind: int(v or 0) for kind, v in zip(keys, values, strict=True)}
 
     async def add_used(self, user: str, tokens: int) -> None:
-        if tokens <= 0:
-            return
-        now = time.time()
-        for key, ttl in periods(now).values():
-            name = f"{PREFIX}used:{user}:{key}"
-            if not self.redis_url:
-                count, _ = self._counters.get(name, (0, 0.0))
-                self._counters[name] = (count + tokens, now + ttl)
-                continue
-            pipe = self._redis().pipeline(transaction=True)
-            pipe.incrby(name, tokens).expire(name, ttl + 3600)
-            try:
-                await pipe.execute()
-            except Exception as e:
-                raise StateUnavailable(f"Redis is unreachable ({type(e).__name__})") from None
+        await self.apply([Usage(user, frozenset(), tokens)])
 
     # -- history for instructors -------------------------------------------------------------
 
     async def count(self, user: str, groups: frozenset[str], day: str, **metrics: int) -> None:
         """Add to the user's figures for the day (tokens, calls, ``limit:<code>`` hits)."""
-        fields = {f"{user}{_SEP}{k}": v for k, v in metrics.items() if v}
-        if not fields:
-            return
-        if not self.redis_url:
-            table = self._days.setdefault(day, {})
-            for k, v in fields.items():
-                table[k] = table.get(k, 0) + v
-            self._groups[user] = json.dumps(sorted(groups))
-            return
-        name = f"{PREFIX}usage:{day}"
-        pipe = self._redis().pipeline(transaction=True)
-        for k, v in fields.items():
-            pipe.hincrby(name, k, v)
-        pipe.expire(name, HISTORY_DAYS * 86400)
-        pipe.hset(f"{PREFIX}groups", user, json.dumps(sorted(groups)))
-        try:
-            await pipe.execute()
-        except Exception as e:
-            raise StateUnavailable(f"Redis is unreachable ({type(e).__name__})") from None
+        import calendar
+
+        at = calendar.timegm(time.strptime(day, "%Y-%m-%d")) + 43200  # noon UTC that day
+        await self.apply([Usage(user, groups, 0, metrics, at)])
 
     async def history(self, days: list[str]) -> dict[str, dict[str, dict[str, int]]]:
         """day -> user -> metric -> value, for the given UTC days."""

@@ -78,16 +78,13 @@ class CourseToolPolicy:
 
 
 def install(settings: Mapping[str, Any]) -> CourseToolPolicy | None:
-    """Put the course policy in front of the agent's (and the MCP tools') tool policy."""
+    """Put the course policy in front of the agent's tool policy, through the agent's one
+    seam for it (``AgentService.wrap_tool_policy``: runs and the MCP tools alike)."""
     service = settings.get("aiide_agent")
-    engine = getattr(service, "engine", None)
-    if engine is None:
+    if service is None or not hasattr(service, "wrap_tool_policy"):
         return None
-    policy = engine.policy
-    if not isinstance(policy, CourseToolPolicy):
-        policy = CourseToolPolicy(policy)
-        engine.policy = policy
-    mcp = settings.get("aiide_mcp")
-    if mcp is not None and hasattr(mcp, "policy"):
-        mcp.policy = policy
+    current = service.tool_policy
+    if isinstance(current, CourseToolPolicy):
+        return current
+    policy: CourseToolPolicy = service.wrap_tool_policy(CourseToolPolicy)
     return policy

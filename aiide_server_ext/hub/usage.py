@@ -2,7 +2,8 @@
 
 Instructors see the students of the courses they teach (admins and ``admin_groups``
 everyone); every read is itself audited. ``?format=csv`` gives a spreadsheet-ready export.
-Budget changes go through ``PATCH api/courses/<name>`` (see ``broker.CourseHandler``).
+Budget changes go through ``PATCH api/courses/<name>`` (see ``broker.CourseHandler``);
+``GET api/courses`` lists the courses the caller teaches (the dashboard's course picker).
 """
 
 from __future__ import annotations
@@ -191,6 +192,26 @@ class AuditHandler(InstructorHandler):
         self.send("events", events, columns)
 
 
+class CoursesHandler(InstructorHandler):
+    """``GET api/courses``: the courses the caller may change, run-time changes applied."""
+
+    async def get(self) -> None:
+        from .state import StateUnavailable
+
+        try:
+            courses = [await self.broker.course(name) for name in sorted(self.broker.files)]
+            mine = [c for c in courses if self.broker.teaches(self.caller, c)]
+            if not mine:
+                await self.audit("courses.read", "courses", "forbidden")
+                self.fail(403, "forbidden", "only instructors may list courses")
+                return
+            body = [{**c.raw(), "changes": await self.broker.state.changes(c.name)} for c in mine]
+        except StateUnavailable as e:
+            self.fail(503, "broker_unavailable", f"course changes cannot be read: {e}")
+            return
+        self.finish({"courses": body})
+
+
 def _time(value: str | None) -> float | None:
     if not value:
         return None
@@ -207,4 +228,5 @@ def usage_handlers(prefix: str, kw: dict[str, Any]) -> list[Any]:
         (prefix + "api/usage", UsageHandler, kw),
         (prefix + "api/limits", LimitsHandler, kw),
         (prefix + "api/audit", AuditHandler, kw),
+        (prefix + "api/courses", CoursesHandler, kw),
     ]

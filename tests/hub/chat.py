@@ -11,13 +11,22 @@ from tornado.websocket import websocket_connect
 
 
 async def _chat(
-    url: str, token: str, text: str, task: str, timeout: float, stop_at: frozenset[str]
+    url: str,
+    token: str,
+    text: str,
+    task: str,
+    timeout: float,
+    stop_at: frozenset[str],
+    model: str | None = None,
 ) -> list[dict[str, Any]]:
     request = HTTPRequest(url, headers={"Authorization": f"token {token}"})
     ws = await websocket_connect(request)
     events: list[dict[str, Any]] = []
     try:
-        ws.write_message(json.dumps({"type": "chat", "id": "m1", "text": text, "task": task}))
+        message = {"type": "chat", "id": "m1", "text": text, "task": task}
+        if model is not None:
+            message["model"] = model
+        ws.write_message(json.dumps(message))
         while True:
             frame = await asyncio.wait_for(ws.read_message(), timeout)
             if frame is None:
@@ -43,10 +52,12 @@ def chat(
     task: str = "chat",
     timeout: float = 30,
     stop_at: frozenset[str] = frozenset({"run_finished"}),
+    model: str | None = None,
 ) -> list[dict[str, Any]]:
-    """The events until the run finishes (or one of ``stop_at``) or an error."""
+    """The events until the run finishes (or one of ``stop_at``) or an error; ``model``:
+    the agent's model name to use."""
     url = hub_url.replace("http", "ws", 1) + f"/user/{user}/aiide/api/chat/ws"
-    return asyncio.run(_chat(url, token, text, task, timeout, stop_at))
+    return asyncio.run(_chat(url, token, text, task, timeout, stop_at, model))
 
 
 def text_of(events: list[dict[str, Any]]) -> str:

@@ -1,6 +1,7 @@
 """A real JupyterHub on loopback: configurable-http-proxy, dummy authenticator, local
 spawner, groups ``students`` and ``instructors``, the aiide broker as a hub-managed service,
-the fake Anthropic server behind it and a redis-server. Every process stops at exit."""
+the fake Anthropic and OpenAI-compatible servers behind it and a redis-server. Every
+process stops at exit."""
 
 from __future__ import annotations
 
@@ -25,15 +26,19 @@ ROOT = Path(__file__).parents[2]
 VENV_BIN = Path(sys.executable).parent
 PROJECT_CHP = ROOT / "build" / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
 PROVIDER_KEY = "sk-ant-provider-" + os.urandom(12).hex()
+OPENAI_KEY = "sk-openai-provider-" + os.urandom(12).hex()
 STUDENTS = ("alice", "bob")
 #: A student without a server, whose only model calls are the replica test's.
 QUIET_STUDENT = "carol"
 INSTRUCTORS = ("ian",)
+#: An instructor by hub role (``load_roles``), in no group: ``role_groups`` maps the role.
+ROLE_INSTRUCTOR = "rita"
+ROLE_GROUPS = {"instructor": ["instructors"]}
 COURSE = {
     "course": "ds101",
     "groups": ["students"],
     "instructors": ["instructors"],
-    "models": ["claude-haiku-4-5"],
+    "models": ["claude-haiku-4-5", "gpt-4o-mini"],
     "budget": {"daily_tokens": 100000, "weekly_tokens": 400000},
     "rate_limits": {"model": "1000/minute"},
     "tools": {"edits_need_approval": True, "network": False},
@@ -111,6 +116,8 @@ class Hub:
         self.broker_url = f"http://127.0.0.1:{self.broker_port}/services/aiide-broker/"
         self.broker2_url = f"http://127.0.0.1:{self.broker2_port}/services/aiide-broker/"
         self.fake_url = f"http://127.0.0.1:{self.fake_port}"
+        self.openai_port = free_port()
+        self.openai_url = f"http://127.0.0.1:{self.openai_port}"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.redis = RedisServer()
         self.tokens: dict[str, str] = {}
@@ -143,6 +150,12 @@ class Hub:
              "--api-key", PROVIDER_KEY, "--default-text", "Hello from the model"],
             base_env, ROOT,
         )  # fmt: skip
+        openai = self._spawn(
+            "fake-openai",
+            [sys.executable, "-m", "tests.fakes.fake_openai", "--port", str(self.openai_port),
+             "--api-key", OPENAI_KEY, "--default-text", "Hello from the OpenAI model"],
+            base_env, ROOT,
+        )  # fmt: skip
         courses = self.dir / "courses"
         courses.mkdir()
         (courses / "ds101.json").write_text(json.dumps(COURSE))
@@ -158,6 +171,7 @@ class Hub:
             "hub", [sys.executable, "-m", "jupyterhub", "-f", str(config)], base_env, self.dir
         )
         _wait_http(self.fake_url + "/", 20, fake, "the fake model")
+        _wait_http(self.openai_url + "/v1/models", 20, openai, "the fake OpenAI model")
         _wait_http(self.api + "/", 60, hub, "the hub")
         _wait_http(self.broker_url + "api/me", 30, hub, "the broker")
 
@@ -165,12 +179,14 @@ class Hub:
         return {
             "course_dir": str(self.dir / "courses"),
             "upstreams": {
-                "anthropic": {"base_url": self.fake_url, "api_key_env": "ANTHROPIC_API_KEY"}
+                "anthropic": {"base_url": self.fake_url, "api_key_env": "ANTHROPIC_API_KEY"},
+                "openai": {"base_url": self.openai_url + "/v1", "api_key_env": "OPENAI_API_KEY"},
             },
             "redis_url": self.redis.url,
             "db_path": str(self.dir / "broker.sqlite"),
             "hub_timeout": self.hub_timeout,
             "identity_cache_seconds": self.identity_cache,
+            "role_groups": ROLE_GROUPS,
         }
 
     def singleuser(self) -> dict[str, Any]:
@@ -187,18 +203,21 @@ class Hub:
             },
             "Agent": {
                 "preload": False,
-                "providers": {"anthropic": {
-                    "kind": "anthropic", "base_url": self.broker_url + "anthropic",
-                    "api_key_env": "JUPYTERHUB_API_TOKEN"}},
+                # No URL, no key: under the hub the aiide_server_ext.hub extension points
+                # both at the broker with the student's hub token (hub/providers.py).
+                "providers": {"anthropic": {"kind": "anthropic"}, "openai": {"kind": "openai"}},
                 "models": [{"name": "claude-haiku", "provider": "anthropic",
                             "model": "claude-haiku-4-5",
-                            "capabilities": ["chat", "tools", "complete"]}],
+                            "capabilities": ["chat", "tools", "complete"]},
+                           {"name": "gpt-mini", "provider": "openai", "model": "gpt-4o-mini",
+                            "capabilities": ["chat", "tools"]}],
             },
             "Router": {"max_retries": 0},
             # Edits would run by themselves: the course's tool policy is what stops them.
             "ToolPolicy": {"roles": {"student": {"low": "auto", "medium": "auto",
                                                  "high": "deny"}}},
-            "AiideHub": {"broker_url": self.broker_url, "timeout": BROKER_TIMEOUT},
+            "AiideHub": {"broker_url": self.broker_url, "timeout": BROKER_TIMEOUT,
+                         "role_groups": ROLE_GROUPS},
         }  # fmt: skip
 
     def hub_config(self, broker_cfg: Path, singleuser: Path) -> str:
@@ -206,15 +225,19 @@ class Hub:
         services = [
             {"name": "aiide-broker", "url": f"http://127.0.0.1:{self.broker_port}",
              "command": [sys.executable, "-m", "aiide_server_ext.hub", "--config", str(broker_cfg)],
-             "environment": {"ANTHROPIC_API_KEY": PROVIDER_KEY, "PYTHONPATH": str(ROOT)},
+             "environment": {"ANTHROPIC_API_KEY": PROVIDER_KEY, "OPENAI_API_KEY": OPENAI_KEY,
+                             "PYTHONPATH": str(ROOT)},
              "cwd": str(self.dir)},
             {"name": "aiide-broker-2", "api_token": self.broker2_token},
             {"name": "test-admin", "api_token": self.admin_token},
         ]  # fmt: skip
         roles = [
-            {"name": "aiide-broker", "scopes": ["read:users", "read:users:groups", "list:users"],
+            {"name": "aiide-broker",
+             "scopes": ["read:users", "read:users:groups", "read:roles:users", "list:users"],
              "services": ["aiide-broker", "aiide-broker-2"]},
             {"name": "admin", "services": ["test-admin"]},
+            # A hub role of the instructor's own (JupyterHub's "user" scopes, nothing more).
+            {"name": "instructor", "scopes": ["self"], "users": [ROLE_INSTRUCTOR]},
         ]  # fmt: skip
         users = {
             "students": {"users": list(self.students)},
@@ -319,6 +342,7 @@ class Hub:
         env = {
             **{k: v for k, v in os.environ.items() if "API_KEY" not in k},
             "ANTHROPIC_API_KEY": PROVIDER_KEY,
+            "OPENAI_API_KEY": OPENAI_KEY,
             "JUPYTERHUB_API_URL": self.api,
             "JUPYTERHUB_API_TOKEN": self.broker2_token,
             "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}",

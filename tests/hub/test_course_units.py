@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from aiide_server_ext.hub.broker import UsageCounter
 from aiide_server_ext.hub.course import (
     Course,
     CourseError,
@@ -15,6 +14,7 @@ from aiide_server_ext.hub.course import (
     load_courses,
     validate_changes,
 )
+from aiide_server_ext.hub.relay import UsageCounter
 
 from .harness import COURSE
 

@@ -36,5 +36,5 @@ def test_the_student_sees_their_course_policy_through_their_server(hub: Hub) -> 
     )
     assert status == 200, policy
     assert policy["courses"] == ["ds101"]
-    assert policy["models"] == ["claude-haiku-4-5"]
+    assert policy["models"] == ["claude-haiku-4-5", "gpt-4o-mini"]
     assert policy["tools"] == {"edits_need_approval": True, "network": False}

@@ -1,0 +1,330 @@
+"""The broker's model routes: checked, keyed, streamed through, metered.
+
+``POST <prefix>/anthropic/v1/messages`` (Anthropic Messages API) and
+``POST <prefix>/openai/v1/chat/completions`` (OpenAI-compatible, streaming or not) take
+the student's hub token as their "API key", apply the student's courses (exam mode,
+allowed models, budget, rate limit), put the provider's real key on the request and relay
+the answer chunk by chunk, each chunk flushed as it arrives. Tokens are counted from the
+``usage`` the provider reports in the stream as it passes.
+
+Cost per call on this path: the identity (cached), one Redis round trip before the
+stream (``SharedState.admit``), one shared batch write after it (``Recorder``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from tornado.iostream import StreamClosedError
+
+from .broker import BrokerHandler, budget_refusal, model_refusal
+from .course import Effective
+from .recorder import Event
+from .state import StateUnavailable, Usage
+
+log = logging.getLogger("aiide.broker")
+#: Response headers passed back from the provider.
+PASS_HEADERS = (
+    "content-type", "request-id", "x-request-id", "retry-after",
+    "anthropic-ratelimit-requests-limit", "x-ratelimit-limit-requests",
+)  # fmt: skip
+#: Attempts to decide on current course changes while instructors keep changing them.
+_ATTEMPTS = 3
+
+
+class ModelHandler(BrokerHandler):
+    """One provider's model route; subclasses say where and how to call it."""
+
+    provider = ""
+    #: The provider's answer while it is being relayed.
+    _upstream: Any = None
+
+    def on_connection_close(self) -> None:
+        """The student went away: hang up on the provider now (it may be mid-answer, or
+        silent for minutes), so the call ends and is metered for what was generated."""
+        if self._upstream is not None:
+            self._upstream.close()
+
+    def upstream_request(self, spec: dict[str, Any], key: str, body: dict[str, Any]) -> Any:
+        """(url, headers, body bytes) for the provider."""
+        raise NotImplementedError
+
+    def counter(self, body: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    async def post(self) -> None:
+        try:
+            body = json.loads(self.request.body or b"{}")
+            model = str(body.get("model", ""))
+        except (ValueError, AttributeError):
+            self.fail(400, "invalid_request_error", "the body must be a JSON object")
+            return
+        found = self.broker.upstream(self.provider)
+        if found is None:
+            self.fail(503, "no_provider", f"the broker has no {self.provider} key configured")
+            return
+        if await self.admit(model):
+            await self._forward(found, body, model)
+
+    async def admit(self, model: str) -> bool:
+        """The course's answer for this call; False once a refusal has been sent."""
+        b, caller = self.broker, self.caller
+        target = f"model:{model}"
+        try:
+            for attempt in range(_ATTEMPTS):
+                version, policy = await b.policy_for(caller, refresh=attempt > 0)
+                refusal = _course_refusal(policy, model)
+                if refusal is not None and attempt == 0 and b.state.redis_url:
+                    continue  # refuse only on current changes (exam may have just ended)
+                if refusal is not None:
+                    await self.refused(*refusal, target)
+                    return False
+                admission = await b.state.admit(
+                    caller.name, version, policy.budget(), self._limit(policy)
+                )
+                if admission is not None:
+                    break
+            else:  # changed on every attempt: as if unavailable (closed: refuse)
+                raise StateUnavailable("course changes keep changing")
+        except StateUnavailable as e:
+            if b.app.redis_failure_mode == "closed":
+                message = f"usage limits cannot be checked ({e}); try again later"
+                await self.audit("model.refused", target, "broker_unavailable")
+                self.fail(503, "broker_unavailable", message)
+                return False
+            log.warning("aiide broker: %s; failing open", e)
+            refusal = _course_refusal(b.file_policy(caller), model)  # no budgets, no limits
+            if refusal is not None:
+                await self.refused(*refusal, target)
+            return refusal is None
+        if admission.decision is not None:
+            for k, v in admission.decision.headers().items():
+                self.set_header(k, v)
+        if admission.code == "budget_exceeded":
+            _, message = budget_refusal(policy, admission.used) or ("", "budget used up")
+            await self.refused(402, "budget_exceeded", message, target)
+            return False
+        if admission.code == "rate_limited":
+            await self.count(**{"limit:rate_limited": 1})
+            text = policy.rate_limit("model") or b.app.rate_limit
+            self.fail(429, "rate_limited", f"rate limit for model calls ({text}) reached")
+            return False
+        return True
+
+    def _limit(self, policy: Effective) -> Any:
+        from aiide_server_ext.gateway.ratelimit import RateLimit
+
+        text = policy.rate_limit("model") or self.broker.app.rate_limit
+        return RateLimit.parse(text) if text else None
+
+    async def _forward(
+        self, found: tuple[dict[str, Any], str], body: dict[str, Any], model: str
+    ) -> None:
+        import aiohttp
+
+        url, headers, data = self.upstream_request(*found, body)
+        # Plain bytes from the provider: the usage in them is read on the way through.
+        headers["accept-encoding"] = "identity"
+        counter = self.counter(body)
+        status = 0
+        try:
+            async with self.broker.http().post(url, data=data, headers=headers) as r:
+                self._upstream, status = r, r.status
+                self.set_status(r.status)
+                for name in PASS_HEADERS:
+                    if name in r.headers:
+                        self.set_header(name, r.headers[name])
+                async for chunk in r.content.iter_any():
+                    counter.feed(chunk)
+                    self.write(chunk)
+                    await self.flush()  # no added buffering: each chunk goes out now
+        except (aiohttp.ClientError, asyncio.TimeoutError) as e:
+            if not self._headers_written:
+                self.fail(502, "provider_unavailable", f"the provider is unreachable: {e}")
+        except StreamClosedError:
+            pass  # the student went away; leaving the block closes the upstream call
+        finally:
+            self._upstream = None
+            if status == 200:
+                counter.settle()
+            await self._meter(model, counter)
+        if not self._finished:
+            self.finish()
+
+    async def _meter(self, model: str, counter: Any) -> None:
+        caller = self.caller
+        tokens = {"input_tokens": counter.input_tokens, "output_tokens": counter.output_tokens}
+        metrics = {"input": counter.input_tokens, "output": counter.output_tokens, "calls": 1}
+        detail: dict[str, Any] = dict(tokens)
+        if counter.estimated and counter.output_tokens:
+            detail["estimated"] = True
+        await self.record(
+            usage=[Usage(caller.name, caller.groups, sum(tokens.values()), metrics)],
+            events=[Event(caller.name, "model.used", f"model:{model}", "ok", detail)],
+        )
+
+
+def _course_refusal(policy: Effective, model: str) -> tuple[int, str, str] | None:
+    refusal = model_refusal(policy)
+    if refusal is not None:
+        return (403, *refusal)
+    if not policy.model_allowed(model):
+        return 403, "model_not_allowed", f"model {model!r} is not allowed in your course"
+    return None
+
+
+class MessagesHandler(ModelHandler):
+    """``POST <prefix>/anthropic/v1/messages``."""
+
+    provider = "anthropic"
+
+    def upstream_request(
+        self, spec: dict[str, Any], key: str, body: dict[str, Any]
+    ) -> tuple[str, dict[str, str], bytes]:
+        url = str(spec.get("base_url") or "https://api.anthropic.com").rstrip("/")
+        headers = {
+            "x-api-key": key,
+            "anthropic-version": self.request.headers.get("anthropic-version", "2023-06-01"),
+            "content-type": "application/json",
+        }
+        if beta := self.request.headers.get("anthropic-beta"):
+            headers["anthropic-beta"] = beta
+        return url + "/v1/messages", headers, self.request.body
+
+    def counter(self, body: dict[str, Any]) -> UsageCounter:
+        return UsageCounter(streaming=bool(body.get("stream")))
+
+
+class ChatCompletionsHandler(ModelHandler):
+    """``POST <prefix>/openai/v1/chat/completions``: an OpenAI-compatible provider
+    (``upstreams["openai"]``, ``base_url`` ending in ``/v1`` as the OpenAI SDK takes it).
+
+    A streaming call always asks the provider for ``stream_options.include_usage``, so
+    its tokens are metered whatever the client asked for (the extra last chunk has no
+    choices, which OpenAI clients expect). A provider that still reports no usage is
+    metered by an estimate (about four characters a token) and audited as estimated."""
+
+    provider = "openai"
+
+    def upstream_request(
+        self, spec: dict[str, Any], key: str, body: dict[str, Any]
+    ) -> tuple[str, dict[str, str], bytes]:
+        url = str(spec.get("base_url") or "https://api.openai.com/v1").rstrip("/")
+        data: bytes = self.request.body
+        if body.get("stream"):
+            options = body.get("stream_options")
+            options = dict(options) if isinstance(options, dict) else {}
+            if options.get("include_usage") is not True:
+                options["include_usage"] = True
+                data = json.dumps({**body, "stream_options": options}).encode()
+        headers = {"authorization": f"Bearer {key}", "content-type": "application/json"}
+        return url + "/chat/completions", headers, data
+
+    def counter(self, body: dict[str, Any]) -> OpenAIUsageCounter:
+        return OpenAIUsageCounter(body)
+
+
+#: A JSON answer is kept this far (for its ``usage``) while it is relayed.
+MAX_JSON_BYTES = 16 * 1024 * 1024
+
+
+class UsageCounter:
+    """Reads Anthropic ``usage`` as the answer passes: SSE line by line (never held), a
+    JSON answer whole at the end (``settle``; it may span lines)."""
+
+    estimated = False
+
+    def __init__(self, streaming: bool = True) -> None:
+        self.input_tokens = 0
+        self.output_tokens = 0
+        self.streaming = streaming
+        self._tail = b""
+        self._body = bytearray()
+
+    def feed(self, chunk: bytes) -> None:
+        if not self.streaming:
+            if len(self._body) < MAX_JSON_BYTES:
+                self._body += chunk
+            return
+        lines = (self._tail + chunk).split(b"\n")
+        self._tail = lines.pop()
+        for line in lines:
+            self._line(line)
+
+    def _line(self, line: bytes) -> None:
+        text = line[5:] if line.startswith(b"data:") else line
+        if not self.wanted(text):
+            return
+        try:
+            event = json.loads(text)
+        except ValueError:
+            return
+        if isinstance(event, dict):
+            self.event(event)
+
+    def wanted(self, text: bytes) -> bool:
+        return b'"usage"' in text
+
+    def settle(self) -> None:
+        """The answer is over (a successful one): count what is left."""
+        if self._tail:
+            self._line(self._tail)
+            self._tail = b""
+        if self._body:
+            try:
+                event = json.loads(bytes(self._body))
+            except ValueError:
+                event = None
+            self._body = bytearray()
+            if isinstance(event, dict):
+                self.event(event)
+
+    def event(self, event: dict[str, Any]) -> None:
+        usage = (event.get("message") or {}).get("usage") or event.get("usage") or {}
+        if event.get("type") in ("message_start", "message", None) or "message" in event:
+            self.input_tokens = max(self.input_tokens, int(usage.get("input_tokens") or 0))
+        self.output_tokens = max(self.output_tokens, int(usage.get("output_tokens") or 0))
+
+
+class OpenAIUsageCounter(UsageCounter):
+    """``usage.prompt_tokens``/``completion_tokens`` from the last stream chunk or the
+    JSON answer; an estimate from the text when the provider sends none."""
+
+    def __init__(self, body: dict[str, Any]) -> None:
+        super().__init__(streaming=bool(body.get("stream")))
+        self._prompt_chars = len(json.dumps([body.get("messages"), body.get("tools")]))
+        self._answer_chars = 0
+        self._reported = False
+
+    def wanted(self, text: bytes) -> bool:
+        return b'"usage"' in text or b'"content"' in text or b'"arguments"' in text
+
+    def event(self, event: dict[str, Any]) -> None:
+        usage = event.get("usage")
+        if isinstance(usage, dict) and usage.get("completion_tokens") is not None:
+            self._reported = True
+            self.input_tokens = max(self.input_tokens, int(usage.get("prompt_tokens") or 0))
+            self.output_tokens = max(self.output_tokens, int(usage["completion_tokens"] or 0))
+        for choice in event.get("choices") or ():
+            part = choice.get("delta") or choice.get("message") or {}
+            self._answer_chars += len(str(part.get("content") or ""))
+            for call in part.get("tool_calls") or ():
+                self._answer_chars += len(str((call.get("function") or {}).get("arguments", "")))
+
+    def settle(self) -> None:
+        """No usage reported by the end: estimate, so every answer counts against budgets."""
+        super().settle()
+        if not self._reported:
+            self.estimated = True
+            self.input_tokens = max(1, self._prompt_chars // 4)
+            self.output_tokens = max(1, self._answer_chars // 4) if self._answer_chars else 0
+
+
+def relay_handlers(prefix: str, kw: dict[str, Any]) -> list[Any]:
+    return [
+        (prefix + "anthropic/v1/messages", MessagesHandler, kw),
+        (prefix + "openai/v1/chat/completions", ChatCompletionsHandler, kw),
+    ]
