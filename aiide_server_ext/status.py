@@ -29,10 +29,15 @@ class StatusService:
         self.default_backend = default_backend
         self.model_key_envs = model_key_envs
         self.ttl = ttl
+        #: Where models come from when no key is in the environment, in words (set by
+        #: whatever provides them, e.g. the hub's key broker); None: nothing does.
+        self.model_source: str | None = None
         self._cached: tuple[float, dict[str, Any]] | None = None
 
     def model_status(self) -> dict[str, Any]:
         configured = [name for name in self.model_key_envs if os.environ.get(name)]
+        if not configured and self.model_source:
+            return {"configured": True, "help": None, "source": self.model_source}
         return {
             "configured": bool(configured),
             "help": None if configured else MODEL_HELP,

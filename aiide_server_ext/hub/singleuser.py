@@ -271,6 +271,11 @@ def load(serverapp: Any) -> None:
         places = [*(e.settings for e in apps), settings]
         routed = {name for place in places for name in providers.install(place, url)}
         serverapp.log.info("aiide hub: providers through the broker: %s", sorted(routed))
+        if routed:  # the broker holds the keys: the status must not ask the student for one
+            for place in places:
+                status = place.get("aiide_status")
+                if status is not None:
+                    status.model_source = "the course's key broker"
     base = serverapp.web_app.settings.get("base_url", "/")
     serverapp.web_app.add_handlers(
         ".*$",

@@ -30,6 +30,15 @@ describe('describeStatus', () => {
     assert.equal(flagsAttribute(view.flags), 'ok');
   });
 
+  test('models from a key broker: no warning, the tooltip says where they come from', () => {
+    const status = exampleStatus();
+    status.model = { configured: true, help: null, source: "the course's key broker" };
+    const view = describeStatus(status);
+    assert.equal(view.text, 'aiide: bwrap');
+    assert.deepEqual(view.notices, []);
+    assert.match(view.title, /Model: through the course's key broker/);
+  });
+
   test('default backend unavailable: error with its detail and fix', () => {
     const status = exampleStatus();
     status.sandbox.default_backend = 'docker';

@@ -27,6 +27,8 @@ export interface ISandboxStatus {
 
 export interface IModelStatus {
   configured: boolean;
+  /** Where models come from when the server holds no key (e.g. the course's key broker). */
+  source?: string;
   /** How to configure a model; null when one is configured. */
   help: string | null;
 }

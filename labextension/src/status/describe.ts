@@ -112,7 +112,9 @@ export function describeStatus(
   lines.push(
     `Limits: ${sandbox.limits.enforced ? 'enforced' : 'NOT enforced'} (${sandbox.limits.detail})`
   );
-  lines.push(`Model: ${model.configured ? 'configured' : 'not configured'}`);
+  lines.push(
+    `Model: ${model.configured ? (model.source ? `through ${model.source}` : 'configured') : 'not configured'}`
+  );
   lines.push('Click to refresh.');
 
   return { text: `aiide: ${parts.join(' · ')}`, title: lines.join('\n'), flags, notices };
