@@ -104,6 +104,33 @@ class OpenGate:
         return None
 
 
+class DelegatingGate:
+    """A gate that hands every call to another gate: wrappers (the agent's late-bound gate,
+    the hub's course gate) subclass it and override only what they change."""
+
+    def inner_gate(self) -> Gate:
+        raise NotImplementedError
+
+    def caller(self, handler: Any) -> Caller:
+        return self.inner_gate().caller(handler)
+
+    async def admit(self, caller: Caller, route_class: str, scope: str | None = None) -> None:
+        await self.inner_gate().admit(caller, route_class, scope=scope)
+
+    async def record_model_usage(self, caller: Caller, **usage: Any) -> None:
+        await self.inner_gate().record_model_usage(caller, **usage)
+
+    async def audit(
+        self,
+        caller: Caller | None,
+        action: str,
+        target: str,
+        outcome: str,
+        detail: dict[str, Any] | None = None,
+    ) -> None:
+        await self.inner_gate().audit(caller, action, target, outcome, detail)
+
+
 def gate_of(settings: dict[str, Any]) -> Gate:
     gate: Gate = settings.get("aiide_gate") or OpenGate()
     return gate

@@ -16,7 +16,7 @@ from typing import Any
 from traitlets import Bool, Dict, Float, Int, List, Unicode
 
 from ..parts import ExtensionPart
-from ..seams import Caller, gate_of
+from ..seams import DelegatingGate, Gate, gate_of
 
 
 class Agent(ExtensionPart):
@@ -227,30 +227,14 @@ class Agent(ExtensionPart):
         KernelChannels.instance().responder = ask.respond
 
 
-class _LazyGate:
+class _LazyGate(DelegatingGate):
     """The gate as of each call: the gateway part may install it after this part starts."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = settings
 
-    def caller(self, handler: Any) -> Caller:
-        return gate_of(self.settings).caller(handler)
-
-    async def admit(self, caller: Caller, route_class: str, scope: str | None = None) -> None:
-        await gate_of(self.settings).admit(caller, route_class, scope=scope)
-
-    async def record_model_usage(self, caller: Caller, **usage: Any) -> None:
-        await gate_of(self.settings).record_model_usage(caller, **usage)
-
-    async def audit(
-        self,
-        caller: Caller | None,
-        action: str,
-        target: str,
-        outcome: str,
-        detail: dict[str, Any] | None = None,
-    ) -> None:
-        await gate_of(self.settings).audit(caller, action, target, outcome, detail)
+    def inner_gate(self) -> Gate:
+        return gate_of(self.settings)
 
 
 def _server_user() -> str:

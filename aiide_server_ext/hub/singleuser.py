@@ -18,7 +18,7 @@ from tornado import web
 from traitlets import Bool, Dict, Float, Unicode
 from traitlets.config import Configurable
 
-from aiide_server_ext.seams import Caller, Gate, GateRefusal, gate_of
+from aiide_server_ext.seams import Caller, DelegatingGate, Gate, GateRefusal, gate_of
 
 from .course import FEATURES
 
@@ -107,7 +107,7 @@ def _message(body: dict[str, Any]) -> str:
     return str(body.get("message") or (body.get("error") or {}).get("message") or body)
 
 
-class CourseGate:
+class CourseGate(DelegatingGate):
     """The gate with the course policy in front: same contract, delegates the rest."""
 
     def __init__(self, inner: Gate, broker: BrokerClient) -> None:
@@ -118,8 +118,8 @@ class CourseGate:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def caller(self, handler: Any) -> Caller:
-        return self.inner.caller(handler)
+    def inner_gate(self) -> Gate:
+        return self.inner
 
     async def admit(self, caller: Caller, route_class: str, scope: str | None = None) -> None:
         await self.inner.admit(caller, route_class, scope=scope)
@@ -141,19 +141,6 @@ class CourseGate:
         refusal = policy.get("budget_refusal")
         if route_class in MODEL_ROUTES and refusal:
             raise GateRefusal(429, str(refusal["code"]), str(refusal["message"]))
-
-    async def record_model_usage(self, caller: Caller, **usage: Any) -> None:
-        await self.inner.record_model_usage(caller, **usage)
-
-    async def audit(
-        self,
-        caller: Caller | None,
-        action: str,
-        target: str,
-        outcome: str,
-        detail: dict[str, Any] | None = None,
-    ) -> None:
-        await self.inner.audit(caller, action, target, outcome, detail)
 
 
 class CourseHandler(APIHandler):  # type: ignore[misc]
