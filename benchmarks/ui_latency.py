@@ -36,8 +36,8 @@ from typing import Any
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from browser_support import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the tests' own launch flags)
+sys.path.insert(0, str(ROOT / "tests"))
+from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the tests' own launch flags)
 
 KEY = "sk-ant-bench-" + uuid.uuid4().hex
 TOKEN = uuid.uuid4().hex

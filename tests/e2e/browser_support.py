@@ -8,7 +8,6 @@ docs/protocol.schema.json when the test ends).
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from functools import cache
@@ -16,21 +15,6 @@ from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
-
-CHROMIUM = os.environ.get("AIIDE_CHROMIUM", "/usr/bin/chromium")
-#: Debian's chromium, headless as root, with nothing that phones out (this machine's closed
-#: network refuses those connections, many at a time). Shared with benchmarks/ui_latency.py.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2] / "docs" / "protocol.schema.json"
 LOAD_TIMEOUT_MS = 60_000

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from chromium import CHROMIUM, CHROMIUM_ARGS
 
 from .chat import chat as chat_here
 from .chat import error_of, text_of
@@ -28,19 +29,6 @@ pytestmark = [pytest.mark.xdist_group("hub"), pytest.mark.browser]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "tests" / "e2e" / "artifacts"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
-CHROMIUM = os.environ.get("AIIDE_CHROMIUM", "/usr/bin/chromium")
-# The flags of tests/e2e/conftest.py: Debian's chromium, headless, nothing phoning home.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 LOAD_MS = 60_000
 EXAM_MESSAGE = "Midterm until 12:00: no assistant."
 
