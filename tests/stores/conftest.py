@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from agent.conftest import fake_anthropic, fake_openai  # noqa: F401  (the fake models)
 
 from .pg import PostgresServer, find_bindir
 

@@ -7,9 +7,7 @@ on the same database, as another server would open them) sees all of it.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -25,22 +23,6 @@ from aiide_server_ext.gateway.redaction import Redactor
 from aiide_server_ext.gateway.store import Store as GatewayStore
 
 pytestmark = pytest.mark.xdist_group("agent")
-
-
-def _serve(loop: asyncio.AbstractEventLoop, fake: Any) -> Iterator[Any]:
-    loop.run_until_complete(fake.start())
-    yield fake
-    loop.run_until_complete(fake.stop())
-
-
-@pytest.fixture
-def fake_anthropic(jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterator[FakeAnthropic]:
-    yield from _serve(jp_asyncio_loop, FakeAnthropic(api_key=KEY))
-
-
-@pytest.fixture
-def fake_openai(jp_asyncio_loop: asyncio.AbstractEventLoop) -> Iterator[FakeOpenAI]:
-    yield from _serve(jp_asyncio_loop, FakeOpenAI(api_key=OAI_KEY))
 
 
 @pytest.fixture
