@@ -12,7 +12,15 @@ server with aiide (its own process) pointed at it, then measures:
   (d) the prompt aiide sends for a trivial question about a small open notebook with
       live kernel state (system + tools + context, estimated at 4 characters a token).
 
-Usage: python benchmarks/chat_stream.py [--streams 500] [--rounds 50]
+(b) is fair to both paths: the direct baseline runs in the same process, just before, against
+the same fake; both are read by lean asyncio clients (``stream_clients.py``) that only note
+frame boundaries and arrival times while streaming (tornado's clients cost the shared
+2 cores tens of microseconds a frame; ``--client tornado`` measures with them). It prints
+the CPU seconds of the server, the fake and the load generator: on a machine shared with
+other work, latency moves with the load (printed as ``uptime``), CPU per token much less.
+Set PYTHONPATH to another checkout's root to measure that code in the same conditions.
+
+Usage: python benchmarks/chat_stream.py [--streams 500] [--rounds 50] [--only-b]
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from stream_clients import LeanSSE, LeanWebSocket
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -74,7 +83,9 @@ class Bench:
 
     # -- processes ---------------------------------------------------------------
     def start(self) -> None:
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "tests"), "BENCH_KEY": KEY}
+        # A PYTHONPATH given to the benchmark comes first (to measure another checkout).
+        path = [p for p in (os.environ.get("PYTHONPATH"), str(ROOT / "tests")) if p]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(path), "BENCH_KEY": KEY}
         self.procs.append(
             subprocess.Popen(
                 [
@@ -177,7 +188,12 @@ class Bench:
     def stop(self) -> None:
         for p in self.procs:
             p.send_signal(2)  # SIGINT: a profiled server writes its profile
-            p.wait(20)
+        for p in self.procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
 
     async def set_default(self, **reply: Any) -> None:
         await self.http.fetch(f"{self.fake}/_fake/default", method="PUT", body=json.dumps(reply))
@@ -268,66 +284,148 @@ async def first_token(b: Bench, rounds: int) -> dict[str, float]:
     }
 
 
-async def concurrent(b: Bench, streams: int, tokens: int, delay: float) -> dict[str, Any]:
+def split(texts: list[str], received_at: list[float]) -> tuple[list[str], list[float]]:
+    """Words and their latencies (a busy server merges tokens into one event)."""
+    got, lat = [], []
+    for text, at in zip(texts, received_at, strict=True):
+        for item in text.split():
+            word, stamp = item.split("@")
+            got.append(word)
+            lat.append(at - float(stamp))
+    return got, lat
+
+
+class CPU:
+    """CPU seconds the server, the fake and this load generator spend in a phase: latency
+    on a shared 2-core machine moves with other load, CPU per token much less."""
+
+    def __init__(self, b: Bench) -> None:
+        import psutil
+
+        self.procs = {
+            "server": psutil.Process(b.procs[1].pid),
+            "fake": psutil.Process(b.procs[0].pid),
+        }
+        self.start = self.now()
+
+    def now(self) -> dict[str, float]:
+        times = {name: sum(p.cpu_times()[:2]) for name, p in self.procs.items()}
+        times["client"] = sum(os.times()[:2])
+        return times
+
+    def spent(self) -> dict[str, float]:
+        end = self.now()
+        return {name: end[name] - self.start[name] for name in end}
+
+
+def check_stream(
+    words: list[str], texts: list[str], at: list[float], seqs: list[int]
+) -> dict[str, Any]:
+    got, lat = split(texts, at)
+    return {
+        "lost": len(set(words) - set(got)),
+        "dup": len(got) - len(set(got)),
+        "reordered": got != sorted(got, key=lambda w: int(w[1:])) or seqs != sorted(seqs),
+        "lat": lat,
+        "frames": len(texts),
+    }
+
+
+async def lean_direct(b: Bench, words: list[str]) -> list[float]:
+    body = {
+        "model": "claude-bench",
+        "max_tokens": 64,
+        "stream": True,
+        "messages": [{"role": "user", "content": "hi"}],
+    }
+    stream = await LeanSSE.stream("127.0.0.1", b.fake_port, KEY, body)
+    assert [w.decode() for w, _, _ in stream.stamps] == words
+    return [received - sent for _, sent, received in stream.stamps]
+
+
+async def lean_through(b: Bench, ws: LeanWebSocket, words: list[str]) -> dict[str, Any]:
+    start = time.time()
+    ws.send_json({"type": "chat", "text": "hi", "task": "chat"})
+    done = await ws.finished
+    texts, at, seqs = [], [], []
+    for frame, when in ws.tokens:
+        message = json.loads(frame)
+        texts.append(message["text"])
+        seqs.append(message["seq"])
+        at.append(when)
+    ws.tokens.clear()
+    result = check_stream(words, texts, at, seqs)
+    result["ok"] = done["type"] == "run_finished" and done["status"] == "completed"
+    result["first"] = (ws.first or time.time()) - start
+    return result
+
+
+async def tornado_direct(b: Bench, words: list[str]) -> list[float]:
+    texts: list[str] = []
+    at: list[float] = []
+    await b.direct_stream(lambda text: (texts.append(text), at.append(time.time())))
+    got, lat = split(texts, at)
+    assert got == words
+    return lat
+
+
+async def tornado_through(b: Bench, ws: Any, words: list[str]) -> dict[str, Any]:
+    texts: list[str] = []
+    at: list[float] = []
+    seqs: list[int] = []
+
+    def on_token(m: dict[str, Any]) -> None:
+        texts.append(m["text"])
+        at.append(time.time())
+        seqs.append(m["seq"])
+
+    first, done = await b.aiide_stream(ws, on_token)
+    result = check_stream(words, texts, at, seqs)
+    result["ok"] = done["type"] == "run_finished" and done["status"] == "completed"
+    result["first"] = first
+    return result
+
+
+async def warm_up(b: Bench) -> None:
+    """Lazy imports and first-use work (the knowledge part's first search) outside (b)."""
+    await b.set_default(text="warm up")
+    ws = await b.socket()
+    for _ in range(3):
+        await b.aiide_stream(ws)
+    ws.close()
+
+
+async def concurrent(
+    b: Bench, streams: int, tokens: int, delay: float, client: str = "lean"
+) -> dict[str, Any]:
     words = [f"t{i}" for i in range(tokens)]
     # Every stream is open before tokens flow (first_delay): this measures streaming; the
     # cost of starting 500 runs at once is reported separately as time to first token.
     await b.set_default(chunks=[w + " " for w in words], delay=delay, stamp=True, first_delay=HOLD)
-
-    def split(texts: list[str], received_at: list[float]) -> tuple[list[str], list[float]]:
-        """Words and their latencies (a busy server merges tokens into one event)."""
-        got, lat = [], []
-        for text, at in zip(texts, received_at, strict=True):
-            for item in text.split():
-                word, stamp = item.split("@")
-                got.append(word)
-                lat.append(at - float(stamp))
-        return got, lat
+    lean = client == "lean"
 
     # Straight from the fake.
-    direct_lat: list[float] = []
-
-    async def one_direct() -> None:
-        texts: list[str] = []
-        at: list[float] = []
-        await b.direct_stream(lambda text: (texts.append(text), at.append(time.time())))
-        got, lat = split(texts, at)
-        assert got == words
-        direct_lat.extend(lat)
-
-    await asyncio.gather(*(one_direct() for _ in range(streams)))
+    cpu = CPU(b)
+    direct = lean_direct if lean else tornado_direct
+    direct_lat = [
+        x for lat in await asyncio.gather(*(direct(b, words) for _ in range(streams))) for x in lat
+    ]
+    direct_cpu = cpu.spent()
 
     # Through aiide: one socket per stream.
-    sockets = await asyncio.gather(*(b.socket() for _ in range(streams)))
-    results: list[dict[str, Any]] = []
-
-    async def one(ws: Any) -> None:
-        texts: list[str] = []
-        at: list[float] = []
-        seqs: list[int] = []
-
-        def on_token(m: dict[str, Any]) -> None:
-            texts.append(m["text"])
-            at.append(time.time())
-            seqs.append(m["seq"])
-
-        first, done = await b.aiide_stream(ws, on_token)
-        got, lat = split(texts, at)
-        results.append(
-            {
-                "ok": done["type"] == "run_finished" and done["status"] == "completed",
-                "lost": len(set(words) - set(got)),
-                "dup": len(got) - len(set(got)),
-                "reordered": got != sorted(got, key=lambda w: int(w[1:])) or seqs != sorted(seqs),
-                "lat": lat,
-                "frames": len(texts),
-                "first": first,
-            }
+    if lean:
+        path = "/aiide/api/chat/ws"
+        sockets: list[Any] = await asyncio.gather(
+            *(LeanWebSocket.connect("127.0.0.1", b.port, path, TOKEN) for _ in range(streams))
         )
-
+    else:
+        sockets = await asyncio.gather(*(b.socket() for _ in range(streams)))
+    through = lean_through if lean else tornado_through
+    cpu = CPU(b)
     start = time.perf_counter()
-    await asyncio.gather(*(one(ws) for ws in sockets))
+    results = await asyncio.gather(*(through(b, ws, words) for ws in sockets))
     wall = time.perf_counter() - start
+    through_cpu = cpu.spent()
     for ws in sockets:
         ws.close()
     lat = [x for r in results for x in r["lat"]]
@@ -335,6 +433,7 @@ async def concurrent(b: Bench, streams: int, tokens: int, delay: float) -> dict[
     return {
         "streams": streams,
         "tokens_each": tokens,
+        "client": client,
         "wall_s": wall,
         "failed": sum(not r["ok"] for r in results),
         "lost": sum(r["lost"] for r in results),
@@ -344,10 +443,16 @@ async def concurrent(b: Bench, streams: int, tokens: int, delay: float) -> dict[
         "direct_p99_ms": pct(direct_lat, 99) * 1000,
         "aiide_p50_ms": pct(lat, 50) * 1000,
         "aiide_p99_ms": pct(lat, 99) * 1000,
+        "added_p50_ms": (pct(lat, 50) - pct(direct_lat, 50)) * 1000,
         "added_p99_ms": (pct(lat, 99) - pct(direct_lat, 99)) * 1000,
         "tokens_per_frame": len(lat) / max(1, frames),
         "first_p50_s": pct([r["first"] for r in results], 50) - HOLD,
         "first_p99_s": pct([r["first"] for r in results], 99) - HOLD,
+        "cpu_direct": direct_cpu,
+        "cpu_through": through_cpu,
+        # Per stream (its run start and end) and per token, all of the server's CPU.
+        "server_ms_per_stream": through_cpu["server"] * 1000 / streams,
+        "server_us_per_token": through_cpu["server"] * 1e6 / max(1, len(lat)),
     }
 
 
@@ -489,54 +594,75 @@ async def main() -> None:
     parser.add_argument(
         "--pause", type=float, default=0, help="seconds to wait before (b), to attach a profiler"
     )
+    parser.add_argument(
+        "--client",
+        choices=("lean", "tornado"),
+        default="lean",
+        help="load generator for (b): lean asyncio protocols, or tornado's clients",
+    )
+    parser.add_argument("--only-b", action="store_true", help="skip (a), (c) and (d)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         b = Bench(Path(tmp), args.agent_only)
         b.start()
         try:
             await b.ready()
-            a = await first_token(b, args.rounds)
-            show(
-                "(a) first token",
-                f"direct p50 {a['direct_p50_ms']:.2f} ms, aiide p50 {a['aiide_p50_ms']:.2f} ms",
-                f"overhead p50 {a['overhead_p50_ms']:+.2f} ms (target <= 5; jupyter-ai +146, "
-                "notebook-intelligence +44)",
-                f"ratio {a['aiide_p50_ms'] / a['direct_p50_ms']:.2f}x",
-            )
-            c = await complete(b, args.rounds)
-            show(
-                "(c) POST /aiide/api/complete",
-                f"direct p50 {c['direct_p50_ms']:.2f} ms, aiide p50 {c['aiide_p50_ms']:.2f} ms",
-                f"overhead p50 {c['overhead_p50_ms']:+.2f} ms (target <= 10; "
-                "notebook-intelligence +42)",
-            )
-            d = await prompt_size(b)
-            show(
-                "(d) prompt for a trivial question about a small open notebook",
-                f"~{d['prompt_tokens_est']} tokens ({d['prompt_chars']} chars), tool schemas "
-                f"~{d['tools_tokens_est']}",
-                f"cells included {d['has_cells']}, kernel state included {d['has_kernel_state']}",
-                "target <= 2000; jupyter-ai ~7300, notebook-intelligence ~16600",
-            )
+            print(f"uptime: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} load average")
+            if not args.only_b:
+                await small_figures(b, args.rounds)
+            await warm_up(b)
             if args.pause:
                 print(f"server pid {b.procs[1].pid}", flush=True)
                 await asyncio.sleep(args.pause)
-            r = await concurrent(b, args.streams, args.tokens, args.delay)
+            r = await concurrent(b, args.streams, args.tokens, args.delay, args.client)
+            cpu_d, cpu_t = r["cpu_direct"], r["cpu_through"]
             show(
                 f"(b) {r['streams']} concurrent streams x {r['tokens_each']} tokens "
-                f"({1 / args.delay:.0f} tokens/s each), {r['wall_s']:.1f} s",
+                f"({1 / args.delay:.0f} tokens/s each), {r['wall_s']:.1f} s, "
+                f"{r['client']} client",
                 f"failed {r['failed']}, lost {r['lost']}, duplicated {r['duplicated']}, "
                 f"reordered {r['reordered']}",
                 f"per-token latency aiide p50 {r['aiide_p50_ms']:.1f} / p99 "
                 f"{r['aiide_p99_ms']:.1f} ms, direct p50 {r['direct_p50_ms']:.1f} / p99 "
                 f"{r['direct_p99_ms']:.1f} ms",
-                f"added p99 {r['added_p99_ms']:+.1f} ms (target < 100); "
-                f"{r['tokens_per_frame']:.2f} tokens per token event",
+                f"added p50 {r['added_p50_ms']:+.1f} / p99 {r['added_p99_ms']:+.1f} ms "
+                f"(target p99 < 100); {r['tokens_per_frame']:.2f} tokens per token event",
                 f"all chats sent at once: first token p50 {r['first_p50_s'] * 1000:.0f} / p99 "
                 f"{r['first_p99_s'] * 1000:.0f} ms after the model's",
+                f"CPU s direct: fake {cpu_d['fake']:.2f}, client {cpu_d['client']:.2f}; "
+                f"through aiide: server {cpu_t['server']:.2f}, fake {cpu_t['fake']:.2f}, "
+                f"client {cpu_t['client']:.2f}",
+                f"server CPU {r['server_ms_per_stream']:.2f} ms per stream, "
+                f"{r['server_us_per_token']:.0f} us per token (all costs included)",
             )
+            print(f"uptime: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} load average")
         finally:
             b.stop()
+
+
+async def small_figures(b: Bench, rounds: int) -> None:
+    a = await first_token(b, rounds)
+    show(
+        "(a) first token",
+        f"direct p50 {a['direct_p50_ms']:.2f} ms, aiide p50 {a['aiide_p50_ms']:.2f} ms",
+        f"overhead p50 {a['overhead_p50_ms']:+.2f} ms (target <= 5; jupyter-ai +146, "
+        "notebook-intelligence +44)",
+        f"ratio {a['aiide_p50_ms'] / a['direct_p50_ms']:.2f}x",
+    )
+    c = await complete(b, rounds)
+    show(
+        "(c) POST /aiide/api/complete",
+        f"direct p50 {c['direct_p50_ms']:.2f} ms, aiide p50 {c['aiide_p50_ms']:.2f} ms",
+        f"overhead p50 {c['overhead_p50_ms']:+.2f} ms (target <= 10; notebook-intelligence +42)",
+    )
+    d = await prompt_size(b)
+    show(
+        "(d) prompt for a trivial question about a small open notebook",
+        f"~{d['prompt_tokens_est']} tokens ({d['prompt_chars']} chars), tool schemas "
+        f"~{d['tools_tokens_est']}",
+        f"cells included {d['has_cells']}, kernel state included {d['has_kernel_state']}",
+        "target <= 2000; jupyter-ai ~7300, notebook-intelligence ~16600",
+    )
 
 
 if __name__ == "__main__":

@@ -180,11 +180,14 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         knowledge: Any = None,
         caller: Any = None,
         question: str = "",
+        budget: int | None = None,
     ) -> Built:
-        """The context block of a run's first user message."""
+        """The context block of a run's first user message; ``budget`` in estimated tokens
+        (``self.budget`` converted for the model, see ``calibration.py``)."""
         built = Built("")
         parts: list[str] = []
-        left = self.budget
+        budget = self.budget if budget is None else budget
+        left = budget
         if knowledge is not None and self.knowledge_chunks > 0 and question:
             used: list[tuple[dict[str, Any], str]] = []
             text = await self.knowledge_text(knowledge, caller, question, left // 3, used)
@@ -196,7 +199,7 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
                 left -= tokens(text)
         selection = context.get("selection")
         if selection:
-            text = f"<selection>\n{selection[: self.budget * 2]}\n</selection>"
+            text = f"<selection>\n{selection[: budget * 2]}\n</selection>"
             parts.append(text)
             built.add("selection", context.get("notebook", ""), text)
             left -= tokens(text)

@@ -69,6 +69,9 @@ class History:
         """The request builder for this step (the model differs per fallback candidate)."""
         first = run.steps == 0
         knowledge = self.knowledge()
+        # Budgets are in the model's tokens; counts here are estimates (calibration.py).
+        model = self.router.tokenizer_of(run.models[0]) if run.models else None
+        calibration = self.router.calibration
         turns = self.store.turns(run.conversation_id)
         items: list[dict[str, Any]] = []
         if first:
@@ -80,12 +83,15 @@ class History:
                 knowledge=knowledge,
                 caller=run.caller_obj(),
                 question=str(question),
+                budget=calibration.to_estimate(model, self.context.budget),
             )
             run.context_text = built.text
             items = built.items
         before = [t for t in turns if t["idx"] < run.question_idx]
         current = [t for t in turns if t["idx"] >= run.question_idx]
-        summary = await self._summarised(run, before)
+        summary = await self._summarised(
+            run, before, calibration.to_estimate(model, self.context.history_budget)
+        )
         conv = self.store.conversation(run.conversation_id) or {}
         before = [t for t in before if t["idx"] >= int(conv.get("summary_upto", 0))]
         messages: list[dict[str, Any]] = []
@@ -128,6 +134,8 @@ class History:
                 )
             question = turns[run.question_idx]["content"] if run.question_idx < len(turns) else ""
             items.append({"kind": "question", "ref": "", "tokens": tokens(str(question))})
+            for item in items:
+                item["tokens"] = calibration.from_estimate(model, item["tokens"])
             self.hub.emit(
                 run.conversation_id,
                 run.id,
@@ -148,12 +156,12 @@ class History:
 
         return build
 
-    async def _summarised(self, run: Run, before: list[dict[str, Any]]) -> str:
+    async def _summarised(self, run: Run, before: list[dict[str, Any]], budget: int) -> str:
         conv = self.store.conversation(run.conversation_id) or {}
         summary = str(conv.get("summary", ""))
         upto = int(conv.get("summary_upto", 0))
         recent = [t for t in before if t["idx"] >= upto]
-        cut = split_history(recent, self.context.history_budget)
+        cut = split_history(recent, budget)
         if cut == 0:
             return summary
         old = recent[:cut]

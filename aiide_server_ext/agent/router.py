@@ -13,6 +13,7 @@ from traitlets import Dict, Float, Int
 from traitlets.config import LoggingConfigurable
 
 from ..seams import Caller, Gate
+from .calibration import Calibration, request_chars
 from .errors import AgentError, redact
 from .providers import (
     ModelRequest,
@@ -152,6 +153,12 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
         self.values = values
         self.allow_user_keys = allow_user_keys
         self._providers: dict[str, Provider] = {}
+        self.calibration = Calibration()
+
+    def tokenizer_of(self, name: str) -> str | None:
+        """The calibration key of a configured model: its provider and provider-side id."""
+        spec = next((m for m in self.models if m.name == name), None)
+        return f"{spec.provider}/{spec.model}" if spec is not None else None
 
     # -- choosing ----------------------------------------------------------------
     def api_key(self, provider: str, caller: Caller) -> str | None:
@@ -246,6 +253,11 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
                     self.provider(spec.provider), request, key, policy, on_retry
                 ):
                     if isinstance(event, Usage):
+                        self.calibration.observe(
+                            f"{spec.provider}/{spec.model}",
+                            request_chars(request.system, request.messages, request.tools),
+                            event.input_tokens,
+                        )
                         await gate.record_model_usage(
                             caller,
                             provider=spec.provider,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..seams import Caller
@@ -93,7 +93,11 @@ class Run:
         return next((c for c in self.calls if c.id == call_id), None)
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        """A shallow view for ``json.dumps`` (``asdict`` deep-copies every nested value, and
+        a run is saved at each transition, hundreds at once under load)."""
+        data = dict(vars(self))
+        data["calls"] = [dict(vars(c)) for c in self.calls]
+        return data
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Run:

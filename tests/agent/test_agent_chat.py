@@ -159,3 +159,27 @@ async def test_old_turns_are_summarised_over_the_budget(
     assert "hello there" in summarise["messages"][0]["content"] and "tools" not in summarise
     assert "SUMMARY: they said hi" in answer["messages"][0]["content"][0]["text"]
     assert all("x" * 400 not in json.dumps(m) for m in answer["messages"])
+
+
+async def test_context_budget_follows_the_models_reported_token_counts(
+    jp_ws_fetch: Any, jp_root_dir: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    """A model whose provider counts many more tokens than the estimate gets less context
+    next time: the budget is in its tokens, not in 4-character estimates."""
+    cells = [(f"c{i}", f"v{i} = '{i}'  # " + "z" * 1500) for i in range(10)]
+    write_notebook(jp_root_dir, cells=cells)  # ~4,000 estimated tokens: under the budget
+    fake_anthropic.push(Reply(text="one", input_tokens=100_000), Reply(text="two"))
+    chat = await connect(jp_ws_fetch)
+    context = {"notebook": "nb.ipynb", "cell_id": "c9"}
+    for text in ("first", "second"):
+        await chat.send(type="chat", text=text, task="chat", context=context)
+        await chat.until("run_finished")
+    first, second = chat.of("context")
+    assert first["budget"] == second["budget"] == 6000
+    sent = [json.dumps(r.body["messages"]) for r in fake_anthropic.requests]
+    assert all(f"v{i} = " in sent[0] for i in range(10))  # all of it, uncalibrated
+    # 100,000 tokens for ~17,000 characters: 1.5 characters a token at most (the clamp),
+    # so 6,000 tokens now hold ~9,000 characters: the cells nearest the cursor only.
+    kept = [i for i in range(10) if f"v{i} = " in sent[1]]
+    assert 0 < len(kept) < 10 and 9 in kept
+    assert second["tokens"] <= 6000 < sum(i["tokens"] for i in first["items"]) * 4 / 1.5

@@ -213,3 +213,50 @@ async def test_no_knowledge_part_means_no_search_tool(
     await chat.send(type="chat", text="hi")
     await chat.until("run_finished")
     assert "search_knowledge" not in {t["name"] for t in fake_anthropic.requests[0].body["tools"]}
+
+
+async def test_a_front_end_leaving_before_it_answers_keeps_the_run_consistent(
+    jp_ws_fetch: Any, jp_root_dir: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    """The patch went to a browser that closed before acknowledging: whether it applied
+    the edit is unknown, so the server does not write the file behind a document that may
+    still be open elsewhere; the model is told (``frontend_gone``), the run goes on and
+    ends normally, and a late answer for the abandoned request is refused."""
+    write_notebook(jp_root_dir)
+    fake_anthropic.push(Reply(tools=[INSERT]), Reply(text="I will re-read it."))
+    browser = await connect(jp_ws_fetch)
+    await browser.send(type="notebook_open", path="nb.ipynb")
+    await browser.send(type="chat", text="add a cell")
+    await browser.approve_next()
+    patch = await browser.until("notebook_patch")
+    cid = patch["conversation_id"]
+    watcher = await connect(jp_ws_fetch)
+    await watcher.send(type="resume", conversation_id=cid, after_seq=patch["seq"])
+    watcher.last_seq[cid] = patch["seq"]  # the checker proves no gap and no repeat after it
+    await watcher.until("resumed")
+    browser.ws.close()  # gone without a notebook_result
+
+    result = await watcher.until("tool_result")
+    assert result["call_id"] == INSERT.id and not result["ok"]
+    assert result["error"]["code"] == "frontend_gone"
+    done = await watcher.until("run_finished")
+    assert done["status"] == "completed" and done["text"] == "I will re-read it."
+    # The model saw the outcome as an error it can act on, in the very next request.
+    [told] = [r for r in tool_results(fake_anthropic.requests[1].body)]
+    assert told["tool_use_id"] == INSERT.id and told["is_error"]
+    assert "went away" in str(told["content"])
+    # Nothing was half-written: the file is as it was, and no request is left waiting.
+    assert [c.id for c in read_notebook(jp_root_dir).cells] == ["c1"]
+    await watcher.send(
+        type="notebook_result",
+        id="late",
+        conversation_id=cid,
+        run_id=patch["run_id"],
+        request_id=patch["request_id"],
+        status="applied",
+    )
+    late = await watcher.until("error", reply_to="late")
+    assert late["code"] == "unknown_request"
+    # The conversation's record agrees with what was streamed.
+    tool_events = [e for e in watcher.received if e["type"] in ("tool_result", "run_finished")]
+    assert [e["type"] for e in tool_events] == ["tool_result", "run_finished"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -14,7 +16,7 @@ from aiide_server_ext.agent.providers import (
     RetryPolicy,
     stream_with_retries,
 )
-from aiide_server_ext.agent.providers.anthropic import AnthropicProvider
+from aiide_server_ext.agent.providers.anthropic import AnthropicProvider, _events
 from aiide_server_ext.agent.providers.base import (
     Stop,
     TextDelta,
@@ -39,7 +41,10 @@ def request(**kw: Any) -> ModelRequest:
 
 
 async def events(provider: Any, key: str | None = KEY, policy: RetryPolicy = FAST) -> list[Any]:
-    return [e async for e in stream_with_retries(provider, request(), key, policy)]
+    try:
+        return [e async for e in stream_with_retries(provider, request(), key, policy)]
+    finally:
+        await provider.aclose()
 
 
 async def test_anthropic_streams_text_usage_and_stop(afake_anthropic: FakeAnthropic) -> None:
@@ -102,6 +107,84 @@ async def test_drop_mid_stream_is_not_retried(afake_anthropic: FakeAnthropic) ->
     with pytest.raises(ProviderError) as e:
         await events(AnthropicProvider("a", afake_anthropic.url))
     assert e.value.code in ("provider_error", "provider_unavailable")
+    assert len(afake_anthropic.requests) == 1
+
+
+def sse(*events: dict[str, Any]) -> bytes:
+    return b"".join(f"event: {e['type']}\ndata: {json.dumps(e)}\n\n".encode() for e in events)
+
+
+def text_delta(text: str) -> dict[str, Any]:
+    return {
+        "type": "content_block_delta",
+        "index": 0,
+        "delta": {"type": "text_delta", "text": text},
+    }
+
+
+async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    for part in parts:
+        yield part
+
+
+async def test_text_deltas_of_one_read_become_one_event_in_order() -> None:
+    """A server that falls behind reads several deltas at once and passes them on as one;
+    a tool call between texts keeps its place, and an event split across reads is whole."""
+    tool = {"type": "tool_use", "id": "t1", "name": "read_cell", "input": {}}
+    stream = sse(text_delta("a"), text_delta("b"), text_delta("c"))
+    stream += sse({"type": "content_block_start", "index": 1, "content_block": tool})
+    stream += sse(
+        {
+            "type": "content_block_delta",
+            "index": 1,
+            "delta": {"type": "input_json_delta", "partial_json": '{"cell_id": "c1"}'},
+        },
+        {"type": "content_block_stop", "index": 1},
+        text_delta("d"),
+    )
+    tail = sse(text_delta("e"), {"type": "message_delta", "delta": {"stop_reason": "tool_use"}})
+    got = [e async for e in _events(chunks(stream, tail[:20], tail[20:]))]
+    assert got == [
+        TextDelta("abc"),
+        ToolRequest("t1", "read_cell", {"cell_id": "c1"}, '{"cell_id": "c1"}'),
+        TextDelta("d"),
+        TextDelta("e"),
+        Usage(0, 0),
+        Stop("tool_use"),
+    ]
+
+
+async def test_text_read_with_an_in_stream_error_is_delivered_first() -> None:
+    error = {"type": "error", "error": {"type": "overloaded_error", "message": "busy"}}
+    got: list[Any] = []
+
+    async def read() -> None:
+        async for event in _events(chunks(sse(text_delta("a"), text_delta("b"), error))):
+            got.append(event)
+
+    with pytest.raises(ProviderError) as e:
+        await read()
+    assert got == [TextDelta("ab")] and e.value.code == "provider_overloaded"
+
+
+async def test_in_stream_overload_after_text_is_not_retried(
+    afake_anthropic: FakeAnthropic,
+) -> None:
+    afake_anthropic.push(Reply(text="partial answer", stream_error="overloaded_error"))
+    provider = AnthropicProvider("a", afake_anthropic.url)
+    got: list[Any] = []
+
+    async def read() -> None:
+        try:
+            async for event in stream_with_retries(provider, request(), KEY, FAST):
+                got.append(event)
+        finally:
+            await provider.aclose()
+
+    with pytest.raises(ProviderError) as e:
+        await read()
+    assert e.value.code == "provider_overloaded"
+    assert "".join(x.text for x in got if isinstance(x, TextDelta)) == "partial answer"
     assert len(afake_anthropic.requests) == 1
 
 
@@ -235,6 +318,7 @@ async def test_router_falls_back_and_says_so(
     assert {spec.name for spec, _ in got} == {"small"}
     assert [c for c, _ in notices] == ["retry", "retry", "fallback"]
     assert "big is unavailable (provider_overloaded); using small" in notices[-1][1]
+    await router.aclose()
     assert gate.usage[0]["provider"] == "local" and gate.usage[0]["feature"] == "agent"
     assert afake_openai.requests[0].headers["x-team"] == "none"
 
@@ -259,3 +343,24 @@ async def test_router_choices(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(AgentError) as e:
         router.candidates("agent", Caller("a"))
     assert e.value.code == "no_model"
+
+
+async def test_router_calibrates_token_counts_from_reported_usage(
+    monkeypatch: pytest.MonkeyPatch, afake_anthropic: FakeAnthropic, afake_openai: FakeOpenAI
+) -> None:
+    router = make_router(monkeypatch, afake_anthropic.url, afake_openai.url)
+    big = ModelRequest(
+        model="claude-x", system="be brief", messages=[{"role": "user", "content": "y" * 6000}]
+    )
+    chars = len(big.system) + len(json.dumps(big.messages, separators=(",", ":")))
+    afake_anthropic.push(Reply(text="ok", input_tokens=chars // 2))
+    caller = Caller("ada")
+    [spec] = [m for m in router.models if m.name == "big"]
+    async for _ in router.stream([spec], caller, lambda s: big, gate=MeterGate(), feature="chat"):
+        pass
+    await router.aclose()
+    key = router.tokenizer_of("big")
+    assert key == f"anthropic/{spec.model}"
+    assert router.calibration.chars_per_token(key) == pytest.approx(2.0, rel=0.01)
+    assert router.calibration.to_estimate(key, 6000) == pytest.approx(3000, rel=0.01)
+    assert router.calibration.chars_per_token(router.tokenizer_of("small")) == 4.0

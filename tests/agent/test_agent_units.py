@@ -187,3 +187,33 @@ print(sorted(m for m in ("anthropic", "httpx", "jsonschema") if m in sys.modules
 """
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_calibration_learns_characters_per_token_per_model() -> None:
+    from aiide_server_ext.agent.calibration import Calibration
+
+    cal = Calibration(weight=0.5, min_chars=100)
+    assert cal.to_estimate("m", 6000) == 6000  # nothing reported yet: the estimate stands
+    cal.observe("m", 3000, 1000)  # 3 characters a token: denser than the estimate
+    assert cal.chars_per_token("m") == 3.0 and cal.chars_per_token("other") == 4.0
+    assert cal.to_estimate("m", 6000) == 4500  # 6000 of its tokens = 18000 characters
+    assert cal.from_estimate("m", 4500) == 6000
+    cal.observe("m", 5000, 1000)  # moves halfway towards the new sample
+    assert cal.chars_per_token("m") == 4.0
+    cal.observe("m", 50, 1)  # too small to say anything
+    cal.observe("m", 10_000, 0)  # no count reported
+    assert cal.chars_per_token("m") == 4.0
+    cal.observe("n", 100_000, 1)  # absurd: clamped, never trusted blindly
+    assert cal.chars_per_token("n") == cal.high
+
+
+def test_a_run_round_trips_through_its_json() -> None:
+    import json
+    from dataclasses import asdict
+
+    from aiide_server_ext.agent.runs import Call, Run
+
+    run = Run("run_1", "cv_1", "ada", "agent", {"username": "ada"}, ["m"], {"notebook": "a"}, 0)
+    run.calls = [Call("t1", "insert_cell", {"path": "a.ipynb"}, status="awaiting")]
+    data = json.loads(json.dumps(run.to_json()))
+    assert data == asdict(run) and Run.from_json(data) == run

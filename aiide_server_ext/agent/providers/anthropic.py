@@ -1,12 +1,19 @@
 """Claude through the official ``anthropic`` SDK (imported on first use: it is slow to load).
 
-The SDK's own retries are off (``max_retries=0``): ``stream_with_retries`` retries every
-provider the same way and knows whether text was already streamed.
+The SDK builds and sends the request (auth, headers, typed HTTP errors) over its aiohttp
+transport (``DefaultAioHttpClient``): httpx's pool scans every pooled connection on each
+request and reads a stream through several layers per chunk, which under hundreds of
+streams cost more than everything else a token does here. The SSE body is read as bytes
+and only its ``data:`` JSON is decoded. The SDK's own retries are off (``max_retries=0``):
+``stream_with_retries`` retries every provider the same way and knows whether text was
+already streamed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -19,12 +26,10 @@ from .base import (
     TextDelta,
     ToolRequest,
     Usage,
-    classify_exception,
     error_for_status,
     parse_arguments,
+    provider_errors,
 )
-
-POOL_SHARDS = 8
 
 
 def _estimate(value: Any) -> int:
@@ -53,31 +58,27 @@ class AnthropicProvider:
         self.prompt_caching = prompt_caching
         self.min_cache_tokens = min_cache_tokens
         # One client (connection pool) per key, few keys: keep the last 32.
-        self._clients: collections.OrderedDict[str, list[Any]] = collections.OrderedDict()
-        self._turn = 0
+        self._clients: collections.OrderedDict[str, Any] = collections.OrderedDict()
 
     def _client(self, api_key: str) -> Any:
-        """A client for this key, round-robin over a few: one connection pool does work
-        per request that grows with its size, so hundreds of streams share out better."""
-        clients = self._clients.get(api_key)
-        if clients is None:
-            clients = self._clients[api_key] = [None] * POOL_SHARDS
-            while len(self._clients) > 32:
-                self._clients.popitem(last=False)
-        self._clients.move_to_end(api_key)
-        self._turn = (self._turn + 1) % POOL_SHARDS
-        client = clients[self._turn]
+        client = self._clients.get(api_key)
         if client is None:
             import anthropic
 
             timeout = anthropic.Timeout(self.idle_timeout, connect=self.connect_timeout)
-            client = clients[self._turn] = anthropic.AsyncAnthropic(
+            client = self._clients[api_key] = anthropic.AsyncAnthropic(
                 api_key=api_key,
                 base_url=self.base_url,
                 max_retries=0,
                 timeout=timeout,
                 default_headers=self.headers or None,
+                http_client=_http_client(anthropic, timeout),
+                **_telemetry(anthropic),
             )
+            while len(self._clients) > 32:
+                _, old = self._clients.popitem(last=False)
+                _close_later(old)
+        self._clients.move_to_end(api_key)
         return client
 
     def params(self, request: ModelRequest) -> dict[str, Any]:
@@ -111,38 +112,70 @@ class AnthropicProvider:
     async def stream(
         self, request: ModelRequest, api_key: str | None
     ) -> AsyncIterator[StreamEvent]:
-        """The SDK sends the request (auth, headers, errors); the SSE lines it returns are
-        read as plain JSON: typed event objects cost more than the rest of a token's trip."""
-        import anthropic
-
         if not api_key:
             raise ProviderError("provider_auth", f"no API key for provider {self.name}")
         messages = self._client(api_key).messages.with_streaming_response
-        try:
+        with provider_errors(_sdk_error):
             async with messages.create(**self.params(request), stream=True) as response:
-                async for event in _events(_data_lines(response.http_response.aiter_raw())):
+                async for event in _events(response.http_response.aiter_raw()):
                     yield event
-        except anthropic.APIStatusError as e:
-            raise error_for_status(e.status_code, _message(e), e.response.headers) from None
-        except anthropic.APITimeoutError:
-            raise ProviderError(
-                "provider_timeout", "the provider did not answer", retryable=True
-            ) from None
-        except anthropic.APIConnectionError:
-            raise ProviderError(
-                "provider_unavailable", "cannot reach the provider", retryable=True
-            ) from None
-        except ProviderError:
-            raise
-        except Exception as e:  # transport errors surface raw from the stream iterator
-            raise classify_exception(e) from None
 
     async def aclose(self) -> None:
-        for clients in self._clients.values():
-            for client in clients:
-                if client is not None:
-                    await client.close()
+        for client in self._clients.values():
+            await client.close()
         self._clients.clear()
+
+
+def _http_client(anthropic: Any, timeout: Any) -> Any:
+    """The SDK's aiohttp transport when this SDK version has it, else its default (httpx)."""
+    factory = getattr(anthropic, "DefaultAioHttpClient", None)
+    if factory is None:
+        return None
+    try:
+        return factory(timeout=timeout)
+    except RuntimeError:  # aiohttp is not installed
+        return None
+
+
+def _telemetry(anthropic: Any) -> dict[str, Any]:
+    """The SDK's OpenTelemetry spans only when a tracer provider is installed: else every
+    request still builds span attributes for a no-op tracer, a sizeable share of its CPU."""
+    import inspect
+
+    if "open_telemetry" not in inspect.signature(anthropic.AsyncAnthropic).parameters:
+        return {}
+    try:
+        from opentelemetry import trace
+    except ImportError:
+        return {}
+    provider = type(trace.get_tracer_provider()).__name__
+    return {"open_telemetry": False} if provider in _NO_TRACING else {}
+
+
+_NO_TRACING = ("ProxyTracerProvider", "NoOpTracerProvider")
+
+
+def _close_later(client: Any) -> None:
+    with contextlib.suppress(RuntimeError):  # no running loop: nothing is open
+        task = asyncio.get_running_loop().create_task(client.close())
+        _closing.add(task)
+        task.add_done_callback(_closing.discard)
+
+
+_closing: set[asyncio.Task[None]] = set()
+
+
+def _sdk_error(e: Exception) -> ProviderError | None:
+    """The SDK's typed errors; anything else is a transport error (``classify_exception``)."""
+    import anthropic
+
+    if isinstance(e, anthropic.APIStatusError):
+        return error_for_status(e.status_code, _message(e), e.response.headers)
+    if isinstance(e, anthropic.APITimeoutError):
+        return ProviderError("provider_timeout", "the provider did not answer", retryable=True)
+    if isinstance(e, anthropic.APIConnectionError):
+        return ProviderError("provider_unavailable", "cannot reach the provider", retryable=True)
+    return None
 
 
 _STATUS = {
@@ -154,55 +187,89 @@ _STATUS = {
 }
 
 
-async def _data_lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
-    """The ``data:`` payloads of an SSE byte stream (UTF-8 JSON needs no text decoding)."""
+async def _events(chunks: AsyncIterator[bytes]) -> AsyncIterator[StreamEvent]:
+    """SSE bytes → events, in one generator (each layer costs every token a resumption).
+
+    The text deltas of one read are merged into one ``TextDelta``: a server that falls
+    behind reads several events per chunk and then does less work per token, not more."""
+    parser = _Parser()
     rest = b""
     async for chunk in chunks:
         lines = (rest + chunk).split(b"\n")
         rest = lines.pop()
+        texts: list[str] = []
         for line in lines:
-            if line.startswith(b"data:"):
-                yield line[5:]
+            if not line.startswith(b"data:"):
+                continue
+            try:
+                out = parser.feed(json.loads(line[5:]))
+            except Exception:
+                if texts:  # what came before the failure was streamed: deliver it
+                    yield TextDelta("".join(texts))
+                raise
+            if out is None:
+                continue
+            if isinstance(out, str):
+                texts.append(out)
+                continue
+            if texts:
+                yield TextDelta("".join(texts))
+                texts = []
+            yield out
+        if texts:
+            yield TextDelta("".join(texts))
     if rest.startswith(b"data:"):
-        yield rest[5:]
+        out = parser.feed(json.loads(rest[5:]))
+        if out is not None:
+            yield TextDelta(out) if isinstance(out, str) else out
+    yield Usage(
+        parser.input + parser.cache_read + parser.cache_write,
+        parser.output,
+        parser.cache_read,
+        parser.cache_write,
+    )
+    yield Stop(parser.stop)
 
 
-async def _events(lines: AsyncIterator[bytes]) -> AsyncIterator[StreamEvent]:
-    tools: dict[int, tuple[str, str, list[str]]] = {}
-    usage_in = usage_out = cache_read = cache_write = 0
-    stop = "end_turn"
-    async for data in lines:
-        event = json.loads(data)
+class _Parser:
+    """The Messages API stream's events, one at a time: text, a finished tool call, or
+    nothing (bookkeeping); an in-stream ``error`` event raises."""
+
+    def __init__(self) -> None:
+        self.tools: dict[int, tuple[str, str, list[str]]] = {}
+        self.input = self.output = self.cache_read = self.cache_write = 0
+        self.stop = "end_turn"
+
+    def feed(self, event: dict[str, Any]) -> str | ToolRequest | None:
         kind = event.get("type")
         if kind == "content_block_delta":
             delta = event["delta"]
             if delta.get("type") == "text_delta":
-                yield TextDelta(delta["text"])
-            elif delta.get("type") == "input_json_delta" and event["index"] in tools:
-                tools[event["index"]][2].append(delta["partial_json"])
+                return str(delta["text"])
+            if delta.get("type") == "input_json_delta" and event["index"] in self.tools:
+                self.tools[event["index"]][2].append(delta["partial_json"])
         elif kind == "content_block_start":
             block = event["content_block"]
             if block.get("type") == "tool_use":
-                tools[event["index"]] = (block["id"], block["name"], [])
-        elif kind == "content_block_stop" and event.get("index") in tools:
-            call_id, name, parts = tools.pop(event["index"])
+                self.tools[event["index"]] = (block["id"], block["name"], [])
+        elif kind == "content_block_stop" and event.get("index") in self.tools:
+            call_id, name, parts = self.tools.pop(event["index"])
             raw = "".join(parts)
             arguments, error = parse_arguments(raw)
-            yield ToolRequest(call_id, name, arguments, raw, error)
+            return ToolRequest(call_id, name, arguments, raw, error)
         elif kind == "message_start":
             usage = event["message"].get("usage") or {}
-            usage_in = int(usage.get("input_tokens") or 0)
-            cache_read = int(usage.get("cache_read_input_tokens") or 0)
-            cache_write = int(usage.get("cache_creation_input_tokens") or 0)
+            self.input = int(usage.get("input_tokens") or 0)
+            self.cache_read = int(usage.get("cache_read_input_tokens") or 0)
+            self.cache_write = int(usage.get("cache_creation_input_tokens") or 0)
         elif kind == "message_delta":
-            stop = (event.get("delta") or {}).get("stop_reason") or stop
-            usage_out = int((event.get("usage") or {}).get("output_tokens") or usage_out)
+            self.stop = (event.get("delta") or {}).get("stop_reason") or self.stop
+            self.output = int((event.get("usage") or {}).get("output_tokens") or self.output)
         elif kind == "error":  # an error inside a 200 stream (overloaded mid-way)
             body = event.get("error") or {}
             status = _STATUS.get(str(body.get("type")), 500)
             raise error_for_status(status, str(body.get("message", "stream error"))[:500], {})
-    yield Usage(usage_in + cache_read + cache_write, usage_out, cache_read, cache_write)
-    yield Stop(stop)
+        return None
 
 
 def _message(e: Any) -> str:

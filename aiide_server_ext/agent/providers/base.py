@@ -7,11 +7,12 @@ the router can swap one for another mid-conversation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email.utils
 import json
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -127,6 +128,20 @@ def classify_exception(exc: BaseException) -> ProviderError:
     if "Connect" in name or isinstance(exc, ConnectionError):
         return ProviderError("provider_unavailable", "cannot reach the provider", retryable=True)
     return ProviderError("provider_error", f"the model stream broke ({name})", retryable=True)
+
+
+@contextlib.contextmanager
+def provider_errors(
+    translate: Callable[[Exception], ProviderError | None] | None = None,
+) -> Iterator[None]:
+    """Every provider's stream runs inside this: a ``ProviderError`` passes, a client
+    library's own error becomes one (``translate``), anything else is a transport error."""
+    try:
+        yield
+    except ProviderError:
+        raise
+    except Exception as e:
+        raise (translate(e) if translate is not None else None) or classify_exception(e) from None
 
 
 def parse_arguments(raw: str) -> tuple[dict[str, Any] | None, str | None]:

@@ -18,9 +18,9 @@ from .base import (
     TextDelta,
     ToolRequest,
     Usage,
-    classify_exception,
     error_for_status,
     parse_arguments,
+    provider_errors,
 )
 
 _STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens"}
@@ -128,7 +128,7 @@ class OpenAICompatProvider:
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
         url = f"{self.base_url}/chat/completions"
-        try:
+        with provider_errors():
             async with self._client().stream(
                 "POST", url, json=self.body(request), headers=headers
             ) as response:
@@ -139,10 +139,6 @@ class OpenAICompatProvider:
                     )
                 async for event in self._events(response):
                     yield event
-        except ProviderError:
-            raise
-        except Exception as e:
-            raise classify_exception(e) from None
 
     async def _events(self, response: Any) -> AsyncIterator[StreamEvent]:
         calls: dict[int, list[str]] = {}  # index -> [id, name, arguments...]
