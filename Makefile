@@ -10,7 +10,7 @@ LAB_PORT ?= 8888
 PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: lab test setup sandbox image model hub-deps node-deps lint typecheck test-ts test-py clean
+.PHONY: lab test setup sandbox image model hub-deps eg-deps node-deps lint typecheck test-ts test-py clean
 
 # --- set-up ------------------------------------------------------------------
 
@@ -58,6 +58,11 @@ model: $(VENV)/.deps
 hub-deps: $(VENV)/.deps
 	@tools/install_hub_deps.sh $(BIN) >/dev/null
 
+# Jupyter Enterprise Gateway in its own cached venv (its pins clash with .venv) and the
+# sandboxed kernelspec for it, for the remote-kernel tests and a local gateway.
+eg-deps: $(VENV)/.deps
+	@tools/install_eg.sh $(BIN) >/dev/null
+
 # --- use ---------------------------------------------------------------------
 
 lab: setup model
@@ -77,10 +82,10 @@ typecheck: $(VENV)/.deps
 test-ts: labextension node-deps
 	cd labextension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm test
 
-test-py: setup image model hub-deps
+test-py: setup image model hub-deps eg-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-test: setup node-deps image model hub-deps
+test: setup node-deps image model hub-deps eg-deps
 	@tools/run_tests.sh $(BIN)
 
 clean:

@@ -71,6 +71,8 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
         pool = KernelPool.instance(config=self.server.config)
         if pool.size <= 0 or not self.prewarm_kernels:
             return
+        if getattr(getattr(self.server, "gateway_config", None), "gateway_enabled", False):
+            return  # kernels run on the gateway (--gateway-url): nothing to pre-start here
         await asyncio.sleep(self.prewarm_delay)
         try:
             from aiide_kernel.backends import get_backend
