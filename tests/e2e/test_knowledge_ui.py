@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from browser_support import LabPage, widen_sidebar
-from conftest import LabServer, make_lab, model_env
+from conftest import LabServer, _finish, make_lab, model_env
 from knowledge.conftest import MODELS_DIR, require_model
 from knowledge.corpus import write_corpus
 
@@ -43,7 +43,7 @@ def knowledge_lab(tmp_path_factory: pytest.TempPathFactory, fake_model: Any) -> 
     try:
         yield server
     finally:
-        server.stop()
+        _finish(server, "knowledge-lab.log")
 
 
 @pytest.fixture
