@@ -65,11 +65,14 @@ export class MentionSource {
     if (ticket !== this._ticket) {
       return [];
     }
-    let items: IMentionCandidate[] = [];
+    let items: IMentionCandidate[];
     try {
       items = (await this._search(q)).slice(0, 5).map(h => knowledgeCandidate(h.citation, h.text));
     } catch {
-      items = []; // the box must keep working without the index
+      return []; // the box must keep working without the index; asked again next time
+    }
+    if (!items.length) {
+      return items; // not cached: a folder being learned right now has hits a moment later
     }
     if (this._searches.size >= 100) {
       this._searches.clear(); // a bound, not an LRU: typing rarely repeats 100 words
