@@ -102,6 +102,17 @@ class LabPage:
         ws.on("framesent", lambda payload: self._frame(self.sent, payload))
         ws.on("framereceived", lambda payload: self._frame(self.received, payload))
 
+    def wait_sent(self, wanted: Any, timeout_ms: int = LOAD_TIMEOUT_MS) -> dict[str, Any]:
+        """The first chat frame the page sent for which ``wanted(frame)`` holds (waits)."""
+        waited = 0
+        while True:
+            for frame in self.sent:
+                if wanted(frame):
+                    return frame
+            assert waited < timeout_ms, f"the page sent no such frame; it sent {self.sent}"
+            self.page.wait_for_timeout(50)  # lets playwright deliver the frame events
+            waited += 50
+
     @staticmethod
     def _frame(into: list[dict[str, Any]], payload: Any) -> None:
         into.append(json.loads(payload) if isinstance(payload, str) else {"binary": True})

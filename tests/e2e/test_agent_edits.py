@@ -148,6 +148,8 @@ def test_an_edit_from_another_client_waits_for_the_user_of_the_open_notebook(
 
     path = write_notebook(agent_lab.root_dir, "shared.ipynb", [("c1", "data = [3, 1, 2]")])
     notebook = chat.open_notebook(path, kernel=False)
+    # The server sends the change to this page only once it knows the page has it open.
+    chat.wait_sent(lambda f: f.get("type") == "notebook_open" and f.get("path") == path)
     fake_model.script(insert("toolu_e2eext01", path, "sorted(data)"), {"text": "Inserted."})
     ws_url = agent_lab.url.replace("http", "ws", 1) + "aiide/api/chat/ws"
     other = create_connection(

@@ -80,9 +80,11 @@ def _execute_request(code: str) -> dict[str, Any]:
 async def _run_cell(ws: Any, code: str, timeout: float = 60) -> tuple[str, str]:
     request = _execute_request(code)
     await ws.write_message(json.dumps(request))
-    stdout, status = "", ""
+    stdout, status, idle = "", "", False
+    # The reply (shell) and the output (iopub) travel on different channels: done when
+    # both the reply and iopub's "idle" for this request have come, in either order.
     async with asyncio.timeout(timeout):
-        while True:
+        while not (status and idle):
             msg = json.loads(await ws.read_message())
             if msg["parent_header"].get("msg_id") != request["header"]["msg_id"]:
                 continue
@@ -90,7 +92,9 @@ async def _run_cell(ws: Any, code: str, timeout: float = 60) -> tuple[str, str]:
                 stdout += msg["content"]["text"]
             elif msg["msg_type"] == "execute_reply":
                 status = msg["content"]["status"]
-                return status, stdout
+            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                idle = True
+    return status, stdout
 
 
 async def test_notebook_cell_runs_in_a_sandboxed_kernel(
