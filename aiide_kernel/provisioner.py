@@ -213,7 +213,8 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         code = self._kernel.poll()
         if code is not None and not self._expect_exit and not self._death_reported:
             self._death_reported = True
-            message = self._kernel.death_message(code, self.policy)
+            # a thread: the backend may ask its daemon (Docker) why the kernel stopped
+            message = await asyncio.to_thread(self._kernel.death_message, code, self.policy)
             self.log.warning("aiide: kernel %s died: %s", self.kernel_id, message)
             KernelEvents.instance().record(str(self.kernel_id), "died", message)
         return code

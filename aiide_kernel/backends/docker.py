@@ -11,7 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import signal
 import threading
+import time
 from functools import lru_cache
 from typing import Any
 
@@ -28,6 +30,10 @@ def _client_for(docker_host: str | None) -> Any:
 
 def _client() -> Any:
     return _client_for(os.environ.get("DOCKER_HOST"))
+
+
+#: How many times (0.1 s apart) a SIGKILLed container is asked whether it ran out of memory.
+OOM_RECHECKS = 20
 
 
 class DockerKernel(SandboxedKernel):
@@ -63,11 +69,20 @@ class DockerKernel(SandboxedKernel):
             self.container.kill(signal=signum)
 
     def oom_killed(self) -> bool:
-        try:
-            self.container.reload()
-        except Exception:
-            return False
-        return bool(self.container.attrs.get("State", {}).get("OOMKilled"))
+        # The daemon may record the container's exit before the OOM event that caused it
+        # (seen on a busy machine): a SIGKILL exit (137) is looked at again for a moment.
+        for attempt in range(OOM_RECHECKS):
+            try:
+                self.container.reload()
+            except Exception:
+                return False
+            state = self.container.attrs.get("State", {})
+            if state.get("OOMKilled"):
+                return True
+            if state.get("ExitCode") != 128 + signal.SIGKILL or attempt == OOM_RECHECKS - 1:
+                return False
+            time.sleep(0.1)
+        return False
 
     def cleanup(self) -> None:
         with contextlib.suppress(Exception):
