@@ -103,9 +103,12 @@ export class InstructorPanel extends Widget {
 
   /** Reloads the courses, usage and limits of the window, and the audit search. */
   async refresh(): Promise<void> {
-    this._say('Loading…');
+    const loading = this._say('Loading…');
     await Promise.all([this._loadCourses(), this._loadActivity(), this._search()]);
-    this._say(`Updated ${new Date().toLocaleTimeString()}.`);
+    if (this._said === loading) {
+      // only if nothing was said meanwhile (a change saved while this loaded is news)
+      this._say(`Updated ${new Date().toLocaleTimeString()}.`);
+    }
   }
 
   // -- header ---------------------------------------------------------------------------
@@ -133,10 +136,12 @@ export class InstructorPanel extends Widget {
     );
   }
 
-  private _say(text: string, alert = false): void {
+  /** Shows `text` in the status line; returns its number (see `refresh`). */
+  private _say(text: string, alert = false): number {
     this._status.className = alert ? 'aiide-Instructor-status aiide-Instructor-error' : 'aiide-Instructor-status';
     this._status.setAttribute('role', alert ? 'alert' : 'status');
     this._status.textContent = text;
+    return ++this._said;
   }
 
   private _fail(where: string, error: unknown): void {
@@ -426,6 +431,7 @@ export class InstructorPanel extends Widget {
   private _days: number = WINDOWS[0];
   private _events: IAuditEvent[] = [];
   private readonly _auditForm: IAuditForm;
+  private _said = 0;
   private readonly _status = h('p', { class: 'aiide-Instructor-status', role: 'status' });
   private readonly _picker = h('select', {
     class: 'aiide-Instructor-picker',
