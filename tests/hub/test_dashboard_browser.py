@@ -189,7 +189,11 @@ def test_the_instructor_runs_the_course_from_the_dashboard(course: Hub, browser:
         limits = panel.locator(".aiide-Instructor-limits tbody tr", has_text="alice")
         expect(limits.filter(has_text="exam mode").first).to_be_visible(timeout=LOAD_MS)
 
-        # A budget change through the form reaches the broker.
+        # A budget change through the form reaches the broker (once the refresh above has
+        # finished: its course reload redraws the form).
+        expect(panel.locator(".aiide-Instructor-status")).to_contain_text(
+            "Updated", timeout=LOAD_MS
+        )
         panel.locator("input[name=daily_tokens]").fill("50000")
         panel.get_by_role("button", name="Save budget").click()
         expect(panel.locator(".aiide-Instructor-status")).to_have_text(
