@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from ..gateway.errors import StoreError
 from ..stores.conn import Conn, Cursor, SqliteConn, check_database_url
 from ..stores.schema import migrate
+from ..stores.wal import WalCheckpointer, hand_off_checkpoints
 
 if TYPE_CHECKING:
     from ..stores.postgres import PgOpener
@@ -97,8 +98,27 @@ CREATE TABLE IF NOT EXISTS user_values (
 );
 """
 
+# Events as a rowid table: a WITHOUT ROWID table keeps each event's body in its key's
+# B-tree, so a commit of tokens from many conversations rewrote a page per row (2.2x
+# the CPU per row, and a 9 KB log write per event).
+EVENTS_ROWID = """
+CREATE TABLE events_rowid (
+    conversation_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL,
+    PRIMARY KEY (conversation_id, seq)
+);
+INSERT INTO events_rowid SELECT conversation_id, seq, body FROM events;
+DROP TABLE events;
+ALTER TABLE events_rowid RENAME TO events;
+"""
+
+#: PostgreSQL's events table is a heap already.
+PG_UNCHANGED = "SELECT 1;"
+
 #: Append only, to both lists; index + 1 is the schema version the step produces.
-STEPS = {"sqlite": [SCHEMA, RUN_OWNER], "postgresql": [PG_SCHEMA, RUN_OWNER]}
+STEPS = {
+    "sqlite": [SCHEMA, RUN_OWNER, EVENTS_ROWID],
+    "postgresql": [PG_SCHEMA, RUN_OWNER, PG_UNCHANGED],
+}
 
 FLUSH_DELAY = 0.005
 
@@ -116,6 +136,7 @@ class Store:
         self.server = server
         self.db: Conn | None = None
         self._opener: PgOpener | None = None
+        self._checkpointer: WalCheckpointer | None = None
         if url:
             from ..stores.postgres import PgOpener
 
@@ -128,6 +149,8 @@ class Store:
         else:
             self.path = path
             self.db = self._open_sqlite(path)
+            if path != ":memory:":
+                self._checkpointer = WalCheckpointer(path)
         self._pending: list[tuple[str, int, str]] = []
         self._seq: dict[str, int] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
@@ -141,6 +164,7 @@ class Store:
         raw = sqlite3.connect(path, check_same_thread=False, isolation_level="DEFERRED")
         raw.execute("PRAGMA journal_mode=WAL")
         raw.execute("PRAGMA synchronous=NORMAL")
+        hand_off_checkpoints(raw)
         conn = SqliteConn(raw)
         migrate(conn, "agent", STEPS, LABEL)
         return conn
@@ -212,13 +236,17 @@ class Store:
                     "INSERT INTO events VALUES (?, ?, ?) ON CONFLICT DO NOTHING", self._pending
                 )
             self._pending.clear()
-        if isinstance(self.db, SqliteConn):
+        if isinstance(self.db, SqliteConn) and self.db.in_transaction:
             self.db.commit()
+            if self._checkpointer is not None:
+                self._checkpointer.note_commit()
 
     def close(self) -> None:
         try:
             self.flush()
         finally:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
             if self.db is not None:
                 self.db.close()
                 self.db = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -107,10 +108,43 @@ def test_an_old_sqlite_file_is_brought_forward(tmp_path: Any) -> None:
     with sqlite3.connect(path) as raw:
         raw.executescript(STEPS["sqlite"][0])
         raw.execute("INSERT INTO runs VALUES ('r', 'cv', 'running', 1, '{\"id\": \"r\"}')")
+        raw.execute("INSERT INTO events VALUES ('cv', 1, '{\"seq\": 1}')")
     store = Store(path)
     assert store.version() == len(STEPS["sqlite"])
     assert store.runs_in(("running",)) == [{"id": "r"}]
+    assert store.events_after("cv", 0) == ['{"seq": 1}']
+    assert store.next_seq("cv") == 2
     store.close()
+    with sqlite3.connect(path) as raw:
+        (ddl,) = raw.execute("SELECT sql FROM sqlite_master WHERE name = 'events'").fetchone()
+    assert "WITHOUT ROWID" not in ddl  # events moved to a rowid table (cheaper commits)
+
+
+def test_commits_leave_checkpoints_to_the_store_thread(tmp_path: Any) -> None:
+    """The loop's commits never copy the log into the file; the checkpoint thread does."""
+    path = str(tmp_path / "agent.sqlite")
+    store = Store(path)
+    assert store.db is not None and store._checkpointer is not None
+    assert store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+    store.create_conversation("cv", "ada", "hello")
+    for _ in range(200):
+        seq = store.next_seq("cv")
+        store.append_event("cv", seq, json.dumps({"seq": seq, "text": "x" * 500}))
+        store.flush()
+    checkpointer = store._checkpointer
+    for _ in range(500):  # the thread runs soon after a commit; wait for it, bounded
+        if checkpointer.last is not None and checkpointer.last[2] == checkpointer.last[1] > 0:
+            break
+        threading.Event().wait(0.01)
+    assert checkpointer.last is not None
+    busy, frames, copied = checkpointer.last
+    assert busy == 0 and frames > 0 and copied == frames
+    thread = checkpointer._thread
+    store.close()
+    assert thread is not None and not thread.is_alive()
+    again = Store(path)
+    assert len(again.events_after("cv", 0)) == 200
+    again.close()
 
 
 def test_postgresql_down_is_store_unavailable_and_the_server_still_starts(tmp_path: Any) -> None:
