@@ -9,7 +9,7 @@ import sys
 from typing import Any
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Float, List, Unicode
+from traitlets import Bool, Float, Int, List, Unicode
 
 from ._version import __version__
 from .handlers import default_handlers
@@ -40,6 +40,17 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
         2.0, config=True, help="Seconds after server start before pre-starting kernels."
     )
 
+    gc_young_threshold = Int(
+        7000,
+        min=0,
+        config=True,
+        help="Allocations between the collector's young-generation passes (Python's default "
+        "is 700; 0 leaves it alone). Streaming hundreds of chats keeps thousands of small "
+        "objects in flight: at 700 many outlive two young passes, get promoted and trigger "
+        "a full pass over every live stream (40-70 ms) about once a second; at 7000 that "
+        "happens about ten times less often, for a few MB of memory.",
+    )
+
     @property
     def server(self) -> Any:
         if self.serverapp is None:
@@ -52,6 +63,8 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
         # of aiide's start triggered one more full pass (~60 ms) over the whole server.
         # (Cyclic garbage alive at this moment is frozen too: a one-off, bounded amount.)
         gc.freeze()
+        if self.gc_young_threshold:
+            gc.set_threshold(self.gc_young_threshold, *gc.get_threshold()[1:])
         from aiide_kernel.policy import SandboxPolicy
 
         policy = SandboxPolicy(config=self.server.config)

@@ -4,8 +4,10 @@ sandboxed kernel through the same REST + WebSocket API JupyterLab uses."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -37,6 +39,24 @@ async def test_status_says_model_configured_without_revealing_the_key(
     r = await jp_fetch("aiide", "api", "status")
     assert json.loads(r.body)["model"]["configured"] is True
     assert b"sk-ant-secret-value" not in r.body
+
+
+@pytest.fixture
+def gc_threshold_restored() -> Iterator[tuple[int, ...]]:
+    before = gc.get_threshold()
+    gc.set_threshold(700, *before[1:])  # Python's default, as in a fresh server process
+    yield before
+    gc.set_threshold(*before)
+
+
+async def test_server_runs_young_collections_less_often(
+    gc_threshold_restored: tuple[int, ...], jp_serverapp: Any
+) -> None:
+    """The config's threshold is in force once aiide is loaded (see benchmarks/chat_stream.py)."""
+    from aiide_server_ext.app import AiideExtension
+
+    assert gc.get_threshold()[0] == AiideExtension.gc_young_threshold.default_value == 7000
+    assert gc.get_threshold()[1:] == gc_threshold_restored[1:]
 
 
 async def test_routes_require_authentication(jp_fetch: Any) -> None:
