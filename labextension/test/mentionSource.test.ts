@@ -50,6 +50,33 @@ describe('MentionSource knowledge search', () => {
     assert.equal(calls, 3, 'the hits were cached, the failure and the empty answer were not');
   });
 
+  test('the last word typed is searched even when an earlier listing answers later', async () => {
+    // Two keystrokes: the first one's folder listing is slow (the server is busy), the
+    // second one's answers at once. The search must follow the typing, not the listings.
+    const listings: ((model: unknown) => void)[] = [];
+    const slow = {
+      get: () => new Promise(resolve => listings.push(resolve))
+    } as unknown as Contents.IManager;
+    const asked: string[] = [];
+    const source = new MentionSource(slow, active, async q => {
+      asked.push(q);
+      return [hit];
+    });
+    const first = source.candidates('outlier');
+    const last = source.candidates('outliers');
+    assert.equal(listings.length, 2);
+    listings[1]({ content: [] });
+    await new Promise(resolve => setTimeout(resolve, 0));
+    listings[0]({ content: [] });
+    assert.deepEqual(await first, [], 'typed over: not searched');
+    const found = await last;
+    assert.deepEqual(
+      found.map(c => c.label),
+      ['sensors.ipynb · cell 5']
+    );
+    assert.deepEqual(asked, ['outliers']);
+  });
+
   test('words shorter than three characters are not searched', async () => {
     let calls = 0;
     const source = new MentionSource(contents, active, async () => {

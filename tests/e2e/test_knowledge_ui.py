@@ -1,11 +1,12 @@
 """Knowledge in a real browser: `/learn` indexes a folder with the real offline model
 while the chat shows a progress bar fed by Jupyter's event bus; the assistant (the fake
 model, scripted to call `search_knowledge`) answers with a citation; clicking it opens
-the notebook with the cited cell active."""
+the notebook with the cited cell active. `@` in the chat box offers what the index finds."""
 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser"
 LABEL = "analysis/sensors.ipynb, cell 5 (id cell-4)"
 QUESTION = "Where do we clean the sensor data?"
 LEARN_TIMEOUT_MS = 120_000
+MENTION_TIMEOUT_MS = 30_000
 
 
 @pytest.fixture(scope="module")
@@ -128,4 +130,77 @@ def test_learn_then_a_cited_answer_opens_the_cell(
     expect(active).to_contain_text("def drop_outliers")
     expect(active).to_be_in_viewport()
     screenshot(page.page, "knowledge-citations")
+    page.check()
+
+
+def learn(server: LabServer, path: str) -> None:
+    """Indexes ``path`` through the REST API and waits for its job to finish (as /learn
+    does): the test then types against a finished index, not a job still running."""
+    job = server.request("aiide/api/knowledge/index", "POST", {"path": path})
+    deadline = time.monotonic() + LEARN_TIMEOUT_MS / 1000
+    while job["status"] not in ("done", "failed") and time.monotonic() < deadline:
+        time.sleep(0.2)
+        job = server.request(f"aiide/api/knowledge/jobs/{job['id']}")
+    assert job["status"] == "done", job
+
+
+def lab_settled(page: LabPage) -> None:
+    """Waits for the end of the lab's start-up: an empty workspace gets a launcher once the
+    file browser has listed its folder (late on a busy machine), and the launcher takes
+    the focus when it is activated. Its activation is a posted message, handled on the
+    next animation frames; typing starts after that, in a box that keeps the focus."""
+    page.page.wait_for_function(
+        "() => !window.jupyterapp.shell.isEmpty('main')", timeout=LEARN_TIMEOUT_MS
+    )
+    page.page.evaluate(
+        "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+    )
+
+
+def test_at_mentions_offer_what_the_index_finds(
+    page: LabPage, knowledge_lab: LabServer, fake_model: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    # This test's own index, finished, and answering the word typed below.
+    learn(knowledge_lab, "analysis")
+    hits = knowledge_lab.request("aiide/api/knowledge/search?q=outliers&k=5")["results"]
+    assert any(h["cell_id"] == "cell-4" for h in hits), hits
+
+    page.new_chat()
+    box = page.chat.locator(".aiide-Composer-input")
+    expect(page.chat.locator(".aiide-Connection")).to_have_attribute(
+        "data-state", "open", timeout=30_000
+    )
+    lab_settled(page)
+    # Who takes the focus from here on, for the failure message.
+    page.page.evaluate(
+        """() => {
+          window.__aiideFocus = [];
+          document.addEventListener('focusin', e => window.__aiideFocus.push(
+            `${e.target.tagName}.${e.target.className}`));
+        }"""
+    )
+    box.click()
+    expect(box).to_be_focused()
+    box.press_sequentially("Explain @outliers")
+    popup = page.chat.locator(".aiide-Popup")
+    found = popup.locator("[role=option]", has_text="sensors.ipynb · cell 5")
+    try:
+        expect(found).to_be_visible(timeout=MENTION_TIMEOUT_MS)
+    except AssertionError as e:
+        focus = page.page.evaluate("() => window.__aiideFocus")
+        options = popup.locator("[role=option]").all_inner_texts()
+        raise AssertionError(f"{e}\nfocus moved to: {focus}\npopup: {options}") from e
+    found.click()
+    expect(box).to_have_value("Explain @analysis/sensors.ipynb#cell-4 ")
+    expect(box).to_be_focused()
+    fake_model.reset()
+    fake_model.script({"text": "It drops readings far from the mean."})
+    box.press("Enter")
+    page.finished()
+    frame = [f for f in page.sent if f.get("type") == "chat"][-1]
+    assert frame["context"]["mentions"] == [
+        {"kind": "cell", "path": "analysis/sensors.ipynb", "cell_id": "cell-4"}
+    ]
     page.check()

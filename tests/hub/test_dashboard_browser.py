@@ -2,8 +2,9 @@
 
 The instructor logs in through the hub's login page, opens the dashboard from the
 launcher, sees a student's usage, switches exam mode on (the student's next chat and
-agent run are refused with the reason), changes the budget, searches the audit trail
-and exports CSV. A student's lab has no dashboard, and the server refuses them its API.
+agent run are refused with the reason), changes the budget (typed while a refresh lands,
+which keeps the field as typed), searches the audit trail and exports CSV. A student's
+lab has no dashboard, and the server refuses them its API.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ ARTIFACTS = ROOT / "tests" / "e2e" / "artifacts"
 SCREENSHOTS = ROOT / "docs" / "screenshots"
 LOAD_MS = 60_000
 EXAM_MESSAGE = "Midterm until 12:00: no assistant."
+COURSES_ROUTE = "**/aiide/api/course-admin/courses*"
 
 
 @pytest.fixture(autouse=True)
@@ -189,12 +191,31 @@ def test_the_instructor_runs_the_course_from_the_dashboard(course: Hub, browser:
         limits = panel.locator(".aiide-Instructor-limits tbody tr", has_text="alice")
         expect(limits.filter(has_text="exam mode").first).to_be_visible(timeout=LOAD_MS)
 
-        # A budget change through the form reaches the broker (once the refresh above has
-        # finished: its course reload redraws the form).
-        expect(panel.locator(".aiide-Instructor-status")).to_contain_text(
-            "Updated", timeout=LOAD_MS
-        )
-        panel.locator("input[name=daily_tokens]").fill("50000")
+        # A budget typed while a refresh is under way survives it, with the focus: the
+        # refresh's course list is held back until the typing is done, then let through.
+        status = panel.locator(".aiide-Instructor-status")
+        expect(status).to_contain_text("Updated", timeout=LOAD_MS)
+        held: list[Any] = []
+
+        def hold(route: Any) -> None:
+            held.append(route)
+
+        page.route(COURSES_ROUTE, hold)
+        panel.get_by_role("button", name="Refresh").click()
+        expect(status).to_have_text("Loading…")
+        daily = panel.locator("input[name=daily_tokens]")
+        daily.fill("50000")
+        for _ in range(LOAD_MS // 50):
+            if held:
+                break
+            page.wait_for_timeout(50)  # lets playwright hand over the held request
+        assert held, "the refresh did not ask for the courses"
+        held[0].continue_()
+        page.unroute(COURSES_ROUTE)
+        expect(status).to_contain_text("Updated", timeout=LOAD_MS)
+        expect(daily).to_have_value("50000")
+        expect(daily).to_be_focused()
+        # What was kept is what is saved, and it reaches the broker.
         panel.get_by_role("button", name="Save budget").click()
         expect(panel.locator(".aiide-Instructor-status")).to_have_text(
             "ds101: Budget saved. (audited)"

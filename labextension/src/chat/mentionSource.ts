@@ -36,6 +36,10 @@ export class MentionSource {
   }
 
   async candidates(query: string): Promise<IMentionCandidate[]> {
+    // Asked first, before any await: the search's place in the typing order is taken
+    // now. Taken after the listings below (which answer in any order, or at once from
+    // the cache), the last keystroke's search could be cancelled by an earlier one's.
+    const found = this._found(query);
     const panel = this._active.notebook;
     const cells: IMentionCandidate[] = panel
       ? panel.content.widgets.map((cell, i) =>
@@ -47,7 +51,7 @@ export class MentionSource {
     const files = (await Promise.all(dirs.map(d => this._list(d)))).flat();
     const unique = [...new Map(files.map(f => [f.token, f])).values()];
     const local = rankCandidates([...cells, ...unique], query);
-    return mergeCandidates(local, await this._found(query));
+    return mergeCandidates(local, await found);
   }
 
   /** The index's candidates; none when it is off, empty, or its model is missing. */

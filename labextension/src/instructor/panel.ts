@@ -9,8 +9,6 @@ import { describeFailure } from '../api/failure';
 import { button, fill, h } from '../ui/dom';
 import {
   type AdminKind,
-  BUDGET_KINDS,
-  FEATURES,
   type IAuditEvent,
   type ICourse,
   type ILimitHit,
@@ -18,6 +16,7 @@ import {
   type IStudentDay
 } from './api';
 import { stackedChart } from './chart';
+import { BudgetForm, ExamForm } from './forms';
 import {
   AUDIT_ACTIONS,
   AUDIT_EXPORT,
@@ -25,13 +24,8 @@ import {
   type IAuditForm,
   WINDOWS,
   auditQuery,
-  budgetChange,
-  budgetLabel,
   dayWindow,
   detailText,
-  examChange,
-  examSummary,
-  featureWords,
   lastId,
   limitWords,
   stackedDays,
@@ -151,129 +145,78 @@ export class InstructorPanel extends Widget {
   // -- course: exam mode and budget -----------------------------------------------------
 
   private async _loadCourses(): Promise<void> {
+    const changes = this._changes;
+    let courses: ICourse[];
     try {
-      this._courses = await this._api.courses();
+      courses = await this._api.courses();
     } catch (error) {
       this._fail('Courses could not be read', error);
       return;
     }
+    if (changes !== this._changes) {
+      return; // asked before a change was saved: older than what the change answered
+    }
+    this._courses = courses;
     if (!this.course) {
       this._current = this._courses[0]?.course ?? '';
     }
     this._renderCourse();
   }
 
+  /**
+   * Shows the current course. The forms are built once and updated in place (see
+   * forms.ts): a refresh never takes away what the instructor is typing. Picking another
+   * course puts its values in everywhere (the edits were for the one before).
+   */
   private _renderCourse(): void {
-    fill(
-      this._picker,
-      this._courses.map(c => h('option', { value: c.course, selected: c.course === this._current }, c.course))
-    );
+    const names = this._courses.map(c => c.course);
+    if (names.join('\n') !== [...this._picker.options].map(o => o.value).join('\n')) {
+      fill(this._picker, names.map(name => h('option', { value: name }, name)));
+    }
+    this._picker.value = this._current;
     this._picker.hidden = this._courses.length < 2;
     const course = this.course;
     if (!course) {
+      this._shown = '';
       fill(this._course, h('p', {}, 'You teach no course on this hub.'));
       return;
     }
-    const on = course.exam.enabled;
-    const features = FEATURES.map(f =>
-      h(
-        'label',
-        { class: 'aiide-Instructor-feature' },
-        h('input', { type: 'checkbox', name: f, checked: course.exam.disable.includes(f), disabled: on }),
-        ` ${featureWords(f)}`
-      )
-    );
-    const message = h('input', {
-      type: 'text',
-      class: 'aiide-Instructor-message',
-      'aria-label': 'Message students see',
-      placeholder: 'Message students see, e.g. "Midterm until 12:00"',
-      maxlength: 500,
-      disabled: on
-    });
-    message.value = on ? course.exam.message : '';
-    const exam = h(
-      'fieldset',
-      { class: 'aiide-Instructor-exam', 'data-exam': on ? 'on' : 'off' },
-      h('legend', {}, 'Exam mode'),
-      h('p', { class: 'aiide-Instructor-examState' }, examSummary(course)),
-      on ? h('p', { class: 'aiide-Instructor-examMessage' }, `Students see: "${course.exam.message}"`) : null,
-      h('div', { class: 'aiide-Instructor-features' }, on ? null : 'Turn off: ', on ? null : features),
-      on ? null : message,
-      h(
-        'button',
-        {
-          type: 'button',
-          role: 'switch',
-          'aria-checked': on ? 'true' : 'false',
-          class: `jp-Button aiide-Button aiide-Instructor-switch ${on ? 'jp-mod-accept' : 'jp-mod-warn'}`,
-          onclick: () => {
-            const disable = features
-              .map(label => label.querySelector('input'))
-              .filter((box): box is HTMLInputElement => !!box && box.checked)
-              .map(box => box.name as (typeof FEATURES)[number]);
-            void this._change(
-              examChange(!on, on ? course.exam.disable : disable, on ? '' : message.value),
-              on ? 'Exam mode turned off.' : 'Exam mode turned on.'
-            );
-          }
-        },
-        on ? 'Turn exam mode off' : 'Turn exam mode on'
-      )
-    );
-    const inputs = BUDGET_KINDS.map(kind => {
-      const input = h('input', {
-        type: 'text',
-        inputmode: 'numeric',
-        name: kind,
-        class: 'aiide-Instructor-budgetInput',
-        placeholder: 'no limit'
-      });
-      const value = course.budget[kind];
-      input.value = value === undefined ? '' : String(value);
-      return { kind, input };
-    });
-    const budget = h(
-      'fieldset',
-      { class: 'aiide-Instructor-budget' },
-      h('legend', {}, 'Token budget'),
-      inputs.map(({ kind, input }) => h('label', {}, `${budgetLabel(kind)} `, input)),
-      button(
-        'Save budget',
-        () => {
-          const change = budgetChange(Object.fromEntries(inputs.map(i => [i.kind, i.input.value])));
-          if ('error' in change) {
-            this._say(change.error, true);
-            return;
-          }
-          void this._change(change, 'Budget saved.');
-        },
-        { kind: 'accept' }
-      )
-    );
-    fill(
-      this._course,
-      h('h3', {}, `Course ${course.course}`),
-      h(
-        'p',
-        { class: 'aiide-Instructor-groups' },
-        `Students: ${course.groups.join(', ') || 'none'} · models: ${course.models.join(', ') || 'any'}`
-      ),
-      h('div', { class: 'aiide-Instructor-controls' }, exam, budget)
-    );
+    if (!this._course.contains(this._controls)) {
+      fill(this._course, this._heading, this._groups, this._controls);
+    }
+    this._heading.textContent = `Course ${course.course}`;
+    this._groups.textContent = `Students: ${course.groups.join(', ') || 'none'} · models: ${
+      course.models.join(', ') || 'any'
+    }`;
+    const other = course.course !== this._shown;
+    this._shown = course.course;
+    this._exam.show(course, other);
+    this._budget.show(course, other);
   }
 
-  private async _change(body: Record<string, unknown>, done: string): Promise<void> {
+  private async _change(
+    form: ExamForm | BudgetForm,
+    body: Record<string, unknown>,
+    done: string
+  ): Promise<void> {
     const name = this._current;
-    this._course.querySelectorAll('button, input').forEach(el => ((el as HTMLInputElement).disabled = true));
+    this._exam.busy = this._budget.busy = true;
+    let saved = false;
     try {
       const updated = await this._api.change(name, body);
+      this._changes++;
       this._courses = this._courses.map(c => (c.course === name ? updated : c));
       this._say(`${name}: ${done} (audited)`);
+      saved = true;
     } catch (error) {
       this._fail(`${name} was not changed`, error);
     }
+    this._exam.busy = this._budget.busy = false;
     this._renderCourse();
+    const course = this.course;
+    if (saved && course?.course === name) {
+      form.show(course, true); // what was saved is now the broker's; the other form keeps its edits
+    }
     void this._search();
   }
 
@@ -432,6 +375,8 @@ export class InstructorPanel extends Widget {
   private _events: IAuditEvent[] = [];
   private readonly _auditForm: IAuditForm;
   private _said = 0;
+  /** Changes saved so far (see `_loadCourses`). */
+  private _changes = 0;
   private readonly _status = h('p', { class: 'aiide-Instructor-status', role: 'status' });
   private readonly _picker = h('select', {
     class: 'aiide-Instructor-picker',
@@ -442,6 +387,16 @@ export class InstructorPanel extends Widget {
     }
   });
   private readonly _course = h('div', { class: 'aiide-Instructor-course' });
+  private readonly _heading = h('h3');
+  private readonly _groups = h('p', { class: 'aiide-Instructor-groups' });
+  private readonly _exam = new ExamForm((body, done) => void this._change(this._exam, body, done));
+  private readonly _budget = new BudgetForm(
+    (body, done) => void this._change(this._budget, body, done),
+    error => this._say(error, true)
+  );
+  private readonly _controls = h('div', { class: 'aiide-Instructor-controls' }, this._exam.node, this._budget.node);
+  /** The course the forms show (their edits belong to it). */
+  private _shown = '';
   private readonly _usage = h('div', { class: 'aiide-Instructor-usage' });
   private readonly _limits = h('div', { class: 'aiide-Instructor-limits' });
   private readonly _audit = h('div', { class: 'aiide-Instructor-audit' });

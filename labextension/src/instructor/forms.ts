@@ -1,0 +1,203 @@
+/**
+ * The dashboard's two course forms, exam mode and the token budget. Each is built once
+ * and then only updated: a refresh (or another instructor's change) shows the broker's
+ * values in the fields the instructor is not editing, and never touches one they typed
+ * into or have the focus in. Replacing the elements instead would drop what is being
+ * typed, and the focus with it, whenever a refresh lands.
+ */
+import { button, fill, h } from '../ui/dom';
+import { BUDGET_KINDS, type BudgetKind, FEATURES, type Feature, type ICourse } from './api';
+import { budgetChange, budgetLabel, examChange, examSummary, featureWords } from './model';
+
+/** What a form asks the panel to send: the change, and what to say once it is saved. */
+export type Submit = (body: Record<string, unknown>, done: string) => void;
+export type Refuse = (message: string) => void;
+
+type Field = HTMLInputElement;
+
+/**
+ * The fields of one form the user is editing: changed since the broker's value was last
+ * put in, or focused right now (about to type).
+ */
+class Edits {
+  watch(field: Field): void {
+    const mark = (): void => void this._dirty.add(field);
+    field.addEventListener('input', mark);
+    field.addEventListener('change', mark);
+  }
+
+  editing(field: Field): boolean {
+    return this._dirty.has(field) || field.ownerDocument.activeElement === field;
+  }
+
+  /** The broker's value goes in again everywhere (after a save, or another course). */
+  forget(): void {
+    this._dirty.clear();
+  }
+
+  private readonly _dirty = new Set<Field>();
+}
+
+export class ExamForm {
+  constructor(submit: Submit) {
+    this._features = FEATURES.map(feature => {
+      const box = h('input', { type: 'checkbox', name: feature });
+      this._edits.watch(box);
+      return { feature, box };
+    });
+    this._choices = h(
+      'div',
+      { class: 'aiide-Instructor-features' },
+      'Turn off: ',
+      this._features.map(({ feature, box }) =>
+        h('label', { class: 'aiide-Instructor-feature' }, box, ` ${featureWords(feature)}`)
+      )
+    );
+    this._message = h('input', {
+      type: 'text',
+      class: 'aiide-Instructor-message',
+      'aria-label': 'Message students see',
+      placeholder: 'Message students see, e.g. "Midterm until 12:00"',
+      maxlength: 500
+    });
+    this._edits.watch(this._message);
+    this._switch = h('button', {
+      type: 'button',
+      role: 'switch',
+      onclick: () => {
+        const course = this._course;
+        if (!course) {
+          return;
+        }
+        if (course.exam.enabled) {
+          submit(examChange(false, course.exam.disable, ''), 'Exam mode turned off.');
+          return;
+        }
+        const disable: Feature[] = this._features.filter(f => f.box.checked).map(f => f.feature);
+        submit(examChange(true, disable, this._message.value), 'Exam mode turned on.');
+      }
+    });
+    this.node = h(
+      'fieldset',
+      { class: 'aiide-Instructor-exam' },
+      h('legend', {}, 'Exam mode'),
+      this._state,
+      this._seen,
+      this._choices,
+      this._message,
+      this._switch
+    );
+  }
+
+  readonly node: HTMLFieldSetElement;
+
+  /** Shows `course`; with `fresh` (saved, or another course) the user's edits go too. */
+  show(course: ICourse, fresh = false): void {
+    if (fresh) {
+      this._edits.forget();
+    }
+    this._course = course;
+    const on = course.exam.enabled;
+    this.node.dataset.exam = on ? 'on' : 'off';
+    this._state.textContent = examSummary(course);
+    this._seen.hidden = !on;
+    this._seen.textContent = on ? `Students see: "${course.exam.message}"` : '';
+    // Off: which features to turn off, and the message. On: only the state and the switch.
+    this._choices.hidden = on;
+    for (const { feature, box } of this._features) {
+      if (!this._edits.editing(box)) {
+        box.checked = course.exam.disable.includes(feature);
+      }
+    }
+    this._message.hidden = on;
+    if (!this._edits.editing(this._message)) {
+      this._message.value = '';
+    }
+    this._switch.setAttribute('aria-checked', on ? 'true' : 'false');
+    this._switch.className = `jp-Button aiide-Button aiide-Instructor-switch ${on ? 'jp-mod-accept' : 'jp-mod-warn'}`;
+    this._switch.textContent = on ? 'Turn exam mode off' : 'Turn exam mode on';
+    this._enable();
+  }
+
+  /** While a change is being saved nothing can be clicked; what was typed stays. */
+  set busy(busy: boolean) {
+    this._busy = busy;
+    this._enable();
+  }
+
+  private _enable(): void {
+    const off = this._busy || !!this._course?.exam.enabled;
+    this._features.forEach(f => (f.box.disabled = off));
+    this._message.disabled = off;
+    this._switch.disabled = this._busy;
+  }
+
+  private readonly _edits = new Edits();
+  private readonly _features: { feature: Feature; box: Field }[];
+  private readonly _choices: HTMLDivElement;
+  private readonly _message: Field;
+  private readonly _switch: HTMLButtonElement;
+  private readonly _state = h('p', { class: 'aiide-Instructor-examState' });
+  private readonly _seen = h('p', { class: 'aiide-Instructor-examMessage' });
+  private _course: ICourse | null = null;
+  private _busy = false;
+}
+
+export class BudgetForm {
+  constructor(submit: Submit, refuse: Refuse) {
+    this._inputs = BUDGET_KINDS.map(kind => {
+      const input = h('input', {
+        type: 'text',
+        inputmode: 'numeric',
+        name: kind,
+        class: 'aiide-Instructor-budgetInput',
+        placeholder: 'no limit'
+      });
+      this._edits.watch(input);
+      return { kind, input };
+    });
+    this._save = button(
+      'Save budget',
+      () => {
+        const change = budgetChange(Object.fromEntries(this._inputs.map(i => [i.kind, i.input.value])));
+        if ('error' in change) {
+          refuse(change.error);
+          return;
+        }
+        submit(change, 'Budget saved.');
+      },
+      { kind: 'accept' }
+    );
+    this.node = h('fieldset', { class: 'aiide-Instructor-budget' });
+    fill(
+      this.node,
+      h('legend', {}, 'Token budget'),
+      this._inputs.map(({ kind, input }) => h('label', {}, `${budgetLabel(kind)} `, input)),
+      this._save
+    );
+  }
+
+  readonly node: HTMLFieldSetElement;
+
+  /** Shows the course's budget in the fields not being edited (all of them if `fresh`). */
+  show(course: ICourse, fresh = false): void {
+    if (fresh) {
+      this._edits.forget();
+    }
+    for (const { kind, input } of this._inputs) {
+      if (!this._edits.editing(input)) {
+        const value = course.budget[kind];
+        input.value = value === undefined ? '' : String(value);
+      }
+    }
+  }
+
+  set busy(busy: boolean) {
+    this._inputs.forEach(i => (i.input.disabled = busy));
+    this._save.disabled = busy;
+  }
+
+  private readonly _edits = new Edits();
+  private readonly _inputs: { kind: BudgetKind; input: Field }[];
+  private readonly _save: HTMLButtonElement;
+}
