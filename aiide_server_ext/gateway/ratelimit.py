@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..redis_window import SLIDING_WINDOW
 from .errors import unavailable
 
 if TYPE_CHECKING:
@@ -163,24 +164,16 @@ class MemoryRateLimiter(RateLimiter):
         return self.hit_now(key, limit)
 
 
-_LUA = """
-local key = KEYS[1]
-local limit = tonumber(ARGV[1])
-local window = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-if count < limit then
-  redis.call('ZADD', key, now, ARGV[3])
-  redis.call('PEXPIRE', key, math.ceil(window / 1000) + 1000)
-  local first = now
-  if oldest[2] then first = tonumber(oldest[2]) end
-  return {1, limit - count - 1, first + window - now}
-end
-return {0, 0, tonumber(oldest[2]) + window - now}
+# KEYS: window; ARGV: limit, window (us), member -> {allowed (1/0), remaining, wait (us)}
+_LUA = (
+    SLIDING_WINDOW
+    + """
+local limit, window = tonumber(ARGV[1]), tonumber(ARGV[2])
+local taken, remaining, wait = sliding_window(KEYS[1], limit, window, ARGV[3])
+if taken then return {1, remaining, wait} end
+return {0, 0, wait}
 """
+)
 
 
 def _unreachable(e: Exception) -> bool:

@@ -179,8 +179,10 @@ export class Composer extends Widget {
     } catch {
       found = [];
     }
-    if (generation !== this._generation) {
-      return; // the user typed on
+    if (generation !== this._generation || !this._asksFor(query)) {
+      // The user typed on, moved the caret or left the box while the search ran: these
+      // results answer a question nobody is asking any more, and must not reopen the popup.
+      return;
     }
     this._show(
       found.map(c => ({
@@ -198,6 +200,15 @@ export class Composer extends Widget {
         }
       }))
     );
+  }
+
+  /** Whether the box has focus and the `@word` at its caret is still `query`. */
+  private _asksFor(query: { start: number; query: string }): boolean {
+    if (this._input.ownerDocument.activeElement !== this._input) {
+      return false;
+    }
+    const now = mentionQuery(this._input.value, this._input.selectionStart ?? this._input.value.length);
+    return now !== null && now.start === query.start && now.query === query.query;
   }
 
   private _show(options: IOption[]): void {
