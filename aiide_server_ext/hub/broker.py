@@ -24,7 +24,15 @@ from tornado import web
 from traitlets import Dict, Enum, Float, Int, List, Unicode
 from traitlets.config import Application
 
-from .course import Course, CourseError, Effective, effective, load_courses, validate_changes
+from .course import (
+    Course,
+    CourseError,
+    Effective,
+    effective,
+    load_courses,
+    merge_changes,
+    validate_changes,
+)
 from .identity import (
     HubCaller,
     HubIdentity,
@@ -113,16 +121,18 @@ class Broker:
         """(changes version, policy) from the cached course changes; ``refresh`` rereads
         them. The version lets ``SharedState.admit`` refuse to act on stale changes."""
         version, changes = await self.state.course_changes(self.files, refresh)
-        return version, effective(self._courses(version, changes).values(), caller.groups)
+        courses = self._courses(version, changes).values()
+        return version, effective(courses, caller.groups, caller.name)
 
     async def snapshot(self, caller: HubCaller) -> tuple[Effective, dict[str, int]]:
         """The caller's current policy and token use (one Redis round trip)."""
         version, changes, used = await self.state.snapshot(caller.name, self.files)
-        return effective(self._courses(version, changes).values(), caller.groups), used
+        courses = self._courses(version, changes).values()
+        return effective(courses, caller.groups, caller.name), used
 
     def file_policy(self, caller: HubCaller) -> Effective:
         """The course files alone (Redis down, failing open): no run-time changes."""
-        return effective(self.files.values(), caller.groups)
+        return effective(self.files.values(), caller.groups, caller.name)
 
     def teaches(self, caller: HubCaller, course: Course) -> bool:
         staff = set(self.app.admin_groups) | course.instructors
@@ -275,18 +285,38 @@ class CourseHandler(BrokerHandler):
         course = await self._course(name)
         if course is None:
             return
+        file = self.broker.files[name]
         try:
             changes = validate_changes(json.loads(self.request.body or b"null"))
-            current = await self.broker.state.changes(name)
-            merged = {**current, **changes}
-            updated = self.broker.files[name].with_changes(merged)
         except (ValueError, CourseError) as e:
             self.fail(400, "invalid_change", str(e))
             return
-        await self.broker.state.set_changes(name, merged)
-        await self.audit("course.changed", f"course:{name}", "applied", {"changes": changes})
+        before: dict[str, Any] = {}
+
+        def update(current: dict[str, Any]) -> dict[str, Any]:
+            merged = merge_changes(file, current, changes)
+            file.with_changes(merged)  # still a valid course (raises: nothing is written)
+            if "student_budgets" in changes:  # the audit says what each student had
+                had = file.with_changes(current).student_budgets
+                before["student_budgets"] = {
+                    u: dict(had[u]) if u in had else None for u in changes["student_budgets"]
+                }
+            return merged
+
+        try:
+            merged = await self.broker.state.update_changes(name, update)
+        except CourseError as e:
+            self.fail(400, "invalid_change", str(e))
+            return
+        except StateUnavailable as e:
+            self.fail(503, "broker_unavailable", f"the change cannot be stored: {e}")
+            return
+        detail: dict[str, Any] = {"changes": changes}
+        if before:
+            detail["before"] = before
+        await self.audit("course.changed", f"course:{name}", "applied", detail)
         log.info("aiide broker: %s changed course %s: %s", self.caller.name, name, changes)
-        self.finish({**updated.raw(), "changes": merged})
+        self.finish({**file.with_changes(merged).raw(), "changes": merged})
 
 
 class BrokerApp(Application):  # type: ignore[misc]

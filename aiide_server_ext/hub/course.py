@@ -2,14 +2,16 @@
 
 A course file (YAML or JSON, ``<course>.yaml`` in the broker's ``course_dir``) names the
 hub groups it applies to and the groups that teach it, the models its students may use,
-their token budget, rate limits, the agent's tool policy and the exam mode. An instructor
-changes exam mode and budgets at run time; those changes live in the shared state (Redis
-when configured) and override the file until cleared, so no process restarts.
+their token budget (and students' own budgets, which replace it for them), rate limits,
+the agent's tool policy and the exam mode. An instructor changes exam mode and budgets at
+run time; those changes live in the shared state (Redis when configured) and override the
+file until cleared, so no process restarts.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -23,7 +25,12 @@ FEATURES: dict[str, frozenset[str]] = {
 }
 DEFAULT_EXAM_MESSAGE = "Exam mode is on: the assistant is unavailable until the exam ends."
 #: Fields an instructor may change at run time.
-RUNTIME_FIELDS = ("exam", "budget", "models", "rate_limits", "tools")
+RUNTIME_FIELDS = ("exam", "budget", "models", "rate_limits", "tools", "student_budgets")
+#: A hub user name as an override's key: what the hub's database holds (255 characters),
+#: no whitespace, control characters or "/" (hub API paths cannot carry those).
+USERNAME = re.compile(r"[^\s/\x00-\x1f\x7f]{1,255}")
+#: Students with a budget of their own in one course (bounds the course's shared state).
+MAX_STUDENT_BUDGETS = 10_000
 
 
 class CourseError(ValueError):
@@ -62,6 +69,9 @@ class Course:
     rate_limits: Mapping[str, str] = field(default_factory=dict)
     tools: Mapping[str, Any] = field(default_factory=dict)
     exam: Exam = Exam()
+    #: Student -> a budget of their own that replaces ``budget`` for them (an empty one:
+    #: no limit). Students without one have the course's.
+    student_budgets: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
 
     @classmethod
     def parse(cls, name: str, raw: Any, where: str = "") -> Course:
@@ -70,6 +80,7 @@ class Course:
             raise CourseError(f"{where}: a course is a mapping")
         unknown = set(raw) - {
             "course", "groups", "instructors", "models", "budget", "rate_limits", "tools", "exam",
+            "student_budgets",
         }  # fmt: skip
         if unknown:
             raise CourseError(f"{where}: unknown fields {sorted(unknown)}")
@@ -82,6 +93,7 @@ class Course:
             rate_limits=_rate_limits(raw.get("rate_limits", {}), where),
             tools=_tools(raw.get("tools") or {}, where),
             exam=Exam.parse(raw.get("exam"), where),
+            student_budgets=_student_budgets(raw.get("student_budgets"), where),
         )
 
     def with_changes(self, changes: Mapping[str, Any]) -> Course:
@@ -91,6 +103,9 @@ class Course:
             if key == "exam" and isinstance(value, Mapping):
                 raw["exam"] = {**raw["exam"], **value}
             elif key in ("budget", "tools") and isinstance(value, Mapping):
+                raw[key] = {**raw[key], **value}
+            elif key == "student_budgets" and isinstance(value, Mapping):
+                # per student: a budget replaces the file's for them; null removes theirs
                 raw[key] = {**raw[key], **value}
             else:
                 raw[key] = value
@@ -106,7 +121,12 @@ class Course:
             "rate_limits": dict(self.rate_limits),
             "tools": dict(self.tools),
             "exam": self.exam.public(),
+            "student_budgets": {u: dict(b) for u, b in sorted(self.student_budgets.items())},
         }
+
+    def budget_for(self, user: str) -> Mapping[str, int]:
+        """The student's budget here: their own when an instructor gave them one."""
+        return self.student_budgets.get(user, self.budget)
 
     def disabled(self, feature: str) -> bool:
         return self.exam.enabled and feature in self.exam.disable
@@ -121,6 +141,28 @@ def validate_changes(changes: Any) -> dict[str, Any]:
         raise CourseError(f"fields {sorted(unknown)} cannot change at run time")
     Course.parse("check", {"groups": [], **changes}, "change")
     return dict(changes)
+
+
+def merge_changes(
+    file: Course, current: Mapping[str, Any], changes: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The stored run-time changes after ``changes``: each field replaces the stored one,
+    except ``student_budgets``, merged student by student. A student set to null goes back
+    to the course's budget: dropped from the changes, or kept as null when it hides a
+    budget of theirs in the course file."""
+    merged = {**current, **changes}
+    if "student_budgets" in changes:
+        students = {**(current.get("student_budgets") or {}), **changes["student_budgets"]}
+        kept = {
+            user: budget
+            for user, budget in students.items()
+            if budget is not None or user in file.student_budgets
+        }
+        if kept:
+            merged["student_budgets"] = kept
+        else:
+            del merged["student_budgets"]
+    return merged
 
 
 def load_courses(directory: str) -> dict[str, Course]:
@@ -154,6 +196,8 @@ class Effective:
     """What one student may do: every course of theirs applies; the strictest value wins."""
 
     courses: tuple[Course, ...]
+    #: The student (their own budgets, where instructors gave them one).
+    user: str = ""
 
     def refusal(self, feature: str) -> tuple[str, str] | None:
         for course in self.courses:
@@ -168,7 +212,7 @@ class Effective:
     def budget(self) -> dict[str, int]:
         out: dict[str, int] = {}
         for course in self.courses:
-            for kind, value in course.budget.items():
+            for kind, value in course.budget_for(self.user).items():
                 out[kind] = min(value, out.get(kind, value))
         return out
 
@@ -192,13 +236,14 @@ class Effective:
             },
             "models": sorted({m for c in self.courses for m in c.models}),
             "budget": self.budget(),
+            "own_budget": [c.name for c in self.courses if self.user in c.student_budgets],
             "tools": tools,
         }
 
 
-def effective(courses: Iterable[Course], groups: Iterable[str]) -> Effective:
+def effective(courses: Iterable[Course], groups: Iterable[str], user: str = "") -> Effective:
     mine = set(groups)
-    return Effective(tuple(c for c in courses if c.groups & mine))
+    return Effective(tuple(c for c in courses if c.groups & mine), user)
 
 
 def periods(now: float | None = None) -> dict[str, tuple[str, int]]:
@@ -218,18 +263,46 @@ def _names(value: Any, where: str, what: str) -> list[str]:
     return list(value)
 
 
-def _budget(value: Any, where: str) -> dict[str, int]:
+def _budget(value: Any, where: str, name: str = "budget") -> dict[str, int]:
     if not isinstance(value, Mapping):
-        raise CourseError(f"{where}: 'budget' must be a mapping")
+        raise CourseError(f"{where}: '{name}' must be a mapping")
     out: dict[str, int] = {}
     for kind, limit in value.items():
         if kind not in ("daily_tokens", "weekly_tokens"):
-            raise CourseError(f"{where}: budget.{kind}: use daily_tokens or weekly_tokens")
+            raise CourseError(f"{where}: {name}.{kind}: use daily_tokens or weekly_tokens")
         if limit is None:
             continue
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-            raise CourseError(f"{where}: budget.{kind} must be a whole number of tokens")
+            raise CourseError(f"{where}: {name}.{kind} must be a whole number of tokens")
         out[str(kind)] = limit
+    return out
+
+
+def _student_budgets(value: Any, where: str) -> dict[str, dict[str, int]]:
+    """``student_budgets``: student -> their budget (``_budget``), or null (none: the
+    course's budget applies to them)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise CourseError(f"{where}: 'student_budgets' must be a mapping of student -> budget")
+    if len(value) > MAX_STUDENT_BUDGETS:
+        raise CourseError(f"{where}: student_budgets: at most {MAX_STUDENT_BUDGETS} students")
+    out: dict[str, dict[str, int]] = {}
+    for user, budget in value.items():
+        if not isinstance(user, str) or not USERNAME.fullmatch(user):
+            shown = repr(user)[:40]
+            raise CourseError(
+                f"{where}: student_budgets: {shown} is not a user name (1 to 255 characters, "
+                "no spaces, control characters or '/')"
+            )
+        if budget is None:
+            continue
+        if not isinstance(budget, Mapping):
+            raise CourseError(
+                f"{where}: student_budgets.{user} must be a budget mapping, or null for "
+                "the course's budget"
+            )
+        out[user] = _budget(budget, where, f"student_budgets.{user}")
     return out
 
 

@@ -216,7 +216,15 @@ def _openapi() -> dict[str, Any]:
         "/aiide/api/course/{name}": {
             "parameters": _path_param("name"),
             "get": _op("A course (instructors)", 401, 403, 404, 503),
-            "patch": _op("Change a course at run time (instructors; audited)", 400, 401, 403, 503),
+            "patch": _op(
+                "Change a course at run time: exam, budget, models, rate_limits, tools, "
+                "student_budgets (a student's own budget; null: the course's) "
+                "(instructors; audited)",
+                400,
+                401,
+                403,
+                503,
+            ),
         },
         "/aiide/api/course-admin/{kind}": {
             "parameters": _path_param("kind"),

@@ -15,13 +15,15 @@ every replica.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..redis_window import SLIDING_WINDOW
 from .course import periods
 
 PREFIX = "aiide:broker:"
@@ -33,12 +35,16 @@ HISTORY_DAYS = 60
 _SEP = "\t"
 #: Seconds a usage counter outlives its period (late readers still see the total).
 _USED_GRACE = 3600
+#: Tries of a course change while other changes to the same course keep landing first.
+_UPDATE_ATTEMPTS = 20
 
 # KEYS: version, rate-limit window, used counters (one per budget period)
 # ARGV: expected version, limit (0: none), window (us), member, budget per period (-1: none)
 # -> {-1} stale version; else {code, 0, remaining, reset (us), used per period...}, code
 #    0 admitted, 1 budget spent (no slot taken), 2 rate limited.
-_ADMIT = """
+_ADMIT = (
+    SLIDING_WINDOW
+    + """
 local v = redis.call('GET', KEYS[1]) or '0'
 if v ~= ARGV[1] then return {-1} end
 local out = {0, 0, 0, 0}
@@ -50,25 +56,13 @@ for i = 3, #KEYS do
 end
 local limit = tonumber(ARGV[2])
 if out[1] == 1 or limit <= 0 then return out end
-local key, window = KEYS[2], tonumber(ARGV[3])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-if count < limit then
-  redis.call('ZADD', key, now, ARGV[4])
-  redis.call('PEXPIRE', key, math.ceil(window / 1000) + 1000)
-  local first = now
-  if oldest[2] then first = tonumber(oldest[2]) end
-  out[3] = limit - count - 1
-  out[4] = first + window - now
-  return out
-end
-out[1] = 2
-out[4] = tonumber(oldest[2]) + window - now
+local taken, remaining, reset = sliding_window(KEYS[2], limit, tonumber(ARGV[3]), ARGV[4])
+if not taken then out[1] = 2 end
+out[3] = remaining
+out[4] = reset
 return out
 """
+)
 
 
 class StateUnavailable(Exception):
@@ -114,6 +108,7 @@ class SharedState:
         #: (version, course -> changes) as last read from Redis.
         self._cache: tuple[str, dict[str, dict[str, Any]]] | None = None
         self._limiter: Any = None
+        self._update_lock: asyncio.Lock | None = None
 
     def _redis(self) -> Any:
         if self._client is None:
@@ -163,6 +158,47 @@ class SharedState:
         pipe.set(f"{PREFIX}course:{course}", json.dumps(dict(changes))).incr(VERSION_KEY)
         await self._pipe(pipe)
         self._cache = None
+
+    async def update_changes(
+        self, course: str, update: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        """Replaces the course's changes with ``update(current)`` and bumps the version, as
+        one optimistic transaction (WATCH): two instructors changing different students'
+        budgets at once both land. ``update`` may raise to change nothing. Changes made
+        through this broker wait for each other (a lock), so only other replicas' changes
+        can make the transaction start over."""
+        if self._update_lock is None:
+            self._update_lock = asyncio.Lock()
+        async with self._update_lock:
+            return await self._update_changes(course, update)
+
+    async def _update_changes(
+        self, course: str, update: Callable[[dict[str, Any]], dict[str, Any]]
+    ) -> dict[str, Any]:
+        if not self.redis_url:
+            new = update(dict(self._changes.get(course, {})))
+            self._changes[course] = new
+            return new
+        import redis
+
+        key = f"{PREFIX}course:{course}"
+        try:
+            async with self._redis().pipeline(transaction=True) as pipe:
+                for _ in range(_UPDATE_ATTEMPTS):
+                    try:
+                        await pipe.watch(key)
+                        text = await pipe.get(key)
+                        new = update(dict(json.loads(text)) if text else {})
+                        pipe.multi()
+                        pipe.set(key, json.dumps(new)).incr(VERSION_KEY)
+                        await pipe.execute()
+                    except redis.WatchError:
+                        continue  # changed meanwhile: apply the update to the new value
+                    self._cache = None
+                    return new
+        except (redis.RedisError, OSError) as e:
+            raise _unreachable(e) from None
+        raise StateUnavailable(f"course {course} kept changing; try again")
 
     async def course_changes(
         self, courses: Iterable[str], refresh: bool = False

@@ -1,11 +1,17 @@
-"""One real JupyterHub for the hub tests (started once: a hub takes ~10 s, a spawn ~6 s)."""
+"""One real JupyterHub for the hub tests (started once: a hub takes ~10 s, a spawn ~6 s), and
+a real redis-server per module for the broker's shared state."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import pytest_asyncio
+
+from aiide_server_ext.gateway.testing import RedisServer
+from aiide_server_ext.hub.state import SharedState
 
 from .harness import INSTRUCTORS, STUDENTS, Hub, missing
 
@@ -23,3 +29,25 @@ def hub() -> Iterator[Hub]:
         yield running
     finally:
         running.stop()
+
+
+# The broker's shared state against a real redis-server of the module, and without Redis.
+@pytest.fixture(scope="module")
+def redis_url() -> Iterator[str]:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed")
+    with RedisServer() as server:
+        yield server.url
+
+
+@pytest_asyncio.fixture(params=["redis", "memory"])
+async def state(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[SharedState]:
+    import redis.asyncio as aioredis
+
+    if request.param == "redis":
+        client = aioredis.from_url(redis_url)
+        await client.flushdb()
+        await client.aclose()
+    shared = SharedState(redis_url if request.param == "redis" else "")
+    yield shared
+    await shared.close()

@@ -3,7 +3,8 @@
 The instructor logs in through the hub's login page, opens the dashboard from the
 launcher, sees a student's usage, switches exam mode on (the student's next chat and
 agent run are refused with the reason), changes the budget (typed while a refresh lands,
-which keeps the field as typed), searches the audit trail and exports CSV. A student's
+which keeps the field as typed), searches the audit trail and exports CSV; gives one
+student a budget of their own from the per-student table and takes it away. A student's
 lab has no dashboard, and the server refuses them its API.
 """
 
@@ -249,6 +250,54 @@ def test_the_instructor_runs_the_course_from_the_dashboard(course: Hub, browser:
         assert error_of(chat(hub.url, "alice", hub.login("alice"), "back again")) is None
     finally:
         ian.close("instructor")
+
+
+def test_a_students_own_budget_from_the_per_student_table(course: Hub, browser: Any) -> None:
+    """Set budget in bob's row: a lower budget of his own refuses his next chat naming
+    it, while alice chats on; "Use the course's budget" gives him the course's again."""
+    from playwright.sync_api import expect
+
+    hub = course
+    for student in ("alice", "bob"):
+        assert error_of(chat(hub.url, student, hub.login(student), "count me in")) is None
+    ian = Session(browser, hub, "ian")
+    try:
+        ian.open_lab()
+        page = ian.page
+        page.locator(".jp-LauncherCard", has_text="Instructor Dashboard").click()
+        panel = page.locator("#aiide-instructor")
+        bob = panel.locator(".aiide-Instructor-usage table tbody tr", has_text="bob").first
+        expect(bob).to_contain_text("course's", timeout=LOAD_MS)
+        bob.get_by_role("button", name="Set budget").click()
+        expect(panel.locator("input[name=student]")).to_have_value("bob")
+        daily = panel.locator("input[name=student_daily_tokens]")
+        expect(daily).to_be_focused()
+        daily.fill("1")
+        panel.get_by_role("button", name="Save for student").click()
+        status = panel.locator(".aiide-Instructor-status")
+        expect(status).to_have_text("ds101: bob: own budget saved. (audited)")
+        expect(bob).to_contain_text("own: 1 tokens a day")
+        error = error_of(chat(hub.url, "bob", hub.login("bob"), "one more"))
+        assert error is not None and error["code"] == "budget_exceeded", error
+        assert "token budget for today (1 tokens) is used up" in error["message"]
+        assert error_of(chat(hub.url, "alice", hub.login("alice"), "still fine")) is None
+        # The change is in the audit trail, under ian's name.
+        change = panel.locator(".aiide-Instructor-audit tbody tr", has_text="student_budgets")
+        expect(change.last).to_contain_text(
+            '"bob":{"daily_tokens":1,"weekly_tokens":400000}', timeout=LOAD_MS
+        )
+        expect(change.last.locator("td").nth(1)).to_have_text("ian")
+
+        panel.get_by_role("button", name="Use the course's budget").click()
+        expect(status).to_have_text("ds101: bob: back to the course's budget. (audited)")
+        expect(bob).to_contain_text("course's")
+        assert error_of(chat(hub.url, "bob", hub.login("bob"), "back again")) is None
+    finally:
+        ian.close("instructor-student-budget")
+        hub.request(
+            "PATCH", hub.broker_url + "api/courses/ds101", hub.login("ian"),
+            {"student_budgets": {"bob": None}},
+        )  # fmt: skip
 
 
 def test_a_students_lab_has_no_dashboard(hub: Hub, browser: Any) -> None:

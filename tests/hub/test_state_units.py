@@ -3,44 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
 
 from aiide_server_ext.gateway.audit import AuditLog, AuditQuery
 from aiide_server_ext.gateway.ratelimit import RateLimit
 from aiide_server_ext.gateway.redaction import Redactor
 from aiide_server_ext.gateway.store import Store
-from aiide_server_ext.gateway.testing import RedisServer
 from aiide_server_ext.hub.course import periods
 from aiide_server_ext.hub.recorder import Event, Recorder
 from aiide_server_ext.hub.state import SharedState, StateUnavailable, Usage
 
 pytestmark = pytest.mark.xdist_group("hub")
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> Iterator[str]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    with RedisServer() as server:
-        yield server.url
-
-
-@pytest_asyncio.fixture(params=["redis", "memory"])
-async def state(request: pytest.FixtureRequest, redis_url: str) -> AsyncIterator[SharedState]:
-    import redis.asyncio as aioredis
-
-    if request.param == "redis":
-        client = aioredis.from_url(redis_url)
-        await client.flushdb()
-        await client.aclose()
-    shared = SharedState(redis_url if request.param == "redis" else "")
-    yield shared
-    await shared.close()
 
 
 @pytest.mark.asyncio

@@ -1,7 +1,7 @@
 /**
  * Client for the instructor API: `GET /aiide/api/course-admin/{courses,usage,limits,audit}`
  * (the single-user server relays it to the key broker with the hub token) and
- * `PATCH /aiide/api/course/<name>` (exam mode, budgets). Bodies are checked here, so the
+ * `PATCH /aiide/api/course/<name>` (exam mode, budgets, students' own budgets). Bodies are checked here, so the
  * panel only ever sees the documented shapes (docs/hub.md, "Instructor API").
  */
 import { URLExt } from '@jupyterlab/coreutils';
@@ -26,6 +26,8 @@ export type Feature = (typeof FEATURES)[number];
 
 export type BudgetKind = 'daily_tokens' | 'weekly_tokens';
 export const BUDGET_KINDS: readonly BudgetKind[] = ['daily_tokens', 'weekly_tokens'];
+/** A token budget: a kind left out has no limit. */
+export type Budget = Partial<Record<BudgetKind, number>>;
 
 export interface IExam {
   enabled: boolean;
@@ -39,7 +41,9 @@ export interface ICourse {
   groups: string[];
   instructors: string[];
   models: string[];
-  budget: Partial<Record<BudgetKind, number>>;
+  budget: Budget;
+  /** Students with a budget of their own, which replaces `budget` for them. */
+  student_budgets: Record<string, Budget>;
   exam: IExam;
   /** The run-time changes on top of the file (instructors' edits). */
   changes: Json;
@@ -76,14 +80,27 @@ export interface IAuditEvent {
 const isStringList = (v: unknown): v is string[] =>
   Array.isArray(v) && v.every(item => typeof item === 'string');
 
+function parseBudget(raw: Json): Budget {
+  const budget: Budget = {};
+  for (const kind of BUDGET_KINDS) {
+    if (isNumber(raw[kind])) {
+      budget[kind] = raw[kind] as number;
+    }
+  }
+  return budget;
+}
+
 function parseCourse(raw: Json, path: string): ICourse {
   const what = 'course';
   const exam = field(raw, 'exam', isObject, what, path);
-  const budget: Partial<Record<BudgetKind, number>> = {};
-  const rawBudget = field(raw, 'budget', isObject, what, path);
-  for (const kind of BUDGET_KINDS) {
-    if (isNumber(rawBudget[kind])) {
-      budget[kind] = rawBudget[kind] as number;
+  const budget = parseBudget(field(raw, 'budget', isObject, what, path));
+  // A broker from before per-student budgets sends none: nobody has one.
+  const students: Record<string, Budget> = {};
+  if (isObject(raw.student_budgets)) {
+    for (const [user, own] of Object.entries(raw.student_budgets)) {
+      if (isObject(own)) {
+        students[user] = parseBudget(own);
+      }
     }
   }
   const disable = field(exam, 'disable', isStringList, what, `${path}.exam`);
@@ -93,6 +110,7 @@ function parseCourse(raw: Json, path: string): ICourse {
     instructors: field(raw, 'instructors', isStringList, what, path),
     models: field(raw, 'models', isStringList, what, path),
     budget,
+    student_budgets: students,
     exam: {
       enabled: field(exam, 'enabled', isBoolean, what, `${path}.exam`),
       disable: disable.filter((f): f is Feature => (FEATURES as readonly string[]).includes(f)),

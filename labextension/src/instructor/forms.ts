@@ -1,13 +1,24 @@
 /**
- * The dashboard's two course forms, exam mode and the token budget. Each is built once
+ * The dashboard's course forms: exam mode, the token budget, and one student's own
+ * budget. Each is built once
  * and then only updated: a refresh (or another instructor's change) shows the broker's
  * values in the fields the instructor is not editing, and never touches one they typed
  * into or have the focus in. Replacing the elements instead would drop what is being
  * typed, and the focus with it, whenever a refresh lands.
  */
 import { button, fill, h } from '../ui/dom';
-import { BUDGET_KINDS, type BudgetKind, FEATURES, type Feature, type ICourse } from './api';
-import { budgetChange, budgetLabel, examChange, examSummary, featureWords } from './model';
+import { BUDGET_KINDS, type Budget, type BudgetKind, FEATURES, type Feature, type ICourse } from './api';
+import {
+  budgetChange,
+  budgetLabel,
+  examChange,
+  examSummary,
+  featureWords,
+  ownBudget,
+  studentBudgetChange,
+  studentBudgetLabel,
+  studentBudgetState
+} from './model';
 
 /** What a form asks the panel to send: the change, and what to say once it is saved. */
 export type Submit = (body: Record<string, unknown>, done: string) => void;
@@ -200,4 +211,137 @@ export class BudgetForm {
   private readonly _edits = new Edits();
   private readonly _inputs: { kind: BudgetKind; input: Field }[];
   private readonly _save: HTMLButtonElement;
+}
+
+/**
+ * One student's own budget, replacing the course's for them: the per-student table's
+ * "Set budget" button picks the student (`edit`), or the instructor types their user
+ * name. The fields start from the budget that applies to them now; empty is no limit.
+ * "Use the course's budget" takes theirs away. Updated in place like the other forms.
+ */
+export class StudentBudgetForm {
+  constructor(submit: Submit, refuse: Refuse) {
+    this._student = h('input', {
+      type: 'text',
+      name: 'student',
+      class: 'aiide-Instructor-studentName',
+      'aria-label': 'Student',
+      placeholder: 'hub user name',
+      maxlength: 255,
+      autocomplete: 'off'
+    });
+    this._edits.watch(this._student);
+    this._student.addEventListener('input', () => this._showStudent());
+    this._inputs = BUDGET_KINDS.map(kind => {
+      const input = h('input', {
+        type: 'text',
+        inputmode: 'numeric',
+        name: `student_${kind}`,
+        class: 'aiide-Instructor-budgetInput',
+        placeholder: 'no limit'
+      });
+      this._edits.watch(input);
+      return { kind, input };
+    });
+    this._save = button(
+      'Save for student',
+      () => {
+        const values = Object.fromEntries(this._inputs.map(i => [i.kind, i.input.value]));
+        this._send(studentBudgetChange(this._student.value, values), 'own budget saved.');
+      },
+      { kind: 'accept', class: 'aiide-Instructor-saveStudent' }
+    );
+    this._clear = button(
+      "Use the course's budget",
+      () => this._send(studentBudgetChange(this._student.value, null), "back to the course's budget."),
+      { class: 'aiide-Instructor-clearStudent' }
+    );
+    this._submit = submit;
+    this._refuse = refuse;
+    this.node = h('fieldset', { class: 'aiide-Instructor-budget aiide-Instructor-studentBudget' });
+    fill(
+      this.node,
+      h('legend', {}, "A student's own budget"),
+      h('label', {}, 'Student ', this._student),
+      this._inputs.map(({ kind, input }) => h('label', {}, `${studentBudgetLabel(kind)} `, input)),
+      this._state,
+      this._save,
+      this._clear
+    );
+    this._showStudent();
+  }
+
+  readonly node: HTMLFieldSetElement;
+
+  /** The student the form is for (as typed). */
+  get student(): string {
+    return this._student.value.trim();
+  }
+
+  /** Picks `user` (the table's button): their values in every field, ready to type. */
+  edit(user: string): void {
+    this._edits.forget();
+    this._student.value = user;
+    this._showStudent();
+    this._inputs[0].input.focus();
+  }
+
+  /** Shows `course`'s values for the student in the fields not being edited. */
+  show(course: ICourse, fresh = false): void {
+    if (fresh) {
+      this._edits.forget();
+    }
+    this._course = course;
+    this._showStudent();
+  }
+
+  set busy(busy: boolean) {
+    this._busy = busy;
+    this._enable();
+  }
+
+  private _send(change: ReturnType<typeof studentBudgetChange>, done: string): void {
+    if ('error' in change) {
+      this._refuse(change.error);
+      return;
+    }
+    this._submit(change, `${this.student}: ${done}`);
+  }
+
+  private _showStudent(): void {
+    const course = this._course;
+    const user = this.student;
+    this._own = course && user ? ownBudget(course, user) : undefined;
+    this._state.textContent =
+      course && user
+        ? studentBudgetState(course, user)
+        : 'Pick a student in the table above ("Set budget"), or type their user name.';
+    const shown = this._own ?? course?.budget ?? {};
+    for (const { kind, input } of this._inputs) {
+      if (!this._edits.editing(input)) {
+        const value = shown[kind];
+        input.value = value === undefined ? '' : String(value);
+      }
+    }
+    this._enable();
+  }
+
+  private _enable(): void {
+    this._student.disabled = this._busy;
+    this._inputs.forEach(i => (i.input.disabled = this._busy));
+    this._save.disabled = this._busy;
+    this._clear.disabled = this._busy || this._own === undefined;
+  }
+
+  private readonly _edits = new Edits();
+  private readonly _student: Field;
+  private readonly _inputs: { kind: BudgetKind; input: Field }[];
+  private readonly _save: HTMLButtonElement;
+  private readonly _clear: HTMLButtonElement;
+  private readonly _state = h('p', { class: 'aiide-Instructor-studentState', role: 'status' });
+  private readonly _submit: Submit;
+  private readonly _refuse: Refuse;
+  private _course: ICourse | null = null;
+  private _own: Budget | undefined = undefined;
+  private _busy = false;
 }

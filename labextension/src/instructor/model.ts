@@ -3,7 +3,7 @@
  * student, the stacked per-day series of the chart, the bodies of course changes and
  * the audit search query. Pure (no DOM, no requests), so it is unit-tested.
  */
-import type { BudgetKind, Feature, IAuditEvent, ICourse, ILimitHit, IStudentDay } from './api';
+import type { Budget, BudgetKind, Feature, IAuditEvent, ICourse, ILimitHit, IStudentDay } from './api';
 import { BUDGET_KINDS, FEATURES } from './api';
 
 /** Day windows offered by the dashboard (the broker keeps 60 days). */
@@ -46,6 +46,20 @@ export interface IStudentTotal {
   limit_codes: string[];
 }
 
+/** A student's row before any usage or refusal is counted. */
+function noUsage(user: string): IStudentTotal {
+  return {
+    user,
+    input_tokens: 0,
+    output_tokens: 0,
+    total_tokens: 0,
+    calls: 0,
+    active_days: 0,
+    limit_hits: 0,
+    limit_codes: []
+  };
+}
+
 /** One row per student (including those who were only refused), most tokens first. */
 export function studentTotals(
   usage: readonly IStudentDay[],
@@ -55,16 +69,7 @@ export function studentTotals(
   const get = (user: string): IStudentTotal => {
     let row = by.get(user);
     if (!row) {
-      row = {
-        user,
-        input_tokens: 0,
-        output_tokens: 0,
-        total_tokens: 0,
-        calls: 0,
-        active_days: 0,
-        limit_hits: 0,
-        limit_codes: []
-      };
+      row = noUsage(user);
       by.set(user, row);
     }
     return row;
@@ -196,7 +201,8 @@ export type BudgetInput = Partial<Record<BudgetKind, string>>;
  * tokens, or blank for no limit (null). Returns the error to show instead when invalid.
  */
 export function budgetChange(
-  input: BudgetInput
+  input: BudgetInput,
+  label: (kind: BudgetKind) => string = budgetLabel
 ): { budget: Partial<Record<BudgetKind, number | null>> } | { error: string } {
   const budget: Partial<Record<BudgetKind, number | null>> = {};
   for (const kind of BUDGET_KINDS) {
@@ -206,7 +212,7 @@ export function budgetChange(
     } else if (/^\d{1,12}$/.test(text)) {
       budget[kind] = Number(text);
     } else {
-      return { error: `${budgetLabel(kind)}: give a whole number of tokens, or leave it empty for no limit.` };
+      return { error: `${label(kind)}: give a whole number of tokens, or leave it empty for no limit.` };
     }
   }
   return { budget };
@@ -214,6 +220,96 @@ export function budgetChange(
 
 export function budgetLabel(kind: BudgetKind): string {
   return kind === 'daily_tokens' ? 'Tokens per student per day' : 'Tokens per student per week';
+}
+
+/** A hub user name as the broker takes it (hub/course.py `USERNAME`). */
+export function validStudent(name: string): boolean {
+  // eslint-disable-next-line no-control-regex
+  return /^[^\s/\u0000-\u001f\u007f]{1,255}$/u.test(name);
+}
+
+/** The student's own budget in the course, if an instructor gave them one. */
+export function ownBudget(course: ICourse, user: string): Budget | undefined {
+  return Object.prototype.hasOwnProperty.call(course.student_budgets, user)
+    ? course.student_budgets[user]
+    : undefined;
+}
+
+/** Labels of a student's own budget fields. */
+export function studentBudgetLabel(kind: BudgetKind): string {
+  return kind === 'daily_tokens' ? 'Tokens per day' : 'Tokens per week';
+}
+
+export type StudentBudgetChange = { student_budgets: Record<string, Budget | null> };
+
+/**
+ * The PATCH body giving `student` a budget of their own from the form's fields (blank: no
+ * limit of that kind for them), or, with `input` null, taking it away (the course's
+ * budget applies to them again). Returns the error to show instead when invalid.
+ */
+export function studentBudgetChange(
+  student: string,
+  input: BudgetInput | null
+): StudentBudgetChange | { error: string } {
+  const user = student.trim();
+  if (!validStudent(user)) {
+    return { error: "Student: give the student's hub user name (no spaces, at most 255 characters)." };
+  }
+  if (input === null) {
+    return { student_budgets: { [user]: null } };
+  }
+  const change = budgetChange(input, studentBudgetLabel);
+  if ('error' in change) {
+    return change;
+  }
+  const own: Budget = {};
+  for (const kind of BUDGET_KINDS) {
+    const value = change.budget[kind];
+    if (typeof value === 'number') {
+      own[kind] = value;
+    }
+  }
+  return { student_budgets: { [user]: own } };
+}
+
+/** A budget in words: "50,000 tokens a day, no weekly limit". */
+export function budgetText(budget: Budget): string {
+  const day = budget.daily_tokens;
+  const week = budget.weekly_tokens;
+  if (day === undefined && week === undefined) {
+    return 'no limit';
+  }
+  return [
+    day === undefined ? 'no daily limit' : `${day.toLocaleString()} tokens a day`,
+    week === undefined ? 'no weekly limit' : `${week.toLocaleString()} tokens a week`
+  ].join(', ');
+}
+
+/** Which budget applies to `user` in the course, in words (the table and the form). */
+export function studentBudgetText(course: ICourse, user: string): string {
+  const own = ownBudget(course, user);
+  return own ? `own: ${budgetText(own)}` : `course's: ${budgetText(course.budget)}`;
+}
+
+/** The form's line on which budget applies to `user` now. */
+export function studentBudgetState(course: ICourse, user: string): string {
+  const own = ownBudget(course, user);
+  return own
+    ? `${user} has a budget of their own: ${budgetText(own)}.`
+    : `${user} has the course's budget: ${budgetText(course.budget)}.`;
+}
+
+/**
+ * The per-student rows plus a zero row for each student with a budget of their own who
+ * used nothing in the window (so every such budget can be seen and changed).
+ */
+export function withOwnBudgets(totals: readonly IStudentTotal[], course: ICourse | undefined): IStudentTotal[] {
+  const seen = new Set(totals.map(t => t.user));
+  const extra = Object.keys(course?.student_budgets ?? {})
+    .filter(user => !seen.has(user))
+    .sort()
+    .map(noUsage);
+  return [...totals, ...extra];
 }
 
 export interface IAuditForm {

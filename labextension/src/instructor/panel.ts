@@ -1,7 +1,8 @@
 /**
  * The instructor dashboard: a course's exam-mode switch and budget, usage per student and
- * per day (chart + tables), who hit limits, and the audit trail search, each with the
- * broker's CSV export. Every name, message and detail is set as text, never as HTML.
+ * per day (chart + tables) with each student's budget (their own, set from the table, or
+ * the course's), who hit limits, and the audit trail search, each with the broker's CSV
+ * export. Every name, message and detail is set as text, never as HTML.
  */
 import { Widget } from '@lumino/widgets';
 
@@ -16,7 +17,7 @@ import {
   type IStudentDay
 } from './api';
 import { stackedChart } from './chart';
-import { BudgetForm, ExamForm } from './forms';
+import { BudgetForm, ExamForm, StudentBudgetForm } from './forms';
 import {
   AUDIT_ACTIONS,
   AUDIT_EXPORT,
@@ -28,10 +29,13 @@ import {
   detailText,
   lastId,
   limitWords,
+  ownBudget,
   stackedDays,
+  studentBudgetText,
   studentTotals,
   timeText,
-  windowQuery
+  windowQuery,
+  withOwnBudgets
 } from './model';
 
 const TITLE = 'Instructor Dashboard';
@@ -83,7 +87,13 @@ export class InstructorPanel extends Widget {
       this._header(),
       this._status,
       h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Course policy' }, this._course),
-      h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Usage' }, this._usage),
+      h(
+        'section',
+        { class: 'aiide-Instructor-section', 'aria-label': 'Usage' },
+        this._usage,
+        this._studentBudget.node,
+        this._usageMore
+      ),
       h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Limits hit' }, this._limits),
       h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Audit trail' }, this._auditPart())
     );
@@ -192,15 +202,17 @@ export class InstructorPanel extends Widget {
     this._shown = course.course;
     this._exam.show(course, other);
     this._budget.show(course, other);
+    this._studentBudget.show(course, other);
+    this._renderActivity(); // the per-student table shows each student's budget
   }
 
   private async _change(
-    form: ExamForm | BudgetForm,
+    form: ExamForm | BudgetForm | StudentBudgetForm,
     body: Record<string, unknown>,
     done: string
   ): Promise<void> {
     const name = this._current;
-    this._exam.busy = this._budget.busy = true;
+    this._exam.busy = this._budget.busy = this._studentBudget.busy = true;
     let saved = false;
     try {
       const updated = await this._api.change(name, body);
@@ -211,7 +223,7 @@ export class InstructorPanel extends Widget {
     } catch (error) {
       this._fail(`${name} was not changed`, error);
     }
-    this._exam.busy = this._budget.busy = false;
+    this._exam.busy = this._budget.busy = this._studentBudget.busy = false;
     this._renderCourse();
     const course = this.course;
     if (saved && course?.course === name) {
@@ -229,20 +241,57 @@ export class InstructorPanel extends Widget {
     try {
       [usage, limits] = await Promise.all([this._api.usage(query), this._api.limits(query)]);
     } catch (error) {
+      this._activity = null;
       const text = describeFailure(error).message;
       fill(this._usage, h('h3', {}, 'Usage'), h('p', { class: 'aiide-Instructor-error', role: 'alert' }, text));
+      fill(this._usageMore);
       fill(this._limits, h('h3', {}, 'Who hit limits'));
       return;
     }
-    const days = dayWindow(this._days, new Date());
-    const totals = studentTotals(usage, limits);
+    this._activity = { usage, limits, days: this._days, query };
+    this._renderActivity();
+  }
+
+  /**
+   * Draws the usage and limits last loaded, with the current course's budgets. The tables
+   * are redrawn; the student budget form next to them is not (only buttons are in them).
+   */
+  private _renderActivity(): void {
+    if (!this._activity) {
+      return;
+    }
+    const { usage, limits, query } = this._activity;
+    const span = this._activity.days;
+    const days = dayWindow(span, new Date());
+    const course = this.course;
+    const totals = withOwnBudgets(studentTotals(usage, limits), course);
+    const budgetCells = (user: string): (string | Node)[] =>
+      course
+        ? [
+            studentBudgetText(course, user),
+            button(
+              ownBudget(course, user) ? 'Change budget' : 'Set budget',
+              () => this._studentBudget.edit(user),
+              { class: 'aiide-Instructor-setBudget', title: `A budget of ${user}'s own, below` }
+            )
+          ]
+        : [];
     fill(
       this._usage,
-      h('h3', {}, `Usage per student, last ${this._days} days`),
+      h('h3', {}, `Usage per student, last ${span} days`),
       stackedChart('Tokens per day by student', stackedDays(usage, days)),
       table(
         'Per student',
-        ['Student', 'Tokens', 'Input', 'Output', 'Calls', 'Active days', 'Limits hit'],
+        [
+          'Student',
+          'Tokens',
+          'Input',
+          'Output',
+          'Calls',
+          'Active days',
+          'Limits hit',
+          ...(course ? ['Budget', ''] : [])
+        ],
         totals.map(t => [
           t.user,
           n(t.total_tokens),
@@ -250,10 +299,14 @@ export class InstructorPanel extends Widget {
           n(t.output_tokens),
           n(t.calls),
           n(t.active_days),
-          t.limit_hits ? `${n(t.limit_hits)} (${t.limit_codes.map(limitWords).join(', ')})` : '—'
+          t.limit_hits ? `${n(t.limit_hits)} (${t.limit_codes.map(limitWords).join(', ')})` : '—',
+          ...budgetCells(t.user)
         ]),
         'No student used the assistant in this period.'
-      ),
+      )
+    );
+    fill(
+      this._usageMore,
       usage.length
         ? h(
             'details',
@@ -394,10 +447,22 @@ export class InstructorPanel extends Widget {
     (body, done) => void this._change(this._budget, body, done),
     error => this._say(error, true)
   );
+  private readonly _studentBudget = new StudentBudgetForm(
+    (body, done) => void this._change(this._studentBudget, body, done),
+    error => this._say(error, true)
+  );
   private readonly _controls = h('div', { class: 'aiide-Instructor-controls' }, this._exam.node, this._budget.node);
   /** The course the forms show (their edits belong to it). */
   private _shown = '';
   private readonly _usage = h('div', { class: 'aiide-Instructor-usage' });
+  private readonly _usageMore = h('div', { class: 'aiide-Instructor-usageMore' });
+  /** The usage and limits last loaded (drawn again when a budget changes). */
+  private _activity: {
+    usage: IStudentDay[];
+    limits: ILimitHit[];
+    days: number;
+    query: URLSearchParams;
+  } | null = null;
   private readonly _limits = h('div', { class: 'aiide-Instructor-limits' });
   private readonly _audit = h('div', { class: 'aiide-Instructor-audit' });
 }
