@@ -269,7 +269,11 @@ class CourseHandler(BrokerHandler):
         if name not in self.broker.files:
             self.fail(404, "unknown_course", f"no course {name!r}")
             return None
-        course = await self.broker.course(name)
+        try:
+            course = await self.broker.course(name)
+        except StateUnavailable as e:  # the course's changes live in Redis
+            self.fail(503, "broker_unavailable", f"the course cannot be read: {e}")
+            return None
         if not self.broker.teaches(self.caller, course):
             await self.audit("course.refused", f"course:{name}", "forbidden")
             self.fail(403, "forbidden", f"only instructors of {name} may do this")
@@ -278,8 +282,14 @@ class CourseHandler(BrokerHandler):
 
     async def get(self, name: str) -> None:
         course = await self._course(name)
-        if course is not None:
-            self.finish({**course.raw(), "changes": await self.broker.state.changes(name)})
+        if course is None:
+            return
+        try:
+            changes = await self.broker.state.changes(name)
+        except StateUnavailable as e:
+            self.fail(503, "broker_unavailable", f"the course cannot be read: {e}")
+            return
+        self.finish({**course.raw(), "changes": changes})
 
     async def patch(self, name: str) -> None:
         course = await self._course(name)

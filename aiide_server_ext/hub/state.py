@@ -113,9 +113,9 @@ class SharedState:
     def _redis(self) -> Any:
         if self._client is None:
             import redis.asyncio as aioredis
+            from redis.asyncio.retry import Retry
             from redis.backoff import NoBackoff
             from redis.exceptions import ConnectionError as RedisConnectionError
-            from redis.retry import Retry
 
             self._client = aioredis.from_url(
                 self.redis_url,

@@ -121,6 +121,9 @@ async def server(
     srv = Server(tmp_path, afake_anthropic.url, afake_openai.url)
     yield srv
     srv.stop()
+    log = tmp_path / "server.log"
+    if log.exists():  # shown by pytest when the test failed
+        print("server.log:", log.read_text(errors="replace")[-6000:])
 
 
 async def test_kill_9_while_awaiting_approval_then_restart_approve_and_complete(

@@ -11,6 +11,7 @@ from aiide_server_ext.gateway.audit import AuditLog, AuditQuery
 from aiide_server_ext.gateway.ratelimit import RateLimit
 from aiide_server_ext.gateway.redaction import Redactor
 from aiide_server_ext.gateway.store import Store
+from aiide_server_ext.gateway.testing import RedisServer
 from aiide_server_ext.hub.course import periods
 from aiide_server_ext.hub.recorder import Event, Recorder
 from aiide_server_ext.hub.state import SharedState, StateUnavailable, Usage
@@ -135,3 +136,20 @@ async def test_the_recorder_writes_concurrent_calls_in_few_batches_and_loses_non
         await recorder.close()
         await state.close()
         store.close()
+
+
+@pytest.mark.asyncio
+async def test_a_restarted_redis_is_reconnected_on_the_next_call() -> None:
+    """Pooled connections to a Redis that restarted are stale: the next call reconnects
+    instead of failing (the broker's course API answered 500 here)."""
+    server = RedisServer()
+    server.__enter__()
+    try:
+        shared = SharedState(server.url)
+        await asyncio.gather(*(shared.changes("ds101") for _ in range(5)))  # several in the pool
+        server.stop()
+        server.__enter__()  # back on the same port, empty
+        assert await shared.changes("ds101") == {}
+        await shared.close()
+    finally:
+        server.stop()
