@@ -17,7 +17,7 @@ from ..seams import Caller, Gate
 from .context import ContextBuilder
 from .errors import AgentError
 from .history import History
-from .hub import Connection, Hub
+from .hub import RETRY_FIRST, RETRY_MAX, STORE_ERRORS, STORE_UNAVAILABLE, Connection, Hub
 from .notebooks import NotebookBridge, Route
 from .policy import ToolPolicy
 from .providers import ProviderError, TextDelta, ToolRequest, Usage
@@ -28,6 +28,12 @@ from .store import Store
 from .tools import ToolSource
 
 log = logging.getLogger("aiide.agent")
+
+#: How a run ends when its own writes failed (the conversation store went away).
+STORE_FAILED = (
+    STORE_UNAVAILABLE,
+    "the conversation store was unavailable during the run, so it stopped; ask again to continue",
+)
 
 
 class RunEngine:
@@ -142,14 +148,19 @@ class RunEngine:
         except asyncio.CancelledError:
             if run.state not in TERMINAL:
                 if self.closing:
-                    self.finish(run, "failed", ("interrupted", "the server stopped during the run"))
+                    await self.end(
+                        run, "failed", ("interrupted", "the server stopped during the run")
+                    )
                 else:
-                    self.finish(run, "cancelled")
+                    await self.end(run, "cancelled")
         except (ProviderError, AgentError) as e:
-            self.finish(run, "failed", (e.code, e.message))
+            await self.end(run, "failed", (e.code, e.message))
+        except STORE_ERRORS as e:
+            log.warning("aiide: run %s: the conversation store failed: %s", run.id, e)
+            await self.end(run, "failed", STORE_FAILED)
         except Exception:
             log.exception("aiide: run %s failed", run.id)
-            self.finish(run, "failed", ("internal", "internal error (see the server log)"))
+            await self.end(run, "failed", ("internal", "internal error (see the server log)"))
         finally:
             if self.tasks.get(run.id) is asyncio.current_task():
                 del self.tasks[run.id]
@@ -167,7 +178,7 @@ class RunEngine:
                 raise AgentError("limit_exceeded", over)
             requests = await self._model_step(run)
             if not requests:
-                self.finish(run, "completed")
+                await self.end(run, "completed")
                 return
             run.calls = [Call(r.id, r.name, r.arguments, r.raw, r.error) for r in requests]
             run.tool_calls += len(requests)
@@ -203,7 +214,6 @@ class RunEngine:
                 run.model_calls += 1
                 run.input_tokens += event.input_tokens
                 run.output_tokens += event.output_tokens
-        del self.partial[run.id]
         run.steps += 1
         run.text = "".join(parts)
         content: list[dict[str, Any]] = [{"type": "text", "text": run.text}] if run.text else []
@@ -212,6 +222,7 @@ class RunEngine:
             for r in requests
         ]
         self.store.append_turn(run.conversation_id, "assistant", content or run.text, run.id)
+        del self.partial[run.id]  # only now: if the store failed, ending the run keeps it
         return requests
 
     # -- the user's answers ---------------------------------------------------------------
@@ -314,23 +325,51 @@ class RunEngine:
         self.finish(run, "expired", ("approval_expired", f"no answer to {call.name} in time"))
 
     # -- ending ------------------------------------------------------------------------
+    async def end(self, run: Run, status: str, error: tuple[str, str] | None = None) -> None:
+        """``finish``, again after a growing pause while the store fails: the run's end
+        is stored before its last events go out, so it ends once the store is back."""
+        delay = RETRY_FIRST
+        while True:
+            try:
+                self.finish(run, status, error)
+                return
+            except STORE_ERRORS as e:
+                if self.closing:  # the next start finds it running and ends it
+                    log.warning("aiide: run %s: could not store its end: %s", run.id, e)
+                    return
+            try:
+                await asyncio.sleep(delay)
+            except asyncio.CancelledError:
+                if self.closing:
+                    return
+                status, error = "cancelled", None  # the user stopped it meanwhile
+            delay = min(delay * 2, RETRY_MAX)
+
     def finish(self, run: Run, status: str, error: tuple[str, str] | None = None) -> None:
+        """Store the run's end, then send it. Safe to call again after a store failure:
+        what was stored is not written twice, and the run is ended only once stored."""
         if run.state in TERMINAL:
             return
-        parts = self.partial.pop(run.id, None)
+        parts = self.partial.get(run.id)
         if parts:  # cancelled mid-stream: keep what the user saw
             run.text = "".join(parts)
             self.store.append_turn(run.conversation_id, "assistant", run.text, run.id)
         elif run.calls:  # every tool_use needs its tool_result for the next turn
             self.steps.close_step(run, reason=f"not run: the run was {status}")
+        self.partial.pop(run.id, None)
         for call in run.calls:
             self._disarm(call.id)
+        before = run.state, run.error
         run.state = status
         run.error = {"code": error[0], "message": error[1]} if error else None
+        try:
+            self.save(run)
+        except BaseException:
+            run.state, run.error = before
+            raise
         self.runs.pop(run.id, None)
         if self.active.get(run.conversation_id) == run.id:
             del self.active[run.conversation_id]
-        self.save(run)
         if error:
             self.emit(run, "error", code=error[0], message=error[1], reply_to=None)
         self.emit(run, "run_finished", status=status, usage=run.usage(), text=run.text)

@@ -6,16 +6,38 @@ Events wait until the end of the loop iteration, when one commit makes them dura
 then they are sent: a client never sees an event a crash loses. While waiting, a run's
 consecutive ``token`` events merge into one (same text, in order), so a busy server sends
 fewer, larger frames instead of falling behind.
+
+When the commit fails (the PostgreSQL database of a multi-server deployment going down,
+a full disk under sqlite) the events are held, in order and ahead of anything newer, and
+the commit is retried with a growing pause until the store takes them; then they are sent.
+Each socket watching a held conversation is told once why its events stopped. Control
+frames (never stored) do not wait.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
+import sqlite3
 import time
 from typing import Any, Protocol
 
+from ..gateway.errors import StoreError
 from .store import Store
+
+log = logging.getLogger("aiide.agent")
+
+#: What a failing store raises: ``StoreError`` (PostgreSQL down or refusing) or, under
+#: sqlite, the driver's own error (``database or disk is full``).
+STORE_ERRORS = (StoreError, sqlite3.Error)
+#: Seconds before the first retry of a failed commit; doubled after each failure.
+RETRY_FIRST = 0.25
+RETRY_MAX = 5.0
+STORE_UNAVAILABLE = "store_unavailable"
+HELD_MESSAGE = (
+    "the conversation store is unavailable; events are held and will be delivered when it is back"
+)
 
 
 class Connection(Protocol):
@@ -30,6 +52,28 @@ def dumps(body: dict[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
 
 
+def error_text(
+    code: str,
+    message: str,
+    *,
+    reply_to: str | None = None,
+    conversation_id: str | None = None,
+    run_id: str | None = None,
+) -> str:
+    """A control ``error`` frame (no seq, never replayed)."""
+    body = {
+        "type": "error",
+        "conversation_id": conversation_id,
+        "run_id": run_id,
+        "seq": None,
+        "ts": round(time.time(), 3),
+        "code": code,
+        "message": message,
+        "reply_to": reply_to,
+    }
+    return dumps(body)
+
+
 class Hub:
     def __init__(self, store: Store) -> None:
         self.store = store
@@ -39,6 +83,13 @@ class Hub:
         self.pending: list[tuple[str, dict[str, Any]] | tuple[Connection, str]] = []
         self._last: dict[str, dict[str, Any]] = {}  # conversation -> its last pending event
         self._scheduled = False
+        #: Events handed to the store whose commit failed: (conversation, text), in order.
+        #: Sent (to the conversation's subscribers then) once a commit succeeds.
+        self.held: list[tuple[str, str]] = []
+        self._retry: asyncio.TimerHandle | None = None
+        self._delay = RETRY_FIRST
+        #: Sockets told about the current outage (once each).
+        self._told: set[Connection] = set()
 
     def _schedule(self) -> None:
         if not self._scheduled:
@@ -50,23 +101,86 @@ class Hub:
         self._schedule()
 
     def flush(self) -> None:
-        """Serialise and store pending events, commit, then send everything in order."""
+        """Serialise and store pending events, commit, then send everything in order.
+
+        While earlier events are held, new ones join them and only control frames go out;
+        the retry timer makes the next attempt."""
         self._scheduled = False
         pending, self.pending = self.pending, []
         self._last.clear()
-        frames: list[tuple[Connection, str]] = []
+        frames: list[tuple[Connection | str, str]] = []
         for target, item in pending:
             if isinstance(target, str):
                 assert isinstance(item, dict)
                 text = dumps(item)
                 self.store.append_event(target, item["seq"], text)
-                frames.extend((conn, text) for conn in self.subscribers.get(target, ()))
+                frames.append((target, text))
             else:
                 assert isinstance(item, str)
                 frames.append((target, item))
-        self.store.flush()
-        for conn, text in frames:
-            conn.send(text)
+        if self._retry is not None:  # held: wait for the retry
+            self._hold(frames)
+            return
+        self._commit(frames)
+
+    def _commit(self, frames: list[tuple[Connection | str, str]]) -> None:
+        try:
+            self.store.flush()
+        except STORE_ERRORS as e:
+            self._hold(frames, e)
+            return
+        if self.held:
+            log.warning(
+                "aiide: the conversation store is back; sending %d held events", len(self.held)
+            )
+        out: list[tuple[Connection | str, str]] = [*self.held, *frames]
+        self.held = []
+        self._delay = RETRY_FIRST
+        self._told.clear()
+        for target, text in out:
+            if isinstance(target, str):
+                for conn in list(self.subscribers.get(target, ())):
+                    conn.send(text)
+            else:
+                target.send(text)
+
+    def _hold(
+        self, frames: list[tuple[Connection | str, str]], error: Exception | None = None
+    ) -> None:
+        """Keep the events (after those already held), send the control frames now, tell
+        each watching socket once, and arm the retry."""
+        for target, text in frames:
+            if isinstance(target, str):
+                self.held.append((target, text))
+            else:
+                target.send(text)
+        if not self.held:  # only control frames: nothing to wait for
+            return
+        if error is not None:
+            log.warning(
+                "aiide: the conversation store failed (%s); holding %d events, retry in %.2f s",
+                getattr(error, "code", None) or type(error).__name__,
+                len(self.held),
+                self._delay,
+            )
+        self._tell()
+        if self._retry is None:
+            loop = asyncio.get_running_loop()
+            self._retry = loop.call_later(self._delay, self._retry_commit)
+            self._delay = min(self._delay * 2, RETRY_MAX)
+
+    def _tell(self) -> None:
+        for cid in dict.fromkeys(cid for cid, _ in self.held):
+            for conn in list(self.subscribers.get(cid, ())):
+                if conn not in self._told:
+                    self._told.add(conn)
+                    conn.send(error_text(STORE_UNAVAILABLE, HELD_MESSAGE, conversation_id=cid))
+
+    def _retry_commit(self) -> None:
+        self._retry = None
+        if self.store.closed:  # shut down while held: never sent, so nothing is missed
+            return
+        self.flush()
 
     def connect(self, conn: Connection) -> None:
         self.connections.add(conn)
@@ -76,6 +190,7 @@ class Hub:
 
     def drop(self, conn: Connection) -> None:
         self.connections.discard(conn)
+        self._told.discard(conn)
         for cid in [c for c, subs in self.subscribers.items() if conn in subs]:
             self.subscribers[cid].discard(conn)
             if not self.subscribers[cid]:
@@ -84,6 +199,7 @@ class Hub:
     def forget(self, cid: str) -> None:
         self.subscribers.pop(cid, None)
         self.pending = [p for p in self.pending if p[0] != cid]
+        self.held = [h for h in self.held if h[0] != cid]
         self._last.pop(cid, None)
 
     def emit(self, cid: str, run_id: str, kind: str, **fields: Any) -> dict[str, Any]:
@@ -120,20 +236,20 @@ class Hub:
         conversation_id: str | None = None,
         run_id: str | None = None,
     ) -> None:
-        body = {
-            "type": "error",
-            "conversation_id": conversation_id,
-            "run_id": run_id,
-            "seq": None,
-            "ts": round(time.time(), 3),
-            "code": code,
-            "message": message,
-            "reply_to": reply_to,
-        }
-        self._queue(conn, dumps(body))
+        text = error_text(
+            code, message, reply_to=reply_to, conversation_id=conversation_id, run_id=run_id
+        )
+        self._queue(conn, text)
 
     def replay(self, conn: Connection, cid: str, after_seq: int, reply_to: str | None) -> None:
+        """Raises ``StoreError`` while events of ``cid`` are held: replaying what the
+        store has and then the held events live could repeat some."""
+        if self._retry is not None:  # try the store now rather than at the next retry
+            self._retry.cancel()
+            self._retry = None
         self.flush()
+        if any(held_cid == cid for held_cid, _ in self.held):
+            raise StoreError(503, STORE_UNAVAILABLE, HELD_MESSAGE)
         texts = self.store.events_after(cid, after_seq)
         for text in texts:
             conn.send(text)

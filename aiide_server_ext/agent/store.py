@@ -121,6 +121,8 @@ STEPS = {
 }
 
 FLUSH_DELAY = 0.005
+#: Seconds between attempts while a timed commit fails.
+FLUSH_RETRY = 1.0
 
 
 class Store:
@@ -132,6 +134,10 @@ class Store:
         self, path: str, url: str = "", server: str = "", connect_timeout: float = 5.0
     ) -> None:
         check_database_url(url, "c.Agent.database_url")
+        #: sqlite: the writes of the open transaction, replayed if sqlite rolls it back
+        #: (a full disk fails the commit and undoes the whole transaction).
+        self._redo: list[tuple[str, Sequence[Any]]] = []
+        self.closed = False
         self.url = url
         self.server = server
         self.db: Conn | None = None
@@ -172,6 +178,8 @@ class Store:
     def _c(self) -> Conn:
         """The live connection; a lost PostgreSQL connection is replaced here."""
         if self.db is not None and not self.db.broken:
+            if self._redo and not self.db.in_transaction:
+                self._replay(self.db)
             return self.db
         assert self._opener is not None  # sqlite connections do not break
         if self.db is not None:
@@ -204,6 +212,24 @@ class Store:
                 conn.rollback()
             raise
 
+    def _replay(self, db: Conn) -> None:
+        """Redo the writes of a transaction sqlite rolled back, before anything else runs."""
+        try:
+            for sql, params in self._redo:
+                db.execute(sql, params)
+        except BaseException:
+            if db.in_transaction:  # half replayed: start over next time
+                db.rollback()
+            raise
+        log.warning("aiide: %s: redid %d writes after a failed commit", self.path, len(self._redo))
+
+    def _w(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
+        """A write: under sqlite it stays in the open transaction until ``flush``."""
+        cursor = self._q(sql, params)
+        if self.db is not None and self.db.dialect == "sqlite":
+            self._redo.append((sql, params))
+        return cursor
+
     def _q(self, sql: str, params: Sequence[Any] = ()) -> Cursor:
         try:
             return self._c().execute(sql, params)
@@ -224,24 +250,42 @@ class Store:
             except RuntimeError:
                 self.flush()
                 return
-            self._flush_handle = loop.call_later(FLUSH_DELAY, self.flush)
+            self._flush_handle = loop.call_later(FLUSH_DELAY, self._timed_flush)
+
+    def _timed_flush(self) -> None:
+        try:
+            self.flush()
+        except (StoreError, sqlite3.Error) as e:
+            # Nothing is lost (the writes stay queued, or are redone); try again later.
+            log.warning("aiide: %s: commit failed (%s); retrying", self.path, e)
+            loop = asyncio.get_running_loop()
+            self._flush_handle = loop.call_later(FLUSH_RETRY, self._timed_flush)
 
     def flush(self) -> None:
         if self._flush_handle is not None:
             self._flush_handle.cancel()
             self._flush_handle = None
+        if self._redo:
+            self._c()  # sqlite: redo what a failed commit undid, before committing again
+        # Queued events stay queued until their commit succeeds: a failed flush (database
+        # down, disk full) is retried whole, and a row written twice is ignored.
         if self._pending:
             with self._atomic() as conn:
                 conn.executemany(
                     "INSERT INTO events VALUES (?, ?, ?) ON CONFLICT DO NOTHING", self._pending
                 )
-            self._pending.clear()
+            if conn.dialect != "sqlite":
+                self._pending.clear()
         if isinstance(self.db, SqliteConn) and self.db.in_transaction:
             self.db.commit()
             if self._checkpointer is not None:
                 self._checkpointer.note_commit()
+        if isinstance(self.db, SqliteConn):
+            self._pending.clear()
+            self._redo.clear()
 
     def close(self) -> None:
+        self.closed = True
         try:
             self.flush()
         finally:
@@ -254,7 +298,7 @@ class Store:
     # -- conversations ---------------------------------------------------------------
     def create_conversation(self, cid: str, owner: str, title: str) -> None:
         now = time.time()
-        self._q(
+        self._w(
             "INSERT INTO conversations (id, owner, title, created, updated) VALUES (?, ?, ?, ?, ?)",
             (cid, owner, title[:120], now, now),
         )
@@ -281,11 +325,11 @@ class Store:
         return [dict(zip(("id", "title", "created", "updated"), r, strict=True)) for r in rows]
 
     def touch(self, cid: str) -> None:
-        self._q("UPDATE conversations SET updated = ? WHERE id = ?", (time.time(), cid))
+        self._w("UPDATE conversations SET updated = ? WHERE id = ?", (time.time(), cid))
         self.schedule_flush()
 
     def set_summary(self, cid: str, summary: str, upto: int) -> None:
-        self._q(
+        self._w(
             "UPDATE conversations SET summary = ?, summary_upto = ? WHERE id = ?",
             (summary, upto, cid),
         )
@@ -334,7 +378,7 @@ class Store:
             "SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE conversation_id = ?", (cid,)
         ).fetchone()
         idx = int(row[0])
-        self._q(
+        self._w(
             "INSERT INTO turns VALUES (?, ?, ?, ?, ?)",
             (cid, idx, role, json.dumps(content), run_id),
         )
@@ -353,7 +397,7 @@ class Store:
 
     # -- runs ------------------------------------------------------------------------
     def put_run(self, run_id: str, cid: str, state: str, data: dict[str, Any]) -> None:
-        self._q(
+        self._w(
             "INSERT INTO runs (id, conversation_id, state, updated, data, server)"
             " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
             " conversation_id = excluded.conversation_id, state = excluded.state,"
@@ -388,9 +432,9 @@ class Store:
 
     def set_user_value(self, username: str, name: str, value: str | None) -> None:
         if value is None:
-            self._q("DELETE FROM user_values WHERE username = ? AND name = ?", (username, name))
+            self._w("DELETE FROM user_values WHERE username = ? AND name = ?", (username, name))
         else:
-            self._q(
+            self._w(
                 "INSERT INTO user_values VALUES (?, ?, ?)"
                 " ON CONFLICT (username, name) DO UPDATE SET value = excluded.value",
                 (username, name, value),
