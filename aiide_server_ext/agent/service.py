@@ -7,6 +7,7 @@ messages (admitting each through the gate) and answers the REST routes.
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from typing import Any
@@ -16,7 +17,7 @@ from .complete import Completer, check
 from .context import ContextBuilder
 from .engine import RunEngine
 from .errors import AgentError
-from .hub import Connection, Hub
+from .hub import STORE_UNAVAILABLE, Connection, Hub
 from .kernels import KernelRunner
 from .notebooks import NotebookBridge
 from .policy import ToolPolicy
@@ -137,6 +138,15 @@ class AgentService:
                 reply_to=msg.get("id"),
                 conversation_id=msg.get("conversation_id"),
                 run_id=msg.get("run_id"),
+            )
+        except sqlite3.Error as e:  # e.g. a full disk (PostgreSQL raises StoreError above)
+            log.warning("aiide: chat message %s: the store failed: %s", msg.get("type"), e)
+            self.hub.error(
+                conn,
+                STORE_UNAVAILABLE,
+                f"the conversation store failed ({e}); nothing was started",
+                reply_to=msg.get("id"),
+                conversation_id=msg.get("conversation_id"),
             )
         except Exception:
             log.exception("aiide: chat message %s failed", msg.get("type"))

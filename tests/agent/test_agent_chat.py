@@ -183,3 +183,25 @@ async def test_context_budget_follows_the_models_reported_token_counts(
     kept = [i for i in range(10) if f"v{i} = " in sent[1]]
     assert 0 < len(kept) < 10 and 9 in kept
     assert second["tokens"] <= 6000 < sum(i["tokens"] for i in first["items"]) * 4 / 1.5
+
+
+async def test_a_full_disk_refuses_a_new_chat_with_store_unavailable(
+    jp_ws_fetch: Any, jp_serverapp: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    """sqlite's own error (here: no page left) is the store failing, said as such."""
+    store = jp_serverapp.web_app.settings["aiide_agent"].store
+    store.flush()
+    raw = store.db.raw
+    raw.execute(f"PRAGMA max_page_count = {raw.execute('PRAGMA page_count').fetchone()[0]}")
+    chat = await connect(jp_ws_fetch)
+    try:
+        await chat.send(type="chat", id="m1", text="x" * 200_000, task="chat")
+        error = await chat.until("error")
+    finally:
+        raw.execute("PRAGMA max_page_count = 1073741823")
+    assert error["code"] == "store_unavailable" and error["reply_to"] == "m1"
+    assert "full" in error["message"] and fake_anthropic.requests == []
+    fake_anthropic.push(Reply(text="Back"))
+    await chat.send(type="chat", id="m2", text="hi", task="chat")
+    done = await chat.until("run_finished")
+    assert done["status"] == "completed" and done["text"] == "Back"
