@@ -302,10 +302,12 @@ class CourseHandler(BrokerHandler):
             self.fail(400, "invalid_change", str(e))
             return
         before: dict[str, Any] = {}
+        updated: list[Course] = []  # the course with the changes that were stored
 
         def update(current: dict[str, Any]) -> dict[str, Any]:
             merged = merge_changes(file, current, changes)
-            file.with_changes(merged)  # still a valid course (raises: nothing is written)
+            # still a valid course (raises: nothing is written)
+            updated[:] = [file.with_changes(merged)]
             if "student_budgets" in changes:  # the audit says what each student had
                 had = file.with_changes(current).student_budgets
                 before["student_budgets"] = {
@@ -326,7 +328,7 @@ class CourseHandler(BrokerHandler):
             detail["before"] = before
         await self.audit("course.changed", f"course:{name}", "applied", detail)
         log.info("aiide broker: %s changed course %s: %s", self.caller.name, name, changes)
-        self.finish({**file.with_changes(merged).raw(), "changes": merged})
+        self.finish({**updated[0].raw(), "changes": merged})
 
 
 class BrokerApp(Application):  # type: ignore[misc]

@@ -102,10 +102,8 @@ class Course:
         for key, value in changes.items():
             if key == "exam" and isinstance(value, Mapping):
                 raw["exam"] = {**raw["exam"], **value}
-            elif key in ("budget", "tools") and isinstance(value, Mapping):
-                raw[key] = {**raw[key], **value}
-            elif key == "student_budgets" and isinstance(value, Mapping):
-                # per student: a budget replaces the file's for them; null removes theirs
+            elif key in ("budget", "tools", "student_budgets") and isinstance(value, Mapping):
+                # per key (student_budgets: a student's replaces the file's; null removes it)
                 raw[key] = {**raw[key], **value}
             else:
                 raw[key] = value

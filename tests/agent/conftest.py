@@ -100,6 +100,33 @@ def agent_config(anthropic_url: str, openai_url: str, **overrides: Any) -> dict[
     }
 
 
+def server_config(
+    root: Path,
+    anthropic: FakeAnthropic,
+    openai: FakeOpenAI,
+    monkeypatch: pytest.MonkeyPatch,
+    sections: dict[str, Any] | None = None,
+    **agent: Any,
+) -> Config:
+    """A Jupyter server with aiide on the fakes (their keys in its environment):
+    ``agent`` sets ``c.Agent.*``, ``sections`` add or replace whole config sections."""
+    monkeypatch.setenv("AIIDE_T_ANTHROPIC", KEY)
+    monkeypatch.setenv("AIIDE_T_OPENAI", OAI_KEY)
+    root.chmod(0o755)
+    return Config(
+        {
+            "ServerApp": {"jpserver_extensions": {"aiide_server_ext": True}},
+            "AiideExtension": {"prewarm_kernels": False},
+            "Knowledge": {"enabled": False},  # its own suite; a stub stands in where needed
+            "KernelPool": {"size": 0},
+            "SandboxPolicy": {"memory_limit": "512M", "max_processes": 64},
+            "Agent": agent_config(anthropic.url, openai.url, **agent),
+            "Router": {"retry_base_delay": 0.01, "idle_timeout": 5.0},
+            **(sections or {}),
+        }
+    )
+
+
 @pytest.fixture
 def jp_server_config(
     jp_root_dir: Path,
@@ -108,23 +135,11 @@ def jp_server_config(
     monkeypatch: pytest.MonkeyPatch,
     request: pytest.FixtureRequest,
 ) -> Config:
-    monkeypatch.setenv("AIIDE_T_ANTHROPIC", KEY)
-    monkeypatch.setenv("AIIDE_T_OPENAI", OAI_KEY)
-    jp_root_dir.chmod(0o755)
     marker = request.node.get_closest_marker("agent_config")
     overrides = dict(marker.kwargs) if marker else {}
     sections = {k: overrides.pop(k) for k in list(overrides) if k[0].isupper()}
-    return Config(
-        {
-            **sections,
-            "ServerApp": {"jpserver_extensions": {"aiide_server_ext": True}},
-            "AiideExtension": {"prewarm_kernels": False},
-            "Knowledge": {"enabled": False},  # its own suite; a stub stands in where needed
-            "KernelPool": {"size": 0},
-            "SandboxPolicy": {"memory_limit": "512M", "max_processes": 64},
-            "Agent": agent_config(fake_anthropic.url, fake_openai.url, **overrides),
-            "Router": {"retry_base_delay": 0.01, "idle_timeout": 5.0},
-        }
+    return server_config(
+        jp_root_dir, fake_anthropic, fake_openai, monkeypatch, sections, **overrides
     )
 
 

@@ -34,6 +34,12 @@ INSTRUCTORS = ("ian",)
 #: An instructor by hub role (``load_roles``), in no group: ``role_groups`` maps the role.
 ROLE_INSTRUCTOR = "rita"
 ROLE_GROUPS = {"instructor": ["instructors"]}
+#: The smallest Messages API request, for tests that call the broker directly.
+BODY = {
+    "model": "claude-haiku-4-5",
+    "max_tokens": 5,
+    "messages": [{"role": "user", "content": "x"}],
+}
 COURSE = {
     "course": "ds101",
     "groups": ["students"],

@@ -9,15 +9,9 @@ from collections.abc import Iterator
 import pytest
 from tornado.httpclient import AsyncHTTPClient
 
-from .harness import COURSE, QUIET_STUDENT, Hub
+from .harness import BODY, COURSE, QUIET_STUDENT, Hub
 
 pytestmark = pytest.mark.xdist_group("hub")
-
-BODY = {
-    "model": "claude-haiku-4-5",
-    "max_tokens": 5,
-    "messages": [{"role": "user", "content": "x"}],
-}
 
 
 @pytest.fixture

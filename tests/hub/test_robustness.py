@@ -14,15 +14,10 @@ import pytest
 from aiide_server_ext.gateway.testing import free_port
 
 from .chat import chat, error_of, text_of
-from .harness import BROKER_TIMEOUT, HUB_TIMEOUT, IDENTITY_CACHE, Hub
+from .harness import BODY, BROKER_TIMEOUT, HUB_TIMEOUT, IDENTITY_CACHE, Hub
 
 pytestmark = pytest.mark.xdist_group("hub")
 
-BODY = {
-    "model": "claude-haiku-4-5",
-    "max_tokens": 5,
-    "messages": [{"role": "user", "content": "x"}],
-}
 #: What "bounded" means here: the configured wait plus a margin for a loaded 2-core box.
 MARGIN = 6.0
 

@@ -9,15 +9,10 @@ from typing import Any
 import pytest
 
 from .chat import chat, error_of, text_of
-from .harness import COURSE, Hub
+from .harness import BODY, COURSE, Hub
 
 pytestmark = pytest.mark.xdist_group("hub")
 
-BODY = {
-    "model": "claude-haiku-4-5",
-    "max_tokens": 5,
-    "messages": [{"role": "user", "content": "x"}],
-}
 PLENTY = 10_000_000
 
 

@@ -17,12 +17,10 @@ from typing import Any
 import pytest
 from agent.chat import connect
 from agent.conftest import (  # noqa: F401  (fixtures shared with the agent suite)
-    KEY,
-    OAI_KEY,
-    agent_config,
     aiide_kernelspec,
     fake_anthropic,
     fake_openai,
+    server_config,
 )
 from fakes import FakeAnthropic, FakeOpenAI, Reply, ToolUse
 from traitlets.config import Config
@@ -61,18 +59,7 @@ def jp_server_config(
     monkeypatch: pytest.MonkeyPatch,
     mcp_agent: dict[str, Any],
 ) -> Config:
-    monkeypatch.setenv("AIIDE_T_ANTHROPIC", KEY)
-    monkeypatch.setenv("AIIDE_T_OPENAI", OAI_KEY)
-    return Config(
-        {
-            "ServerApp": {"jpserver_extensions": {"aiide_server_ext": True}},
-            "AiideExtension": {"prewarm_kernels": False},
-            "Knowledge": {"enabled": False},
-            "KernelPool": {"size": 0},
-            "Agent": agent_config(fake_anthropic.url, fake_openai.url, **mcp_agent),
-            "Router": {"retry_base_delay": 0.01, "idle_timeout": 5.0},
-        }
-    )
+    return server_config(jp_root_dir, fake_anthropic, fake_openai, monkeypatch, **mcp_agent)
 
 
 @pytest.fixture

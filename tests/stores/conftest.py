@@ -28,8 +28,8 @@ def need(available: bool, why: str) -> None:
         pytest.skip(why)
 
 
-@pytest.fixture(scope="session")
-def postgres() -> Iterator[PostgresServer]:
+def postgres_bindir() -> str:
+    """The server binaries, once PostgreSQL and psycopg are known to be there."""
     bindir = find_bindir()
     need(bindir is not None, "PostgreSQL server binaries not found (apt-get install postgresql)")
     try:
@@ -37,7 +37,12 @@ def postgres() -> Iterator[PostgresServer]:
     except ImportError:
         need(False, "psycopg is not installed (pip install 'psycopg[binary]')")
     assert bindir is not None
-    server = PostgresServer(bindir)
+    return bindir
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer(postgres_bindir())
     try:
         server.start()
     except Exception:

@@ -70,17 +70,24 @@ class PostgresServer:
             raise RuntimeError(f"{args[0]} failed: {result.stdout}{result.stderr}\n{log}")
 
     def start(self) -> None:
-        bindir = self.bindir
         self._run(
-            f"{bindir}/initdb", "-D", str(self.data), "-A", "trust", "-U", SUPERUSER,
+            f"{self.bindir}/initdb", "-D", str(self.data), "-A", "trust", "-U", SUPERUSER,
             "--no-sync", "--no-locale", "-E", "UTF8",
         )  # fmt: skip
+        self.up()
+
+    def up(self) -> None:
+        """Run the server on the data directory (again, after ``down``: data kept)."""
         options = (
             f"-k {self.dir} -c listen_addresses='' -c fsync=off -c synchronous_commit=off"
             " -c full_page_writes=off -c max_connections=200"
         )
-        self._run(f"{bindir}/pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.log),
-                  "-w", "-t", "60", "start")  # fmt: skip
+        self._run(f"{self.bindir}/pg_ctl", "-D", str(self.data), "-o", options,
+                  "-l", str(self.log), "-w", "-t", "60", "start")  # fmt: skip
+
+    def down(self) -> None:
+        """Stop the server as an outage would, keeping its data for ``up``."""
+        self._run(f"{self.bindir}/pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         try:

@@ -17,47 +17,23 @@ from typing import Any
 
 import pytest
 from agent.chat import connect
-from agent.conftest import KEY, OAI_KEY, agent_config
+from agent.conftest import server_config
 from fakes import FakeAnthropic, FakeOpenAI, Reply
 from traitlets.config import Config
 
 from aiide_server_ext.agent.hub import HELD_MESSAGE
 
-from .conftest import need
-from .pg import PostgresServer, find_bindir
+from .conftest import postgres_bindir
+from .pg import PostgresServer
 
 pytestmark = pytest.mark.xdist_group("agent")
 
 WORDS = 50
 
 
-class RestartablePostgres(PostgresServer):
-    """The tests' PostgreSQL, with a stop and a start that keep its data."""
-
-    OPTIONS = (
-        "-c listen_addresses='' -c fsync=off -c synchronous_commit=off"
-        " -c full_page_writes=off -c max_connections=200"
-    )
-
-    def down(self) -> None:
-        self._run(f"{self.bindir}/pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-
-    def up(self) -> None:
-        self._run(f"{self.bindir}/pg_ctl", "-D", str(self.data), "-o",
-                  f"-k {self.dir} {self.OPTIONS}", "-l", str(self.log),
-                  "-w", "-t", "60", "start")  # fmt: skip
-
-
 @pytest.fixture
-def own_postgres() -> Iterator[RestartablePostgres]:
-    bindir = find_bindir()
-    need(bindir is not None, "PostgreSQL server binaries not found (apt-get install postgresql)")
-    try:
-        import psycopg  # noqa: F401
-    except ImportError:
-        need(False, "psycopg is not installed (pip install 'psycopg[binary]')")
-    assert bindir is not None
-    server = RestartablePostgres(bindir)
+def own_postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer(postgres_bindir())
     try:
         server.start()
         yield server
@@ -71,22 +47,17 @@ def jp_server_config(
     fake_anthropic: FakeAnthropic,
     fake_openai: FakeOpenAI,
     monkeypatch: pytest.MonkeyPatch,
-    own_postgres: RestartablePostgres,
+    own_postgres: PostgresServer,
 ) -> Config:
-    monkeypatch.setenv("AIIDE_T_ANTHROPIC", KEY)
-    monkeypatch.setenv("AIIDE_T_OPENAI", OAI_KEY)
-    jp_root_dir.chmod(0o755)
     url = own_postgres.url(own_postgres.create_database())
-    return Config(
-        {
-            "ServerApp": {"jpserver_extensions": {"aiide_server_ext": True}},
-            "AiideExtension": {"prewarm_kernels": False},
-            "Knowledge": {"enabled": False},
-            "KernelPool": {"size": 0},
-            # Only the chat's store is on PostgreSQL: the outage is the chat's.
-            "Agent": agent_config(fake_anthropic.url, fake_openai.url, database_url=url),
-            "Router": {"retry_base_delay": 0.01, "idle_timeout": 30.0},
-        }
+    # Only the chat's store is on PostgreSQL: the outage is the chat's.
+    return server_config(
+        jp_root_dir,
+        fake_anthropic,
+        fake_openai,
+        monkeypatch,
+        {"Router": {"retry_base_delay": 0.01, "idle_timeout": 30.0}},
+        database_url=url,
     )
 
 
@@ -104,7 +75,7 @@ async def test_events_held_during_an_outage_arrive_once_in_order(
     jp_serverapp: Any,
     jp_ws_fetch: Any,
     fake_anthropic: FakeAnthropic,
-    own_postgres: RestartablePostgres,
+    own_postgres: PostgresServer,
 ) -> None:
     text = " ".join(f"w{i}" for i in range(WORDS))
     fake_anthropic.push(Reply(text=text, delay=0.1))

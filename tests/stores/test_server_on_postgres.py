@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from agent.chat import connect
-from agent.conftest import KEY, OAI_KEY, agent_config
+from agent.conftest import server_config
 from fakes import FakeAnthropic, FakeOpenAI, Reply
 from traitlets.config import Config
 
@@ -33,21 +33,14 @@ def jp_server_config(
     monkeypatch: pytest.MonkeyPatch,
     pg_url: str,
 ) -> Config:
-    monkeypatch.setenv("AIIDE_T_ANTHROPIC", KEY)
-    monkeypatch.setenv("AIIDE_T_OPENAI", OAI_KEY)
-    jp_root_dir.chmod(0o755)
-    return Config(
-        {
-            "ServerApp": {"jpserver_extensions": {"aiide_server_ext": True}},
-            "AiideExtension": {"prewarm_kernels": False},
-            "Knowledge": {"enabled": False},
-            "KernelPool": {"size": 0},
-            "Agent": agent_config(
-                fake_anthropic.url, fake_openai.url, database_url=pg_url, server_id="server-a"
-            ),
-            "Gateway": {"database_url": pg_url},
-            "Router": {"retry_base_delay": 0.01, "idle_timeout": 5.0},
-        }
+    return server_config(
+        jp_root_dir,
+        fake_anthropic,
+        fake_openai,
+        monkeypatch,
+        {"Gateway": {"database_url": pg_url}},
+        database_url=pg_url,
+        server_id="server-a",
     )
 
 
