@@ -59,6 +59,15 @@ async def test_server_runs_young_collections_less_often(
     assert gc.get_threshold()[1:] == gc_threshold_restored[1:]
 
 
+def test_a_negative_gc_threshold_is_refused_by_name() -> None:
+    from traitlets import TraitError
+
+    from aiide_server_ext.app import AiideExtension
+
+    with pytest.raises(TraitError, match="gc_young_threshold"):
+        AiideExtension(gc_young_threshold=-1)
+
+
 async def test_routes_require_authentication(jp_fetch: Any) -> None:
     with pytest.raises(HTTPClientError) as e:
         await jp_fetch("aiide", "api", "status", headers={"Authorization": "token wrong"})
