@@ -205,6 +205,7 @@ class Gateway(ExtensionPart):
             web_app.add_transform(GatewayHeaders)
         install_redaction(self._gate.redaction_filter, [self.log])
         if server is not None:
+            self._gate.redaction_filter.own_urls = lambda: _startup_urls(server)
             self._routed = route_logs(server.log)
         if self._gate.kernels is not None:  # only a listener: no loop needed yet
             from aiide_kernel.events import KernelEvents
@@ -242,3 +243,12 @@ class Gateway(ExtensionPart):
         uninstall_redaction(gate.redaction_filter, [self.log])
         unroute_logs(self._routed)
         self._routed = []
+
+
+def _startup_urls(server: Any) -> list[str]:
+    """The login links Jupyter prints at start (each property may hold two lines)."""
+    urls: list[str] = []
+    for name in ("display_url", "connect_url", "public_url", "local_url"):
+        value = getattr(server, name, "")
+        urls += [line.strip() for line in str(value).splitlines() if "token=" in line]
+    return urls

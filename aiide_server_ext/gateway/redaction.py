@@ -12,7 +12,7 @@ import datetime
 import json
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 REDACTED = "[REDACTED]"
@@ -51,7 +51,20 @@ class Redactor:
         if value and len(value) >= 8:
             self._secrets.add(value)
 
-    def text(self, value: str) -> str:
+    def text(self, value: str, keep: Iterable[str] = ()) -> str:
+        """`keep`: exact strings that pass unchanged (the user's own login link)."""
+        kept = sorted({k for k in keep if k and k in value}, key=len, reverse=True)
+        if kept:
+            pattern = re.compile("|".join(re.escape(k) for k in kept))
+            pieces = pattern.split(value)
+            between = pattern.findall(value)
+            out = [self._redact(pieces[0])]
+            for found, piece in zip(between, pieces[1:], strict=True):
+                out += [found, self._redact(piece)]
+            return "".join(out)
+        return self._redact(value)
+
+    def _redact(self, value: str) -> str:
         for secret in self._secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
@@ -70,11 +83,20 @@ class Redactor:
 
 
 class RedactingFilter(logging.Filter):
-    """Rewrites a record's message and exception text; never drops a record."""
+    """Rewrites a record's message and exception text; never drops a record.
 
-    def __init__(self, redactor: Redactor) -> None:
+    `own_urls` names the server's own startup links (``ServerApp.display_url`` and the
+    like): Jupyter prints them with the login token so that a user without a browser on
+    the machine can log in, and hiding them locks that user out. Only those exact strings
+    pass; a token in any other text (a request path, another URL) is still redacted.
+    """
+
+    def __init__(
+        self, redactor: Redactor, own_urls: Callable[[], Iterable[str]] | None = None
+    ) -> None:
         super().__init__()
         self.redactor = redactor
+        self.own_urls = own_urls
         self._formatter = logging.Formatter()
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -82,7 +104,13 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a bad format string must not hide the record
             message = str(record.msg)
-        record.msg = self.redactor.text(message)
+        keep: Iterable[str] = ()
+        if self.own_urls is not None and "token=" in message:
+            try:
+                keep = list(self.own_urls())
+            except Exception:  # a server not fully set up: redact everything
+                keep = ()
+        record.msg = self.redactor.text(message, keep)
         record.args = None
         if record.exc_info and not record.exc_text:
             record.exc_text = self._formatter.formatException(record.exc_info)

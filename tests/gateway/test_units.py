@@ -134,6 +134,25 @@ def test_log_records_are_redacted_with_their_tracebacks() -> None:
     assert "ValueError" in rendered
 
 
+def test_the_servers_own_login_link_passes_and_other_tokens_do_not() -> None:
+    link = "http://127.0.0.1:8888/lab?token=0123456789abcdef0123456789abcdef"
+    filt = RedactingFilter(Redactor(), own_urls=lambda: [link])
+
+    def shown(message: str) -> str:
+        record = logging.LogRecord("ServerApp", logging.INFO, __file__, 1, message, None, None)
+        assert filt.filter(record)
+        return record.getMessage()
+
+    assert shown(f"    {link}") == f"    {link}"
+    assert shown(f"Jupyter Server is running at:\n{link}\n    {link}").count(link) == 2
+    other = "http://evil.example/lab?token=0123456789abcdef0123456789abcdef"
+    assert "0123456789abcdef" not in shown(f"fetched {other}")
+    assert "0123456789abcdef" not in shown("GET /lab?token=0123456789abcdef0123456789abcdef")
+    # A link next to a secret: the link stays, the secret goes.
+    mixed = shown(f"{link} with key sk-ant-api03-secretsecret")
+    assert link in mixed and "secretsecret" not in mixed
+
+
 def test_json_logs_are_one_object_per_line() -> None:
     record = logging.LogRecord("aiide.gateway", logging.WARNING, __file__, 1, "hi %s", ("x",), None)
     record.user = "alice"
