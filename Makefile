@@ -10,7 +10,7 @@ LAB_PORT ?= 8888
 PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: lab test setup sandbox image model hub-deps eg-deps node-deps lint typecheck test-ts test-py clean
+.PHONY: lab test setup system-deps sandbox sandbox-optional image model hub-deps eg-deps node-deps lint typecheck test-ts test-py clean
 
 # --- set-up ------------------------------------------------------------------
 
@@ -41,7 +41,16 @@ labextension/node_modules/.yarn-state.yml: labextension/package.json labextensio
 sandbox: $(VENV)/.deps
 	@tools/ensure_sandbox.sh $(BIN)
 
+# For the tests a missing sandbox is not fatal: its tests skip, saying how to enable it.
+sandbox-optional: $(VENV)/.deps
+	@tools/ensure_sandbox.sh $(BIN) --optional
+
 setup: $(VENV)/.deps labextension sandbox
+
+# Bubblewrap, Docker, Chromium, Redis, PostgreSQL: installed when run as root on a
+# Debian-like machine, otherwise listed (their tests then skip, saying how to enable them).
+system-deps:
+	@tools/install_system_deps.sh
 
 # The Docker kernel image (cached by the daemon, tagged with a hash of its inputs).
 image: $(VENV)/.deps
@@ -82,10 +91,10 @@ typecheck: $(VENV)/.deps
 test-ts: labextension node-deps
 	cd labextension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm test
 
-test-py: setup image model hub-deps eg-deps
+test-py: $(VENV)/.deps labextension sandbox-optional image model hub-deps eg-deps
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-test: setup node-deps image model hub-deps eg-deps
+test: system-deps $(VENV)/.deps labextension sandbox-optional node-deps image model hub-deps eg-deps
 	@tools/run_tests.sh $(BIN)
 
 clean:

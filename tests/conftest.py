@@ -64,3 +64,43 @@ def server_secret(monkeypatch: pytest.MonkeyPatch) -> str:
     value = "sk-ant-test-" + os.urandom(8).hex()
     monkeypatch.setenv("ANTHROPIC_API_KEY", value)
     return value
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """One table instead of a line per skip: each suite, what ran, what was skipped,
+    and the command that enables the skipped ones (see tests/optional.py)."""
+    from optional import ALL_SYSTEM, parse_reason
+
+    ran: dict[str, int] = {}
+    skipped: dict[str, int] = {}
+    enable: dict[str, dict[str, None]] = {}
+    other: dict[str, int] = {}
+    for outcome in ("passed", "failed", "error", "xfailed", "xpassed", "skipped"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            if not nodeid or (outcome == "passed" and report.when != "call"):
+                continue
+            parts = nodeid.split("/")
+            suite = parts[1] if len(parts) > 2 and parts[0] == "tests" else parts[0]
+            if outcome != "skipped":
+                ran[suite] = ran.get(suite, 0) + 1
+                continue
+            skipped[suite] = skipped.get(suite, 0) + 1
+            longrepr = report.longrepr
+            text = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+            parsed = parse_reason(text.removeprefix("Skipped: "))
+            if parsed is None:
+                other[suite] = other.get(suite, 0) + 1
+            else:
+                enable.setdefault(suite, {})[parsed[2]] = None
+    if not skipped:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("suites", sep="=")
+    write(f"{'suite':<12} {'ran':>5} {'skipped':>8}  to run the skipped ones")
+    for suite in sorted(set(ran) | set(skipped)):
+        how = "; ".join(enable.get(suite, {}))
+        if other.get(suite):
+            how = (how + "; " if how else "") + f"{other[suite]} skipped by the tests themselves"
+        write(f"{suite:<12} {ran.get(suite, 0):>5} {skipped.get(suite, 0):>8}  {how}")
+    write(f"every system component at once, as root: {ALL_SYSTEM}")

@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 from browser_support import LabPage, widen_sidebar
 from chromium import CHROMIUM, CHROMIUM_ARGS
+from optional import require
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -50,18 +51,11 @@ def jp_server_cleanup() -> None:
     """No in-process Jupyter server here: the lab under test is a real subprocess."""
 
 
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in ("true", "1", "yes")
-
-
 def require_chromium() -> str:
     """Path of the browser; skips locally, fails in CI, when it is not installed."""
-    if shutil.which(CHROMIUM) or os.access(CHROMIUM, os.X_OK):
-        return CHROMIUM
-    reason = f"chromium not found at {CHROMIUM} (apt-get install chromium, or set AIIDE_CHROMIUM)"
-    if _in_ci():
-        pytest.fail(f"CI=true and {reason}", pytrace=False)
-    pytest.skip(reason)
+    found = bool(shutil.which(CHROMIUM) or os.access(CHROMIUM, os.X_OK))
+    require("chromium", found, f"chromium not found at {CHROMIUM} (or set AIIDE_CHROMIUM)")
+    return CHROMIUM
 
 
 def require_agent() -> None:

@@ -8,19 +8,18 @@ previous request can vouch for the next one.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from optional import require
 from tornado.httpclient import AsyncHTTPClient
 from traitlets.config import Config
 
 from .helpers import OWNER, SECRET, Call, Reply
 
-IN_CI = os.environ.get("CI") == "true"
 IDP = "aiide_server_ext.gateway.identity.GatewayIdentityProvider"
 AUTHORIZER = "aiide_server_ext.gateway.authorizer.GatewayAuthorizer"
 KERNELSPEC = Path(__file__).parents[2] / "share" / "kernels" / "aiide-python"
@@ -30,12 +29,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "gateway_config(**traits): c.Gateway config for a test")
 
 
-def need(available: bool, why: str) -> None:
+def need(component: str, available: bool, why: str) -> None:
     """Skip when something the test needs is missing here; under CI that is a failure."""
-    if not available:
-        if IN_CI:
-            pytest.fail(why + " (CI must run this)")
-        pytest.skip(why)
+    require(component, available, why)
 
 
 @pytest.fixture
@@ -139,6 +135,6 @@ def aiide_kernelspec(jp_env_jupyter_path: Path) -> None:
 def redis_url() -> Iterator[str]:
     from aiide_server_ext.gateway.testing import RedisServer
 
-    need(shutil.which("redis-server") is not None, "redis-server is not installed")
+    need("redis", shutil.which("redis-server") is not None, "redis-server is not installed")
     with RedisServer() as server:
         yield server.url

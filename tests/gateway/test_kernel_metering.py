@@ -21,7 +21,7 @@ async def test_sandboxed_kernel_time_is_metered_for_whoever_started_it(
     from aiide_kernel.backends import get_backend
 
     status = get_backend("bwrap").check()
-    need(status.available, f"bwrap unavailable: {status.detail}")
+    need("bubblewrap", status.available, f"bwrap unavailable: {status.detail}")
     token = forge(claims("rosa", scopes=["kernels", "usage:read"]))
     r = await call("POST", "/api/kernels", token=token, body={"name": "aiide-python"})
     assert r.status == 201, r.body

@@ -34,7 +34,11 @@ def read_only_db(tmp_path: Path) -> Iterator[str]:
     store.version()
     store.close()
     assert os.listdir(directory) == ["gateway.sqlite"]
-    need(_chattr("+i", path, directory), "cannot make files immutable here (chattr +i)")
+    need(
+        "immutable-files",
+        _chattr("+i", path, directory),
+        "cannot make files immutable here (chattr +i)",
+    )
     try:
         yield str(path)
     finally:

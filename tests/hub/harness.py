@@ -63,16 +63,16 @@ def chp_path() -> str | None:
     return found or shutil.which("configurable-http-proxy")
 
 
-def missing() -> str | None:
-    """Why the hub cannot run here (None: it can)."""
+def missing() -> tuple[str, bool, str] | None:
+    """What the hub lacks here, as (component, False, why) for `optional.require`."""
     try:
         import jupyterhub  # type: ignore[import-untyped]  # noqa: F401
     except ImportError:
-        return "jupyterhub is not installed (run tools/install_hub_deps.sh)"
+        return "jupyterhub", False, "jupyterhub is not installed"
     if chp_path() is None:
-        return "configurable-http-proxy is not installed (run tools/install_hub_deps.sh)"
+        return "jupyterhub", False, "configurable-http-proxy is not installed"
     if shutil.which("redis-server") is None:
-        return "redis-server is not installed"
+        return "redis", False, "redis-server is not installed"
     return None
 
 

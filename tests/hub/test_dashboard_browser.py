@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from chromium import CHROMIUM, CHROMIUM_ARGS
+from optional import require
 
 from .chat import chat as chat_here
 from .chat import error_of, text_of
@@ -48,11 +49,8 @@ def jp_server_cleanup() -> None:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
-    if not (shutil.which(CHROMIUM) or os.access(CHROMIUM, os.X_OK)):
-        reason = f"chromium not found at {CHROMIUM} (apt-get install chromium)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+    found = bool(shutil.which(CHROMIUM) or os.access(CHROMIUM, os.X_OK))
+    require("chromium", found, f"chromium not found at {CHROMIUM}")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

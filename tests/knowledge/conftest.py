@@ -6,13 +6,13 @@ to install it, except under CI (CI=true), where they fail: CI must prove the mod
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import pytest_asyncio
+from optional import require
 
 from aiide_server_ext.knowledge.chunking import Limits
 from aiide_server_ext.knowledge.embeddings import (
@@ -32,7 +32,6 @@ from aiide_server_ext.seams import Caller
 from .corpus import write_corpus
 from .fake_embeddings import FakeEmbeddings
 
-IN_CI = os.environ.get("CI") == "true"
 # Read now: pytest-jupyter points the Jupyter data dir at a temporary folder per test.
 MODELS_DIR = default_models_dir()
 INSTALL_HINT = (
@@ -45,11 +44,7 @@ BOB = Caller("bob")
 
 def require_model() -> None:
     problem = model_problem(MODELS_DIR / MODEL_NAME)
-    if problem:
-        msg = f"{problem}; {INSTALL_HINT}"
-        if IN_CI:
-            pytest.fail(msg + " -- CI must exercise the real model")
-        pytest.skip(msg)
+    require("embedding-model", not problem, problem or "")
 
 
 @pytest.fixture(scope="session")

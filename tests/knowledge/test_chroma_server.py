@@ -13,10 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from optional import require
 
 from aiide_server_ext.knowledge.index import Store, collection_name
 
-from .conftest import ALICE, BOB, IN_CI, Factory, index_and_wait, openai_embedder
+from .conftest import ALICE, BOB, Factory, index_and_wait, openai_embedder
 from .fake_embeddings import FakeEmbeddings
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("knowledge")]
@@ -31,11 +32,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def chroma_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     binary = shutil.which("chroma", path=os.path.dirname(sys.executable)) or shutil.which("chroma")
-    if binary is None:
-        msg = "the chromadb package's `chroma` command is not installed"
-        if IN_CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
+    require("chromadb-server", binary is not None, "chromadb's `chroma` command is not installed")
     port = _free_port()
     data = tmp_path_factory.mktemp("chroma-server")
     log = open(data / "server.log", "wb")  # noqa: SIM115 (closed below)

@@ -8,24 +8,19 @@ they fail: CI must prove the shared stores. ``pg_url``: a fresh database per tes
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from agent.conftest import fake_anthropic, fake_openai  # noqa: F401  (the fake models)
+from optional import require
 
 from .pg import PostgresServer, find_bindir
 
-IN_CI = os.environ.get("CI") == "true"
-
 
 def need(available: bool, why: str) -> None:
-    if not available:
-        if IN_CI:
-            pytest.fail(why + " -- CI must exercise PostgreSQL")
-        pytest.skip(why)
+    require("postgresql", available, why)
 
 
 def postgres_bindir() -> str:
