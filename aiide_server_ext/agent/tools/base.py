@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ... import fsguard
+from ...fsguard import Refused
 from ..errors import ToolError
 
 if TYPE_CHECKING:
@@ -68,27 +70,27 @@ class Tool:
         return {"name": self.name, "description": self.description, "input_schema": self.schema}
 
 
-def confine(root: str, path: str, *, allow_hidden: bool = False) -> str:
-    """The real path of ``path`` under ``root``, or ToolError(path_outside_root).
+def tool_error(e: Refused) -> ToolError:
+    """What the model is told about a path the workspace guard refused."""
+    if e.confinement:
+        return ToolError("path_outside_root", e.message)
+    return ToolError("not_found" if e.code == "not_found" else "tool_failed", e.message)
 
-    Refuses absolute paths, ``..``, NUL bytes, hidden components (unless allowed) and
-    anything whose real path (symlinks resolved) leaves the root.
+
+def confine(root: str, path: str, *, allow_hidden: bool = False) -> str:
+    """The resolved path of ``path`` under ``root``, or ToolError(path_outside_root).
+
+    Refuses absolute paths, ``..``, control characters, and any path whose resolution
+    (each symlink expanded by ``fsguard``, never by the OS) leaves the root or passes a
+    hidden name unless allowed: ``config.txt -> .env`` is hidden. The last component may
+    not exist yet (a file to create). A check only: tools that read or write use
+    ``fsguard`` themselves, on descriptors, so the answer cannot go stale between the two.
     """
-    if not isinstance(path, str) or "\x00" in path:
-        raise ToolError("path_outside_root", "invalid path")
-    rel = path.replace("\\", "/").strip()
-    if rel.startswith("/") or rel.startswith("~") or (len(rel) > 1 and rel[1] == ":"):
-        raise ToolError("path_outside_root", f"{path!r}: paths are relative to the workspace")
-    parts = [p for p in rel.split("/") if p not in ("", ".")]
-    if ".." in parts:
-        raise ToolError("path_outside_root", f"{path!r}: '..' is not allowed")
-    if not allow_hidden and any(p.startswith(".") for p in parts):
-        raise ToolError("path_outside_root", f"{path!r}: hidden files are not accessible")
-    real_root = os.path.realpath(root)
-    full = os.path.realpath(os.path.join(real_root, *parts))
-    if full != real_root and not full.startswith(real_root + os.sep):
-        raise ToolError("path_outside_root", f"{path!r} resolves outside the workspace")
-    return full
+    try:
+        with fsguard.resolve(root, path, allow_hidden=allow_hidden, missing_ok=True) as r:
+            return r.real_path
+    except fsguard.Refused as e:
+        raise tool_error(e) from None
 
 
 def relative(root: str, full: str) -> str:
