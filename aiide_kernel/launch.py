@@ -27,9 +27,9 @@ import sys
 from traitlets import Float, Int, List, Unicode
 from traitlets.config import Application
 
-from .backends import LaunchSpec, SandboxedKernel, SandboxUnavailable, get_backend
-from .backends.base import add_kernel_hooks, kernel_environment, sandbox_ro_paths
+from .backends import SandboxedKernel, SandboxUnavailable, get_backend
 from .launch_reaper import launcher_labels, reap_docker
+from .launch_recipe import LaunchRecipe, PreparedLaunch, server_secret_paths
 from .launch_relay import (
     Endpoints,
     Relay,
@@ -39,7 +39,6 @@ from .launch_relay import (
     write_private_json,
 )
 from .policy import SandboxConfigError, SandboxPolicy
-from .rundir import RunDir, give_workspace, sandbox_identity
 
 #: Connection-file addresses that mean "every interface".
 WILDCARD_IPS = frozenset({"0.0.0.0", "*", "::", ""})  # noqa: S104 - recognised, never bound
@@ -144,7 +143,7 @@ class SandboxLauncher(Application):  # type: ignore[misc]
     classes = [SandboxPolicy]
 
     _kernel: SandboxedKernel | None = None
-    _run: RunDir | None = None
+    _launch: PreparedLaunch | None = None
     _relay: Relay | None = None
 
     def initialize(self, argv: list[str] | None = None) -> None:
@@ -173,18 +172,6 @@ class SandboxLauncher(Application):  # type: ignore[misc]
         await asyncio.to_thread(backend.require)
         if policy.backend == "docker":
             await asyncio.to_thread(reap_docker, self.log)
-        uid, gid = sandbox_identity(self.sandbox_uid)
-        self._run = run = RunDir.create(self.run_root, uid, gid)
-        inner = kernel_side_info(outer, run.ipc_prefix)
-        write_private_json(run.connection_file, inner)
-        run.hand_to_kernel(uid, gid)
-        if give_workspace(workspace, uid, gid):
-            self.log.info("aiide: gave workspace %s to sandbox uid %d", workspace, uid)
-
-        # Listen before the kernel exists: a port that is taken fails the launch at once.
-        self._relay = Relay(outside, Endpoints.from_info(inner))
-        self._relay.start()
-
         template = self.kernel_cmd or [
             sys.executable,
             "-m",
@@ -192,22 +179,33 @@ class SandboxLauncher(Application):  # type: ignore[misc]
             "-f",
             "{connection_file}",
         ]
-        cmd = [part.replace("{connection_file}", run.connection_file) for part in template]
-        cmd = add_kernel_hooks(cmd, policy)
-        spec = LaunchSpec(
-            kernel_id=os.environ.get("KERNEL_ID", os.path.basename(run.path)),
-            cmd=cmd,
-            env=kernel_environment(dict(os.environ), policy),
-            workspace=workspace,
-            ipc_dir=run.ipc_dir,
-            run_dir=run.path,
-            ro_paths=sandbox_ro_paths(cmd[0]),
-            policy=policy,
-            uid=uid,
-            gid=gid,
-            labels={"aiide.kernel_id": os.environ.get("KERNEL_ID", ""), **launcher_labels()},
+        recipe = LaunchRecipe(
+            policy,
+            workspace,
+            list(template),
+            env=dict(os.environ),
+            run_root=self.run_root,
+            sandbox_uid=self.sandbox_uid,
+            server_paths=server_secret_paths(self.config),
+            labels=launcher_labels(),
         )
-        self._kernel = await backend.launch(spec)
+        kernel_id = os.environ.get("KERNEL_ID", "") or f"launch-{os.getpid()}"
+        try:
+            self._launch = launch = recipe.prepare(kernel_id, channel=False)
+        except SandboxConfigError as e:
+            raise LaunchError(str(e)) from None
+        run = launch.run
+        inner = kernel_side_info(outer, run.ipc_prefix)
+        write_private_json(run.connection_file, inner)
+        run.hand_to_kernel(launch.uid, launch.gid)
+
+        # Listen before the kernel exists: a port that is taken fails the launch at once.
+        self._relay = Relay(outside, Endpoints.from_info(inner))
+        self._relay.start()
+        try:
+            self._kernel = await launch.start(backend=backend)
+        except SandboxConfigError as e:
+            raise LaunchError(str(e)) from None
         self.log.info(
             "aiide: kernel started in %s sandbox (%s), relaying %s",
             policy.backend,
@@ -265,11 +263,11 @@ class SandboxLauncher(Application):  # type: ignore[misc]
     def interrupt(self) -> None:
         """SIGINT from the gateway: an interrupt_request on the control channel,
         signed with the kernel's key, as a client in message mode would send."""
-        if self._run is None:
+        if self._launch is None:
             return
         from jupyter_client.session import Session
 
-        info = read_connection_file(self._run.connection_file)
+        info = read_connection_file(self._launch.run.connection_file)
         session = Session(
             key=str(info["key"]).encode(),
             signature_scheme=str(info.get("signature_scheme", "hmac-sha256")),
@@ -293,9 +291,9 @@ class SandboxLauncher(Application):  # type: ignore[misc]
         if self._kernel is not None:
             await asyncio.to_thread(self._kernel.cleanup)
             self._kernel = None
-        if self._run is not None:
-            self._run.remove()
-            self._run = None
+        if self._launch is not None:
+            self._launch.release()  # gives the workspace's access back, removes the run dir
+            self._launch = None
 
     def start(self) -> None:
         sys.exit(asyncio.run(self.run()))

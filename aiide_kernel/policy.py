@@ -104,6 +104,29 @@ class SandboxPolicy(Configurable):
         "(e.g. a shared datasets folder).",
     )
 
+    masked_paths = List(
+        Unicode(),
+        config=True,
+        help="Extra host paths a kernel never sees, even when its workspace contains "
+        "them: directories appear empty and read-only, files empty. Always hidden: "
+        "Jupyter's runtime, data and config directories, ~/.ssh, the gateway's and "
+        "agent's databases. A workspace inside one of these paths is refused.",
+    )
+    mask_home_dotfiles = Bool(
+        True,
+        config=True,
+        help="When a workspace is or contains a home directory, hide every dot-file "
+        "and dot-directory of that home (shell start-up files, credentials, tool "
+        "configs) from kernels. See unmasked_home_entries to show some of them.",
+    )
+    unmasked_home_entries = List(
+        Unicode(),
+        config=True,
+        help="Names of dot-entries of the home directory kernels may still see and "
+        "change when mask_home_dotfiles is on (e.g. ['.cache', '.keras']). Jupyter's "
+        "own directories and ~/.ssh stay hidden whatever this says.",
+    )
+
     @validate("backend")
     def _check_backend(self, proposal: dict[str, Any]) -> str:
         value = str(proposal["value"])
@@ -140,6 +163,25 @@ class SandboxPolicy(Configurable):
                 f"c.SandboxPolicy.max_processes={value} is too small: a kernel needs at least 8"
             )
         return value
+
+    @validate("masked_paths")
+    def _check_masked(self, proposal: dict[str, Any]) -> list[str]:
+        paths = [str(m) for m in proposal["value"]]
+        for m in paths:
+            if not os.path.isabs(os.path.expanduser(m)):
+                raise TraitError(f"c.SandboxPolicy.masked_paths: {m!r} is not an absolute path")
+        return [os.path.expanduser(m) for m in paths]
+
+    @validate("unmasked_home_entries")
+    def _check_unmasked(self, proposal: dict[str, Any]) -> list[str]:
+        names = [str(m) for m in proposal["value"]]
+        for n in names:
+            if "/" in n or n in (".", "..") or not n.startswith("."):
+                raise TraitError(
+                    f"c.SandboxPolicy.unmasked_home_entries: {n!r} is not the name of a "
+                    "dot-entry of the home directory (e.g. '.cache')"
+                )
+        return names
 
     @validate("extra_ro_mounts")
     def _check_mounts(self, proposal: dict[str, Any]) -> list[str]:

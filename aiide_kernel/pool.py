@@ -17,7 +17,7 @@ import os
 import queue
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.connect import write_connection_file
@@ -25,15 +25,10 @@ from jupyter_client.session import new_id_bytes
 from traitlets import Float, Int
 from traitlets.config import SingletonConfigurable
 
-from .backends import LaunchSpec, SandboxedKernel, get_backend
-from .backends.base import kernel_environment, sandbox_ro_paths
-from .channel import ENV_VAR as CHANNEL_ENV
-from .channel import KernelChannels
+from .backends import SandboxedKernel
+from .launch_recipe import LaunchRecipe, PreparedLaunch, server_secret_paths
 from .policy import SandboxPolicy
-from .rundir import RunDir, give_workspace
-
-if TYPE_CHECKING:
-    from .provisioner import SandboxProvisioner
+from .rundir import RunDir
 
 log = logging.getLogger("aiide.pool")
 
@@ -46,26 +41,20 @@ class PoolKey:
 
 
 @dataclass
-class Recipe:
-    """How to start one more kernel like the one a user asked for."""
-
-    cmd_template: list[str]  # "{connection_file}" where the connection file goes
-    env: dict[str, str]
-    policy: SandboxPolicy
-    workspace: str
-    run_root: str
-    uid: int
-    gid: int
-
-
-@dataclass
 class PooledKernel:
     key: PoolKey
-    run: RunDir
+    launch: PreparedLaunch
     kernel: SandboxedKernel
     connection_info: dict[str, Any]
     started_at: float
-    channel: str | None = None
+
+    @property
+    def run(self) -> RunDir:
+        return self.launch.run
+
+    @property
+    def channel(self) -> str | None:
+        return self.launch.channel
 
 
 class KernelPool(SingletonConfigurable):  # type: ignore[misc]
@@ -92,7 +81,7 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._ready: dict[PoolKey, collections.deque[PooledKernel]] = {}
-        self._recipes: collections.OrderedDict[PoolKey, Recipe] = collections.OrderedDict()
+        self._recipes: collections.OrderedDict[PoolKey, LaunchRecipe] = collections.OrderedDict()
         self._starting: collections.Counter[PoolKey] = collections.Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
@@ -100,36 +89,20 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
     # -- used by the provisioner -------------------------------------------------------
 
     @staticmethod
-    def key_for(policy: SandboxPolicy, workspace: str, uid: int) -> PoolKey:
-        return PoolKey(policy.fingerprint(), workspace, uid)
+    def key_for(recipe: LaunchRecipe) -> PoolKey:
+        return PoolKey(*recipe.key())
 
     @classmethod
-    def take_if_running(
-        cls, policy: SandboxPolicy, workspace: str, uid: int
-    ) -> PooledKernel | None:
+    def take_if_running(cls, key: tuple[str, str, int]) -> PooledKernel | None:
         if not cls.initialized():
             return None
-        return cls.instance().take(cls.key_for(policy, workspace, uid))
+        return cls.instance().take(PoolKey(*key))
 
     @classmethod
-    def remember(cls, provisioner: SandboxProvisioner, cmd: list[str]) -> None:
+    def remember(cls, recipe: LaunchRecipe) -> None:
         """Learn from a cold start how to pre-start the next kernel like it."""
-        if not cls.initialized() or provisioner._run is None or provisioner._env is None:
-            return
-        uid, gid = provisioner.identity
-        conn = provisioner._run.connection_file
-        per_kernel = ("JPY_SESSION_NAME", CHANNEL_ENV)
-        env = {k: v for k, v in provisioner._env.items() if k not in per_kernel}
-        recipe = Recipe(
-            cmd_template=[a.replace(conn, "{connection_file}") for a in cmd],
-            env=env,
-            policy=provisioner.policy,
-            workspace=provisioner._workspace,
-            run_root=provisioner.run_root,
-            uid=uid,
-            gid=gid,
-        )
-        cls.instance().add_recipe(recipe)
+        if cls.initialized() and recipe.cmd_template:
+            cls.instance().add_recipe(recipe)
 
     def take(self, key: PoolKey) -> PooledKernel | None:
         queue = self._ready.get(key)
@@ -147,8 +120,8 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
 
     # -- filling -----------------------------------------------------------------------
 
-    def add_recipe(self, recipe: Recipe) -> PoolKey:
-        key = self.key_for(recipe.policy, recipe.workspace, recipe.uid)
+    def add_recipe(self, recipe: LaunchRecipe) -> PoolKey:
+        key = self.key_for(recipe)
         self._recipes[key] = recipe
         self._recipes.move_to_end(key)
         while len(self._recipes) > self.max_policies:
@@ -167,9 +140,17 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
         gid: int,
         run_root: str = "",
     ) -> PoolKey:
-        """Start kernels for a kernelspec before anyone asks (server start)."""
-        env = kernel_environment({}, policy)
-        return self.add_recipe(Recipe(list(argv), env, policy, workspace, run_root, uid, gid))
+        """Start kernels for a kernelspec before anyone asks (server start). ``uid`` is
+        the dedicated sandbox uid; the recipe picks the kernel's own like any start."""
+        recipe = LaunchRecipe(
+            policy,
+            workspace,
+            list(argv),
+            run_root=run_root,
+            sandbox_uid=uid,
+            server_paths=server_secret_paths(self.config),
+        )
+        return self.add_recipe(recipe)
 
     def ready_count(self, key: PoolKey) -> int:
         return len(self._ready.get(key, ()))
@@ -208,48 +189,25 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
         finally:
             self._starting[key] -= 1
 
-    async def _start(self, key: PoolKey, recipe: Recipe) -> PooledKernel:
-        run = RunDir.create(recipe.run_root, recipe.uid, recipe.gid)
+    async def _start(self, key: PoolKey, recipe: LaunchRecipe) -> PooledKernel:
+        launch = recipe.prepare(f"pool-{os.urandom(6).hex()}")
         try:
             _, info = write_connection_file(
-                run.connection_file,
+                launch.run.connection_file,
                 transport="ipc",
-                ip=run.ipc_prefix,
+                ip=launch.run.ipc_prefix,
                 key=new_id_bytes(),
                 signature_scheme="hmac-sha256",
                 kernel_name="aiide-python",
             )
-            run.hand_to_kernel(recipe.uid, recipe.gid)
-            give_workspace(recipe.workspace, recipe.uid, recipe.gid)
-            env = dict(recipe.env)
-            channel = None
-            if KernelChannels.active():
-                channel = KernelChannels.instance().open(
-                    run.ipc_dir, f"pool-{os.path.basename(run.path)}", recipe.uid, recipe.gid
-                )
-                env[CHANNEL_ENV] = channel
-            cmd = [a.replace("{connection_file}", run.connection_file) for a in recipe.cmd_template]
-            spec = LaunchSpec(
-                kernel_id=f"pool-{os.path.basename(run.path)}",
-                cmd=cmd,
-                env=env,
-                workspace=recipe.workspace,
-                ipc_dir=run.ipc_dir,
-                run_dir=run.path,
-                ro_paths=sandbox_ro_paths(cmd[0]),
-                policy=recipe.policy,
-                uid=recipe.uid,
-                gid=recipe.gid,
-            )
-            kernel = await get_backend(recipe.policy.backend).launch(spec)
+            launch.run.hand_to_kernel(launch.uid, launch.gid)
+            kernel = await launch.start()
         except BaseException:
-            if KernelChannels.active():
-                KernelChannels.instance().close(run.ipc_dir)
-            run.remove()
+            launch.release()
             raise
-        pooled = PooledKernel(key, run, kernel, dict(info), time.monotonic(), channel)
+        pooled = PooledKernel(key, launch, kernel, dict(info), time.monotonic())
         try:
-            await self._wait_ready(run.connection_file, kernel)
+            await self._wait_ready(launch.run.connection_file, kernel)
         except BaseException:
             self._discard(pooled)
             raise
@@ -281,9 +239,7 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
     def _discard(self, pooled: PooledKernel) -> None:
         with contextlib.suppress(Exception):
             pooled.kernel.cleanup()
-        if pooled.channel:
-            KernelChannels.instance().close(pooled.run.ipc_dir)
-        pooled.run.remove()
+        pooled.launch.release()
 
     async def shutdown(self) -> None:
         """Stop every pooled kernel (server shutdown)."""
@@ -294,5 +250,8 @@ class KernelPool(SingletonConfigurable):  # type: ignore[misc]
             await asyncio.gather(*self._tasks, return_exceptions=True)
         for ready in self._ready.values():
             while ready:
-                await asyncio.to_thread(self._discard, ready.popleft())
+                pooled = ready.popleft()
+                with contextlib.suppress(Exception):
+                    await asyncio.to_thread(pooled.kernel.cleanup)
+                pooled.launch.release()  # on the loop: it may close a kernel channel
         self._ready.clear()

@@ -17,13 +17,12 @@ from jupyter_client.connect import KernelConnectionInfo
 from jupyter_client.provisioning.provisioner_base import KernelProvisionerBase
 from traitlets import Bool, Int, Unicode
 
-from .backends import LaunchSpec, SandboxBackend, SandboxedKernel, get_backend
-from .backends.base import add_kernel_hooks, kernel_environment, sandbox_ro_paths
-from .channel import ENV_VAR as CHANNEL_ENV
+from .backends import SandboxBackend, SandboxedKernel, get_backend
 from .channel import KernelChannels
 from .events import KernelEvents
+from .launch_recipe import LaunchRecipe, PreparedLaunch, server_secret_paths
 from .policy import SandboxConfigError, SandboxPolicy
-from .rundir import RunDir, give_workspace, sandbox_identity
+from .rundir import sandbox_identity
 
 
 class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
@@ -49,11 +48,10 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     )
 
     _kernel: SandboxedKernel | None = None
-    _run: RunDir | None = None
+    _launch: PreparedLaunch | None = None
     _backend: SandboxBackend | None = None
     _policy: SandboxPolicy | None = None
     _workspace: str = ""
-    _env: dict[str, str] | None = None
     _expect_exit = False
     _death_reported = False
     _adopted = False
@@ -79,9 +77,21 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
 
     @property
     def identity(self) -> tuple[int, int]:
+        """The uid/gid of the running kernel (before a launch: the dedicated one)."""
+        if self._launch is not None:
+            return self._launch.uid, self._launch.gid
         return sandbox_identity(self.sandbox_uid)
 
     # -- launch ----------------------------------------------------------------
+
+    def _recipe(self, workspace: str) -> LaunchRecipe:
+        return LaunchRecipe(
+            policy=self.policy,
+            workspace=workspace,
+            run_root=self.run_root,
+            sandbox_uid=self.sandbox_uid,
+            server_paths=server_secret_paths(self.config),
+        )
 
     async def pre_launch(self, **kwargs: Any) -> dict[str, Any]:
         km = self.km
@@ -99,68 +109,54 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         server_root = getattr(getattr(km, "parent", None), "root_dir", None)
         try:
             self._workspace = policy.resolve_workspace(kwargs.pop("cwd", None), server_root)
+            if self._launch is None:
+                recipe = self._recipe(self._workspace)
+                if self.use_pool:
+                    from .pool import KernelPool
+
+                    pooled = KernelPool.take_if_running(recipe.key())
+                    if pooled is not None:
+                        self._adopt(pooled)
+                        kwargs.pop("transport_encryption", None)
+                        kwargs.pop("extra_arguments", None)
+                        return await super().pre_launch(cmd=[], **kwargs)  # type: ignore[no-any-return]
+                # on the loop: a kernel channel is a tornado server of this loop
+                self._launch = recipe.prepare(str(self.kernel_id))
         except SandboxConfigError as e:
             raise RuntimeError(str(e)) from None
         kwargs.pop("transport_encryption", None)
         extra_arguments = kwargs.pop("extra_arguments", [])
-        uid, gid = self.identity
-
-        if self._run is None and self.use_pool:
-            from .pool import KernelPool
-
-            pooled = KernelPool.take_if_running(policy, self._workspace, uid)
-            if pooled is not None:
-                self._adopt(pooled)
-                kwargs = await super().pre_launch(cmd=[], **kwargs)
-                self._env = self._kernel_env(kwargs.get("env", {}))
-                return kwargs  # type: ignore[no-any-return]
-
-        if self._run is None:
-            self._run = RunDir.create(self.run_root, uid, gid)
-            if KernelChannels.active():
-                self._channel = KernelChannels.instance().open(
-                    self._run.ipc_dir, str(self.kernel_id), uid, gid
-                )
-            km.transport = "ipc"
-            km.ip = self._run.ipc_prefix
-            km.connection_file = self._run.connection_file
+        launch = self._launch
+        self._channel = launch.channel
+        km.transport = "ipc"
+        km.ip = launch.run.ipc_prefix
+        km.connection_file = launch.run.connection_file
         km.write_connection_file()
         if not km.session.key:
             raise RuntimeError("refusing to start a kernel without an HMAC key")
-        self._run.hand_to_kernel(uid, gid)
-        self._prepare_workspace(uid, gid)
+        launch.run.hand_to_kernel(launch.uid, launch.gid)
         self.connection_info = km.get_connection_info()
-        cmd = add_kernel_hooks(km.format_kernel_cmd(extra_arguments=extra_arguments), policy)
+        cmd = launch.command(km.format_kernel_cmd(extra_arguments=extra_arguments))
         kwargs = await super().pre_launch(cmd=cmd, **kwargs)
-        self._env = self._kernel_env(kwargs.get("env", {}))
+        launch.recipe.env = dict(kwargs.get("env", {}))
         if self.use_pool:
             from .pool import KernelPool
 
-            KernelPool.remember(self, cmd)
+            KernelPool.remember(launch.recipe.reusable(cmd, launch.run.connection_file))
         return kwargs  # type: ignore[no-any-return]
-
-    def _kernel_env(self, requested: dict[str, str]) -> dict[str, str]:
-        env = kernel_environment(requested, self.policy)
-        if self._channel:
-            env[CHANNEL_ENV] = self._channel
-        return env
-
-    def _prepare_workspace(self, uid: int, gid: int) -> None:
-        if give_workspace(self._workspace, uid, gid):
-            self.log.info("aiide: gave workspace %s to sandbox uid %d", self._workspace, uid)
 
     def _adopt(self, pooled: Any) -> None:
         km = self.km
-        self._run = pooled.run
+        self._launch = pooled.launch
         self._kernel = pooled.kernel
         self._adopted = True
         km.load_connection_info(pooled.connection_info)
-        km.connection_file = pooled.run.connection_file
+        km.connection_file = pooled.launch.run.connection_file
         km._connection_file_written = True
         self.connection_info = km.get_connection_info()
-        self._channel = pooled.channel
+        self._channel = pooled.launch.channel
         if self._channel:
-            KernelChannels.instance().assign(pooled.run.ipc_dir, str(self.kernel_id))
+            KernelChannels.instance().assign(pooled.launch.run.ipc_dir, str(self.kernel_id))
 
     async def launch_kernel(self, cmd: list[str], **kwargs: Any) -> KernelConnectionInfo:
         self._expect_exit = False
@@ -168,24 +164,9 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         if self._adopted:
             self._adopted = False
         else:
-            assert self._run is not None
+            assert self._launch is not None
             assert self._backend is not None
-            assert self._env is not None
-            uid, gid = self.identity
-            spec = LaunchSpec(
-                kernel_id=str(self.kernel_id),
-                cmd=cmd,
-                env=self._env,
-                workspace=self._workspace,
-                ipc_dir=self._run.ipc_dir,
-                run_dir=self._run.path,
-                ro_paths=sandbox_ro_paths(cmd[0]),
-                policy=self.policy,
-                uid=uid,
-                gid=gid,
-                labels={"aiide.kernel_id": str(self.kernel_id)},
-            )
-            self._kernel = await self._backend.launch(spec)
+            self._kernel = await self._launch.start(cmd, self._backend)
         assert self._kernel is not None
         self.pid = self._kernel.pid
         self._started_at = time.monotonic()
@@ -261,15 +242,14 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
                     }
                 )
                 self._started_at = None
-        if not restart and self._run is not None:
-            if self._channel:
-                KernelChannels.instance().close(self._run.ipc_dir)
-                self._channel = None
-            self._run.remove()
-            self._run = None
+        if not restart and self._launch is not None:
+            # the workspace's ACL (if any) is given back here, the run dir removed
+            launch, self._launch = self._launch, None
+            self._channel = None
+            launch.release()
 
     async def get_provisioner_info(self) -> dict[str, Any]:
         info: dict[str, Any] = await super().get_provisioner_info()
-        info["run_dir"] = self._run.path if self._run else None
+        info["run_dir"] = self._launch.run.path if self._launch else None
         info["workspace"] = self._workspace
         return info

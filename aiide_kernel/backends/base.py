@@ -8,6 +8,7 @@ import signal
 from dataclasses import dataclass, field
 
 from ..policy import SandboxPolicy, format_size
+from ..workspace import Mask
 
 
 class SandboxUnavailable(RuntimeError):
@@ -40,6 +41,13 @@ class LaunchSpec:
     uid: int
     gid: int
     labels: dict[str, str] = field(default_factory=dict)
+    #: An O_PATH descriptor of the workspace (-1: none): mounted instead of the path,
+    #: which a kernel could have swapped for a symlink since it was checked.
+    workspace_fd: int = -1
+    #: (st_dev, st_ino) of the workspace, to check a mount made by path against.
+    workspace_id: tuple[int, int] | None = None
+    #: Host paths inside the visible mounts to hide (Jupyter's files, dotfiles, secrets).
+    masks: list[Mask] = field(default_factory=list)
 
 
 class SandboxedKernel(abc.ABC):
@@ -184,7 +192,10 @@ def add_kernel_hooks(cmd: list[str], policy: SandboxPolicy) -> list[str]:
     """Extra start-up lines for ipykernel-based kernels (others are left alone)."""
     if policy.allow_network or not any("ipykernel" in part for part in cmd):
         return cmd
-    return [*cmd, f"--IPKernelApp.exec_lines={[_NO_NETWORK_PIP]!r}"]
+    hook = f"--IPKernelApp.exec_lines={[_NO_NETWORK_PIP]!r}"
+    if hook in cmd:  # a command from a recipe that already has it
+        return cmd
+    return [*cmd, hook]
 
 
 def sandbox_ro_paths(executable: str) -> list[str]:

@@ -17,9 +17,11 @@ import shlex
 import shutil
 import stat
 import subprocess
+from collections.abc import Callable
 from functools import lru_cache
 
 from .. import cgroups
+from ..workspace import mask_file
 from .base import BackendStatus, LaunchSpec, SandboxBackend, SandboxedKernel
 from .etc import write_etc
 
@@ -77,6 +79,35 @@ def _traversable_by(path: str, uid: int, gid: int) -> bool:
             return False
         current = os.path.join(current, part)
     return True
+
+
+def mount_args(spec: LaunchSpec, src: Callable[[str, bool], str]) -> list[str]:
+    """The host paths the kernel sees, parents before children (so a Python prefix
+    inside the workspace stays read-only, and one inside a masked dot-directory stays
+    visible), then the masks made read-only."""
+    mounts: list[tuple[str, list[str]]] = []
+    for path in [*spec.ro_paths, *spec.policy.extra_ro_mounts]:
+        mounts.append((path, ["--ro-bind", src(path, True), path]))
+    mounts.append((spec.ipc_dir, ["--bind", src(spec.ipc_dir, False), spec.ipc_dir]))
+    ws = src(spec.workspace, False)
+    if ws == spec.workspace and spec.workspace_fd >= 0:
+        # The descriptor, not the path: bwrap also checks the mount against it.
+        mounts.append((spec.workspace, ["--bind-fd", str(spec.workspace_fd), spec.workspace]))
+    else:
+        mounts.append((spec.workspace, ["--bind", ws, spec.workspace]))
+    empty = mask_file(spec.run_dir) if any(not m.is_dir for m in spec.masks) else ""
+    for mask in spec.masks:
+        if mask.is_dir:
+            # a tmpfs, not a read-only bind: deeper mounts (a Python prefix) need mount points
+            mounts.append((mask.path, ["--perms", "0555", "--size", "65536", "--tmpfs", mask.path]))
+        else:
+            mounts.append((mask.path, ["--ro-bind", empty, mask.path]))
+    mounts.sort(key=lambda m: m[0].rstrip("/").count("/"))
+    args = [a for _, margs in mounts for a in margs]
+    for mask in spec.masks:
+        if mask.is_dir:
+            args += ["--remount-ro", mask.path]
+    return args
 
 
 class BwrapKernel(SandboxedKernel):
@@ -156,6 +187,8 @@ class BwrapBackend(SandboxBackend):
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                # the workspace descriptor bwrap mounts (--bind-fd)
+                pass_fds=(spec.workspace_fd,) if spec.workspace_fd >= 0 else (),
             )
         except BaseException:
             if cgroup:
@@ -186,6 +219,15 @@ class BwrapBackend(SandboxBackend):
         for src, stage, read_only in staged:
             ro = "-o ro " if read_only else ""
             lines.append(f"mount --bind {ro}{shlex.quote(src)} {shlex.quote(stage)}")
+            if src == spec.workspace and spec.workspace_id:
+                # mount(8) goes by path: a component swapped for a symlink since the
+                # workspace was opened would mount something else. Same inode or stop.
+                dev, ino = spec.workspace_id
+                lines.append(
+                    f'[ "$(stat -L -c %d:%i {shlex.quote(stage)})" = "{dev}:{ino}" ] || '
+                    '{ echo "aiide: the workspace changed while the kernel started" >&2; '
+                    "exit 70; }"
+                )
         tail = bwrap
         if as_root:
             tail = [
@@ -246,10 +288,7 @@ class BwrapBackend(SandboxBackend):
         for path in extra_etc:
             if os.path.exists(path):
                 args += ["--ro-bind", path, path]
-        for path in [*spec.ro_paths, *policy.extra_ro_mounts]:
-            args += ["--ro-bind", src(path, True), path]
-        args += ["--bind", src(spec.ipc_dir, False), spec.ipc_dir]
-        args += ["--bind", src(spec.workspace, False), spec.workspace]
+        args += mount_args(spec, src)
         # The root is bwrap's own tmpfs: make it read-only like the rest of the system.
         args += ["--remount-ro", "/", "--chdir", spec.workspace, "--clearenv"]
         for key, value in sorted(spec.env.items()):

@@ -17,6 +17,8 @@ import time
 from functools import lru_cache
 from typing import Any
 
+from ..policy import SandboxConfigError
+from ..workspace import mask_file
 from .base import BackendStatus, LaunchSpec, SandboxBackend, SandboxedKernel
 from .etc import write_etc
 
@@ -90,6 +92,28 @@ class DockerKernel(SandboxedKernel):
         self._done.wait(10)
 
 
+def _verify_workspace(container: Any, spec: LaunchSpec) -> None:
+    """The daemon mounts the workspace by path: check that what it mounted is the
+    directory the server opened, not something a kernel swapped in since."""
+    if spec.workspace_id is None:
+        return
+    container.reload()
+    pid = int(container.attrs.get("State", {}).get("Pid") or 0)
+    if not pid:
+        return  # already exited: nothing runs there
+    try:
+        st = os.stat(f"/proc/{pid}/root{spec.workspace}")
+    except PermissionError:
+        return  # another user's container (rootless daemon): cannot look
+    except FileNotFoundError:
+        st = None
+    if st is None or (st.st_dev, st.st_ino) != spec.workspace_id:
+        raise SandboxConfigError(
+            f"kernel workspace {spec.workspace!r} changed while the kernel was starting; "
+            "not starting it there"
+        )
+
+
 class DockerBackend(SandboxBackend):
     name = "docker"
 
@@ -133,7 +157,7 @@ class DockerBackend(SandboxBackend):
         return await asyncio.to_thread(self._run, spec)
 
     def _run(self, spec: LaunchSpec) -> SandboxedKernel:
-        from docker.types import Ulimit
+        from docker.types import Mount, Ulimit
 
         from ..image import image_tag
 
@@ -146,6 +170,16 @@ class DockerBackend(SandboxBackend):
             volumes[os.path.join(etc, name)] = {"bind": f"/etc/{name}", "mode": "ro"}
         volumes[spec.ipc_dir] = {"bind": spec.ipc_dir, "mode": "rw"}
         volumes[spec.workspace] = {"bind": spec.workspace, "mode": "rw"}
+        # Masked paths: an empty read-only file, or a root-owned empty tmpfs the kernel's
+        # uid cannot write (a read-only tmpfs would leave no room for deeper mount points).
+        mounts = []
+        tmpfs = {"/tmp": f"size={policy.tmp_bytes},mode=1777"}
+        empty = mask_file(spec.run_dir) if any(not m.is_dir for m in spec.masks) else ""
+        for mask in spec.masks:
+            if mask.is_dir:
+                tmpfs[mask.path] = "size=64k,mode=555"
+            else:
+                mounts.append(Mount(mask.path, empty, type="bind", read_only=True))
         memory = policy.memory_bytes
         # /tmp/home does not exist on a fresh tmpfs; make it, then become the kernel.
         prepare = 'mkdir -p /tmp/home /tmp/site-packages && exec "$@"'
@@ -162,7 +196,8 @@ class DockerBackend(SandboxBackend):
             volumes=volumes,
             network_mode="bridge" if policy.allow_network else "none",
             read_only=True,
-            tmpfs={"/tmp": f"size={policy.tmp_bytes},mode=1777"},
+            tmpfs=tmpfs,
+            mounts=mounts,
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             mem_limit=memory,
@@ -176,4 +211,10 @@ class DockerBackend(SandboxBackend):
             init=True,
             labels={"aiide": "kernel", **spec.labels},
         )
+        try:
+            _verify_workspace(container, spec)
+        except BaseException:
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+            raise
         return DockerKernel(container)
