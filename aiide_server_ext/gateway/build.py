@@ -17,6 +17,7 @@ from .metering import Prices, UsageMeter
 from .quotas import Quotas
 from .ratelimit import MemoryRateLimiter, RateLimiter, RateLimits, RedisRateLimiter
 from .redaction import SECRET_ENVS, RedactingFilter, Redactor
+from .routes import RouteTable
 from .scopes import Policy
 from .signing import load_secret
 from .store import Store
@@ -51,6 +52,7 @@ def build_gate(part: Gateway, data_dir: str) -> GatewayGate:
         part.currency,
     )
     resources = ResourceScopes(part.resource_scopes)
+    routes = RouteTable(part.route_scopes)
     sso = [SsoIssuer.from_config(iss, e, part.audience) for iss, e in part.sso_issuers.items()]
 
     check_database_url(part.database_url, "c.Gateway.database_url")
@@ -118,6 +120,7 @@ def build_gate(part: Gateway, data_dir: str) -> GatewayGate:
         redactor=redactor,
         redaction_filter=RedactingFilter(redactor),
         resources=resources,
+        routes=routes,
         resource_classes=part.resource_route_classes,
         limit_owner=part.limit_owner,
         hub_identity=part.hub_identity and bool(os.environ.get("JUPYTERHUB_API_TOKEN")),

@@ -28,6 +28,7 @@ from .metering import UsageMeter
 from .quotas import KERNEL_KINDS, MODEL_KINDS, Quotas
 from .ratelimit import Decision, MemoryRateLimiter, RateLimit, RateLimiter, RateLimits
 from .redaction import RedactingFilter, Redactor
+from .routes import RouteTable
 from .scopes import Policy, intersect
 from .store import Store
 from .tokens import Principal, TokenService
@@ -62,6 +63,7 @@ class GatewayGate:
         limit_owner: bool = False,
         max_body_bytes: int = 65536,
         hub_identity: bool = False,
+        routes: RouteTable | None = None,
     ) -> None:
         self.policy = policy
         self.store = store
@@ -76,6 +78,8 @@ class GatewayGate:
         self.redactor = redactor
         self.redaction_filter = redaction_filter
         self.resources = resources
+        #: What each route of the server needs (``routes.py``), enforced by ``guard.py``.
+        self.routes = routes or RouteTable()
         self.resource_classes = dict(resource_classes)
         self.limit_owner = limit_owner
         self.max_body_bytes = max_body_bytes
@@ -138,7 +142,12 @@ class GatewayGate:
             scopes=intersect(principal.scopes, held),
             groups=groups,
             roles=roles,
-            extra={"via": principal.via, "credential_id": principal.credential_id},
+            extra={
+                "via": principal.via,
+                "credential_id": principal.credential_id,
+                # A token refreshed stays the same credential (for approvals).
+                "family": principal.family,
+            },
         )
 
     async def authenticate(self, handler: Any, kind: str, value: str) -> Caller:

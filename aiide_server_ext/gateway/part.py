@@ -103,6 +103,14 @@ class Gateway(ExtensionPart):
         help="Jupyter auth resource -> {action: scope or null}, for other extensions' "
         "resources (unknown resources need 'admin').",
     )
+    route_scopes = Dict(
+        config=True,
+        help="Route pattern -> {'read': requirement, 'write': requirement}, for other "
+        "extensions' routes (a route nobody mapped needs 'admin'). The pattern is the "
+        "route's regex without the base URL and '$'; a trailing '*' makes it a prefix. "
+        "A requirement is a scope ('a|b': either), 'public', 'authenticated' or 'owner'. "
+        "E.g. {'/myext/api/*': {'read': 'contents:read', 'write': 'contents:write'}}.",
+    )
     rate_limiter_class = Type(
         default_value="aiide_server_ext.gateway.ratelimit.MemoryRateLimiter",
         klass="aiide_server_ext.gateway.ratelimit.RateLimiter",
@@ -203,6 +211,12 @@ class Gateway(ExtensionPart):
         web_app = getattr(server, "web_app", None)
         if web_app is not None and GatewayHeaders not in web_app.transforms:
             web_app.add_transform(GatewayHeaders)
+        if web_app is not None:
+            from .guard import RouteGuard
+
+            guard = RouteGuard(self._gate, self._gate.routes, str(server.base_url))
+            guard.install(web_app)
+            settings["aiide_route_guard"] = web_app._aiide_route_guard
         install_redaction(self._gate.redaction_filter, [self.log])
         if server is not None:
             self._gate.redaction_filter.own_urls = lambda: _startup_urls(server)

@@ -21,6 +21,7 @@ SCOPES: dict[str, str] = {
     "complete": "inline completions",
     "agent:run": "start and follow agent runs",
     "agent:execute": "let agent runs execute code in kernels",
+    "agent:approve": "answer the paused calls of one's other credentials (e.g. an outside agent's)",
     "knowledge": "search and index the knowledge base",
     "kernels": "start, use and stop kernels and sessions (Jupyter's kernels APIs)",
     "contents:read": "read files and notebooks",

@@ -134,7 +134,10 @@ class ChatLikeSocket(JupyterHandler, WebSocketHandler):  # type: ignore[misc]
         await self.write_message({"type": "ok"})
 
 
-@pytest.mark.gateway_config(rate_limits={"chat": "3/minute"})
+@pytest.mark.gateway_config(
+    rate_limits={"chat": "3/minute"},
+    route_scopes={"/aiide/api/test/ws": {"read": "chat"}},  # unmapped routes need admin
+)
 async def test_limited_websocket_messages_get_an_error_event_not_a_closed_socket(
     jp_serverapp: Any, http_server_client: Any, jp_http_port: int, jp_base_url: str
 ) -> None:
