@@ -12,6 +12,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Float, Int, List, Unicode
 
 from ._version import __version__
+from .csp import apply_csp
 from .handlers import default_handlers
 from .parts import ExtensionPart, load_parts
 from .status import StatusService
@@ -38,6 +39,16 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
     )
     prewarm_delay = Float(
         2.0, config=True, help="Seconds after server start before pre-starting kernels."
+    )
+
+    hide_unsandboxed_kernels = Bool(
+        False,
+        config=True,
+        help="Hide kernelspecs whose kernels are not sandboxed (e.g. 'python3'): not "
+        "offered by the launcher or kernel pickers, and refused when asked for by name. "
+        "Otherwise they are offered with '(not sandboxed)' after their name. Either way "
+        "new notebooks get the sandboxed kernel unless "
+        "c.MappingKernelManager.default_kernel_name says otherwise.",
     )
 
     gc_young_threshold = Int(
@@ -67,6 +78,9 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
             gc.set_threshold(self.gc_young_threshold, *gc.get_threshold()[1:])
         from aiide_kernel.policy import SandboxPolicy
 
+        from .kernelspecs import install_defaults
+
+        install_defaults(self.server, hide_unsandboxed=self.hide_unsandboxed_kernels)
         policy = SandboxPolicy(config=self.server.config)
         self.settings.update(
             {
@@ -74,6 +88,8 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
                 "aiide_status": StatusService(policy.backend, list(self.model_key_envs)),
             }
         )
+        # The lab page's Content-Security-Policy (the net under output isolation).
+        apply_csp(self.settings, self.server.config)
         self.parts: list[ExtensionPart] = load_parts(self)
         for part in self.parts:
             part.initialize(self.settings)

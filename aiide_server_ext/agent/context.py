@@ -26,8 +26,14 @@ SYSTEM = (
     "You are aiide, a coding assistant inside JupyterLab. Be brief. Read and change "
     "notebooks with the tools; cells are named by id. Edits and code runs may wait for the "
     "user's approval; if they reject, the reason is the tool result. Code runs in the "
-    "notebook's sandboxed kernel (no network). Never invent outputs: run code to see them."
+    "notebook's kernel, and only when that kernel is sandboxed (unless the administrator "
+    "allowed otherwise): if a tool answers kernel_not_sandboxed, ask the user to switch "
+    "the notebook to 'Python 3 (sandboxed)' (the chat offers a button) and do not try to "
+    "work around it. Never invent outputs: run code to see them."
 )
+
+#: The kernel state block when the notebook's kernel is not sandboxed.
+NOT_READ = "(not read: this notebook's kernel is not sandboxed, so the agent runs nothing in it)"
 
 
 def tokens(text: str) -> int:
@@ -155,6 +161,8 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
             kid = await kernels.kernel_for(path, start=False)
             if kid is None:
                 return None
+            if not kernels.kernel_sandboxed(kid):  # introspection runs code in the kernel
+                return NOT_READ
             expr = introspect.expression(max_chars=self.kernel_state_chars)
             result = await asyncio.wait_for(
                 kernels.execute(

@@ -294,6 +294,7 @@ class RunEngine:
             risk=call.risk,
             expires_at=call.expires_at,
             patch=call.patch,
+            **({"outside_sandbox": True} if call.outside_sandbox else {}),
         )
         self._arm(run, call)
 

@@ -4,6 +4,11 @@
 One client per kernel, kept open (``wait_for_ready`` costs ~200 ms once), and one call at
 a time per kernel (iopub replies are matched by parent id; interleaving would lose some).
 A kernel that dies mid-call is noticed by polling, not by waiting out the timeout.
+
+Code runs only in sandboxed kernels (``execute`` refuses others with
+``kernel_not_sandboxed``) unless the caller says an approval covered running outside
+the sandbox. Whether a kernel is sandboxed is the server's own knowledge: the kernel
+manager's provisioner (``aiide_server_ext/kernelspecs.py``), never a browser's word.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..kernelspecs import NOT_SANDBOXED, kernel_is_sandboxed, spec_is_sandboxed
 from .errors import ToolError
 
 log = logging.getLogger("aiide.agent")
@@ -105,6 +111,33 @@ class KernelRunner:
         self.own[path] = str(kid)
         return str(kid)
 
+    def kernel_sandboxed(self, kid: str) -> bool:
+        """Whether this server started the kernel through the sandbox provisioner."""
+        try:
+            manager = self.km.get_kernel(kid)
+        except KeyError:
+            return False
+        return kernel_is_sandboxed(manager)
+
+    def spec_sandboxed(self, kernel_name: str) -> bool:
+        try:
+            spec = self.km.kernel_spec_manager.get_kernel_spec(kernel_name)
+        except Exception:
+            return False
+        return spec_is_sandboxed(spec)
+
+    async def sandboxed(self, path: str) -> bool:
+        """Whether code run for this notebook would run in a sandbox: its session's
+        kernel, else the kernel headless runs start for it (``kernel_name``)."""
+        kid = await self.kernel_for(path, start=False)
+        if kid is not None:
+            return self.kernel_sandboxed(kid)
+        return self.spec_sandboxed(self.kernel_name)
+
+    def require_sandbox(self, kid: str, *, allow_unsandboxed: bool = False) -> None:
+        if not allow_unsandboxed and not self.kernel_sandboxed(kid):
+            raise ToolError("kernel_not_sandboxed", NOT_SANDBOXED)
+
     async def _client(self, kid: str) -> Any:
         client = self._clients.get(kid)
         if client is None:
@@ -131,7 +164,11 @@ class KernelRunner:
         timeout: float,
         silent: bool = False,
         user_expressions: dict[str, str] | None = None,
+        allow_unsandboxed: bool = False,
     ) -> ExecResult:
+        """``allow_unsandboxed``: an approval covered running outside the sandbox
+        (``c.ToolPolicy.allow_unsandboxed_kernels``); otherwise such a kernel is refused."""
+        self.require_sandbox(kid, allow_unsandboxed=allow_unsandboxed)
         lock = self._locks.setdefault(kid, asyncio.Lock())
         async with lock:
             return await self._execute(kid, code, timeout, silent, user_expressions or {})

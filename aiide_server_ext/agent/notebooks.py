@@ -135,11 +135,19 @@ class NotebookBridge:
         return f"saved (checkpoint {checkpoint})" if checkpoint else "saved"
 
     # -- execution ---------------------------------------------------------------
-    async def run_cell(self, path: str, cell_id: str, route: Route) -> ExecResult:
+    async def run_cell(
+        self, path: str, cell_id: str, route: Route, *, allow_unsandboxed: bool = False
+    ) -> ExecResult:
+        """``allow_unsandboxed``: see ``KernelRunner.execute``."""
         conn = self.hub.frontend_for(route.conversation_id, route.username, path)
         if conn is not None:
+            # The browser runs the cell in the notebook's session: the server checks that
+            # session's kernel itself, and the browser runs only in that very kernel.
+            kid = await self.kernels.kernel_for(path, start=False)
+            if kid is not None:
+                self.kernels.require_sandbox(kid, allow_unsandboxed=allow_unsandboxed)
             answer = await self._ask_frontend(
-                conn, route, "notebook_execute", path=path, cell_id=cell_id
+                conn, route, "notebook_execute", path=path, cell_id=cell_id, kernel_id=kid
             )
             if answer.get("status") == "rejected":
                 raise ToolError("rejected", answer.get("reason") or "the user did not run the cell")
@@ -152,7 +160,7 @@ class NotebookBridge:
         if cell.get("cell_type") != "code":
             raise ToolError("validation_error", f"cell {cell_id} is not a code cell")
         source = source_of(cell)
-        result = await self.execute(path, source)
+        result = await self.execute(path, source, allow_unsandboxed=allow_unsandboxed)
         # Write the outputs back, unless the cell changed meanwhile.
         nb = await self.load(path)
         try:
@@ -165,7 +173,11 @@ class NotebookBridge:
             await self._save(path, nb, checkpoint=False)
         return result
 
-    async def execute(self, path: str, code: str) -> ExecResult:
+    async def execute(
+        self, path: str, code: str, *, allow_unsandboxed: bool = False
+    ) -> ExecResult:
         kid = await self.kernels.kernel_for(path)
         assert kid is not None
-        return await self.kernels.execute(kid, code, timeout=self.execute_timeout)
+        return await self.kernels.execute(
+            kid, code, timeout=self.execute_timeout, allow_unsandboxed=allow_unsandboxed
+        )

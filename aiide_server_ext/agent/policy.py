@@ -2,7 +2,8 @@
 
 Risk per tool (read-only low; edits and sandboxed execution medium; file writes, deletes
 and network-enabled execution high), mapped per role to auto / approve / deny; a safety
-fence of deny patterns; per-run limits.
+fence of deny patterns; per-run limits. Code for a notebook whose kernel is not sandboxed
+is refused (``kernel_not_sandboxed``) unless an admin allows it; then it is high risk.
 """
 
 from __future__ import annotations
@@ -13,9 +14,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
-from traitlets import Dict, Int, List, Unicode
+from traitlets import Bool, Dict, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ..kernelspecs import NOT_SANDBOXED
 from ..seams import Caller
 from .tools.base import Tool
 
@@ -27,6 +29,10 @@ class Decision:
     risk: str
     action: str  # auto | approve | deny
     reason: str = ""
+    #: The error code of a refusal.
+    code: str = "denied"
+    #: Allowed to run in a kernel that is not sandboxed (said so on the approval card).
+    outside_sandbox: bool = False
 
 
 class ToolPolicy(LoggingConfigurable):  # type: ignore[misc]
@@ -54,6 +60,16 @@ class ToolPolicy(LoggingConfigurable):  # type: ignore[misc]
         help="Safety fence: a tool call whose arguments match one of these regular "
         "expressions is refused whatever the role allows.",
     )
+    allow_unsandboxed_kernels = Bool(
+        False,
+        config=True,
+        help="Let the agent run code (run_cell, execute_code) in notebooks whose kernel is "
+        "not sandboxed (e.g. 'python3'): such calls are high risk, so they wait for "
+        "approval (per roles) and the approval card says they run outside the sandbox. "
+        "Off: they are refused with kernel_not_sandboxed and the chat offers to switch the "
+        "notebook to the sandboxed kernel. Kernel-state introspection never runs in an "
+        "unsandboxed kernel.",
+    )
     max_steps = Int(20, config=True, help="Model calls per run.")
     max_tool_calls = Int(50, config=True, help="Tool calls per run.")
     max_tokens = Int(500_000, config=True, help="Input + output tokens per run.")
@@ -63,9 +79,20 @@ class ToolPolicy(LoggingConfigurable):  # type: ignore[misc]
         return [re.compile(p) for p in self.deny_patterns]
 
     def decide(
-        self, tool: Tool, arguments: dict[str, Any], caller: Caller, *, network: bool = False
+        self,
+        tool: Tool,
+        arguments: dict[str, Any],
+        caller: Caller,
+        *,
+        network: bool = False,
+        sandboxed: bool = True,
     ) -> Decision:
-        risk = "high" if tool.executes_code and network else tool.risk
+        """``sandboxed``: whether the kernel a code-running tool would use is sandboxed
+        (decided by the server from its kernel manager, see ``KernelRunner.sandboxed``)."""
+        outside = tool.executes_code and not sandboxed
+        if outside and not self.allow_unsandboxed_kernels:
+            return Decision("high", "deny", NOT_SANDBOXED, code="kernel_not_sandboxed")
+        risk = "high" if tool.executes_code and (network or outside) else tool.risk
         text = json.dumps(arguments, ensure_ascii=False)
         for pattern in self._fence:
             if pattern.search(text):
@@ -77,7 +104,7 @@ class ToolPolicy(LoggingConfigurable):  # type: ignore[misc]
         if action not in STRICTNESS:
             action = "approve"
         reason = f"{risk}-risk tools are not allowed for your role" if action == "deny" else ""
-        return Decision(risk, action, reason)
+        return Decision(risk, action, reason, outside_sandbox=outside)
 
     def over_limit(self, steps: int, tool_calls: int, tokens: int) -> str | None:
         if steps >= self.max_steps:

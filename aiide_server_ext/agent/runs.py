@@ -35,6 +35,8 @@ class Call:
     decided_by: str | None = None
     reason: str | None = None
     result: dict[str, Any] | None = None
+    #: Policy let this call run code in a kernel that is not sandboxed (admin opt-in).
+    outside_sandbox: bool = False
 
 
 @dataclass

@@ -47,7 +47,10 @@ class StepRunner:
             admit_execute=admit_execute,
             default_notebook=run.context.get("notebook"),
             knowledge=engine.knowledge(),
-            extra={"patch": call.patch} if call.patch else {},
+            extra={
+                **({"patch": call.patch} if call.patch else {}),
+                **({"outside_sandbox": True} if call.outside_sandbox else {}),
+            },
         )
 
     async def process_calls(self, run: Run) -> bool:
@@ -82,13 +85,15 @@ class StepRunner:
             self.result(run, call, ToolResult.failure(e.code, e.message))
             return False
         assert call.arguments is not None
+        sandboxed = await self._sandboxed(run, tool, call.arguments)
         decision = self.engine.policy.decide(
-            tool, call.arguments, run.caller_obj(), network=self.network
+            tool, call.arguments, run.caller_obj(), network=self.network, sandboxed=sandboxed
         )
         call.risk, call.decision = decision.risk, decision.action
+        call.outside_sandbox = decision.outside_sandbox
         self._announce(run, call)
         if decision.action == "deny":
-            self.result(run, call, ToolResult.failure("denied", decision.reason))
+            self.result(run, call, ToolResult.failure(decision.code, decision.reason))
             return False
         if decision.action == "approve":
             if tool.preview is not None:
@@ -101,6 +106,20 @@ class StepRunner:
             return False
         call.status = "approved"
         return True
+
+    async def _sandboxed(self, run: Run, tool: Tool, arguments: dict[str, Any]) -> bool:
+        """Whether the kernel a code-running call would use is sandboxed (the server's
+        own kernel manager says; see ``KernelRunner.sandboxed``)."""
+        if not tool.executes_code:
+            return True
+        path = arguments.get("path") or run.context.get("notebook")
+        if not isinstance(path, str) or not path:
+            return True  # the tool itself refuses the call (no notebook)
+        try:
+            return await self.engine.notebooks.kernels.sandboxed(path.strip("/"))
+        except Exception as e:  # no session store: execution checks again
+            log.debug("aiide: sandbox check for %s: %s", path, e)
+            return True
 
     def _announce(self, run: Run, call: Call) -> None:
         self.engine.emit(
@@ -120,7 +139,11 @@ class StepRunner:
         except ToolError as e:
             raise AgentError("bad_arguments", e.message) from None
         decision = self.engine.policy.decide(
-            tool, arguments, run.caller_obj(), network=self.network
+            tool,
+            arguments,
+            run.caller_obj(),
+            network=self.network,
+            sandboxed=not call.outside_sandbox,  # a new notebook's kernel is checked on use
         )
         if decision.action == "deny":
             raise AgentError("bad_arguments", decision.reason)

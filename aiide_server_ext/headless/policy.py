@@ -14,6 +14,7 @@ the pre-answers to approvals, and the run's limits. TOML or JSON::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -134,11 +135,21 @@ class FilePolicy(ToolPolicy):
     tool_actions: dict[str, str] = {}
 
     def decide(
-        self, tool: Tool, arguments: dict[str, Any], caller: Caller, *, network: bool = False
+        self,
+        tool: Tool,
+        arguments: dict[str, Any],
+        caller: Caller,
+        *,
+        network: bool = False,
+        sandboxed: bool = True,
     ) -> Decision:
-        base = super().decide(tool, arguments, caller, network=network)
+        base = super().decide(tool, arguments, caller, network=network, sandboxed=sandboxed)
         override = self.tool_actions.get(tool.name)
-        if override is None or base.reason.startswith("refused by the safety fence"):
+        if (
+            override is None
+            or base.reason.startswith("refused by the safety fence")
+            or base.code == "kernel_not_sandboxed"
+        ):
             return base
         reason = "refused by the policy file" if override == "deny" else ""
-        return Decision(base.risk, override, reason)
+        return dataclasses.replace(base, action=override, reason=reason, code="denied")

@@ -101,16 +101,18 @@ class TracingBridge(NotebookBridge):
     kernel_failed: str | None = None
     _cell: str | None = None
 
-    async def run_cell(self, path: str, cell_id: str, route: Any) -> ExecResult:
+    async def run_cell(
+        self, path: str, cell_id: str, route: Any, *, allow_unsandboxed: bool = False
+    ) -> ExecResult:
         self._cell = cell_id
         try:
-            return await super().run_cell(path, cell_id, route)
+            return await super().run_cell(path, cell_id, route, allow_unsandboxed=allow_unsandboxed)
         finally:
             self._cell = None
 
-    async def execute(self, path: str, code: str) -> ExecResult:
+    async def execute(self, path: str, code: str, *, allow_unsandboxed: bool = False) -> ExecResult:
         try:
-            result = await super().execute(path, code)
+            result = await super().execute(path, code, allow_unsandboxed=allow_unsandboxed)
         except ToolError as e:
             if e.code == "kernel_died":
                 self.kernel_failed = e.message

@@ -15,6 +15,7 @@ call it makes anyway); the policy reads them here synchronously, per user.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,16 +62,22 @@ class CourseToolPolicy:
         self.tools[user] = dict(tools)
 
     def decide(
-        self, tool: Any, arguments: dict[str, Any], caller: Any, *, network: bool = False
+        self,
+        tool: Any,
+        arguments: dict[str, Any],
+        caller: Any,
+        *,
+        network: bool = False,
+        sandboxed: bool = True,
     ) -> Any:
-        decision = self.inner.decide(tool, arguments, caller, network=network)
+        decision = self.inner.decide(tool, arguments, caller, network=network, sandboxed=sandboxed)
         tools = self.tools.get(caller.username)
         if not tools or decision.action == "deny":
             return decision
         action, reason = course_decision(tools, tool, decision.action, network=network)
         if action == decision.action:
             return decision
-        return type(decision)(decision.risk, action, reason)
+        return dataclasses.replace(decision, action=action, reason=reason, code="denied")
 
     def over_limit(self, steps: int, tool_calls: int, tokens: int) -> str | None:
         result: str | None = self.inner.over_limit(steps, tool_calls, tokens)

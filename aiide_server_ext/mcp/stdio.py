@@ -7,6 +7,7 @@ one is refused unless ``--yes`` approves it."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import sys
 import tempfile
@@ -125,7 +126,13 @@ class Yes(FilePolicy):
     """``--yes``: what would wait for an approval runs; what is denied stays denied."""
 
     def decide(
-        self, tool: Tool, arguments: dict[str, Any], caller: Caller, *, network: bool = False
+        self,
+        tool: Tool,
+        arguments: dict[str, Any],
+        caller: Caller,
+        *,
+        network: bool = False,
+        sandboxed: bool = True,
     ) -> Decision:
-        base = super().decide(tool, arguments, caller, network=network)
-        return Decision(base.risk, "auto") if base.action == "approve" else base
+        base = super().decide(tool, arguments, caller, network=network, sandboxed=sandboxed)
+        return dataclasses.replace(base, action="auto") if base.action == "approve" else base

@@ -84,10 +84,16 @@ class McpTools:
             raise McpRefusal(e.code, e.message) from None
         except ToolError as e:
             raise McpRefusal(e.code, e.message) from None
-        decision = self.policy.decide(tool, arguments, caller)
+        sandboxed = True
+        if tool.executes_code and isinstance(arguments.get("path"), str):
+            try:
+                sandboxed = await self.notebooks.kernels.sandboxed(arguments["path"].strip("/"))
+            except Exception:  # execution checks again
+                sandboxed = True
+        decision = self.policy.decide(tool, arguments, caller, sandboxed=sandboxed)
         if decision.action == "deny":
             await self.gate.audit(caller, f"mcp.{name}", "", "denied", {"risk": decision.risk})
-            raise McpRefusal("denied", decision.reason or "refused by policy")
+            raise McpRefusal(decision.code, decision.reason or "refused by policy")
         approved_by = None
         if decision.action == "approve":
             approved_by = await self._wait_for_approval(caller, name, arguments)
@@ -98,6 +104,7 @@ class McpTools:
             route=Route("mcp", "mcp_" + uuid.uuid4().hex[:12], caller.username),
             call_id="mcp_" + uuid.uuid4().hex[:12],
             knowledge=self.knowledge,
+            extra={"outside_sandbox": True} if decision.outside_sandbox else {},
         )
         try:
             result = await tool.run(env, arguments)

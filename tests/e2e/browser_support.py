@@ -33,7 +33,8 @@ def protocol_errors(definition: str, frame: dict[str, Any]) -> list[str]:
 
 
 def write_notebook(root: Path, name: str, cells: list[tuple[str, str]]) -> str:
-    """A notebook of (cell id, code) cells on the plain ipykernel; returns its path."""
+    """A notebook of (cell id, code) cells on the sandboxed kernel (the agent runs code
+    in no other unless an admin allows it); returns its path."""
     nb = {
         "cells": [
             {
@@ -48,8 +49,8 @@ def write_notebook(root: Path, name: str, cells: list[tuple[str, str]]) -> str:
         ],
         "metadata": {
             "kernelspec": {
-                "name": "python3",
-                "display_name": "Python 3 (ipykernel)",
+                "name": "aiide-python",
+                "display_name": "Python 3 (sandboxed)",
                 "language": "python",
             }
         },

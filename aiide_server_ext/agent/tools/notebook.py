@@ -107,11 +107,19 @@ def _executed(result: ExecResult, what: str) -> ToolResult:
     )
 
 
+def _outside_ok(env: ToolEnv) -> bool:
+    """Whether this call's decision allowed a kernel that is not sandboxed (admin opt-in,
+    ``c.ToolPolicy.allow_unsandboxed_kernels``, and an approval saying so)."""
+    return bool(env.extra.get("outside_sandbox"))
+
+
 async def run_cell(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
     path = _notebook(env, args)
     if env.admit_execute is not None:
         await env.admit_execute()
-    result = await env.notebooks.run_cell(path, args["cell_id"], env.route)
+    result = await env.notebooks.run_cell(
+        path, args["cell_id"], env.route, allow_unsandboxed=_outside_ok(env)
+    )
     return _executed(result, f"cell {args['cell_id']}")
 
 
@@ -119,7 +127,7 @@ async def execute_code(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
     path = _notebook(env, args)
     if env.admit_execute is not None:
         await env.admit_execute()
-    result = await env.notebooks.execute(path, args["code"])
+    result = await env.notebooks.execute(path, args["code"], allow_unsandboxed=_outside_ok(env))
     return _executed(result, "code")
 
 
@@ -184,7 +192,7 @@ NOTEBOOK_TOOLS = [
     ),
     Tool(
         "run_cell",
-        "Run a code cell in the notebook's sandboxed kernel; returns its outputs.",
+        "Run a code cell in the notebook's kernel; returns its outputs.",
         _schema({"cell_id": CELL_ID}, ["cell_id"]),
         "medium",
         run_cell,
@@ -192,7 +200,7 @@ NOTEBOOK_TOOLS = [
     ),
     Tool(
         "execute_code",
-        "Run code in the notebook's sandboxed kernel without adding a cell.",
+        "Run code in the notebook's kernel without adding a cell.",
         _schema({"code": SOURCE}, ["code"]),
         "medium",
         execute_code,
