@@ -14,11 +14,12 @@ from typing import Any
 from traitlets import Bool, Float, Int, Unicode
 from traitlets.config import LoggingConfigurable
 
+from .. import fsguard
 from . import introspect
 from .errors import ToolError
 from .kernels import ANSI, summarise_outputs
 from .notebooks import NotebookBridge
-from .patches import index_of, source_of
+from .patches import ensure_ids, index_of, source_of
 from .tools.base import confine
 from .tools.knowledge import citation_of
 
@@ -34,6 +35,10 @@ SYSTEM = (
 
 #: The kernel state block when the notebook's kernel is not sandboxed.
 NOT_READ = "(not read: this notebook's kernel is not sandboxed, so the agent runs nothing in it)"
+
+
+#: Bytes of an @-mentioned notebook read to find the mentioned cell.
+MAX_MENTIONED_NOTEBOOK = 20_000_000
 
 
 def tokens(text: str) -> int:
@@ -240,21 +245,37 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
     async def _mention(
         self, mention: dict[str, Any], root: str, notebooks: NotebookBridge
     ) -> str | None:
+        # Read through fsguard like the file tools: the path is resolved race-free under the
+        # root, links included, and a link to a hidden file (config.txt -> .env) is refused.
+        path = mention["path"]
         try:
             if mention["kind"] == "cell":
-                nb = await notebooks.load(mention["path"])
+                nb = await asyncio.to_thread(_read_notebook, root, path)
                 cell = nb["cells"][index_of(nb, mention["cell_id"])]
-                return f'<cell path="{mention["path"]}">\n{self.render_cell(cell)}\n</cell>'
-            full = confine(root, mention["path"])
+                return f'<cell path="{path}">\n{self.render_cell(cell)}\n</cell>'
+            limit = self.max_file_chars * 4  # UTF-8: at most four bytes a character
 
             def read() -> str:
-                with open(full, encoding="utf-8", errors="replace") as f:
-                    return f.read(self.max_file_chars)
+                data, _ = fsguard.read_bytes(root, path, limit=limit)
+                return data.decode("utf-8", errors="replace")[: self.max_file_chars]
 
             body = await asyncio.to_thread(read)
-            return f'<file path="{mention["path"]}">\n{body}\n</file>'
-        except (ToolError, OSError):
+            return f'<file path="{path}">\n{body}\n</file>'
+        except (ToolError, OSError, fsguard.Refused, ValueError):
             return None
+
+
+def _read_notebook(root: str, path: str) -> dict[str, Any]:
+    """A mentioned notebook, read from the workspace like any file (never through a link
+    out of the root or to a hidden file), with cell ids as the contents API gives them."""
+    import nbformat
+
+    if not path.endswith(".ipynb"):
+        raise ToolError("validation_error", f"{path!r} is not a notebook (.ipynb)")
+    data, _ = fsguard.read_bytes(root, path, limit=MAX_MENTIONED_NOTEBOOK)
+    nb: dict[str, Any] = nbformat.reads(data.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
+    ensure_ids(nb)
+    return nb
 
 
 def split_history(turns: list[dict[str, Any]], budget: int) -> int:

@@ -9,7 +9,6 @@ is refused (``kernel_not_sandboxed``) unless an admin allows it; then it is high
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -18,9 +17,12 @@ from traitlets import Bool, Dict, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..kernelspecs import NOT_SANDBOXED
+from ..safe_regex import Pattern, fence_pattern
 from ..seams import Caller
 from .tools.base import Tool
 
+#: Characters of a call's JSON arguments the safety fence checks; larger calls are refused.
+MAX_FENCE_CHARS = 4_000_000
 STRICTNESS = {"auto": 0, "approve": 1, "deny": 2}
 
 
@@ -50,7 +52,7 @@ class ToolPolicy(LoggingConfigurable):  # type: ignore[misc]
     deny_patterns = List(
         Unicode(),
         [
-            r"\brm\s+-[a-zA-Z]*[rR][a-zA-Z]*\s+(/|~/?|\$HOME/?)(?![\w.-])",
+            r"\brm\s+-[a-zA-Z]*[rR][a-zA-Z]*\s+(/|~/?|\$HOME/?)(?:$|[^\w.-])",
             r"\bmkfs(\.\w+)?\b",
             r":\(\)\s*\{\s*:\s*\|\s*:\s*&\s*\}\s*;\s*:",
             r"/etc/(shadow|sudoers)",
@@ -75,8 +77,9 @@ class ToolPolicy(LoggingConfigurable):  # type: ignore[misc]
     max_tokens = Int(500_000, config=True, help="Input + output tokens per run.")
 
     @cached_property
-    def _fence(self) -> list[re.Pattern[str]]:
-        return [re.compile(p) for p in self.deny_patterns]
+    def _fence(self) -> list[Pattern]:
+        # RE2, linear in the text: a crafted 64 KB argument cannot stall the check.
+        return [fence_pattern(p) for p in self.deny_patterns]
 
     def decide(
         self,
@@ -94,6 +97,9 @@ class ToolPolicy(LoggingConfigurable):  # type: ignore[misc]
             return Decision("high", "deny", NOT_SANDBOXED, code="kernel_not_sandboxed")
         risk = "high" if tool.executes_code and (network or outside) else tool.risk
         text = json.dumps(arguments, ensure_ascii=False)
+        if len(text) > MAX_FENCE_CHARS:  # bounded before any pattern runs
+            why = f"arguments too large for the safety fence ({len(text):,} > {MAX_FENCE_CHARS:,})"
+            return Decision(risk, "deny", why)
         for pattern in self._fence:
             if pattern.search(text):
                 return Decision(risk, "deny", f"refused by the safety fence ({pattern.pattern})")

@@ -3,6 +3,7 @@ report — in the model's order, one at a time, each transition persisted."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -86,8 +87,13 @@ class StepRunner:
             return False
         assert call.arguments is not None
         sandboxed = await self._sandboxed(run, tool, call.arguments)
-        decision = self.engine.policy.decide(
-            tool, call.arguments, run.caller_obj(), network=self.network, sandboxed=sandboxed
+        decision = await asyncio.to_thread(  # the fence reads every argument: off the loop
+            self.engine.policy.decide,
+            tool,
+            call.arguments,
+            run.caller_obj(),
+            network=self.network,
+            sandboxed=sandboxed,
         )
         call.risk, call.decision = decision.risk, decision.action
         call.outside_sandbox = decision.outside_sandbox
