@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -59,8 +60,11 @@ def _writable_dir(path: str) -> bool:
     return os.path.isdir(path) and os.access(path, os.W_OK | os.X_OK)
 
 
-def detect() -> CgroupSupport:
-    """Find where this process may create child cgroups with the controllers we need."""
+def detect(root: str = "") -> CgroupSupport:
+    """Find where this process may create child cgroups with the controllers we need
+    (under ``root`` when one is configured: ``c.SandboxPolicy.cgroup_root``)."""
+    if root:
+        return _detect_at(root)
     try:
         mounts = _mounts()
         own = _own_cgroups()
@@ -96,6 +100,36 @@ def detect() -> CgroupSupport:
         0,
         "no writable cgroup with memory and pids controllers (run the server with a "
         "delegated cgroup, e.g. `systemd-run --user -p Delegate=yes jupyter lab`)",
+        {},
+    )
+
+
+def _detect_at(root: str) -> CgroupSupport:
+    """A configured directory: a delegated v2 cgroup, or v1 ``memory``/``pids``
+    hierarchies side by side."""
+    try:
+        with open(os.path.join(root, "cgroup.controllers"), encoding="utf-8") as f:
+            available = f.read().split()
+    except OSError:
+        available = []
+    if {"memory", "pids"} <= set(available) and _writable_dir(root):
+        names = ", ".join(c for c in _CONTROLLERS if c in available)
+        return CgroupSupport(2, f"cgroup v2 at {root} ({names})", {"": root})
+    v1 = {
+        c: os.path.join(root, c)
+        for c, probe in (
+            ("memory", "memory.limit_in_bytes"),
+            ("pids", "pids.max"),
+            ("cpu", "cpu.cfs_quota_us"),
+        )
+        if os.path.exists(os.path.join(root, c, probe)) and _writable_dir(os.path.join(root, c))
+    }
+    if "memory" in v1 and "pids" in v1:
+        return CgroupSupport(1, f"cgroup v1 at {root} ({', '.join(sorted(v1))})", v1)
+    return CgroupSupport(
+        0,
+        f"no writable cgroup with memory and pids controllers at {root} "
+        "(c.SandboxPolicy.cgroup_root)",
         {},
     )
 
@@ -207,3 +241,82 @@ def _v2_parent(base: str) -> str:
     with contextlib.suppress(OSError):
         _write(os.path.join(parent, "cgroup.subtree_control"), "+memory +pids +cpu")
     return parent
+
+
+# -- without a cgroup: rlimits ---------------------------------------------------
+
+#: Below this a kernel cannot hold ipykernel plus numpy's threads in its address space.
+MIN_ADDRESS_SPACE = 4 * 1024**3
+# RLIMIT_NPROC is counted per user namespace (so per sandbox) from Linux 5.14 on;
+# before, it counted every process of the uid on the host: a limit set in one kernel
+# would count the user's whole session (or every sandbox under the shared uid).
+_PER_NAMESPACE_NPROC = (5, 14)
+
+
+def _kernel_version() -> tuple[int, int]:
+    release = os.uname().release
+    parts = [int("".join(ch for ch in p if ch.isdigit()) or 0) for p in release.split(".")[:2]]
+    return (parts[0], parts[1] if len(parts) > 1 else 0)
+
+
+def rlimit_problem() -> str | None:
+    """Why per-kernel rlimits cannot stand in for a cgroup here; None when they can."""
+    if shutil.which("prlimit", path="/usr/bin") is None:
+        return "prlimit (util-linux) is missing"
+    if _kernel_version() < _PER_NAMESPACE_NPROC:
+        return (
+            f"Linux {os.uname().release} counts RLIMIT_NPROC per user, not per sandbox "
+            "(5.14 or newer needed)"
+        )
+    return None
+
+
+def fallback_detail(support: CgroupSupport) -> str:
+    """What bwrap kernels get instead of a cgroup, in words (status and check)."""
+    if support.version:
+        return support.detail
+    problem = rlimit_problem()
+    if problem:
+        return (
+            f"{support.detail}; per-kernel rlimits are impossible too ({problem}): bwrap "
+            "kernels are refused unless c.SandboxPolicy.allow_unlimited = True"
+        )
+    return (
+        f"{support.detail}; bwrap kernels fall back to rlimits: processes (RLIMIT_NPROC) "
+        "and file size (RLIMIT_FSIZE) are bounded, memory and CPU are not "
+        "(c.SandboxPolicy.limit_address_space adds a crude RLIMIT_AS)"
+    )
+
+
+class LimitsUnavailable(RuntimeError):
+    """Nothing can bound a kernel here and unlimited kernels are not allowed."""
+
+
+def rlimit_argv(
+    support: CgroupSupport,
+    memory: int,
+    processes: int,
+    allow_unlimited: bool,
+    limit_address_space: bool,
+) -> list[str]:
+    """A ``prlimit`` prefix for the kernel's argv when no cgroup bounds it (empty
+    when one does). It runs inside the sandbox, after bwrap made its user
+    namespace, so RLIMIT_NPROC counts this sandbox's processes only; set before
+    bwrap it would count every process of the uid on the host."""
+    if support.version:
+        return []
+    problem = rlimit_problem()
+    if problem:
+        if allow_unlimited:
+            return []
+        raise LimitsUnavailable(
+            f"This bwrap kernel would run without any memory, process or CPU limit: "
+            f"{support.detail}, and per-kernel rlimits are impossible ({problem}). Give the "
+            "server a writable cgroup (c.SandboxPolicy.cgroup_root, or start it with "
+            "`systemd-run --user -p Delegate=yes jupyter lab`), or set "
+            "c.SandboxPolicy.allow_unlimited = True to start unlimited kernels."
+        )
+    argv = ["/usr/bin/prlimit", f"--nproc={processes}"]
+    if limit_address_space:
+        argv.append(f"--as={max(memory, MIN_ADDRESS_SPACE)}")
+    return [*argv, "--"]

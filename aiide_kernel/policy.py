@@ -127,6 +127,40 @@ class SandboxPolicy(Configurable):
         "own directories and ~/.ssh stay hidden whatever this says.",
     )
 
+    seccomp = Bool(
+        True,
+        config=True,
+        help="Give bwrap kernels aiide's seccomp filter (Docker kernels have Docker's): "
+        "io_uring, userfaultfd, bpf, keyrings, perf, ptrace, mounts, namespaces and "
+        "kernel modules fail with EPERM. False only to debug a kernel with gdb or strace.",
+    )
+    cgroup_root = Unicode(
+        "",
+        config=True,
+        help="Where bwrap kernels' cgroups are made: a cgroup v2 directory delegated to "
+        "the server's user (memory and pids in its cgroup.controllers), or a directory "
+        "holding cgroup v1 'memory' and 'pids' hierarchies. Empty: under the server's "
+        "own cgroup, found in /proc/self/cgroup.",
+    )
+    allow_unlimited = Bool(
+        False,
+        config=True,
+        help="Start bwrap kernels when nothing can bound them. Without a writable cgroup "
+        "kernels fall back to rlimits (RLIMIT_NPROC for processes, RLIMIT_FSIZE for file "
+        "size; memory and CPU are then unbounded, and `jupyter aiide check` says so); "
+        "where even per-kernel rlimits are impossible (no prlimit, or a Linux older than "
+        "5.14 that counts processes per user instead of per sandbox) kernels are refused "
+        "unless this is True.",
+    )
+    limit_address_space = Bool(
+        False,
+        config=True,
+        help="Without a writable cgroup, also cap each kernel process's address space "
+        "(RLIMIT_AS) at the larger of memory_limit and 4 GiB. A crude memory bound: "
+        "ipykernel maps ~700 MB at idle and every thread reserves more, so a tight "
+        "cap breaks ordinary code; each process of the kernel gets its own cap.",
+    )
+
     @validate("backend")
     def _check_backend(self, proposal: dict[str, Any]) -> str:
         value = str(proposal["value"])
@@ -182,6 +216,13 @@ class SandboxPolicy(Configurable):
                     "dot-entry of the home directory (e.g. '.cache')"
                 )
         return names
+
+    @validate("cgroup_root")
+    def _check_cgroup_root(self, proposal: dict[str, Any]) -> str:
+        value = str(proposal["value"])
+        if value and not os.path.isabs(value):
+            raise TraitError(f"c.SandboxPolicy.cgroup_root={value!r} is not an absolute path")
+        return value
 
     @validate("extra_ro_mounts")
     def _check_mounts(self, proposal: dict[str, Any]) -> list[str]:

@@ -20,7 +20,7 @@ import subprocess
 from collections.abc import Callable
 from functools import lru_cache
 
-from .. import cgroups
+from .. import cgroups, seccomp
 from ..workspace import mask_file
 from .base import BackendStatus, LaunchSpec, SandboxBackend, SandboxedKernel
 from .etc import write_etc
@@ -55,9 +55,9 @@ def _bwrap_version() -> str | None:
     return out.stdout.strip() or "bubblewrap"
 
 
-@lru_cache(maxsize=1)
-def _cgroup_support() -> cgroups.CgroupSupport:
-    return cgroups.detect()
+@lru_cache(maxsize=4)
+def _cgroup_support(root: str = "") -> cgroups.CgroupSupport:
+    return cgroups.detect(root)
 
 
 def _traversable_by(path: str, uid: int, gid: int) -> bool:
@@ -164,10 +164,14 @@ class BwrapBackend(SandboxBackend):
 
     @staticmethod
     def limits_status() -> cgroups.CgroupSupport:
-        return _cgroup_support()
+        support = _cgroup_support()
+        # Says what stands in for a missing cgroup (rlimits, or a refusal).
+        return cgroups.CgroupSupport(
+            support.version, cgroups.fallback_detail(support), support.bases
+        )
 
     async def launch(self, spec: LaunchSpec) -> SandboxedKernel:
-        support = _cgroup_support()
+        support = _cgroup_support(spec.policy.cgroup_root)
         cgroup = None
         if support.version:
             cgroup = cgroups.KernelCgroup.create(
@@ -210,10 +214,24 @@ class BwrapBackend(SandboxBackend):
             return stage
 
         bwrap = self.bwrap_args(spec, source)
+        # Seccomp (bwrap reads the filter from a descriptor the shell opens) and, with
+        # no cgroup, rlimits set inside the sandbox (a prlimit prefix to the kernel).
+        open_filter, filter_args = seccomp.bwrap_options(
+            spec.policy.seccomp, spec.run_dir, spec.workspace_fd
+        )
+        bwrap[1:1] = filter_args
+        at = len(bwrap) - len(spec.cmd)
+        bwrap[at:at] = cgroups.rlimit_argv(
+            _cgroup_support(spec.policy.cgroup_root),
+            spec.policy.memory_bytes,
+            spec.policy.max_processes,
+            spec.policy.allow_unlimited,
+            spec.policy.limit_address_space,
+        )
         # POSIX `ulimit -f` counts 512-byte blocks (dash, and bash as sh); a shell
         # builtin costs no extra exec on the start path.
         blocks = max(1, spec.policy.file_size_bytes // 512)
-        lines = ["set -e", f"ulimit -f {blocks}", "ulimit -c 0"]
+        lines = ["set -e", f"ulimit -f {blocks}", "ulimit -c 0", *open_filter]
         if cgroup:
             lines += [f"echo $$ > {shlex.quote(f)}" for f in cgroup.procs_files]
         for src, stage, read_only in staged:
