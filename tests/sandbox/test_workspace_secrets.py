@@ -208,9 +208,7 @@ async def test_masked_paths_hide_a_configured_path_and_unmasked_entries_show(
         await km.shutdown_kernel(now=True)
 
 
-async def test_a_workspace_inside_jupyters_runtime_dir_is_refused(
-    backend: str, home: Home
-) -> None:
+async def test_a_workspace_inside_jupyters_runtime_dir_is_refused(backend: str, home: Home) -> None:
     runtime = os.path.join(home.path, ".local/share/jupyter/runtime")
     km = AsyncKernelManager(kernel_name="aiide-python", config=home_config(backend, home))
     with pytest.raises(RuntimeError, match="never shown to sandboxed kernels"):
@@ -223,8 +221,8 @@ async def test_a_pooled_kernel_gets_the_same_sandbox_as_a_cold_start(
 ) -> None:
     """The warm pool starts kernels through the same recipe: masks and the no-network
     %pip message included (the pool used to assemble launches on its own)."""
-    from aiide_kernel.pool import KernelPool
     from aiide_kernel.policy import SandboxPolicy
+    from aiide_kernel.pool import KernelPool
     from aiide_kernel.provisioner import SandboxProvisioner
     from aiide_kernel.rundir import sandbox_identity
 
