@@ -23,6 +23,10 @@ from typing import Any
 
 from .channel import ENV_VAR
 
+#: Model text (Markdown) for the labextension, which renders it through the chat's sanitizer
+#: (never as trusted Markdown/HTML: a prompt-injected answer must not script the lab).
+MODEL_TEXT_MIME = "application/vnd.aiide.model-text+markdown"
+
 NOT_UNDER_AIIDE = (
     "aiide: %ai needs a kernel started by an aiide Jupyter server (the 'Python 3 "
     "(sandboxed)' kernel in JupyterLab with aiide installed); this kernel has no channel "
@@ -112,9 +116,16 @@ def run_magic(line: str, cell: str | None, user_ns: dict[str, Any]) -> dict[str,
     return reply
 
 
+def model_text_bundle(text: str) -> dict[str, str]:
+    """The display bundle of a Markdown answer: the model-text MIME type (rendered
+    sanitized by aiide's labextension) and plain text for every other front end. Never
+    ``text/markdown`` or ``text/html``, which a lab renders as trusted live output."""
+    return {MODEL_TEXT_MIME: text, "text/plain": text}
+
+
 def load_ipython_extension(ipython: Any) -> None:
     from IPython.core.magic import Magics, line_cell_magic, magics_class
-    from IPython.display import Code, Markdown, display
+    from IPython.display import Code, display
 
     @magics_class
     class AiMagics(Magics):  # type: ignore[misc]
@@ -129,7 +140,7 @@ def load_ipython_extension(ipython: Any) -> None:
             if reply["format"] == "code":
                 display(Code(text, language="python"))  # type: ignore[no-untyped-call]
             elif reply["format"] == "markdown":
-                display(Markdown(text))  # type: ignore[no-untyped-call]
+                display(model_text_bundle(text), raw=True)  # type: ignore[no-untyped-call]
             else:
                 print(text)
 

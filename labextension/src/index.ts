@@ -6,11 +6,13 @@ import { chatPlugin } from './chat/plugin';
 import { inlineCompletionPlugin } from './completion/plugin';
 import { instructorPlugin } from './instructor/plugin';
 import { kernelNoticesPlugin } from './kernels/plugin';
+import { outputIsolationPlugin } from './outputs/plugin';
 import { statusPlugin } from './status/plugin';
 import { assistantStatusPlugin } from './usage/plugin';
 
 const plugins: JupyterFrontEndPlugin<any>[] = [
   statusPlugin,
+  outputIsolationPlugin,
   kernelNoticesPlugin,
   chatPlugin,
   cellActionsPlugin,

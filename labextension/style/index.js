@@ -2,3 +2,4 @@ import './base.css';
 import './chat.css';
 import './instructor.css';
 import './knowledge.css';
+import './outputs.css';
