@@ -13,15 +13,6 @@ import tempfile
 from dataclasses import dataclass
 
 
-def give_workspace(path: str, uid: int, gid: int) -> bool:
-    """Under root, let the sandbox uid create files in its workspace (the directory
-    itself only: existing files keep their owner). Returns whether it changed."""
-    if os.geteuid() == 0 and os.stat(path).st_uid != uid:
-        os.chown(path, uid, gid)
-        return True
-    return False
-
-
 def sandbox_identity(configured_uid: int) -> tuple[int, int]:
     """The uid/gid kernels run as: the server's own, or a dedicated one under root."""
     if os.geteuid() != 0:
