@@ -172,6 +172,8 @@ class BwrapBackend(SandboxBackend):
 
     async def launch(self, spec: LaunchSpec) -> SandboxedKernel:
         support = _cgroup_support(spec.policy.cgroup_root)
+        if spec.policy.seccomp:  # the first build loads libseccomp (~70 ms): not on the loop
+            await asyncio.to_thread(seccomp.compile_filter)
         cgroup = None
         if support.version:
             cgroup = cgroups.KernelCgroup.create(
