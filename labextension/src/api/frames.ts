@@ -117,7 +117,8 @@ const EVENTS: Record<string, Record<string, Check>> = {
     arguments: obj,
     risk,
     expires_at: num,
-    patch: or(patch, nul)
+    patch: or(patch, nul),
+    outside_sandbox: optional(bool)
   },
   approval_resolved: {
     call_id: nonEmpty,
@@ -126,7 +127,12 @@ const EVENTS: Record<string, Record<string, Check>> = {
     reason: or(str, nul)
   },
   notebook_patch: { request_id: nonEmpty, path: nonEmpty, patch },
-  notebook_execute: { request_id: nonEmpty, path: nonEmpty, cell_id: nonEmpty },
+  notebook_execute: {
+    request_id: nonEmpty,
+    path: nonEmpty,
+    cell_id: nonEmpty,
+    kernel_id: optional(or(str, nul))
+  },
   tool_result: {
     call_id: nonEmpty,
     name: str,

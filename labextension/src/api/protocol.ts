@@ -233,6 +233,8 @@ export interface IApprovalRequired extends IEventBase {
   risk: Risk;
   expires_at: number;
   patch: IPatch | null;
+  /** The code would run in a kernel that is not sandboxed (an admin allowed it). */
+  outside_sandbox?: boolean;
 }
 
 export interface IApprovalResolved extends IEventBase {
@@ -255,6 +257,8 @@ export interface INotebookExecute extends IEventBase {
   request_id: string;
   path: string;
   cell_id: string;
+  /** The notebook session's kernel the server checked (null: it saw none). */
+  kernel_id?: string | null;
 }
 
 export interface IToolResult extends IEventBase {

@@ -8,6 +8,7 @@
 import { citationList, type ICitationLinks } from '../knowledge/citations';
 import { button, fill, h } from '../ui/dom';
 import { fromForm, isEdited, toForm, type IArgumentForm } from './args';
+import { NOT_SANDBOXED } from '../notebook/sandbox';
 import { describeCall } from './describeCall';
 import { renderPatchDiff } from './diffView';
 import type { Block, INotebookRequest } from './transcript';
@@ -22,6 +23,8 @@ export interface ICallHandlers {
   confirm(requestId: string): void;
   refuse(requestId: string, reason: string): void;
   undo(requestId: string): void;
+  /** Switch the notebook (null: the current one) to the sandboxed kernel. */
+  switchToSandbox(path: string | null): Promise<void>;
 }
 
 type Mode = 'idle' | 'editing' | 'rejecting' | 'sent';
@@ -68,13 +71,15 @@ export class CallCard {
         h('span', { class: 'aiide-Call-what' }, describeCall(block.name, block.arguments)),
         h('span', { class: 'aiide-Call-status', role: 'status' }, this._status(block, waiting))
       ),
+      waiting && block.approval?.outsideSandbox ? this._outsideWarning() : null,
       patch ? renderPatchDiff(patch) : this._argumentsView(block),
       waiting ? this._actions(block) : null,
       block.request ? this._request(block.request) : null,
       block.result && this._links
         ? citationList(block.result.citations, this._links.open, this._links.baseUrl, 'Found')
         : null,
-      block.result ? this._result(block) : null
+      block.result ? this._result(block) : null,
+      block.result?.error?.code === NOT_SANDBOXED ? this._switchOffer(block) : null
     );
     if (waiting && block.approval) {
       this._startTimer(block.approval.expiresAt);
@@ -284,6 +289,61 @@ export class CallCard {
     return line;
   }
 
+  private _outsideWarning(): HTMLElement {
+    return h(
+      'div',
+      { class: 'aiide-Call-warning', role: 'note' },
+      "Runs outside the sandbox: this notebook's kernel is not sandboxed, so the code " +
+        "runs as the server's user, with its files and network. Your administrator allows " +
+        'this; approve only code you would run yourself.'
+    );
+  }
+
+  /** The one-click way out of `kernel_not_sandboxed`. */
+  private _switchOffer(block: CallBlock): HTMLElement {
+    const path = typeof block.arguments?.path === 'string' ? block.arguments.path : null;
+    const line = h('div', { class: 'aiide-Call-switch', 'data-state': this._switch.state });
+    if (this._switch.state === 'done') {
+      fill(line, 'Switched to Python 3 (sandboxed). Ask again: the assistant can run code now.');
+      return line;
+    }
+    const go = button(
+      'Switch this notebook to the sandboxed kernel',
+      () => {
+        this._switch = { state: 'switching', error: '' };
+        this._redraw();
+        this._handlers.switchToSandbox(path).then(
+          () => {
+            this._switch = { state: 'done', error: '' };
+            this._redraw();
+          },
+          (error: unknown) => {
+            const message = error instanceof Error ? error.message : String(error);
+            this._switch = { state: 'failed', error: message };
+            this._redraw();
+          }
+        );
+      },
+      { kind: 'accept', title: 'Restart this notebook on Python 3 (sandboxed)' }
+    );
+    go.disabled = this._switch.state === 'switching';
+    fill(
+      line,
+      h('span', {}, "The assistant runs code only in the sandboxed kernel."),
+      go,
+      this._switch.state === 'failed'
+        ? h('span', { class: 'aiide-Call-note', role: 'alert' }, `Could not switch: ${this._switch.error}`)
+        : null
+    );
+    return line;
+  }
+
+  private _redraw(): void {
+    if (this._block) {
+      this.update(this._block, false);
+    }
+  }
+
   private _result(block: CallBlock): HTMLElement {
     const result = block.result!;
     return h(
@@ -338,4 +398,8 @@ export class CallCard {
   private _form: IArgumentForm | null = null;
   private _reason = '';
   private _timer: number | null = null;
+  private _switch: { state: 'offered' | 'switching' | 'done' | 'failed'; error: string } = {
+    state: 'offered',
+    error: ''
+  };
 }

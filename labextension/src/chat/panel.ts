@@ -97,7 +97,8 @@ export class ChatPanel extends Panel {
           ),
         confirm: id => options.notebooks.confirm(id),
         refuse: (id, reason) => options.notebooks.reject(id, reason),
-        undo: id => options.notebooks.undo(id)
+        undo: id => options.notebooks.undo(id),
+        switchToSandbox: path => options.notebooks.switchToSandbox(path)
       },
       citations: options.citations,
       editQuestion: text => this._composer.setText(text)

@@ -73,7 +73,8 @@ function socketUrl(settings: ServerConnection.ISettings): string {
 const NO_NOTEBOOKS: INotebookActions = {
   confirm: () => undefined,
   reject: () => undefined,
-  undo: () => undefined
+  undo: () => undefined,
+  switchToSandbox: () => Promise.reject(new Error('no notebooks in this page'))
 };
 
 export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {

@@ -45,6 +45,8 @@ export interface INotebookRequest {
 export interface IApproval {
   expiresAt: number;
   patch: IPatch | null;
+  /** The code would run outside the sandbox (the card says so). */
+  outsideSandbox?: boolean;
   resolution: { decision: 'approve' | 'reject' | 'expired'; by: string | null; reason: string | null } | null;
 }
 
@@ -285,6 +287,7 @@ export class Transcript {
         const approval: IApproval = {
           expiresAt: event.expires_at,
           patch: event.patch,
+          outsideSandbox: event.outside_sandbox === true,
           resolution: null
         };
         this._setRunState(runId, 'awaiting_approval');

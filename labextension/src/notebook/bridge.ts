@@ -21,6 +21,7 @@ import type {
 import type { Block, Transcript } from '../chat/transcript';
 import { runCell } from './execute';
 import { fitOutputs } from './outputs';
+import { switchToSandbox } from './sandbox';
 import { applyToNotebook, type ISharedNotebookLike, type IUndoHandle } from './sharedTarget';
 
 /** What the chat's cards can ask of the bridge. */
@@ -28,6 +29,8 @@ export interface INotebookActions {
   confirm(requestId: string): void;
   reject(requestId: string, reason: string): void;
   undo(requestId: string): void;
+  /** Switch a notebook open here (null: the current one) to the sandboxed kernel. */
+  switchToSandbox(path: string | null): Promise<void>;
 }
 
 export interface IBridgeOptions {
@@ -88,6 +91,15 @@ export class NotebookBridge implements INotebookActions {
       undoable: false,
       reason: done ? 'undone' : 'the notebook changed since: use Edit › Undo in the notebook'
     });
+  }
+
+  async switchToSandbox(path: string | null): Promise<void> {
+    const tracker = this._options.tracker;
+    const panel = path ? this._panel(path) : tracker.currentWidget;
+    if (!panel) {
+      throw new Error(`${path ?? 'the notebook'} is not open in this browser: open it first`);
+    }
+    await switchToSandbox(panel.sessionContext);
   }
 
   // -- open notebooks -----------------------------------------------------------------
@@ -187,7 +199,7 @@ export class NotebookBridge implements INotebookActions {
     }
     transcript?.updateRequest(request.request_id, { state: 'pending' });
     try {
-      const result = await runCell(panel, request.cell_id);
+      const result = await runCell(panel, request.cell_id, request.kernel_id);
       const limit = (this._options.socket.hello?.max_message_bytes ?? 262_144) * OUTPUT_SHARE;
       this._report(request, {
         status: result.status,

@@ -5,6 +5,8 @@
  */
 import { NotebookActions, type NotebookPanel } from '@jupyterlab/notebook';
 
+import { kernelMismatch } from './sandbox';
+
 export interface IExecution {
   status: 'ok' | 'error';
   outputs: Record<string, unknown>[];
@@ -16,7 +18,15 @@ function failed(reason: string): IExecution {
   return { status: 'error', outputs: [], reason };
 }
 
-export async function runCell(panel: NotebookPanel, cellId: string): Promise<IExecution> {
+/**
+ * `kernelId`: the kernel the server checked is sandboxed (`notebook_execute.kernel_id`);
+ * the cell runs only there.
+ */
+export async function runCell(
+  panel: NotebookPanel,
+  cellId: string,
+  kernelId?: string | null
+): Promise<IExecution> {
   const notebook = panel.content;
   const cell = notebook.widgets.find(c => c.model.id === cellId);
   if (!cell) {
@@ -29,6 +39,10 @@ export async function runCell(panel: NotebookPanel, cellId: string): Promise<IEx
   await session.ready;
   if (!session.session?.kernel) {
     return failed('the notebook has no running kernel: start one, then ask again');
+  }
+  const mismatch = kernelMismatch(kernelId, session.session.kernel.id);
+  if (mismatch) {
+    return failed(mismatch);
   }
   const ok = await NotebookActions.runCells(notebook, [cell], session);
   const outputs = cell.model.toJSON().outputs;
