@@ -137,6 +137,30 @@ async def test_another_abi_cannot_dodge_the_filter(bwrap_km: AsyncKernelManager)
     assert out == "-31 -", out  # SIGSYS
 
 
+async def test_int_0x80_cannot_dodge_the_filter(bwrap_km: AsyncKernelManager) -> None:
+    """i386 syscalls through ``int 0x80`` from a 64-bit process carry another
+    architecture: the filter kills the process (or, where the kernel has no i386
+    emulation, the kernel does: SIGSEGV). They never run."""
+    # mov eax, 425 (io_uring_setup on i386 too); xor ebx, ebx; xor ecx, ecx; int 0x80; ret
+    machine = "b8a901000031db31c9cd80c3"
+    child = (
+        "import ctypes, mmap\n"
+        "page = mmap.mmap(-1, 4096, prot=mmap.PROT_READ | mmap.PROT_WRITE | mmap.PROT_EXEC)\n"
+        f"page.write(bytes.fromhex({machine!r}))\n"
+        "address = ctypes.addressof(ctypes.c_char.from_buffer(page))\n"
+        "print('survived', ctypes.CFUNCTYPE(ctypes.c_int)(address)())\n"
+    )
+    out = await py(
+        bwrap_km,
+        f"""
+        import subprocess, sys
+        r = subprocess.run([sys.executable, '-c', {child!r}], capture_output=True, text=True)
+        print(r.returncode, r.stdout.strip() or '-', r.stderr.strip()[-200:])
+        """,
+    )
+    assert out.split()[:2] in (["-31", "-"], ["-11", "-"]), out  # SIGSYS, or SIGSEGV
+
+
 async def test_scientific_python_still_works(bwrap_km: AsyncKernelManager) -> None:
     out = await py(
         bwrap_km,
