@@ -21,6 +21,7 @@ from collections.abc import Callable
 from functools import lru_cache
 
 from .. import cgroups, seccomp
+from ..policy import SandboxPolicy
 from ..workspace import mask_file
 from .base import BackendStatus, LaunchSpec, SandboxBackend, SandboxedKernel
 from .etc import write_etc
@@ -40,6 +41,8 @@ _NETWORK_ETC = (
     "/etc/nsswitch.conf",
     "/etc/gai.conf",
 )
+#: Exit status of a launch stopped because the workspace mount was not the opened one.
+WORKSPACE_CHANGED = 70
 _ETC_FILES = ("/etc/localtime", "/etc/mime.types", "/etc/fonts")
 
 
@@ -131,6 +134,14 @@ class BwrapKernel(SandboxedKernel):
 
     def oom_killed(self) -> bool:
         return bool(self.cgroup and self.cgroup.oom_killed())
+
+    def death_message(self, exit_code: int, policy: SandboxPolicy) -> str:
+        if exit_code == WORKSPACE_CHANGED:
+            return (
+                "The kernel was not started: its workspace changed (a symlink appeared) "
+                "while it was starting."
+            )
+        return super().death_message(exit_code, policy)
 
     def cleanup(self) -> None:
         if self.process.poll() is None:
@@ -246,7 +257,7 @@ class BwrapBackend(SandboxBackend):
                 lines.append(
                     f'[ "$(stat -L -c %d:%i {shlex.quote(stage)})" = "{dev}:{ino}" ] || '
                     '{ echo "aiide: the workspace changed while the kernel started" >&2; '
-                    "exit 70; }"
+                    f"exit {WORKSPACE_CHANGED}; }}"
                 )
         tail = bwrap
         if as_root:
