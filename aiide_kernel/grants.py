@@ -185,6 +185,8 @@ def recover(run_root: str) -> int:
     """Drop holders that are gone and restore what no one holds; how many restored."""
     if os.geteuid() != 0:
         return 0
+    if not os.path.isdir(os.path.join(run_root or tempfile.gettempdir(), "aiide-grants")):
+        return 0  # nothing was ever granted from this run root
     directory = grants_dir(run_root)
     restored = 0
     with _locked(directory):
@@ -202,7 +204,16 @@ def recover(run_root: str) -> int:
             os.unlink(path)
             restored += 1
             log.warning("aiide: restored the access of %s left by a stopped server", record["path"])
+        _tidy(directory)
     return restored
+
+
+def _tidy(directory: str) -> None:
+    """Leave no records directory behind once nothing is granted (called locked)."""
+    if not _entries(directory):
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, "lock"))
+            os.rmdir(directory)
 
 
 _recovered: set[str] = set()
@@ -235,6 +246,7 @@ class Grant:
                 return
             _restore(record)
             os.unlink(self.record_path)
+            _tidy(self.directory)
 
 
 def grant_workspace(ws: WorkspaceHandle, uid: int, gid: int, run_root: str) -> Grant | None:
@@ -245,9 +257,19 @@ def grant_workspace(ws: WorkspaceHandle, uid: int, gid: int, run_root: str) -> G
     if root_key not in _recovered:
         _recovered.add(root_key)
         recover(run_root)
+    holder = {**_holder(), "token": os.urandom(8).hex()}
+    for attempt in range(3):
+        try:
+            return _grant(ws, uid, run_root, holder)
+        except FileNotFoundError:
+            if attempt == 2:  # another server tidied the records directory meanwhile
+                raise
+    raise AssertionError("unreachable")
+
+
+def _grant(ws: WorkspaceHandle, uid: int, run_root: str, holder: dict[str, object]) -> Grant:
     directory = grants_dir(run_root)
     record_path = os.path.join(directory, f"{ws.dev}-{ws.ino}.json")
-    holder = {**_holder(), "token": os.urandom(8).hex()}
     proc = ws.proc_path
     with _locked(directory):
         record = _load(record_path)
