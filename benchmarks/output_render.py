@@ -1,0 +1,245 @@
+"""What output isolation costs: rendering rich output of a sandboxed kernel vs a plain one.
+
+    .venv/bin/python benchmarks/output_render.py [--rounds 15]
+
+Starts ``jupyter lab`` with aiide and Debian's chromium (playwright; no browser download),
+opens two notebooks, one on ``Python 3 (sandboxed)`` (its outputs go through aiide's
+isolation: HTML sanitized in place, active output in frames) and one on the plain
+``python3`` kernel (outputs rendered as trusted), and renders the same outputs in each, in
+alternating rounds of the same run:
+
+  - a 1,000-row pandas table (``DataFrame._repr_html_`` with all rows shown),
+  - a matplotlib figure (PNG, as ``%matplotlib inline`` sends it).
+
+Each render is timed in the page from adding the output to the cell's output model to the
+first frame painted once the output's element is in the page (and, for the PNG, decoded).
+The outputs are the ones the kernel would send, made here so that kernel execution time
+(the same Python either way) does not blur the front end's share. Target: sandboxed
+≤ 1.2 times plain (p50).
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from playwright.sync_api import Page, sync_playwright
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the tests' own launch flags)
+
+TOKEN = uuid.uuid4().hex
+TARGET = 1.2
+
+#: In the page: render `bundle` `rounds` times into the first cell of the current
+#: notebook; each time from `outputs.add` to a painted frame with `selector` present.
+RENDER = """async ([bundle, selector, rounds]) => {
+  const paint = () => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
+  const panel = window.jupyterapp.shell.currentWidget;
+  const cell = panel.content.widgets[0];
+  const outputs = cell.model.outputs;
+  const times = [];
+  for (let i = 0; i < rounds; i++) {
+    outputs.clear();
+    await paint();
+    const t0 = performance.now();
+    outputs.add({ output_type: 'display_data', data: bundle, metadata: {} });
+    let el = null;
+    while (!(el = cell.node.querySelector('.jp-OutputArea-output ' + selector))) {
+      await new Promise(r => setTimeout(r, 0));
+    }
+    if (el.decode) { await el.decode(); }
+    await paint();
+    times.push(performance.now() - t0);
+  }
+  return times;
+}"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def table_bundle() -> dict[str, str]:
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame(
+        {
+            "city": [f"city {i}" for i in range(1000)],
+            "temp": rng.normal(12, 6, 1000).round(2),
+            "rain": rng.gamma(2, 20, 1000).round(1),
+            "day": pd.date_range("2024-01-01", periods=1000, freq="D").astype(str),
+        }
+    )
+    with pd.option_context("display.max_rows", 1000):
+        return {"text/html": df._repr_html_(), "text/plain": "<1000 rows>"}
+
+
+def figure_bundle() -> dict[str, str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.8))
+    ax.plot(range(100), [i**0.5 for i in range(100)])
+    ax.set_title("a figure")
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return {"image/png": base64.b64encode(buf.getvalue()).decode(), "text/plain": "<Figure>"}
+
+
+def notebook(root: Path, name: str, kernel: str, display: str) -> str:
+    nb = {
+        "cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "source": "",
+                   "outputs": [], "execution_count": None}],
+        "metadata": {"kernelspec": {"name": kernel, "display_name": display,
+                                    "language": "python"}},
+        "nbformat": 4, "nbformat_minor": 5,
+    }  # fmt: skip
+    (root / name).write_text(json.dumps(nb))
+    return name
+
+
+@contextmanager
+def lab(tmp: Path) -> Iterator[str]:
+    dirs = {name: tmp / name for name in ("root", "config", "settings", "ws", "runtime", "data")}
+    for path in dirs.values():
+        path.mkdir()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
+        "JUPYTER_CONFIG_DIR": str(dirs["config"]),
+        "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
+        "JUPYTERLAB_WORKSPACES_DIR": str(dirs["ws"]),
+        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
+        "JUPYTER_DATA_DIR": str(dirs["data"]),
+    }
+    notify = dirs["settings"] / "@jupyterlab" / "apputils-extension"
+    notify.mkdir(parents=True)
+    (notify / "notification.jupyterlab-settings").write_text(
+        json.dumps({"checkForUpdates": False, "fetchNews": "false"})
+    )
+    notebook(dirs["root"], "sandboxed.ipynb", "aiide-python", "Python 3 (sandboxed)")
+    notebook(dirs["root"], "plain.ipynb", "python3", "Python 3 (ipykernel)")
+    port = free_port()
+    cmd = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
+        f"--port={port}", f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={dirs['root']}",
+        "--AiideExtension.prewarm_kernels=False", "--LabApp.expose_app_in_browser=True",
+    ]  # fmt: skip
+    if os.geteuid() == 0:
+        cmd.append("--allow-root")
+    proc = subprocess.Popen(
+        cmd, env=env, cwd=dirs["root"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    base = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{base}api/status?token={TOKEN}", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise SystemExit("jupyter lab did not start")
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+def open_notebook(page: Page, path: str) -> None:
+    page.evaluate(
+        "p => window.jupyterapp.commands.execute('docmanager:open', {path: p}).then(() => null)",
+        path,
+    )
+    page.wait_for_function(
+        """p => {
+          const w = window.jupyterapp.shell.currentWidget;
+          return w?.context?.path === p && w.content.widgets.length > 0;
+        }""",
+        arg=path,
+        timeout=60_000,
+    )
+
+
+def render(page: Page, path: str, bundle: dict[str, str], selector: str, rounds: int) -> Any:
+    open_notebook(page, path)
+    return page.evaluate(RENDER, [bundle, selector, rounds])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=15, help="renders per phase")
+    parser.add_argument("--phases", type=int, default=4, help="alternating phases per kernel")
+    args = parser.parse_args()
+    cases = [
+        ("1,000-row pandas table", table_bundle(), "table"),
+        ("matplotlib figure (PNG)", figure_bundle(), "img"),
+    ]
+    with tempfile.TemporaryDirectory() as tmp, lab(Path(tmp)) as base, sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(Path(tmp) / "profile"),
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 900},
+        )
+        page = context.new_page()
+        page.goto(f"{base}lab?token={TOKEN}", wait_until="domcontentloaded")
+        page.wait_for_function("() => window.jupyterapp?.commands.hasCommand('aiide:open-chat')")
+        page.evaluate("() => window.jupyterapp.restored")
+        # The sandboxed notebook's renders must go through the isolation (checked once).
+        open_notebook(page, "sandboxed.ipynb")
+        verdicts = []
+        for name, bundle, selector in cases:
+            times: dict[str, list[float]] = {"sandboxed.ipynb": [], "plain.ipynb": []}
+            render(page, "plain.ipynb", bundle, selector, 2)  # warm-up, both sides
+            render(page, "sandboxed.ipynb", bundle, selector, 2)
+            for phase in range(args.phases):
+                order = ["sandboxed.ipynb", "plain.ipynb"]
+                for path in order if phase % 2 == 0 else reversed(order):
+                    times[path] += render(page, path, bundle, selector, args.rounds)
+            guarded = page.evaluate(
+                "() => !!window.jupyterapp.shell.currentWidget.node"
+                ".querySelector('.aiide-GuardedOutput')"
+            )
+            sandboxed, plain = times["sandboxed.ipynb"], times["plain.ipynb"]
+            ratio = statistics.median(sandboxed) / statistics.median(plain)
+            ok = ratio <= TARGET
+            verdicts.append(ok)
+            print(name)
+            print(f"    plain kernel:     p50 {statistics.median(plain):.1f} ms (n={len(plain)})")
+            print(
+                f"    sandboxed kernel: p50 {statistics.median(sandboxed):.1f} ms "
+                f"(n={len(sandboxed)}; guarded output: {guarded})"
+            )
+            print(f"    ratio {ratio:.2f} (target ≤ {TARGET}): {'ok' if ok else 'OVER'}")
+        context.close()
+    sys.exit(0 if all(verdicts) else 1)
+
+
+if __name__ == "__main__":
+    main()
