@@ -228,12 +228,3 @@ def bwrap_options(enabled: bool, run_dir: str, taken_fd: int = -1) -> tuple[list
     fd = next(n for n in range(9, 2, -1) if n != taken_fd)
     path = filter_file(run_dir)
     return [f"exec {fd}< {shlex.quote(path)}"], ["--seccomp", str(fd)]
-
-
-def describe() -> str:
-    """One line for the status and ``jupyter aiide check``."""
-    try:
-        size = len(compile_filter()) // 8
-    except SeccompUnavailable as e:
-        return str(e)
-    return f"seccomp filter: {len(DENIED)} syscalls denied with EPERM ({size} BPF instructions)"
