@@ -6,6 +6,7 @@ Each test starts a real bwrap kernel (Docker kernels have Docker's own profile).
 from __future__ import annotations
 
 import ast
+import sys
 import textwrap
 
 import pytest
@@ -210,3 +211,23 @@ async def test_the_filter_can_be_turned_off_for_debugging(workspace: str) -> Non
     # Without the filter these reach the kernel: it runs them or rejects the arguments.
     results = ast.literal_eval(out)
     assert [n for n in REACHABLE_WITHOUT_FILTER if results[n] == "EPERM"] == [], results
+
+
+@pytest.mark.asyncio
+async def test_no_libseccomp_refuses_the_kernel_naming_the_setting(
+    workspace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A kernel never silently starts without its filter."""
+    require_backend("bwrap")
+
+    # As if libseccomp or its binding were missing: the import fails, and the filter,
+    # built once per process, is built again.
+    monkeypatch.setitem(sys.modules, "pyseccomp", None)
+    monkeypatch.setattr(seccomp, "compile_filter", lambda: seccomp._compile.__wrapped__("X86_64"))
+    km = AsyncKernelManager(kernel_name="aiide-python", config=_config(workspace))
+    try:
+        with pytest.raises(RuntimeError, match=r"c\.SandboxPolicy\.seccomp"):
+            await km.start_kernel(cwd=workspace)
+    finally:
+        if km.has_kernel:
+            await km.shutdown_kernel(now=True)
