@@ -164,13 +164,17 @@ class RouteGuard:
         if refusal.status == 401 and _is_page(handler):
             login = _login_url(handler)
             if login:
-                handler.redirect(login)
+                handler.set_status(302)
+                handler.set_header("Location", login)
+                RequestHandler.finish(handler)
                 return
         handler.set_status(refusal.status)
         for name, value in refusal.headers.items():
             handler.set_header(name, value)
         handler.set_header("Content-Type", "application/json")
-        handler.finish(json.dumps(refusal.as_dict()))
+        # tornado's own finish: some handlers override it with other arguments (JupyterLab's
+        # LicensesHandler makes it a coroutine taking a MIME type).
+        RequestHandler.finish(handler, json.dumps(refusal.as_dict()))
         log.info(
             "aiide gateway: %s %s -> %s %s", request.method, request.path, refusal.status, refusal
         )

@@ -201,3 +201,7 @@ def markdown(table: RouteTable | None = None, keys: Iterable[str] | None = None)
         lines.append(f"| `{route}` | {read} | {write} | {entry.why} |")
     lines.append(f"| anything else | {UNMAPPED.read} | {UNMAPPED.write} | {UNMAPPED.why} |")
     return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # the table for docs/gateway.md
+    print(markdown(), end="")
