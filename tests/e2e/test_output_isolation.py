@@ -153,6 +153,15 @@ def test_sandboxed_outputs_cannot_script_the_lab_and_rich_output_still_shows(
     notebook = chat.open_notebook(path)
     _run_all(chat, notebook, len(CELLS))
     page = chat.page
+    expect(_cell(notebook, "remote").locator(".jp-OutputArea-output")).to_have_count(1)
+
+    # First what matters: no payload ran in the lab's page or reached its API (given the
+    # time to try).
+    page.wait_for_timeout(2_000)
+    _unset(chat)
+    planted = sorted(p.name for p in agent_lab.root_dir.glob("pwned-*"))
+    assert not planted, f"a payload used the lab's API: {planted}"
+    assert not chat.dialogs, chat.dialogs
 
     # Active output runs in frames of an opaque origin (scripts only, no same-origin).
     for cell_id in ("html", "js", "script", "framed"):
@@ -187,13 +196,6 @@ def test_sandboxed_outputs_cannot_script_the_lab_and_rich_output_still_shows(
     expect(remote).to_have_text("Load image from evil.example (logo)")
     assert _cell(notebook, "remote").locator("img").count() == 0
 
-    # Give any payload that was going to run the time to do it, then check the lab.
-    page.wait_for_timeout(2_000)
-    _unset(chat)
-    planted = sorted(p.name for p in agent_lab.root_dir.glob("pwned-*"))
-    assert not planted, f"a payload used the lab's API: {planted}"
-    assert not chat.dialogs, chat.dialogs
-
     for first, name in (("html", "output-isolation-payloads"), ("table", "output-isolation-rich")):
         _cell(notebook, first).evaluate("el => el.scrollIntoView({block: 'start'})")
         page.wait_for_timeout(300)
@@ -209,8 +211,11 @@ def test_ai_magic_answers_are_inert(
     path = _notebook(agent_lab.root_dir, "ai-magic.ipynb", AI_CELLS)
     notebook = chat.open_notebook(path)
     _run_all(chat, notebook, 1)
-    answer = _cell(notebook, "ai", AI_CELLS).locator(".jp-OutputArea-output .aiide-ModelText")
-    expect(answer).to_contain_text("bold", timeout=OUTPUT_TIMEOUT_MS)
+    output = _cell(notebook, "ai", AI_CELLS).locator(".jp-OutputArea-output")
+    expect(output).to_contain_text("bold", timeout=OUTPUT_TIMEOUT_MS)
+    chat.page.wait_for_timeout(1_000)
+    _unset(chat)
+    answer = output.locator(".aiide-ModelText")
     expect(answer.locator("strong")).to_have_text("bold")
     assert answer.locator("img").count() == 0
     assert "onerror" not in answer.inner_html()
@@ -218,6 +223,4 @@ def test_ai_magic_answers_are_inert(
     placeholders = answer.locator(".aiide-RemoteResource")
     expect(placeholders).to_have_count(2)
     expect(placeholders.last).to_have_text("Load image from evil.example (chart)")
-    chat.page.wait_for_timeout(1_000)
-    _unset(chat)
     screenshot(_cell(notebook, "ai", AI_CELLS), "output-isolation-ai-magic")
