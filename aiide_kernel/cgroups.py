@@ -8,11 +8,14 @@ v1 with separate ``memory``/``pids``/``cpu`` mounts, v2 with a delegated subtree
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import shutil
 import signal
 import time
 from dataclasses import dataclass
+
+log = logging.getLogger("aiide.limits")
 
 _CONTROLLERS = ("memory", "pids", "cpu")
 _CFS_PERIOD_US = 100_000
@@ -288,6 +291,16 @@ def fallback_detail(support: CgroupSupport) -> str:
     )
 
 
+_warned: set[str] = set()
+
+
+def _warn_once(detail: str) -> None:
+    """The server's log says, once, that kernels are not bounded as configured."""
+    if detail not in _warned:
+        _warned.add(detail)
+        log.warning("aiide: %s", detail)
+
+
 class LimitsUnavailable(RuntimeError):
     """Nothing can bound a kernel here and unlimited kernels are not allowed."""
 
@@ -306,9 +319,13 @@ def rlimit_argv(
     if support.version:
         return []
     problem = rlimit_problem()
-    if problem:
-        if allow_unlimited:
-            return []
+    if problem is None:
+        _warn_once(fallback_detail(support))
+        argv = ["/usr/bin/prlimit", f"--nproc={processes}"]
+        if limit_address_space:
+            argv.append(f"--as={max(memory, MIN_ADDRESS_SPACE)}")
+        return [*argv, "--"]
+    if not allow_unlimited:
         raise LimitsUnavailable(
             f"This bwrap kernel would run without any memory, process or CPU limit: "
             f"{support.detail}, and per-kernel rlimits are impossible ({problem}). Give the "
@@ -316,7 +333,8 @@ def rlimit_argv(
             "`systemd-run --user -p Delegate=yes jupyter lab`), or set "
             "c.SandboxPolicy.allow_unlimited = True to start unlimited kernels."
         )
-    argv = ["/usr/bin/prlimit", f"--nproc={processes}"]
-    if limit_address_space:
-        argv.append(f"--as={max(memory, MIN_ADDRESS_SPACE)}")
-    return [*argv, "--"]
+    _warn_once(
+        f"{support.detail}; per-kernel rlimits are impossible too ({problem}): bwrap kernels "
+        "start without limits (c.SandboxPolicy.allow_unlimited = True)"
+    )
+    return []

@@ -5,6 +5,7 @@ empty directory; the kernels are real bwrap kernels."""
 
 from __future__ import annotations
 
+import logging
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -75,9 +76,12 @@ async def limits(km: AsyncKernelManager) -> dict[str, str]:
 
 @pytest.mark.asyncio
 async def test_without_cgroup_processes_and_file_size_are_rlimits(
-    no_cgroup: str, workspace: str, start: Starter
+    no_cgroup: str, workspace: str, start: Starter, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="aiide.limits")
     km = await start(_config(workspace, no_cgroup), workspace)
+    # The server's log says so.
+    assert any("fall back to rlimits" in r.getMessage() for r in caplog.records), caplog.text
     got = await limits(km)
     assert got["Max processes"] == "48", got
     assert got["Max file size"] == str(64 * 1024**2), got
