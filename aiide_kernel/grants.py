@@ -219,6 +219,15 @@ def _tidy(directory: str) -> None:
 _recovered: set[str] = set()
 
 
+def recover_once(run_root: str) -> None:
+    """The first kernel start of this process cleans up after a crashed server,
+    whether or not this start needs a grant itself."""
+    key = run_root or tempfile.gettempdir()
+    if key not in _recovered:
+        _recovered.add(key)
+        recover(run_root)
+
+
 @dataclass
 class Grant:
     """Access the sandbox uid holds on one workspace until ``release``."""
@@ -251,12 +260,9 @@ class Grant:
 
 def grant_workspace(ws: WorkspaceHandle, uid: int, gid: int, run_root: str) -> Grant | None:
     """Let ``uid`` write in ``ws`` without chown; None when nothing had to change."""
+    recover_once(run_root)
     if os.geteuid() != 0 or not _needs_grant(ws, uid, gid):
         return None
-    root_key = run_root or tempfile.gettempdir()
-    if root_key not in _recovered:
-        _recovered.add(root_key)
-        recover(run_root)
     holder = {**_holder(), "token": os.urandom(8).hex()}
     for attempt in range(3):
         try:

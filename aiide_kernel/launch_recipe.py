@@ -179,13 +179,18 @@ class PreparedLaunch:
         backend = backend or get_backend(self.recipe.policy.backend)
         return await backend.launch(self.spec(cmd))
 
-    def release(self) -> None:
-        """Give back everything: the workspace grant, the channel, the run dir."""
-        if self.grant is not None:
-            self.grant.release()
-            self.grant = None
+    def close_channel(self) -> None:
+        """Stop the kernel's agent channel (on the event loop: it is a tornado server)."""
         if self.channel:
             KernelChannels.instance().close(self.run.ipc_dir)
             self.channel = None
+
+    def release(self) -> None:
+        """Give back everything: the channel, the workspace grant, the run dir. Only
+        file system work once the channel is closed: a thread may do that part."""
+        self.close_channel()
+        if self.grant is not None:
+            self.grant.release()
+            self.grant = None
         self.run.remove()
         self.workspace.close()

@@ -249,7 +249,8 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
             # the workspace's ACL (if any) is given back here, the run dir removed
             launch, self._launch = self._launch, None
             self._channel = None
-            launch.release()
+            launch.close_channel()
+            await asyncio.to_thread(launch.release)  # a few file system calls: off the loop
 
     async def get_provisioner_info(self) -> dict[str, Any]:
         info: dict[str, Any] = await super().get_provisioner_info()
