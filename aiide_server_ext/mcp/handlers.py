@@ -1,4 +1,7 @@
-"""``/aiide/api/mcp``: thin tornado handlers over ``McpTools`` and ``protocol.handle``."""
+"""``/aiide/api/mcp``: thin tornado handlers over ``McpTools`` and ``protocol.handle``.
+
+Errors are JSON ``{code, message}``. Which credential sent a request matters here: the one
+that made a call may not approve it (``tools.py``)."""
 
 from __future__ import annotations
 
@@ -12,9 +15,11 @@ from tornado import web
 from ..seams import Caller, GateRefusal, gate_of
 from .client import McpClients
 from .protocol import handle
-from .tools import McpTools
+from .tools import Credential, McpTools
 
 MAX_BODY = 1 << 20
+#: An approval body is one small JSON object.
+MAX_APPROVAL_BODY = 4096
 
 
 class McpHandler(APIHandler):  # type: ignore[misc]
@@ -34,6 +39,23 @@ class McpHandler(APIHandler):  # type: ignore[misc]
         if not self.request.headers.get("Authorization"):
             super().check_xsrf_cookie()
 
+    @property
+    def credential(self) -> Credential:
+        """The credential of this request: a gateway key or token (its refresh family),
+        Jupyter's token, or a browser session (interactive)."""
+        extra = self.caller.extra
+        found = extra.get("family") or extra.get("credential_id")
+        if found:
+            return Credential(f"{extra.get('via', 'gateway')}:{found}")
+        if self.request.headers.get("Authorization") or self.token_authenticated:
+            return Credential("jupyter:token")
+        return Credential("session", interactive=True)
+
+    def fail(self, status: int, code: str, message: str) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"code": code, "message": message}))
+
     @web.authenticated
     @authorized
     async def post(self) -> None:
@@ -49,7 +71,12 @@ class McpHandler(APIHandler):  # type: ignore[misc]
             return
         caller = self.caller
         messages = body if isinstance(body, list) else [body]
-        replies = [r for m in messages if (r := await handle(self.tools, caller, m)) is not None]
+        credential = self.credential
+        replies = []
+        for message in messages:
+            reply = await handle(self.tools, caller, message, credential)
+            if reply is not None:
+                replies.append(reply)
         if not replies:
             self.set_status(202)
             self.finish()
@@ -75,12 +102,31 @@ class ApprovalsHandler(McpHandler):
     @web.authenticated
     @authorized
     async def post(self, pending_id: str = "") -> None:
-        body: Any = json.loads(self.request.body or b"{}")
+        if len(self.request.body or b"") > MAX_APPROVAL_BODY:
+            self.fail(413, "body_too_large", f"an approval is at most {MAX_APPROVAL_BODY} bytes")
+            return
+        try:
+            body: Any = json.loads(self.request.body or b"{}")
+        except (ValueError, UnicodeDecodeError):
+            self.fail(400, "invalid_json", "the body is not valid JSON")
+            return
         decision = body.get("decision") if isinstance(body, dict) else None
-        if decision not in ("approve", "reject"):
-            raise web.HTTPError(400, "decision must be approve or reject")
-        if not self.tools.decide(self.caller, pending_id, decision):
-            raise web.HTTPError(404, f"no pending call {pending_id}")
+        pending_id = pending_id or (body.get("id") if isinstance(body, dict) else None) or ""
+        if decision not in ("approve", "reject") or not isinstance(pending_id, str):
+            self.fail(400, "bad_decision", 'the body must be {"decision": "approve"|"reject"}')
+            return
+        credential = self.credential
+        if credential.interactive:
+            try:  # a person's session: its XSRF token is checked even if Jupyter's check is off
+                web.RequestHandler.check_xsrf_cookie(self)
+            except web.HTTPError:
+                self.fail(403, "xsrf_required", "a browser approval needs its XSRF token")
+                return
+        try:
+            await self.tools.decide(self.caller, pending_id, decision, credential)
+        except GateRefusal as e:
+            self.fail(e.status, e.code, e.message)
+            return
         self.set_status(204)
         self.finish()
 

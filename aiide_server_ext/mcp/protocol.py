@@ -7,7 +7,7 @@ from typing import Any
 
 from .._version import __version__
 from ..seams import Caller
-from .tools import McpRefusal, McpTools
+from .tools import UNKNOWN, Credential, McpRefusal, McpTools
 
 PROTOCOL_VERSIONS = ("2025-06-18", "2025-03-26", "2024-11-05")
 
@@ -16,7 +16,9 @@ def _error(mid: Any, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": mid, "error": {"code": code, "message": message}}
 
 
-async def handle(tools: McpTools, caller: Caller, message: Any) -> dict[str, Any] | None:
+async def handle(
+    tools: McpTools, caller: Caller, message: Any, credential: Credential = UNKNOWN
+) -> dict[str, Any] | None:
     """One JSON-RPC message; None for notifications and responses (nothing to answer)."""
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
         return _error(None, -32600, "invalid JSON-RPC request")
@@ -49,7 +51,7 @@ async def handle(tools: McpTools, caller: Caller, message: Any) -> dict[str, Any
         if not isinstance(name, str) or not isinstance(arguments, dict):
             return _error(mid, -32602, "tools/call needs 'name' and object 'arguments'")
         try:
-            text, is_error = await tools.call(caller, name, arguments), False
+            text, is_error = await tools.call(caller, name, arguments, credential), False
         except McpRefusal as e:
             text, is_error = f"error ({e.code}): {e.message}", True
         result = {"content": [{"type": "text", "text": text}], "isError": is_error}

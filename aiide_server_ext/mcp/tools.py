@@ -1,10 +1,16 @@
 """aiide's notebook tools as an outside agent sees them, behind the gate: a call needs the
 scope a user would need for the same thing, goes through the same tool policy (deny is
-refused, approve pauses until a user decides or the wait ends) and is audited."""
+refused, approve pauses until a person decides or the wait ends) and is audited.
+
+A person, not the agent: the credential that made a call can never answer it. An answer
+comes from the same user's interactive session (browser cookie + XSRF) or from another
+credential of that user holding ``agent:approve``. Each outside agent (one credential)
+has its own conversation for notebook requests, so no other user's socket hears them."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import uuid
 from dataclasses import dataclass, field
@@ -27,11 +33,30 @@ EXPOSED = {
 }
 
 
+#: Scope of a credential that may answer another credential's paused calls.
+APPROVE_SCOPE = "agent:approve"
+#: Calls one user may have waiting at once (each holds an HTTP request open).
+MAX_PENDING_PER_USER = 20
+
+
 class McpRefusal(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+@dataclass(frozen=True)
+class Credential:
+    """What sent a request: an id for the credential, and whether it is a person's
+    interactive session (a browser cookie whose XSRF token was checked)."""
+
+    id: str
+    interactive: bool = False
+
+
+#: Direct calls (tests, the stdio bridge) made with no credential in hand.
+UNKNOWN = Credential("unknown")
 
 
 @dataclass
@@ -40,7 +65,15 @@ class Pending:
     caller: str
     tool: str
     arguments: dict[str, Any]
+    credential: Credential = UNKNOWN
+    decided_by: str = ""
     decision: asyncio.Future[str] = field(repr=False, default_factory=asyncio.Future)
+
+
+def conversation_for(username: str, credential: Credential) -> str:
+    """The outside agent's own conversation: one per user and credential."""
+    digest = hashlib.sha256(f"{username}\0{credential.id}".encode()).hexdigest()[:20]
+    return f"mcp-{digest}"
 
 
 class McpTools:
@@ -71,7 +104,13 @@ class McpTools:
     def definitions(self) -> list[dict[str, Any]]:
         return [TOOLS[n].definition() for n in EXPOSED if n != "search_knowledge" or self.knowledge]
 
-    async def call(self, caller: Caller, name: str, arguments: dict[str, Any]) -> str:
+    async def call(
+        self,
+        caller: Caller,
+        name: str,
+        arguments: dict[str, Any],
+        credential: Credential = UNKNOWN,
+    ) -> str:
         """The tool's text result; McpRefusal when the gate or the policy says no."""
         if name not in EXPOSED:
             raise McpRefusal("unknown_tool", f"no tool named {name!r}")
@@ -96,12 +135,16 @@ class McpTools:
             raise McpRefusal(decision.code, decision.reason or "refused by policy")
         approved_by = None
         if decision.action == "approve":
-            approved_by = await self._wait_for_approval(caller, name, arguments)
+            approved_by = await self._wait_for_approval(caller, name, arguments, credential)
         env = ToolEnv(
             root_dir=self.root_dir,
             notebooks=self.notebooks,
             caller=caller,
-            route=Route("mcp", "mcp_" + uuid.uuid4().hex[:12], caller.username),
+            route=Route(
+                conversation_for(caller.username, credential),
+                "mcp_" + uuid.uuid4().hex[:12],
+                caller.username,
+            ),
             call_id="mcp_" + uuid.uuid4().hex[:12],
             knowledge=self.knowledge,
             extra={"outside_sandbox": True} if decision.outside_sandbox else {},
@@ -121,8 +164,18 @@ class McpTools:
             raise McpRefusal(result.code or "tool_failed", result.content)
         return result.content
 
-    async def _wait_for_approval(self, caller: Caller, name: str, args: dict[str, Any]) -> str:
-        pending = Pending("ap_" + uuid.uuid4().hex[:16], caller.username, name, args)
+    async def _wait_for_approval(
+        self, caller: Caller, name: str, args: dict[str, Any], credential: Credential
+    ) -> str:
+        mine = sum(1 for p in self.pending.values() if p.caller == caller.username)
+        if mine >= MAX_PENDING_PER_USER:
+            detail = {"code": "too_many_pending"}
+            await self.gate.audit(caller, f"mcp.{name}", "", "refused", detail)
+            raise McpRefusal(
+                "too_many_pending",
+                f"{mine} calls already wait for approval; answer or let them expire first",
+            )
+        pending = Pending("ap_" + uuid.uuid4().hex[:16], caller.username, name, args, credential)
         self.pending[pending.id] = pending
         await self.gate.audit(caller, f"mcp.{name}", pending.id, "awaiting_approval", None)
         try:
@@ -137,15 +190,44 @@ class McpTools:
             self.pending.pop(pending.id, None)
         if decided != "approve":
             raise McpRefusal("rejected", f"a user rejected {name}")
-        return caller.username
+        return pending.decided_by
 
-    def decide(self, caller: Caller, pending_id: str, decision: str) -> bool:
-        """A user's answer to a paused call (only its owner's own calls)."""
+    async def decide(
+        self, caller: Caller, pending_id: str, decision: str, credential: Credential
+    ) -> None:
+        """A person's answer to a paused call of their own agent; ``GateRefusal`` otherwise
+        (each refusal audited)."""
         pending = self.pending.get(pending_id)
+        refusal: GateRefusal | None = None
         if pending is None or pending.caller != caller.username or pending.decision.done():
-            return False
+            # Someone else's call is as unknown as a made-up id: its existence is not told.
+            refusal = GateRefusal(404, "unknown_approval", f"no pending call {pending_id[:40]}")
+        elif credential.interactive:
+            pass
+        elif credential.id == pending.credential.id:
+            refusal = GateRefusal(
+                403,
+                "self_approval",
+                "the credential that made a call cannot approve it: approve in the browser, "
+                f"or with another credential holding '{APPROVE_SCOPE}'",
+            )
+        elif not caller.has_scope(APPROVE_SCOPE):
+            refusal = GateRefusal(
+                403,
+                "approval_scope_required",
+                f"approving another credential's call needs the '{APPROVE_SCOPE}' scope",
+            )
+        target = pending_id[:40]
+        if refusal is not None:
+            detail = {"code": refusal.code, "decision": decision, "credential": credential.id}
+            await self.gate.audit(caller, "mcp.approval", target, "refused", detail)
+            raise refusal
+        assert pending is not None
+        how = "session" if credential.interactive else credential.id
+        pending.decided_by = f"{caller.username} ({how})"
+        detail = {"tool": pending.tool, "by": how, "caller_credential": pending.credential.id}
+        await self.gate.audit(caller, "mcp.approval", target, decision, detail)
         pending.decision.set_result(decision)
-        return True
 
     def waiting(self, caller: Caller) -> list[dict[str, Any]]:
         return [

@@ -63,3 +63,37 @@ def error(r: Reply, status: int, code: str) -> None:
     assert body["code"] == code
     assert body["message"]
     assert b"Traceback" not in r.body
+
+
+async def browser_login(port: int, base_url: str, token: str) -> dict[str, str]:
+    """Headers of a logged-in browser: the login cookie and the XSRF cookie + header,
+    from Jupyter's own login form (no ``Authorization`` header: an interactive session)."""
+    from http.cookies import SimpleCookie
+    from urllib.parse import urlencode
+
+    from tornado.httpclient import AsyncHTTPClient
+
+    base = f"http://127.0.0.1:{port}{base_url.rstrip('/')}/login"
+    client = AsyncHTTPClient(force_instance=True)
+    cookies: SimpleCookie = SimpleCookie()
+    try:
+        page = await client.fetch(base, raise_error=False)
+        for header in page.headers.get_list("Set-Cookie"):
+            cookies.load(header)
+        xsrf = cookies["_xsrf"].value
+        form = urlencode({"password": token, "_xsrf": xsrf})
+        done = await client.fetch(
+            base,
+            method="POST",
+            body=form,
+            headers={"Cookie": f"_xsrf={xsrf}"},
+            follow_redirects=False,
+            raise_error=False,
+        )
+        assert done.code == 302, done.body
+        for header in done.headers.get_list("Set-Cookie"):
+            cookies.load(header)
+    finally:
+        client.close()
+    jar = "; ".join(f"{name}={morsel.value}" for name, morsel in cookies.items())
+    return {"Cookie": jar, "X-XSRFToken": xsrf}

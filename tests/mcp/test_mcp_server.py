@@ -15,6 +15,7 @@ from agent.conftest import (  # noqa: F401  (fixtures shared with the agent suit
     fake_openai,
     jp_server_config,
 )
+from gateway.helpers import browser_login
 from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
 
@@ -69,6 +70,22 @@ async def test_outside_agent_lists_reads_and_edits_after_approval(
                 break
             await asyncio.sleep(0.05)
         assert pending and pending[0]["tool"] == "insert_cell" and not call.done()
+        # The agent's own credential (the server token) may not approve: the person does,
+        # from the browser (cookie + XSRF).
+        refused = await jp_fetch(
+            "aiide",
+            "api",
+            "mcp",
+            "approvals",
+            pending[0]["id"],
+            method="POST",
+            body=json.dumps({"decision": "approve"}),
+            raise_error=False,
+        )
+        assert refused.code == 403 and json.loads(refused.body)["code"] == "self_approval"
+        browser = await browser_login(
+            jp_serverapp.port, jp_serverapp.base_url, jp_serverapp.identity_provider.token
+        )
         await jp_fetch(
             "aiide",
             "api",
@@ -77,6 +94,7 @@ async def test_outside_agent_lists_reads_and_edits_after_approval(
             pending[0]["id"],
             method="POST",
             body=json.dumps({"decision": "approve"}),
+            headers={**browser, "Authorization": ""},
         )
         done = await asyncio.wait_for(call, 10)
         assert not done.isError, done
