@@ -238,3 +238,21 @@ def test_the_owner_rule_is_used_for_settings_and_workspaces_only() -> None:
 
 def test_docs_gateway_md_shows_the_route_table() -> None:
     assert markdown() in DOCS.read_text(), "regenerate: python -m aiide_server_ext.gateway.routes"
+
+
+@pytest.mark.gateway_config(enabled=False)
+async def test_without_the_gateway_nothing_is_hooked_and_jupyter_decides(
+    jp_serverapp: Any, call: Call
+) -> None:
+    assert getattr(jp_serverapp.web_app, "_aiide_route_guard", None) is None
+    assert "aiide_route_guard" not in jp_serverapp.web_app.settings
+    body = {"data": {}, "metadata": {"id": "default"}}
+    r = await call("PUT", "/lab/api/workspaces/default", jupyter=True, body=body)
+    assert r.status == 204, r.body
+    assert (await call("GET", "/api/contents")).status == 403  # Jupyter's own refusal
+
+
+async def test_the_owners_jupyter_token_passes_every_check(call: Call) -> None:
+    """A single user's ``jupyter lab`` with the gateway on and no configuration."""
+    for method, path in (("GET", "/aiide/api/audit"), ("GET", "/api/terminals")):
+        assert (await call(method, path, jupyter=True)).status == 200, path
