@@ -120,8 +120,15 @@ class KernelRunner:
         return kernel_is_sandboxed(manager)
 
     def spec_sandboxed(self, kernel_name: str) -> bool:
+        # A kernel manager made outside a server (headless, MCP stdio) has none of its
+        # own until it starts a kernel: its kernels then use Jupyter's default one.
+        ksm = self.km.kernel_spec_manager
+        if ksm is None:
+            from jupyter_client.kernelspec import KernelSpecManager
+
+            ksm = KernelSpecManager(parent=self.km)
         try:
-            spec = self.km.kernel_spec_manager.get_kernel_spec(kernel_name)
+            spec = ksm.get_kernel_spec(kernel_name)
         except Exception:
             return False
         return spec_is_sandboxed(spec)
