@@ -224,3 +224,30 @@ def test_ai_magic_answers_are_inert(
     expect(placeholders).to_have_count(2)
     expect(placeholders.last).to_have_text("Load image from evil.example (chart)")
     screenshot(_cell(notebook, "ai", AI_CELLS), "output-isolation-ai-magic")
+
+
+def test_saved_outputs_stay_guarded_when_the_notebook_is_opened_again(
+    chat: LabPage, agent_lab: Any
+) -> None:
+    """Outputs saved by the first test (the server signs the notebook: they come back
+    trusted) are guarded again from the notebook's kernelspec, before any kernel runs."""
+    from playwright.sync_api import expect
+
+    path = "isolation.ipynb"
+    saved = json.loads((agent_lab.root_dir / path).read_text())
+    if not any(cell["outputs"] for cell in saved["cells"]):
+        notebook = chat.open_notebook(path)
+        _run_all(chat, notebook, len(CELLS))
+        chat.run_command("docmanager:save")
+        expect(notebook).to_be_visible()
+    chat.run_command("docmanager:save-all")  # nothing unsaved holds the reload
+    chat.page.wait_for_timeout(1_000)
+    chat.page.reload()
+    chat.page.locator("#jp-main-statusbar").wait_for()
+    chat.page.evaluate("() => { delete document.body.dataset.aiidePwned; }")
+    notebook = chat.open_notebook(path, kernel=False)
+    frame = _cell(notebook, "html").locator("iframe.aiide-FramedOutput-frame")
+    expect(frame).to_have_count(1, timeout=OUTPUT_TIMEOUT_MS)
+    expect(_cell(notebook, "table").locator("table.dataframe")).to_be_visible()
+    chat.page.wait_for_timeout(2_000)
+    _unset(chat)
