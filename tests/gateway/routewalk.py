@@ -37,7 +37,7 @@ def _one(op: Any, arg: Any) -> str:
         return _emit(arg[-1])
     if op in (c.MAX_REPEAT, c.MIN_REPEAT, getattr(c, "POSSESSIVE_REPEAT", None)):
         low, _high, body = arg
-        return _emit(body) * low
+        return _emit(body) * int(low)
     if op is c.BRANCH:
         return _emit(arg[1][0])
     if op is c.IN:

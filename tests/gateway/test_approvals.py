@@ -26,8 +26,8 @@ APPROVALS = "/aiide/api/mcp/approvals"
 
 
 def _notebook(root: Path) -> None:
-    cell = {"id": "c1", "cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": []}
-    cell["execution_count"] = None
+    cell: dict[str, Any] = {"id": "c1", "cell_type": "code", "metadata": {}, "source": "x = 1"}
+    cell.update(outputs=[], execution_count=None)
     nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [cell]}
     (root / "nb.ipynb").write_text(json.dumps(nb))
 

@@ -107,7 +107,7 @@ def _code(r: Any) -> str | None:
         return None
 
 
-def _routes(gate_server: Any) -> list[tuple[str, type, str]]:
+def _routes(gate_server: Any) -> list[tuple[str, Any, str]]:
     """(normalised pattern, handler class, a path that reaches it) for every route."""
     guard = gate_server.web_app.settings["aiide_route_guard"]
     base = gate_server.base_url.rstrip("/")
@@ -143,7 +143,9 @@ async def test_every_route_refuses_a_key_without_its_scope(
         if issubclass(cls, StaticFileHandler) and method != "GET":
             continue  # Jupyter's own robots.txt route lacks its 'path' and fails to construct
         r = await call(method, path, token=bob, body={} if method == "POST" else None)
-        expected = (404, "not_found") if need == NOT_FOUND else (403, "insufficient_scope")
+        expected: tuple[int, str | None] = (
+            (404, "not_found") if need == NOT_FOUND else (403, "insufficient_scope")
+        )
         if method not in cls.SUPPORTED_METHODS:  # tornado answers before any handler code
             expected = (405, None)
         assert (r.status, _code(r)) == expected, (method, path, need, r.status, r.body[:200])
