@@ -8,6 +8,7 @@ provisioner object (``SandboxProvisioner``), a kernelspec's provisioner entry po
 
 from __future__ import annotations
 
+import itertools
 import logging
 from typing import Any
 
@@ -19,6 +20,8 @@ log = logging.getLogger("aiide")
 SANDBOXED_KERNEL = "aiide-python"
 #: The provisioner entry point that makes a kernelspec sandboxed.
 PROVISIONER = "aiide-sandbox"
+#: The module a gateway's sandboxed kernelspec runs (``python -m aiide_kernel.launch``).
+LAUNCHER = "aiide_kernel.launch"
 #: Appended to the display name of kernelspecs that run code as the server's user.
 UNSANDBOXED_SUFFIX = " (not sandboxed)"
 #: Why the agent refuses code for a notebook whose kernel is not sandboxed (error code
@@ -38,12 +41,25 @@ _KM_SECTIONS = (
 
 
 def spec_is_sandboxed(spec: KernelSpec | dict[str, Any] | None) -> bool:
-    """A kernelspec whose kernels start through the aiide sandbox provisioner."""
-    if spec is None:
+    """A kernelspec whose kernels start through the aiide sandbox provisioner, or (on a
+    kernel gateway, which ignores provisioners) through the sandbox launcher
+    (``aiide_kernel/launch_spec.py``). ``spec`` may also be a kernelspec model
+    (``{"name", "spec": {...}}``) as a gateway's REST API answers it."""
+    if isinstance(spec, dict) and isinstance(spec.get("spec"), dict):
+        spec = spec["spec"]
+    metadata: Any
+    argv: Any
+    if isinstance(spec, KernelSpec):
+        metadata, argv = spec.metadata, spec.argv
+    elif isinstance(spec, dict):
+        metadata, argv = spec.get("metadata"), spec.get("argv")
+    else:
         return False
-    metadata = spec.get("metadata") if isinstance(spec, dict) else spec.metadata
-    provisioner = (metadata or {}).get("kernel_provisioner") or {}
-    return isinstance(provisioner, dict) and provisioner.get("provisioner_name") == PROVISIONER
+    provisioner = (metadata if isinstance(metadata, dict) else {}).get("kernel_provisioner")
+    if isinstance(provisioner, dict) and provisioner.get("provisioner_name") == PROVISIONER:
+        return True
+    args = [str(a) for a in argv] if isinstance(argv, list) else []
+    return any(a == "-m" and b == LAUNCHER for a, b in itertools.pairwise(args))
 
 
 def kernel_is_sandboxed(kernel_manager: Any) -> bool:
@@ -51,6 +67,15 @@ def kernel_is_sandboxed(kernel_manager: Any) -> bool:
     from aiide_kernel.provisioner import SandboxProvisioner
 
     return isinstance(getattr(kernel_manager, "provisioner", None), SandboxProvisioner)
+
+
+def is_gateway_kernel(kernel_manager: Any) -> bool:
+    """A kernel on a kernel gateway (``--gateway-url``): only its kernelspec says."""
+    try:
+        from jupyter_server.gateway.managers import GatewayKernelManager
+    except ImportError:  # pragma: no cover - jupyter_server always has it
+        return False
+    return isinstance(kernel_manager, GatewayKernelManager)
 
 
 class LabelledKernelSpecManager(KernelSpecManager):  # type: ignore[misc]
@@ -94,8 +119,7 @@ class LabelledKernelSpecManager(KernelSpecManager):  # type: ignore[misc]
 
 def _user_set_default(config: Any) -> bool:
     return any(
-        section in config and "default_kernel_name" in config[section]
-        for section in _KM_SECTIONS
+        section in config and "default_kernel_name" in config[section] for section in _KM_SECTIONS
     )
 
 
@@ -135,8 +159,7 @@ def install_defaults(server: Any, *, hide_unsandboxed: bool) -> None:
         spec = None
     if not spec_is_sandboxed(spec):
         log.warning(
-            "aiide: the %r kernelspec is not installed (make sandbox): the default kernel "
-            "stays %r",
+            "aiide: the %r kernelspec is not installed (make sandbox): the default kernel stays %r",
             SANDBOXED_KERNEL,
             km.default_kernel_name,
         )

@@ -166,7 +166,7 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
             kid = await kernels.kernel_for(path, start=False)
             if kid is None:
                 return None
-            if not kernels.kernel_sandboxed(kid):  # introspection runs code in the kernel
+            if not await kernels.kernel_sandboxed(kid):  # introspection runs code in the kernel
                 return NOT_READ
             expr = introspect.expression(max_chars=self.kernel_state_chars)
             result = await asyncio.wait_for(

@@ -20,7 +20,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..kernelspecs import NOT_SANDBOXED, kernel_is_sandboxed, spec_is_sandboxed
+from jupyter_core.utils import ensure_async
+
+from ..kernelspecs import NOT_SANDBOXED, is_gateway_kernel, kernel_is_sandboxed, spec_is_sandboxed
 from .errors import ToolError
 
 log = logging.getLogger("aiide.agent")
@@ -111,15 +113,20 @@ class KernelRunner:
         self.own[path] = str(kid)
         return str(kid)
 
-    def kernel_sandboxed(self, kid: str) -> bool:
-        """Whether this server started the kernel through the sandbox provisioner."""
+    async def kernel_sandboxed(self, kid: str) -> bool:
+        """Whether this server started the kernel through the sandbox provisioner (or,
+        for a kernel on a kernel gateway, from a kernelspec that runs the sandbox)."""
         try:
             manager = self.km.get_kernel(kid)
         except KeyError:
             return False
-        return kernel_is_sandboxed(manager)
+        if kernel_is_sandboxed(manager):
+            return True
+        if is_gateway_kernel(manager):
+            return await self.spec_sandboxed(str(manager.kernel_name))
+        return False
 
-    def spec_sandboxed(self, kernel_name: str) -> bool:
+    async def spec_sandboxed(self, kernel_name: str) -> bool:
         # A kernel manager made outside a server (headless, MCP stdio) has none of its
         # own until it starts a kernel: its kernels then use Jupyter's default one.
         ksm = self.km.kernel_spec_manager
@@ -128,7 +135,7 @@ class KernelRunner:
 
             ksm = KernelSpecManager(parent=self.km)
         try:
-            spec = ksm.get_kernel_spec(kernel_name)
+            spec = await ensure_async(ksm.get_kernel_spec(kernel_name))
         except Exception:
             return False
         return spec_is_sandboxed(spec)
@@ -138,11 +145,11 @@ class KernelRunner:
         kernel, else the kernel headless runs start for it (``kernel_name``)."""
         kid = await self.kernel_for(path, start=False)
         if kid is not None:
-            return self.kernel_sandboxed(kid)
-        return self.spec_sandboxed(self.kernel_name)
+            return await self.kernel_sandboxed(kid)
+        return await self.spec_sandboxed(self.kernel_name)
 
-    def require_sandbox(self, kid: str, *, allow_unsandboxed: bool = False) -> None:
-        if not allow_unsandboxed and not self.kernel_sandboxed(kid):
+    async def require_sandbox(self, kid: str, *, allow_unsandboxed: bool = False) -> None:
+        if not allow_unsandboxed and not await self.kernel_sandboxed(kid):
             raise ToolError("kernel_not_sandboxed", NOT_SANDBOXED)
 
     async def _client(self, kid: str) -> Any:
@@ -175,7 +182,7 @@ class KernelRunner:
     ) -> ExecResult:
         """``allow_unsandboxed``: an approval covered running outside the sandbox
         (``c.ToolPolicy.allow_unsandboxed_kernels``); otherwise such a kernel is refused."""
-        self.require_sandbox(kid, allow_unsandboxed=allow_unsandboxed)
+        await self.require_sandbox(kid, allow_unsandboxed=allow_unsandboxed)
         lock = self._locks.setdefault(kid, asyncio.Lock())
         async with lock:
             return await self._execute(kid, code, timeout, silent, user_expressions or {})

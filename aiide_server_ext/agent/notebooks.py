@@ -145,7 +145,7 @@ class NotebookBridge:
             # session's kernel itself, and the browser runs only in that very kernel.
             kid = await self.kernels.kernel_for(path, start=False)
             if kid is not None:
-                self.kernels.require_sandbox(kid, allow_unsandboxed=allow_unsandboxed)
+                await self.kernels.require_sandbox(kid, allow_unsandboxed=allow_unsandboxed)
             answer = await self._ask_frontend(
                 conn, route, "notebook_execute", path=path, cell_id=cell_id, kernel_id=kid
             )

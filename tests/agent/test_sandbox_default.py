@@ -245,3 +245,57 @@ def test_with_the_opt_in_a_course_keeps_the_outside_sandbox_mark() -> None:
     assert denied.action == "deny" and denied.code == "denied"
     course.learn("ada", {"execution": "approve"})
     assert _decide(course, sandboxed=False).outside_sandbox
+
+
+# -- what counts as sandboxed: server-side facts only ----------------------------------
+
+
+def test_kernelspecs_are_sandboxed_by_provisioner_or_gateway_launcher() -> None:
+    from aiide_kernel.launch_spec import gateway_kernelspec
+    from aiide_server_ext.kernelspecs import spec_is_sandboxed
+
+    shipped = json.loads(
+        (Path(__file__).parents[2] / "share/kernels/aiide-python/kernel.json").read_text()
+    )
+    assert spec_is_sandboxed(shipped)
+    gateway = gateway_kernelspec("/opt/py/bin/python", "docker")
+    assert spec_is_sandboxed(gateway)
+    assert spec_is_sandboxed({"name": "aiide-python", "spec": gateway})  # a REST model
+    plain = {"argv": ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]}
+    assert not spec_is_sandboxed(plain)
+    assert not spec_is_sandboxed({"metadata": {"kernel_provisioner": "aiide-sandbox"}})
+    assert not spec_is_sandboxed(None)
+
+
+@pytest.mark.asyncio
+async def test_a_gateway_kernel_is_judged_by_the_gateways_kernelspec() -> None:
+    from jupyter_server.gateway.managers import GatewayKernelManager
+
+    from aiide_kernel.launch_spec import gateway_kernelspec
+    from aiide_server_ext.agent.kernels import KernelRunner
+
+    specs = {
+        "aiide-python": {"name": "aiide-python", "spec": gateway_kernelspec("/py", "bwrap")},
+        "python3": {"name": "python3", "spec": {"argv": ["python", "-m", "ipykernel"]}},
+    }
+
+    class GatewaySpecs:
+        async def get_kernel_spec(self, name: str) -> dict[str, Any]:
+            return specs[name]
+
+    class Kernels:
+        kernel_spec_manager = GatewaySpecs()
+        kernels: dict[str, Any] = {}
+
+        def get_kernel(self, kid: str) -> Any:
+            return self.kernels[kid]
+
+    km = Kernels()
+    for name in specs:
+        remote = GatewayKernelManager.__new__(GatewayKernelManager)
+        remote.kernel_name = name
+        km.kernels[name] = remote
+    runner = KernelRunner(km, None, "/", "aiide-python")
+    assert await runner.kernel_sandboxed("aiide-python")
+    assert not await runner.kernel_sandboxed("python3")
+    assert not await runner.kernel_sandboxed("unknown")
