@@ -50,6 +50,7 @@ CELLS = [
     (
         "framed",
         'display(HTML(\'<div id="t">script did not run</div>'
+        '<button id="b" onclick="this.textContent = 1 + 1">click me</button>'
         '<script>document.getElementById("t").textContent = "ran in its frame"</script>\'))',
     ),
     (
@@ -171,6 +172,8 @@ def test_sandboxed_outputs_cannot_script_the_lab_and_rich_output_still_shows(
     # The script-using HTML still works, inside its own frame.
     framed = _cell(notebook, "framed").frame_locator("iframe.aiide-FramedOutput-frame")
     expect(framed.locator("#t")).to_have_text("ran in its frame", timeout=OUTPUT_TIMEOUT_MS)
+    framed.locator("#b").click()  # and stays interactive (what plots in frames need)
+    expect(framed.locator("#b")).to_have_text("2")
     # The frame sized itself to its content (postMessage): not the 1.5em placeholder.
     box = _cell(notebook, "framed").locator("iframe.aiide-FramedOutput-frame").bounding_box()
     assert box and box["height"] >= 10
