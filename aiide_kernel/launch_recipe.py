@@ -20,7 +20,7 @@ from .channel import ENV_VAR as CHANNEL_ENV
 from .channel import KernelChannels
 from .grants import Grant, grant_workspace
 from .policy import SandboxPolicy
-from .rundir import RunDir
+from .rundir import RunDir, run_parent
 from .workspace import (
     WorkspaceHandle,
     check_not_sensitive,
@@ -79,6 +79,10 @@ class LaunchRecipe:
     server_paths: list[str] = field(default_factory=list)
     labels: dict[str, str] = field(default_factory=dict)
 
+    def hidden_paths(self) -> list[str]:
+        """The server's files to mask: its databases and every kernel's run dir."""
+        return [*self.server_paths, run_parent(self.run_root)]
+
     def identity(self) -> tuple[int, int]:
         ws = open_workspace(self.workspace)
         try:
@@ -99,7 +103,7 @@ class LaunchRecipe:
 
     def prepare(self, kernel_id: str, channel: bool = True) -> PreparedLaunch:
         """Resolve the workspace, make the run dir, grant access; nothing runs yet."""
-        check_not_sensitive(self.policy, self.workspace, self.server_paths)
+        check_not_sensitive(self.policy, self.workspace, self.hidden_paths())
         ws = open_workspace(self.workspace)
         run: RunDir | None = None
         grant: Grant | None = None
@@ -153,7 +157,7 @@ class PreparedLaunch:
             self.workspace.path,
             [*ro_paths, *policy.extra_ro_mounts],
             owner_uids=[self.workspace.owner_uid, self.uid],
-            server_paths=self.recipe.server_paths,
+            server_paths=self.recipe.hidden_paths(),
         )
         return LaunchSpec(
             kernel_id=self.kernel_id,

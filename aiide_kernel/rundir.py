@@ -3,14 +3,43 @@
 ZMQ ``ipc`` sockets live in ``<run_dir>/ipc``, bind-mounted at the same path inside
 the sandbox, so one connection file serves both sides (TCP loopback is unreachable
 from a kernel whose network namespace is unshared).
+
+Run dirs sit in ``<run root>/aiide-run-<server uid>``, a directory only the server
+may list: a kernel whose workspace contains the run root (a server started in
+``/tmp``) finds neither another kernel's sockets nor its connection file (that
+directory is also masked inside the sandbox).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import stat
 import tempfile
 from dataclasses import dataclass
+
+from .policy import SandboxConfigError
+
+
+def run_parent(root: str) -> str:
+    """Where this server's run dirs go under ``root``."""
+    return os.path.join(root or tempfile.gettempdir(), f"aiide-run-{os.geteuid()}")
+
+
+def _private_parent(root: str) -> str:
+    parent = run_parent(root)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(parent, 0o711)
+    st = os.lstat(parent)
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.geteuid():
+        raise SandboxConfigError(
+            f"{parent} is not this server's directory (made by someone else?): not putting "
+            "kernel sockets there. Remove it, or set c.SandboxProvisioner.run_root"
+        )
+    if stat.S_IMODE(st.st_mode) != 0o711:
+        os.chmod(parent, 0o711)  # listable by nobody else, traversable for the sandbox uid
+    return parent
 
 
 def sandbox_identity(configured_uid: int) -> tuple[int, int]:
@@ -37,7 +66,13 @@ class RunDir:
     def create(cls, root: str, uid: int, gid: int) -> RunDir:
         root = root or tempfile.gettempdir()
         os.makedirs(root, exist_ok=True)
-        path = tempfile.mkdtemp(prefix="aiide-", dir=root)
+        for attempt in range(3):
+            try:
+                path = tempfile.mkdtemp(prefix="aiide-", dir=_private_parent(root))
+                break
+            except FileNotFoundError:  # the last kernel's remove() took the parent away
+                if attempt == 2:
+                    raise
         # Traversable but not listable, so the sandbox uid reaches ipc/ and etc/.
         os.chmod(path, 0o711)
         ipc = os.path.join(path, "ipc")
@@ -53,3 +88,5 @@ class RunDir:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
+        with contextlib.suppress(OSError):  # the last one leaves the run root as found
+            os.rmdir(os.path.dirname(self.path))

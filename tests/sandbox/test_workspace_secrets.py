@@ -379,3 +379,53 @@ open({home.notebook!r}, 'w').write('{{"cells": [2]}}')
         assert f.read() == BASHRC
     with open(home.notebook, encoding="utf-8") as f:
         assert f.read() == '{"cells": [2]}'
+
+
+@pytest.fixture
+def tmp_like() -> Iterator[str]:
+    """A directory like /tmp (mode 1777), reachable by the sandbox uid."""
+    path = tempfile.mkdtemp(prefix="aiide-tmplike-", dir="/tmp")
+    os.chmod(path, 0o1777)
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+async def test_a_kernel_cannot_reach_another_kernels_run_dir_in_its_workspace(
+    backend: str, tmp_like: str
+) -> None:
+    """A server started in /tmp: the run root (sockets, connection files with their HMAC
+    keys) is inside every kernel's workspace."""
+    ws = tmp_like
+    c = Config()
+    c.SandboxPolicy.backend = backend
+    c.SandboxPolicy.workspace_root = ws
+    c.SandboxPolicy.memory_limit = "512M"
+    c.SandboxPolicy.tmp_size = "64M"
+    c.SandboxProvisioner.run_root = ws
+    victim = AsyncKernelManager(kernel_name="aiide-python", config=c)
+    await victim.start_kernel(cwd=ws)
+    attacker = AsyncKernelManager(kernel_name="aiide-python", config=c)
+    await attacker.start_kernel(cwd=ws)
+    try:
+        target = victim.connection_file
+        code = f"""
+        import os
+        try:
+            print('READ', open({target!r}).read())
+        except OSError as e:
+            print('blocked', type(e).__name__)
+        own = {attacker.connection_file!r}
+        for root, dirs, files in os.walk('.'):
+            for name in files:
+                found = os.path.abspath(os.path.join(root, name))
+                if name == 'connection.json' and found != own:
+                    print('FOUND', found)
+        """
+        r = await run_code(attacker, textwrap.dedent(code))
+        assert r.status == "ok", r
+        assert "READ" not in r.stdout and "FOUND" not in r.stdout, r.stdout
+        r = await run_code(victim, "print(1 + 1)")  # the victim still works
+        assert r.stdout.strip() == "2"
+    finally:
+        await attacker.shutdown_kernel(now=True)
+        await victim.shutdown_kernel(now=True)
