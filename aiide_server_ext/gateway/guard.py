@@ -8,6 +8,10 @@ class (made once per class, same name) whose ``prepare`` runs the handler's own
 ``prepare`` first (that is where Jupyter establishes the user and checks XSRF), then
 the route's requirement. A refusal is written as JSON ``{code, message}`` and the verb
 never runs; refusals are audited (at most 30 a minute per caller).
+
+The same hook bounds aiide's request bodies before tornado buffers them (Jupyter lets a
+body reach 512 MB): a declared length over the route's limit is answered 413 at once,
+without reading the body; a chunked body is cut off at the limit by the connection.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from tornado.routing import PathMatches, Rule
-from tornado.web import RequestHandler
+from tornado.web import RequestHandler, stream_request_body
 
 from aiide_server_ext.seams import Caller, GateRefusal
 
@@ -45,10 +49,15 @@ _Entries = list[tuple[Any, RouteScope]]
 
 
 class RouteGuard:
-    def __init__(self, gate: Any, table: RouteTable, base_url: str) -> None:
+    def __init__(
+        self, gate: Any, table: RouteTable, base_url: str, max_request_bytes: int = 2 << 20
+    ) -> None:
         self.gate = gate
         self.table = table
         self.base_url = base_url
+        self.max_request_bytes = max_request_bytes
+        self._aiide = base_url.rstrip("/") + "/aiide/"
+        self._small = tuple(base_url.rstrip("/") + p for p in SMALL_BODY_ROUTES)
         self.web_app: Any = None
         self._guarded: dict[type, type] = {}
         self._by_class: dict[type, _Entries] = {}
@@ -70,11 +79,36 @@ class RouteGuard:
             path_args: list[bytes] | None = None,
             path_kwargs: dict[str, bytes] | None = None,
         ) -> Any:
+            limit = self.body_limit(request.path)
+            if limit is not None and not self._bound(request, limit):
+                return original(request, BodyTooLarge, {"limit": limit}, [], {})
             guarded = self.guarded(target_class)
             return original(request, guarded, target_kwargs, path_args, path_kwargs)
 
         web_app.get_handler_delegate = get_handler_delegate
         web_app._aiide_route_guard = self
+
+    def body_limit(self, path: str) -> int | None:
+        """aiide's routes: the gateway's own (credentials, keys) take small bodies."""
+        if not path.startswith(self._aiide):
+            return None  # Jupyter's own routes (uploads through contents) keep their limits
+        if path.startswith(self._small):
+            return int(self.gate.max_body_bytes)
+        return self.max_request_bytes
+
+    @staticmethod
+    def _bound(request: Any, limit: int) -> bool:
+        """False when the declared body is over the limit; else cap what will be read."""
+        declared = request.headers.get("Content-Length")
+        try:
+            if declared is not None and int(declared) > limit:
+                return False
+        except ValueError:
+            return False
+        set_max = getattr(getattr(request, "connection", None), "set_max_body_size", None)
+        if set_max is not None:  # HTTP/1: a chunked body stops at the limit
+            set_max(limit)
+        return True
 
     def rules(self) -> Iterator[tuple[str, type, Any]]:
         """(normalised pattern, handler class, compiled pattern) of every route, in order."""
@@ -194,6 +228,32 @@ class RouteGuard:
             await self.gate.audit(caller, action, target, str(refusal.status), detail)
         except GatewayError as e:  # the refusal stands; the store problem is in the log
             log.warning("aiide gateway: route refusal not audited: %s", e.message)
+
+
+#: Routes under /aiide/ whose bodies are a credential or a key request (c.Gateway.max_body_bytes).
+SMALL_BODY_ROUTES = ("/aiide/api/auth/", "/aiide/api/keys")
+
+
+@stream_request_body
+class BodyTooLarge(RequestHandler):  # type: ignore[misc]
+    """Answers 413 as soon as the headers are in; the body is never read (the connection
+    closes after the answer)."""
+
+    def initialize(self, limit: int) -> None:
+        self.limit = limit
+
+    def check_xsrf_cookie(self) -> None:
+        return None  # nothing is done with the request: it is refused either way
+
+    def prepare(self) -> None:
+        log.info("aiide gateway: %s %s -> 413", self.request.method, self.request.path)
+        self.set_status(413)
+        self.set_header("Content-Type", "application/json")
+        message = f"the body is over {self.limit} bytes"
+        self.finish(json.dumps({"code": "body_too_large", "message": message}))
+
+    def data_received(self, chunk: bytes) -> None:
+        return None
 
 
 def _guard_class(cls: type, guard: RouteGuard) -> type:

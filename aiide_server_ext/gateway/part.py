@@ -174,6 +174,12 @@ class Gateway(ExtensionPart):
         "the connect timeout).",
     )
     max_body_bytes = Int(65536, config=True, help="Largest request body the gateway reads.")
+    max_request_bytes = Int(
+        2 << 20,
+        config=True,
+        help="Largest request body of any /aiide/ route, refused (413) before it is read "
+        "(routes may accept less, e.g. chat frames). Jupyter's own routes keep their limits.",
+    )
     json_logs = Bool(False, config=True, help="Log one JSON object per line.")
 
     _unsubscribe: Callable[[], None] | None = None
@@ -214,7 +220,8 @@ class Gateway(ExtensionPart):
         if web_app is not None:
             from .guard import RouteGuard
 
-            guard = RouteGuard(self._gate, self._gate.routes, str(server.base_url))
+            base_url = str(server.base_url)
+            guard = RouteGuard(self._gate, self._gate.routes, base_url, self.max_request_bytes)
             guard.install(web_app)
             settings["aiide_route_guard"] = web_app._aiide_route_guard
         install_redaction(self._gate.redaction_filter, [self.log])

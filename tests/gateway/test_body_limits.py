@@ -1,0 +1,76 @@
+"""aiide's routes refuse an oversized body before reading it (Jupyter would buffer 512 MB).
+
+The requests are written on a raw socket: a client announcing 600 MB sends only the
+headers and a few bytes, and the answer must come back anyway, as a 413 with a code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from .helpers import Call, error
+
+BIG = 600 * 1024 * 1024
+
+
+async def _announce(port: int, path: str, length: int, token: str | None = None) -> tuple[int, Any]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    head = [
+        f"POST {path} HTTP/1.1",
+        f"Host: 127.0.0.1:{port}",
+        "Content-Type: application/json",
+        f"Content-Length: {length}",
+    ]
+    if token:
+        head.append(f"Authorization: Bearer {token}")
+    writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + b'{"refresh_token": "')
+    await writer.drain()
+    answer = b""
+    while chunk := await asyncio.wait_for(reader.read(65536), 10):  # until the server closes
+        answer += chunk
+    writer.close()
+    status_line, _, rest = answer.partition(b"\r\n")
+    body = rest.split(b"\r\n\r\n", 1)[1]
+    return int(status_line.split()[1]), json.loads(body)
+
+
+@pytest.mark.parametrize(
+    "route", ["/aiide/api/auth/refresh", "/aiide/api/mcp", "/aiide/api/agent/conversations"]
+)
+async def test_a_600_mb_body_is_refused_before_it_is_read(
+    jp_serverapp: Any, http_server_client: Any, jp_http_port: int, route: str
+) -> None:
+    path = jp_serverapp.base_url.rstrip("/") + route
+    status, body = await _announce(jp_http_port, path, BIG)
+    assert (status, body["code"]) == (413, "body_too_large")
+
+
+async def test_the_unauthenticated_refresh_route_takes_only_a_small_body(
+    jp_serverapp: Any, http_server_client: Any, jp_http_port: int
+) -> None:
+    path = jp_serverapp.base_url.rstrip("/") + "/aiide/api/auth/refresh"
+    status, body = await _announce(jp_http_port, path, 65536 + 1)
+    assert (status, body["code"]) == (413, "body_too_large")
+
+
+@pytest.mark.gateway_config(max_request_bytes=1000)
+async def test_a_body_under_the_limit_still_reaches_the_route(call: Call) -> None:
+    r = await call(
+        "POST", "/aiide/api/mcp", jupyter=True, body={"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    )
+    assert r.status == 200, r.body
+    error(
+        await call("POST", "/aiide/api/mcp", jupyter=True, raw=b" " * 1001), 413, "body_too_large"
+    )
+
+
+async def test_jupyters_own_routes_keep_their_limits(call: Call) -> None:
+    """A notebook upload through the contents API is bigger than any aiide request."""
+    content = "x" * (3 << 20)
+    body = {"type": "file", "format": "text", "content": content}
+    r = await call("PUT", "/api/contents/big.txt", jupyter=True, body=body)
+    assert r.status == 201, r.body[:200]
