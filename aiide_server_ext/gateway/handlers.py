@@ -211,7 +211,7 @@ class OpenAPIHandler(GatewayHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.reply(document(self.settings.get("aiide_openapi_paths", {})))
+        self.reply(document(self.settings.get("aiide_openapi_paths", {}), self.gate.routes))
 
 
 default_handlers: list[tuple[str, Any]] = [

@@ -12,6 +12,8 @@ from typing import Any
 
 from aiide_server_ext._version import __version__
 
+from .routes import RouteTable
+
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
@@ -370,7 +372,25 @@ SCHEMAS: dict[str, Any] = {
 }
 
 
-def document(extra_paths: Mapping[str, Any] | None = None) -> dict[str, Any]:
+METHODS = ("get", "put", "post", "patch", "delete")
+
+
+def with_scopes(paths: Mapping[str, Any], routes: RouteTable) -> dict[str, Any]:
+    """Each operation says what it needs (``x-aiide-scope``), from the route table."""
+    out: dict[str, Any] = {}
+    for path, item in paths.items():
+        rule = routes.rule(path)
+        out[path] = {
+            k: ({**v, "x-aiide-scope": rule.required(k.upper())} if k in METHODS else v)
+            for k, v in item.items()
+        }
+    return out
+
+
+def document(
+    extra_paths: Mapping[str, Any] | None = None, routes: RouteTable | None = None
+) -> dict[str, Any]:
+    paths = {**PATHS, **PART_PATHS, **(extra_paths or {})}
     error = {"content": {"application/json": {"schema": _ref("Error")}}}
     responses = {
         f"E{status}": {"description": description, **error}
@@ -391,7 +411,7 @@ def document(extra_paths: Mapping[str, Any] | None = None) -> dict[str, Any]:
             "version": __version__,
             "description": "Routes under /aiide/api. Errors are JSON {code, message}.",
         },
-        "paths": {**PATHS, **PART_PATHS, **(extra_paths or {})},
+        "paths": with_scopes(paths, routes or RouteTable()),
         "components": {
             "schemas": SCHEMAS,
             "responses": responses,

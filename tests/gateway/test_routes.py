@@ -258,3 +258,18 @@ async def test_the_owners_jupyter_token_passes_every_check(call: Call) -> None:
     """A single user's ``jupyter lab`` with the gateway on and no configuration."""
     for method, path in (("GET", "/aiide/api/audit"), ("GET", "/api/terminals")):
         assert (await call(method, path, jupyter=True)).status == 200, path
+
+
+async def test_the_openapi_document_names_each_operations_scope(call: Call) -> None:
+    paths = (await call("GET", "/aiide/api/openapi.json", jupyter=True)).json()["paths"]
+    ops = {
+        (path, method): op["x-aiide-scope"]
+        for path, item in paths.items()
+        for method, op in item.items()
+        if method in ("get", "put", "post", "patch", "delete")
+    }
+    assert ops[("/aiide/api/agent/conversations", "get")] == "chat"
+    assert ops[("/aiide/api/mcp/approvals/{pending_id}", "post")] == "agent:run|agent:approve"
+    assert ops[("/aiide/api/auth/refresh", "post")] == "public"
+    assert ops[("/aiide/api/audit", "get")] == "admin"
+    assert all(scope != "" for scope in ops.values())
