@@ -94,7 +94,9 @@ class SandboxLauncher(Application):  # type: ignore[misc]
     sandbox_uid = Int(
         64999,
         config=True,
-        help="When the launcher runs as root, the kernel runs as this unprivileged uid/gid.",
+        help="When the launcher runs as root and the workspace is root's, the kernel runs "
+        "as this unprivileged uid/gid (a POSIX ACL gives it the workspace; a user's "
+        "workspace runs the kernel as that user).",
     )
     run_root = Unicode(
         "",

@@ -31,8 +31,10 @@ class SandboxProvisioner(KernelProvisionerBase):  # type: ignore[misc]
     sandbox_uid = Int(
         64999,
         config=True,
-        help="When the server runs as root, kernels run as this unprivileged uid/gid "
-        "(a sandbox started by root would keep root's capabilities inside it).",
+        help="When the server runs as root, kernels in a root-owned workspace run as "
+        "this unprivileged uid/gid, given access by a POSIX ACL removed at shutdown (a "
+        "sandbox started by root would keep root's capabilities inside it). A workspace "
+        "owned by a user runs its kernels as that user; nothing is ever chowned.",
     )
     run_root = Unicode(
         "",
