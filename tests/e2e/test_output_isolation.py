@@ -254,3 +254,34 @@ def test_saved_outputs_stay_guarded_when_the_notebook_is_opened_again(
     expect(_cell(notebook, "table").locator("table.dataframe")).to_be_visible()
     chat.page.wait_for_timeout(2_000)
     _unset(chat)
+
+
+def test_a_sandboxed_console_is_guarded_too(chat: LabPage) -> None:
+    from playwright.sync_api import expect
+
+    page = chat.page
+    page.evaluate("() => { delete document.body.dataset.aiidePwned; }")
+    chat.run_command("console:create", {"kernelPreference": {"name": "aiide-python"}})
+    console = page.locator(".jp-ConsolePanel:visible")
+    console.wait_for(timeout=OUTPUT_TIMEOUT_MS)
+    page.wait_for_function(
+        "() => window.jupyterapp.shell.currentWidget?.sessionContext?.session?.kernel"
+        "?.status === 'idle'",
+        timeout=OUTPUT_TIMEOUT_MS,
+    )
+    code = (
+        "from IPython.display import HTML, display\n"
+        + STEAL
+        + "\ndisplay(HTML('<img src=x onerror=\"' + steal('console') + '\">'))"
+    )
+    page.evaluate(
+        "c => window.jupyterapp.shell.currentWidget.console.promptCell.model.sharedModel"
+        ".setSource(c)",
+        code,
+    )
+    chat.run_command("console:run-forced")
+    frame = console.locator(".jp-OutputArea-output iframe.aiide-FramedOutput-frame")
+    expect(frame).to_have_count(1, timeout=OUTPUT_TIMEOUT_MS)
+    assert frame.get_attribute("sandbox") == "allow-scripts"
+    page.wait_for_timeout(2_000)
+    _unset(chat)

@@ -2,7 +2,12 @@
  * Output isolation: outputs of sandboxed kernels cannot script the lab (see `policy.ts`),
  * and model text (`%ai`) renders through the model-text sanitizer in every notebook.
  */
-import type { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
+import type {
+  ILabShell,
+  JupyterFrontEnd,
+  JupyterFrontEndPlugin
+} from '@jupyterlab/application';
+import type { ISessionContext } from '@jupyterlab/apputils';
 import type { NotebookPanel } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import type { KernelSpec } from '@jupyterlab/services';
@@ -21,17 +26,49 @@ export function panelIsSandboxed(
   panel: NotebookPanel,
   specs: KernelSpec.IManager | null
 ): boolean {
-  const all = specs?.specs?.kernelspecs ?? {};
-  const session = panel.sessionContext;
   const metadata = panel.content.model?.getMetadata('kernelspec') as
     | { name?: unknown }
     | undefined;
-  const names = [
-    session.session?.kernel?.name,
-    session.kernelPreference.name,
-    typeof metadata?.name === 'string' ? metadata.name : undefined
-  ];
+  const saved = typeof metadata?.name === 'string' ? metadata.name : undefined;
+  return sessionIsSandboxed(panel.sessionContext, specs, saved);
+}
+
+/** Whether a session's kernel (or the kernel it is starting, or `also`) is sandboxed. */
+export function sessionIsSandboxed(
+  session: ISessionContext,
+  specs: KernelSpec.IManager | null,
+  also?: string
+): boolean {
+  const all = specs?.specs?.kernelspecs ?? {};
+  const names = [session.session?.kernel?.name, session.kernelPreference.name, also];
   return names.some(name => !!name && isSandboxedKernel(name, all[name]));
+}
+
+/** What a code console looks like from the shell (no dependency on the console package). */
+interface IConsoleLike {
+  readonly console?: { readonly rendermime?: IRenderMimeRegistry };
+  readonly sessionContext?: ISessionContext;
+}
+
+/**
+ * Code consoles render their kernel's outputs through their own registry clone: guard each
+ * one as it enters the shell (before any code of a sandboxed kernel can run in it).
+ */
+function guardConsoles(app: JupyterFrontEnd, specs: KernelSpec.IManager | null): void {
+  const scan = (): void => {
+    for (const widget of app.shell.widgets('main')) {
+      const panel = widget as unknown as IConsoleLike;
+      const rendermime = panel.console?.rendermime;
+      const session = panel.sessionContext;
+      if (rendermime && session && typeof rendermime.createRenderer === 'function') {
+        guardRendermime(rendermime, () => sessionIsSandboxed(session, specs));
+      }
+    }
+  };
+  type Signals = Partial<Pick<ILabShell, 'layoutModified' | 'currentChanged'>>;
+  const shell = app.shell as unknown as Signals;
+  shell.layoutModified?.connect(scan);
+  shell.currentChanged?.connect(scan);
 }
 
 export const outputIsolationPlugin: JupyterFrontEndPlugin<void> = {
@@ -49,5 +86,6 @@ export const outputIsolationPlugin: JupyterFrontEndPlugin<void> = {
         return new DisposableDelegate(() => undefined);
       }
     });
+    guardConsoles(app, specs);
   }
 };
