@@ -23,6 +23,7 @@ import urllib.parse
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from jupyter_server.base.handlers import JupyterHandler
 from tornado.routing import PathMatches, Rule
 from tornado.web import RequestHandler, stream_request_body
 
@@ -81,7 +82,8 @@ class RouteGuard:
         ) -> Any:
             limit = self.body_limit(request.path)
             if limit is not None and not self._bound(request, limit):
-                return original(request, BodyTooLarge, {"limit": limit}, [], {})
+                kwargs = {"limit": limit, "guard": self}
+                return original(request, BodyTooLarge, kwargs, [], {})
             guarded = self.guarded(target_class)
             return original(request, guarded, target_kwargs, path_args, path_kwargs)
 
@@ -217,12 +219,15 @@ class RouteGuard:
     async def _audit(self, handler: Any, rule: RouteScope, refusal: GateRefusal) -> None:
         request = handler.request
         ip = str(getattr(request, "remote_ip", "") or "")
-        caller = self.gate.caller(handler) if handler.current_user is not None else None
+        user = handler.current_user if isinstance(handler, JupyterHandler) else None
+        caller = self.gate.caller(handler) if user is not None else None
         who = caller.username if caller is not None else ip
         if not self.gate._refusal_audits.hit_now(f"route:{who}", AUDITS_PER_MINUTE).allowed:
             return
         action = "route.unknown" if refusal.status == 404 else "route.refused"
-        detail = {"ip": ip, "route": rule.key or "unmapped", "code": refusal.code}
+        detail = {"ip": ip, "route": rule.key or "any /aiide/ route", "code": refusal.code}
+        if refusal.status != 413:
+            detail["route"] = rule.key or "unmapped"
         target = f"{request.method} {request.path[:256]}"
         try:
             await self.gate.audit(caller, action, target, str(refusal.status), detail)
@@ -239,18 +244,16 @@ class BodyTooLarge(RequestHandler):  # type: ignore[misc]
     """Answers 413 as soon as the headers are in; the body is never read (the connection
     closes after the answer)."""
 
-    def initialize(self, limit: int) -> None:
+    def initialize(self, limit: int, guard: RouteGuard) -> None:
         self.limit = limit
+        self.guard = guard
 
     def check_xsrf_cookie(self) -> None:
         return None  # nothing is done with the request: it is refused either way
 
-    def prepare(self) -> None:
-        log.info("aiide gateway: %s %s -> 413", self.request.method, self.request.path)
-        self.set_status(413)
-        self.set_header("Content-Type", "application/json")
-        message = f"the body is over {self.limit} bytes"
-        self.finish(json.dumps({"code": "body_too_large", "message": message}))
+    async def prepare(self) -> None:
+        refusal = GatewayError(413, "body_too_large", f"the body is over {self.limit} bytes")
+        await self.guard.refuse(self, UNMAPPED, refusal)
 
     def data_received(self, chunk: bytes) -> None:
         return None

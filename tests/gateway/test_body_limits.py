@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from aiide_server_ext.gateway.audit import AuditQuery
+
 from .helpers import Call, error
 
 BIG = 600 * 1024 * 1024
@@ -50,11 +52,13 @@ async def test_a_600_mb_body_is_refused_before_it_is_read(
 
 
 async def test_the_unauthenticated_refresh_route_takes_only_a_small_body(
-    jp_serverapp: Any, http_server_client: Any, jp_http_port: int
+    jp_serverapp: Any, http_server_client: Any, jp_http_port: int, gate: Any
 ) -> None:
     path = jp_serverapp.base_url.rstrip("/") + "/aiide/api/auth/refresh"
     status, body = await _announce(jp_http_port, path, 65536 + 1)
     assert (status, body["code"]) == (413, "body_too_large")
+    events = await gate.audit_log.query(AuditQuery(action="route.refused"))
+    assert [(e["target"], e["outcome"]) for e in events] == [(f"POST {path}", "413")]
 
 
 @pytest.mark.gateway_config(max_request_bytes=1000)
