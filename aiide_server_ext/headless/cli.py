@@ -30,7 +30,11 @@ def register_cli(sub: Any) -> None:
     out.add_argument("-o", "--output", help="output notebook, or folder for a batch")
     out.add_argument("--inplace", action="store_true", help="overwrite the input notebook")
     run.add_argument("--config", help="a Jupyter config file (.py or .json) to load as well")
-    run.add_argument("--kernel", help="kernel name (default: c.Agent.kernel_name)")
+    run.add_argument(
+        "--kernel",
+        help="kernel name (default: c.Agent.kernel_name); the agent runs code only in a "
+        "sandboxed one unless c.ToolPolicy.allow_unsandboxed_kernels",
+    )
     run.add_argument("--store-prompts", action="store_true", help="whole prompts in the trace")
     run.add_argument("--yes", action="store_true", help="approve every 'approve' call")
     run.add_argument("--no-input", action="store_true", help="never ask at the terminal")

@@ -23,7 +23,11 @@ def register_cli(sub: Any) -> None:
     mcp = sub.add_parser("mcp", help="serve aiide's notebook tools to an MCP client (stdio)")
     mcp.add_argument("root", nargs="?", default=".", help="the notebook directory (default: .)")
     mcp.add_argument("--config", help="a Jupyter config file (.py or .json) to load as well")
-    mcp.add_argument("--kernel", help="kernel name (default: c.Agent.kernel_name)")
+    mcp.add_argument(
+        "--kernel",
+        help="kernel name (default: c.Agent.kernel_name); the agent runs code only in a "
+        "sandboxed one unless c.ToolPolicy.allow_unsandboxed_kernels",
+    )
     mcp.add_argument("--policy", help="policy file (TOML or JSON; see docs/headless.md)")
     mcp.add_argument(
         "--yes", action="store_true", help="run calls that need approval (deny still refuses)"
