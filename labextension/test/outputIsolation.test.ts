@@ -16,10 +16,13 @@ import {
   RenderMimeRegistry,
   standardRendererFactories
 } from '@jupyterlab/rendermime';
+import type { ISessionContext } from '@jupyterlab/apputils';
+import type { KernelSpec } from '@jupyterlab/services';
 import { marked } from 'marked';
 
 import { FRAME_CSP, frameDocument } from '../src/outputs/frame';
 import { GuardedRenderer, guardRendermime } from '../src/outputs/guard';
+import { sessionIsSandboxed } from '../src/outputs/plugin';
 import {
   MODEL_TEXT_MIME,
   hasActiveHtml,
@@ -245,5 +248,32 @@ describe('the guarded registry', () => {
   test('clones stay guarded', () => {
     const clone = registry(true).clone();
     assert.ok(clone.createRenderer('text/html') instanceof GuardedRenderer);
+  });
+});
+
+describe('which sessions are sandboxed', () => {
+  const specs = {
+    specs: {
+      default: 'python3',
+      kernelspecs: {
+        'course-py': { metadata: { kernel_provisioner: { provisioner_name: 'aiide-sandbox' } } },
+        python3: { metadata: {} }
+      }
+    }
+  } as unknown as KernelSpec.IManager;
+  const session = (kernel: string | undefined, preference?: string): ISessionContext =>
+    ({
+      session: kernel ? { kernel: { name: kernel } } : null,
+      kernelPreference: { name: preference }
+    }) as unknown as ISessionContext;
+
+  test("the running kernel's spec decides", () => {
+    assert.equal(sessionIsSandboxed(session('course-py'), specs), true);
+    assert.equal(sessionIsSandboxed(session('python3'), specs), false);
+  });
+  test('before a kernel runs: the kernel it is starting, or the saved kernelspec', () => {
+    assert.equal(sessionIsSandboxed(session(undefined, 'aiide-python'), specs), true);
+    assert.equal(sessionIsSandboxed(session(undefined), specs, 'aiide-python'), true);
+    assert.equal(sessionIsSandboxed(session(undefined), null), false);
   });
 });
