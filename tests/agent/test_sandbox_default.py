@@ -299,3 +299,36 @@ async def test_a_gateway_kernel_is_judged_by_the_gateways_kernelspec() -> None:
     assert await runner.kernel_sandboxed("aiide-python")
     assert not await runner.kernel_sandboxed("python3")
     assert not await runner.kernel_sandboxed("unknown")
+
+
+@pytest.mark.asyncio
+async def test_a_headless_run_on_a_plain_kernel_runs_no_code(
+    tmp_path: Path, afake_anthropic: FakeAnthropic, afake_openai: Any
+) -> None:
+    """``jupyter aiide run --kernel python3 --yes``: even "yes to everything" is refused."""
+    from headless.runs import aiide, read_lines, write_config, write_nb
+
+    tmp_path.chmod(0o755)
+    cfg = write_config(tmp_path, afake_anthropic.url, afake_openai.url)
+    write_nb(tmp_path / "nb.ipynb", [("code", "x = 1")])
+    afake_anthropic.push(
+        Reply(tools=[ToolUse("execute_code", {"code": LEAK}, id="toolu_leak0001")]),
+        Reply(text="refused"),
+    )
+    code, _, err = await aiide(
+        "run",
+        "nb.ipynb",
+        "--goal",
+        "g",
+        "--kernel",
+        "python3",
+        "--yes",
+        "--config",
+        str(cfg),
+        cwd=tmp_path,
+    )
+    assert code == 0, err
+    trace = read_lines(tmp_path / "nb.aiide.trace.jsonl")
+    results = [r for r in trace if r.get("event") == "tool_result"]
+    assert results and "kernel_not_sandboxed" in json.dumps(results)
+    assert not (tmp_path / "leaked.txt").exists()
