@@ -165,8 +165,23 @@ class LabPage:
         expect(self.chat.locator(".aiide-Connection")).to_have_attribute(
             "data-state", "open", timeout=LOAD_TIMEOUT_MS
         )
+        # A JupyterLab dialog keeps the focus to itself: the Enter below would answer it
+        # and the question would never be sent. Say so instead of timing out later.
+        dialogs = self.page.locator(".jp-Dialog")
+        assert dialogs.count() == 0, f"a JupyterLab dialog is open: {dialogs.first.inner_text()}"
         box.fill(text)
         box.press("Enter")
+
+    def dismiss_connection_error(self) -> bool:
+        """Closes JupyterLab's own "Server Connection Error" dialog, as a user would after
+        a server restart; True when it was showing. (JupyterLab opens it when its polls
+        fail while the server is down; whether a poll falls in that window is timing.)"""
+        dialog = self.page.locator(".jp-Dialog", has_text="Server Connection Error")
+        if dialog.count() == 0:
+            return False
+        dialog.get_by_role("button", name="Close").click()
+        dialog.wait_for(state="detached", timeout=LOAD_TIMEOUT_MS)
+        return True
 
     def finished(self, count: int = 1) -> Any:
         """Waits for the `count`-th finished run of the conversation on screen."""

@@ -66,6 +66,9 @@ def test_server_restart_mid_stream_resumes_the_chat(
         assert len(shown) >= len(seen_before)
         assert lab.page.locator(".aiide-Error", has_text="does not understand").count() == 0
 
+        # The chat said what happened; JupyterLab may also have opened its own modal
+        # dialog about the lost server, which holds the focus until dismissed.
+        lab.dismiss_connection_error()
         fake_model.script({"text": "Picking up again."})
         lab.ask("Go on")
         lab.finished(2)
