@@ -173,9 +173,7 @@ class NotebookBridge:
             await self._save(path, nb, checkpoint=False)
         return result
 
-    async def execute(
-        self, path: str, code: str, *, allow_unsandboxed: bool = False
-    ) -> ExecResult:
+    async def execute(self, path: str, code: str, *, allow_unsandboxed: bool = False) -> ExecResult:
         kid = await self.kernels.kernel_for(path)
         assert kid is not None
         return await self.kernels.execute(
