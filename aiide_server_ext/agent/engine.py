@@ -22,7 +22,7 @@ from .notebooks import NotebookBridge, Route
 from .policy import ToolPolicy
 from .providers import ProviderError, TextDelta, ToolRequest, Usage
 from .router import Router
-from .runs import AWAITING, RUNNING, TERMINAL, Call, Run, new_id
+from .runs import AWAITING, RUNNING, TERMINAL, Call, Run, gateway_credential, new_id
 from .steps import StepRunner
 from .store import Store
 from .tools import ToolSource
@@ -241,6 +241,7 @@ class RunEngine:
             raise AgentError("already_decided", f"call {call.id} was already decided", 409)
         if call.status != "awaiting":
             raise AgentError("unknown_call", f"call {call.id} is not waiting for approval", 409)
+        await self._check_approver(run, call, caller)
         approved = msg["decision"] == "approve"
         if approved and "arguments" in msg:
             self.steps.edit_arguments(run, call, msg["arguments"])
@@ -268,6 +269,23 @@ class RunEngine:
             {"tool": call.name, "risk": call.risk, "reason": call.reason},
         )
         self._spawn(run)
+
+    async def _check_approver(self, run: Run, call: Call, caller: Caller) -> None:
+        """Approvals come from a person: an API key or token (never the browser's session)
+        may not answer the calls of a run it started, and answers others' only with
+        ``agent:approve`` (docs/gateway.md)."""
+        credential = gateway_credential(caller)
+        if not credential:
+            return
+        if credential == run.caller.get("credential"):
+            code, message = "self_approval", "the credential that started a run cannot approve it"
+        elif not caller.has_scope("agent:approve"):
+            code, message = "approval_scope_required", "approving needs the 'agent:approve' scope"
+        else:
+            return
+        target = f"run:{run.id}/call:{call.id}"
+        await self.gate.audit(caller, "agent.approval", target, "refused", {"code": code})
+        raise AgentError(code, message, 403)
 
     def cancel(self, caller: Caller, msg: dict[str, Any]) -> None:
         run = self.get(caller, msg["conversation_id"], msg["run_id"])

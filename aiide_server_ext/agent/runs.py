@@ -15,6 +15,14 @@ AWAITING = "awaiting_approval"
 TERMINAL = ("completed", "failed", "cancelled", "expired")
 
 
+def gateway_credential(caller: Caller) -> str:
+    """The API key or token (its refresh family) behind a caller; "" for Jupyter's own
+    login (the browser's cookie, Jupyter's or JupyterHub's token)."""
+    extra = caller.extra
+    found = extra.get("family") or extra.get("credential_id")
+    return f"{extra.get('via', 'gateway')}:{found}" if found else ""
+
+
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
@@ -80,6 +88,8 @@ class Run:
             "scopes": sorted(caller.scopes),
             "groups": sorted(caller.groups),
             "roles": sorted(caller.roles),
+            # The gateway credential that started the run: it may not approve its calls.
+            "credential": gateway_credential(caller),
         }
 
     def usage(self) -> dict[str, int]:
