@@ -132,6 +132,15 @@ describe('remote resources behind a click', () => {
   test('nothing to rewrite: the string comes back as it was (no parsing)', () => {
     assert.equal(placeholdRemote(PANDAS), PANDAS);
   });
+  test('a look-alike placeholder in an output inserts nothing on click', async () => {
+    const host = document.createElement('div');
+    const forged = encodeURIComponent('<img src=x onerror="alert(1)">');
+    host.innerHTML = `<button class="${PLACEHOLDER_CLASS}" data-aiide-html="${forged}">x</button>`;
+    wirePlaceholders(host, null);
+    (host.querySelector('button') as HTMLElement).click();
+    await new Promise(resolve => setTimeout(resolve, 0));
+    assert.equal(host.querySelector('img'), null);
+  });
   test('the element comes back on click', async () => {
     const host = document.createElement('div');
     host.innerHTML = placeholdRemote('<img src="https://example.org/cat.png" alt="cat">');

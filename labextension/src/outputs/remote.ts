@@ -17,6 +17,15 @@ import { CHAT_ATTRIBUTES, CHAT_TAGS } from '../chat/sanitizer';
 /** The class of a placeholder; its `data-aiide-html` holds the element it stands for. */
 export const PLACEHOLDER_CLASS = 'aiide-RemoteResource';
 
+/**
+ * Marks the placeholders this page made. The sanitizers drop unknown `data-` attributes
+ * already; the nonce makes sure a look-alike button in an output can never have its
+ * "stored element" inserted by a click, whatever a sanitizer lets through.
+ */
+const NONCE = Array.from(globalThis.crypto.getRandomValues(new Uint32Array(4)), n =>
+  n.toString(36)
+).join('');
+
 const LOADING_ATTRIBUTES = ['src', 'srcset', 'poster', 'background', 'data', 'href'];
 const LOADING_TAGS = 'img, video, audio, source, track, input, picture, image, object, embed, link';
 const DROPPED_ATTRIBUTES = [
@@ -49,9 +58,12 @@ function cssNamesRemote(css: string): boolean {
 }
 
 function stripCssUrls(css: string): string {
-  return css.replace(CSS_URL, (whole, _q: string, url: string) =>
-    whole.startsWith('@') || !isInline(url ?? '') ? (whole.startsWith('@') ? '' : 'none') : whole
-  );
+  return css.replace(CSS_URL, (whole: string, _quote: string, url: string | undefined) => {
+    if (whole.startsWith('@')) {
+      return ''; // @import of a sheet
+    }
+    return isInline(url ?? '') ? whole : 'none';
+  });
 }
 
 /** The host a placeholder names ("example.com"), or the path for a relative URL. */
@@ -129,6 +141,7 @@ export function placeholdRemote(html: string, doc: Document = document): string 
     button.setAttribute('type', 'button');
     // Encoded: the stored markup is inert text, not even markup-looking.
     button.setAttribute('data-aiide-html', encodeURIComponent(el.outerHTML));
+    button.setAttribute('data-aiide-nonce', NONCE);
     button.setAttribute('title', `Load ${kind} from ${url.trim()}`);
     const alt = el.getAttribute('alt');
     button.textContent = `Load ${kind} from ${describeUrl(url)}${alt ? ` (${alt})` : ''}`;
@@ -148,7 +161,7 @@ export function wirePlaceholders(
   host.addEventListener('click', event => {
     const target = event.target as Element | null;
     const button = target?.closest?.(`button.${PLACEHOLDER_CLASS}`);
-    if (!button || !host.contains(button)) {
+    if (!button || !host.contains(button) || button.getAttribute('data-aiide-nonce') !== NONCE) {
       return;
     }
     event.preventDefault();
