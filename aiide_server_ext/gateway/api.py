@@ -24,6 +24,10 @@ from .scopes import ALL, covers, parse_scopes
 MAX_AUDIT_ROWS = 5000
 
 
+def _float(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 def fields(body: Mapping[str, Any], allowed: Iterable[str]) -> Mapping[str, Any]:
     unknown = sorted(set(body) - set(allowed))
     if unknown:
@@ -89,8 +93,20 @@ class GatewayAPI:
         if not isinstance(refresh, bool):
             raise bad_request("invalid_field", "'refresh' must be true or false")
 
+        # A key's tokens and refresh family remember it and never outlive it.
+        source = str(caller.extra.get("source") or "") if via == "apikey" else ""
+        source_expires_at = _float(caller.extra.get("source_expires_at")) if source else None
+
         def issue(c: Conn) -> dict[str, Any]:
-            pair = self.gate.tokens.issue_in(c, user, scopes, ttl=ttl, refresh=refresh)
+            pair = self.gate.tokens.issue_in(
+                c,
+                user,
+                scopes,
+                ttl=ttl,
+                refresh=refresh,
+                source=source,
+                source_expires_at=source_expires_at,
+            )
             self.gate.audit_log.append(
                 c,
                 caller.username,
@@ -145,10 +161,34 @@ class GatewayAPI:
         else:
             scopes = self._requested_scopes(caller, body.get("scopes"))
         expires = expires_in(body.get("expires_in"))
+        source, not_after = self._minted_by_token(caller)
         raw, key = await self.gate.store.awrite(
-            lambda c: self.gate.keys.create_in(c, caller.username, user, name, scopes, expires)
+            lambda c: self.gate.keys.create_in(
+                c, caller.username, user, name, scopes, expires, source=source, not_after=not_after
+            )
         )
         return {"key": raw, **key.public()}
+
+    @staticmethod
+    def _minted_by_token(caller: Caller) -> tuple[str, float | None]:
+        """(source, latest expiry) of a key minted with a JWT, which may not outlive it.
+
+        A token from a key passes that key on: revoking it revokes the new key, whose
+        expiry is capped at the key's. A token with no key behind it (a Jupyter session's,
+        an SSO token) cannot be revoked through a key, so the new key ends with the token;
+        a longer-lived key needs the Jupyter session itself (a re-authentication)."""
+        if caller.extra.get("via") != "jwt":
+            return "", None
+        source = str(caller.extra.get("source") or "")
+        if source:
+            return source, _float(caller.extra.get("source_expires_at"))
+        return "", _float(caller.extra.get("expires_at"))
+
+    async def revoke_user(self, caller: Caller, username: str) -> dict[str, Any]:
+        """Admin: end every key, refresh family and token of a user, on every server."""
+        if not self._admin(caller):
+            raise forbidden("admin_required", "only an admin may revoke a user's credentials")
+        return await self.gate.revoke_user(caller, username)
 
     async def list_keys(self, caller: Caller, user: str | None, everyone: bool) -> dict[str, Any]:
         if everyone and not self._admin(caller):

@@ -24,8 +24,9 @@ from aiide_server_ext.stores.conn import Conn
 
 from .audit import AuditLog
 from .errors import GatewayError, bad_request, forbidden, not_found, unauthenticated
+from .revocation import key_source, revoke_key_in
 from .store import Store
-from .tokens import Principal
+from .tokens import Principal, TokenService
 
 log = logging.getLogger("aiide.gateway")
 
@@ -106,12 +107,18 @@ class ApiKeyService:
         audit: AuditLog,
         clock: Callable[[], float] = time.time,
         cache_seconds: float = 5.0,
+        tokens: TokenService | None = None,
     ) -> None:
         self.store = store
         self.audit = audit
         self.clock = clock
         self.cache_seconds = cache_seconds
+        #: Told of each revocation so tokens of the revoked keys end here at once.
+        self.tokens = tokens
         self._cache: dict[str, tuple[float, bytes, bytes, ApiKey]] = {}
+        #: Keys this server revoked: a verification that read the row just before the
+        #: revocation committed must not cache it back as valid (concurrent use).
+        self._revoked_ids: set[str] = set()
         self._touched: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -123,8 +130,14 @@ class ApiKeyService:
         name: str,
         scopes: frozenset[str],
         expires_in: float | None,
+        *,
+        source: str = "",
+        not_after: float | None = None,
     ) -> tuple[str, ApiKey]:
-        """The raw key (to show once) and its record, audited in the same transaction."""
+        """The raw key (to show once) and its record, audited in the same transaction.
+
+        ``source``: the key the minting token came from (its revocation revokes this one);
+        ``not_after``: the latest expiry allowed (the minting credential's own)."""
         if not name or len(name) > MAX_NAME:
             raise bad_request("invalid_name", f"'name' must be 1 to {MAX_NAME} characters")
         key_id = secrets.token_hex(6)
@@ -132,9 +145,14 @@ class ApiKeyService:
         salt = secrets.token_bytes(16)
         now = self.clock()
         expires_at = now + expires_in if expires_in else None
+        if not_after is not None:
+            if not_after <= now:
+                raise unauthenticated("token_expired", "the minting credential has expired")
+            expires_at = not_after if expires_at is None else min(expires_at, not_after)
         conn.execute(
             "INSERT INTO api_keys (id, username, name, scopes, created_at, created_by, expires_at,"
-            " last_used_at, revoked_at, salt, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " last_used_at, revoked_at, salt, hash, source)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 key_id,
                 username,
@@ -147,6 +165,7 @@ class ApiKeyService:
                 None,
                 salt,
                 _hash(salt, secret),
+                source,
             ),
         )
         self.audit.append(
@@ -155,7 +174,13 @@ class ApiKeyService:
             "apikey.created",
             f"user:{username}",
             "created",
-            {"key_id": key_id, "name": name, "scopes": sorted(scopes), "expires_at": expires_at},
+            {
+                "key_id": key_id,
+                "name": name,
+                "scopes": sorted(scopes),
+                "expires_at": expires_at,
+                "source": source,
+            },
         )
         record = ApiKey(key_id, username, name, scopes, now, actor, expires_at, None, None)
         return f"{PREFIX}{key_id}_{secret}", record
@@ -170,22 +195,32 @@ class ApiKeyService:
     async def revoke(self, actor: str, is_admin: bool, key_id: str) -> ApiKey:
         now = self.clock()
 
-        def revoke_in(c: Conn) -> ApiKey:
+        def revoke_in(c: Conn) -> tuple[ApiKey, list[str]]:
             row = c.execute(SELECT_ONE, (key_id,)).fetchone()
             if row is None or (row[1] != actor and not is_admin):
                 raise not_found("unknown_key", "no such API key")  # others' keys stay invisible
-            c.execute(
-                "UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
-                (now, key_id),
-            )
+            ended = revoke_key_in(c, key_id, now, f"revoked by {actor}")
             self.audit.append(
-                c, actor, "apikey.revoked", f"user:{row[1]}", "revoked", {"key_id": key_id}
+                c,
+                actor,
+                "apikey.revoked",
+                f"user:{row[1]}",
+                "revoked",
+                {"key_id": key_id, "derived_keys": ended[1:]},
             )
-            return _key(row)
+            return _key(row), ended
 
-        key = await self.store.awrite(revoke_in)
-        self._cache.pop(key_id, None)
+        key, ended = await self.store.awrite(revoke_in)
+        self.forget(ended)
         return key
+
+    def forget(self, key_ids: list[str]) -> None:
+        """Keys revoked by this server: refused here from now on, and their tokens too."""
+        self._revoked_ids.update(key_ids)
+        for key_id in key_ids:
+            self._cache.pop(key_id, None)
+        if self.tokens is not None:
+            self.tokens.note_revoked([key_source(k) for k in key_ids])
 
     async def verify(self, raw: str) -> Principal:
         m = KEY_SHAPE.match(raw)
@@ -205,12 +240,20 @@ class ApiKeyService:
         _, salt, digest, key = cached
         if not hmac.compare_digest(_hash(salt, secret), digest):
             raise unauthenticated("invalid_api_key", "unknown API key")
-        if key.revoked_at is not None:
+        if key.revoked_at is not None or key_id in self._revoked_ids:
             raise unauthenticated("api_key_revoked", "the API key has been revoked")
         if key.expires_at is not None and now >= key.expires_at:
             raise unauthenticated("api_key_expired", "the API key has expired")
         self._touch(key_id, now)
-        return Principal(key.username, key.scopes, "apikey", key_id, expires_at=key.expires_at)
+        return Principal(
+            key.username,
+            key.scopes,
+            "apikey",
+            key_id,
+            expires_at=key.expires_at,
+            source=key_source(key_id),
+            source_expires_at=key.expires_at,
+        )
 
     def _touch(self, key_id: str, now: float) -> None:
         if now - self._touched.get(key_id, 0.0) < LAST_USED_EVERY:

@@ -111,7 +111,10 @@ def build_gate(part: Gateway, data_dir: str) -> GatewayGate:
         store=store,
         audit=audit,
         tokens=tokens,
-        keys=ApiKeyService(store, audit),
+        # A key revoked on another server is refused here within one revocation poll.
+        keys=ApiKeyService(
+            store, audit, tokens=tokens, cache_seconds=min(5.0, part.revocation_refresh)
+        ),
         limiter=limiter,
         limits=limits,
         meter=meter,

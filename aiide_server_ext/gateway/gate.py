@@ -28,6 +28,7 @@ from .metering import UsageMeter
 from .quotas import KERNEL_KINDS, MODEL_KINDS, Quotas
 from .ratelimit import Decision, MemoryRateLimiter, RateLimit, RateLimiter, RateLimits
 from .redaction import RedactingFilter, Redactor
+from .revocation import revoke_user_in
 from .routes import RouteTable
 from .scopes import Policy, intersect
 from .store import Store
@@ -147,6 +148,11 @@ class GatewayGate:
                 "credential_id": principal.credential_id,
                 # A token refreshed stays the same credential (for approvals).
                 "family": principal.family,
+                # Lineage (revocation cascades): what a token or key minted now descends
+                # from, and the time it may not outlive.
+                "source": principal.source,
+                "source_expires_at": principal.source_expires_at,
+                "expires_at": principal.expires_at,
             },
         )
 
@@ -295,6 +301,35 @@ class GatewayGate:
         """Raises a 503 ``GatewayError`` if the event could not be written."""
         actor = caller.username if caller is not None else None
         await self.audit_log.record(actor, action, target, outcome, detail)
+
+    # -- revocation ----------------------------------------------------------------------------
+
+    async def revoke_user(self, caller: Caller, username: str) -> dict[str, Any]:
+        """End every credential of ``username`` (keys, derived keys, families, tokens).
+
+        One transaction; this server refuses them as soon as it returns, the others at
+        their next revocation poll (``c.Gateway.revocation_refresh``)."""
+        if not username or len(username) > 256:
+            raise GatewayError(400, "invalid_user", "a user name is 1 to 256 characters")
+        now = self.tokens.clock()
+        reason = f"user revoked by {caller.username}"
+
+        def revoke_in(c: Conn) -> tuple[list[str], int]:
+            keys, families = revoke_user_in(c, username, now, reason)
+            self.audit_log.append(
+                c,
+                caller.username,
+                "user.credentials_revoked",
+                f"user:{username}",
+                "revoked",
+                {"keys": keys, "families": families},
+            )
+            return keys, families
+
+        keys, families = await self.store.awrite(revoke_in)
+        self.keys.forget(keys)
+        self.tokens.note_revoked(user=(username, now))
+        return {"user": username, "revoked_keys": keys, "revoked_families": families}
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -181,6 +181,17 @@ class KeyHandler(GatewayHandler):
         self.reply(await self.api.revoke_key(self.caller, key_id))
 
 
+class UserCredentialsHandler(GatewayHandler):
+    """Admin: revoke every credential of a user (keys, refresh families, tokens)."""
+
+    auth_resource = "aiide:keys"
+
+    @web.authenticated
+    @authorized
+    async def delete(self, name: str) -> None:
+        self.reply(await self.api.revoke_user(self.caller, name))
+
+
 class UsageHandler(GatewayHandler):
     auth_resource = "aiide:usage"
 
@@ -221,6 +232,7 @@ default_handlers: list[tuple[str, Any]] = [
     (r"/aiide/api/auth/me", MeHandler),
     (r"/aiide/api/keys", KeysHandler),
     (r"/aiide/api/keys/(?P<key_id>[0-9a-f]{1,32})", KeyHandler),
+    (r"/aiide/api/users/(?P<name>[^/]{1,256})/credentials", UserCredentialsHandler),
     (r"/aiide/api/usage", UsageHandler),
     (r"/aiide/api/audit", AuditHandler),
     (r"/aiide/api/openapi.json", OpenAPIHandler),

@@ -183,8 +183,33 @@ CREATE TABLE usage_groups (
 );
 """
 
+# Revocation cascades (issue 14): tokens, refresh families and keys minted by a token
+# remember the credential they came from ("apikey:<id>"), so revoking it ends them too;
+# revoked sources and per-user revocation epochs are polled by every server sharing the
+# database. ALTER TABLE ... ADD COLUMN with a constant default is cheap in both dialects.
+SOURCES = """
+ALTER TABLE refresh_tokens ADD COLUMN source TEXT NOT NULL DEFAULT '';
+ALTER TABLE api_keys ADD COLUMN source TEXT NOT NULL DEFAULT '';
+CREATE INDEX api_keys_source ON api_keys(source);
+CREATE INDEX refresh_tokens_user ON refresh_tokens(username);
+CREATE TABLE revoked_sources (
+    source TEXT PRIMARY KEY,
+    revoked_at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX revoked_sources_at ON revoked_sources(revoked_at);
+CREATE TABLE revoked_users (
+    username TEXT PRIMARY KEY,
+    revoked_at REAL NOT NULL,
+    reason TEXT NOT NULL
+);
+CREATE INDEX revoked_users_at ON revoked_users(revoked_at);
+"""
+
+PG_SOURCES = SOURCES.replace("REAL", "DOUBLE PRECISION")
+
 #: Append only, to both lists. Index + 1 is the schema version the step produces.
-MIGRATIONS: list[str] = [IDENTITY_AND_AUDIT, METERING]
-PG_MIGRATIONS: list[str] = [PG_IDENTITY_AND_AUDIT, PG_METERING]
+MIGRATIONS: list[str] = [IDENTITY_AND_AUDIT, METERING, SOURCES]
+PG_MIGRATIONS: list[str] = [PG_IDENTITY_AND_AUDIT, PG_METERING, PG_SOURCES]
 STEPS = {"sqlite": MIGRATIONS, "postgresql": PG_MIGRATIONS}
 assert len(MIGRATIONS) == len(PG_MIGRATIONS), "every step needs both dialects"

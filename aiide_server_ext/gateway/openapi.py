@@ -135,6 +135,28 @@ PATHS: dict[str, Any] = {
             "responses": {"200": _json(_ref("ApiKey"))} | _errors(401, 403, 404, 503),
         },
     },
+    "/aiide/api/users/{name}/credentials": {
+        "parameters": [
+            {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+        ],
+        "delete": {
+            "summary": "Revoke every credential of a user: API keys (and keys minted from "
+            "them), refresh families and tokens, on every server sharing the database",
+            "responses": {
+                "200": _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "user": {"type": "string"},
+                            "revoked_keys": {"type": "array", "items": {"type": "string"}},
+                            "revoked_families": {"type": "integer"},
+                        },
+                    }
+                )
+            }
+            | _errors(400, 401, 403, 503),
+        },
+    },
     "/aiide/api/usage": {
         "get": {
             "summary": "Usage and remaining budget (one's own; an admin: anyone's, aggregated)",

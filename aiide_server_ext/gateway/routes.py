@@ -57,6 +57,7 @@ DEFAULT_ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("/aiide/api/auth/revoke", AUTHENTICATED, AUTHENTICATED, "one's own tokens"),
     ("/aiide/api/auth/me", AUTHENTICATED, ADMIN, "who am I"),
     ("/aiide/api/keys*", "tokens", "tokens", "one's own API keys (others': admin)"),
+    ("/aiide/api/users/*", ADMIN, ADMIN, "revoke every credential of a user"),
     ("/aiide/api/usage", "usage:read", ADMIN, "one's own usage (others': admin)"),
     ("/aiide/api/audit", ADMIN, ADMIN, "the audit log"),
     ("/aiide/api/openapi.json", AUTHENTICATED, ADMIN, "the API description"),

@@ -6,6 +6,10 @@ PyJWT refuses keys below the RFC minimum (``enforce_minimum_key_length``). A
 refresh token is single use: presenting a used one revokes its whole family.
 Revocations live in the gateway database and are mirrored in memory, refreshed every few
 seconds so that other servers sharing the file see them.
+
+Tokens remember their source (claim ``src``: the API key they were exchanged with) and
+never outlive it (``exp`` and the refresh family's horizon are capped at the source's
+expiry, carried as ``sxp``); revoking the source, or the user, ends them (``revocation.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import GatewayError, bad_request, forbidden, unauthenticated, unavailable
+from .revocation import source_alive_in
 from .scopes import ALL, SCOPES
 from .signing import MIN_SECRET_BYTES
 
@@ -52,6 +57,11 @@ class Principal:
     groups: frozenset[str] = frozenset()
     family: str = ""
     expires_at: float | None = None
+    #: The credential this one came from ("apikey:<id>"; "" for a session or SSO).
+    source: str = ""
+    #: When the source expires: nothing derived from this credential may live longer.
+    source_expires_at: float | None = None
+    issued_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -146,6 +156,9 @@ class TokenService:
         self._verified: OrderedDict[bytes, Principal] = OrderedDict()
         self._revoked: set[str] = set()
         self._revoked_families: set[str] = set()
+        self._revoked_sources: set[str] = set()
+        #: username -> revocation epoch: their tokens issued at or before it are refused.
+        self._revoked_users: dict[str, float] = {}
         self._revocations_at = -1e9
         self._revocations_since = 0.0
 
@@ -196,22 +209,36 @@ class TokenService:
         return self.pyjwt.encode(claims, self.secret, algorithm=LOCAL_ALGORITHM)
 
     def _claims(
-        self, username: str, scopes: frozenset[str], typ: str, ttl: int, family: str
+        self,
+        username: str,
+        scopes: frozenset[str],
+        typ: str,
+        ttl: int,
+        family: str,
+        source: str = "",
+        source_expires_at: float | None = None,
     ) -> dict[str, Any]:
         now = int(self.clock())
+        exp = now + ttl
+        if source_expires_at is not None:
+            exp = min(exp, int(source_expires_at))  # never outlive the source
         claims: dict[str, Any] = {
             "iss": self.issuer,
             "aud": self.audience,
             "sub": username,
             "iat": now,
             "nbf": now,
-            "exp": now + ttl,
+            "exp": exp,
             "jti": uuid.uuid4().hex,
             "typ": typ,
             "scopes": sorted(scopes),
         }
         if family:
             claims["fam"] = family
+        if source:
+            claims["src"] = source
+        if source_expires_at is not None:
+            claims["sxp"] = int(source_expires_at)
         return claims
 
     def issue_in(
@@ -223,23 +250,33 @@ class TokenService:
         ttl: int | None = None,
         refresh: bool = True,
         family: str = "",
+        source: str = "",
+        source_expires_at: float | None = None,
     ) -> dict[str, Any]:
-        """Inside the caller's transaction, so the refresh row and the audit land together."""
+        """Inside the caller's transaction, so the refresh row and the audit land together.
+
+        ``source``/``source_expires_at``: the credential presented (an API key), which
+        the tokens and their family remember and never outlive."""
         access_ttl = self.access_ttl if ttl is None else ttl
+        if source_expires_at is not None and source_expires_at <= self.clock():
+            raise unauthenticated("api_key_expired", "the credential these come from has expired")
         family = family or (uuid.uuid4().hex if refresh else "")
+        access = self._claims(
+            username, scopes, ACCESS, access_ttl, family, source, source_expires_at
+        )
         out: dict[str, Any] = {
-            "access_token": self._encode(
-                self._claims(username, scopes, ACCESS, access_ttl, family)
-            ),
+            "access_token": self._encode(access),
             "token_type": "Bearer",
-            "expires_in": access_ttl,
+            "expires_in": access["exp"] - access["iat"],
             "scopes": sorted(scopes),
         }
         if refresh:
-            claims = self._claims(username, scopes, REFRESH, self.refresh_ttl, family)
+            claims = self._claims(
+                username, scopes, REFRESH, self.refresh_ttl, family, source, source_expires_at
+            )
             conn.execute(
-                "INSERT INTO refresh_tokens (jti, family, username, scopes, issued_at, expires_at)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
+                "INSERT INTO refresh_tokens (jti, family, username, scopes, issued_at, expires_at,"
+                " source) VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (
                     claims["jti"],
                     family,
@@ -247,10 +284,11 @@ class TokenService:
                     " ".join(sorted(scopes)),
                     claims["iat"],
                     claims["exp"],
+                    source,
                 ),
             )
             out["refresh_token"] = self._encode(claims)
-            out["refresh_expires_in"] = self.refresh_ttl
+            out["refresh_expires_in"] = claims["exp"] - claims["iat"]
         return out
 
     # -- verifying -------------------------------------------------------------------
@@ -332,6 +370,9 @@ class TokenService:
             groups=groups,
             family=str(claims.get("fam", "")),
             expires_at=float(claims["exp"]),
+            source=str(claims.get("src", "")) if sso is None else "",
+            source_expires_at=_number(claims.get("sxp")) if sso is None else None,
+            issued_at=_number(claims.get("iat")),
         )
 
     async def verify_access(self, token: str) -> Principal:
@@ -341,10 +382,12 @@ class TokenService:
         if cached is not None and cached.expires_at is not None:
             if self.clock() <= cached.expires_at + self.leeway:
                 self._check_revoked(cached.credential_id, cached.family)
+                self._check_lineage(cached)
                 return cached
             del self._verified[digest]
         principal = self.principal(*self.decode(token, typ=ACCESS))
         self._check_revoked(principal.credential_id, principal.family)
+        self._check_lineage(principal)
         self._verified[digest] = principal
         if len(self._verified) > 4096:
             self._verified.popitem(last=False)
@@ -354,6 +397,25 @@ class TokenService:
         if jti in self._revoked or (family and family in self._revoked_families):
             raise unauthenticated("token_revoked", "the token has been revoked")
 
+    def _check_lineage(self, principal: Principal) -> None:
+        """Refused once its source key or its user was revoked (the cascade)."""
+        if principal.source and principal.source in self._revoked_sources:
+            raise unauthenticated(
+                "source_revoked", "the credential this token came from has been revoked"
+            )
+        epoch = self._revoked_users.get(principal.username)
+        if epoch is not None and (principal.issued_at is None or principal.issued_at <= epoch):
+            raise unauthenticated("user_revoked", "every credential of this user was revoked")
+
+    def note_revoked(
+        self, sources: Sequence[str] = (), user: tuple[str, float] | None = None
+    ) -> None:
+        """What this server just revoked, effective here before the next poll."""
+        self._revoked_sources.update(sources)
+        if user is not None:
+            name, at = user
+            self._revoked_users[name] = max(at, self._revoked_users.get(name, at))
+
     async def _refresh_revocations(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and now - self._revocations_at < self.revocation_refresh:
@@ -361,17 +423,23 @@ class TokenService:
         self._revocations_at = now
         since = self._revocations_since - 60  # overlap: other servers' clocks differ a bit
 
-        def load(c: Conn) -> tuple[list[Any], list[Any]]:
+        def load(c: Conn) -> tuple[list[Any], list[Any], list[Any], list[Any]]:
             jtis = c.execute(
                 "SELECT jti, revoked_at FROM revoked_tokens WHERE revoked_at >= ?", (since,)
             ).fetchall()
             fams = c.execute(
                 "SELECT family, revoked_at FROM revoked_families WHERE revoked_at >= ?", (since,)
             ).fetchall()
-            return jtis, fams
+            sources = c.execute(
+                "SELECT source, revoked_at FROM revoked_sources WHERE revoked_at >= ?", (since,)
+            ).fetchall()
+            users = c.execute(
+                "SELECT username, revoked_at FROM revoked_users WHERE revoked_at >= ?", (since,)
+            ).fetchall()
+            return jtis, fams, sources, users
 
         try:
-            jtis, fams = await self.store.aread(load)
+            jtis, fams, sources, users = await self.store.aread(load)
         except GatewayError:
             if self._revocations_since == 0.0:
                 raise  # never loaded: refuse rather than accept revoked tokens
@@ -381,6 +449,12 @@ class TokenService:
             self._revocations_since = max(self._revocations_since, at)
         for fam, at in fams:
             self._revoked_families.add(fam)
+            self._revocations_since = max(self._revocations_since, at)
+        for source, at in sources:
+            self._revoked_sources.add(source)
+            self._revocations_since = max(self._revocations_since, at)
+        for name, at in users:
+            self.note_revoked(user=(name, float(at)))
             self._revocations_since = max(self._revocations_since, at)
         self._revocations_since = max(self._revocations_since, 1.0)
 
@@ -392,15 +466,29 @@ class TokenService:
         await self._refresh_revocations(force=True)
         family = str(claims.get("fam", ""))
         self._check_revoked(claims["jti"], family)
+        lineage = self.principal(claims, None)
+        self._check_lineage(lineage)
         now = self.clock()
 
         def rotate_in(c: Conn) -> tuple[str, dict[str, Any] | None]:
             row = c.execute(
-                "SELECT family, username, scopes, used_at FROM refresh_tokens WHERE jti = ?",
+                "SELECT family, username, scopes, used_at, source FROM refresh_tokens"
+                " WHERE jti = ?",
                 (claims["jti"],),
             ).fetchone()
             if row is None or row[0] != family or row[1] != claims["sub"]:
                 return "unknown", None
+            # Read from the store, not the cache: a key revoked or expired on any server
+            # ends its family here, even before this server's next poll.
+            if row[4] != lineage.source or not source_alive_in(c, row[4], now):
+                c.execute(
+                    "INSERT INTO revoked_families VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    (family, now, "source revoked or expired"),
+                )
+                self.audit.append(
+                    c, row[1], "token.refresh_refused", f"family:{family}", "source_revoked"
+                )
+                return "source", None
             # Conditional: of two servers rotating the same token at once, one wins.
             used = (
                 row[3] is not None
@@ -419,7 +507,14 @@ class TokenService:
                 )
                 return "reused", None
             scopes = frozenset(row[2].split())
-            pair = self.issue_in(c, row[1], scopes, family=family)
+            pair = self.issue_in(
+                c,
+                row[1],
+                scopes,
+                family=family,
+                source=lineage.source,
+                source_expires_at=lineage.source_expires_at,
+            )
             self.audit.append(c, row[1], "token.refreshed", f"family:{family}", "issued")
             return "ok", pair
 
@@ -429,6 +524,11 @@ class TokenService:
             raise unauthenticated(
                 "refresh_token_reused",
                 "this refresh token was already used; all tokens of its family are now revoked",
+            )
+        if outcome == "source":
+            self._revoked_families.add(family)
+            raise unauthenticated(
+                "source_revoked", "the credential this token came from was revoked or expired"
             )
         if outcome != "ok" or pair is None:
             raise unauthenticated("invalid_token", "unknown refresh token")
@@ -469,6 +569,12 @@ class TokenService:
         if refresh and family:
             self._revoked_families.add(family)
         return {"revoked": True, "jti": jti, "family_revoked": bool(refresh and family)}
+
+
+def _number(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def looks_like_jwt(value: str) -> bool:
