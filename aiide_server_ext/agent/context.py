@@ -11,11 +11,11 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from traitlets import Bool, Float, Int, Unicode
+from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .. import fsguard
-from . import introspect
+from . import introspect, rules
 from .errors import ToolError
 from .kernels import ANSI, summarise_outputs
 from .notebooks import NotebookBridge
@@ -77,6 +77,19 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         help="Passages from the user's knowledge index added per question (0: none).",
     )
     knowledge_timeout = Float(2.0, config=True, help="Seconds to wait for the knowledge search.")
+    rules_files = List(
+        Unicode(),
+        list(rules.DEFAULT_NAMES),
+        config=True,
+        help="Project rules files looked for in the notebook's folder, then each folder up "
+        "to the workspace root; the nearest one goes into every prompt ([]: none).",
+    )
+    max_rules_chars = Int(
+        8000,
+        config=True,
+        help="Characters kept of the project rules file (at most a quarter of the budget); "
+        "a longer file is cut, and the prompt says so.",
+    )
 
     async def knowledge_text(
         self,
@@ -201,6 +214,12 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         parts: list[str] = []
         budget = self.budget if budget is None else budget
         left = budget
+        limit = min(self.max_rules_chars, budget)  # a quarter of the budget: 4 chars a token
+        project_rules = await asyncio.to_thread(
+            rules.find_rules, root_dir, context.get("notebook"), tuple(self.rules_files), limit
+        )
+        rules_text = project_rules.render() if project_rules is not None else ""
+        left -= tokens(rules_text)
         if knowledge is not None and self.knowledge_chunks > 0 and question:
             used: list[tuple[dict[str, Any], str]] = []
             text = await self.knowledge_text(knowledge, caller, question, left // 3, used)
@@ -239,6 +258,10 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
             if kernel:
                 parts.append(f"<kernel_state>\n{kernel}\n</kernel_state>")
                 built.add("kernel", path, parts[-1])
+        if project_rules is not None:
+            parts.insert(0, rules_text)
+            item = {"kind": "rules", "ref": project_rules.path, "tokens": tokens(rules_text)}
+            built.items.insert(0, item)
         built.text = "\n".join(parts)
         return built
 
