@@ -80,7 +80,7 @@ def free_port() -> int:
 
 def table_bundle() -> dict[str, str]:
     import numpy as np
-    import pandas as pd
+    import pandas as pd  # type: ignore[import-untyped]
 
     rng = np.random.default_rng(0)
     df = pd.DataFrame(
