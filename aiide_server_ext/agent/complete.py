@@ -1,8 +1,16 @@
-"""Inline completion: a small prompt, the fastest allowed model, a short timeout."""
+"""Inline completion: a small prompt, the fastest allowed model, a short timeout.
+
+A model with the ``fim`` capability gets the code around the cursor as fill-in-the-middle
+(prefix + suffix, no chat prompt) where its provider can send it; every answer is trimmed
+to the block the cursor is in (``trim_to_block``), and the model stream is closed as soon
+as the block has ended. A newer request for the same document from the same user cancels
+the older one here, whatever the browser does: its upstream HTTP request is aborted.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 from ..seams import Caller, Gate
@@ -39,6 +47,81 @@ def strip_fences(text: str) -> str:
     return text
 
 
+def _indent(line: str) -> int:
+    expanded = line.expandtabs(4)
+    return len(expanded) - len(expanded.lstrip())
+
+
+def _next_code_line(suffix: str) -> str:
+    """The first non-blank line after the cursor's own line, stripped ('' if none)."""
+    for line in suffix.split("\n")[1:]:
+        if line.strip():
+            return line.strip()
+    return ""
+
+
+def cut_index(prefix: str, lines: list[str], suffix: str) -> int | None:
+    """Index of the first completion line that is not part of the cursor's block.
+
+    The rule, in order (``lines`` are the completion split at newlines; line 0 continues
+    the cursor's line):
+
+    1. The cursor is inside a line (non-blank text follows it on its line): one line only.
+    2. ``base`` is the indentation of the cursor's line as completed (prefix's last line +
+       line 0; tabs count 4). A non-blank line indented less than ``base`` has left the
+       block: cut before it.
+    3. A blank line followed by a non-blank line indented less than the last non-blank
+       line before the blank (a blank line and a dedent: the block that was being written
+       is over, e.g. a function body and then the next ``def``): cut at the blank line.
+    4. A line equal (stripped) to the first non-blank line after the cursor's line: the
+       model is rewriting the code that follows; cut before it.
+    """
+    if len(lines) < 2:
+        return None
+    if suffix.split("\n", 1)[0].strip():
+        return 1
+    base = _indent(prefix.rsplit("\n", 1)[-1] + lines[0])
+    follows = _next_code_line(suffix)
+    last = base
+    blank_from: int | None = None
+    for i, line in enumerate(lines[1:], start=1):
+        if not line.strip():
+            if blank_from is None:
+                blank_from = i
+            continue
+        width = _indent(line)
+        if width < base:
+            return blank_from if blank_from is not None else i
+        if blank_from is not None and width < last:
+            return blank_from
+        if follows and line.strip() == follows:
+            return blank_from if blank_from is not None else i
+        last, blank_from = width, None
+    return None
+
+
+def trim_to_block(prefix: str, completion: str, suffix: str) -> str:
+    """The completion cut to the cursor's block (``cut_index``), trailing blank lines
+    dropped; a one-line completion is returned as it is."""
+    lines = completion.split("\n")
+    cut = cut_index(prefix, lines, suffix)
+    if cut is not None:
+        lines = lines[:cut]
+    while len(lines) > 1 and not lines[-1].strip():
+        lines.pop()
+    return "\n".join(lines)
+
+
+def block_ended(prefix: str, text: str, suffix: str) -> bool:
+    """Whether the streamed text so far already reaches past the block (stop reading)."""
+    if "\n" not in text:
+        return False
+    if suffix.split("\n", 1)[0].strip():
+        return True  # rule 1: a mid-line completion ends at its first newline
+    complete = text.split("\n")[:-1]  # the last piece may still grow
+    return cut_index(prefix, complete, suffix) is not None
+
+
 class Completer:
     def __init__(
         self, router: Router, *, timeout: float, prefix_chars: int = 3000, suffix_chars: int = 1000
@@ -47,14 +130,40 @@ class Completer:
         self.timeout = timeout
         self.prefix_chars = prefix_chars
         self.suffix_chars = suffix_chars
+        #: The request in flight per (user, document): a newer one cancels it.
+        self._inflight: dict[tuple[str, str], asyncio.Task[dict[str, Any]]] = {}
 
     async def complete(self, caller: Caller, body: dict[str, Any], gate: Gate) -> dict[str, Any]:
         candidates = self.router.candidates("complete", caller)
+        key = (caller.username, str(body.get("path") or ""))
+        older = self._inflight.get(key)
+        if older is not None and not older.done():
+            older.cancel()  # a newer keystroke: the older answer would be dropped anyway
+        task = asyncio.ensure_future(self._complete(caller, candidates, body, gate))
+        self._inflight[key] = task
+        try:
+            done, _ = await asyncio.wait({task}, timeout=self.timeout)
+        except asyncio.CancelledError:
+            task.cancel()  # the client went away
+            raise
+        finally:
+            if self._inflight.get(key) is task:
+                del self._inflight[key]
+        if not done:
+            task.cancel()
+            raise AgentError("timeout", f"no completion within {self.timeout:g}s", 504)
+        if task.cancelled():
+            # Superseded: answer (nobody waits for it) without an error in the log.
+            return {"completion": "", "model": candidates[0].name, "usage": _usage(Usage(0, 0))}
+        return task.result()
+
+    async def _complete(
+        self, caller: Caller, candidates: list[ModelSpec], body: dict[str, Any], gate: Gate
+    ) -> dict[str, Any]:
         language = body.get("language") or "python"
-        prompt = (
-            f"```{language}\n{body['prefix'][-self.prefix_chars :]}<CURSOR>"
-            f"{body.get('suffix', '')[: self.suffix_chars]}\n```"
-        )
+        prefix = body["prefix"][-self.prefix_chars :]
+        suffix = body.get("suffix", "")[: self.suffix_chars]
+        prompt = f"```{language}\n{prefix}<CURSOR>{suffix}\n```"
 
         def build(spec: ModelSpec) -> ModelRequest:
             return ModelRequest(
@@ -63,29 +172,35 @@ class Completer:
                 messages=[{"role": "user", "content": prompt}],
                 max_tokens=body["max_tokens"],
                 temperature=0.0,
+                fim=(prefix, suffix) if "fim" in spec.capabilities else None,
             )
 
         parts: list[str] = []
         usage = Usage(0, 0)
         model = candidates[0].name
-
-        async def run() -> None:
-            nonlocal usage, model
-            async for spec, event in self.router.stream(
-                candidates, caller, build, gate=gate, feature="complete"
-            ):
+        stream = self.router.stream(candidates, caller, build, gate=gate, feature="complete")
+        # aclosing: leaving the loop early closes the upstream stream now, not at GC.
+        async with contextlib.aclosing(stream):
+            async for spec, event in stream:
                 model = spec.name
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
+                    text = "".join(parts)
+                    if (
+                        "\n" in event.text
+                        and not text.startswith("```")  # fenced: trimmed once unfenced
+                        and block_ended(prefix, text, suffix)
+                    ):
+                        break  # the rest would be trimmed away: stop paying for it
                 elif isinstance(event, Usage):
                     usage = event
-
-        try:
-            await asyncio.wait_for(run(), self.timeout)
-        except asyncio.TimeoutError:
-            raise AgentError("timeout", f"no completion within {self.timeout:g}s", 504) from None
+        text = strip_fences("".join(parts))
         return {
-            "completion": strip_fences("".join(parts)),
+            "completion": trim_to_block(prefix, text, suffix),
             "model": model,
-            "usage": {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens},
+            "usage": _usage(usage),
         }
+
+
+def _usage(usage: Usage) -> dict[str, int]:
+    return {"input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens}

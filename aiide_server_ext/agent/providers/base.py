@@ -63,6 +63,10 @@ class ModelRequest:
     stop_sequences: list[str] | None = None
     #: Extra HTTP headers, already expanded for this caller (``${var}`` templates).
     headers: dict[str, str] = field(default_factory=dict)
+    #: Fill-in-the-middle: (prefix, suffix) for providers that can send them as such
+    #: (``/v1/completions``); ``system``/``messages`` stay the chat prompt, used by every
+    #: other provider and as the fallback when a server refuses FIM.
+    fim: tuple[str, str] | None = None
 
 
 class ProviderError(Exception):

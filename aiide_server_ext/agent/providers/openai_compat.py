@@ -2,11 +2,17 @@
 
 Plain httpx (imported on first use); the request and the stream are translated from and to
 the provider-neutral types, including tool calls whose arguments arrive in pieces.
+
+A request that carries ``fim`` (prefix, suffix) goes to ``/v1/completions`` with ``prompt``
+and ``suffix`` instead (vLLM, llama.cpp's server, Ollama). A server that refuses it (404 on
+the route, or 400 naming ``suffix``) is asked the chat prompt in the same call, and that
+model is remembered as chat-only: one failing request per model, never two.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -24,6 +30,20 @@ from .base import (
 )
 
 _STOP = {"stop": "end_turn", "tool_calls": "tool_use", "length": "max_tokens"}
+
+log = logging.getLogger(__name__)
+
+
+class FimRefused(ProviderError):
+    """The server has no FIM: no ``/v1/completions``, or it refuses ``suffix``."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__("provider_bad_request", message, status=status)
+
+
+def refuses_fim(status: int, message: str) -> bool:
+    """404 (no such route, or a chat-only model there) or a 400/422 that names ``suffix``."""
+    return status == 404 or (status in (400, 422) and "suffix" in message.lower())
 
 
 def to_openai_messages(system: str, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -95,6 +115,8 @@ class OpenAICompatProvider:
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self._http: Any = None
+        #: Models whose server refused FIM: completion goes through chat for them.
+        self.no_fim: set[str] = set()
 
     def _client(self) -> Any:
         if self._http is None:
@@ -121,12 +143,43 @@ class OpenAICompatProvider:
             body["stop"] = request.stop_sequences
         return body
 
+    def fim_body(self, request: ModelRequest) -> dict[str, Any]:
+        assert request.fim is not None
+        prefix, suffix = request.fim
+        body: dict[str, Any] = {
+            "model": request.model,
+            "prompt": prefix,
+            "suffix": suffix,
+            "max_tokens": request.max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        if request.temperature is not None:
+            body["temperature"] = request.temperature
+        if request.stop_sequences:
+            body["stop"] = request.stop_sequences
+        return body
+
     async def stream(
         self, request: ModelRequest, api_key: str | None
     ) -> AsyncIterator[StreamEvent]:
         headers = {"content-type": "application/json", **self.headers, **request.headers}
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
+        if request.fim is not None and request.model not in self.no_fim:
+            try:
+                async for event in self._stream_fim(request, headers):
+                    yield event
+                return
+            except FimRefused as e:
+                # Raised before any event: the chat prompt below is the whole answer.
+                self.no_fim.add(request.model)
+                log.warning(
+                    "aiide: %s/%s refused fill-in-the-middle (%s); using chat for completion",
+                    self.name,
+                    request.model,
+                    e.message,
+                )
         url = f"{self.base_url}/chat/completions"
         with provider_errors():
             async with self._client().stream(
@@ -137,6 +190,23 @@ class OpenAICompatProvider:
                     raise error_for_status(
                         response.status_code, _message(response), response.headers
                     )
+                async for event in self._events(response):
+                    yield event
+
+    async def _stream_fim(
+        self, request: ModelRequest, headers: dict[str, str]
+    ) -> AsyncIterator[StreamEvent]:
+        url = f"{self.base_url}/completions"
+        with provider_errors():
+            async with self._client().stream(
+                "POST", url, json=self.fim_body(request), headers=headers
+            ) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    message = _message(response)
+                    if refuses_fim(response.status_code, message):
+                        raise FimRefused(message, response.status_code)
+                    raise error_for_status(response.status_code, message, response.headers)
                 async for event in self._events(response):
                     yield event
 
@@ -165,6 +235,8 @@ class OpenAICompatProvider:
                 delta = choice.get("delta") or {}
                 if delta.get("content"):
                     yield TextDelta(delta["content"])
+                if choice.get("text"):  # /v1/completions (FIM) chunks carry text, not delta
+                    yield TextDelta(str(choice["text"]))
                 for call in delta.get("tool_calls") or []:
                     entry = calls.setdefault(int(call.get("index", 0)), ["", "", ""])
                     function = call.get("function") or {}
