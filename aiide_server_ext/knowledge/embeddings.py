@@ -34,6 +34,30 @@ OPENAI_EF_NAME = "aiide_openai_compat"
 class EmbeddingError(RuntimeError):
     """The backend could not embed (model missing, endpoint down); the message says why."""
 
+    #: The error code the routes answer with (503).
+    code = "model_unavailable"
+
+
+class ModelNotReady(EmbeddingError):
+    """The local model is being installed in the background (``model_installing``), or
+    its install failed and is tried again later (``model_install_failed``)."""
+
+    def __init__(self, message: str, code: str, install: dict[str, Any]):
+        super().__init__(message)
+        self.code = code
+        #: The installer's report (state, step, steps, progress, …) for the UI.
+        self.install = install
+
+
+class Installer(Protocol):
+    """What the ONNX embedder needs from ``installer.ModelInstaller``."""
+
+    def ensure(self) -> None: ...
+
+    def not_ready(self) -> ModelNotReady: ...
+
+    def report(self) -> dict[str, Any]: ...
+
 
 @dataclass(frozen=True)
 class EmbeddingCall:
@@ -214,9 +238,11 @@ def onnx_minilm_function(folder: Path) -> Any:
 class OnnxMiniLMEmbedder:
     """The default: all-MiniLM-L6-v2 on onnxruntime, 384 dimensions."""
 
-    def __init__(self, models_dir: Path, batch_size: int = 32):
+    def __init__(self, models_dir: Path, batch_size: int = 32, installer: Installer | None = None):
         self.folder = models_dir / MODEL_NAME
         self.batch_size = batch_size
+        #: Set when the model is obtained on first use (``c.Knowledge.auto_install_model``).
+        self.installer = installer
         self._function: Any = None
         self._lock = threading.Lock()
 
@@ -227,12 +253,23 @@ class OnnxMiniLMEmbedder:
     def problem(self) -> str | None:
         return model_problem(self.folder)
 
+    def require(self) -> None:
+        """Raise unless the model can load. With an installer, a missing model starts
+        installing in the background and the error says how far it has got."""
+        problem = self.problem()
+        if problem is None:
+            return
+        if self.installer is None:
+            raise EmbeddingError(problem)
+        self.installer.ensure()
+        if self.problem() is None:  # a copy from the cache can finish that fast
+            return
+        raise self.installer.not_ready()
+
     def chroma_function(self) -> Any:
         with self._lock:
             if self._function is None:
-                problem = self.problem()
-                if problem:
-                    raise EmbeddingError(problem)
+                self.require()
                 _register_chroma_functions()
                 self._function = onnx_minilm_function(self.folder)
             return self._function

@@ -15,7 +15,7 @@ from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
 from ..seams import Caller, GateRefusal, gate_of
-from .embeddings import EmbeddingError
+from .embeddings import EmbeddingError, ModelNotReady
 from .files import PathRefused
 from .service import KnowledgeService
 
@@ -42,12 +42,17 @@ class KnowledgeHandler(APIHandler):  # type: ignore[misc]
         return caller
 
     def fail(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
     ) -> None:
         self.set_status(status)
         for name, value in (headers or {}).items():
             self.set_header(name, value)
-        self.finish(json.dumps({"code": code, "message": message}))
+        self.finish(json.dumps({"code": code, "message": message, **extra}))
 
     def reply(self, body: Any, status: int = 200) -> None:
         self.set_status(status)
@@ -104,6 +109,13 @@ class JobsHandler(KnowledgeHandler):
         self.reply(job)
 
 
+def retry_after(install: dict[str, Any]) -> int:
+    """Seconds before asking again: soon while installing, at the retry after a failure."""
+    if install.get("state") == "failed":
+        return max(1, int(install.get("retry_in") or 0))
+    return 2
+
+
 class SearchHandler(KnowledgeHandler):
     @web.authenticated
     @authorized
@@ -118,8 +130,11 @@ class SearchHandler(KnowledgeHandler):
             return self.fail(400, "bad_request", "k must be an integer")
         try:
             results = await self.service.search(caller, query, k)
+        except ModelNotReady as e:  # installing in the background: the UI shows progress
+            headers = {"Retry-After": str(retry_after(e.install))}
+            return self.fail(503, e.code, str(e), headers, install=e.install)
         except EmbeddingError as e:
-            return self.fail(503, "model_unavailable", str(e))
+            return self.fail(503, e.code, str(e))
         self.reply({"query": query, "results": results})
 
 

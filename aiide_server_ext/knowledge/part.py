@@ -37,6 +37,22 @@ class Knowledge(ExtensionPart):
         help="Folder holding all-MiniLM-L6-v2/onnx/ (made by `jupyter aiide models install`). "
         "Default: <jupyter data dir>/aiide/models.",
     )
+    auto_install_model = Bool(
+        True,
+        config=True,
+        help="Obtain the local embedding model (onnx backend) on first use -- the first "
+        "search or /learn -- in the background, the way `jupyter aiide models install` does "
+        "(cached in ~/.cache/aiide; a first build downloads torch into a throwaway "
+        "environment for a few minutes). Search answers 503 model_installing with the "
+        "progress until it is done. False: search answers model_unavailable with the "
+        "command to run.",
+    )
+    auto_install_retry_seconds = Float(
+        60.0,
+        config=True,
+        help="After a failed automatic install (no disk space, no network), seconds before "
+        "the next search tries again.",
+    )
     embedding_backend = Enum(
         ["onnx", "openai"],
         "onnx",
@@ -156,7 +172,12 @@ class Knowledge(ExtensionPart):
                 self.embedding_base_url, self.embedding_model, key, self.embedding_timeout
             )
         models = Path(self.models_dir) if self.models_dir else default_models_dir()
-        return OnnxMiniLMEmbedder(models)
+        installer = None
+        if self.auto_install_model:
+            from .installer import ModelInstaller
+
+            installer = ModelInstaller(models, retry_seconds=self.auto_install_retry_seconds)
+        return OnnxMiniLMEmbedder(models, installer=installer)
 
     def _hook(self, server: Any) -> None:
         """Saves, renames and deletes keep the index fresh."""
@@ -250,8 +271,11 @@ class Knowledge(ExtensionPart):
         await asyncio.sleep(self.warm_up_delay)
         try:
             await asyncio.to_thread(self.service.store.client)
-            if self.embedding_backend == "onnx":  # loads the ONNX session: ~0.5 s of CPU
-                await asyncio.to_thread(self.embedder.inner.embed, ["warm up"])
+            # Loads the ONNX session (~0.5 s of CPU), only if the model is there: a server
+            # start is not a use, so it never starts the automatic install.
+            inner: Any = self.embedder.inner
+            if self.embedding_backend == "onnx" and inner.problem() is None:
+                await asyncio.to_thread(inner.embed, ["warm up"])
             await self.service.check_models()
         except Exception as e:  # a missing model is reported on use, with the fix
             self.log.info("aiide knowledge: not warmed up: %s", e)

@@ -17,7 +17,13 @@ from typing import Any
 
 from . import index as ix
 from .chunking import ChunkError, Limits, chunk_file
-from .embeddings import CountingEmbedder, EmbeddingCall, EmbeddingError, collect_calls
+from .embeddings import (
+    CountingEmbedder,
+    EmbeddingCall,
+    EmbeddingError,
+    ModelNotReady,
+    collect_calls,
+)
 from .files import PathRefused, Skipped, Workspace
 from .jobs import Job, JobQueue
 
@@ -26,6 +32,8 @@ log = logging.getLogger(__name__)
 GIVE_UP_AFTER = 3
 #: Files read, embedded and written together by bulk indexing (one transaction each).
 GROUP_FILES = 32
+#: Seconds between looks at a model installing in the background (an index job waits).
+INSTALL_POLL = 1.0
 #: Records metered embedding calls: (user, feature, calls). See ``Knowledge._meter``.
 Meter = Callable[[str, str, list[EmbeddingCall]], Awaitable[None]]
 
@@ -135,9 +143,21 @@ class KnowledgeService:
 
     async def status(self, caller: Any) -> dict[str, Any]:
         problem = getattr(self.embedder.inner, "problem", lambda: None)()
+        installer = getattr(self.embedder.inner, "installer", None)
+        install = installer.report() if installer is not None else None
+        if (
+            installer is not None
+            and problem
+            and install
+            and install["state"] in ("installing", "failed")
+        ):
+            problem = str(installer.not_ready())  # what is happening beats the fix
         out: dict[str, Any] = {
             "model": self.embedder.model_id,
             "model_problem": problem,
+            # None when the model is not obtained automatically (another backend, or
+            # c.Knowledge.auto_install_model = False); state "installing" with progress.
+            "model_install": install,
             "workspace": self.workspace_id,
             "indexed": False,
             "roots": [],
@@ -241,9 +261,25 @@ class KnowledgeService:
             return col
 
     async def _open(self, job: Job) -> Any:
-        """The job's collection, or None with the reason (no model: nothing can be indexed)."""
+        """The job's collection, or None with the reason (no model: nothing can be indexed).
+
+        While the model installs in the background the job waits for it, saying so in
+        its detail (the progress bar shows it), rather than failing a first ``/learn``.
+        """
+        detail = job.detail
         try:
-            return await self._collection(job.user, create=True)
+            while True:
+                try:
+                    return await self._collection(job.user, create=True)
+                except ModelNotReady as e:
+                    if e.code != "model_installing":
+                        raise
+                    job.detail = f"waiting for the embedding model: {e}"
+                    self.jobs.progress(job)
+                    await asyncio.sleep(INSTALL_POLL)
+                finally:
+                    if not job.detail.startswith("failed"):
+                        job.detail = detail
         except EmbeddingError as e:
             job.detail = f"failed: {e}"
             return None
