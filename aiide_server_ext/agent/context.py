@@ -15,7 +15,7 @@ from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .. import fsguard
-from . import introspect, rules
+from . import images, introspect, rules
 from .errors import ToolError
 from .kernels import ANSI, summarise_outputs
 from .notebooks import NotebookBridge
@@ -49,6 +49,8 @@ def tokens(text: str) -> int:
 class Built:
     text: str
     items: list[dict[str, Any]] = field(default_factory=list)
+    #: Content blocks after the text: each image output sent, with its label.
+    images: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, kind: str, ref: str, text: str, citation: dict[str, Any] | None = None) -> None:
         item: dict[str, Any] = {"kind": kind, "ref": ref, "tokens": tokens(text)}
@@ -89,6 +91,33 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         config=True,
         help="Characters kept of the project rules file (at most a quarter of the budget); "
         "a longer file is cut, and the prompt says so.",
+    )
+
+    send_images = Bool(
+        True,
+        config=True,
+        help="Send the image outputs of the cells in context to models that accept images.",
+    )
+    max_images = Int(
+        4, config=True, help="Image outputs sent per question, nearest the cursor first."
+    )
+    max_image_edge = Int(
+        1024, config=True, help="Pixels of an image's longer edge; larger images are resized."
+    )
+    image_budget_share = Float(
+        0.5,
+        config=True,
+        help="Share of the context budget images may use (tokens ≈ width * height / 750).",
+    )
+    max_image_bytes = Int(
+        20_000_000,
+        config=True,
+        help="Bytes of an image output that is read at all; a larger one is skipped.",
+    )
+    max_svg_chars = Int(
+        4000,
+        config=True,
+        help="An SVG output is sent as text up to this size when it cannot be rasterised.",
     )
 
     async def knowledge_text(
@@ -139,8 +168,15 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         return text
 
     def render_notebook(
-        self, path: str, nb: dict[str, Any], cursor: str | None, budget: int
+        self,
+        path: str,
+        nb: dict[str, Any],
+        cursor: str | None,
+        budget: int,
+        shown: set[str] | None = None,
     ) -> str:
+        """The notebook's cells nearest the cursor within the budget; ``shown`` receives
+        the ids of the cells rendered."""
         cells = nb.get("cells", [])
         rendered = [self.render_cell(c) for c in cells]
         try:
@@ -162,6 +198,8 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         skipped = 0
         for i, text in enumerate(rendered):
             if i in chosen:
+                if shown is not None:
+                    shown.add(str(cells[i].get("id", "")))
                 if skipped:
                     lines.append(f"[… {skipped} cells not shown]")
                     skipped = 0
@@ -207,9 +245,11 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         caller: Any = None,
         question: str = "",
         budget: int | None = None,
+        vision: bool = False,
     ) -> Built:
         """The context block of a run's first user message; ``budget`` in estimated tokens
-        (``self.budget`` converted for the model, see ``calibration.py``)."""
+        (``self.budget`` converted for the model, see ``calibration.py``); ``vision``: the
+        model accepts images (``Built.images``)."""
         built = Built("")
         parts: list[str] = []
         budget = self.budget if budget is None else budget
@@ -250,9 +290,18 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
             try:
                 confine(root_dir, path)
                 nb = await notebooks.load(path)
-                text = self.render_notebook(path, nb, context.get("cell_id"), max(left, 0))
+                cursor = context.get("cell_id")
+                sent, skipped = await self._images(nb, cursor, vision, max(left, 0))
+                reserved = sum(p.tokens for _, p in sent)
+                shown: set[str] = set()
+                text = self.render_notebook(path, nb, cursor, max(left - reserved, 0), shown)
                 parts.insert(0, text)
                 built.items.insert(0, {"kind": "notebook", "ref": path, "tokens": tokens(text)})
+                # Only the images of cells in context (both are chosen nearest the cursor).
+                notes = self._add_images(built, path, sent, skipped, shown)
+                if notes:
+                    parts.insert(1, notes)
+                left -= sum(p.tokens for c, p in sent if c.cell_id in shown) + tokens(notes)
             except ToolError as e:
                 parts.insert(0, f"<notebook path={path!r}>unavailable: {e.message}</notebook>")
             if kernel:
@@ -264,6 +313,103 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
             built.items.insert(0, item)
         built.text = "\n".join(parts)
         return built
+
+    async def _images(
+        self, nb: dict[str, Any], cursor: str | None, vision: bool, budget: int
+    ) -> tuple[list[tuple[images.Candidate, images.Prepared]], list[tuple[images.Candidate, str]]]:
+        """The image outputs to send (nearest the cursor first, within a share of the
+        budget and ``max_images``) and those skipped, each with why."""
+        if not self.send_images:
+            return [], []
+        cells = nb.get("cells", [])
+        try:
+            at = index_of(nb, cursor) if cursor else len(cells) - 1
+        except ToolError:
+            at = len(cells) - 1
+        found: list[images.Candidate] = []
+        for i in sorted(range(len(cells)), key=lambda i: (abs(i - at), i)):
+            found += images.candidates(cells[i])
+            if len(found) > self.max_images + 20:  # the rest are not even listed
+                break
+        if not found:
+            return [], []
+        if not vision or self.max_images <= 0:
+            why = "the model does not accept images" if vision is False else "max_images is 0"
+            return [], [(c, why) for c in found]
+        return await asyncio.to_thread(self._prepare, found, int(budget * self.image_budget_share))
+
+    def _prepare(
+        self, found: list[images.Candidate], budget: int
+    ) -> tuple[list[tuple[images.Candidate, images.Prepared]], list[tuple[images.Candidate, str]]]:
+        sent: list[tuple[images.Candidate, images.Prepared]] = []
+        skipped: list[tuple[images.Candidate, str]] = []
+        spent = 0
+        for candidate in found:
+            if len(sent) >= self.max_images:
+                skipped.append((candidate, f"more than max_images ({self.max_images})"))
+                continue
+            if budget - spent < 50:  # nothing useful fits: do not decode the rest
+                skipped.append((candidate, "over the context budget"))
+                continue
+            try:
+                prepared = images.prepare(
+                    candidate,
+                    max_edge=self.max_image_edge,
+                    max_input_bytes=self.max_image_bytes,
+                    max_svg_chars=self.max_svg_chars,
+                )
+            except images.Skipped as e:
+                skipped.append((candidate, str(e)))
+                continue
+            except Exception as e:  # never an error for the run: a note instead
+                self.log.warning("aiide: image output of %s: %r", candidate.cell_id, e)
+                skipped.append((candidate, "could not be read"))
+                continue
+            if spent + prepared.tokens > budget:
+                skipped.append((candidate, "over the context budget"))
+                continue
+            sent.append((candidate, prepared))
+            spent += prepared.tokens
+        return sent, skipped
+
+    @staticmethod
+    def _add_images(
+        built: Built,
+        path: str,
+        sent: list[tuple[images.Candidate, images.Prepared]],
+        skipped: list[tuple[images.Candidate, str]],
+        shown: set[str],
+    ) -> str:
+        """Image blocks and context items for the cells shown; the notes on the skipped."""
+        at = 1
+        for candidate, prepared in sent:
+            if candidate.cell_id not in shown:
+                continue
+            ref = f"{path}#{candidate.cell_id}"
+            if prepared.text:  # an SVG that could not be rasterised, sent as text
+                label = (
+                    f'<svg_output ref="{ref}" output="{candidate.index}">\n'
+                    f"{prepared.text}\n</svg_output>"
+                )
+                built.images.append({"type": "text", "text": label})
+            else:
+                label = (
+                    f'<image ref="{ref}" output="{candidate.index}" '
+                    f'size="{prepared.width}x{prepared.height}"/>'
+                )
+                built.images += [{"type": "text", "text": label}, images.block(prepared)]
+            item: dict[str, Any] = {"kind": "image", "ref": ref, "tokens": prepared.tokens}
+            built.items.insert(at, item)
+            at += 1
+        notes = []
+        for candidate, why in skipped:
+            if candidate.cell_id not in shown:
+                continue
+            ref = f"{path}#{candidate.cell_id}"
+            notes.append(f"[image output {candidate.index} of {ref} not sent: {why}]")
+            built.items.insert(at, {"kind": "image", "ref": ref, "tokens": 0, "note": why})
+            at += 1
+        return "\n".join(notes)
 
     async def _mention(
         self, mention: dict[str, Any], root: str, notebooks: NotebookBridge

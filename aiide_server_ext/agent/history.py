@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from ..seams import Gate
 from .context import ContextBuilder, split_history, tokens
 from .hub import Hub
+from .images import without_images
 from .notebooks import NotebookBridge
 from .providers import ModelRequest, TextDelta
 from .runs import Run
@@ -84,8 +85,10 @@ class History:
                 caller=run.caller_obj(),
                 question=str(question),
                 budget=calibration.to_estimate(model, self.context.budget),
+                vision=bool(run.models) and self.router.sees_images(run.models[0]),
             )
             run.context_text = built.text
+            run.context_images = built.images
             items = built.items
         before = [t for t in turns if t["idx"] < run.question_idx]
         current = [t for t in turns if t["idx"] >= run.question_idx]
@@ -109,6 +112,7 @@ class History:
             if t["idx"] == run.question_idx and run.context_text:
                 content = [
                     {"type": "text", "text": run.context_text},
+                    *run.context_images,
                     {"type": "text", "text": content},
                 ]
             messages.append({"role": t["role"], "content": content})
@@ -135,7 +139,8 @@ class History:
             question = turns[run.question_idx]["content"] if run.question_idx < len(turns) else ""
             items.append({"kind": "question", "ref": "", "tokens": tokens(str(question))})
             for item in items:
-                item["tokens"] = calibration.from_estimate(model, item["tokens"])
+                if item["kind"] != "image":  # counted in the model's tokens already
+                    item["tokens"] = calibration.from_estimate(model, item["tokens"])
             self.hub.emit(
                 run.conversation_id,
                 run.id,
@@ -149,7 +154,8 @@ class History:
             return ModelRequest(
                 model=spec.model,
                 system=system,
-                messages=messages,
+                # A fallback that sees no images gets a note in each image's place.
+                messages=messages if spec.vision else without_images(messages),
                 tools=tools,
                 max_tokens=spec.max_output_tokens,
             )

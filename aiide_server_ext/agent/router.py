@@ -70,6 +70,7 @@ DEFAULT_MODELS: list[dict[str, Any]] = [
         "provider": "openai",
         "model": "gpt-4o-mini",
         "capabilities": ["chat", "tools", "complete"],
+        "vision": True,
         "cost": 0.6,
         "latency": 1.0,
     },
@@ -85,9 +86,14 @@ class ModelSpec:
     cost: float = 1.0
     latency: float = 1.0
     max_output_tokens: int = 4096
+    #: The model accepts images (plots of the cells in context go into the prompt).
+    vision: bool = False
 
     @classmethod
-    def from_config(cls, entry: dict[str, Any]) -> ModelSpec:
+    def from_config(cls, entry: dict[str, Any], kind: str = "") -> ModelSpec:
+        """``kind``: the provider's; Claude models see images unless ``"vision": false``,
+        an OpenAI-compatible model only when it says ``"vision": true``."""
+        vision = entry.get("vision")
         return cls(
             name=str(entry["name"]),
             provider=str(entry["provider"]),
@@ -96,6 +102,7 @@ class ModelSpec:
             cost=float(entry.get("cost", 1.0)),
             latency=float(entry.get("latency", 1.0)),
             max_output_tokens=int(entry.get("max_output_tokens", 4096)),
+            vision=bool(kind == "anthropic" if vision is None else vision),
         )
 
     def public(self) -> dict[str, Any]:
@@ -148,12 +155,19 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
         values: UserValues,
         allow_user_keys: bool,
     ) -> None:
-        self.models = [ModelSpec.from_config(m) for m in models]
+        self.models = [
+            ModelSpec.from_config(m, str(providers.get(m.get("provider", ""), {}).get("kind", "")))
+            for m in models
+        ]
         self.provider_specs = providers
         self.values = values
         self.allow_user_keys = allow_user_keys
         self._providers: dict[str, Provider] = {}
         self.calibration = Calibration()
+
+    def sees_images(self, name: str) -> bool:
+        spec = next((m for m in self.models if m.name == name), None)
+        return spec is not None and spec.vision
 
     def tokenizer_of(self, name: str) -> str | None:
         """The calibration key of a configured model: its provider and provider-side id."""

@@ -60,6 +60,8 @@ class Run:
     state: str = RUNNING
     created: float = field(default_factory=time.time)
     context_text: str = ""
+    #: Image outputs sent with the context (content blocks, base64): every step resends them.
+    context_images: list[dict[str, Any]] = field(default_factory=list)
     steps: int = 0
     tool_calls: int = 0
     model_calls: int = 0

@@ -78,9 +78,24 @@ def to_openai_messages(system: str, messages: list[dict[str, Any]]) -> list[dict
                 out.append(
                     {"role": "tool", "tool_call_id": block["tool_use_id"], "content": result}
                 )
-        if texts:
+        if any(b.get("type") == "image" for b in content):
+            out.append({"role": "user", "content": _parts(content)})
+        elif texts:
             out.append({"role": "user", "content": "\n".join(texts)})
     return out
+
+
+def _parts(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A user message with images: text and ``image_url`` parts (vision models), in order."""
+    parts: list[dict[str, Any]] = []
+    for block in content:
+        if block.get("type") == "text" and block.get("text"):
+            parts.append({"type": "text", "text": block["text"]})
+        elif block.get("type") == "image":
+            source = block["source"]
+            url = f"data:{source['media_type']};base64,{source['data']}"
+            parts.append({"type": "image_url", "image_url": {"url": url}})
+    return parts
 
 
 def to_openai_tools(tools: list[dict[str, Any]]) -> list[dict[str, Any]]:
