@@ -74,9 +74,15 @@ eg-deps: $(VENV)/.deps
 
 # --- use ---------------------------------------------------------------------
 
+# The guided start (examples/getting-started) is copied into LAB_DIR once, and the lab
+# opens on its notebook; a folder of that name already there is the user's and is never
+# overwritten (delete it for a fresh copy).
+GUIDE := getting-started/getting-started.ipynb
 lab: setup model
-	@mkdir -p $(LAB_DIR)
-	$(BIN)/jupyter lab --ServerApp.root_dir=$(LAB_DIR) --port=$(LAB_PORT) \
+	@mkdir -p "$(LAB_DIR)"
+	@[ -e "$(LAB_DIR)/getting-started" ] || cp -R examples/getting-started "$(LAB_DIR)/"
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(LAB_DIR)" --port=$(LAB_PORT) \
+		$$( [ -f "$(LAB_DIR)/$(GUIDE)" ] && echo --LabApp.default_url=/lab/tree/$(GUIDE) ) \
 		$$( [ "$$(id -u)" = 0 ] && echo --allow-root )
 
 # --- test --------------------------------------------------------------------
