@@ -145,6 +145,19 @@ async def test_a_server_refusing_suffix_falls_back_to_chat_once_and_remembers(
 
 
 @fim
+async def test_concurrent_first_requests_to_a_refusing_server_fail_once(
+    jp_fetch: Any, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.fim = "reject"
+    results = await asyncio.gather(
+        *(complete(jp_fetch, prefix=f"v{n} = ", path=f"{n}.ipynb") for n in range(4))
+    )
+    assert [r["completion"] for r in results] == ["ok"] * 4
+    paths = [r.path for r in fake_openai.requests]
+    assert paths.count("/v1/completions") == 1 and paths.count("/v1/chat/completions") == 4
+
+
+@fim
 async def test_a_newer_request_cancels_the_stale_one_upstream(
     jp_fetch: Any, fake_openai: FakeOpenAI
 ) -> None:

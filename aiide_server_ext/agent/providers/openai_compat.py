@@ -11,6 +11,7 @@ model is remembered as chat-only: one failing request per model, never two.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -132,6 +133,11 @@ class OpenAICompatProvider:
         self._http: Any = None
         #: Models whose server refused FIM: completion goes through chat for them.
         self.no_fim: set[str] = set()
+        #: Models whose server took a FIM request (no need to wait for a probe).
+        self.fim_ok: set[str] = set()
+        #: The first FIM request per model, while its answer is unknown: concurrent ones
+        #: wait for it, so that a refusing server sees one failing request, not several.
+        self._probes: dict[str, asyncio.Event] = {}
 
     def _client(self) -> Any:
         if self._http is None:
@@ -181,6 +187,10 @@ class OpenAICompatProvider:
         headers = {"content-type": "application/json", **self.headers, **request.headers}
         if api_key:
             headers["authorization"] = f"Bearer {api_key}"
+        if request.fim is not None and request.model not in self.fim_ok:
+            probe = self._probes.get(request.model)
+            if probe is not None:
+                await probe.wait()
         if request.fim is not None and request.model not in self.no_fim:
             try:
                 async for event in self._stream_fim(request, headers):
@@ -212,18 +222,32 @@ class OpenAICompatProvider:
         self, request: ModelRequest, headers: dict[str, str]
     ) -> AsyncIterator[StreamEvent]:
         url = f"{self.base_url}/completions"
-        with provider_errors():
-            async with self._client().stream(
-                "POST", url, json=self.fim_body(request), headers=headers
-            ) as response:
-                if response.status_code >= 400:
-                    await response.aread()
-                    message = _message(response)
-                    if refuses_fim(response.status_code, message):
-                        raise FimRefused(message, response.status_code)
-                    raise error_for_status(response.status_code, message, response.headers)
-                async for event in self._events(response):
-                    yield event
+        model = request.model
+        probe = None
+        if model not in self.fim_ok and model not in self._probes:
+            probe = self._probes[model] = asyncio.Event()
+        try:
+            with provider_errors():
+                async with self._client().stream(
+                    "POST", url, json=self.fim_body(request), headers=headers
+                ) as response:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        message = _message(response)
+                        if refuses_fim(response.status_code, message):
+                            self.no_fim.add(model)
+                            raise FimRefused(message, response.status_code)
+                        raise error_for_status(response.status_code, message, response.headers)
+                    self.fim_ok.add(model)
+                    if probe is not None:
+                        self._probes.pop(model, None)
+                        probe.set()
+                    async for event in self._events(response):
+                        yield event
+        finally:
+            if probe is not None and not probe.is_set():
+                self._probes.pop(model, None)
+                probe.set()
 
     async def _events(self, response: Any) -> AsyncIterator[StreamEvent]:
         calls: dict[int, list[str]] = {}  # index -> [id, name, arguments...]
