@@ -196,6 +196,8 @@ export interface IContextItem {
   tokens: number;
   /** A knowledge passage's source. */
   citation?: ICitation;
+  /** Why an image output was not sent (model without vision, budget, corrupt image). */
+  note?: string;
 }
 
 export interface IContextEvent extends IEventBase {

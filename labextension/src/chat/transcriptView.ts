@@ -180,7 +180,10 @@ export class TranscriptView extends Widget {
                       )
                     : item.ref || '—',
                   ' ',
-                  h('span', { class: 'aiide-Context-tokens' }, `${number(item.tokens)} tokens`)
+                  h('span', { class: 'aiide-Context-tokens' }, `${number(item.tokens)} tokens`),
+                  item.note
+                    ? h('span', { class: 'aiide-Context-note' }, ` (not sent: ${item.note})`)
+                    : null
                 )
               )
             )
