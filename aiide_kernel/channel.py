@@ -3,23 +3,32 @@
 A sandboxed kernel has no network, and Jupyter comms go to the browser, not the
 server. So the server listens on a unix socket inside the kernel's private ipc
 directory (0700, owned by the kernel's uid): only that kernel can connect, and
-whatever it asks is answered as the kernel's owner, through the same gate
-(identity, scopes, limits, metering) as the UI. ``%ai`` uses it.
+whatever it asks is answered as the identity that started the kernel, through the
+same gate (identity, scopes, limits, metering) as the UI. ``%ai`` uses it.
+
+Code in the kernel is untrusted: each kernel's socket holds at most
+``max_connections`` open connections (more are answered 503 and closed) and
+``max_concurrent`` requests in progress (more are 429), so a loop in a cell cannot
+tie up the server.
 
 The channel speaks plain HTTP/1.1 with JSON bodies: ``POST /v1/ask``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
+import socket
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from tornado.httpserver import HTTPServer
+from tornado.iostream import IOStream, StreamClosedError
 from tornado.netutil import bind_unix_socket
 from tornado.web import Application, RequestHandler
 
@@ -28,6 +37,9 @@ log = logging.getLogger("aiide.channel")
 SOCKET_NAME = "aiide.sock"
 ENV_VAR = "AIIDE_CHANNEL"
 MAX_BODY = 1024 * 1024
+MAX_CONNECTIONS = 4
+MAX_CONCURRENT = 2
+REFUSAL_DRAIN_SECONDS = 2.0
 
 #: Answers one request from a kernel: (kernel_id, path, body) -> (status, body).
 Responder = Callable[[str, str, dict[str, Any]], Awaitable[tuple[int, dict[str, Any]]]]
@@ -47,6 +59,50 @@ class _Open:
     server: HTTPServer
     path: str
     kernel_id: str
+    in_flight: int = 0
+
+
+class _CappedServer(HTTPServer):  # type: ignore[misc]
+    """Refuses a connection beyond the cap with a one-shot 503 saying why."""
+
+    max_connections = MAX_CONNECTIONS
+    _refusals: set[asyncio.Task[None]] = set()
+
+    def handle_stream(self, stream: IOStream, address: Any) -> None:
+        # tornado's HTTPServer tracks its open connections in ``_connections``.
+        if len(getattr(self, "_connections", ())) >= self.max_connections:
+            log.warning("aiide: kernel channel: connection refused (cap %d)", self.max_connections)
+            task = asyncio.get_running_loop().create_task(self._refuse(stream))
+            self._refusals.add(task)  # kept until done, so it is not garbage-collected
+            task.add_done_callback(self._refusals.discard)
+            return
+        super().handle_stream(stream, address)
+
+    async def _refuse(self, stream: IOStream) -> None:
+        body = json.dumps(
+            {
+                "code": "too_many_connections",
+                "message": f"this kernel already has {self.max_connections} connections open "
+                "to the aiide server (the most allowed); close some and retry",
+            }
+        ).encode()
+        head = (
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
+        ).encode()
+        try:
+            await stream.write(head + body)
+            # Half-close, then drain what the client sends (bounded): closing with its
+            # request unread would reset the connection before it reads the answer.
+            stream.socket.shutdown(socket.SHUT_WR)
+            drained, deadline = 0, time.monotonic() + REFUSAL_DRAIN_SECONDS
+            while drained < MAX_BODY and (left := deadline - time.monotonic()) > 0:
+                chunk = await asyncio.wait_for(stream.read_bytes(65536, partial=True), left)
+                drained += len(chunk)
+        except (StreamClosedError, OSError, asyncio.TimeoutError):
+            pass
+        finally:
+            stream.close()
 
 
 class KernelChannels:
@@ -57,6 +113,9 @@ class KernelChannels:
     def __init__(self) -> None:
         self.responder: Responder = _no_responder
         self._open: dict[str, _Open] = {}
+        #: Per kernel socket (set by the server part from ``c.Agent.magic_max_*``).
+        self.max_connections = MAX_CONNECTIONS
+        self.max_concurrent = MAX_CONCURRENT
 
     @classmethod
     def instance(cls) -> KernelChannels:
@@ -84,7 +143,8 @@ class KernelChannels:
         if os.geteuid() == 0:
             os.chown(path, uid, gid)
         app = Application([(r"/v1/(.*)", _ChannelHandler, {"channels": self, "key": ipc_dir})])
-        server = HTTPServer(app, max_body_size=MAX_BODY)
+        server = _CappedServer(app, max_body_size=MAX_BODY)
+        server.max_connections = self.max_connections
         server.add_sockets([sock])
         self._open[ipc_dir] = _Open(server, path, kernel_id)
         return path
@@ -95,6 +155,9 @@ class KernelChannels:
 
     def kernel_of(self, ipc_dir: str) -> str:
         return self._open[ipc_dir].kernel_id
+
+    def opened(self, ipc_dir: str) -> _Open | None:
+        return self._open.get(ipc_dir)
 
     def close(self, ipc_dir: str) -> None:
         opened = self._open.pop(ipc_dir, None)
@@ -124,12 +187,29 @@ class _ChannelHandler(RequestHandler):  # type: ignore[misc]
         except ValueError as e:
             self._reply(400, {"code": "bad_request", "message": f"malformed JSON: {e}"})
             return
+        opened = self.channels.opened(self.key)
+        if opened is None:
+            self._reply(503, {"code": "channel_closed", "message": "this channel is closing"})
+            return
+        cap = self.channels.max_concurrent
+        if opened.in_flight >= cap:
+            self._reply(
+                429,
+                {
+                    "code": "too_many_requests",
+                    "message": f"this kernel already has {cap} %ai requests in progress "
+                    "(the most allowed); wait for them to finish",
+                },
+            )
+            return
+        opened.in_flight += 1
         try:
-            kernel_id = self.channels.kernel_of(self.key)
-            status, reply = await self.channels.responder(kernel_id, path, body)
+            status, reply = await self.channels.responder(opened.kernel_id, path, body)
         except Exception:
             log.exception("aiide: kernel channel request failed")
             status, reply = 500, {"code": "internal", "message": "the server failed to answer"}
+        finally:
+            opened.in_flight -= 1
         self._reply(status, reply)
 
     def _reply(self, status: int, body: dict[str, Any]) -> None:

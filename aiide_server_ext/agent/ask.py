@@ -1,9 +1,13 @@
 """``%ai`` answered for real: the kernel channel's responder.
 
 A kernel asks over its private unix socket (``aiide_kernel.channel``); the answer comes
-as the kernel's owner, through the same gate as the UI (scope ``chat``, limits, metering,
-audit) and the same router (fallback, retries). One model call, no tools: the magic wants
-an answer in a format, not a run.
+as the identity that started the kernel through the server (recorded by the gateway at
+kernel start), with that caller's scopes, model list, rate limits (route class ``magic``)
+and quotas, through the same gate as the UI (metering, audit as ``agent.magic``) and the
+same router (fallback, retries). The server owner answers only for kernels no request
+started (none of a user's kernels): otherwise code in a kernel could escape its starter's
+limits through the owner's exemption. One model call, no tools: the magic wants an answer
+in a format, not a run.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ SYSTEM = (
 )
 MAX_PROMPT = 100_000
 MAX_VARIABLES = 50
+ROUTE_CLASS = "magic"
 
 
 def check(body: dict[str, Any]) -> dict[str, Any]:
@@ -79,20 +84,43 @@ class KernelAsk:
         self.owner = owner
         self.max_output_tokens = max_output_tokens
 
+    def caller(self, kernel_id: str) -> Caller:
+        """Who started the kernel; the server owner only when no request did."""
+        find = _gate_method(self.gate, "kernel_caller")
+        started = find(kernel_id) if find is not None else None
+        return started if isinstance(started, Caller) else self.owner()
+
+    async def _revoked(self, kernel_id: str) -> str | None:
+        check_revoked = _gate_method(self.gate, "kernel_caller_revoked")
+        if check_revoked is None:
+            return None
+        code: str | None = await check_revoked(kernel_id)
+        return code
+
     async def respond(
         self, kernel_id: str, path: str, body: dict[str, Any]
     ) -> tuple[int, dict[str, Any]]:
         if path != "ask":
             return 404, {"code": "not_found", "message": f"no channel route {path!r}"}
-        caller = self.owner()
+        caller = self.caller(kernel_id)
         try:
+            revoked = await self._revoked(kernel_id)
+            if revoked:
+                raise GateRefusal(
+                    401,
+                    revoked,
+                    "the credential this kernel was started with has been revoked or has "
+                    "expired; %ai no longer answers in it",
+                )
+            # Limits first: every request counts, a malformed or oversized one included.
+            await self.gate.admit(caller, ROUTE_CLASS, scope="chat")
             request = check(body)
-            await self.gate.admit(caller, "chat", scope="chat")
             reply = await self.answer(caller, request)
         except GateRefusal as e:
             await self._audit(caller, kernel_id, "refused", {"code": e.code})
             return e.status, e.as_dict()
         except AgentError as e:
+            await self._audit(caller, kernel_id, "refused", {"code": e.code})
             return e.status, {"code": e.code, "message": e.message}
         except ProviderError as e:
             await self._audit(caller, kernel_id, "failed", {"code": e.code})
@@ -141,6 +169,22 @@ class KernelAsk:
             await self.gate.audit(caller, "agent.magic", f"kernel:{kernel_id}", outcome, detail)
         except Exception:  # an audit failure must not lose the answer
             log.exception("aiide: audit of %%ai failed")
+
+
+def _gate_method(gate: Any, name: str) -> Callable[..., Any] | None:
+    """A gateway method through wrapping gates (the agent's late-bound one, a course's)."""
+    for _ in range(8):
+        found = getattr(gate, name, None)
+        if callable(found):
+            return found  # type: ignore[no-any-return]
+        inner = getattr(gate, "inner_gate", None)
+        if not callable(inner):
+            return None
+        try:
+            gate = inner()
+        except NotImplementedError:
+            return None
+    return None
 
 
 def owner_caller(gate: Gate, fallback: str) -> Caller:

@@ -65,6 +65,18 @@ class Agent(ExtensionPart):
         900.0, config=True, help="Seconds before an unanswered approval expires the run."
     )
     complete_timeout = Float(5.0, config=True, help="Seconds an inline completion may take.")
+    magic_max_connections = Int(
+        4,
+        config=True,
+        help="Connections one kernel may hold open to the server for %ai; more are refused "
+        "(503 too_many_connections).",
+    )
+    magic_max_concurrent = Int(
+        2,
+        config=True,
+        help="%ai requests of one kernel answered at once; more are refused (429 "
+        "too_many_requests). Rate limits and quotas: route class 'magic' of c.Gateway.",
+    )
     execute_timeout = Float(120.0, config=True, help="Seconds a tool's code run may take.")
     frontend_timeout = Float(
         120.0, config=True, help="Seconds to wait for a front end to apply a patch or run a cell."
@@ -211,7 +223,7 @@ class Agent(ExtensionPart):
     _responder: Any = None
 
     def _answer_kernels(self) -> None:
-        """``%ai`` in this server's sandboxed kernels: answered as the server's owner."""
+        """``%ai`` in this server's sandboxed kernels: answered as whoever started each."""
         from aiide_kernel.channel import KernelChannels
 
         from .ask import KernelAsk, owner_caller
@@ -224,7 +236,10 @@ class Agent(ExtensionPart):
             lambda: owner_caller(gate_of(settings), user),
         )
         self._responder = ask.respond
-        KernelChannels.instance().responder = ask.respond
+        channels = KernelChannels.instance()
+        channels.responder = ask.respond
+        channels.max_connections = max(1, self.magic_max_connections)
+        channels.max_concurrent = max(1, self.magic_max_concurrent)
 
 
 class _LazyGate(DelegatingGate):

@@ -97,7 +97,11 @@ def build_gate(part: Gateway, data_dir: str) -> GatewayGate:
         caller: Caller = gate.caller(handler)
         return caller.username, caller.groups
 
-    kernels = KernelMeter(meter, owner_of, policy.owner)
+    def caller_of(handler: Any) -> Caller:
+        assert gate is not None
+        return gate.caller(handler)
+
+    kernels = KernelMeter(meter, owner_of, policy.owner, caller_of)
     quotas = Quotas(
         meter,
         default=part.default_quota,

@@ -38,7 +38,7 @@ from .transform import stash_headers
 log = logging.getLogger("aiide.gateway")
 
 #: Route classes whose use spends model tokens, or kernel time.
-MODEL_ROUTE_CLASSES = frozenset({"chat", "complete", "agent"})
+MODEL_ROUTE_CLASSES = frozenset({"chat", "complete", "agent", "magic"})
 KERNEL_ROUTE_CLASSES = frozenset({"execute"})
 KERNEL_RESOURCES = frozenset({"kernels", "sessions"})
 
@@ -330,6 +330,32 @@ class GatewayGate:
         self.keys.forget(keys)
         self.tokens.note_revoked(user=(username, now))
         return {"user": username, "revoked_keys": keys, "revoked_families": families}
+
+    def kernel_caller(self, kernel_id: str) -> Caller | None:
+        """Who started a kernel through the server (for ``%ai``); None: no request did."""
+        started = self.kernels.started_by(kernel_id) if self.kernels is not None else None
+        return started[0] if started is not None else None
+
+    async def kernel_caller_revoked(self, kernel_id: str) -> str | None:
+        """A refusal code when the credential that started the kernel has since ended."""
+        started = self.kernels.started_by(kernel_id) if self.kernels is not None else None
+        if started is None:
+            return None
+        caller, since = started
+        extra = caller.extra
+        via = extra.get("via")
+        if via not in ("jwt", "apikey"):
+            return None  # a Jupyter login: ended by Jupyter (or the hub), not here
+        sxp = extra.get("source_expires_at")
+        return await self.tokens.revoked_since(
+            caller.username,
+            since,
+            # A key's own revocation is its source's ("apikey:<id>"); a JWT has a jti.
+            credential_id=str(extra.get("credential_id") or "") if via == "jwt" else "",
+            family=str(extra.get("family") or ""),
+            source=str(extra.get("source") or ""),
+            source_expires_at=float(sxp) if isinstance(sxp, int | float) else None,
+        )
 
     # -- lifecycle ---------------------------------------------------------------------------
 

@@ -5,6 +5,9 @@ facts) without knowing who asked. A start runs inside the request that caused
 it, so jupyter_server's ``CallContext`` still holds that request's handler: its
 caller owns the kernel. Kernels started with no request around them (the warm
 pool, restarts after a crash) belong to their previous owner or the server owner.
+
+The whole caller is kept too (``started_by``): ``%ai`` in that kernel answers as the
+identity that started it, with its scopes, roles and limits, not as the server owner.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
+from aiide_server_ext.seams import Caller
+
 from .errors import GatewayError
 from .metering import UsageMeter
 
@@ -26,12 +31,19 @@ Owner = tuple[str, frozenset[str]]
 
 class KernelMeter:
     def __init__(
-        self, meter: UsageMeter, owner_of: Callable[[Any], Owner], default_owner: str
+        self,
+        meter: UsageMeter,
+        owner_of: Callable[[Any], Owner],
+        default_owner: str,
+        caller_of: Callable[[Any], Caller] | None = None,
     ) -> None:
         self.meter = meter
         self.owner_of = owner_of
+        self.caller_of = caller_of
         self.default_owner = default_owner
         self._owners: OrderedDict[str, Owner] = OrderedDict()
+        #: kernel id -> (who started it, when): bounded like ``_owners``.
+        self._callers: OrderedDict[str, tuple[Caller, float]] = OrderedDict()
         self._running: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -49,12 +61,18 @@ class KernelMeter:
         if handler is not None and getattr(handler, "current_user", None):
             try:
                 self._owners[kernel_id] = self.owner_of(handler)
+                if self.caller_of is not None:
+                    self._callers[kernel_id] = (self.caller_of(handler), time.time())
             except Exception:
                 log.warning("aiide gateway: kernel %s: owner unknown", kernel_id, exc_info=True)
         self._owners.setdefault(kernel_id, (self.default_owner, frozenset()))
         self._owners.move_to_end(kernel_id)
         while len(self._owners) > 10000:
             self._owners.popitem(last=False)
+        if kernel_id in self._callers:
+            self._callers.move_to_end(kernel_id)
+        while len(self._callers) > 10000:
+            self._callers.popitem(last=False)
         self._running[kernel_id] = time.monotonic()
 
     def _stopped(self, kernel_id: str, fact: dict[str, Any]) -> None:
@@ -82,6 +100,10 @@ class KernelMeter:
             return
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def started_by(self, kernel_id: str) -> tuple[Caller, float] | None:
+        """Who started this kernel through the server, and when (None: no request did)."""
+        return self._callers.get(kernel_id)
 
     def running_seconds(self, username: str) -> float:
         """Wall time of this user's kernels still running (quotas count them too)."""

@@ -85,7 +85,13 @@ class Gateway(ExtensionPart):
         5.0, config=True, help="Seconds between reloads of revocations made by other servers."
     )
     rate_limits = Dict(
-        {"complete": "60/minute", "chat": "30/minute", "execute": "20/minute"},
+        # magic: %ai from inside a kernel, as whoever started it (agent/ask.py).
+        {
+            "complete": "60/minute",
+            "chat": "30/minute",
+            "execute": "20/minute",
+            "magic": "30/minute",
+        },
         config=True,
         help="Route class -> 'COUNT/UNIT' sliding-window limit per user (null: none).",
     )

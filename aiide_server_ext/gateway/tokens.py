@@ -407,6 +407,31 @@ class TokenService:
         if epoch is not None and (principal.issued_at is None or principal.issued_at <= epoch):
             raise unauthenticated("user_revoked", "every credential of this user was revoked")
 
+    async def revoked_since(
+        self,
+        username: str,
+        since: float,
+        *,
+        credential_id: str = "",
+        family: str = "",
+        source: str = "",
+        source_expires_at: float | None = None,
+    ) -> str | None:
+        """Why a credential seen at ``since`` no longer holds (a refusal code), or None.
+
+        For what outlives a request made with it, e.g. a kernel it started."""
+        await self._refresh_revocations()
+        if credential_id in self._revoked or (family and family in self._revoked_families):
+            return "token_revoked"
+        if source and source in self._revoked_sources:
+            return "source_revoked"
+        if source_expires_at is not None and self.clock() >= source_expires_at:
+            return "source_expired"
+        epoch = self._revoked_users.get(username)
+        if epoch is not None and since <= epoch:
+            return "user_revoked"
+        return None
+
     def note_revoked(
         self, sources: Sequence[str] = (), user: tuple[str, float] | None = None
     ) -> None:

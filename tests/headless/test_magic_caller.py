@@ -1,0 +1,181 @@
+"""``%ai`` answers as whoever started the kernel, not as the exempt server owner.
+
+A real server with the gateway, real sandboxed kernels started through Jupyter's API
+with API keys, and the kernel's local channel driven over its unix socket as the
+magic drives it (``POST /v1/ask``). On the old code every request here was answered
+as the owner: scopes ``*``, no rate limit, no quota.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from typing import Any
+
+import pytest
+from fakes import FakeAnthropic, Reply
+from gateway.helpers import OWNER, SECRET, Call
+from gateway.helpers import Reply as HttpReply
+from tornado.httpclient import AsyncHTTPClient
+
+pytestmark = pytest.mark.xdist_group("headless")
+
+SERVER = {
+    "jpserver_extensions": {"aiide_server_ext": True},
+    "identity_provider_class": "aiide_server_ext.gateway.identity.GatewayIdentityProvider",
+    "authorizer_class": "aiide_server_ext.gateway.authorizer.GatewayAuthorizer",
+}
+GATEWAY = {
+    "signing_secret": SECRET,
+    "owner": OWNER,
+    "roles": {"student": ["chat", "kernels"]},
+    "user_roles": {"bob": ["student"], "eve": ["student"]},
+    "rate_limits": {"magic": "2/minute"},
+}
+CONFIG = {"ServerApp": SERVER, "Gateway": GATEWAY}
+
+
+@pytest.fixture
+def call(jp_serverapp: Any, http_server_client: Any, jp_http_port: int, jp_base_url: str) -> Call:
+    """Like the gateway suite's: a fresh client per request, a key or the Jupyter token."""
+
+    async def _call(
+        method: str, path: str, *, token: str | None = None, jupyter: bool = False, body: Any = None
+    ) -> HttpReply:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        if jupyter:
+            headers["Authorization"] = f"token {jp_serverapp.identity_provider.token}"
+        data = json.dumps(body).encode() if body is not None else None
+        if data is None and method == "POST":
+            data = b""
+        url = f"http://127.0.0.1:{jp_http_port}{jp_base_url.rstrip('/')}{path}"
+        client = AsyncHTTPClient(force_instance=True)
+        try:
+            r = await client.fetch(
+                url, method=method, headers=headers, body=data, raise_error=False
+            )
+        finally:
+            client.close()
+        return HttpReply(r.code, r.headers, r.body or b"")
+
+    return _call
+
+
+@pytest.fixture
+def new_key(call: Call) -> Any:
+    async def _new_key(**body: Any) -> dict[str, Any]:
+        body.setdefault("name", "magic-test")
+        r = await call("POST", "/aiide/api/keys", jupyter=True, body=body)
+        assert r.status == 201, r.body
+        return dict(r.json())
+
+    return _new_key
+
+
+async def ask(socket_path: str, prompt: str = "hello") -> tuple[int, dict[str, Any]]:
+    """One request over the kernel's channel, as ``aiide_kernel.magics`` sends it."""
+    reader, writer = await asyncio.open_unix_connection(socket_path)
+    data = json.dumps({"prompt": prompt, "format": "text"}).encode()
+    writer.write(
+        b"POST /v1/ask HTTP/1.1\r\nHost: kernel\r\nContent-Type: application/json\r\n"
+        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(data) + data
+    )
+    await writer.drain()
+    raw = await asyncio.wait_for(reader.read(), 60)
+    writer.close()
+    head, _, payload = raw.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(payload)
+
+
+async def start_kernel(call: Call, jp_serverapp: Any, **auth: Any) -> str:
+    """A sandboxed kernel started through Jupyter's API; the path of its channel socket."""
+    await jp_serverapp.extension_manager.start_all_extensions()
+    r = await call("POST", "/api/kernels", body={"name": "aiide-python"}, **auth)
+    assert r.status == 201, r.body
+    km = jp_serverapp.kernel_manager.get_kernel(r.json()["id"])
+    return os.path.join(os.path.dirname(km.connection_file), "aiide.sock")
+
+
+async def bob_key(new_key: Any, scopes: list[str] | None = None) -> str:
+    key = await new_key(user="bob", scopes=scopes or ["chat", "kernels"])
+    return str(key["key"])
+
+
+@pytest.mark.agent_config(**CONFIG)
+async def test_a_kernel_started_by_a_limited_user_gets_429_after_the_limit(
+    call: Call, new_key: Any, jp_serverapp: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.push(Reply(text="one"), Reply(text="two"), Reply(text="three"))
+    sock = await start_kernel(call, jp_serverapp, token=await bob_key(new_key))
+    assert (await ask(sock))[0] == 200
+    assert (await ask(sock))[0] == 200
+    status, body = await ask(sock)
+    assert (status, body["code"]) == (429, "rate_limited")
+
+
+@pytest.mark.agent_config(**CONFIG)
+async def test_the_owners_exemption_stays_with_the_owners_kernels(
+    call: Call, new_key: Any, jp_serverapp: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.push(*[Reply(text="ok")] * 5)
+    mine = await start_kernel(call, jp_serverapp, jupyter=True)
+    for _ in range(3):
+        assert (await ask(mine))[0] == 200  # the owner: exempt, as before
+    bobs = await start_kernel(call, jp_serverapp, token=await bob_key(new_key))
+    statuses = [(await ask(bobs))[0] for _ in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+@pytest.mark.agent_config(**CONFIG)
+async def test_the_magic_needs_the_starters_chat_scope(
+    call: Call, new_key: Any, jp_serverapp: Any
+) -> None:
+    sock = await start_kernel(call, jp_serverapp, token=await bob_key(new_key, ["kernels"]))
+    status, body = await ask(sock)
+    assert (status, body["code"]) == (403, "insufficient_scope")
+
+
+@pytest.mark.agent_config(**CONFIG)
+async def test_revoking_the_starters_key_ends_the_magic(
+    call: Call, new_key: Any, jp_serverapp: Any
+) -> None:
+    key = await new_key(user="bob", scopes=["chat", "kernels"])
+    sock = await start_kernel(call, jp_serverapp, token=key["key"])
+    r = await call("DELETE", f"/aiide/api/keys/{key['id']}", jupyter=True)
+    assert r.status == 200, r.body
+    status, body = await ask(sock)
+    assert (status, body["code"]) == (401, "source_revoked")
+
+
+@pytest.mark.agent_config(**CONFIG)
+async def test_the_magic_is_metered_and_audited_as_its_caller(
+    call: Call, new_key: Any, jp_serverapp: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.push(Reply(text="fine"))
+    sock = await start_kernel(call, jp_serverapp, token=await bob_key(new_key))
+    assert (await ask(sock))[0] == 200
+    r = await call("GET", "/aiide/api/audit?action=agent.magic", jupyter=True)
+    events = r.json()["events"]
+    assert [(e["actor"], e["outcome"]) for e in events] == [("bob", "ok")]
+    usage = await call("GET", "/aiide/api/usage?user=bob&by=feature", jupyter=True)
+    assert [row["feature"] for row in usage.json()["rows"]] == ["magic"]
+
+
+@pytest.mark.agent_config(**CONFIG)
+async def test_a_burst_of_connections_beyond_the_cap_is_refused(
+    call: Call, new_key: Any, jp_serverapp: Any
+) -> None:
+    from aiide_kernel.channel import KernelChannels
+
+    sock = await start_kernel(call, jp_serverapp, token=await bob_key(new_key))
+    cap = KernelChannels.instance().max_connections
+    held = [await asyncio.open_unix_connection(sock) for _ in range(cap)]
+    try:
+        await asyncio.sleep(0.2)  # the server has accepted them all
+        status, body = await ask(sock)
+        assert (status, body["code"]) == (503, "too_many_connections")
+        assert "connections" in body["message"]
+    finally:
+        for _, writer in held:
+            writer.close()
