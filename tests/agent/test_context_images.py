@@ -122,8 +122,8 @@ async def test_a_plot_goes_to_claude_as_an_image_resized_to_the_max_edge(
     assert context["tokens"] <= context["budget"]
 
 
-async def test_the_image_is_in_every_step_of_the_run(
-    jp_ws_fetch: Any, jp_root_dir: Path, fake_anthropic: FakeAnthropic
+async def test_the_image_is_in_every_step_of_the_run_and_not_kept_after_it(
+    jp_ws_fetch: Any, jp_serverapp: Any, jp_root_dir: Path, fake_anthropic: FakeAnthropic
 ) -> None:
     write_notebook(jp_root_dir, [("c1", "df.plot()", {"image/png": plot_png(4, 3)})])
     fake_anthropic.push(
@@ -139,6 +139,10 @@ async def test_the_image_is_in_every_step_of_the_run(
         400,
         300,
     )
+    store = jp_serverapp.web_app.settings["aiide_agent"].store
+    store.flush()
+    stored = store.run(finished["run_id"])
+    assert stored["state"] == "completed" and stored["context_images"] == []
 
 
 @pytest.mark.agent_config(
