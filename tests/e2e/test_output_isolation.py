@@ -198,17 +198,18 @@ def test_sandboxed_outputs_cannot_script_the_lab_and_rich_output_still_shows(
     remote = _cell(notebook, "remote").locator(".aiide-RemoteResource")
     expect(remote).to_have_text("Load image from evil.example (logo)")
     assert _cell(notebook, "remote").locator("img").count() == 0
+
+    for first, name in (("html", "output-isolation-payloads"), ("table", "output-isolation-rich")):
+        _cell(notebook, first).evaluate("el => el.scrollIntoView({block: 'start'})")
+        page.wait_for_timeout(300)
+        screenshot(notebook, name)
+
     # The user's choice: now it loads. (The cell is made active first: activating it on
     # mousedown scrolls the notebook, and the mouseup would miss the button.)
     _cell(notebook, "remote").locator(".jp-InputArea").click()
     remote.click()
     loaded = _cell(notebook, "remote").locator('img[src="https://evil.example/logo.png?leak=1"]')
     expect(loaded).to_have_count(1)
-
-    for first, name in (("html", "output-isolation-payloads"), ("table", "output-isolation-rich")):
-        _cell(notebook, first).evaluate("el => el.scrollIntoView({block: 'start'})")
-        page.wait_for_timeout(300)
-        screenshot(notebook, name)
 
 
 def test_ai_magic_answers_are_inert(
