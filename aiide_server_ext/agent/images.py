@@ -63,11 +63,18 @@ class Skipped(Exception):
 
 def candidates(cell: dict[str, Any]) -> list[Candidate]:
     """A cell's image outputs, one per output (its best representation)."""
-    found = []
-    for index, out in enumerate(cell.get("outputs") or []):
+    found: list[Candidate] = []
+    outputs = cell.get("outputs")
+    if not isinstance(outputs, list):  # the file is the sandbox's to write: any shape
+        return found
+    for index, out in enumerate(outputs):
+        if not isinstance(out, dict):
+            continue
         if out.get("output_type") not in ("display_data", "execute_result"):
             continue
-        data = out.get("data") or {}
+        data = out.get("data")
+        if not isinstance(data, dict):
+            continue
         mime = next((m for m in IMAGE_TYPES if m in data), None)
         if mime is not None:
             found.append(Candidate(str(cell.get("id", "")), index, mime, data[mime]))

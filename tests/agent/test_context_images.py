@@ -311,3 +311,18 @@ def test_a_fallback_without_vision_gets_a_note_and_calibration_ignores_base64() 
     assert openai["content"][1]["image_url"]["url"].startswith("data:image/png;base64,")
     # 400x300 is 160 tokens: the request counts as that many estimated tokens, not base64.
     assert request_chars("", messages, []) < 200 * 4
+
+
+def test_malformed_outputs_have_no_images() -> None:
+    cell: dict[str, Any] = {"id": "c1", "outputs": "not a list"}
+    assert images.candidates(cell) == []
+    cell["outputs"] = [
+        "not a dict",
+        {"output_type": "display_data", "data": ["image/png"]},
+        {"output_type": "stream", "text": "x"},
+        {"output_type": "execute_result", "data": {"image/png": 42}},
+    ]
+    (only,) = images.candidates(cell)
+    assert only.index == 3
+    with pytest.raises(images.Skipped, match="not a string"):
+        images.prepare(only, max_edge=1024, max_input_bytes=10**7, max_svg_chars=100)
