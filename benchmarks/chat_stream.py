@@ -12,6 +12,11 @@ server with aiide (its own process) pointed at it, then measures:
   (d) the prompt aiide sends for a trivial question about a small open notebook with
       live kernel state (system + tools + context, estimated at 4 characters a token).
 
+``--fim`` measures fill-in-the-middle completion instead: a server whose completion model is
+a local OpenAI-compatible one with FIM (the fake OpenAI server), ``POST /aiide/api/complete``
+per keystroke vs the same ``/v1/completions`` request straight to the fake, and a typing burst
+(each keystroke supersedes the one before; the stale model calls are aborted upstream).
+
 (b) is fair to both paths: the direct baseline runs in the same process, just before, against
 the same fake; both are read by lean asyncio clients (``stream_clients.py``) that only note
 frame boundaries and arrival times while streaming (tornado's clients cost the shared
@@ -20,7 +25,7 @@ the CPU seconds of the server, the fake and the load generator: on a machine sha
 other work, latency moves with the load (printed as ``uptime``), CPU per token much less.
 Set PYTHONPATH to another checkout's root to measure that code in the same conditions.
 
-Usage: python benchmarks/chat_stream.py [--streams 500] [--rounds 50] [--only-b]
+Usage: python benchmarks/chat_stream.py [--streams 500] [--rounds 50] [--only-b | --fim]
 """
 
 from __future__ import annotations
@@ -69,9 +74,10 @@ def pct(values: list[float], q: float) -> float:
 
 
 class Bench:
-    def __init__(self, tmp: Path, agent_only: bool = False) -> None:
+    def __init__(self, tmp: Path, agent_only: bool = False, fim: bool = False) -> None:
         self.tmp = tmp
         self.agent_only = agent_only
+        self.fim = fim
         self.fake_port = free_port()
         self.port = free_port()
         self.fake = f"http://127.0.0.1:{self.fake_port}"
@@ -91,7 +97,7 @@ class Bench:
                 [
                     sys.executable,
                     "-m",
-                    "fakes.fake_anthropic",
+                    "fakes.fake_openai" if self.fim else "fakes.fake_anthropic",
                     "--port",
                     str(self.fake_port),
                     "--api-key",
@@ -138,6 +144,20 @@ class Bench:
             },
             "ToolPolicy": {"roles": {"*": {"low": "auto", "medium": "auto", "high": "approve"}}},
         }
+        if self.fim:  # the completion model is local and speaks FIM
+            config["Agent"]["providers"]["local"] = {  # type: ignore[index]
+                "kind": "openai",
+                "base_url": self.fake + "/v1",
+                "api_key_env": "BENCH_KEY",
+            }
+            config["Agent"]["models"] = [  # type: ignore[index]
+                {
+                    "name": "local",
+                    "provider": "local",
+                    "model": "coder-bench",
+                    "capabilities": ["chat", "complete", "fim"],
+                }
+            ]
         if self.agent_only:  # isolate the agent from the other parts' costs
             config.update({"Gateway": {"enabled": False}, "Knowledge": {"enabled": False}})
         (self.tmp / "config.json").write_text(json.dumps(config))
@@ -496,6 +516,94 @@ async def complete(b: Bench, rounds: int) -> dict[str, float]:
     return {"direct_p50_ms": dp, "aiide_p50_ms": tp, "overhead_p50_ms": tp - dp}
 
 
+FIM_PREFIX = "import statistics\n\n\ndef mean(xs):\n    return "
+FIM_SUFFIX = "\n\n\nprint(mean([1, 2, 3]))\n"
+
+
+async def complete_fim(b: Bench, rounds: int, burst: int) -> dict[str, float]:
+    """Per keystroke: /aiide/api/complete (FIM) vs the same FIM call straight to the fake."""
+    # A multi-line answer whose tail is past the block: aiide stops reading at the dedent.
+    await b.set_default(text="sum(xs) / len(xs)\n\ndef other():\n    pass\n")
+    direct_body = json.dumps(
+        {
+            "model": "coder-bench",
+            "prompt": FIM_PREFIX,
+            "suffix": FIM_SUFFIX,
+            "max_tokens": 96,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+    )
+    headers = {"Authorization": f"token {TOKEN}"}
+
+    async def through(prefix: str = FIM_PREFIX, path: str = "bench.ipynb") -> tuple[float, str]:
+        body = json.dumps(
+            {"prefix": prefix, "suffix": FIM_SUFFIX, "language": "python", "path": path}
+        )
+        s = time.perf_counter()
+        r = await b.http.fetch(
+            f"{b.base}/aiide/api/complete", method="POST", body=body, headers=headers
+        )
+        return time.perf_counter() - s, json.loads(r.body)["completion"]
+
+    async def direct() -> float:
+        s = time.perf_counter()
+        await b.http.fetch(
+            f"{b.fake}/v1/completions",
+            method="POST",
+            body=direct_body,
+            headers={"Authorization": f"Bearer {KEY}"},
+        )
+        return time.perf_counter() - s
+
+    for _ in range(5):
+        await through()
+        await direct()
+    t: list[float] = []
+    d: list[float] = []
+    for _ in range(rounds):  # interleaved: both see the same load
+        seconds, text = await through()
+        assert text == "sum(xs) / len(xs)", text
+        t.append(seconds)
+        d.append(await direct())
+    requests = json.loads((await b.http.fetch(f"{b.fake}/_fake/requests")).body)["requests"]
+    fim_requests = sum(r["path"] == "/v1/completions" for r in requests)
+    # A typing burst: a keystroke every 30 ms while the model takes 100 ms to answer; each
+    # keystroke supersedes the one before (same document), only the last one answers.
+    await b.set_default(text="sum(xs) / len(xs)", first_delay=0.1)
+    tasks = []
+    for n in range(burst):
+        tasks.append(asyncio.ensure_future(through(FIM_PREFIX + "s"[: n % 2])))
+        await asyncio.sleep(0.03)
+    answers = [text for _, text in await asyncio.gather(*tasks)]
+    await b.set_default(text="ok")
+    tp, dp = statistics.median(t) * 1000, statistics.median(d) * 1000
+    return {
+        "direct_p50_ms": dp,
+        "aiide_p50_ms": tp,
+        "added_p50_ms": tp - dp,
+        "ratio": tp / dp,
+        "aiide_p99_ms": pct(t, 99) * 1000,
+        "direct_p99_ms": pct(d, 99) * 1000,
+        "all_fim": fim_requests >= rounds + 5,
+        "burst": burst,
+        "burst_answered": sum(bool(a) for a in answers),
+        "burst_last_answered": bool(answers[-1]),
+    }
+
+
+def show_fim(c: dict[str, float]) -> None:
+    show(
+        "(c-fim) POST /aiide/api/complete, fill-in-the-middle on a local OpenAI-compatible model",
+        f"direct p50 {c['direct_p50_ms']:.2f} ms (p99 {c['direct_p99_ms']:.2f}), aiide p50 "
+        f"{c['aiide_p50_ms']:.2f} ms (p99 {c['aiide_p99_ms']:.2f})",
+        f"added per keystroke p50 {c['added_p50_ms']:+.2f} ms (target <= 10), "
+        f"ratio {c['ratio']:.2f}x; every request FIM: {c['all_fim']}",
+        f"typing burst of {c['burst']} keystrokes 30 ms apart: {c['burst_answered']} answered "
+        f"(the last: {c['burst_last_answered']}), the stale ones cancelled upstream",
+    )
+
+
 NOTEBOOK = {
     "nbformat": 4,
     "nbformat_minor": 5,
@@ -601,13 +709,20 @@ async def main() -> None:
         help="load generator for (b): lean asyncio protocols, or tornado's clients",
     )
     parser.add_argument("--only-b", action="store_true", help="skip (a), (c) and (d)")
+    parser.add_argument(
+        "--fim", action="store_true", help="only fill-in-the-middle completion (c-fim)"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        b = Bench(Path(tmp), args.agent_only)
+        b = Bench(Path(tmp), args.agent_only, fim=args.fim)
         b.start()
         try:
             await b.ready()
             print(f"uptime: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} load average")
+            if args.fim:
+                show_fim(await complete_fim(b, args.rounds, 10))
+                print(f"uptime: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} load average")
+                return
             if not args.only_b:
                 await small_figures(b, args.rounds)
             await warm_up(b)

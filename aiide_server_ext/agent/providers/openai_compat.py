@@ -4,7 +4,9 @@ Plain httpx (imported on first use); the request and the stream are translated f
 the provider-neutral types, including tool calls whose arguments arrive in pieces.
 
 A request that carries ``fim`` (prefix, suffix) goes to ``/v1/completions`` with ``prompt``
-and ``suffix`` instead (vLLM, llama.cpp's server, Ollama). A server that refuses it (404 on
+and ``suffix`` instead (vLLM, llama.cpp's server, Ollama), over aiohttp: that call is made
+per keystroke, and httpx's per-request cost (pool scan, layered stream reads) was about
+6 ms of it on this machine, more than the rest of aiide's share. A server that refuses it (404 on
 the route, or 400 naming ``suffix``) is asked the chat prompt in the same call, and that
 model is remembered as chat-only: one failing request per model, never two.
 """
@@ -131,6 +133,7 @@ class OpenAICompatProvider:
         self.connect_timeout = connect_timeout
         self.idle_timeout = idle_timeout
         self._http: Any = None
+        self._aio: Any = None  # aiohttp session of the FIM path
         #: Models whose server refused FIM: completion goes through chat for them.
         self.no_fim: set[str] = set()
         #: Models whose server took a FIM request (no need to wait for a probe).
@@ -147,6 +150,17 @@ class OpenAICompatProvider:
             limits = httpx.Limits(max_connections=1000, max_keepalive_connections=100)
             self._http = httpx.AsyncClient(timeout=timeout, limits=limits)
         return self._http
+
+    def _session(self) -> Any:
+        if self._aio is None or self._aio.closed:
+            import aiohttp
+
+            timeout = aiohttp.ClientTimeout(
+                sock_connect=self.connect_timeout, sock_read=self.idle_timeout
+            )
+            connector = aiohttp.TCPConnector(limit=1000, limit_per_host=0)
+            self._aio = aiohttp.ClientSession(timeout=timeout, connector=connector)
+        return self._aio
 
     def body(self, request: ModelRequest) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -215,7 +229,7 @@ class OpenAICompatProvider:
                     raise error_for_status(
                         response.status_code, _message(response), response.headers
                     )
-                async for event in self._events(response):
+                async for event in self._events(response.aiter_lines()):
                     yield event
 
     async def _stream_fim(
@@ -228,32 +242,33 @@ class OpenAICompatProvider:
             probe = self._probes[model] = asyncio.Event()
         try:
             with provider_errors():
-                async with self._client().stream(
-                    "POST", url, json=self.fim_body(request), headers=headers
+                # Leaving this block unread (cancelled, or the block ended) closes the
+                # connection: aiohttp never pools a response whose body is not at its end.
+                async with self._session().post(
+                    url, data=json.dumps(self.fim_body(request)), headers=headers
                 ) as response:
-                    if response.status_code >= 400:
-                        await response.aread()
-                        message = _message(response)
-                        if refuses_fim(response.status_code, message):
+                    if response.status >= 400:
+                        message = _error_text(response.status, await response.read())
+                        if refuses_fim(response.status, message):
                             self.no_fim.add(model)
-                            raise FimRefused(message, response.status_code)
-                        raise error_for_status(response.status_code, message, response.headers)
+                            raise FimRefused(message, response.status)
+                        raise error_for_status(response.status, message, response.headers)
                     self.fim_ok.add(model)
                     if probe is not None:
                         self._probes.pop(model, None)
                         probe.set()
-                    async for event in self._events(response):
+                    async for event in self._events(_lines(response.content)):
                         yield event
         finally:
             if probe is not None and not probe.is_set():
                 self._probes.pop(model, None)
                 probe.set()
 
-    async def _events(self, response: Any) -> AsyncIterator[StreamEvent]:
+    async def _events(self, lines: AsyncIterator[str]) -> AsyncIterator[StreamEvent]:
         calls: dict[int, list[str]] = {}  # index -> [id, name, arguments...]
         usage = Usage(0, 0)
         stop = "end_turn"
-        async for line in response.aiter_lines():
+        async for line in lines:
             if not line.startswith("data:"):
                 continue
             data = line[5:].strip()
@@ -292,6 +307,9 @@ class OpenAICompatProvider:
         yield Stop(stop)
 
     async def aclose(self) -> None:
+        if self._aio is not None:
+            await self._aio.close()
+            self._aio = None
         if self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -305,3 +323,19 @@ def _message(response: Any) -> str:
         return str(error)[:500]
     except Exception:
         return f"HTTP {response.status_code} from the provider"
+
+
+async def _lines(content: Any) -> AsyncIterator[str]:
+    """An aiohttp body as text lines (SSE ``data:`` lines are all this path needs)."""
+    async for raw in content:
+        yield raw.decode("utf-8", "replace").rstrip("\r\n")
+
+
+def _error_text(status: int, raw: bytes) -> str:
+    try:
+        error = json.loads(raw).get("error")
+        if isinstance(error, dict):
+            return str(error.get("message", ""))[:500] or f"HTTP {status}"
+        return str(error)[:500]
+    except Exception:
+        return f"HTTP {status} from the provider"
