@@ -1,0 +1,119 @@
+"""The guided start as a new user sees it after `make lab`: the lab opens on the example
+notebook, on the sandboxed kernel, which runs it; with no model key the chat says how to
+configure one. Screenshot: docs/screenshots/getting-started.png."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_support import LOAD_TIMEOUT_MS, LabPage, widen_sidebar
+from conftest import LabServer, _finish, make_lab
+
+pytestmark = pytest.mark.browser
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "getting-started"
+GUIDE = "getting-started/getting-started.ipynb"
+RUN_TIMEOUT_MS = 180_000
+
+
+@pytest.fixture(scope="module")
+def guide_lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
+    """A lab started as `make lab` starts it (same default URL), no model key, with the
+    example copied into its root as `make lab` copies it."""
+    before = os.environ.get("AIIDE_E2E_LAB_ARGS")
+    os.environ["AIIDE_E2E_LAB_ARGS"] = f"{before or ''} --LabApp.default_url=/lab/tree/{GUIDE}"
+    try:
+        server = make_lab(tmp_path_factory, name="guide-lab")
+    finally:
+        if before is None:
+            os.environ.pop("AIIDE_E2E_LAB_ARGS")
+        else:
+            os.environ["AIIDE_E2E_LAB_ARGS"] = before
+    shutil.copytree(EXAMPLE, server.root_dir / "getting-started")
+    try:
+        yield server
+    finally:
+        _finish(server, "guide-lab.log")
+
+
+@pytest.fixture(scope="module")
+def guide_page(
+    guide_lab: LabServer, browser_context: Any, artifacts_dir: Path
+) -> Iterator[LabPage]:
+    # The login link `make lab` prints: the server's default URL, with the token.
+    page = LabPage.open(browser_context, f"{guide_lab.url}lab/tree/{GUIDE}?token={guide_lab.token}")
+    try:
+        yield page
+    finally:
+        page.close(artifacts_dir, "getting_started")
+
+
+def test_the_lab_opens_on_the_example_with_the_sandboxed_kernel(guide_page: LabPage) -> None:
+    from playwright.sync_api import expect
+
+    page = guide_page.page
+    tab = page.locator(".lm-TabBar-tab.lm-mod-current", has_text="getting-started.ipynb")
+    expect(tab).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+    panel = page.locator(".jp-NotebookPanel:visible")
+    panel.locator(".jp-Cell").first.wait_for(timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_function(
+        """() => {
+          const s = window.jupyterapp?.shell.currentWidget?.sessionContext;
+          return s?.session?.kernel?.status === 'idle';
+        }""",
+        timeout=LOAD_TIMEOUT_MS,
+    )
+    name = page.evaluate(
+        "() => window.jupyterapp.shell.currentWidget.sessionContext.kernelDisplayName"
+    )
+    assert name == "Python 3 (sandboxed)"
+
+
+def test_run_all_shows_the_sandbox_and_stops_only_at_the_deliberate_error(
+    guide_page: LabPage,
+) -> None:
+    from playwright.sync_api import expect
+
+    page = guide_page.page
+    guide_page.run_command("notebook:run-all-cells")
+    page.wait_for_function(
+        """() => {
+          const w = window.jupyterapp.shell.currentWidget;
+          const cells = w.content.widgets.filter(c => c.model.type === 'code');
+          return w.sessionContext.session?.kernel?.status === 'idle'
+            && cells.every(c => c.model.executionCount !== null);
+        }""",
+        timeout=RUN_TIMEOUT_MS,
+    )
+    errors = page.evaluate(
+        """() => window.jupyterapp.shell.currentWidget.content.model.toJSON().cells
+          .flatMap(c => (c.outputs || []).filter(o => o.output_type === 'error'))
+          .map(o => o.ename)"""
+    )
+    assert errors == ["KeyError"]  # the deliberate one, and only it
+    panel = page.locator(".jp-NotebookPanel:visible")
+    probes = panel.locator(".jp-OutputArea-output", has_text="connect to pypi.org")
+    expect(probes).to_contain_text(re.compile(r"blocked\s+connect to pypi\.org"))
+    expect(probes).not_to_contain_text(re.compile(r"ALLOWED\s+list"))
+
+
+def test_the_chat_says_how_to_add_a_model_key(guide_page: LabPage, screenshot: Any) -> None:
+    from playwright.sync_api import expect
+
+    page = guide_page.page
+    guide_page.open_chat()
+    widen_sidebar(page, 400)
+    card = guide_page.chat.locator(".aiide-Setup")
+    expect(card).to_be_visible(timeout=LOAD_TIMEOUT_MS)
+    expect(card).to_contain_text("ANTHROPIC_API_KEY")
+    # The sandbox probes in view, next to the chat's setup card.
+    panel = page.locator(".jp-NotebookPanel:visible")
+    panel.locator(".jp-Cell").nth(2).locator(".jp-OutputArea").scroll_into_view_if_needed()
+    screenshot(page, "getting-started")
+    guide_page.check(frames=False)
