@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 from typing import Any
 
 import pytest
@@ -15,8 +16,11 @@ from fakes import FakeAnthropic, FakeOpenAI, Reply
 from tornado.httpclient import HTTPClientError
 
 from aiide_server_ext.agent.complete import block_ended, trim_to_block
+from aiide_server_ext.agent.providers import ModelRequest, ProviderError, Stop, TextDelta, Usage
+from aiide_server_ext.agent.providers.openai_compat import OpenAICompatProvider
 
 from .chat import check
+from .conftest import OAI_KEY
 
 pytestmark = pytest.mark.xdist_group("agent")
 
@@ -242,3 +246,56 @@ async def test_fim_on_a_provider_without_it_uses_the_chat_prompt(
     fake_anthropic.push(Reply(text="1"))
     assert (await complete(jp_fetch, prefix="x = ", suffix="\n"))["completion"] == "1"
     assert "<CURSOR>" in fake_anthropic.requests[0].body["messages"][0]["content"]
+
+
+# -- the provider and the fake, without a server ---------------------------------------
+
+
+def fim_request(model: str = "coder") -> ModelRequest:
+    return ModelRequest(
+        model=model,
+        system="s",
+        messages=[{"role": "user", "content": "c"}],
+        max_tokens=16,
+        fim=("def f():\n    return ", "\n"),
+    )
+
+
+@pytest.mark.asyncio
+async def test_an_unreachable_fim_server_is_a_retryable_provider_error() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed once the block ends: nothing listens there
+    provider = OpenAICompatProvider("local", f"http://127.0.0.1:{port}/v1", connect_timeout=2)
+    try:
+        with pytest.raises(ProviderError) as e:
+            [event async for event in provider.stream(fim_request(), None)]
+        assert (e.value.code, e.value.retryable) == ("provider_unavailable", True)
+        assert provider.no_fim == set()  # not a refusal: FIM is tried again next time
+    finally:
+        await provider.aclose()
+
+
+@pytest.mark.asyncio
+async def test_the_fake_answers_fim_streamed_and_not(afake_openai: FakeOpenAI) -> None:
+    from tornado.httpclient import AsyncHTTPClient
+
+    afake_openai.push(Reply(text="x + 1"))
+    body = {"model": "coder", "prompt": "y = ", "suffix": "\n", "max_tokens": 8}
+    r = await AsyncHTTPClient().fetch(
+        f"{afake_openai.url}/v1/completions",
+        method="POST",
+        body=json.dumps(body),
+        headers={"Authorization": f"Bearer {OAI_KEY}"},
+    )
+    answer = json.loads(r.body)
+    assert answer["object"] == "text_completion" and answer["choices"][0]["text"] == "x + 1"
+    afake_openai.push(Reply(text="x + 2", chunks=["x ", "+ ", "2"]))
+    provider = OpenAICompatProvider("local", f"{afake_openai.url}/v1")
+    try:
+        events = [e async for e in provider.stream(fim_request(), OAI_KEY)]
+    finally:
+        await provider.aclose()
+    assert [e.text for e in events if isinstance(e, TextDelta)] == ["x ", "+ ", "2"]
+    assert isinstance(events[-1], Stop) and any(isinstance(e, Usage) for e in events)
+    assert [r.body.get("suffix") for r in afake_openai.requests] == ["\n", "\n"]
