@@ -19,7 +19,7 @@ from typing import Any
 
 #: Features exam mode can turn off, and the gate route classes each one covers.
 FEATURES: dict[str, frozenset[str]] = {
-    "chat": frozenset({"chat"}),
+    "chat": frozenset({"chat", "magic"}),  # %ai is a chat from inside a kernel
     "agent": frozenset({"execute"}),
     "complete": frozenset({"complete"}),
 }

@@ -24,7 +24,7 @@ from .course import FEATURES
 
 #: gate route class -> course feature
 ROUTE_FEATURES = {rc: feature for feature, rcs in FEATURES.items() for rc in rcs}
-MODEL_ROUTES = frozenset({"chat", "complete"})
+MODEL_ROUTES = frozenset({"chat", "complete", "magic"})
 
 
 class AiideHub(Configurable):  # type: ignore[misc]
