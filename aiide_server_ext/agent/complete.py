@@ -3,8 +3,8 @@
 A model with the ``fim`` capability gets the code around the cursor as fill-in-the-middle
 (prefix + suffix, no chat prompt) where its provider can send it; every answer is trimmed
 to the block the cursor is in (``trim_to_block``), and the model stream is closed as soon
-as the block has ended. A newer request for the same document from the same user cancels
-the older one here, whatever the browser does: its upstream HTTP request is aborted.
+as the block has ended. A newer request for the same document (``path``) from the same user
+cancels the older one here, whatever the browser does: its upstream HTTP request is aborted.
 """
 
 from __future__ import annotations
@@ -131,23 +131,26 @@ class Completer:
         self.prefix_chars = prefix_chars
         self.suffix_chars = suffix_chars
         #: The request in flight per (user, document): a newer one cancels it.
-        self._inflight: dict[tuple[str, str], asyncio.Task[dict[str, Any]]] = {}
+        self._inflight: dict[tuple[str, str] | None, asyncio.Task[dict[str, Any]]] = {}
 
     async def complete(self, caller: Caller, body: dict[str, Any], gate: Gate) -> dict[str, Any]:
         candidates = self.router.candidates("complete", caller)
-        key = (caller.username, str(body.get("path") or ""))
-        older = self._inflight.get(key)
+        # Without a path, requests are not known to come from one editor (a script may
+        # complete several snippets at once): only the client's own abort cancels them.
+        key = (caller.username, body["path"]) if body.get("path") else None
+        older = self._inflight.get(key) if key is not None else None
         if older is not None and not older.done():
             older.cancel()  # a newer keystroke: the older answer would be dropped anyway
         task = asyncio.ensure_future(self._complete(caller, candidates, body, gate))
-        self._inflight[key] = task
+        if key is not None:
+            self._inflight[key] = task
         try:
             done, _ = await asyncio.wait({task}, timeout=self.timeout)
         except asyncio.CancelledError:
             task.cancel()  # the client went away
             raise
         finally:
-            if self._inflight.get(key) is task:
+            if key is not None and self._inflight.get(key) is task:
                 del self._inflight[key]
         if not done:
             task.cancel()

@@ -182,14 +182,24 @@ async def test_a_newer_request_cancels_the_stale_one_upstream(
 
 
 @fim
-async def test_requests_for_other_documents_do_not_cancel_each_other(
+async def test_requests_for_other_or_unnamed_documents_do_not_cancel_each_other(
     jp_fetch: Any, fake_openai: FakeOpenAI
 ) -> None:
-    fake_openai.push(Reply(text="one", first_delay=0.3), Reply(text="two"))
+    fake_openai.push(
+        Reply(text="one", first_delay=0.3),
+        Reply(text="two"),
+        Reply(text="three", first_delay=0.3),
+        Reply(text="four"),
+    )
     first = asyncio.ensure_future(complete(jp_fetch, prefix="a = ", path="a.ipynb"))
     await asyncio.sleep(0.1)
     second = await complete(jp_fetch, prefix="b = ", path="b.ipynb")
     assert ((await first)["completion"], second["completion"]) == ("one", "two")
+    # No path: not known to be one editor, so not superseded either.
+    third = asyncio.ensure_future(complete(jp_fetch, prefix="c = "))
+    await asyncio.sleep(0.1)
+    fourth = await complete(jp_fetch, prefix="d = ")
+    assert ((await third)["completion"], fourth["completion"]) == ("three", "four")
     assert fake_openai.hangups == 0
 
 
