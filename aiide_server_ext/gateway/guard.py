@@ -128,7 +128,7 @@ class RouteGuard:
 
     def rule_for(self, cls: type, path: str) -> RouteScope:
         entries = self._by_class.get(cls)
-        if entries is None:
+        if not entries:  # unknown so far: the class may have been routed since
             entries = self._reindex(cls)
         if not entries:
             return UNMAPPED
