@@ -106,6 +106,21 @@ describe('job events', () => {
     assert.equal(failed.title, 'Could not learn analysis: the embedding model is unavailable');
     assert.equal(describeJob(job({ trigger: 'save', path: 'a.ipynb' })).title, 'Updating a.ipynb');
   });
+
+  test('a job waiting for the embedding model install shows the install step', () => {
+    const waiting = job({
+      files_done: 0,
+      files_total: 0,
+      detail:
+        'waiting for the embedding model: the embedding model is being installed in the ' +
+        'background (step 2 of 4: exporting the model to ONNX); search works when it is done'
+    });
+    assert.deepEqual(describeJob(waiting), {
+      title: 'Installing the embedding model to learn analysis',
+      counts: 'step 2 of 4: exporting the model to ONNX'
+    });
+    assert.equal(describeJob({ ...waiting, status: 'queued' }).title, 'Waiting to learn analysis');
+  });
 });
 
 describe('JobTracker', () => {

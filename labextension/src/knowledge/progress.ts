@@ -119,6 +119,10 @@ function plural(n: number, word: string): string {
 /** What the bar says: the job in a few words, then files, chunks and errors. */
 export function describeJob(job: IJobProgress): { title: string; counts: string } {
   const what = job.path || 'the workspace';
+  const installing = installStep(job);
+  if (installing !== null) {
+    return { title: `Installing the embedding model to learn ${what}`, counts: installing };
+  }
   const title =
     job.status === 'done'
       ? `Learned ${what}`
@@ -139,6 +143,21 @@ export function describeJob(job: IJobProgress): { title: string; counts: string 
   ].filter((p): p is string => p !== null);
   return { title, counts: parts.join(' · ') };
 }
+
+/**
+ * While the server installs the embedding model on first use, a job waits for it and
+ * says so in its detail ("waiting for the embedding model: … (step 2 of 4: …) …"):
+ * the step, or '' when none is given; null when the job is not waiting.
+ */
+export function installStep(job: IJobProgress): string | null {
+  if (job.status !== 'running' || !job.detail.startsWith(WAITING_FOR_MODEL)) {
+    return null;
+  }
+  const step = /\((step \d+ of \d+[^)]*)\)/.exec(job.detail);
+  return step ? step[1] : '';
+}
+
+const WAITING_FOR_MODEL = 'waiting for the embedding model';
 
 export interface IJobTrackerOptions {
   /** The user whose background jobs (saves) are shown; null: only jobs started here. */
@@ -245,7 +264,9 @@ export class JobTracker {
       next.filesDone > known.filesDone ||
       next.filesTotal !== known.filesTotal ||
       next.chunksAdded + next.chunksUpdated > known.chunksAdded + known.chunksUpdated ||
-      next.errorsTotal > known.errorsTotal
+      next.errorsTotal > known.errorsTotal ||
+      // The model install's step, while a job waits for it (the counts stay at zero).
+      (next.detail !== known.detail && next.filesDone >= known.filesDone)
     );
   }
 
