@@ -61,7 +61,9 @@ class KernelMeter:
         if handler is not None and getattr(handler, "current_user", None):
             try:
                 self._owners[kernel_id] = self.owner_of(handler)
-                if self.caller_of is not None:
+                # The first start only: a restart by someone else (an admin) must not
+                # lend their identity to the code of the kernel's starter.
+                if self.caller_of is not None and kernel_id not in self._callers:
                     self._callers[kernel_id] = (self.caller_of(handler), time.time())
             except Exception:
                 log.warning("aiide gateway: kernel %s: owner unknown", kernel_id, exc_info=True)

@@ -179,3 +179,21 @@ async def test_a_burst_of_connections_beyond_the_cap_is_refused(
     finally:
         for _, writer in held:
             writer.close()
+
+
+@pytest.mark.agent_config(**CONFIG)
+async def test_a_restart_by_the_owner_does_not_lend_the_owners_exemption(
+    call: Call, new_key: Any, jp_serverapp: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.push(*[Reply(text="ok")] * 3)
+    await jp_serverapp.extension_manager.start_all_extensions()
+    r = await call(
+        "POST", "/api/kernels", body={"name": "aiide-python"}, token=await bob_key(new_key)
+    )
+    kid = r.json()["id"]
+    restart = await call("POST", f"/api/kernels/{kid}/restart", jupyter=True)
+    assert restart.status == 200, restart.body
+    km = jp_serverapp.kernel_manager.get_kernel(kid)
+    sock = os.path.join(os.path.dirname(km.connection_file), "aiide.sock")
+    statuses = [(await ask(sock))[0] for _ in range(3)]
+    assert statuses == [200, 200, 429]
