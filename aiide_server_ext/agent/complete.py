@@ -70,9 +70,11 @@ def cut_index(prefix: str, lines: list[str], suffix: str) -> int | None:
     2. ``base`` is the indentation of the cursor's line as completed (prefix's last line +
        line 0; tabs count 4). A non-blank line indented less than ``base`` has left the
        block: cut before it.
-    3. A blank line followed by a non-blank line indented less than the last non-blank
-       line before the blank (a blank line and a dedent: the block that was being written
-       is over, e.g. a function body and then the next ``def``): cut at the blank line.
+    3. A blank line followed by a non-blank line indented no deeper than ``base``, or less
+       than the last non-blank line before the blank (a blank line and a dedent: what was
+       being written is over, e.g. a function body and then the next ``def``, or a
+       statement and then the next paragraph): cut at the blank line. Blank lines inside
+       a block that the completion opened (deeper than ``base``) stay.
     4. A line equal (stripped) to the first non-blank line after the cursor's line: the
        model is rewriting the code that follows; cut before it.
     """
@@ -92,7 +94,7 @@ def cut_index(prefix: str, lines: list[str], suffix: str) -> int | None:
         width = _indent(line)
         if width < base:
             return blank_from if blank_from is not None else i
-        if blank_from is not None and width < last:
+        if blank_from is not None and (width <= base or width < last):
             return blank_from
         if follows and line.strip() == follows:
             return blank_from if blank_from is not None else i

@@ -69,8 +69,18 @@ async def complete(jp_fetch: Any, **body: Any) -> dict[str, Any]:
             "",
             "\n    return sum(xs)",
         ),
-        # ...but statements at the same level across a blank line stay
-        ("x = 1\n", "y = 2\n\nz = 3", "", "y = 2\n\nz = 3"),
+        # ...and so does a blank line then the next statement at the cursor's level
+        ("x = 1\n", "y = 2\n\nz = 3", "", "y = 2"),
+        ("def f(xs):\n    return ", "sum(xs)\n\n\ndef g():", "", "sum(xs)"),
+        # but blank lines inside a block the completion opened stay
+        ("def f(xs):", "\n    y = 1\n\n    return y\n\nz = 2", "", "\n    y = 1\n\n    return y"),
+        # a blank line and a dedent inside that block end it too
+        (
+            "if a:",
+            "\n    for x in y:\n        f(x)\n\n    g()",
+            "",
+            "\n    for x in y:\n        f(x)",
+        ),
         # rule 4: the model rewriting the code after the cursor is cut
         ("def f():\n    ", "a = 1\n    return a", "\n    return a\n", "a = 1"),
         # trailing blank lines go
