@@ -334,6 +334,11 @@ def write_atomic(
         try:
             if existing is not None:  # keep the file's permissions, as an in-place edit would
                 os.fchmod(fd, stat.S_IMODE(existing.st_mode))
+            if os.geteuid() == 0:
+                # A root server never leaves a user's file (or a new one in their folder)
+                # owned by root: the file keeps its owner, a new one gets the folder's.
+                owner = existing if existing is not None else folder.st
+                os.fchown(fd, owner.st_uid, owner.st_gid)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view) :]

@@ -41,18 +41,40 @@ class Pattern:
     pattern: str
     compiled: Any
     literal: bool = False
+    #: The same pattern over a whole text, lines kept apart (``(?m)``, never across a
+    #: newline): one call in C, the GIL released, tells whether any line can match.
+    whole: Any = None
 
     def search(self, text: str) -> bool:
         return self.compiled.search(text) is not None
+
+    def may_match(self, text: str) -> bool:
+        """False only when no ``\\n``-separated line of ``text`` matches."""
+        return self.whole is None or self.whole.search(text) is not None
+
+
+def _per_text(query: str, literal: bool) -> Any:
+    # Anchors of the whole text (\A, \z) and "$" before a CRLF's "\r" mean something else
+    # over a whole text than over one line: no shortcut for those, every line is searched.
+    if not literal and any(a in query for a in ("\\A", "\\z", "\\Z", "$")):
+        return None
+    options = _options(case_sensitive=False, literal=literal)
+    options.never_nl = True
+    try:
+        return re2.compile(query if literal else "(?m)" + query, options)
+    except re2.error:
+        return None
 
 
 def search_pattern(query: str) -> Pattern:
     """The model's query, case-insensitive; searched literally when RE2 cannot compile it."""
     try:
-        return Pattern(query, re2.compile(query, _options(case_sensitive=False)))
+        compiled = re2.compile(query, _options(case_sensitive=False))
+        return Pattern(query, compiled, whole=_per_text(query, False))
     except re2.error:
         literal = _options(case_sensitive=False, literal=True)
-        return Pattern(query, re2.compile(query, literal), literal=True)
+        compiled = re2.compile(query, literal)
+        return Pattern(query, compiled, literal=True, whole=_per_text(query, True))
 
 
 def fence_pattern(pattern: str) -> Pattern:

@@ -165,6 +165,18 @@ async def test_a_rewrite_keeps_the_file_mode(ws: Path) -> None:
     assert stat.S_IMODE((ws / "a" / "run.sh").stat().st_mode) == 0o750
 
 
+@pytest.mark.asyncio
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files to another owner")
+async def test_a_root_server_keeps_the_owner_of_files_it_writes(ws: Path) -> None:
+    (ws / "a" / "mine.txt").write_text("1\n")
+    os.chown(ws / "a" / "mine.txt", 4242, 4343)
+    os.chown(ws / "a", 5252, 5353)
+    await run(ws, "write_file", path="a/mine.txt", content="2\n")
+    await run(ws, "write_file", path="a/new.txt", content="3\n")
+    st, new = (ws / "a" / "mine.txt").stat(), (ws / "a" / "new.txt").stat()
+    assert (st.st_uid, st.st_gid, new.st_uid, new.st_gid) == (4242, 4343, 5252, 5353)
+
+
 # --- special files --------------------------------------------------------------------
 
 
@@ -320,22 +332,16 @@ def test_the_safety_fence_is_linear_on_a_64_kb_argument() -> None:
 # --- through the real server ------------------------------------------------------------
 
 
-async def status_probe(jp_fetch: Any, until: asyncio.Event) -> tuple[list[float], list[float]]:
-    """Latencies of GET /aiide/api/status, and the gaps between answers (a 20 ms pause
-    each): a blocked event loop shows in one or the other, whenever it happens."""
-    times: list[float] = []
-    gaps: list[float] = []
-    last = time.perf_counter()
+async def status_probe(jp_fetch: Any, until: asyncio.Event) -> list[tuple[float, float]]:
+    """(sent, answered) of GET /aiide/api/status, one every 20 ms until ``until``."""
+    samples: list[tuple[float, float]] = []
     while not until.is_set():
         started = time.perf_counter()
         response = await jp_fetch("aiide", "api", "status")
         assert response.code == 200
-        now = time.perf_counter()
-        times.append(now - started)
-        gaps.append(now - last)
-        last = now
+        samples.append((started, time.perf_counter()))
         await asyncio.sleep(0.02)
-    return times, gaps
+    return samples
 
 
 @pytest.mark.xdist_group("agent")
@@ -343,7 +349,7 @@ async def test_the_server_answers_during_a_catastrophic_search(
     jp_fetch: Any, jp_ws_fetch: Any, jp_root_dir: Path, fake_anthropic: FakeAnthropic
 ) -> None:
     # Lines that make a backtracking engine explode on "(a+)+b" (28 characters: minutes
-    # with Python's re), and long ones, in many files: a search of a second or so.
+    # with Python's re), and long ones, in many files: a search of a few hundred ms.
     for i in range(30):
         (jp_root_dir / f"evil{i}.txt").write_text(("a" * 28 + "\n") * 50 + "a" * 900_000 + "\n")
     chat = await connect(jp_ws_fetch)
@@ -352,31 +358,42 @@ async def test_the_server_answers_during_a_catastrophic_search(
     fake_anthropic.push(Reply(text="ready"))
     await chat.send(type="chat", text="hello", context={})
     first = await chat.until("run_finished", timeout=60)
+    # The same probe with nothing else going on: on a loaded machine (2 cores, another
+    # test run) status itself may take longer than 100 ms now and then.
+    idle = asyncio.Event()
+    probe = asyncio.ensure_future(status_probe(jp_fetch, idle))
+    await asyncio.sleep(0.6)
+    idle.set()
+    baseline = [end - start for start, end in await probe]
     fake_anthropic.push(
         Reply(tools=[ToolUse("search_files", {"query": "(a+)+b"})]), Reply(text="none")
     )
     done = asyncio.Event()
     probe = asyncio.ensure_future(status_probe(jp_fetch, done))
-    await asyncio.sleep(0.1)  # the probe is running before the search starts
-    started = time.perf_counter()
     await chat.send(
         type="chat", conversation_id=first["conversation_id"], text="find it", context={}
     )
+    await chat.until("tool_call", timeout=60)  # sent just before the search starts
+    called = time.perf_counter()
     result = await chat.until("tool_result", timeout=60)
-    elapsed = time.perf_counter() - started
-    await asyncio.sleep(0.1)
+    answered = time.perf_counter()
+    await asyncio.sleep(0.05)
     done.set()
-    times, gaps = await probe
+    samples = await probe
     await chat.until("run_finished")
     assert result["ok"] and result["content"] == "no matches", result
-    worst, gap = max(times), max(gaps)
+    during = [end - start for start, end in samples if end > called and start < answered]
+    assert len(during) >= 3, f"too few answers during a {answered - called:.3f} s search"
+    worst, idle_worst = max(during), max(baseline)
     print(
-        f"\nstatus during the search: n={len(times)} max={worst * 1000:.1f} ms "
-        f"(largest gap between answers {gap * 1000:.1f} ms); chat to tool_result "
-        f"{elapsed * 1000:.0f} ms; all: {[round(t * 1000) for t in times]}"
+        f"\nstatus during the search ({(answered - called) * 1000:.0f} ms): n={len(during)} "
+        f"max={worst * 1000:.1f} ms, all {[round(t * 1000) for t in during]}; "
+        f"idle max {idle_worst * 1000:.1f} ms"
     )
-    assert worst < 0.1, f"/aiide/api/status took {worst * 1000:.0f} ms during the search"
-    assert gap < 0.2, f"the event loop was blocked ({gap * 1000:.0f} ms between answers)"
+    # < 100 ms, unless the idle server was already that slow (a loaded machine): then no
+    # worse than it by half. A search that held the GIL or the loop takes seconds here.
+    bound = max(0.1, 1.5 * idle_worst)
+    assert worst < bound, f"/aiide/api/status took {worst * 1000:.0f} ms during the search"
 
 
 @pytest.mark.xdist_group("agent")

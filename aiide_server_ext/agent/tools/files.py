@@ -9,10 +9,13 @@ All file work runs in a thread; ``search_files`` uses RE2, linear in the text se
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import os
 import stat
+import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 from ... import fsguard
@@ -165,7 +168,11 @@ class _Search:
         if size > MAX_SEARCH_FILE:
             return  # big files are not searched
         self.files += 1
-        for n, line in enumerate(data.decode("utf-8", errors="ignore").splitlines(), 1):
+        text = data.decode("utf-8", errors="ignore")
+        if not self.pattern.may_match(text):
+            return  # the usual case: decided in one RE2 call, without a Python loop
+        for n, line in enumerate(text.split("\n"), 1):
+            line = line.removesuffix("\r")
             if self.pattern.search(line):
                 self.hits.append(f"{rel}:{n}: {line.strip()[:200]}")
                 if len(self.hits) >= MAX_MATCHES:
@@ -189,8 +196,38 @@ async def search_files(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
             raise tool_error(e) from None
         return run.hits + ([run.stopped] if run.stopped else [])
 
-    hits = await asyncio.to_thread(search)
+    hits = await _in_background_thread(search)
     return ToolResult("\n".join(hits) or "no matches")
+
+
+async def _in_background_thread(fn: Callable[[], list[str]]) -> list[str]:
+    """``fn`` in a thread of its own at a lower CPU priority, so a long search yields the
+    CPU to the event loop's thread (on Linux, nice applies per thread). Its own thread:
+    a pool thread could not get its priority back without privileges."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[list[str]] = loop.create_future()
+
+    def settle(result: list[str] | None, error: BaseException | None) -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result or [])
+
+    def body() -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            tid = threading.get_native_id()
+            os.setpriority(os.PRIO_PROCESS, tid, os.getpriority(os.PRIO_PROCESS, tid) + 5)
+        try:
+            result = fn()
+        except BaseException as e:
+            loop.call_soon_threadsafe(settle, None, e)
+        else:
+            loop.call_soon_threadsafe(settle, result, None)
+
+    threading.Thread(target=body, name="aiide-search", daemon=True).start()
+    return await future
 
 
 def _path(description: str) -> dict[str, Any]:
