@@ -171,13 +171,18 @@ class GatewayAPI:
 
     @staticmethod
     def _minted_by_token(caller: Caller) -> tuple[str, float | None]:
-        """(source, latest expiry) of a key minted with a JWT, which may not outlive it.
+        """(source, latest expiry) of a key minted with a JWT or a key: it may not outlive it.
 
-        A token from a key passes that key on: revoking it revokes the new key, whose
-        expiry is capped at the key's. A token with no key behind it (a Jupyter session's,
-        an SSO token) cannot be revoked through a key, so the new key ends with the token;
-        a longer-lived key needs the Jupyter session itself (a re-authentication)."""
-        if caller.extra.get("via") != "jwt":
+        A key (or a token from a key) passes that key on: revoking it revokes the new key,
+        whose expiry is capped at the key's. A token with no key behind it (a Jupyter
+        session's, an SSO token) cannot be revoked through a key, so the new key ends with
+        the token; a longer-lived key needs the Jupyter session itself (re-authentication)."""
+        via = caller.extra.get("via")
+        if via == "apikey":
+            return str(caller.extra.get("source") or ""), _float(
+                caller.extra.get("source_expires_at")
+            )
+        if via != "jwt":
             return "", None
         source = str(caller.extra.get("source") or "")
         if source:

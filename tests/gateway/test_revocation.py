@@ -160,3 +160,12 @@ async def test_tokens_issued_after_a_user_revocation_work(call: Call, issue: Any
     await asyncio.sleep(1.1)  # a revocation covers tokens issued up to its second
     fresh = await issue(user="erin", scopes=["usage:read"])
     assert (await call("GET", ME, token=fresh["access_token"])).status == 200
+
+
+async def test_a_key_minted_with_a_key_is_bound_to_it(call: Call, new_key: Any) -> None:
+    key = await new_key(scopes=["tokens", "usage:read"], expires_in=HOUR)
+    minted = await mint(call, key["key"], scopes=["usage:read"])
+    assert minted["expires_at"] is not None
+    assert minted["expires_at"] <= key["expires_at"] + 1
+    await revoke_key(call, key["id"])
+    error(await call("GET", ME, token=minted["key"]), 401, "api_key_revoked")
