@@ -305,6 +305,20 @@ async def test_a_catastrophic_regex_is_linear(ws: Path) -> None:
     assert time.monotonic() - started < 2
 
 
+@pytest.mark.asyncio
+async def test_search_keeps_line_semantics(ws: Path) -> None:
+    (ws / "a" / "crlf.txt").write_bytes(b"first line\r\nSecond Line\r\nthird\r\n")
+    for query, hit in [
+        ("^second", "a/crlf.txt:2: Second Line"),
+        ("line$", "a/crlf.txt:1: first line"),
+        (r"\Athird", "a/crlf.txt:3: third"),
+        ("SECOND LINE", "a/crlf.txt:2: Second Line"),
+    ]:
+        assert (await run(ws, "search_files", query=query, glob="crlf*")).split("\n")[0] == hit
+    # a match may not span two lines
+    assert await run(ws, "search_files", query=r"line\s+second", glob="crlf*") == "no matches"
+
+
 def test_the_safety_fence_is_linear_on_a_64_kb_argument() -> None:
     # In a child process with a hard timeout: on a backtracking engine this takes minutes.
     code = (
