@@ -1,0 +1,117 @@
+"""Fill-in-the-middle ghost text: a lab whose completion model is a local OpenAI-compatible
+server with FIM (the fake, in its own process). Typing in a cell shows the model's middle,
+trimmed to the block; the model was sent prefix and suffix, not a chat prompt."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_support import LabPage, write_notebook
+from conftest import TESTS, FakeModel, LabServer, make_lab, require_agent
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser")]
+
+KEY = "sk-oai-e2e-fim-0123456789"
+MIDDLE = "sum(xs) / len(xs)"
+
+
+@pytest.fixture(scope="module")
+def fim_model() -> Iterator[FakeModel]:
+    require_agent()
+    cmd = [sys.executable, "-m", "fakes.fake_openai", "--port", "0", "--api-key", KEY]
+    process = subprocess.Popen(
+        cmd, cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    try:
+        url = json.loads(line)["url"]
+    except (ValueError, KeyError):
+        process.kill()
+        pytest.fail(f"the fake model did not start: {line!r}", pytrace=False)
+    try:
+        yield FakeModel(url, process)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def fim_lab(tmp_path_factory: pytest.TempPathFactory, fim_model: FakeModel) -> Iterator[LabServer]:
+    config = {
+        # The status bar's "model configured" looks for these variables (not the models).
+        "AiideExtension": {"model_key_envs": ["AIIDE_E2E_FIM_KEY"]},
+        "Agent": {
+            "providers": {
+                "local": {
+                    "kind": "openai",
+                    "base_url": fim_model.url + "/v1",
+                    "api_key_env": "AIIDE_E2E_FIM_KEY",
+                }
+            },
+            "models": [
+                {
+                    "name": "coder",
+                    "provider": "local",
+                    "model": "coder-e2e",
+                    "capabilities": ["chat", "complete", "fim"],
+                }
+            ],
+        },
+    }
+    server = make_lab(
+        tmp_path_factory, env={"AIIDE_E2E_FIM_KEY": KEY}, config=config, name="fim-lab"
+    )
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_fim_ghost_text_is_the_middle_trimmed_to_the_block(
+    fim_lab: LabServer,
+    fim_model: FakeModel,
+    browser_context: Any,
+    artifacts_dir: Path,
+    screenshot: Any,
+) -> None:
+    from playwright.sync_api import expect
+
+    fim_model.reset()
+    # The model goes on past the block (a blank line, then the next def): not shown.
+    answer = {"text": f"{MIDDLE}\n\n\ndef other():\n    pass\n"}
+    fim_model.script(*[answer for _ in range(20)])
+    path = write_notebook(fim_lab.root_dir, "fim.ipynb", [("c1", "")])
+    lab = LabPage.open(browser_context, fim_lab.lab_url(workspace="fim"))
+    try:
+        notebook = lab.open_notebook(path, kernel=False)
+        notebook.locator(".jp-Cell").first.locator(".cm-content").click()
+        lab.page.keyboard.type("def mean(xs):")
+        lab.page.keyboard.press("Enter")
+        lab.page.keyboard.type("return ")
+        ghost = notebook.locator(".jp-GhostText")
+        expect(ghost).to_have_text(MIDDLE, timeout=15_000)
+        screenshot(lab.page, "fim-ghost-text")
+        lab.page.keyboard.press("Tab")
+        source = lab.page.wait_for_function(
+            """want => {
+              const cell = window.jupyterapp.shell.currentWidget.content.activeCell;
+              const text = cell.model.sharedModel.getSource();
+              return text.endsWith(want) ? text : null;
+            }""",
+            arg=MIDDLE,
+        ).json_value()
+        assert source.startswith("def mean(xs):\n") and "other" not in source
+        sent = [r for r in fim_model.requests() if r["path"] == "/v1/completions"]
+        assert sent, "no FIM request reached the model"
+        assert sent[-1]["body"]["prompt"].endswith("return ")
+        assert "messages" not in sent[-1]["body"] and "suffix" in sent[-1]["body"]
+        lab.check()
+    finally:
+        lab.close(artifacts_dir, "fim-ghost-text")
