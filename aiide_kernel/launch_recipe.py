@@ -24,8 +24,11 @@ from .rundir import RunDir, run_parent
 from .workspace import (
     WorkspaceHandle,
     check_not_sensitive,
+    close_fds,
+    open_sealed_homes,
     open_workspace,
     plan_masks,
+    plan_sealed_homes,
     sandbox_identity_for,
 )
 
@@ -159,6 +162,13 @@ class PreparedLaunch:
             owner_uids=[self.workspace.owner_uid, self.uid],
             server_paths=self.recipe.hidden_paths(),
         )
+        sealed = plan_sealed_homes(
+            policy,
+            self.workspace.path,
+            masks.masks,
+            owner_uids=[self.workspace.owner_uid, self.uid],
+            keep=[*ro_paths, *policy.extra_ro_mounts, self.run.ipc_dir],
+        )
         return LaunchSpec(
             kernel_id=self.kernel_id,
             cmd=full,
@@ -174,6 +184,8 @@ class PreparedLaunch:
             workspace_fd=self.workspace.fd,
             workspace_id=(self.workspace.dev, self.workspace.ino),
             masks=masks.masks,
+            sealed_homes=sealed,
+            bind_fds=open_sealed_homes(self.workspace, sealed),
         )
 
     async def start(
@@ -181,7 +193,11 @@ class PreparedLaunch:
     ) -> SandboxedKernel:
         """Start the kernel (``cmd`` overrides the recipe's template for this start)."""
         backend = backend or get_backend(self.recipe.policy.backend)
-        return await backend.launch(self.spec(cmd))
+        spec = self.spec(cmd)
+        try:
+            return await backend.launch(spec)
+        finally:
+            close_fds(spec.bind_fds)  # bwrap has its copies; the server keeps none
 
     def close_channel(self) -> None:
         """Stop the kernel's agent channel (on the event loop: it is a tornado server)."""

@@ -9,12 +9,17 @@ descriptor, and mounts are checked against its device and inode.
 A workspace may be, or contain, a home directory. Jupyter's runtime, data and config
 directories (the server's token), the gateway's and agent's databases, ``~/.ssh``
 and every dot-entry of the home are then masked: an empty read-only directory or
-file is mounted over each, so the kernel can neither read nor change them.
+file is mounted over each, so the kernel can neither read nor change them. Such a
+home is also *sealed*: read-only at its top level, with each of its existing visible
+entries bound read-write over it, so the kernel cannot create a start-up file that
+did not exist (``~/.bash_profile``, ``~/.config/autostart``) and nothing is created on
+the host to serve as a mount point.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import pwd
 import stat
@@ -217,6 +222,113 @@ def plan_masks(
     # Parents before children, so a mask is never hidden by a later, wider one.
     plan.masks.sort(key=lambda m: m.path.count("/"))
     return plan
+
+
+@dataclass(frozen=True)
+class SealedHome:
+    """A home the kernel sees (the workspace, or inside it) that it cannot add to:
+    read-only at its top level, its existing visible entries read-write over it."""
+
+    path: str
+    #: (name, st_dev, st_ino) of each entry bound read-write: directories and regular
+    #: files only, never a masked one or a Python prefix (those keep their own mount).
+    writable: tuple[tuple[str, int, int], ...] = ()
+
+
+def plan_sealed_homes(
+    policy: SandboxPolicy,
+    workspace: str,
+    masks: Iterable[Mask],
+    owner_uids: Iterable[int] = (),
+    keep: Iterable[str] = (),
+) -> list[SealedHome]:
+    """The homes inside ``workspace`` to seal (with ``mask_home_dotfiles``, the default).
+
+    ``keep`` are paths mounted on their own (a Python prefix, read-only): never bound
+    read-write."""
+    if not policy.mask_home_dotfiles:
+        return []
+    masked = {m.path for m in masks}
+    kept = set(keep)
+    out: list[SealedHome] = []
+    for home in _homes([os.getuid(), *owner_uids]):
+        if not _inside(home, workspace) or any(_inside(home, m) for m in masked):
+            continue
+        try:
+            names = sorted(os.listdir(home))
+        except OSError:
+            continue
+        writable: list[tuple[str, int, int]] = []
+        for name in names:
+            path = os.path.join(home, name)
+            if path in masked or path in kept:
+                continue
+            try:
+                st = os.lstat(path)
+            except OSError:
+                continue
+            # A link stays visible as a read-only link; sockets, FIFOs: read-only too.
+            if stat.S_ISDIR(st.st_mode) or stat.S_ISREG(st.st_mode):
+                writable.append((name, st.st_dev, st.st_ino))
+        out.append(SealedHome(home, tuple(writable)))
+    return out
+
+
+def open_sealed_homes(ws: WorkspaceHandle, homes: Iterable[SealedHome]) -> dict[str, int]:
+    """``O_PATH`` descriptors (by mount point) of each sealed home and its writable
+    entries, opened from the workspace's descriptor without following any link. An
+    entry that changed since it was planned (gone, a link, another inode) is left out:
+    it stays read-only. The caller closes them once the kernel has started."""
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+    fds: dict[str, int] = {}
+    try:
+        for home in homes:
+            rel = [p for p in home.path[len(ws.path) :].split("/") if p]
+            fd = os.dup(ws.fd)
+            try:
+                for part in rel:
+                    nxt = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
+                    os.close(fd)
+                    fd = nxt
+            except OSError as e:
+                os.close(fd)
+                raise WorkspaceChanged(
+                    f"home directory {home.path!r} changed while the kernel was starting "
+                    f"({e.strerror}); not starting it there"
+                ) from None
+            fds[home.path] = _above_shell_fds(fd)
+            for name, dev, ino in home.writable:
+                try:
+                    efd = os.open(name, flags, dir_fd=fd)
+                except OSError:
+                    continue
+                st = os.fstat(efd)
+                if (st.st_dev, st.st_ino) != (dev, ino) or stat.S_ISLNK(st.st_mode):
+                    os.close(efd)
+                    continue
+                fds[os.path.join(home.path, name)] = _above_shell_fds(efd)
+    except BaseException:
+        close_fds(fds)
+        raise
+    return fds
+
+
+def _above_shell_fds(fd: int) -> int:
+    """The same descriptor numbered 10 or more: the launch shell uses 3-9 for itself
+    (the seccomp filter) and would replace a descriptor it passes on there."""
+    if fd >= 10:
+        return fd
+    try:
+        return fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 10)
+    finally:
+        os.close(fd)
+
+
+def close_fds(fds: dict[str, int]) -> None:
+    for fd in fds.values():
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    fds.clear()
 
 
 def mask_file(run_dir: str) -> str:

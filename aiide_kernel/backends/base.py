@@ -8,7 +8,7 @@ import signal
 from dataclasses import dataclass, field
 
 from ..policy import SandboxPolicy, format_size
-from ..workspace import Mask
+from ..workspace import Mask, SealedHome
 
 
 class SandboxUnavailable(RuntimeError):
@@ -48,6 +48,11 @@ class LaunchSpec:
     workspace_id: tuple[int, int] | None = None
     #: Host paths inside the visible mounts to hide (Jupyter's files, dotfiles, secrets).
     masks: list[Mask] = field(default_factory=list)
+    #: Homes the kernel sees read-only at their top level (it cannot create a dot-file
+    #: there), their existing visible entries read-write over them.
+    sealed_homes: list[SealedHome] = field(default_factory=list)
+    #: O_PATH descriptors of those homes and entries, by mount point (bwrap binds them).
+    bind_fds: dict[str, int] = field(default_factory=dict)
 
 
 class SandboxedKernel(abc.ABC):

@@ -98,6 +98,27 @@ def mount_args(spec: LaunchSpec, src: Callable[[str, bool], str]) -> list[str]:
         mounts.append((spec.workspace, ["--bind-fd", str(spec.workspace_fd), spec.workspace]))
     else:
         mounts.append((spec.workspace, ["--bind", ws, spec.workspace]))
+    # A sealed home: read-only at its top level (after the workspace's own bind), each
+    # existing visible entry read-write over it, by descriptor (by path inside the staged
+    # workspace when root had to stage it). Entries go first: a prefix or a mask at the
+    # same depth is applied after them and wins.
+    entries: list[tuple[str, list[str]]] = []
+    for home in spec.sealed_homes:
+        fd = spec.bind_fds.get(home.path, -1)
+        via_fd = ws == spec.workspace and fd >= 0
+        home_src = os.path.normpath(os.path.join(ws, os.path.relpath(home.path, spec.workspace)))
+        if via_fd:
+            mounts.append((home.path, ["--ro-bind-fd", str(fd), home.path]))
+        else:
+            mounts.append((home.path, ["--ro-bind", home_src, home.path]))
+        for name, _, _ in home.writable:
+            dest = os.path.join(home.path, name)
+            efd = spec.bind_fds.get(dest, -1)
+            if not via_fd:
+                entries.append((dest, ["--bind", os.path.join(home_src, name), dest]))
+            elif efd >= 0:  # no descriptor: the entry changed since it was planned
+                entries.append((dest, ["--bind-fd", str(efd), dest]))
+    mounts[:0] = entries
     empty = mask_file(spec.run_dir) if any(not m.is_dir for m in spec.masks) else ""
     for mask in spec.masks:
         if mask.is_dir:
@@ -204,8 +225,11 @@ class BwrapBackend(SandboxBackend):
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
-                # the workspace descriptor bwrap mounts (--bind-fd)
-                pass_fds=(spec.workspace_fd,) if spec.workspace_fd >= 0 else (),
+                # the descriptors bwrap mounts (--bind-fd): the workspace, sealed homes
+                pass_fds=(
+                    *((spec.workspace_fd,) if spec.workspace_fd >= 0 else ()),
+                    *spec.bind_fds.values(),
+                ),
             )
         except BaseException:
             if cgroup:

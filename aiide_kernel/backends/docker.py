@@ -112,6 +112,17 @@ def _verify_workspace(container: Any, spec: LaunchSpec) -> None:
             f"kernel workspace {spec.workspace!r} changed while the kernel was starting; "
             "not starting it there"
         )
+    for home in spec.sealed_homes:  # the entries bound read-write, by path too
+        for name, dev, ino in home.writable:
+            path = os.path.join(home.path, name)
+            try:
+                st = os.stat(f"/proc/{pid}/root{path}")
+            except OSError:
+                st = None
+            if st is None or (st.st_dev, st.st_ino) != (dev, ino):
+                raise SandboxConfigError(
+                    f"{path!r} changed while the kernel was starting; not starting it"
+                )
 
 
 class DockerBackend(SandboxBackend):
@@ -170,6 +181,13 @@ class DockerBackend(SandboxBackend):
             volumes[os.path.join(etc, name)] = {"bind": f"/etc/{name}", "mode": "ro"}
         volumes[spec.ipc_dir] = {"bind": spec.ipc_dir, "mode": "rw"}
         volumes[spec.workspace] = {"bind": spec.workspace, "mode": "rw"}
+        # A sealed home: read-only, its existing visible entries read-write over it (the
+        # daemon mounts parents first), so no new dot-file can appear in it.
+        for home in spec.sealed_homes:
+            volumes[home.path] = {"bind": home.path, "mode": "ro"}
+            for name, _, _ in home.writable:
+                entry = os.path.join(home.path, name)
+                volumes[entry] = {"bind": entry, "mode": "rw"}
         # Masked paths: an empty read-only file, or a root-owned empty tmpfs the kernel's
         # uid cannot write (a read-only tmpfs would leave no room for deeper mount points).
         mounts = []
