@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .images import block_tokens, is_image
+from .images import block_tokens, has_images, replace_images
 
 #: The estimate's characters per token (``context.tokens``).
 ESTIMATE = 4.0
@@ -22,8 +22,9 @@ ESTIMATE = 4.0
 def request_chars(system: str, messages: list[dict[str, Any]], tools: list[Any]) -> int:
     """What a request sends that counts as input: system prompt, messages, tool schemas,
     in characters as the estimate counts them (no ASCII escapes)."""
-    if any(isinstance(m["content"], list) and any(map(is_image, m["content"])) for m in messages):
-        messages, pictures = _text_only(messages)
+    if has_images(messages):
+        messages, taken = replace_images(messages, None)
+        pictures = sum(block_tokens(b) for b in taken)
         return (
             len(system)
             + len(_compact(messages))
@@ -31,19 +32,6 @@ def request_chars(system: str, messages: list[dict[str, Any]], tools: list[Any])
             + int(pictures * ESTIMATE)
         )
     return len(system) + len(_compact(messages)) + (len(_compact(tools)) if tools else 0)
-
-
-def _text_only(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
-    """The messages without their images' base64 (not text the model reads), and the
-    images' tokens (counted as the characters the estimate would give them)."""
-    out, pictures = [], 0
-    for message in messages:
-        content = message["content"]
-        if isinstance(content, list):
-            pictures += sum(block_tokens(b) for b in content if is_image(b))
-            content = [b for b in content if not is_image(b)]
-        out.append({**message, "content": content})
-    return out, pictures
 
 
 def _compact(value: Any) -> str:

@@ -372,6 +372,23 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
             spent += prepared.tokens
         return sent, skipped
 
+    def output_images(self, outputs: list[dict[str, Any]], ref: str) -> list[dict[str, Any]]:
+        """Content blocks of the image outputs a tool call produced (a cell the agent ran
+        drew a plot), within ``max_images`` and the images' share of the budget; runs in a
+        thread. Anything unreadable is left out: the tool's text already names it."""
+        found = images.candidates({"id": ref, "outputs": outputs})
+        sent, _ = self._prepare(found, int(self.budget * self.image_budget_share))
+        blocks: list[dict[str, Any]] = []
+        for candidate, prepared in sent:
+            if prepared.text:
+                continue  # an SVG as text: the tool's own text is enough
+            label = (
+                f'<image ref="{ref}" output="{candidate.index}" '
+                f'size="{prepared.width}x{prepared.height}"/>'
+            )
+            blocks += [{"type": "text", "text": label}, images.block(prepared)]
+        return blocks
+
     @staticmethod
     def _add_images(
         built: Built,

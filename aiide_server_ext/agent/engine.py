@@ -378,14 +378,15 @@ class RunEngine:
         self.partial.pop(run.id, None)
         for call in run.calls:
             self._disarm(call.id)
-        before = run.state, run.error, run.context_images
+        before = run.state, run.error, run.context_images, run.result_images
         run.state = status
         run.error = {"code": error[0], "message": error[1]} if error else None
-        run.context_images = []  # an ended run is never sent again: its images need no disk
+        # An ended run is never sent again: its images need no disk.
+        run.context_images, run.result_images = [], {}
         try:
             self.save(run)
         except BaseException:
-            run.state, run.error, run.context_images = before
+            run.state, run.error, run.context_images, run.result_images = before
             raise
         self.runs.pop(run.id, None)
         if self.active.get(run.conversation_id) == run.id:

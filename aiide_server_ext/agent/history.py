@@ -44,6 +44,16 @@ def merge(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _with_images(block: dict[str, Any], kept: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
+    """A tool result with the plots its call drew (``Run.result_images``)."""
+    found = kept.get(str(block.get("tool_use_id"))) if block.get("type") == "tool_result" else None
+    if not found:
+        return block
+    text = block.get("content", "")
+    inner = [{"type": "text", "text": text}] if isinstance(text, str) else list(text)
+    return {**block, "content": [*inner, *found]}
+
+
 class History:
     def __init__(
         self,
@@ -115,6 +125,8 @@ class History:
                     *run.context_images,
                     {"type": "text", "text": content},
                 ]
+            elif run.result_images and isinstance(content, list):
+                content = [_with_images(b, run.result_images) for b in content]
             messages.append({"role": t["role"], "content": content})
         messages = merge(messages)
         extra = self.tool_source.tools() if self.tool_source is not None else None

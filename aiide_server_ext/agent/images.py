@@ -202,18 +202,54 @@ def is_image(block: Any) -> bool:
     return isinstance(block, dict) and block.get("type") == "image"
 
 
+def has_images(messages: list[dict[str, Any]]) -> bool:
+    """Whether any message holds an image block (also inside a tool result)."""
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            for b in content:
+                if is_image(b):
+                    return True
+                inner = b.get("content") if isinstance(b, dict) else None
+                if isinstance(inner, list) and any(is_image(x) for x in inner):
+                    return True
+    return False
+
+
+def replace_images(
+    messages: list[dict[str, Any]], note: str | None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The messages with each image block (also inside a tool result) replaced by a text
+    ``note`` (dropped when None), and the image blocks taken out."""
+    taken: list[dict[str, Any]] = []
+
+    def swap(blocks: list[Any]) -> list[Any]:
+        out: list[Any] = []
+        for b in blocks:
+            if is_image(b):
+                taken.append(b)
+                if note is not None:
+                    out.append({"type": "text", "text": note})
+            elif isinstance(b, dict) and isinstance(b.get("content"), list):
+                out.append({**b, "content": swap(b["content"])})
+            else:
+                out.append(b)
+        return out
+
+    result = []
+    for message in messages:
+        content = message["content"]
+        if isinstance(content, list):
+            message = {**message, "content": swap(content)}
+        result.append(message)
+    return result, taken
+
+
 def without_images(
     messages: list[dict[str, Any]], note: str = "[image not sent: this model does not see images]"
 ) -> list[dict[str, Any]]:
     """The messages with each image block replaced by a note (a model that sees no images)."""
-    out = []
-    for message in messages:
-        content = message["content"]
-        if isinstance(content, list) and any(is_image(b) for b in content):
-            content = [{"type": "text", "text": note} if is_image(b) else b for b in content]
-            message = {**message, "content": content}
-        out.append(message)
-    return out
+    return replace_images(messages, note)[0] if has_images(messages) else messages
 
 
 def block_tokens(block: dict[str, Any]) -> int:

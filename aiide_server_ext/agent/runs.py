@@ -62,6 +62,8 @@ class Run:
     context_text: str = ""
     #: Image outputs sent with the context (content blocks, base64): every step resends them.
     context_images: list[dict[str, Any]] = field(default_factory=list)
+    #: Image outputs of this run's tool calls (a cell it ran drew a plot), by call id.
+    result_images: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     steps: int = 0
     tool_calls: int = 0
     model_calls: int = 0

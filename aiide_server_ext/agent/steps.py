@@ -167,6 +167,8 @@ class StepRunner:
         except Exception:
             log.exception("aiide: tool %s failed", call.name)
             return ToolResult.failure("tool_failed", f"{call.name} failed unexpectedly")
+        if result.outputs:
+            await self._keep_images(run, call, result.outputs)
         if tool.preview is not None or tool.executes_code:
             detail: dict[str, Any] = {
                 "run_id": run.id,
@@ -185,6 +187,30 @@ class StepRunner:
                 detail,
             )
         return result
+
+    async def _keep_images(self, run: Run, call: Call, outputs: list[dict[str, Any]]) -> None:
+        """The plots a call drew, for a model that sees images: with its result in every
+        later step of the run, the last ``max_images`` of the run only."""
+        engine = self.engine
+        context = engine.context
+        if not (run.models and context.send_images and engine.router.sees_images(run.models[0])):
+            return
+        args = call.arguments or {}
+        path = str(args.get("path") or run.context.get("notebook") or "")
+        ref = f"{path}#{args['cell_id']}" if args.get("cell_id") else f"{call.name} {call.id}"
+        try:
+            blocks = await asyncio.to_thread(context.output_images, outputs, ref)
+        except Exception as e:  # never fails the call: the text result stands
+            log.warning("aiide: images of %s: %r", call.id, e)
+            return
+        if not blocks:
+            return
+        run.result_images[call.id] = blocks
+        count = sum(len(b) // 2 for b in run.result_images.values())
+        for old in list(run.result_images):
+            if count <= context.max_images or old == call.id:
+                break
+            count -= len(run.result_images.pop(old)) // 2
 
     def result(self, run: Run, call: Call, result: ToolResult) -> None:
         call.status = "done"

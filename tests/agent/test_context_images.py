@@ -326,3 +326,66 @@ def test_malformed_outputs_have_no_images() -> None:
     assert only.index == 3
     with pytest.raises(images.Skipped, match="not a string"):
         images.prepare(only, max_edge=1024, max_input_bytes=10**7, max_svg_chars=100)
+
+
+PLOT_CELL = (
+    "import matplotlib.pyplot as plt\n"
+    "plt.figure(figsize=(16, 8), dpi=100)\n"
+    "plt.plot([1, 3, 2])\n"
+    "plt.show()"
+)
+
+
+async def test_a_plot_drawn_by_a_cell_the_agent_runs_is_in_its_tool_result(
+    jp_ws_fetch: Any, jp_root_dir: Path, fake_anthropic: FakeAnthropic
+) -> None:
+    write_notebook(jp_root_dir, [("c1", PLOT_CELL, None)])
+    fake_anthropic.push(
+        Reply(tools=[ToolUse("run_cell", {"path": "nb.ipynb", "cell_id": "c1"}, id="toolu_plot")]),
+        Reply(text="The line goes up, then down."),
+    )
+    client = await connect(jp_ws_fetch)
+    await client.send(
+        type="chat", text="Run the plot and describe it", context={"notebook": "nb.ipynb"}
+    )
+    ask = await client.until("approval_required", name="run_cell")
+    await client.decide(ask)
+    ran = await client.until("tool_result", call_id="toolu_plot", timeout=120)
+    assert ran["ok"], ran
+    finished = await client.until("run_finished", timeout=60)
+    assert finished["status"] == "completed", finished
+    messages = fake_anthropic.requests[1].body["messages"]
+    (result,) = [
+        b
+        for m in messages
+        if m["role"] == "user"
+        for b in m["content"]
+        if b.get("type") == "tool_result"
+    ]
+    assert isinstance(result["content"], list)
+    assert result["content"][0]["type"] == "text" and "ran" in result["content"][0]["text"]
+    (image,) = [b for b in result["content"] if b["type"] == "image"]
+    width, height = decoded(image["source"]["data"]).size
+    assert width == 1024 and height < 600  # 1600x800 (the inline backend trims it a little)
+    assert any('ref="nb.ipynb#c1"' in b.get("text", "") for b in result["content"])
+
+
+def test_an_openai_compatible_model_gets_a_tool_results_plot_as_a_user_image() -> None:
+    png = images.prepare(
+        images.Candidate("c1", 0, "image/png", plot_png(4, 3)),
+        max_edge=1024,
+        max_input_bytes=10**7,
+        max_svg_chars=100,
+    )
+    label = {"type": "text", "text": '<image ref="nb.ipynb#c1" output="0" size="400x300"/>'}
+    result = {
+        "type": "tool_result",
+        "tool_use_id": "call_1",
+        "content": [{"type": "text", "text": "cell c1 ran"}, label, images.block(png)],
+    }
+    tool, user = to_openai_messages("", [{"role": "user", "content": [result]}])
+    assert tool == {"role": "tool", "tool_call_id": "call_1", "content": "cell c1 ran"}
+    assert user["role"] == "user"
+    assert [p["type"] for p in user["content"]] == ["text", "image_url"]
+    (stripped,) = images.without_images([{"role": "user", "content": [result]}])
+    assert all(b["type"] == "text" for b in stripped["content"][0]["content"])

@@ -73,19 +73,35 @@ def to_openai_messages(system: str, messages: list[dict[str, Any]]) -> list[dict
                 entry["tool_calls"] = calls
             out.append(entry)
             continue
+        drawn: list[dict[str, Any]] = []  # images in tool results: a tool message is text
         for block in content:
             if block.get("type") == "tool_result":
                 result = block.get("content", "")
                 if not isinstance(result, str):
-                    result = "".join(p.get("text", "") for p in result)
+                    pictures = [p for p in result if p.get("type") == "image" or _label(p)]
+                    if not any(p.get("type") == "image" for p in pictures):
+                        pictures = []
+                    drawn += pictures
+                    result = "".join(
+                        p.get("text", "")
+                        for p in result
+                        if p.get("type") == "text" and not any(p is q for q in pictures)
+                    )
                 out.append(
                     {"role": "tool", "tool_call_id": block["tool_use_id"], "content": result}
                 )
+        if any(p.get("type") == "image" for p in drawn):
+            out.append({"role": "user", "content": _parts(drawn)})
         if any(b.get("type") == "image" for b in content):
             out.append({"role": "user", "content": _parts(content)})
         elif texts:
             out.append({"role": "user", "content": "\n".join(texts)})
     return out
+
+
+def _label(block: dict[str, Any]) -> bool:
+    """The text naming an image (``<image ref=… />``, see ``ContextBuilder``)."""
+    return block.get("type") == "text" and str(block.get("text", "")).startswith("<image ")
 
 
 def _parts(content: list[dict[str, Any]]) -> list[dict[str, Any]]:
