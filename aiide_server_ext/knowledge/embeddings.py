@@ -28,6 +28,7 @@ MODEL_FILES = (
     "vocab.txt",
 )
 INSTALL_COMMAND = "jupyter aiide models install"
+AUTO_INSTALL = "the first one installs it in the background"
 OPENAI_EF_NAME = "aiide_openai_compat"
 
 
@@ -254,17 +255,26 @@ class OnnxMiniLMEmbedder:
         return model_problem(self.folder)
 
     def require(self) -> None:
-        """Raise unless the model can load. With an installer, a missing model starts
-        installing in the background and the error says how far it has got."""
+        """Raise unless the model can load; while it installs in the background, say how
+        far it has got (``ModelNotReady``)."""
         problem = self.problem()
         if problem is None:
             return
-        if self.installer is None:
+        installer = self.installer
+        if installer is None or installer.report()["state"] in ("idle", "ready"):
+            if installer is not None:
+                problem += f" (or search or /learn in JupyterLab: {AUTO_INSTALL})"
             raise EmbeddingError(problem)
-        self.installer.ensure()
-        if self.problem() is None:  # a copy from the cache can finish that fast
-            return
-        raise self.installer.not_ready()
+        raise installer.not_ready()
+
+    def obtain(self) -> None:
+        """A knowledge search or index asked by a user: start installing a missing model.
+
+        Not in ``require``: the agent searches the index for context on every question,
+        which must not start a build of minutes for someone who never used knowledge.
+        """
+        if self.installer is not None and self.problem() is not None:
+            self.installer.ensure()
 
     def chroma_function(self) -> Any:
         with self._lock:

@@ -129,7 +129,7 @@ class SearchHandler(KnowledgeHandler):
         except ValueError:
             return self.fail(400, "bad_request", "k must be an integer")
         try:
-            results = await self.service.search(caller, query, k)
+            results = await self.service.search(caller, query, k, obtain_model=True)
         except ModelNotReady as e:  # installing in the background: the UI shows progress
             headers = {"Retry-After": str(retry_after(e.install))}
             return self.fail(503, e.code, str(e), headers, install=e.install)

@@ -76,13 +76,19 @@ class KnowledgeService:
 
     # --- the public API -----------------------------------------------------
 
-    async def search(self, caller: Any, query: str, k: int = 8) -> list[dict[str, Any]]:
+    async def search(
+        self, caller: Any, query: str, k: int = 8, obtain_model: bool = False
+    ) -> list[dict[str, Any]]:
         """Best chunks of the caller's own index for ``query``, with citations.
 
-        Raises EmbeddingError when the model cannot run (not installed, endpoint down).
+        Raises EmbeddingError when the model cannot run (not installed, installing,
+        endpoint down). ``obtain_model``: a user asked (the search route), so a missing
+        local model starts installing; the agent's context lookups never start it.
         """
         self._callers[caller.username] = caller
         query = query.strip()
+        if obtain_model:
+            self._obtain_model()
         if not query:
             return []
         k = max(1, min(int(k), 50))
@@ -267,6 +273,7 @@ class KnowledgeService:
         its detail (the progress bar shows it), rather than failing a first ``/learn``.
         """
         detail = job.detail
+        self._obtain_model()  # indexing needs the model: this is a use
         try:
             while True:
                 try:
@@ -283,6 +290,11 @@ class KnowledgeService:
         except EmbeddingError as e:
             job.detail = f"failed: {e}"
             return None
+
+    def _obtain_model(self) -> None:
+        obtain = getattr(self.embedder.inner, "obtain", None)
+        if obtain is not None:
+            obtain()
 
     async def _remember_root(self, col: Any, user: str, root: str) -> None:
         roots = ix.roots_of(col)
