@@ -187,3 +187,50 @@ class TestNoDiskSpace:
             assert status["model_install"]["attempts"] >= 2
             code, body = await call(jp_fetch, "search", params={"q": "anything"})
             assert code == 200, body
+
+
+def test_the_report_follows_the_steps_and_a_failure_waits_for_the_retry_delay(
+    tmp_path: Path,
+) -> None:
+    """The installer's own bookkeeping, with an install that stops where told (a cold
+    build takes minutes: its steps are shown from ``progress`` calls like these)."""
+    import threading
+
+    from aiide_server_ext.knowledge.installer import ModelInstaller
+
+    started, release = threading.Event(), threading.Event()
+
+    def install(models_dir: Path, *, log: Any, progress: Any) -> Path:
+        progress("environment")
+        started.set()
+        release.wait(10)
+        progress("export")
+        raise mi.ModelInstallError("pip could not reach the index")
+
+    now = [100.0]
+    installer = ModelInstaller(tmp_path, retry_seconds=30, install=install, clock=lambda: now[0])
+    installer.ensure()
+    assert started.wait(10)
+    installer.ensure()  # one install at a time
+    report = installer.report()
+    assert (report["state"], report["step"], report["steps"]) == ("installing", 1, 4)
+    assert 0 < report["progress"] < 1
+    not_ready = installer.not_ready()
+    assert not_ready.code == "model_installing"
+    assert "step 1 of 4: installing torch" in str(not_ready)
+
+    release.set()
+    assert installer.wait(10)
+    report = installer.report()
+    assert (report["state"], report["error"], report["retry_in"]) == (
+        "failed",
+        "pip could not reach the index",
+        30.0,
+    )
+    assert installer.not_ready().code == "model_install_failed"
+    installer.ensure()  # too early: no second attempt yet
+    assert installer.attempts == 1
+    now[0] += 31
+    installer.ensure()
+    assert installer.attempts == 2
+    assert installer.wait(10)
