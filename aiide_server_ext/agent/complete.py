@@ -10,7 +10,6 @@ cancels the older one here, whatever the browser does: its upstream HTTP request
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import Any
 
 from ..seams import Caller, Gate
@@ -184,8 +183,7 @@ class Completer:
         usage = Usage(0, 0)
         model = candidates[0].name
         stream = self.router.stream(candidates, caller, build, gate=gate, feature="complete")
-        # aclosing: leaving the loop early closes the upstream stream now, not at GC.
-        async with contextlib.aclosing(stream):
+        try:
             async for spec, event in stream:
                 model = spec.name
                 if isinstance(event, TextDelta):
@@ -199,6 +197,11 @@ class Completer:
                         break  # the rest would be trimmed away: stop paying for it
                 elif isinstance(event, Usage):
                     usage = event
+        finally:
+            # Leaving the loop early closes the upstream stream now, not at GC.
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                await aclose()
         text = strip_fences("".join(parts))
         return {
             "completion": trim_to_block(prefix, text, suffix),

@@ -5,7 +5,7 @@ retries per candidate, fallback to the next on outage (announced in the stream),
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -244,7 +244,7 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
         gate: Gate,
         feature: str,
         on_notice: OnNotice | None = None,
-    ) -> AsyncGenerator[tuple[ModelSpec, StreamEvent], None]:
+    ) -> AsyncIterator[tuple[ModelSpec, StreamEvent]]:
         """Stream from the first candidate that answers; meter every call."""
         policy = RetryPolicy(self.max_retries, self.retry_base_delay, 8.0, self.retry_max_wait)
         last: ProviderError | None = None
