@@ -15,7 +15,7 @@ from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .. import fsguard
-from . import images, introspect, rules
+from . import diagnostics, images, introspect, rules
 from .errors import ToolError
 from .kernels import ANSI, summarise_outputs
 from .notebooks import NotebookBridge
@@ -302,6 +302,13 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
                 if notes:
                     parts.insert(1, notes)
                 left -= sum(p.tokens for c, p in sent if c.cell_id in shown) + tokens(notes)
+                # What the editor underlines in the cells in context (pyflakes, as the
+                # language server): the model sees it without running anything.
+                checked = await asyncio.to_thread(diagnostics.check_cells, nb.get("cells", []))
+                flagged = diagnostics.render([d for d in checked if d.cell_id in shown])
+                if flagged:
+                    parts.append(flagged)
+                    built.add("diagnostics", path, flagged)
             except ToolError as e:
                 parts.insert(0, f"<notebook path={path!r}>unavailable: {e.message}</notebook>")
             if kernel:
