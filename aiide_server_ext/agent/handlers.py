@@ -15,6 +15,7 @@ from tornado.iostream import StreamClosedError
 
 from ..seams import Caller, GateRefusal, gate_of
 from .errors import AgentError
+from .export import FORMATS, content_disposition
 from .providers.base import ProviderError
 from .service import AgentService
 
@@ -54,7 +55,11 @@ class ConversationsHandler(AgentHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.finish(json.dumps(self.service.list_conversations(self.caller)))
+        query = self.get_query_argument("q", None)
+        try:
+            self.finish(json.dumps(self.service.list_conversations(self.caller, query)))
+        except AgentError as e:
+            self.fail(e.status, e.code, e.message)
 
 
 class ConversationHandler(AgentHandler):
@@ -76,6 +81,29 @@ class ConversationHandler(AgentHandler):
             return
         self.set_status(204)
         self.finish()
+
+    @web.authenticated
+    @authorized
+    async def patch(self, cid: str) -> None:
+        try:
+            self.finish(json.dumps(self.service.rename_conversation(self.caller, cid, self.body())))
+        except AgentError as e:
+            self.fail(e.status, e.code, e.message)
+
+
+class ConversationExportHandler(AgentHandler):
+    @web.authenticated
+    @authorized
+    async def get(self, cid: str) -> None:
+        fmt = self.get_query_argument("format", "markdown")
+        try:
+            name, document = self.service.export_conversation(self.caller, cid, fmt)
+        except AgentError as e:
+            self.fail(e.status, e.code, e.message)
+            return
+        self.set_header("Content-Disposition", content_disposition(name))
+        # APIHandler.finish would label the file application/json otherwise
+        self.finish(document, set_content_type=FORMATS[fmt][1])
 
 
 class ModelsHandler(AgentHandler):
@@ -225,6 +253,7 @@ default_handlers = [
     (r"/aiide/api/complete", CompleteHandler),
     (r"/aiide/api/agent/conversations", ConversationsHandler),
     (r"/aiide/api/agent/conversations/(?P<cid>[\w-]+)", ConversationHandler),
+    (r"/aiide/api/agent/conversations/(?P<cid>[\w-]+)/export", ConversationExportHandler),
     (r"/aiide/api/agent/models", ModelsHandler),
     (r"/aiide/api/agent/keys", KeysHandler),
     (r"/aiide/api/agent/keys/(?P<provider>[\w.-]+)", KeyHandler),

@@ -6,6 +6,7 @@ messages (admitting each through the gate) and answers the REST routes.
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 import time
@@ -17,6 +18,7 @@ from .complete import Completer, check
 from .context import ContextBuilder
 from .engine import RunEngine
 from .errors import AgentError
+from .export import FORMATS, file_name, render, visible_turns
 from .hub import STORE_UNAVAILABLE, Connection, Hub
 from .kernels import KernelRunner
 from .notebooks import NotebookBridge
@@ -27,6 +29,24 @@ from .store import Store
 from .tools import ToolSource
 
 log = logging.getLogger("aiide.agent")
+
+#: Conversation titles (the store cuts at this length too) and search queries.
+MAX_TITLE = 120
+MAX_QUERY = 200
+#: A search answers with at most this many conversations, and checks at most this many
+#: matching turns (a query such as "text" matches the JSON of every structured turn).
+SEARCH_LIMIT = 50
+SEARCH_SCAN = 2000
+
+
+def snippet(text: str, at: int, width: int = 60) -> str:
+    """The words around a hit, on one line."""
+    start, end = max(0, at - width), min(len(text), at + width)
+    return (
+        ("…" if start else "")
+        + " ".join(text[start:end].split())
+        + ("…" if end < len(text) else "")
+    )
 
 
 class AgentService:
@@ -189,25 +209,64 @@ class AgentService:
             "active_run": self.engine.active.get(conv["id"]),
         }
 
-    def list_conversations(self, caller: Caller) -> dict[str, Any]:
-        return {
-            "conversations": [self._summary(c) for c in self.store.conversations(caller.username)]
-        }
+    def list_conversations(self, caller: Caller, query: str | None = None) -> dict[str, Any]:
+        if query is None:
+            rows = self.store.conversations(caller.username)
+            return {"conversations": [self._summary(c) for c in rows]}
+        return {"conversations": self.search_conversations(caller, query)}
+
+    def search_conversations(self, caller: Caller, query: str) -> list[dict[str, Any]]:
+        """The caller's conversations whose title or visible text contains ``query``;
+        text matches carry a ``snippet`` around the first hit."""
+        query = " ".join(query.split())
+        if not 1 <= len(query) <= MAX_QUERY:
+            raise AgentError("bad_message", f"'q' must be 1..{MAX_QUERY} characters")
+        needle = query.lower()
+        found: dict[str, dict[str, Any]] = {}
+        scanned = 0
+        for conv, content in self.store.search_conversations(caller.username, query, SEARCH_LIMIT):
+            if len(found) >= SEARCH_LIMIT or scanned >= SEARCH_SCAN:
+                break
+            if conv["id"] in found:
+                continue
+            if content is None:
+                found[conv["id"]] = {**self._summary(conv), "snippet": None}
+                continue
+            scanned += 1  # a turn's JSON matched: is the hit in the text the user saw?
+            turn = {"role": "", "content": json.loads(content)}
+            for t in visible_turns([turn]):
+                at = t["text"].lower().find(needle)
+                if at >= 0:
+                    found[conv["id"]] = {**self._summary(conv), "snippet": snippet(t["text"], at)}
+        return sorted(found.values(), key=lambda c: -float(c["updated"]))
+
+    def rename_conversation(self, caller: Caller, cid: str, body: Any) -> dict[str, Any]:
+        title = body.get("title") if isinstance(body, dict) else None
+        title = " ".join(title.split()) if isinstance(title, str) else ""
+        if not 1 <= len(title) <= MAX_TITLE:
+            raise AgentError("bad_title", f"'title' must be 1..{MAX_TITLE} characters")
+        if self.store.conversation(cid, caller.username) is None:
+            raise AgentError("unknown_conversation", f"no conversation {cid}", 404)
+        self.store.rename_conversation(cid, title)
+        conv = self.store.conversation(cid, caller.username)
+        assert conv is not None
+        return self._summary(conv)
+
+    def export_conversation(self, caller: Caller, cid: str, fmt: str) -> tuple[str, str]:
+        """``(file name, document)`` of the conversation in ``markdown`` or ``ipynb``."""
+        if fmt not in FORMATS:
+            raise AgentError("bad_format", "'format' must be markdown or ipynb")
+        conv = self.store.conversation(cid, caller.username)
+        if conv is None:
+            raise AgentError("unknown_conversation", f"no conversation {cid}", 404)
+        turns = list(visible_turns(self.store.turns(cid)))
+        return file_name(conv["title"], fmt), render(fmt, conv["title"], turns, cid)
 
     def get_conversation(self, caller: Caller, cid: str) -> dict[str, Any]:
         conv = self.store.conversation(cid, caller.username)
         if conv is None:
             raise AgentError("unknown_conversation", f"no conversation {cid}", 404)
-        turns = []
-        for t in self.store.turns(cid):
-            content = t["content"]
-            if isinstance(content, str):
-                text = content
-            else:
-                text = "".join(b.get("text", "") for b in content if b.get("type") == "text")
-                if not text:
-                    continue  # tool plumbing, shown through events
-            turns.append({"role": t["role"], "text": text, "run_id": t["run_id"]})
+        turns = list(visible_turns(self.store.turns(cid)))
         runs = [
             {
                 "id": r["id"],

@@ -121,6 +121,14 @@ STEPS = {
 }
 
 FLUSH_DELAY = 0.005
+
+
+def like_escape(text: str) -> str:
+    """``text`` matched literally by ``LIKE … ESCAPE '!'`` (``%`` and ``_`` are not
+    wildcards in a search box)."""
+    return text.replace("!", "!!").replace("%", "!%").replace("_", "!_")
+
+
 #: Seconds between attempts while a timed commit fails.
 FLUSH_RETRY = 1.0
 
@@ -323,6 +331,41 @@ class Store:
             (owner,),
         ).fetchall()
         return [dict(zip(("id", "title", "created", "updated"), r, strict=True)) for r in rows]
+
+    def rename_conversation(self, cid: str, title: str) -> None:
+        # ``updated`` stays: a rename is not activity, the list keeps its order
+        self._w("UPDATE conversations SET title = ? WHERE id = ?", (title[:120], cid))
+        self.flush()
+
+    def search_conversations(
+        self, owner: str, query: str, limit: int
+    ) -> Iterator[tuple[dict[str, Any], str | None]]:
+        """The owner's conversations whose title or a turn contains ``query``, newest
+        first: ``(summary, matching turn's stored JSON or None for a title match)``.
+
+        Turns are stored as JSON, so their pattern is the query as JSON escapes it; the
+        caller checks the turn's visible text (a key such as ``"type"`` matches too).
+        Case-insensitive through ``LOWER`` (ASCII letters only under sqlite)."""
+        needle = query.lower()
+        title_pattern = f"%{like_escape(needle)}%"
+        text_pattern = f"%{like_escape(json.dumps(needle)[1:-1])}%"
+        keys = ("id", "title", "created", "updated")
+        titled = self._q(
+            "SELECT id, title, created, updated FROM conversations"
+            " WHERE owner = ? AND LOWER(title) LIKE ? ESCAPE '!' ORDER BY updated DESC LIMIT ?",
+            (owner, title_pattern, limit),
+        ).fetchall()
+        for row in titled:
+            yield dict(zip(keys, row, strict=True)), None
+        rows = self._q(
+            "SELECT c.id, c.title, c.created, c.updated, t.content FROM conversations c"
+            " JOIN turns t ON t.conversation_id = c.id"
+            " WHERE c.owner = ? AND t.role IN ('user', 'assistant')"
+            " AND LOWER(t.content) LIKE ? ESCAPE '!' ORDER BY c.updated DESC, t.idx",
+            (owner, text_pattern),
+        )
+        for row in rows:
+            yield dict(zip(keys, row[:4], strict=True)), str(row[4])
 
     def touch(self, cid: str) -> None:
         self._w("UPDATE conversations SET updated = ? WHERE id = ?", (time.time(), cid))

@@ -259,11 +259,28 @@ PART_PATHS: dict[str, Any] = {
         }
     },
     "/aiide/api/complete": {"post": _op("Inline completion", *COMMON)},
-    "/aiide/api/agent/conversations": {"get": _op("The caller's conversations", 401, 403)},
+    "/aiide/api/agent/conversations": {
+        "get": {
+            **_op(
+                "The caller's conversations; with q, those whose title or text has q", 400, 401, 403
+            ),
+            "parameters": [_query("q", "search the caller's titles and turns (1..200 chars)")],
+        }
+    },
     "/aiide/api/agent/conversations/{cid}": {
         "parameters": _path_param("cid"),
         "get": _op("One conversation with its events", 401, 403, 404),
+        "patch": _op("Rename a conversation (body: {title}, 1..120 characters)", *COMMON, 404),
         "delete": _op("Delete a conversation", 401, 403, 404),
+    },
+    "/aiide/api/agent/conversations/{cid}/export": {
+        "parameters": _path_param("cid"),
+        "get": {
+            **_op(
+                "The conversation as a Markdown file or a notebook (attachment)", 400, 401, 403, 404
+            ),
+            "parameters": [_query("format", "the file's format", ["markdown", "ipynb"])],
+        },
     },
     "/aiide/api/agent/models": {"get": _op("Configured model providers and models", 401, 403)},
     "/aiide/api/agent/keys": {"get": _op("Which provider keys are set (never the keys)", 401, 403)},
