@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from browser_support import LOAD_TIMEOUT_MS, LabPage, widen_sidebar
 from conftest import LabServer, _finish, make_lab
+from optional import require
 
 pytestmark = pytest.mark.browser
 
@@ -117,3 +118,29 @@ def test_the_chat_says_how_to_add_a_model_key(guide_page: LabPage, screenshot: A
     panel.locator(".jp-Cell").nth(2).locator(".jp-OutputArea").scroll_into_view_if_needed()
     screenshot(page, "getting-started")
     guide_page.check(frames=False)
+
+
+def test_learn_installs_the_model_on_first_use_then_finds_the_notes(
+    guide_lab: LabServer, guide_page: LabPage
+) -> None:
+    """Step 5 of the tour on a lab whose models dir is empty (a fresh ``pip install``):
+    `/learn` waits for the background install, then the notes are searchable."""
+    from playwright.sync_api import expect
+
+    from aiide_server_ext.knowledge import model_install as mi
+
+    cached = (mi.cache_root() / f"{mi.MODEL_NAME}-{mi.inputs_key()}" / mi.STAMP).exists()
+    require("embedding-model", cached, "no cached model build (a cold one takes minutes)")
+    status = guide_lab.get_json("aiide/api/knowledge/index")
+    assert status["model_install"]["state"] == "idle", status  # nothing before a use
+
+    guide_page.open_chat()
+    guide_page.ask("/learn getting-started")
+    job = guide_page.chat.locator(".aiide-Learning-job").first
+    expect(job).to_have_attribute("data-status", "done", timeout=RUN_TIMEOUT_MS)
+    expect(job.locator(".aiide-Learning-title")).to_have_text("Learned getting-started")
+    status = guide_lab.get_json("aiide/api/knowledge/index")
+    assert status["model_install"]["state"] == "ready" and status["model_problem"] is None
+
+    found = guide_lab.get_json("aiide/api/knowledge/search?q=refund%20for%20a%20returned%20device")
+    assert found["results"][0]["path"] == "getting-started/notes/returns-policy.md", found
