@@ -167,7 +167,12 @@ describe('what the client sends is valid by the schema', () => {
         id: 'cv_1', title: 't', created: 1, updated: 1, last_seq: 0, active_run: null,
         turns: [], runs: []
       }),
-      remove: async () => undefined
+      remove: async () => undefined,
+      search: async () => [],
+      rename: async () => ({
+        id: 'cv_1', title: 't', created: 1, updated: 1, last_seq: 0, active_run: null
+      }),
+      exportFile: async () => ({ name: 'c.md', type: 'text/markdown', text: '' })
     };
     const session = new ChatSession(client, api);
     client.connect();

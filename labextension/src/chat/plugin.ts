@@ -16,7 +16,14 @@ import { ISettingRegistry } from '@jupyterlab/settingregistry';
 import { IStateDB } from '@jupyterlab/statedb';
 
 import { ChatSocket, type ISocketLike } from '../api/chatSocket';
-import { deleteConversation, getConversation, listConversations } from '../api/conversations';
+import {
+  deleteConversation,
+  exportConversation,
+  getConversation,
+  listConversations,
+  renameConversation,
+  searchConversations
+} from '../api/conversations';
 import { describeFailure } from '../api/failure';
 import { searchKnowledge } from '../api/knowledge';
 import { fetchModels } from '../api/models';
@@ -109,7 +116,10 @@ export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
     const session = new ChatSession(socket, {
       list: () => listConversations(server),
       get: id => getConversation(id, server),
-      remove: id => deleteConversation(id, server)
+      remove: id => deleteConversation(id, server),
+      search: query => searchConversations(query, server),
+      rename: (id, title) => renameConversation(id, title, server),
+      exportFile: (id, format) => exportConversation(id, format, server)
     });
     // Connected after the session, so a transcript has each event before the bridge acts.
     const bridge = tracker

@@ -22,6 +22,7 @@ import type {
   IConversationSummary,
   Task
 } from '../api/protocol';
+import type { ExportFormat, IConversationMatch, IExportedFile } from '../api/conversations';
 import { Transcript } from './transcript';
 
 /** The REST calls the session needs (injected: the plugin passes the real ones). */
@@ -29,6 +30,12 @@ export interface IConversationApi {
   list(): Promise<IConversationSummary[]>;
   get(id: string): Promise<IConversationDetail>;
   remove(id: string): Promise<void>;
+  /** Server-side search of titles and text. */
+  search(query: string): Promise<IConversationMatch[]>;
+  /** Stores a new title on the server. */
+  rename(id: string, title: string): Promise<IConversationSummary>;
+  /** The conversation as a file (`markdown` or `ipynb`). */
+  exportFile(id: string, format: ExportFormat): Promise<IExportedFile>;
 }
 
 export interface IAskOptions {
@@ -171,6 +178,29 @@ export class ChatSession {
       conversation_id: transcript.id,
       run_id: run.id
     });
+  }
+
+  /** The conversations this user's titles or text match, from the server. */
+  search(query: string): Promise<IConversationMatch[]> {
+    return this._api.search(query);
+  }
+
+  exportFile(conversationId: string, format: ExportFormat): Promise<IExportedFile> {
+    return this._api.exportFile(conversationId, format);
+  }
+
+  /** Renames on the server, then shows the stored title in the list. */
+  async rename(conversationId: string, title: string): Promise<IFailure | null> {
+    try {
+      const renamed = await this._api.rename(conversationId, title);
+      this._conversations = this._conversations.map(c =>
+        c.id === renamed.id ? { ...c, title: renamed.title } : c
+      );
+    } catch (error) {
+      return describeFailure(error);
+    }
+    this._conversationsChanged.emit();
+    return null;
   }
 
   async remove(conversationId: string): Promise<IFailure | null> {

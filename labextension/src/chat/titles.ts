@@ -1,7 +1,8 @@
 /**
- * Conversation titles the user chose. The protocol has no rename route yet, so renames
- * live in JupyterLab's state database (saved with the workspace, on the server) and
- * override the server's title in this workspace.
+ * Titles chosen before the server stored renames (`PATCH agent/conversations/{id}`):
+ * they lived in JupyterLab's state database and still override the server's title in
+ * this workspace until the conversation is renamed again (then the server's title is
+ * the only one, and the old one is forgotten). New renames never land here.
  */
 import type { IStateDB } from '@jupyterlab/statedb';
 import type { ReadonlyPartialJSONObject } from '@lumino/coreutils';
