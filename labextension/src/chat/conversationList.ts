@@ -255,6 +255,10 @@ export class ConversationList extends Widget {
       this._showError(failure.message);
     } else {
       this._titles.forget(c.id);
+      if (this._matches) {
+        this._matches = this._matches.filter(m => m.id !== c.id);
+        this.render();
+      }
     }
   }
 
