@@ -169,10 +169,13 @@ class PreparedLaunch:
             owner_uids=[self.workspace.owner_uid, self.uid],
             keep=[*ro_paths, *policy.extra_ro_mounts, self.run.ipc_dir],
         )
+        env = self.environment()
+        if sealed:  # for the kernel's note on a new name at the top of the home
+            env["AIIDE_SEALED_HOMES"] = ":".join(h.path for h in sealed)
         return LaunchSpec(
             kernel_id=self.kernel_id,
             cmd=full,
-            env=self.environment(),
+            env=env,
             workspace=self.workspace.path,
             ipc_dir=self.run.ipc_dir,
             run_dir=self.run.path,

@@ -193,11 +193,33 @@ _NO_NETWORK_PIP = (
 )
 
 
+#: Says why a new name at the top of a sealed home fails (``AIIDE_SEALED_HOMES``).
+_SEALED_HOME_NOTE = (
+    "import os as _aiide_os\n"
+    "if _aiide_os.environ.get('AIIDE_SEALED_HOMES'):\n"
+    "    def _aiide_erofs(shell, etype, value, tb, tb_offset=None):\n"
+    "        import os\n"
+    "        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)\n"
+    "        name = getattr(value, 'filename', None)\n"
+    "        homes = os.environ['AIIDE_SEALED_HOMES'].split(':')\n"
+    "        if getattr(value, 'errno', None) == 30 and isinstance(name, str) and "
+    "os.path.dirname(os.path.abspath(name)) in homes:\n"
+    "            print('aiide: a sandboxed kernel cannot create new files or folders at the "
+    "top of your home directory (a new dot-file there could run outside the sandbox at "
+    "your next login). Write into a folder instead (e.g. results/out.csv), or start "
+    "JupyterLab in a folder of your home.')\n"
+    "    get_ipython().set_custom_exc((OSError,), _aiide_erofs)\n"
+    "    del _aiide_erofs\n"
+    "del _aiide_os"
+)
+
+
 def add_kernel_hooks(cmd: list[str], policy: SandboxPolicy) -> list[str]:
     """Extra start-up lines for ipykernel-based kernels (others are left alone)."""
-    if policy.allow_network or not any("ipykernel" in part for part in cmd):
+    if not any("ipykernel" in part for part in cmd):
         return cmd
-    hook = f"--IPKernelApp.exec_lines={[_NO_NETWORK_PIP]!r}"
+    lines = [_SEALED_HOME_NOTE] if policy.allow_network else [_NO_NETWORK_PIP, _SEALED_HOME_NOTE]
+    hook = f"--IPKernelApp.exec_lines={lines!r}"
     if hook in cmd:  # a command from a recipe that already has it
         return cmd
     return [*cmd, hook]

@@ -196,6 +196,10 @@ async def test_home_workspace_notebooks_are_readable_and_writable(
     with open(os.path.join(projects, "results.csv"), encoding="utf-8") as f:
         assert f.read() == "a,b\n1,2\n"
     assert os.path.isdir(os.path.join(projects, "run1", "plots"))
+    # Uncaught, the error says why and what to do.
+    r = await run_code(home_km, "open('results.csv', 'w')")
+    assert r.status == "error", r
+    assert "cannot create new files or folders at the top of your home" in r.stdout, r
 
 
 #: Start-up files a login or the next Python would run outside any sandbox.
