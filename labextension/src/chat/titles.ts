@@ -38,20 +38,10 @@ export class TitleStore {
     return this._titles.get(id) ?? fallback;
   }
 
-  rename(id: string, title: string): void {
-    const clean = title.trim();
-    if (clean) {
-      this._titles.set(id, clean);
-    } else {
-      this._titles.delete(id);
-    }
-    this._save();
-    this._changed.emit();
-  }
-
   forget(id: string): void {
     if (this._titles.delete(id)) {
       this._save();
+      this._changed.emit(); // the header and list show the server's title now
     }
   }
 
