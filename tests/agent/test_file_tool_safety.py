@@ -404,9 +404,11 @@ async def test_the_server_answers_during_a_catastrophic_search(
         f"max={worst * 1000:.1f} ms, all {[round(t * 1000) for t in during]}; "
         f"idle max {idle_worst * 1000:.1f} ms"
     )
-    # < 100 ms, unless the idle server was already that slow (a loaded machine): then no
-    # worse than it by half. A search that held the GIL or the loop takes seconds here.
-    bound = max(0.1, 1.5 * idle_worst)
+    # Quiet machine: well under 100 ms (measured 11-53 ms). Under a loaded CI run (browser
+    # tests beside it on 2 cores) the idle server alone can take 100-170 ms now and then,
+    # so the bound is a quarter second or twice the idle worst: a search that held the
+    # GIL or the loop (the bug) blocks status for seconds, far past either.
+    bound = max(0.25, 2 * idle_worst)
     assert worst < bound, f"/aiide/api/status took {worst * 1000:.0f} ms during the search"
 
 
