@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from pathlib import Path
 from typing import Any
 
 import pytest
-from browser_support import LabPage
+from browser_support import LabPage, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser")]
 
@@ -78,33 +77,6 @@ AI_ANSWER = (
 )
 
 
-def _notebook(root: Path, name: str, cells: list[tuple[str, str]]) -> str:
-    nb = {
-        "cells": [
-            {
-                "cell_type": "code",
-                "id": cell_id,
-                "metadata": {},
-                "source": source,
-                "outputs": [],
-                "execution_count": None,
-            }
-            for cell_id, source in cells
-        ],
-        "metadata": {
-            "kernelspec": {
-                "name": "aiide-python",
-                "display_name": "Python 3 (sandboxed)",
-                "language": "python",
-            }
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-    (root / name).write_text(json.dumps(nb))
-    return name
-
-
 def _cell(notebook: Any, cell_id: str, cells: list[tuple[str, str]] = CELLS) -> Any:
     """The cell of that id (JupyterLab puts no cell id in the DOM: by position)."""
     index = [c for c, _ in cells].index(cell_id)
@@ -150,7 +122,7 @@ def test_sandboxed_outputs_cannot_script_the_lab_and_rich_output_still_shows(
 ) -> None:
     from playwright.sync_api import expect
 
-    path = _notebook(agent_lab.root_dir, "isolation.ipynb", CELLS)
+    path = write_notebook(agent_lab.root_dir, "isolation.ipynb", CELLS)
     notebook = chat.open_notebook(path)
     _run_all(chat, notebook, len(CELLS))
     page = chat.page
@@ -218,7 +190,7 @@ def test_ai_magic_answers_are_inert(
     from playwright.sync_api import expect
 
     fake_model.script({"text": AI_ANSWER})
-    path = _notebook(agent_lab.root_dir, "ai-magic.ipynb", AI_CELLS)
+    path = write_notebook(agent_lab.root_dir, "ai-magic.ipynb", AI_CELLS)
     notebook = chat.open_notebook(path)
     _run_all(chat, notebook, 1)
     output = _cell(notebook, "ai", AI_CELLS).locator(".jp-OutputArea-output")
