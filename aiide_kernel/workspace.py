@@ -126,10 +126,15 @@ def _homes(uids: Iterable[int]) -> list[str]:
     for uid in uids:
         with contextlib.suppress(KeyError):
             homes.append(pwd.getpwuid(uid).pw_dir)
+    return _real_unique(homes)
+
+
+def _real_unique(paths: Iterable[str]) -> list[str]:
+    """Absolute paths resolved, each once, in order; never `/` itself."""
     out: list[str] = []
-    for h in homes:
-        if h and os.path.isabs(h):
-            real = os.path.realpath(h)
+    for p in paths:
+        if p and os.path.isabs(p):
+            real = os.path.realpath(p)
             if real not in out and real != "/":
                 out.append(real)
     return out
@@ -143,13 +148,7 @@ def sensitive_paths(policy: SandboxPolicy, server_paths: Iterable[str] = ()) -> 
     paths += [os.path.join(h, ".ssh") for h in _homes([os.getuid()])]
     paths += list(server_paths)
     paths += list(policy.masked_paths)
-    out: list[str] = []
-    for p in paths:
-        if p and os.path.isabs(p):
-            real = os.path.realpath(p)
-            if real not in out and real != "/":
-                out.append(real)
-    return out
+    return _real_unique(paths)
 
 
 def _inside(path: str, root: str) -> bool:
