@@ -14,6 +14,7 @@ manager's provisioner (``aiide_server_ext/kernelspecs.py``), never a browser's w
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -27,6 +28,19 @@ from .errors import ToolError
 
 log = logging.getLogger("aiide.agent")
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+# What one call keeps of its outputs (their JSON size): a kernel that prints 100 MB of
+# HTML would otherwise be held in the server's memory, sent on, and written into the
+# notebook. Outputs past it are dropped and a note says how much was cut.
+MAX_KEPT_OUTPUT_BYTES = 2_000_000
+
+
+def cut_note(dropped: int, size: int) -> dict[str, Any]:
+    return {
+        "output_type": "stream",
+        "name": "stderr",
+        "text": f"[output cut: {dropped} more outputs ({size:,} bytes) were not kept; "
+        f"the limit is {MAX_KEPT_OUTPUT_BYTES:,} bytes per run]\n",
+    }
 
 
 @dataclass
@@ -126,7 +140,9 @@ class KernelRunner:
             return await self.spec_sandboxed(str(manager.kernel_name))
         return False
 
-    async def spec_sandboxed(self, kernel_name: str) -> bool:
+    async def _spec(self, kernel_name: str, *, hidden_too: bool = False) -> Any:
+        """The kernelspec, or None when it is not installed (``hidden_too``: or only
+        hidden by ``LabelledKernelSpecManager``)."""
         # A kernel manager made outside a server (headless, MCP stdio) has none of its
         # own until it starts a kernel: its kernels then use Jupyter's default one.
         ksm = self.km.kernel_spec_manager
@@ -134,11 +150,20 @@ class KernelRunner:
             from jupyter_client.kernelspec import KernelSpecManager
 
             ksm = KernelSpecManager(parent=self.km)
+        get = getattr(ksm, "_plain_spec", ksm.get_kernel_spec) if hidden_too else None
         try:
-            spec = await ensure_async(ksm.get_kernel_spec(kernel_name))
+            return await ensure_async((get or ksm.get_kernel_spec)(kernel_name))
         except Exception:
-            return False
-        return spec_is_sandboxed(spec)
+            return None
+
+    async def spec_exists(self, kernel_name: str) -> bool:
+        """Installed here, hidden or not (a hidden unsandboxed spec's notebook still runs,
+        in the sandboxed headless kernel)."""
+        return await self._spec(kernel_name, hidden_too=True) is not None
+
+    async def spec_sandboxed(self, kernel_name: str) -> bool:
+        spec = await self._spec(kernel_name)
+        return spec is not None and spec_is_sandboxed(spec)
 
     async def sandboxed(self, path: str) -> bool:
         """Whether code run for this notebook would run in a sandbox: its session's
@@ -196,14 +221,23 @@ class KernelRunner:
         manager = self.km.get_kernel(kid)
         client = await self._client(kid)
         outputs: list[dict[str, Any]] = []
+        kept = [0, 0, 0]  # bytes kept, outputs dropped, bytes dropped
 
         def hook(msg: dict[str, Any]) -> None:
             kind = msg["header"]["msg_type"]
             if kind == "clear_output":
                 outputs.clear()
+                kept[0] = 0
             out = to_output(kind, msg["content"])
-            if out is not None:
-                outputs.append(out)
+            if out is None:
+                return
+            size = len(json.dumps(out))
+            if kept[0] + size > MAX_KEPT_OUTPUT_BYTES:
+                kept[1] += 1
+                kept[2] += size
+                return
+            kept[0] += size
+            outputs.append(out)
 
         task = asyncio.ensure_future(
             client.execute_interactive(
@@ -233,6 +267,8 @@ class KernelRunner:
             if not task.done():
                 task.cancel()
         content = reply["content"]
+        if kept[1]:
+            outputs.append(cut_note(kept[1], kept[2]))
         return ExecResult(
             status=content.get("status", "error"),
             outputs=outputs,

@@ -65,6 +65,23 @@ class NotebookBridge:
         ensure_ids(nb)
         return nb
 
+    async def _require_known_kernelspec(self, path: str) -> None:
+        """A notebook that names a kernel not installed here (another language, a
+        removed environment) is refused rather than run in the headless kernel."""
+        try:
+            nb = await self.load(path)
+        except ToolError:
+            return  # no notebook (yet): the headless kernel it would get is the default
+        spec = (nb.get("metadata") or {}).get("kernelspec") or {}
+        name = spec.get("name") if isinstance(spec, dict) else None
+        if isinstance(name, str) and name and not await self.kernels.spec_exists(name):
+            raise ToolError(
+                "unknown_kernel",
+                f"{path} names the kernel {name!r}, which is not installed here; the code "
+                "was not run. Pick a kernel for the notebook (e.g. Python 3 (sandboxed)) "
+                "and try again.",
+            )
+
     async def _save(self, path: str, nb: dict[str, Any], *, checkpoint: bool) -> str | None:
         checkpoint_id = None
         if checkpoint:
@@ -174,6 +191,8 @@ class NotebookBridge:
         return result
 
     async def execute(self, path: str, code: str, *, allow_unsandboxed: bool = False) -> ExecResult:
+        if await self.kernels.kernel_for(path, start=False) is None:
+            await self._require_known_kernelspec(path)
         kid = await self.kernels.kernel_for(path)
         assert kid is not None
         return await self.kernels.execute(
