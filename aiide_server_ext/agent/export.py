@@ -14,9 +14,6 @@ import urllib.parse
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-import nbformat
-import nbformat.validator
-
 #: Fence languages that become code cells; any other fenced block (shell, JSON, output)
 #: stays in the Markdown, where running it as Python would only fail.
 CODE_LANGUAGES = frozenset({"", "python", "py", "python3", "ipython", "ipython3"})
@@ -133,7 +130,10 @@ def to_notebook(title: str, turns: list[dict[str, Any]], conversation_id: str) -
 @functools.cache
 def _validator() -> Any:
     """nbformat's schema, compiled by fastjsonschema (a dependency of nbformat): the
-    default jsonschema validator takes ≈0.3 s for 4,000 cells, this one ≈20 ms."""
+    default jsonschema validator takes ≈0.3 s for 4,000 cells, this one ≈20 ms.
+    Imported on the first export: nbformat brings jsonschema, which server start skips."""
+    import nbformat.validator
+
     return nbformat.validator.get_validator(4, 5, name="fastjsonschema")  # type: ignore[no-untyped-call]
 
 

@@ -156,7 +156,7 @@ class CourseHandler(APIHandler):  # type: ignore[misc]
         if name is not None and not caller.has_scope("course"):
             await gate.audit(caller, "course.refused", f"course:{name}", "forbidden")
             self.set_status(403)
-            self.finish({"code": "missing_scope", "message": "changing a course needs 'course'"})
+            self.finish({"code": "insufficient_scope", "message": "changing a course needs 'course'"})
             return
         path = "api/me" if name is None else f"api/courses/{name}"
         body = self.request.body if method == "PATCH" else None
@@ -191,7 +191,7 @@ class InstructorApiHandler(APIHandler):  # type: ignore[misc]
         if not caller.has_scope("course"):
             await gate.audit(caller, f"{kind}.read", "course-admin", "forbidden")
             self.set_status(403)
-            self.finish({"code": "missing_scope", "message": "instructors only ('course')"})
+            self.finish({"code": "insufficient_scope", "message": "instructors only ('course')"})
             return
         query = self.request.query
         try:

@@ -260,7 +260,7 @@ describe('talking to the server', () => {
     const on = { ...COURSE, exam: { ...COURSE.exam, enabled: true } };
     const server = fakeServer({
       'PATCH course/ds101': [200, on],
-      'PATCH course/other': [403, { code: 'missing_scope', message: "changing a course needs 'course'" }]
+      'PATCH course/other': [403, { code: 'insufficient_scope', message: "changing a course needs 'course'" }]
     });
     const updated = await server.api.change('ds101', examChange(true, ['chat'], 'Quiz'));
     assert.equal(updated.exam.enabled, true);
@@ -268,7 +268,7 @@ describe('talking to the server', () => {
       exam: { enabled: true, disable: ['chat'], message: 'Quiz' }
     });
     await assert.rejects(server.api.change('other', { budget: { daily_tokens: 1 } }), (e: unknown) => {
-      return e instanceof ApiError && e.code === 'missing_scope' && e.response.status === 403;
+      return e instanceof ApiError && e.code === 'insufficient_scope' && e.response.status === 403;
     });
   });
 

@@ -328,10 +328,10 @@ def test_the_server_refuses_students_the_instructor_api(hub: Hub) -> None:
         status, body = hub.request(
             "GET", hub.user_url("bob", f"/aiide/api/course-admin/{kind}"), bob
         )
-        assert (status, body["code"]) == (403, "missing_scope"), kind
+        assert (status, body["code"]) == (403, "insufficient_scope"), kind
     status, body = hub.request("PATCH", hub.user_url("bob", "/aiide/api/course/ds101"), bob,
                                {"exam": {"enabled": True}})  # fmt: skip
-    assert (status, body["code"]) == (403, "missing_scope")
+    assert (status, body["code"]) == (403, "insufficient_scope")
     # Straight to the broker with the student's own hub token: refused there too, audited.
     status, body = hub.request("GET", hub.broker_url + "api/courses", bob)
     assert (status, body["code"]) == (403, "forbidden")

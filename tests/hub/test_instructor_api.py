@@ -116,7 +116,7 @@ def test_the_dashboard_reaches_the_api_through_the_instructors_own_server(api: H
     status, body = hub.request(
         "GET", hub.user_url("alice", "/aiide/api/course-admin/usage"), hub.login("alice")
     )
-    assert (status, body["code"]) == (403, "missing_scope")
+    assert (status, body["code"]) == (403, "insufficient_scope")
     _, doc = hub.request(
         "GET", hub.user_url("alice", "/aiide/api/openapi.json"), hub.login("alice")
     )

@@ -137,7 +137,7 @@ def test_only_instructors_of_the_course_may_give_a_student_a_budget(course: Hub)
     )
     assert (status, body["code"]) == (403, "forbidden"), body
     status, body = _patch(hub, change, user="alice")  # through her own server
-    assert (status, body["code"]) == (403, "missing_scope"), body
+    assert (status, body["code"]) == (403, "insufficient_scope"), body
     _, shown = hub.request("GET", hub.broker_url + "api/courses/ds101", hub.login("ian"))
     assert shown["student_budgets"] == {}
     _, audit = hub.request(
