@@ -211,11 +211,14 @@ def test_ai_magic_answers_are_inert(
 def test_saved_outputs_stay_guarded_when_the_notebook_is_opened_again(
     chat: LabPage, agent_lab: Any
 ) -> None:
-    """Outputs saved by the first test (the server signs the notebook: they come back
-    trusted) are guarded again from the notebook's kernelspec, before any kernel runs."""
+    """Outputs saved (the server signs the notebook: they come back trusted) are guarded
+    again from the notebook's kernelspec, before any kernel runs. The notebook of the
+    first test is reused when it is there; xdist may run this test in a lab of its own."""
     from playwright.sync_api import expect
 
     path = "isolation.ipynb"
+    if not (agent_lab.root_dir / path).exists():  # run alone, or after a fresh lab
+        write_notebook(agent_lab.root_dir, path, CELLS)
     saved = json.loads((agent_lab.root_dir / path).read_text())
     if not any(cell["outputs"] for cell in saved["cells"]):
         notebook = chat.open_notebook(path)
