@@ -16,7 +16,9 @@ from browser_support import LOAD_TIMEOUT_MS, LabPage, widen_sidebar
 from conftest import LabServer, _finish, make_lab
 from optional import require
 
-pytestmark = pytest.mark.browser
+# One lab and one page for the module, in this order (xdist would otherwise spread the
+# tests over workers, each with a fresh page that has not opened the notebook yet).
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("guide-lab")]
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "getting-started"
 GUIDE = "getting-started/getting-started.ipynb"
@@ -55,21 +57,27 @@ def guide_page(
         page.close(artifacts_dir, "getting_started")
 
 
+def _wait_for_the_guide(page: Any) -> None:
+    """The example notebook is the current widget and its kernel is idle."""
+    panel = page.locator(".jp-NotebookPanel:visible")
+    panel.locator(".jp-Cell").first.wait_for(timeout=LOAD_TIMEOUT_MS)
+    page.wait_for_function(
+        """() => {
+          const w = window.jupyterapp?.shell.currentWidget;
+          return w?.context?.path?.endsWith('getting-started.ipynb')
+            && w.sessionContext?.session?.kernel?.status === 'idle';
+        }""",
+        timeout=LOAD_TIMEOUT_MS,
+    )
+
+
 def test_the_lab_opens_on_the_example_with_the_sandboxed_kernel(guide_page: LabPage) -> None:
     from playwright.sync_api import expect
 
     page = guide_page.page
     tab = page.locator(".lm-TabBar-tab.lm-mod-current", has_text="getting-started.ipynb")
     expect(tab).to_be_visible(timeout=LOAD_TIMEOUT_MS)
-    panel = page.locator(".jp-NotebookPanel:visible")
-    panel.locator(".jp-Cell").first.wait_for(timeout=LOAD_TIMEOUT_MS)
-    page.wait_for_function(
-        """() => {
-          const s = window.jupyterapp?.shell.currentWidget?.sessionContext;
-          return s?.session?.kernel?.status === 'idle';
-        }""",
-        timeout=LOAD_TIMEOUT_MS,
-    )
+    _wait_for_the_guide(page)
     name = page.evaluate(
         "() => window.jupyterapp.shell.currentWidget.sessionContext.kernelDisplayName"
     )
@@ -82,6 +90,7 @@ def test_run_all_shows_the_sandbox_and_stops_only_at_the_deliberate_error(
     from playwright.sync_api import expect
 
     page = guide_page.page
+    _wait_for_the_guide(page)
     guide_page.run_command("notebook:run-all-cells")
     page.wait_for_function(
         """() => {
