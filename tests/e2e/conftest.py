@@ -8,6 +8,7 @@ reaches through ``ANTHROPIC_BASE_URL`` exactly as it would reach the real servic
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -312,20 +313,10 @@ class FakeModel:
         return found
 
 
-@pytest.fixture(scope="session")
-def fake_model() -> Iterator[FakeModel]:
-    require_agent()
-    cmd = [
-        sys.executable,
-        "-m",
-        "fakes.fake_anthropic",
-        "--port",
-        "0",
-        "--api-key",
-        FAKE_KEY,
-        "--default-text",
-        "(no scripted reply)",
-    ]
+@contextlib.contextmanager
+def running_fake(module: str, *args: str) -> Iterator[FakeModel]:
+    """A fake provider (``tests/fakes/<module>.py``) in its own process on a free port."""
+    cmd = [sys.executable, "-m", f"fakes.{module}", "--port", "0", *args]
     process = subprocess.Popen(
         cmd, cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
     )
@@ -341,6 +332,14 @@ def fake_model() -> Iterator[FakeModel]:
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def fake_model() -> Iterator[FakeModel]:
+    require_agent()
+    args = ("--api-key", FAKE_KEY, "--default-text", "(no scripted reply)")
+    with running_fake("fake_anthropic", *args) as fake:
+        yield fake
 
 
 def model_env(fake: FakeModel) -> dict[str, str]:

@@ -4,16 +4,13 @@ trimmed to the block; the model was sent prefix and suffix, not a chat prompt.""
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from browser_support import LabPage, write_notebook
-from conftest import TESTS, FakeModel, LabServer, make_lab, require_agent
+from conftest import FakeModel, LabServer, make_lab, require_agent, running_fake
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser")]
 
@@ -24,22 +21,8 @@ MIDDLE = "sum(xs) / len(xs)"
 @pytest.fixture(scope="module")
 def fim_model() -> Iterator[FakeModel]:
     require_agent()
-    cmd = [sys.executable, "-m", "fakes.fake_openai", "--port", "0", "--api-key", KEY]
-    process = subprocess.Popen(
-        cmd, cwd=TESTS, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    try:
-        url = json.loads(line)["url"]
-    except (ValueError, KeyError):
-        process.kill()
-        pytest.fail(f"the fake model did not start: {line!r}", pytrace=False)
-    try:
-        yield FakeModel(url, process)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with running_fake("fake_openai", "--api-key", KEY) as fake:
+        yield fake
 
 
 @pytest.fixture(scope="module")
