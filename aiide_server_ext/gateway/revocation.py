@@ -69,16 +69,21 @@ def revoke_user_in(conn: Conn, username: str, now: float, reason: str) -> tuple[
         ).fetchall()
     ]
     for family in families:
-        conn.execute(
-            "INSERT INTO revoked_families VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-            (family, now, reason),
-        )
+        revoke_family_in(conn, family, now, reason)
     conn.execute(
         "INSERT INTO revoked_users VALUES (?, ?, ?) ON CONFLICT (username) DO UPDATE"
         " SET revoked_at = excluded.revoked_at, reason = excluded.reason",
         (username, now, reason),
     )
     return sorted(derived), len(families)
+
+
+def revoke_family_in(conn: Conn, family: str, now: float, reason: str) -> None:
+    """Ends a refresh family for good (idempotent: the first reason stays)."""
+    conn.execute(
+        "INSERT INTO revoked_families VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+        (family, now, reason),
+    )
 
 
 def source_alive_in(conn: Conn, source: str, now: float) -> bool:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import GatewayError, bad_request, forbidden, unauthenticated, unavailable
-from .revocation import source_alive_in
+from .revocation import revoke_family_in, source_alive_in
 from .scopes import ALL, SCOPES
 from .signing import MIN_SECRET_BYTES
 
@@ -506,10 +506,7 @@ class TokenService:
             # Read from the store, not the cache: a key revoked or expired on any server
             # ends its family here, even before this server's next poll.
             if row[4] != lineage.source or not source_alive_in(c, row[4], now):
-                c.execute(
-                    "INSERT INTO revoked_families VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                    (family, now, "source revoked or expired"),
-                )
+                revoke_family_in(c, family, now, "source revoked or expired")
                 self.audit.append(
                     c, row[1], "token.refresh_refused", f"family:{family}", "source_revoked"
                 )
@@ -523,10 +520,7 @@ class TokenService:
                 ).rowcount
             )
             if used:
-                c.execute(
-                    "INSERT INTO revoked_families VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                    (family, now, "refresh token reused"),
-                )
+                revoke_family_in(c, family, now, "refresh token reused")
                 self.audit.append(
                     c, row[1], "token.refresh_reused", f"family:{family}", "family_revoked"
                 )
@@ -576,10 +570,7 @@ class TokenService:
                 (jti, float(claims["exp"]), now, f"revoked by {actor}"),
             )
             if refresh and family:
-                c.execute(
-                    "INSERT INTO revoked_families VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
-                    (family, now, f"revoked by {actor}"),
-                )
+                revoke_family_in(c, family, now, f"revoked by {actor}")
             self.audit.append(
                 c,
                 actor,
