@@ -25,6 +25,16 @@ from tornado import web
 from .script import FakeHandler, FakeServer, Recorded, estimate_tokens, streaming
 
 
+def usage_of(reply: Any, prompt: list[Any]) -> dict[str, int]:
+    """OpenAI's usage block: the reply's own counts, else estimates of `prompt` and text."""
+    usage = {
+        "prompt_tokens": reply.input_tokens or estimate_tokens(prompt),
+        "completion_tokens": reply.output_tokens or max(1, len(reply.text) // 4),
+    }
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+    return usage
+
+
 class CompletionsHandler(FakeHandler):
     def fail(self, status: int, kind: str, message: str) -> None:
         self.set_status(status)
@@ -35,12 +45,7 @@ class CompletionsHandler(FakeHandler):
         if begun is None:
             return
         body, reply = begun
-        usage = {
-            "prompt_tokens": reply.input_tokens
-            or estimate_tokens([body.get("messages"), body.get("tools")]),
-            "completion_tokens": reply.output_tokens or max(1, len(reply.text) // 4),
-        }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        usage = usage_of(reply, [body.get("messages"), body.get("tools")])
         cid = "chatcmpl-" + uuid.uuid4().hex[:16]
         model = str(body.get("model", "fake"))
         finish = reply.stop_reason or ("tool_calls" if reply.tools else "stop")
@@ -142,12 +147,7 @@ class FimHandler(CompletionsHandler):
         if begun is None:
             return
         body, reply = begun
-        usage = {
-            "prompt_tokens": reply.input_tokens
-            or estimate_tokens([body.get("prompt"), body.get("suffix")]),
-            "completion_tokens": reply.output_tokens or max(1, len(reply.text) // 4),
-        }
-        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        usage = usage_of(reply, [body.get("prompt"), body.get("suffix")])
         cid = "cmpl-" + uuid.uuid4().hex[:16]
         model = str(body.get("model", "fake"))
         finish = reply.stop_reason or "stop"
