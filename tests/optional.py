@@ -31,6 +31,7 @@ COMPONENTS = {
     c.name: c
     for c in (
         Component("bubblewrap", "sudo apt-get install bubblewrap"),
+        Component("util-linux", "sudo apt-get install util-linux  (setpriv, prlimit)"),
         Component("docker", f"{ALL_SYSTEM}  (docker.io + dockerd), then make image"),
         Component("redis", "sudo apt-get install redis-server"),
         Component("postgresql", "sudo apt-get install postgresql"),

@@ -10,7 +10,7 @@
 # Not root, or not Debian: says what is missing and carries on; the tests that need a
 # missing component skip with the command that enables it (fail under CI=true).
 set -euo pipefail
-PACKAGES=(bubblewrap docker.io debootstrap chromium redis-server postgresql util-linux e2fsprogs acl libseccomp2)
+PACKAGES=(bubblewrap docker.io debootstrap chromium redis-server postgresql util-linux e2fsprogs libseccomp2)
 mode=${1:-install}
 
 missing=()

@@ -22,6 +22,7 @@ import pytest
 import pytest_asyncio
 from jupyter_client import AsyncKernelManager
 from kernelrun import run_code
+from optional import require
 from traitlets.config import Config
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("sandbox")]
@@ -470,8 +471,8 @@ def test_an_ordinary_user_with_a_home_workspace_gets_the_same_masks(
     """The server as an ordinary user (uid 65534), started in its own home, bwrap."""
     if os.geteuid() != 0:
         pytest.skip("the other tests of this file already run as an ordinary user")
-    if not shutil.which("setpriv") or not shutil.which("bwrap"):
-        pytest.skip("needs setpriv and bwrap")
+    require("bubblewrap", shutil.which("bwrap") is not None, "bwrap is not installed")
+    require("util-linux", shutil.which("setpriv") is not None, "setpriv is not installed")
     home = ordinary_home
     code = textwrap.dedent(
         READ_ALL % (list(home.secrets),)
