@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The system components the tests use beyond Python and Node: the sandbox (bubblewrap),
 # Docker (a second sandbox backend; its image is built with debootstrap), Chromium for
-# the browser tests, Redis and PostgreSQL for shared state. One list, used by .ci/run and
+# the browser tests, Redis and PostgreSQL for shared state, libseccomp and libcairo for the
+# seccomp filter and SVG rasterising. One list, used by .ci/run and
 # by `make test`.
 #
 #   tools/install_system_deps.sh            install what is missing (root, Debian-like), start dockerd
@@ -10,7 +11,7 @@
 # Not root, or not Debian: says what is missing and carries on; the tests that need a
 # missing component skip with the command that enables it (fail under CI=true).
 set -euo pipefail
-PACKAGES=(bubblewrap docker.io debootstrap chromium redis-server postgresql util-linux e2fsprogs libseccomp2)
+PACKAGES=(bubblewrap docker.io debootstrap chromium redis-server postgresql util-linux e2fsprogs libseccomp2 libcairo2)
 mode=${1:-install}
 
 missing=()
