@@ -10,6 +10,7 @@ cancels the older one here, whatever the browser does: its upstream HTTP request
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import Any
 
 from ..seams import Caller, Gate
@@ -29,6 +30,8 @@ def check(body: Any) -> dict[str, Any]:
     for name in ("suffix", "language", "path"):
         if name in body and not isinstance(body[name], str):
             raise AgentError("bad_message", f"'{name}' must be a string")
+    if not isinstance(body.get("stream", False), bool):
+        raise AgentError("bad_message", "'stream' must be a boolean")
     max_tokens = body.get("max_tokens", 128)
     if (
         not isinstance(max_tokens, int)
@@ -123,6 +126,32 @@ def block_ended(prefix: str, text: str, suffix: str) -> bool:
     return cut_index(prefix, complete, suffix) is not None
 
 
+def streamed_view(prefix: str, text: str, suffix: str) -> str:
+    """What of a completion still streaming can be shown now.
+
+    Each view extends the one before (ghost text grows; it does not flicker): an opening
+    fence waits for its line to end, a closing fence ends the text, only complete lines
+    decide where the block ends (the last one may still grow), and trailing whitespace
+    waits for what follows it. The final answer is ``trim_to_block`` of the whole text.
+    """
+    if text.startswith("```"):
+        if "\n" not in text:
+            return ""
+        text = text.split("\n", 1)[1]
+    fence = text.find("```")
+    if fence >= 0:
+        text = text[:fence]
+    lines = text.split("\n")
+    cut = cut_index(prefix, lines[:-1], suffix)
+    if cut is not None:
+        lines = lines[:cut]
+    return "\n".join(lines).rstrip()
+
+
+#: Called with each longer view of a streaming completion (``streamed_view``).
+OnText = Callable[[str], None]
+
+
 class Completer:
     def __init__(
         self, router: Router, *, timeout: float, prefix_chars: int = 3000, suffix_chars: int = 1000
@@ -134,7 +163,14 @@ class Completer:
         #: The request in flight per (user, document): a newer one cancels it.
         self._inflight: dict[tuple[str, str] | None, asyncio.Task[dict[str, Any]]] = {}
 
-    async def complete(self, caller: Caller, body: dict[str, Any], gate: Gate) -> dict[str, Any]:
+    async def complete(
+        self,
+        caller: Caller,
+        body: dict[str, Any],
+        gate: Gate,
+        on_text: OnText | None = None,
+    ) -> dict[str, Any]:
+        """The completion for ``body``; with ``on_text``, its growing text as it streams."""
         candidates = self.router.candidates("complete", caller)
         # Without a path, requests are not known to come from one editor (a script may
         # complete several snippets at once): only the client's own abort cancels them.
@@ -142,7 +178,7 @@ class Completer:
         older = self._inflight.get(key) if key is not None else None
         if older is not None and not older.done():
             older.cancel()  # a newer keystroke: the older answer would be dropped anyway
-        task = asyncio.ensure_future(self._complete(caller, candidates, body, gate))
+        task = asyncio.ensure_future(self._complete(caller, candidates, body, gate, on_text))
         if key is not None:
             self._inflight[key] = task
         try:
@@ -162,7 +198,12 @@ class Completer:
         return task.result()
 
     async def _complete(
-        self, caller: Caller, candidates: list[ModelSpec], body: dict[str, Any], gate: Gate
+        self,
+        caller: Caller,
+        candidates: list[ModelSpec],
+        body: dict[str, Any],
+        gate: Gate,
+        on_text: OnText | None,
     ) -> dict[str, Any]:
         language = body.get("language") or "python"
         prefix = body["prefix"][-self.prefix_chars :]
@@ -180,6 +221,7 @@ class Completer:
             )
 
         parts: list[str] = []
+        shown = ""
         usage = Usage(0, 0)
         model = candidates[0].name
         stream = self.router.stream(candidates, caller, build, gate=gate, feature="complete")
@@ -189,6 +231,11 @@ class Completer:
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
                     text = "".join(parts)
+                    if on_text is not None:
+                        view = streamed_view(prefix, text, suffix)
+                        if len(view) > len(shown):
+                            shown = view
+                            on_text(view)
                     if (
                         "\n" in event.text
                         and not text.startswith("```")  # fenced: trimmed once unfenced

@@ -147,29 +147,56 @@ class KeyHandler(AgentHandler):
 
 
 class CompleteHandler(AgentHandler):
-    """Inline completion; closing the request cancels the model call."""
+    """Inline completion; closing the request cancels the model call.
+
+    With ``"stream": true`` the answer is NDJSON: a ``{"completion"}`` line for each longer
+    view of the text as the model writes it, then the final answer (``done``); an error
+    after the first line is a last ``{"code", "message"}`` line (the status is sent).
+    """
 
     _task: asyncio.Task[dict[str, Any]] | None = None
+    _streaming = False
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
         try:
             body = self.body()
-            self._task = asyncio.ensure_future(self.service.complete(self.caller, body))
+            on_text = self._send_text if isinstance(body, dict) and body.get("stream") else None
+            self._task = asyncio.ensure_future(self.service.complete(self.caller, body, on_text))
             result = await self._task
         except asyncio.CancelledError:
             return  # the client went away
         except GateRefusal as e:
-            self.fail(e.status, e.code, e.message, e.headers)
+            self._refuse(e.status, e.code, e.message, e.headers)
             return
         except AgentError as e:
-            self.fail(e.status, e.code, e.message)
+            self._refuse(e.status, e.code, e.message)
             return
         except ProviderError as e:
-            self.fail(503, e.code, e.message)
+            self._refuse(503, e.code, e.message)
             return
-        self.finish(json.dumps(result))
+        if self._streaming:
+            self.finish(json.dumps({**result, "done": True}) + "\n")
+        else:
+            self.finish(json.dumps(result))
+
+    def _send_text(self, text: str) -> None:
+        if not self._streaming:
+            self._streaming = True
+            self.set_header("Content-Type", "application/x-ndjson")
+            self.set_header("Cache-Control", "no-store")
+        self.write(json.dumps({"completion": text}) + "\n")
+        # A closed connection fails this flush; on_connection_close cancels the call.
+        self.flush().add_done_callback(lambda done: done.exception())
+
+    def _refuse(
+        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
+    ) -> None:
+        if self._streaming:
+            self.finish(json.dumps({"code": code, "message": message}) + "\n")
+        else:
+            self.fail(status, code, message, headers)
 
     def on_connection_close(self) -> None:
         if self._task is not None:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..seams import Caller, Gate, GateRefusal
-from .complete import Completer, check
+from .complete import Completer, OnText, check
 from .context import ContextBuilder
 from .engine import RunEngine
 from .errors import AgentError
@@ -286,9 +286,11 @@ class AgentService:
     def models(self, caller: Caller) -> dict[str, Any]:
         return {"models": [m.public() for m in self.router.available(caller)]}
 
-    async def complete(self, caller: Caller, body: Any) -> dict[str, Any]:
+    async def complete(
+        self, caller: Caller, body: Any, on_text: OnText | None = None
+    ) -> dict[str, Any]:
         await self.gate.admit(caller, "complete", scope="complete")
-        return await self.completer.complete(caller, check(body), self.gate)
+        return await self.completer.complete(caller, check(body), self.gate, on_text)
 
     # -- users' own keys ---------------------------------------------------------------
     def keys(self, caller: Caller) -> dict[str, Any]:
