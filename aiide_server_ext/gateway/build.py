@@ -81,6 +81,7 @@ def build_gate(part: Gateway, data_dir: str) -> GatewayGate:
         max_ttl=part.max_access_token_ttl,
         leeway=part.leeway,
         sso=sso,
+        owner=policy.owner,
         revocation_refresh=part.revocation_refresh,
     )
     limiter_class: type[RateLimiter] = part.rate_limiter_class

@@ -62,6 +62,8 @@ class Principal:
     #: When the source expires: nothing derived from this credential may live longer.
     source_expires_at: float | None = None
     issued_at: float | None = None
+    #: The outside issuer that vouched for this identity ("" for our own tokens and keys).
+    issuer: str = ""
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,7 @@ class TokenService:
         max_ttl: int,
         leeway: float,
         sso: Sequence[SsoIssuer] = (),
+        owner: str = "",
         revocation_refresh: float = 5.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -151,6 +154,8 @@ class TokenService:
         self.max_ttl = max_ttl
         self.leeway = leeway
         self.sso = {s.issuer: s for s in sso}
+        #: The server owner's name, which no outside issuer may claim (``subject``).
+        self.owner = owner
         self.revocation_refresh = revocation_refresh
         self.clock = clock
         self._verified: OrderedDict[bytes, Principal] = OrderedDict()
@@ -363,7 +368,7 @@ class TokenService:
         if sso is not None and sso.trust_groups and isinstance(claims.get("groups"), list):
             groups = frozenset(str(g) for g in claims["groups"])
         return Principal(
-            username=claims["sub"],
+            username=self.subject(claims["sub"], sso),
             scopes=scopes,
             via="jwt",
             credential_id=str(claims.get("jti", "")),
@@ -373,7 +378,16 @@ class TokenService:
             source=str(claims.get("src", "")) if sso is None else "",
             source_expires_at=_number(claims.get("sxp")) if sso is None else None,
             issued_at=_number(claims.get("iat")),
+            issuer=sso.issuer if sso is not None else "",
         )
+
+    def subject(self, sub: str, sso: SsoIssuer | None) -> str:
+        """The user a token speaks for. An outside issuer's ``sub`` equal to the owner's
+        name is someone else (an issuer does not decide who owns this server):
+        ``<sub>@<issuer>``, with the roles, limits and revocations of that name."""
+        if sso is not None and self.owner and sub == self.owner:
+            return f"{sub}@{sso.issuer}"
+        return sub
 
     async def verify_access(self, token: str) -> Principal:
         await self._refresh_revocations()
@@ -554,8 +568,9 @@ class TokenService:
         return pair
 
     async def revoke(self, actor: str, is_admin: bool, token: str) -> dict[str, Any]:
-        claims, _ = self.decode(token, typ=None, verify_exp=False)
-        if claims["sub"] != actor and not is_admin:
+        claims, sso = self.decode(token, typ=None, verify_exp=False)
+        subject = self.subject(claims["sub"], sso)
+        if subject != actor and not is_admin:
             raise forbidden("not_your_token", "only an admin may revoke another user's token")
         jti = str(claims.get("jti", ""))
         family = str(claims.get("fam", ""))
@@ -575,7 +590,7 @@ class TokenService:
                 c,
                 actor,
                 "token.revoked",
-                f"user:{claims['sub']}",
+                f"user:{subject}",
                 "revoked",
                 {"jti": jti, "type": claims.get("typ", "sso"), "family": family},
             )

@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from .helpers import Call, claims, forge
+from .helpers import OWNER, Call, claims, forge
 
 ME = "/aiide/api/auth/me"
 
@@ -198,3 +198,23 @@ async def test_bad_bearer_is_refused_even_with_a_valid_login_cookie(call: Call) 
 async def test_token_in_the_url_is_not_accepted(call: Call) -> None:
     r = await call("GET", f"{ME}?token={forge(claims())}")
     assert r.status in (401, 403)
+
+
+@pytest.mark.gateway_config(sso_issuers=SSO)
+async def test_an_sso_token_naming_the_owner_is_not_the_owner(call: Call) -> None:
+    """An outside issuer's ``sub`` that equals the server owner's name is another person:
+    namespaced by its issuer, with the roles any SSO user gets, never ``owner`` and ``*``."""
+    token = forge(
+        claims(OWNER, iss="https://sso.example", typ=None, scopes=["admin", "chat", "usage:read"]),
+        RSA_PRIVATE,
+        "RS256",
+    )
+    r = await call("GET", ME, token=token)
+    assert r.status == 200, r.body
+    me = r.json()
+    assert me["user"] == f"{OWNER}@https://sso.example"
+    assert me["roles"] == ["user"]
+    assert me["scopes"] == ["chat", "usage:read"]  # 'admin' is not the user role's
+    assert me["rate_limits"], "the owner's exemption from limits does not carry over"
+    r = await call("GET", "/aiide/api/audit", token=token)
+    assert r.status == 403, r.body
