@@ -208,8 +208,32 @@ CREATE INDEX revoked_users_at ON revoked_users(revoked_at);
 
 PG_SOURCES = SOURCES.replace("REAL", "DOUBLE PRECISION")
 
+# The key broker's course state (issue 21): what instructors change at run time and each
+# student's figures per day, so Redis (a cache and counter for the hot path) is rebuilt
+# from here after a restart instead of starting empty (see aiide_server_ext/hub/durable.py).
+BROKER_STATE = """
+CREATE TABLE broker_courses (
+    course TEXT PRIMARY KEY,
+    changes TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE broker_usage (
+    day TEXT NOT NULL,
+    username TEXT NOT NULL,
+    metric TEXT NOT NULL,
+    value INTEGER NOT NULL,
+    PRIMARY KEY (day, username, metric)
+);
+CREATE TABLE broker_groups (username TEXT PRIMARY KEY, groups TEXT NOT NULL);
+"""
+
+PG_BROKER_STATE = BROKER_STATE.replace("REAL", "DOUBLE PRECISION").replace(
+    "value INTEGER", "value BIGINT"
+)
+
 #: Append only, to both lists. Index + 1 is the schema version the step produces.
-MIGRATIONS: list[str] = [IDENTITY_AND_AUDIT, METERING, SOURCES]
-PG_MIGRATIONS: list[str] = [PG_IDENTITY_AND_AUDIT, PG_METERING, PG_SOURCES]
+MIGRATIONS: list[str] = [IDENTITY_AND_AUDIT, METERING, SOURCES, BROKER_STATE]
+PG_MIGRATIONS: list[str] = [PG_IDENTITY_AND_AUDIT, PG_METERING, PG_SOURCES, PG_BROKER_STATE]
 STEPS = {"sqlite": MIGRATIONS, "postgresql": PG_MIGRATIONS}
 assert len(MIGRATIONS) == len(PG_MIGRATIONS), "every step needs both dialects"

@@ -55,6 +55,7 @@ class Broker:
         from aiide_server_ext.gateway.redaction import Redactor
         from aiide_server_ext.gateway.store import Store
 
+        from .durable import DurableState
         from .recorder import Recorder
 
         self.app = app
@@ -78,6 +79,8 @@ class Broker:
             label="the broker database",
         )
         self.audit = AuditLog(self.store, self.redactor)
+        # The database is the record of course changes and usage; Redis is rebuilt from it.
+        self.state.durable = DurableState(self.store)
         self.recorder = Recorder(self.state, self.audit)
         self._http: Any = None
         #: (changes version, courses with the changes applied): parsed once per version.

@@ -8,8 +8,10 @@ until its usage and audit are stored). A single background task writes: while on
 is being written the next one gathers, so under load the cost per call shrinks instead
 of queueing 50 sqlite transactions behind one thread. ``close`` writes what is queued.
 
-Failures are logged, as before batching: Redis down means usage not counted (the
-broker fails closed on the next call anyway), a database error means events not audited.
+Failures are logged, as before batching: Redis down means usage not counted there (the
+broker fails closed on the next call anyway; the database still has it, and Redis is
+rebuilt from the database when it comes back empty), a database error means events not
+audited.
 """
 
 from __future__ import annotations
@@ -90,7 +92,7 @@ class Recorder:
         events = [e for entry in batch for e in entry[1]]
         self.batches += 1
         self.items += len(batch)
-        await asyncio.gather(self._write_usage(usage), self._write_events(events))
+        await asyncio.gather(self._write_usage(usage), self._write_db(usage, events))
 
     async def _write_usage(self, usage: list[Usage]) -> None:
         if not usage:
@@ -101,15 +103,20 @@ class Recorder:
             users = sorted({u.user for u in usage})
             log.warning("aiide broker: usage of %s not counted: %s", ", ".join(users), e)
 
-    async def _write_events(self, events: list[Event]) -> None:
+    async def _write_db(self, usage: list[Usage], events: list[Event]) -> None:
+        """Audit events and the usage figures the state is rebuilt from (``durable``), in
+        one transaction: a call is in both records or in neither."""
         from aiide_server_ext.gateway.errors import GatewayError
 
-        if not events:
+        durable = self.state.durable
+        if not events and not (usage and durable is not None):
             return
 
         def write(conn: Any) -> None:
             for e in events:
                 self.audit.append(conn, e.actor, e.action, e.target, e.outcome, e.detail)
+            if durable is not None and usage:
+                durable.record(conn, usage)
 
         try:
             await self.audit.store.awrite(write)

@@ -11,6 +11,13 @@ that moment (``apply``, from ``recorder.Recorder``). Course changes are cached p
 and versioned: every change bumps ``courses:version``, and ``admit`` refuses to run on a
 stale version, so an instructor's change (exam mode) holds from the very next call on
 every replica.
+
+Redis is a cache and counter, not the record: with a ``DurableState`` (the broker always
+has one) course changes are written to the broker's database first and usage is added
+there by the recorder, and whenever the version key is missing (Redis restarted empty, or
+a first start) the state is rebuilt from the database in one atomic script before anything
+is decided, so a restart changes nothing students or instructors see. Counters that a call
+incremented in the empty Redis before the rebuild are kept (the larger value wins).
 """
 
 from __future__ import annotations
@@ -21,13 +28,19 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..redis_window import SLIDING_WINDOW
 from .course import periods
 
+if TYPE_CHECKING:
+    from .durable import DurableState, Saved
+
 PREFIX = "aiide:broker:"
 VERSION_KEY = PREFIX + "courses:version"
+#: course -> revision of the changes held in Redis (an older write never replaces newer).
+REVISIONS_KEY = PREFIX + "courses:revision"
+GROUPS_KEY = PREFIX + "groups"
 #: Rate-limit windows (the gateway's limiter used the same keys and algorithm).
 RATE_PREFIX = "aiide:rl:broker:"
 #: Days of per-student usage history kept for instructors.
@@ -65,6 +78,42 @@ return out
 )
 
 
+# KEYS: version; ARGV: a fresh version, the saved state as JSON -> 1 rebuilt, 0 not needed.
+# Only when the version key is missing, so replicas rebuilding at once do it once.
+_REBUILD = """
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+local doc = cjson.decode(ARGV[2])
+for _, e in ipairs(doc.set) do redis.call('SET', e[1], e[2]) end
+for _, e in ipairs(doc.fields) do redis.call('HSET', e[1], e[2], e[3]) end
+for _, e in ipairs(doc.max) do
+  if tonumber(e[2]) > tonumber(redis.call('GET', e[1]) or '0') then
+    redis.call('SET', e[1], e[2])
+  end
+  redis.call('EXPIRE', e[1], e[3])
+end
+for _, e in ipairs(doc.hmax) do
+  if tonumber(e[3]) > tonumber(redis.call('HGET', e[1], e[2]) or '0') then
+    redis.call('HSET', e[1], e[2], e[3])
+  end
+  redis.call('EXPIRE', e[1], e[4])
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return 1
+"""
+
+# KEYS: version, the course's key, revisions; ARGV: course, revision, changes (JSON).
+# Not yet rebuilt (no version): leave it to the rebuild, which reads the database.
+_PUBLISH = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if tonumber(ARGV[2]) > tonumber(redis.call('HGET', KEYS[3], ARGV[1]) or '-1') then
+  redis.call('SET', KEYS[2], ARGV[3])
+  redis.call('HSET', KEYS[3], ARGV[1], ARGV[2])
+end
+redis.call('INCR', KEYS[1])
+return 1
+"""
+
+
 class StateUnavailable(Exception):
     pass
 
@@ -96,15 +145,21 @@ def _unreachable(e: Exception) -> StateUnavailable:
 
 
 class SharedState:
-    def __init__(self, redis_url: str = "", timeout: float = 2.0) -> None:
+    def __init__(
+        self, redis_url: str = "", timeout: float = 2.0, durable: DurableState | None = None
+    ) -> None:
         self.redis_url = redis_url
         self.timeout = timeout
+        #: The record in the database (None: Redis or memory alone, as in unit tests).
+        self.durable = durable
+        #: Memory mode: the database was read into memory (once, at first use).
+        self._loaded = False
+        self._scripts: dict[str, Any] = {}
         self._client: Any = None
         self._changes: dict[str, dict[str, Any]] = {}
         self._counters: dict[str, tuple[int, float]] = {}
         self._days: dict[str, dict[str, int]] = {}
         self._groups: dict[str, str] = {}
-        self._script: Any = None
         #: (version, course -> changes) as last read from Redis.
         self._cache: tuple[str, dict[str, dict[str, Any]]] | None = None
         self._limiter: Any = None
@@ -144,20 +199,64 @@ class SharedState:
 
     # -- course changes ----------------------------------------------------------------
 
+    # -- rebuilt from the database ---------------------------------------------------------
+
+    async def _script(self, name: str, source: str, keys: list[str], args: list[Any]) -> Any:
+        if name not in self._scripts:
+            self._scripts[name] = self._redis().register_script(source)
+        try:
+            return await self._scripts[name](keys=keys, args=args)
+        except Exception as e:
+            raise _unreachable(e) from None
+
+    async def _rebuild(self) -> None:
+        """Redis has no version (it restarted empty): put the database's state back."""
+        import logging
+
+        assert self.durable is not None
+        saved = await self.durable.load()
+        doc = _redis_doc(saved)
+        version = str(time.time_ns())  # never one a broker cached before the restart
+        if await self._script("rebuild", _REBUILD, [VERSION_KEY], [version, json.dumps(doc)]):
+            logging.getLogger("aiide.broker").warning(
+                "aiide broker: Redis had no course state (restarted?): rebuilt from the "
+                "database (%d courses changed, %d students' usage)",
+                len(saved.courses),
+                len(saved.used()),
+            )
+        self._cache = None
+
+    async def _ensure(self) -> None:
+        """Before reading what Redis (or memory) holds: rebuilt if it was lost."""
+        if self.durable is None:
+            return
+        if not self.redis_url:
+            if not self._loaded:
+                self._load_memory(await self.durable.load())
+            return
+        if not await self._call("exists", VERSION_KEY):
+            await self._rebuild()
+
+    def _load_memory(self, saved: Saved) -> None:
+        from .durable import history_of
+
+        self._loaded = True
+        self._changes = {c: changes for c, (_, changes) in saved.courses.items()}
+        for user, used in saved.used().items():
+            for kind, (key, ttl) in periods().items():
+                self._counters[f"{PREFIX}used:{user}:{key}"] = (used[kind], time.time() + ttl)
+        self._days = history_of(saved.days)
+        self._groups = dict(saved.groups)
+
     async def changes(self, course: str) -> dict[str, Any]:
+        await self._ensure()
         if not self.redis_url:
             return dict(self._changes.get(course, {}))
         text = await self._call("get", f"{PREFIX}course:{course}")
         return dict(json.loads(text)) if text else {}
 
     async def set_changes(self, course: str, changes: Mapping[str, Any]) -> None:
-        if not self.redis_url:
-            self._changes[course] = dict(changes)
-            return
-        pipe = self._redis().pipeline(transaction=True)
-        pipe.set(f"{PREFIX}course:{course}", json.dumps(dict(changes))).incr(VERSION_KEY)
-        await self._pipe(pipe)
-        self._cache = None
+        await self.update_changes(course, lambda _: dict(changes))
 
     async def update_changes(
         self, course: str, update: Callable[[dict[str, Any]], dict[str, Any]]
@@ -175,6 +274,16 @@ class SharedState:
     async def _update_changes(
         self, course: str, update: Callable[[dict[str, Any]], dict[str, Any]]
     ) -> dict[str, Any]:
+        if self.durable is not None:  # the database first: it is the record
+            await self._ensure()
+            revision, new = await self.durable.update(course, update)
+            if not self.redis_url:
+                self._changes[course] = new
+                return new
+            keys = [VERSION_KEY, f"{PREFIX}course:{course}", REVISIONS_KEY]
+            await self._script("publish", _PUBLISH, keys, [course, revision, json.dumps(new)])
+            self._cache = None
+            return new
         if not self.redis_url:
             new = update(dict(self._changes.get(course, {})))
             self._changes[course] = new
@@ -205,15 +314,20 @@ class SharedState:
     ) -> tuple[str, dict[str, dict[str, Any]]]:
         """(version, course -> changes): the cached copy unless ``refresh`` (or none yet)."""
         if not self.redis_url:
+            await self._ensure()
             return "", {c: dict(v) for c, v in self._changes.items()}
         if self._cache is not None and not refresh:
             return self._cache
         names = sorted(courses)
-        pipe = self._redis().pipeline(transaction=True)  # one snapshot: version and changes
-        pipe.get(VERSION_KEY)
-        for name in names:
-            pipe.get(f"{PREFIX}course:{name}")
-        version, *texts = await self._pipe(pipe)
+        for attempt in (1, 2):
+            pipe = self._redis().pipeline(transaction=True)  # one snapshot: version, changes
+            pipe.get(VERSION_KEY)
+            for name in names:
+                pipe.get(f"{PREFIX}course:{name}")
+            version, *texts = await self._pipe(pipe)
+            if version is not None or self.durable is None or attempt == 2:
+                break
+            await self._rebuild()
         changes = {n: dict(json.loads(t)) for n, t in zip(names, texts, strict=True) if t}
         self._cache = (str(version or "0"), changes)
         return self._cache
@@ -229,6 +343,11 @@ class SharedState:
         pipe = self._redis().pipeline(transaction=True)
         pipe.get(VERSION_KEY).mget(list(keys.values()))
         version, values = await self._pipe(pipe)
+        if version is None and self.durable is not None:  # Redis lost it: rebuild, reread
+            await self._rebuild()
+            pipe = self._redis().pipeline(transaction=True)
+            pipe.get(VERSION_KEY).mget(list(keys.values()))
+            version, values = await self._pipe(pipe)
         cached = self._cache
         if cached is None or cached[0] != str(version or "0"):
             cached = await self.course_changes(courses, refresh=True)
@@ -249,22 +368,20 @@ class SharedState:
 
         keys = self._used_keys(user)
         if not self.redis_url:
+            await self._ensure()
             return self._admit_here(user, keys, budget, limit)
-        if self._script is None:
-            self._script = self._redis().register_script(_ADMIT)
-        try:
-            out = await self._script(
-                keys=[VERSION_KEY, RATE_PREFIX + f"model:{user}", *keys.values()],
-                args=[
-                    version,
-                    limit.count if limit else 0,
-                    int(limit.window * 1_000_000) if limit else 0,
-                    uuid.uuid4().hex,
-                    *(budget.get(kind, -1) for kind in keys),
-                ],
-            )
-        except Exception as e:
-            raise _unreachable(e) from None
+        out = await self._script(
+            "admit",
+            _ADMIT,
+            [VERSION_KEY, RATE_PREFIX + f"model:{user}", *keys.values()],
+            [
+                version,
+                limit.count if limit else 0,
+                int(limit.window * 1_000_000) if limit else 0,
+                uuid.uuid4().hex,
+                *(budget.get(kind, -1) for kind in keys),
+            ],
+        )
         if int(out[0]) < 0:
             self._cache = None
             return None
@@ -299,21 +416,22 @@ class SharedState:
     async def apply(self, entries: Iterable[Usage]) -> None:
         """Several calls' usage in one transaction (one round trip): budget counters,
         per-day figures, the students' groups."""
+        from .durable import TOKENS, day_figures
+
+        entries = list(entries)
         used: dict[str, tuple[int, int]] = {}  # key -> (tokens, ttl)
-        days: dict[str, dict[str, int]] = {}
-        groups: dict[str, str] = {}
         for e in entries:
             if e.tokens > 0:
                 for key, ttl in periods(e.at).values():
                     name = f"{PREFIX}used:{e.user}:{key}"
                     used[name] = (used.get(name, (0, 0))[0] + e.tokens, ttl)
-            fields = {f"{e.user}{_SEP}{k}": v for k, v in e.metrics.items() if v}
-            if fields:
-                table = days.setdefault(periods(e.at)["daily_tokens"][0], {})
-                for k, v in fields.items():
-                    table[k] = table.get(k, 0) + v
-                groups[e.user] = json.dumps(sorted(e.groups))
+        figures, groups = day_figures(entries)
+        days: dict[str, dict[str, int]] = {}
+        for (day, user, metric), value in figures.items():
+            if metric != TOKENS:
+                days.setdefault(day, {})[f"{user}{_SEP}{metric}"] = value
         if not self.redis_url:
+            await self._ensure()
             now = time.time()
             for name, (tokens, ttl) in used.items():
                 count, _ = self._counters.get(name, (0, 0.0))
@@ -334,7 +452,7 @@ class SharedState:
                 pipe.hincrby(f"{PREFIX}usage:{day}", k, v)
             pipe.expire(f"{PREFIX}usage:{day}", HISTORY_DAYS * 86400)
         if groups:
-            pipe.hset(f"{PREFIX}groups", mapping=groups)
+            pipe.hset(GROUPS_KEY, mapping=groups)
         await self._pipe(pipe)
 
     # -- token use -----------------------------------------------------------------------
@@ -342,6 +460,7 @@ class SharedState:
     async def used(self, user: str) -> dict[str, int]:
         """Tokens used by the user in the current day and week."""
         keys = self._used_keys(user)
+        await self._ensure()
         if not self.redis_url:
             now = time.time()
             return {
@@ -365,6 +484,7 @@ class SharedState:
 
     async def history(self, days: list[str]) -> dict[str, dict[str, dict[str, int]]]:
         """day -> user -> metric -> value, for the given UTC days."""
+        await self._ensure()
         out: dict[str, dict[str, dict[str, int]]] = {}
         for day in days:
             if self.redis_url:
@@ -378,10 +498,32 @@ class SharedState:
 
     async def groups_of(self) -> dict[str, frozenset[str]]:
         """The hub groups each metered student had when last metered."""
-        raw = await self._call("hgetall", f"{PREFIX}groups") if self.redis_url else self._groups
+        await self._ensure()
+        raw = await self._call("hgetall", GROUPS_KEY) if self.redis_url else self._groups
         return {str(u): frozenset(json.loads(g)) for u, g in raw.items()}
 
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def _redis_doc(saved: Saved, now: float | None = None) -> dict[str, list[list[Any]]]:
+    """The saved state as the rebuild script's operations (see ``_REBUILD``)."""
+    from .durable import history_of
+
+    now = now if now is not None else time.time()
+    doc: dict[str, list[list[Any]]] = {"set": [], "fields": [], "max": [], "hmax": []}
+    for course, (revision, changes) in saved.courses.items():
+        doc["set"].append([f"{PREFIX}course:{course}", json.dumps(changes)])
+        doc["fields"].append([REVISIONS_KEY, course, revision])
+    for user, groups in saved.groups.items():
+        doc["fields"].append([GROUPS_KEY, user, groups])
+    for user, used in saved.used(now).items():
+        for kind, (key, ttl) in periods(now).items():
+            if used[kind]:
+                doc["max"].append([f"{PREFIX}used:{user}:{key}", used[kind], ttl + _USED_GRACE])
+    for day, table in history_of(saved.days).items():
+        for name, value in table.items():
+            doc["hmax"].append([f"{PREFIX}usage:{day}", name, value, HISTORY_DAYS * 86400])
+    return doc
