@@ -214,6 +214,7 @@ class Gateway(ExtensionPart):
         if not self.enabled:
             return
         from .build import build_gate
+        from .labextensions import default_to_read_only, multi_user
         from .redaction import install_json_logs, install_redaction, route_logs
         from .transform import GatewayHeaders
 
@@ -231,6 +232,9 @@ class Gateway(ExtensionPart):
             guard.install(web_app)
             settings["aiide_route_guard"] = web_app._aiide_route_guard
         install_redaction(self._gate.redaction_filter, [self.log])
+        users = any((self.sso_issuers, self.user_roles, self.group_roles, self.user_groups))
+        if server is not None and multi_user(users_configured=users):
+            default_to_read_only(server, self.log)
         if server is not None:
             self._gate.redaction_filter.own_urls = lambda: _startup_urls(server)
             self._routed = route_logs(server.log)
