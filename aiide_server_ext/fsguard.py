@@ -35,7 +35,8 @@ _READ = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | _CLOEXEC
 
 class Refused(Exception):
     """A path the server will not touch. ``code`` is one of ``invalid``, ``outside``,
-    ``hidden``, ``not_found``, ``not_regular``, ``not_dir``, ``loop``, ``changed``."""
+    ``hidden``, ``not_found``, ``not_regular``, ``not_dir``, ``loop``, ``changed``, ``link``
+    (a symlink where the caller takes none)."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -100,11 +101,14 @@ def resolve(
     allow_hidden: bool = False,
     follow_last: bool = True,
     missing_ok: bool = False,
+    links: bool = True,
 ) -> Iterator[Resolved]:
     """Walk ``path`` under ``root`` without following anything unchecked.
 
     ``missing_ok``: a last component that does not exist is not an error (``fd == -1``);
     a missing folder before it still is. ``follow_last=False`` stops at a final symlink.
+    ``links=False``: any symlink on the way is refused (``link``), for paths the server
+    owns (checkpoints) where a link can only have been planted.
     """
     requested = path if isinstance(path, str) else "/".join(path)
     parts = parts_of(path) if isinstance(path, str) else list(path)
@@ -118,7 +122,7 @@ def resolve(
     final_fd = -1
     try:
         pending = deque(p for p in parts if p not in ("", "."))
-        links = 0
+        expanded = 0
         found: tuple[int, str, os.stat_result | None] | None = None  # (parent, name, st)
         while pending:
             name = pending.popleft()
@@ -146,12 +150,16 @@ def resolve(
                 raise _refusal(requested, e) from None
             st = os.fstat(fd)
             if stat.S_ISLNK(st.st_mode) and (follow_last or not last):
-                links += 1
+                if not links:
+                    os.close(fd)
+                    shown = "/".join([*names, name])
+                    raise Refused("link", f"{requested!r}: {shown!r} is a symlink")
+                expanded += 1
                 try:
                     target = os.readlink("", dir_fd=fd)  # this very link, not its name again
                 finally:
                     os.close(fd)
-                if links > MAX_LINKS:
+                if expanded > MAX_LINKS:
                     raise Refused("loop", f"{requested!r}: too many symlinks (a loop?)")
                 if target.startswith("/"):
                     inside = target.rstrip("/")
@@ -304,13 +312,25 @@ def entry_kind(dir_fd: int, name: str) -> os.stat_result | None:
 
 
 def write_atomic(
-    root: str, path: str, data: bytes, *, allow_hidden: bool = False
-) -> Resolved | None:
+    root: str,
+    path: str,
+    data: bytes,
+    *,
+    allow_hidden: bool = False,
+    links: bool = True,
+    replace_any: bool = False,
+    make_folder: bool = False,
+) -> None:
     """Replace (or create) a regular file under the root with ``data``, atomically.
 
     The folder is resolved like any path; the target may not be a link, a folder or a
     special file. The temporary file gets a fresh random name, created exclusively without
     following links, and is renamed over the target inside the same folder descriptor.
+
+    For files the server owns (a notebook's checkpoint): ``replace_any`` renames over a
+    link or special file found at the name (the entry itself is replaced, nothing behind it
+    is touched); ``make_folder`` creates a missing last folder (``mkdirat``, which never
+    follows a link); ``links=False`` refuses any link on the way.
     """
     parts = parts_of(path)
     if not parts:
@@ -318,41 +338,73 @@ def write_atomic(
     name = parts[-1]
     if not allow_hidden and name.startswith("."):
         raise Refused("hidden", f"{path!r}: hidden files are not accessible")
-    with resolve(root, parts[:-1], allow_hidden=allow_hidden) as folder:
-        if folder.st is None or not stat.S_ISDIR(folder.st.st_mode):
-            raise Refused("not_found", f"the folder of {path!r} does not exist")
-        dir_fd = folder.fd
+    with _folder(root, parts[:-1], path, allow_hidden, links, make_folder) as (dir_fd, dir_st):
         existing = entry_kind(dir_fd, name)
-        if existing is not None and stat.S_ISLNK(existing.st_mode):
-            # Never written through; say where it leads (outside, hidden) when it is refused.
-            with resolve(root, parts, allow_hidden=allow_hidden, missing_ok=True) as target:
-                raise Refused("not_regular", f"{path!r} is a symlink (to {target.rel!r})")
+        if existing is not None and stat.S_ISDIR(existing.st_mode):
+            raise Refused("not_regular", f"{path!r} is a folder")
         if existing is not None and not stat.S_ISREG(existing.st_mode):
-            what = "a folder" if stat.S_ISDIR(existing.st_mode) else "not a regular file"
-            raise Refused("not_regular", f"{path!r} is {what}")
-        tmp, fd = _create_temp(dir_fd, name)
+            if not replace_any and stat.S_ISLNK(existing.st_mode):
+                # Never written through; say where it leads (outside, hidden) when refused.
+                with resolve(root, parts, allow_hidden=allow_hidden, missing_ok=True) as to:
+                    raise Refused("not_regular", f"{path!r} is a symlink (to {to.rel!r})")
+            if not replace_any:
+                raise Refused("not_regular", f"{path!r} is not a regular file")
+            existing = None  # replaced, not kept: its mode and owner say nothing
+        _write_in(dir_fd, name, data, existing or dir_st, keep_mode=existing is not None)
+
+
+@contextlib.contextmanager
+def _folder(
+    root: str, parts: list[str], path: str, allow_hidden: bool, links: bool, make: bool
+) -> Iterator[tuple[int, os.stat_result]]:
+    """An ``O_PATH`` descriptor of the folder that holds ``path``, and its status."""
+    with resolve(root, parts, allow_hidden=allow_hidden, links=links, missing_ok=make) as f:
+        if f.fd >= 0:
+            if f.st is None or not stat.S_ISDIR(f.st.st_mode):
+                raise Refused("not_found", f"the folder of {path!r} does not exist")
+            yield f.fd, f.st
+            return
+        parent = os.fstat(f.parent_fd)
+        with contextlib.suppress(FileExistsError):  # created meanwhile: checked below
+            os.mkdir(f.name, 0o777, dir_fd=f.parent_fd)
+        flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
         try:
-            if existing is not None:  # keep the file's permissions, as an in-place edit would
-                os.fchmod(fd, stat.S_IMODE(existing.st_mode))
+            fd = os.open(f.name, flags, dir_fd=f.parent_fd)
+        except OSError:  # a link or a file took the name meanwhile
+            raise Refused("changed", f"the folder of {path!r} changed while it was made") from None
+        try:
             if os.geteuid() == 0:
-                # A root server never leaves a user's file (or a new one in their folder)
-                # owned by root: the file keeps its owner, a new one gets the folder's.
-                owner = existing if existing is not None else folder.st
-                os.fchown(fd, owner.st_uid, owner.st_gid)
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
+                # Like files: a root server's new folder belongs to the folder it is in.
+                os.fchown(fd, parent.st_uid, parent.st_gid)
+            yield fd, os.fstat(fd)
+        finally:
             os.close(fd)
-            fd = -1
-            os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
-        except BaseException:
-            if fd >= 0:
-                os.close(fd)
-            with contextlib.suppress(OSError):
-                os.unlink(tmp, dir_fd=dir_fd)
-            raise
-        return None
+
+
+def _write_in(
+    dir_fd: int, name: str, data: bytes, owner: os.stat_result, *, keep_mode: bool
+) -> None:
+    tmp, fd = _create_temp(dir_fd, name)
+    try:
+        if keep_mode:  # keep the file's permissions, as an in-place edit would
+            os.fchmod(fd, stat.S_IMODE(owner.st_mode))
+        if os.geteuid() == 0:
+            # A root server never leaves a user's file (or a new one in their folder)
+            # owned by root: the file keeps its owner, a new one gets the folder's.
+            os.fchown(fd, owner.st_uid, owner.st_gid)
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
+    except BaseException:
+        if fd >= 0:
+            os.close(fd)
+        with contextlib.suppress(OSError):
+            os.unlink(tmp, dir_fd=dir_fd)
+        raise
 
 
 def _create_temp(dir_fd: int, name: str) -> tuple[str, int]:

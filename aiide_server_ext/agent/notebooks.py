@@ -1,23 +1,116 @@
 """Where a notebook change goes: to the front end that has the notebook open, or, with no
-browser attached, into the file through the contents manager after a checkpoint.
+browser attached, into the file after a checkpoint.
 
 Either way the change is a cell-level patch (``patches.py``), and cell runs report their
 outputs back to the run.
+
+The server reads and writes notebooks with ``fsguard``, not through Jupyter's contents
+manager: the workspace is writable by sandboxed kernels, and the contents manager follows
+links (a notebook, its ``.~`` backup or its checkpoint may be a link to ``~/.bashrc``) and
+checks a path before it uses it. Here a notebook is resolved race-free under the root, the
+hidden rule holds for the resolved path, only a regular file is read, and a write is a
+fresh temporary file renamed over the target in the folder that was checked. The
+checkpoint goes where the lab's "Revert to checkpoint" finds it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
+import posixpath
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from jupyter_core.utils import ensure_async
-
+from .. import fsguard
 from .errors import ToolError
 from .hub import Connection, Hub
 from .kernels import ExecResult, KernelRunner
 from .patches import apply_patch, ensure_ids, index_of, source_of
+
+#: A notebook larger than this is not read by the agent (a flood of outputs saved in it).
+MAX_NOTEBOOK_BYTES = 256 * 1024 * 1024
+#: The contents manager's default checkpoint folder and id (``FileCheckpoints``).
+CHECKPOINT_DIR = ".ipynb_checkpoints"
+CHECKPOINT_ID = "checkpoint"
+
+
+def _refusal(path: str, e: fsguard.Refused) -> ToolError:
+    if e.code == "not_found":
+        return ToolError("not_found", f"no notebook {path!r}")
+    if e.confinement:
+        return ToolError("path_outside_root", e.message)
+    return ToolError("tool_failed", e.message)
+
+
+def read_notebook(
+    root: str, path: str, *, allow_hidden: bool = False, limit: int = MAX_NOTEBOOK_BYTES
+) -> tuple[dict[str, Any], str, bytes]:
+    """The notebook at ``path`` (nbformat 4, cell ids ensured), its resolved path under the
+    root, and the bytes it was parsed from. Blocking: call it in a thread."""
+    import nbformat  # brings jsonschema: not at server start
+
+    if not path.endswith(".ipynb"):
+        raise ToolError("validation_error", f"{path!r} is not a notebook (.ipynb)")
+    try:
+        with fsguard.resolve(root, path, allow_hidden=allow_hidden) as r:
+            fd = fsguard.open_regular(r, path)
+            rel = r.rel
+        try:
+            size = os.fstat(fd).st_size
+            if size > limit:
+                raise ToolError(
+                    "too_large",
+                    f"{path!r} is {size >> 20} MiB; the agent reads notebooks "
+                    f"up to {limit >> 20} MiB (clear its outputs to work on it)",
+                )
+            data = fsguard.read_fd(fd, limit)
+        finally:
+            os.close(fd)
+    except fsguard.Refused as e:
+        raise _refusal(path, e) from None
+    try:
+        nb: dict[str, Any] = nbformat.reads(data.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
+    except Exception:
+        raise ToolError("tool_failed", f"{path!r} is not a valid notebook") from None
+    ensure_ids(nb)
+    return nb, rel, data
+
+
+def write_notebook(
+    root: str,
+    path: str,
+    nb: dict[str, Any],
+    *,
+    allow_hidden: bool = False,
+    checkpoint_of: tuple[str, bytes] | None = None,
+) -> None:
+    """Write ``nb`` over the notebook at ``path``; first, with ``checkpoint_of`` (the
+    resolved path and bytes ``read_notebook`` gave), save those bytes as its checkpoint.
+    Blocking: call it in a thread."""
+    import nbformat
+
+    text = nbformat.writes(nbformat.from_dict(nb), version=nbformat.NO_CONVERT)  # type: ignore[no-untyped-call]
+    try:
+        if checkpoint_of is not None:
+            rel, old = checkpoint_of
+            folder, name = posixpath.split(rel)
+            stem, ext = posixpath.splitext(name)
+            where = posixpath.join(folder, CHECKPOINT_DIR, f"{stem}-{CHECKPOINT_ID}{ext}")
+            # The server's own file: no link anywhere on its path, whatever sits at its
+            # name is replaced (never written through), its folder made if missing.
+            fsguard.write_atomic(
+                root,
+                where,
+                old,
+                allow_hidden=True,
+                links=False,
+                replace_any=True,
+                make_folder=True,
+            )
+        fsguard.write_atomic(root, path, text.encode("utf-8"), allow_hidden=allow_hidden)
+    except fsguard.Refused as e:
+        raise _refusal(path, e) from None
 
 
 @dataclass(frozen=True)
@@ -44,7 +137,8 @@ class NotebookBridge:
         frontend_timeout: float = 120.0,
         execute_timeout: float = 120.0,
     ) -> None:
-        self.cm = contents_manager
+        # Only its root is used: files are reached through fsguard (see the module doc).
+        self.root_dir = fsguard.real_root(contents_manager.root_dir)
         self.kernels = kernels
         self.hub = hub
         self.frontend_timeout = frontend_timeout
@@ -52,17 +146,10 @@ class NotebookBridge:
         self.pending: dict[str, Pending] = {}
 
     # -- files -------------------------------------------------------------------
-    async def load(self, path: str) -> dict[str, Any]:
-        if not path.endswith(".ipynb"):
-            raise ToolError("validation_error", f"{path!r} is not a notebook (.ipynb)")
-        try:
-            model = await ensure_async(self.cm.get(path, content=True, type="notebook"))
-        except Exception as e:
-            if getattr(e, "status_code", None) == 404 or isinstance(e, FileNotFoundError):
-                raise ToolError("not_found", f"no notebook {path!r}") from None
-            raise ToolError("tool_failed", f"cannot read {path!r}") from None
-        nb: dict[str, Any] = model["content"]
-        ensure_ids(nb)
+    async def load(self, path: str, *, allow_hidden: bool = False) -> dict[str, Any]:
+        nb, _, _ = await asyncio.to_thread(
+            read_notebook, self.root_dir, path, allow_hidden=allow_hidden
+        )
         return nb
 
     async def _require_known_kernelspec(self, path: str) -> None:
@@ -82,15 +169,26 @@ class NotebookBridge:
                 "and try again.",
             )
 
-    async def _save(self, path: str, nb: dict[str, Any], *, checkpoint: bool) -> str | None:
-        checkpoint_id = None
-        if checkpoint:
-            cp = await ensure_async(self.cm.create_checkpoint(path))
-            checkpoint_id = str(cp.get("id")) if isinstance(cp, dict) else None
-        await ensure_async(
-            self.cm.save({"type": "notebook", "format": "json", "content": nb}, path)
+    async def _update(
+        self, path: str, change: Any, *, checkpoint: bool, allow_hidden: bool = False
+    ) -> dict[str, Any] | None:
+        """Read the notebook, ``change(nb)`` (a new notebook, or None: leave it), write it
+        back, after a checkpoint of what was read when asked; returns what was written."""
+        nb, rel, data = await asyncio.to_thread(
+            read_notebook, self.root_dir, path, allow_hidden=allow_hidden
         )
-        return checkpoint_id
+        new = change(nb)
+        if new is None:
+            return None
+        await asyncio.to_thread(
+            write_notebook,
+            self.root_dir,
+            path,
+            new,
+            allow_hidden=allow_hidden,
+            checkpoint_of=(rel, data) if checkpoint else None,
+        )
+        return dict(new)
 
     # -- front end ---------------------------------------------------------------
     async def _ask_frontend(
@@ -131,7 +229,9 @@ class NotebookBridge:
                 )
 
     # -- patches -----------------------------------------------------------------
-    async def apply(self, patch: dict[str, Any], route: Route) -> str:
+    async def apply(
+        self, patch: dict[str, Any], route: Route, *, allow_hidden: bool = False
+    ) -> str:
         """Apply a patch; returns where it went."""
         path = patch["path"]
         conn = self.hub.frontend_for(route.conversation_id, route.username, path)
@@ -146,10 +246,10 @@ class NotebookBridge:
             raise ToolError(
                 "conflict" if status == "conflict" else "tool_failed", reason or str(status)
             )
-        nb = await self.load(path)
-        new = apply_patch(nb, patch)
-        checkpoint = await self._save(path, new, checkpoint=True)
-        return f"saved (checkpoint {checkpoint})" if checkpoint else "saved"
+        await self._update(
+            path, lambda nb: apply_patch(nb, patch), checkpoint=True, allow_hidden=allow_hidden
+        )
+        return f"saved (checkpoint {CHECKPOINT_ID})"
 
     # -- execution ---------------------------------------------------------------
     async def run_cell(
@@ -178,16 +278,20 @@ class NotebookBridge:
             raise ToolError("validation_error", f"cell {cell_id} is not a code cell")
         source = source_of(cell)
         result = await self.execute(path, source, allow_unsandboxed=allow_unsandboxed)
-        # Write the outputs back, unless the cell changed meanwhile.
-        nb = await self.load(path)
-        try:
-            cell = nb["cells"][index_of(nb, cell_id)]
-        except ToolError:
-            return result
-        if source_of(cell) == source:
+
+        def with_outputs(nb: dict[str, Any]) -> dict[str, Any] | None:
+            # Write the outputs back, unless the cell changed (or went) meanwhile.
+            try:
+                cell = nb["cells"][index_of(nb, cell_id)]
+            except ToolError:
+                return None
+            if source_of(cell) != source:
+                return None
             cell["outputs"] = result.outputs
             cell["execution_count"] = result.execution_count
-            await self._save(path, nb, checkpoint=False)
+            return nb
+
+        await self._update(path, with_outputs, checkpoint=False)
         return result
 
     async def execute(self, path: str, code: str, *, allow_unsandboxed: bool = False) -> ExecResult:

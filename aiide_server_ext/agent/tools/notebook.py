@@ -31,7 +31,7 @@ def _first_line(cell: dict[str, Any]) -> str:
 
 async def list_cells(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
     path = _notebook(env, args)
-    nb = await env.notebooks.load(path)
+    nb = await env.notebooks.load(path, allow_hidden=env.allow_hidden)
     rows = []
     for cell in nb["cells"]:
         error = any(o.get("output_type") == "error" for o in cell.get("outputs", []))
@@ -42,7 +42,7 @@ async def list_cells(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
 
 async def read_cell(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
     path = _notebook(env, args)
-    nb = await env.notebooks.load(path)
+    nb = await env.notebooks.load(path, allow_hidden=env.allow_hidden)
     cell = nb["cells"][index_of(nb, args["cell_id"])]
     text = f"[{cell['cell_type']} cell {cell['id']}]\n{source_of(cell)}"
     if cell.get("outputs"):
@@ -52,7 +52,7 @@ async def read_cell(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
 
 async def preview_insert(env: ToolEnv, args: dict[str, Any]) -> dict[str, Any]:
     path = _notebook(env, args)
-    nb = await env.notebooks.load(path)
+    nb = await env.notebooks.load(path, allow_hidden=env.allow_hidden)
     after = args.get("after_id")
     if after is not None:
         index_of(nb, after)
@@ -66,7 +66,7 @@ async def preview_insert(env: ToolEnv, args: dict[str, Any]) -> dict[str, Any]:
 
 async def preview_replace(env: ToolEnv, args: dict[str, Any]) -> dict[str, Any]:
     path = _notebook(env, args)
-    nb = await env.notebooks.load(path)
+    nb = await env.notebooks.load(path, allow_hidden=env.allow_hidden)
     cell = nb["cells"][index_of(nb, args["cell_id"])]
     op = {
         "op": "replace",
@@ -79,7 +79,7 @@ async def preview_replace(env: ToolEnv, args: dict[str, Any]) -> dict[str, Any]:
 
 async def preview_delete(env: ToolEnv, args: dict[str, Any]) -> dict[str, Any]:
     path = _notebook(env, args)
-    nb = await env.notebooks.load(path)
+    nb = await env.notebooks.load(path, allow_hidden=env.allow_hidden)
     cell = nb["cells"][index_of(nb, args["cell_id"])]
     return {
         "path": path,
@@ -90,7 +90,7 @@ async def preview_delete(env: ToolEnv, args: dict[str, Any]) -> dict[str, Any]:
 def _editor(preview: Any) -> Any:
     async def run(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
         patch = env.extra.get("patch") or await preview(env, args)
-        where = await env.notebooks.apply(patch, env.route)
+        where = await env.notebooks.apply(patch, env.route, allow_hidden=env.allow_hidden)
         return ToolResult(f"{describe(patch)} ({where})")
 
     return run
