@@ -265,7 +265,9 @@ class Hub:
                 f"c.SimpleLocalProcessSpawner.home_dir_template = '{self.dir}/home/{{username}}'",
                 f"c.Spawner.cmd = [{str(VENV_BIN / 'jupyterhub-singleuser')!r}]",
                 f"c.Spawner.args = {args!r}",
-                f"c.Spawner.environment = {{'JUPYTER_CONFIG_DIR': {str(singleuser)!r}}}",
+                # The course's config on the config path (first: it wins over the user's),
+                # so each server keeps its own ~/.jupyter: lab settings and workspaces.
+                f"c.Spawner.environment = {{'JUPYTER_CONFIG_PATH': {str(singleuser)!r}}}",
                 "c.Spawner.start_timeout = 60\nc.Spawner.http_timeout = 60",
                 "c.JupyterHub.cleanup_servers = True\nc.JupyterHub.cleanup_proxy = True",
                 f"c.JupyterHub.services = {services!r}",
