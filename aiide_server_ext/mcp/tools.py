@@ -5,7 +5,9 @@ refused, approve pauses until a person decides or the wait ends) and is audited.
 A person, not the agent: the credential that made a call can never answer it. An answer
 comes from the same user's interactive session (browser cookie + XSRF) or from another
 credential of that user holding ``agent:approve``. Each outside agent (one credential)
-has its own conversation for notebook requests, so no other user's socket hears them."""
+has its own conversation for notebook requests, so no other user's socket hears them; a
+paused call is a run there, shown as an approval card in the user's chat sidebar
+(``sidebar.py``)."""
 
 from __future__ import annotations
 
@@ -20,7 +22,9 @@ from ..agent.errors import ToolError
 from ..agent.notebooks import NotebookBridge, Route
 from ..agent.policy import ToolPolicy
 from ..agent.tools import TOOLS, ToolEnv, validate
+from ..agent.tools.base import ToolResult
 from ..seams import Caller, Gate, GateRefusal
+from .sidebar import McpRun, expires_in
 
 #: Exposed tool -> (route class, scope) the gate admits it under.
 EXPOSED = {
@@ -35,8 +39,8 @@ EXPOSED = {
 
 #: Scope of a credential that may answer another credential's paused calls.
 APPROVE_SCOPE = "agent:approve"
-#: Calls one user may have waiting at once (each holds an HTTP request open).
-MAX_PENDING_PER_USER = 20
+#: Longest rejection reason kept (the chat protocol's own limit).
+MAX_REASON = 4000
 
 
 class McpRefusal(Exception):
@@ -67,6 +71,11 @@ class Pending:
     arguments: dict[str, Any]
     credential: Credential = UNKNOWN
     decided_by: str = ""
+    #: Why it was rejected, if the person said (the agent is told).
+    reason: str | None = None
+    #: Its run in the agent's conversation (what the sidebar shows).
+    run: McpRun | None = None
+    expires_at: float = 0.0
     decision: asyncio.Future[str] = field(repr=False, default_factory=asyncio.Future)
 
 
@@ -86,6 +95,8 @@ class McpTools:
         *,
         knowledge: Any = None,
         approval_wait: float = 60.0,
+        max_pending_per_user: int = 20,
+        max_pending_per_client: int = 10,
     ) -> None:
         self.gate = gate
         self.policy = policy
@@ -94,6 +105,10 @@ class McpTools:
         #: The knowledge service, or a function giving it as of now (it may load later).
         self._knowledge = knowledge
         self.approval_wait = approval_wait
+        #: Calls waiting at once (each holds an HTTP request open): one user's, and one
+        #: credential's (an outside agent) among them.
+        self.max_pending_per_user = max_pending_per_user
+        self.max_pending_per_client = max_pending_per_client
         self.pending: dict[str, Pending] = {}
 
     @property
@@ -133,26 +148,44 @@ class McpTools:
         if decision.action == "deny":
             await self.gate.audit(caller, f"mcp.{name}", "", "denied", {"risk": decision.risk})
             raise McpRefusal(decision.code, decision.reason or "refused by policy")
-        approved_by = None
+        cid = conversation_for(caller.username, credential)
+        pending: Pending | None = None
         if decision.action == "approve":
-            approved_by = await self._wait_for_approval(caller, name, arguments, credential)
+            pending = await self._pend(caller, name, arguments, credential)
+            pending.run = McpRun(self.notebooks.hub, caller.username, cid, pending.id)
+        call_id = pending.id if pending else "mcp_" + uuid.uuid4().hex[:12]
         env = ToolEnv(
             root_dir=self.root_dir,
             notebooks=self.notebooks,
             caller=caller,
             route=Route(
-                conversation_for(caller.username, credential),
-                "mcp_" + uuid.uuid4().hex[:12],
+                cid,
+                pending.run.run_id if pending and pending.run else "mcp_" + uuid.uuid4().hex[:12],
                 caller.username,
             ),
-            call_id="mcp_" + uuid.uuid4().hex[:12],
+            # The id a preview names new cells after: the approved patch is the one applied.
+            call_id=call_id,
             knowledge=self.knowledge,
             extra={"outside_sandbox": True} if decision.outside_sandbox else {},
         )
+        approved_by = None
+        if pending is not None:
+            try:
+                patch = await tool.preview(env, arguments) if tool.preview else None
+            except ToolError as e:
+                self.pending.pop(pending.id, None)
+                raise McpRefusal(e.code, e.message) from None
+            if patch:
+                env.extra["patch"] = patch
+            approved_by = await self._wait_for_approval(
+                caller, pending, risk=decision.risk, patch=patch, outside=decision.outside_sandbox
+            )
         try:
             result = await tool.run(env, arguments)
         except ToolError as e:
-            raise McpRefusal(e.code, e.message) from None
+            result = ToolResult.failure(e.code, e.message)
+        if pending is not None and pending.run is not None:
+            pending.run.finish(name, result, "completed" if result.ok else "failed")
         await self.gate.audit(
             caller,
             f"mcp.{name}",
@@ -164,39 +197,82 @@ class McpTools:
             raise McpRefusal(result.code or "tool_failed", result.content)
         return result.content
 
-    async def _wait_for_approval(
+    async def _pend(
         self, caller: Caller, name: str, args: dict[str, Any], credential: Credential
-    ) -> str:
-        mine = sum(1 for p in self.pending.values() if p.caller == caller.username)
-        if mine >= MAX_PENDING_PER_USER:
+    ) -> Pending:
+        """A new paused call, or ``too_many_pending`` (each holds an HTTP request open):
+        at most ``max_pending_per_client`` of one credential, ``max_pending_per_user`` of
+        one user."""
+        mine = [p for p in self.pending.values() if p.caller == caller.username]
+        theirs = sum(1 for p in mine if p.credential.id == credential.id)
+        full = None
+        if theirs >= self.max_pending_per_client:
+            full = f"{theirs} calls of this agent already wait (c.Agent.mcp_max_pending_per_client)"
+        elif len(mine) >= self.max_pending_per_user:
+            full = f"{len(mine)} of your calls already wait (c.Agent.mcp_max_pending_per_user)"
+        if full is not None:
             detail = {"code": "too_many_pending"}
             await self.gate.audit(caller, f"mcp.{name}", "", "refused", detail)
-            raise McpRefusal(
-                "too_many_pending",
-                f"{mine} calls already wait for approval; answer or let them expire first",
-            )
+            raise McpRefusal("too_many_pending", f"{full}; answer them or let them expire first")
         pending = Pending("ap_" + uuid.uuid4().hex[:16], caller.username, name, args, credential)
+        pending.expires_at = expires_in(self.approval_wait)
         self.pending[pending.id] = pending
+        return pending
+
+    async def _wait_for_approval(
+        self,
+        caller: Caller,
+        pending: Pending,
+        *,
+        risk: str,
+        patch: dict[str, Any] | None,
+        outside: bool,
+    ) -> str:
+        name = pending.tool
+        run = pending.run
         await self.gate.audit(caller, f"mcp.{name}", pending.id, "awaiting_approval", None)
+        if run is not None:
+            run.start(
+                pending.credential.id,
+                name,
+                pending.arguments,
+                risk=risk,
+                expires_at=pending.expires_at,
+                patch=patch,
+                outside_sandbox=outside,
+            )
         try:
             decided = await asyncio.wait_for(asyncio.shield(pending.decision), self.approval_wait)
         except asyncio.TimeoutError:
-            raise McpRefusal(
+            refusal = McpRefusal(
                 "approval_required",
                 f"{name} needs a user's approval (pending {pending.id}); nobody approved it "
                 f"within {self.approval_wait:g}s",
-            ) from None
+            )
+            if run is not None:
+                run.resolved("expired", None, None)
+                run.finish(name, ToolResult.failure(refusal.code, refusal.message), "expired")
+            raise refusal from None
         finally:
             self.pending.pop(pending.id, None)
         if decided != "approve":
-            raise McpRefusal("rejected", f"a user rejected {name}")
+            why = f": {pending.reason}" if pending.reason else ""
+            refusal = McpRefusal("rejected", f"a user rejected {name}{why}")
+            if run is not None:
+                run.finish(name, ToolResult.failure(refusal.code, refusal.message), "completed")
+            raise refusal
         return pending.decided_by
 
     async def decide(
-        self, caller: Caller, pending_id: str, decision: str, credential: Credential
+        self,
+        caller: Caller,
+        pending_id: str,
+        decision: str,
+        credential: Credential,
+        reason: str | None = None,
     ) -> None:
-        """A person's answer to a paused call of their own agent; ``GateRefusal`` otherwise
-        (each refusal audited)."""
+        """A person's answer to a paused call of their own agent (a rejection may say why:
+        the agent is told); ``GateRefusal`` otherwise (each refusal audited)."""
         pending = self.pending.get(pending_id)
         refusal: GateRefusal | None = None
         if pending is None or pending.caller != caller.username or pending.decision.done():
@@ -225,13 +301,29 @@ class McpTools:
         assert pending is not None
         how = "session" if credential.interactive else credential.id
         pending.decided_by = f"{caller.username} ({how})"
+        pending.reason = (
+            (reason or "").strip()[:MAX_REASON] or None if decision == "reject" else None
+        )
         detail = {"tool": pending.tool, "by": how, "caller_credential": pending.credential.id}
+        if pending.reason:
+            detail["reason"] = pending.reason
         await self.gate.audit(caller, "mcp.approval", target, decision, detail)
+        if pending.run is not None:
+            pending.run.resolved(decision, pending.decided_by, pending.reason)
         pending.decision.set_result(decision)
 
     def waiting(self, caller: Caller) -> list[dict[str, Any]]:
+        """The user's paused calls; each names its run in its agent's conversation (a page
+        that connects while one waits resumes that conversation to show the card)."""
         return [
-            {"id": p.id, "tool": p.tool, "arguments": p.arguments}
+            {
+                "id": p.id,
+                "tool": p.tool,
+                "arguments": p.arguments,
+                "expires_at": p.expires_at,
+                "conversation_id": p.run.conversation_id if p.run else None,
+                "run_id": p.run.run_id if p.run else None,
+            }
             for p in self.pending.values()
             if p.caller == caller.username
         ]
