@@ -59,17 +59,24 @@ def write_notebook(path: str, nb: dict[str, Any]) -> None:
 
 def output_path(notebook: str, output: str | None, inplace: bool, index: int | None = None) -> str:
     """Where the result goes. Without -o/--inplace: ``NAME.aiide.ipynb`` beside the input,
-    and never over an existing file."""
+    and never over an existing file. Never the input itself unless ``--inplace``."""
     if inplace:
         return os.path.abspath(notebook)
     if output is not None:
         if os.path.isdir(output):
             stem = os.path.basename(notebook)[: -len(".ipynb")]
             suffix = f"-{index}" if index is not None else ""
-            return os.path.abspath(os.path.join(output, f"{stem}{suffix}.ipynb"))
-        if not output.endswith(".ipynb"):
+            path = os.path.abspath(os.path.join(output, f"{stem}{suffix}.ipynb"))
+        elif not output.endswith(".ipynb"):
             raise BadInput(f"-o {output!r}: the output must be a .ipynb file or a folder")
-        return os.path.abspath(output)
+        else:
+            path = os.path.abspath(output)
+        if os.path.realpath(path) == os.path.realpath(notebook):
+            raise BadInput(
+                f"-o {output!r} would overwrite the input notebook {notebook!r}: "
+                "pass another output (or --inplace to overwrite the input on purpose)"
+            )
+        return path
     stem = notebook[: -len(".ipynb")]
     suffix = f"-{index}" if index is not None else ""
     path = os.path.abspath(f"{stem}{suffix}.aiide.ipynb")
@@ -78,12 +85,37 @@ def output_path(notebook: str, output: str | None, inplace: bool, index: int | N
     return path
 
 
+def parameters_cell(nb: dict[str, Any]) -> str | None:
+    """The id of the notebook's cell tagged ``parameters`` (its defaults), if any."""
+    return next((c["id"] for c in nb["cells"] if "parameters" in _tags(c)), None)
+
+
+def assigned_names(source: str) -> list[str]:
+    """Names a parameters cell assigns at top level (``n = 100``, ``a, b = 1, 2``)."""
+    import ast
+
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    names: list[str] = []
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        if isinstance(node, ast.AnnAssign | ast.AugAssign):
+            targets = [node.target]
+        for target in targets:
+            for leaf in ast.walk(target):
+                if isinstance(leaf, ast.Name) and leaf.id not in names:
+                    names.append(leaf.id)
+    return names
+
+
 def inject_parameters(nb: dict[str, Any], params: dict[str, Any]) -> str | None:
     """Add (or replace) the ``injected-parameters`` cell after the ``parameters`` cell;
     returns its id."""
+    cells = nb["cells"]
     if not params:
         return None
-    cells = nb["cells"]
     cells[:] = [c for c in cells if "injected-parameters" not in _tags(c)]
     at = next((i + 1 for i, c in enumerate(cells) if "parameters" in _tags(c)), 0)
     source = "# Parameters\n" + "".join(f"{k} = {v!r}\n" for k, v in params.items())

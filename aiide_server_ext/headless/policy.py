@@ -129,6 +129,11 @@ def _table(data: dict[str, Any], name: str, allowed: tuple[str, ...]) -> dict[st
     return {str(k): str(v) for k, v in table.items()}
 
 
+#: What ``write_file`` may not write in a headless run: notebooks are changed through the
+#: cell tools (confined to the run's output), and traces are the run's record.
+PROTECTED_SUFFIXES = (".ipynb", ".trace.jsonl")
+
+
 class FilePolicy(ToolPolicy):
     """The UI's policy (roles, safety fence, limits) with the file's per-tool overrides."""
 
@@ -144,6 +149,15 @@ class FilePolicy(ToolPolicy):
         sandboxed: bool = True,
     ) -> Decision:
         base = super().decide(tool, arguments, caller, network=network, sandboxed=sandboxed)
+        path = str(arguments.get("path", "")).strip().lower()
+        if tool.name == "write_file" and path.endswith(PROTECTED_SUFFIXES):
+            return dataclasses.replace(
+                base,
+                action="deny",
+                code="protected_file",
+                reason=f"write_file does not write notebooks or run traces ({path}): change "
+                "the output notebook with the cell tools",
+            )
         override = self.tool_actions.get(tool.name)
         if (
             override is None

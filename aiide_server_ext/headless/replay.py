@@ -53,7 +53,10 @@ async def replay(
     if header is None:
         raise BadInput(f"{trace_path!r} is not an aiide run trace (no header)")
     steps = [r for r in records if r.get("type") == "execute"]
-    workdir = os.path.dirname(os.path.abspath(trace_path))
+    here = os.path.dirname(os.path.abspath(trace_path))
+    # The run's kernel worked in the input's folder (its data paths are relative to it).
+    cwd = header.get("cwd")
+    workdir = cwd if isinstance(cwd, str) and os.path.isdir(cwd) else here
     config = Config()
     config.merge(load_config(config_file))
     if not config.SandboxPolicy.get("workspace_root"):
@@ -80,7 +83,7 @@ async def replay(
     finally:
         await runner.shutdown()
     if output:
-        _write(workdir, header, replayed, output)
+        _write(here, header, replayed, output)
     console.print(
         f"replayed {len(steps)} executions: {len(steps) - differs} same, {differs} differ"
     )

@@ -15,14 +15,17 @@ from typing import Any
 from traitlets.config import Config
 
 from .._version import __version__
-from ..agent.errors import AgentError
+from ..agent.errors import AgentError, ToolError
 from ..agent.notebooks import Route
+from ..agent.patches import source_of
 from ..agent.runs import Run
 from ..seams import Caller, OpenGate
 from .notebook import (
     add_provenance,
+    assigned_names,
     inject_parameters,
     mark_cells,
+    parameters_cell,
     read_notebook,
     write_notebook,
 )
@@ -46,6 +49,15 @@ class Job:
     params: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
     label: str = ""
+
+    @property
+    def inplace(self) -> bool:
+        return os.path.realpath(self.output) == os.path.realpath(self.notebook)
+
+    @property
+    def folder(self) -> str:
+        """The input's folder: the tool root and the kernel's working directory."""
+        return os.path.dirname(os.path.abspath(self.notebook))
 
 
 @dataclass
@@ -73,11 +85,30 @@ class _Listener:
         self.on_event(json.loads(text))
 
 
-def goal_text(job: Job, rel: str, params_cell: str | None) -> str:
+@dataclass
+class Prepared:
+    """What ran before the agent started (papermill's order: the whole notebook)."""
+
+    ran: list[str] = field(default_factory=list)
+    failed: str | None = None
+    error: str = ""
+
+
+def goal_text(job: Job, rel: str, bridge: Any, prepared: Prepared) -> str:
     text = f"Work in the notebook {rel}. Goal: {job.goal}"
-    if params_cell:
+    if prepared.ran:
+        text += f"\nIts code cells {', '.join(prepared.ran)} have run, in order, in your kernel."
+    if prepared.failed:
+        text += f"\nCell {prepared.failed} failed ({prepared.error}); later cells have not run."
+    if bridge.injected_id:
         names = ", ".join(f"{k}={v!r}" for k, v in job.params.items())
-        text += f"\nParameters ({names}) are set by cell {params_cell}; it has already run."
+        text += f"\nParameters ({names}) are set by cell {bridge.injected_id}"
+        if bridge.parameters_id:
+            text += (
+                f", after the defaults in cell {bridge.parameters_id}; running that cell "
+                f"runs {bridge.injected_id} again after it"
+            )
+        text += "."
     return text
 
 
@@ -93,6 +124,7 @@ class HeadlessRunner:
         store_prompts: bool = False,
         kernel_name: str | None = None,
         username: str = "owner",
+        execute: bool = True,
     ) -> None:
         self.config = config
         self.policy_file = policy
@@ -102,6 +134,8 @@ class HeadlessRunner:
         self.store_prompts = store_prompts
         self.kernel_name = kernel_name
         self.caller = Caller(username=username)
+        #: Run the whole notebook before the agent starts (else only its parameters).
+        self.execute = execute
         self.stops: dict[str, Callable[[], None]] = {}
 
     def stop_all(self) -> None:
@@ -115,32 +149,47 @@ class HeadlessRunner:
         except ValueError as e:
             return Outcome(job, "bad_input", BAD_INPUT, str(e))
         nb = dict(before)
-        params_cell = inject_parameters(nb, job.params)
+        ids = (parameters_cell(nb), inject_parameters(nb, job.params))
+        overwritten = await self._checkpoint_output(job)
         write_notebook(job.output, nb)
         trace = Trace(trace_path, store_prompts=self.store_prompts)
         with tempfile.TemporaryDirectory(prefix="aiide-run-") as tmp:
             try:
-                return await self._run(job, before, params_cell, trace, tmp)
+                return await self._run(job, before, ids, trace, tmp, overwritten)
             finally:
                 trace.close()
 
-    def _build(self, workdir: str, tmp: str) -> tuple[Any, Any]:
+    async def _checkpoint_output(self, job: Job) -> str | None:
+        """A checkpoint of the file the output replaces (``-o`` onto a file, ``--inplace``)."""
+        if not os.path.isfile(job.output):
+            return None
+        from .files import checkpoint
+
+        folder, name = os.path.split(job.output)
+        return await asyncio.to_thread(checkpoint, folder, name, allow_hidden=True)
+
+    def _build(self, job: Job, tmp: str) -> tuple[Any, Any]:
         from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
         from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
         from ..agent.context import ContextBuilder
         from ..agent.engine import RunEngine
         from ..agent.hub import Hub
-        from ..agent.kernels import KernelRunner
         from ..agent.part import Agent
         from ..agent.router import DEFAULT_MODELS, DEFAULT_PROVIDERS
         from ..agent.store import Store
+        from .bridge import RunBridge, RunKernels, model_name
+        from .files import RunSteps
         from .policy import FilePolicy
-        from .trace import TracingBridge, TracingRouter
+        from .trace import TracingRouter
 
+        workdir = job.folder
         config = self.policy_file.config(self.config, self.max_steps)
         if not config.SandboxPolicy.get("workspace_root"):
             config.SandboxPolicy.workspace_root = workdir
+        if not job.inplace:  # the kernel sees the input empty and read-only
+            masked = list(config.SandboxPolicy.get("masked_paths") or [])
+            config.SandboxPolicy.masked_paths = [*masked, os.path.abspath(job.notebook)]
         agent = Agent(config=config)
         store = Store(os.path.join(tmp, "agent.sqlite"))
         router = TracingRouter(config=config)
@@ -151,8 +200,17 @@ class HeadlessRunner:
         hub = Hub(store)
         km = AsyncMappingKernelManager(config=config, root_dir=workdir)  # type: ignore[no-untyped-call]
         cm = AsyncLargeFileManager(root_dir=workdir, config=config)
-        kernels = KernelRunner(km, None, workdir, self.kernel_name or agent.kernel_name)
-        bridge = TracingBridge(cm, kernels, hub, execute_timeout=agent.execute_timeout)
+        out_folder, out_name = os.path.split(job.output)
+        kernels = RunKernels(km, None, workdir, self.kernel_name or agent.kernel_name)
+        bridge = RunBridge(
+            cm,
+            kernels,
+            hub,
+            output_manager=AsyncLargeFileManager(root_dir=out_folder, config=config),
+            output_name=out_name,
+            name=model_name(job.output, workdir),
+            execute_timeout=agent.execute_timeout,
+        )
         engine = RunEngine(
             store,
             hub,
@@ -166,6 +224,9 @@ class HeadlessRunner:
             allow_hidden=agent.allow_hidden,
             tool_source=self._mcp_clients(agent),
         )
+        steps = RunSteps(engine, network=False, allow_hidden=agent.allow_hidden)
+        steps.checkpoints = {}
+        engine.steps = steps
         return engine, store
 
     def _mcp_clients(self, agent: Any) -> Any:
@@ -179,20 +240,32 @@ class HeadlessRunner:
         )
 
     async def _run(
-        self, job: Job, before: dict[str, Any], params_cell: str | None, trace: Trace, tmp: str
+        self,
+        job: Job,
+        before: dict[str, Any],
+        ids: tuple[str | None, str | None],
+        trace: Trace,
+        tmp: str,
+        overwritten: str | None,
     ) -> Outcome:
-        workdir = os.path.dirname(job.output)
-        rel = os.path.basename(job.output)
-        engine, store = self._build(workdir, tmp)
+        from .files import snapshot
+
+        engine, store = self._build(job, tmp)
         bridge, router = engine.notebooks, engine.router
-        bridge.trace = router.trace = trace
+        bridge.set_trace(trace)
+        router.trace = trace
+        bridge.parameters_id, bridge.injected_id = ids
+        state_steps = engine.steps
+        rel = bridge.name
+        files_before = snapshot(job.folder)
         started = time.time()
         trace.write(
             "header",
             aiide_version=__version__,
             goal=job.goal,
             notebook=os.path.abspath(job.notebook),
-            output=rel,
+            output=os.path.basename(job.output),
+            cwd=job.folder,
             params=job.params,
             model=job.model,
             policy=self.policy_file.describe(),
@@ -200,7 +273,15 @@ class HeadlessRunner:
             started=started,
         )
         finished = asyncio.Event()
-        state: dict[str, Any] = {"run": None, "final": None, "stop": None, "model": job.model}
+        state: dict[str, Any] = {
+            "run": None,
+            "final": None,
+            "stop": None,
+            "model": job.model,
+            "overwritten": overwritten,
+            "files_before": files_before,
+            "steps": state_steps,
+        }
 
         def on_event(body: dict[str, Any]) -> None:
             trace.event(body)
@@ -247,14 +328,17 @@ class HeadlessRunner:
         self.stops[job.output] = stop
         outcome = Outcome(job, "failed", MODEL_FAILURE, trace=trace.path)
         try:
-            if params_cell:
-                route = Route("headless", "parameters", self.caller.username)
-                result = await bridge.run_cell(rel, params_cell, route)
-                if result.status != "ok":
-                    raise AgentError("parameters_failed", "the parameters cell failed")
+            prepared = await self._prepare(bridge, rel)
+            state["parameters_used"] = await self._values(bridge, rel)
+            trace.write(
+                "prepared",
+                ran=prepared.ran,
+                failed=prepared.failed,
+                parameters_used=state["parameters_used"],
+            )
             msg = {
                 "type": "chat",
-                "text": goal_text(job, rel, params_cell),
+                "text": goal_text(job, rel, bridge, prepared),
                 "task": "agent",
                 "model": job.model,
                 "context": {"notebook": rel},
@@ -265,10 +349,15 @@ class HeadlessRunner:
                 if state["final"] is not None or state["run"].id not in engine.tasks:
                     break
                 await asyncio.sleep(0.02)
-            outcome = self._outcome(job, state, interrupted, bridge.kernel_failed, trace)
+            outcome = self._outcome(job, state, interrupted, bridge.failure, trace)
+            if not bridge.failure:
+                with contextlib.suppress(Exception):
+                    state["parameters_at_end"] = await self._values(bridge, rel)
         except AgentError as e:
-            code = KERNEL_FAILURE if bridge.kernel_failed else _code_for(e.code)
+            code = KERNEL_FAILURE if bridge.failure else _code_for(e.code)
             outcome = Outcome(job, "failed", code, e.message, trace=trace.path)
+        except ToolError as e:  # the kernel failed before the agent started
+            outcome = Outcome(job, "failed", KERNEL_FAILURE, e.message, trace=trace.path)
         finally:
             self.stops.pop(job.output, None)
             await engine.close()
@@ -283,6 +372,54 @@ class HeadlessRunner:
             store.close()
         self._finalise(job, before, outcome, state, started, trace)
         return outcome
+
+    async def _prepare(self, bridge: Any, rel: str) -> Prepared:
+        """Run the notebook as papermill does before the agent starts: every code cell in
+        order (the defaults, the injected parameters, the rest), stopping at an error."""
+        nb = await bridge.load(rel)
+        wanted = {bridge.parameters_id, bridge.injected_id}
+        cells = [
+            c["id"]
+            for c in nb["cells"]
+            if c.get("cell_type") == "code" and (self.execute or c["id"] in wanted)
+        ]
+        route = Route("headless", "prepare", self.caller.username)
+        prepared = Prepared()
+        for cell_id in cells:
+            prepared.ran.append(cell_id)
+            try:
+                result = await bridge.run_as_is(cell_id, route)
+            except ToolError as e:
+                if e.code != "timeout":
+                    raise
+                prepared.failed, prepared.error = cell_id, e.message
+                break
+            if result.status != "ok":
+                errors = [o for o in result.outputs if o.get("output_type") == "error"]
+                error: dict[str, Any] = errors[0] if errors else {}
+                prepared.failed = cell_id
+                prepared.error = f"{error.get('ename', 'error')}: {error.get('evalue', '')}"
+                break
+        return prepared
+
+    async def _values(self, bridge: Any, rel: str) -> dict[str, str]:
+        """The parameters as the kernel holds them (repr), for the provenance."""
+        nb = await bridge.load(rel)
+        names: list[str] = []
+        for cell in nb["cells"]:
+            if cell["id"] in (bridge.parameters_id, bridge.injected_id):
+                names += [n for n in assigned_names(source_of(cell)) if n not in names]
+        if not names:
+            return {}
+        kid = await bridge.kernels.kernel_for(rel)
+        result = await bridge.kernels.execute(
+            kid, "", timeout=30, silent=True, user_expressions={n: n for n in names}
+        )
+        values = {}
+        for name, reply in result.user_expressions.items():
+            if reply.get("status") == "ok":
+                values[name] = str(reply.get("data", {}).get("text/plain", ""))
+        return values
 
     def _outcome(
         self,
@@ -318,9 +455,22 @@ class HeadlessRunner:
         trace: Trace,
     ) -> None:
         """Provenance into the saved notebook, whatever happened (partial work is kept)."""
+        from .files import changed_files, sha256_of
+
         nb = read_notebook(job.output)
         run_id = outcome.run_id or "none"
         marked = mark_cells(before, nb, run_id)
+        ignore = {
+            os.path.relpath(p, job.folder).replace(os.sep, "/") for p in (job.output, trace.path)
+        }
+        checkpoints = getattr(state.get("steps"), "checkpoints", {})
+        written = changed_files(job.folder, state["files_before"], ignore, checkpoints)
+        used = state.get("parameters_used") or {}
+        extra: dict[str, Any] = {}
+        if state.get("parameters_at_end", used) != used:
+            extra["parameters_at_end"] = state["parameters_at_end"]
+        if state.get("overwritten"):
+            extra["replaced_checkpoint"] = state["overwritten"]
         add_provenance(
             nb,
             {
@@ -331,6 +481,12 @@ class HeadlessRunner:
                 "aiide_version": __version__,
                 "policy": self.policy_file.describe(),
                 "parameters": job.params,
+                "parameters_used": used,
+                **extra,
+                "input": os.path.abspath(job.notebook),
+                "input_sha256": sha256_of(job.notebook),
+                "cwd": job.folder,
+                "files_written": written,
                 "started": _iso(started),
                 "finished": _iso(time.time()),
                 "usage": outcome.usage,
@@ -344,6 +500,8 @@ class HeadlessRunner:
         write_notebook(job.output, nb)
         trace.write(
             "end",
+            output_sha256=sha256_of(job.output),
+            files_written=written,
             status=outcome.status,
             exit_code=outcome.exit_code,
             message=outcome.message,

@@ -69,14 +69,14 @@ async def test_run_adds_and_runs_cells_with_provenance_and_replays(
     assert len([r for r in trace if r["type"] == "model_request"]) == 3
     assert all(len(r["prompt_sha256"]) == 64 for r in trace if r["type"] == "model_request")
     executed = [r for r in trace if r["type"] == "execute"]
-    assert [e["cell_id"] for e in executed] == ["aiide-params", "ai-add00001"]
+    assert [e["cell_id"] for e in executed] == ["c1", "aiide-params", "ai-add00001"]
 
     requests = len(afake_anthropic.requests)
     code, _, err = await aiide(
         "replay", "out.trace.jsonl", "-o", "replayed.ipynb", "--config", str(cfg), cwd=tmp_path
     )
     assert code == 0, err
-    assert "2 same, 0 differ" in err
+    assert "3 same, 0 differ" in err
     assert len(afake_anthropic.requests) == requests  # no model
     replayed = {c["id"]: c for c in json.loads((tmp_path / "replayed.ipynb").read_text())["cells"]}
     assert "".join(replayed["ai-add00001"]["outputs"][0]["text"]) == "42\n"
