@@ -143,7 +143,7 @@ class PreparedLaunch:
     def command(self, cmd: list[str] | None = None) -> list[str]:
         template = cmd if cmd is not None else self.recipe.cmd_template
         cmd = [a.replace(CONNECTION_FILE, self.run.connection_file) for a in template]
-        return add_kernel_hooks(cmd, self.recipe.policy)
+        return add_kernel_hooks(cmd)
 
     def environment(self) -> dict[str, str]:
         env = kernel_environment(self.recipe.env, self.recipe.policy)

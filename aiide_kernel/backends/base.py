@@ -180,49 +180,18 @@ def python_prefixes(executable: str) -> list[str]:
     return out
 
 
-# Registered in the kernel at start when the network is off: %pip cannot download,
-# so it says why at once instead of retrying for a minute and failing obscurely.
-_NO_NETWORK_PIP = (
-    "def _aiide_pip(line=''):\n"
-    "    print('aiide: this kernel runs in a sandbox without network access "
-    "(c.SandboxPolicy.allow_network is False), so %pip cannot download packages. '\n"
-    "          'Install them in the environment JupyterLab runs from, or ask for a kernel "
-    "with network access.')\n"
-    "get_ipython().register_magic_function(_aiide_pip, 'line', 'pip')\n"
-    "del _aiide_pip"
-)
+#: The IPython extension with the kernel's start-up hooks (``%pip`` without network,
+#: the note on a sealed home); it reads what to install from the kernel's environment.
+KERNEL_HOOKS = "--IPKernelApp.extra_extensions=aiide_kernel.kernel_hooks"
 
 
-#: Says why a new name at the top of a sealed home fails (``AIIDE_SEALED_HOMES``).
-_SEALED_HOME_NOTE = (
-    "import os as _aiide_os\n"
-    "if _aiide_os.environ.get('AIIDE_SEALED_HOMES'):\n"
-    "    def _aiide_erofs(shell, etype, value, tb, tb_offset=None):\n"
-    "        import os\n"
-    "        shell.showtraceback((etype, value, tb), tb_offset=tb_offset)\n"
-    "        name = getattr(value, 'filename', None)\n"
-    "        homes = os.environ['AIIDE_SEALED_HOMES'].split(':')\n"
-    "        if getattr(value, 'errno', None) == 30 and isinstance(name, str) and "
-    "os.path.dirname(os.path.abspath(name)) in homes:\n"
-    "            print('aiide: a sandboxed kernel cannot create new files or folders at the "
-    "top of your home directory (a new dot-file there could run outside the sandbox at "
-    "your next login). Write into a folder instead (e.g. results/out.csv), or start "
-    "JupyterLab in a folder of your home.')\n"
-    "    get_ipython().set_custom_exc((OSError,), _aiide_erofs)\n"
-    "    del _aiide_erofs\n"
-    "del _aiide_os"
-)
-
-
-def add_kernel_hooks(cmd: list[str], policy: SandboxPolicy) -> list[str]:
-    """Extra start-up lines for ipykernel-based kernels (others are left alone)."""
-    if not any("ipykernel" in part for part in cmd):
-        return cmd
-    lines = [_SEALED_HOME_NOTE] if policy.allow_network else [_NO_NETWORK_PIP, _SEALED_HOME_NOTE]
-    hook = f"--IPKernelApp.exec_lines={lines!r}"
-    if hook in cmd:  # a command from a recipe that already has it
-        return cmd
-    return [*cmd, hook]
+def add_kernel_hooks(cmd: list[str]) -> list[str]:
+    """Load ``aiide_kernel.kernel_hooks`` in ipykernel-based kernels (others are left
+    alone). An extension, not ``exec_lines``: those run through ``run_cell``, whose
+    first call costs every cold start about 15 ms (IPython's tokenizer patterns)."""
+    if not any("ipykernel" in part for part in cmd) or KERNEL_HOOKS in cmd:
+        return cmd  # not ipykernel, or a command from a recipe that already has it
+    return [*cmd, KERNEL_HOOKS]
 
 
 def sandbox_ro_paths(executable: str) -> list[str]:
