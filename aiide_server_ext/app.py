@@ -14,6 +14,7 @@ from traitlets import Bool, Float, Int, List, Unicode
 from ._version import __version__
 from .csp import apply_csp
 from .handlers import default_handlers
+from .output_cap import apply_output_cap
 from .parts import ExtensionPart, load_parts
 from .status import StatusService
 
@@ -90,6 +91,8 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
         )
         # The lab page's Content-Security-Policy (the net under output isolation).
         apply_csp(self.settings, self.server.config)
+        # Sandboxed kernels' output to the browser is capped (a flood must not kill the tab).
+        apply_output_cap(self.settings, self.server)
         self.parts: list[ExtensionPart] = load_parts(self)
         for part in self.parts:
             part.initialize(self.settings)
