@@ -43,6 +43,23 @@ def cut_note(dropped: int, size: int) -> dict[str, Any]:
     }
 
 
+#: Seconds a kernel has to answer after the interrupt that ends a call past its timeout;
+#: a kernel that does not (a C loop ignoring SIGINT) is restarted.
+INTERRUPT_GRACE = 10.0
+
+
+class ExecTimeout(ToolError):
+    """A call ran past its timeout: the kernel was interrupted (or, deaf to the interrupt,
+    restarted, its state lost). ``outputs``: what the code printed before."""
+
+    def __init__(self, timeout: float, outputs: list[dict[str, Any]], recovery: str) -> None:
+        then = "interrupted" if recovery == "interrupted" else "restarted (its variables are lost)"
+        super().__init__("timeout", f"the code ran longer than {timeout:g}s; the kernel was {then}")
+        self.timeout = timeout
+        self.outputs = outputs
+        self.recovery = recovery
+
+
 @dataclass
 class ExecResult:
     status: str
@@ -107,6 +124,9 @@ class KernelRunner:
         self.own: dict[str, str] = {}  # notebook path -> kernel id we started
         self._clients: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        #: kernel id -> the outputs of the latest call there, so far (a headless run
+        #: stopped while it runs saves them).
+        self.running: dict[str, list[dict[str, Any]]] = {}
 
     async def kernel_for(self, path: str, *, start: bool = True) -> str | None:
         """The notebook's kernel: its session's if it has one, else ours."""
@@ -221,6 +241,7 @@ class KernelRunner:
         manager = self.km.get_kernel(kid)
         client = await self._client(kid)
         outputs: list[dict[str, Any]] = []
+        self.running[kid] = outputs
         kept = [0, 0, 0]  # bytes kept, outputs dropped, bytes dropped
 
         def hook(msg: dict[str, Any]) -> None:
@@ -262,7 +283,8 @@ class KernelRunner:
                     raise ToolError("kernel_died", "the kernel died while running the code")
             reply = task.result()
         except TimeoutError:
-            raise ToolError("timeout", f"the code ran longer than {timeout:.0f}s") from None
+            recovery = await self._recover(kid)
+            raise ExecTimeout(timeout, outputs, recovery) from None
         finally:
             if not task.done():
                 task.cancel()
@@ -275,6 +297,26 @@ class KernelRunner:
             execution_count=content.get("execution_count"),
             user_expressions=content.get("user_expressions", {}),
         )
+
+    async def _recover(self, kid: str) -> str:
+        """After a timeout: interrupt the kernel, so the next call does not wait behind the
+        code; restart it when it does not answer within ``INTERRUPT_GRACE``."""
+        try:
+            await ensure_async(self.km.interrupt_kernel(kid))
+            client = await self._client(kid)
+            await client.execute_interactive(
+                "", silent=True, store_history=False, timeout=INTERRUPT_GRACE
+            )
+            return "interrupted"
+        except Exception as e:
+            log.info("aiide: kernel %s did not answer its interrupt (%r): restarting it", kid, e)
+        self._forget(kid)
+        try:
+            await self.km.restart_kernel(kid, now=True)
+        except Exception as e:
+            log.warning("aiide: kernel %s could not be restarted: %r", kid, e)
+            return "lost"
+        return "restarted"
 
     async def shutdown(self) -> None:
         for kid in list(self._clients):

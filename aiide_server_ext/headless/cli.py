@@ -35,6 +35,13 @@ def register_cli(sub: Any) -> None:
         help="kernel name (default: c.Agent.kernel_name); the agent runs code only in a "
         "sandboxed one unless c.ToolPolicy.allow_unsandboxed_kernels",
     )
+    run.add_argument(
+        "--execute-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="longest a cell may run (c.Agent.execute_timeout, 120 s); past it the kernel "
+        "is interrupted (restarted if it does not answer) and the partial outputs kept",
+    )
     run.add_argument("--store-prompts", action="store_true", help="whole prompts in the trace")
     run.add_argument("--yes", action="store_true", help="approve every 'approve' call")
     run.add_argument("--no-input", action="store_true", help="never ask at the terminal")
@@ -118,6 +125,10 @@ async def _run(args: argparse.Namespace, console: Any) -> int:
         raise BadInput("--max-steps must be at least 1")
     jobs = _jobs(args)
     config = load_config(args.config)
+    if args.execute_timeout is not None:
+        if args.execute_timeout <= 0:
+            raise BadInput("--execute-timeout must be a positive number of seconds")
+        config.Agent.execute_timeout = args.execute_timeout
     interactive = sys.stdin.isatty() and not args.no_input
     max_steps = args.max_steps or policy.limits.get("max_steps") or 20
     with Display(console, max_steps, policy, interactive) as display:

@@ -13,6 +13,8 @@ from .notebook import BadInput, read_notebook, write_notebook
 from .trace import read_trace
 
 DIFFERS = 1
+#: Seconds a replayed execution may take when the run recorded no timeout of its own.
+REPLAY_TIMEOUT = 600.0
 #: Memory addresses and timings differ from run to run and say nothing about the result.
 VOLATILE = re.compile(r"0x[0-9a-f]{6,}")
 
@@ -39,9 +41,11 @@ async def replay(
     trace_path: str, output: str | None, config_file: str | None, kernel: str | None, console: Any
 ) -> int:
     from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+    from rich.markup import escape
 
-    from ..agent.kernels import KernelRunner
+    from ..agent.kernels import ExecTimeout, KernelRunner
     from .config import load_config
+    from .trace import timeout_output
 
     try:
         records = read_trace(trace_path)
@@ -69,12 +73,28 @@ async def replay(
         kid = await runner.kernel_for(header.get("output") or "replay.ipynb")
         assert kid is not None
         for n, step in enumerate(steps, 1):
-            result = await runner.execute(kid, step["source"], timeout=600)
-            same = normalise(result.outputs) == normalise(step.get("outputs") or [])
+            where = escape(step.get("cell_id") or "code")
+            timed_out = step.get("status") == "timeout"
+            try:
+                result = await runner.execute(kid, step["source"], timeout=_timeout(step))
+            except ExecTimeout as e:
+                # a cell the run cut at its timeout: the same again is the same result
+                # (how far it got is a matter of speed, not compared)
+                differs += not timed_out
+                mark = "[green]same[/] (timed out)" if timed_out else "[red]timed out[/]"
+                console.print(f"{n}/{len(steps)} {where}: {mark}")
+                if step.get("cell_id"):
+                    replayed[step["cell_id"]] = [*e.outputs, timeout_output(e)]
+                continue
+            expected = normalise(step.get("outputs") or [])
+            actual = normalise(result.outputs)
+            same = actual == expected and not timed_out
             differs += not same
-            where = step.get("cell_id") or "code"
             mark = "[green]same[/]" if same else "[red]differs[/]"
             console.print(f"{n}/{len(steps)} {where}: {mark}")
+            if not same:
+                console.print(f"    expected: {escape(repr(expected)[:500])}")
+                console.print(f"    actual:   {escape(repr(actual)[:500])}")
             if step.get("cell_id"):
                 replayed[step["cell_id"]] = result.outputs
     except Exception as e:
@@ -88,6 +108,14 @@ async def replay(
         f"replayed {len(steps)} executions: {len(steps) - differs} same, {differs} differ"
     )
     return DIFFERS if differs else 0
+
+
+def _timeout(step: dict[str, Any]) -> float:
+    """A step the run cut at its timeout gets the same; others all the time they need."""
+    recorded = float(step.get("timeout") or 0)
+    if step.get("status") == "timeout" and recorded:
+        return recorded
+    return max(REPLAY_TIMEOUT, recorded)
 
 
 def _write(workdir: str, header: dict[str, Any], outputs: dict[str, Any], output: str) -> None:

@@ -361,6 +361,7 @@ class HeadlessRunner:
         finally:
             self.stops.pop(job.output, None)
             await engine.close()
+            state["stopped"] = bridge.output.stopped or bridge.stopped
             if engine.tool_source is not None:
                 for problem in engine.tool_source.problems():
                     trace.write("notice", code="mcp_unavailable", message=problem)
@@ -458,6 +459,7 @@ class HeadlessRunner:
         from .files import changed_files, sha256_of
 
         nb = read_notebook(job.output)
+        keep_partial_outputs(nb, state.get("stopped"))
         run_id = outcome.run_id or "none"
         marked = mark_cells(before, nb, run_id)
         ignore = {
@@ -508,6 +510,18 @@ class HeadlessRunner:
             usage=outcome.usage,
             run_id=outcome.run_id,
         )
+
+
+def keep_partial_outputs(nb: dict[str, Any], stopped: Any) -> None:
+    """The outputs a cell printed before Ctrl-C stopped it, into that cell (unless it
+    changed meanwhile)."""
+    if not stopped or not stopped[0]:
+        return
+    cell_id, source, outputs = stopped
+    for cell in nb["cells"]:
+        if cell.get("id") == cell_id and source_of(cell) == source:
+            note = "[stopped (Ctrl-C) while running: the outputs above are partial]\n"
+            cell["outputs"] = [*outputs, {"output_type": "stream", "name": "stderr", "text": note}]
 
 
 def _code_for(code: str) -> int:

@@ -4,6 +4,7 @@ every code execution with its outputs (what ``replay`` re-executes)."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import time
@@ -11,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from ..agent.errors import ToolError
-from ..agent.kernels import ExecResult
+from ..agent.kernels import ExecResult, ExecTimeout
 from ..agent.notebooks import NotebookBridge
 from ..agent.providers import ModelRequest, StreamEvent
 from ..agent.router import ModelSpec, Router
@@ -94,12 +95,22 @@ class TracingRouter(Router):
         return super().stream(candidates, caller, recording, **kwargs)
 
 
+def timeout_output(e: ExecTimeout) -> dict[str, Any]:
+    """The error a timed-out cell shows (after what it printed before)."""
+    name = "ExecutionTimeout"
+    return {"output_type": "error", "ename": name, "evalue": e.message, "traceback": []}
+
+
 class TracingBridge(NotebookBridge):
-    """Headless notebook work, each execution traced; kernel failures flagged."""
+    """Headless notebook work, each execution traced; kernel failures flagged. Code past
+    the timeout is interrupted and answers as a failed cell with what it printed; code
+    stopped by Ctrl-C leaves its partial outputs in ``stopped`` (the runner saves them)."""
 
     trace: Trace | None = None
     kernel_failed: str | None = None
     _cell: str | None = None
+    #: (cell id, source, outputs so far) of the execution a stopped run cut short.
+    stopped: tuple[str | None, str, list[dict[str, Any]]] | None = None
 
     async def run_cell(
         self, path: str, cell_id: str, route: Any, *, allow_unsandboxed: bool = False
@@ -111,8 +122,21 @@ class TracingBridge(NotebookBridge):
             self._cell = None
 
     async def execute(self, path: str, code: str, *, allow_unsandboxed: bool = False) -> ExecResult:
+        cell = self._cell
         try:
             result = await super().execute(path, code, allow_unsandboxed=allow_unsandboxed)
+        except ExecTimeout as e:
+            result = ExecResult("error", [*e.outputs, timeout_output(e)])
+            self._record(cell, code, result, "timeout", timeout=e.timeout, recovery=e.recovery)
+            if e.recovery == "lost":
+                self.kernel_failed = e.message
+            return result
+        except asyncio.CancelledError:
+            kid = await self.kernels.kernel_for(path, start=False)
+            partial = list(self.kernels.running.get(kid or "", []))
+            self.stopped = (cell, code, partial)
+            self._record(cell, code, ExecResult("interrupted", partial), "interrupted")
+            raise
         except ToolError as e:
             if e.code == "kernel_died":
                 self.kernel_failed = e.message
@@ -120,13 +144,19 @@ class TracingBridge(NotebookBridge):
         except Exception as e:  # the kernel did not start
             self.kernel_failed = f"the kernel could not start: {e}"
             raise ToolError("kernel_failed", self.kernel_failed) from None
+        self._record(cell, code, result, result.status)
+        return result
+
+    def _record(
+        self, cell: str | None, code: str, result: ExecResult, status: str, **more: Any
+    ) -> None:
         if self.trace is not None:
             self.trace.write(
                 "execute",
-                cell_id=self._cell,
+                cell_id=cell,
                 source=code,
-                status=result.status,
+                status=status,
                 execution_count=result.execution_count,
                 outputs=result.outputs,
+                **{"timeout": self.execute_timeout, **more},
             )
-        return result
