@@ -232,7 +232,9 @@ export class CallCard {
     for (const b of [approve, edit, reject]) {
       b.disabled = sent;
     }
-    fill(bar, approve, edit, reject, h('span', { class: 'aiide-Call-expiry' }));
+    // An outside agent's call is approved as it was made, or rejected.
+    const editable = block.approval?.editable !== false;
+    fill(bar, approve, editable ? edit : null, reject, h('span', { class: 'aiide-Call-expiry' }));
     return bar;
   }
 

@@ -19,6 +19,7 @@ import { ConversationList } from './conversationList';
 import { ChatHeader } from './header';
 import type { MentionSource } from './mentionSource';
 import type { ModelDirectory } from './modelDirectory';
+import { OutsideStrip } from './outsideStrip';
 import type { ChatSession } from './session';
 import { parseSlash, SLASH_COMMANDS } from './slash';
 import type { TitleStore } from './titles';
@@ -75,6 +76,7 @@ export class ChatPanel extends Panel {
       retry: () => session.socket.reconnectNow(),
       recheck: () => void options.models.refresh()
     });
+    this._outside = new OutsideStrip(session);
     this._list = new ConversationList(session, options.titles, () => this._toggleList(false));
     this._list.hide();
     this._view = new TranscriptView({
@@ -114,6 +116,7 @@ export class ChatPanel extends Panel {
     for (const w of [
       this._header,
       this._banner,
+      this._outside,
       this._list,
       this._view,
       this._learning,
@@ -256,6 +259,7 @@ export class ChatPanel extends Panel {
   private readonly _o: IChatPanelOptions;
   private readonly _header: ChatHeader;
   private readonly _banner: Banner;
+  private readonly _outside: OutsideStrip;
   private readonly _list: ConversationList;
   private readonly _view: TranscriptView;
   private readonly _composer: Composer;

@@ -7,7 +7,7 @@ import {
   type JupyterFrontEnd,
   type JupyterFrontEndPlugin
 } from '@jupyterlab/application';
-import { ICommandPalette } from '@jupyterlab/apputils';
+import { ICommandPalette, Notification } from '@jupyterlab/apputils';
 import { URLExt } from '@jupyterlab/coreutils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
@@ -25,6 +25,7 @@ import {
   searchConversations
 } from '../api/conversations';
 import { describeFailure } from '../api/failure';
+import { answerOutsideApproval, listOutsideApprovals } from '../api/outsideApprovals';
 import { searchKnowledge } from '../api/knowledge';
 import { fetchModels } from '../api/models';
 import type { IChatContext, Task } from '../api/protocol';
@@ -120,6 +121,31 @@ export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
       search: query => searchConversations(query, server),
       rename: (id, title) => renameConversation(id, title, server),
       exportFile: (id, format) => exportConversation(id, format, server)
+    }, {
+      list: () => listOutsideApprovals(server),
+      answer: (id, answer) => answerOutsideApproval(id, answer, server)
+    });
+    // An outside agent waits: show its card at once if nothing else is on screen (the
+    // strip above the conversation offers it otherwise), and say so in the corner.
+    session.outsideAsked.connect((_, id) => {
+      const current = session.current;
+      if (current.id !== id && current.id === null && current.blocks.length === 0) {
+        void session.open(id);
+      }
+      if (current.id !== id || !panel.isVisible) {
+        Notification.info('An outside agent waits for your approval in the AI assistant.', {
+          autoClose: 10_000,
+          actions: [
+            {
+              label: 'Review',
+              callback: () => {
+                void session.open(id);
+                app.shell.activateById(panel.id);
+              }
+            }
+          ]
+        });
+      }
     });
     // Connected after the session, so a transcript has each event before the bridge acts.
     const bridge = tracker

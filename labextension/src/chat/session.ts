@@ -23,6 +23,7 @@ import type {
   Task
 } from '../api/protocol';
 import type { ExportFormat, IConversationMatch, IExportedFile } from '../api/conversations';
+import type { IOutsideApproval, OutsideDecision } from '../api/outsideApprovals';
 import { Transcript } from './transcript';
 
 /** The REST calls the session needs (injected: the plugin passes the real ones). */
@@ -38,6 +39,15 @@ export interface IConversationApi {
   exportFile(id: string, format: ExportFormat): Promise<IExportedFile>;
 }
 
+/**
+ * The REST calls for outside agents' paused calls (docs/mcp.md; injected). Their cards
+ * arrive over the socket; these find the ones waiting when the page connects, and answer.
+ */
+export interface IOutsideApprovalApi {
+  list(): Promise<IOutsideApproval[]>;
+  answer(id: string, answer: OutsideDecision): Promise<void>;
+}
+
 export interface IAskOptions {
   task: Task;
   model: string | null;
@@ -45,12 +55,14 @@ export interface IAskOptions {
 }
 
 export class ChatSession {
-  constructor(socket: ChatSocket, api: IConversationApi) {
+  constructor(socket: ChatSocket, api: IConversationApi, outside: IOutsideApprovalApi | null = null) {
     this.socket = socket;
     this._api = api;
+    this._outside = outside;
     socket.events.connect(this._onEvent, this);
     socket.serverErrors.connect(this._onServerError, this);
     socket.problems.connect(this._onProblem, this);
+    socket.opened.connect(this._onOpened, this);
   }
 
   readonly socket: ChatSocket;
@@ -75,6 +87,30 @@ export class ChatSession {
   /** Why the conversation list could not be loaded (null when it could). */
   get listFailure(): IFailure | null {
     return this._listFailure;
+  }
+
+  /**
+   * A call of an outside agent started waiting in this conversation (pushed live, or
+   * found waiting when the page connected): the user should be shown it.
+   */
+  get outsideAsked(): ISignal<this, string> {
+    return this._outsideAsked;
+  }
+
+  /** Conversations (other than the one on screen) where an outside agent's call waits. */
+  get outsideWaiting(): string[] {
+    const found: string[] = [];
+    for (const [id, transcript] of this._transcripts) {
+      if (transcript !== this._current && transcript.outsideWaiting) {
+        found.push(id);
+      }
+    }
+    return found;
+  }
+
+  /** Emitted when `outsideWaiting` may have changed. */
+  get outsideChanged(): ISignal<this, void> {
+    return this._outsideChanged;
   }
 
   transcript(conversationId: string): Transcript | null {
@@ -159,6 +195,9 @@ export class ChatSession {
       reason?: string;
     }
   ): string | null {
+    if (transcript.isOutside(runId)) {
+      return this._answerOutside(transcript, callId, decision);
+    }
     return this._send(transcript, {
       type: 'approve',
       conversation_id: transcript.id ?? '',
@@ -222,7 +261,49 @@ export class ChatSession {
     Signal.clearData(this);
   }
 
+  /** An outside agent's call is answered over REST, as the person (never edited). */
+  private _answerOutside(
+    transcript: Transcript,
+    callId: string,
+    decision: { decision: 'approve' } | { decision: 'reject'; reason?: string }
+  ): string | null {
+    const outside = this._outside;
+    if (!outside) {
+      transcript.addLocalError('send', 'This page cannot answer outside agents.');
+      return null;
+    }
+    const answer: OutsideDecision =
+      decision.decision === 'approve'
+        ? { decision: 'approve' }
+        : { decision: 'reject', ...(decision.reason ? { reason: decision.reason } : {}) };
+    outside.answer(callId, answer).catch((error: unknown) => {
+      const failure = describeFailure(error);
+      transcript.addLocalError(failure.code ?? 'send', failure.message);
+    });
+    return `outside:${callId}`;
+  }
+
   // -- incoming -----------------------------------------------------------------------
+
+  /** Each (re)connection: follow the conversations where an outside agent's call waits. */
+  private _onOpened(): void {
+    const outside = this._outside;
+    if (!outside) {
+      return;
+    }
+    outside.list().then(
+      pending => {
+        for (const id of new Set(pending.flatMap(p => (p.conversationId ? [p.conversationId] : [])))) {
+          if (!this._transcripts.has(id)) {
+            this._transcripts.set(id, new Transcript(id));
+            this.socket.watch(id, 0);
+          }
+          this._outsideAsked.emit(id);
+        }
+      },
+      (error: unknown) => console.warn('aiide: could not list the calls waiting for approval', error)
+    );
+  }
 
   private _onEvent(_: ChatSocket, { event, replay }: IEventDelivery): void {
     const cid = event.conversation_id;
@@ -238,6 +319,13 @@ export class ChatSession {
     transcript.apply(event, replay);
     if (event.type === 'run_finished' && !replay) {
       void this.refresh();
+    }
+    if (transcript.isOutside(event.run_id)) {
+      if (event.type === 'approval_required' && !replay) {
+        void this.refresh(); // its conversation may be new to the list
+        this._outsideAsked.emit(cid);
+      }
+      this._outsideChanged.emit();
     }
   }
 
@@ -286,9 +374,13 @@ export class ChatSession {
   private _setCurrent(transcript: Transcript): void {
     this._current = transcript;
     this._currentChanged.emit(transcript);
+    this._outsideChanged.emit();
   }
 
   private readonly _api: IConversationApi;
+  private readonly _outside: IOutsideApprovalApi | null;
+  private readonly _outsideAsked = new Signal<this, string>(this);
+  private readonly _outsideChanged = new Signal<this, void>(this);
   private _conversations: IConversationSummary[] = [];
   private _listFailure: IFailure | null = null;
   private _current = new Transcript();

@@ -42,11 +42,20 @@ export interface INotebookRequest {
   undoable: boolean;
 }
 
+/**
+ * `run_started.provider` of a run that is one call of an outside agent (an MCP client
+ * of aiide's MCP server, docs/mcp.md): its approval is answered over REST, as is, and
+ * it has no model, so no usage line.
+ */
+export const OUTSIDE_AGENT = 'mcp';
+
 export interface IApproval {
   expiresAt: number;
   patch: IPatch | null;
   /** The code would run outside the sandbox (the card says so). */
   outsideSandbox?: boolean;
+  /** False when the arguments cannot be changed at approval (an outside agent's call). */
+  editable?: boolean;
   resolution: { decision: 'approve' | 'reject' | 'expired'; by: string | null; reason: string | null } | null;
 }
 
@@ -157,14 +166,35 @@ export class Transcript {
     return this._runs.get(runId);
   }
 
-  /** The run still going (running or awaiting approval), if any. */
+  /**
+   * The run still going (running or awaiting approval), if any. An outside agent's call
+   * is not one: the user answers it on its card, and may chat meanwhile.
+   */
   get activeRun(): IRun | null {
     for (const run of this._runs.values()) {
+      if (run.provider === OUTSIDE_AGENT) {
+        continue;
+      }
       if (run.state === 'running' || run.state === 'awaiting_approval') {
         return run;
       }
     }
     return null;
+  }
+
+  /** Whether a run is a call of an outside agent (`OUTSIDE_AGENT`). */
+  isOutside(runId: string): boolean {
+    return this._runs.get(runId)?.provider === OUTSIDE_AGENT;
+  }
+
+  /** Whether a call of an outside agent waits for the user here. */
+  get outsideWaiting(): boolean {
+    for (const run of this._runs.values()) {
+      if (run.provider === OUTSIDE_AGENT && run.state === 'awaiting_approval') {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** The model of the latest run. */
@@ -236,6 +266,9 @@ export class Transcript {
           : -1;
         if (asked >= 0) {
           this._update((_, i) => i === asked, b => ({ ...b, runId }));
+        } else if (event.provider === OUTSIDE_AGENT) {
+          const message = `${event.model} asks to use a tool. It waits for your answer below.`;
+          this._push({ kind: 'notice', key, runId, code: 'outside_agent', message });
         } else {
           const text = this._questions.get(runId) ?? '';
           this._push({ kind: 'question', key, runId, text, failed: null });
@@ -288,7 +321,8 @@ export class Transcript {
           expiresAt: event.expires_at,
           patch: event.patch,
           outsideSandbox: event.outside_sandbox === true,
-          resolution: null
+          resolution: null,
+          ...(this.isOutside(runId) ? { editable: false } : {})
         };
         this._setRunState(runId, 'awaiting_approval');
         if (!this._updateCall(runId, event.call_id, b => ({ ...b, approval }))) {
@@ -350,7 +384,9 @@ export class Transcript {
           run.usage = event.usage;
         }
         this._endStreaming(runId, event.text);
-        this._push({ kind: 'finished', key, runId, status: event.status, usage: event.usage });
+        if (run?.provider !== OUTSIDE_AGENT) {
+          this._push({ kind: 'finished', key, runId, status: event.status, usage: event.usage });
+        }
         break;
       }
       case 'error':
