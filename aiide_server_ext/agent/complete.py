@@ -130,9 +130,10 @@ def streamed_view(prefix: str, text: str, suffix: str) -> str:
     """What of a completion still streaming can be shown now.
 
     Each view extends the one before (ghost text grows; it does not flicker): an opening
-    fence waits for its line to end, a closing fence ends the text, only complete lines
-    decide where the block ends (the last one may still grow), and trailing whitespace
-    waits for what follows it. The final answer is ``trim_to_block`` of the whole text.
+    fence waits for its line to end and a closing fence ends the text; the last line,
+    still growing, shows only once its indentation is known and the block rule keeps it
+    (and not while it may yet turn out to repeat the code after the cursor); trailing
+    whitespace waits for what follows it. The final answer is ``trim_to_block``.
     """
     if text.startswith("```"):
         if "\n" not in text:
@@ -143,9 +144,16 @@ def streamed_view(prefix: str, text: str, suffix: str) -> str:
         text = text[:fence]
     lines = text.split("\n")
     cut = cut_index(prefix, lines[:-1], suffix)
-    if cut is not None:
-        lines = lines[:cut]
-    return "\n".join(lines).rstrip()
+    growing = lines[-1].strip()
+    follows = _next_code_line(suffix)
+    if cut is None:
+        if growing.strip("`") and not (follows and follows.startswith(growing)):
+            cut = cut_index(prefix, lines, suffix)  # the growing line's indentation is known
+            if cut is None:
+                return "\n".join(lines).rstrip()
+        else:
+            cut = len(lines) - 1
+    return "\n".join(lines[:cut]).rstrip()
 
 
 #: Called with each longer view of a streaming completion (``streamed_view``).
