@@ -92,12 +92,16 @@ class Prepared:
     ran: list[str] = field(default_factory=list)
     failed: str | None = None
     error: str = ""
+    #: Why nothing ran (a kernel that is not sandboxed).
+    not_run: str = ""
 
 
 def goal_text(job: Job, rel: str, bridge: Any, prepared: Prepared) -> str:
     text = f"Work in the notebook {rel}. Goal: {job.goal}"
     if prepared.ran:
         text += f"\nIts code cells {', '.join(prepared.ran)} have run, in order, in your kernel."
+    if prepared.not_run:
+        text += f"\nThe notebook has not run: {prepared.not_run}"
     if prepared.failed:
         text += f"\nCell {prepared.failed} failed ({prepared.error}); later cells have not run."
     if bridge.injected_id:
@@ -334,6 +338,7 @@ class HeadlessRunner:
                 "prepared",
                 ran=prepared.ran,
                 failed=prepared.failed,
+                not_run=prepared.not_run,
                 parameters_used=state["parameters_used"],
             )
             msg = {
@@ -387,14 +392,15 @@ class HeadlessRunner:
         route = Route("headless", "prepare", self.caller.username)
         prepared = Prepared()
         for cell_id in cells:
-            prepared.ran.append(cell_id)
             try:
                 result = await bridge.run_as_is(cell_id, route)
             except ToolError as e:
-                if e.code != "timeout":
+                if e.code != "kernel_not_sandboxed":
                     raise
-                prepared.failed, prepared.error = cell_id, e.message
+                # the notebook's own code is not run outside the sandbox either
+                prepared.not_run = e.message
                 break
+            prepared.ran.append(cell_id)
             if result.status != "ok":
                 errors = [o for o in result.outputs if o.get("output_type") == "error"]
                 error: dict[str, Any] = errors[0] if errors else {}
@@ -413,9 +419,14 @@ class HeadlessRunner:
         if not names:
             return {}
         kid = await bridge.kernels.kernel_for(rel)
-        result = await bridge.kernels.execute(
-            kid, "", timeout=30, silent=True, user_expressions={n: n for n in names}
-        )
+        try:
+            result = await bridge.kernels.execute(
+                kid, "", timeout=30, silent=True, user_expressions={n: n for n in names}
+            )
+        except ToolError as e:
+            if e.code == "kernel_not_sandboxed":
+                return {}
+            raise
         values = {}
         for name, reply in result.user_expressions.items():
             if reply.get("status") == "ok":
