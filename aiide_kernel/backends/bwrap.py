@@ -203,9 +203,16 @@ class BwrapBackend(SandboxBackend):
         )
 
     async def launch(self, spec: LaunchSpec) -> SandboxedKernel:
+        # One trip to a worker thread for the whole spawn: the filter's first build
+        # (libseccomp, ~15-70 ms), the cgroup's files, the generated /etc and fork/exec
+        # stay off the event loop, and a busy machine makes the kernel wait for one
+        # thread hand-over, not one per step (each costs milliseconds under load).
+        return await asyncio.to_thread(self._spawn, spec)
+
+    def _spawn(self, spec: LaunchSpec) -> BwrapKernel:
         support = _cgroup_support(spec.policy.cgroup_root)
-        if spec.policy.seccomp:  # the first build loads libseccomp (~70 ms): not on the loop
-            await asyncio.to_thread(seccomp.compile_filter)
+        if spec.policy.seccomp:  # fails here, before a cgroup exists, without libseccomp
+            seccomp.compile_filter()
         cgroup = None
         if support.version:
             cgroup = cgroups.KernelCgroup.create(
@@ -216,11 +223,8 @@ class BwrapBackend(SandboxBackend):
                 cpu=spec.policy.cpu_limit,
             )
         try:
-            argv = self.command(spec, cgroup)
-            # fork/exec off the event loop: the server stays responsive meanwhile.
-            process = await asyncio.to_thread(
-                subprocess.Popen,
-                argv,
+            process = subprocess.Popen(
+                self.command(spec, cgroup),
                 cwd="/",
                 env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"},
                 stdin=subprocess.DEVNULL,
