@@ -3,29 +3,28 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
-from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
 from aiide_kernel.events import KernelEvents
 
+from .api_handler import AiideAPIHandler
+from .seams import ApiError
 from .status import StatusService
 
 
-class StatusHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
+class StatusHandler(AiideAPIHandler):
     auth_resource = "aiide"
 
     @web.authenticated
     @authorized
     async def get(self) -> None:
         service: StatusService = self.settings["aiide_status"]
-        self.finish(json.dumps(await asyncio.to_thread(service.status)))
+        self.reply(await asyncio.to_thread(service.status))
 
 
-class KernelEventsHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
+class KernelEventsHandler(AiideAPIHandler):
     auth_resource = "kernels"
 
     @web.authenticated
@@ -34,8 +33,8 @@ class KernelEventsHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[mi
         # A dead kernel may be gone from the manager: its events still say why.
         events = KernelEvents.instance().for_kernel(kernel_id)
         if not events and kernel_id not in self.kernel_manager:
-            raise web.HTTPError(404, f"no kernel {kernel_id}")
-        self.finish(json.dumps({"kernel_id": kernel_id, "events": events}))
+            raise ApiError(404, "unknown_kernel", f"no kernel {kernel_id}")
+        self.reply({"kernel_id": kernel_id, "events": events})
 
 
 default_handlers = [

@@ -12,18 +12,34 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 
-class GateRefusal(Exception):
-    """A request the gateway refuses: HTTP status, stable code, clear message."""
+class ApiError(Exception):
+    """The one error type of aiide's routes: HTTP status, stable code, clear message.
 
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None):
+    Plain classes raise it (or a subclass) and the handlers let it through; one
+    ``write_error`` (``json_api.py``) renders it as ``{code, message, **extra}``.
+    ``extra`` carries fields a client acts on (e.g. an install's progress)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.headers = headers or {}
+        self.extra = extra
 
     def as_dict(self) -> dict[str, Any]:
-        return {"code": self.code, "message": self.message}
+        return {"code": self.code, "message": self.message, **self.extra}
+
+
+class GateRefusal(ApiError):
+    """A request the gateway refuses."""
 
 
 @dataclass(frozen=True)

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+from ..seams import ApiError
 
-class AgentError(Exception):
-    """A failure the client is told about: ``code`` is stable, ``message`` is for people."""
+
+class AgentError(ApiError):
+    """A failure the client is told about: ``code`` is stable, ``message`` is for people.
+
+    Not a ``GateRefusal``: a tool run tells the model about the gate's refusals but
+    fails the run on these."""
 
     def __init__(self, code: str, message: str, status: int = 400) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
+        super().__init__(status, code, message)
 
 
 class ToolError(Exception):

@@ -1,20 +1,23 @@
-"""Thin tornado handlers over ``AgentService`` (all logic lives there)."""
+"""Thin tornado handlers over ``AgentService`` (all logic lives there).
+
+Errors the service raises (``AgentError``, the gate's refusals) pass through to the
+one ``write_error`` of ``json_api.py``; a body is the chat protocol's size at most and
+its errors carry the protocol's codes (``too_large``, ``bad_message``)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized, ws_authenticated
-from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web, websocket
 from tornado.iostream import StreamClosedError
 
-from ..seams import Caller, GateRefusal, gate_of
-from .errors import AgentError
+from ..api_handler import AiideAPIHandler
+from ..seams import ApiError, Caller, gate_of
 from .export import FORMATS, content_disposition
 from .providers.base import ProviderError
 from .service import AgentService
@@ -22,8 +25,10 @@ from .service import AgentService
 AUTH_RESOURCE = "aiide"
 
 
-class AgentHandler(APIHandler):  # type: ignore[misc]
+class AgentHandler(AiideAPIHandler):
     auth_resource = AUTH_RESOURCE
+    too_large_code = "too_large"
+    invalid_json_code = "bad_message"
 
     @property
     def service(self) -> AgentService:
@@ -31,24 +36,8 @@ class AgentHandler(APIHandler):  # type: ignore[misc]
         return service
 
     @property
-    def caller(self) -> Caller:
-        return gate_of(self.settings).caller(self)
-
-    def fail(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        self.set_status(status)
-        for name, value in (headers or {}).items():
-            self.set_header(name, value)
-        self.finish(json.dumps({"code": code, "message": message}))
-
-    def body(self) -> Any:
-        if len(self.request.body) > self.service.max_message_bytes:
-            raise AgentError("too_large", "request body is too large", 413)
-        try:
-            return json.loads(self.request.body or b"null")
-        except ValueError:
-            raise AgentError("bad_message", "body is not JSON") from None
+    def max_body_bytes(self) -> int:  # type: ignore[override]
+        return self.service.max_message_bytes
 
 
 class ConversationsHandler(AgentHandler):
@@ -56,39 +45,25 @@ class ConversationsHandler(AgentHandler):
     @authorized
     async def get(self) -> None:
         query = self.get_query_argument("q", None)
-        try:
-            self.finish(json.dumps(self.service.list_conversations(self.caller, query)))
-        except AgentError as e:
-            self.fail(e.status, e.code, e.message)
+        self.reply(self.service.list_conversations(self.caller, query))
 
 
 class ConversationHandler(AgentHandler):
     @web.authenticated
     @authorized
     async def get(self, cid: str) -> None:
-        try:
-            self.finish(json.dumps(self.service.get_conversation(self.caller, cid)))
-        except AgentError as e:
-            self.fail(e.status, e.code, e.message)
+        self.reply(self.service.get_conversation(self.caller, cid))
 
     @web.authenticated
     @authorized
     async def delete(self, cid: str) -> None:
-        try:
-            self.service.delete_conversation(self.caller, cid)
-        except AgentError as e:
-            self.fail(e.status, e.code, e.message)
-            return
-        self.set_status(204)
-        self.finish()
+        self.service.delete_conversation(self.caller, cid)
+        self.no_content()
 
     @web.authenticated
     @authorized
     async def patch(self, cid: str) -> None:
-        try:
-            self.finish(json.dumps(self.service.rename_conversation(self.caller, cid, self.body())))
-        except AgentError as e:
-            self.fail(e.status, e.code, e.message)
+        self.reply(self.service.rename_conversation(self.caller, cid, self.json_body()))
 
 
 class ConversationExportHandler(AgentHandler):
@@ -96,11 +71,7 @@ class ConversationExportHandler(AgentHandler):
     @authorized
     async def get(self, cid: str) -> None:
         fmt = self.get_query_argument("format", "markdown")
-        try:
-            name, document = self.service.export_conversation(self.caller, cid, fmt)
-        except AgentError as e:
-            self.fail(e.status, e.code, e.message)
-            return
+        name, document = self.service.export_conversation(self.caller, cid, fmt)
         self.set_header("Content-Disposition", content_disposition(name))
         # APIHandler.finish would label the file application/json otherwise
         self.finish(document, set_content_type=FORMATS[fmt][1])
@@ -110,93 +81,49 @@ class ModelsHandler(AgentHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.finish(json.dumps(self.service.models(self.caller)))
+        self.reply(self.service.models(self.caller))
 
 
 class KeysHandler(AgentHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.finish(json.dumps(self.service.keys(self.caller)))
+        self.reply(self.service.keys(self.caller))
 
 
 class KeyHandler(AgentHandler):
     @web.authenticated
     @authorized
     async def put(self, provider: str) -> None:
-        try:
-            body = self.body()
-            key = body.get("key") if isinstance(body, dict) else None
-            self.service.set_key(self.caller, provider, key if key is not None else "")
-        except AgentError as e:
-            self.fail(e.status, e.code, e.message)
-            return
-        self.set_status(204)
-        self.finish()
+        body = self.json_body()
+        key = body.get("key") if isinstance(body, dict) else None
+        self.service.set_key(self.caller, provider, key if key is not None else "")
+        self.no_content()
 
     @web.authenticated
     @authorized
     async def delete(self, provider: str) -> None:
-        try:
-            self.service.set_key(self.caller, provider, None)
-        except AgentError as e:
-            self.fail(e.status, e.code, e.message)
-            return
-        self.set_status(204)
-        self.finish()
+        self.service.set_key(self.caller, provider, None)
+        self.no_content()
 
 
 class CompleteHandler(AgentHandler):
-    """Inline completion; closing the request cancels the model call.
-
-    With ``"stream": true`` the answer is NDJSON: a ``{"completion"}`` line for each longer
-    view of the text as the model writes it, then the final answer (``done``); an error
-    after the first line is a last ``{"code", "message"}`` line (the status is sent).
-    """
+    """Inline completion; closing the request cancels the model call."""
 
     _task: asyncio.Task[dict[str, Any]] | None = None
-    _streaming = False
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
+        body = self.json_body()
+        self._task = asyncio.ensure_future(self.service.complete(self.caller, body))
         try:
-            body = self.body()
-            on_text = self._send_text if isinstance(body, dict) and body.get("stream") else None
-            self._task = asyncio.ensure_future(self.service.complete(self.caller, body, on_text))
             result = await self._task
         except asyncio.CancelledError:
             return  # the client went away
-        except GateRefusal as e:
-            self._refuse(e.status, e.code, e.message, e.headers)
-            return
-        except AgentError as e:
-            self._refuse(e.status, e.code, e.message)
-            return
         except ProviderError as e:
-            self._refuse(503, e.code, e.message)
-            return
-        if self._streaming:
-            self.finish(json.dumps({**result, "done": True}) + "\n")
-        else:
-            self.finish(json.dumps(result))
-
-    def _send_text(self, text: str) -> None:
-        if not self._streaming:
-            self._streaming = True
-            self.set_header("Content-Type", "application/x-ndjson")
-            self.set_header("Cache-Control", "no-store")
-        self.write(json.dumps({"completion": text}) + "\n")
-        # A closed connection fails this flush; on_connection_close cancels the call.
-        self.flush().add_done_callback(lambda done: done.exception())
-
-    def _refuse(
-        self, status: int, code: str, message: str, headers: dict[str, str] | None = None
-    ) -> None:
-        if self._streaming:
-            self.finish(json.dumps({"code": code, "message": message}) + "\n")
-        else:
-            self.fail(status, code, message, headers)
+            raise ApiError(503, e.code, e.message) from None
+        self.reply(result)
 
     def on_connection_close(self) -> None:
         if self._task is not None:

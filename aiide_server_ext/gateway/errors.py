@@ -1,14 +1,13 @@
 """Refusals with a stable ``code``: the one error shape from plain classes to HTTP.
 
 Plain classes raise ``GatewayError`` (a ``GateRefusal``, so the agent and knowledge
-parts catch one type); code that runs inside jupyter_server's own machinery
-(identity provider, authorizer) raises ``GatewayHTTPError`` so that Jupyter's stock
-handlers turn it into a JSON error too, with the code in ``reason``.
+parts catch one type; rendered by ``json_api.py`` like every ``ApiError``); code that
+runs inside jupyter_server's own machinery (identity provider, authorizer) raises
+``GatewayHTTPError`` so that Jupyter's stock handlers turn it into a JSON error too,
+with the code in ``reason``.
 """
 
 from __future__ import annotations
-
-from typing import Any
 
 from tornado import web
 
@@ -61,35 +60,3 @@ def not_found(code: str, message: str) -> GatewayError:
 
 def unavailable(code: str, message: str) -> GatewayError:
     return GatewayError(503, code, message)
-
-
-#: Codes for HTTP errors that did not come from the gateway itself.
-STATUS_CODES: dict[int, str] = {
-    400: "bad_request",
-    401: "unauthenticated",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    413: "body_too_large",
-    429: "rate_limited",
-    500: "internal_error",
-    503: "unavailable",
-}
-
-
-def error_body(
-    status: int, exc: BaseException | None
-) -> tuple[int, dict[str, Any], dict[str, str]]:
-    """Status, JSON body and headers for any exception: never a traceback."""
-    if isinstance(exc, GatewayHTTPError):
-        exc = exc.refusal
-    if isinstance(exc, GateRefusal):
-        return exc.status, exc.as_dict(), dict(exc.headers)
-    if isinstance(exc, web.HTTPError):
-        status = exc.status_code
-        message = exc.log_message % exc.args if exc.log_message and exc.args else exc.log_message
-        code = STATUS_CODES.get(status, "error")
-        return status, {"code": code, "message": message or code.replace("_", " ")}, {}
-    if exc is not None:
-        return 500, {"code": "internal_error", "message": "internal error; see the server log"}, {}
-    return status, {"code": STATUS_CODES.get(status, "error"), "message": f"HTTP {status}"}, {}

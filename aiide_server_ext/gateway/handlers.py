@@ -1,25 +1,21 @@
 """HTTP routes of the gateway: thin adapters over ``GatewayAPI``.
 
-Every error is JSON ``{"code", "message"}`` with a stable code and, where it
-applies, ``Retry-After``/``X-RateLimit-*``/``WWW-Authenticate`` headers; never a
-traceback. Bodies are capped (``c.Gateway.max_body_bytes``) before parsing.
+Errors take the one path of ``json_api.py``: JSON ``{"code", "message"}`` with a stable
+code and, where it applies, ``Retry-After``/``X-RateLimit-*``/``WWW-Authenticate``
+headers (the gate stashes them on the request); never a traceback. Bodies are capped
+at ``c.Gateway.max_body_bytes`` before they are parsed.
 """
 
 from __future__ import annotations
 
-import json
-import logging
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
-from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 
-from aiide_server_ext.seams import Caller, GateRefusal
+from aiide_server_ext.api_handler import AiideAPIHandler
 
 from .api import GatewayAPI
-from .errors import GatewayError, bad_request, error_body, missing_scope, unauthenticated
 from .gate import GatewayGate
 from .openapi import document
 
@@ -35,10 +31,7 @@ except ImportError:  # jupyter_server < 2.13 lets every handler decide for itsel
         return method
 
 
-log = logging.getLogger("aiide.gateway")
-
-
-class GatewayHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
+class GatewayHandler(AiideAPIHandler):
     auth_resource = "aiide"
 
     @property
@@ -51,62 +44,15 @@ class GatewayHandler(ExtensionHandlerMixin, APIHandler):  # type: ignore[misc]
         return GatewayAPI(self.gate)
 
     @property
-    def caller(self) -> Caller:
-        return self.gate.caller(self)
+    def max_body_bytes(self) -> int:  # type: ignore[override]
+        return int(self.gate.max_body_bytes)
 
-    async def prepare(self) -> None:  # type: ignore[override]
-        if len(self.request.body or b"") > self.gate.max_body_bytes:
-            raise GatewayError(
-                413, "body_too_large", f"the body is over {self.gate.max_body_bytes} bytes"
-            )
-        await super().prepare()
-
-    def json_body(self) -> dict[str, Any]:
-        """The body as a JSON object; never echoes the body back (it may hold a secret)."""
-        if not self.request.body:
-            return {}
-        try:
-            body = json.loads(self.request.body)
-        except (ValueError, UnicodeDecodeError):
-            raise bad_request("invalid_json", "the body is not valid JSON") from None
-        if not isinstance(body, dict):
-            raise bad_request("invalid_body", "the body must be a JSON object")
+    def json_object(self) -> dict[str, Any]:
+        body: dict[str, Any] = self.json_body({}, object_only=True)
         return body
 
     def query(self, *names: str) -> dict[str, str | None]:
         return {name: self.get_query_argument(name, None) for name in names}
-
-    def reply(self, body: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.finish(json.dumps(body))
-
-    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
-        if isinstance(value, GateRefusal):
-            log.info(
-                "aiide gateway: %s %s -> %s %s",
-                self.request.method,
-                self.request.path,
-                value.status,
-                value.code,
-            )
-            return
-        super().log_exception(typ, value, tb)
-
-    def write_error(self, status_code: int, **kwargs: Any) -> None:
-        exc = kwargs.get("exc_info", (None, None, None))[1]
-        if status_code == 403 and not isinstance(exc, GateRefusal):
-            missing = getattr(self, "_aiide_missing_scope", None)
-            if missing:
-                exc = missing_scope(missing)
-            elif not getattr(self, "_jupyter_current_user", None):
-                exc = unauthenticated("unauthenticated", "credentials are missing")
-        status, body, headers = error_body(status_code, exc)
-        body["message"] = self.gate.redactor.text(str(body.get("message", "")))
-        self.set_status(status)
-        for name, value in headers.items():
-            self.set_header(name, value)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(body))
 
 
 class TokenHandler(GatewayHandler):
@@ -117,7 +63,7 @@ class TokenHandler(GatewayHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        self.reply(await self.api.exchange(self.caller, self.json_body()), 201)
+        self.reply(await self.api.exchange(self.caller, self.json_object()), 201)
 
 
 class RefreshHandler(GatewayHandler):
@@ -133,7 +79,7 @@ class RefreshHandler(GatewayHandler):
 
     @allow_unauthenticated
     async def post(self) -> None:
-        self.reply(await self.api.refresh(self.json_body()), 201)
+        self.reply(await self.api.refresh(self.json_object()), 201)
 
 
 class RevokeHandler(GatewayHandler):
@@ -142,7 +88,7 @@ class RevokeHandler(GatewayHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        self.reply(await self.api.revoke(self.caller, self.json_body()))
+        self.reply(await self.api.revoke(self.caller, self.json_object()))
 
 
 class MeHandler(GatewayHandler):
@@ -169,7 +115,7 @@ class KeysHandler(GatewayHandler):
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        self.reply(await self.api.create_key(self.caller, self.json_body()), 201)
+        self.reply(await self.api.create_key(self.caller, self.json_object()), 201)
 
 
 class KeyHandler(GatewayHandler):

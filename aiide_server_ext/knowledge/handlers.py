@@ -7,105 +7,73 @@ gateway under the ``knowledge`` scope and rate class.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..seams import Caller, GateRefusal, gate_of
+from ..api_handler import AiideAPIHandler
+from ..seams import ApiError, Caller
 from .embeddings import EmbeddingError, ModelNotReady
 from .files import PathRefused
 from .service import KnowledgeService
 
 
-class KnowledgeHandler(APIHandler):  # type: ignore[misc]
+class KnowledgeHandler(AiideAPIHandler):
     auth_resource = "contents"
 
     @property
     def service(self) -> KnowledgeService:
         service: KnowledgeService | None = self.settings.get("aiide_knowledge")
         if service is None:
-            raise web.HTTPError(404, "the knowledge index is turned off")
+            raise ApiError(404, "not_found", "the knowledge index is turned off")
         return service
 
-    async def admit(self) -> Caller | None:
-        """The caller, or None after answering the gateway's refusal."""
-        gate = gate_of(self.settings)
-        caller = gate.caller(self)
-        try:
-            await gate.admit(caller, "knowledge", scope="knowledge")
-        except GateRefusal as e:
-            self.fail(e.status, e.code, e.message, e.headers)
-            return None
-        return caller
-
-    def fail(
-        self,
-        status: int,
-        code: str,
-        message: str,
-        headers: dict[str, str] | None = None,
-        **extra: Any,
-    ) -> None:
-        self.set_status(status)
-        for name, value in (headers or {}).items():
-            self.set_header(name, value)
-        self.finish(json.dumps({"code": code, "message": message, **extra}))
-
-    def reply(self, body: Any, status: int = 200) -> None:
-        self.set_status(status)
-        self.finish(json.dumps(body))
+    async def admit_knowledge(self) -> Caller:
+        return await self.admit("knowledge", scope="knowledge")
 
 
 class IndexHandler(KnowledgeHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        caller = await self.admit()
-        if caller:
-            self.reply(await self.service.status(caller))
+        caller = await self.admit_knowledge()
+        self.reply(await self.service.status(caller))
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        caller = await self.admit()
-        if not caller:
-            return
-        body = self.get_json_body() or {}
+        caller = await self.admit_knowledge()
+        body = self.json_body({}, object_only=True)
         path = body.get("path", "")
         if not isinstance(path, str):
-            return self.fail(400, "bad_request", "path must be a string")
+            raise ApiError(400, "bad_request", "path must be a string")
         try:
             job = await self.service.index(caller, path)
         except PathRefused as e:
-            return self.fail(400, "path_refused", str(e))
-        await gate_of(self.settings).audit(caller, "knowledge.index", path or "/", "accepted")
+            raise ApiError(400, "path_refused", str(e)) from None
+        await self.gate.audit(caller, "knowledge.index", path or "/", "accepted")
         self.reply(job, status=202)
 
     @web.authenticated
     @authorized
     async def delete(self) -> None:
-        caller = await self.admit()
-        if caller:
-            dropped = await self.service.drop(caller)
-            await gate_of(self.settings).audit(caller, "knowledge.drop", "/", "ok")
-            self.reply({"dropped": dropped})
+        caller = await self.admit_knowledge()
+        dropped = await self.service.drop(caller)
+        await self.gate.audit(caller, "knowledge.drop", "/", "ok")
+        self.reply({"dropped": dropped})
 
 
 class JobsHandler(KnowledgeHandler):
     @web.authenticated
     @authorized
     async def get(self, job_id: str | None = None) -> None:
-        caller = await self.admit()
-        if not caller:
-            return
+        caller = await self.admit_knowledge()
         if not job_id:
             return self.reply({"jobs": self.service.list_jobs(caller)})
         job = self.service.job(caller, job_id)
         if job is None:  # another user's job is as absent as a made-up id
-            return self.fail(404, "not_found", f"no job {job_id}")
+            raise ApiError(404, "not_found", f"no job {job_id}")
         self.reply(job)
 
 
@@ -120,21 +88,19 @@ class SearchHandler(KnowledgeHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        caller = await self.admit()
-        if not caller:
-            return
+        caller = await self.admit_knowledge()
         query = self.get_query_argument("q", "")
         try:
             k = int(self.get_query_argument("k", "8"))
         except ValueError:
-            return self.fail(400, "bad_request", "k must be an integer")
+            raise ApiError(400, "bad_request", "k must be an integer") from None
         try:
             results = await self.service.search(caller, query, k, obtain_model=True)
         except ModelNotReady as e:  # installing in the background: the UI shows progress
             headers = {"Retry-After": str(retry_after(e.install))}
-            return self.fail(503, e.code, str(e), headers, install=e.install)
+            raise ApiError(503, e.code, str(e), headers, install=e.install) from None
         except EmbeddingError as e:
-            return self.fail(503, e.code, str(e))
+            raise ApiError(503, e.code, str(e)) from None
         self.reply({"query": query, "results": results})
 
 

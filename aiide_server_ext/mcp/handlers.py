@@ -1,7 +1,8 @@
 """``/aiide/api/mcp``: thin tornado handlers over ``McpTools`` and ``protocol.handle``.
 
-Errors are JSON ``{code, message}``. Which credential sent a request matters here: the one
-that made a call may not approve it (``tools.py``)."""
+Errors are JSON ``{code, message}`` (``json_api.py``); a body that is not JSON is a
+JSON-RPC parse error on the MCP route itself. Which credential sent a request matters
+here: the one that made a call may not approve it (``tools.py``)."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ import json
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
-from ..seams import Caller, GateRefusal, gate_of
+from ..api_handler import AiideAPIHandler
+from ..seams import ApiError
 from .client import McpClients
 from .protocol import handle
 from .tools import Credential, McpTools
@@ -22,17 +23,14 @@ MAX_BODY = 1 << 20
 MAX_APPROVAL_BODY = 4096
 
 
-class McpHandler(APIHandler):  # type: ignore[misc]
+class McpHandler(AiideAPIHandler):
     auth_resource = "aiide"
+    max_body_bytes = MAX_BODY
 
     @property
     def tools(self) -> McpTools:
         tools: McpTools = self.settings["aiide_mcp"]
         return tools
-
-    @property
-    def caller(self) -> Caller:
-        return gate_of(self.settings).caller(self)
 
     def check_xsrf_cookie(self) -> None:
         """Token-authenticated API for agents, not a browser form (tokens only)."""
@@ -51,24 +49,14 @@ class McpHandler(APIHandler):  # type: ignore[misc]
             return Credential("jupyter:token")
         return Credential("session", interactive=True)
 
-    def fail(self, status: int, code: str, message: str) -> None:
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps({"code": code, "message": message}))
-
     @web.authenticated
     @authorized
     async def post(self) -> None:
-        if len(self.request.body) > MAX_BODY:
-            raise web.HTTPError(413, "request body is too large")
         try:
-            body = json.loads(self.request.body)
-        except ValueError:
-            self.set_status(400)
-            self.finish(
-                {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "parse error"}}
-            )
-            return
+            body = json.loads(self.body_bytes())
+        except (ValueError, UnicodeDecodeError):
+            error = {"code": -32700, "message": "parse error"}
+            return self.reply({"jsonrpc": "2.0", "id": None, "error": error}, status=400)
         caller = self.caller
         messages = body if isinstance(body, list) else [body]
         credential = self.credential
@@ -81,8 +69,7 @@ class McpHandler(APIHandler):  # type: ignore[misc]
             self.set_status(202)
             self.finish()
             return
-        self.set_header("Content-Type", "application/json")
-        self.finish(json.dumps(replies if isinstance(body, list) else replies[0]))
+        self.reply(replies if isinstance(body, list) else replies[0])
 
     @web.authenticated
     @authorized
@@ -94,41 +81,41 @@ class McpHandler(APIHandler):  # type: ignore[misc]
 class ApprovalsHandler(McpHandler):
     """A user answers the calls of their own outside agents that wait for approval."""
 
+    max_body_bytes = MAX_APPROVAL_BODY
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.finish(json.dumps({"pending": self.tools.waiting(self.caller)}))
+        self.reply({"pending": self.tools.waiting(self.caller)})
 
     @web.authenticated
     @authorized
     async def post(self, pending_id: str = "") -> None:
-        if len(self.request.body or b"") > MAX_APPROVAL_BODY:
-            self.fail(413, "body_too_large", f"an approval is at most {MAX_APPROVAL_BODY} bytes")
-            return
         try:
-            body: Any = json.loads(self.request.body or b"{}")
-        except (ValueError, UnicodeDecodeError):
-            self.fail(400, "invalid_json", "the body is not valid JSON")
-            return
-        decision = body.get("decision") if isinstance(body, dict) else None
-        pending_id = pending_id or (body.get("id") if isinstance(body, dict) else None) or ""
-        if decision not in ("approve", "reject") or not isinstance(pending_id, str):
-            self.fail(400, "bad_decision", 'the body must be {"decision": "approve"|"reject"}')
-            return
+            decision, pending_id = self.decision(pending_id)
+        except ApiError as e:  # a malformed answer is a refusal like the others: audited
+            detail = {"code": e.code, "credential": self.credential.id}
+            await self.gate.audit(self.caller, "mcp.approval", pending_id[:40], "refused", detail)
+            raise
         credential = self.credential
         if credential.interactive:
             try:  # a person's session: its XSRF token is checked even if Jupyter's check is off
                 web.RequestHandler.check_xsrf_cookie(self)
             except web.HTTPError:
-                self.fail(403, "xsrf_required", "a browser approval needs its XSRF token")
-                return
-        try:
-            await self.tools.decide(self.caller, pending_id, decision, credential)
-        except GateRefusal as e:
-            self.fail(e.status, e.code, e.message)
-            return
-        self.set_status(204)
-        self.finish()
+                raise ApiError(
+                    403, "xsrf_required", "a browser approval needs its XSRF token"
+                ) from None
+        await self.tools.decide(self.caller, pending_id, decision, credential)
+        self.no_content()
+
+    def decision(self, pending_id: str) -> tuple[str, str]:
+        """(decision, pending id) from the URL and ``{"decision": ..., "id": ...}``."""
+        body = self.json_body({})
+        decision = body.get("decision") if isinstance(body, dict) else None
+        pending_id = pending_id or (body.get("id") if isinstance(body, dict) else None) or ""
+        if decision not in ("approve", "reject") or not isinstance(pending_id, str):
+            raise ApiError(400, "bad_decision", 'the body must be {"decision": "approve"|"reject"}')
+        return decision, pending_id
 
 
 class ServersHandler(McpHandler):
@@ -142,21 +129,18 @@ class ServersHandler(McpHandler):
     @web.authenticated
     @authorized
     async def get(self) -> None:
-        self.finish(json.dumps({"servers": self.clients.status()}))
+        self.reply({"servers": self.clients.status()})
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
         """Fetch the tool lists again now (all servers, or ``{"name": ...}``)."""
-        try:
-            await gate_of(self.settings).admit(self.caller, "agent", scope="agent:run")
-        except GateRefusal as e:
-            raise web.HTTPError(e.status, e.message) from None
-        body: Any = json.loads(self.request.body or b"{}")
+        await self.admit("agent", scope="agent:run")
+        body: Any = self.json_body({})
         name = body.get("name") if isinstance(body, dict) else None
         if name is not None and name not in self.clients.servers:
-            raise web.HTTPError(404, f"no MCP server {name}")
-        self.finish(json.dumps({"servers": await self.clients.refresh(name)}))
+            raise ApiError(404, "unknown_server", f"no MCP server {name}")
+        self.reply({"servers": await self.clients.refresh(name)})
 
 
 default_handlers = [
