@@ -37,9 +37,11 @@ from .identity import (
     HubCaller,
     HubIdentity,
     HubUnavailable,
+    client_ip,
     fingerprint,
     identity_claims,
     token_of,
+    trusted_networks,
 )
 from .recorder import Event
 from .state import SharedState, StateUnavailable, Usage
@@ -69,10 +71,13 @@ class Broker:
             role_groups=app.role_groups,
         )
         self.upstreams = {name: dict(spec) for name, spec in app.upstreams.items()}
-        secrets = [
-            os.environ.get(str(s.get("api_key_env", "")), "") for s in self.upstreams.values()
-        ]
-        self.redactor = Redactor(secrets)
+        self.keys = {name: provider_key(name, spec) for name, spec in self.upstreams.items()}
+        if app.default_course and app.default_course not in self.files:
+            raise CourseError(
+                f"c.BrokerApp.default_course: no course {app.default_course!r} in {app.course_dir}"
+            )
+        self.trusted = trusted_networks(app.trusted_proxies)
+        self.redactor = Redactor(k for k in self.keys.values() if k)
         self.store = Store(
             app.db_path or os.path.join(os.getcwd(), "aiide-broker.sqlite"),
             url=app.database_url,
@@ -101,9 +106,8 @@ class Broker:
         return self._http
 
     def upstream(self, name: str) -> tuple[dict[str, Any], str] | None:
-        """(spec, key) of a configured provider with its key in the environment."""
-        spec = self.upstreams.get(name)
-        key = os.environ.get(str((spec or {}).get("api_key_env", ""))) if spec else None
+        """(spec, key) of a configured provider with a key."""
+        spec, key = self.upstreams.get(name), self.keys.get(name)
         return (spec, key) if spec is not None and key else None
 
     async def course(self, name: str) -> Course:
@@ -124,22 +128,45 @@ class Broker:
         """(changes version, policy) from the cached course changes; ``refresh`` rereads
         them. The version lets ``SharedState.admit`` refuse to act on stale changes."""
         version, changes = await self.state.course_changes(self.files, refresh)
-        courses = self._courses(version, changes).values()
-        return version, effective(courses, caller.groups, caller.name)
+        return version, self._effective(self._courses(version, changes), caller)
 
     async def snapshot(self, caller: HubCaller) -> tuple[Effective, dict[str, int]]:
         """The caller's current policy and token use (one Redis round trip)."""
         version, changes, used = await self.state.snapshot(caller.name, self.files)
-        courses = self._courses(version, changes).values()
-        return effective(courses, caller.groups, caller.name), used
+        return self._effective(self._courses(version, changes), caller), used
 
     def file_policy(self, caller: HubCaller) -> Effective:
         """The course files alone (Redis down, failing open): no run-time changes."""
-        return effective(self.files.values(), caller.groups, caller.name)
+        return self._effective(self.files, caller)
+
+    def _effective(self, courses: Mapping[str, Course], caller: HubCaller) -> Effective:
+        """The caller's courses; a user in none gets ``default_course`` when one is named."""
+        policy = effective(courses.values(), caller.groups, caller.name)
+        default = self.app.default_course
+        if not policy.courses and default and not self.staff(caller):
+            return Effective((courses[default],), caller.name)
+        return policy
 
     def teaches(self, caller: HubCaller, course: Course) -> bool:
         staff = set(self.app.admin_groups) | course.instructors
         return caller.admin or bool(staff & caller.groups)
+
+    def staff(self, caller: HubCaller) -> bool:
+        """Admins, ``admin_groups`` and instructors of any course."""
+        return any(self.teaches(caller, c) for c in self.files.values()) or (
+            caller.admin or bool(set(self.app.admin_groups) & caller.groups)
+        )
+
+    def outside_refusal(self, caller: HubCaller, policy: Effective) -> tuple[str, str] | None:
+        """A user in no course (and teaching none) spends nobody's key: refused, unless
+        ``default_course`` names a course for them (then ``policy`` is that course)."""
+        if policy.courses or self.staff(caller):
+            return None
+        return "no_course", (
+            f"{caller.name} is in no course on this hub, so the assistant is off for them; "
+            "ask an instructor to add you to a course (the broker refuses users in no course "
+            "unless c.BrokerApp.default_course names one)"
+        )
 
     async def close(self) -> None:
         await self.recorder.close()  # what the last calls recorded, before anything closes
@@ -150,33 +177,81 @@ class Broker:
         self.store.close()
 
 
+def provider_key(name: str, spec: Mapping[str, Any]) -> str | None:
+    """A provider's key: from ``api_key_file`` (readable by the broker's user only, so
+    student code running as another user, or as this one through a shared /proc, cannot
+    read it from the process environment) or else the ``api_key_env`` variable."""
+    path = str(spec.get("api_key_file") or "")
+    if not path:
+        return os.environ.get(str(spec.get("api_key_env", ""))) or None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as e:
+        raise CourseError(f"upstreams.{name}.api_key_file: cannot read {path}: {e}") from None
+    with os.fdopen(fd, "rb") as f:
+        if os.fstat(f.fileno()).st_mode & 0o077:
+            raise CourseError(
+                f"upstreams.{name}.api_key_file: {path} is readable by other users; "
+                f"chmod 600 it (owned by the broker's user)"
+            )
+        key = f.read(4096).decode().strip()
+    return key or None
+
+
+@web.stream_request_body
 class BrokerHandler(web.RequestHandler):
+    """Identity first, then the body: a request is authenticated and its declared size
+    checked as soon as its headers arrive, before any of its body is read; a body is
+    buffered only up to the route's limit (``body_limit``)."""
+
     broker: Broker
     caller: HubCaller
+    #: The caller's address for the audit trail (``X-Forwarded-For`` from trusted proxies).
+    ip: str = ""
+    _body: bytearray
 
     def initialize(self, broker: Broker) -> None:
         self.broker = broker
+        self._body = bytearray()
 
     def check_xsrf_cookie(self) -> None:
         """Token in a header only: no ambient credential, nothing to forge."""
 
-    def fail(self, status: int, code: str, message: str) -> None:
+    def body_limit(self) -> int:
+        return int(self.broker.app.max_api_body_bytes)
+
+    def fail(self, status: int, code: str, message: str, kind: str = "") -> None:
         """Errors in the Anthropic and OpenAI shapes (each SDK shows ``error.message``)
-        plus aiide's ``code``."""
+        plus aiide's ``code``; ``kind`` is ``error.type`` when it differs from the code."""
+        if self._finished:
+            return
         self.set_status(status)
         self.set_header("Content-Type", "application/json")
-        error = {"type": code, "message": message, "code": code}
+        error = {"type": kind or code, "message": message, "code": code}
         self.finish(json.dumps({"type": "error", "error": error, "code": code, "message": message}))
 
+    def too_large(self) -> None:
+        limit = self.body_limit()
+        # Tornado discards the rest of the body and closes the connection once this is sent.
+        self.fail(413, "body_too_large", f"the request body is larger than {limit} bytes")
+
     async def prepare(self) -> None:
+        b = self.broker
+        self.ip = client_ip(
+            self.request.remote_ip, self.request.headers.get("X-Forwarded-For"), b.trusted
+        )
+        declared = self.request.headers.get("Content-Length", "")
+        if declared.strip().isdigit() and int(declared) > self.body_limit():
+            self.too_large()
+            return
         token = token_of(self.request.headers)
         try:
-            caller = await self.broker.hub.identify(token) if token else None
+            caller = await b.hub.identify(token) if token else None
         except HubUnavailable as e:
             self.fail(503, "hub_unavailable", f"{e}; the assistant is unavailable until it is back")
             return
         if caller is None:
-            detail = {"token": fingerprint(token) if token else None, "ip": self.request.remote_ip}
+            detail = {"token": fingerprint(token) if token else None, "ip": self.ip}
             await self.record(events=[Event(None, "auth.refused", self.request.path,
                                             "unauthenticated", detail)])  # fmt: skip
             self.fail(401, "unauthenticated", "a valid JupyterHub token is required")
@@ -184,10 +259,22 @@ class BrokerHandler(web.RequestHandler):
         self.caller = caller
         claims = identity_claims(self.request.headers)
         if claims:
-            detail = {"claims": claims, "hub_groups": sorted(caller.groups)}
-            await self.audit("identity.forged", self.request.path, "refused", detail)
+            forged = {"claims": claims, "hub_groups": sorted(caller.groups), "ip": self.ip}
+            await self.audit("identity.forged", self.request.path, "refused", forged)
             log.warning("aiide broker: %s sent identity claims %s", caller.name, sorted(claims))
             self.fail(403, "forged_claim", "identity comes from the hub; claims are refused")
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        if len(self._body) + len(chunk) > self.body_limit():
+            self.too_large()  # a chunked body (no Content-Length) that keeps coming
+            return
+        self._body += chunk
+
+    def body(self) -> bytes:
+        """The request body, read whole (within ``body_limit``)."""
+        return bytes(self._body)
 
     async def record(self, usage: Sequence[Usage] = (), events: Sequence[Event] = ()) -> None:
         """Usage and audit, batched with other calls; returns once written."""
@@ -254,7 +341,16 @@ class MeHandler(BrokerHandler):
         }
         budget = budget_refusal(policy, used) if used is not None else None
         body["budget_refusal"] = {"code": budget[0], "message": budget[1]} if budget else None
+        outside = b.outside_refusal(caller, policy)
+        body["refusal"] = {"code": outside[0], "message": outside[1]} if outside else None
         feature = self.get_argument("feature", "")
+        if feature and outside:  # a server asks before using a feature: refuse it all
+            await self.record(
+                usage=[Usage(caller.name, caller.groups, 0, {f"limit:{outside[0]}": 1})],
+                events=[Event(caller.name, "course.refused", f"feature:{feature}", outside[0])],
+            )
+            self.fail(403, *outside)
+            return
         if feature:  # a server asks before using a feature: a refusal is a limit hit
             hit = policy.refusal(feature) or (budget if feature != "agent" else None)
             if hit is not None:
@@ -300,7 +396,7 @@ class CourseHandler(BrokerHandler):
             return
         file = self.broker.files[name]
         try:
-            changes = validate_changes(json.loads(self.request.body or b"null"))
+            changes = validate_changes(json.loads(self.body() or b"null"))
         except (ValueError, CourseError) as e:
             self.fail(400, "invalid_change", str(e))
             return
@@ -334,6 +430,13 @@ class CourseHandler(BrokerHandler):
         self.finish({**updated[0].raw(), "changes": merged})
 
 
+class NotFoundHandler(BrokerHandler):
+    """Any other path: 404 with a code, before authentication or any body is read."""
+
+    async def prepare(self) -> None:
+        self.fail(404, "not_found", f"no broker route {self.request.path[:200]}")
+
+
 class BrokerApp(Application):  # type: ignore[misc]
     """``c.BrokerApp.*``: the aiide key broker (a JupyterHub service)."""
 
@@ -348,7 +451,72 @@ class BrokerApp(Application):  # type: ignore[misc]
             }
         },
         config=True,
-        help="Provider -> {base_url, api_key_env}. Keys come from the broker's environment.",
+        help="Provider -> {base_url, api_key_file or api_key_env}. api_key_file: a file "
+        "holding the key, owned by the broker's user and readable by nobody else (the broker "
+        "refuses to start otherwise); api_key_env: an environment variable of the broker's "
+        "(visible in /proc to every process of the same user: use it only when no student "
+        "code runs as that user).",
+    )
+    default_course = Unicode(
+        "",
+        config=True,
+        help="What hub users in no course get (and teaching none): empty (the default) "
+        "refuses their model calls with code 'no_course'; a course name applies that "
+        "course's models, budgets, limits and exam mode to them.",
+    )
+    max_body_bytes = Int(
+        32 * 1024 * 1024,
+        config=True,
+        help="Largest model request body (bytes; the provider's own request limit). Larger "
+        "ones are refused with 413 'body_too_large' from their headers, before any body is "
+        "read; chunked bodies as they pass the limit.",
+    )
+    max_api_body_bytes = Int(
+        1024 * 1024,
+        config=True,
+        help="Largest body on the broker's other routes (course changes, instructor API).",
+    )
+    trusted_proxies = List(
+        Unicode(),
+        config=True,
+        help="Addresses or networks of proxies in front of the broker (e.g. "
+        "['10.0.0.5', '10.1.0.0/16']) whose X-Forwarded-For is believed for the audited "
+        "client address. Empty (the default): the connection's own address, so a caller "
+        "cannot write another address into the audit trail.",
+    )
+    allowed_anthropic_betas = List(
+        Unicode(),
+        config=True,
+        help="anthropic-beta values callers may send through the broker. Empty (the "
+        "default): none; a request with another beta is refused ('header_not_allowed'). "
+        "Betas can turn on provider-run tools billed outside the token budgets.",
+    )
+    allowed_tool_types = List(
+        Unicode(),
+        config=True,
+        help="Tool types besides plain client tools ('custom' / 'function') a request may "
+        "declare, e.g. ['web_search_20250305']. Empty (the default): provider-run tools "
+        "(web search, code execution…; billed per use, outside the budgets) are refused "
+        "('tool_not_allowed').",
+    )
+    completion_max_tokens = Int(
+        1024,
+        config=True,
+        help="While exam mode turns chat off but leaves completion on: the most tokens a "
+        "call may ask for and still count as an inline completion (the completer's own cap).",
+    )
+    completion_max_prompt_chars = Int(
+        8000,
+        config=True,
+        help="While exam mode turns chat off but leaves completion on: the longest prompt "
+        "text a call may carry and still count as an inline completion.",
+    )
+    audit_scan_rows = Int(
+        20000,
+        config=True,
+        help="Audit rows one api/audit request examines at most; a search that has not "
+        "found enough by then answers with what it found and where to continue (more, "
+        "next_after), so a search with no match never reads the whole table at once.",
     )
     admin_groups = List(
         Unicode(), config=True, help="Hub groups that may change every course and read audit."
@@ -398,6 +566,7 @@ class BrokerApp(Application):  # type: ignore[misc]
             self.update_config(self.cli_config)
 
     def make_app(self) -> tuple[web.Application, Broker]:
+        from .audit import audit_handlers
         from .relay import relay_handlers
         from .usage import usage_handlers
 
@@ -409,9 +578,13 @@ class BrokerApp(Application):  # type: ignore[misc]
             *relay_handlers(prefix, kw),
             (prefix + "api/me", MeHandler, kw),
             (prefix + r"api/courses/([\w.-]+)", CourseHandler, kw),
+            *audit_handlers(prefix, kw),
             *usage_handlers(prefix, kw),
         ]
-        return web.Application(handlers), broker
+        app = web.Application(
+            handlers, default_handler_class=NotFoundHandler, default_handler_args=kw
+        )
+        return app, broker
 
     def start(self) -> None:
         import asyncio
@@ -426,7 +599,10 @@ class BrokerApp(Application):  # type: ignore[misc]
             # The upstream client (its import and TLS context take ~0.3 s of CPU) is made
             # now, not by the first student's call while 49 others wait behind it.
             broker.http()
-            server = app.listen(port, url.hostname or "127.0.0.1", xheaders=True)
+            # No xheaders: X-Forwarded-For is believed from trusted_proxies only (prepare).
+            # Bodies are limited per route as they stream in (BrokerHandler), so tornado's
+            # own cap must not cut a connection before the handler can answer 413.
+            server = app.listen(port, url.hostname or "127.0.0.1", max_body_size=1 << 40)
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGTERM, stop.set)

@@ -26,6 +26,8 @@ from typing import Any
 #: What a user model must hold to decide about the caller without a second hub call
 #: (``roles`` too when hub roles map to groups: a server's own token cannot read them).
 _NEEDED = ("groups", "admin")
+#: JupyterHub answers lists page by page (with where the next page starts) given this.
+_PAGINATED = "application/jupyterhub-pagination+json"
 _AUTH = re.compile(r"^\s*(?:bearer|token)\s+(\S+)\s*$", re.IGNORECASE)
 
 
@@ -61,6 +63,49 @@ def identity_claims(headers: Any) -> dict[str, str]:
     return found
 
 
+def trusted_networks(proxies: Iterable[str]) -> tuple[Any, ...]:
+    """``c.BrokerApp.trusted_proxies`` as networks; a bad entry names itself."""
+    import ipaddress
+
+    out = []
+    for entry in proxies:
+        try:
+            out.append(ipaddress.ip_network(str(entry).strip(), strict=False))
+        except ValueError:
+            raise ValueError(
+                f"c.BrokerApp.trusted_proxies: {entry!r} is not an IP address or network"
+            ) from None
+    return tuple(out)
+
+
+def client_ip(peer: str | None, forwarded_for: str | None, trusted: tuple[Any, ...]) -> str:
+    """The caller's address for the audit trail. ``X-Forwarded-For`` counts only when the
+    connection comes from a trusted proxy, and then only its addresses added by trusted
+    proxies: walking from the right, the first address that is not a trusted proxy is the
+    client (whatever a student wrote further left is their own claim)."""
+    import ipaddress
+
+    def is_trusted(address: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(address)
+        except ValueError:
+            return False
+        return any(ip in network for network in trusted)
+
+    current = peer or ""
+    if not trusted or not forwarded_for or not is_trusted(current):
+        return current
+    for hop in reversed([h.strip() for h in forwarded_for.split(",") if h.strip()]):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return current  # garbage from here on: the last trusted hop is all we know
+        current = hop
+        if not is_trusted(hop):
+            return hop
+    return current
+
+
 def fingerprint(token: str) -> str:
     """A short, one-way name for a token in the audit trail (never the token)."""
     return hashlib.sha256(token.encode()).hexdigest()[:12]
@@ -94,6 +139,7 @@ class HubIdentity:
         #: once must not queue 50 identical requests behind the client's connection limit).
         self._pending: dict[str, asyncio.Future[HubCaller | None]] = {}
         self._client: Any = None
+        self._members: tuple[float, dict[str, HubCaller]] | None = None
 
     def _http(self) -> Any:
         if self._client is None:
@@ -102,15 +148,18 @@ class HubIdentity:
             self._client = AsyncHTTPClient(force_instance=True, max_clients=100)
         return self._client
 
-    async def _get(self, path: str, token: str) -> tuple[int, Any]:
+    async def _get(self, path: str, token: str, accept: str = "") -> tuple[int, Any]:
         import json
 
         from tornado.httpclient import HTTPClientError
 
+        headers = {"Authorization": f"token {token}"}
+        if accept:
+            headers["Accept"] = accept
         try:
             r = await self._http().fetch(
                 self.api_url + path,
-                headers={"Authorization": f"token {token}"},
+                headers=headers,
                 raise_error=False,
                 request_timeout=self.timeout,
                 connect_timeout=self.timeout,
@@ -160,6 +209,32 @@ class HubIdentity:
             self._cache.clear()
         self._cache[key] = (now + self.cache_seconds, caller)
         return caller
+
+    async def members(self) -> dict[str, HubCaller]:
+        """Every hub user with their groups and roles (the broker's service token, page by
+        page), cached like identities: who is in which course, for scoping what instructors
+        read. Needs the broker's hub role to hold ``list:users`` and ``read:users:groups``."""
+        cached = self._members
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        found: dict[str, HubCaller] = {}
+        offset = 0
+        while True:
+            code, page = await self._get(
+                f"/users?offset={offset}&limit=200", self.api_token, _PAGINATED
+            )
+            if code != 200 or not isinstance(page, dict):
+                raise HubUnavailable(f"the hub did not list its users ({code})")
+            items = page.get("items") or []
+            for model in items:
+                caller = self.caller_from(model)
+                found[caller.name] = caller
+            following = (page.get("_pagination") or {}).get("next")
+            if not items or not following:
+                break
+            offset = int(following.get("offset", offset + len(items)))
+        self._members = (time.monotonic() + self.cache_seconds, found)
+        return found
 
     def caller_from(self, model: Mapping[str, Any]) -> HubCaller:
         """A hub user model as a caller, hub roles mapped to groups by ``role_groups``."""

@@ -23,6 +23,7 @@ from tornado.iostream import StreamClosedError
 from .broker import BrokerHandler, budget_refusal, model_refusal
 from .course import Effective
 from .recorder import Event
+from .screening import completion_refusal, forward_headers, tool_refusal
 from .state import StateUnavailable, Usage
 
 log = logging.getLogger("aiide.broker")
@@ -33,6 +34,19 @@ PASS_HEADERS = (
 )  # fmt: skip
 #: Attempts to decide on current course changes while instructors keep changing them.
 _ATTEMPTS = 3
+#: An upstream error body is read this far for the broker's log and audit (never relayed).
+MAX_ERROR_BYTES = 64 * 1024
+#: Upstream error status -> (error.type both SDKs know, aiide code, what the student reads).
+UPSTREAM_ERRORS = {
+    401: ("authentication_error", "provider_auth",
+          "the provider refused the course's key; tell your instructor"),
+    403: ("permission_error", "provider_auth",
+          "the provider refused the course's key; tell your instructor"),
+    429: ("rate_limit_error", "provider_rate_limited",
+          "the provider is rate limiting the course's key; try again shortly"),
+    529: ("overloaded_error", "provider_overloaded",
+          "the provider is overloaded; try again in a minute"),
+}  # fmt: skip
 
 
 class ModelHandler(BrokerHandler):
@@ -48,35 +62,57 @@ class ModelHandler(BrokerHandler):
         if self._upstream is not None:
             self._upstream.close()
 
-    def upstream_request(self, spec: dict[str, Any], key: str, body: dict[str, Any]) -> Any:
-        """(url, headers, body bytes) for the provider."""
+    def body_limit(self) -> int:
+        return int(self.broker.app.max_body_bytes)
+
+    def upstream_request(
+        self, spec: dict[str, Any], key: str, body: dict[str, Any], headers: dict[str, str]
+    ) -> Any:
+        """(url, headers, body bytes) for the provider; ``headers``: the allow-listed
+        provider headers of the request (``screening.forward_headers``)."""
         raise NotImplementedError
 
     def counter(self, body: dict[str, Any]) -> Any:
         raise NotImplementedError
 
     async def post(self) -> None:
+        self.request.body = self.body()
         try:
             body = json.loads(self.request.body or b"{}")
             model = str(body.get("model", ""))
         except (ValueError, AttributeError):
             self.fail(400, "invalid_request_error", "the body must be a JSON object")
             return
+        app = self.broker.app
+        headers, refused = forward_headers(self.request.headers, app.allowed_anthropic_betas)
+        refused = refused or tool_refusal(self.provider, body, app.allowed_tool_types)
+        if refused is not None:
+            await self.audit("model.refused", f"model:{model}", refused[0], {"ip": self.ip})
+            self.fail(400, *refused, kind="invalid_request_error")
+            return
         found = self.broker.upstream(self.provider)
         if found is None:
             self.fail(503, "no_provider", f"the broker has no {self.provider} key configured")
             return
-        if await self.admit(model):
-            await self._forward(found, body, model)
+        if await self.admit(model, body):
+            await self._forward(found, body, model, headers)
 
-    async def admit(self, model: str) -> bool:
+    def _refusal(
+        self, policy: Effective, model: str, body: dict[str, Any]
+    ) -> tuple[int, str, str] | None:
+        outside = self.broker.outside_refusal(self.caller, policy)
+        if outside is not None:
+            return (403, *outside)
+        return _course_refusal(policy, model, self.provider, body, self.broker.app)
+
+    async def admit(self, model: str, body: dict[str, Any]) -> bool:
         """The course's answer for this call; False once a refusal has been sent."""
         b, caller = self.broker, self.caller
         target = f"model:{model}"
         try:
             for attempt in range(_ATTEMPTS):
                 version, policy = await b.policy_for(caller, refresh=attempt > 0)
-                refusal = _course_refusal(policy, model)
+                refusal = self._refusal(policy, model, body)
                 if refusal is not None and attempt == 0 and b.state.redis_url:
                     continue  # refuse only on current changes (exam may have just ended)
                 if refusal is not None:
@@ -96,7 +132,7 @@ class ModelHandler(BrokerHandler):
                 self.fail(503, "broker_unavailable", message)
                 return False
             log.warning("aiide broker: %s; failing open", e)
-            refusal = _course_refusal(b.file_policy(caller), model)  # no budgets, no limits
+            refusal = self._refusal(b.file_policy(caller), model, body)  # no budgets, no limits
             if refusal is not None:
                 await self.refused(*refusal, target)
             return refusal is None
@@ -121,18 +157,25 @@ class ModelHandler(BrokerHandler):
         return RateLimit.parse(text) if text else None
 
     async def _forward(
-        self, found: tuple[dict[str, Any], str], body: dict[str, Any], model: str
+        self,
+        found: tuple[dict[str, Any], str],
+        body: dict[str, Any],
+        model: str,
+        provider_headers: dict[str, str],
     ) -> None:
         import aiohttp
 
-        url, headers, data = self.upstream_request(*found, body)
+        url, headers, data = self.upstream_request(*found, body, provider_headers)
         # Plain bytes from the provider: the usage in them is read on the way through.
         headers["accept-encoding"] = "identity"
         counter = self.counter(body)
-        status = 0
+        status, outcome = 0, "ok"
         try:
             async with self.broker.http().post(url, data=data, headers=headers) as r:
                 self._upstream, status = r, r.status
+                if r.status != 200:
+                    outcome = await self._upstream_error(r, model)
+                    return
                 self.set_status(r.status)
                 for name in PASS_HEADERS:
                     if name in r.headers:
@@ -143,18 +186,45 @@ class ModelHandler(BrokerHandler):
                     await self.flush()  # no added buffering: each chunk goes out now
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
             if not self._headers_written:
-                self.fail(502, "provider_unavailable", f"the provider is unreachable: {e}")
+                log.warning("aiide broker: %s unreachable: %s", self.provider, e)
+                outcome = "provider_unavailable"
+                self.fail(502, outcome, f"the {self.provider} provider is unreachable")
         except StreamClosedError:
             pass  # the student went away; leaving the block closes the upstream call
         finally:
             self._upstream = None
             if status == 200:
                 counter.settle()
-            await self._meter(model, counter)
+            await self._meter(model, counter, outcome)
         if not self._finished:
             self.finish()
 
-    async def _meter(self, model: str, counter: Any) -> None:
+    async def _upstream_error(self, r: Any, model: str) -> str:
+        """The provider refused: its body (which may echo the key, the request or the
+        provider's internals) goes to the broker's log and audit, redacted; the student
+        gets the status, a stable code and a message of ours."""
+        raw = await r.content.read(MAX_ERROR_BYTES)
+        detail = self.broker.redactor.text(raw.decode(errors="replace"))
+        log.warning(
+            "aiide broker: %s answered %s to %s's call: %s",
+            self.provider, r.status, self.caller.name, detail[:2000],
+        )  # fmt: skip
+        kind, code, message = UPSTREAM_ERRORS.get(
+            r.status,
+            ("api_error", "provider_error", "the provider failed to answer; try again")
+            if r.status >= 500
+            else ("invalid_request_error", "provider_rejected",
+                  "the provider refused the request; the broker's log has the details"),
+        )  # fmt: skip
+        if "retry-after" in r.headers:
+            self.set_header("retry-after", r.headers["retry-after"])
+        await self.audit(
+            "model.failed", f"model:{model}", code, {"status": r.status, "upstream": detail}
+        )
+        self.fail(r.status, code, f"{message} (HTTP {r.status})", kind=kind)
+        return code
+
+    async def _meter(self, model: str, counter: Any, outcome: str = "ok") -> None:
         caller = self.caller
         tokens = {"input_tokens": counter.input_tokens, "output_tokens": counter.output_tokens}
         metrics = {"input": counter.input_tokens, "output": counter.output_tokens, "calls": 1}
@@ -163,14 +233,25 @@ class ModelHandler(BrokerHandler):
             detail["estimated"] = True
         await self.record(
             usage=[Usage(caller.name, caller.groups, sum(tokens.values()), metrics)],
-            events=[Event(caller.name, "model.used", f"model:{model}", "ok", detail)],
+            events=[Event(caller.name, "model.used", f"model:{model}", outcome, detail)],
         )
 
 
-def _course_refusal(policy: Effective, model: str) -> tuple[int, str, str] | None:
+def _course_refusal(
+    policy: Effective, model: str, provider: str, body: dict[str, Any], app: Any
+) -> tuple[int, str, str] | None:
     refusal = model_refusal(policy)
     if refusal is not None:
         return (403, *refusal)
+    chat_off = policy.refusal("chat")
+    if chat_off is not None and policy.refusal("complete") is None:
+        # Exam mode left completion on: the call passes only as what a completion is.
+        why = completion_refusal(
+            provider, body, app.completion_max_tokens, app.completion_max_prompt_chars
+        )
+        if why is not None:
+            code, message = chat_off
+            return 403, code, f"{message} (only inline completion is on: {why})"
     if not policy.model_allowed(model):
         return 403, "model_not_allowed", f"model {model!r} is not allowed in your course"
     return None
@@ -182,17 +263,11 @@ class MessagesHandler(ModelHandler):
     provider = "anthropic"
 
     def upstream_request(
-        self, spec: dict[str, Any], key: str, body: dict[str, Any]
+        self, spec: dict[str, Any], key: str, body: dict[str, Any], headers: dict[str, str]
     ) -> tuple[str, dict[str, str], bytes]:
         url = str(spec.get("base_url") or "https://api.anthropic.com").rstrip("/")
-        headers = {
-            "x-api-key": key,
-            "anthropic-version": self.request.headers.get("anthropic-version", "2023-06-01"),
-            "content-type": "application/json",
-        }
-        if beta := self.request.headers.get("anthropic-beta"):
-            headers["anthropic-beta"] = beta
-        return url + "/v1/messages", headers, self.request.body
+        out = {**headers, "x-api-key": key, "content-type": "application/json"}
+        return url + "/v1/messages", out, self.request.body
 
     def counter(self, body: dict[str, Any]) -> UsageCounter:
         return UsageCounter(streaming=bool(body.get("stream")))
@@ -210,7 +285,7 @@ class ChatCompletionsHandler(ModelHandler):
     provider = "openai"
 
     def upstream_request(
-        self, spec: dict[str, Any], key: str, body: dict[str, Any]
+        self, spec: dict[str, Any], key: str, body: dict[str, Any], headers: dict[str, str]
     ) -> tuple[str, dict[str, str], bytes]:
         url = str(spec.get("base_url") or "https://api.openai.com/v1").rstrip("/")
         data: bytes = self.request.body

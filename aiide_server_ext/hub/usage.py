@@ -1,4 +1,5 @@
-"""The broker's instructor API: usage per student and day, who hit limits, audit search.
+"""The broker's instructor API: usage per student and day, who hit limits (the audit
+search is ``audit.py``).
 
 Instructors see the students of the courses they teach (admins and ``admin_groups``
 everyone); every read is itself audited. ``?format=csv`` gives a spreadsheet-ready export.
@@ -137,61 +138,6 @@ class LimitsHandler(InstructorHandler):
         self.send("limits", rows, ["day", "user", "code", "count"])
 
 
-class AuditHandler(InstructorHandler):
-    """``GET api/audit?action=&actor=&outcome=&target=&q=&since=&until=&after=&limit=``.
-
-    ``target`` and ``q`` (anywhere in the event) are substring matches; ``since``/``until``
-    are ISO times or days (UTC); ``after`` pages by event id; ``format=csv`` exports."""
-
-    async def get(self) -> None:
-        from aiide_server_ext.gateway.audit import AuditQuery
-
-        staff = set(self.broker.app.admin_groups) | {
-            g for c in self.broker.files.values() for g in c.instructors
-        }
-        if not (self.caller.admin or staff & self.caller.groups):
-            await self.audit("audit.read", "audit", "forbidden")
-            self.fail(403, "forbidden", "only instructors may read the audit trail")
-            return
-        try:
-            since, until = (
-                _time(self.get_argument("since", None)),
-                _time(self.get_argument("until", None)),
-            )
-            limit = max(1, min(1000, int(self.get_argument("limit", "500"))))
-            after = int(self.get_argument("after", "0"))
-        except ValueError as e:
-            self.fail(400, "invalid_request", str(e))
-            return
-        outcome, target = self.get_argument("outcome", None), self.get_argument("target", None)
-        text = (self.get_argument("q", None) or "").lower()
-        events: list[dict[str, Any]] = []
-        while len(events) < limit:  # filters on text run here: page until enough match
-            q = AuditQuery(
-                actor=self.get_argument("actor", None),
-                action=self.get_argument("action", None),
-                since=since,
-                until=until,
-                after_id=after,
-                limit=1000,
-            )
-            page = await self.broker.audit.query(q)
-            if not page:
-                break
-            after = int(page[-1]["id"])
-            events += [
-                e
-                for e in page
-                if (outcome is None or e["outcome"] == outcome)
-                and (target is None or target in str(e["target"]))
-                and (not text or text in json.dumps(e).lower())
-            ]
-        events = events[:limit]
-        await self.audit("audit.read", "audit", "ok", {"matched": len(events)})
-        columns = ["id", "time", "actor", "action", "target", "outcome", "detail"]
-        self.send("events", events, columns)
-
-
 class CoursesHandler(InstructorHandler):
     """``GET api/courses``: the courses the caller may change, run-time changes applied."""
 
@@ -212,21 +158,9 @@ class CoursesHandler(InstructorHandler):
         self.finish({"courses": body})
 
 
-def _time(value: str | None) -> float | None:
-    if not value:
-        return None
-    if value.replace(".", "", 1).isdigit():
-        return float(value)
-    parsed = datetime.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed.timestamp()
-
-
 def usage_handlers(prefix: str, kw: dict[str, Any]) -> list[Any]:
     return [
         (prefix + "api/usage", UsageHandler, kw),
         (prefix + "api/limits", LimitsHandler, kw),
-        (prefix + "api/audit", AuditHandler, kw),
         (prefix + "api/courses", CoursesHandler, kw),
     ]

@@ -31,6 +31,8 @@ STUDENTS = ("alice", "bob")
 #: A student without a server, whose only model calls are the replica test's.
 QUIET_STUDENT = "carol"
 INSTRUCTORS = ("ian",)
+#: In the broker's admin_groups: reads every course's audit (refused logins included).
+BROKER_ADMIN = "adam"
 #: An instructor by hub role (``load_roles``), in no group: ``role_groups`` maps the role.
 ROLE_INSTRUCTOR = "rita"
 ROLE_GROUPS = {"instructor": ["instructors"]}
@@ -162,6 +164,13 @@ class Hub:
              "--api-key", OPENAI_KEY, "--default-text", "Hello from the OpenAI model"],
             base_env, ROOT,
         )  # fmt: skip
+        # The documented setup: each key in a file only the broker's user can read.
+        keys = self.dir / "keys"
+        keys.mkdir(mode=0o700)
+        for name, key in (("anthropic", PROVIDER_KEY), ("openai", OPENAI_KEY)):
+            path = keys / f"{name}.key"
+            path.write_text(key + "\n")
+            path.chmod(0o600)
         courses = self.dir / "courses"
         courses.mkdir()
         (courses / "ds101.json").write_text(json.dumps(COURSE))
@@ -185,15 +194,22 @@ class Hub:
         return {
             "course_dir": str(self.dir / "courses"),
             "upstreams": {
-                "anthropic": {"base_url": self.fake_url, "api_key_env": "ANTHROPIC_API_KEY"},
-                "openai": {"base_url": self.openai_url + "/v1", "api_key_env": "OPENAI_API_KEY"},
+                "anthropic": {"base_url": self.fake_url, "api_key_file": str(self.key_file())},
+                "openai": {
+                    "base_url": self.openai_url + "/v1",
+                    "api_key_file": str(self.key_file("openai")),
+                },
             },
             "redis_url": self.redis.url,
             "db_path": str(self.dir / "broker.sqlite"),
             "hub_timeout": self.hub_timeout,
             "identity_cache_seconds": self.identity_cache,
             "role_groups": ROLE_GROUPS,
+            "admin_groups": ["broker-admins"],
         }
+
+    def key_file(self, provider: str = "anthropic") -> Path:
+        return self.dir / "keys" / f"{provider}.key"
 
     def singleuser(self) -> dict[str, Any]:
         return {
@@ -231,8 +247,7 @@ class Hub:
         services = [
             {"name": "aiide-broker", "url": f"http://127.0.0.1:{self.broker_port}",
              "command": [sys.executable, "-m", "aiide_server_ext.hub", "--config", str(broker_cfg)],
-             "environment": {"ANTHROPIC_API_KEY": PROVIDER_KEY, "OPENAI_API_KEY": OPENAI_KEY,
-                             "PYTHONPATH": str(ROOT)},
+             "environment": {"PYTHONPATH": str(ROOT)},
              "cwd": str(self.dir)},
             {"name": "aiide-broker-2", "api_token": self.broker2_token},
             {"name": "test-admin", "api_token": self.admin_token},
@@ -248,6 +263,7 @@ class Hub:
         users = {
             "students": {"users": list(self.students)},
             "instructors": {"users": list(INSTRUCTORS)},
+            "broker-admins": {"users": [BROKER_ADMIN]},
         }
         return "\n".join(
             [
@@ -349,8 +365,6 @@ class Hub:
         """Another broker process (service ``aiide-broker-2``), config overrides applied."""
         env = {
             **{k: v for k, v in os.environ.items() if "API_KEY" not in k},
-            "ANTHROPIC_API_KEY": PROVIDER_KEY,
-            "OPENAI_API_KEY": OPENAI_KEY,
             "JUPYTERHUB_API_URL": self.api,
             "JUPYTERHUB_API_TOKEN": self.broker2_token,
             "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}",
