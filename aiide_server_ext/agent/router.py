@@ -164,6 +164,9 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
         self.allow_user_keys = allow_user_keys
         self._providers: dict[str, Provider] = {}
         self.calibration = Calibration()
+        #: A further say on which models a caller may use (under a hub: the course's
+        #: allowed models, from the broker); None: the configured list alone.
+        self.model_filter: Callable[[ModelSpec, Caller], bool] | None = None
 
     def sees_images(self, name: str) -> bool:
         spec = next((m for m in self.models if m.name == name), None)
@@ -193,6 +196,8 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
         lists = [self.group_models[g] for g in caller.groups if g in self.group_models]
         if not lists and "*" in self.group_models:
             lists = [self.group_models["*"]]
+        if self.model_filter is not None and not self.model_filter(spec, caller):
+            return False
         return not lists or any(spec.name in names for names in lists)
 
     def available(self, caller: Caller) -> list[ModelSpec]:

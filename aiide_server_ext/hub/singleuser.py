@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any
 
 from jupyter_server.base.handlers import APIHandler
@@ -114,6 +115,7 @@ class CourseGate(DelegatingGate):
         self.inner = inner
         self.broker = broker
         self.tool_policy: Any = None  # hub.tools.CourseToolPolicy once the agent is there
+        self.models = CourseModels()
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -133,6 +135,7 @@ class CourseGate(DelegatingGate):
             raise
         if self.tool_policy is not None:
             self.tool_policy.learn(caller.username, policy.get("tools") or {})
+        self.models.learn(policy)
         disabled = policy.get("exam", {}).get("disabled", [])
         if feature in disabled:
             message = str(policy["exam"].get("message") or "exam mode is on")
@@ -140,7 +143,88 @@ class CourseGate(DelegatingGate):
             raise GateRefusal(403, "exam_mode", message)
         refusal = policy.get("budget_refusal")
         if route_class in MODEL_ROUTES and refusal:
-            raise GateRefusal(429, str(refusal["code"]), str(refusal["message"]))
+            message = str(refusal["message"])
+            renews = renewal(policy)
+            if renews is not None:  # "wait for the next period": say when it starts
+                message += f" (the next period starts {_utc(renews)})"
+            raise GateRefusal(429, str(refusal["code"]), message)
+
+
+def budget_statuses(policy: dict[str, Any], now: float | None = None) -> list[Any]:
+    """The course budget that applies to the student (the broker's ``api/me``) as quota
+    statuses, so the usage panel and the status bar show it like any other quota: limit,
+    used, left and when it renews. Empty while the broker cannot count (Redis down)."""
+    from aiide_server_ext.gateway.quotas import QuotaStatus
+
+    from .course import periods
+
+    used = policy.get("used")
+    budget = policy.get("budget") or {}
+    if not isinstance(used, dict) or not isinstance(budget, dict):
+        return []
+    now = time.time() if now is None else now
+    ends = periods(now)
+    names = policy.get("own_budget") or policy.get("courses") or []
+    scope = ("own budget in " if policy.get("own_budget") else "course ") + ", ".join(names)
+    return [
+        QuotaStatus(scope, kind, float(limit), float(used.get(kind, 0)), now + ends[kind][1])
+        for kind, limit in sorted(budget.items())
+        if kind in ends
+    ]
+
+
+def renewal(policy: dict[str, Any], now: float | None = None) -> float | None:
+    """When the spent budget renews: the latest end among the periods used up."""
+    spent = [s for s in budget_statuses(policy, now) if s.used >= s.limit]
+    return max((s.resets_at for s in spent), default=None)
+
+
+def _utc(moment: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(moment))
+
+
+class CourseModels:
+    """The course's allowed models, as the broker last said (at start and before every
+    chat, agent step and completion), applied to the agent's router: the picker, the
+    status bar and the default model only ever name a model the course allows, so the
+    server never asks the broker for one it would refuse (no local list to keep in sync).
+    Matching is the broker's (``Effective.model_allowed``): the id or a dated version."""
+
+    def __init__(self) -> None:
+        #: Allowed model ids; None: not known yet, () : the course allows every model.
+        self.allowed: tuple[str, ...] | None = None
+
+    def learn(self, policy: dict[str, Any]) -> None:
+        models = policy.get("models")
+        if isinstance(models, list):
+            self.allowed = tuple(str(m) for m in models)
+
+    def permits(self, spec: Any, caller: Any = None) -> bool:
+        if not self.allowed:
+            return True
+        model = str(getattr(spec, "model", "") or getattr(spec, "name", ""))
+        return any(model == m or model.startswith(m + "-") for m in self.allowed)
+
+
+class CourseQuotas:
+    """The gateway's quotas with the course budget added to what ``status`` reports (the
+    usage API behind the status bar and usage panel). Checks stay the gateway's: the
+    course budget is enforced by the gate above and by the broker."""
+
+    def __init__(self, inner: Any, broker: BrokerClient) -> None:
+        self.inner = inner
+        self.broker = broker
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def status(self, user: str, groups: Any) -> list[Any]:
+        mine = list(await self.inner.status(user, groups))
+        try:
+            policy = await self.broker.me()
+        except GateRefusal:
+            return mine  # the broker is away: the gate refuses model calls meanwhile
+        return mine + budget_statuses(policy)
 
 
 class CourseHandler(APIHandler):  # type: ignore[misc]
@@ -156,7 +240,9 @@ class CourseHandler(APIHandler):  # type: ignore[misc]
         if name is not None and not caller.has_scope("course"):
             await gate.audit(caller, "course.refused", f"course:{name}", "forbidden")
             self.set_status(403)
-            self.finish({"code": "insufficient_scope", "message": "changing a course needs 'course'"})
+            self.finish(
+                {"code": "insufficient_scope", "message": "changing a course needs 'course'"}
+            )
             return
         path = "api/me" if name is None else f"api/courses/{name}"
         body = self.request.body if method == "PATCH" else None
@@ -235,6 +321,31 @@ def _openapi() -> dict[str, Any]:
     }
 
 
+#: Background tasks of this extension (kept, so they are not garbage-collected).
+_TASKS: set[Any] = set()
+
+
+def _learn_at_start(gate: CourseGate, broker: BrokerClient, serverapp: Any) -> None:
+    """Ask the broker for the course's models once the server runs, so the picker the
+    student first sees is already the course's."""
+    import asyncio
+
+    from tornado.ioloop import IOLoop
+
+    async def learn() -> None:
+        try:
+            gate.models.learn(await broker.me())
+        except GateRefusal as e:
+            serverapp.log.warning("aiide hub: course models not known yet: %s", e.message)
+
+    def start() -> None:
+        task = asyncio.ensure_future(learn())
+        _TASKS.add(task)
+        task.add_done_callback(_TASKS.discard)
+
+    IOLoop.current().add_callback(start)
+
+
 def load(serverapp: Any) -> None:
     config = AiideHub(config=serverapp.config)
     url = config.broker_url or os.environ.get("AIIDE_BROKER_URL", "")
@@ -247,6 +358,9 @@ def load(serverapp: Any) -> None:
     if config.role_groups and hasattr(inner, "hub_role_groups"):
         inner.hub_role_groups = {str(r): frozenset(g) for r, g in config.role_groups.items()}
     gate = CourseGate(inner, broker)
+    gateway: Any = inner  # the gateway's own gate (the usage API reads its quotas)
+    if getattr(gateway, "quotas", None) is not None:
+        gateway.quotas = CourseQuotas(gateway.quotas, broker)
     settings["aiide_gate"] = gate
     settings["aiide_broker"] = broker
     # The agent part reads the gate from its extension's own settings dict.
@@ -259,6 +373,16 @@ def load(serverapp: Any) -> None:
         gate.tool_policy = install(settings)
     if gate.tool_policy is None:
         serverapp.log.warning("aiide hub: no agent found: course tool policies are off")
+    routers = [
+        router
+        for place in (*(e.settings for e in serverapp.extension_manager.extension_apps.get(
+            "aiide_server_ext", ())), settings)
+        if (router := getattr(place.get("aiide_agent"), "router", None)) is not None
+    ]  # fmt: skip
+    for router in routers:
+        router.model_filter = gate.models.permits
+    if routers:
+        _learn_at_start(gate, broker, serverapp)
     if config.route_providers:
         from . import providers
 
