@@ -5,7 +5,7 @@ import { parseConversationDetail, parseConversationList } from '../src/api/conve
 import { parseCompletion } from '../src/api/complete';
 import { parseModels } from '../src/api/models';
 import { parseUsage } from '../src/api/usage';
-import { describeAssistant, tightestQuota } from '../src/usage/describe';
+import { describeAssistant, quotaNotice, renewsAt, tightestQuota } from '../src/usage/describe';
 import { dailySeries, windowStart } from '../src/usage/series';
 
 const open = { state: 'open' as const, reason: null, retryAt: null, attempt: 0 };
@@ -87,5 +87,44 @@ describe('REST bodies', () => {
     assert.throws(() => parseModels({ models: [{ name: 'x' }] }), /provider/);
     assert.equal(parseCompletion({ completion: 'sum(xs)', model: 'm', usage: { input_tokens: 1, output_tokens: 2 } }).completion, 'sum(xs)');
     assert.throws(() => parseCompletion({ completion: 1 }), /usage|completion/);
+  });
+});
+
+describe('budget warnings (issue 21)', () => {
+  const now = new Date('2026-12-07T22:40:00Z');
+  const budget = (used: number) => ({
+    scope: 'course ds101', metric: 'daily_tokens', limit: 1500, used,
+    remaining: Math.max(0, 1500 - used), resets_at: '2026-12-08T00:00:00Z'
+  });
+
+  test('below 80 % used: no warning, no flag', () => {
+    const view = describeAssistant({ connection: open, model: null, quotas: [budget(1000)], noModel: false }, now);
+    assert.deepEqual([view.flags, view.notices], [[], []]);
+  });
+
+  test('at 80 % and 95 % the student is warned, with what is left and when it renews', () => {
+    const at80 = describeAssistant({ connection: open, model: null, quotas: [budget(1200)], noModel: false }, now);
+    assert.deepEqual(at80.flags, ['quota-low']);
+    assert.equal(at80.notices.length, 1);
+    assert.equal(at80.notices[0].type, 'warning');
+    assert.match(at80.notices[0].message, /used 80% of your daily tokens \(course ds101\): 300 of 1,500 tokens left/);
+    assert.match(at80.notices[0].message, /\(in 1 h 20 min\)/);
+    const at95 = quotaNotice(budget(1430), now);
+    assert.ok(at95 && at80.notices[0].key !== at95.key); // a new notice, not the same one again
+  });
+
+  test('used up: red, an error that says when the budget renews, never "no quota"', () => {
+    const view = describeAssistant({ connection: open, model: null, quotas: [budget(1500)], noModel: false }, now);
+    assert.equal(view.text, '● AI · auto · quota used up');
+    assert.deepEqual(view.flags, ['quota']);
+    assert.equal(view.notices[0].type, 'error');
+    assert.match(view.notices[0].message, /is used up: 1,500 of 1,500 tokens\. The assistant is back when it renews/);
+  });
+
+  test('the renewal moment is written in the reader\'s time zone, named', () => {
+    const text = renewsAt('2026-12-08T00:00:00Z', now, 'en-US');
+    assert.match(text, /Dec 8, 2026/);
+    assert.match(text, /(UTC|GMT)/);
+    assert.match(text, /\(in 1 h 20 min\)$/);
   });
 });

@@ -11,6 +11,7 @@ export type StatusFlag =
   | 'no-sandbox'
   | 'no-limits'
   | 'no-model'
+  | 'quota-low'
   | 'quota';
 
 export type NoticeType = 'warning' | 'error';

@@ -9,6 +9,7 @@ import { describeFailure } from '../api/failure';
 import { fetchUsage, type IUsageReport } from '../api/usage';
 import { button, fill, h } from '../ui/dom';
 import { barChart } from './chart';
+import { quotaNotice, renewsAt } from './describe';
 import { dailySeries, windowStart } from './series';
 
 export const USAGE_DAYS = 14;
@@ -36,15 +37,20 @@ export class UsagePanel extends Widget {
       );
       return;
     }
-    const days = dailySeries(report.rows, USAGE_DAYS, new Date());
+    const now = new Date();
+    const days = dailySeries(report.rows, USAGE_DAYS, now);
+    const warnings = report.quotas.map(q => quotaNotice(q, now)).filter(n => n !== null);
     fill(
       this.node,
       h('h2', {}, 'Assistant usage'),
+      warnings.map(n =>
+        h('p', { class: `aiide-Usage-notice aiide-Usage-notice-${n.type}`, role: 'alert' }, n.message)
+      ),
       report.quotas.length
         ? h(
             'table',
             { class: 'aiide-Usage-quotas' },
-            h('caption', {}, 'Quotas'),
+            h('caption', {}, 'Your budget and quotas'),
             h('tr', {}, h('th', {}, 'Quota'), h('th', {}, 'Used'), h('th', {}, 'Left'), h('th', {}, 'Renews')),
             report.quotas.map(q =>
               h(
@@ -61,11 +67,11 @@ export class UsagePanel extends Widget {
                     'aria-label': `${q.metric} used`
                   }), ` ${q.used.toLocaleString()} / ${q.limit.toLocaleString()}`),
                 h('td', {}, q.remaining.toLocaleString()),
-                h('td', {}, new Date(q.resets_at).toLocaleString())
+                h('td', {}, renewsAt(q.resets_at, now))
               )
             )
           )
-        : h('p', {}, 'No quota applies to you.'),
+        : h('p', {}, 'No budget or quota applies to you.'),
       barChart(`Tokens per day, last ${USAGE_DAYS} days`, 'tokens', days.map(d => ({ label: d.day, value: d.tokens }))),
       barChart(
         `Kernel time per day, last ${USAGE_DAYS} days`,

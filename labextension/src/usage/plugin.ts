@@ -8,6 +8,7 @@ import { IStatusBar } from '@jupyterlab/statusbar';
 
 import { fetchUsage, type IQuota } from '../api/usage';
 import { IAiideChat } from '../chat/tokens';
+import { NoticeBoard } from '../status/noticeBoard';
 import { StatusItem } from '../status/widget';
 import { chatIcon } from '../ui/icons';
 import { describeAssistant } from './describe';
@@ -53,15 +54,18 @@ export const assistantStatusPlugin: JupyterFrontEndPlugin<void> = {
     palette?.addItem({ command: OPEN_USAGE, category: 'AI Assistant' });
 
     const item = new StatusItem(() => void app.commands.execute(OPEN_USAGE), ITEM_ID);
-    const render = (): void =>
-      item.render(
-        describeAssistant({
-          connection: chat.socket.status,
-          model: chat.pickedModel ?? chat.session.current.lastModel,
-          quotas,
-          noModel: chat.models.noModel
-        })
-      );
+    // Budget warnings (80 %, 95 %, used up) stay on screen until they no longer apply.
+    const notices = new NoticeBoard();
+    const render = (): void => {
+      const view = describeAssistant({
+        connection: chat.socket.status,
+        model: chat.pickedModel ?? chat.session.current.lastModel,
+        quotas,
+        noModel: chat.models.noModel
+      });
+      item.render(view);
+      notices.sync(view.notices);
+    };
     const loadQuotas = async (): Promise<void> => {
       try {
         quotas = (await fetchUsage(server, 'model')).quotas;
