@@ -88,5 +88,7 @@ class RunDir:
 
     def remove(self) -> None:
         shutil.rmtree(self.path, ignore_errors=True)
-        with contextlib.suppress(OSError):  # the last one leaves the run root as found
+        # The last one leaves the run root as found (unless the bwrap filter's cache,
+        # seccomp.load_filter, keeps the directory for the next server or launcher).
+        with contextlib.suppress(OSError):
             os.rmdir(os.path.dirname(self.path))

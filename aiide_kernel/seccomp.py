@@ -16,13 +16,27 @@ The BPF is compiled by libseccomp (through ``pyseccomp``, ctypes over
 Syscalls of another ABI (x32, or i386 through ``int 0x80`` on x86_64) would dodge
 a filter written for the native numbers: libseccomp's bad-architecture action kills
 the process that makes one.
+
+Loading libseccomp through pyseccomp costs 80-120 ms (it runs ``ldconfig -p`` twice to
+find the libraries) and building the filter 3-15 ms more. The built filter is therefore
+kept on disk, keyed by everything it is built from (this module's rules, the machine's
+architecture, the libseccomp and pyseccomp files), in the server's private run
+directory (``rundir.run_parent``: owned by the server, masked in every sandbox), so only
+the first kernel on a machine pays that, not the first of every server or every kernel
+of the gateway launcher (one process per kernel). A cached file is used only when it is
+this user's own regular file, private, of a plausible size; anything else is rebuilt.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
+import glob
+import hashlib
+import importlib.util
 import os
 import shlex
+import stat
 import tempfile
 from functools import lru_cache
 from typing import Any
@@ -207,13 +221,98 @@ def _compile(arch: str) -> bytes:
         return f.read()
 
 
+#: Where libseccomp is looked for when keying the cache (the loader's usual places).
+_LIBSECCOMP = (
+    "/usr/lib/*/libseccomp.so.2",
+    "/lib/*/libseccomp.so.2",
+    "/usr/lib64/libseccomp.so.2",
+    "/lib64/libseccomp.so.2",
+    "/usr/lib/libseccomp.so.2",
+    "/usr/local/lib/libseccomp.so.2",
+    "/usr/local/lib64/libseccomp.so.2",
+)
+#: A filter is a list of 8-byte BPF instructions; the kernel accepts at most 4096.
+_BPF_INSN = 8
+_BPF_MAX_BYTES = 4096 * _BPF_INSN
+
+
+@lru_cache(maxsize=1)
+def cache_key() -> str | None:
+    """What the filter is built from, hashed: the rules (this module's source), the
+    architecture, and the libseccomp and pyseccomp files. None when they cannot be
+    found without loading them: then nothing is cached."""
+    digest = hashlib.sha256()
+    with open(__file__, "rb") as f:
+        digest.update(f.read())
+    digest.update(os.uname().machine.encode())
+    spec = importlib.util.find_spec("pyseccomp")
+    libraries = sorted({os.path.realpath(p) for pattern in _LIBSECCOMP for p in glob.glob(pattern)})
+    if spec is None or not spec.origin or not libraries:
+        return None
+    for path in (spec.origin, *libraries):
+        st = os.stat(path)
+        digest.update(f"{path}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}".encode())
+    return digest.hexdigest()[:32]
+
+
+def _read_cached(path: str) -> bytes | None:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if (
+            not stat.S_ISREG(st.st_mode)
+            or st.st_uid != os.geteuid()
+            or st.st_mode & 0o077
+            or not 0 < st.st_size <= _BPF_MAX_BYTES
+            or st.st_size % _BPF_INSN
+        ):
+            return None
+        data = f.read(_BPF_MAX_BYTES + 1)
+    return data if len(data) == st.st_size else None
+
+
+def _write_cached(path: str, data: bytes) -> None:
+    tmp = f"{path}.{os.getpid()}.{os.urandom(4).hex()}"
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except OSError:  # a cache: a read-only or full disk only costs the next start time
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+
+
+_loaded: dict[str, bytes] = {}
+
+
+def load_filter(cache_dir: str) -> bytes:
+    """``compile_filter()``, through the cache in ``cache_dir`` (the server's private
+    run directory). Raises ``SeccompUnavailable`` only when it has to build the filter
+    and cannot."""
+    key = cache_key()
+    if key is None:
+        return compile_filter()
+    path = os.path.join(cache_dir, f"seccomp-{key}.bpf")
+    data = _loaded.get(path) or _read_cached(path)
+    if data is None:
+        data = compile_filter()
+        _write_cached(path, data)
+    _loaded[path] = data
+    return data
+
+
 def filter_file(directory: str) -> str:
-    """Write the compiled filter into ``directory`` (the kernel's private run
-    directory, which the sandbox cannot see) and return its path."""
+    """Write the filter into ``directory`` (the kernel's private run directory, which
+    the sandbox cannot see; the cache sits in its parent) and return its path."""
+    data = load_filter(os.path.dirname(directory))
     path = os.path.join(directory, "seccomp.bpf")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
     with os.fdopen(fd, "wb") as f:
-        f.write(compile_filter())
+        f.write(data)
     return path
 
 

@@ -212,7 +212,7 @@ class BwrapBackend(SandboxBackend):
     def _spawn(self, spec: LaunchSpec) -> BwrapKernel:
         support = _cgroup_support(spec.policy.cgroup_root)
         if spec.policy.seccomp:  # fails here, before a cgroup exists, without libseccomp
-            seccomp.compile_filter()
+            seccomp.load_filter(os.path.dirname(spec.run_dir))
         cgroup = None
         if support.version:
             cgroup = cgroups.KernelCgroup.create(

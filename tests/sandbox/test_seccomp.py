@@ -6,7 +6,9 @@ Each test starts a real bwrap kernel (Docker kernels have Docker's own profile).
 from __future__ import annotations
 
 import ast
+import shutil
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -221,13 +223,18 @@ async def test_no_libseccomp_refuses_the_kernel_naming_the_setting(
     require_backend("bwrap")
 
     # As if libseccomp or its binding were missing: the import fails, and the filter,
-    # built once per process, is built again.
+    # built once per process, is built again. A run root of its own: a filter cached on
+    # disk by an earlier start (built when libseccomp was there) is a whole filter, and
+    # would be used (test_seccomp_cache.py); here nothing is cached yet.
     monkeypatch.setitem(sys.modules, "pyseccomp", None)
     monkeypatch.setattr(seccomp, "compile_filter", lambda: seccomp._compile.__wrapped__("X86_64"))
-    km = AsyncKernelManager(kernel_name="aiide-python", config=_config(workspace))
+    config = _config(workspace)
+    config.SandboxProvisioner.run_root = run_root = tempfile.mkdtemp(prefix="sc")
+    km = AsyncKernelManager(kernel_name="aiide-python", config=config)
     try:
         with pytest.raises(RuntimeError, match=r"c\.SandboxPolicy\.seccomp"):
             await km.start_kernel(cwd=workspace)
     finally:
         if km.has_kernel:
             await km.shutdown_kernel(now=True)
+        shutil.rmtree(run_root, ignore_errors=True)
