@@ -84,24 +84,32 @@ async def measure_starts(
     return times
 
 
-async def measure_roundtrip(kernel_name: str, config: Config, cwd: str, n: int) -> list[float]:
-    km = AsyncKernelManager(kernel_name=kernel_name, config=config, kernel_spec_manager=_SPECS)
-    await km.start_kernel(cwd=cwd)
-    kc = km.client()
-    kc.start_channels()
+async def measure_roundtrips(
+    kernels: dict[str, tuple[str, Config]], cwd: str, n: int
+) -> dict[str, list[float]]:
+    """``1+1`` on every kernel in turn (plain, bwrap, ..., plain, ...), all running at once."""
+    running: dict[str, tuple[AsyncKernelManager, AsyncKernelClient]] = {}
     try:
-        await kc.wait_for_ready(timeout=60)
-        for _ in range(5):
-            await kc.execute_interactive("1+1", timeout=30, output_hook=lambda m: None)
-        times = []
+        for label, (name, config) in kernels.items():
+            km = AsyncKernelManager(kernel_name=name, config=config, kernel_spec_manager=_SPECS)
+            await km.start_kernel(cwd=cwd)
+            kc = km.client()
+            kc.start_channels()
+            running[label] = (km, kc)
+            await kc.wait_for_ready(timeout=60)
+            for _ in range(5):
+                await kc.execute_interactive("1+1", timeout=30, output_hook=lambda m: None)
+        times: dict[str, list[float]] = {label: [] for label in running}
         for _ in range(n):
-            t0 = time.perf_counter()
-            await kc.execute_interactive("1+1", timeout=30, output_hook=lambda m: None)
-            times.append(time.perf_counter() - t0)
+            for label, (_, kc) in running.items():
+                t0 = time.perf_counter()
+                await kc.execute_interactive("1+1", timeout=30, output_hook=lambda m: None)
+                times[label].append(time.perf_counter() - t0)
         return times
     finally:
-        kc.stop_channels()
-        await km.shutdown_kernel(now=True)
+        for km, kc in running.values():
+            kc.stop_channels()
+            await km.shutdown_kernel(now=True)
 
 
 async def measure_handover(pool: KernelPool, key: PoolKey, runs: int) -> list[float]:
@@ -185,15 +193,18 @@ async def main() -> None:
     await pool.shutdown()
     rows.append(("warm pool: start_kernel() end to end*", warm, base))
 
-    rt_plain = await measure_roundtrip("python3", plain, root, args.roundtrips)
-    rt_base = statistics.median(rt_plain)
-    rows.append(("1+1 round trip: plain", rt_plain, rt_base))
-    for backend in args.backends:
-        if get_backend(backend).check().available:
-            rt = await measure_roundtrip(
-                "aiide-python", sandbox_config(backend, root), root, args.roundtrips
-            )
-            rows.append((f"1+1 round trip: {backend}", rt, rt_base))
+    round_trips = await measure_roundtrips(
+        {"plain": ("python3", plain)}
+        | {
+            backend: ("aiide-python", sandbox_config(backend, root))
+            for backend in args.backends
+            if get_backend(backend).check().available
+        },
+        root,
+        args.roundtrips,
+    )
+    rt_base = statistics.median(round_trips["plain"])
+    rows += [(f"1+1 round trip: {label}", rt, rt_base) for label, rt in round_trips.items()]
 
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print("* includes jupyter_client's fixed 10 ms pending-state sleep in start_kernel()")
