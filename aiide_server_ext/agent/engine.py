@@ -101,8 +101,7 @@ class RunEngine:
         candidates = self.router.candidates(task, caller, msg.get("model"))
         cid = msg.get("conversation_id")
         if cid:
-            if self.store.conversation(cid, caller.username) is None:
-                raise AgentError("unknown_conversation", f"no conversation {cid}", 404)
+            self.store.owned(cid, caller.username)
             if cid in self.active:
                 raise AgentError("run_active", "this conversation already has a running run", 409)
         else:
@@ -421,8 +420,7 @@ class RunEngine:
         self.timers.clear()
 
     def delete_conversation(self, caller: Caller, cid: str) -> None:
-        if self.store.conversation(cid, caller.username) is None:
-            raise AgentError("unknown_conversation", f"no conversation {cid}", 404)
+        self.store.owned(cid, caller.username)
         run_id = self.active.pop(cid, None)
         if run_id is not None:
             run = self.runs.pop(run_id, None)

@@ -24,6 +24,7 @@ import time
 from typing import Any, Protocol
 
 from ..gateway.errors import StoreError
+from .errors import AgentError
 from .store import Store
 
 log = logging.getLogger("aiide.agent")
@@ -35,6 +36,7 @@ STORE_ERRORS = (StoreError, sqlite3.Error)
 RETRY_FIRST = 0.25
 RETRY_MAX = 5.0
 STORE_UNAVAILABLE = "store_unavailable"
+TOO_MANY_NOTEBOOKS = "too_many_notebooks"
 HELD_MESSAGE = (
     "the conversation store is unavailable; events are held and will be delivered when it is back"
 )
@@ -75,8 +77,15 @@ def error_text(
 
 
 class Hub:
-    def __init__(self, store: Store) -> None:
+    """``max_notebooks_per_socket`` / ``_per_user``: the ``notebook_open`` paths one socket,
+    and one user's sockets together, may hold (each path is kept until closed)."""
+
+    def __init__(
+        self, store: Store, max_notebooks_per_socket: int = 64, max_notebooks_per_user: int = 256
+    ) -> None:
         self.store = store
+        self.max_notebooks_per_socket = max_notebooks_per_socket
+        self.max_notebooks_per_user = max_notebooks_per_user
         self.subscribers: dict[str, set[Connection]] = {}
         self.connections: set[Connection] = set()
         #: (conversation, event) not yet committed, and control frames: (conn, text).
@@ -264,6 +273,27 @@ class Hub:
             replayed=len(texts),
             last_seq=max(last, after_seq),
         )
+
+    def open_notebook(self, conn: Connection, path: str) -> None:
+        """Note that ``conn`` has ``path`` open, or refuse (``too_many_notebooks``)."""
+        if path in conn.open_notebooks:
+            return
+        if len(conn.open_notebooks) >= self.max_notebooks_per_socket:
+            raise AgentError(
+                TOO_MANY_NOTEBOOKS,
+                f"this connection already has {len(conn.open_notebooks)} notebooks open "
+                f"(c.Agent.max_open_notebooks_per_socket); close one first",
+                429,
+            )
+        mine = sum(len(c.open_notebooks) for c in self.connections if c.username == conn.username)
+        if mine >= self.max_notebooks_per_user:
+            raise AgentError(
+                TOO_MANY_NOTEBOOKS,
+                f"your connections already have {mine} notebooks open "
+                f"(c.Agent.max_open_notebooks_per_user); close one first",
+                429,
+            )
+        conn.open_notebooks.add(path)
 
     def frontend_for(self, cid: str, username: str, path: str) -> Connection | None:
         """The user's front end that has the notebook open, preferring one that watches

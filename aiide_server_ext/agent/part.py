@@ -77,6 +77,42 @@ class Agent(ExtensionPart):
         help="%ai requests of one kernel answered at once; more are refused (429 "
         "too_many_requests). Rate limits and quotas: route class 'magic' of c.Gateway.",
     )
+    max_open_notebooks_per_socket = Int(
+        64,
+        config=True,
+        help="Notebooks one chat connection may declare open (notebook_open) at once; "
+        "more are refused (error too_many_notebooks) until one is closed.",
+    )
+    max_open_notebooks_per_user = Int(
+        256,
+        config=True,
+        help="Notebooks all of one user's chat connections together may declare open at "
+        "once; more are refused (error too_many_notebooks).",
+    )
+    conversation_retention_days = Float(
+        0.0,
+        config=True,
+        help="Delete conversations (turns, runs, events) not updated for this many days; "
+        "asking for one afterwards answers conversation_expired (410). 0: keep them.",
+    )
+    max_conversations_per_user = Int(
+        0,
+        config=True,
+        help="Keep at most this many conversations per user: older ones (by last update) "
+        "are deleted like expired ones. 0: no limit.",
+    )
+    event_retention_days = Float(
+        0.0,
+        config=True,
+        help="Delete a conversation's events (what 'resume' replays) older than this many "
+        "days, except its newest, so sequence numbers go on; a resume replays what is "
+        "left. Conversations with a run still going are left alone. 0: keep them.",
+    )
+    retention_interval = Float(
+        3600.0,
+        config=True,
+        help="Seconds between retention passes (one also runs at start).",
+    )
     execute_timeout = Float(120.0, config=True, help="Seconds a tool's code run may take.")
     frontend_timeout = Float(
         120.0, config=True, help="Seconds to wait for a front end to apply a patch or run a cell."
@@ -92,6 +128,18 @@ class Agent(ExtensionPart):
         config=True,
         help="Seconds an outside agent's MCP call that needs approval waits for a user "
         "(POST /aiide/api/mcp/approvals/<id>) before it is refused.",
+    )
+    mcp_max_pending_per_user = Int(
+        20,
+        config=True,
+        help="Outside agents' MCP calls of one user that may wait for approval at once; "
+        "more are refused (too_many_pending).",
+    )
+    mcp_max_pending_per_client = Int(
+        10,
+        config=True,
+        help="MCP calls of one credential (one outside agent) that may wait for approval "
+        "at once; more are refused (too_many_pending).",
     )
     mcp_servers = Dict(
         {},
@@ -158,6 +206,12 @@ class Agent(ExtensionPart):
             tool_source=self.mcp_clients if self.mcp_clients.servers else None,
             options={
                 "max_message_bytes": self.max_message_bytes,
+                "max_open_notebooks_per_socket": self.max_open_notebooks_per_socket,
+                "max_open_notebooks_per_user": self.max_open_notebooks_per_user,
+                "conversation_retention_days": self.conversation_retention_days,
+                "max_conversations_per_user": self.max_conversations_per_user,
+                "event_retention_days": self.event_retention_days,
+                "retention_interval": self.retention_interval,
                 "heartbeat_seconds": self.heartbeat_seconds,
                 "kernel_name": self.kernel_name,
                 "frontend_timeout": self.frontend_timeout,
@@ -179,6 +233,8 @@ class Agent(ExtensionPart):
             os.path.realpath(server.root_dir),
             knowledge=lambda: settings.get("aiide_knowledge"),
             approval_wait=self.mcp_approval_wait,
+            max_pending_per_user=self.mcp_max_pending_per_user,
+            max_pending_per_client=self.mcp_max_pending_per_client,
         )
         self.service.policy_users.append(settings["aiide_mcp"])  # see wrap_tool_policy
         self._settings = settings

@@ -24,6 +24,7 @@ from .kernels import KernelRunner
 from .notebooks import NotebookBridge
 from .policy import ToolPolicy
 from .protocol import PROTOCOL_VERSION, parse
+from .retention import Retention
 from .router import Router
 from .store import Store
 from .tools import ToolSource
@@ -72,7 +73,18 @@ class AgentService:
         self.options = options
         self.max_message_bytes = int(options["max_message_bytes"])
         self.heartbeat = float(options["heartbeat_seconds"])
-        self.hub = Hub(store)
+        self.hub = Hub(
+            store,
+            max_notebooks_per_socket=int(options["max_open_notebooks_per_socket"]),
+            max_notebooks_per_user=int(options["max_open_notebooks_per_user"]),
+        )
+        self.retention = Retention(
+            store,
+            conversation_days=float(options["conversation_retention_days"]),
+            max_conversations=int(options["max_conversations_per_user"]),
+            event_days=float(options["event_retention_days"]),
+            interval=float(options["retention_interval"]),
+        )
         self.kernels = KernelRunner(
             kernel_manager, session_manager, root_dir, options["kernel_name"]
         )
@@ -120,8 +132,10 @@ class AgentService:
     # -- lifecycle -------------------------------------------------------------------
     def start(self) -> None:
         self.engine.recover()
+        self.retention.start()
 
     async def stop(self) -> None:
+        self.retention.stop()
         await self.engine.close()
         await self.kernels.shutdown()
         await self.router.aclose()
@@ -188,11 +202,10 @@ class AgentService:
             self.engine.cancel(caller, msg)
         elif kind == "resume":
             cid = msg["conversation_id"]
-            if self.store.conversation(cid, caller.username) is None:
-                raise AgentError("unknown_conversation", f"no conversation {cid}", 404)
+            self.store.owned(cid, caller.username)
             self.hub.replay(conn, cid, msg["after_seq"], msg.get("id"))
         elif kind == "notebook_open":
-            conn.open_notebooks.add(msg["path"].strip("/"))
+            self.hub.open_notebook(conn, msg["path"].strip("/"))
         elif kind == "notebook_close":
             conn.open_notebooks.discard(msg["path"].strip("/"))
         elif kind == "notebook_result" and not self.notebooks.resolve(conn, msg):
@@ -245,8 +258,7 @@ class AgentService:
         title = " ".join(title.split()) if isinstance(title, str) else ""
         if not 1 <= len(title) <= MAX_TITLE:
             raise AgentError("bad_title", f"'title' must be 1..{MAX_TITLE} characters")
-        if self.store.conversation(cid, caller.username) is None:
-            raise AgentError("unknown_conversation", f"no conversation {cid}", 404)
+        self.store.owned(cid, caller.username)
         self.store.rename_conversation(cid, title)
         conv = self.store.conversation(cid, caller.username)
         assert conv is not None
@@ -256,16 +268,12 @@ class AgentService:
         """``(file name, document)`` of the conversation in ``markdown`` or ``ipynb``."""
         if fmt not in FORMATS:
             raise AgentError("bad_format", "'format' must be markdown or ipynb")
-        conv = self.store.conversation(cid, caller.username)
-        if conv is None:
-            raise AgentError("unknown_conversation", f"no conversation {cid}", 404)
+        conv = self.store.owned(cid, caller.username)
         turns = list(visible_turns(self.store.turns(cid)))
         return file_name(conv["title"], fmt), render(fmt, conv["title"], turns, cid)
 
     def get_conversation(self, caller: Caller, cid: str) -> dict[str, Any]:
-        conv = self.store.conversation(cid, caller.username)
-        if conv is None:
-            raise AgentError("unknown_conversation", f"no conversation {cid}", 404)
+        conv = self.store.owned(cid, caller.username)
         turns = list(visible_turns(self.store.turns(cid)))
         runs = [
             {

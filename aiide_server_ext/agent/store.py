@@ -31,6 +31,7 @@ from ..gateway.errors import StoreError
 from ..stores.conn import Conn, Cursor, SqliteConn, check_database_url
 from ..stores.schema import migrate
 from ..stores.wal import WalCheckpointer, hand_off_checkpoints
+from .errors import AgentError
 
 if TYPE_CHECKING:
     from ..stores.postgres import PgOpener
@@ -114,11 +115,28 @@ ALTER TABLE events_rowid RENAME TO events;
 #: PostgreSQL's events table is a heap already.
 PG_UNCHANGED = "SELECT 1;"
 
+# Retention (``prune``): each event's time, and what pruned conversations were, so that
+# asking for one answers ``conversation_expired`` rather than "never existed". Events
+# stored before this step have ts 0 and go only with their conversation.
+RETENTION = """
+ALTER TABLE events ADD COLUMN ts REAL NOT NULL DEFAULT 0;
+CREATE TABLE IF NOT EXISTS pruned_conversations (
+    id TEXT PRIMARY KEY, owner TEXT NOT NULL, pruned REAL NOT NULL
+);
+"""
+PG_RETENTION = RETENTION.replace("REAL", "DOUBLE PRECISION")
+
 #: Append only, to both lists; index + 1 is the schema version the step produces.
 STEPS = {
-    "sqlite": [SCHEMA, RUN_OWNER, EVENTS_ROWID],
-    "postgresql": [PG_SCHEMA, RUN_OWNER, PG_UNCHANGED],
+    "sqlite": [SCHEMA, RUN_OWNER, EVENTS_ROWID, RETENTION],
+    "postgresql": [PG_SCHEMA, RUN_OWNER, PG_UNCHANGED, PG_RETENTION],
 }
+
+#: Run states whose conversation is never pruned (``runs.py``: RUNNING, AWAITING); the
+#: queries of ``prune`` take them as their two ``state IN (?, ?)`` parameters.
+UNFINISHED = ("running", "awaiting_approval")
+#: A pruned conversation answers ``conversation_expired`` for this long, then is unknown.
+TOMBSTONE_SECONDS = 30 * 86400
 
 FLUSH_DELAY = 0.005
 
@@ -165,7 +183,7 @@ class Store:
             self.db = self._open_sqlite(path)
             if path != ":memory:":
                 self._checkpointer = WalCheckpointer(path)
-        self._pending: list[tuple[str, int, str]] = []
+        self._pending: list[tuple[str, int, str, float]] = []
         self._seq: dict[str, int] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
 
@@ -280,7 +298,9 @@ class Store:
         if self._pending:
             with self._atomic() as conn:
                 conn.executemany(
-                    "INSERT INTO events VALUES (?, ?, ?) ON CONFLICT DO NOTHING", self._pending
+                    "INSERT INTO events (conversation_id, seq, body, ts) VALUES (?, ?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
+                    self._pending,
                 )
             if conn.dialect != "sqlite":
                 self._pending.clear()
@@ -306,6 +326,7 @@ class Store:
     # -- conversations ---------------------------------------------------------------
     def create_conversation(self, cid: str, owner: str, title: str) -> None:
         now = time.time()
+        self._w("DELETE FROM pruned_conversations WHERE id = ?", (cid,))  # an id reused
         self._w(
             "INSERT INTO conversations (id, owner, title, created, updated) VALUES (?, ?, ?, ?, ?)",
             (cid, owner, title[:120], now, now),
@@ -323,6 +344,23 @@ class Store:
             return None
         keys = ("id", "owner", "title", "created", "updated", "summary", "summary_upto")
         return dict(zip(keys, row, strict=True))
+
+    def owned(self, cid: str, owner: str) -> dict[str, Any]:
+        """The owner's conversation, or ``AgentError``: ``conversation_expired`` (410)
+        when retention pruned it, ``unknown_conversation`` (404) otherwise."""
+        conv = self.conversation(cid, owner)
+        if conv is not None:
+            return conv
+        row = self._q(
+            "SELECT 1 FROM pruned_conversations WHERE id = ? AND owner = ?", (cid, owner)
+        ).fetchone()
+        if row is not None:
+            raise AgentError(
+                "conversation_expired",
+                f"conversation {cid} was removed by the server's retention policy",
+                410,
+            )
+        raise AgentError("unknown_conversation", f"no conversation {cid}", 404)
 
     def conversations(self, owner: str) -> list[dict[str, Any]]:
         rows = self._q(
@@ -381,15 +419,76 @@ class Store:
     def delete_conversation(self, cid: str) -> None:
         self._pending = [p for p in self._pending if p[0] != cid]
         with self._atomic() as conn:
-            for table, column in (
-                ("events", "conversation_id"),
-                ("turns", "conversation_id"),
-                ("runs", "conversation_id"),
-                ("conversations", "id"),
-            ):
-                conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (cid,))  # noqa: S608
+            self._delete_rows(conn, cid)
         self._seq.pop(cid, None)
         self.flush()
+
+    @staticmethod
+    def _delete_rows(conn: Conn, cid: str) -> None:
+        for table, column in (
+            ("events", "conversation_id"),
+            ("turns", "conversation_id"),
+            ("runs", "conversation_id"),
+            ("conversations", "id"),
+        ):
+            conn.execute(f"DELETE FROM {table} WHERE {column} = ?", (cid,))  # noqa: S608
+
+    # -- retention -------------------------------------------------------------------
+    def prune(
+        self,
+        *,
+        conversation_age: float = 0,
+        max_conversations: int = 0,
+        event_age: float = 0,
+        now: float | None = None,
+    ) -> dict[str, int]:
+        """Drop conversations not updated for ``conversation_age`` seconds and, per owner,
+        those beyond the ``max_conversations`` most recent (each leaves a tombstone:
+        ``owned`` answers ``conversation_expired``), and events older than ``event_age``
+        except each conversation's newest (so sequence numbers go on). A conversation
+        with an unfinished run keeps everything. 0 turns a rule off."""
+        now = time.time() if now is None else now
+        self.flush()
+        doomed: dict[str, str] = {}
+        if conversation_age > 0:
+            rows = self._q(
+                "SELECT id, owner FROM conversations WHERE updated < ? AND id NOT IN"
+                " (SELECT conversation_id FROM runs WHERE state IN (?, ?))",
+                (now - conversation_age, *UNFINISHED),
+            ).fetchall()
+            doomed.update((str(cid), str(owner)) for cid, owner in rows)
+        if max_conversations > 0:
+            rows = self._q(
+                "SELECT id, owner FROM (SELECT id, owner, ROW_NUMBER() OVER"
+                " (PARTITION BY owner ORDER BY updated DESC) AS n FROM conversations) ranked"
+                " WHERE n > ? AND id NOT IN"
+                " (SELECT conversation_id FROM runs WHERE state IN (?, ?))",
+                (max_conversations, *UNFINISHED),
+            ).fetchall()
+            doomed.update((str(cid), str(owner)) for cid, owner in rows)
+        events = 0
+        with self._atomic() as conn:
+            for cid, owner in doomed.items():
+                self._delete_rows(conn, cid)
+                conn.execute(
+                    "INSERT INTO pruned_conversations VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
+                    (cid, owner, now),
+                )
+                self._seq.pop(cid, None)
+            conn.execute(
+                "DELETE FROM pruned_conversations WHERE pruned < ?", (now - TOMBSTONE_SECONDS,)
+            )
+            if event_age > 0:
+                events = conn.execute(
+                    "DELETE FROM events WHERE ts > 0 AND ts < ?"
+                    " AND seq < (SELECT MAX(e.seq) FROM events e"
+                    " WHERE e.conversation_id = events.conversation_id)"
+                    " AND conversation_id NOT IN"
+                    " (SELECT conversation_id FROM runs WHERE state IN (?, ?))",
+                    (now - event_age, *UNFINISHED),
+                ).rowcount
+        self.flush()
+        return {"conversations": len(doomed), "events": max(events, 0)}
 
     # -- events ----------------------------------------------------------------------
     def next_seq(self, cid: str) -> int:
@@ -400,7 +499,7 @@ class Store:
 
     def append_event(self, cid: str, seq: int, body: str) -> None:
         """Queued; the caller flushes before sending it."""
-        self._pending.append((cid, seq, body))
+        self._pending.append((cid, seq, body, time.time()))
 
     def events_after(self, cid: str, after_seq: int) -> list[str]:
         self.flush()
@@ -411,7 +510,7 @@ class Store:
         return [r[0] for r in rows]
 
     def last_seq(self, cid: str) -> int:
-        pending = [s for c, s, _ in self._pending if c == cid]
+        pending = [p[1] for p in self._pending if p[0] == cid]
         row = self._q("SELECT MAX(seq) FROM events WHERE conversation_id = ?", (cid,)).fetchone()
         return max([int(row[0] or 0), *pending])
 

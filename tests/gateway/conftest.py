@@ -1,6 +1,7 @@
 """A real Jupyter server with the gateway wired into jupyter_server's auth hooks.
 
-``@pytest.mark.gateway_config(**traits)`` sets ``c.Gateway.*`` for one test.
+``@pytest.mark.gateway_config(**traits)`` sets ``c.Gateway.*`` for one test (capitalised
+keys: whole config sections, e.g. ``Agent={...}``).
 ``call`` makes each request with a fresh HTTP client, so no login cookie from a
 previous request can vouch for the next one.
 """
@@ -43,6 +44,7 @@ def gateway_config(request: pytest.FixtureRequest) -> dict[str, Any]:
 @pytest.fixture
 def jp_server_config(jp_root_dir: Path, gateway_config: dict[str, Any]) -> Config:
     jp_root_dir.chmod(0o755)
+    sections = {k: gateway_config.pop(k) for k in list(gateway_config) if k[0].isupper()}
     return Config(
         {
             "ServerApp": {
@@ -53,6 +55,7 @@ def jp_server_config(jp_root_dir: Path, gateway_config: dict[str, Any]) -> Confi
             "AiideExtension": {"prewarm_kernels": False},
             "KernelPool": {"size": 0},
             "Gateway": {"signing_secret": SECRET, "owner": OWNER, **gateway_config},
+            **sections,
         }
     )
 

@@ -259,3 +259,41 @@ async def test_one_users_socket_never_receives_another_users_mcp_requests(
     assert alices["conversation_id"].startswith("mcp-")
     for ws in sockets.values():
         ws.close()
+
+
+async def _waiting(call: Call, key: str, count: int) -> None:
+    for _ in range(200):
+        if len((await call("GET", APPROVALS, token=key)).json()["pending"]) == count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{count} calls never waited for approval")
+
+
+def _refused_text(reply: Reply) -> str:
+    result = _result(reply)
+    assert result["isError"], result
+    return str(result["content"][0]["text"])
+
+
+@pytest.mark.gateway_config(Agent={"mcp_max_pending_per_client": 2, "mcp_max_pending_per_user": 3})
+async def test_waiting_calls_are_capped_per_credential_and_per_user(
+    call: Call, new_key: Any, jp_root_dir: Path, gate: Any
+) -> None:
+    _notebook(jp_root_dir)
+    first = await _key(new_key, "carol", "agent:run")
+    second = await _key(new_key, "carol", "agent:run")
+    waiting = [_insert(call, first, f"a{i} = 1") for i in range(2)]
+    await _waiting(call, first, 2)
+    text = _refused_text(await _insert(call, first, "a2 = 1"))
+    assert "too_many_pending" in text and "mcp_max_pending_per_client" in text
+    waiting.append(_insert(call, second, "b0 = 1"))  # another agent of carol's still may
+    await _waiting(call, first, 3)
+    text = _refused_text(await _insert(call, second, "b1 = 1"))
+    assert "too_many_pending" in text and "mcp_max_pending_per_user" in text
+    events = await gate.audit_log.query(AuditQuery(action="mcp.insert_cell"))
+    assert [e["detail"]["code"] for e in events if e["outcome"] == "refused"] == [
+        "too_many_pending",
+        "too_many_pending",
+    ]
+    for pending in waiting:
+        pending.cancel()
