@@ -10,6 +10,8 @@ import signal
 import sys
 from typing import Any
 
+from rich.markup import escape
+
 from .notebook import BadInput
 from .runner import BAD_INPUT, INTERRUPTED, Job, Outcome
 
@@ -20,7 +22,17 @@ def register_cli(sub: Any) -> None:
     run = sub.add_parser("run", help="let the agent work on notebooks, headless")
     run.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
     run.add_argument("--goal", required=True, help="what the agent should achieve")
-    run.add_argument("--model", help="model name (c.Agent.models); default: the router's pick")
+    run.add_argument(
+        "--model",
+        help="model name (c.Agent.models); only this model answers (see --allow-fallback); "
+        "default: the router's pick, with its fallbacks",
+    )
+    run.add_argument(
+        "--allow-fallback",
+        action="store_true",
+        help="with --model: when it fails, let the next configured model answer",
+    )
+    run.add_argument("--temperature", type=float, help="sampling temperature of every model call")
     run.add_argument("--policy", help="policy file (TOML or JSON; see docs/headless.md)")
     run.add_argument("--max-steps", type=int, help="model calls per run (c.ToolPolicy.max_steps)")
     run.add_argument("--param", "-p", action="append", default=[], metavar="NAME=VALUE")
@@ -53,6 +65,19 @@ def register_cli(sub: Any) -> None:
     replay.add_argument("--config", help="a Jupyter config file (.py or .json) to load as well")
     replay.add_argument("--kernel", help="kernel name (default: the one recorded)")
     replay.set_defaults(func=replay_command)
+
+    diff = sub.add_parser("diff", help="compare two runs: parameters, models, cells, outputs")
+    diff.add_argument("run_a", metavar="RUN_A", help="a run's output notebook (or its trace)")
+    diff.add_argument("run_b", metavar="RUN_B")
+    diff.add_argument("--json", action="store_true", help="the differences as JSON")
+    diff.set_defaults(func=diff_command)
+
+    export = sub.add_parser(
+        "export", help="one archive to cite: the notebook, its trace and its record"
+    )
+    export.add_argument("run", metavar="RUN", help="a run's output notebook (or its trace)")
+    export.add_argument("-o", "--output", help="the archive (default: RUN.zip)")
+    export.set_defaults(func=export_command)
 
 
 def _param_sets(args: argparse.Namespace) -> list[dict[str, Any]]:
@@ -105,7 +130,7 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(_run(args, console))
     except BadInput as e:
-        console.print(f"[red]error:[/] {e}")
+        console.print(f"[red]error:[/] {escape(str(e))}")
         return BAD_INPUT
 
 
@@ -141,6 +166,8 @@ async def _run(args: argparse.Namespace, console: Any) -> int:
             store_prompts=args.store_prompts,
             kernel_name=args.kernel,
             username=local_user(),
+            allow_fallback=args.allow_fallback,
+            temperature=args.temperature,
         )
         _on_interrupt(runner, console)
         limit = asyncio.Semaphore(max(1, args.jobs))
@@ -153,7 +180,7 @@ async def _run(args: argparse.Namespace, console: Any) -> int:
         outcomes = await asyncio.gather(*(one(j) for j in jobs))
     for o in outcomes:
         if o.exit_code:
-            console.print(f"[red]{o.job.label}:[/] {o.status}: {o.message}")
+            console.print(f"[red]{escape(o.job.label)}:[/] {escape(f'{o.status}: {o.message}')}")
     if len(outcomes) > 1 or console.is_terminal:
         summary(console, list(outcomes))
     for o in outcomes:
@@ -186,5 +213,34 @@ def replay_command(args: argparse.Namespace) -> int:
     try:
         return asyncio.run(replay(args.trace, args.output, args.config, args.kernel, console))
     except BadInput as e:
-        console.print(f"[red]error:[/] {e}")
+        console.print(f"[red]error:[/] {escape(str(e))}")
         return BAD_INPUT
+
+
+def diff_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .record import diff_command as diff
+
+    console = Console(stderr=True)
+    try:
+        return diff(args.run_a, args.run_b, args.json, console)
+    except BadInput as e:
+        console.print(f"[red]error:[/] {escape(str(e))}")
+        return BAD_INPUT
+
+
+def export_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .record import export_run
+
+    console = Console(stderr=True)
+    archive = args.output or os.path.splitext(args.run)[0] + ".zip"
+    try:
+        digest = export_run(args.run, archive)
+    except BadInput as e:
+        console.print(f"[red]error:[/] {escape(str(e))}")
+        return BAD_INPUT
+    print(f"{digest}  {archive}")
+    return 0

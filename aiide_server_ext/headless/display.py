@@ -9,6 +9,7 @@ import threading
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 
@@ -53,7 +54,7 @@ class Display:
 
     def add(self, job: Job) -> None:
         self.tasks[job.output] = self.progress.add_task(
-            job.label, total=self.max_steps, tokens=0, tool=""
+            escape(job.label), total=self.max_steps, tokens=0, tool=""
         )
 
     def event(self, job: Job, body: dict[str, Any], run: Run | None) -> None:
@@ -71,16 +72,20 @@ class Display:
         elif kind == "run_finished":
             tool = body.get("status", "")
         elif kind == "notice":
-            self.progress.console.print(f"[yellow]{job.label}: {body.get('message')}")
+            self._say("yellow", f"{job.label}: {body.get('message')}")
         elif kind == "error":
-            self.progress.console.print(f"[red]{job.label}: {body.get('message')}")
+            self._say("red", f"{job.label}: {body.get('message')}")
         fields: dict[str, Any] = {}
         if tool is not None:
-            fields["tool"] = tool
+            fields["tool"] = escape(tool)
         if run is not None:
             fields["tokens"] = run.input_tokens + run.output_tokens
             fields["completed"] = run.steps
         self.progress.update(task, **fields)
+
+    def _say(self, colour: str, text: str) -> None:
+        """Text from a run (a model's message, a policy error): brackets are its own."""
+        self.progress.console.print(f"[{colour}]{escape(text)}")
 
     async def approve(self, job: Job, body: dict[str, Any]) -> tuple[str, str]:
         answer = self.policy.answer_for(body["name"])
@@ -97,10 +102,11 @@ class Display:
         try:
             args = json.dumps(body.get("arguments") or {}, indent=1)[:2000]
             self.console.print(
-                f"[bold]{job.label}[/]: the agent wants [bold]{body['name']}[/] "
-                f"({body.get('risk')} risk)\n{args}"
+                f"[bold]{escape(job.label)}[/]: the agent wants [bold]{escape(body['name'])}[/] "
+                f"({escape(str(body.get('risk')))} risk)\n{escape(args)}"
             )
-            reply = (await _input(self.console, "approve? [y]es / [n]o / [q]uit: ")).strip()
+            prompt = escape("approve? [y]es / [n]o / [q]uit: ")
+            reply = (await _input(self.console, prompt)).strip()
         finally:
             self.progress.start()
         if reply.lower() in ("y", "yes"):
@@ -137,7 +143,7 @@ def summary(console: Console, outcomes: list[Outcome]) -> None:
         table.add_column(name)
     for o in outcomes:
         u = o.usage
-        table.add_row(
+        row = (
             o.job.notebook,
             ", ".join(f"{k}={v!r}" for k, v in o.job.params.items()),
             o.status + (f": {o.message}" if o.message else ""),
@@ -146,4 +152,5 @@ def summary(console: Console, outcomes: list[Outcome]) -> None:
             f"{o.exit_code} ({EXIT_NAMES.get(o.exit_code, '?')})",
             o.job.output,
         )
+        table.add_row(*(escape(cell) for cell in row))
     console.print(table)

@@ -25,16 +25,21 @@ def normalise(outputs: list[dict[str, Any]]) -> list[tuple[str, ...]]:
     for o in outputs:
         kind = o.get("output_type")
         if kind == "stream":
+            text = _text(o.get("text", ""))
             if out and out[-1][0] == "stream" and out[-1][1] == o["name"]:
-                out[-1] = ("stream", o["name"], out[-1][2] + o["text"])
+                out[-1] = ("stream", o["name"], out[-1][2] + text)
             else:
-                out.append(("stream", o["name"], o["text"]))
+                out.append(("stream", o["name"], text))
         elif kind in ("execute_result", "display_data"):
-            text = o.get("data", {}).get("text/plain", "")
-            out.append((kind, "".join(text) if isinstance(text, list) else str(text)))
+            out.append((kind, _text(o.get("data", {}).get("text/plain", ""))))
         elif kind == "error":
             out.append(("error", o.get("ename", ""), o.get("evalue", "")))
     return [tuple(VOLATILE.sub("0x…", part) for part in t) for t in out]
+
+
+def _text(text: Any) -> str:
+    """nbformat keeps multi-line text as a list of lines in files."""
+    return "".join(text) if isinstance(text, list) else str(text)
 
 
 async def replay(

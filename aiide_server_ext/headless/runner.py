@@ -129,6 +129,8 @@ class HeadlessRunner:
         kernel_name: str | None = None,
         username: str = "owner",
         execute: bool = True,
+        allow_fallback: bool = False,
+        temperature: float | None = None,
     ) -> None:
         self.config = config
         self.policy_file = policy
@@ -140,6 +142,9 @@ class HeadlessRunner:
         self.caller = Caller(username=username)
         #: Run the whole notebook before the agent starts (else only its parameters).
         self.execute = execute
+        #: With --model: another model may answer when it fails (else the run fails).
+        self.allow_fallback = allow_fallback
+        self.temperature = temperature
         self.stops: dict[str, Callable[[], None]] = {}
 
     def stop_all(self) -> None:
@@ -199,6 +204,9 @@ class HeadlessRunner:
         router = TracingRouter(config=config)
         providers = {**DEFAULT_PROVIDERS, **{k: dict(v) for k, v in agent.providers.items()}}
         router.setup(list(agent.models) or DEFAULT_MODELS, providers, store, False)
+        router.answers, router.prices = [], _prices(config)
+        router.strict = job.model is not None and not self.allow_fallback
+        router.temperature = self.temperature
         policy = FilePolicy(config=config)
         policy.tool_actions = dict(self.policy_file.tools)
         hub = Hub(store)
@@ -334,6 +342,7 @@ class HeadlessRunner:
         try:
             prepared = await self._prepare(bridge, rel)
             state["parameters_used"] = await self._values(bridge, rel)
+            state["environment"] = await self._environment(bridge, rel)
             trace.write(
                 "prepared",
                 ran=prepared.ran,
@@ -367,6 +376,7 @@ class HeadlessRunner:
             self.stops.pop(job.output, None)
             await engine.close()
             state["stopped"] = bridge.output.stopped or bridge.stopped
+            state["answers"] = router.answers
             if engine.tool_source is not None:
                 for problem in engine.tool_source.problems():
                     trace.write("notice", code="mcp_unavailable", message=problem)
@@ -408,6 +418,25 @@ class HeadlessRunner:
                 prepared.error = f"{error.get('ename', 'error')}: {error.get('evalue', '')}"
                 break
         return prepared
+
+    async def _environment(self, bridge: Any, rel: str) -> dict[str, Any]:
+        """Python, platform and every installed distribution as the kernel sees them."""
+        kid = await bridge.kernels.kernel_for(rel)
+        try:
+            result = await bridge.kernels.execute(
+                kid, "", timeout=30, silent=True, user_expressions={"env": ENVIRONMENT}
+            )
+        except ToolError as e:
+            if e.code == "kernel_not_sandboxed":
+                return {}
+            raise
+        reply = result.user_expressions.get("env") or {}
+        with contextlib.suppress(ValueError, TypeError, SyntaxError):
+            import ast
+
+            env: dict[str, Any] = ast.literal_eval(reply.get("data", {}).get("text/plain", ""))
+            return env
+        return {}
 
     async def _values(self, bridge: Any, rel: str) -> dict[str, str]:
         """The parameters as the kernel holds them (repr), for the provenance."""
@@ -489,8 +518,7 @@ class HeadlessRunner:
             {
                 "run_id": run_id,
                 "goal": job.goal,
-                "model": state["model"],
-                "provider": state.get("provider"),
+                **_model_record(job, state, self),
                 "aiide_version": __version__,
                 "policy": self.policy_file.describe(),
                 "parameters": job.params,
@@ -523,6 +551,41 @@ class HeadlessRunner:
         )
 
 
+#: Evaluated in the kernel (a user expression: no history, no output).
+ENVIRONMENT = (
+    "{'python': __import__('sys').version, 'platform': __import__('platform').platform(), "
+    "'packages': dict(sorted((d.metadata['Name'], d.version) for d in "
+    "__import__('importlib.metadata').metadata.distributions() if d.metadata['Name']))}"
+)
+
+
+def _prices(config: Config) -> Any:
+    """The gateway's price table (``c.Gateway.model_prices``), for the run's cost."""
+    from ..gateway.metering import Prices
+
+    try:
+        return Prices.from_config(
+            dict(config.Gateway.get("model_prices") or {}),
+            0.0,
+            0.0,
+            [],
+            str(config.Gateway.get("currency") or "USD"),
+        )
+    except (ValueError, TypeError):
+        return None
+
+
+def models_summary(answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Which models answered, as reported, and how many steps each."""
+    rows: dict[tuple[Any, ...], dict[str, Any]] = {}
+    for a in answers:
+        key = (a["name"], a["provider"], a["model"], a["reported_model"], a["fingerprint"])
+        row = rows.setdefault(key, {**{k: a[k] for k in ("name", "provider", "model")}, "steps": 0})
+        row.update(reported_model=a["reported_model"], fingerprint=a["fingerprint"])
+        row["steps"] += 1
+    return list(rows.values())
+
+
 def keep_partial_outputs(nb: dict[str, Any], stopped: Any) -> None:
     """The outputs a cell printed before Ctrl-C stopped it, into that cell (unless it
     changed meanwhile)."""
@@ -533,6 +596,27 @@ def keep_partial_outputs(nb: dict[str, Any], stopped: Any) -> None:
         if cell.get("id") == cell_id and source_of(cell) == source:
             note = "[stopped (Ctrl-C) while running: the outputs above are partial]\n"
             cell["outputs"] = [*outputs, {"output_type": "stream", "name": "stderr", "text": note}]
+
+
+def _model_record(job: Job, state: dict[str, Any], runner: HeadlessRunner) -> dict[str, Any]:
+    """The models of the run as they answered (a fallback shows), the settings asked for,
+    and what the steps cost."""
+    answers: list[dict[str, Any]] = state.get("answers") or []
+    models = models_summary(answers)
+    main = max(models, key=lambda m: m["steps"]) if models else None
+    costs = [a["cost"] for a in answers if "cost" in a]
+    return {
+        "model": main["name"] if main else state["model"],
+        "provider": main["provider"] if main else state.get("provider"),
+        "model_requested": job.model,
+        "fallback_allowed": job.model is None or runner.allow_fallback,
+        "models": models,
+        "model_steps": answers,
+        "temperature": runner.temperature,
+        "cost": round(sum(costs), 6) if costs else None,
+        "environment": state.get("environment") or {},
+        "seeds": {k: v for k, v in (state.get("parameters_used") or {}).items() if "seed" in k},
+    }
 
 
 def _code_for(code: str) -> int:

@@ -14,7 +14,7 @@ from typing import Any
 from ..agent.errors import ToolError
 from ..agent.kernels import ExecResult, ExecTimeout
 from ..agent.notebooks import NotebookBridge
-from ..agent.providers import ModelRequest, StreamEvent
+from ..agent.providers import ModelRequest, StreamEvent, Usage
 from ..agent.router import ModelSpec, Router
 from ..seams import Caller
 
@@ -72,9 +72,23 @@ def prompt_digest(request: ModelRequest) -> str:
 
 
 class TracingRouter(Router):
-    """The agent's router, recording what each model call was asked."""
+    """The agent's router, recording what each model call was asked and what answered
+    (the provider's model id, response id, tokens, cost): the run's record names the
+    model that did the work, not only the one asked for. ``strict``: the model asked for
+    or nothing (no fallback); ``temperature``: set on every request."""
 
     trace: Trace | None = None
+    strict = False
+    temperature: float | None = None
+    #: Per model answer: what the provenance sums up.
+    answers: list[dict[str, Any]]
+    prices: Any = None
+
+    def candidates(
+        self, task: str, caller: Caller, requested: str | None = None
+    ) -> list[ModelSpec]:
+        found = super().candidates(task, caller, requested)
+        return found[:1] if self.strict and requested is not None else found
 
     def stream(
         self,
@@ -85,14 +99,49 @@ class TracingRouter(Router):
     ) -> AsyncIterator[tuple[ModelSpec, StreamEvent]]:
         def recording(spec: ModelSpec) -> ModelRequest:
             request = build(spec)
+            if self.temperature is not None:
+                request.temperature = self.temperature
             if self.trace is not None:
                 prompt: dict[str, Any] = {"prompt_sha256": prompt_digest(request)}
                 if self.trace.store_prompts:
                     prompt["prompt"] = {"system": request.system, "messages": request.messages}
-                self.trace.write("model_request", model=spec.name, provider=spec.provider, **prompt)
+                self.trace.write(
+                    "model_request",
+                    model=spec.name,
+                    provider=spec.provider,
+                    temperature=request.temperature,
+                    **prompt,
+                )
             return request
 
-        return super().stream(candidates, caller, recording, **kwargs)
+        async def answered() -> AsyncIterator[tuple[ModelSpec, StreamEvent]]:
+            async for spec, event in super(TracingRouter, self).stream(
+                candidates, caller, recording, **kwargs
+            ):
+                if isinstance(event, Usage):
+                    self._answer(spec, event)
+                yield spec, event
+
+        return answered()
+
+    def _answer(self, spec: ModelSpec, usage: Usage) -> None:
+        answer = {
+            "name": spec.name,
+            "provider": spec.provider,
+            "model": spec.model,
+            "reported_model": usage.model or None,
+            "response_id": usage.response_id or None,
+            "fingerprint": usage.fingerprint or None,
+            "input_tokens": usage.input_tokens,
+            "output_tokens": usage.output_tokens,
+        }
+        if self.prices is not None:
+            answer["cost"] = self.prices.model_cost(
+                spec.model, usage.input_tokens, usage.output_tokens, 0
+            )
+        self.answers.append(answer)
+        if self.trace is not None:
+            self.trace.write("model_response", **answer)
 
 
 def timeout_output(e: ExecTimeout) -> dict[str, Any]:

@@ -227,6 +227,8 @@ async def _events(chunks: AsyncIterator[bytes]) -> AsyncIterator[StreamEvent]:
         parser.output,
         parser.cache_read,
         parser.cache_write,
+        model=parser.model,
+        response_id=parser.response_id,
     )
     yield Stop(parser.stop)
 
@@ -239,6 +241,7 @@ class _Parser:
         self.tools: dict[int, tuple[str, str, list[str]]] = {}
         self.input = self.output = self.cache_read = self.cache_write = 0
         self.stop = "end_turn"
+        self.model = self.response_id = ""
 
     def feed(self, event: dict[str, Any]) -> str | ToolRequest | None:
         kind = event.get("type")
@@ -258,6 +261,8 @@ class _Parser:
             arguments, error = parse_arguments(raw)
             return ToolRequest(call_id, name, arguments, raw, error)
         elif kind == "message_start":
+            self.model = str(event["message"].get("model") or "")
+            self.response_id = str(event["message"].get("id") or "")
             usage = event["message"].get("usage") or {}
             self.input = int(usage.get("input_tokens") or 0)
             self.cache_read = int(usage.get("cache_read_input_tokens") or 0)

@@ -39,6 +39,12 @@ class Usage:
     output_tokens: int
     cache_read_tokens: int = 0
     cache_write_tokens: int = 0
+    #: What the provider says answered: its model id (a dated version where the alias
+    #: asked for moves), the response id and, where sent, the backend's fingerprint. For
+    #: the record of a run (headless provenance); not part of what the usage is.
+    model: str = field(default="", compare=False)
+    response_id: str = field(default="", compare=False)
+    fingerprint: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)

@@ -296,11 +296,14 @@ class OpenAICompatProvider:
                 raise ProviderError("provider_error", "the provider sent invalid JSON") from None
             if chunk.get("error"):
                 raise ProviderError("provider_error", str(chunk["error"])[:300])
-            if chunk.get("usage"):
-                u = chunk["usage"]
-                usage = Usage(
-                    int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)
-                )
+            u = chunk.get("usage") or {}
+            usage = Usage(  # what answered is in every chunk: the last one is kept
+                int(u.get("prompt_tokens") or usage.input_tokens),
+                int(u.get("completion_tokens") or usage.output_tokens),
+                model=str(chunk.get("model") or usage.model),
+                response_id=str(chunk.get("id") or usage.response_id),
+                fingerprint=str(chunk.get("system_fingerprint") or usage.fingerprint),
+            )
             for choice in chunk.get("choices") or []:
                 delta = choice.get("delta") or {}
                 if delta.get("content"):
