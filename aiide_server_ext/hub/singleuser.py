@@ -44,6 +44,15 @@ class AiideHub(Configurable):  # type: ignore[misc]
         "them aiide roles), e.g. {'instructor': ['instructors']}; the broker's "
         "c.BrokerApp.role_groups should say the same.",
     )
+    sandboxed_kernels_only = Bool(
+        True,
+        config=True,
+        help="Offer only sandboxed kernelspecs in this server (others are hidden from the "
+        "launcher and refused by name). Under a hub every user's server runs on shared "
+        "machines next to the broker; an unsandboxed kernel runs code as the server's user, "
+        "which can read what that user can (with the 'simple' spawner: the broker's "
+        "process and files). Turn off only for servers of trusted staff.",
+    )
     route_providers = Bool(
         True,
         config=True,
@@ -348,6 +357,10 @@ def _learn_at_start(gate: CourseGate, broker: BrokerClient, serverapp: Any) -> N
 
 def load(serverapp: Any) -> None:
     config = AiideHub(config=serverapp.config)
+    if config.sandboxed_kernels_only:
+        from aiide_server_ext.kernelspecs import install_defaults
+
+        install_defaults(serverapp, hide_unsandboxed=True)
     url = config.broker_url or os.environ.get("AIIDE_BROKER_URL", "")
     if not url:
         serverapp.log.warning("aiide hub: no c.AiideHub.broker_url: course policies are off")
