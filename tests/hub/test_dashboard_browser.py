@@ -25,7 +25,7 @@ from optional import require
 
 from .chat import chat as chat_here
 from .chat import error_of, text_of
-from .harness import COURSE, Hub
+from .harness import BODY, COURSE, Hub
 
 pytestmark = [pytest.mark.xdist_group("hub"), pytest.mark.browser]
 
@@ -337,3 +337,72 @@ def test_the_server_refuses_students_the_instructor_api(hub: Hub) -> None:
     assert (status, body["code"]) == (403, "forbidden")
     _, audit = hub.request("GET", hub.broker_url + "api/audit?action=courses.read&actor=bob", ian)
     assert audit["events"] and audit["events"][-1]["outcome"] == "forbidden"
+
+
+@pytest.fixture
+def alice_budget(hub: Hub) -> Iterator[Hub]:
+    yield hub
+    reset = {"student_budgets": {"alice": None}}
+    status, body = hub.request(
+        "PATCH", hub.broker_url + "api/courses/ds101", hub.login("ian"), reset
+    )
+    assert status == 200, body
+
+
+def test_a_student_sees_the_course_budget_is_warned_and_sees_when_it_renews(
+    alice_budget: Hub, browser: Any
+) -> None:
+    """Issue 21, finding 4: the usage panel said "No quota applies to you" and the status
+    bar stayed as if nothing applied while the course budget did, even used up."""
+    from playwright.sync_api import expect
+
+    hub = alice_budget
+    ian, token = hub.login("ian"), hub.login("alice")
+    status, reply = hub.request("POST", hub.broker_url + "anthropic/v1/messages", token, BODY)
+    assert status == 200, reply
+    _, me = hub.request("GET", hub.broker_url + "api/me", token)
+    used = int(me["used"]["daily_tokens"])
+    assert used > 0
+    limit = used * 100 // 85 + 1  # 85 % used: past the first warning, before the second
+    change = {"student_budgets": {"alice": {"daily_tokens": limit, "weekly_tokens": PLENTY}}}
+    assert hub.request("PATCH", hub.broker_url + "api/courses/ds101", ian, change)[0] == 200
+
+    alice = Session(browser, hub, "alice")
+    try:
+        alice.open_lab()
+        page = alice.page
+        item = page.locator("#aiide-assistant-status")
+        expect(item).to_contain_text("% quota left", timeout=LOAD_MS)
+        assert "quota-low" in (item.get_attribute("data-aiide-status") or "")
+        expect(page.get_by_text("of your daily tokens (own budget in ds101)")).to_be_visible(
+            timeout=LOAD_MS
+        )
+        item.click()
+        panel = page.locator(".aiide-Usage")
+        expect(panel.locator(".aiide-Usage-quotas")).to_contain_text(
+            "daily tokens (own budget in ds101)", timeout=LOAD_MS
+        )
+        expect(panel).not_to_contain_text("No budget or quota applies")
+        expect(panel.locator(".aiide-Usage-notice")).to_contain_text("until it renews")
+        expect(panel.locator(".aiide-Usage-quotas")).to_contain_text("(in ")
+
+        # Used up: the status bar turns red, the panel says so and when it comes back.
+        change = {"student_budgets": {"alice": {"daily_tokens": used, "weekly_tokens": PLENTY}}}
+        assert hub.request("PATCH", hub.broker_url + "api/courses/ds101", ian, change)[0] == 200
+        panel.get_by_role("button", name="Refresh").click()
+        expect(panel.locator(".aiide-Usage-notice-error")).to_contain_text(
+            "is used up", timeout=LOAD_MS
+        )
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(SCREENSHOTS / "hub-student-budget.png"))
+        alice.open_lab()
+        expect(item).to_contain_text("quota used up", timeout=LOAD_MS)
+        assert "quota" in (item.get_attribute("data-aiide-status") or "").split()
+        error = error_of(chat(hub.url, "alice", token, "one more question"))
+        assert error is not None and error["code"] == "budget_exceeded", error
+        assert "the next period starts" in error["message"], error
+    finally:
+        alice.close("student-budget")
+
+
+PLENTY = 10_000_000
