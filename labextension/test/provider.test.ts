@@ -12,6 +12,7 @@ import { AiideInlineProvider, MAX_PREFIX, languageOf } from '../src/completion/p
 interface ICall {
   body: ICompleteRequest;
   signal: AbortSignal;
+  onText(text: string): void;
   resolve(r: ICompleteResponse): void;
   reject(e: unknown): void;
 }
@@ -20,9 +21,9 @@ function setup(now = () => 0, before = 'import numpy as np') {
   const calls: ICall[] = [];
   const failures: IFailure[] = [];
   const provider = new AiideInlineProvider({
-    complete: (body, signal) =>
+    complete: (body, signal, onText) =>
       new Promise((resolve, reject) => {
-        calls.push({ body, signal, resolve, reject });
+        calls.push({ body, signal, onText, resolve, reject });
         signal.addEventListener('abort', () => reject(new DOMException('aborted', 'AbortError')));
       }),
     textBefore: () => before,
@@ -132,5 +133,68 @@ describe('inline completion provider', () => {
     assert.equal(languageOf('text/x-rsrc'), 'rsrc');
     assert.equal(languageOf('text/typescript'), 'typescript');
     assert.equal(languageOf(undefined), 'python');
+  });
+
+  test('ghost text shows the first words and grows while the model writes', async () => {
+    const { provider, calls } = setup();
+    const pending = provider.fetch(request('def mean(xs):\n    return '), context);
+    calls[0].onText('sum(xs)');
+    const list = await pending;
+    assert.equal(list.items.length, 1);
+    const [item] = list.items;
+    assert.equal(item.insertText, 'sum(xs)');
+    assert.equal(item.isIncomplete, true);
+    assert.ok(item.token);
+    const updates = provider.stream(item.token!);
+    calls[0].onText('sum(xs) /');
+    assert.deepEqual((await updates.next()).value, {
+      response: { insertText: 'sum(xs) /', isIncomplete: true }
+    });
+    calls[0].onText('sum(xs) / len(');
+    calls[0].onText('sum(xs) / len(xs)'); // two views before the editor asks: the newest wins
+    assert.deepEqual((await updates.next()).value, {
+      response: { insertText: 'sum(xs) / len(xs)', isIncomplete: true }
+    });
+    calls[0].resolve(answer('sum(xs) / len(xs)'));
+    assert.deepEqual((await updates.next()).value, { response: { insertText: 'sum(xs) / len(xs)' } });
+    assert.equal((await updates.next()).done, true);
+  });
+
+  test('a newer keystroke aborts a stream in progress', async () => {
+    const { provider, calls } = setup();
+    const pending = provider.fetch(request('x = '), context);
+    calls[0].onText('compute(');
+    const [item] = (await pending).items;
+    const updates = provider.stream(item.token!);
+    void provider.fetch(request('x = c'), context);
+    assert.equal(calls[0].signal.aborted, true);
+    const last = await updates.next(); // the abort ends it quietly, with what was shown
+    assert.deepEqual(last.value, { response: { insertText: 'compute(' } });
+    assert.equal((await updates.next()).done, true);
+  });
+
+  test('a stream that fails after its first words reports once and marks the item', async () => {
+    const { provider, calls, failures } = setup();
+    const pending = provider.fetch(request('y = '), context);
+    calls[0].onText('load(');
+    const [item] = (await pending).items;
+    const updates = provider.stream(item.token!);
+    calls[0].reject(apiError(502, 'provider_overloaded'));
+    const last = (await updates.next()).value as { response: { insertText: string; error?: object } };
+    assert.equal(last.response.insertText, 'load(');
+    assert.ok(last.response.error, 'the editor is told the text is cut short');
+    assert.equal(failures.length, 1);
+    assert.equal(failures[0].kind, 'provider');
+  });
+
+  test('a stream nobody asks for is dropped by the next request', async () => {
+    const { provider, calls } = setup();
+    const pending = provider.fetch(request('a = '), context);
+    calls[0].onText('1');
+    const [item] = (await pending).items;
+    const second = provider.fetch(request('a = 2'), context);
+    calls[1].resolve(answer(''));
+    await second;
+    assert.equal((await provider.stream(item.token!).next()).done, true);
   });
 });

@@ -350,6 +350,8 @@ export interface ICompleteRequest {
   language?: string;
   path?: string;
   max_tokens?: number;
+  /** NDJSON lines of the growing text, then the answer (`streamCompletion`). */
+  stream?: boolean;
 }
 
 export interface ICompleteResponse {

@@ -38,25 +38,38 @@ export async function requestAPI(
   settings: ServerConnection.ISettings,
   init: RequestInit = {}
 ): Promise<unknown> {
-  const url = URLExt.join(settings.baseUrl, API_PREFIX, path);
-  const response = await ServerConnection.makeRequest(url, init, settings);
-  const text = await response.text();
-  let data: unknown = null;
-  if (text.length > 0) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = text;
-    }
-  }
+  const response = await ServerConnection.makeRequest(apiUrl(path, settings), init, settings);
+  const data = decodeBody(await response.text());
   if (!response.ok) {
-    const retryAfter = Number(response.headers.get('Retry-After'));
-    throw new ApiError(
-      response,
-      bodyString(data, 'message'),
-      bodyString(data, 'code') ?? null,
-      Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : null
-    );
+    throw apiError(response, data);
   }
   return data;
+}
+
+/** The full URL of `aiide/api/<path>` on the server. */
+export function apiUrl(path: string, settings: ServerConnection.ISettings): string {
+  return URLExt.join(settings.baseUrl, API_PREFIX, path);
+}
+
+/** A body as JSON when it is JSON, else as its text (`null` when empty). */
+export function decodeBody(text: string): unknown {
+  if (text.length === 0) {
+    return null;
+  }
+  try {
+    return JSON.parse(text);
+  } catch {
+    return text;
+  }
+}
+
+/** The `ApiError` for a non-2xx `response` whose decoded body is `data`. */
+export function apiError(response: Response, data: unknown): ApiError {
+  const retryAfter = Number(response.headers.get('Retry-After'));
+  return new ApiError(
+    response,
+    bodyString(data, 'message'),
+    bodyString(data, 'code') ?? null,
+    Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter : null
+  );
 }

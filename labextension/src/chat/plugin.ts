@@ -128,11 +128,12 @@ export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
     // An outside agent waits: show its card at once if nothing else is on screen (the
     // strip above the conversation offers it otherwise), and say so in the corner.
     session.outsideAsked.connect((_, id) => {
-      const current = session.current;
-      if (current.id !== id && current.id === null && current.blocks.length === 0) {
+      const shown = session.current;
+      const free = shown.id === null && shown.blocks.length === 0;
+      if (free) {
         void session.open(id);
       }
-      if (current.id !== id || !panel.isVisible) {
+      if (!panel.isVisible || (!free && shown.id !== id)) {
         Notification.info('An outside agent waits for your approval in the AI assistant.', {
           autoClose: 10_000,
           actions: [

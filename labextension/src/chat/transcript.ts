@@ -197,11 +197,13 @@ export class Transcript {
     return false;
   }
 
-  /** The model of the latest run. */
+  /** The model of the latest run (an outside agent's calls have none). */
   get lastModel(): string | null {
     let model: string | null = null;
     for (const run of this._runs.values()) {
-      model = run.model;
+      if (run.provider !== OUTSIDE_AGENT) {
+        model = run.model;
+      }
     }
     return model;
   }
@@ -267,7 +269,7 @@ export class Transcript {
         if (asked >= 0) {
           this._update((_, i) => i === asked, b => ({ ...b, runId }));
         } else if (event.provider === OUTSIDE_AGENT) {
-          const message = `${event.model} asks to use a tool. It waits for your answer below.`;
+          const message = `An ${event.model} asks to use a tool; it waits for your answer below.`;
           this._push({ kind: 'notice', key, runId, code: 'outside_agent', message });
         } else {
           const text = this._questions.get(runId) ?? '';

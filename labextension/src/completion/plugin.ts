@@ -9,7 +9,7 @@ import { ICompletionProviderManager } from '@jupyterlab/completer';
 import { NotebookPanel } from '@jupyterlab/notebook';
 import type { Widget } from '@lumino/widgets';
 
-import { requestCompletion } from '../api/complete';
+import { streamCompletion } from '../api/complete';
 import type { FailureKind } from '../api/failure';
 import { chatIcon } from '../ui/icons';
 import { AiideInlineProvider } from './provider';
@@ -42,7 +42,7 @@ export const inlineCompletionPlugin: JupyterFrontEndPlugin<void> = {
     const told = new Set<FailureKind>();
     manager.registerInlineProvider(
       new AiideInlineProvider({
-        complete: (body, signal) => requestCompletion(body, server, signal),
+        complete: (body, signal, onText) => streamCompletion(body, server, signal, onText),
         textBefore,
         path: pathOf,
         icon: chatIcon,

@@ -4,8 +4,17 @@
  * its scripts see neither the lab's DOM nor its cookies, XSRF token or storage, and its
  * requests carry no credentials the lab's API accepts. A Content-Security-Policy inside
  * the frame forbids every network load (the sandboxed kernel has no network; its output
- * must not get one through the browser). The frame reports its height by `postMessage`;
- * the page accepts only a number, and only from that frame's window.
+ * must not get one through the browser).
+ *
+ * A frame may still navigate itself (`location.href = ...`, `<meta http-equiv=refresh>`),
+ * which no policy of its own can stop (Chromium has no `navigate-to`): that would send
+ * whatever the output holds to any host. Only the `frame-src` of the document that holds
+ * the frame governs that navigation, and the lab's own page must keep framing what
+ * trusted notebooks embed. So the output frame sits inside a wrapper frame of its own
+ * (opaque too), whose policy lets its one child be a `srcdoc` document and nothing else:
+ * the navigation is refused before any request leaves. The output reports its height by
+ * `postMessage` to the wrapper, which passes a number on; the page accepts only a number,
+ * and only from that wrapper's window.
  */
 import type { IRenderMime } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
@@ -25,7 +34,21 @@ export const FRAME_CSP = [
   "base-uri 'none'"
 ].join('; ');
 
-/** The frame's permissions: scripts, and nothing else (no same origin, popups, forms). */
+/**
+ * The wrapper's policy: its relay script, and a child that is a `srcdoc` document (an
+ * opaque document's `'self'` admits `about:srcdoc` in Chromium, never a URL of a host).
+ */
+export const WRAPPER_CSP = [
+  "default-src 'none'",
+  "script-src 'unsafe-inline'",
+  "style-src 'unsafe-inline'",
+  "frame-src 'self'",
+  "form-action 'none'",
+  "base-uri 'none'"
+].join('; ');
+
+/** The frames' permissions: scripts, and nothing else (no same origin, popups, forms,
+ * top navigation). */
 export const FRAME_SANDBOX = 'allow-scripts';
 
 /** A frame never grows past this (a hostile frame must not push the notebook away). */
@@ -90,7 +113,25 @@ body{color:${theme.color.replace(/[;<>{}]/g, '')};font-family:${theme.font.repla
 <style>${css}</style><script>${SIZE_REPORTER}</script></head><body>${body}</body></html>`;
 }
 
-/** The frames on the page, by their window: whose height a message may set. */
+/** In the wrapper: passes the output's height (a number, from its frame only) on. */
+const HEIGHT_RELAY = `addEventListener('message', function (e) {
+  var inner = document.getElementById('aiide-inner');
+  var h = e.data && e.data.aiideFrameHeight;
+  if (inner && e.source === inner.contentWindow && typeof h === 'number' && isFinite(h)) {
+    parent.postMessage({ aiideFrameHeight: h }, '*');
+  }
+});`;
+
+/** The wrapper document around an output's frame document (see the module comment). */
+export function wrapperDocument(inner: string): string {
+  return `<!DOCTYPE html><html><head><meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${WRAPPER_CSP}">
+<style>html,body{margin:0;padding:0;background:transparent;overflow:hidden;}
+iframe{display:block;border:0;width:100%;height:100vh;}</style>
+<script>${HEIGHT_RELAY}</script></head><body><iframe id="aiide-inner" sandbox="${FRAME_SANDBOX}" referrerpolicy="no-referrer" title="output" srcdoc="${escapeHtml(inner)}"></iframe></body></html>`;
+}
+
+/** The wrappers on the page, by their window: whose height a message may set. */
 const frames = new Map<Window, HTMLIFrameElement>();
 let listening = false;
 
@@ -130,7 +171,8 @@ export class FramedOutput extends Widget implements IRenderMime.IRenderer {
   }
 
   async renderModel(model: IRenderMime.IMimeModel): Promise<void> {
-    this._iframe.srcdoc = frameDocument(this._mimeType, model.data, currentTheme());
+    const output = frameDocument(this._mimeType, model.data, currentTheme());
+    this._iframe.srcdoc = wrapperDocument(output);
     this._track();
   }
 
