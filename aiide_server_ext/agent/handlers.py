@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized, ws_authenticated
@@ -108,22 +109,45 @@ class KeyHandler(AgentHandler):
 
 
 class CompleteHandler(AgentHandler):
-    """Inline completion; closing the request cancels the model call."""
+    """Inline completion; closing the request cancels the model call.
+
+    With ``"stream": true`` the answer is NDJSON: a ``{"completion"}`` line for each longer
+    view of the text as the model writes it, then the final answer (``done``); an error
+    after the first line is a last ``{"code", "message"}`` line (the status is sent).
+    """
 
     _task: asyncio.Task[dict[str, Any]] | None = None
+    _streaming = False
 
     @web.authenticated
     @authorized
     async def post(self) -> None:
         body = self.json_body()
-        self._task = asyncio.ensure_future(self.service.complete(self.caller, body))
+        on_text = self._send_text if isinstance(body, dict) and body.get("stream") else None
+        self._task = asyncio.ensure_future(self.service.complete(self.caller, body, on_text))
         try:
             result = await self._task
         except asyncio.CancelledError:
             return  # the client went away
-        except ProviderError as e:
-            raise ApiError(503, e.code, e.message) from None
-        self.reply(result)
+        except (ApiError, ProviderError) as e:
+            error = e if isinstance(e, ApiError) else ApiError(503, e.code, e.message)
+            if not self._streaming:
+                raise error from None
+            self.finish(json.dumps(error.as_dict()) + "\n")
+            return
+        if self._streaming:
+            self.finish(json.dumps({**result, "done": True}) + "\n")
+        else:
+            self.reply(result)
+
+    def _send_text(self, text: str) -> None:
+        if not self._streaming:
+            self._streaming = True
+            self.set_header("Content-Type", "application/x-ndjson")
+            self.set_header("Cache-Control", "no-store")
+        self.write(json.dumps({"completion": text}) + "\n")
+        # A closed connection fails this flush; on_connection_close cancels the call.
+        self.flush().add_done_callback(lambda done: done.exception())
 
     def on_connection_close(self) -> None:
         if self._task is not None:
