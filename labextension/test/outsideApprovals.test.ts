@@ -119,7 +119,8 @@ describe('an outside agent in the transcript', () => {
     }
     assert.deepEqual(t.blocks.map(b => b.kind), ['notice', 'call']);
     const notice = t.blocks[0];
-    assert.ok(notice.kind === 'notice' && notice.message.startsWith('outside agent (apikey:k1) asks'));
+    assert.ok(notice.kind === 'notice' && notice.message.startsWith('An outside agent (apikey:k1) asks'));
+    assert.equal(t.lastModel, null, 'an outside agent is not a model of this chat');
     const card = t.blocks[1];
     assert.ok(card.kind === 'call');
     assert.deepEqual(card.approval?.patch, PATCH);

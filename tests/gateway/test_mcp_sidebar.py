@@ -154,12 +154,13 @@ async def test_a_rejected_or_expired_call_closes_its_card(
     r = await call("POST", f"{APPROVALS}/{ask['call_id']}", token=approver, body=body)
     assert r.status == 204, r.body
     resolved = await carol.until("approval_resolved", run_id=ask["run_id"])
-    assert resolved["decision"] == "reject"
+    assert (resolved["decision"], resolved["reason"]) == ("reject", "no os in this notebook")
     result = await carol.until("tool_result", run_id=ask["run_id"])
     assert not result["ok"] and result["error"]["code"] == "rejected"
     assert (await carol.until("run_finished", run_id=ask["run_id"]))["status"] == "completed"
     reply = _result(await asyncio.wait_for(waiting, 10))
-    assert reply["isError"] and "rejected" in reply["content"][0]["text"]
+    assert reply["isError"], reply
+    assert "rejected insert_cell: no os in this notebook" in reply["content"][0]["text"]
 
     jp_serverapp.web_app.settings["aiide_mcp"].approval_wait = 0.3
     waiting = _insert(call, agent, "import sys")
