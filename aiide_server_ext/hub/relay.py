@@ -23,6 +23,7 @@ from tornado.iostream import StreamClosedError
 from .broker import BrokerHandler, budget_refusal, model_refusal
 from .course import Effective
 from .recorder import Event
+from .reserve import fitted, reservation
 from .screening import completion_refusal, forward_headers, tool_refusal
 from .state import StateUnavailable, Usage
 
@@ -55,6 +56,8 @@ class ModelHandler(BrokerHandler):
     provider = ""
     #: The provider's answer while it is being relayed.
     _upstream: Any = None
+    #: Tokens of the student's budget reserved for this call (``reserve.py``).
+    _granted = 0
 
     def on_connection_close(self) -> None:
         """The student went away: hang up on the provider now (it may be mid-answer, or
@@ -118,8 +121,9 @@ class ModelHandler(BrokerHandler):
                 if refusal is not None:
                     await self.refused(*refusal, target)
                     return False
+                reserve, estimate = reservation(self.provider, body)
                 admission = await b.state.admit(
-                    caller.name, version, policy.budget(), self._limit(policy)
+                    caller.name, version, policy.budget(), self._limit(policy), reserve
                 )
                 if admission is not None:
                     break
@@ -148,6 +152,28 @@ class ModelHandler(BrokerHandler):
             text = policy.rate_limit("model") or b.app.rate_limit
             self.fail(429, "rate_limited", f"rate limit for model calls ({text}) reached")
             return False
+        return await self._fit(admission.granted, estimate, body, target)
+
+    async def _fit(self, granted: int, estimate: int, body: dict[str, Any], target: str) -> bool:
+        """Under a budget: the answer limited to what was reserved for it, so the call
+        cannot pass the budget; a request whose input alone would is refused."""
+        if not granted:
+            return True  # no budget applies
+        if granted - estimate < 1:
+            caller = self.caller
+            await self.record(usage=[Usage(caller.name, caller.groups, reserved=granted)])
+            message = (
+                f"only {granted} tokens of your budget are left, not enough for this request "
+                f"(about {estimate} tokens of input); ask your instructor or wait for the "
+                "next period"
+            )
+            await self.refused(402, "budget_exceeded", message, target)
+            return False
+        self._granted = granted
+        new = fitted(self.provider, body, granted - estimate)
+        if new is not body:
+            body.update(new)
+            self.request.body = json.dumps(body).encode()
         return True
 
     def _limit(self, policy: Effective) -> Any:
@@ -228,11 +254,12 @@ class ModelHandler(BrokerHandler):
         caller = self.caller
         tokens = {"input_tokens": counter.input_tokens, "output_tokens": counter.output_tokens}
         metrics = {"input": counter.input_tokens, "output": counter.output_tokens, "calls": 1}
+        used = sum(tokens.values())
         detail: dict[str, Any] = dict(tokens)
         if counter.estimated and counter.output_tokens:
             detail["estimated"] = True
         await self.record(
-            usage=[Usage(caller.name, caller.groups, sum(tokens.values()), metrics)],
+            usage=[Usage(caller.name, caller.groups, used, metrics, reserved=self._granted)],
             events=[Event(caller.name, "model.used", f"model:{model}", outcome, detail)],
         )
 

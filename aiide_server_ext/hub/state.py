@@ -52,27 +52,46 @@ _USED_GRACE = 3600
 _UPDATE_ATTEMPTS = 20
 
 # KEYS: version, rate-limit window, used counters (one per budget period)
-# ARGV: expected version, limit (0: none), window (us), member, budget per period (-1: none)
-# -> {-1} stale version; else {code, 0, remaining, reset (us), used per period...}, code
-#    0 admitted, 1 budget spent (no slot taken), 2 rate limited.
+# ARGV: expected version, limit (0: none), window (us), member, tokens to reserve, then per
+#       period: budget (-1: none), seconds the counter lives
+# -> {-1} stale version; else {code, granted, remaining, reset (us), 0, used per period...},
+#    code 0 admitted, 1 budget spent (no slot taken), 2 rate limited. An admitted call
+#    under a budget reserves up to what is left of it (``granted``), so calls in flight
+#    together never promise more than the budget; ``apply`` settles the difference.
 _ADMIT = (
     SLIDING_WINDOW
     + """
 local v = redis.call('GET', KEYS[1]) or '0'
 if v ~= ARGV[1] then return {-1} end
-local out = {0, 0, 0, 0}
+local out = {0, 0, 0, 0, 0}
+local left = -1
 for i = 3, #KEYS do
   local used = tonumber(redis.call('GET', KEYS[i]) or '0')
   out[#out + 1] = used
-  local budget = tonumber(ARGV[i + 2])
-  if budget >= 0 and used >= budget then out[1] = 1 end
+  local budget = tonumber(ARGV[2 * i])
+  if budget >= 0 then
+    if used >= budget then out[1] = 1 end
+    if left < 0 or budget - used < left then left = budget - used end
+  end
 end
+if out[1] == 1 then return out end
 local limit = tonumber(ARGV[2])
-if out[1] == 1 or limit <= 0 then return out end
-local taken, remaining, reset = sliding_window(KEYS[2], limit, tonumber(ARGV[3]), ARGV[4])
-if not taken then out[1] = 2 end
-out[3] = remaining
-out[4] = reset
+if limit > 0 then
+  local taken, remaining, reset = sliding_window(KEYS[2], limit, tonumber(ARGV[3]), ARGV[4])
+  out[3] = remaining
+  out[4] = reset
+  if not taken then out[1] = 2 return out end
+end
+if left > 0 then
+  local grant = math.min(tonumber(ARGV[5]), left)
+  if grant > 0 then
+    for i = 3, #KEYS do
+      redis.call('INCRBY', KEYS[i], grant)
+      redis.call('EXPIRE', KEYS[i], tonumber(ARGV[2 * i + 1]))
+    end
+  end
+  out[2] = grant
+end
 return out
 """
 )
@@ -126,6 +145,9 @@ class Admission:
     used: dict[str, int]
     #: The rate limit's figures (for the response headers); None when none applies.
     decision: Any = None
+    #: Tokens reserved against the budget for this call (0: no budget applies); the call
+    #: must not use more, and its ``Usage.reserved`` gives them back when it is counted.
+    granted: int = 0
 
 
 @dataclass(frozen=True)
@@ -138,6 +160,8 @@ class Usage:
     metrics: Mapping[str, int] = field(default_factory=dict)
     #: Seconds since the epoch of the call (decides the day and week it counts in).
     at: float = field(default_factory=time.time)
+    #: Tokens ``admit`` reserved for the call (already in the budget counters).
+    reserved: int = 0
 
 
 def _unreachable(e: Exception) -> StateUnavailable:
@@ -359,17 +383,19 @@ class SharedState:
         return {kind: f"{PREFIX}used:{user}:{key}" for kind, (key, _) in periods(now).items()}
 
     async def admit(
-        self, user: str, version: str, budget: Mapping[str, int], limit: Any
+        self, user: str, version: str, budget: Mapping[str, int], limit: Any, reserve: int = 0
     ) -> Admission | None:
-        """Budget check and a rate-limit slot (``limit``: a ``RateLimit`` or None) in one
-        atomic step. None: the course changes at ``version`` are stale (refresh, decide
-        again). A spent budget takes no slot."""
+        """Budget check, a rate-limit slot (``limit``: a ``RateLimit`` or None) and, under a
+        budget, up to ``reserve`` tokens of what is left of it, in one atomic step. None:
+        the course changes at ``version`` are stale (refresh, decide again). A spent
+        budget takes no slot."""
         from aiide_server_ext.gateway.ratelimit import Decision
 
         keys = self._used_keys(user)
         if not self.redis_url:
             await self._ensure()
-            return self._admit_here(user, keys, budget, limit)
+            return self._admit_here(user, keys, budget, limit, reserve)
+        ttls = {kind: ttl + _USED_GRACE for kind, (_, ttl) in periods().items()}
         out = await self._script(
             "admit",
             _ADMIT,
@@ -379,23 +405,29 @@ class SharedState:
                 limit.count if limit else 0,
                 int(limit.window * 1_000_000) if limit else 0,
                 uuid.uuid4().hex,
-                *(budget.get(kind, -1) for kind in keys),
+                max(0, int(reserve)),
+                *(x for kind in keys for x in (budget.get(kind, -1), ttls[kind])),
             ],
         )
         if int(out[0]) < 0:
             self._cache = None
             return None
         code = ("ok", "budget_exceeded", "rate_limited")[int(out[0])]
-        used = {kind: int(v) for kind, v in zip(keys, out[4:], strict=True)}
+        used = {kind: int(v) for kind, v in zip(keys, out[5:], strict=True)}
         decision = None
         if limit is not None and code != "budget_exceeded":
             reset = int(out[3]) / 1_000_000
             allowed = code == "ok"
             decision = Decision(allowed, limit.count, int(out[2]), reset, 0 if allowed else reset)
-        return Admission(code, used, decision)
+        return Admission(code, used, decision, int(out[1]))
 
     def _admit_here(
-        self, user: str, keys: Mapping[str, str], budget: Mapping[str, int], limit: Any
+        self,
+        user: str,
+        keys: Mapping[str, str],
+        budget: Mapping[str, int],
+        limit: Any,
+        reserve: int = 0,
     ) -> Admission:
         from aiide_server_ext.gateway.ratelimit import MemoryRateLimiter
 
@@ -406,12 +438,20 @@ class SharedState:
         }
         if any(kind in budget and used[kind] >= budget[kind] for kind in used):
             return Admission("budget_exceeded", used)
-        if limit is None:
-            return Admission("ok", used)
-        if self._limiter is None:
-            self._limiter = MemoryRateLimiter()
-        decision = self._limiter.hit_now(f"model:{user}", limit)
-        return Admission("ok" if decision.allowed else "rate_limited", used, decision)
+        decision = None
+        if limit is not None:
+            if self._limiter is None:
+                self._limiter = MemoryRateLimiter()
+            decision = self._limiter.hit_now(f"model:{user}", limit)
+            if not decision.allowed:
+                return Admission("rate_limited", used, decision)
+        left = [budget[kind] - used[kind] for kind in used if kind in budget]
+        granted = min(max(0, int(reserve)), *left) if left else 0
+        if granted:
+            for kind, (_, ttl) in periods(now).items():
+                count, _ = self._counters.get(keys[kind], (0, 0.0))
+                self._counters[keys[kind]] = (count + granted, now + ttl)
+        return Admission("ok", used, decision, granted)
 
     async def apply(self, entries: Iterable[Usage]) -> None:
         """Several calls' usage in one transaction (one round trip): budget counters,
@@ -421,10 +461,10 @@ class SharedState:
         entries = list(entries)
         used: dict[str, tuple[int, int]] = {}  # key -> (tokens, ttl)
         for e in entries:
-            if e.tokens > 0:
+            if e.tokens != e.reserved:  # what the call used, less what admit reserved
                 for key, ttl in periods(e.at).values():
                     name = f"{PREFIX}used:{e.user}:{key}"
-                    used[name] = (used.get(name, (0, 0))[0] + e.tokens, ttl)
+                    used[name] = (used.get(name, (0, 0))[0] + e.tokens - e.reserved, ttl)
         figures, groups = day_figures(entries)
         days: dict[str, dict[str, int]] = {}
         for (day, user, metric), value in figures.items():

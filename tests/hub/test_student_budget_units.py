@@ -16,7 +16,7 @@ from aiide_server_ext.hub.course import (
     merge_changes,
     validate_changes,
 )
-from aiide_server_ext.hub.state import SharedState
+from aiide_server_ext.hub.state import SharedState, Usage
 
 from .harness import COURSE
 
@@ -156,3 +156,27 @@ async def test_an_update_that_raises_writes_nothing(state: SharedState) -> None:
     with pytest.raises(CourseError):
         await state.update_changes("ds101", bad)
     assert await state.changes("ds101") == {}
+
+
+@pytest.mark.asyncio
+async def test_calls_in_flight_together_never_promise_more_than_the_budget(
+    state: SharedState,
+) -> None:
+    """Issue 21, finding 4: the last call could pass the budget (1,501 of 1,500). Each
+    admitted call reserves what it may cost, up to what is left, atomically."""
+    version, _ = await state.course_changes(["ds101"])
+    budget = {"daily_tokens": 1500}
+    await state.apply([Usage("gil", frozenset(), 1400)])
+    first = await state.admit("gil", version, budget, None, reserve=80)
+    second = await state.admit("gil", version, budget, None, reserve=80)
+    third = await state.admit("gil", version, budget, None, reserve=80)
+    assert first is not None and (first.code, first.granted) == ("ok", 80)
+    assert second is not None and (second.code, second.granted) == ("ok", 20)  # what is left
+    assert third is not None and third.code == "budget_exceeded"
+    # Counted: the first used 50 of its 80, the second all of its 20: 1,470, not 1,560.
+    await state.apply([Usage("gil", frozenset(), 50, reserved=80)])
+    await state.apply([Usage("gil", frozenset(), 20, reserved=20)])
+    assert (await state.used("gil"))["daily_tokens"] == 1470
+    # No budget: nothing reserved.
+    free = await state.admit("gil", version, {}, None, reserve=80)
+    assert free is not None and (free.code, free.granted) == ("ok", 0)

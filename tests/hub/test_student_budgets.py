@@ -212,3 +212,37 @@ def test_a_students_budget_changed_at_one_broker_holds_at_the_other_on_the_next_
     assert status == 200
     status, reply = hub.request("POST", hub.broker2_url + "anthropic/v1/messages", token, BODY)
     assert status == 200, reply
+
+
+def _fake_requests(hub: Hub) -> list[dict[str, Any]]:
+    import json
+    import urllib.request
+
+    with urllib.request.urlopen(hub.fake_url + "/_fake/requests", timeout=10) as r:
+        return list(json.loads(r.read())["requests"])
+
+
+def test_the_last_call_cannot_pass_the_budget(course: Hub) -> None:
+    """Issue 21, finding 4: 1,501 of 1,500. The broker lowers the request's answer limit to
+    what is left of the budget before calling, and refuses a request whose input alone
+    would not fit; whatever the provider answers then, the budget holds."""
+    hub = course
+    token = hub.login("bob")
+    _spend(hub, "bob")
+    used = _used_today(hub, "bob")
+    limit = used + 60
+    status, _ = _patch(hub, {"student_budgets": {"bob": {"daily_tokens": limit}}})
+    assert status == 200
+    asked = {**BODY, "max_tokens": 1000}
+    status, reply = hub.request("POST", hub.broker_url + "anthropic/v1/messages", token, asked)
+    assert status == 200, reply
+    sent = _fake_requests(hub)[-1]["body"]
+    assert sent["messages"] == BODY["messages"]
+    assert 1 <= sent["max_tokens"] < 60, sent  # what was left, less the input's estimate
+    assert _used_today(hub, "bob") <= limit
+
+    big = {**BODY, "messages": [{"role": "user", "content": "x" * 2000}]}
+    status, reply = hub.request("POST", hub.broker_url + "anthropic/v1/messages", token, big)
+    assert (status, reply["code"]) == (402, "budget_exceeded"), reply
+    assert "not enough for this request" in reply["message"] or "is used up" in reply["message"]
+    assert _used_today(hub, "bob") <= limit  # the refused call's reservation was given back
