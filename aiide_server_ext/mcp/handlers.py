@@ -92,7 +92,7 @@ class ApprovalsHandler(McpHandler):
     @authorized
     async def post(self, pending_id: str = "") -> None:
         try:
-            decision, pending_id = self.decision(pending_id)
+            decision, pending_id, reason = self.decision(pending_id)
         except ApiError as e:  # a malformed answer is a refusal like the others: audited
             detail = {"code": e.code, "credential": self.credential.id}
             await self.gate.audit(self.caller, "mcp.approval", pending_id[:40], "refused", detail)
@@ -105,17 +105,28 @@ class ApprovalsHandler(McpHandler):
                 raise ApiError(
                     403, "xsrf_required", "a browser approval needs its XSRF token"
                 ) from None
-        await self.tools.decide(self.caller, pending_id, decision, credential)
+        await self.tools.decide(self.caller, pending_id, decision, credential, reason)
         self.no_content()
 
-    def decision(self, pending_id: str) -> tuple[str, str]:
-        """(decision, pending id) from the URL and ``{"decision": ..., "id": ...}``."""
+    def decision(self, pending_id: str) -> tuple[str, str, str | None]:
+        """(decision, pending id, reason) from the URL and ``{"decision": ..., "id": ...,
+        "reason": ...}`` (a rejection may say why; the agent is told)."""
         body = self.json_body({})
-        decision = body.get("decision") if isinstance(body, dict) else None
-        pending_id = pending_id or (body.get("id") if isinstance(body, dict) else None) or ""
-        if decision not in ("approve", "reject") or not isinstance(pending_id, str):
-            raise ApiError(400, "bad_decision", 'the body must be {"decision": "approve"|"reject"}')
-        return decision, pending_id
+        if not isinstance(body, dict):
+            body = {}
+        decision, reason = body.get("decision"), body.get("reason")
+        pending_id = pending_id or body.get("id") or ""
+        if (
+            decision not in ("approve", "reject")
+            or not isinstance(pending_id, str)
+            or not (reason is None or isinstance(reason, str))
+        ):
+            raise ApiError(
+                400,
+                "bad_decision",
+                'the body must be {"decision": "approve"|"reject"}, with an optional "reason"',
+            )
+        return decision, pending_id, reason
 
 
 class ServersHandler(McpHandler):

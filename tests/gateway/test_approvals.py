@@ -297,3 +297,20 @@ async def test_waiting_calls_are_capped_per_credential_and_per_user(
     ]
     for pending in waiting:
         pending.cancel()
+
+
+async def test_a_rejection_with_a_reason_tells_the_agent_why(
+    call: Call, new_key: Any, jp_root_dir: Path
+) -> None:
+    _notebook(jp_root_dir)
+    agent = await _key(new_key, "carol", "agent:run")
+    approver = await _key(new_key, "carol", "agent:approve")
+    waiting = _insert(call, agent, "import os")
+    url = f"{APPROVALS}/{(await _pending(call, token=agent))['id']}"
+    bad = {"decision": "reject", "reason": 5}
+    error(await call("POST", url, token=approver, body=bad), 400, "bad_decision")
+    body = {"decision": "reject", "reason": "no os in this notebook"}
+    assert (await call("POST", url, token=approver, body=body)).status == 204
+    text = _refused_text(await asyncio.wait_for(waiting, 10))
+    assert "rejected" in text and "no os in this notebook" in text
+    assert _sources(jp_root_dir) == ["x = 1"]
