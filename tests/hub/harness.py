@@ -81,18 +81,65 @@ def missing() -> tuple[str, bool, str] | None:
 def child_pid(parent: int, marker: bytes) -> int | None:
     """A child process of ``parent`` whose command line contains ``marker``."""
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
+        stat = _stat(int(entry)) if entry.isdigit() else None
+        if stat is None or int(stat[1]) != parent:
             continue
         try:
-            with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmd = f.read()
         except OSError:
             continue
-        if ppid == parent and marker in cmd:
+        if marker in cmd:
             return int(entry)
     return None
+
+
+def _stat(pid: int) -> list[str] | None:
+    """/proc/<pid>/stat after the command name: [state, ppid, ...]; None when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+
+
+def descendants(root: int) -> dict[int, str]:
+    """Every process below ``root`` now (children, their children...), with its start
+    time, so that a pid the system hands to someone else later is never signalled."""
+    children: dict[int, list[tuple[int, str]]] = {}
+    for entry in os.listdir("/proc"):
+        stat = _stat(int(entry)) if entry.isdigit() else None
+        if stat is not None:
+            children.setdefault(int(stat[1]), []).append((int(entry), stat[19]))
+    found: dict[int, str] = {}
+    todo = [root]
+    while todo:
+        for child, started in children.get(todo.pop(), ()):
+            if child not in found:
+                found[child] = started
+                todo.append(child)
+    return found
+
+
+def end_all(family: dict[int, str], wait: float = 5.0) -> None:
+    """SIGTERM those of ``family`` still running (same pid, same start time), then
+    SIGKILL those that stay."""
+
+    def running(pid: int) -> bool:
+        stat = _stat(pid)
+        return stat is not None and stat[19] == family[pid] and stat[0] != "Z"
+
+    alive = {pid for pid in family if running(pid)}
+    for pid in alive:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.1)
+        alive = {pid for pid in alive if running(pid)}
+    for pid in alive:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def _wait_http(url: str, timeout: float, proc: subprocess.Popen[bytes] | None, what: str) -> None:
@@ -423,8 +470,12 @@ class Hub:
     # -- stop ------------------------------------------------------------------------------
 
     def stop(self) -> None:
-        """The hub first (it stops the servers it spawned and its managed broker), then ours."""
+        """The hub first (it stops the servers it spawned and its managed broker), then ours;
+        then whatever of theirs outlived them (a hub killed after its timeout leaves its
+        proxy, broker and single-user servers behind, re-parented, still running)."""
+        family = {pid: t for proc in self.procs for pid, t in descendants(proc.pid).items()}
         for proc in list(self.procs):
             self.stop_process(proc, wait=20)
+        end_all(family)
         self.redis.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
