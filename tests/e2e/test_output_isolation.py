@@ -142,7 +142,11 @@ def test_sandboxed_outputs_cannot_script_the_lab_and_rich_output_still_shows(
         expect(frame).to_have_count(1, timeout=OUTPUT_TIMEOUT_MS)
         assert frame.get_attribute("sandbox") == "allow-scripts"
     # The script-using HTML still works, inside its own frame.
-    framed = _cell(notebook, "framed").frame_locator("iframe.aiide-FramedOutput-frame")
+    framed = (
+        _cell(notebook, "framed")
+        .frame_locator("iframe.aiide-FramedOutput-frame")
+        .frame_locator("#aiide-inner")
+    )
     expect(framed.locator("#t")).to_have_text("ran in its frame", timeout=OUTPUT_TIMEOUT_MS)
     framed.locator("#b").click()  # and stays interactive (what plots in frames need)
     expect(framed.locator("#b")).to_have_text("2")

@@ -43,7 +43,8 @@ def test_the_student_is_offered_and_served_only_the_courses_models(narrowed: Hub
         assert error_of(events) is None, events
         assert text_of(events) == "Hello from the OpenAI model", events
         assert "is unavailable" not in json.dumps(events), events
-    status, body = hub.request("GET", hub.user_url("bob", "/aiide/api/agent/models"), hub.login("bob"))
+    models_url = hub.user_url("bob", "/aiide/api/agent/models")
+    status, body = hub.request("GET", models_url, hub.login("bob"))
     assert status == 200, body
     assert [m["name"] for m in body["models"]] == ["gpt-mini"]
     assert _not_allowed(hub, "bob") == before  # nothing counted against him

@@ -13,6 +13,7 @@ import json
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -139,11 +140,12 @@ def _kernels(hub: Hub, user: str, token: str) -> dict[str, Any]:
     return dict(specs["kernelspecs"])
 
 
-def test_the_hunt_finds_the_key_where_the_hubs_processes_run(hub: Hub) -> None:
+def test_the_hunt_finds_the_key_where_the_hubs_processes_run(hub: Hub, tmp_path: Path) -> None:
     """The positive control: the same code as the hub's user finds the key file."""
-    done = subprocess.run(
-        [sys.executable, "-c", _hunt(hub)], capture_output=True, text=True, timeout=300
-    )
+    done = subprocess.run(  # in a folder of its own: the hunt plants links where it runs
+        [sys.executable, "-c", _hunt(hub)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
     found = json.loads(done.stdout.strip().splitlines()[-1])["found"]
     assert any(PROVIDER_KEY in text for _, text in found), done.stdout[-2000:]
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import psutil
 import pytest
+from sandbox_support import kernel_run_dirs
 
 from aiide_server_ext.gateway.testing import free_port
 
@@ -156,7 +157,7 @@ def test_shutting_a_kernel_down_removes_its_sandbox(gateway: Gateway, server: Se
     launcher = launcher_of(kernel_id)
     sandbox = launcher.children(recursive=True)
     assert sandbox, "the sandbox runs under the launcher"
-    run_dirs = [p for p in gateway.run_root.iterdir() if p.name.startswith("aiide-")]
+    run_dirs = kernel_run_dirs(gateway.run_root)
     assert run_dirs
     status, body = server.request("DELETE", f"/api/kernels/{kernel_id}")
     assert status == 204, body

@@ -22,7 +22,7 @@ import psutil
 import pytest
 from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
-from sandbox_support import require_backend
+from sandbox_support import left_behind, require_backend
 
 from aiide_kernel.launch import EXIT_LAUNCH_FAILED, choose_workspace, exit_status
 from aiide_kernel.launch_reaper import BOOT_LABEL, PID_LABEL, boot_id, orphans
@@ -280,7 +280,7 @@ def test_sigterm_stops_the_sandbox_and_cleans_up(launched: Launched, backend: st
     else:
         left = {c.id for c in running_sandboxes(launched, backend)}
         assert not left & {c.id for c in sandbox}
-    assert list(launched.run_root.iterdir()) == []
+    assert left_behind(launched.run_root) == []
 
 
 @pytest.mark.bwrap
@@ -299,7 +299,7 @@ def test_a_dead_kernel_ends_the_launcher_with_the_reason(launched: Launched) -> 
     assert launched.proc.wait(30) == 137
     assert launched.proc.stderr is not None
     assert "The kernel was killed by SIGKILL" in launched.proc.stderr.read()
-    assert list(launched.run_root.iterdir()) == []
+    assert left_behind(launched.run_root) == []
 
 
 def test_a_kernel_over_its_memory_limit_ends_the_launcher_saying_so(launched: Launched) -> None:
@@ -332,7 +332,7 @@ def test_a_port_in_use_fails_the_launch_naming_it(sandbox_dirs: tuple[Path, Path
         )  # fmt: skip
     assert out.returncode == EXIT_LAUNCH_FAILED
     assert f"cannot listen on tcp://127.0.0.1:{info['shell_port']}" in out.stderr
-    assert list(run_root.iterdir()) == []
+    assert left_behind(run_root) == []
 
 
 def test_bad_settings_fail_the_launch_naming_the_setting(tmp_path: Path) -> None:
