@@ -20,7 +20,13 @@ import type { ISessionContext } from '@jupyterlab/apputils';
 import type { KernelSpec } from '@jupyterlab/services';
 import { marked } from 'marked';
 
-import { FRAME_CSP, frameDocument } from '../src/outputs/frame';
+import {
+  FRAME_CSP,
+  FRAME_SANDBOX,
+  WRAPPER_CSP,
+  frameDocument,
+  wrapperDocument
+} from '../src/outputs/frame';
 import { GuardedRenderer, guardRendermime } from '../src/outputs/guard';
 import { sessionIsSandboxed } from '../src/outputs/plugin';
 import {
@@ -192,6 +198,17 @@ describe('the frame', () => {
     assert.match(doc, /var element = document\.getElementById\('aiide-output'\)/);
     assert.doesNotMatch(doc, /"<\/script><b>/);
   });
+  test('sits in a wrapper whose policy admits only a srcdoc child', () => {
+    const inner = frameDocument('text/html', { 'text/html': ONERROR });
+    const doc = wrapperDocument(inner);
+    assert.ok(doc.indexOf(WRAPPER_CSP) > 0 && doc.indexOf(WRAPPER_CSP) < doc.indexOf('<iframe'));
+    assert.match(WRAPPER_CSP, /frame-src 'self'/);
+    assert.match(WRAPPER_CSP, /default-src 'none'/);
+    // The output is an attribute value of the wrapper, never markup of its own.
+    assert.equal(doc.indexOf(ONERROR), -1);
+    assert.match(doc, new RegExp(`sandbox="${FRAME_SANDBOX}"`));
+    assert.equal(FRAME_SANDBOX, 'allow-scripts');
+  });
   test('other types show their HTML, else their text, escaped', () => {
     const doc = frameDocument('application/x-thing', { 'text/plain': '<b>x</b>' });
     assert.match(doc, /&#60;b&#62;x/);
@@ -205,7 +222,11 @@ describe('the guarded registry', () => {
       trusted: true
     });
   const registry = (sandboxed: boolean): RenderMimeRegistry => {
-    const rm = new RenderMimeRegistry({ initialFactories: standardRendererFactories });
+    const rm = new RenderMimeRegistry({
+      initialFactories: standardRendererFactories,
+      // As the lab's: Markdown is rendered, not shown as its source text.
+      markdownParser: { render: async (source: string) => marked.parse(source) as string }
+    });
     guardRendermime(rm, () => sandboxed);
     return rm;
   };
@@ -252,6 +273,23 @@ describe('the guarded registry', () => {
     const renderer = registry(true).createRenderer('text/markdown') as GuardedRenderer;
     await renderer.renderModel(new MimeModel({ data: { 'text/markdown': '*hi*' }, trusted: true }));
     assert.equal(renderer.treatment, 'as-is');
+  });
+
+  test("the registry's own sanitizer holds remote images back while sandboxed", () => {
+    // JupyterLab parses HTML outputs for table-of-contents headings with it, in the page.
+    const html = '<h1>T</h1><img src="https://evil.example/x.png">';
+    assert.doesNotMatch(registry(true).sanitizer.sanitize(html), /<img/);
+    assert.match(registry(true).sanitizer.sanitize(html), new RegExp(PLACEHOLDER_CLASS));
+    assert.match(registry(false).sanitizer.sanitize(html), /<img/);
+    assert.doesNotMatch(registry(true).clone().sanitizer.sanitize(html), /<img/);
+  });
+
+  test("a Markdown cell keeps its author's remote images", async () => {
+    const renderer = registry(true).createRenderer('text/markdown') as GuardedRenderer;
+    const md = '![x](https://example.org/x.png)';
+    await renderer.renderModel(new MimeModel({ data: { 'text/markdown': md }, trusted: false }));
+    assert.equal(renderer.treatment, 'as-is');
+    assert.ok(renderer.node.querySelector('img[src="https://example.org/x.png"]'));
   });
 
   test('clones stay guarded', () => {

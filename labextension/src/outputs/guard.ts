@@ -25,6 +25,14 @@ export const WIDGET_NOTE =
 /**
  * Replaces `rm.createRenderer` (and `clone`, so clones stay guarded) on this instance:
  * while `sandboxed()` holds, renderers are `GuardedRenderer`s.
+ *
+ * The registry's `sanitizer` is replaced too. JupyterLab uses it outside any renderer: a
+ * code cell parses its HTML outputs for table-of-contents headings by setting the
+ * sanitized HTML as the `innerHTML` of a detached `<div>` of the lab's page, where an
+ * `<img>` starts loading at once, even for an output shown in a frame. While the kernel
+ * is sandboxed that sanitizer puts remote resources behind placeholders as well. The
+ * renderers of everything else (Markdown cells: the author's own text) keep the
+ * registry's original sanitizer.
  */
 export function guardRendermime(rm: IRenderMimeRegistry, sandboxed: () => boolean): void {
   const target = rm as IRenderMimeRegistry & { [GUARDED]?: true };
@@ -32,33 +40,48 @@ export function guardRendermime(rm: IRenderMimeRegistry, sandboxed: () => boolea
     return;
   }
   target[GUARDED] = true;
-  const plain = rm.createRenderer.bind(rm);
+  const base = rm.sanitizer;
+  const sanitizer = createOutputSanitizer(base);
   const clone = rm.clone.bind(rm);
-  const sanitizer = createOutputSanitizer(rm.sanitizer);
+  (rm as { sanitizer: IRenderMime.ISanitizer }).sanitizer = {
+    sanitize: (dirty: string, options?: IRenderMime.ISanitizerOptions): string =>
+      (sandboxed() ? sanitizer : base).sanitize(dirty, options),
+    getAutolink: () => base.getAutolink?.() ?? true,
+    allowNamedProperties: base.allowNamedProperties,
+    allowCommandLinker: base.allowCommandLinker
+  };
+  const make = (mimeType: string, using: IRenderMime.ISanitizer): IRenderMime.IRenderer => {
+    const factory = rm.getFactory(mimeType);
+    if (!factory) {
+      throw new Error(`No factory for mime type: '${mimeType}'`);
+    }
+    return factory.createRenderer({
+      mimeType,
+      resolver: rm.resolver,
+      sanitizer: using,
+      linkHandler: rm.linkHandler,
+      latexTypesetter: rm.latexTypesetter,
+      markdownParser: rm.markdownParser,
+      // The registry's interface has no translator (the class has): as JupyterLab's.
+      translator: (rm as { translator?: IRenderMime.IRendererOptions['translator'] }).translator
+    });
+  };
   rm.createRenderer = (mimeType: string): IRenderMime.IRenderer => {
-    const renderer = plain(mimeType);
+    const renderer = make(mimeType, base);
     if (!sandboxed()) {
       return renderer;
     }
     const factory = rm.getFactory(mimeType);
-    return new GuardedRenderer(mimeType, renderer, factory?.safe ?? false, () =>
-      factory
-        ? factory.createRenderer({
-            mimeType,
-            resolver: rm.resolver,
-            sanitizer,
-            linkHandler: rm.linkHandler,
-            latexTypesetter: rm.latexTypesetter,
-            markdownParser: rm.markdownParser,
-            // The registry's interface has no translator (the class has): as JupyterLab's.
-            translator: (rm as { translator?: IRenderMime.IRendererOptions['translator'] }).translator
-          })
-        : renderer,
+    return new GuardedRenderer(
+      mimeType,
+      renderer,
+      factory?.safe ?? false,
+      () => make(mimeType, sanitizer),
       rm.resolver
     );
   };
   rm.clone = (options?: IRenderMimeRegistry.ICloneOptions): IRenderMimeRegistry => {
-    const copy = clone(options);
+    const copy = clone({ ...options, sanitizer: options?.sanitizer ?? base });
     guardRendermime(copy, sandboxed);
     return copy;
   };
