@@ -17,6 +17,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import shlex
 import socket
 from typing import Any
@@ -28,10 +29,13 @@ from .channel import ENV_VAR
 MODEL_TEXT_MIME = "application/vnd.aiide.model-text+markdown"
 
 NOT_UNDER_AIIDE = (
-    "aiide: %ai needs a kernel started by an aiide Jupyter server (the 'Python 3 "
-    "(sandboxed)' kernel in JupyterLab with aiide installed); this kernel has no channel "
-    f"to one (${ENV_VAR} is not set)."
+    "aiide: %ai needs a kernel started by aiide: the 'Python 3 (sandboxed)' kernel of a "
+    "Jupyter server with aiide, or of a headless run (jupyter aiide run); this kernel has "
+    f"no channel to one (${ENV_VAR} is not set)."
 )
+#: ``%ai question?``: IPython reads a line ending in ``?`` as a help request for the
+#: magic (``%ai?``) and runs nothing. This line is the magic's, question mark and all.
+AI_LINE = re.compile(r"^(?P<indent>[ \t]*)%ai(?P<rest>(?:[ \t].*)?)\?(?P<end>[ \t]*\r?\n?)$")
 
 
 class _UnixHTTPConnection(http.client.HTTPConnection):
@@ -123,9 +127,31 @@ def model_text_bundle(text: str) -> dict[str, str]:
     return {MODEL_TEXT_MIME: text, "text/plain": text}
 
 
+def keep_question_marks(lines: list[str]) -> list[str]:
+    """An input transformer (run before IPython's help syntax): ``%ai ...?`` lines become
+    the explicit magic call, so the question reaches the model with its ``?``. A cell
+    magic (``%%ai``) is left alone: its question is the cell body, never help syntax."""
+    if lines and lines[0].lstrip().startswith("%%"):
+        return lines
+    out = []
+    for line in lines:
+        m = AI_LINE.match(line)
+        if m is None or not m["rest"].strip():  # ``%ai?`` alone: the magic's help
+            out.append(line)
+            continue
+        question = m["rest"].strip() + "?"
+        newline = "\n" if line.endswith("\n") else ""
+        out.append(f"{m['indent']}get_ipython().run_line_magic('ai', {question!r}){newline}")
+    return out
+
+
 def load_ipython_extension(ipython: Any) -> None:
+    from IPython.core.error import UsageError
     from IPython.core.magic import Magics, line_cell_magic, magics_class
     from IPython.display import Code, display
+
+    if keep_question_marks not in ipython.input_transformers_cleanup:
+        ipython.input_transformers_cleanup.append(keep_question_marks)
 
     @magics_class
     class AiMagics(Magics):  # type: ignore[misc]
@@ -133,9 +159,8 @@ def load_ipython_extension(ipython: Any) -> None:
         def ai(self, line: str, cell: str | None = None) -> None:
             assert self.shell is not None
             reply = run_magic(line, cell, self.shell.user_ns)
-            if isinstance(reply, str):
-                print(reply)
-                return
+            if isinstance(reply, str):  # the cell fails: a run of the notebook stops here
+                raise UsageError(reply)
             text = str(reply.get("text", ""))
             if reply["format"] == "code":
                 display(Code(text, language="python"))  # type: ignore[no-untyped-call]

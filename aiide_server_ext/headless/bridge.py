@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+from collections.abc import Callable
 from typing import Any
 
 from ..agent.errors import ToolError
@@ -24,8 +25,15 @@ class RunKernels(KernelRunner):
     """One kernel per run, started in the input's folder whatever notebook path asks: a
     relative data path means the same thing with ``-o`` anywhere."""
 
+    #: Told of the kernel once it started (``%ai`` in it is answered by the run).
+    on_start: Callable[[str], None] | None = None
+
     async def kernel_for(self, path: str, *, start: bool = True) -> str | None:
-        return await super().kernel_for("", start=start)
+        known = self.own.get("")
+        kid = await super().kernel_for("", start=start)
+        if kid is not None and kid != known and self.on_start is not None:
+            self.on_start(kid)
+        return kid
 
 
 class RunBridge(TracingBridge):

@@ -54,6 +54,22 @@ def register_cli(sub: Any) -> None:
         help="longest a cell may run (c.Agent.execute_timeout, 120 s); past it the kernel "
         "is interrupted (restarted if it does not answer) and the partial outputs kept",
     )
+    again = run.add_mutually_exclusive_group()
+    again.add_argument(
+        "--skip-existing",
+        action="store_true",
+        help="skip runs whose output exists and completed (others run again from the input)",
+    )
+    again.add_argument(
+        "--resume",
+        action="store_true",
+        help="skip completed runs; carry on from the output of runs that did not complete",
+    )
+    run.add_argument(
+        "--json",
+        action="store_true",
+        help="print a JSON summary (status, exit code, final answer... per run) on stdout",
+    )
     run.add_argument("--store-prompts", action="store_true", help="whole prompts in the trace")
     run.add_argument("--yes", action="store_true", help="approve every 'approve' call")
     run.add_argument("--no-input", action="store_true", help="never ask at the terminal")
@@ -114,13 +130,36 @@ def _jobs(args: argparse.Namespace) -> list[Job]:
             raise BadInput(f"no notebook {nb!r}")
         for i, params in enumerate(sets):
             index = i if len(sets) > 1 else None
-            out = output_path(nb, args.output, args.inplace, index)
+            again = args.skip_existing or args.resume
+            out = output_path(nb, args.output, args.inplace, index, existing_ok=again)
             label = os.path.basename(nb) + (f" #{i}" if index is not None else "")
             jobs.append(Job(nb, out, args.goal, params, args.model, label))
     outputs = [j.output for j in jobs]
     if len(set(outputs)) != len(outputs):
         raise BadInput("two runs would write the same output: use -o FOLDER")
     return jobs
+
+
+def _already_done(job: Job, skip: bool) -> Outcome | None:
+    """With --skip-existing/--resume: the outcome of an earlier run that completed."""
+    if not skip or not os.path.isfile(job.output):
+        return None
+    try:
+        with open(job.output, encoding="utf-8") as f:
+            record = json.load(f).get("metadata", {}).get("aiide") or {}
+    except (OSError, ValueError, AttributeError):
+        return None
+    if record.get("exit_code") != 0 or record.get("parameters") != job.params:
+        return None
+    return Outcome(
+        job,
+        "skipped",
+        0,
+        "completed earlier",
+        run_id=record.get("run_id"),
+        usage=record.get("usage") or {},
+        answer=str(record.get("answer") or ""),
+    )
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -173,9 +212,18 @@ async def _run(args: argparse.Namespace, console: Any) -> int:
         limit = asyncio.Semaphore(max(1, args.jobs))
 
         async def one(job: Job) -> Outcome:
+            done = _already_done(job, args.skip_existing or args.resume)
+            if done is not None:
+                return done
+            job.resume = args.resume and os.path.isfile(job.output)
             async with limit:
+                if runner.stopping:  # Ctrl-C: queued runs do not start
+                    return Outcome(job, "not_started", INTERRUPTED, "stopped (Ctrl-C)")
                 display.add(job)
-                return await runner.run(job)
+                outcome = await runner.run(job)
+            if outcome.answer:
+                console.print(f"[bold]{escape(job.label)}:[/] {escape(outcome.answer[:4000])}")
+            return outcome
 
         outcomes = await asyncio.gather(*(one(j) for j in jobs))
     for o in outcomes:
@@ -183,8 +231,11 @@ async def _run(args: argparse.Namespace, console: Any) -> int:
             console.print(f"[red]{escape(o.job.label)}:[/] {escape(f'{o.status}: {o.message}')}")
     if len(outcomes) > 1 or console.is_terminal:
         summary(console, list(outcomes))
-    for o in outcomes:
-        print(o.job.output)
+    if args.json:
+        print(json.dumps([o.summary() for o in outcomes], indent=1, default=str))
+    else:
+        for o in outcomes:
+            print(o.job.output)
     return next(c for c in SEVERITY if any(o.exit_code == c for o in outcomes) or c == 0)
 
 

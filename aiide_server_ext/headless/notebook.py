@@ -57,7 +57,14 @@ def write_notebook(path: str, nb: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def output_path(notebook: str, output: str | None, inplace: bool, index: int | None = None) -> str:
+def output_path(
+    notebook: str,
+    output: str | None,
+    inplace: bool,
+    index: int | None = None,
+    *,
+    existing_ok: bool = False,
+) -> str:
     """Where the result goes. Without -o/--inplace: ``NAME.aiide.ipynb`` beside the input,
     and never over an existing file. Never the input itself unless ``--inplace``."""
     if inplace:
@@ -80,8 +87,11 @@ def output_path(notebook: str, output: str | None, inplace: bool, index: int | N
     stem = notebook[: -len(".ipynb")]
     suffix = f"-{index}" if index is not None else ""
     path = os.path.abspath(f"{stem}{suffix}.aiide.ipynb")
-    if os.path.exists(path):
-        raise BadInput(f"{path} exists: pass -o OUT.ipynb or --inplace to overwrite")
+    if os.path.exists(path) and not existing_ok:
+        raise BadInput(
+            f"{path} exists: pass -o OUT.ipynb or --inplace to overwrite, "
+            "or --skip-existing / --resume"
+        )
     return path
 
 

@@ -50,6 +50,7 @@ async def replay(
 
     from ..agent.kernels import ExecTimeout, KernelRunner
     from .config import load_config
+    from .magic import MagicDesk, recorded_responder
     from .trace import timeout_output
 
     try:
@@ -72,11 +73,14 @@ async def replay(
         config.SandboxPolicy.workspace_root = workdir
     km = AsyncMappingKernelManager(config=config, root_dir=workdir)  # type: ignore[no-untyped-call]
     runner = KernelRunner(km, None, workdir, kernel or header.get("kernel") or "aiide-python")
+    desk = MagicDesk()  # %ai answers as recorded, never the model
+    desk.install()
     replayed: dict[str, list[dict[str, Any]]] = {}
     differs = 0
     try:
         kid = await runner.kernel_for(header.get("output") or "replay.ipynb")
         assert kid is not None
+        desk.add(kid, recorded_responder(records), None)
         for n, step in enumerate(steps, 1):
             where = escape(step.get("cell_id") or "code")
             timed_out = step.get("status") == "timeout"

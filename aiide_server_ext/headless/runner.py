@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import tempfile
 import time
@@ -32,7 +33,16 @@ from .notebook import (
 from .policy import PolicyFile
 from .trace import Trace
 
-OK, BAD_INPUT, POLICY_STOP, MODEL_FAILURE, KERNEL_FAILURE, INTERRUPTED = 0, 2, 3, 4, 5, 130
+log = logging.getLogger("aiide.headless")
+OK, INTERNAL, BAD_INPUT, POLICY_STOP, MODEL_FAILURE, KERNEL_FAILURE, INTERRUPTED = (
+    0,
+    1,
+    2,
+    3,
+    4,
+    5,
+    130,
+)
 MODEL_CODES = ("provider_", "no_model", "unknown_model")
 
 #: Answers an approval: (run, event) -> (approve | reject | stop, reason).
@@ -49,6 +59,8 @@ class Job:
     params: dict[str, Any] = field(default_factory=dict)
     model: str | None = None
     label: str = ""
+    #: Carry on from the output an earlier run of this job left unfinished (``--resume``).
+    resume: bool = False
 
     @property
     def inplace(self) -> bool:
@@ -69,6 +81,23 @@ class Outcome:
     run_id: str | None = None
     usage: dict[str, int] = field(default_factory=dict)
     trace: str = ""
+    #: The agent's final answer (its last text).
+    answer: str = ""
+
+    def summary(self) -> dict[str, Any]:
+        """The run for ``--json``."""
+        return {
+            "notebook": self.job.notebook,
+            "output": self.job.output,
+            "parameters": self.job.params,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "message": self.message,
+            "answer": self.answer,
+            "run_id": self.run_id,
+            "usage": self.usage,
+            "trace": self.trace,
+        }
 
 
 class _Listener:
@@ -85,6 +114,10 @@ class _Listener:
         self.on_event(json.loads(text))
 
 
+class StoppedEarly(Exception):
+    """Ctrl-C while the notebook ran, before the agent started."""
+
+
 @dataclass
 class Prepared:
     """What ran before the agent started (papermill's order: the whole notebook)."""
@@ -96,8 +129,13 @@ class Prepared:
     not_run: str = ""
 
 
-def goal_text(job: Job, rel: str, bridge: Any, prepared: Prepared) -> str:
+def goal_text(
+    job: Job, rel: str, bridge: Any, prepared: Prepared, earlier: dict[str, Any] | None = None
+) -> str:
     text = f"Work in the notebook {rel}. Goal: {job.goal}"
+    if earlier:
+        why = earlier.get("message") or earlier.get("status")
+        text += f"\nAn earlier run for this goal stopped ({why}); its work is in the notebook."
     if prepared.ran:
         text += f"\nIts code cells {', '.join(prepared.ran)} have run, in order, in your kernel."
     if prepared.not_run:
@@ -146,25 +184,46 @@ class HeadlessRunner:
         self.allow_fallback = allow_fallback
         self.temperature = temperature
         self.stops: dict[str, Callable[[], None]] = {}
+        #: Ctrl-C was pressed: runs not yet started do not start.
+        self.stopping = False
+        from .magic import MagicDesk
+
+        #: ``%ai`` in the runs' kernels, answered by each run (no server here).
+        self.desk = MagicDesk()
+        self.desk.install()
 
     def stop_all(self) -> None:
+        self.stopping = True
         for stop in list(self.stops.values()):
             stop()
 
     async def run(self, job: Job) -> Outcome:
         trace_path = job.output[: -len(".ipynb")] + ".trace.jsonl"
         try:
-            before = read_notebook(job.notebook)
+            before = read_notebook(job.output if job.resume else job.notebook)
         except ValueError as e:
             return Outcome(job, "bad_input", BAD_INPUT, str(e))
+        earlier = (before.get("metadata") or {}).pop("aiide", None) if job.resume else None
         nb = dict(before)
         ids = (parameters_cell(nb), inject_parameters(nb, job.params))
         overwritten = await self._checkpoint_output(job)
         write_notebook(job.output, nb)
+        if earlier and os.path.exists(trace_path):  # the unfinished run's trace is kept
+            kept = f"{trace_path[: -len('.trace.jsonl')]}.{earlier.get('run_id')}.trace.jsonl"
+            os.replace(trace_path, kept)
+            earlier["trace"] = os.path.basename(kept)
         trace = Trace(trace_path, store_prompts=self.store_prompts)
+        state = _fresh_state(job, overwritten, earlier)
         with tempfile.TemporaryDirectory(prefix="aiide-run-") as tmp:
             try:
-                return await self._run(job, before, ids, trace, tmp, overwritten)
+                return await self._run(job, before, ids, trace, tmp, state)
+            except Exception as e:  # one run's failure is its own, never its batch's
+                log.exception("aiide: run of %s failed", job.label)
+                outcome = Outcome(job, "failed", INTERNAL, f"internal error: {e!r}"[:500])
+                outcome.trace = trace.path
+                with contextlib.suppress(Exception):
+                    self._finalise(job, before, outcome, state, time.time(), trace)
+                return outcome
             finally:
                 trace.close()
 
@@ -258,15 +317,18 @@ class HeadlessRunner:
         ids: tuple[str | None, str | None],
         trace: Trace,
         tmp: str,
-        overwritten: str | None,
+        state: dict[str, Any],
     ) -> Outcome:
         from .files import snapshot
+        from .magic import run_responder
 
         engine, store = self._build(job, tmp)
         bridge, router = engine.notebooks, engine.router
         bridge.set_trace(trace)
         router.trace = trace
         bridge.parameters_id, bridge.injected_id = ids
+        answer_magic = run_responder(router, self.caller)
+        bridge.kernels.on_start = lambda kid: self.desk.add(kid, answer_magic, trace)
         state_steps = engine.steps
         rel = bridge.name
         files_before = snapshot(job.folder)
@@ -285,15 +347,7 @@ class HeadlessRunner:
             started=started,
         )
         finished = asyncio.Event()
-        state: dict[str, Any] = {
-            "run": None,
-            "final": None,
-            "stop": None,
-            "model": job.model,
-            "overwritten": overwritten,
-            "files_before": files_before,
-            "steps": state_steps,
-        }
+        state.update(files_before=files_before, steps=state_steps)
 
         def on_event(body: dict[str, Any]) -> None:
             trace.event(body)
@@ -335,14 +389,29 @@ class HeadlessRunner:
                     engine.cancel(
                         self.caller, {"conversation_id": run.conversation_id, "run_id": run.id}
                     )
+            elif setup is not None:  # still running the notebook: stop that
+                setup.cancel()
             finished.set()
 
-        self.stops[job.output] = stop
-        outcome = Outcome(job, "failed", MODEL_FAILURE, trace=trace.path)
-        try:
+        async def set_up() -> Prepared:
             prepared = await self._prepare(bridge, rel)
             state["parameters_used"] = await self._values(bridge, rel)
             state["environment"] = await self._environment(bridge, rel)
+            return prepared
+
+        setup: asyncio.Future[Prepared] | None = None
+        self.stops[job.output] = stop
+        outcome = Outcome(job, "failed", MODEL_FAILURE, trace=trace.path)
+        try:
+            setup = asyncio.ensure_future(set_up())
+            if self.stopping:
+                stop()
+            try:
+                prepared = await setup
+            except asyncio.CancelledError:
+                if not interrupted:
+                    raise
+                raise StoppedEarly from None
             trace.write(
                 "prepared",
                 ran=prepared.ran,
@@ -352,7 +421,7 @@ class HeadlessRunner:
             )
             msg = {
                 "type": "chat",
-                "text": goal_text(job, rel, bridge, prepared),
+                "text": goal_text(job, rel, bridge, prepared, state["earlier"]),
                 "task": "agent",
                 "model": job.model,
                 "context": {"notebook": rel},
@@ -372,6 +441,8 @@ class HeadlessRunner:
             outcome = Outcome(job, "failed", code, e.message, trace=trace.path)
         except ToolError as e:  # the kernel failed before the agent started
             outcome = Outcome(job, "failed", KERNEL_FAILURE, e.message, trace=trace.path)
+        except StoppedEarly:
+            outcome = Outcome(job, "interrupted", INTERRUPTED, "stopped (Ctrl-C)", trace=trace.path)
         finally:
             self.stops.pop(job.output, None)
             await engine.close()
@@ -381,6 +452,8 @@ class HeadlessRunner:
                 for problem in engine.tool_source.problems():
                     trace.write("notice", code="mcp_unavailable", message=problem)
                 await engine.tool_source.close()
+            for kid in bridge.kernels.own.values():
+                self.desk.remove(kid)
             with contextlib.suppress(Exception):
                 await bridge.kernels.shutdown()
             await router.aclose()
@@ -475,10 +548,11 @@ class HeadlessRunner:
         status = final.get("status", run.state)
         error = run.error or {}
         out = Outcome(job, status, OK, run_id=run.id, usage=run.usage(), trace=trace.path)
+        out.answer = str(final.get("text") or run.text or "")
         if interrupted:
             out.status, out.exit_code, out.message = "interrupted", INTERRUPTED, "stopped (Ctrl-C)"
-        elif kernel_failed:
-            out.exit_code, out.message = KERNEL_FAILURE, kernel_failed
+        elif kernel_failed:  # whatever the model said after, the run did not complete
+            out.status, out.exit_code, out.message = "kernel_failed", KERNEL_FAILURE, kernel_failed
         elif state["stop"]:
             out.status, out.exit_code, out.message = "policy_stop", POLICY_STOP, state["stop"]
         elif status != "completed":
@@ -513,6 +587,10 @@ class HeadlessRunner:
             extra["parameters_at_end"] = state["parameters_at_end"]
         if state.get("overwritten"):
             extra["replaced_checkpoint"] = state["overwritten"]
+        if state.get("earlier"):
+            extra["resumed_from"] = {
+                k: state["earlier"].get(k) for k in ("run_id", "status", "exit_code", "trace")
+            }
         add_provenance(
             nb,
             {
@@ -534,6 +612,7 @@ class HeadlessRunner:
                 "status": outcome.status,
                 "exit_code": outcome.exit_code,
                 "message": outcome.message,
+                "answer": outcome.answer,
                 "cells_written": marked,
                 "trace": os.path.basename(trace.path),
             },
@@ -584,6 +663,19 @@ def models_summary(answers: list[dict[str, Any]]) -> list[dict[str, Any]]:
         row.update(reported_model=a["reported_model"], fingerprint=a["fingerprint"])
         row["steps"] += 1
     return list(rows.values())
+
+
+def _fresh_state(job: Job, overwritten: str | None, earlier: Any) -> dict[str, Any]:
+    """What a run gathers for its record, before it starts."""
+    return {
+        "run": None,
+        "final": None,
+        "stop": None,
+        "model": job.model,
+        "overwritten": overwritten,
+        "earlier": earlier if isinstance(earlier, dict) else None,
+        "files_before": {},
+    }
 
 
 def keep_partial_outputs(nb: dict[str, Any], stopped: Any) -> None:

@@ -105,6 +105,7 @@ async def test_a_kernel_that_dies_exits_5(
     assert code == 5, err
     prov = json.loads((tmp_path / "nb.aiide.ipynb").read_text())["metadata"]["aiide"]
     assert prov["exit_code"] == 5 and prov["cells_written"]
+    assert prov["status"] == "kernel_failed"  # not "completed", whatever the model said
 
 
 async def test_a_headless_run_uses_a_configured_mcp_servers_tools(

@@ -58,5 +58,5 @@ async def test_model_failure_is_a_clear_message_in_the_cell(
     fake_anthropic.push(*[Reply(status=400, error_type="invalid_request_error")] * 3)
     km = await _kernel(jp_fetch, jp_serverapp)
     r = await run_code(km, "%load_ext aiide_kernel.magics\n%ai --model claude hello")
-    assert r.status == "ok", r
-    assert r.stdout.startswith("aiide: ") and "provider_bad_request" in r.stdout
+    assert r.status == "error", r  # the cell fails: a notebook run stops there
+    assert r.error.startswith("UsageError: aiide: ") and "provider_bad_request" in r.error
