@@ -269,15 +269,16 @@ PART_PATHS: dict[str, Any] = {
     },
     "/aiide/api/agent/conversations/{cid}": {
         "parameters": _path_param("cid"),
-        "get": _op("One conversation with its events", 401, 403, 404),
-        "patch": _op("Rename a conversation (body: {title}, 1..120 characters)", *COMMON, 404),
-        "delete": _op("Delete a conversation", 401, 403, 404),
+        "get": _op("One conversation with its events", 401, 403, 404, 410),
+        "patch": _op("Rename a conversation (body: {title}, 1..120 characters)", *COMMON, 404, 410),
+        "delete": _op("Delete a conversation", 401, 403, 404, 410),
     },
     "/aiide/api/agent/conversations/{cid}/export": {
         "parameters": _path_param("cid"),
         "get": {
             **_op(
-                "The conversation as a Markdown file or a notebook (attachment)", 400, 401, 403, 404
+                "The conversation as a Markdown file or a notebook (attachment)",
+                *(400, 401, 403, 404, 410),
             ),
             "parameters": [_query("format", "the file's format", ["markdown", "ipynb"])],
         },
@@ -438,6 +439,7 @@ def document(
             401: "Missing or bad credentials (token_expired, token_revoked, invalid_token…)",
             403: "Insufficient scope or not allowed (insufficient_scope, admin_required…)",
             404: "Not found",
+            410: "Removed by the server's retention (conversation_expired)",
             413: "Body too large (body_too_large)",
             429: "Rate limited (rate_limited) or quota used up (quota_exceeded); see Retry-After",
             503: "Store or rate limiter unavailable (store_busy, store_read_only…)",
