@@ -98,3 +98,34 @@ def test_fim_ghost_text_is_the_middle_trimmed_to_the_block(
         lab.check()
     finally:
         lab.close(artifacts_dir, "fim-ghost-text")
+
+
+def test_ghost_text_grows_while_the_model_is_still_writing(
+    fim_lab: LabServer,
+    fim_model: FakeModel,
+    browser_context: Any,
+    artifacts_dir: Path,
+    screenshot: Any,
+) -> None:
+    from playwright.sync_api import expect
+
+    fim_model.reset()
+    # One second between chunks: the first words must be on screen long before the last.
+    slow = {"chunks": ["sum(xs) ", "/ len", "(xs)"], "delay": 1.0}
+    fim_model.script(*[slow for _ in range(20)])
+    path = write_notebook(fim_lab.root_dir, "fim-stream.ipynb", [("c1", "")])
+    lab = LabPage.open(browser_context, fim_lab.lab_url(workspace="fim-stream"))
+    try:
+        notebook = lab.open_notebook(path, kernel=False)
+        notebook.locator(".jp-Cell").first.locator(".cm-content").click()
+        lab.page.keyboard.type("def mean(xs):")
+        lab.page.keyboard.press("Enter")
+        lab.page.keyboard.type("return ")
+        ghost = notebook.locator(".jp-GhostText")
+        expect(ghost).to_contain_text("sum(xs)", timeout=15_000)
+        assert "len(xs)" not in ghost.inner_text(), "shown only once the model had finished"
+        screenshot(lab.page, "fim-ghost-text-streaming")
+        expect(ghost).to_have_text(MIDDLE, timeout=15_000)
+        lab.check()
+    finally:
+        lab.close(artifacts_dir, "fim-ghost-text-streaming")

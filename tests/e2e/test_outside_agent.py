@@ -90,7 +90,9 @@ def test_the_person_approves_an_outside_agents_edit_on_its_card(
         f"Insert a code cell into {path} after cell c1"
     )
     expect(card.locator(".aiide-Diff-add")).to_have_text("+added: print(x * 7)")
-    expect(chat.chat.locator(".aiide-Notice").last).to_contain_text("outside agent")
+    expect(chat.chat.locator(".aiide-Notice").last).to_contain_text("An outside agent")
+    # Shown at once (nothing else was on screen): no toast on top of the card.
+    expect(chat.page.locator(".jp-Notification-Toast")).to_have_count(0)
     expect(card.get_by_role("button", name="Edit")).to_have_count(0)
     screenshot(chat.page, "outside-agent-approval")
     card.get_by_role("button", name="Approve").click()
@@ -136,7 +138,7 @@ def test_a_card_answered_elsewhere_updates_and_a_rejection_reaches_the_agent(
     card.get_by_label("Reason for rejecting").fill("no os here")
     card.get_by_label("Reason for rejecting").press("Enter")
     is_error, text = agent.result()
-    assert is_error and "rejected" in text, text
+    assert is_error and "rejected insert_cell: no os here" in text, text
     status = chat.chat.locator(".aiide-Call").last.locator(".aiide-Call-status")
     expect(status).to_contain_text("Rejected")
     assert cell_sources(notebook) == ["y = 1", "y += 1"]
