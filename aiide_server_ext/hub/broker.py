@@ -43,6 +43,7 @@ from .identity import (
     token_of,
     trusted_networks,
 )
+from .notices import notices
 from .recorder import Event
 from .state import SharedState, StateUnavailable, Usage
 
@@ -343,6 +344,7 @@ class MeHandler(BrokerHandler):
         body["budget_refusal"] = {"code": budget[0], "message": budget[1]} if budget else None
         outside = b.outside_refusal(caller, policy)
         body["refusal"] = {"code": outside[0], "message": outside[1]} if outside else None
+        body["notices"] = notices(policy)  # announcements and rules, before any refusal
         feature = self.get_argument("feature", "")
         if feature and outside:  # a server asks before using a feature: refuse it all
             await self.record(

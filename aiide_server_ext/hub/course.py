@@ -17,6 +17,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .notices import notice_text
+from .schedule import ScheduleError, Window, parse_window
+
 #: Features exam mode can turn off, and the gate route classes each one covers.
 FEATURES: dict[str, frozenset[str]] = {
     "chat": frozenset({"chat", "magic"}),  # %ai is a chat from inside a kernel
@@ -25,7 +28,9 @@ FEATURES: dict[str, frozenset[str]] = {
 }
 DEFAULT_EXAM_MESSAGE = "Exam mode is on: the assistant is unavailable until the exam ends."
 #: Fields an instructor may change at run time.
-RUNTIME_FIELDS = ("exam", "budget", "models", "rate_limits", "tools", "student_budgets")
+RUNTIME_FIELDS = (
+    "exam", "budget", "models", "rate_limits", "tools", "student_budgets", "announcement", "rules",
+)  # fmt: skip
 #: A hub user name as an override's key: what the hub's database holds (255 characters),
 #: no whitespace, control characters or "/" (hub API paths cannot carry those).
 USERNAME = re.compile(r"[^\s/\x00-\x1f\x7f]{1,255}")
@@ -42,6 +47,11 @@ class Exam:
     enabled: bool = False
     disable: frozenset[str] = frozenset(FEATURES)
     message: str = DEFAULT_EXAM_MESSAGE
+    #: A scheduled exam (schedule.py): on from its start to its end, whatever ``enabled``.
+    window: Window = field(default_factory=Window)
+
+    def on(self, now: float | None = None) -> bool:
+        return self.enabled or self.window.open(now)
 
     @classmethod
     def parse(cls, raw: Any, where: str) -> Exam:
@@ -53,10 +63,20 @@ class Exam:
         if not isinstance(disable, list) or not all(d in FEATURES for d in disable):
             raise CourseError(f"{where}: exam.disable must list features of {sorted(FEATURES)}")
         message = raw.get("message") or DEFAULT_EXAM_MESSAGE
-        return cls(bool(raw.get("enabled", False)), frozenset(disable), str(message)[:500])
+        try:
+            window = parse_window(raw, where)
+        except ScheduleError as e:
+            raise CourseError(str(e)) from None
+        enabled = bool(raw.get("enabled", False))
+        return cls(enabled, frozenset(disable), str(message)[:500], window)
 
     def public(self) -> dict[str, Any]:
-        return {"enabled": self.enabled, "disable": sorted(self.disable), "message": self.message}
+        return {
+            "enabled": self.enabled,
+            "disable": sorted(self.disable),
+            "message": self.message,
+            **self.window.public(),
+        }
 
 
 @dataclass(frozen=True)
@@ -72,6 +92,9 @@ class Course:
     #: Student -> a budget of their own that replaces ``budget`` for them (an empty one:
     #: no limit). Students without one have the course's.
     student_budgets: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    #: Shown to students in the chat before anything is refused (notices.py).
+    announcement: str = ""
+    rules: str = ""
 
     @classmethod
     def parse(cls, name: str, raw: Any, where: str = "") -> Course:
@@ -80,7 +103,7 @@ class Course:
             raise CourseError(f"{where}: a course is a mapping")
         unknown = set(raw) - {
             "course", "groups", "instructors", "models", "budget", "rate_limits", "tools", "exam",
-            "student_budgets",
+            "student_budgets", "announcement", "rules",
         }  # fmt: skip
         if unknown:
             raise CourseError(f"{where}: unknown fields {sorted(unknown)}")
@@ -94,6 +117,8 @@ class Course:
             tools=_tools(raw.get("tools") or {}, where),
             exam=Exam.parse(raw.get("exam"), where),
             student_budgets=_student_budgets(raw.get("student_budgets"), where),
+            announcement=notice_text(raw.get("announcement"), where, "announcement"),
+            rules=notice_text(raw.get("rules"), where, "rules"),
         )
 
     def with_changes(self, changes: Mapping[str, Any]) -> Course:
@@ -120,6 +145,8 @@ class Course:
             "tools": dict(self.tools),
             "exam": self.exam.public(),
             "student_budgets": {u: dict(b) for u, b in sorted(self.student_budgets.items())},
+            "announcement": self.announcement,
+            "rules": self.rules,
         }
 
     def budget_for(self, user: str) -> Mapping[str, int]:
@@ -127,7 +154,7 @@ class Course:
         return self.student_budgets.get(user, self.budget)
 
     def disabled(self, feature: str) -> bool:
-        return self.exam.enabled and feature in self.exam.disable
+        return self.exam.on() and feature in self.exam.disable
 
 
 def validate_changes(changes: Any) -> dict[str, Any]:
@@ -228,7 +255,7 @@ class Effective:
         return {
             "courses": [c.name for c in self.courses],
             "exam": {
-                "enabled": any(c.exam.enabled for c in self.courses),
+                "enabled": any(c.exam.on() for c in self.courses),
                 "disabled": disabled,
                 "message": next((self.refusal(f) or ("", "") for f in disabled), ("", ""))[1],
             },
