@@ -30,7 +30,10 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
         Unicode(),
         default_value=["ANTHROPIC_API_KEY", "OPENAI_API_KEY"],
         config=True,
-        help="Environment variables whose presence means a model provider is configured.",
+        help="Environment variables whose presence means a model provider is configured, "
+        "where the agent is not loaded (jupyter aiide check). In the server the agent's "
+        "models decide: one usable by the caller (its provider needs no key, or has one) "
+        "is a configured model.",
     )
     prewarm_kernels = Bool(
         True,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
@@ -21,7 +19,9 @@ class StatusHandler(AiideAPIHandler):
     @authorized
     async def get(self) -> None:
         service: StatusService = self.settings["aiide_status"]
-        self.reply(await asyncio.to_thread(service.status))
+        # The agent's router says which models this caller can use (None: no agent).
+        router = getattr(self.settings.get("aiide_agent"), "router", None)
+        self.reply(await service.report(self.caller, router))
 
 
 class KernelEventsHandler(AiideAPIHandler):

@@ -5,14 +5,16 @@ Shown in the UI (status bar, first-run notice) and printed by ``jupyter aiide ch
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
-from typing import Any
+from typing import Any, Protocol
 
 from aiide_kernel.backends import backend_statuses
 from aiide_kernel.backends.bwrap import BwrapBackend
 
 from ._version import __version__
+from .seams import Caller
 
 MODEL_HELP = (
     "No model key: set ANTHROPIC_API_KEY and restart JupyterLab to turn on the assistant. "
@@ -20,6 +22,12 @@ MODEL_HELP = (
     "(optionally ANTHROPIC_BASE_URL for a proxy). For a local or hosted OpenAI-compatible "
     "model, configure c.Agent in jupyter_server_config.py instead."
 )
+
+
+class ModelRouter(Protocol):
+    """The agent's router, as far as the status needs it."""
+
+    def available(self, caller: Caller) -> list[Any]: ...
 
 
 class StatusService:
@@ -34,14 +42,26 @@ class StatusService:
         self.model_source: str | None = None
         self._cached: tuple[float, dict[str, Any]] | None = None
 
-    def model_status(self) -> dict[str, Any]:
-        configured = [name for name in self.model_key_envs if os.environ.get(name)]
-        if not configured and self.model_source:
-            return {"configured": True, "help": None, "source": self.model_source}
-        return {
-            "configured": bool(configured),
-            "help": None if configured else MODEL_HELP,
-        }
+    def model_status(
+        self, caller: Caller | None = None, router: ModelRouter | None = None
+    ) -> dict[str, Any]:
+        """With the agent's router, "configured" means the models it would use for the
+        caller: a local server that needs no key counts, a key no configured model uses
+        does not, and the caller's own keys and group allow-list are taken into account."""
+        if router is not None and caller is not None:
+            names = [str(m.name) for m in router.available(caller)]
+            configured = bool(names)
+        else:
+            names = None
+            # Without the agent (the command line's check): a key, or a source that holds them.
+            keys = any(os.environ.get(name) for name in self.model_key_envs)
+            configured = keys or bool(self.model_source)
+        out: dict[str, Any] = {"configured": configured, "help": None if configured else MODEL_HELP}
+        if names is not None:
+            out["models"] = names
+        if configured and self.model_source:
+            out["source"] = self.model_source
+        return out
 
     def sandbox_status(self) -> dict[str, Any]:
         if self._cached and time.monotonic() - self._cached[0] < self.ttl:
@@ -56,8 +76,16 @@ class StatusService:
         return sandbox
 
     def status(self) -> dict[str, Any]:
+        """For the command line: no caller, so the key variables decide the model state."""
         return {
             "version": __version__,
             "sandbox": self.sandbox_status(),
             "model": self.model_status(),
         }
+
+    async def report(self, caller: Caller, router: ModelRouter | None) -> dict[str, Any]:
+        """For the route: backend checks in a thread, the caller's models on the loop
+        (the router reads users' own keys from the agent's store, which lives there)."""
+        sandbox = await asyncio.to_thread(self.sandbox_status)
+        model = self.model_status(caller, router)
+        return {"version": __version__, "sandbox": sandbox, "model": model}

@@ -39,6 +39,17 @@ describe('describeStatus', () => {
     assert.match(view.title, /Model: through the course's key broker/);
   });
 
+  test('a local model that needs no key is a model: no warning, the tooltip names it', () => {
+    const status = exampleStatus();
+    // What the server answers for c.Agent.models = [a local OpenAI-compatible server].
+    status.model = { configured: true, help: null, models: ['local-qwen'] };
+    const view = describeStatus(status);
+    assert.equal(view.text, 'aiide: bwrap');
+    assert.deepEqual(view.flags, []);
+    assert.deepEqual(view.notices, []);
+    assert.match(view.title, /^Model: local-qwen$/m);
+  });
+
   test('default backend unavailable: error with its detail and fix', () => {
     const status = exampleStatus();
     status.sandbox.default_backend = 'docker';

@@ -28,8 +28,6 @@ def fim_model() -> Iterator[FakeModel]:
 @pytest.fixture(scope="module")
 def fim_lab(tmp_path_factory: pytest.TempPathFactory, fim_model: FakeModel) -> Iterator[LabServer]:
     config = {
-        # The status bar's "model configured" looks for these variables (not the models).
-        "AiideExtension": {"model_key_envs": ["AIIDE_E2E_FIM_KEY"]},
         "Agent": {
             "providers": {
                 "local": {

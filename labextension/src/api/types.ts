@@ -31,6 +31,8 @@ export interface IModelStatus {
   source?: string;
   /** How to configure a model; null when one is configured. */
   help: string | null;
+  /** The models the agent can use for this user (absent when the server has no agent). */
+  models?: string[];
 }
 
 /** `GET /aiide/api/status` */

@@ -113,12 +113,22 @@ export function describeStatus(
   lines.push(
     `Limits: ${sandbox.limits.enforced ? 'enforced' : 'NOT enforced'} (${sandbox.limits.detail})`
   );
-  lines.push(
-    `Model: ${model.configured ? (model.source ? `through ${model.source}` : 'configured') : 'not configured'}`
-  );
+  lines.push(`Model: ${describeModel(model)}`);
   lines.push('Click to refresh.');
 
   return { text: `aiide: ${parts.join(' · ')}`, title: lines.join('\n'), flags, notices };
+}
+
+/** The tooltip's model line: which models the assistant uses, and through what. */
+function describeModel(model: IStatusResponse['model']): string {
+  if (!model.configured) {
+    return 'not configured';
+  }
+  const names = model.models && model.models.length > 0 ? model.models.join(', ') : '';
+  if (model.source) {
+    return names ? `${names} through ${model.source}` : `through ${model.source}`;
+  }
+  return names || 'configured';
 }
 
 /** The view when the server extension did not answer. */
