@@ -16,7 +16,7 @@ from ..api_handler import AiideAPIHandler
 from ..seams import ApiError, Caller
 from .embeddings import EmbeddingError, ModelNotReady
 from .files import PathRefused
-from .service import KnowledgeService
+from .service import KnowledgeService, NotIndexed
 
 
 class KnowledgeHandler(AiideAPIHandler):
@@ -95,7 +95,11 @@ class SearchHandler(KnowledgeHandler):
         except ValueError:
             raise ApiError(400, "bad_request", "k must be an integer") from None
         try:
-            results = await self.service.search(caller, query, k, obtain_model=True)
+            results = await self.service.search(
+                caller, query, k, obtain_model=True, require_index=True
+            )
+        except NotIndexed as e:  # not an empty result: the person is told what to do
+            raise ApiError(409, e.code, str(e)) from None
         except ModelNotReady as e:  # installing in the background: the UI shows progress
             headers = {"Retry-After": str(retry_after(e.install))}
             raise ApiError(503, e.code, str(e), headers, install=e.install) from None

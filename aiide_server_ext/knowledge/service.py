@@ -37,6 +37,17 @@ INSTALL_POLL = 1.0
 #: Records metered embedding calls: (user, feature, calls). See ``Knowledge._meter``.
 Meter = Callable[[str, str, list[EmbeddingCall]], Awaitable[None]]
 
+NOT_INDEXED = (
+    "nothing is indexed for you in this workspace yet: type /learn in the chat (or /learn "
+    "<folder>), or POST /aiide/api/knowledge/index, then search again"
+)
+
+
+class NotIndexed(LookupError):
+    """A person searched before indexing anything (the route answers 409 not_indexed)."""
+
+    code = "not_indexed"
+
 
 @dataclass
 class Owner:
@@ -77,13 +88,21 @@ class KnowledgeService:
     # --- the public API -----------------------------------------------------
 
     async def search(
-        self, caller: Any, query: str, k: int = 8, obtain_model: bool = False
+        self,
+        caller: Any,
+        query: str,
+        k: int = 8,
+        obtain_model: bool = False,
+        require_index: bool = False,
     ) -> list[dict[str, Any]]:
         """Best chunks of the caller's own index for ``query``, with citations.
 
         Raises EmbeddingError when the model cannot run (not installed, installing,
         endpoint down). ``obtain_model``: a user asked (the search route), so a missing
         local model starts installing; the agent's context lookups never start it.
+        ``require_index``: raise NotIndexed when the caller has indexed nothing here, so
+        a person is told what to do rather than shown an empty result (the agent's
+        lookups take "nothing" for an answer).
         """
         self._callers[caller.username] = caller
         query = query.strip()
@@ -94,6 +113,8 @@ class KnowledgeService:
         k = max(1, min(int(k), 50))
         col = await self._collection(caller.username, create=False)
         if col is None:
+            if require_index:
+                raise NotIndexed(NOT_INDEXED)
             return []
         [vector] = await self._metered(
             caller.username, "knowledge-search", self.embedder.embed, [query]

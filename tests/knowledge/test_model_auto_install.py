@@ -9,6 +9,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,28 +81,68 @@ class TestFirstUse:
         write_corpus(jp_root_dir)
         return server_config(tmp_path / "knowledge", models_dir=str(tmp_path / "models"))
 
-    async def test_the_first_search_installs_the_model_and_then_search_works(
-        self, jp_fetch: Any, jp_serverapp: Any, tmp_path: Path
+    async def test_the_first_search_says_the_model_is_installing_then_that_nothing_is_indexed(
+        self, jp_fetch: Any, jp_serverapp: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
+        """Never a 200 with no results before anything could be found: first the install
+        (held until the test has asked), then "nothing indexed", then the answer."""
         cached_artefact()
+        release = threading.Event()
+        real_install = mi.install
+
+        def held_install(*args: Any, **kwargs: Any) -> Path:
+            release.wait(60)
+            return real_install(*args, **kwargs)
+
+        monkeypatch.setattr(mi, "install", held_install)
         code, status = await call(jp_fetch, "index")
         assert status["model_install"]["state"] == "idle"  # a server start is not a use
 
         code, body = await call(jp_fetch, "search", params={"q": "sensor data"})
-        if code == 503:
-            assert body["code"] == "model_installing", body
-            assert "being installed in the background" in body["message"]
-            assert body["install"]["state"] in ("installing", "ready")
-        # A /learn while it installs waits for the model instead of failing.
-        _, job = await call(jp_fetch, "index", method="POST", body=json.dumps({"path": ""}))
+        assert code == 503, body
+        assert body["code"] == "model_installing", body
+        assert "being installed in the background" in body["message"]
+        assert body["install"]["state"] == "installing"
+        release.set()
         status = await install_state(jp_fetch, "ready")
         assert status["model_problem"] is None
         assert status["model_install"]["progress"] == 1.0
-        assert (await finished(jp_fetch, job["id"], timeout=120))["status"] == "done"
 
+        # The model is there, the index is not: say what to do, not "no results".
+        code, body = await call(jp_fetch, "search", params={"q": "sensor data"})
+        assert code == 409, body
+        assert body["code"] == "not_indexed", body
+        assert "/learn" in body["message"]
+
+        _, job = await call(jp_fetch, "index", method="POST", body=json.dumps({"path": ""}))
+        assert (await finished(jp_fetch, job["id"], timeout=120))["status"] == "done"
         code, body = await call(jp_fetch, "search", params={"q": "clean the sensor data"})
         assert code == 200 and body["results"], body
         assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [MODEL_NAME]
+
+    async def test_a_learn_while_the_model_installs_waits_for_it(
+        self, jp_fetch: Any, jp_serverapp: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        cached_artefact()
+        release = threading.Event()
+        real_install = mi.install
+
+        def held_install(*args: Any, **kwargs: Any) -> Path:
+            release.wait(60)
+            return real_install(*args, **kwargs)
+
+        monkeypatch.setattr(mi, "install", held_install)
+        _, job = await call(jp_fetch, "index", method="POST", body=json.dumps({"path": ""}))
+        for _ in range(100):
+            _, report = await call(jp_fetch, "jobs", job["id"])
+            if "waiting for the embedding model" in report.get("detail", ""):
+                break
+            await asyncio.sleep(0.05)
+        assert "waiting for the embedding model" in report["detail"], report
+        release.set()
+        assert (await finished(jp_fetch, job["id"], timeout=120))["status"] == "done"
+        code, body = await call(jp_fetch, "search", params={"q": "clean the sensor data"})
+        assert code == 200 and body["results"], body
 
 
 class TestNotAUse:
@@ -186,7 +227,8 @@ class TestNoDiskSpace:
             status = await install_state(jp_fetch, "ready")
             assert status["model_install"]["attempts"] >= 2
             code, body = await call(jp_fetch, "search", params={"q": "anything"})
-            assert code == 200, body
+            # The model works now; nothing was indexed in this test.
+            assert (code, body["code"]) == (409, "not_indexed"), body
 
 
 def test_the_report_follows_the_steps_and_a_failure_waits_for_the_retry_delay(
