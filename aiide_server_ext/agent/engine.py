@@ -201,8 +201,20 @@ class RunEngine:
         parts: list[str] = []
         self.partial[run.id] = parts
         requests: list[ToolRequest] = []
+
+        def count(usage: Usage) -> None:
+            run.model_calls += 1
+            run.input_tokens += usage.input_tokens
+            run.output_tokens += usage.output_tokens
+
         async for _spec, event in self.router.stream(
-            candidates, caller, request, gate=self.gate, feature=run.task, on_notice=notice
+            candidates,
+            caller,
+            request,
+            gate=self.gate,
+            feature=run.task,
+            on_notice=notice,
+            on_estimate=count,  # stopped or failed mid-answer: still counted
         ):
             if isinstance(event, TextDelta):
                 parts.append(event.text)
@@ -210,9 +222,7 @@ class RunEngine:
             elif isinstance(event, ToolRequest):
                 requests.append(event)
             elif isinstance(event, Usage):
-                run.model_calls += 1
-                run.input_tokens += event.input_tokens
-                run.output_tokens += event.output_tokens
+                count(event)
         run.steps += 1
         run.text = "".join(parts)
         content: list[dict[str, Any]] = [{"type": "text", "text": run.text}] if run.text else []

@@ -13,7 +13,7 @@ from traitlets import Dict, Float, Int
 from traitlets.config import LoggingConfigurable
 
 from ..seams import Caller, Gate
-from .calibration import Calibration, request_chars
+from .calibration import ESTIMATE, Calibration, request_chars
 from .errors import AgentError, redact
 from .providers import (
     ModelRequest,
@@ -21,6 +21,8 @@ from .providers import (
     ProviderError,
     RetryPolicy,
     StreamEvent,
+    TextDelta,
+    ToolRequest,
     Usage,
     build_provider,
     expand,
@@ -249,8 +251,11 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
         gate: Gate,
         feature: str,
         on_notice: OnNotice | None = None,
+        on_estimate: Callable[[Usage], None] | None = None,
     ) -> AsyncIterator[tuple[ModelSpec, StreamEvent]]:
-        """Stream from the first candidate that answers; meter every call."""
+        """Stream from the first candidate that answers; meter every call. A call that
+        ends before its provider reported usage is metered by an estimate, also given to
+        ``on_estimate`` (the stream's consumer may be gone by then)."""
         policy = RetryPolicy(self.max_retries, self.retry_base_delay, 8.0, self.retry_max_wait)
         last: ProviderError | None = None
         for n, spec in enumerate(candidates):
@@ -266,7 +271,8 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
                         "retry", f"{spec.name}: {e.code}, retry {attempt} in {wait:.1f}s"
                     )
 
-            started = False
+            started = metered = False
+            written = 0  # characters of answer received, for a stream that ends early
             try:
                 async for event in stream_with_retries(
                     self.provider(spec.provider), request, key, policy, on_retry
@@ -277,6 +283,7 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
                             request_chars(request.system, request.messages, request.tools),
                             event.input_tokens,
                         )
+                        metered = True
                         await gate.record_model_usage(
                             caller,
                             provider=spec.provider,
@@ -285,6 +292,10 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
                             input_tokens=event.input_tokens,
                             output_tokens=event.output_tokens,
                         )
+                    elif isinstance(event, TextDelta):
+                        written += len(event.text)
+                    elif isinstance(event, ToolRequest):
+                        written += len(event.raw)
                     started = True
                     yield spec, event
                 return
@@ -299,8 +310,48 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
                     await on_notice(
                         "fallback", f"{spec.name} is unavailable ({e.code}); using {nxt}"
                     )
+            finally:
+                if started and not metered:
+                    # Stopped by the user, or failed mid-way: the provider was sent the
+                    # request and streamed part of an answer, and bills both. It reports
+                    # usage only at the end, so count what it was sent and what came back.
+                    usage = await self._meter_estimate(
+                        caller, spec, request, written, gate, feature
+                    )
+                    if on_estimate is not None:
+                        on_estimate(usage)
         assert last is not None
         raise last
+
+    async def _meter_estimate(
+        self,
+        caller: Caller,
+        spec: ModelSpec,
+        request: ModelRequest,
+        written: int,
+        gate: Gate,
+        feature: str,
+    ) -> Usage:
+        model = f"{spec.provider}/{spec.model}"
+        sent = request_chars(request.system, request.messages, request.tools)
+        input_tokens = self.calibration.from_estimate(model, round(sent / ESTIMATE))
+        output_tokens = self.calibration.from_estimate(model, -(-written // int(ESTIMATE)))
+        self.log.info(
+            "aiide: %s stream for %s ended early: metered an estimate (%d in, %d out)",
+            spec.name,
+            caller.username,
+            input_tokens,
+            output_tokens,
+        )
+        await gate.record_model_usage(
+            caller,
+            provider=spec.provider,
+            model=spec.model,
+            feature=feature,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+        )
+        return Usage(input_tokens, output_tokens)
 
     async def aclose(self) -> None:
         for provider in self._providers.values():

@@ -364,3 +364,66 @@ async def test_router_calibrates_token_counts_from_reported_usage(
     assert router.calibration.chars_per_token(key) == pytest.approx(2.0, rel=0.01)
     assert router.calibration.to_estimate(key, 6000) == pytest.approx(3000, rel=0.01)
     assert router.calibration.chars_per_token(router.tokenizer_of("small")) == 4.0
+
+
+async def test_a_stream_stopped_mid_answer_is_metered(
+    monkeypatch: pytest.MonkeyPatch, afake_anthropic: FakeAnthropic, afake_openai: FakeOpenAI
+) -> None:
+    """The provider bills what it was sent and what it streamed, even when the user
+    stops the answer before its usage arrives (issue 19, finding 10)."""
+    router = make_router(monkeypatch, afake_anthropic.url, afake_openai.url)
+    afake_anthropic.push(Reply(chunks=["first words ", "and more ", "never sent"], delay=0.5))
+    request = ModelRequest(
+        model="claude-x", system="be brief", messages=[{"role": "user", "content": "q" * 4000}]
+    )
+    [spec] = [m for m in router.models if m.name == "big"]
+    gate = MeterGate()
+    stream = router.stream([spec], Caller("ada"), lambda s: request, gate=gate, feature="chat")
+    async for _, event in stream:
+        if isinstance(event, TextDelta):
+            break  # the user pressed Stop
+    await stream.aclose()  # type: ignore[attr-defined]
+    await router.aclose()
+    [usage] = gate.usage
+    assert usage["feature"] == "chat" and usage["model"] == spec.model
+    assert usage["input_tokens"] == pytest.approx(1000, rel=0.05)  # 4,000+ characters sent
+    assert usage["output_tokens"] >= 1
+
+
+async def test_a_stream_failing_mid_answer_is_metered_once(
+    monkeypatch: pytest.MonkeyPatch, afake_anthropic: FakeAnthropic, afake_openai: FakeOpenAI
+) -> None:
+    router = make_router(monkeypatch, afake_anthropic.url, afake_openai.url)
+    afake_anthropic.push(Reply(text="part of an answer", stream_error="overloaded_error"))
+    request = ModelRequest(
+        model="claude-x", system="s", messages=[{"role": "user", "content": "q"}]
+    )
+    [spec] = [m for m in router.models if m.name == "big"]
+    gate = MeterGate()
+    with pytest.raises(ProviderError):
+        async for _ in router.stream(
+            [spec], Caller("ada"), lambda s: request, gate=gate, feature="chat"
+        ):
+            pass
+    await router.aclose()
+    [usage] = gate.usage
+    assert usage["input_tokens"] >= 1 and usage["output_tokens"] >= 4  # 17 characters
+
+
+async def test_a_refused_call_is_not_metered(
+    monkeypatch: pytest.MonkeyPatch, afake_anthropic: FakeAnthropic, afake_openai: FakeOpenAI
+) -> None:
+    router = make_router(monkeypatch, afake_anthropic.url, afake_openai.url)
+    afake_anthropic.push(Reply(status=400, error_type="invalid_request_error"))
+    request = ModelRequest(
+        model="claude-x", system="s", messages=[{"role": "user", "content": "q"}]
+    )
+    [spec] = [m for m in router.models if m.name == "big"]
+    gate = MeterGate()
+    with pytest.raises(ProviderError):
+        async for _ in router.stream(
+            [spec], Caller("ada"), lambda s: request, gate=gate, feature="chat"
+        ):
+            pass
+    await router.aclose()
+    assert gate.usage == []

@@ -26,6 +26,10 @@ async def test_cancel_mid_stream(jp_ws_fetch: Any, fake_anthropic: FakeAnthropic
     assert done["status"] == "cancelled"
     streamed = chat.text(token["run_id"])
     assert 0 < len(streamed) < len(WORDS) and done["text"] == streamed
+    # The provider was sent the question and streamed part of the answer: both count.
+    usage = done["usage"]
+    assert usage["model_calls"] == 1 and usage["input_tokens"] > 0, usage
+    assert usage["output_tokens"] >= len(streamed) // 8, usage
     await asyncio.sleep(0.2)
     assert fake_anthropic.open_streams == 0  # the model call was really stopped
     await chat.send(
