@@ -45,6 +45,7 @@ from .identity import (
 )
 from .notices import notices
 from .recorder import Event
+from .serving import unservable
 from .state import SharedState, StateUnavailable, Usage
 
 log = logging.getLogger("aiide.broker")
@@ -402,6 +403,13 @@ class CourseHandler(BrokerHandler):
         except (ValueError, CourseError) as e:
             self.fail(400, "invalid_change", str(e))
             return
+        b = self.broker
+        cannot = unservable(changes.get("models") or (), b.upstreams, b.keys)
+        if cannot:
+            refused = {"changes": changes, "why": cannot}
+            await self.audit("course.refused", f"course:{name}", "model_unavailable", refused)
+            self.fail(400, "model_unavailable", "the broker cannot serve " + "; ".join(cannot))
+            return
         before: dict[str, Any] = {}
         updated: list[Course] = []  # the course with the changes that were stored
 
@@ -453,7 +461,9 @@ class BrokerApp(Application):  # type: ignore[misc]
             }
         },
         config=True,
-        help="Provider -> {base_url, api_key_file or api_key_env}. api_key_file: a file "
+        help="Provider -> {base_url, api_key_file or api_key_env, models}. models: the "
+        "model id prefixes it serves (hub/serving.py has the defaults), against which an "
+        "instructor's switch of a course's models is checked. api_key_file: a file "
         "holding the key, owned by the broker's user and readable by nobody else (the broker "
         "refuses to start otherwise); api_key_env: an environment variable of the broker's "
         "(visible in /proc to every process of the same user: use it only when no student "

@@ -27,6 +27,12 @@ FEATURES: dict[str, frozenset[str]] = {
     "complete": frozenset({"complete"}),
 }
 DEFAULT_EXAM_MESSAGE = "Exam mode is on: the assistant is unavailable until the exam ends."
+#: How the default exam message names each feature exam mode turns off.
+FEATURE_NAMES = {
+    "chat": "chat",
+    "agent": "the agent's code execution",
+    "complete": "inline completion",
+}
 #: Fields an instructor may change at run time.
 RUNTIME_FIELDS = (
     "exam", "budget", "models", "rate_limits", "tools", "student_budgets", "announcement", "rules",
@@ -46,7 +52,8 @@ class CourseError(ValueError):
 class Exam:
     enabled: bool = False
     disable: frozenset[str] = frozenset(FEATURES)
-    message: str = DEFAULT_EXAM_MESSAGE
+    #: The instructor's own message; empty: ``text`` says what is off.
+    message: str = ""
     #: A scheduled exam (schedule.py): on from its start to its end, whatever ``enabled``.
     window: Window = field(default_factory=Window)
 
@@ -59,24 +66,55 @@ class Exam:
             return cls()
         if not isinstance(raw, Mapping):
             raise CourseError(f"{where}: 'exam' must be a mapping")
-        disable = raw.get("disable", sorted(FEATURES))
+        disable = raw.get("disable")
+        if disable is None:
+            disable = sorted(FEATURES)
         if not isinstance(disable, list) or not all(d in FEATURES for d in disable):
             raise CourseError(f"{where}: exam.disable must list features of {sorted(FEATURES)}")
-        message = raw.get("message") or DEFAULT_EXAM_MESSAGE
+        message = raw.get("message") or ""
+        if not isinstance(message, str):
+            raise CourseError(f"{where}: exam.message must be text")
         try:
             window = parse_window(raw, where)
         except ScheduleError as e:
             raise CourseError(str(e)) from None
-        enabled = bool(raw.get("enabled", False))
-        return cls(enabled, frozenset(disable), str(message)[:500], window)
+        return cls(bool(raw.get("enabled", False)), frozenset(disable), message[:500], window)
+
+    @property
+    def text(self) -> str:
+        """What students read: the instructor's message, or one naming exactly what is
+        off (a fixed "the assistant is unavailable" would be false while completion works)."""
+        if self.message:
+            return self.message
+        if self.disable >= set(FEATURES):
+            return DEFAULT_EXAM_MESSAGE
+        off = [FEATURE_NAMES[f] for f in FEATURES if f in self.disable]
+        on = [FEATURE_NAMES[f] for f in FEATURES if f not in self.disable]
+        verb = "is" if len(off) == 1 else "are"
+        return (
+            f"Exam mode is on: {_and(off)} {verb} off until the exam ends ({_and(on)} "
+            f"{'stays' if len(on) == 1 else 'stay'} on)."
+        )
+
+    def stored(self) -> dict[str, Any]:
+        """The fields as set (the message only when the instructor wrote one)."""
+        out: dict[str, Any] = {"enabled": self.enabled, "disable": sorted(self.disable)}
+        if self.window.start is not None:
+            out.update(self.window.public())
+        return {**out, "message": self.message} if self.message else out
 
     def public(self) -> dict[str, Any]:
         return {
             "enabled": self.enabled,
             "disable": sorted(self.disable),
-            "message": self.message,
+            "message": self.text,
+            "custom_message": bool(self.message),
             **self.window.public(),
         }
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 @dataclass(frozen=True)
@@ -123,10 +161,10 @@ class Course:
 
     def with_changes(self, changes: Mapping[str, Any]) -> Course:
         """The file's policy with an instructor's run-time changes on top."""
-        raw = self.raw()
+        raw = {**self.raw(), "exam": self.exam.stored()}
         for key, value in changes.items():
             if key == "exam" and isinstance(value, Mapping):
-                raw["exam"] = {**raw["exam"], **value}
+                raw["exam"] = {**self.exam.stored(), **value}
             elif key in ("budget", "tools", "student_budgets") and isinstance(value, Mapping):
                 # per key (student_budgets: a student's replaces the file's; null removes it)
                 raw[key] = {**raw[key], **value}
@@ -172,10 +210,22 @@ def merge_changes(
     file: Course, current: Mapping[str, Any], changes: Mapping[str, Any]
 ) -> dict[str, Any]:
     """The stored run-time changes after ``changes``: each field replaces the stored one,
-    except ``student_budgets``, merged student by student. A student set to null goes back
-    to the course's budget: dropped from the changes, or kept as null when it hides a
-    budget of theirs in the course file."""
+    except ``exam``, merged field by field (null: back to the file's), and
+    ``student_budgets``, merged student by student. A student set to null goes back to the
+    course's budget: dropped from the changes, or kept as null when it hides a budget of
+    theirs in the course file."""
     merged = {**current, **changes}
+    if isinstance(changes.get("exam"), Mapping):
+        # Field by field, so exam mode stays on while the instructor changes what it turns
+        # off or its message; a field set to null goes back to the course file's.
+        exam = {**(current.get("exam") or {}), **changes["exam"]}
+        exam = {k: v for k, v in exam.items() if v is not None}
+        if exam:
+            merged["exam"] = exam
+        else:
+            del merged["exam"]
+    elif "exam" in changes and changes["exam"] is None:
+        del merged["exam"]
     if "student_budgets" in changes:
         students = {**(current.get("student_budgets") or {}), **changes["student_budgets"]}
         kept = {
@@ -227,7 +277,7 @@ class Effective:
     def refusal(self, feature: str) -> tuple[str, str] | None:
         for course in self.courses:
             if course.disabled(feature):
-                return "exam_mode", f"{course.name}: {course.exam.message}"
+                return "exam_mode", f"{course.name}: {course.exam.text}"
         return None
 
     def model_allowed(self, model: str) -> bool:

@@ -95,7 +95,13 @@ class ModelHandler(BrokerHandler):
             return
         found = self.broker.upstream(self.provider)
         if found is None:
-            self.fail(503, "no_provider", f"the broker has no {self.provider} key configured")
+            # A misconfiguration, not an outage: a 4xx, so the student's server neither
+            # retries nor reports the provider as overloaded; the message says what is wrong.
+            why = f"the broker has no {self.provider} key configured"
+            await self.audit("model.refused", f"model:{model}", "no_provider", {"why": why})
+            log.error("aiide broker: %s asked for %s but %s", self.caller.name, model, why)
+            message = f"{model} cannot be used: {why}; tell your instructor"
+            self.fail(400, "no_provider", message, kind="invalid_request_error")
             return
         if await self.admit(model, body):
             await self._forward(found, body, model, headers)

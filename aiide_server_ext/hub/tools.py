@@ -54,12 +54,21 @@ class CourseToolPolicy:
     def __init__(self, inner: Any) -> None:
         self.inner = inner
         self.tools: dict[str, dict[str, Any]] = {}
+        #: User -> why code execution is off for them now (exam mode), else absent.
+        self.no_execution: dict[str, str] = {}
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def learn(self, user: str, tools: Mapping[str, Any]) -> None:
+    def learn(self, user: str, tools: Mapping[str, Any], no_execution: str = "") -> None:
+        """The user's course tools; ``no_execution``: exam mode's message when it turns
+        the agent's code execution off, so code calls are refused as the model asks for
+        them, never put to the student for an approval the gate would then overrule."""
         self.tools[user] = dict(tools)
+        if no_execution:
+            self.no_execution[user] = no_execution
+        else:
+            self.no_execution.pop(user, None)
 
     def decide(
         self,
@@ -71,6 +80,10 @@ class CourseToolPolicy:
         sandboxed: bool = True,
     ) -> Any:
         decision = self.inner.decide(tool, arguments, caller, network=network, sandboxed=sandboxed)
+        exam = self.no_execution.get(caller.username)
+        if exam and tool.executes_code:
+            reason = f"{exam} The agent may not run code now; answer without running any."
+            return dataclasses.replace(decision, action="deny", reason=reason, code="exam_mode")
         tools = self.tools.get(caller.username)
         if not tools or decision.action == "deny":
             return decision
