@@ -50,7 +50,8 @@ COURSE = {
     "budget": {"daily_tokens": 100000, "weekly_tokens": 400000},
     "rate_limits": {"model": "1000/minute"},
     "tools": {"edits_need_approval": True, "network": False},
-    "exam": {"enabled": False, "disable": ["chat", "agent", "complete"]},
+    # message null: a reset also clears an instructor's message (exam changes merge per field)
+    "exam": {"enabled": False, "disable": ["chat", "agent", "complete"], "message": None},
 }
 #: Seconds the broker waits for the hub, and caches who a token is (hub-down tests).
 HUB_TIMEOUT, IDENTITY_CACHE = 1.0, 1.0
