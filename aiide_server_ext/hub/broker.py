@@ -48,6 +48,7 @@ from .identity import (
 )
 from .notices import notices
 from .recorder import Event
+from .serving import unservable
 from .state import SharedState, StateUnavailable, Usage
 
 log = logging.getLogger("aiide.broker")
@@ -403,11 +404,18 @@ class CourseHandler(BrokerHandler):
 
     async def patch(self, name: str) -> None:
         await self._course(name)  # instructors only
-        file = self.broker.files[name]
+        b = self.broker
+        file = b.files[name]
         try:
             changes = validate_changes(json.loads(self.body() or b"null"))
         except (ValueError, CourseError) as e:
             raise ApiError(400, "invalid_change", str(e)) from None
+        cannot = unservable(changes.get("models") or (), b.upstreams, b.keys)
+        if cannot:
+            refused = {"changes": changes, "why": cannot}
+            await self.audit("course.refused", f"course:{name}", "model_unavailable", refused)
+            why = "; ".join(cannot)
+            raise ApiError(400, "model_unavailable", f"the broker cannot serve {why}")
         before: dict[str, Any] = {}
         updated: list[Course] = []  # the course with the changes that were stored
 
@@ -457,7 +465,9 @@ class BrokerApp(Application):  # type: ignore[misc]
             }
         },
         config=True,
-        help="Provider -> {base_url, api_key_file or api_key_env}. api_key_file: a file "
+        help="Provider -> {base_url, api_key_file or api_key_env, models}. models: the "
+        "model id prefixes it serves (hub/serving.py has the defaults), against which an "
+        "instructor's switch of a course's models is checked. api_key_file: a file "
         "holding the key, owned by the broker's user and readable by nobody else (the broker "
         "refuses to start otherwise); api_key_env: an environment variable of the broker's "
         "(visible in /proc to every process of the same user: use it only when no student "
