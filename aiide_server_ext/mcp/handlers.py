@@ -6,6 +6,7 @@ here: the one that made a call may not approve it (``tools.py``)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -31,6 +32,17 @@ class McpHandler(AiideAPIHandler):
     def tools(self) -> McpTools:
         tools: McpTools = self.settings["aiide_mcp"]
         return tools
+
+    @property
+    def gone(self) -> asyncio.Event:
+        """Set when the agent hangs up: a call it left waiting for approval ends then."""
+        if not hasattr(self, "_gone"):
+            self._gone = asyncio.Event()
+        return self._gone
+
+    def on_connection_close(self) -> None:
+        self.gone.set()
+        super().on_connection_close()
 
     def check_xsrf_cookie(self) -> None:
         """Token-authenticated API for agents, not a browser form (tokens only)."""
@@ -62,7 +74,7 @@ class McpHandler(AiideAPIHandler):
         credential = self.credential
         replies = []
         for message in messages:
-            reply = await handle(self.tools, caller, message, credential)
+            reply = await handle(self.tools, caller, message, credential, self.gone)
             if reply is not None:
                 replies.append(reply)
         if not replies:

@@ -3,6 +3,7 @@ a server that never opens an SSE stream): initialize, ping, tools/list, tools/ca
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from .._version import __version__
@@ -17,11 +18,23 @@ def _error(mid: Any, code: int, message: str) -> dict[str, Any]:
 
 
 async def handle(
-    tools: McpTools, caller: Caller, message: Any, credential: Credential = UNKNOWN
+    tools: McpTools,
+    caller: Caller,
+    message: Any,
+    credential: Credential = UNKNOWN,
+    gone: asyncio.Event | None = None,
 ) -> dict[str, Any] | None:
-    """One JSON-RPC message; None for notifications and responses (nothing to answer)."""
+    """One JSON-RPC message; None for notifications and responses (nothing to answer).
+    ``gone`` is set when the request that carried it is abandoned (connection closed)."""
     if not isinstance(message, dict) or message.get("jsonrpc") != "2.0":
         return _error(None, -32600, "invalid JSON-RPC request")
+    if message.get("method") == "notifications/cancelled" and "id" not in message:
+        # the agent gave up on a request (its timeout): a call of it waiting for
+        # approval stops waiting, and nothing it asked applies
+        params = message.get("params")
+        if isinstance(params, dict):
+            tools.cancelled(caller, credential, params.get("requestId"))
+        return None
     if "method" not in message or "id" not in message:
         return None
     mid, method = message["id"], message["method"]
@@ -51,7 +64,8 @@ async def handle(
         if not isinstance(name, str) or not isinstance(arguments, dict):
             return _error(mid, -32602, "tools/call needs 'name' and object 'arguments'")
         try:
-            text, is_error = await tools.call(caller, name, arguments, credential), False
+            text = await tools.call(caller, name, arguments, credential, request_id=mid, gone=gone)
+            is_error = False
         except McpRefusal as e:
             text, is_error = f"error ({e.code}): {e.message}", True
         result = {"content": [{"type": "text", "text": text}], "isError": is_error}

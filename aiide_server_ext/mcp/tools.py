@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import inspect
 import uuid
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,10 @@ EXPOSED = {
 APPROVE_SCOPE = "agent:approve"
 #: Longest rejection reason kept (the chat protocol's own limit).
 MAX_REASON = 4000
+#: Ended waits remembered, so a late answer is told why it came too late.
+MAX_EXPIRED = 1000
+#: ``Pending.decision`` when the outside agent stopped waiting (nothing may apply after).
+ABANDONED = "abandoned"
 
 
 class McpRefusal(Exception):
@@ -76,6 +81,8 @@ class Pending:
     #: Its run in the agent's conversation (what the sidebar shows).
     run: McpRun | None = None
     expires_at: float = 0.0
+    #: The JSON-RPC id the agent sent it under (``notifications/cancelled`` names it).
+    request_id: Any = None
     decision: asyncio.Future[str] = field(repr=False, default_factory=asyncio.Future)
 
 
@@ -110,6 +117,8 @@ class McpTools:
         self.max_pending_per_user = max_pending_per_user
         self.max_pending_per_client = max_pending_per_client
         self.pending: dict[str, Pending] = {}
+        #: Waits that ended without an answer: id -> (user, why); a late answer is refused.
+        self.expired: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     @property
     def knowledge(self) -> Any:
@@ -125,8 +134,15 @@ class McpTools:
         name: str,
         arguments: dict[str, Any],
         credential: Credential = UNKNOWN,
+        *,
+        request_id: Any = None,
+        gone: asyncio.Event | None = None,
     ) -> str:
-        """The tool's text result; McpRefusal when the gate or the policy says no."""
+        """The tool's text result; McpRefusal when the gate or the policy says no.
+
+        An approval wait lasts no longer than the agent's own: ``gone`` is set when its
+        request's connection closes, and ``notifications/cancelled`` names ``request_id``;
+        either ends the wait, and an answer given after applies nothing."""
         if name not in EXPOSED:
             raise McpRefusal("unknown_tool", f"no tool named {name!r}")
         route_class, scope = EXPOSED[name]
@@ -152,6 +168,7 @@ class McpTools:
         pending: Pending | None = None
         if decision.action == "approve":
             pending = await self._pend(caller, name, arguments, credential)
+            pending.request_id = request_id
             pending.run = McpRun(self.notebooks.hub, caller.username, cid, pending.id)
         call_id = pending.id if pending else "mcp_" + uuid.uuid4().hex[:12]
         env = ToolEnv(
@@ -178,7 +195,12 @@ class McpTools:
             if patch:
                 env.extra["patch"] = patch
             approved_by = await self._wait_for_approval(
-                caller, pending, risk=decision.risk, patch=patch, outside=decision.outside_sandbox
+                caller,
+                pending,
+                risk=decision.risk,
+                patch=patch,
+                outside=decision.outside_sandbox,
+                gone=gone,
             )
         try:
             result = await tool.run(env, arguments)
@@ -227,6 +249,7 @@ class McpTools:
         risk: str,
         patch: dict[str, Any] | None,
         outside: bool,
+        gone: asyncio.Event | None = None,
     ) -> str:
         name = pending.tool
         run = pending.run
@@ -241,13 +264,16 @@ class McpTools:
                 patch=patch,
                 outside_sandbox=outside,
             )
+        watch = asyncio.ensure_future(gone.wait()) if gone is not None else None
+        if watch is not None:
+            watch.add_done_callback(lambda w: w.cancelled() or self._abandon(pending))
         try:
             decided = await asyncio.wait_for(asyncio.shield(pending.decision), self.approval_wait)
         except asyncio.TimeoutError:
+            why = f"nobody approved it within {self.approval_wait:g}s"
+            self._expire(pending, why)
             refusal = McpRefusal(
-                "approval_required",
-                f"{name} needs a user's approval (pending {pending.id}); nobody approved it "
-                f"within {self.approval_wait:g}s",
+                "approval_required", f"{name} needs a user's approval (pending {pending.id}); {why}"
             )
             if run is not None:
                 run.resolved("expired", None, None)
@@ -255,6 +281,17 @@ class McpTools:
             raise refusal from None
         finally:
             self.pending.pop(pending.id, None)
+            if watch is not None:
+                watch.cancel()
+        if decided == ABANDONED:
+            why = "the outside agent stopped waiting for it (its client timed out or left)"
+            self._expire(pending, why)
+            await self.gate.audit(caller, f"mcp.{name}", pending.id, "abandoned", None)
+            refusal = McpRefusal("approval_expired", f"{name} was not applied: {why}")
+            if run is not None:
+                run.resolved("expired", None, why)
+                run.finish(name, ToolResult.failure(refusal.code, refusal.message), "expired")
+            raise refusal
         if decided != "approve":
             why = f": {pending.reason}" if pending.reason else ""
             refusal = McpRefusal("rejected", f"a user rejected {name}{why}")
@@ -262,6 +299,30 @@ class McpTools:
                 run.finish(name, ToolResult.failure(refusal.code, refusal.message), "completed")
             raise refusal
         return pending.decided_by
+
+    @staticmethod
+    def _abandon(pending: Pending) -> None:
+        if not pending.decision.done():
+            pending.decision.set_result(ABANDONED)
+
+    def _expire(self, pending: Pending, why: str) -> None:
+        self.expired[pending.id] = (pending.caller, why)
+        while len(self.expired) > MAX_EXPIRED:
+            self.expired.popitem(last=False)
+
+    def cancelled(self, caller: Caller, credential: Credential, request_id: Any) -> bool:
+        """``notifications/cancelled`` from the agent: its call waiting under that request
+        id (its own, by the same credential) stops waiting; nothing it asked applies."""
+        for pending in list(self.pending.values()):
+            if (
+                pending.caller == caller.username
+                and pending.credential.id == credential.id
+                and request_id is not None
+                and pending.request_id == request_id
+            ):
+                self._abandon(pending)
+                return True
+        return False
 
     async def decide(
         self,
@@ -275,7 +336,15 @@ class McpTools:
         the agent is told); ``GateRefusal`` otherwise (each refusal audited)."""
         pending = self.pending.get(pending_id)
         refusal: GateRefusal | None = None
-        if pending is None or pending.caller != caller.username or pending.decision.done():
+        ended = self.expired.get(pending_id) if pending is None else None
+        left = pending is not None and pending.decision.done()
+        if left and pending is not None and pending.decision.result() == ABANDONED:
+            ended = (pending.caller, "the outside agent stopped waiting for it")  # not cleared yet
+        if ended is not None and ended[0] == caller.username:
+            refusal = GateRefusal(
+                409, "approval_expired", f"too late, nothing was applied: {ended[1]}"
+            )
+        elif pending is None or pending.caller != caller.username or pending.decision.done():
             # Someone else's call is as unknown as a made-up id: its existence is not told.
             refusal = GateRefusal(404, "unknown_approval", f"no pending call {pending_id[:40]}")
         elif credential.interactive:

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from agent.conftest import (  # noqa: F401  (fixtures shared with the agent suite)
     aiide_kernelspec,
@@ -18,6 +20,7 @@ from agent.conftest import (  # noqa: F401  (fixtures shared with the agent suit
 from gateway.helpers import browser_login
 from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
+from mcp.shared.exceptions import McpError
 
 from aiide_server_ext.agent.policy import ToolPolicy
 from aiide_server_ext.mcp.tools import McpTools
@@ -100,6 +103,92 @@ async def test_outside_agent_lists_reads_and_edits_after_approval(
         assert not done.isError, done
     cells = json.loads((jp_root_dir / "nb.ipynb").read_text())["cells"]
     assert "".join(cells[0]["source"]) == "print(x)"
+
+
+async def _wait_pending(jp_fetch: Any) -> list[dict[str, Any]]:
+    for _ in range(200):
+        r = await jp_fetch("aiide", "api", "mcp", "approvals")
+        pending: list[dict[str, Any]] = json.loads(r.body)["pending"]
+        if pending:
+            return pending
+        await asyncio.sleep(0.05)
+    raise AssertionError("the call never waited for approval")
+
+
+async def _approve_late(jp_serverapp: Any, jp_fetch: Any, pending_id: str) -> Any:
+    """The person approves from the browser, after the agent stopped waiting."""
+    for _ in range(100):  # the server notices the agent left
+        r = await jp_fetch("aiide", "api", "mcp", "approvals")
+        if not json.loads(r.body)["pending"]:
+            break
+        await asyncio.sleep(0.05)
+    browser = await browser_login(
+        jp_serverapp.port, jp_serverapp.base_url, jp_serverapp.identity_provider.token
+    )
+    return await jp_fetch(
+        "aiide",
+        "api",
+        "mcp",
+        "approvals",
+        pending_id,
+        method="POST",
+        body=json.dumps({"decision": "approve"}),
+        headers={**browser, "Authorization": ""},
+        raise_error=False,
+    )
+
+
+async def test_an_approval_after_the_agent_timed_out_and_left_applies_nothing(
+    jp_serverapp: Any, jp_fetch: Any, jp_root_dir: Path
+) -> None:
+    _nb(jp_root_dir)
+    url, headers = _url(jp_serverapp)
+    async with (
+        streamablehttp_client(url, headers=headers) as (read, write, _),
+        ClientSession(read, write, read_timeout_seconds=timedelta(seconds=1)) as session,
+    ):
+        await session.initialize()
+        call = asyncio.ensure_future(
+            session.call_tool("insert_cell", {"path": "nb.ipynb", "source": "print(x)"})
+        )
+        (pending,) = await _wait_pending(jp_fetch)
+        with pytest.raises(McpError, match="Timed out"):
+            await call
+    # the agent gave up and closed its session: the person's approval comes too late
+    late = await _approve_late(jp_serverapp, jp_fetch, pending["id"])
+    assert late.code == 409 and json.loads(late.body)["code"] == "approval_expired"
+    cells = json.loads((jp_root_dir / "nb.ipynb").read_text())["cells"]
+    assert ["".join(c["source"]) for c in cells] == ["x = 6 * 7"]
+
+
+async def test_a_call_the_agent_cancelled_is_never_applied(
+    jp_serverapp: Any, jp_fetch: Any, jp_root_dir: Path
+) -> None:
+    """A client that stays connected but gives up on the request (the TypeScript SDK
+    sends ``notifications/cancelled`` when its timeout passes)."""
+    _nb(jp_root_dir)
+    url, headers = _url(jp_serverapp)
+    body = {
+        "jsonrpc": "2.0",
+        "id": 7,
+        "method": "tools/call",
+        "params": {"name": "insert_cell", "arguments": {"path": "nb.ipynb", "source": "y"}},
+    }
+    cancel = {
+        "jsonrpc": "2.0",
+        "method": "notifications/cancelled",
+        "params": {"requestId": 7, "reason": "timed out"},
+    }
+    async with httpx.AsyncClient(headers=headers, timeout=30) as http:
+        call = asyncio.ensure_future(http.post(url, json=body))
+        (pending,) = await _wait_pending(jp_fetch)
+        assert (await http.post(url, json=cancel)).status_code == 202
+        answer = (await asyncio.wait_for(call, 10)).json()["result"]
+    assert answer["isError"] and "approval_expired" in answer["content"][0]["text"]
+    late = await _approve_late(jp_serverapp, jp_fetch, pending["id"])
+    assert late.code == 409 and json.loads(late.body)["code"] == "approval_expired"
+    cells = json.loads((jp_root_dir / "nb.ipynb").read_text())["cells"]
+    assert ["".join(c["source"]) for c in cells] == ["x = 6 * 7"]
 
 
 class ScopedGate(OpenGate):
