@@ -61,6 +61,9 @@ def main(argv: list[str] | None = None) -> int:
     from .headless.cli import register_cli as register_headless_cli
 
     register_headless_cli(sub)
+    from .examples import register_cli as register_example_cli
+
+    register_example_cli(sub)
     from .mcp.stdio import register_cli as register_mcp_cli
 
     register_mcp_cli(sub)

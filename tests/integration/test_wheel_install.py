@@ -16,7 +16,8 @@ to the new virtualenv only (checked, and the server's bytecode is written there)
 Against that server: the sandboxed kernel runs a cell and cannot read the server user's
 home nor reach the network; the chat streams an answer from the fake Anthropic API;
 knowledge search installs the embedding model in the background on first use (from the
-offline build ``make model`` caches) and then finds a file written here.
+offline build ``make model`` caches) and then finds a file written here. The wheel's
+``jupyter aiide example`` copies the guided start's folder into the lab's root.
 """
 
 from __future__ import annotations
@@ -333,6 +334,13 @@ def test_the_wheel_in_a_clean_virtualenv_runs_lab_kernel_chat_and_knowledge(
         cwd=root,
     ).strip()
     assert Path(found).is_relative_to(site), found
+    # The guided start of `make lab`, for pip users: the wheel carries the example and
+    # `jupyter aiide example` copies it into the folder the lab serves.
+    assert (site / "aiide_server_ext" / "examples" / "getting-started").is_dir()
+    said = _run([str(prefix / "bin" / "jupyter"), "aiide", "example"], env=env, cwd=root)
+    assert "jupyter lab getting-started/getting-started.ipynb" in said, said
+    for name in ("getting-started.ipynb", "sales.csv", "notes/returns-policy.md"):
+        assert (root / "getting-started" / name).is_file(), name
 
     fake = subprocess.Popen(
         [*FAKE, "--api-key", FAKE_KEY, "--default-text", ANSWER],
@@ -379,6 +387,9 @@ def check_lab(lab: Lab, prefix: Path) -> None:
     code, status = lab.call("aiide/api/status")
     assert code == 200, status
     assert status["model"]["configured"] is True
+    # The example the command copied is what the lab serves.
+    code, guide = lab.call("api/contents/getting-started/getting-started.ipynb")
+    assert code == 200 and guide["type"] == "notebook", guide
     # The server imported aiide from the virtualenv (compiled there on import: pip was
     # told not to compile).
     pyc = list(prefix.glob("lib/python*/site-packages/aiide_server_ext/agent/__pycache__/*.pyc"))
