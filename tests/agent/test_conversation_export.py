@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import urllib.parse
 from typing import Any
 
@@ -213,9 +212,10 @@ async def test_export_leaves_tool_plumbing_out_and_refuses_an_unknown_format(
     assert (code, body["code"]) == (400, "bad_format")
 
 
-async def test_a_2000_message_conversation_exports_in_well_under_a_second(
+async def test_a_2000_message_conversation_exports_whole_in_both_formats(
     jp_fetch: Any, jp_serverapp: Any, jp_ws_fetch: Any, fake_anthropic: FakeAnthropic
 ) -> None:
+    """Nothing cut or dropped at 2,000 messages (its time: benchmarks/export.py)."""
     done = await ask(jp_ws_fetch, fake_anthropic, "q", "a")
     store = store_of(jp_serverapp)
     me = store.conversation(done["conversation_id"])["owner"]  # type: ignore[index]
@@ -224,11 +224,12 @@ async def test_a_2000_message_conversation_exports_in_well_under_a_second(
         turns.append(("user", f"question {i}: how do I plot column {i}?"))
         turns.append(("assistant", [{"type": "text", "text": f"Like this:\n{ANSWER}\n{i}"}]))
     seed(store, "long", me, "A long day", turns)
-    for fmt in ("markdown", "ipynb"):
-        start = time.perf_counter()
-        r = await jp_fetch(*api("long", "export"), params={"format": fmt})
-        elapsed = time.perf_counter() - start
-        assert elapsed < 1.0, (fmt, elapsed)  # ≈0.3 s for the notebook on a loaded 2-core VM
+    md = (await jp_fetch(*api("long", "export"), params={"format": "markdown"})).body.decode()
+    assert md.count("```python") == 1000
+    assert "question 0: how do I plot column 0?" in md
+    assert "question 999: how do I plot column 999?" in md
+    r = await jp_fetch(*api("long", "export"), params={"format": "ipynb"})
     nb = nbformat.reads(r.body.decode(), as_version=4)  # type: ignore[no-untyped-call]
+    nbformat.validate(nb)  # type: ignore[no-untyped-call]
     assert len(nb.cells) == 1 + 1000 * 4
     assert sum(c.cell_type == "code" for c in nb.cells) == 1000
