@@ -95,6 +95,8 @@ class Broker:
         self._http: Any = None
         #: (changes version, courses with the changes applied): parsed once per version.
         self._applied: tuple[str, dict[str, Course]] | None = None
+        #: Set by make_app (health.CourseFiles): the files' reloads.
+        self.course_files: Any = None
 
     def http(self) -> Any:
         """The upstream client (aiohttp: a C HTTP parser and cheap connection reuse; the
@@ -114,6 +116,11 @@ class Broker:
         """(spec, key) of a configured provider with a key."""
         spec, key = self.upstreams.get(name), self.keys.get(name)
         return (spec, key) if spec is not None and key else None
+
+    def replace_courses(self, courses: dict[str, Course]) -> None:
+        """Reloaded course files (health.CourseFiles): the next request applies them."""
+        self.files = courses
+        self._applied = None
 
     async def course(self, name: str) -> Course:
         """A course with its current run-time changes (read from the shared state)."""
@@ -571,6 +578,14 @@ class BrokerApp(Application):  # type: ignore[misc]
     identity_cache_seconds = Float(
         30.0, config=True, help="Seconds a token's owner and groups are cached (hub outages)."
     )
+    course_reload_interval = Float(
+        5.0,
+        config=True,
+        help="Seconds between checks of course_dir for edited, added or removed course "
+        "files; an edit applies to the next request, no restart (SIGHUP rereads at once). "
+        "A file that does not parse is refused (logged, shown on the broker's health page) "
+        "and the courses loaded before stay. 0: only SIGHUP.",
+    )
     port = Int(0, config=True, help="Port (default: from JUPYTERHUB_SERVICE_URL).")
     aliases = {"config": "BrokerApp.config_file", "port": "BrokerApp.port"}
 
@@ -583,15 +598,18 @@ class BrokerApp(Application):  # type: ignore[misc]
 
     def make_app(self) -> tuple[web.Application, Broker]:
         from .audit import audit_handlers
+        from .health import CourseFiles, HealthHandler
         from .relay import relay_handlers
         from .usage import usage_handlers
 
         broker = Broker(self)
+        broker.course_files = CourseFiles(broker)
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/aiide-broker/")
         prefix = "/" + prefix.strip("/") + "/"
         kw = {"broker": broker}
         handlers: list[Any] = [
             *relay_handlers(prefix, kw),
+            (prefix + "(?:health)?", HealthHandler, kw),
             (prefix + "api/me", MeHandler, kw),
             (prefix + r"api/courses/([\w.-]+)", CourseHandler, kw),
             *audit_handlers(prefix, kw),
@@ -622,12 +640,19 @@ class BrokerApp(Application):  # type: ignore[misc]
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGTERM, stop.set)
+            files = broker.course_files
+            loop.add_signal_handler(signal.SIGHUP, lambda: files.reload(force=True))
+            watcher = None
+            if self.course_reload_interval > 0:
+                watcher = asyncio.ensure_future(files.watch(self.course_reload_interval))
             self.log.info(
                 "aiide broker on %s:%s (%d courses)", url.hostname, port, len(broker.files)
             )
             try:
                 await stop.wait()
             finally:
+                if watcher is not None:
+                    watcher.cancel()
                 server.stop()
                 await broker.close()
 

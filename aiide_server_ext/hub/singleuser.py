@@ -53,6 +53,14 @@ class AiideHub(Configurable):  # type: ignore[misc]
         "which can read what that user can (with the 'simple' spawner: the broker's "
         "process and files). Turn off only for servers of trusted staff.",
     )
+    terminals = Bool(
+        False,
+        config=True,
+        help="Offer terminals in this server. Off by default under a hub: a terminal is a "
+        "shell outside the sandbox, as the server's user (what sandboxed_kernels_only "
+        "keeps students from), and students' roles hold no 'terminals' scope, so the "
+        "launcher's Terminal card would only fail. Turn on for servers of trusted staff.",
+    )
     route_providers = Bool(
         True,
         config=True,
@@ -394,8 +402,21 @@ def _learn_at_start(gate: CourseGate, broker: BrokerClient, serverapp: Any) -> N
     IOLoop.current().add_callback(start)
 
 
+def _no_terminals(serverapp: Any) -> None:
+    """No terminal service, and the lab told so (its launcher shows no Terminal card),
+    whichever of this and the terminals extension loads first."""
+    from tornado.ioloop import IOLoop
+
+    serverapp.terminals_enabled = False
+    settings = serverapp.web_app.settings
+    settings["terminals_available"] = False
+    IOLoop.current().add_callback(settings.__setitem__, "terminals_available", False)
+
+
 def load(serverapp: Any) -> None:
     config = AiideHub(config=serverapp.config)
+    if not config.terminals:
+        _no_terminals(serverapp)
     if config.sandboxed_kernels_only:
         from aiide_server_ext.kernelspecs import install_defaults
 

@@ -542,6 +542,11 @@ class SharedState:
         raw = await self._call("hgetall", GROUPS_KEY) if self.redis_url else self._groups
         return {str(u): frozenset(json.loads(g)) for u, g in raw.items()}
 
+    async def ping(self) -> None:
+        """Raises StateUnavailable when Redis (when configured) does not answer."""
+        if self.redis_url:
+            await self._call("ping")
+
     async def close(self) -> None:
         if self._client is not None:
             await self._client.aclose()
