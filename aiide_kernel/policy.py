@@ -7,6 +7,7 @@ the name of the setting to change instead of producing a weaker sandbox.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -252,11 +253,12 @@ class SandboxPolicy(Configurable):
             raise SandboxConfigError(
                 f"c.SandboxPolicy.workspace_root={root!r} does not exist or is not a directory"
             )
+        if requested and "\0" in requested:
+            # os.stat would raise a bare ValueError ("embedded null byte") out of the start
+            raise SandboxConfigError(f"kernel workspace {requested!r} contains a NUL character")
         path = os.path.realpath(requested or root)
         if not os.path.isdir(path):
-            raise SandboxConfigError(
-                f"kernel workspace {path!r} does not exist or is not a directory"
-            )
+            raise SandboxConfigError(f"kernel workspace {path!r} {_why_not_a_directory(path)}")
         if os.path.commonpath([root, path]) != root:
             raise SandboxConfigError(
                 f"kernel workspace {path!r} is outside c.SandboxPolicy.workspace_root={root!r}"
@@ -280,3 +282,13 @@ class SandboxPolicy(Configurable):
             f"{format_size(self.memory_bytes)} memory, {self.cpu_limit:g} CPU, "
             f"{self.max_processes} processes, network {'on' if self.allow_network else 'off'}"
         )
+
+
+def _why_not_a_directory(path: str) -> str:
+    """What to tell the user about a workspace that is not a directory."""
+    try:
+        os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "is a symbolic link loop"
+    return "does not exist or is not a directory"

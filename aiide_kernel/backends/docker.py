@@ -174,30 +174,37 @@ class DockerBackend(SandboxBackend):
 
         policy = spec.policy
         etc = write_etc(spec)
-        volumes: dict[str, dict[str, str]] = {}
+        # Every bind is a structured Mount, never a "host:container:mode" volume string: a
+        # folder named "x:y" (a valid notebook folder) made the daemon refuse the spec.
+        # Keyed by target, a later bind replacing an earlier one (a home that is the
+        # workspace is bound read-only, its entries read-write over it).
+        binds: dict[str, Mount] = {}
+
+        def bind(source: str, target: str, read_only: bool) -> None:
+            binds[target] = Mount(target, source, type="bind", read_only=read_only)
+
         for path in [*spec.ro_paths, *policy.extra_ro_mounts]:
-            volumes[path] = {"bind": path, "mode": "ro"}
+            bind(path, path, True)
         for name in ("passwd", "group", "hosts", "hostname"):
-            volumes[os.path.join(etc, name)] = {"bind": f"/etc/{name}", "mode": "ro"}
-        volumes[spec.ipc_dir] = {"bind": spec.ipc_dir, "mode": "rw"}
-        volumes[spec.workspace] = {"bind": spec.workspace, "mode": "rw"}
+            bind(os.path.join(etc, name), f"/etc/{name}", True)
+        bind(spec.ipc_dir, spec.ipc_dir, False)
+        bind(spec.workspace, spec.workspace, False)
         # A sealed home: read-only, its existing visible entries read-write over it (the
         # daemon mounts parents first), so no new dot-file can appear in it.
         for home in spec.sealed_homes:
-            volumes[home.path] = {"bind": home.path, "mode": "ro"}
+            bind(home.path, home.path, True)
             for name, _, _ in home.writable:
                 entry = os.path.join(home.path, name)
-                volumes[entry] = {"bind": entry, "mode": "rw"}
+                bind(entry, entry, False)
         # Masked paths: an empty read-only file, or a root-owned empty tmpfs the kernel's
         # uid cannot write (a read-only tmpfs would leave no room for deeper mount points).
-        mounts = []
         tmpfs = {"/tmp": f"size={policy.tmp_bytes},mode=1777"}
         empty = mask_file(spec.run_dir) if any(not m.is_dir for m in spec.masks) else ""
         for mask in spec.masks:
             if mask.is_dir:
                 tmpfs[mask.path] = "size=64k,mode=555"
             else:
-                mounts.append(Mount(mask.path, empty, type="bind", read_only=True))
+                bind(empty, mask.path, True)
         memory = policy.memory_bytes
         # /tmp/home does not exist on a fresh tmpfs; make it, then become the kernel.
         prepare = 'mkdir -p /tmp/home /tmp/site-packages && exec "$@"'
@@ -211,11 +218,10 @@ class DockerBackend(SandboxBackend):
             user=f"{spec.uid}:{spec.gid}",
             environment=spec.env,
             working_dir=spec.workspace,
-            volumes=volumes,
             network_mode="bridge" if policy.allow_network else "none",
             read_only=True,
             tmpfs=tmpfs,
-            mounts=mounts,
+            mounts=list(binds.values()),
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             mem_limit=memory,
