@@ -11,7 +11,8 @@ never runs; refusals are audited (at most 30 a minute per caller).
 
 The same hook bounds aiide's request bodies before tornado buffers them (Jupyter lets a
 body reach 512 MB): a declared length over the route's limit is answered 413 at once,
-without reading the body; a chunked body is cut off at the limit by the connection.
+without reading the body; a chunked body is counted as it comes and answered 413 (with
+its code, audited) the moment it passes the limit.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from jupyter_server.base.handlers import JupyterHandler
+from tornado.httputil import HTTPMessageDelegate
 from tornado.routing import PathMatches, Rule
 from tornado.web import RequestHandler, stream_request_body
 
@@ -82,10 +84,16 @@ class RouteGuard:
         ) -> Any:
             limit = self.body_limit(request.path)
             if limit is not None and not self._bound(request, limit):
-                kwargs = {"limit": limit, "guard": self}
-                return original(request, BodyTooLarge, kwargs, [], {})
+                return original(request, BodyTooLarge, {"limit": limit, "guard": self}, [], {})
             guarded = self.guarded(target_class)
-            return original(request, guarded, target_kwargs, path_args, path_kwargs)
+            delegate = original(request, guarded, target_kwargs, path_args, path_kwargs)
+            if limit is not None and _chunked(request) and not _streams(guarded):
+
+                def refuse() -> Any:
+                    return original(request, BodyTooLarge, {"limit": limit, "guard": self}, [], {})
+
+                return _Counted(delegate, refuse, limit)
+            return delegate
 
         web_app.get_handler_delegate = get_handler_delegate
         web_app._aiide_route_guard = self
@@ -100,17 +108,14 @@ class RouteGuard:
 
     @staticmethod
     def _bound(request: Any, limit: int) -> bool:
-        """False when the declared body is over the limit; else cap what will be read."""
+        """False when the declared body is over the limit. A chunked body declares none:
+        ``_Counted`` counts it as it comes (tornado's own cut-off at the connection's
+        limit would answer a bare 400 with no code, and nothing audited)."""
         declared = request.headers.get("Content-Length")
         try:
-            if declared is not None and int(declared) > limit:
-                return False
+            return declared is None or int(declared) <= limit
         except ValueError:
             return False
-        set_max = getattr(getattr(request, "connection", None), "set_max_body_size", None)
-        if set_max is not None:  # HTTP/1: a chunked body stops at the limit
-            set_max(limit)
-        return True
 
     def rules(self) -> Iterator[tuple[str, type, Any]]:
         """(normalised pattern, handler class, compiled pattern) of every route, in order."""
@@ -257,6 +262,48 @@ class BodyTooLarge(RequestHandler):  # type: ignore[misc]
 
     def data_received(self, chunk: bytes) -> None:
         return None
+
+
+class _Counted(HTTPMessageDelegate):  # type: ignore[misc]
+    """A chunked body, counted as it arrives: past the limit what came is dropped, the
+    route's handler never runs, and ``BodyTooLarge`` answers 413 at once (tornado reads
+    no more of the body once the answer is written, and closes the connection)."""
+
+    def __init__(self, inner: Any, refuse: Callable[[], Any], limit: int) -> None:
+        self.inner, self.refuse, self.limit = inner, refuse, limit
+        self.received = 0
+        self.refused: Any = None
+        self.head: tuple[Any, Any] | None = None
+
+    def headers_received(self, start_line: Any, headers: Any) -> Any:
+        self.head = (start_line, headers)
+        return self.inner.headers_received(start_line, headers)
+
+    def data_received(self, chunk: bytes) -> Any:
+        if self.refused is not None:
+            return None
+        self.received += len(chunk)
+        if self.received <= self.limit:
+            return self.inner.data_received(chunk)
+        self.inner.on_connection_close()  # drops what it buffered; its handler never ran
+        self.refused = self.refuse()
+        assert self.head is not None
+        return self.refused.headers_received(*self.head)  # runs BodyTooLarge.prepare
+
+    def finish(self) -> None:
+        (self.refused or self.inner).finish()
+
+    def on_connection_close(self) -> None:
+        (self.refused or self.inner).on_connection_close()
+
+
+def _chunked(request: Any) -> bool:
+    return "chunked" in request.headers.get("Transfer-Encoding", "").lower()
+
+
+def _streams(cls: type) -> bool:
+    """A handler that reads its own body as it streams (and bounds it itself)."""
+    return bool(getattr(cls, "_stream_request_body", False))
 
 
 def _guard_class(cls: type, guard: RouteGuard) -> type:
