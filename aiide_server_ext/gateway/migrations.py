@@ -232,8 +232,28 @@ PG_BROKER_STATE = BROKER_STATE.replace("REAL", "DOUBLE PRECISION").replace(
     "value INTEGER", "value BIGINT"
 )
 
+# Conversations students share with their instructors (issue 21, finding 10): a copy the
+# student sent on purpose, deleted when they stop sharing (hub/sharing.py).
+BROKER_SHARES = """
+CREATE TABLE broker_shares (
+    id TEXT PRIMARY KEY,
+    username TEXT NOT NULL,
+    conversation TEXT NOT NULL,
+    courses TEXT NOT NULL,
+    title TEXT NOT NULL,
+    note TEXT NOT NULL,
+    transcript TEXT NOT NULL,
+    shared_at REAL NOT NULL,
+    UNIQUE (username, conversation)
+);
+"""
+
+PG_BROKER_SHARES = BROKER_SHARES.replace("REAL", "DOUBLE PRECISION")
+
 #: Append only, to both lists. Index + 1 is the schema version the step produces.
-MIGRATIONS: list[str] = [IDENTITY_AND_AUDIT, METERING, SOURCES, BROKER_STATE]
-PG_MIGRATIONS: list[str] = [PG_IDENTITY_AND_AUDIT, PG_METERING, PG_SOURCES, PG_BROKER_STATE]
+MIGRATIONS: list[str] = [IDENTITY_AND_AUDIT, METERING, SOURCES, BROKER_STATE, BROKER_SHARES]
+PG_MIGRATIONS: list[str] = [
+    PG_IDENTITY_AND_AUDIT, PG_METERING, PG_SOURCES, PG_BROKER_STATE, PG_BROKER_SHARES,
+]  # fmt: skip
 STEPS = {"sqlite": MIGRATIONS, "postgresql": PG_MIGRATIONS}
 assert len(MIGRATIONS) == len(PG_MIGRATIONS), "every step needs both dialects"

@@ -78,6 +78,7 @@ DEFAULT_ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("/aiide/api/course", AUTHENTICATED, ADMIN, "one's own course policy (under JupyterHub)"),
     ("/aiide/api/course/*", "course", "course", "a course's policy (instructors)"),
     ("/aiide/api/course-admin/*", "course", ADMIN, "the broker's instructor API"),
+    ("/aiide/api/course-share*", "chat", "chat", "conversations one shares with instructors"),
     # -- jupyter_server ---------------------------------------------------------------------
     ("/", AUTHENTICATED, ADMIN, "redirects to the default URL"),
     ("/login", PUBLIC, PUBLIC, "the login form"),

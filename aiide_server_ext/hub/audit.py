@@ -42,6 +42,10 @@ class AuditFilter:
     until: float | None = None
     after: int = 0
     limit: int = 500
+    #: Newest first: the range examined ends at ``before`` (exclusive; 0: the newest row)
+    #: and is read downwards, so the first page is what happened last.
+    newest_first: bool = False
+    before: int = 0
 
 
 @dataclass(frozen=True)
@@ -57,8 +61,11 @@ class AuditPage:
     events: list[dict[str, Any]]
     #: The last row examined: the next request's ``after``.
     next_after: int
-    #: Rows after ``next_after`` exist (matching or not).
+    #: Rows after ``next_after`` exist (matching or not); newest first: rows before
+    #: ``next_before``.
     more: bool
+    #: Newest first: the next request's ``before`` (the lowest id examined).
+    next_before: int = 0
 
 
 async def scope_for(broker: Broker, caller: HubCaller) -> AuditScope | None:
@@ -88,7 +95,7 @@ def _in(column: str, values: Sequence[str]) -> tuple[str, list[str]]:
 
 
 def search(conn: Conn, f: AuditFilter, scope: AuditScope | None, scan_rows: int) -> AuditPage:
-    """One bounded page of matching events, oldest first."""
+    """One bounded page of matching events, oldest first (or newest first)."""
     from aiide_server_ext.gateway.audit import _event
 
     start = f.after
@@ -99,6 +106,10 @@ def search(conn: Conn, f: AuditFilter, scope: AuditScope | None, scan_rows: int)
         start = max(start, int(first[0]) - 1)
     last = conn.execute("SELECT MAX(id) FROM audit").fetchone()
     top = int(last[0]) if last and last[0] is not None else 0
+    if f.newest_first:  # the range ends at ``before`` and reaches down scan_rows rows
+        floor = start
+        top = min(top, f.before - 1) if f.before > 0 else top
+        start = max(floor, top - max(1, scan_rows))
     end = min(top, start + max(1, scan_rows))
     where: list[str] = ["id > ?", "id <= ?"]
     args: list[Any] = [start, end]
@@ -124,7 +135,7 @@ def search(conn: Conn, f: AuditFilter, scope: AuditScope | None, scan_rows: int)
         args += [v for _, values in allowed for v in values]
     # Fixed clauses only; every value is a bound parameter.
     sql = "SELECT id, ts, actor, action, target, outcome, detail FROM audit WHERE "
-    sql += " AND ".join(where) + " ORDER BY id"
+    sql += " AND ".join(where) + (" ORDER BY id DESC" if f.newest_first else " ORDER BY id")
     if not f.text:
         sql += " LIMIT ?"
         args.append(f.limit)
@@ -135,7 +146,11 @@ def search(conn: Conn, f: AuditFilter, scope: AuditScope | None, scan_rows: int)
             continue
         events.append(event)
         if len(events) >= f.limit:
+            if f.newest_first:
+                return AuditPage(events, end, True, next_before=int(event["id"]))
             return AuditPage(events, int(event["id"]), True)
+    if f.newest_first:
+        return AuditPage(events, end, start > floor, next_before=start + 1)
     return AuditPage(events, end, end < top)
 
 
@@ -167,6 +182,8 @@ class AuditHandler(InstructorHandler):
                 until=_time(self.get_argument("until", None)),
                 after=max(0, int(self.get_argument("after", "0"))),
                 limit=max(1, min(1000, int(self.get_argument("limit", "500")))),
+                newest_first=_order(self.get_argument("order", "oldest")),
+                before=max(0, int(self.get_argument("before", "0"))),
             )
         except ValueError as e:
             self.fail(400, "invalid_request", str(e))
@@ -180,7 +197,17 @@ class AuditHandler(InstructorHandler):
         if self.get_argument("format", "json") == "csv":
             self.send("events", page.events, columns)
             return
-        self.finish({"events": page.events, "next_after": page.next_after, "more": page.more})
+        body: dict[str, Any] = {"events": page.events, "next_after": page.next_after}
+        if f.newest_first:
+            body["next_before"] = page.next_before
+        self.finish({**body, "more": page.more})
+
+
+def _order(value: str) -> bool:
+    """``order=newest`` (newest first, what the dashboard shows) or ``oldest``."""
+    if value not in ("newest", "oldest"):
+        raise ValueError("order is 'newest' or 'oldest'")
+    return value == "newest"
 
 
 def _time(value: str | None) -> float | None:

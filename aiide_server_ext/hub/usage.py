@@ -54,12 +54,12 @@ class InstructorHandler(BrokerHandler):
         self.scope = scope
         return True
 
-    def days(self) -> list[str] | None:
+    def days(self, default: int = 7) -> list[str] | None:
         try:
             return day_range(
                 self.get_argument("start", None),
                 self.get_argument("end", None),
-                int(self.get_argument("days", "7")),
+                int(self.get_argument("days", str(default))),
             )
         except ValueError as e:
             self.fail(400, "invalid_request", str(e))
@@ -72,8 +72,10 @@ class InstructorHandler(BrokerHandler):
         groups = await self.broker.state.groups_of()
         return {u for u in users if groups.get(u, frozenset()) & self.scope}
 
-    def send(self, key: str, rows: list[dict[str, Any]], columns: list[str]) -> None:
-        if self.get_argument("format", "json") == "csv":
+    def send(
+        self, key: str, rows: list[dict[str, Any]], columns: list[str], default: str = "json"
+    ) -> None:
+        if self.get_argument("format", default) == "csv":
             out = io.StringIO()
             writer = csv.DictWriter(out, columns, extrasaction="ignore")
             writer.writeheader()
