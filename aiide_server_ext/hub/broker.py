@@ -24,6 +24,9 @@ from tornado import web
 from traitlets import Dict, Enum, Float, Int, List, Unicode
 from traitlets.config import Application
 
+from aiide_server_ext.json_api import JsonApi
+from aiide_server_ext.seams import ApiError
+
 from .course import (
     Course,
     CourseError,
@@ -45,6 +48,7 @@ from .identity import (
 )
 from .notices import notices
 from .recorder import Event
+from .serving import unservable
 from .state import SharedState, StateUnavailable, Usage
 
 log = logging.getLogger("aiide.broker")
@@ -91,6 +95,8 @@ class Broker:
         self._http: Any = None
         #: (changes version, courses with the changes applied): parsed once per version.
         self._applied: tuple[str, dict[str, Course]] | None = None
+        #: Set by make_app (health.CourseFiles): the files' reloads.
+        self.course_files: Any = None
 
     def http(self) -> Any:
         """The upstream client (aiohttp: a C HTTP parser and cheap connection reuse; the
@@ -110,6 +116,11 @@ class Broker:
         """(spec, key) of a configured provider with a key."""
         spec, key = self.upstreams.get(name), self.keys.get(name)
         return (spec, key) if spec is not None and key else None
+
+    def replace_courses(self, courses: dict[str, Course]) -> None:
+        """Reloaded course files (health.CourseFiles): the next request applies them."""
+        self.files = courses
+        self._applied = None
 
     async def course(self, name: str) -> Course:
         """A course with its current run-time changes (read from the shared state)."""
@@ -200,7 +211,7 @@ def provider_key(name: str, spec: Mapping[str, Any]) -> str | None:
 
 
 @web.stream_request_body
-class BrokerHandler(web.RequestHandler):
+class BrokerHandler(JsonApi):
     """Identity first, then the body: a request is authenticated and its declared size
     checked as soon as its headers arrive, before any of its body is read; a body is
     buffered only up to the route's limit (``body_limit``)."""
@@ -222,19 +233,32 @@ class BrokerHandler(web.RequestHandler):
         return int(self.broker.app.max_api_body_bytes)
 
     def fail(self, status: int, code: str, message: str, kind: str = "") -> None:
-        """Errors in the Anthropic and OpenAI shapes (each SDK shows ``error.message``)
-        plus aiide's ``code``; ``kind`` is ``error.type`` when it differs from the code."""
+        """Answer an error now, through the one ``write_error`` (``json_api.py``), keeping
+        the headers already set (rate limits, ``retry-after``): for paths that cannot
+        raise (``data_received``) or answer mid-relay. Verbs raise ``ApiError``."""
         if self._finished:
             return
-        self.set_status(status)
-        self.set_header("Content-Type", "application/json")
-        error = {"type": kind or code, "message": message, "code": code}
-        self.finish(json.dumps({"type": "error", "error": error, "code": code, "message": message}))
+        error = ApiError(status, code, message, kind=kind or code)
+        self.write_error(status, exc_info=(ApiError, error, None))
+
+    def error_document(self, body: dict[str, Any]) -> dict[str, Any]:
+        """``{code, message}`` in the Anthropic and OpenAI error shapes too (each SDK shows
+        ``error.message``); ``kind`` is ``error.type`` when it differs from the code."""
+        kind = body.pop("kind", None) or body["code"]
+        error = {"type": kind, "message": body["message"], "code": body["code"]}
+        return {"type": "error", "error": error, **body}
+
+    def redact(self, text: str) -> str:
+        return str(self.broker.redactor.text(text))
+
+    def too_large_error(self) -> ApiError:
+        limit = self.body_limit()
+        return ApiError(413, "body_too_large", f"the request body is larger than {limit} bytes")
 
     def too_large(self) -> None:
-        limit = self.body_limit()
         # Tornado discards the rest of the body and closes the connection once this is sent.
-        self.fail(413, "body_too_large", f"the request body is larger than {limit} bytes")
+        error = self.too_large_error()
+        self.fail(error.status, error.code, error.message)
 
     async def prepare(self) -> None:
         b = self.broker
@@ -243,27 +267,26 @@ class BrokerHandler(web.RequestHandler):
         )
         declared = self.request.headers.get("Content-Length", "")
         if declared.strip().isdigit() and int(declared) > self.body_limit():
-            self.too_large()
-            return
+            raise self.too_large_error()
         token = token_of(self.request.headers)
         try:
             caller = await b.hub.identify(token) if token else None
         except HubUnavailable as e:
-            self.fail(503, "hub_unavailable", f"{e}; the assistant is unavailable until it is back")
-            return
+            raise ApiError(
+                503, "hub_unavailable", f"{e}; the assistant is unavailable until it is back"
+            ) from None
         if caller is None:
             detail = {"token": fingerprint(token) if token else None, "ip": self.ip}
             await self.record(events=[Event(None, "auth.refused", self.request.path,
                                             "unauthenticated", detail)])  # fmt: skip
-            self.fail(401, "unauthenticated", "a valid JupyterHub token is required")
-            return
+            raise ApiError(401, "unauthenticated", "a valid JupyterHub token is required")
         self.caller = caller
         claims = identity_claims(self.request.headers)
         if claims:
             forged = {"claims": claims, "hub_groups": sorted(caller.groups), "ip": self.ip}
             await self.audit("identity.forged", self.request.path, "refused", forged)
             log.warning("aiide broker: %s sent identity claims %s", caller.name, sorted(claims))
-            self.fail(403, "forged_claim", "identity comes from the hub; claims are refused")
+            raise ApiError(403, "forged_claim", "identity comes from the hub; claims are refused")
 
     def data_received(self, chunk: bytes) -> None:
         if self._finished:
@@ -329,8 +352,9 @@ class MeHandler(BrokerHandler):
             remaining = {k: max(0, v - used.get(k, 0)) for k, v in policy.budget().items()}
         except StateUnavailable as e:
             if b.app.redis_failure_mode == "closed":
-                self.fail(503, "broker_unavailable", f"usage limits cannot be checked: {e}")
-                return
+                raise ApiError(
+                    503, "broker_unavailable", f"usage limits cannot be checked: {e}"
+                ) from None
             policy, remaining, used = b.file_policy(caller), None, None
         body = {
             "user": caller.name,
@@ -351,8 +375,7 @@ class MeHandler(BrokerHandler):
                 usage=[Usage(caller.name, caller.groups, 0, {f"limit:{outside[0]}": 1})],
                 events=[Event(caller.name, "course.refused", f"feature:{feature}", outside[0])],
             )
-            self.fail(403, *outside)
-            return
+            raise ApiError(403, *outside)
         if feature:  # a server asks before using a feature: a refusal is a limit hit
             hit = policy.refusal(feature) or (budget if feature != "agent" else None)
             if hit is not None:
@@ -366,42 +389,40 @@ class MeHandler(BrokerHandler):
 class CourseHandler(BrokerHandler):
     """``GET/PATCH <prefix>/api/courses/<name>``: instructors of the course (or admins)."""
 
-    async def _course(self, name: str) -> Course | None:
+    async def _course(self, name: str) -> Course:
         if name not in self.broker.files:
-            self.fail(404, "unknown_course", f"no course {name!r}")
-            return None
+            raise ApiError(404, "unknown_course", f"no course {name!r}")
         try:
             course = await self.broker.course(name)
         except StateUnavailable as e:  # the course's changes live in Redis
-            self.fail(503, "broker_unavailable", f"the course cannot be read: {e}")
-            return None
+            raise ApiError(503, "broker_unavailable", f"the course cannot be read: {e}") from None
         if not self.broker.teaches(self.caller, course):
             await self.audit("course.refused", f"course:{name}", "forbidden")
-            self.fail(403, "forbidden", f"only instructors of {name} may do this")
-            return None
+            raise ApiError(403, "forbidden", f"only instructors of {name} may do this")
         return course
 
     async def get(self, name: str) -> None:
         course = await self._course(name)
-        if course is None:
-            return
         try:
             changes = await self.broker.state.changes(name)
         except StateUnavailable as e:
-            self.fail(503, "broker_unavailable", f"the course cannot be read: {e}")
-            return
+            raise ApiError(503, "broker_unavailable", f"the course cannot be read: {e}") from None
         self.finish({**course.raw(), "changes": changes})
 
     async def patch(self, name: str) -> None:
-        course = await self._course(name)
-        if course is None:
-            return
-        file = self.broker.files[name]
+        await self._course(name)  # instructors only
+        b = self.broker
+        file = b.files[name]
         try:
             changes = validate_changes(json.loads(self.body() or b"null"))
         except (ValueError, CourseError) as e:
-            self.fail(400, "invalid_change", str(e))
-            return
+            raise ApiError(400, "invalid_change", str(e)) from None
+        cannot = unservable(changes.get("models") or (), b.upstreams, b.keys)
+        if cannot:
+            refused = {"changes": changes, "why": cannot}
+            await self.audit("course.refused", f"course:{name}", "model_unavailable", refused)
+            why = "; ".join(cannot)
+            raise ApiError(400, "model_unavailable", f"the broker cannot serve {why}")
         before: dict[str, Any] = {}
         updated: list[Course] = []  # the course with the changes that were stored
 
@@ -419,11 +440,9 @@ class CourseHandler(BrokerHandler):
         try:
             merged = await self.broker.state.update_changes(name, update)
         except CourseError as e:
-            self.fail(400, "invalid_change", str(e))
-            return
+            raise ApiError(400, "invalid_change", str(e)) from None
         except StateUnavailable as e:
-            self.fail(503, "broker_unavailable", f"the change cannot be stored: {e}")
-            return
+            raise ApiError(503, "broker_unavailable", f"the change cannot be stored: {e}") from None
         detail: dict[str, Any] = {"changes": changes}
         if before:
             detail["before"] = before
@@ -436,7 +455,7 @@ class NotFoundHandler(BrokerHandler):
     """Any other path: 404 with a code, before authentication or any body is read."""
 
     async def prepare(self) -> None:
-        self.fail(404, "not_found", f"no broker route {self.request.path[:200]}")
+        raise ApiError(404, "not_found", f"no broker route {self.request.path[:200]}")
 
 
 class BrokerApp(Application):  # type: ignore[misc]
@@ -453,7 +472,9 @@ class BrokerApp(Application):  # type: ignore[misc]
             }
         },
         config=True,
-        help="Provider -> {base_url, api_key_file or api_key_env}. api_key_file: a file "
+        help="Provider -> {base_url, api_key_file or api_key_env, models}. models: the "
+        "model id prefixes it serves (hub/serving.py has the defaults), against which an "
+        "instructor's switch of a course's models is checked. api_key_file: a file "
         "holding the key, owned by the broker's user and readable by nobody else (the broker "
         "refuses to start otherwise); api_key_env: an environment variable of the broker's "
         "(visible in /proc to every process of the same user: use it only when no student "
@@ -557,6 +578,14 @@ class BrokerApp(Application):  # type: ignore[misc]
     identity_cache_seconds = Float(
         30.0, config=True, help="Seconds a token's owner and groups are cached (hub outages)."
     )
+    course_reload_interval = Float(
+        5.0,
+        config=True,
+        help="Seconds between checks of course_dir for edited, added or removed course "
+        "files; an edit applies to the next request, no restart (SIGHUP rereads at once). "
+        "A file that does not parse is refused (logged, shown on the broker's health page) "
+        "and the courses loaded before stay. 0: only SIGHUP.",
+    )
     port = Int(0, config=True, help="Port (default: from JUPYTERHUB_SERVICE_URL).")
     aliases = {"config": "BrokerApp.config_file", "port": "BrokerApp.port"}
 
@@ -569,17 +598,20 @@ class BrokerApp(Application):  # type: ignore[misc]
 
     def make_app(self) -> tuple[web.Application, Broker]:
         from .audit import audit_handlers
+        from .health import CourseFiles, HealthHandler
         from .relay import relay_handlers
         from .roster import roster_handlers
         from .sharing import sharing_handlers
         from .usage import usage_handlers
 
         broker = Broker(self)
+        broker.course_files = CourseFiles(broker)
         prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/services/aiide-broker/")
         prefix = "/" + prefix.strip("/") + "/"
         kw = {"broker": broker}
         handlers: list[Any] = [
             *relay_handlers(prefix, kw),
+            (prefix + "(?:health)?", HealthHandler, kw),
             (prefix + "api/me", MeHandler, kw),
             (prefix + r"api/courses/([\w.-]+)", CourseHandler, kw),
             *audit_handlers(prefix, kw),
@@ -612,12 +644,19 @@ class BrokerApp(Application):  # type: ignore[misc]
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
             loop.add_signal_handler(signal.SIGTERM, stop.set)
+            files = broker.course_files
+            loop.add_signal_handler(signal.SIGHUP, lambda: files.reload(force=True))
+            watcher = None
+            if self.course_reload_interval > 0:
+                watcher = asyncio.ensure_future(files.watch(self.course_reload_interval))
             self.log.info(
                 "aiide broker on %s:%s (%d courses)", url.hostname, port, len(broker.files)
             )
             try:
                 await stop.wait()
             finally:
+                if watcher is not None:
+                    watcher.cancel()
                 server.stop()
                 await broker.close()
 

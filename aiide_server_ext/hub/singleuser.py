@@ -53,6 +53,14 @@ class AiideHub(Configurable):  # type: ignore[misc]
         "which can read what that user can (with the 'simple' spawner: the broker's "
         "process and files). Turn off only for servers of trusted staff.",
     )
+    terminals = Bool(
+        False,
+        config=True,
+        help="Offer terminals in this server. Off by default under a hub: a terminal is a "
+        "shell outside the sandbox, as the server's user (what sandboxed_kernels_only "
+        "keeps students from), and students' roles hold no 'terminals' scope, so the "
+        "launcher's Terminal card would only fail. Turn on for servers of trusted staff.",
+    )
     route_providers = Bool(
         True,
         config=True,
@@ -125,6 +133,8 @@ class CourseGate(DelegatingGate):
         self.broker = broker
         self.tool_policy: Any = None  # hub.tools.CourseToolPolicy once the agent is there
         self.models = CourseModels()
+        #: The agent's routers (their models' capabilities: is there a completion model?).
+        self.routers: list[Any] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -142,10 +152,20 @@ class CourseGate(DelegatingGate):
         except GateRefusal as e:
             await self.inner.audit(caller, "course.unavailable", f"feature:{feature}", e.code)
             raise
-        if self.tool_policy is not None:
-            self.tool_policy.learn(caller.username, policy.get("tools") or {})
-        self.models.learn(policy)
         disabled = policy.get("exam", {}).get("disabled", [])
+        if self.tool_policy is not None:
+            off = (
+                str(policy["exam"].get("message") or "Exam mode is on.")
+                if "agent" in disabled
+                else ""
+            )
+            self.tool_policy.learn(caller.username, policy.get("tools") or {}, no_execution=off)
+        self.models.learn(policy)
+        if route_class == "complete":
+            lacking = self.models.no_completion(self.routers)
+            if lacking:
+                await self.inner.audit(caller, "course.refused", "feature:complete", lacking[0])
+                raise GateRefusal(403, *lacking)
         if feature in disabled:
             message = str(policy["exam"].get("message") or "exam mode is on")
             await self.inner.audit(caller, "course.refused", f"feature:{feature}", "exam_mode")
@@ -214,6 +234,22 @@ class CourseModels:
         model = str(getattr(spec, "model", "") or getattr(spec, "name", ""))
         return any(model == m or model.startswith(m + "-") for m in self.allowed)
 
+    def no_completion(self, routers: list[Any]) -> tuple[str, str] | None:
+        """(code, message) when the course's models leave inline completion without a
+        model here: the instructor's switch says so, and so does the student's refusal
+        (instead of a bare 'no model is configured')."""
+        if not self.allowed or not routers:
+            return None
+        for router in routers:
+            if any("complete" in m.capabilities and self.permits(m) for m in router.models):
+                return None
+        able = sorted({m.model for r in routers for m in r.models if "complete" in m.capabilities})
+        return "no_completion_model", (
+            f"inline completion is off: none of the course's models ({', '.join(self.allowed)}) "
+            f"does completion on this server (models that do: {', '.join(able) or 'none'}); "
+            "the instructor can add one to the course's models"
+        )
+
 
 class CourseQuotas:
     """The gateway's quotas with the course budget added to what ``status`` reports (the
@@ -259,6 +295,8 @@ class CourseHandler(APIHandler):  # type: ignore[misc]
             status, reply = await broker.call(method, path, body)
         except GateRefusal as e:
             status, reply = e.status, e.as_dict()
+        if method == "PATCH" and status == 200 and isinstance(gate, CourseGate):
+            reply["warnings"] = course_warnings(reply, gate.routers)
         self.set_status(status)
         self.finish(reply)
 
@@ -269,6 +307,15 @@ class CourseHandler(APIHandler):  # type: ignore[misc]
     @web.authenticated
     async def patch(self, name: str) -> None:
         await self._forward("PATCH", name)
+
+
+def course_warnings(course: dict[str, Any], routers: list[Any]) -> list[dict[str, str]]:
+    """What a course change turns off for its students that the instructor may not
+    expect (the change is stored: the broker can serve it), shown with the change."""
+    models = CourseModels()
+    models.learn(course)
+    lacking = models.no_completion(routers)
+    return [{"code": lacking[0], "message": lacking[1]}] if lacking else []
 
 
 class InstructorApiHandler(APIHandler):  # type: ignore[misc]
@@ -358,8 +405,21 @@ def _learn_at_start(gate: CourseGate, broker: BrokerClient, serverapp: Any) -> N
     IOLoop.current().add_callback(start)
 
 
+def _no_terminals(serverapp: Any) -> None:
+    """No terminal service, and the lab told so (its launcher shows no Terminal card),
+    whichever of this and the terminals extension loads first."""
+    from tornado.ioloop import IOLoop
+
+    serverapp.terminals_enabled = False
+    settings = serverapp.web_app.settings
+    settings["terminals_available"] = False
+    IOLoop.current().add_callback(settings.__setitem__, "terminals_available", False)
+
+
 def load(serverapp: Any) -> None:
     config = AiideHub(config=serverapp.config)
+    if not config.terminals:
+        _no_terminals(serverapp)
     if config.sandboxed_kernels_only:
         from aiide_server_ext.kernelspecs import install_defaults
 
@@ -397,6 +457,7 @@ def load(serverapp: Any) -> None:
     ]  # fmt: skip
     for router in routers:
         router.model_filter = gate.models.permits
+    gate.routers = routers
     if routers:
         _learn_at_start(gate, broker, serverapp)
     if config.route_providers:
