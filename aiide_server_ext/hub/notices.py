@@ -65,7 +65,7 @@ def exam_notice(course: Course, now: float) -> dict[str, Any] | None:
         "start": iso(window.start) if upcoming else None,
         "end": iso(window.end) if upcoming else None,
         "off": [_FEATURE_WORDS[f] for f in sorted(exam.disable) if f in _FEATURE_WORDS],
-        "message": exam.message,
+        "message": exam.text,
     }
 
 
