@@ -77,16 +77,9 @@ def tiny_disk(path: Path, size: str) -> Iterator[Path]:
 
 class TestFirstUse:
     @pytest.fixture
-    def jp_server_config(self, jp_root_dir: Path, tmp_path: Path) -> Config:
-        write_corpus(jp_root_dir)
-        return server_config(tmp_path / "knowledge", models_dir=str(tmp_path / "models"))
-
-    async def test_the_first_search_says_the_model_is_installing_then_that_nothing_is_indexed(
-        self, jp_fetch: Any, jp_serverapp: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-    ) -> None:
-        """Never a 200 with no results before anything could be found: first the install
-        (held until the test has asked), then "nothing indexed", then the answer."""
-        cached_artefact()
+    def release(self, monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+        """The server's install (the real one, from the cache) starts when this is set,
+        so a test can ask while it is still installing."""
         release = threading.Event()
         real_install = mi.install
 
@@ -95,6 +88,19 @@ class TestFirstUse:
             return real_install(*args, **kwargs)
 
         monkeypatch.setattr(mi, "install", held_install)
+        return release
+
+    @pytest.fixture
+    def jp_server_config(self, jp_root_dir: Path, tmp_path: Path) -> Config:
+        write_corpus(jp_root_dir)
+        return server_config(tmp_path / "knowledge", models_dir=str(tmp_path / "models"))
+
+    async def test_the_first_search_says_the_model_is_installing_then_that_nothing_is_indexed(
+        self, jp_fetch: Any, jp_serverapp: Any, tmp_path: Path, release: threading.Event
+    ) -> None:
+        """Never a 200 with no results before anything could be found: first the install
+        (held until the test has asked), then "nothing indexed", then the answer."""
+        cached_artefact()
         code, status = await call(jp_fetch, "index")
         assert status["model_install"]["state"] == "idle"  # a server start is not a use
 
@@ -121,17 +127,9 @@ class TestFirstUse:
         assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [MODEL_NAME]
 
     async def test_a_learn_while_the_model_installs_waits_for_it(
-        self, jp_fetch: Any, jp_serverapp: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+        self, jp_fetch: Any, jp_serverapp: Any, release: threading.Event
     ) -> None:
         cached_artefact()
-        release = threading.Event()
-        real_install = mi.install
-
-        def held_install(*args: Any, **kwargs: Any) -> Path:
-            release.wait(60)
-            return real_install(*args, **kwargs)
-
-        monkeypatch.setattr(mi, "install", held_install)
         _, job = await call(jp_fetch, "index", method="POST", body=json.dumps({"path": ""}))
         for _ in range(100):
             _, report = await call(jp_fetch, "jobs", job["id"])
