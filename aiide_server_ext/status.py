@@ -27,7 +27,41 @@ MODEL_HELP = (
 class ModelRouter(Protocol):
     """The agent's router, as far as the status needs it."""
 
+    #: The configured models (``ModelSpec``: ``name``, ``provider``).
+    models: list[Any]
+    #: Provider name -> its configuration (``api_key_env`` when it needs a key).
+    provider_specs: dict[str, dict[str, Any]]
+
     def available(self, caller: Caller) -> list[Any]: ...
+
+
+#: The variables MODEL_HELP explains (the built-in providers').
+DEFAULT_KEY_ENVS = frozenset({"ANTHROPIC_API_KEY", "OPENAI_API_KEY"})
+
+
+def help_for(router: ModelRouter) -> str:
+    """Why the caller has no model, in terms of what is configured: the keys the
+    configured models' providers want (MODEL_HELP for the built-in ones), or the
+    allow-list when every key is there."""
+    needs = sorted(
+        {
+            str(router.provider_specs.get(m.provider, {}).get("api_key_env") or "")
+            for m in router.models
+        }
+        - {""}
+    )
+    missing = [name for name in needs if not os.environ.get(name)]
+    if not missing:
+        return (
+            "No model is available to you: the configured models are not on your groups' "
+            "allow-list (c.Router.group_models) or were turned off; ask your administrator."
+        )
+    if set(missing) <= DEFAULT_KEY_ENVS:
+        return MODEL_HELP
+    return (
+        f"No model can be used: the configured models need {' or '.join(missing)} in the "
+        "environment of the server. Set it in the shell that starts JupyterLab and restart."
+    )
 
 
 class StatusService:
@@ -48,15 +82,18 @@ class StatusService:
         """With the agent's router, "configured" means the models it would use for the
         caller: a local server that needs no key counts, a key no configured model uses
         does not, and the caller's own keys and group allow-list are taken into account."""
+        advice = MODEL_HELP
         if router is not None and caller is not None:
             names = [str(m.name) for m in router.available(caller)]
             configured = bool(names)
+            if not configured:
+                advice = help_for(router)
         else:
             names = None
             # Without the agent (the command line's check): a key, or a source that holds them.
             keys = any(os.environ.get(name) for name in self.model_key_envs)
             configured = keys or bool(self.model_source)
-        out: dict[str, Any] = {"configured": configured, "help": None if configured else MODEL_HELP}
+        out: dict[str, Any] = {"configured": configured, "help": None if configured else advice}
         if names is not None:
             out["models"] = names
         if configured and self.model_source:

@@ -49,4 +49,19 @@ async def test_a_key_that_no_configured_model_uses_is_no_model(
     status = await model_status(jp_fetch)
     assert status["configured"] is False, status
     assert status["models"] == []
-    assert "ANTHROPIC_API_KEY" in status["help"]
+    # The help names the key the configured model wants, not the built-in providers'.
+    assert "AIIDE_T_OPENAI" in status["help"]
+    assert "ANTHROPIC_API_KEY" not in status["help"]
+
+
+@pytest.mark.agent_config(
+    providers=KEYLESS,
+    models=LOCAL,
+    Router={"retry_base_delay": 0.01, "group_models": {"*": ["another-model"]}},
+)
+async def test_models_kept_from_the_caller_by_the_allow_list_say_so(
+    jp_fetch: Any, no_provider_keys: None
+) -> None:
+    status = await model_status(jp_fetch)
+    assert status["configured"] is False, status
+    assert "allow-list" in status["help"]
