@@ -16,6 +16,7 @@ from typing import Any
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
 
+from aiide_server_ext.json_api import JsonApi
 from aiide_server_ext.seams import GateRefusal, gate_of
 
 
@@ -29,7 +30,7 @@ def agent_of(settings: dict[str, Any], serverapp: Any) -> Any:
     return None
 
 
-class CourseShareHandler(APIHandler):  # type: ignore[misc]
+class CourseShareHandler(JsonApi, APIHandler):  # type: ignore[misc]
     auth_resource = "aiide"
 
     def _answer(self, status: int, body: Any) -> None:

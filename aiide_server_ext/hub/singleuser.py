@@ -19,6 +19,7 @@ from tornado import web
 from traitlets import Bool, Dict, Float, Unicode
 from traitlets.config import Configurable
 
+from aiide_server_ext.json_api import JsonApi
 from aiide_server_ext.seams import Caller, DelegatingGate, Gate, GateRefusal, gate_of
 
 from .course import FEATURES
@@ -272,7 +273,7 @@ class CourseQuotas:
         return mine + budget_statuses(policy)
 
 
-class CourseHandler(APIHandler):  # type: ignore[misc]
+class CourseHandler(JsonApi, APIHandler):  # type: ignore[misc]
     """``/aiide/api/course`` (my policy) and ``/aiide/api/course/<name>`` (instructors):
     forwarded to the broker, which checks the instructor again with the hub."""
 
@@ -318,7 +319,7 @@ def course_warnings(course: dict[str, Any], routers: list[Any]) -> list[dict[str
     return [{"code": lacking[0], "message": lacking[1]}] if lacking else []
 
 
-class InstructorApiHandler(APIHandler):  # type: ignore[misc]
+class InstructorApiHandler(JsonApi, APIHandler):  # type: ignore[misc]
     """``GET /aiide/api/course-admin/{kind}`` (usage, limits, audit, courses; query passed on): the
     broker's instructor API, same-origin for the dashboard. Needs scope ``course`` here;
     the broker checks the instructor again with the hub."""
