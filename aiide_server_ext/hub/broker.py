@@ -368,6 +368,9 @@ class MeHandler(BrokerHandler):
         body["budget_refusal"] = {"code": budget[0], "message": budget[1]} if budget else None
         outside = b.outside_refusal(caller, policy)
         body["refusal"] = {"code": outside[0], "message": outside[1]} if outside else None
+        # Who teaches is named once, in the course files: the student's server takes it
+        # from here (singleuser.CourseTeachers), no second list to keep in agreement.
+        body["teaches"] = sorted(c.name for c in b.files.values() if b.teaches(caller, c))
         body["notices"] = notices(policy)  # announcements and rules, before any refusal
         feature = self.get_argument("feature", "")
         if feature and outside:  # a server asks before using a feature: refuse it all

@@ -71,6 +71,34 @@ class AiideHub(Configurable):  # type: ignore[misc]
     )
 
 
+#: The role a course's instructor gets in their server: the instructor API's scope.
+TEACHER_ROLE = "course-instructor"
+
+
+def teaching_policy(policy: Any, teachers: frozenset[str]) -> Any:
+    """The gateway's policy with ``teachers`` (whom the broker says teach a course, from
+    the course files' ``instructors``) holding ``course`` too: instructors are named in
+    one place, not also in this server's ``c.Gateway.group_roles``."""
+    from dataclasses import dataclass, fields
+
+    from aiide_server_ext.gateway.scopes import Policy
+
+    if not isinstance(policy, Policy):
+        return policy
+
+    @dataclass(frozen=True)
+    class TeachingPolicy(Policy):  # type: ignore[misc]
+        teachers: frozenset[str] = frozenset()
+
+        def roles_for(self, username: str, groups: Any, *, member: bool = False) -> frozenset[str]:
+            roles = super().roles_for(username, groups, member=member)
+            return roles | {TEACHER_ROLE} if username in self.teachers else roles
+
+    values = {f.name: getattr(policy, f.name) for f in fields(Policy)}
+    values["roles"] = {**policy.roles, TEACHER_ROLE: frozenset({"course"})}
+    return TeachingPolicy(**values, teachers=teachers)
+
+
 class BrokerClient:
     def __init__(self, url: str, token: str, timeout: float) -> None:
         self.url = url.rstrip("/") + "/"
@@ -140,6 +168,18 @@ class CourseGate(DelegatingGate):
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
+    def learn(self, policy: dict[str, Any]) -> None:
+        """What the broker says of this server's user: the course's models, and whether
+        they teach (the instructor API's scope ``course`` follows the course files)."""
+        self.models.learn(policy)
+        user, teaches = str(policy.get("user") or ""), bool(policy.get("teaches"))
+        current = getattr(self.inner, "policy", None)
+        teachers = frozenset(getattr(current, "teachers", ()))
+        wanted = teachers | {user} if teaches else teachers - {user}
+        if user and current is not None and wanted != teachers:
+            gateway: Any = self.inner
+            gateway.policy = teaching_policy(current, wanted)
+
     def inner_gate(self) -> Gate:
         return self.inner
 
@@ -161,7 +201,7 @@ class CourseGate(DelegatingGate):
                 else ""
             )
             self.tool_policy.learn(caller.username, policy.get("tools") or {}, no_execution=off)
-        self.models.learn(policy)
+        self.learn(policy)
         if route_class == "complete":
             lacking = self.models.no_completion(self.routers)
             if lacking:
@@ -387,14 +427,14 @@ _TASKS: set[Any] = set()
 
 def _learn_at_start(gate: CourseGate, broker: BrokerClient, serverapp: Any) -> None:
     """Ask the broker for the course's models once the server runs, so the picker the
-    student first sees is already the course's."""
+    student first sees is already the course's (and an instructor's dashboard is there)."""
     import asyncio
 
     from tornado.ioloop import IOLoop
 
     async def learn() -> None:
         try:
-            gate.models.learn(await broker.me())
+            gate.learn(await broker.me())
         except GateRefusal as e:
             serverapp.log.warning("aiide hub: course models not known yet: %s", e.message)
 
@@ -459,8 +499,7 @@ def load(serverapp: Any) -> None:
     for router in routers:
         router.model_filter = gate.models.permits
     gate.routers = routers
-    if routers:
-        _learn_at_start(gate, broker, serverapp)
+    _learn_at_start(gate, broker, serverapp)  # the models, and whether the user teaches
     if config.route_providers:
         from . import providers
 

@@ -84,3 +84,33 @@ def test_students_lab_offers_no_terminal_that_would_fail(hub: Hub) -> None:
     assert json.loads(found.group(1))["terminalsAvailable"] is False
     status, body = hub.request("POST", hub.user_url("alice", "/api/terminals"), hub.login("alice"))
     assert status in (403, 404), body  # no shell outside the sandbox either way
+
+
+def test_an_instructor_named_only_in_the_course_file_gets_the_instructor_api(
+    course_file: Path, hub: Hub
+) -> None:
+    """The course file's ``instructors`` is the one place: a hub group named there and
+    nowhere in the servers' config (no c.Gateway.group_roles entry) teaches the course."""
+    for method, path, body in (
+        ("POST", "/users/tara", None),
+        ("POST", "/groups/tas", None),
+        ("POST", "/groups/tas/users", {"users": ["tara"]}),
+    ):
+        status, reply = hub.hub_api(method, path, body)
+        assert status in (200, 201, 409), reply
+    course_file.write_text(json.dumps({**COURSE, "instructors": ["instructors", "tas"]}))
+    _wait(lambda: "tas" in _course(hub)["instructors"], "the edit")
+    hub.spawn("tara")
+    try:
+        token = hub.login("tara")
+        me_url = hub.user_url("tara", "/aiide/api/auth/me")
+        _wait(lambda: "course" in hub.request("GET", me_url, token)[1]["scopes"], "the scope")
+        status, body = hub.request("GET", hub.user_url("tara", "/aiide/api/course/ds101"), token)
+        assert status == 200, body
+        status, body = hub.request(
+            "GET", hub.user_url("tara", "/aiide/api/course-admin/courses"), token
+        )
+        assert status == 200 and "ds101" in json.dumps(body), body
+    finally:
+        hub.hub_api("DELETE", "/users/tara/server")
+
