@@ -5,9 +5,10 @@ Two real ``jupyter server`` processes run side by side in one go:
 - baseline: ``c.Gateway.enabled = False`` and Jupyter's own identity provider and
   authorizer, authenticated with the Jupyter token;
 - gateway: the gateway's identity provider and authorizer (installed through the
-  extension's config file, as a user would get them), a Bearer JWT for a
-  non-owner user, and a sliding-window rate limit on the status route's class;
-  also measured there: the owner with the Jupyter token (scope check only).
+  extension's config file, as a user would get them), the route guard checking every
+  route against the route table (checked on: the JWT is refused ``/api/contents``), a
+  Bearer JWT for a non-owner user, and a sliding-window rate limit on the status
+  route's class; also measured there: the owner with the Jupyter token.
 
 Requests rotate between the clients on keep-alive connections, so drift
 on the machine hits both alike. Prints p50/p99 for each and the ratio
@@ -89,6 +90,11 @@ def measure(plain: Client, gated: Client, requests: int, warmup: int) -> tuple[C
     if "Bearer" in gated.headers["Authorization"]:
         limit = gated.get(record=False).getheader("X-RateLimit-Limit")
         assert limit == "10000000", "the gateway server must rate-limit the status route"
+        # The route-by-route check is on: the same JWT (scope 'chat') may not list files.
+        gated.conn.request("GET", "/api/contents", headers=gated.headers)
+        refused = gated.conn.getresponse()
+        body = json.loads(refused.read())
+        assert (refused.status, body.get("code")) == (403, "insufficient_scope"), body
     for i in range(requests):
         first, second = (plain, gated) if i % 2 else (gated, plain)
         first.get()
