@@ -4,6 +4,7 @@ import type { JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { cellActionsPlugin } from './cells/plugin';
 import { chatPlugin } from './chat/plugin';
 import { inlineCompletionPlugin } from './completion/plugin';
+import { courseNoticePlugin } from './instructor/notice';
 import { instructorPlugin } from './instructor/plugin';
 import { kernelNoticesPlugin } from './kernels/plugin';
 import { outputIsolationPlugin } from './outputs/plugin';
@@ -18,7 +19,8 @@ const plugins: JupyterFrontEndPlugin<any>[] = [
   cellActionsPlugin,
   inlineCompletionPlugin,
   assistantStatusPlugin,
-  instructorPlugin
+  instructorPlugin,
+  courseNoticePlugin
 ];
 
 export default plugins;

@@ -187,10 +187,13 @@ describe('course changes', () => {
 });
 
 describe('audit search', () => {
-  test('blank fields are left out; paging goes on after the last id', () => {
+  test('blank fields are left out; newest first, paging goes on before the last id', () => {
     const form = { q: ' daily ', action: 'course.changed', actor: '', outcome: '', since: '2026-01-01', until: '' };
-    assert.equal(auditQuery(form).toString(), `q=daily&action=course.changed&since=2026-01-01&limit=${AUDIT_PAGE}`);
-    assert.equal(auditQuery(form, 42, 1000).get('after'), '42');
+    assert.equal(
+      auditQuery(form).toString(),
+      `q=daily&action=course.changed&since=2026-01-01&limit=${AUDIT_PAGE}&order=newest`
+    );
+    assert.equal(auditQuery(form, 42, 1000).get('before'), '42');
     assert.equal(auditQuery(form, 42, 1000).get('limit'), '1000');
     assert.equal(lastId([]), 0);
   });
@@ -295,7 +298,7 @@ describe('talking to the server', () => {
     const server = fakeServer({
       'GET course-admin/usage?days=14': [200, { usage: [day('2026-01-02', 'alice', 1, 2)] }],
       'GET course-admin/limits?days=14': [200, { limits: [] }],
-      'GET course-admin/audit?q=exam&limit=200': [200, { events: [] }]
+      'GET course-admin/audit?q=exam&limit=200&order=newest': [200, { events: [] }]
     });
     const q = new URLSearchParams({ days: '14' });
     assert.equal((await server.api.usage(q))[0].user, 'alice');

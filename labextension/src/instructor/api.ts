@@ -33,6 +33,9 @@ export interface IExam {
   enabled: boolean;
   disable: Feature[];
   message: string;
+  /** A scheduled exam (ISO times, UTC): on from start to end; null: none. */
+  start: string | null;
+  end: string | null;
 }
 
 /** A course as the broker applies it now: the file plus run-time changes. */
@@ -45,6 +48,9 @@ export interface ICourse {
   /** Students with a budget of their own, which replaces `budget` for them. */
   student_budgets: Record<string, Budget>;
   exam: IExam;
+  /** Shown to students at the top of their chat (hub/notices.py). */
+  announcement: string;
+  rules: string;
   /** The run-time changes on top of the file (instructors' edits). */
   changes: Json;
 }
@@ -114,8 +120,13 @@ function parseCourse(raw: Json, path: string): ICourse {
     exam: {
       enabled: field(exam, 'enabled', isBoolean, what, `${path}.exam`),
       disable: disable.filter((f): f is Feature => (FEATURES as readonly string[]).includes(f)),
-      message: field(exam, 'message', isString, what, `${path}.exam`)
+      message: field(exam, 'message', isString, what, `${path}.exam`),
+      start: isString(exam.start) ? exam.start : null,
+      end: isString(exam.end) ? exam.end : null
     },
+    // A broker from before notices sends none.
+    announcement: isString(raw.announcement) ? raw.announcement : '',
+    rules: isString(raw.rules) ? raw.rules : '',
     changes: isObject(raw.changes) ? raw.changes : {}
   };
 }
@@ -163,8 +174,79 @@ export function parseAudit(data: unknown): IAuditEvent[] {
   }));
 }
 
+/** One student of the roster (`GET api/roster`): started or not, today against budget. */
+export interface IRosterRow {
+  user: string;
+  started: boolean;
+  used_today: number;
+  used_this_week: number;
+  daily_budget: number | null;
+  weekly_budget: number | null;
+  own_budget: boolean;
+  active_days: number;
+  last_active: string | null;
+  tokens: number;
+  calls: number;
+  limit_hits: number;
+}
+
+const isNumberOrNull = (v: unknown): v is number | null => v === null || typeof v === 'number';
+
+export function parseRoster(data: unknown): IRosterRow[] {
+  const what = 'roster';
+  return listField(objectBody(data, what), 'students', what, '$', (raw, path) => ({
+    user: field(raw, 'user', isString, what, path),
+    started: field(raw, 'started', isBoolean, what, path),
+    used_today: field(raw, 'used_today', isNumber, what, path),
+    used_this_week: field(raw, 'used_this_week', isNumber, what, path),
+    daily_budget: field(raw, 'daily_budget', isNumberOrNull, what, path),
+    weekly_budget: field(raw, 'weekly_budget', isNumberOrNull, what, path),
+    own_budget: field(raw, 'own_budget', isBoolean, what, path),
+    active_days: field(raw, 'active_days', isNumber, what, path),
+    last_active: field(raw, 'last_active', isStringOrNull, what, path),
+    tokens: field(raw, 'tokens', isNumber, what, path),
+    calls: field(raw, 'calls', isNumber, what, path),
+    limit_hits: field(raw, 'limit_hits', isNumber, what, path)
+  }));
+}
+
+/** A conversation a student shares (`GET api/shares`); `transcript` only when read. */
+export interface IShare {
+  id: string;
+  user: string;
+  conversation: string;
+  courses: string[];
+  title: string;
+  note: string;
+  /** ISO 8601, UTC. */
+  shared_at: string;
+  transcript?: string;
+}
+
+function parseShare(raw: Json, path: string): IShare {
+  const what = 'shared conversation';
+  return {
+    id: field(raw, 'id', isString, what, path),
+    user: field(raw, 'user', isString, what, path),
+    conversation: field(raw, 'conversation', isString, what, path),
+    courses: field(raw, 'courses', isStringList, what, path),
+    title: field(raw, 'title', isString, what, path),
+    note: field(raw, 'note', isString, what, path),
+    shared_at: field(raw, 'shared_at', isString, what, path),
+    ...(isString(raw.transcript) ? { transcript: raw.transcript } : {})
+  };
+}
+
+export function parseShares(data: unknown): IShare[] {
+  return listField(objectBody(data, 'shares'), 'shares', 'shares', '$', parseShare);
+}
+
+export function parseShareReply(data: unknown): IShare {
+  return parseShare(objectBody(data, 'shared conversation'), '$');
+}
+
 /** The instructor API kinds the single-user server relays (hub/singleuser.py). */
-export type AdminKind = 'courses' | 'usage' | 'limits' | 'audit';
+export type AdminKind = 'courses' | 'usage' | 'limits' | 'audit' | 'roster' | 'export' | 'shares';
 
 export function adminPath(kind: AdminKind, query: URLSearchParams = new URLSearchParams()): string {
   const text = query.toString();
@@ -188,6 +270,22 @@ export class InstructorApi {
 
   async audit(query: URLSearchParams): Promise<IAuditEvent[]> {
     return parseAudit(await requestAPI(adminPath('audit', query), this.settings));
+  }
+
+  /** Every student of the course, those who have not started included. */
+  async roster(course: string, days: number): Promise<IRosterRow[]> {
+    const query = new URLSearchParams({ course, days: String(days) });
+    return parseRoster(await requestAPI(adminPath('roster', query), this.settings));
+  }
+
+  /** Conversations the course's students share (summaries, no transcript). */
+  async shares(course: string): Promise<IShare[]> {
+    return parseShares(await requestAPI(adminPath('shares', new URLSearchParams({ course })), this.settings));
+  }
+
+  /** One shared conversation with its transcript (audited as `conversation.read`). */
+  async share(id: string): Promise<IShare> {
+    return parseShareReply(await requestAPI(`course-admin/shares/${encodeURIComponent(id)}`, this.settings));
   }
 
   /** Applies a run-time change (audited by the broker as `course.changed`). */

@@ -339,7 +339,8 @@ export const AUDIT_ACTIONS = [
 ];
 
 /** The broker's audit query for the form (blank fields left out), from event id `after`. */
-export function auditQuery(form: IAuditForm, after = 0, limit = AUDIT_PAGE): URLSearchParams {
+/** The audit search, newest first; `before`: the next page, older than that event. */
+export function auditQuery(form: IAuditForm, before = 0, limit = AUDIT_PAGE): URLSearchParams {
   const query = new URLSearchParams();
   for (const key of ['q', 'action', 'actor', 'outcome', 'since', 'until'] as const) {
     const value = form[key].trim();
@@ -348,8 +349,9 @@ export function auditQuery(form: IAuditForm, after = 0, limit = AUDIT_PAGE): URL
     }
   }
   query.set('limit', String(limit));
-  if (after > 0) {
-    query.set('after', String(after));
+  query.set('order', 'newest');
+  if (before > 0) {
+    query.set('before', String(before));
   }
   return query;
 }

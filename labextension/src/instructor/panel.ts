@@ -14,9 +14,12 @@ import {
   type ICourse,
   type ILimitHit,
   type InstructorApi,
+  type IRosterRow,
+  type IShare,
   type IStudentDay
 } from './api';
 import { stackedChart } from './chart';
+import { ModelsForm, NoticeForm, ScheduleForm, rosterTable, sharesList, transcriptView } from './teaching';
 import { BudgetForm, ExamForm, StudentBudgetForm } from './forms';
 import {
   AUDIT_ACTIONS,
@@ -87,6 +90,8 @@ export class InstructorPanel extends Widget {
       this._header(),
       this._status,
       h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Course policy' }, this._course),
+      h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Class list' }, this._roster),
+      h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Shared conversations' }, this._shares),
       h(
         'section',
         { class: 'aiide-Instructor-section', 'aria-label': 'Usage' },
@@ -108,7 +113,7 @@ export class InstructorPanel extends Widget {
   /** Reloads the courses, usage and limits of the window, and the audit search. */
   async refresh(): Promise<void> {
     const loading = this._say('Loading…');
-    await Promise.all([this._loadCourses(), this._loadActivity(), this._search()]);
+    await Promise.all([this._loadCourses(), this._loadActivity(), this._search(), this._loadClass()]);
     if (this._said === loading) {
       // only if nothing was said meanwhile (a change saved while this loaded is news)
       this._say(`Updated ${new Date().toLocaleTimeString()}.`);
@@ -126,6 +131,7 @@ export class InstructorPanel extends Widget {
         onchange: (e: Event) => {
           this._days = Number((e.target as HTMLSelectElement).value);
           void this._loadActivity();
+          void this._loadClass();
         }
       },
       WINDOWS.map(d => h('option', { value: d, selected: d === this._days }, `Last ${d} days`))
@@ -203,16 +209,27 @@ export class InstructorPanel extends Widget {
     this._exam.show(course, other);
     this._budget.show(course, other);
     this._studentBudget.show(course, other);
+    this._schedule.show(course, other);
+    this._notices.show(course, other);
+    this._models.show(course, other);
+    if (other && this._classOf && this._classOf !== course.course) {
+      void this._loadClass(); // the class list and shares belong to the course shown
+    }
     this._renderActivity(); // the per-student table shows each student's budget
   }
 
+  private _busy(value: boolean): void {
+    this._exam.busy = this._budget.busy = this._studentBudget.busy = value;
+    this._schedule.busy = this._notices.busy = this._models.busy = value;
+  }
+
   private async _change(
-    form: ExamForm | BudgetForm | StudentBudgetForm,
+    form: { show(course: ICourse, other: boolean): void },
     body: Record<string, unknown>,
     done: string
   ): Promise<void> {
     const name = this._current;
-    this._exam.busy = this._budget.busy = this._studentBudget.busy = true;
+    this._busy(true);
     let saved = false;
     try {
       const updated = await this._api.change(name, body);
@@ -223,13 +240,62 @@ export class InstructorPanel extends Widget {
     } catch (error) {
       this._fail(`${name} was not changed`, error);
     }
-    this._exam.busy = this._budget.busy = this._studentBudget.busy = false;
+    this._busy(false);
     this._renderCourse();
     const course = this.course;
     if (saved && course?.course === name) {
       form.show(course, true); // what was saved is now the broker's; the other form keeps its edits
     }
     void this._search();
+  }
+
+  // -- the class list and shared conversations --------------------------------------
+
+  private async _loadClass(): Promise<void> {
+    const course = this._current;
+    if (!course) {
+      return;
+    }
+    this._classOf = course;
+    let roster: IRosterRow[];
+    let shares: IShare[];
+    try {
+      [roster, shares] = await Promise.all([this._api.roster(course, this._days), this._api.shares(course)]);
+    } catch (error) {
+      fill(this._roster, h('h3', {}, 'Class list'), h('p', { class: 'aiide-Instructor-error', role: 'alert' }, describeFailure(error).message));
+      return;
+    }
+    if (course !== this._current) {
+      return; // another course was picked meanwhile
+    }
+    fill(
+      this._roster,
+      h('h3', {}, `Class list (${course})`),
+      rosterTable(roster),
+      this._exportButton('export', 'Export for the gradebook (CSV)', () => {
+        const q = windowQuery(this._days);
+        q.set('course', course);
+        return q;
+      })
+    );
+    fill(
+      this._shares,
+      h('h3', {}, 'Shared conversations'),
+      h('p', { class: 'aiide-Instructor-hint' }, 'Conversations students chose to share with you when asking for help.'),
+      sharesList(shares, share => void this._read(share)),
+      this._reading
+    );
+  }
+
+  private async _read(share: IShare): Promise<void> {
+    try {
+      const whole = await this._api.share(share.id);
+      fill(this._reading, transcriptView(whole, () => fill(this._reading)));
+      this._reading.scrollIntoView({ block: 'nearest' });
+    } catch (error) {
+      this._fail(`The conversation ${share.user} shared could not be read`, error);
+      void this._loadClass(); // no longer shared, perhaps
+    }
   }
 
   // -- usage and limits -----------------------------------------------------------------
@@ -393,10 +459,10 @@ export class InstructorPanel extends Widget {
   }
 
   private async _search(more = false): Promise<void> {
-    const after = more ? lastId(this._events) : 0;
+    const before = more ? lastId(this._events) : 0; // newest first: older than the last shown
     let page: IAuditEvent[];
     try {
-      page = await this._api.audit(auditQuery(this._auditForm, after));
+      page = await this._api.audit(auditQuery(this._auditForm, before));
     } catch (error) {
       fill(this._audit, h('p', { class: 'aiide-Instructor-error', role: 'alert' }, describeFailure(error).message));
       return;
@@ -451,7 +517,29 @@ export class InstructorPanel extends Widget {
     (body, done) => void this._change(this._studentBudget, body, done),
     error => this._say(error, true)
   );
-  private readonly _controls = h('div', { class: 'aiide-Instructor-controls' }, this._exam.node, this._budget.node);
+  private readonly _schedule = new ScheduleForm(
+    (body, done) => void this._change(this._schedule, body, done),
+    error => this._say(error, true)
+  );
+  private readonly _notices = new NoticeForm((body, done) => void this._change(this._notices, body, done));
+  private readonly _models = new ModelsForm(
+    (body, done) => void this._change(this._models, body, done),
+    error => this._say(error, true)
+  );
+  private readonly _controls = h(
+    'div',
+    { class: 'aiide-Instructor-controls' },
+    this._exam.node,
+    this._budget.node,
+    this._schedule.node,
+    this._notices.node,
+    this._models.node
+  );
+  private readonly _roster = h('div', { class: 'aiide-Instructor-class' });
+  private readonly _shares = h('div', { class: 'aiide-Instructor-shared' });
+  private readonly _reading = h('div', { class: 'aiide-Instructor-reading' });
+  /** The course whose class list is shown. */
+  private _classOf = '';
   /** The course the forms show (their edits belong to it). */
   private _shown = '';
   private readonly _usage = h('div', { class: 'aiide-Instructor-usage' });
