@@ -10,6 +10,7 @@ for the UI. When the broker cannot answer, model features fail fast with
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from typing import Any
@@ -27,6 +28,7 @@ from .course import FEATURES
 #: gate route class -> course feature
 ROUTE_FEATURES = {rc: feature for feature, rcs in FEATURES.items() for rc in rcs}
 MODEL_ROUTES = frozenset({"chat", "complete", "magic"})
+CHAT_SOCKET = "/aiide/api/chat/ws"
 
 
 class AiideHub(Configurable):  # type: ignore[misc]
@@ -457,8 +459,26 @@ def _no_terminals(serverapp: Any) -> None:
     IOLoop.current().add_callback(settings.__setitem__, "terminals_available", False)
 
 
+class ChatSocketXsrfNoise(logging.Filter):
+    """Drops JupyterHub's "Skipping XSRF check for insecure request GET …/chat/ws", logged
+    for every chat socket a browser opens over plain http to a non-local address: the
+    browser sends no ``Sec-Fetch-Mode`` there, so the hub cannot see the request is a
+    WebSocket handshake, which it exempts from XSRF anyway (the handshake is
+    origin-checked by jupyter_server). The warning said nothing true and hid real ones."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not (
+            message.startswith("Skipping XSRF check for insecure request GET ")
+            and message.endswith(CHAT_SOCKET)
+        )
+
+
 def load(serverapp: Any) -> None:
     config = AiideHub(config=serverapp.config)
+    app_log = logging.getLogger("tornado.application")
+    if not any(isinstance(f, ChatSocketXsrfNoise) for f in app_log.filters):
+        app_log.addFilter(ChatSocketXsrfNoise())
     if not config.terminals:
         _no_terminals(serverapp)
     if config.sandboxed_kernels_only:

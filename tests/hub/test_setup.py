@@ -114,3 +114,47 @@ def test_an_instructor_named_only_in_the_course_file_gets_the_instructor_api(
     finally:
         hub.hub_api("DELETE", "/users/tara/server")
 
+
+def _browser_cookies(hub: Hub, user: str) -> str:
+    """Log in through the hub's form as a browser does (dummy authenticator) and follow
+    the OAuth redirects to the user's server: the Cookie header a browser would send."""
+    import http.cookiejar
+    import urllib.parse
+    import urllib.request
+
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    with opener.open(hub.url + "/hub/login", timeout=30) as r:
+        form = r.read().decode()
+    xsrf = re.search(r'name="_xsrf"[^>]*value="([^"]+)"', form)
+    assert xsrf is not None, form[:500]
+    data = urllib.parse.urlencode({"username": user, "password": "x", "_xsrf": xsrf.group(1)})
+    with opener.open(hub.url + "/hub/login?next=/user/" + user + "/lab", data.encode(), 60):
+        pass
+    with opener.open(hub.user_url(user, "/lab"), timeout=60) as r:
+        assert r.status == 200
+    return "; ".join(f"{c.name}={c.value}" for c in jar)
+
+
+def test_a_browser_chat_socket_over_plain_http_logs_no_xsrf_warning(hub: Hub) -> None:
+    import asyncio
+
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    cookies = _browser_cookies(hub, "alice")
+    warning = "Skipping XSRF check for insecure request GET /user/alice/aiide/api/chat/ws"
+    before = hub.log("hub").count(warning)
+
+    async def open_sockets() -> None:
+        for _ in range(3):  # as a browser without Sec-Fetch-* (plain http, not localhost)
+            url = hub.url.replace("http", "ws", 1) + "/user/alice/aiide/api/chat/ws"
+            request = HTTPRequest(url, headers={"Cookie": cookies, "Origin": hub.url})
+            ws = await websocket_connect(request)
+            hello = json.loads(await asyncio.wait_for(ws.read_message(), 10) or "{}")
+            assert hello.get("type") == "hello", hello  # cookie-authenticated
+            ws.close()
+
+    asyncio.run(open_sockets())
+    time.sleep(1.0)  # the server's log lines reach the hub's log
+    assert hub.log("hub").count(warning) == before
