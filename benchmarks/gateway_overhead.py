@@ -11,8 +11,9 @@ Two real ``jupyter server`` processes run side by side in one go:
   route's class; also measured there: the owner with the Jupyter token.
 
 Requests rotate between the clients on keep-alive connections, so drift
-on the machine hits both alike. Prints p50/p99 for each and the ratio
-(target: at most 1.05x at p50).
+on the machine hits both alike. Prints p50/p99 for each, the servers' CPU time per
+request (from /proc: what a request costs, steadier than latency on a loaded machine)
+and the ratios (target: at most 1.05x at p50).
 
     .venv/bin/python benchmarks/gateway_overhead.py [--requests 3000] [--json]
 """
@@ -56,14 +57,26 @@ def token() -> str:
     return jwt.encode(claims, SECRET, algorithm="HS256")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux): what a request costs the
+    server, far less sensitive to a loaded machine than latency."""
+    import os
+
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 class Client:
-    def __init__(self, url: str, authorization: str) -> None:
+    def __init__(self, url: str, authorization: str, pid: int = 0) -> None:
         parsed = urllib.parse.urlparse(url)
         self.conn = http.client.HTTPConnection(
             parsed.hostname or "127.0.0.1", parsed.port, timeout=30
         )
         self.headers = {"Authorization": authorization}
         self.samples: list[float] = []
+        self.pid = pid
+        self.cpu_us = 0.0  # server CPU per measured request
 
     def get(self, record: bool = True) -> http.client.HTTPResponse:
         start = time.perf_counter()
@@ -95,10 +108,13 @@ def measure(plain: Client, gated: Client, requests: int, warmup: int) -> tuple[C
         refused = gated.conn.getresponse()
         body = json.loads(refused.read())
         assert (refused.status, body.get("code")) == (403, "insufficient_scope"), body
+    cpu = [cpu_seconds(c.pid) for c in (plain, gated)]
     for i in range(requests):
         first, second = (plain, gated) if i % 2 else (gated, plain)
         first.get()
         second.get()
+    for client, before in zip((plain, gated), cpu, strict=True):
+        client.cpu_us = (cpu_seconds(client.pid) - before) / requests * 1e6
     return plain, gated
 
 
@@ -122,14 +138,14 @@ def main() -> int:
     )
     with running(baseline, gateway):
         jwt_pair = measure(
-            Client(baseline.url, f"token {baseline.token}"),
-            Client(gateway.url, f"Bearer {token()}"),
+            Client(baseline.url, f"token {baseline.token}", baseline.proc.pid),
+            Client(gateway.url, f"Bearer {token()}", gateway.proc.pid),
             args.requests,
             args.warmup,
         )
         owner_pair = measure(
-            Client(baseline.url, f"token {baseline.token}"),
-            Client(gateway.url, f"token {gateway.token}"),
+            Client(baseline.url, f"token {baseline.token}", baseline.proc.pid),
+            Client(gateway.url, f"token {gateway.token}", gateway.proc.pid),
             args.requests,
             args.warmup,
         )
@@ -138,21 +154,30 @@ def main() -> int:
         for side, client in (("baseline", plain), ("gateway", gated)):
             for q in (50, 99):
                 result[f"{name}_{side}_p{q}_ms"] = round(client.percentile(q / 100), 3)
+            result[f"{name}_{side}_cpu_us"] = round(client.cpu_us, 1)
         for q in (50, 99):
             result[f"{name}_ratio_p{q}"] = round(
                 result[f"{name}_gateway_p{q}_ms"] / result[f"{name}_baseline_p{q}_ms"], 3
             )
+        result[f"{name}_ratio_cpu"] = round(
+            result[f"{name}_gateway_cpu_us"] / result[f"{name}_baseline_cpu_us"], 3
+        )
     if args.json:
         print(json.dumps(result))
         return 0
     print(f"GET {PATH}: {args.requests} requests per server and pass, alternating")
-    print(f"{'':34}{'p50 ms':>9}{'p99 ms':>9}")
+    print(f"{'':34}{'p50 ms':>9}{'p99 ms':>9}{'server CPU us':>15}")
     for name, label in (("jwt", "Bearer JWT + rate limit"), ("owner", "owner's Jupyter token")):
         for side, text in (("baseline", "without gateway (Jupyter token)"), ("gateway", label)):
             p50, p99 = result[f"{name}_{side}_p50_ms"], result[f"{name}_{side}_p99_ms"]
-            print(f"{text:34}{p50:>9.3f}{p99:>9.3f}")
+            cpu = result[f"{name}_{side}_cpu_us"]
+            print(f"{text:34}{p50:>9.3f}{p99:>9.3f}{cpu:>15.1f}")
         ratio50, ratio99 = result[f"{name}_ratio_p50"], result[f"{name}_ratio_p99"]
-        print(f"{'  ratio':34}{ratio50:>8.3f}x{ratio99:>8.3f}x   (target p50 <= 1.05x)")
+        ratio_cpu = result[f"{name}_ratio_cpu"]
+        print(
+            f"{'  ratio':34}{ratio50:>8.3f}x{ratio99:>8.3f}x{ratio_cpu:>14.3f}x"
+            "   (target p50 <= 1.05x)"
+        )
     return 0
 
 
