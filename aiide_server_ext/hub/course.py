@@ -219,6 +219,10 @@ def merge_changes(
         # Field by field, so exam mode stays on while the instructor changes what it turns
         # off or its message; a field set to null goes back to the course file's.
         exam = {**(current.get("exam") or {}), **changes["exam"]}
+        if "enabled" in changes["exam"] and "message" not in changes["exam"]:
+            # Turning exam mode on or off starts afresh: an earlier exam's message would
+            # be false for the next one (changing features while on keeps it).
+            exam.pop("message", None)
         exam = {k: v for k, v in exam.items() if v is not None}
         if exam:
             merged["exam"] = exam

@@ -47,3 +47,10 @@ def test_a_model_is_servable_only_by_a_provider_with_a_key() -> None:
     [other] = unservable(["mistral-large"], upstreams, keys)
     assert other.startswith("mistral-large: no provider configured at the broker serves it")
     assert "local serves llama-*" in other
+
+
+def test_turning_exam_mode_on_or_off_without_a_message_drops_the_last_ones() -> None:
+    stored = merge_changes(FILE, {}, {"exam": {"enabled": True, "message": "Midterm"}})
+    stored = merge_changes(FILE, stored, {"exam": {"enabled": False}})
+    stored = merge_changes(FILE, stored, {"exam": {"enabled": True, "disable": ["chat"]}})
+    assert FILE.with_changes(stored).exam.text.startswith("Exam mode is on: chat is off")
