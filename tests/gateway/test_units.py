@@ -8,6 +8,7 @@ import logging
 import os
 import stat
 import sys
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,50 @@ def test_log_records_are_redacted_with_their_tracebacks() -> None:
     rendered = logging.Formatter().format(record)
     assert "secretsecret" not in rendered
     assert "ValueError" in rendered
+
+
+class CountingRedactor(Redactor):
+    calls = 0
+
+    def text(self, value: str, keep: Iterable[str] = ()) -> str:
+        self.calls += 1
+        return super().text(value, keep)
+
+
+def test_records_are_redacted_once_and_only_when_a_handler_writes_them() -> None:
+    """Jupyter's logger is at DEBUG with an INFO handler: its per-request debug records
+    are dropped unwritten, so redacting them was wasted work on every request."""
+    import io
+
+    secret = "sk-ant-api03-secretsecret"
+    redactor = CountingRedactor()
+    filt = RedactingFilter(redactor)
+    parent = logging.getLogger("aiide-test-redaction")
+    child = logging.getLogger("aiide-test-redaction.child")
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setLevel(logging.INFO)
+    parent.setLevel(logging.DEBUG)
+    parent.propagate = False
+    parent.addHandler(handler)
+    try:
+        for logger in (parent, child):
+            logger.addFilter(filt)
+        handler.addFilter(filt)
+        parent.debug("dropped %s", secret)
+        child.debug("dropped too %s", secret)
+        assert redactor.calls == 0
+        parent.info("written %s", secret)
+        child.warning("written through the parent %s", secret)
+        assert redactor.calls == 2  # once each, though two filters saw each record
+        assert secret not in out.getvalue() and "written through" in out.getvalue()
+        handler.setLevel(logging.DEBUG)  # now debug records are written: redacted
+        child.debug("kept %s", secret)
+        assert secret not in out.getvalue() and "kept" in out.getvalue()
+    finally:
+        parent.removeHandler(handler)
+        for logger in (parent, child):
+            logger.removeFilter(filt)
 
 
 def test_the_servers_own_login_link_passes_and_other_tokens_do_not() -> None:
