@@ -10,10 +10,14 @@ import signal
 import sys
 from typing import Any
 
-from rich.markup import escape
+from .startup import defer_slow_imports
 
-from .notebook import BadInput
-from .runner import BAD_INPUT, INTERRUPTED, Job, Outcome
+defer_slow_imports()  # before anything below loads jsonschema
+
+from rich.markup import escape  # noqa: E402
+
+from .notebook import BadInput  # noqa: E402
+from .runner import BAD_INPUT, INTERRUPTED, Job, Outcome  # noqa: E402
 
 SEVERITY = [INTERRUPTED, 5, 4, 3, BAD_INPUT, 1, 0]
 
@@ -221,6 +225,7 @@ async def _run(args: argparse.Namespace, console: Any) -> int:
                     return Outcome(job, "not_started", INTERRUPTED, "stopped (Ctrl-C)")
                 display.add(job)
                 outcome = await runner.run(job)
+                display.done(job, outcome)
             if outcome.answer:
                 console.print(f"[bold]{escape(job.label)}:[/] {escape(outcome.answer[:4000])}")
             return outcome

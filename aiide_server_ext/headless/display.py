@@ -83,6 +83,14 @@ class Display:
             fields["completed"] = run.steps
         self.progress.update(task, **fields)
 
+    def done(self, job: Job, outcome: Outcome) -> None:
+        """The run's line ends on its outcome, not on the model's last word (a model that
+        says it completed after its kernel died did not complete)."""
+        task = self.tasks.get(job.output)
+        if task is not None:
+            end = outcome.status + (f" (exit {outcome.exit_code})" if outcome.exit_code else "")
+            self.progress.update(task, tool=escape(end))
+
     def _say(self, colour: str, text: str) -> None:
         """Text from a run (a model's message, a policy error): brackets are its own."""
         self.progress.console.print(f"[{colour}]{escape(text)}")

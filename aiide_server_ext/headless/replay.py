@@ -64,6 +64,7 @@ async def replay(
         raise BadInput(f"{trace_path!r} is not an aiide run trace (no header)")
     steps = [r for r in records if r.get("type") == "execute"]
     here = os.path.dirname(os.path.abspath(trace_path))
+    notebook = _saved_notebook(records, here, header) if output else None
     # The run's kernel worked in the input's folder (its data paths are relative to it).
     cwd = header.get("cwd")
     workdir = cwd if isinstance(cwd, str) and os.path.isdir(cwd) else here
@@ -76,13 +77,18 @@ async def replay(
     desk = MagicDesk()  # %ai answers as recorded, never the model
     desk.install()
     replayed: dict[str, list[dict[str, Any]]] = {}
-    differs = 0
+    differs = stopped = 0
     try:
         kid = await runner.kernel_for(header.get("output") or "replay.ipynb")
         assert kid is not None
         desk.add(kid, recorded_responder(records), None)
         for n, step in enumerate(steps, 1):
             where = escape(step.get("cell_id") or "code")
+            if step.get("status") == "interrupted":
+                # Ctrl-C cut the run here: how far it got is not a result to reproduce
+                stopped += 1
+                console.print(f"{n}/{len(steps)} {where}: not replayed (stopped by Ctrl-C)")
+                continue
             timed_out = step.get("status") == "timeout"
             try:
                 result = await runner.execute(kid, step["source"], timeout=_timeout(step))
@@ -111,10 +117,15 @@ async def replay(
         return 5
     finally:
         await runner.shutdown()
-    if output:
-        _write(here, header, replayed, output)
+    if output and notebook is not None:
+        for cell in notebook["cells"]:
+            if cell.get("id") in replayed:
+                cell["outputs"] = replayed[cell["id"]]
+        write_notebook(output, notebook)
+    ran = len(steps) - stopped
     console.print(
-        f"replayed {len(steps)} executions: {len(steps) - differs} same, {differs} differ"
+        f"replayed {ran} executions: {ran - differs} same, {differs} differ"
+        + (f" ({stopped} stopped by Ctrl-C in the run, not replayed)" if stopped else "")
     )
     return DIFFERS if differs else 0
 
@@ -127,10 +138,19 @@ def _timeout(step: dict[str, Any]) -> float:
     return max(REPLAY_TIMEOUT, recorded)
 
 
-def _write(workdir: str, header: dict[str, Any], outputs: dict[str, Any], output: str) -> None:
-    source = os.path.join(workdir, str(header.get("output")))
-    nb = read_notebook(source)
-    for cell in nb["cells"]:
-        if cell.get("id") in outputs:
-            cell["outputs"] = outputs[cell["id"]]
-    write_notebook(output, nb)
+def _saved_notebook(
+    records: list[dict[str, Any]], here: str, header: dict[str, Any]
+) -> dict[str, Any]:
+    """The run's notebook as saved (its trace's end record keeps it, outputs aside), or
+    the output file beside the trace for a trace without one (an older or killed run)."""
+    end = next((r for r in reversed(records) if r.get("type") == "end"), None)
+    saved = end.get("notebook") if end else None
+    if isinstance(saved, dict) and isinstance(saved.get("cells"), list):
+        return saved
+    source = os.path.join(here, str(header.get("output")))
+    if not os.path.isfile(source):
+        raise BadInput(
+            f"the trace keeps no notebook (the run did not end) and {source!r} is missing: "
+            "replay without -o compares the outputs all the same"
+        )
+    return read_notebook(source)

@@ -324,6 +324,13 @@ class HeadlessRunner:
 
         engine, store = self._build(job, tmp)
         bridge, router = engine.notebooks, engine.router
+        # The model SDK loads while the kernel starts and the notebook runs (a second of
+        # CPU that would otherwise come after, before the first model call).
+        warm = asyncio.ensure_future(asyncio.to_thread(_import_all, _sdks_of(router)))
+        tool_source = engine.tool_source
+        if tool_source is not None:  # MCP servers start while the notebook runs
+            tool_source.start()
+        reported: set[str] = set()
         bridge.set_trace(trace)
         router.trace = trace
         bridge.parameters_id, bridge.injected_id = ids
@@ -426,6 +433,13 @@ class HeadlessRunner:
                 "model": job.model,
                 "context": {"notebook": rel},
             }
+            await asyncio.wait({warm})  # never two threads in one import
+            if tool_source is not None:
+                # at most the servers' timeout: one that hangs is reported, not waited for
+                await tool_source.ready()
+                for name, problem in tool_source.unavailable().items():
+                    reported.add(name)
+                    self._notice(job, trace, "mcp_unavailable", problem)
             state["run"] = await engine.start(conn, self.caller, msg)
             await finished.wait()
             for _ in range(50):  # let a cancelled run record its end
@@ -438,9 +452,10 @@ class HeadlessRunner:
                     state["parameters_at_end"] = await self._values(bridge, rel)
         except AgentError as e:
             code = KERNEL_FAILURE if bridge.failure else _code_for(e.code)
-            outcome = Outcome(job, "failed", code, e.message, trace=trace.path)
+            status = "kernel_failed" if code == KERNEL_FAILURE else "failed"
+            outcome = Outcome(job, status, code, e.message, trace=trace.path)
         except ToolError as e:  # the kernel failed before the agent started
-            outcome = Outcome(job, "failed", KERNEL_FAILURE, e.message, trace=trace.path)
+            outcome = Outcome(job, "kernel_failed", KERNEL_FAILURE, e.message, trace=trace.path)
         except StoppedEarly:
             outcome = Outcome(job, "interrupted", INTERRUPTED, "stopped (Ctrl-C)", trace=trace.path)
         finally:
@@ -448,10 +463,10 @@ class HeadlessRunner:
             await engine.close()
             state["stopped"] = bridge.output.stopped or bridge.stopped
             state["answers"] = router.answers
-            if engine.tool_source is not None:
-                for problem in engine.tool_source.problems():
+            if tool_source is not None:
+                for problem in tool_source.problems(told=reported):
                     trace.write("notice", code="mcp_unavailable", message=problem)
-                await engine.tool_source.close()
+                await tool_source.close()
             for kid in bridge.kernels.own.values():
                 self.desk.remove(kid)
             with contextlib.suppress(Exception):
@@ -461,6 +476,12 @@ class HeadlessRunner:
             store.close()
         self._finalise(job, before, outcome, state, started, trace)
         return outcome
+
+    def _notice(self, job: Job, trace: Trace, code: str, message: str) -> None:
+        """Something the run's user should know, in the trace and on the terminal."""
+        trace.write("notice", code=code, message=message)
+        if self.listener is not None:
+            self.listener(job, {"type": "notice", "code": code, "message": message}, None)
 
     async def _prepare(self, bridge: Any, rel: str) -> Prepared:
         """Run the notebook as papermill does before the agent starts: every code cell in
@@ -620,6 +641,8 @@ class HeadlessRunner:
         write_notebook(job.output, nb)
         trace.write(
             "end",
+            # the saved notebook without its outputs: replay -o needs nothing beside the trace
+            notebook={**nb, "cells": [_without_outputs(c) for c in nb["cells"]]},
             output_sha256=sha256_of(job.output),
             files_written=written,
             status=outcome.status,
@@ -636,6 +659,20 @@ ENVIRONMENT = (
     "'packages': dict(sorted((d.metadata['Name'], d.version) for d in "
     "__import__('importlib.metadata').metadata.distributions() if d.metadata['Name']))}"
 )
+
+
+def _sdks_of(router: Any) -> list[str]:
+    """The heavy provider SDKs the run's models use (the OpenAI-compatible one is httpx)."""
+    kinds = {str(router.provider_specs.get(m.provider, {}).get("kind", "")) for m in router.models}
+    return ["anthropic"] if "anthropic" in kinds else []
+
+
+def _import_all(modules: list[str]) -> None:
+    import importlib
+
+    for name in modules:
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
 
 
 def _prices(config: Config) -> Any:
@@ -676,6 +713,12 @@ def _fresh_state(job: Job, overwritten: str | None, earlier: Any) -> dict[str, A
         "earlier": earlier if isinstance(earlier, dict) else None,
         "files_before": {},
     }
+
+
+def _without_outputs(cell: dict[str, Any]) -> dict[str, Any]:
+    if cell.get("cell_type") != "code":
+        return cell
+    return {**cell, "outputs": [], "execution_count": None}
 
 
 def keep_partial_outputs(nb: dict[str, Any], stopped: Any) -> None:

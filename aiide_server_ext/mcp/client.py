@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -25,6 +25,8 @@ RISKS = ("low", "medium", "high")
 NAME = re.compile(r"^[A-Za-z0-9_-]{1,24}$")
 VAR = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")
 MAX_RESULT_CHARS = 50_000
+#: Default of a server entry's ``start_timeout``.
+START_TIMEOUT = 60.0
 
 
 class McpConfigError(ValueError):
@@ -51,7 +53,13 @@ class ServerSpec:
     risk: str = "high"
     #: Tool-name patterns (fnmatch) this server may contribute; empty: all of them.
     allow: tuple[str, ...] = ()
+    #: Seconds a request (listing, call) may take; and the longest a run waits for the
+    #: server's first listing before it goes on without the server for now.
     timeout: float = 10.0
+    #: Seconds the server may take to start and answer ``initialize`` (a process started
+    #: on a loaded machine is slow to come up, not broken); it answers in the background
+    #: and its tools join the runs from then on.
+    start_timeout: float = 60.0
 
     @classmethod
     def parse(cls, name: str, data: Any, timeout: float) -> ServerSpec:
@@ -73,6 +81,9 @@ class ServerSpec:
             "allow": tuple(allow),
             "timeout": float(data.get("timeout", timeout)),
         }
+        common["start_timeout"] = max(
+            float(data.get("start_timeout", START_TIMEOUT)), common["timeout"]
+        )
         if transport == "stdio":
             command, args = data.get("command"), data.get("args") or []
             if not isinstance(command, str) or not command:
@@ -129,13 +140,17 @@ class ServerConnection:
     def __init__(self, spec: ServerSpec) -> None:
         self.spec = spec
         self.tools: dict[str, Tool] = {}
-        self.state = "configured"  # configured | ok | failed
+        self.state = "configured"  # configured | ok | failed (listing: ``listing``)
         self.error = ""
         self.skipped: list[str] = []
         self.refreshed: float | None = None
         self._queue: asyncio.Queue[tuple[Op, asyncio.Future[Any]] | None] | None = None
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        #: A listing is under way (the first may outlast the time a run waits for it).
+        self.listing = False
+        #: Sessions being closed in the background (a failed server is not waited for).
+        self._closing: set[asyncio.Task[None]] = set()
 
     def _transport(self) -> Any:
         spec = self.spec
@@ -155,16 +170,20 @@ class ServerConnection:
         ready: asyncio.Future[None],
         queue: asyncio.Queue[tuple[Op, asyncio.Future[Any]] | None],
     ) -> None:
-        from mcp import ClientSession
-
         try:
+            # the SDK's import is seconds of CPU on a loaded machine: not on the loop
+            await asyncio.to_thread(_load_sdk)
+            from mcp import ClientSession
+
             async with contextlib.AsyncExitStack() as stack:
                 streams = await stack.enter_async_context(self._transport())
                 session = await stack.enter_async_context(
                     ClientSession(
                         streams[0],
                         streams[1],
-                        read_timeout_seconds=timedelta(seconds=self.spec.timeout),
+                        # initialize may take start_timeout; each request after has
+                        # its own, shorter bound (timeout)
+                        read_timeout_seconds=timedelta(seconds=self.spec.start_timeout),
                     )
                 )
                 await session.initialize()
@@ -203,25 +222,44 @@ class ServerConnection:
             self._queue = queue
             self._task = asyncio.create_task(self._worker(ready, queue))
             try:
-                await asyncio.wait_for(asyncio.shield(ready), self.spec.timeout)
+                await asyncio.wait_for(asyncio.shield(ready), self.spec.start_timeout)
             except BaseException:
-                await self.close()
+                self.close_later()
                 raise
             return queue
 
     async def do(self, op: Op) -> Any:
-        queue = await self._session_queue()
+        queue = await self._session_queue()  # at most start_timeout (a new session)
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         queue.put_nowait((op, future))
         try:
             return await asyncio.wait_for(future, self.spec.timeout + 1)
         except asyncio.TimeoutError:
-            await self.close(wait=0)  # a hung server: start afresh next time
+            self.close_later()  # a hung server: start afresh next time
             raise
+
+    def close_later(self) -> None:
+        """End the session without waiting for it (a hung server's exit takes seconds);
+        the next operation starts a new one."""
+        task, queue = self._task, self._queue
+        self._task = self._queue = None
+        closing = asyncio.ensure_future(self._end(task, queue, 3.0))
+        self._closing.add(closing)
+        closing.add_done_callback(self._closing.discard)
 
     async def close(self, wait: float = 3.0) -> None:
         task, queue = self._task, self._queue
         self._task = self._queue = None
+        await self._end(task, queue, wait)
+        if self._closing:  # sessions ended in the background
+            await asyncio.wait(set(self._closing), timeout=wait + 5)
+
+    @staticmethod
+    async def _end(
+        task: asyncio.Task[None] | None,
+        queue: asyncio.Queue[tuple[Op, asyncio.Future[Any]] | None] | None,
+        wait: float,
+    ) -> None:
         if task is None or task.done():
             return
         if queue is not None:
@@ -234,14 +272,17 @@ class ServerConnection:
 
     async def list_tools(self) -> list[Any]:
         async def op(session: Any) -> list[Any]:
+            import anyio
+
             tools: list[Any] = []
             cursor = None
-            for _ in range(50):  # pages
-                page = await session.list_tools(cursor=cursor)
-                tools += page.tools
-                cursor = page.nextCursor
-                if not cursor:
-                    break
+            with anyio.fail_after(self.spec.timeout):
+                for _ in range(50):  # pages
+                    page = await session.list_tools(cursor=cursor)
+                    tools += page.tools
+                    cursor = page.nextCursor
+                    if not cursor:
+                        break
             return tools
 
         result: list[Any] = await self.do(op)
@@ -249,7 +290,8 @@ class ServerConnection:
 
     async def call(self, name: str, arguments: dict[str, Any]) -> Any:
         async def op(session: Any) -> Any:
-            return await session.call_tool(name, arguments)
+            wait = timedelta(seconds=self.spec.timeout)
+            return await session.call_tool(name, arguments, read_timeout_seconds=wait)
 
         return await self.do(op)
 
@@ -304,18 +346,21 @@ class ServerConnection:
         return run
 
     async def refresh(self) -> None:
+        self.listing = True
         try:
             listed = await self.list_tools()
         except Exception as e:
             self.tools, self.state = {}, "failed"
             self.error = (
                 f"no answer within {self.spec.timeout:g}s"
-                if isinstance(e, asyncio.TimeoutError)
+                if isinstance(e, asyncio.TimeoutError) or _timed_out(e)
                 else _describe(e)
             )
             log.warning("aiide: MCP server %s is skipped: %s", self.spec.name, self.error)
-            await self.close()
+            self.close_later()
             return
+        finally:
+            self.listing = False
         self.tools, self.skipped = self.convert(listed)
         self.state, self.error, self.refreshed = "ok", "", time.time()
         for why in self.skipped:
@@ -327,6 +372,7 @@ class ServerConnection:
             "transport": self.spec.transport,
             "risk": self.spec.risk,
             "state": self.state,
+            "listing": self.listing,
             "error": self.error or None,
             "tools": sorted(self.tools),
             "skipped": self.skipped,
@@ -349,6 +395,7 @@ class McpClients:
         self.config_errors = list(config_errors or [])
         self._first: asyncio.Task[None] | None = None
         self._timer: asyncio.Task[None] | None = None
+        self._started = 0.0
 
     @classmethod
     def from_config(
@@ -366,6 +413,7 @@ class McpClients:
     def start(self) -> None:
         """List every server in the background, then again every ``refresh_seconds``."""
         if self.servers and self._first is None:
+            self._started = time.monotonic()
             self._first = asyncio.create_task(self._refresh_all())
             if self.refresh_seconds > 0:
                 self._timer = asyncio.create_task(self._refresh_loop())
@@ -387,10 +435,31 @@ class McpClients:
         return self.status()
 
     async def ready(self) -> None:
+        """Wait for the first listing, at most the longest server ``timeout`` since it
+        began: a run is never held longer by a server that hangs. One still starting then
+        goes on in the background; its tools join the steps after it answers."""
         if self._first is None:
             self.start()
-        if self._first is not None and not self._first.done():
-            await asyncio.wait({self._first})
+        if self._first is None or self._first.done():
+            return
+        limit = max(s.spec.timeout for s in self.servers.values())
+        left = self._started + limit - time.monotonic()
+        if left > 0:
+            await asyncio.wait({self._first}, timeout=left)
+
+    def unavailable(self) -> dict[str, str]:
+        """Server name -> why a run does not have its tools (yet)."""
+        found = {}
+        for name, s in self.servers.items():
+            if s.state == "failed":
+                found[name] = f"MCP server {name} is unavailable: {s.error}"
+            elif s.state != "ok" and s.listing:
+                found[name] = (
+                    f"MCP server {name} is unavailable: no answer within {s.spec.timeout:g}s; "
+                    f"the run goes on without it (its tools join if it answers within "
+                    f"{s.spec.start_timeout:g}s)"
+                )
+        return found
 
     def tools(self) -> dict[str, Tool]:
         merged: dict[str, Tool] = {}
@@ -399,11 +468,12 @@ class McpClients:
                 merged.update(server.tools)
         return merged
 
-    def problems(self) -> list[str]:
-        """What an admin (or a headless run's user) should be told."""
+    def problems(self, told: Collection[str] = ()) -> list[str]:
+        """What an admin (or a headless run's user) should be told (``told``: servers
+        whose failure was told already)."""
         found = list(self.config_errors)
         for s in self.servers.values():
-            if s.state == "failed":
+            if s.state == "failed" and s.spec.name not in told:
                 found.append(f"MCP server {s.spec.name} is skipped: {s.error}")
             found += [f"MCP server {s.spec.name}: tool skipped: {why}" for why in s.skipped]
         return found
@@ -430,6 +500,20 @@ async def _http(spec: ServerSpec) -> AsyncIterator[Any]:
         streamable_http_client(spec.url, http_client=http) as streams,
     ):
         yield streams
+
+
+def _load_sdk() -> None:
+    import mcp.client.stdio
+    import mcp.client.streamable_http  # noqa: F401
+
+
+def _timed_out(e: BaseException) -> bool:
+    """The SDK's own read timeout (an McpError with HTTP's 408 as its code)."""
+    inner = getattr(e, "exceptions", None)  # an exception group (anyio task groups)
+    if inner:
+        return _timed_out(inner[0])
+    error = getattr(e, "error", None)
+    return getattr(error, "code", None) == 408
 
 
 def _broken(e: BaseException) -> bool:

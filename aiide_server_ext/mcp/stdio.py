@@ -36,6 +36,9 @@ def register_cli(sub: Any) -> None:
 
 
 def mcp_command(args: argparse.Namespace) -> int:
+    from ..headless.startup import defer_slow_imports
+
+    defer_slow_imports()
     import anyio
 
     from ..headless.notebook import BadInput

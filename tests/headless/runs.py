@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -48,14 +49,18 @@ def write_nb(path: Path, cells: list[tuple[str, str]] | None = None, **meta: Any
     return path
 
 
-async def aiide(*args: str, cwd: Path, timeout: float = 90) -> tuple[int, str, str]:
-    env = {
+def _env(cwd: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "AIIDE_T_ANTHROPIC": KEY,
         "AIIDE_T_OPENAI": OAI_KEY,
         "JUPYTER_CONFIG_DIR": str(cwd / ".jupyter"),
         "COLUMNS": "200",
     }
+
+
+async def aiide(*args: str, cwd: Path, timeout: float = 90) -> tuple[int, str, str]:
+    env = _env(cwd)
     proc = await asyncio.create_subprocess_exec(
         *CLI,
         *args,
@@ -72,3 +77,18 @@ async def aiide(*args: str, cwd: Path, timeout: float = 90) -> tuple[int, str, s
 
 def read_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def replay_sync(trace: Path, config: Path | None, timeout: float = 180) -> tuple[int, str]:
+    """``jupyter aiide replay TRACE`` (exit code, stderr), as a user would run it."""
+    args = [*CLI, "replay", str(trace)] + (["--config", str(config)] if config else [])
+    done = subprocess.run(
+        args,
+        cwd=trace.parent,
+        env=_env(trace.parent),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    return done.returncode, done.stderr

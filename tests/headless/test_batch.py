@@ -60,7 +60,7 @@ async def test_a_run_whose_kernel_cannot_start_leaves_the_others_alone(
     assert runs["a.ipynb"]["exit_code"] == 5 and "no-such-kernel" in runs["a.ipynb"]["message"]
     assert provenance(tmp_path / "out" / "b.ipynb")["exit_code"] == 0
     failed = provenance(tmp_path / "out" / "a.ipynb")
-    assert failed["exit_code"] == 5 and failed["status"] == "failed"
+    assert failed["exit_code"] == 5 and failed["status"] == "kernel_failed"
     assert read_lines(tmp_path / "out" / "a.trace.jsonl")[-1]["exit_code"] == 5
 
 
@@ -130,7 +130,7 @@ async def test_ctrl_c_stops_the_queue(
     )
     trace = tmp_path / "out" / "a.trace.jsonl"
     try:
-        for _ in range(600):  # until the first run waits for its (hanging) model
+        for _ in range(2400):  # until the first run waits for its (hanging) model
             try:
                 records = read_lines(trace) if trace.exists() else []
             except ValueError:

@@ -49,7 +49,7 @@ async def test_ctrl_c_saves_the_partial_work_and_exits_130(
     )
     try:
         trace = tmp_path / "nb.aiide.trace.jsonl"
-        for _ in range(600):  # until the second model call is under way (it hangs)
+        for _ in range(2400):  # until the second model call is under way (it hangs)
             if trace.exists():
                 try:
                     records = read_lines(trace)
@@ -76,6 +76,7 @@ async def test_ctrl_c_saves_the_partial_work_and_exits_130(
     assert end["type"] == "end" and end["exit_code"] == 130
 
 
+@pytest.mark.replay(exit_code=5, reason="the recorded cell kills its kernel: so does replay")
 async def test_a_kernel_that_dies_exits_5(
     tmp_path: Path, afake_anthropic: FakeAnthropic, afake_openai: object
 ) -> None:
@@ -106,6 +107,8 @@ async def test_a_kernel_that_dies_exits_5(
     prov = json.loads((tmp_path / "nb.aiide.ipynb").read_text())["metadata"]["aiide"]
     assert prov["exit_code"] == 5 and prov["cells_written"]
     assert prov["status"] == "kernel_failed"  # not "completed", whatever the model said
+    # the terminal says so too: the run's line ends on its outcome, not the model's word
+    assert "kernel_failed (exit 5)" in err and "completed" not in err, err
 
 
 async def test_a_headless_run_uses_a_configured_mcp_servers_tools(
@@ -113,7 +116,13 @@ async def test_a_headless_run_uses_a_configured_mcp_servers_tools(
 ) -> None:
     peer = str(Path(__file__).parents[1] / "mcp" / "mcp_peer.py")
     servers = {
-        "peer": {"command": sys.executable, "args": [peer, "stdio", "ok"], "risk": "low"},
+        # the longest the run may wait for it (a loaded machine starts Python slowly)
+        "peer": {
+            "command": sys.executable,
+            "args": [peer, "stdio", "ok"],
+            "risk": "low",
+            "timeout": 60,
+        },
         "gone": {"command": "/nonexistent/mcp-server"},
     }
     openai_url: str = afake_openai.url  # type: ignore[attr-defined]
@@ -130,3 +139,68 @@ async def test_a_headless_run_uses_a_configured_mcp_servers_tools(
     assert result["ok"] and result["content"] == "42"
     notices = [r for r in trace if r["type"] == "notice"]
     assert notices and "gone" in notices[0]["message"]
+
+
+SLOW_PEER_UP = (
+    "import os, time\n"
+    "for _ in range(600):  # until the slow MCP server serves (a minute at most)\n"
+    "    if os.path.exists('slow-peer.ready'):\n"
+    "        break\n"
+    "    time.sleep(0.1)\n"
+    "time.sleep(1)\n"
+    "print('up')"
+)
+
+
+async def test_a_hanging_mcp_server_is_reported_and_a_slow_one_joins_the_run(
+    tmp_path: Path, afake_anthropic: FakeAnthropic, afake_openai: object
+) -> None:
+    """The run starts without waiting for a server that hangs (reported as unavailable
+    before the first model call), and a healthy server slower to start than its timeout
+    (a loaded machine) is not skipped: its tools join the steps after it answers."""
+    peer = str(Path(__file__).parents[1] / "mcp" / "mcp_peer.py")
+    servers = {
+        "stuck": {"command": sys.executable, "args": [peer, "stdio", "hang"], "timeout": 1},
+        "slow": {
+            "command": sys.executable,
+            "args": [peer, "stdio", "slow"],
+            "timeout": 1,
+            "risk": "low",
+            "cwd": str(tmp_path),
+        },
+    }
+    openai_url: str = afake_openai.url  # type: ignore[attr-defined]
+    cfg = write_config(tmp_path, afake_anthropic.url, openai_url, mcp_servers=servers)
+    (tmp_path / "policy.json").write_text(AUTO)
+    write_nb(tmp_path / "nb.ipynb")
+    afake_anthropic.push(
+        Reply(tools=[ToolUse("execute_code", {"code": SLOW_PEER_UP}, id="toolu_wait")]),
+        Reply(tools=[ToolUse("mcp__slow__add", {"a": 40, "b": 2}, id="toolu_mcp1")]),
+        Reply(text="42"),
+    )
+    code, _, err = await aiide(
+        "run",
+        "nb.ipynb",
+        "--goal",
+        "g",
+        "--policy",
+        "policy.json",
+        "--config",
+        str(cfg),
+        cwd=tmp_path,
+        timeout=180,
+    )
+    assert code == 0, err
+    trace = read_lines(tmp_path / "nb.aiide.trace.jsonl")
+    kinds = [r["type"] for r in trace]
+    (stuck,) = [r for r in trace if r["type"] == "notice" and "stuck" in r["message"]]
+    assert "unavailable" in stuck["message"] and "no answer within 1s" in stuck["message"]
+    assert trace.index(stuck) < kinds.index("model_request")  # told as the run starts
+    assert "stuck is unavailable" in err  # and on the terminal
+    (result,) = [
+        r for r in trace if r.get("event") == "tool_result" and r["call_id"] == "toolu_mcp1"
+    ]
+    assert result["ok"] and result["content"] == "42"
+    offered = [{t["name"] for t in r.body.get("tools", [])} for r in afake_anthropic.requests]
+    assert "mcp__slow__add" in offered[1] and "mcp__slow__add" in offered[2]
+    assert not any(name.startswith("mcp__stuck") for names in offered for name in names)

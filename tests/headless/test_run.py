@@ -72,14 +72,18 @@ async def test_run_adds_and_runs_cells_with_provenance_and_replays(
     assert [e["cell_id"] for e in executed] == ["c1", "aiide-params", "ai-add00001"]
 
     requests = len(afake_anthropic.requests)
+    (tmp_path / "out.ipynb").rename(tmp_path / "elsewhere.ipynb")  # the trace is enough
     code, _, err = await aiide(
         "replay", "out.trace.jsonl", "-o", "replayed.ipynb", "--config", str(cfg), cwd=tmp_path
     )
     assert code == 0, err
     assert "3 same, 0 differ" in err
     assert len(afake_anthropic.requests) == requests  # no model
-    replayed = {c["id"]: c for c in json.loads((tmp_path / "replayed.ipynb").read_text())["cells"]}
+    again = json.loads((tmp_path / "replayed.ipynb").read_text())
+    replayed = {c["id"]: c for c in again["cells"]}
     assert "".join(replayed["ai-add00001"]["outputs"][0]["text"]) == "42\n"
+    assert [c["id"] for c in again["cells"]] == [c["id"] for c in result["cells"]]
+    assert again["metadata"]["aiide"]["run_id"] == prov["run_id"]
 
 
 async def test_a_looping_goal_stops_at_max_steps_saves_and_exits_3(

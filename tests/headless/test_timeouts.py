@@ -103,7 +103,7 @@ async def test_ctrl_c_keeps_the_running_cells_partial_output(
     )
     trace = tmp_path / "nb.aiide.trace.jsonl"
     try:
-        for _ in range(600):  # until the slow cell runs (its run_cell call is announced)
+        for _ in range(2400):  # until the slow cell runs (its run_cell call is announced)
             try:
                 records = read_lines(trace) if trace.exists() else []
             except ValueError:

@@ -4,7 +4,9 @@
     python mcp_peer.py http MODE PORT
 
 MODE ``ok``: tools ``add`` and ``shout``; ``hang``: never answers ``tools/list``;
-``malformed``: ``add`` plus ``broken`` whose input schema is not a JSON schema.
+``malformed``: ``add`` plus ``broken`` whose input schema is not a JSON schema; ``slow``:
+as ``ok``, but it starts 3 s late (a healthy server on a loaded machine) and then writes
+``slow-peer.ready`` in its working directory.
 """
 
 from __future__ import annotations
@@ -64,7 +66,11 @@ async def stdio(mode: str) -> None:
     from mcp.server.stdio import stdio_server
 
     server = build(mode)
+    if mode == "slow":
+        await anyio.sleep(3)
     async with stdio_server() as (read, write):
+        if mode == "slow":
+            await anyio.Path("slow-peer.ready").write_text("serving")
         await server.run(read, write, server.create_initialization_options())
 
 

@@ -85,6 +85,13 @@ def tool_names(fake: FakeAnthropic, i: int = 0) -> set[str]:
     return {t["name"] for t in fake.requests[i].body["tools"]}
 
 
+async def listed(jp_fetch: Any) -> dict[str, Any]:
+    """The servers listed now (and their state): a chat does not wait for a server past
+    its timeout (one starting slowly joins later), these tests want them all first."""
+    r = await jp_fetch("aiide/api/mcp/servers/refresh", method="POST", body="{}")
+    return {s["name"]: s for s in json.loads(r.body)["servers"]}
+
+
 WEB = {"transport": "http", "url": f"http://127.0.0.1:{HTTP_PORT}/mcp/", "risk": "low"}
 
 
@@ -93,9 +100,11 @@ WEB = {"transport": "http", "url": f"http://127.0.0.1:{HTTP_PORT}/mcp/", "risk":
 )
 async def test_agent_calls_stdio_and_http_mcp_tools_with_approval(
     http_peer: str,
+    jp_fetch: Any,
     jp_ws_fetch: Any,
     fake_anthropic: FakeAnthropic,  # noqa: F811
 ) -> None:
+    assert {s["state"] for s in (await listed(jp_fetch)).values()} == {"ok"}
     fake_anthropic.push(
         Reply(tools=[ToolUse("mcp__peer__add", {"a": 2, "b": 40}, id="toolu_add")]),
         Reply(tools=[ToolUse("mcp__web__shout", {"text": "hi"}, id="toolu_shout")]),
@@ -136,6 +145,7 @@ async def test_hanging_and_malformed_servers_are_reported_and_skipped(
         Reply(tools=[ToolUse("mcp__odd__add", {"a": 1, "b": 1}, id="toolu_odd")]),
         Reply(text="Done."),
     )
+    await listed(jp_fetch)
     chat = await connect(jp_ws_fetch)
     await chat.send(type="chat", text="add one and one")
     result = await chat.until("tool_result", call_id="toolu_odd")
@@ -145,9 +155,7 @@ async def test_hanging_and_malformed_servers_are_reported_and_skipped(
     assert "mcp__odd__add" in names and "mcp__odd__broken" not in names
     assert not any(n.startswith(("mcp__stuck", "mcp__gone")) for n in names)
 
-    status = {
-        s["name"]: s for s in json.loads((await jp_fetch("aiide/api/mcp/servers")).body)["servers"]
-    }
+    status = await listed(jp_fetch)
     assert status["stuck"]["state"] == "failed" and "1s" in status["stuck"]["error"]
     assert status["gone"]["state"] == "failed" and "FileNotFoundError" in status["gone"]["error"]
     assert status["odd"]["state"] == "ok" and "malformed" in status["odd"]["skipped"][0]
