@@ -212,7 +212,24 @@ export const courseNoticePlugin: JupyterFrontEndPlugin<void> = {
         return;
       }
       panel.insertWidget(2, notice); // below the chat's header and banner
-      chat?.session.currentChanged.connect(() => notice.render());
+      if (chat) {
+        // A new conversation gets its id with its first run: the share button follows.
+        let shown = chat.session.current.id;
+        let transcript = chat.session.current;
+        const follow = (): void => {
+          if (chat.session.current.id !== shown) {
+            shown = chat.session.current.id;
+            notice.render();
+          }
+        };
+        transcript.changed.connect(follow);
+        chat.session.currentChanged.connect((_, current) => {
+          transcript.changed.disconnect(follow);
+          transcript = current;
+          transcript.changed.connect(follow);
+          follow();
+        });
+      }
       window.setInterval(() => void notice.refresh(), REFRESH_MS);
     });
   }
