@@ -88,6 +88,21 @@ export class ExamForm {
         submit(examChange(true, disable, this._message.value), 'Exam mode turned on.');
       }
     });
+    // While exam mode is on, what it turns off and its message change in place: it
+    // stays on (turning it off to change them left students with everything meanwhile).
+    this._save = button(
+      'Save exam settings',
+      () => {
+        const disable: Feature[] = this._features.filter(f => f.box.checked).map(f => f.feature);
+        const text = this._message.value.trim();
+        const exam: Record<string, unknown> = { disable };
+        if (text) {
+          exam.message = text.slice(0, 500);
+        }
+        submit({ exam }, 'Exam settings changed; exam mode stays on.');
+      },
+      { kind: 'accept', class: 'aiide-Instructor-examSave' }
+    );
     this.node = h(
       'fieldset',
       { class: 'aiide-Instructor-exam' },
@@ -96,6 +111,7 @@ export class ExamForm {
       this._seen,
       this._choices,
       this._message,
+      this._save,
       this._switch
     );
   }
@@ -113,14 +129,16 @@ export class ExamForm {
     this._state.textContent = examSummary(course);
     this._seen.hidden = !on;
     this._seen.textContent = on ? `Students see: "${course.exam.message}"` : '';
-    // Off: which features to turn off, and the message. On: only the state and the switch.
-    this._choices.hidden = on;
+    // Off: which features to turn off, and the message. On: the same, saved in place.
+    this._save.hidden = !on;
     for (const { feature, box } of this._features) {
       if (!this._edits.editing(box)) {
         box.checked = course.exam.disable.includes(feature);
       }
     }
-    this._message.hidden = on;
+    this._message.placeholder = on
+      ? 'A new message for students (empty: keep the current one)'
+      : 'Message students see, e.g. "Midterm until 12:00"';
     if (!this._edits.editing(this._message)) {
       this._message.value = '';
     }
@@ -137,9 +155,9 @@ export class ExamForm {
   }
 
   private _enable(): void {
-    const off = this._busy || !!this._course?.exam.enabled;
-    this._features.forEach(f => (f.box.disabled = off));
-    this._message.disabled = off;
+    this._features.forEach(f => (f.box.disabled = this._busy));
+    this._message.disabled = this._busy;
+    this._save.disabled = this._busy;
     this._switch.disabled = this._busy;
   }
 
@@ -148,6 +166,7 @@ export class ExamForm {
   private readonly _choices: HTMLDivElement;
   private readonly _message: Field;
   private readonly _switch: HTMLButtonElement;
+  private readonly _save: HTMLButtonElement;
   private readonly _state = h('p', { class: 'aiide-Instructor-examState' });
   private readonly _seen = h('p', { class: 'aiide-Instructor-examMessage' });
   private _course: ICourse | null = null;
