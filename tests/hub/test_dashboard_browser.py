@@ -182,7 +182,7 @@ def test_the_instructor_runs_the_course_from_the_dashboard(course: Hub, browser:
 
         # The change is in the audit trail under the instructor's name...
         audit = panel.locator(".aiide-Instructor-audit")
-        change = audit.locator("tbody tr", has_text="course.changed").last
+        change = audit.locator("tbody tr", has_text="course.changed").first  # newest first
         expect(change).to_contain_text(EXAM_MESSAGE, timeout=LOAD_MS)
         expect(change.locator("td").nth(1)).to_have_text("ian")
         # ...and after a refresh the refusals show under "who hit limits".
@@ -228,8 +228,8 @@ def test_the_instructor_runs_the_course_from_the_dashboard(course: Hub, browser:
         search.locator("input[name=q]").fill("50000")
         search.get_by_role("button", name="Search").click()
         rows = audit.locator("tbody tr")
-        expect(rows.last).to_contain_text("course.changed", timeout=LOAD_MS)
-        expect(rows.last).to_contain_text('"daily_tokens":50000')
+        expect(rows.first).to_contain_text("course.changed", timeout=LOAD_MS)
+        expect(rows.first).to_contain_text('"daily_tokens":50000')
         expect(rows.filter(has_text="model.used")).to_have_count(0)
         _screenshot(page, "instructor-dashboard")
 
@@ -281,10 +281,10 @@ def test_a_students_own_budget_from_the_per_student_table(course: Hub, browser: 
         assert error_of(chat(hub.url, "alice", hub.login("alice"), "still fine")) is None
         # The change is in the audit trail, under ian's name.
         change = panel.locator(".aiide-Instructor-audit tbody tr", has_text="student_budgets")
-        expect(change.last).to_contain_text(
+        expect(change.first).to_contain_text(
             '"bob":{"daily_tokens":1,"weekly_tokens":400000}', timeout=LOAD_MS
         )
-        expect(change.last.locator("td").nth(1)).to_have_text("ian")
+        expect(change.first.locator("td").nth(1)).to_have_text("ian")
 
         panel.get_by_role("button", name="Use the course's budget").click()
         expect(status).to_have_text("ds101: bob: back to the course's budget. (audited)")

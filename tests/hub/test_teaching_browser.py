@@ -130,6 +130,14 @@ def test_a_student_shares_a_conversation_and_the_instructor_reads_it_with_the_cl
         assert status == 200 and body["exam"]["start"] and not body["exam"]["enabled"], body
         newest = panel.locator(".aiide-Instructor-audit tbody tr").first  # newest first
         expect(newest).to_contain_text("course.changed", timeout=LOAD_MS)
+        # The class's models: a model the broker cannot serve is refused, saying why.
+        panel.locator('input[name="models"]').fill("mistral-large")
+        panel.get_by_role("button", name="Switch the class").click()
+        expect(panel.locator(".aiide-Instructor-status")).to_contain_text(
+            "ds101 was not changed: the broker cannot serve mistral-large", timeout=LOAD_MS
+        )
+        _, body = hub.request("GET", hub.broker_url + "api/courses/ds101", hub.login("ian"))
+        assert body["models"] == COURSE["models"], body
         ian.page.screenshot(path=str(_artifact("hub-teaching-dashboard.png")), full_page=True)
 
         # The student stops sharing: the instructor can no longer open it.

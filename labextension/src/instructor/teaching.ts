@@ -137,7 +137,7 @@ export class NoticeForm {
       h('label', {}, 'Announcement ', this._announcement),
       h('label', {}, 'Course rules ', this._rules),
       button(
-        'Save for students',
+        'Tell students',
         () =>
           submit(
             { announcement: this._announcement.value.trim() || null, rules: this._rules.value.trim() || null },
