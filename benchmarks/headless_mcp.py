@@ -26,13 +26,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from headless_start import KEY, NOTEBOOK, timed, write_config
+from headless_start import NOTEBOOK, aiide_run, start_fake, timed, write_config
 
-HERE = Path(__file__).resolve().parent
-PEER = str(HERE.parent / "tests" / "mcp" / "mcp_peer.py")
-sys.path.insert(0, str(HERE.parent / "tests"))
-
-from fakes import FakeAnthropic, Reply  # noqa: E402
+PEER = str(Path(__file__).resolve().parents[1] / "tests" / "mcp" / "mcp_peer.py")
 
 
 def busy() -> None:
@@ -51,16 +47,7 @@ async def main() -> None:
     parser.add_argument("--load", type=int, default=0, help="busy processes meanwhile")
     parser.add_argument("--kernel", default="aiide-python")
     args = parser.parse_args()
-    fake = FakeAnthropic(api_key=KEY, default=Reply(text="done"))
-    url = await fake.start()
-    called = asyncio.Event()
-    original = fake.next_reply
-
-    def next_reply() -> Reply:
-        called.set()
-        return original()
-
-    fake.next_reply = next_reply  # type: ignore[method-assign]
+    fake, url, called = await start_fake()
     folder = Path(tempfile.mkdtemp(prefix="aiide-bench-"))
     (folder / "nb.ipynb").write_text(json.dumps(NOTEBOOK))
     cases = {
@@ -84,24 +71,9 @@ async def main() -> None:
             for name, config in configs.items():
                 called.clear()
                 before = len(fake.requests)
-                rows[name].append(
-                    await timed(
-                        sys.executable,
-                        "-m",
-                        "aiide_server_ext.cli",
-                        "run",
-                        "nb.ipynb",
-                        "--goal",
-                        "nothing",
-                        "--config",
-                        str(config),
-                        "--no-input",
-                        "-o",
-                        f"{config.parent.name}.out.ipynb",
-                        cwd=folder,
-                        until=called,
-                    )
-                )
+                out = f"{config.parent.name}.out.ipynb"
+                run = aiide_run(folder / "nb.ipynb", config, out)
+                rows[name].append(await timed(*run, cwd=folder, until=called))
                 if name == "a healthy server":
                     first = fake.requests[before].body.get("tools", [])
                     offered += any(t["name"] == "mcp__peer__add" for t in first)

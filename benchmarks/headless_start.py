@@ -101,11 +101,9 @@ async def timed(*cmd: str, cwd: Path, until: asyncio.Event | None = None) -> flo
     return took
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--kernel", default="aiide-python")
-    args = parser.parse_args()
+async def start_fake() -> tuple[FakeAnthropic, str, asyncio.Event]:
+    """The fake model in this process (it answers "done"), its URL, and an event set as
+    a request reaches it."""
     fake = FakeAnthropic(api_key=KEY, default=Reply(text="done"))
     url = await fake.start()
     called = asyncio.Event()
@@ -116,6 +114,21 @@ async def main() -> None:
         return original()
 
     fake.next_reply = next_reply  # type: ignore[method-assign]
+    return fake, url, called
+
+
+def aiide_run(nb: Path, config: Path, output: str) -> list[str]:
+    """``jupyter aiide run`` of a trivial goal, as a user would start it."""
+    cli = [sys.executable, "-m", "aiide_server_ext.cli", "run", str(nb), "--goal", "nothing"]
+    return [*cli, "--config", str(config), "--no-input", "-o", output]
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--kernel", default="aiide-python")
+    args = parser.parse_args()
+    fake, url, called = await start_fake()
     folder = Path(tempfile.mkdtemp(prefix="aiide-bench-"))
     nb = folder / "nb.ipynb"
     nb.write_text(json.dumps(NOTEBOOK))
@@ -149,22 +162,7 @@ async def main() -> None:
             )
         called.clear()
         rows["aiide run"].append(
-            await timed(
-                sys.executable,
-                "-m",
-                "aiide_server_ext.cli",
-                "run",
-                str(nb),
-                "--goal",
-                "nothing",
-                "--config",
-                str(config),
-                "--no-input",
-                "-o",
-                "out.ipynb",
-                cwd=folder,
-                until=called,
-            )
+            await timed(*aiide_run(nb, config, "out.ipynb"), cwd=folder, until=called)
         )
     await fake.stop()
     shutil.rmtree(folder, ignore_errors=True)

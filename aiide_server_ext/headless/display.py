@@ -149,6 +149,7 @@ def summary(console: Console, outcomes: list[Outcome]) -> None:
     table = Table(title="aiide run")
     for name in ("notebook", "parameters", "status", "steps", "tokens", "exit", "output"):
         table.add_column(name)
+    table.add_column("answer", overflow="fold")
     for o in outcomes:
         u = o.usage
         row = (
@@ -159,6 +160,13 @@ def summary(console: Console, outcomes: list[Outcome]) -> None:
             str(u.get("input_tokens", 0) + u.get("output_tokens", 0)),
             f"{o.exit_code} ({EXIT_NAMES.get(o.exit_code, '?')})",
             o.job.output,
+            _first_line(o.answer, 80),
         )
         table.add_row(*(escape(cell) for cell in row))
     console.print(table)
+
+
+def _first_line(text: str, width: int) -> str:
+    """The answer's first line, cut to fit a table cell (the whole is printed above)."""
+    line = text.strip().split("\n", 1)[0]
+    return line if len(line) <= width else line[: width - 1] + "…"

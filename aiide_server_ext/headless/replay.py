@@ -72,6 +72,14 @@ async def replay(
     config.merge(load_config(config_file))
     if not config.SandboxPolicy.get("workspace_root"):
         config.SandboxPolicy.workspace_root = workdir
+    # the run's kernel saw its input empty and read-only: so does the replay's (a recorded
+    # write to it failed then, and must neither succeed nor touch the input now)
+    masked = _input_of(header, here)
+    if masked:
+        config.SandboxPolicy.masked_paths = [
+            *(config.SandboxPolicy.get("masked_paths") or []),
+            masked,
+        ]
     km = AsyncMappingKernelManager(config=config, root_dir=workdir)  # type: ignore[no-untyped-call]
     runner = KernelRunner(km, None, workdir, kernel or header.get("kernel") or "aiide-python")
     desk = MagicDesk()  # %ai answers as recorded, never the model
@@ -128,6 +136,16 @@ async def replay(
         + (f" ({stopped} stopped by Ctrl-C in the run, not replayed)" if stopped else "")
     )
     return DIFFERS if differs else 0
+
+
+def _input_of(header: dict[str, Any], here: str) -> str | None:
+    """The run's input notebook, unless the run wrote it (``--inplace``)."""
+    notebook = header.get("notebook")
+    if not isinstance(notebook, str) or not os.path.isfile(notebook):
+        return None
+    output = os.path.join(here, str(header.get("output")))
+    inplace = os.path.exists(output) and os.path.samefile(output, notebook)
+    return None if inplace else notebook
 
 
 def _timeout(step: dict[str, Any]) -> float:

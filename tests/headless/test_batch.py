@@ -58,7 +58,8 @@ async def test_a_run_whose_kernel_cannot_start_leaves_the_others_alone(
     assert runs["b.ipynb"]["answer"] == "n is [1] (see cell c0)"
     assert "n is [1] (see cell c0)" in err  # shown, brackets and all
     assert runs["a.ipynb"]["exit_code"] == 5 and "no-such-kernel" in runs["a.ipynb"]["message"]
-    assert provenance(tmp_path / "out" / "b.ipynb")["exit_code"] == 0
+    done = provenance(tmp_path / "out" / "b.ipynb")
+    assert done["exit_code"] == 0 and done["answer"] == "n is [1] (see cell c0)"
     failed = provenance(tmp_path / "out" / "a.ipynb")
     assert failed["exit_code"] == 5 and failed["status"] == "kernel_failed"
     assert read_lines(tmp_path / "out" / "a.trace.jsonl")[-1]["exit_code"] == 5

@@ -90,6 +90,10 @@ async def test_the_input_and_other_notebooks_are_never_written(
     assert prov["input_sha256"] == sha256(tmp_path / "nb.ipynb")
     assert prov["cells_written"] == 1
     assert trace[-1]["output_sha256"] == sha256(tmp_path / "nb.aiide.ipynb")
+    # replay confines its kernel as the run did: the recorded write fails again
+    code, _, err = await aiide("replay", "nb.aiide.trace.jsonl", "--config", str(cfg), cwd=tmp_path)
+    assert code == 0 and " 0 differ" in err, err
+    assert (tmp_path / "nb.ipynb").read_bytes() == untouched[tmp_path / "nb.ipynb"]
 
 
 @pytest.mark.asyncio

@@ -86,6 +86,28 @@ async def test_run_adds_and_runs_cells_with_provenance_and_replays(
     assert again["metadata"]["aiide"]["run_id"] == prov["run_id"]
 
 
+@pytest.mark.replay(exit_code=1, reason="the cell prints a fresh random number each time")
+async def test_replay_shows_what_was_expected_and_what_came_for_a_step_that_differs(
+    tmp_path: Path, afake_anthropic: FakeAnthropic, afake_openai: object
+) -> None:
+    cfg = write_config(tmp_path, afake_anthropic.url, afake_openai.url)  # type: ignore[attr-defined]
+    (tmp_path / "policy.json").write_text(AUTO)
+    write_nb(tmp_path / "nb.ipynb")
+    script_add_and_run(afake_anthropic, "import random\nprint('draw', random.random())")
+    args = ["--policy", "policy.json", "--config", str(cfg)]
+    code, _, err = await aiide("run", "nb.ipynb", "--goal", "draw", *args, cwd=tmp_path)
+    assert code == 0, err
+    trace = read_lines(tmp_path / "nb.aiide.trace.jsonl")
+    (step,) = [r for r in trace if r["type"] == "execute" and r["cell_id"] == "ai-add00001"]
+    drawn = "".join(step["outputs"][0]["text"]).strip()
+    code, _, err = await aiide("replay", "nb.aiide.trace.jsonl", "--config", str(cfg), cwd=tmp_path)
+    assert code == 1 and "1/1 ai-add00001: differs" in err, err
+    expected = next(line for line in err.splitlines() if "expected:" in line)
+    actual = next(line for line in err.splitlines() if "actual:" in line)
+    assert drawn in expected and "draw 0." in actual and drawn not in actual
+    assert "1 same, 0 differ" not in err and "0 same, 1 differ" in err
+
+
 async def test_a_looping_goal_stops_at_max_steps_saves_and_exits_3(
     tmp_path: Path, afake_anthropic: FakeAnthropic, afake_openai: object
 ) -> None:
