@@ -12,6 +12,7 @@ Run as a hub-managed service: ``python -m aiide_server_ext.hub --config broker_c
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -210,6 +211,10 @@ def provider_key(name: str, spec: Mapping[str, Any]) -> str | None:
     return key or None
 
 
+#: Audit writes started where nothing can wait for them (kept so they are not collected).
+_AUDITS: set[asyncio.Future[None]] = set()
+
+
 @web.stream_request_body
 class BrokerHandler(JsonApi):
     """Identity first, then the body: a request is authenticated and its declared size
@@ -259,6 +264,22 @@ class BrokerHandler(JsonApi):
         # Tornado discards the rest of the body and closes the connection once this is sent.
         error = self.too_large_error()
         self.fail(error.status, error.code, error.message)
+        task = asyncio.ensure_future(self.audit_too_large())  # data_received cannot wait
+        _AUDITS.add(task)
+        task.add_done_callback(_AUDITS.discard)
+
+    async def audit_too_large(self) -> None:
+        """A body refused for its size is audited like the broker's other refusals."""
+        caller = getattr(self, "caller", None)
+        headers = self.request.headers
+        detail = {
+            "ip": self.ip,
+            "limit": self.body_limit(),
+            "declared": headers.get("Content-Length"),
+        }
+        event = Event(caller.name if caller else None, "request.refused",
+                      self.request.path[:256], "body_too_large", detail)  # fmt: skip
+        await self.record(events=[event])
 
     async def prepare(self) -> None:
         b = self.broker
@@ -267,6 +288,7 @@ class BrokerHandler(JsonApi):
         )
         declared = self.request.headers.get("Content-Length", "")
         if declared.strip().isdigit() and int(declared) > self.body_limit():
+            await self.audit_too_large()
             raise self.too_large_error()
         token = token_of(self.request.headers)
         try:

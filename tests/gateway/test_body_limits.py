@@ -97,7 +97,7 @@ CHUNK = b" " * (1 << 20)
 
 
 async def _stream(
-    port: int, path: str, total: int, *, chunked: bool = False
+    port: int, path: str, total: int, *, chunked: bool = False, token: str | None = None
 ) -> tuple[int, Any, int]:
     """Send a ``total``-byte body 1 MiB at a time (the same buffer each time, so the test
     never holds 600 MB) while reading the answer; stop sending once it has come.
@@ -105,7 +105,8 @@ async def _stream(
     would make this send all of it."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     size = "Transfer-Encoding: chunked" if chunked else f"Content-Length: {total}"
-    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{size}\r\n\r\n"
+    auth = f"Authorization: token {token}\r\n" if token else ""
+    head = f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n{auth}{size}\r\n\r\n"
     writer.write(head.encode())
     answer = asyncio.ensure_future(reader.read(1 << 16))
     sent = 0
@@ -124,6 +125,8 @@ async def _stream(
     except ConnectionResetError:
         pass  # closed with the rest of the body unread: the answer came before it
     writer.close()
+    if not data:  # reset before the answer could be read (no lingering close)
+        return 0, None, sent
     status_line, _, rest = data.partition(b"\r\n")
     body = rest.partition(b"\r\n\r\n")[2]
     return int(status_line.split()[1]), json.loads(body) if body else None, sent

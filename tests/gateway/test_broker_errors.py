@@ -11,6 +11,7 @@ hub's address is a closed port).
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,9 +25,10 @@ from tornado.routing import PathMatches
 from aiide_server_ext.gateway.audit import AuditQuery
 from aiide_server_ext.gateway.testing import free_port
 from aiide_server_ext.hub.broker import Broker, BrokerApp, BrokerHandler
+from aiide_server_ext.hub.identity import HubCaller
 
 from .routewalk import sample
-from .test_body_limits import BIG, _announce
+from .test_body_limits import BIG, _announce, _stream
 
 PREFIX = "/services/aiide-broker/"
 COURSE = {"course": "ds101", "groups": ["students"], "instructors": ["staff"],
@@ -129,6 +131,8 @@ async def test_a_600_mb_body_is_refused_before_it_is_read(
 ) -> None:
     got, body = await _announce(broker.port, PREFIX + path, BIG)
     assert (got, body["code"], body["error"]["type"]) == (status, code, code)
+    refused = await broker.audit("request.refused")
+    assert refused == ([(None, PREFIX + path, "body_too_large")] if status == 413 else [])
 
 
 #: Broker routes meant to answer without a token, each with the reason (none hold secrets).
@@ -154,3 +158,26 @@ async def test_every_broker_route_authenticates_before_anything_else(broker: Run
                 _error(r, 401, "unauthenticated")
             walked += 1
     assert walked >= 8
+
+
+async def test_a_chunked_body_past_the_limit_is_refused_as_it_comes_and_audited(
+    broker: Running, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A student's token (the hub's answer stands in here: identity is not what is
+    tested) streaming a chunked body with no declared length."""
+
+    async def student(token: str) -> HubCaller:
+        return HubCaller("alice", frozenset({"students"}))
+
+    monkeypatch.setattr(broker.broker.hub, "identify", student)
+    path = PREFIX + "api/courses/ds101"  # 1 MiB limit (course changes)
+    status, body, sent = await _stream(broker.port, path, BIG, chunked=True, token="abc")
+    # The broker closes the connection right after its answer with the rest of the body
+    # unread, so the client's system may reset it before the answer is read (0).
+    assert status == 0 or (status, body and body["code"]) == (413, "body_too_large"), body
+    assert sent < BIG // 10
+    for _ in range(50):  # written after the answer (data_received cannot wait for it)
+        if refused := await broker.audit("request.refused"):
+            break
+        await asyncio.sleep(0.05)
+    assert refused == [("alice", path, "body_too_large")]
