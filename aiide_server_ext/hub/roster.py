@@ -150,20 +150,29 @@ class RosterBase(InstructorHandler):
         metered -= {u for u, m in members.items() if m.groups & course.instructors}
         return students_of(course, members, metered)
 
+    async def load(self) -> tuple[Course, list[str], dict[str, Any], list[str]] | None:
+        """(course, days, history, students) of the request; None once it was answered."""
+        course = await self.taught()
+        if course is None or (days := self.days(default=30)) is None:
+            return None
+        try:
+            history = await self.broker.state.history(days)
+            users = await self.students(course, history)
+        except StateUnavailable as e:
+            self.fail(503, "broker_unavailable", f"usage cannot be read: {e}")
+            return None
+        return None if users is None else (course, days, history, users)
+
 
 class RosterHandler(RosterBase):
     """``GET api/roster?course=&days=30``: every student, started or not, used today of
     their budget, activity over the window."""
 
     async def get(self) -> None:
-        course = await self.taught()
-        if course is None or (days := self.days(default=30)) is None:
+        if (loaded := await self.load()) is None:
             return
+        course, _, history, users = loaded
         try:
-            history = await self.broker.state.history(days)
-            users = await self.students(course, history)
-            if users is None:
-                return
             used = await asyncio.gather(*(self.broker.state.used(u) for u in users))
         except StateUnavailable as e:
             self.fail(503, "broker_unavailable", f"usage cannot be read: {e}")
@@ -189,22 +198,14 @@ class RosterHandler(RosterBase):
         self.finish({"course": course.name, "today": today, "students": rows})
 
 
-class ExportHandler(RosterHandler):
+class ExportHandler(RosterBase):
     """``GET api/export?course=&days=|start=&end=`` (CSV; ``format=json`` too): one row per
     student of the course and day, zeros included, keyed by the hub user name."""
 
     async def get(self) -> None:
-        course = await self.taught()
-        if course is None or (days := self.days(default=30)) is None:
+        if (loaded := await self.load()) is None:
             return
-        try:
-            history = await self.broker.state.history(days)
-            users = await self.students(course, history)
-        except StateUnavailable as e:
-            self.fail(503, "broker_unavailable", f"usage cannot be read: {e}")
-            return
-        if users is None:
-            return
+        course, days, history, users = loaded
         rows = export_rows(course, users, days, history)
         detail = {"days": [days[0], days[-1]], "students": len(users)}
         await self.audit("usage.exported", f"course:{course.name}", "ok", detail)

@@ -7,12 +7,9 @@ is back after Redis restarts empty; the notices a student's ``api/me`` carries."
 
 from __future__ import annotations
 
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from optional import require
 
 from aiide_server_ext.gateway.store import Store
 from aiide_server_ext.gateway.testing import RedisServer
@@ -21,6 +18,8 @@ from aiide_server_ext.hub.durable import DurableState
 from aiide_server_ext.hub.notices import notices
 from aiide_server_ext.hub.schedule import iso
 from aiide_server_ext.hub.state import SharedState
+
+from .test_state_durable import redis  # noqa: F401 (a fixture: a redis-server to restart)
 
 START = 1_800_000_000.0  # 2027-01-15T08:00:00+00:00
 END = START + 7200
@@ -87,19 +86,9 @@ def test_a_window_set_at_run_time_keeps_the_files_other_exam_fields_and_can_be_c
     assert cleared.exam.window.start is None and not cleared.exam.on(START + 1)
 
 
-@pytest.fixture
-def redis() -> Iterator[RedisServer]:
-    require("redis", shutil.which("redis-server") is not None, "redis-server is not installed")
-    server = RedisServer()
-    server.__enter__()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 async def test_a_scheduled_exam_survives_a_redis_restart(
-    redis: RedisServer, tmp_path: Path
+    redis: RedisServer,  # noqa: F811
+    tmp_path: Path,
 ) -> None:
     store = Store(str(tmp_path / "broker.sqlite"), label="the broker database")
     state = SharedState(redis.url, durable=DurableState(store))

@@ -71,8 +71,22 @@ export function scheduleText(course: ICourse, now: Date): string {
   return `Exam ${state}: ${whenText(start)} – ${whenText(end)}.`;
 }
 
-export class ScheduleForm {
+/** A fieldset of the course controls; its buttons wait while a change is saved. */
+abstract class CourseForm {
+  node: HTMLElement = document.createElement('fieldset');
+
+  set busy(value: boolean) {
+    for (const b of this.node.querySelectorAll('button')) {
+      b.disabled = value;
+    }
+  }
+
+  abstract show(course: ICourse, other: boolean): void;
+}
+
+export class ScheduleForm extends CourseForm {
   constructor(submit: Submit, refuse: (message: string) => void) {
+    super();
     this._send = submit;
     const save = (): void => {
       const start = isoOf(this._start.value);
@@ -100,13 +114,6 @@ export class ScheduleForm {
     );
   }
 
-  readonly node: HTMLElement;
-
-  set busy(value: boolean) {
-    for (const b of this.node.querySelectorAll('button')) {
-      b.disabled = value;
-    }
-  }
 
   show(course: ICourse, other: boolean): void {
     this._line.textContent = scheduleText(course, new Date());
@@ -127,8 +134,9 @@ export class ScheduleForm {
   );
 }
 
-export class NoticeForm {
+export class NoticeForm extends CourseForm {
   constructor(submit: Submit) {
+    super();
     this.node = h(
       'fieldset',
       { class: 'aiide-Instructor-notices' },
@@ -148,13 +156,6 @@ export class NoticeForm {
     );
   }
 
-  readonly node: HTMLElement;
-
-  set busy(value: boolean) {
-    for (const b of this.node.querySelectorAll('button')) {
-      b.disabled = value;
-    }
-  }
 
   show(course: ICourse, other: boolean): void {
     this._dirty.set(this._announcement, course.announcement ?? '', other);
@@ -175,8 +176,9 @@ export function modelList(text: string): string[] {
   return [...new Set(text.split(/[\s,]+/).filter(Boolean))];
 }
 
-export class ModelsForm {
+export class ModelsForm extends CourseForm {
   constructor(submit: Submit, refuse: (message: string) => void) {
+    super();
     this.node = h(
       'fieldset',
       { class: 'aiide-Instructor-models' },
@@ -197,13 +199,6 @@ export class ModelsForm {
     );
   }
 
-  readonly node: HTMLElement;
-
-  set busy(value: boolean) {
-    for (const b of this.node.querySelectorAll('button')) {
-      b.disabled = value;
-    }
-  }
 
   show(course: ICourse, other: boolean): void {
     this._dirty.set(this._field, course.models.join(', '), other);
