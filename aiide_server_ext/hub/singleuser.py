@@ -415,6 +415,22 @@ def _openapi() -> dict[str, Any]:
                 503,
             ),
         },
+        "/aiide/api/course-share": {
+            "get": _op("The conversations the caller shares with their instructors", 401, 503)
+        },
+        "/aiide/api/course-share/{ref}": {
+            "parameters": _path_param("ref"),
+            "post": _op(
+                "Share one's own conversation <ref> with one's instructors (a copy, audited; "
+                "body {note})",
+                401,
+                404,
+                409,
+                413,
+                503,
+            ),
+            "delete": _op("Stop sharing: the share <ref> is deleted (audited)", 401, 403, 404),
+        },
         "/aiide/api/course-admin/{kind}": {
             "parameters": _path_param("kind"),
             "get": _op(
