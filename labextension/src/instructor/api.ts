@@ -34,8 +34,8 @@ export interface IExam {
   disable: Feature[];
   message: string;
   /** A scheduled exam (ISO times, UTC): on from start to end; null: none. */
-  start: string | null;
-  end: string | null;
+  start?: string | null;
+  end?: string | null;
 }
 
 /** A course as the broker applies it now: the file plus run-time changes. */
@@ -49,8 +49,8 @@ export interface ICourse {
   student_budgets: Record<string, Budget>;
   exam: IExam;
   /** Shown to students at the top of their chat (hub/notices.py). */
-  announcement: string;
-  rules: string;
+  announcement?: string;
+  rules?: string;
   /** The run-time changes on top of the file (instructors' edits). */
   changes: Json;
 }
