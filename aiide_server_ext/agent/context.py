@@ -25,7 +25,9 @@ from .tools.knowledge import citation_of
 
 SYSTEM = (
     "You are aiide, a coding assistant inside JupyterLab. Be brief. Read and change "
-    "notebooks with the tools; cells are named by id. Edits and code runs may wait for the "
+    "notebooks with the tools. Cells are numbered by position from 1, as the user sees "
+    "them ('cell 4'); tools name a cell by its id; 'In [5]' is when it last ran, not where "
+    "it is. Edits and code runs may wait for the "
     "user's approval; if they reject, the reason is the tool result. Code runs in the "
     "notebook's kernel, and only when that kernel is sandboxed (unless the administrator "
     "allowed otherwise): if a tool answers kernel_not_sandboxed, ask the user to switch "
@@ -43,6 +45,35 @@ MAX_MENTIONED_NOTEBOOK = 20_000_000
 
 def tokens(text: str) -> int:
     return (len(text) + 3) // 4
+
+
+@dataclass
+class KernelView:
+    """What the notebook's kernel holds (rendered) and how many cells it ran since it
+    started (None: not known, e.g. no kernel or not sandboxed)."""
+
+    text: str | None
+    ran: int | None
+
+
+def kernel_runs_note(nb: dict[str, Any], ran: int) -> str:
+    """The kernel's session against the notebook's outputs: after a restart the outputs
+    are still there and the variables are not (the commonest cause of a NameError)."""
+    counts = [c.get("execution_count") for c in nb.get("cells", [])]
+    stale = [i + 1 for i, n in enumerate(counts) if isinstance(n, int) and n > ran]
+    if ran == 0:
+        note = "The kernel has run no notebook cell since it (re)started."
+    else:
+        note = (
+            f"The kernel has run {ran} notebook cell{'s' if ran != 1 else ''} since it (re)started."
+        )
+    if stale:
+        shown = ", ".join(map(str, stale[:20])) + (" …" if len(stale) > 20 else "")
+        note += (
+            f" Cells {shown} show outputs of an earlier kernel session: what they defined "
+            "is gone until they run again."
+        )
+    return f"<kernel_session>{note}</kernel_session>"
 
 
 @dataclass
@@ -149,10 +180,11 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
                 used.append((hit, part))
         return "<knowledge>\n" + "\n\n".join(parts) + "\n</knowledge>" if parts else ""
 
-    def render_cell(self, cell: dict[str, Any]) -> str:
-        head = f"[{cell['id']} {cell['cell_type']}"
+    def render_cell(self, cell: dict[str, Any], position: int) -> str:
+        """One cell, named as the user sees it (``position`` from 1) and by its id."""
+        head = f"[cell {position} · {cell['cell_type']} · id {cell['id']}"
         if cell.get("execution_count"):
-            head += f" {cell['execution_count']}"
+            head += f" · In [{cell['execution_count']}]"
         text = f"{head}]\n{source_of(cell).rstrip()}"
         outputs = cell.get("outputs") or []
         errors = [o for o in outputs if o.get("output_type") == "error"]
@@ -178,7 +210,7 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         """The notebook's cells nearest the cursor within the budget; ``shown`` receives
         the ids of the cells rendered."""
         cells = nb.get("cells", [])
-        rendered = [self.render_cell(c) for c in cells]
+        rendered = [self.render_cell(c, i + 1) for i, c in enumerate(cells)]
         try:
             at = index_of(nb, cursor) if cursor else len(cells) - 1
         except ToolError:
@@ -211,14 +243,15 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         lines.append("</notebook>")
         return "\n".join(lines)
 
-    async def kernel_text(self, notebooks: NotebookBridge, path: str) -> str | None:
+    async def kernel_view(self, notebooks: NotebookBridge, path: str) -> KernelView:
+        """The kernel's variables, and how many cells it has run since it (re)started."""
         kernels = notebooks.kernels
         try:
             kid = await kernels.kernel_for(path, start=False)
             if kid is None:
-                return None
+                return KernelView(None, None)
             if not await kernels.kernel_sandboxed(kid):  # introspection runs code in the kernel
-                return NOT_READ
+                return KernelView(NOT_READ, None)
             expr = introspect.expression(max_chars=self.kernel_state_chars)
             result = await asyncio.wait_for(
                 kernels.execute(
@@ -231,9 +264,12 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
                 self.kernel_timeout + 1,
             )
         except (ToolError, asyncio.TimeoutError, TimeoutError, RuntimeError, KeyError):
-            return None
+            return KernelView(None, None)
         items = introspect.parse(result.user_expressions.get("state", {}))
-        return introspect.render(items) if items else None
+        # A silent request does not count: its reply holds the number the next cell gets.
+        count = result.execution_count
+        ran = count - 1 if isinstance(count, int) and count >= 1 else None
+        return KernelView(introspect.render(items) if items else None, ran)
 
     async def build(
         self,
@@ -283,7 +319,8 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
                 left -= tokens(found)
         path = context.get("notebook")
         if path:
-            kernel = await self.kernel_text(notebooks, path) if self.kernel_state else None
+            view = await self.kernel_view(notebooks, path) if self.kernel_state else None
+            kernel = view.text if view is not None else None
             if kernel:
                 text = f"<kernel_state>\n{kernel}\n</kernel_state>"
                 left -= tokens(text)
@@ -295,6 +332,8 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
                 reserved = sum(p.tokens for _, p in sent)
                 shown: set[str] = set()
                 text = self.render_notebook(path, nb, cursor, max(left - reserved, 0), shown)
+                if view is not None and view.ran is not None:
+                    text += "\n" + kernel_runs_note(nb, view.ran)
                 parts.insert(0, text)
                 built.items.insert(0, {"kind": "notebook", "ref": path, "tokens": tokens(text)})
                 # Only the images of cells in context (both are chosen nearest the cursor).
@@ -444,8 +483,8 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         try:
             if mention["kind"] == "cell":
                 nb = await asyncio.to_thread(_read_notebook, root, path)
-                cell = nb["cells"][index_of(nb, mention["cell_id"])]
-                return f'<cell path="{path}">\n{self.render_cell(cell)}\n</cell>'
+                at = index_of(nb, mention["cell_id"])
+                return f'<cell path="{path}">\n{self.render_cell(nb["cells"][at], at + 1)}\n</cell>'
             limit = self.max_file_chars * 4  # UTF-8: at most four bytes a character
 
             def read() -> str:

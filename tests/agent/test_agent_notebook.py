@@ -169,7 +169,10 @@ async def test_kernel_state_and_cells_are_in_the_prompt(
     prompt = fake_anthropic.requests[-1].body["messages"][-1]["content"][0]["text"]
     assert "x: int = 42" in prompt and "name: str len 3 = 'ada'" in prompt
     assert "Frame" not in prompt.split("<kernel_state>")[1]  # classes are not variables
-    assert "[c1 code]\nx = 6 * 7" in prompt
+    # Named as the user sees it (position), with the id the tools take.
+    assert "[cell 1 · code · id c1]\nx = 6 * 7" in prompt
+    # The agent's own code and the state reads are not notebook cells: not counted.
+    assert "The kernel has run no notebook cell since it (re)started." in prompt
 
 
 class StubKnowledge:

@@ -8,7 +8,12 @@ from typing import Any
 
 import pytest
 
-from aiide_server_ext.agent.context import ContextBuilder, split_history, tokens
+from aiide_server_ext.agent.context import (
+    ContextBuilder,
+    kernel_runs_note,
+    split_history,
+    tokens,
+)
 from aiide_server_ext.agent.history import merge
 from aiide_server_ext.agent.policy import ToolPolicy
 from aiide_server_ext.agent.store import Store
@@ -98,8 +103,9 @@ def cell(cid: str, source: str, outputs: list[dict[str, Any]] | None = None) -> 
 def test_cells_near_the_cursor_come_first_under_the_budget() -> None:
     nb = {"cells": [cell(f"c{i}", f"value_{i} = {'x' * 200}") for i in range(10)]}
     text = ContextBuilder().render_notebook("n.ipynb", nb, "c5", budget=200)
-    assert "[c5 code 1]" in text and "[c4 code 1]" in text and "[c6 code 1]" in text
-    assert "[c0 code 1]" not in text and "cells not shown" in text
+    assert "[cell 6 · code · id c5 · In [1]]" in text
+    assert "[cell 5 · code · id c4 · In [1]]" in text and "[cell 7 · code · id c6" in text
+    assert "id c0 " not in text and "cells not shown" in text
     assert tokens(text) < 260
 
 
@@ -123,9 +129,22 @@ def test_outputs_are_truncated_but_errors_kept_in_full() -> None:
             {"output_type": "display_data", "data": {"image/png": "AAAA"}, "metadata": {}},
         ],
     )
-    text = ContextBuilder(max_output_chars=100).render_cell(c)
+    text = ContextBuilder(max_output_chars=100).render_cell(c, 1)
     assert text.count("y") < 120 and "[image/png output]" in text
     assert "line 0" in text and "ZeroDivisionError: division by zero" in text
+
+
+def test_the_model_is_told_when_outputs_predate_the_kernel() -> None:
+    """After a restart the outputs stay and the variables do not (issue 19, finding 6)."""
+    nb = {
+        "cells": [dict(cell(f"c{i}", "x = 1"), execution_count=n) for i, n in enumerate([3, 1, 4])]
+    }
+    fresh = kernel_runs_note(nb, 0)
+    assert "has run no notebook cell since it (re)started" in fresh
+    assert "Cells 1, 2, 3 show outputs of an earlier kernel session" in fresh
+    after_one = kernel_runs_note(nb, 1)
+    assert "has run 1 notebook cell since" in after_one and "Cells 1, 3 show outputs" in after_one
+    assert "earlier kernel session" not in kernel_runs_note(nb, 4)
 
 
 def test_history_cut_never_splits_a_tool_call_from_its_result() -> None:
