@@ -32,7 +32,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from fakes import FakeAnthropic, Reply  # noqa: E402
+from fakes import FakeAnthropic, FakeOpenAI, Reply  # noqa: E402
+from fakes.script import FakeServer  # noqa: E402
 
 KEY = "sk-bench"
 NOTEBOOK = {
@@ -52,14 +53,17 @@ NOTEBOOK = {
 }
 
 
-def write_config(folder: Path, url: str, kernel: str, **agent: object) -> Path:
+def write_config(
+    folder: Path, url: str, kernel: str, kind: str = "anthropic", **agent: object
+) -> Path:
     caps = ["chat", "tools", "complete"]
-    models = [{"name": "claude", "provider": "anthropic", "model": "bench", "capabilities": caps}]
-    provider = {"kind": "anthropic", "base_url": url, "api_key_env": "AIIDE_B_KEY"}
+    models = [{"name": "m", "provider": "p", "model": "bench", "capabilities": caps}]
+    base = url if kind == "anthropic" else url + "/v1"
+    provider = {"kind": kind, "base_url": base, "api_key_env": "AIIDE_B_KEY"}
     config = {
         "Agent": {
             "models": models,
-            "providers": {"anthropic": provider},
+            "providers": {"p": provider},
             "kernel_name": kernel,
             **agent,
         },
@@ -101,10 +105,11 @@ async def timed(*cmd: str, cwd: Path, until: asyncio.Event | None = None) -> flo
     return took
 
 
-async def start_fake() -> tuple[FakeAnthropic, str, asyncio.Event]:
+async def start_fake(kind: str = "anthropic") -> tuple[FakeServer, str, asyncio.Event]:
     """The fake model in this process (it answers "done"), its URL, and an event set as
     a request reaches it."""
-    fake = FakeAnthropic(api_key=KEY, default=Reply(text="done"))
+    cls = FakeAnthropic if kind == "anthropic" else FakeOpenAI
+    fake = cls(api_key=KEY, default=Reply(text="done"))
     url = await fake.start()
     called = asyncio.Event()
     original = fake.next_reply
@@ -127,12 +132,19 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--kernel", default="aiide-python")
+    parser.add_argument(
+        "--provider",
+        choices=["anthropic", "openai"],
+        default="anthropic",
+        help="the model's provider kind: anthropic loads its SDK (2 s of CPU), the "
+        "OpenAI-compatible one is plain httpx",
+    )
     args = parser.parse_args()
-    fake, url, called = await start_fake()
+    fake, url, called = await start_fake(args.provider)
     folder = Path(tempfile.mkdtemp(prefix="aiide-bench-"))
     nb = folder / "nb.ipynb"
     nb.write_text(json.dumps(NOTEBOOK))
-    config = write_config(folder, url, args.kernel)
+    config = write_config(folder, url, args.kernel, args.provider)
     bindir = Path(sys.executable).parent
     jupyter = str(bindir / "jupyter")
     papermill = shutil.which("papermill", path=str(bindir))
@@ -168,7 +180,10 @@ async def main() -> None:
     shutil.rmtree(folder, ignore_errors=True)
     base = statistics.median(rows["nbconvert"])
     now = os.getloadavg()[0]
-    print(f"kernel {args.kernel}, {args.runs} runs, load average {load:.1f} -> {now:.1f}")
+    print(
+        f"kernel {args.kernel}, provider {args.provider}, {args.runs} runs, "
+        f"load average {load:.1f} -> {now:.1f}"
+    )
     print(f"{'':34} {'median':>8} {'min':>8}  vs nbconvert")
     for name, values in rows.items():
         med = statistics.median(values)

@@ -403,7 +403,8 @@ class HeadlessRunner:
         async def set_up() -> Prepared:
             prepared = await self._prepare(bridge, rel)
             state["parameters_used"] = await self._values(bridge, rel)
-            state["environment"] = await self._environment(bridge, rel)
+            # read while the model thinks (the agent's first execution queues behind it)
+            state["environment_task"] = asyncio.ensure_future(self._environment(bridge, rel))
             return prepared
 
         setup: asyncio.Future[Prepared] | None = None
@@ -461,6 +462,7 @@ class HeadlessRunner:
         finally:
             self.stops.pop(job.output, None)
             await engine.close()
+            state["environment"] = await _result_of(state.get("environment_task"), 10.0)
             state["stopped"] = bridge.output.stopped or bridge.stopped
             state["answers"] = router.answers
             if tool_source is not None:
@@ -659,6 +661,17 @@ ENVIRONMENT = (
     "'packages': dict(sorted((d.metadata['Name'], d.version) for d in "
     "__import__('importlib.metadata').metadata.distributions() if d.metadata['Name']))}"
 )
+
+
+async def _result_of(task: asyncio.Future[Any] | None, wait: float) -> Any:
+    """A side task's result if it finishes in time (else None: cancelled)."""
+    if task is None:
+        return None
+    await asyncio.wait({task}, timeout=wait)
+    if not task.done():
+        task.cancel()
+        return None
+    return None if task.cancelled() or task.exception() else task.result()
 
 
 def _sdks_of(router: Any) -> list[str]:
