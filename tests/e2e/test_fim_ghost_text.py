@@ -112,8 +112,9 @@ def test_ghost_text_grows_while_the_model_is_still_writing(
     from playwright.sync_api import expect
 
     fim_model.reset()
-    # One second between chunks: the first words must be on screen long before the last.
-    slow = {"chunks": ["sum(xs) ", "/ len", "(xs)"], "delay": 1.0}
+    # Two seconds between chunks: the first words must be on screen long before the last
+    # (a loaded machine still has seconds to show them).
+    slow = {"chunks": ["sum(xs) ", "/ len", "(xs)"], "delay": 2.0}
     fim_model.script(*[slow for _ in range(20)])
     path = write_notebook(fim_lab.root_dir, "fim-stream.ipynb", [("c1", "")])
     lab = LabPage.open(browser_context, fim_lab.lab_url(workspace="fim-stream"))
@@ -124,10 +125,10 @@ def test_ghost_text_grows_while_the_model_is_still_writing(
         lab.page.keyboard.press("Enter")
         lab.page.keyboard.type("return ")
         ghost = notebook.locator(".jp-GhostText")
-        expect(ghost).to_contain_text("sum(xs)", timeout=15_000)
+        expect(ghost).to_contain_text("sum(xs)", timeout=30_000)
         assert "len(xs)" not in ghost.inner_text(), "shown only once the model had finished"
         screenshot(lab.page, "fim-ghost-text-streaming")
-        expect(ghost).to_have_text(MIDDLE, timeout=15_000)
+        expect(ghost).to_have_text(MIDDLE, timeout=30_000)
         lab.check()
     finally:
         lab.close(artifacts_dir, "fim-ghost-text-streaming")
