@@ -37,9 +37,8 @@ def keyless(hub: Hub) -> Iterator[str]:
 @pytest.fixture
 def restore(hub: Hub) -> Iterator[Hub]:
     yield hub
-    status, body = hub.request(
-        "PATCH", hub.broker_url + "api/courses/ds101", hub.login("ian"), {"models": COURSE["models"]}
-    )
+    url, models = hub.broker_url + "api/courses/ds101", {"models": COURSE["models"]}
+    status, body = hub.request("PATCH", url, hub.login("ian"), models)
     assert status == 200, body
 
 
