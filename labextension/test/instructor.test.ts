@@ -11,6 +11,7 @@ import {
   adminPath,
   csvFilename,
   parseAudit,
+  parseCourseReply,
   parseCourses,
   parseLimits,
   parseUsageRows
@@ -87,6 +88,15 @@ describe('instructor API bodies', () => {
     });
     assert.deepEqual(course.budget, { weekly_tokens: 5 });
     assert.deepEqual(course.exam.disable, ['chat']);
+  });
+
+  test("a change's answer keeps what it left not working for the instructor to read", () => {
+    const warned = parseCourseReply({
+      ...COURSE,
+      warnings: [{ code: 'no_completion_model', message: 'Inline completion has no model.' }]
+    });
+    assert.deepEqual(warned.warnings, ['Inline completion has no model.']);
+    assert.equal(parseCourseReply(COURSE).warnings, undefined);
   });
 
   test('a malformed answer names the bad field', () => {

@@ -53,6 +53,8 @@ export interface ICourse {
   rules?: string;
   /** The run-time changes on top of the file (instructors' edits). */
   changes: Json;
+  /** Only in the answer to a change: what it left not working (e.g. no completion model). */
+  warnings?: string[];
 }
 
 export interface IStudentDay {
@@ -136,7 +138,13 @@ export function parseCourses(data: unknown): ICourse[] {
 }
 
 export function parseCourseReply(data: unknown): ICourse {
-  return parseCourse(objectBody(data, 'course'), '$');
+  const body = objectBody(data, 'course');
+  const course = parseCourse(body, '$');
+  const raw = body['warnings'];
+  const warnings = Array.isArray(raw)
+    ? raw.flatMap(w => (isObject(w) && typeof w['message'] === 'string' ? [w['message'] as string] : []))
+    : [];
+  return warnings.length ? { ...course, warnings } : course;
 }
 
 export function parseUsageRows(data: unknown): IStudentDay[] {

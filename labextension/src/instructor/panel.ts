@@ -235,7 +235,12 @@ export class InstructorPanel extends Widget {
       const updated = await this._api.change(name, body);
       this._changes++;
       this._courses = this._courses.map(c => (c.course === name ? updated : c));
-      this._say(`${name}: ${done} (audited)`);
+      if (updated.warnings?.length) {
+        // Saved, but something students use no longer works: said as an alert.
+        this._say(`${name}: ${done} (audited). Note: ${updated.warnings.join(' ')}`, true);
+      } else {
+        this._say(`${name}: ${done} (audited)`);
+      }
       saved = true;
     } catch (error) {
       this._fail(`${name} was not changed`, error);
