@@ -390,11 +390,9 @@ async def test_a_stream_stopped_mid_answer_is_metered(
     assert usage["output_tokens"] >= 1
 
 
-async def test_a_stream_failing_mid_answer_is_metered_once(
-    monkeypatch: pytest.MonkeyPatch, afake_anthropic: FakeAnthropic, afake_openai: FakeOpenAI
-) -> None:
-    router = make_router(monkeypatch, afake_anthropic.url, afake_openai.url)
-    afake_anthropic.push(Reply(text="part of an answer", stream_error="overloaded_error"))
+async def _metered_failure(router: Router, reply: Reply, fake: FakeAnthropic) -> MeterGate:
+    """What the gate metered for a call that ends in a provider error."""
+    fake.push(reply)
     request = ModelRequest(
         model="claude-x", system="s", messages=[{"role": "user", "content": "q"}]
     )
@@ -406,7 +404,15 @@ async def test_a_stream_failing_mid_answer_is_metered_once(
         ):
             pass
     await router.aclose()
-    [usage] = gate.usage
+    return gate
+
+
+async def test_a_stream_failing_mid_answer_is_metered_once(
+    monkeypatch: pytest.MonkeyPatch, afake_anthropic: FakeAnthropic, afake_openai: FakeOpenAI
+) -> None:
+    router = make_router(monkeypatch, afake_anthropic.url, afake_openai.url)
+    failing = Reply(text="part of an answer", stream_error="overloaded_error")
+    [usage] = (await _metered_failure(router, failing, afake_anthropic)).usage
     assert usage["input_tokens"] >= 1 and usage["output_tokens"] >= 4  # 17 characters
 
 
@@ -414,16 +420,5 @@ async def test_a_refused_call_is_not_metered(
     monkeypatch: pytest.MonkeyPatch, afake_anthropic: FakeAnthropic, afake_openai: FakeOpenAI
 ) -> None:
     router = make_router(monkeypatch, afake_anthropic.url, afake_openai.url)
-    afake_anthropic.push(Reply(status=400, error_type="invalid_request_error"))
-    request = ModelRequest(
-        model="claude-x", system="s", messages=[{"role": "user", "content": "q"}]
-    )
-    [spec] = [m for m in router.models if m.name == "big"]
-    gate = MeterGate()
-    with pytest.raises(ProviderError):
-        async for _ in router.stream(
-            [spec], Caller("ada"), lambda s: request, gate=gate, feature="chat"
-        ):
-            pass
-    await router.aclose()
-    assert gate.usage == []
+    refused = Reply(status=400, error_type="invalid_request_error")
+    assert (await _metered_failure(router, refused, afake_anthropic)).usage == []

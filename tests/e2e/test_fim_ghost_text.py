@@ -30,6 +30,8 @@ def fim_model() -> Iterator[FakeModel]:
 def fim_lab(tmp_path_factory: pytest.TempPathFactory, fim_model: FakeModel) -> Iterator[LabServer]:
     config = {
         "Agent": {
+            # The streaming test's model takes ~8 s on purpose (the default allows 5 s).
+            "complete_timeout": 30.0,
             "providers": {
                 "local": {
                     "kind": "openai",
@@ -53,6 +55,15 @@ def fim_lab(tmp_path_factory: pytest.TempPathFactory, fim_model: FakeModel) -> I
         server.stop()
 
 
+def type_to_the_middle(lab: LabPage, notebook: Any) -> Any:
+    """Types a function up to where its body's expression goes; the ghost text's locator."""
+    notebook.locator(".jp-Cell").first.locator(".cm-content").click()
+    lab.page.keyboard.type("def mean(xs):")
+    lab.page.keyboard.press("Enter")
+    lab.page.keyboard.type("return ")
+    return notebook.locator(".jp-GhostText")
+
+
 def test_fim_ghost_text_is_the_middle_trimmed_to_the_block(
     fim_lab: LabServer,
     fim_model: FakeModel,
@@ -70,11 +81,7 @@ def test_fim_ghost_text_is_the_middle_trimmed_to_the_block(
     lab = LabPage.open(browser_context, fim_lab.lab_url(workspace="fim"))
     try:
         notebook = lab.open_notebook(path, kernel=False)
-        notebook.locator(".jp-Cell").first.locator(".cm-content").click()
-        lab.page.keyboard.type("def mean(xs):")
-        lab.page.keyboard.press("Enter")
-        lab.page.keyboard.type("return ")
-        ghost = notebook.locator(".jp-GhostText")
+        ghost = type_to_the_middle(lab, notebook)
         expect(ghost).to_have_text(MIDDLE, timeout=15_000)
         screenshot(lab.page, "fim-ghost-text")
         lab.page.keyboard.press("Tab")
@@ -120,11 +127,7 @@ def test_ghost_text_grows_while_the_model_is_still_writing(
     lab = LabPage.open(browser_context, fim_lab.lab_url(workspace="fim-stream"))
     try:
         notebook = lab.open_notebook(path, kernel=False)
-        notebook.locator(".jp-Cell").first.locator(".cm-content").click()
-        lab.page.keyboard.type("def mean(xs):")
-        lab.page.keyboard.press("Enter")
-        lab.page.keyboard.type("return ")
-        ghost = notebook.locator(".jp-GhostText")
+        ghost = type_to_the_middle(lab, notebook)
         expect(ghost).to_contain_text("sum(xs)", timeout=30_000)
         assert "len(xs)" not in ghost.inner_text(), "shown only once the model had finished"
         screenshot(lab.page, "fim-ghost-text-streaming")
