@@ -300,7 +300,9 @@ PART_PATHS: dict[str, Any] = {
         "parameters": _path_param("job_id"),
         "get": _op("One indexing job", 401, 403, 404),
     },
-    "/aiide/api/knowledge/search": {"get": _op("Search the index", *COMMON)},
+    "/aiide/api/knowledge/search": {
+        "get": _op("Search the index (409 not_indexed: nothing learned yet)", *COMMON, 409)
+    },
 }
 
 SCHEMAS: dict[str, Any] = {
@@ -439,10 +441,11 @@ def document(
             401: "Missing or bad credentials (token_expired, token_revoked, invalid_token…)",
             403: "Insufficient scope or not allowed (insufficient_scope, admin_required…)",
             404: "Not found",
+            409: "Conflicts with the current state (not_indexed, already_decided…)",
             410: "Removed by the server's retention (conversation_expired)",
             413: "Body too large (body_too_large)",
             429: "Rate limited (rate_limited) or quota used up (quota_exceeded); see Retry-After",
-            503: "Store or rate limiter unavailable (store_busy, store_read_only…)",
+            503: "Unavailable for now (store_busy, store_read_only, model_installing…)",
         }.items()
     }
     return {
