@@ -222,3 +222,26 @@ def test_model_picker_offers_only_the_allowed_models(
     assert started["model"] == "claude-haiku"
     expect(chat.page.locator("#aiide-assistant-status")).to_contain_text("claude-haiku")
     picker.select_option("")  # back to Auto for the other tests
+
+
+def test_a_reload_mid_answer_comes_back_to_the_conversation_still_answering(
+    chat: LabPage, fake_model: Any, screenshot: Any
+) -> None:
+    """F5 while the answer streams: the lab opens on that conversation again (not "New
+    conversation") and the answer goes on streaming into view (issue 19, finding 1)."""
+    from playwright.sync_api import expect
+
+    words = " ".join(f"word{i}" for i in range(60))
+    fake_model.script({"text": words, "delay": 0.15})  # ~9 s of answer
+    chat.ask("Tell me a long story")
+    streaming = chat.chat.locator(".aiide-Answer.aiide-mod-streaming")
+    expect(streaming).to_contain_text("word3", timeout=15_000)
+    chat.run_command("docmanager:save-all")  # no "leave the page?" for earlier tests' notebooks
+    chat.page.reload(wait_until="domcontentloaded")
+    chat.page.locator("#jp-main-statusbar").wait_for()
+    chat.open_chat()
+    question = chat.chat.locator(".aiide-Question-text")
+    expect(question.last).to_have_text("Tell me a long story", timeout=15_000)
+    screenshot(chat.chat, "chat-restored-after-reload")
+    chat.finished()
+    expect(chat.answers().last).to_contain_text("word59")

@@ -43,6 +43,7 @@ import { ModelDirectory } from './modelDirectory';
 import { CHAT_PANEL_ID, ChatPanel, type IChatPreferences } from './panel';
 import { createChatSanitizer } from './sanitizer';
 import { ChatSession } from './session';
+import { OpenConversation } from './openConversation';
 import { TitleStore } from './titles';
 import { IAiideChat } from './tokens';
 
@@ -241,7 +242,11 @@ export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
     window.addEventListener('online', () => socket.reconnectNow());
     socket.connect();
     void models.refresh();
-    void session.refresh();
+    // The conversation on screen before a reload comes back (restore() lists them too).
+    const openConversation = new OpenConversation(session, state);
+    void openConversation.restore().catch(error =>
+      console.warn('aiide: could not reopen the last conversation', error)
+    );
 
     return {
       socket,
