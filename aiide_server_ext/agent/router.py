@@ -273,10 +273,11 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
 
             started = metered = False
             written = 0  # characters of answer received, for a stream that ends early
+            events = stream_with_retries(
+                self.provider(spec.provider), request, key, policy, on_retry
+            )
             try:
-                async for event in stream_with_retries(
-                    self.provider(spec.provider), request, key, policy, on_retry
-                ):
+                async for event in events:
                     if isinstance(event, Usage):
                         self.calibration.observe(
                             f"{spec.provider}/{spec.model}",
@@ -311,6 +312,11 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
                         "fallback", f"{spec.name} is unavailable ({e.code}); using {nxt}"
                     )
             finally:
+                # The upstream call ends now (the connection closed), not when the
+                # generator is collected: a stopped answer stops costing at once.
+                aclose = getattr(events, "aclose", None)
+                if aclose is not None:
+                    await aclose()
                 if started and not metered:
                     # Stopped by the user, or failed mid-way: the provider was sent the
                     # request and streamed part of an answer, and bills both. It reports

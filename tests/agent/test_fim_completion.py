@@ -134,7 +134,7 @@ async def test_fim_answer_is_trimmed_to_the_block(jp_fetch: Any, fake_openai: Fa
     assert result["completion"] == "\n    return sum(xs)"
     # The stream was closed once the block had ended, long before the fake's 200+ chunks.
     for _ in range(40):
-        if fake_openai.hangups == 1:
+        if fake_openai.hangups == 1 and fake_openai.open_streams == 0:
             break
         await asyncio.sleep(0.05)
     assert fake_openai.hangups == 1 and fake_openai.open_streams == 0
