@@ -126,8 +126,11 @@ async def test_bad_input_is_refused_with_a_code_and_audited(
     action: str,
 ) -> None:
     got, body = await send(call, new_key, jp_root_dir, jp_serverapp, jp_http_port)
-    assert (got, body.get("code")) == (status, code), body
-    assert set(body) == {"code", "message"} and "Traceback" not in body["message"]
+    # A body still arriving may meet a reset before its 413 is read (no lingering close,
+    # see test_body_limits): then only the audit below is checked.
+    if got or send is not _a_600_mb_body_streamed:
+        assert (got, body.get("code")) == (status, code), body
+        assert set(body) == {"code", "message"} and "Traceback" not in body["message"]
     events = await gate.audit_log.query(AuditQuery(action=action))
     coded = [e for e in events if code in (e["outcome"], (e["detail"] or {}).get("code"))]
     assert coded, events
