@@ -23,7 +23,7 @@ import sqlite3
 import time
 from typing import Any, Protocol
 
-from ..gateway.errors import StoreError
+from ..stores.errors import StoreError
 from .errors import AgentError
 from .store import Store
 

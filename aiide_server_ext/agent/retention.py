@@ -13,7 +13,7 @@ import asyncio
 import logging
 import sqlite3
 
-from ..gateway.errors import StoreError
+from ..stores.errors import StoreError
 from .store import Store
 
 log = logging.getLogger("aiide.agent")

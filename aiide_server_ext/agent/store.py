@@ -27,8 +27,8 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ..gateway.errors import StoreError
 from ..stores.conn import Conn, Cursor, SqliteConn, check_database_url
+from ..stores.errors import StoreError
 from ..stores.schema import migrate
 from ..stores.wal import WalCheckpointer, hand_off_checkpoints
 from .errors import AgentError

@@ -22,6 +22,7 @@ from typing import Any
 
 from aiide_server_ext.stores.conn import Conn
 
+from ..stores.errors import StoreError
 from .audit import AuditLog
 from .errors import GatewayError, bad_request, forbidden, not_found, unauthenticated
 from .revocation import key_source, revoke_key_in
@@ -267,7 +268,8 @@ class ApiKeyService:
                         "UPDATE api_keys SET last_used_at = ? WHERE id = ?", (now, key_id)
                     )
                 )
-            except GatewayError as e:  # bookkeeping only: never fail the request for it
+            # Bookkeeping only: never fail the request for it.
+            except (GatewayError, StoreError) as e:
                 log.warning("aiide gateway: last_used_at not recorded: %s", e.message)
 
         task = asyncio.get_running_loop().create_task(write())

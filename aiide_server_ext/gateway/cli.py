@@ -62,6 +62,7 @@ def server_config(path: str | None = None) -> Config:
 
 
 def token_create(args: argparse.Namespace) -> int:
+    from ..stores.errors import StoreError
     from .build import build_gate
     from .errors import GatewayError
     from .part import Gateway
@@ -87,7 +88,7 @@ def token_create(args: argparse.Namespace) -> int:
             return out
 
         result = gate.store.write(issue)
-    except GatewayError as e:
+    except (GatewayError, StoreError) as e:
         print(f"error: {e.message} ({e.code})", file=sys.stderr)
         return 2
     finally:

@@ -18,10 +18,6 @@ class GatewayError(GateRefusal):
     """A refusal from the gateway's services."""
 
 
-class StoreError(GatewayError):
-    """The gateway database could not do what was asked (nothing was written)."""
-
-
 class GatewayHTTPError(web.HTTPError):  # type: ignore[misc]
     """A refusal raised inside jupyter_server's auth hooks; ``reason`` carries the code."""
 

@@ -18,6 +18,7 @@ from typing import Any
 from aiide_server_ext.seams import Caller, Gate
 from aiide_server_ext.stores.conn import Conn
 
+from ..stores.errors import StoreError
 from .apikeys import ApiKeyService
 from .audit import AuditLog
 from .authorizer import ResourceScopes
@@ -163,12 +164,12 @@ class GatewayGate:
                 principal = await self.tokens.verify_access(value)
             else:
                 principal = await self.keys.verify(value)
-        except GatewayError as e:
+        except (GatewayError, StoreError) as e:
             await self._audit_refusal(handler, kind, e)
             raise
         return self.caller_for(principal)
 
-    async def _audit_refusal(self, handler: Any, kind: str, e: GatewayError) -> None:
+    async def _audit_refusal(self, handler: Any, kind: str, e: GatewayError | StoreError) -> None:
         ip = str(getattr(handler.request, "remote_ip", "") or "")
         log.warning("aiide gateway: refused %s credential from %s: %s", kind, ip, e.code)
         if e.status != 401 or not self._refusal_audits.hit_now(ip, RateLimit(30, 60)).allowed:
@@ -177,7 +178,7 @@ class GatewayGate:
             await self.audit_log.record(
                 None, "token.refused", f"{kind}:{handler.request.path}", e.code, {"ip": ip}
             )
-        except GatewayError as store_error:
+        except (GatewayError, StoreError) as store_error:
             log.warning("aiide gateway: refusal not audited: %s", store_error.message)
 
     def is_owner(self, caller: Caller) -> bool:
@@ -210,7 +211,7 @@ class GatewayGate:
                 starts_kernel = resource in KERNEL_RESOURCES and action == "write"
                 if starts_kernel and handler.request.method == "POST":
                     await self._check_quota(caller, KERNEL_KINDS)
-            except GatewayError as e:
+            except (GatewayError, StoreError) as e:
                 self.stash_headers(handler, e.headers)
                 raise http_error(e) from None
         return True
@@ -247,7 +248,7 @@ class GatewayGate:
     async def _check_quota(self, caller: Caller, kinds: frozenset[str]) -> None:
         try:
             await self.quotas.check(caller.username, caller.groups, kinds)
-        except GatewayError as e:
+        except (GatewayError, StoreError) as e:
             if e.code == "quota_exceeded":
                 await self.audit(
                     caller,
@@ -287,7 +288,7 @@ class GatewayGate:
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
             )
-        except GatewayError as e:
+        except (GatewayError, StoreError) as e:
             log.warning("aiide gateway: model usage of %s not recorded: %s", caller.username, e)
 
     async def audit(
@@ -377,7 +378,8 @@ class GatewayGate:
 
         try:
             await self.store.awrite(compare)
-        except GatewayError as e:  # the server still starts; the problem is in the log
+        # The server still starts; the problem is in the log.
+        except (GatewayError, StoreError) as e:
             log.warning("aiide gateway: policy not audited: %s", e.message)
 
     async def close(self) -> None:

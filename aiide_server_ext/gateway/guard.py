@@ -31,6 +31,7 @@ from tornado.web import RequestHandler, stream_request_body
 
 from aiide_server_ext.seams import Caller, GateRefusal
 
+from ..stores.errors import StoreError
 from .errors import GatewayError
 from .ratelimit import RateLimit
 from .routes import (
@@ -236,7 +237,8 @@ class RouteGuard:
         target = f"{request.method} {request.path[:256]}"
         try:
             await self.gate.audit(caller, action, target, str(refusal.status), detail)
-        except GatewayError as e:  # the refusal stands; the store problem is in the log
+        # The refusal stands; the store problem is in the log.
+        except (GatewayError, StoreError) as e:
             log.warning("aiide gateway: route refusal not audited: %s", e.message)
 
 

@@ -19,6 +19,7 @@ from jupyter_server.auth.identity import PasswordIdentityProvider, User
 
 from aiide_server_ext.seams import Caller
 
+from ..stores.errors import StoreError
 from .apikeys import PREFIX
 from .errors import GatewayError, http_error
 from .tokens import looks_like_jwt
@@ -63,7 +64,7 @@ class GatewayIdentityProvider(PasswordIdentityProvider):  # type: ignore[misc]
             return await super()._get_user(handler)  # type: ignore[no-any-return]
         try:
             caller: Caller = await gate.authenticate(handler, *credential)
-        except GatewayError as e:
+        except (GatewayError, StoreError) as e:
             gate.stash_headers(handler, e.headers)
             raise http_error(e) from None
         # Header credentials are not ambient like cookies: no XSRF check needed.

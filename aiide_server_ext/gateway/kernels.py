@@ -21,6 +21,7 @@ from typing import Any
 
 from aiide_server_ext.seams import Caller
 
+from ..stores.errors import StoreError
 from .errors import GatewayError
 from .metering import UsageMeter
 
@@ -92,7 +93,7 @@ class KernelMeter:
         async def write() -> None:
             try:
                 await record
-            except GatewayError as e:
+            except (GatewayError, StoreError) as e:
                 log.warning("aiide gateway: kernel usage not recorded: %s", e.message)
 
         try:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 from aiide_server_ext.stores.conn import Conn, SqliteConn, check_database_url
 from aiide_server_ext.stores.schema import migrate as migrate_steps
 
-from .errors import StoreError
+from ..stores.errors import StoreError
 from .migrations import STEPS
 
 if TYPE_CHECKING:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from ..stores.errors import StoreError
 from .errors import GatewayError, bad_request, forbidden, unauthenticated, unavailable
 from .revocation import revoke_family_in, source_alive_in
 from .scopes import ALL, SCOPES
@@ -102,10 +103,10 @@ def _pyjwt() -> jwt.PyJWT:
     return jwt.PyJWT(options={"enforce_minimum_key_length": True})
 
 
-def _refusal(e: Exception) -> GatewayError:
+def _refusal(e: Exception) -> GatewayError | StoreError:
     import jwt
 
-    if isinstance(e, GatewayError):
+    if isinstance(e, (GatewayError, StoreError)):
         return e
     if isinstance(e, jwt.ExpiredSignatureError):
         return unauthenticated("token_expired", "the token has expired")
@@ -479,7 +480,7 @@ class TokenService:
 
         try:
             jtis, fams, sources, users = await self.store.aread(load)
-        except GatewayError:
+        except (GatewayError, StoreError):
             if self._revocations_since == 0.0:
                 raise  # never loaded: refuse rather than accept revoked tokens
             return  # keep the last known set; the store error is logged

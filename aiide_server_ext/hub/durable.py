@@ -154,12 +154,13 @@ class DurableState:
 async def _unavailable_if_failing(work: Awaitable[T]) -> T:
     """A database failure is the state being unavailable (the broker then fails closed)."""
     from aiide_server_ext.gateway.errors import GatewayError
+    from aiide_server_ext.stores.errors import StoreError
 
     from .state import StateUnavailable
 
     try:
         return await work
-    except GatewayError as e:
+    except (GatewayError, StoreError) as e:
         raise StateUnavailable(f"the broker database: {e.message}") from None
 
 

@@ -107,6 +107,7 @@ class Recorder:
         """Audit events and the usage figures the state is rebuilt from (``durable``), in
         one transaction: a call is in both records or in neither."""
         from aiide_server_ext.gateway.errors import GatewayError
+        from aiide_server_ext.stores.errors import StoreError
 
         durable = self.state.durable
         if not events and not (usage and durable is not None):
@@ -120,7 +121,7 @@ class Recorder:
 
         try:
             await self.audit.store.awrite(write)
-        except GatewayError as e:
+        except (GatewayError, StoreError) as e:
             actions = sorted({ev.action for ev in events})
             log.warning("aiide broker: %s not audited: %s", ", ".join(actions), e)
 

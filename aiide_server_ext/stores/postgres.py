@@ -22,9 +22,8 @@ from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from aiide_server_ext.gateway.errors import StoreError
-
 from .conn import Conn, Cursor, to_pyformat
+from .errors import StoreError
 
 if TYPE_CHECKING:
     import psycopg

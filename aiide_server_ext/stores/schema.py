@@ -11,9 +11,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 
-from aiide_server_ext.gateway.errors import StoreError
-
 from .conn import Conn
+from .errors import StoreError
 
 log = logging.getLogger("aiide.stores")
 

@@ -19,7 +19,7 @@ import pytest
 from aiide_server_ext.agent import hub as hub_module
 from aiide_server_ext.agent.hub import HELD_MESSAGE, Hub
 from aiide_server_ext.agent.store import Store
-from aiide_server_ext.gateway.errors import StoreError
+from aiide_server_ext.stores.errors import StoreError
 
 
 class FlakyStore(Store):

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from aiide_server_ext.agent.store import STEPS, Store
-from aiide_server_ext.gateway.errors import StoreError
+from aiide_server_ext.stores.errors import StoreError
 
 from .conftest import Db
 

@@ -15,13 +15,14 @@ from typing import Any
 import pytest
 
 from aiide_server_ext.gateway.audit import AuditLog, AuditQuery
-from aiide_server_ext.gateway.errors import GatewayError, StoreError
+from aiide_server_ext.gateway.errors import GatewayError
 from aiide_server_ext.gateway.metering import Prices, UsageMeter, UsageQuery
 from aiide_server_ext.gateway.migrations import MIGRATIONS, PG_MIGRATIONS
 from aiide_server_ext.gateway.redaction import Redactor
 from aiide_server_ext.gateway.store import Store
 from aiide_server_ext.gateway.tokens import TokenService
 from aiide_server_ext.stores.conn import Conn, to_pyformat
+from aiide_server_ext.stores.errors import StoreError
 from aiide_server_ext.stores.postgres import advisory_key
 
 from .conftest import Db
