@@ -183,15 +183,25 @@ def python_prefixes(executable: str) -> list[str]:
 #: The IPython extension with the kernel's start-up hooks (``%pip`` without network,
 #: the note on a sealed home); it reads what to install from the kernel's environment.
 KERNEL_HOOKS = "--IPKernelApp.extra_extensions=aiide_kernel.kernel_hooks"
+#: ipykernel's launcher, and ours: the same kernel without loading the debugger that a
+#: sandboxed kernelspec does not offer (see ``aiide_kernel/sandboxed_ipykernel.py``).
+IPYKERNEL_LAUNCHER = "ipykernel_launcher"
+SANDBOXED_LAUNCHER = "aiide_kernel.sandboxed_ipykernel"
 
 
 def add_kernel_hooks(cmd: list[str]) -> list[str]:
-    """Load ``aiide_kernel.kernel_hooks`` in ipykernel-based kernels (others are left
-    alone). An extension, not ``exec_lines``: those run through ``run_cell``, whose
-    first call costs every cold start about 15 ms (IPython's tokenizer patterns)."""
+    """Start ipykernel-based kernels through our launcher and load
+    ``aiide_kernel.kernel_hooks`` in them (others are left alone). An extension, not
+    ``exec_lines``: those run through ``run_cell``, whose first call costs every cold
+    start about 15 ms (IPython's tokenizer patterns)."""
     if not any("ipykernel" in part for part in cmd) or KERNEL_HOOKS in cmd:
         return cmd  # not ipykernel, or a command from a recipe that already has it
-    return [*cmd, KERNEL_HOOKS]
+    out = list(cmd)
+    for i in range(len(out) - 1):
+        if out[i] == "-m" and out[i + 1] == IPYKERNEL_LAUNCHER:
+            out[i + 1] = SANDBOXED_LAUNCHER
+            break
+    return [*out, KERNEL_HOOKS]
 
 
 def sandbox_ro_paths(executable: str) -> list[str]:

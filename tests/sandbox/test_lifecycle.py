@@ -49,6 +49,19 @@ async def test_kernel_uses_the_servers_python_environment(
     assert r.stdout.strip() == sys.prefix
 
 
+async def test_the_kernel_starts_without_the_debugger_it_does_not_offer(
+    sandboxed_km: AsyncKernelManager,
+) -> None:
+    """The kernelspec says ``debugger: false``; ipykernel would still import debugpy
+    (~90 ms of a cold start). It is left out at start, and user code can import it."""
+    r = await run_code(
+        sandboxed_km,
+        "import sys; print('debugpy' in sys.modules)\nimport debugpy; print(debugpy.__name__)",
+    )
+    assert r.status == "ok", r
+    assert r.stdout.split() == ["False", "debugpy"]
+
+
 async def test_interrupt_stops_a_running_cell(sandboxed_km: AsyncKernelManager) -> None:
     kc = sandboxed_km.client()
     kc.start_channels()
