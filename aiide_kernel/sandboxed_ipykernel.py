@@ -29,11 +29,11 @@ def main() -> None:
 
     app = IPKernelApp.instance()
     try:
-        app.initialize()
+        app.initialize()  # type: ignore[no-untyped-call]
     finally:
         if sys.modules.get(DEBUGGER_MODULE, False) is None:
             del sys.modules[DEBUGGER_MODULE]
-    app.start()
+    app.start()  # type: ignore[no-untyped-call]
 
 
 if __name__ == "__main__":
