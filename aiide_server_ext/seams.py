@@ -55,6 +55,35 @@ class Caller:
     def has_scope(self, scope: str) -> bool:
         return "*" in self.scopes or scope in self.scopes
 
+    @property
+    def credential(self) -> str:
+        """The gateway credential behind this caller, ``via:id`` (an API key, or a token's
+        refresh family); "" for Jupyter's own login (a browser cookie, Jupyter's or
+        JupyterHub's token)."""
+        found = self.extra.get("family") or self.extra.get("credential_id")
+        return f"{self.extra.get('via', 'gateway')}:{found}" if found else ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The caller as JSON (a run stores who started it). ``credential`` is kept for
+        the record (it may not approve that run's calls); ``extra`` is not."""
+        return {
+            "username": self.username,
+            "scopes": sorted(self.scopes),
+            "groups": sorted(self.groups),
+            "roles": sorted(self.roles),
+            "credential": self.credential,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Caller:
+        """The caller ``to_dict`` stored, acting as its user again (no credential)."""
+        return cls(
+            username=data["username"],
+            scopes=frozenset(data.get("scopes", ["*"])),
+            groups=frozenset(data.get("groups", [])),
+            roles=frozenset(data.get("roles", [])),
+        )
+
 
 class Gate(Protocol):
     def caller(self, handler: Any) -> Caller:

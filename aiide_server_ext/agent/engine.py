@@ -22,7 +22,7 @@ from .notebooks import NotebookBridge, Route
 from .policy import ToolPolicy
 from .providers import ProviderError, TextDelta, ToolRequest, Usage
 from .router import Router
-from .runs import AWAITING, RUNNING, TERMINAL, Call, Run, gateway_credential, new_id
+from .runs import AWAITING, RUNNING, TERMINAL, Call, Run, new_id
 from .steps import StepRunner
 from .store import Store
 from .tools import ToolSource
@@ -115,7 +115,7 @@ class RunEngine:
             conversation_id=cid,
             owner=caller.username,
             task=task,
-            caller=Run.caller_dict(caller),
+            caller=caller.to_dict(),
             models=[m.name for m in candidates],
             context=dict(msg.get("context") or {}),
             question_idx=idx,
@@ -283,7 +283,7 @@ class RunEngine:
         """Approvals come from a person: an API key or token (never the browser's session)
         may not answer the calls of a run it started, and answers others' only with
         ``agent:approve`` (docs/gateway.md)."""
-        credential = gateway_credential(caller)
+        credential = caller.credential
         if not credential:
             return
         if credential == run.caller.get("credential"):

@@ -15,14 +15,6 @@ AWAITING = "awaiting_approval"
 TERMINAL = ("completed", "failed", "cancelled", "expired")
 
 
-def gateway_credential(caller: Caller) -> str:
-    """The API key or token (its refresh family) behind a caller; "" for Jupyter's own
-    login (the browser's cookie, Jupyter's or JupyterHub's token)."""
-    extra = caller.extra
-    found = extra.get("family") or extra.get("credential_id")
-    return f"{extra.get('via', 'gateway')}:{found}" if found else ""
-
-
 def new_id(prefix: str) -> str:
     return f"{prefix}_{uuid.uuid4().hex[:20]}"
 
@@ -53,6 +45,7 @@ class Run:
     conversation_id: str
     owner: str
     task: str
+    #: ``Caller.to_dict`` of who started the run.
     caller: dict[str, Any]
     models: list[str]
     context: dict[str, Any]
@@ -77,24 +70,7 @@ class Run:
     decided: list[str] = field(default_factory=list)
 
     def caller_obj(self) -> Caller:
-        c = self.caller
-        return Caller(
-            username=c["username"],
-            scopes=frozenset(c.get("scopes", ["*"])),
-            groups=frozenset(c.get("groups", [])),
-            roles=frozenset(c.get("roles", [])),
-        )
-
-    @staticmethod
-    def caller_dict(caller: Caller) -> dict[str, Any]:
-        return {
-            "username": caller.username,
-            "scopes": sorted(caller.scopes),
-            "groups": sorted(caller.groups),
-            "roles": sorted(caller.roles),
-            # The gateway credential that started the run: it may not approve its calls.
-            "credential": gateway_credential(caller),
-        }
+        return Caller.from_dict(self.caller)
 
     def usage(self) -> dict[str, int]:
         return {

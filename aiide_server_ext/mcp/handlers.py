@@ -53,10 +53,9 @@ class McpHandler(AiideAPIHandler):
     def credential(self) -> Credential:
         """The credential of this request: a gateway key or token (its refresh family),
         Jupyter's token, or a browser session (interactive)."""
-        extra = self.caller.extra
-        found = extra.get("family") or extra.get("credential_id")
-        if found:
-            return Credential(f"{extra.get('via', 'gateway')}:{found}")
+        gateway = self.caller.credential
+        if gateway:
+            return Credential(gateway)
         if self.request.headers.get("Authorization") or self.token_authenticated:
             return Credential("jupyter:token")
         return Credential("session", interactive=True)
