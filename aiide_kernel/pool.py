@@ -26,7 +26,7 @@ from traitlets import Float, Int
 from traitlets.config import SingletonConfigurable
 
 from .backends import SandboxedKernel
-from .launch_recipe import LaunchRecipe, PreparedLaunch, server_secret_paths
+from .launch.recipe import LaunchRecipe, PreparedLaunch, server_secret_paths
 from .policy import SandboxPolicy
 from .rundir import RunDir
 

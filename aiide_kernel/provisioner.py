@@ -20,7 +20,7 @@ from traitlets import Bool, Int, Unicode
 from .backends import SandboxBackend, SandboxedKernel, get_backend
 from .channel import KernelChannels
 from .events import KernelEvents
-from .launch_recipe import LaunchRecipe, PreparedLaunch, server_secret_paths
+from .launch.recipe import LaunchRecipe, PreparedLaunch, server_secret_paths
 from .policy import SandboxConfigError, SandboxPolicy
 from .rundir import sandbox_identity
 

@@ -43,7 +43,7 @@ _KM_SECTIONS = (
 def spec_is_sandboxed(spec: KernelSpec | dict[str, Any] | None) -> bool:
     """A kernelspec whose kernels start through the aiide sandbox provisioner, or (on a
     kernel gateway, which ignores provisioners) through the sandbox launcher
-    (``aiide_kernel/launch_spec.py``). ``spec`` may also be a kernelspec model
+    (``aiide_kernel/launch/kernelspec.py``). ``spec`` may also be a kernelspec model
     (``{"name", "spec": {...}}``) as a gateway's REST API answers it."""
     if isinstance(spec, dict) and isinstance(spec.get("spec"), dict):
         spec = spec["spec"]

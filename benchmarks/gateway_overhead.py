@@ -26,8 +26,10 @@ import json
 import sys
 import time
 import urllib.parse
+from pathlib import Path
 
-from aiide_server_ext.gateway.testing import JupyterServer, running
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from servers import JupyterServer, running
 
 SECRET = "benchmark-secret-" + "0123456789abcdef" * 3
 PATH = "/aiide/api/status"

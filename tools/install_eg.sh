@@ -42,5 +42,5 @@ if [ ! -f "$EG_VENV/.complete" ]; then
 fi
 
 # The kernelspec: cheap, so always rewritten (a new checkout has a new .venv path).
-"$BIN/python" -m aiide_kernel.launch_spec --prefix "$EG_VENV" --quiet
+"$BIN/python" -m aiide_kernel.launch.kernelspec --prefix "$EG_VENV" --quiet
 echo "$EG_VENV"

@@ -24,7 +24,7 @@ from .. import cgroups, seccomp
 from ..policy import SandboxPolicy
 from ..workspace import mask_file
 from .base import BackendStatus, LaunchSpec, SandboxBackend, SandboxedKernel
-from .etc import write_etc
+from .generated_etc import write_etc
 
 _SYMLINKS = {
     "/bin": "usr/bin",

@@ -20,7 +20,7 @@ from typing import Any
 from ..policy import SandboxConfigError
 from ..workspace import mask_file
 from .base import BackendStatus, LaunchSpec, SandboxBackend, SandboxedKernel
-from .etc import write_etc
+from .generated_etc import write_etc
 
 
 @lru_cache(maxsize=4)

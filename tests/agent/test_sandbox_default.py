@@ -251,7 +251,7 @@ def test_with_the_opt_in_a_course_keeps_the_outside_sandbox_mark() -> None:
 
 
 def test_kernelspecs_are_sandboxed_by_provisioner_or_gateway_launcher() -> None:
-    from aiide_kernel.launch_spec import gateway_kernelspec
+    from aiide_kernel.launch.kernelspec import gateway_kernelspec
     from aiide_server_ext.kernelspecs import spec_is_sandboxed
 
     shipped = json.loads(
@@ -271,7 +271,7 @@ def test_kernelspecs_are_sandboxed_by_provisioner_or_gateway_launcher() -> None:
 async def test_a_gateway_kernel_is_judged_by_the_gateways_kernelspec() -> None:
     from jupyter_server.gateway.managers import GatewayKernelManager
 
-    from aiide_kernel.launch_spec import gateway_kernelspec
+    from aiide_kernel.launch.kernelspec import gateway_kernelspec
     from aiide_server_ext.agent.kernels import KernelRunner
 
     specs = {

@@ -136,7 +136,7 @@ def aiide_kernelspec(jp_env_jupyter_path: Path) -> None:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    from aiide_server_ext.gateway.testing import RedisServer
+    from servers import RedisServer
 
     need("redis", shutil.which("redis-server") is not None, "redis-server is not installed")
     with RedisServer() as server:

@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import free_port
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 from tornado.httpserver import HTTPServer
 from tornado.routing import PathMatches
 
 from aiide_server_ext.gateway.audit import AuditQuery
-from aiide_server_ext.gateway.testing import free_port
 from aiide_server_ext.hub.broker import Broker, BrokerApp, BrokerHandler
 from aiide_server_ext.hub.identity import HubCaller
 

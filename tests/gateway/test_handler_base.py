@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from servers import free_port
 from traitlets.config import Config
 
-from aiide_server_ext.gateway.testing import free_port
 from aiide_server_ext.json_api import JsonApi
 
 from .test_routes import _routes

@@ -12,8 +12,7 @@ import json
 import urllib.request
 
 import pytest
-
-from aiide_server_ext.gateway.testing import JupyterServer
+from servers import JupyterServer
 
 from .conftest import AUTHORIZER, IDP
 from .helpers import SECRET, claims, forge

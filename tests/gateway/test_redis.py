@@ -7,11 +7,11 @@ import logging
 from typing import Any
 
 import pytest
+from servers import JupyterServer, free_port, running
 from tornado.httpclient import AsyncHTTPClient
 
 from aiide_server_ext.gateway.errors import GatewayError
 from aiide_server_ext.gateway.ratelimit import RateLimit, RedisRateLimiter
-from aiide_server_ext.gateway.testing import JupyterServer, free_port, running
 
 from .conftest import AUTHORIZER, IDP
 from .helpers import SECRET, Call, claims, forge

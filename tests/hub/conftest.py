@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 import pytest_asyncio
 from optional import require
+from servers import RedisServer
 
-from aiide_server_ext.gateway.testing import RedisServer
 from aiide_server_ext.hub.state import SharedState
 
 from .harness import INSTRUCTORS, STUDENTS, Hub, missing

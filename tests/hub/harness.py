@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from aiide_server_ext.gateway.testing import RedisServer, free_port
+from servers import RedisServer, free_port
 
 ROOT = Path(__file__).parents[2]
 VENV_BIN = Path(sys.executable).parent

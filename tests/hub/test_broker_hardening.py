@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from servers import free_port
 
 from aiide_server_ext.agent.complete import SYSTEM
-from aiide_server_ext.gateway.testing import free_port
 
 from .harness import BODY, BROKER_ADMIN, COURSE, PROVIDER_KEY, Hub
 

@@ -34,8 +34,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from aiide_server_ext.gateway.testing import RedisServer, free_port
+from servers import RedisServer, free_port
 
 from .chat import chat, error_of, text_of
 from .harness import ROOT, VENV_BIN, _wait_http, chp_path, descendants, end_all, missing

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from servers import free_port
 
 from aiide_server_ext.agent.providers.base import error_for_status
-from aiide_server_ext.gateway.testing import free_port
 
 from .harness import BODY, COURSE, Hub
 

@@ -10,8 +10,7 @@ import time
 from typing import Any
 
 import pytest
-
-from aiide_server_ext.gateway.testing import free_port
+from servers import free_port
 
 from .chat import chat, error_of, text_of
 from .harness import BODY, BROKER_ADMIN, BROKER_TIMEOUT, HUB_TIMEOUT, IDENTITY_CACHE, Hub

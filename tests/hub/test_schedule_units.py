@@ -10,9 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from servers import RedisServer
 
 from aiide_server_ext.gateway.store import Store
-from aiide_server_ext.gateway.testing import RedisServer
 from aiide_server_ext.hub.course import Course, CourseError, effective, validate_changes
 from aiide_server_ext.hub.durable import DurableState
 from aiide_server_ext.hub.notices import notices

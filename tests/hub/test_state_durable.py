@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from optional import require
+from servers import RedisServer
 
 from aiide_server_ext.gateway.audit import AuditLog, AuditQuery
 from aiide_server_ext.gateway.redaction import Redactor
 from aiide_server_ext.gateway.store import Store
-from aiide_server_ext.gateway.testing import RedisServer
 from aiide_server_ext.hub.course import periods
 from aiide_server_ext.hub.durable import DurableState
 from aiide_server_ext.hub.recorder import Event, Recorder

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from optional import require
+from servers import RedisServer
 
 from aiide_server_ext.gateway.audit import AuditLog, AuditQuery
 from aiide_server_ext.gateway.ratelimit import RateLimit
 from aiide_server_ext.gateway.redaction import Redactor
 from aiide_server_ext.gateway.store import Store
-from aiide_server_ext.gateway.testing import RedisServer
 from aiide_server_ext.hub.course import periods
 from aiide_server_ext.hub.recorder import Event, Recorder
 from aiide_server_ext.hub.state import SharedState, StateUnavailable, Usage
@@ -88,7 +88,7 @@ async def test_apply_adds_budgets_and_day_figures_of_several_calls_at_once(
 
 @pytest.mark.asyncio
 async def test_redis_down_is_state_unavailable() -> None:
-    from aiide_server_ext.gateway.testing import free_port
+    from servers import free_port
 
     down = SharedState(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
     try:

@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import Any
 
 import websocket
+from servers import free_port
 
-from aiide_kernel.launch_spec import gateway_kernelspec, install
-from aiide_server_ext.gateway.testing import free_port
+from aiide_kernel.launch.kernelspec import gateway_kernelspec, install
 
 ROOT = Path(__file__).parents[2]
 VENV_BIN = Path(sys.executable).parent

@@ -13,8 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 from sandbox_support import kernel_run_dirs
-
-from aiide_server_ext.gateway.testing import free_port
+from servers import free_port
 
 from .harness import GATEWAY_SECRET, SERVER_SECRET, Gateway, KernelSocket, Server
 

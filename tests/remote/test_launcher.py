@@ -24,15 +24,15 @@ from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
 from sandbox_support import left_behind, require_backend
 
-from aiide_kernel.launch import EXIT_LAUNCH_FAILED, choose_workspace, exit_status
-from aiide_kernel.launch_reaper import BOOT_LABEL, PID_LABEL, boot_id, orphans
-from aiide_kernel.launch_relay import (
+from aiide_kernel.launch.kernelspec import gateway_kernelspec, install
+from aiide_kernel.launch.launcher import EXIT_LAUNCH_FAILED, choose_workspace, exit_status
+from aiide_kernel.launch.reaper import BOOT_LABEL, PID_LABEL, boot_id, orphans
+from aiide_kernel.launch.relay import (
     Endpoints,
     RelayError,
     kernel_side_info,
     read_connection_file,
 )
-from aiide_kernel.launch_spec import gateway_kernelspec, install
 from aiide_kernel.policy import SandboxConfigError, SandboxPolicy
 
 TCP_INFO: dict[str, Any] = {

@@ -9,7 +9,7 @@ import os
 import aiide_kernel.provisioner
 
 PACKAGE = os.path.dirname(os.path.abspath(aiide_kernel.provisioner.__file__))
-RECIPE = "launch_recipe.py"
+RECIPE = os.path.join("launch", "recipe.py")
 #: Only the recipe may assemble these; anything else is a second launch path.
 ASSEMBLY = {"LaunchSpec", "RunDir.create", "grant_workspace", "open_workspace", "plan_masks"}
 
@@ -41,13 +41,13 @@ def test_only_the_recipe_assembles_a_kernel_launch() -> None:
     offenders = {
         os.path.relpath(path, PACKAGE): sorted(_calls(path) & ASSEMBLY)
         for path in _modules()
-        if os.path.basename(path) != RECIPE and _calls(path) & ASSEMBLY
+        if os.path.relpath(path, PACKAGE) != RECIPE and _calls(path) & ASSEMBLY
     }
     assert offenders == {}, f"kernel launches assembled outside {RECIPE}: {offenders}"
 
 
 def test_provisioner_pool_and_launcher_all_use_the_recipe() -> None:
-    for name in ("provisioner.py", "pool.py", "launch.py"):
+    for name in ("provisioner.py", "pool.py", os.path.join("launch", "launcher.py")):
         with open(os.path.join(PACKAGE, name), encoding="utf-8") as f:
             source = f.read()
         assert "LaunchRecipe" in source, name

@@ -109,7 +109,7 @@ async def test_a_link_swapped_in_after_the_open_is_not_mounted(
     backend: str, scene: Scene, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """After the workspace was opened, just before the sandbox mounts it."""
-    from aiide_kernel.launch_recipe import PreparedLaunch
+    from aiide_kernel.launch.recipe import PreparedLaunch
 
     original = PreparedLaunch.spec
 

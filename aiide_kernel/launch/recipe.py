@@ -1,7 +1,7 @@
 """The one way a sandboxed kernel launch is assembled.
 
 The provisioner (a user's kernel), the warm pool (pre-started kernels) and the
-gateway launcher (``launch.py``) all start kernels through ``LaunchRecipe.prepare``
+kernel gateway's launcher (``launcher.py``) all start kernels through ``LaunchRecipe.prepare``
 and ``PreparedLaunch.start``: the workspace is resolved race-free here, access is
 granted here without chown, masks are planned here, the environment and kernel
 hooks are added here. A sandbox fix made here reaches every kernel.
@@ -14,14 +14,14 @@ import os
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from .backends import LaunchSpec, SandboxBackend, SandboxedKernel, get_backend
-from .backends.base import add_kernel_hooks, kernel_environment, sandbox_ro_paths
-from .channel import ENV_VAR as CHANNEL_ENV
-from .channel import KernelChannels
-from .grants import Grant, grant_workspace
-from .policy import SandboxPolicy
-from .rundir import RunDir, run_parent
-from .workspace import (
+from ..backends import LaunchSpec, SandboxBackend, SandboxedKernel, get_backend
+from ..backends.base import add_kernel_hooks, kernel_environment, sandbox_ro_paths
+from ..channel import ENV_VAR as CHANNEL_ENV
+from ..channel import KernelChannels
+from ..grants import Grant, grant_workspace
+from ..policy import SandboxPolicy
+from ..rundir import RunDir, run_parent
+from ..workspace import (
     WorkspaceHandle,
     check_not_sensitive,
     close_fds,

@@ -61,7 +61,7 @@ def orphans(containers: list[Any], boot: str) -> list[Any]:
 
 def reap_docker(log: logging.Logger) -> int:
     """Remove this host's orphaned launcher containers; how many were removed."""
-    from .backends.docker import _client
+    from ..backends.docker import _client
 
     boot = boot_id()
     labelled = _client().containers.list(all=True, filters={"label": f"{BOOT_LABEL}={boot}"})

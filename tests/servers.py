@@ -155,8 +155,8 @@ class JupyterServer(_Process):
                 break
             try:
                 url, auth = self.url + "/api/status", {"Authorization": f"token {self.token}"}
-                request = urllib.request.Request(url, headers=auth)  # noqa: S310 (http on loopback)
-                with urllib.request.urlopen(request, timeout=2) as r:  # noqa: S310
+                request = urllib.request.Request(url, headers=auth)
+                with urllib.request.urlopen(request, timeout=2) as r:
                     if r.status == 200:
                         return
             except OSError:

@@ -9,7 +9,7 @@ kernelspec whose argv is this launcher::
 The launcher stays in the foreground as the gateway's "kernel process": it starts
 ipykernel inside the sandbox (the same backends and ``c.SandboxPolicy`` as the
 provisioner), relays the gateway's TCP ports to the kernel's ipc sockets
-(``launch_relay``), turns SIGINT into an ``interrupt_request`` (bubblewrap would
+(``relay.py``), turns SIGINT into an ``interrupt_request`` (bubblewrap would
 kill the sandbox on SIGINT), stops the sandbox on SIGTERM/SIGHUP, and exits when the
 kernel does, with the reason on stderr (the gateway's log). If the launcher is killed
 outright, bubblewrap's ``--die-with-parent`` takes the sandbox with it.
@@ -27,10 +27,11 @@ import sys
 from traitlets import Float, Int, List, Unicode
 from traitlets.config import Application
 
-from .backends import SandboxedKernel, SandboxUnavailable, get_backend
-from .launch_reaper import launcher_labels, reap_docker
-from .launch_recipe import LaunchRecipe, PreparedLaunch, server_secret_paths
-from .launch_relay import (
+from ..backends import SandboxedKernel, SandboxUnavailable, get_backend
+from ..policy import SandboxConfigError, SandboxPolicy
+from .reaper import launcher_labels, reap_docker
+from .recipe import LaunchRecipe, PreparedLaunch, server_secret_paths
+from .relay import (
     Endpoints,
     Relay,
     RelayError,
@@ -38,7 +39,6 @@ from .launch_relay import (
     read_connection_file,
     write_private_json,
 )
-from .policy import SandboxConfigError, SandboxPolicy
 
 #: Connection-file addresses that mean "every interface".
 WILDCARD_IPS = frozenset({"0.0.0.0", "*", "::", ""})  # noqa: S104 - recognised, never bound
@@ -309,7 +309,3 @@ def main(argv: list[str] | None = None) -> None:
         print(f"aiide-launch: {e}", file=sys.stderr)
         sys.exit(EXIT_LAUNCH_FAILED)
     app.start()
-
-
-if __name__ == "__main__":
-    main()

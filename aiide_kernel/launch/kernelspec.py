@@ -5,8 +5,8 @@ runs ``aiide_kernel.launch`` as argv instead. The interpreter in argv is the
 kernel's Python (it must have aiide_kernel and ipykernel; the sandbox binds its
 prefix read-only), not the gateway's own::
 
-    python -m aiide_kernel.launch_spec --prefix /opt/eg-venv            # its kernels dir
-    python -m aiide_kernel.launch_spec --dir /usr/local/share/jupyter/kernels \\
+    python -m aiide_kernel.launch.kernelspec --prefix /opt/eg-venv            # its kernels dir
+    python -m aiide_kernel.launch.kernelspec --dir /usr/local/share/jupyter/kernels \\
         --backend docker -- --memory=1G
 """
 
@@ -51,7 +51,8 @@ def gateway_kernelspec(
 
 def _logo_dir() -> str | None:
     """The logos shipped with the provisioner kernelspec (checkout or installed)."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    # The checkout: three levels up from aiide_kernel/launch/kernelspec.py.
+    here = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     for candidate in (
         os.path.join(here, "share", "kernels", DEFAULT_NAME),
         os.path.join(sys.prefix, "share", "jupyter", "kernels", DEFAULT_NAME),
@@ -89,7 +90,7 @@ def install(kernels_dir: str, spec: dict[str, Any], name: str = DEFAULT_NAME) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m aiide_kernel.launch_spec",
+        prog="python -m aiide_kernel.launch.kernelspec",
         description="Install the sandboxed-kernel kernelspec for a kernel gateway.",
     )
     where = parser.add_mutually_exclusive_group(required=True)
