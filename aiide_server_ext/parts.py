@@ -15,10 +15,12 @@ from typing import Any
 
 from traitlets.config import LoggingConfigurable
 
-#: Loaded in this order: the gateway first (identity, limits), consumers after it.
+#: Loaded in this order: the gateway first (identity, limits), consumers after it; the
+#: MCP server after the agent, whose notebooks and policy it serves.
 PART_PATHS = [
     "aiide_server_ext.gateway.part:Gateway",
     "aiide_server_ext.agent.part:Agent",
+    "aiide_server_ext.mcp.part:McpServer",
     "aiide_server_ext.knowledge.part:Knowledge",
 ]
 

@@ -54,6 +54,7 @@ class RunEngine:
         allow_hidden: bool = False,
         knowledge: Callable[[], Any] = lambda: None,
         tool_source: ToolSource | None = None,
+        steps: type[StepRunner] = StepRunner,
     ) -> None:
         self.store = store
         self.hub = hub
@@ -67,11 +68,11 @@ class RunEngine:
         self.max_output_tokens = max_output_tokens
         #: The knowledge part's service, looked up per use (it may load after this part).
         self.knowledge = knowledge
-        #: Tools of configured MCP servers (``aiide_server_ext/mcp/client.py``), if any.
+        #: Tools of configured MCP servers (``tools/mcp_client.py``), if any.
         self.tool_source = tool_source
         self.history = History(store, hub, router, context, gate, notebooks, root_dir, knowledge)
         self.history.tool_source = tool_source
-        self.steps = StepRunner(self, network=network, allow_hidden=allow_hidden)
+        self.steps = steps(self, network=network, allow_hidden=allow_hidden)
         self.runs: dict[str, Run] = {}
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}

@@ -1,4 +1,5 @@
-"""The agent part of the extension (``c.Agent.*``): configuration, services, routes.
+"""The agent part of the extension (``c.Agent.*``): its traits, its service, its routes.
+The parts themselves are made in ``assembly.py`` (as for headless runs and stdio MCP).
 
 Nothing heavy is imported here or at server start: the anthropic SDK, httpx and
 jsonschema load on first use (or in a background thread shortly after start).
@@ -121,7 +122,12 @@ class Agent(ExtensionPart):
     heartbeat_seconds = Float(
         30.0, config=True, help="How often clients should ping (sent to them in 'hello')."
     )
-    kernel_name = Unicode("aiide-python", config=True, help="Kernel for headless runs.")
+    kernel_name = Unicode(
+        "aiide-python",
+        config=True,
+        help="Kernel the agent starts for a notebook that has none running (in the server, "
+        "headless runs and 'jupyter aiide mcp').",
+    )
     allow_hidden = Bool(False, config=True, help="Let file tools see hidden files.")
     mcp_approval_wait = Float(
         60.0,
@@ -170,102 +176,44 @@ class Agent(ExtensionPart):
     )
 
     def initialize(self, settings: dict[str, Any]) -> None:
-        from .context import ContextBuilder
-        from .policy import ToolPolicy
-        from .router import DEFAULT_MODELS, DEFAULT_PROVIDERS, Router
+        from .assembly import AgentConfig, Host, build
         from .service import AgentService
-        from .store import Store
 
         server = getattr(self.parent, "serverapp", None)
         if server is None:
             raise RuntimeError("the agent part runs inside the aiide extension")
-        path = self.db_path or os.path.join(server.data_dir, "aiide", "agent.sqlite")
-        store = Store(path, url=self.database_url, server=self._server_id(server.data_dir))
-        providers = {**DEFAULT_PROVIDERS, **{k: dict(v) for k, v in self.providers.items()}}
-        router = Router(parent=self)
-        router.setup(list(self.models) or DEFAULT_MODELS, providers, store, self.allow_user_keys)
-        from ..mcp.client import McpClients
-
-        self.mcp_clients = McpClients.from_config(
-            dict(self.mcp_servers),
-            timeout=self.mcp_timeout,
-            refresh_seconds=self.mcp_refresh_seconds,
-        )
-        settings["aiide_mcp_clients"] = self.mcp_clients
-        self.service = AgentService(
-            store=store,
-            router=router,
-            policy=ToolPolicy(parent=self),
-            context=ContextBuilder(parent=self),
-            gate=_LazyGate(settings),
+        config = AgentConfig.from_traits(self)
+        host = Host(
+            root_dir=os.path.realpath(server.root_dir),
             contents_manager=server.contents_manager,
             kernel_manager=server.kernel_manager,
             session_manager=getattr(server, "session_manager", None),
-            root_dir=os.path.realpath(server.root_dir),
+            gate=_LazyGate(settings),
             knowledge=lambda: settings.get("aiide_knowledge"),
-            tool_source=self.mcp_clients if self.mcp_clients.servers else None,
-            options={
-                "max_message_bytes": self.max_message_bytes,
-                "max_open_notebooks_per_socket": self.max_open_notebooks_per_socket,
-                "max_open_notebooks_per_user": self.max_open_notebooks_per_user,
-                "conversation_retention_days": self.conversation_retention_days,
-                "max_conversations_per_user": self.max_conversations_per_user,
-                "event_retention_days": self.event_retention_days,
-                "retention_interval": self.retention_interval,
-                "heartbeat_seconds": self.heartbeat_seconds,
-                "kernel_name": self.kernel_name,
-                "frontend_timeout": self.frontend_timeout,
-                "execute_timeout": self.execute_timeout,
-                "approval_timeout": self.approval_timeout,
-                "complete_timeout": self.complete_timeout,
-                "allow_user_keys": self.allow_user_keys,
-                "allow_hidden": self.allow_hidden,
-                "network": _sandbox_network(server),
-            },
         )
+        parts = build(config, host, config.open_store(server.data_dir), traits={"parent": self})
+        self.mcp_clients = parts.mcp_clients
+        settings["aiide_mcp_clients"] = self.mcp_clients
+        self.service = AgentService(parts)
         settings["aiide_agent"] = self.service
-        from ..mcp.tools import McpTools
-
-        settings["aiide_mcp"] = McpTools(
-            self.service.gate,
-            self.service.engine.policy,
-            self.service.notebooks,
-            os.path.realpath(server.root_dir),
-            knowledge=lambda: settings.get("aiide_knowledge"),
-            approval_wait=self.mcp_approval_wait,
-            max_pending_per_user=self.mcp_max_pending_per_user,
-            max_pending_per_client=self.mcp_max_pending_per_client,
-        )
-        self.service.policy_users.append(settings["aiide_mcp"])  # see wrap_tool_policy
         self._settings = settings
 
-    def _server_id(self, data_dir: str) -> str:
-        if self.server_id or not self.database_url:
-            return self.server_id  # one sqlite file per server: nothing to tell apart
-        user = os.environ.get("JUPYTERHUB_USER")
-        if user:
-            return f"hub:{user}/{os.environ.get('JUPYTERHUB_SERVER_NAME', '')}"
-        import socket
-
-        return f"{socket.gethostname()}:{os.path.abspath(data_dir)}"
-
     def handlers(self) -> list[tuple[str, Any]]:
-        from ..mcp.handlers import default_handlers as mcp_handlers
         from .handlers import default_handlers
 
-        return [*default_handlers, *mcp_handlers]
+        return list(default_handlers)
 
     async def start(self) -> None:
         self.service.start()
         self.mcp_clients.start()
         self._answer_kernels()
-        if self.preload:
+        if self.service.config.preload:
             # Later, not now: an import thread holds the GIL in bursts and would slow
             # the server's first responses.
             def spawn() -> None:
                 threading.Thread(target=_preload, name="aiide-preload", daemon=True).start()
 
-            asyncio.get_running_loop().call_later(self.preload_delay, spawn)
+            asyncio.get_running_loop().call_later(self.service.config.preload_delay, spawn)
 
     async def stop(self) -> None:
         from aiide_kernel.channel import KernelChannels
@@ -284,7 +232,7 @@ class Agent(ExtensionPart):
 
         from .ask import KernelAsk, owner_caller
 
-        settings = self._settings
+        settings, config = self._settings, self.service.config
         user = _server_user()
         ask = KernelAsk(
             self.service.router,
@@ -294,8 +242,8 @@ class Agent(ExtensionPart):
         self._responder = ask.respond
         channels = KernelChannels.instance()
         channels.responder = ask.respond
-        channels.max_connections = max(1, self.magic_max_connections)
-        channels.max_concurrent = max(1, self.magic_max_concurrent)
+        channels.max_connections = max(1, config.magic_max_connections)
+        channels.max_concurrent = max(1, config.magic_max_concurrent)
 
 
 class _LazyGate(DelegatingGate):
@@ -313,15 +261,6 @@ def _server_user() -> str:
         return os.environ.get("JUPYTERHUB_USER") or getpass.getuser()
     except (KeyError, OSError):  # a container user without a passwd entry
         return "owner"
-
-
-def _sandbox_network(server: Any) -> bool:
-    try:
-        from aiide_kernel.policy import SandboxPolicy
-
-        return bool(SandboxPolicy(config=server.config).allow_network)
-    except Exception:
-        return False
 
 
 def _preload() -> None:

@@ -1,7 +1,7 @@
 """The agent as the handlers see it: one object per server, plain methods, no tornado.
 
-Wires the store, hub, router, engine and notebook bridge together, dispatches chat-socket
-messages (admitting each through the gate) and answers the REST routes.
+Takes the parts ``assembly.build`` made, dispatches chat-socket messages (admitting each
+through the gate) and answers the REST routes.
 """
 
 from __future__ import annotations
@@ -13,21 +13,15 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..seams import Caller, Gate, GateRefusal
+from ..seams import Caller, GateRefusal
+from .assembly import AgentParts
 from .complete import Completer, OnText, check
-from .context import ContextBuilder
-from .engine import RunEngine
 from .errors import AgentError
 from .export import FORMATS, file_name, render, visible_turns
-from .hub import STORE_UNAVAILABLE, Connection, Hub
-from .kernels import KernelRunner
-from .notebooks import NotebookBridge
+from .hub import STORE_UNAVAILABLE, Connection
 from .policy import ToolPolicy
 from .protocol import PROTOCOL_VERSION, parse
 from .retention import Retention
-from .router import Router
-from .store import Store
-from .tools import ToolSource
 
 log = logging.getLogger("aiide.agent")
 
@@ -51,66 +45,26 @@ def snippet(text: str, at: int, width: int = 60) -> str:
 
 
 class AgentService:
-    def __init__(
-        self,
-        *,
-        store: Store,
-        router: Router,
-        policy: ToolPolicy,
-        context: ContextBuilder,
-        gate: Gate,
-        contents_manager: Any,
-        kernel_manager: Any,
-        session_manager: Any,
-        root_dir: str,
-        options: dict[str, Any],
-        knowledge: Callable[[], Any] = lambda: None,
-        tool_source: ToolSource | None = None,
-    ) -> None:
-        self.store = store
-        self.gate = gate
-        self.router = router
-        self.options = options
-        self.max_message_bytes = int(options["max_message_bytes"])
-        self.heartbeat = float(options["heartbeat_seconds"])
-        self.hub = Hub(
-            store,
-            max_notebooks_per_socket=int(options["max_open_notebooks_per_socket"]),
-            max_notebooks_per_user=int(options["max_open_notebooks_per_user"]),
-        )
+    def __init__(self, parts: AgentParts) -> None:
+        config = parts.config
+        self.config = config
+        self.store = parts.store
+        self.gate = parts.engine.gate
+        self.router = parts.router
+        self.max_message_bytes = config.max_message_bytes
+        self.heartbeat = config.heartbeat_seconds
+        self.hub = parts.hub
+        self.kernels = parts.kernels
+        self.notebooks = parts.notebooks
+        self.engine = parts.engine
         self.retention = Retention(
-            store,
-            conversation_days=float(options["conversation_retention_days"]),
-            max_conversations=int(options["max_conversations_per_user"]),
-            event_days=float(options["event_retention_days"]),
-            interval=float(options["retention_interval"]),
+            parts.store,
+            conversation_days=config.conversation_retention_days,
+            max_conversations=config.max_conversations_per_user,
+            event_days=config.event_retention_days,
+            interval=config.retention_interval,
         )
-        self.kernels = KernelRunner(
-            kernel_manager, session_manager, root_dir, options["kernel_name"]
-        )
-        self.notebooks = NotebookBridge(
-            contents_manager,
-            self.kernels,
-            self.hub,
-            frontend_timeout=float(options["frontend_timeout"]),
-            execute_timeout=float(options["execute_timeout"]),
-        )
-        self.engine = RunEngine(
-            store,
-            self.hub,
-            router,
-            policy,
-            context,
-            self.notebooks,
-            gate,
-            root_dir=root_dir,
-            approval_timeout=float(options["approval_timeout"]),
-            network=bool(options.get("network", False)),
-            allow_hidden=bool(options.get("allow_hidden", False)),
-            knowledge=knowledge,
-            tool_source=tool_source,
-        )
-        self.completer = Completer(router, timeout=float(options["complete_timeout"]))
+        self.completer = Completer(parts.router, timeout=config.complete_timeout)
         #: Other deciders on tool calls (the MCP server's tools), kept on the runs' policy.
         self.policy_users: list[Any] = []
 
@@ -310,7 +264,7 @@ class AgentService:
         return {"keys": rows}
 
     def set_key(self, caller: Caller, provider: str, key: str | None) -> None:
-        if not self.options.get("allow_user_keys"):
+        if not self.config.allow_user_keys:
             raise AgentError("forbidden", "the administrator does not allow personal keys", 403)
         if provider not in self.router.provider_specs:
             raise AgentError("unknown_provider", f"no provider {provider!r}", 404)

@@ -50,8 +50,15 @@ class RunBridge(TracingBridge):
         output_name: str,
         name: str,
         execute_timeout: float,
+        frontend_timeout: float = 120.0,
     ) -> None:
-        super().__init__(contents_manager, kernels, hub, execute_timeout=execute_timeout)
+        super().__init__(
+            contents_manager,
+            kernels,
+            hub,
+            frontend_timeout=frontend_timeout,
+            execute_timeout=execute_timeout,
+        )
         self.output = TracingBridge(output_manager, kernels, hub, execute_timeout=execute_timeout)
         self.out_name = output_name
         #: What the model calls the output notebook.

@@ -84,7 +84,10 @@ class RunSteps(StepRunner):
     (once per file and run: the checkpoint holds what was there before the run). A file
     that cannot be checkpointed is not overwritten."""
 
-    checkpoints: dict[str, str | None]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Workspace path -> its checkpoint, taken before the run first wrote it.
+        self.checkpoints: dict[str, str | None] = {}
 
     async def _execute(self, run: Run, call: Call) -> ToolResult:
         if call.name == "write_file":

@@ -20,7 +20,7 @@ from ..agent.errors import AgentError, ToolError
 from ..agent.notebooks import Route
 from ..agent.patches import source_of
 from ..agent.runs import Run
-from ..seams import Caller, OpenGate
+from ..seams import Caller
 from .notebook import (
     add_provenance,
     assigned_names,
@@ -237,15 +237,13 @@ class HeadlessRunner:
         return await asyncio.to_thread(checkpoint, folder, name, allow_hidden=True)
 
     def _build(self, job: Job, tmp: str) -> tuple[Any, Any]:
+        from functools import partial
+
         from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
         from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
-        from ..agent.context import ContextBuilder
-        from ..agent.engine import RunEngine
-        from ..agent.hub import Hub
+        from ..agent.assembly import AgentConfig, Host, Kinds, build
         from ..agent.part import Agent
-        from ..agent.router import DEFAULT_MODELS, DEFAULT_PROVIDERS
-        from ..agent.store import Store
         from .bridge import RunBridge, RunKernels, model_name
         from .files import RunSteps
         from .policy import FilePolicy
@@ -258,57 +256,45 @@ class HeadlessRunner:
         if not job.inplace:  # the kernel sees the input empty and read-only
             masked = list(config.SandboxPolicy.get("masked_paths") or [])
             config.SandboxPolicy.masked_paths = [*masked, os.path.abspath(job.notebook)]
-        agent = Agent(config=config)
-        store = Store(os.path.join(tmp, "agent.sqlite"))
-        router = TracingRouter(config=config)
-        providers = {**DEFAULT_PROVIDERS, **{k: dict(v) for k, v in agent.providers.items()}}
-        router.setup(list(agent.models) or DEFAULT_MODELS, providers, store, False)
+        configured = AgentConfig.from_traits(Agent(config=config))
+        agent_config = configured.replace(
+            db_path=os.path.join(tmp, "agent.sqlite"),
+            database_url="",
+            server_id="",
+            allow_user_keys=False,
+            kernel_name=self.kernel_name or configured.kernel_name,
+            approval_timeout=365 * 86400.0,  # the terminal (or policy) answers, not a clock
+            network=False,
+            mcp_refresh_seconds=0,  # the MCP servers' tools are listed once for the run
+        )
+        out_folder, out_name = os.path.split(job.output)
+        host = Host(
+            root_dir=workdir,
+            contents_manager=AsyncLargeFileManager(root_dir=workdir, config=config),
+            kernel_manager=AsyncMappingKernelManager(config=config, root_dir=workdir),  # type: ignore[no-untyped-call]
+        )
+        kinds = Kinds(
+            router=TracingRouter,
+            policy=FilePolicy,
+            kernels=RunKernels,
+            notebooks=partial(
+                RunBridge,
+                output_manager=AsyncLargeFileManager(root_dir=out_folder, config=config),
+                output_name=out_name,
+                name=model_name(job.output, workdir),
+            ),
+            steps=RunSteps,
+        )
+        store = agent_config.open_store(tmp)
+        parts = build(agent_config, host, store, traits={"config": config}, kinds=kinds)
+        router = parts.router
+        assert isinstance(router, TracingRouter)
+        assert isinstance(parts.policy, FilePolicy)
         router.answers, router.prices = [], _prices(config)
         router.strict = job.model is not None and not self.allow_fallback
         router.temperature = self.temperature
-        policy = FilePolicy(config=config)
-        policy.tool_actions = dict(self.policy_file.tools)
-        hub = Hub(store)
-        km = AsyncMappingKernelManager(config=config, root_dir=workdir)  # type: ignore[no-untyped-call]
-        cm = AsyncLargeFileManager(root_dir=workdir, config=config)
-        out_folder, out_name = os.path.split(job.output)
-        kernels = RunKernels(km, None, workdir, self.kernel_name or agent.kernel_name)
-        bridge = RunBridge(
-            cm,
-            kernels,
-            hub,
-            output_manager=AsyncLargeFileManager(root_dir=out_folder, config=config),
-            output_name=out_name,
-            name=model_name(job.output, workdir),
-            execute_timeout=agent.execute_timeout,
-        )
-        engine = RunEngine(
-            store,
-            hub,
-            router,
-            policy,
-            ContextBuilder(config=config),
-            bridge,
-            OpenGate(),
-            root_dir=workdir,
-            approval_timeout=365 * 86400.0,  # the terminal (or policy) answers, not a clock
-            allow_hidden=agent.allow_hidden,
-            tool_source=self._mcp_clients(agent),
-        )
-        steps = RunSteps(engine, network=False, allow_hidden=agent.allow_hidden)
-        steps.checkpoints = {}
-        engine.steps = steps
-        return engine, store
-
-    def _mcp_clients(self, agent: Any) -> Any:
-        """The configured MCP servers' tools, listed once for the run (no refresh timer)."""
-        if not agent.mcp_servers:
-            return None
-        from ..mcp.client import McpClients
-
-        return McpClients.from_config(
-            dict(agent.mcp_servers), timeout=agent.mcp_timeout, refresh_seconds=0
-        )
+        parts.policy.tool_actions = dict(self.policy_file.tools)
+        return parts.engine, store
 
     async def _run(
         self,

@@ -13,9 +13,9 @@ from typing import Any
 from jupyter_server.auth.decorator import authorized
 from tornado import web
 
+from ..agent.tools.mcp_client import McpClients
 from ..api_handler import AiideAPIHandler
 from ..seams import ApiError
-from .client import McpClients
 from .protocol import handle
 from .tools import Credential, McpTools
 

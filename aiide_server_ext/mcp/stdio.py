@@ -60,15 +60,11 @@ def build_tools(args: argparse.Namespace, workdir: str, tmp: str) -> Any:
     from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
     from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
-    from ..agent.hub import Hub
-    from ..agent.kernels import KernelRunner
-    from ..agent.notebooks import NotebookBridge
+    from ..agent.assembly import AgentConfig, Host, Kinds, build
     from ..agent.part import Agent
-    from ..agent.store import Store
     from ..headless.config import load_config
     from ..headless.notebook import BadInput
     from ..headless.policy import PolicyFile, PolicyFileError
-    from ..seams import OpenGate
     from .tools import McpTools
 
     try:
@@ -78,15 +74,27 @@ def build_tools(args: argparse.Namespace, workdir: str, tmp: str) -> Any:
     config = policy_file.config(load_config(args.config), None)
     if not config.SandboxPolicy.get("workspace_root"):
         config.SandboxPolicy.workspace_root = workdir
-    agent = Agent(config=config)
-    policy = (Yes if args.yes else FilePolicy)(config=config)
+    configured = AgentConfig.from_traits(Agent(config=config))
+    agent_config = configured.replace(
+        db_path=os.path.join(tmp, "agent.sqlite"),
+        database_url="",
+        server_id="",
+        kernel_name=args.kernel or configured.kernel_name,
+        mcp_servers={},  # this serves aiide's tools: it calls no MCP server itself
+    )
+    host = Host(
+        root_dir=workdir,
+        contents_manager=AsyncLargeFileManager(root_dir=workdir, config=config),
+        kernel_manager=AsyncMappingKernelManager(config=config, root_dir=workdir),  # type: ignore[no-untyped-call]
+    )
+    kinds = Kinds(policy=Yes if args.yes else FilePolicy)
+    store = agent_config.open_store(tmp)
+    parts = build(agent_config, host, store, traits={"config": config}, kinds=kinds)
+    policy = parts.policy
+    assert isinstance(policy, FilePolicy)
     policy.tool_actions = dict(policy_file.tools)
-    km = AsyncMappingKernelManager(config=config, root_dir=workdir)  # type: ignore[no-untyped-call]
-    cm = AsyncLargeFileManager(root_dir=workdir, config=config)
-    kernels = KernelRunner(km, None, workdir, args.kernel or agent.kernel_name)
-    store = Store(os.path.join(tmp, "agent.sqlite"))
-    bridge = NotebookBridge(cm, kernels, Hub(store), execute_timeout=agent.execute_timeout)
-    return McpTools(OpenGate(), policy, bridge, workdir, approval_wait=0.0), store
+    tools = McpTools(host.gate, policy, parts.notebooks, workdir, approval_wait=0.0)
+    return tools, store
 
 
 async def serve(args: argparse.Namespace) -> None:

@@ -236,3 +236,30 @@ def test_a_run_round_trips_through_its_json() -> None:
     run.calls = [Call("t1", "insert_cell", {"path": "a.ipynb"}, status="awaiting")]
     data = json.loads(json.dumps(run.to_json()))
     assert data == asdict(run) and Run.from_json(data) == run
+
+
+def test_every_agent_trait_is_a_field_of_the_agent_config() -> None:
+    """A new ``c.Agent`` option reaches the server, headless runs and stdio MCP through
+    ``AgentConfig`` alone: a trait it does not carry would be read nowhere."""
+    import dataclasses
+
+    from aiide_server_ext.agent.assembly import AgentConfig
+    from aiide_server_ext.agent.part import Agent
+
+    traits = set(Agent.class_own_traits(config=True))
+    fields = {f.name for f in dataclasses.fields(AgentConfig)} - {"network"}
+    assert traits == fields
+
+
+def test_a_caller_round_trips_through_its_dict() -> None:
+    caller = Caller(
+        username="ann",
+        scopes=frozenset({"chat", "agent:run"}),
+        groups=frozenset({"class"}),
+        roles=frozenset({"student"}),
+        extra={"via": "apikey", "credential_id": "k1"},
+    )
+    data = json.loads(json.dumps(caller.to_dict()))
+    assert data["credential"] == "apikey:k1"  # kept: that key may not approve the run
+    assert Caller.from_dict(data) == caller
+    assert Caller.from_dict(data).credential == ""  # restored as its user, not its key

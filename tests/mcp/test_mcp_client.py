@@ -25,7 +25,7 @@ from agent.conftest import (  # noqa: F401  (fixtures shared with the agent suit
 from fakes import FakeAnthropic, FakeOpenAI, Reply, ToolUse
 from traitlets.config import Config
 
-from aiide_server_ext.mcp.client import McpClients, ServerSpec, tool_name
+from aiide_server_ext.agent.tools.mcp_client import McpClients, ServerSpec, tool_name
 
 pytestmark = pytest.mark.xdist_group("mcp")
 

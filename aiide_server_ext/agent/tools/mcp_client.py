@@ -1,7 +1,8 @@
-"""The MCP client: tools of admin-configured MCP servers (stdio or streamable HTTP) become
-agent tools, namespaced ``mcp__<server>__<tool>``, validated against their JSON schema and
-decided by ``c.ToolPolicy`` at the server's risk level. A server that fails, hangs (timeout)
-or lists malformed schemas is logged, shown in the status and skipped: runs go on."""
+"""The agent's MCP client, one of its tool sources: tools of admin-configured MCP servers
+(stdio or streamable HTTP) become agent tools, namespaced ``mcp__<server>__<tool>``,
+validated against their JSON schema and decided by ``c.ToolPolicy`` at the server's risk
+level. A server that fails, hangs (timeout) or lists malformed schemas is logged, shown in
+the status and skipped: runs go on. (aiide's own MCP server is ``aiide_server_ext/mcp/``.)"""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from ..agent.tools.base import Tool, ToolEnv, ToolResult
+from .base import Tool, ToolEnv, ToolResult
 
 log = logging.getLogger("aiide.mcp")
 
