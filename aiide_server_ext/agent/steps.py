@@ -6,22 +6,57 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
-from ..seams import GateRefusal
+from ..seams import Gate, GateRefusal
+from .context import ContextBuilder
 from .errors import AgentError
+from .notebooks import NotebookBridge, Route
+from .policy import ToolPolicy
+from .router import Router
 from .runs import Call, Run
-from .tools import Tool, ToolEnv, ToolError, ToolResult, validate
-
-if TYPE_CHECKING:
-    from .engine import RunEngine
+from .store import Store
+from .tools import Tool, ToolEnv, ToolError, ToolResult, ToolSource, validate
 
 log = logging.getLogger("aiide.agent")
 MAX_EVENT_OUTPUTS = 200_000
 
 
+class StepHost(Protocol):
+    """What the steps need of the run they belong to: ``RunEngine`` is one. The steps call
+    back only through this (persist, tell, pause for approval), never into the engine's
+    own flow."""
+
+    @property
+    def store(self) -> Store: ...
+    @property
+    def router(self) -> Router: ...
+    @property
+    def policy(self) -> ToolPolicy: ...
+    @property
+    def context(self) -> ContextBuilder: ...
+    @property
+    def notebooks(self) -> NotebookBridge: ...
+    @property
+    def gate(self) -> Gate: ...
+    @property
+    def root_dir(self) -> str: ...
+    @property
+    def tool_source(self) -> ToolSource | None: ...
+    @property
+    def knowledge(self) -> Callable[[], Any]: ...
+
+    def route(self, run: Run) -> Route: ...
+    def save(self, run: Run) -> None: ...
+    def emit(self, run: Run, kind: str, **fields: Any) -> None: ...
+    def pause(self, run: Run, call: Call) -> None:
+        """The run waits for the user's answer on ``call``."""
+        ...
+
+
 class StepRunner:
-    def __init__(self, engine: RunEngine, *, network: bool, allow_hidden: bool) -> None:
+    def __init__(self, engine: StepHost, *, network: bool, allow_hidden: bool) -> None:
         self.engine = engine
         self.network = network
         self.allow_hidden = allow_hidden
