@@ -210,7 +210,7 @@ PG_SOURCES = SOURCES.replace("REAL", "DOUBLE PRECISION")
 
 # The key broker's course state (issue 21): what instructors change at run time and each
 # student's figures per day, so Redis (a cache and counter for the hot path) is rebuilt
-# from here after a restart instead of starting empty (see aiide_server_ext/hub/durable.py).
+# from here after a restart instead of starting empty (see aiide_server_ext/hub/broker/durable.py).
 BROKER_STATE = """
 CREATE TABLE broker_courses (
     course TEXT PRIMARY KEY,

@@ -16,6 +16,6 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 
 
 def _load_jupyter_server_extension(serverapp: Any) -> None:
-    from .singleuser import load
+    from .singleuser.part import load
 
     load(serverapp)

@@ -1,5 +1,5 @@
 """``python -m aiide_server_ext.hub --config broker_config.py``: run the key broker."""
 
-from .broker import main
+from .broker.app import main
 
 main()

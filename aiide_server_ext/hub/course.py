@@ -17,7 +17,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .notices import notice_text
 from .schedule import ScheduleError, Window, parse_window
 
 #: Features exam mode can turn off, and the gate route classes each one covers.
@@ -42,10 +41,23 @@ RUNTIME_FIELDS = (
 USERNAME = re.compile(r"[^\s/\x00-\x1f\x7f]{1,255}")
 #: Students with a budget of their own in one course (bounds the course's shared state).
 MAX_STUDENT_BUDGETS = 10_000
+#: Longest announcement or rules text (characters): a notice, not a syllabus.
+MAX_NOTICE_CHARS = 2000
 
 
 class CourseError(ValueError):
     """A course file or change that is not valid; the message names the field."""
+
+
+def notice_text(value: Any, where: str, name: str) -> str:
+    """``announcement`` / ``rules``: text (null or empty: none), at most MAX_NOTICE_CHARS."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise CourseError(f"{where}: '{name}' must be text")
+    if len(value) > MAX_NOTICE_CHARS:
+        raise CourseError(f"{where}: '{name}' is longer than {MAX_NOTICE_CHARS} characters")
+    return value.strip()
 
 
 @dataclass(frozen=True)

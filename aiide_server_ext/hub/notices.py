@@ -16,24 +16,9 @@ from .schedule import iso
 if TYPE_CHECKING:
     from .course import Course, Effective
 
-#: Longest announcement or rules text (characters): a notice, not a syllabus.
-MAX_NOTICE_CHARS = 2000
 #: A scheduled exam is announced this long before it starts.
 EXAM_NOTICE_SECONDS = 7 * 86400
 _FEATURE_WORDS = {"chat": "chat", "agent": "agent code execution", "complete": "inline completion"}
-
-
-def notice_text(value: Any, where: str, name: str) -> str:
-    """``announcement`` / ``rules``: text (null or empty: none), at most MAX_NOTICE_CHARS."""
-    from .course import CourseError
-
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise CourseError(f"{where}: '{name}' must be text")
-    if len(value) > MAX_NOTICE_CHARS:
-        raise CourseError(f"{where}: '{name}' is longer than {MAX_NOTICE_CHARS} characters")
-    return value.strip()
 
 
 def enforced(course: Course, user: str) -> list[str]:

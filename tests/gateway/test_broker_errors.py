@@ -24,8 +24,10 @@ from tornado.httpserver import HTTPServer
 from tornado.routing import PathMatches
 
 from aiide_server_ext.gateway.audit import AuditQuery
-from aiide_server_ext.hub.broker import Broker, BrokerApp, BrokerHandler
-from aiide_server_ext.hub.identity import HubCaller
+from aiide_server_ext.hub.broker.app import BrokerApp
+from aiide_server_ext.hub.broker.handlers import BrokerHandler
+from aiide_server_ext.hub.broker.identity import HubCaller
+from aiide_server_ext.hub.broker.service import Broker
 
 from .routewalk import sample
 from .test_body_limits import BIG, _announce, _stream

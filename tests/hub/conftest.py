@@ -11,7 +11,7 @@ import pytest_asyncio
 from optional import require
 from servers import RedisServer
 
-from aiide_server_ext.hub.state import SharedState
+from aiide_server_ext.hub.broker.state import SharedState
 
 from .harness import INSTRUCTORS, STUDENTS, Hub, missing
 

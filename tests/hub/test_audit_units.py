@@ -11,7 +11,7 @@ import pytest
 from aiide_server_ext.gateway.audit import AuditLog
 from aiide_server_ext.gateway.redaction import Redactor
 from aiide_server_ext.gateway.store import Store
-from aiide_server_ext.hub.audit import AuditFilter, AuditScope, search
+from aiide_server_ext.hub.broker.audit import AuditFilter, AuditScope, search
 
 ROWS = 3000
 
@@ -36,7 +36,7 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Store]:
 
 def _scanned(store: Store, f: AuditFilter, scope: AuditScope | None, rows: int) -> int:
     """Rows the database stepped through for one search (sqlite's VM step counter)."""
-    from aiide_server_ext.hub import audit as module
+    from aiide_server_ext.hub.broker import audit as module
 
     steps = 0
 

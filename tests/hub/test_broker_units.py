@@ -12,10 +12,10 @@ from aiide_server_ext.agent.complete import SYSTEM
 from aiide_server_ext.agent.providers.anthropic import AnthropicProvider
 from aiide_server_ext.agent.providers.base import ModelRequest
 from aiide_server_ext.agent.providers.openai_compat import OpenAICompatProvider
-from aiide_server_ext.hub.broker import provider_key
+from aiide_server_ext.hub.broker.identity import client_ip, trusted_networks
+from aiide_server_ext.hub.broker.screening import completion_refusal, forward_headers, tool_refusal
+from aiide_server_ext.hub.broker.service import provider_key
 from aiide_server_ext.hub.course import CourseError
-from aiide_server_ext.hub.identity import client_ip, trusted_networks
-from aiide_server_ext.hub.screening import completion_refusal, forward_headers, tool_refusal
 
 LIMITS = {"max_tokens": 1024, "max_prompt_chars": 8000}
 

@@ -5,7 +5,7 @@ is never offered, picked or asked for, so the broker never refuses the student f
 from __future__ import annotations
 
 from aiide_server_ext.agent.router import Router
-from aiide_server_ext.hub.singleuser import CourseModels
+from aiide_server_ext.hub.singleuser.gate import CourseModels
 from aiide_server_ext.seams import Caller
 
 STUDENT = Caller("alice", groups=frozenset({"students"}))

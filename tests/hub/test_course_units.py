@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from aiide_server_ext.hub.broker.relay import UsageCounter
 from aiide_server_ext.hub.course import (
     Course,
     CourseError,
@@ -14,7 +15,6 @@ from aiide_server_ext.hub.course import (
     load_courses,
     validate_changes,
 )
-from aiide_server_ext.hub.relay import UsageCounter
 
 from .harness import COURSE
 

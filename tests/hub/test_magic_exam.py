@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from aiide_server_ext.hub.singleuser import CourseGate
+from aiide_server_ext.hub.singleuser.gate import CourseGate
 from aiide_server_ext.seams import Caller, GateRefusal, OpenGate
 
 

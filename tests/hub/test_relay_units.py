@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from aiide_server_ext.hub.identity import HubIdentity
-from aiide_server_ext.hub.providers import broker_specs
-from aiide_server_ext.hub.relay import OpenAIUsageCounter, UsageCounter
+from aiide_server_ext.hub.broker.identity import HubIdentity
+from aiide_server_ext.hub.broker.relay import OpenAIUsageCounter, UsageCounter
+from aiide_server_ext.hub.singleuser.providers import broker_specs
 
 pytestmark = pytest.mark.xdist_group("hub")
 

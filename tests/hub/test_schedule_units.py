@@ -13,11 +13,11 @@ import pytest
 from servers import RedisServer
 
 from aiide_server_ext.gateway.store import Store
+from aiide_server_ext.hub.broker.durable import DurableState
+from aiide_server_ext.hub.broker.state import SharedState
 from aiide_server_ext.hub.course import Course, CourseError, effective, validate_changes
-from aiide_server_ext.hub.durable import DurableState
 from aiide_server_ext.hub.notices import notices
 from aiide_server_ext.hub.schedule import iso
-from aiide_server_ext.hub.state import SharedState
 
 from .test_state_durable import redis  # noqa: F401 (a fixture: a redis-server to restart)
 

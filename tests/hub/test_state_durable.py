@@ -19,10 +19,10 @@ from servers import RedisServer
 from aiide_server_ext.gateway.audit import AuditLog, AuditQuery
 from aiide_server_ext.gateway.redaction import Redactor
 from aiide_server_ext.gateway.store import Store
+from aiide_server_ext.hub.broker.durable import DurableState
+from aiide_server_ext.hub.broker.recorder import Event, Recorder
+from aiide_server_ext.hub.broker.state import SharedState, Usage
 from aiide_server_ext.hub.course import periods
-from aiide_server_ext.hub.durable import DurableState
-from aiide_server_ext.hub.recorder import Event, Recorder
-from aiide_server_ext.hub.state import SharedState, Usage
 
 pytestmark = pytest.mark.xdist_group("hub")
 

@@ -14,9 +14,10 @@ from aiide_server_ext.gateway.audit import AuditLog, AuditQuery
 from aiide_server_ext.gateway.ratelimit import RateLimit
 from aiide_server_ext.gateway.redaction import Redactor
 from aiide_server_ext.gateway.store import Store
+from aiide_server_ext.hub.broker.durable import StateUnavailable
+from aiide_server_ext.hub.broker.recorder import Event, Recorder
+from aiide_server_ext.hub.broker.state import SharedState, Usage
 from aiide_server_ext.hub.course import periods
-from aiide_server_ext.hub.recorder import Event, Recorder
-from aiide_server_ext.hub.state import SharedState, StateUnavailable, Usage
 
 pytestmark = pytest.mark.xdist_group("hub")
 

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from aiide_server_ext.hub.broker import budget_refusal
+from aiide_server_ext.hub.broker.service import budget_refusal
+from aiide_server_ext.hub.broker.state import SharedState, Usage
 from aiide_server_ext.hub.course import (
     Course,
     CourseError,
@@ -16,7 +17,6 @@ from aiide_server_ext.hub.course import (
     merge_changes,
     validate_changes,
 )
-from aiide_server_ext.hub.state import SharedState, Usage
 
 from .harness import COURSE
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from aiide_server_ext.hub.singleuser import budget_statuses, renewal
+from aiide_server_ext.hub.singleuser.gate import budget_statuses, renewal
 
 # Monday 2026-12-07 22:40 UTC: the day ends in 1 h 20 min, the ISO week in 6 days 1 h 20.
 NOW = calendar.timegm(time.strptime("2026-12-07 22:40", "%Y-%m-%d %H:%M"))

@@ -4,8 +4,8 @@ test_model_switch.py."""
 
 from __future__ import annotations
 
+from aiide_server_ext.hub.broker.serving import unservable
 from aiide_server_ext.hub.course import Course, merge_changes
-from aiide_server_ext.hub.serving import unservable
 
 FILE = Course.parse("ds101", {"groups": ["students"], "exam": {"disable": ["chat"]}})
 

@@ -11,17 +11,17 @@ import pytest
 from aiide_server_ext.gateway.audit import AuditLog
 from aiide_server_ext.gateway.redaction import Redactor
 from aiide_server_ext.gateway.store import Store
-from aiide_server_ext.hub.audit import AuditFilter, search
-from aiide_server_ext.hub.course import Course
-from aiide_server_ext.hub.identity import HubCaller
-from aiide_server_ext.hub.roster import EXPORT_COLUMNS, export_rows, figures, students_of
-from aiide_server_ext.hub.sharing import (
+from aiide_server_ext.hub.broker.audit import AuditFilter, search
+from aiide_server_ext.hub.broker.identity import HubCaller
+from aiide_server_ext.hub.broker.roster import EXPORT_COLUMNS, export_rows, figures, students_of
+from aiide_server_ext.hub.broker.sharing import (
     MAX_SHARES_PER_STUDENT,
     MAX_TRANSCRIPT_CHARS,
     ShareError,
     Shares,
     parse_share,
 )
+from aiide_server_ext.hub.course import Course
 
 COURSE = Course.parse(
     "ds101",

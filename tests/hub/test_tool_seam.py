@@ -9,7 +9,7 @@ import pytest
 from traitlets.config import Config
 
 from aiide_server_ext.agent.tools import TOOLS
-from aiide_server_ext.hub import tools
+from aiide_server_ext.hub.singleuser import tools
 from aiide_server_ext.seams import Caller
 
 pytestmark = pytest.mark.xdist_group("hub")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from aiide_server_ext.hub.course import CourseError, strictest_tools, validate_changes
-from aiide_server_ext.hub.tools import course_decision
+from aiide_server_ext.hub.singleuser.tools import course_decision
 
 
 @dataclass(frozen=True)

@@ -21,10 +21,10 @@ from typing import TYPE_CHECKING, Any
 
 from tornado import web
 
-from .course import CourseError, load_courses
+from ..course import CourseError, load_courses
 
 if TYPE_CHECKING:
-    from .broker import Broker
+    from .service import Broker
 
 log = logging.getLogger("aiide.broker")
 COURSE_EXTENSIONS = (".yaml", ".yml", ".json")

@@ -15,11 +15,11 @@ from __future__ import annotations
 import datetime
 import json
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .course import periods
+from ..course import periods
 
 if TYPE_CHECKING:
     from aiide_server_ext.gateway.store import Store
@@ -28,6 +28,13 @@ if TYPE_CHECKING:
     from .state import Usage
 
 T = TypeVar("T")
+
+
+class StateUnavailable(Exception):
+    """The shared state cannot be read or written (Redis unreachable, or its database
+    failing): the broker then fails closed."""
+
+
 #: The figure of a day that is the budget counter (tokens counted against budgets).
 TOKENS = "tokens"
 
@@ -156,24 +163,7 @@ async def _unavailable_if_failing(work: Awaitable[T]) -> T:
     from aiide_server_ext.gateway.errors import GatewayError
     from aiide_server_ext.stores.errors import StoreError
 
-    from .state import StateUnavailable
-
     try:
         return await work
     except (GatewayError, StoreError) as e:
         raise StateUnavailable(f"the broker database: {e.message}") from None
-
-
-def history_of(days: Mapping[str, Mapping[str, Mapping[str, int]]]) -> dict[str, dict[str, int]]:
-    """day -> {"user<TAB>metric": value}: the dashboard's per-day hashes (no ``TOKENS``)."""
-    from .state import _SEP
-
-    return {
-        day: {
-            f"{user}{_SEP}{metric}": value
-            for user, figures in users.items()
-            for metric, value in figures.items()
-            if metric != TOKENS
-        }
-        for day, users in days.items()
-    }

@@ -16,12 +16,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from .durable import StateUnavailable
 from .identity import HubUnavailable
-from .state import StateUnavailable
 from .usage import METRICS, InstructorHandler
 
 if TYPE_CHECKING:
-    from .course import Course
+    from ..course import Course
 
 #: Export columns: the hub user name first (the key a gradebook joins on).
 EXPORT_COLUMNS = [

@@ -20,12 +20,14 @@ from typing import Any
 
 from tornado.iostream import StreamClosedError
 
-from .broker import BrokerHandler, budget_refusal, model_refusal
-from .course import Effective
+from ..course import Effective
+from .durable import StateUnavailable
+from .handlers import BrokerHandler
 from .recorder import Event
 from .reserve import fitted, reservation
 from .screening import completion_refusal, forward_headers, tool_refusal
-from .state import StateUnavailable, Usage
+from .service import budget_refusal, model_refusal
+from .state import Usage
 
 log = logging.getLogger("aiide.broker")
 #: Response headers passed back from the provider.

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .state import SharedState, StateUnavailable, Usage
+from .durable import StateUnavailable
+from .state import SharedState, Usage
 
 log = logging.getLogger("aiide.broker")
 

@@ -26,7 +26,7 @@ from .usage import InstructorHandler
 if TYPE_CHECKING:
     from aiide_server_ext.stores.conn import Conn
 
-    from .broker import Broker
+    from .service import Broker
 
 
 @dataclass(frozen=True)

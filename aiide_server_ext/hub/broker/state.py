@@ -30,8 +30,10 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..redis_window import SLIDING_WINDOW
-from .course import periods
+from aiide_server_ext.redis_window import SLIDING_WINDOW
+
+from ..course import periods
+from .durable import TOKENS, StateUnavailable, day_figures
 
 if TYPE_CHECKING:
     from .durable import DurableState, Saved
@@ -131,10 +133,6 @@ end
 redis.call('INCR', KEYS[1])
 return 1
 """
-
-
-class StateUnavailable(Exception):
-    pass
 
 
 @dataclass(frozen=True)
@@ -262,8 +260,6 @@ class SharedState:
             await self._rebuild()
 
     def _load_memory(self, saved: Saved) -> None:
-        from .durable import history_of
-
         self._loaded = True
         self._changes = {c: changes for c, (_, changes) in saved.courses.items()}
         for user, used in saved.used().items():
@@ -456,8 +452,6 @@ class SharedState:
     async def apply(self, entries: Iterable[Usage]) -> None:
         """Several calls' usage in one transaction (one round trip): budget counters,
         per-day figures, the students' groups."""
-        from .durable import TOKENS, day_figures
-
         entries = list(entries)
         used: dict[str, tuple[int, int]] = {}  # key -> (tokens, ttl)
         for e in entries:
@@ -555,8 +549,6 @@ class SharedState:
 
 def _redis_doc(saved: Saved, now: float | None = None) -> dict[str, list[list[Any]]]:
     """The saved state as the rebuild script's operations (see ``_REBUILD``)."""
-    from .durable import history_of
-
     now = now if now is not None else time.time()
     doc: dict[str, list[list[Any]]] = {"set": [], "fields": [], "max": [], "hmax": []}
     for course, (revision, changes) in saved.courses.items():
@@ -572,3 +564,16 @@ def _redis_doc(saved: Saved, now: float | None = None) -> dict[str, list[list[An
         for name, value in table.items():
             doc["hmax"].append([f"{PREFIX}usage:{day}", name, value, HISTORY_DAYS * 86400])
     return doc
+
+
+def history_of(days: Mapping[str, Mapping[str, Mapping[str, int]]]) -> dict[str, dict[str, int]]:
+    """day -> {"user<TAB>metric": value}: the dashboard's per-day hashes (no ``TOKENS``)."""
+    return {
+        day: {
+            f"{user}{_SEP}{metric}": value
+            for user, figures in users.items()
+            for metric, value in figures.items()
+            if metric != TOKENS
+        }
+        for day, users in days.items()
+    }

@@ -15,10 +15,10 @@ import io
 import json
 from typing import TYPE_CHECKING, Any
 
-from .broker import BrokerHandler
+from .handlers import BrokerHandler
 
 if TYPE_CHECKING:
-    from .broker import Broker
+    from .service import Broker
 
 MAX_DAYS = 60
 METRICS = ("input", "output", "calls")
@@ -144,7 +144,7 @@ class CoursesHandler(InstructorHandler):
     """``GET api/courses``: the courses the caller may change, run-time changes applied."""
 
     async def get(self) -> None:
-        from .state import StateUnavailable
+        from .durable import StateUnavailable
 
         try:
             courses = [await self.broker.course(name) for name in sorted(self.broker.files)]

@@ -18,15 +18,15 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .broker import BrokerHandler
-from .state import StateUnavailable
+from .durable import StateUnavailable
+from .handlers import BrokerHandler
 
 if TYPE_CHECKING:
     from aiide_server_ext.gateway.store import Store
     from aiide_server_ext.stores import Conn
 
-    from .broker import Broker
     from .identity import HubCaller
+    from .service import Broker
 
 #: Shares one student keeps at once (each is a copy of a conversation in the database).
 MAX_SHARES_PER_STUDENT = 20
