@@ -19,7 +19,7 @@ from traitlets.config import LoggingConfigurable
 #: MCP server after the agent, whose notebooks and policy it serves.
 PART_PATHS = [
     "aiide_server_ext.gateway.part:Gateway",
-    "aiide_server_ext.agent.part:Agent",
+    "aiide_server_ext.agent.part:AgentPart",
     "aiide_server_ext.mcp.part:McpServer",
     "aiide_server_ext.knowledge.part:Knowledge",
 ]

@@ -242,8 +242,8 @@ class HeadlessRunner:
         from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
         from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
-        from ..agent.assembly import AgentConfig, Host, Kinds, build
-        from ..agent.part import Agent
+        from ..agent.assembly import Host, Kinds, build
+        from ..agent.config import agent_config
         from .bridge import RunBridge, RunKernels, model_name
         from .files import RunSteps
         from .policy import FilePolicy
@@ -256,8 +256,8 @@ class HeadlessRunner:
         if not job.inplace:  # the kernel sees the input empty and read-only
             masked = list(config.SandboxPolicy.get("masked_paths") or [])
             config.SandboxPolicy.masked_paths = [*masked, os.path.abspath(job.notebook)]
-        configured = AgentConfig.from_traits(Agent(config=config))
-        agent_config = configured.replace(
+        configured = agent_config(config=config)
+        agent_settings = configured.replace(
             db_path=os.path.join(tmp, "agent.sqlite"),
             database_url="",
             server_id="",
@@ -285,8 +285,8 @@ class HeadlessRunner:
             ),
             steps=RunSteps,
         )
-        store = agent_config.open_store(tmp)
-        parts = build(agent_config, host, store, traits={"config": config}, kinds=kinds)
+        store = agent_settings.open_store(tmp)
+        parts = build(agent_settings, host, store, traits={"config": config}, kinds=kinds)
         router = parts.router
         assert isinstance(router, TracingRouter)
         assert isinstance(parts.policy, FilePolicy)

@@ -60,8 +60,8 @@ def build_tools(args: argparse.Namespace, workdir: str, tmp: str) -> Any:
     from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
     from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
-    from ..agent.assembly import AgentConfig, Host, Kinds, build
-    from ..agent.part import Agent
+    from ..agent.assembly import Host, Kinds, build
+    from ..agent.config import agent_config
     from ..headless.config import load_config
     from ..headless.notebook import BadInput
     from ..headless.policy import PolicyFile, PolicyFileError
@@ -74,8 +74,8 @@ def build_tools(args: argparse.Namespace, workdir: str, tmp: str) -> Any:
     config = policy_file.config(load_config(args.config), None)
     if not config.SandboxPolicy.get("workspace_root"):
         config.SandboxPolicy.workspace_root = workdir
-    configured = AgentConfig.from_traits(Agent(config=config))
-    agent_config = configured.replace(
+    configured = agent_config(config=config)
+    agent_settings = configured.replace(
         db_path=os.path.join(tmp, "agent.sqlite"),
         database_url="",
         server_id="",
@@ -88,8 +88,8 @@ def build_tools(args: argparse.Namespace, workdir: str, tmp: str) -> Any:
         kernel_manager=AsyncMappingKernelManager(config=config, root_dir=workdir),  # type: ignore[no-untyped-call]
     )
     kinds = Kinds(policy=Yes if args.yes else FilePolicy)
-    store = agent_config.open_store(tmp)
-    parts = build(agent_config, host, store, traits={"config": config}, kinds=kinds)
+    store = agent_settings.open_store(tmp)
+    parts = build(agent_settings, host, store, traits={"config": config}, kinds=kinds)
     policy = parts.policy
     assert isinstance(policy, FilePolicy)
     policy.tool_actions = dict(policy_file.tools)

@@ -243,8 +243,7 @@ def test_every_agent_trait_is_a_field_of_the_agent_config() -> None:
     ``AgentConfig`` alone: a trait it does not carry would be read nowhere."""
     import dataclasses
 
-    from aiide_server_ext.agent.assembly import AgentConfig
-    from aiide_server_ext.agent.part import Agent
+    from aiide_server_ext.agent.config import Agent, AgentConfig
 
     traits = set(Agent.class_own_traits(config=True))
     fields = {f.name for f in dataclasses.fields(AgentConfig)} - {"network"}
