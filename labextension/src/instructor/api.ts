@@ -253,7 +253,7 @@ export function parseShareReply(data: unknown): IShare {
   return parseShare(objectBody(data, 'shared conversation'), '$');
 }
 
-/** The instructor API kinds the single-user server relays (hub/singleuser.py). */
+/** The instructor API kinds the single-user server relays (hub/singleuser/handlers.py). */
 export type AdminKind = 'courses' | 'usage' | 'limits' | 'audit' | 'roster' | 'export' | 'shares';
 
 export function adminPath(kind: AdminKind, query: URLSearchParams = new URLSearchParams()): string {
