@@ -16,7 +16,7 @@ from ..seams import Gate, OpenGate
 from .config import AgentConfig
 from .context import ContextBuilder
 from .engine import RunEngine
-from .hub import Hub
+from .fanout import Fanout
 from .kernels import KernelRunner
 from .notebooks import NotebookBridge
 from .policy import ToolPolicy
@@ -55,7 +55,7 @@ class Kinds:
 class AgentParts:
     config: AgentConfig
     store: Store
-    hub: Hub
+    fanout: Fanout
     router: Router
     policy: ToolPolicy
     context: ContextBuilder
@@ -88,7 +88,7 @@ def build(
     )
     policy = kinds.policy(**traits)
     context = ContextBuilder(**traits)
-    hub = Hub(
+    fanout = Fanout(
         store,
         max_notebooks_per_socket=config.max_open_notebooks_per_socket,
         max_notebooks_per_user=config.max_open_notebooks_per_user,
@@ -99,7 +99,7 @@ def build(
     notebooks = kinds.notebooks(
         host.contents_manager,
         kernels,
-        hub,
+        fanout,
         frontend_timeout=config.frontend_timeout,
         execute_timeout=config.execute_timeout,
     )
@@ -110,7 +110,7 @@ def build(
     )
     engine = RunEngine(
         store,
-        hub,
+        fanout,
         router,
         policy,
         context,
@@ -127,7 +127,7 @@ def build(
     return AgentParts(
         config=config,
         store=store,
-        hub=hub,
+        fanout=fanout,
         router=router,
         policy=policy,
         context=context,

@@ -16,8 +16,8 @@ from typing import Any
 from ..seams import Caller, Gate
 from .context import ContextBuilder
 from .errors import AgentError
+from .fanout import RETRY_FIRST, RETRY_MAX, STORE_ERRORS, STORE_UNAVAILABLE, Connection, Fanout
 from .history import History
-from .hub import RETRY_FIRST, RETRY_MAX, STORE_ERRORS, STORE_UNAVAILABLE, Connection, Hub
 from .notebooks import NotebookBridge, Route
 from .policy import ToolPolicy
 from .providers import ProviderError, TextDelta, ToolRequest, Usage
@@ -40,7 +40,7 @@ class RunEngine:
     def __init__(
         self,
         store: Store,
-        hub: Hub,
+        fanout: Fanout,
         router: Router,
         policy: ToolPolicy,
         context: ContextBuilder,
@@ -57,7 +57,7 @@ class RunEngine:
         steps: type[StepRunner] = StepRunner,
     ) -> None:
         self.store = store
-        self.hub = hub
+        self.fanout = fanout
         self.router = router
         self.policy = policy
         self.context = context
@@ -70,7 +70,7 @@ class RunEngine:
         self.knowledge = knowledge
         #: Tools of configured MCP servers (``tools/mcp_client.py``), if any.
         self.tool_source = tool_source
-        self.history = History(store, hub, router, context, gate, notebooks, root_dir, knowledge)
+        self.history = History(store, fanout, router, context, gate, notebooks, root_dir, knowledge)
         self.history.tool_source = tool_source
         self.steps = steps(self, network=network, allow_hidden=allow_hidden)
         self.runs: dict[str, Run] = {}
@@ -85,7 +85,7 @@ class RunEngine:
         self.store.put_run(run.id, run.conversation_id, run.state, run.to_json())
 
     def emit(self, run: Run, kind: str, **fields: Any) -> None:
-        self.hub.emit(run.conversation_id, run.id, kind, **fields)
+        self.fanout.emit(run.conversation_id, run.id, kind, **fields)
 
     def get(self, caller: Caller, cid: str, run_id: str) -> Run:
         run = self.runs.get(run_id)
@@ -124,7 +124,7 @@ class RunEngine:
         )
         self.runs[run_id] = run
         self.active[cid] = run_id
-        self.hub.subscribe(conn, cid)
+        self.fanout.subscribe(conn, cid)
         self.save(run)
         first = candidates[0]
         self.emit(
@@ -442,7 +442,7 @@ class RunEngine:
             task = self.tasks.pop(run_id, None)
             if task is not None:
                 task.cancel()
-        self.hub.forget(cid)
+        self.fanout.forget(cid)
         self.store.delete_conversation(cid)
 
     def route(self, run: Run) -> Route:

@@ -159,7 +159,7 @@ TEXT_FRAME = 0x1
 
 
 class ChatConnection:
-    """The chat socket as the hub sees it."""
+    """The chat socket as the fan-out (``fanout.py``) sees it."""
 
     def __init__(self, handler: ChatSocketHandler, username: str) -> None:
         self.handler = handler
@@ -167,7 +167,7 @@ class ChatConnection:
         self.open_notebooks: set[str] = set()
         protocol = handler.ws_connection
         # tornado's write_message wraps each frame in a Task, only so that awaiting it
-        # can raise WebSocketClosedError; the hub never awaits its sends. At 500 streams
+        # can raise WebSocketClosedError; the fan-out never awaits its sends. At 500 streams
         # that Task per token frame was a tenth of the server's CPU, so uncompressed
         # frames are written straight to the stream (the same frame, without the Task).
         self._frames = (

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..seams import Gate
 from .context import ContextBuilder, split_history, tokens
-from .hub import Hub
+from .fanout import Fanout
 from .images import without_images
 from .notebooks import NotebookBridge
 from .providers import ModelRequest, TextDelta
@@ -58,7 +58,7 @@ class History:
     def __init__(
         self,
         store: Store,
-        hub: Hub,
+        fanout: Fanout,
         router: Router,
         context: ContextBuilder,
         gate: Gate,
@@ -67,7 +67,7 @@ class History:
         knowledge: Callable[[], Any] = lambda: None,
     ) -> None:
         self.store = store
-        self.hub = hub
+        self.fanout = fanout
         self.router = router
         self.context = context
         self.gate = gate
@@ -153,7 +153,7 @@ class History:
             for item in items:
                 if item["kind"] != "image":  # counted in the model's tokens already
                     item["tokens"] = calibration.from_estimate(model, item["tokens"])
-            self.hub.emit(
+            self.fanout.emit(
                 run.conversation_id,
                 run.id,
                 "context",
@@ -211,7 +211,7 @@ class History:
             new = summary
         upto = old[-1]["idx"] + 1
         self.store.set_summary(run.conversation_id, new.strip(), upto)
-        self.hub.emit(
+        self.fanout.emit(
             run.conversation_id,
             run.id,
             "notice",

@@ -24,7 +24,7 @@ from typing import Any
 
 from .. import fsguard
 from .errors import ToolError
-from .hub import Connection, Hub
+from .fanout import Connection, Fanout
 from .kernels import ExecResult, KernelRunner
 from .patches import apply_patch, ensure_ids, index_of, source_of
 
@@ -132,7 +132,7 @@ class NotebookBridge:
         self,
         contents_manager: Any,
         kernels: KernelRunner,
-        hub: Hub,
+        fanout: Fanout,
         *,
         frontend_timeout: float = 120.0,
         execute_timeout: float = 120.0,
@@ -140,7 +140,7 @@ class NotebookBridge:
         # Only its root is used: files are reached through fsguard (see the module doc).
         self.root_dir = fsguard.real_root(contents_manager.root_dir)
         self.kernels = kernels
-        self.hub = hub
+        self.fanout = fanout
         self.frontend_timeout = frontend_timeout
         self.execute_timeout = execute_timeout
         self.pending: dict[str, Pending] = {}
@@ -198,7 +198,7 @@ class NotebookBridge:
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self.pending[request_id] = Pending(future, conn, route)
         try:
-            self.hub.emit(
+            self.fanout.emit(
                 route.conversation_id, route.run_id, kind, request_id=request_id, **fields
             )
             return await asyncio.wait_for(future, self.frontend_timeout)
@@ -234,7 +234,7 @@ class NotebookBridge:
     ) -> str:
         """Apply a patch; returns where it went."""
         path = patch["path"]
-        conn = self.hub.frontend_for(route.conversation_id, route.username, path)
+        conn = self.fanout.frontend_for(route.conversation_id, route.username, path)
         if conn is not None:
             answer = await self._ask_frontend(conn, route, "notebook_patch", path=path, patch=patch)
             status = answer.get("status")
@@ -256,7 +256,7 @@ class NotebookBridge:
         self, path: str, cell_id: str, route: Route, *, allow_unsandboxed: bool = False
     ) -> ExecResult:
         """``allow_unsandboxed``: see ``KernelRunner.execute``."""
-        conn = self.hub.frontend_for(route.conversation_id, route.username, path)
+        conn = self.fanout.frontend_for(route.conversation_id, route.username, path)
         if conn is not None:
             # The browser runs the cell in the notebook's session: the server checks that
             # session's kernel itself, and the browser runs only in that very kernel.

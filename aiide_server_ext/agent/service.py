@@ -18,7 +18,7 @@ from .assembly import AgentParts
 from .complete import Completer, OnText, check
 from .errors import AgentError
 from .export import FORMATS, file_name, render, visible_turns
-from .hub import STORE_UNAVAILABLE, Connection
+from .fanout import STORE_UNAVAILABLE, Connection
 from .policy import ToolPolicy
 from .protocol import PROTOCOL_VERSION, parse
 from .retention import Retention
@@ -53,7 +53,7 @@ class AgentService:
         self.router = parts.router
         self.max_message_bytes = config.max_message_bytes
         self.heartbeat = config.heartbeat_seconds
-        self.hub = parts.hub
+        self.fanout = parts.fanout
         self.kernels = parts.kernels
         self.notebooks = parts.notebooks
         self.engine = parts.engine
@@ -74,7 +74,7 @@ class AgentService:
 
     def wrap_tool_policy(self, wrap: Callable[[ToolPolicy], Any]) -> Any:
         """The seam for a stricter tool policy on top of ``c.ToolPolicy`` (a course's,
-        under JupyterHub: ``hub/tools.py``). ``wrap`` gets the current policy and returns
+        under JupyterHub: ``hub/singleuser/tools.py``). ``wrap`` gets the current policy and returns
         one with its interface (``decide``, ``over_limit``); agent runs and every entry
         of ``policy_users`` decide with it from then on. Returns the new policy."""
         policy = wrap(self.engine.policy)
@@ -97,8 +97,8 @@ class AgentService:
 
     # -- the chat socket ---------------------------------------------------------------
     def connected(self, conn: Connection) -> None:
-        self.hub.connect(conn)
-        self.hub.control(
+        self.fanout.connect(conn)
+        self.fanout.control(
             conn,
             "hello",
             protocol=PROTOCOL_VERSION,
@@ -107,19 +107,19 @@ class AgentService:
         )
 
     def disconnected(self, conn: Connection) -> None:
-        self.hub.drop(conn)
+        self.fanout.drop(conn)
         self.notebooks.connection_closed(conn)
 
     async def handle(self, conn: Connection, caller: Caller, frame: str | bytes) -> None:
         try:
             msg = parse(frame, self.max_message_bytes)
         except AgentError as e:
-            self.hub.error(conn, e.code, e.message)
+            self.fanout.error(conn, e.code, e.message)
             return
         try:
             await self._dispatch(conn, caller, msg)
         except (AgentError, GateRefusal) as e:
-            self.hub.error(
+            self.fanout.error(
                 conn,
                 e.code,
                 e.message,
@@ -129,7 +129,7 @@ class AgentService:
             )
         except sqlite3.Error as e:  # e.g. a full disk (PostgreSQL raises StoreError above)
             log.warning("aiide: chat message %s: the store failed: %s", msg.get("type"), e)
-            self.hub.error(
+            self.fanout.error(
                 conn,
                 STORE_UNAVAILABLE,
                 f"the conversation store failed ({e}); nothing was started",
@@ -138,14 +138,14 @@ class AgentService:
             )
         except Exception:
             log.exception("aiide: chat message %s failed", msg.get("type"))
-            self.hub.error(
+            self.fanout.error(
                 conn, "internal", "internal error (see the server log)", reply_to=msg.get("id")
             )
 
     async def _dispatch(self, conn: Connection, caller: Caller, msg: dict[str, Any]) -> None:
         kind = msg["type"]
         if kind == "ping":
-            self.hub.control(conn, "pong", reply_to=msg.get("id"), ts=round(time.time(), 3))
+            self.fanout.control(conn, "pong", reply_to=msg.get("id"), ts=round(time.time(), 3))
         elif kind == "chat":
             await self.gate.admit(caller, "chat", scope="chat")
             await self.engine.start(conn, caller, msg)
@@ -157,9 +157,9 @@ class AgentService:
         elif kind == "resume":
             cid = msg["conversation_id"]
             self.store.owned(cid, caller.username)
-            self.hub.replay(conn, cid, msg["after_seq"], msg.get("id"))
+            self.fanout.replay(conn, cid, msg["after_seq"], msg.get("id"))
         elif kind == "notebook_open":
-            self.hub.open_notebook(conn, msg["path"].strip("/"))
+            self.fanout.open_notebook(conn, msg["path"].strip("/"))
         elif kind == "notebook_close":
             conn.open_notebooks.discard(msg["path"].strip("/"))
         elif kind == "notebook_result" and not self.notebooks.resolve(conn, msg):

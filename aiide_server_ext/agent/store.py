@@ -2,7 +2,7 @@
 
 sqlite by default: one connection on the event-loop thread (each call is tens of
 microseconds). Writes accumulate in sqlite's implicit transaction and events in a list;
-``flush`` writes both in one commit. The hub flushes before it sends anything (once per
+``flush`` writes both in one commit. The fan-out flushes before it sends anything (once per
 loop iteration, so hundreds of token events share a commit): whatever a client was sent
 is on disk. WAL mode makes a commit durable against a killed process without an fsync
 per commit.

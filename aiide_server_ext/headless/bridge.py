@@ -44,7 +44,7 @@ class RunBridge(TracingBridge):
         self,
         contents_manager: Any,
         kernels: KernelRunner,
-        hub: Any,
+        fanout: Any,
         *,
         output_manager: Any,
         output_name: str,
@@ -55,11 +55,13 @@ class RunBridge(TracingBridge):
         super().__init__(
             contents_manager,
             kernels,
-            hub,
+            fanout,
             frontend_timeout=frontend_timeout,
             execute_timeout=execute_timeout,
         )
-        self.output = TracingBridge(output_manager, kernels, hub, execute_timeout=execute_timeout)
+        self.output = TracingBridge(
+            output_manager, kernels, fanout, execute_timeout=execute_timeout
+        )
         self.out_name = output_name
         #: What the model calls the output notebook.
         self.name = name

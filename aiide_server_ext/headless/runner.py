@@ -370,7 +370,7 @@ class HeadlessRunner:
 
         tasks: set[asyncio.Future[None]] = set()
         conn = _Listener(self.caller.username, on_event)
-        engine.hub.connect(conn)
+        engine.fanout.connect(conn)
         interrupted = False
 
         def stop() -> None:
@@ -460,7 +460,7 @@ class HeadlessRunner:
             with contextlib.suppress(Exception):
                 await bridge.kernels.shutdown()
             await router.aclose()
-            engine.hub.flush()
+            engine.fanout.flush()
             store.close()
         self._finalise(job, before, outcome, state, started, trace)
         return outcome

@@ -19,7 +19,7 @@ import time
 import uuid
 from typing import Any
 
-from ..agent.hub import Hub
+from ..agent.fanout import Fanout
 from ..agent.tools.base import ToolResult
 
 #: ``run_started.provider`` of an outside agent's run (the front end words it so).
@@ -35,15 +35,15 @@ def agent_label(credential_id: str) -> str:
 class McpRun:
     """The events of one paused call, in its agent's conversation."""
 
-    def __init__(self, hub: Hub, username: str, conversation_id: str, call_id: str) -> None:
-        self.hub = hub
+    def __init__(self, fanout: Fanout, username: str, conversation_id: str, call_id: str) -> None:
+        self.fanout = fanout
         self.username = username
         self.conversation_id = conversation_id
         self.call_id = call_id
         self.run_id = "mcp_" + uuid.uuid4().hex[:16]
 
     def _emit(self, kind: str, **fields: Any) -> None:
-        self.hub.emit(self.conversation_id, self.run_id, kind, **fields)
+        self.fanout.emit(self.conversation_id, self.run_id, kind, **fields)
 
     def start(
         self,
@@ -57,15 +57,15 @@ class McpRun:
         outside_sandbox: bool,
     ) -> None:
         """Store the conversation as the user's if new, tell every socket of theirs."""
-        store = self.hub.store
+        store = self.fanout.store
         label = agent_label(credential_id)
         if store.conversation(self.conversation_id) is None:
             store.create_conversation(self.conversation_id, self.username, label.capitalize())
         else:
             store.touch(self.conversation_id)
-        for conn in list(self.hub.connections):
+        for conn in list(self.fanout.connections):
             if conn.username == self.username:
-                self.hub.subscribe(conn, self.conversation_id)
+                self.fanout.subscribe(conn, self.conversation_id)
         self._emit("run_started", reply_to=None, task="agent", model=label, provider=PROVIDER)
         call = {"call_id": self.call_id, "name": name, "arguments": arguments, "risk": risk}
         self._emit("tool_call", **call, decision="approve")

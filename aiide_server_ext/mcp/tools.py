@@ -169,7 +169,7 @@ class McpTools:
         if decision.action == "approve":
             pending = await self._pend(caller, name, arguments, credential)
             pending.request_id = request_id
-            pending.run = McpRun(self.notebooks.hub, caller.username, cid, pending.id)
+            pending.run = McpRun(self.notebooks.fanout, caller.username, cid, pending.id)
         call_id = pending.id if pending else "mcp_" + uuid.uuid4().hex[:12]
         env = ToolEnv(
             root_dir=self.root_dir,

@@ -22,7 +22,7 @@ import pytest
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
 
 from aiide_server_ext.agent.errors import ToolError
-from aiide_server_ext.agent.hub import Hub
+from aiide_server_ext.agent.fanout import Fanout
 from aiide_server_ext.agent.notebooks import NotebookBridge, Route
 from aiide_server_ext.agent.store import Store
 from aiide_server_ext.agent.tools import TOOLS, ToolEnv
@@ -72,7 +72,7 @@ def outside_of(home: Path) -> Path:
 def bridge(home: Path) -> NotebookBridge:
     cm = AsyncLargeFileManager(root_dir=str(home))
     store = Store(str(home.parent / "agent.sqlite"))
-    return NotebookBridge(cm, kernels=None, hub=Hub(store))  # type: ignore[arg-type]
+    return NotebookBridge(cm, kernels=None, fanout=Fanout(store))  # type: ignore[arg-type]
 
 
 def env(home: Path, bridge: NotebookBridge) -> ToolEnv:

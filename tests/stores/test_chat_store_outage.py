@@ -21,7 +21,7 @@ from agent.conftest import server_config
 from fakes import FakeAnthropic, FakeOpenAI, Reply
 from traitlets.config import Config
 
-from aiide_server_ext.agent.hub import HELD_MESSAGE
+from aiide_server_ext.agent.fanout import HELD_MESSAGE
 
 from .conftest import postgres_bindir
 from .pg import PostgresServer

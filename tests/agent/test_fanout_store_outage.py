@@ -1,4 +1,4 @@
-"""The hub when the store fails to commit: events are held in order, each watching socket
+"""The fan-out when the store fails to commit: events are held in order, each watching socket
 is told once, and everything goes out exactly once when the store is back.
 
 ``FlakyStore`` is the real store (sqlite in memory) whose commit fails a set number of
@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from aiide_server_ext.agent import hub as hub_module
-from aiide_server_ext.agent.hub import HELD_MESSAGE, Hub
+from aiide_server_ext.agent import fanout as fanout_module
+from aiide_server_ext.agent.fanout import HELD_MESSAGE, Fanout
 from aiide_server_ext.agent.store import Store
 from aiide_server_ext.stores.errors import StoreError
 
@@ -67,8 +67,8 @@ async def until(check: Callable[[], bool], timeout: float = 20) -> None:
 
 @pytest.fixture(autouse=True)
 def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(hub_module, "RETRY_FIRST", 0.01)
-    monkeypatch.setattr(hub_module, "RETRY_MAX", 0.05)
+    monkeypatch.setattr(fanout_module, "RETRY_FIRST", 0.01)
+    monkeypatch.setattr(fanout_module, "RETRY_MAX", 0.05)
 
 
 @pytest.mark.asyncio
@@ -76,30 +76,30 @@ async def test_held_events_go_out_once_in_order_after_the_store_is_back() -> Non
     store = FlakyStore(failures=3)
     store.create_conversation("cv1", "ada", "one")
     store.create_conversation("cv2", "ada", "two")
-    hub = Hub(store)
+    fanout = Fanout(store)
     a, b, other = Socket("ada"), Socket("ada"), Socket("bob")
     for conn in (a, b, other):
-        hub.connect(conn)
-    hub.subscribe(a, "cv1")
-    hub.subscribe(b, "cv1")
-    hub.subscribe(b, "cv2")
+        fanout.connect(conn)
+    fanout.subscribe(a, "cv1")
+    fanout.subscribe(b, "cv1")
+    fanout.subscribe(b, "cv2")
 
-    hub.emit("cv1", "run1", "run_started", reply_to=None, task="chat", model="m", provider="p")
-    hub.emit("cv1", "run1", "token", text="Hel")
-    hub.emit("cv1", "run1", "token", text="lo")  # merges into the previous token
-    hub.emit("cv2", "run2", "token", text="other ")
+    fanout.emit("cv1", "run1", "run_started", reply_to=None, task="chat", model="m", provider="p")
+    fanout.emit("cv1", "run1", "token", text="Hel")
+    fanout.emit("cv1", "run1", "token", text="lo")  # merges into the previous token
+    fanout.emit("cv2", "run2", "token", text="other ")
     await until(lambda: bool(a.notices()) and bool(b.notices()))
     assert a.events() == [] and b.events() == []
 
     # While held: new events queue behind the held ones (tokens still merge among the
     # new ones), control frames go out at once, and nobody is told twice.
-    hub.emit("cv1", "run1", "token", text=", wor")
-    hub.emit("cv1", "run1", "token", text="ld")
-    hub.emit("cv2", "run2", "token", text="text")
-    hub.control(other, "pong", reply_to="p1", ts=1.0)
+    fanout.emit("cv1", "run1", "token", text=", wor")
+    fanout.emit("cv1", "run1", "token", text="ld")
+    fanout.emit("cv2", "run2", "token", text="text")
+    fanout.control(other, "pong", reply_to="p1", ts=1.0)
     await until(lambda: any(f["type"] == "pong" for f in other.frames))
     assert a.events() == [] and b.events() == []
-    hub.emit("cv1", "run1", "run_finished", status="completed", usage={}, text="Hello, world")
+    fanout.emit("cv1", "run1", "run_finished", status="completed", usage={}, text="Hello, world")
 
     await until(lambda: any(e["type"] == "run_finished" for e in a.events()))
     await until(lambda: len(b.events()) == len(a.events()) + 2)  # + cv2's two tokens
@@ -126,7 +126,7 @@ async def test_held_events_go_out_once_in_order_after_the_store_is_back() -> Non
 
     # A new outage is told again.
     store.failures = 1
-    hub.emit("cv1", "run3", "token", text="again")
+    fanout.emit("cv1", "run3", "token", text="again")
     await until(lambda: len(a.notices()) == 2)
     await until(lambda: a.events()[-1]["seq"] == len(cv1) + 1)
 
@@ -135,18 +135,18 @@ async def test_held_events_go_out_once_in_order_after_the_store_is_back() -> Non
 async def test_resume_while_held_is_refused_and_works_after() -> None:
     store = FlakyStore(failures=2)
     store.create_conversation("cv", "ada", "one")
-    hub = Hub(store)
+    fanout = Fanout(store)
     watcher, late = Socket("ada"), Socket("ada")
-    hub.subscribe(watcher, "cv")
-    hub.emit("cv", "run", "token", text="held")
+    fanout.subscribe(watcher, "cv")
+    fanout.emit("cv", "run", "token", text="held")
     await until(lambda: bool(watcher.notices()))
     store.failures = 10**6  # down until the test says otherwise
     with pytest.raises(StoreError) as refused:
-        hub.replay(late, "cv", 0, "r1")
+        fanout.replay(late, "cv", 0, "r1")
     assert refused.value.code == "store_unavailable"
     store.failures = 0
     await until(lambda: len(watcher.events()) == 1)
-    hub.replay(late, "cv", 0, "r1")
+    fanout.replay(late, "cv", 0, "r1")
     await until(lambda: any(f["type"] == "resumed" for f in late.frames))
     assert late.events() == watcher.events()
 
@@ -157,9 +157,9 @@ async def test_a_full_sqlite_disk_holds_events_and_loses_no_write(tmp_path: Path
     try:
         store.create_conversation("cv", "ada", "title")
         store.flush()
-        hub = Hub(store)
+        fanout = Fanout(store)
         sock = Socket("ada")
-        hub.subscribe(sock, "cv")
+        fanout.subscribe(sock, "cv")
         raw = store.db.raw  # type: ignore[union-attr]
         pages = raw.execute("PRAGMA page_count").fetchone()[0]
         raw.execute(f"PRAGMA max_page_count = {pages}")  # the disk is full from here on
@@ -169,7 +169,7 @@ async def test_a_full_sqlite_disk_holds_events_and_loses_no_write(tmp_path: Path
         store.append_turn("cv", "user", "hi", "run")
         store.put_run("run", "cv", "running", {"id": "run", "created": 1})
         for n in range(40):
-            hub.emit("cv", "run", "notice", code="retry", message=f"{n} " + "x" * 400)
+            fanout.emit("cv", "run", "notice", code="retry", message=f"{n} " + "x" * 400)
         await until(lambda: bool(sock.notices()))
         assert sock.events() == []
 

@@ -1,4 +1,5 @@
-"""Who hears what: sockets subscribed to conversations, sequenced events, replay.
+"""The chat sockets' fan-out (not JupyterHub): who hears what, sockets subscribed to
+conversations, sequenced events, replay.
 
 Everything here is synchronous on the event loop, so a replay and the subscription
 that follows it cannot interleave with a live event: ``resume`` is exactly-once, in order.
@@ -76,7 +77,7 @@ def error_text(
     return dumps(body)
 
 
-class Hub:
+class Fanout:
     """``max_notebooks_per_socket`` / ``_per_user``: the ``notebook_open`` paths one socket,
     and one user's sockets together, may hold (each path is kept until closed)."""
 
