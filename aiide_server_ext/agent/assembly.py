@@ -19,10 +19,10 @@ from .engine import RunEngine
 from .fanout import Fanout
 from .kernels import KernelRunner
 from .notebooks import NotebookBridge
-from .policy import ToolPolicy
 from .router import Router
 from .steps import StepRunner
 from .store import Store
+from .tool_policy import ToolPolicy
 from .tools.mcp_client import McpClients
 
 

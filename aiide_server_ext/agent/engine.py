@@ -19,12 +19,12 @@ from .errors import AgentError
 from .fanout import RETRY_FIRST, RETRY_MAX, STORE_ERRORS, STORE_UNAVAILABLE, Connection, Fanout
 from .history import History
 from .notebooks import NotebookBridge, Route
-from .policy import ToolPolicy
 from .providers import ProviderError, TextDelta, ToolRequest, Usage
 from .router import Router
 from .runs import AWAITING, RUNNING, TERMINAL, Call, Run, new_id
 from .steps import StepRunner
 from .store import Store
+from .tool_policy import ToolPolicy
 from .tools import ToolSource
 
 log = logging.getLogger("aiide.agent")

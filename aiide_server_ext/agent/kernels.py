@@ -1,5 +1,7 @@
-"""Running code for headless runs: the notebook's kernel (its Jupyter session's, else an
-``aiide-python`` sandboxed kernel started for it) through a kernel client.
+"""Running the agent's code in a notebook's kernel (its Jupyter session's, else a
+``c.Agent.kernel_name`` sandboxed kernel started for it) through a kernel client: for the
+server's runs (code with no browser attached, kernel introspection, the sandbox check),
+headless runs and stdio MCP alike.
 
 One client per kernel, kept open (``wait_for_ready`` costs ~200 ms once), and one call at
 a time per kernel (iopub replies are matched by parent id; interleaving would lose some).

@@ -19,9 +19,9 @@ from .complete import Completer, OnText, check
 from .errors import AgentError
 from .export import FORMATS, file_name, render, visible_turns
 from .fanout import STORE_UNAVAILABLE, Connection
-from .policy import ToolPolicy
 from .protocol import PROTOCOL_VERSION, parse
 from .retention import Retention
+from .tool_policy import ToolPolicy
 
 log = logging.getLogger("aiide.agent")
 

@@ -13,10 +13,10 @@ from ..seams import Gate, GateRefusal
 from .context import ContextBuilder
 from .errors import AgentError
 from .notebooks import NotebookBridge, Route
-from .policy import ToolPolicy
 from .router import Router
 from .runs import Call, Run
 from .store import Store
+from .tool_policy import ToolPolicy
 from .tools import Tool, ToolEnv, ToolError, ToolResult, ToolSource, validate
 
 log = logging.getLogger("aiide.agent")

@@ -180,7 +180,7 @@ def run_command(args: argparse.Namespace) -> int:
 async def _run(args: argparse.Namespace, console: Any) -> int:
     from .config import load_config, local_user
     from .display import Display, summary
-    from .policy import PolicyFile, PolicyFileError
+    from .policy_file import PolicyFile, PolicyFileError
     from .runner import HeadlessRunner
 
     try:

@@ -14,7 +14,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TaskID, TextColumn
 from rich.table import Table
 
 from ..agent.runs import Run
-from .policy import PolicyFile
+from .policy_file import PolicyFile
 from .runner import Job, Outcome
 
 EXIT_NAMES = {

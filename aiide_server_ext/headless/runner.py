@@ -30,7 +30,7 @@ from .notebook import (
     read_notebook,
     write_notebook,
 )
-from .policy import PolicyFile
+from .policy_file import PolicyFile
 from .trace import Trace
 
 log = logging.getLogger("aiide.headless")
@@ -246,7 +246,7 @@ class HeadlessRunner:
         from ..agent.config import agent_config
         from .bridge import RunBridge, RunKernels, model_name
         from .files import RunSteps
-        from .policy import FilePolicy
+        from .policy_file import FilePolicy
         from .trace import TracingRouter
 
         workdir = job.folder

@@ -13,9 +13,9 @@ import sys
 import tempfile
 from typing import Any
 
-from ..agent.policy import Decision
+from ..agent.tool_policy import Decision
 from ..agent.tools.base import Tool
-from ..headless.policy import FilePolicy
+from ..headless.policy_file import FilePolicy
 from ..seams import Caller
 
 
@@ -64,7 +64,7 @@ def build_tools(args: argparse.Namespace, workdir: str, tmp: str) -> Any:
     from ..agent.config import agent_config
     from ..headless.config import load_config
     from ..headless.notebook import BadInput
-    from ..headless.policy import PolicyFile, PolicyFileError
+    from ..headless.policy_file import PolicyFile, PolicyFileError
     from .tools import McpTools
 
     try:

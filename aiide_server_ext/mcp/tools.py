@@ -21,7 +21,7 @@ from typing import Any
 
 from ..agent.errors import ToolError
 from ..agent.notebooks import NotebookBridge, Route
-from ..agent.policy import ToolPolicy
+from ..agent.tool_policy import ToolPolicy
 from ..agent.tools import TOOLS, ToolEnv, validate
 from ..agent.tools.base import ToolResult
 from ..seams import Caller, Gate, GateRefusal

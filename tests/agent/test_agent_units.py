@@ -15,8 +15,8 @@ from aiide_server_ext.agent.context import (
     tokens,
 )
 from aiide_server_ext.agent.history import merge
-from aiide_server_ext.agent.policy import ToolPolicy
 from aiide_server_ext.agent.store import Store
+from aiide_server_ext.agent.tool_policy import ToolPolicy
 from aiide_server_ext.agent.tools import TOOLS
 from aiide_server_ext.seams import Caller
 

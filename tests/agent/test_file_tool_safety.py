@@ -323,7 +323,7 @@ def test_the_safety_fence_is_linear_on_a_64_kb_argument() -> None:
     # In a child process with a hard timeout: on a backtracking engine this takes minutes.
     code = (
         "import time\n"
-        "from aiide_server_ext.agent.policy import ToolPolicy\n"
+        "from aiide_server_ext.agent.tool_policy import ToolPolicy\n"
         "from aiide_server_ext.agent.tools import TOOLS\n"
         "from aiide_server_ext.seams import Caller\n"
         "p = ToolPolicy()\n"

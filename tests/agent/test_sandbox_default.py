@@ -217,7 +217,7 @@ def _decide(policy: Any, sandboxed: bool) -> Any:
 
 
 def test_policy_files_and_courses_cannot_turn_the_refusal_into_a_run() -> None:
-    from aiide_server_ext.headless.policy import FilePolicy
+    from aiide_server_ext.headless.policy_file import FilePolicy
     from aiide_server_ext.hub.singleuser.tools import CourseToolPolicy
 
     files = FilePolicy()
@@ -233,7 +233,7 @@ def test_policy_files_and_courses_cannot_turn_the_refusal_into_a_run() -> None:
 def test_with_the_opt_in_a_course_keeps_the_outside_sandbox_mark() -> None:
     from traitlets.config import Config
 
-    from aiide_server_ext.agent.policy import ToolPolicy
+    from aiide_server_ext.agent.tool_policy import ToolPolicy
     from aiide_server_ext.hub.singleuser.tools import CourseToolPolicy
 
     inner = ToolPolicy(config=Config({"ToolPolicy": {"allow_unsandboxed_kernels": True}}))

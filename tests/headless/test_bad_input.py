@@ -9,7 +9,7 @@ import pytest
 
 from aiide_server_ext.cli import main
 from aiide_server_ext.headless.notebook import BadInput, parse_param
-from aiide_server_ext.headless.policy import PolicyFile, PolicyFileError
+from aiide_server_ext.headless.policy_file import PolicyFile, PolicyFileError
 
 from .runs import write_nb
 

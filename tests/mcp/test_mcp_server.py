@@ -22,7 +22,7 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamablehttp_client
 from mcp.shared.exceptions import McpError
 
-from aiide_server_ext.agent.policy import ToolPolicy
+from aiide_server_ext.agent.tool_policy import ToolPolicy
 from aiide_server_ext.mcp.tools import McpTools
 from aiide_server_ext.seams import Caller, GateRefusal, OpenGate
 

@@ -1,4 +1,5 @@
-"""Whether a tool call runs by itself, waits for the user, or is refused.
+"""``c.ToolPolicy``: whether a tool call runs by itself, waits for the user's approval, or
+is refused.
 
 Risk per tool (read-only low; edits and sandboxed execution medium; file writes, deletes
 and network-enabled execution high), mapped per role to auto / approve / deny; a safety

@@ -21,7 +21,7 @@ from typing import Any
 
 from traitlets.config import Config
 
-from ..agent.policy import Decision, ToolPolicy
+from ..agent.tool_policy import Decision, ToolPolicy
 from ..agent.tools.base import Tool
 from ..seams import Caller
 
