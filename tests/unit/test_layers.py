@@ -90,15 +90,10 @@ APART: tuple[tuple[str, str], ...] = (
     ("gateway.*", "knowledge.*"),
 )
 
-#: Known violations being removed by work in progress (the agent's one assembly, the
-#: engine<->steps protocol): (importer, imported). Empty this list when that work lands;
-#: an entry that no longer matches a real import fails the test, so it cannot go stale.
-ALLOWED: tuple[tuple[str, str], ...] = (
-    # Headless runs and stdio MCP build the agent through the server's part (issue 16:
-    # one assembly below the part, used by all three).
-    ("headless.runner", "agent.part"),
-    ("mcp.stdio", "agent.part"),
-)
+#: Known violations being removed by work in progress: (importer, imported). None left (the
+#: agent's one assembly and the engine<->steps protocol landed); an entry that no longer
+#: matches a real import fails the test, so it cannot go stale.
+ALLOWED: tuple[tuple[str, str], ...] = ()
 
 
 def _module_name(path: Path) -> str:
