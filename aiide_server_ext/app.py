@@ -16,6 +16,7 @@ from .csp import apply_csp
 from .handlers import default_handlers
 from .output_cap import apply_output_cap
 from .parts import ExtensionPart, load_parts
+from .seams import Gate
 from .status import StatusService
 
 
@@ -100,6 +101,15 @@ class AiideExtension(ExtensionApp):  # type: ignore[misc]
         for part in self.parts:
             part.initialize(self.settings)
         self.log.info("aiide %s: sandbox backend %s", __version__, policy.backend)
+
+    def use_gate(self, gate: Gate) -> None:
+        """Every part and route of this extension asks ``gate`` from now on. How a server
+        extension loaded after this one (the hub's course gate) puts a gate in front of the
+        gateway's: the parts read the gate from this extension's settings
+        (``seams.gate_of``), where the gateway part put its own, and the routes from the
+        server's."""
+        self.settings["aiide_gate"] = gate
+        self.server.web_app.settings["aiide_gate"] = gate
 
     def initialize_handlers(self) -> None:
         self.handlers.extend(default_handlers)

@@ -142,22 +142,17 @@ def load(serverapp: Any) -> None:
         gateway.quotas = CourseQuotas(gateway.quotas, broker)
     settings["aiide_gate"] = gate
     settings["aiide_broker"] = broker
-    # The agent part reads the gate from its extension's own settings dict.
+    for ext in serverapp.extension_manager.extension_apps.get("aiide_server_ext", ()):
+        ext.use_gate(gate)  # the agent and knowledge parts, through the extension's seam
+    # The aiide extension loaded first ("aiide_server_ext" < "aiide_server_ext.hub"), so
+    # its services are in the server's settings: the agent is found there.
     from .tools import install
 
-    for ext in serverapp.extension_manager.extension_apps.get("aiide_server_ext", ()):
-        ext.settings["aiide_gate"] = gate
-        gate.tool_policy = install(ext.settings) or gate.tool_policy
-    if gate.tool_policy is None:
-        gate.tool_policy = install(settings)
+    gate.tool_policy = install(settings)
     if gate.tool_policy is None:
         serverapp.log.warning("aiide hub: no agent found: course tool policies are off")
-    routers = [
-        router
-        for place in (*(e.settings for e in serverapp.extension_manager.extension_apps.get(
-            "aiide_server_ext", ())), settings)
-        if (router := getattr(place.get("aiide_agent"), "router", None)) is not None
-    ]  # fmt: skip
+    router = getattr(settings.get("aiide_agent"), "router", None)
+    routers = [router] if router is not None else []
     for router in routers:
         router.model_filter = gate.models.permits
     gate.routers = routers
@@ -165,15 +160,11 @@ def load(serverapp: Any) -> None:
     if config.route_providers:
         from . import providers
 
-        apps = serverapp.extension_manager.extension_apps.get("aiide_server_ext", ())
-        places = [*(e.settings for e in apps), settings]
-        routed = {name for place in places for name in providers.install(place, url)}
-        serverapp.log.info("aiide hub: providers through the broker: %s", sorted(routed))
-        if routed:  # the broker holds the keys: the status must not ask the student for one
-            for place in places:
-                status = place.get("aiide_status")
-                if status is not None:
-                    status.model_source = "the course's key broker"
+        routed = providers.install(settings, url)
+        serverapp.log.info("aiide hub: providers through the broker: %s", routed)
+        status = settings.get("aiide_status")
+        if routed and status is not None:  # the broker holds the keys: ask for none
+            status.model_source = "the course's key broker"
     base = serverapp.web_app.settings.get("base_url", "/")
     serverapp.web_app.add_handlers(
         ".*$",

@@ -20,16 +20,6 @@ from aiide_server_ext.json_api import JsonApi
 from aiide_server_ext.seams import GateRefusal, gate_of
 
 
-def agent_of(settings: dict[str, Any], serverapp: Any) -> Any:
-    """The agent service, in this server's settings or the aiide extension's."""
-    if settings.get("aiide_agent") is not None:
-        return settings["aiide_agent"]
-    for ext in serverapp.extension_manager.extension_apps.get("aiide_server_ext", ()):
-        if ext.settings.get("aiide_agent") is not None:
-            return ext.settings["aiide_agent"]
-    return None
-
-
 class CourseShareHandler(JsonApi, APIHandler):  # type: ignore[misc]
     auth_resource = "aiide"
 
@@ -70,7 +60,7 @@ class CourseShareHandler(JsonApi, APIHandler):  # type: ignore[misc]
         from aiide_server_ext.seams import ApiError
 
         caller = self._caller()
-        agent = agent_of(self.settings, self.serverapp)
+        agent = self.settings.get("aiide_agent")
         if ref is None or agent is None:
             self._answer(404, {"code": "not_found", "message": "name a conversation of yours"})
             return
