@@ -25,6 +25,8 @@ from typing import Any
 
 from jupyter_core.utils import ensure_async
 
+from aiide_kernel.events import KernelEvents
+
 from ..kernelspecs import NOT_SANDBOXED, is_gateway_kernel, kernel_is_sandboxed, spec_is_sandboxed
 from .errors import ToolError
 
@@ -237,8 +239,6 @@ class KernelRunner:
     async def _execute(
         self, kid: str, code: str, timeout: float, silent: bool, exprs: dict[str, str]
     ) -> ExecResult:
-        from aiide_kernel.events import KernelEvents
-
         deaths = len(KernelEvents.instance().for_kernel(kid))
         manager = self.km.get_kernel(kid)
         client = await self._client(kid)

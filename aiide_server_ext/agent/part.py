@@ -15,8 +15,15 @@ import os
 import threading
 from typing import Any
 
+from aiide_kernel.channel import KernelChannels
+
 from ..parts import ExtensionPart
 from ..seams import DelegatingGate, Gate, gate_of
+from .ask import KernelAsk, owner_caller
+from .assembly import Host, build
+from .config import agent_config
+from .handlers import default_handlers
+from .service import AgentService
 
 
 class AgentPart(ExtensionPart):
@@ -24,10 +31,6 @@ class AgentPart(ExtensionPart):
     the server's kernels (configured under ``c.Agent``: ``config.py``)."""
 
     def initialize(self, settings: dict[str, Any]) -> None:
-        from .assembly import Host, build
-        from .config import agent_config
-        from .service import AgentService
-
         server = getattr(self.parent, "serverapp", None)
         if server is None:
             raise RuntimeError("the agent part runs inside the aiide extension")
@@ -48,8 +51,6 @@ class AgentPart(ExtensionPart):
         self._settings = settings
 
     def handlers(self) -> list[tuple[str, Any]]:
-        from .handlers import default_handlers
-
         return list(default_handlers)
 
     async def start(self) -> None:
@@ -65,8 +66,6 @@ class AgentPart(ExtensionPart):
             asyncio.get_running_loop().call_later(self.service.config.preload_delay, spawn)
 
     async def stop(self) -> None:
-        from aiide_kernel.channel import KernelChannels
-
         channels = KernelChannels.instance()
         if channels.responder == self._responder:
             channels.reset_responder()
@@ -77,10 +76,6 @@ class AgentPart(ExtensionPart):
 
     def _answer_kernels(self) -> None:
         """``%ai`` in this server's sandboxed kernels: answered as whoever started each."""
-        from aiide_kernel.channel import KernelChannels
-
-        from .ask import KernelAsk, owner_caller
-
         settings, config = self._settings, self.service.config
         user = _server_user()
         ask = KernelAsk(

@@ -25,16 +25,14 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..stores.conn import Conn, Cursor, SqliteConn, check_database_url
 from ..stores.errors import StoreError
+from ..stores.postgres import PgOpener
 from ..stores.schema import migrate
 from ..stores.wal import WalCheckpointer, hand_off_checkpoints
 from .errors import AgentError
-
-if TYPE_CHECKING:
-    from ..stores.postgres import PgOpener
 
 log = logging.getLogger("aiide.agent")
 LABEL = "the agent database"
@@ -170,8 +168,6 @@ class Store:
         self._opener: PgOpener | None = None
         self._checkpointer: WalCheckpointer | None = None
         if url:
-            from ..stores.postgres import PgOpener
-
             self._opener = PgOpener(url, LABEL, connect_timeout, connect_timeout)
             self.path = self._opener.where
             try:

@@ -16,8 +16,13 @@ defer_slow_imports()  # before anything below loads jsonschema
 
 from rich.markup import escape  # noqa: E402
 
-from .notebook import BadInput  # noqa: E402
-from .runner import BAD_INPUT, INTERRUPTED, Job, Outcome  # noqa: E402
+from .config import load_config, local_user  # noqa: E402
+from .notebook import BadInput, output_path, parse_param  # noqa: E402
+from .policy_file import PolicyFile, PolicyFileError  # noqa: E402
+from .record import diff_command as diff  # noqa: E402
+from .record import export_run  # noqa: E402
+from .replay import replay  # noqa: E402
+from .runner import BAD_INPUT, INTERRUPTED, HeadlessRunner, Job, Outcome  # noqa: E402
 
 SEVERITY = [INTERRUPTED, 5, 4, 3, BAD_INPUT, 1, 0]
 
@@ -101,8 +106,6 @@ def register_cli(sub: Any) -> None:
 
 
 def _param_sets(args: argparse.Namespace) -> list[dict[str, Any]]:
-    from .notebook import parse_param
-
     base = dict(parse_param(p) for p in args.param)
     if not args.param_sets:
         return [base]
@@ -122,8 +125,6 @@ def _param_sets(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _jobs(args: argparse.Namespace) -> list[Job]:
-    from .notebook import output_path
-
     sets = _param_sets(args)
     many = len(args.notebooks) * len(sets) > 1
     if many and args.output and not os.path.isdir(args.output):
@@ -178,10 +179,7 @@ def run_command(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace, console: Any) -> int:
-    from .config import load_config, local_user
-    from .display import Display, summary
-    from .policy_file import PolicyFile, PolicyFileError
-    from .runner import HeadlessRunner
+    from .display import Display, summary  # lazy: rich's live display, for a run only
 
     try:
         policy = PolicyFile.load(args.policy)
@@ -263,8 +261,6 @@ def _on_interrupt(runner: Any, console: Any) -> None:
 def replay_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .replay import replay
-
     console = Console(stderr=True)
     try:
         return asyncio.run(replay(args.trace, args.output, args.config, args.kernel, console))
@@ -276,8 +272,6 @@ def replay_command(args: argparse.Namespace) -> int:
 def diff_command(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from .record import diff_command as diff
-
     console = Console(stderr=True)
     try:
         return diff(args.run_a, args.run_b, args.json, console)
@@ -288,8 +282,6 @@ def diff_command(args: argparse.Namespace) -> int:
 
 def export_command(args: argparse.Namespace) -> int:
     from rich.console import Console
-
-    from .record import export_run
 
     console = Console(stderr=True)
     archive = args.output or os.path.splitext(args.run)[0] + ".zip"

@@ -10,6 +10,8 @@ from typing import Any
 
 from aiide_kernel.channel import KernelChannels, Responder
 
+from ..agent.ask import KernelAsk
+from ..seams import OpenGate
 from .trace import Trace
 
 NOT_RECORDED = {
@@ -49,9 +51,6 @@ class MagicDesk:
 
 def run_responder(router: Any, caller: Any) -> Responder:
     """The run's own answers: its router (so its model pin and record), as its caller."""
-    from ..agent.ask import KernelAsk
-    from ..seams import OpenGate
-
     ask = KernelAsk(router, OpenGate(), lambda: caller)
     return ask.respond
 

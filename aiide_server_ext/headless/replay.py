@@ -9,8 +9,10 @@ from typing import Any
 
 from traitlets.config import Config
 
+from ..agent.kernels import ExecTimeout, KernelRunner
+from .config import load_config
 from .notebook import BadInput, read_notebook, write_notebook
-from .trace import read_trace
+from .trace import read_trace, timeout_output
 
 DIFFERS = 1
 #: Seconds a replayed execution may take when the run recorded no timeout of its own.
@@ -48,10 +50,7 @@ async def replay(
     from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
     from rich.markup import escape
 
-    from ..agent.kernels import ExecTimeout, KernelRunner
-    from .config import load_config
-    from .magic import MagicDesk, recorded_responder
-    from .trace import timeout_output
+    from .magic import MagicDesk, recorded_responder  # lazy: the kernel channel's server
 
     try:
         records = read_trace(trace_path)

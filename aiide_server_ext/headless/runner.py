@@ -186,7 +186,7 @@ class HeadlessRunner:
         self.stops: dict[str, Callable[[], None]] = {}
         #: Ctrl-C was pressed: runs not yet started do not start.
         self.stopping = False
-        from .magic import MagicDesk
+        from .magic import MagicDesk  # lazy: the kernel channel's server, for a run only
 
         #: ``%ai`` in the runs' kernels, answered by each run (no server here).
         self.desk = MagicDesk()
@@ -231,12 +231,13 @@ class HeadlessRunner:
         """A checkpoint of the file the output replaces (``-o`` onto a file, ``--inplace``)."""
         if not os.path.isfile(job.output):
             return None
-        from .files import checkpoint
+        from .files import checkpoint  # lazy: the agent's steps, for a run only
 
         folder, name = os.path.split(job.output)
         return await asyncio.to_thread(checkpoint, folder, name, allow_hidden=True)
 
     def _build(self, job: Job, tmp: str) -> tuple[Any, Any]:
+        # lazy: jupyter_server and the whole agent, for a run, not every `jupyter aiide` command
         from functools import partial
 
         from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
@@ -305,7 +306,7 @@ class HeadlessRunner:
         tmp: str,
         state: dict[str, Any],
     ) -> Outcome:
-        from .files import snapshot
+        from .files import snapshot  # lazy (both): for a run only, as in _build
         from .magic import run_responder
 
         engine, store = self._build(job, tmp)
@@ -579,7 +580,7 @@ class HeadlessRunner:
         trace: Trace,
     ) -> None:
         """Provenance into the saved notebook, whatever happened (partial work is kept)."""
-        from .files import changed_files, sha256_of
+        from .files import changed_files, sha256_of  # lazy: for a run only, as in _build
 
         nb = read_notebook(job.output)
         keep_partial_outputs(nb, state.get("stopped"))
@@ -676,7 +677,7 @@ def _import_all(modules: list[str]) -> None:
 
 def _prices(config: Config) -> Any:
     """The gateway's price table (``c.Gateway.model_prices``), for the run's cost."""
-    from ..gateway.metering import Prices
+    from ..gateway.metering import Prices  # lazy: the gateway's price table, for a run only
 
     try:
         return Prices.from_config(

@@ -10,14 +10,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..parts import ExtensionPart
+from .handlers import default_handlers
+from .tools import McpTools
 
 
 class McpServer(ExtensionPart):
     """Outside agents calling aiide's tools; configured under ``c.Agent.mcp_*``."""
 
     def initialize(self, settings: dict[str, Any]) -> None:
-        from .tools import McpTools
-
         service = settings["aiide_agent"]
         config = service.config
         tools = McpTools(
@@ -34,6 +34,4 @@ class McpServer(ExtensionPart):
         service.policy_users.append(tools)  # a stricter policy reaches it too: wrap_tool_policy
 
     def handlers(self) -> list[tuple[str, Any]]:
-        from .handlers import default_handlers
-
         return list(default_handlers)

@@ -13,9 +13,13 @@ import sys
 import tempfile
 from typing import Any
 
+from .._version import __version__
 from ..agent.tool_policy import Decision
 from ..agent.tools.base import Tool
-from ..headless.policy_file import FilePolicy
+from ..headless.config import load_config, local_user
+from ..headless.notebook import BadInput
+from ..headless.policy_file import FilePolicy, PolicyFile, PolicyFileError
+from ..headless.startup import defer_slow_imports
 from ..seams import Caller
 
 
@@ -36,12 +40,8 @@ def register_cli(sub: Any) -> None:
 
 
 def mcp_command(args: argparse.Namespace) -> int:
-    from ..headless.startup import defer_slow_imports
-
     defer_slow_imports()
     import anyio
-
-    from ..headless.notebook import BadInput
 
     if not os.path.isdir(args.root):
         print(f"error: no directory {args.root!r}", file=sys.stderr)
@@ -60,11 +60,9 @@ def build_tools(args: argparse.Namespace, workdir: str, tmp: str) -> Any:
     from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
     from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
+    # lazy: jupyter_server and the agent load to serve, not for every `jupyter aiide` command
     from ..agent.assembly import Host, Kinds, build
     from ..agent.config import agent_config
-    from ..headless.config import load_config
-    from ..headless.notebook import BadInput
-    from ..headless.policy_file import PolicyFile, PolicyFileError
     from .tools import McpTools
 
     try:
@@ -102,9 +100,7 @@ async def serve(args: argparse.Namespace) -> None:
     from mcp.server.lowlevel import Server
     from mcp.server.stdio import stdio_server
 
-    from .._version import __version__
-    from ..headless.config import local_user
-    from .tools import McpRefusal
+    from .tools import McpRefusal  # lazy: as in build_tools
 
     workdir = os.path.realpath(args.root)
     caller = Caller(username=local_user())

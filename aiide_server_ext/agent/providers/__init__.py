@@ -7,6 +7,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .anthropic import AnthropicProvider
 from .base import (
     ModelRequest,
     Provider,
@@ -19,6 +20,7 @@ from .base import (
     Usage,
     stream_with_retries,
 )
+from .openai_compat import OpenAICompatProvider
 
 __all__ = [
     "ModelRequest",
@@ -57,8 +59,6 @@ def build_provider(name: str, spec: Mapping[str, Any], timeouts: Mapping[str, An
         "idle_timeout": float(timeouts.get("idle_timeout", 60.0)),
     }
     if kind == "anthropic":
-        from .anthropic import AnthropicProvider
-
         return AnthropicProvider(
             name,
             base_url,
@@ -66,7 +66,5 @@ def build_provider(name: str, spec: Mapping[str, Any], timeouts: Mapping[str, An
             **common,
         )
     if kind == "openai":
-        from .openai_compat import OpenAICompatProvider
-
         return OpenAICompatProvider(name, base_url or "https://api.openai.com/v1", **common)
     raise ValueError(f"provider {name}: unknown kind {kind!r} (anthropic or openai)")
