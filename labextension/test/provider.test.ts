@@ -17,7 +17,7 @@ interface ICall {
   reject(e: unknown): void;
 }
 
-function setup(now = () => 0, before = 'import numpy as np') {
+function setup(now = () => 0, before = 'import numpy as np', editorText?: () => string | null) {
   const calls: ICall[] = [];
   const failures: IFailure[] = [];
   const provider = new AiideInlineProvider({
@@ -28,6 +28,7 @@ function setup(now = () => 0, before = 'import numpy as np') {
       }),
     textBefore: () => before,
     path: () => 'analysis.ipynb',
+    editorText,
     onFailure: f => failures.push(f),
     now
   });
@@ -47,6 +48,25 @@ function apiError(status: number, code: string): ApiError {
 }
 
 describe('inline completion provider', () => {
+  test('no model call for text the user has left or changed since the keystroke', async () => {
+    let now: string | null = 'x = 1';
+    const { provider, calls } = setup(undefined, undefined, () => now);
+    now = ''; // Shift+Enter within the debounce: a new, empty cell is active
+    assert.deepEqual(await provider.fetch(request('x = 1'), context), { items: [] });
+    now = 'x = 12'; // typed on: the newer request is the one to answer
+    assert.deepEqual(await provider.fetch(request('x = 1'), context), { items: [] });
+    assert.equal(calls.length, 0);
+    const pending = provider.fetch(request('x = 12'), context);
+    assert.equal(calls.length, 1);
+    calls[0].resolve(answer('3'));
+    assert.deepEqual(await pending, { items: [{ insertText: '3' }] });
+    now = null; // an editor whose text is unknown (a console): asked as before
+    const unknown = provider.fetch(request('y = '), context);
+    assert.equal(calls.length, 2);
+    calls[1].resolve(answer('2'));
+    await unknown;
+  });
+
   test('sends the text around the cursor, the cells above, language and path', async () => {
     const { provider, calls } = setup();
     const pending = provider.fetch(request('def mean(xs):\n    return \nprint(1)', 25), context);

@@ -27,6 +27,21 @@ function textBefore(widget: Widget): string {
     .join('\n\n');
 }
 
+interface ISource {
+  getSource?: () => string;
+}
+
+/** The source of the editor the user is in now: the active cell, or a file's text. */
+function editorText(widget: Widget): string | null {
+  if (widget instanceof NotebookPanel) {
+    return widget.content.activeCell?.model.sharedModel.getSource() ?? null;
+  }
+  // A file editor's document widget; a console (no single document model) is unknown.
+  const content = (widget as { content?: { model?: { sharedModel?: ISource } } }).content;
+  const shared = content?.model?.sharedModel;
+  return typeof shared?.getSource === 'function' ? shared.getSource() : null;
+}
+
 function pathOf(widget: Widget): string | null {
   const context = (widget as { context?: { path?: unknown } }).context;
   return typeof context?.path === 'string' ? context.path : null;
@@ -44,6 +59,7 @@ export const inlineCompletionPlugin: JupyterFrontEndPlugin<void> = {
       new AiideInlineProvider({
         complete: (body, signal, onText) => streamCompletion(body, server, signal, onText),
         textBefore,
+        editorText,
         path: pathOf,
         icon: chatIcon,
         onFailure: failure => {

@@ -42,6 +42,12 @@ export interface IInlineProviderOptions {
   textBefore(widget: IInlineCompletionContext['widget']): string;
   /** The document's server path, when it has one. */
   path(widget: IInlineCompletionContext['widget']): string | null;
+  /**
+   * The text of the editor being completed now (the active cell in a notebook), or
+   * `null` when unknown. JupyterLab builds a request at the keystroke and fetches after
+   * the debounce: by then the user may have left the cell (Shift+Enter) or changed it.
+   */
+  editorText?(widget: IInlineCompletionContext['widget']): string | null;
   onFailure(failure: IFailure): void;
   now?(): number;
   icon?: LabIcon;
@@ -117,6 +123,10 @@ export class AiideInlineProvider implements IInlineCompletionProvider {
     const now = (this._options.now ?? Date.now)();
     if (now < this._pausedUntil) {
       return EMPTY;
+    }
+    const current = this._options.editorText?.(context.widget) ?? null;
+    if (current !== null && current !== request.text) {
+      return EMPTY; // made for text the user has left: no model call (nor stale cells above)
     }
     const body = this._body(request, context);
     if (!body.prefix.trim()) {
