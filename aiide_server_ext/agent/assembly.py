@@ -1,19 +1,20 @@
 """The agent put together in one place, for the server (``part.py``), headless runs
-(``headless/runner.py``) and the stdio MCP server (``mcp/stdio.py``) alike.
-
-``AgentConfig`` is what ``c.Agent`` (and the sandbox's network switch) decides, read once
-by ``AgentConfig.from_traits``; ``build`` makes the agent's parts from it. A new option is
-a trait in ``part.py`` and a field here, read where the part that needs it is built.
+(``headless/runner.py``) and the stdio MCP server (``mcp/stdio.py``) alike: ``build`` makes
+the agent's parts from an ``AgentConfig`` (``config.py``: ``c.Agent``, read once) and a
+``Host`` (where it works); ``build_standalone`` does that for a process of its own.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from traitlets.config import Config
+
 from ..seams import Gate, OpenGate
-from .config import AgentConfig
+from .config import AgentConfig, agent_config
 from .context import ContextBuilder
 from .engine import RunEngine
 from .fanout import Fanout
@@ -136,3 +137,37 @@ def build(
         mcp_clients=mcp_clients,
         engine=engine,
     )
+
+
+def build_standalone(
+    config: Config,
+    root_dir: str,
+    scratch: str,
+    *,
+    kinds: Kinds,
+    kernel_name: str | None = None,
+    **changes: Any,
+) -> AgentParts:
+    """The agent in a process of its own, no server (a headless run, ``jupyter aiide mcp``):
+    ``c.Agent`` from ``config`` with ``changes`` over it, a throwaway sqlite store in
+    ``scratch`` (never a shared database), jupyter_server's managers on ``root_dir``, the
+    open gate; ``kernel_name`` (a command's ``--kernel``) over the configured one."""
+    # lazy: they bring nbformat and jsonschema, which the server's start does without
+    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
+
+    configured = agent_config(config=config)
+    settings = configured.replace(
+        db_path=os.path.join(scratch, "agent.sqlite"),
+        database_url="",
+        server_id="",
+        kernel_name=kernel_name or configured.kernel_name,
+        **changes,
+    )
+    host = Host(
+        root_dir=root_dir,
+        contents_manager=AsyncLargeFileManager(root_dir=root_dir, config=config),
+        kernel_manager=AsyncMappingKernelManager(config=config, root_dir=root_dir),  # type: ignore[no-untyped-call]
+    )
+    store = settings.open_store(scratch)
+    return build(settings, host, store, traits={"config": config}, kinds=kinds)

@@ -241,10 +241,8 @@ class HeadlessRunner:
         from functools import partial
 
         from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
-        from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
 
-        from ..agent.assembly import Host, Kinds, build
-        from ..agent.config import agent_config
+        from ..agent.assembly import Kinds, build_standalone
         from .bridge import RunBridge, RunKernels, model_name
         from .files import RunSteps
         from .policy_file import FilePolicy
@@ -257,23 +255,7 @@ class HeadlessRunner:
         if not job.inplace:  # the kernel sees the input empty and read-only
             masked = list(config.SandboxPolicy.get("masked_paths") or [])
             config.SandboxPolicy.masked_paths = [*masked, os.path.abspath(job.notebook)]
-        configured = agent_config(config=config)
-        agent_settings = configured.replace(
-            db_path=os.path.join(tmp, "agent.sqlite"),
-            database_url="",
-            server_id="",
-            allow_user_keys=False,
-            kernel_name=self.kernel_name or configured.kernel_name,
-            approval_timeout=365 * 86400.0,  # the terminal (or policy) answers, not a clock
-            network=False,
-            mcp_refresh_seconds=0,  # the MCP servers' tools are listed once for the run
-        )
         out_folder, out_name = os.path.split(job.output)
-        host = Host(
-            root_dir=workdir,
-            contents_manager=AsyncLargeFileManager(root_dir=workdir, config=config),
-            kernel_manager=AsyncMappingKernelManager(config=config, root_dir=workdir),  # type: ignore[no-untyped-call]
-        )
         kinds = Kinds(
             router=TracingRouter,
             policy=FilePolicy,
@@ -286,8 +268,17 @@ class HeadlessRunner:
             ),
             steps=RunSteps,
         )
-        store = agent_settings.open_store(tmp)
-        parts = build(agent_settings, host, store, traits={"config": config}, kinds=kinds)
+        parts = build_standalone(
+            config,
+            workdir,
+            tmp,
+            kinds=kinds,
+            kernel_name=self.kernel_name,
+            allow_user_keys=False,
+            approval_timeout=365 * 86400.0,  # the terminal (or policy) answers, not a clock
+            network=False,
+            mcp_refresh_seconds=0,  # the MCP servers' tools are listed once for the run
+        )
         router = parts.router
         assert isinstance(router, TracingRouter)
         assert isinstance(parts.policy, FilePolicy)
@@ -295,7 +286,7 @@ class HeadlessRunner:
         router.strict = job.model is not None and not self.allow_fallback
         router.temperature = self.temperature
         parts.policy.tool_actions = dict(self.policy_file.tools)
-        return parts.engine, store
+        return parts.engine, parts.store
 
     async def _run(
         self,

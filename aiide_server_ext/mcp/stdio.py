@@ -57,12 +57,8 @@ def mcp_command(args: argparse.Namespace) -> int:
 
 
 def build_tools(args: argparse.Namespace, workdir: str, tmp: str) -> Any:
-    from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
-    from jupyter_server.services.kernels.kernelmanager import AsyncMappingKernelManager
-
     # lazy: jupyter_server and the agent load to serve, not for every `jupyter aiide` command
-    from ..agent.assembly import Host, Kinds, build
-    from ..agent.config import agent_config
+    from ..agent.assembly import Kinds, build_standalone
     from .tools import McpTools
 
     try:
@@ -72,27 +68,19 @@ def build_tools(args: argparse.Namespace, workdir: str, tmp: str) -> Any:
     config = policy_file.config(load_config(args.config), None)
     if not config.SandboxPolicy.get("workspace_root"):
         config.SandboxPolicy.workspace_root = workdir
-    configured = agent_config(config=config)
-    agent_settings = configured.replace(
-        db_path=os.path.join(tmp, "agent.sqlite"),
-        database_url="",
-        server_id="",
-        kernel_name=args.kernel or configured.kernel_name,
+    parts = build_standalone(
+        config,
+        workdir,
+        tmp,
+        kinds=Kinds(policy=Yes if args.yes else FilePolicy),
+        kernel_name=args.kernel,
         mcp_servers={},  # this serves aiide's tools: it calls no MCP server itself
     )
-    host = Host(
-        root_dir=workdir,
-        contents_manager=AsyncLargeFileManager(root_dir=workdir, config=config),
-        kernel_manager=AsyncMappingKernelManager(config=config, root_dir=workdir),  # type: ignore[no-untyped-call]
-    )
-    kinds = Kinds(policy=Yes if args.yes else FilePolicy)
-    store = agent_settings.open_store(tmp)
-    parts = build(agent_settings, host, store, traits={"config": config}, kinds=kinds)
     policy = parts.policy
     assert isinstance(policy, FilePolicy)
     policy.tool_actions = dict(policy_file.tools)
-    tools = McpTools(host.gate, policy, parts.notebooks, workdir, approval_wait=0.0)
-    return tools, store
+    tools = McpTools(parts.engine.gate, policy, parts.notebooks, workdir, approval_wait=0.0)
+    return tools, parts.store
 
 
 async def serve(args: argparse.Namespace) -> None:
