@@ -9,7 +9,11 @@ cancels the older one here, whatever the browser does: its upstream HTTP request
 
 from __future__ import annotations
 
+import ast
 import asyncio
+import codeop
+import re
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +50,65 @@ def strip_fences(text: str) -> str:
     if text.startswith("```"):
         text = text.split("\n", 1)[1] if "\n" in text else ""
         text = text.rsplit("```", 1)[0]
+    return text
+
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z']*")
+#: Languages whose lines can be told from prose by parsing them.
+PYTHON = ("python", "ipython", "ipython3")
+
+
+def is_prose(line: str, cursor_line: str = "") -> bool:
+    """Whether a completion's line is a sentence to the user rather than Python: it
+    starts with a capital, has three words or more, and is not Python where it stands
+    (``cursor_line``: what precedes it on its line). It is parsed inside a loop in a
+    coroutine, so ``return``, ``yield``, ``await`` and ``break`` are code; code cut off in
+    a bracket or a triple-quoted string is code too."""
+    text = line.strip()
+    if not text[:1].isupper() or len(_WORD.findall(text)) < 3:
+        return False
+    source = "async def _():\n    for _ in _:\n        " + (cursor_line + line).strip()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # invalid escapes and the like: not our concern
+        try:
+            ast.parse(source)
+            return False
+        except SyntaxError:
+            pass
+        try:
+            codeop.compile_command(source, "<completion>", "exec")  # None: incomplete code
+        except (SyntaxError, ValueError, OverflowError):
+            return True
+    return False
+
+
+def without_preamble(text: str, cursor_line: str, language: str, final: bool) -> str:
+    """A completion without the words some models put before the code ("Here is the
+    completion:"), which ghost text would show verbatim. For Python, leading lines that
+    are prose (and the blank lines after them) go, so a fence that follows is handled as
+    usual; in other languages, one line ending in ':' before a fence goes. While
+    streaming (``final`` false) only ended lines are judged, and a first line that may
+    still turn out to be prose (it starts with a capital) waits for its end."""
+    if text.startswith("```"):
+        return text
+    lines = text.split("\n")
+    ended = len(lines) if final else len(lines) - 1
+    if language not in PYTHON:
+        head = lines[0].rstrip()
+        if ended > 1 and head.endswith(":") and lines[1].startswith("```"):
+            return "\n".join(lines[1:])
+        return text
+    skip = 0
+    while skip < ended:
+        line = lines[skip]
+        blank_after_prose = skip > 0 and not line.strip()
+        if not blank_after_prose and not is_prose(line, cursor_line if skip == 0 else ""):
+            break
+        skip += 1
+    if skip:
+        return "\n".join(lines[skip:])
+    if not final and ended == 0 and text.lstrip()[:1].isupper():
+        return ""  # "Here is…" or "True": known once the line ends
     return text
 
 
@@ -217,6 +280,7 @@ class Completer:
         prefix = body["prefix"][-self.prefix_chars :]
         suffix = body.get("suffix", "")[: self.suffix_chars]
         prompt = f"```{language}\n{prefix}<CURSOR>{suffix}\n```"
+        cursor_line = prefix.rsplit("\n", 1)[-1]
 
         def build(spec: ModelSpec) -> ModelRequest:
             return ModelRequest(
@@ -239,15 +303,16 @@ class Completer:
                 if isinstance(event, TextDelta):
                     parts.append(event.text)
                     text = "".join(parts)
+                    code = without_preamble(text, cursor_line, language, final=False)
                     if on_text is not None:
-                        view = streamed_view(prefix, text, suffix)
+                        view = streamed_view(prefix, code, suffix)
                         if len(view) > len(shown):
                             shown = view
                             on_text(view)
                     if (
                         "\n" in event.text
-                        and not text.startswith("```")  # fenced: trimmed once unfenced
-                        and block_ended(prefix, text, suffix)
+                        and not code.startswith("```")  # fenced: trimmed once unfenced
+                        and block_ended(prefix, code, suffix)
                     ):
                         break  # the rest would be trimmed away: stop paying for it
                 elif isinstance(event, Usage):
@@ -257,7 +322,7 @@ class Completer:
             aclose = getattr(stream, "aclose", None)
             if aclose is not None:
                 await aclose()
-        text = strip_fences("".join(parts))
+        text = strip_fences(without_preamble("".join(parts), cursor_line, language, final=True))
         return {
             "completion": trim_to_block(prefix, text, suffix),
             "model": model,

@@ -15,7 +15,13 @@ import pytest
 from fakes import FakeAnthropic, FakeOpenAI, Reply
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-from aiide_server_ext.agent.complete import streamed_view, strip_fences, trim_to_block
+from aiide_server_ext.agent.complete import (
+    is_prose,
+    streamed_view,
+    strip_fences,
+    trim_to_block,
+    without_preamble,
+)
 
 from .test_fim_completion import fim
 
@@ -138,3 +144,67 @@ async def test_without_stream_the_answer_is_one_json_object(
         "aiide", "api", "complete", method="POST", body=json.dumps({"prefix": "x = "})
     )
     assert json.loads(r.body)["completion"] == "1 + 1"
+
+
+PREAMBLES = [
+    # (cursor line, the model's answer, what is inserted)
+    (
+        "    return ",
+        "Here's the completion:\n```python\nsum(xs) / len(xs)\n```",
+        "sum(xs) / len(xs)",
+    ),
+    ("    return ", "Here is the code you need:\n\nsum(xs) / len(xs)", "sum(xs) / len(xs)"),
+    ("x = ", "Sure! The answer is below.\n```\ncompute()\n```", "compute()"),
+    ("", "This computes the mean of the values.", ""),
+]
+
+
+@pytest.mark.parametrize(("cursor", "answer", "inserted"), PREAMBLES)
+def test_prose_before_the_code_is_never_ghost_text(cursor: str, answer: str, inserted: str) -> None:
+    prefix = "def mean(xs):\n" + cursor
+    final = strip_fences(without_preamble(answer, cursor, "python", final=True))
+    assert trim_to_block(prefix, final, "\n") == inserted
+    shown = ""
+    for end in range(1, len(answer) + 1):
+        code = without_preamble(answer[:end], cursor, "python", final=False)
+        view = streamed_view(prefix, code, "\n")
+        assert not any(word in view for word in ("Here", "Sure", "This")), (answer[:end], view)
+        if len(view) > len(shown):
+            assert view.startswith(shown), (shown, view)
+            shown = view
+    assert shown == inserted
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "True if ready else None",
+        "MyModel(alpha=0.5, fit_intercept=False)",
+        "return a if b else c",
+        'Compute the mean of xs."""',
+        "Exception('The file was not found')",
+        "# Here is a comment line",
+    ],
+)
+def test_code_that_starts_with_a_capital_is_not_prose(line: str) -> None:
+    cursor = '    """' if line.endswith('"""') else ""
+    assert not is_prose(line, cursor)
+    assert without_preamble(line + "\nnext()", cursor, "python", final=True).startswith(line)
+
+
+def test_other_languages_lose_only_a_colon_line_before_a_fence() -> None:
+    answer = "Here is the query:\n```sql\nSELECT 1\n```"
+    assert strip_fences(without_preamble(answer, "", "sql", final=True)) == "SELECT 1\n"
+    assert without_preamble("Hello world", "", "markdown", final=True) == "Hello world"
+
+
+@pytest.mark.agent_config(complete_timeout=30.0)  # the first call imports the SDK
+async def test_the_server_answers_the_code_not_the_models_preamble(
+    jp_fetch: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    fake_anthropic.push(Reply(text="Here's the completion:\n```python\nsum(xs)\n```"))
+    r = await jp_fetch(
+        "aiide", "api", "complete", method="POST",
+        body=json.dumps({"prefix": "def total(xs):\n    return ", "suffix": "\n"}),
+    )  # fmt: skip
+    assert json.loads(r.body)["completion"] == "sum(xs)"
