@@ -13,9 +13,9 @@ from traitlets import Bool, Float, Int, List, Unicode
 
 from ._version import __version__
 from .csp import apply_csp
+from .extension_parts import ExtensionPart, load_parts
 from .handlers import default_handlers
 from .output_cap import apply_output_cap
-from .parts import ExtensionPart, load_parts
 from .seams import Gate
 from .status import StatusService
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from aiide_kernel.channel import KernelChannels
 
-from ..parts import ExtensionPart
+from ..extension_parts import ExtensionPart
 from ..seams import DelegatingGate, Gate, gate_of
 from .ask import KernelAsk, owner_caller
 from .assembly import Host, build

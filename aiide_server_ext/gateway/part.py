@@ -16,7 +16,7 @@ from typing import Any
 
 from traitlets import Bool, Dict, Enum, Float, Int, List, Type, Unicode, default
 
-from aiide_server_ext.parts import ExtensionPart
+from aiide_server_ext.extension_parts import ExtensionPart
 
 
 class Gateway(ExtensionPart):

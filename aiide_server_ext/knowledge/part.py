@@ -14,7 +14,7 @@ from typing import Any
 
 from traitlets import Bool, Enum, Float, Int, List, Unicode
 
-from ..parts import ExtensionPart
+from ..extension_parts import ExtensionPart
 
 CONTENTS_EVENTS = "https://events.jupyter.org/jupyter_server/contents_service/v1"
 JOB_EVENTS = "https://events.aiide.dev/knowledge/job/v1"

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..parts import ExtensionPart
+from ..extension_parts import ExtensionPart
 from .handlers import default_handlers
 from .tools import McpTools
 

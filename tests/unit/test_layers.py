@@ -49,7 +49,7 @@ RULES: tuple[tuple[str, str], ...] = (
     ("hub.singleuser", "parts"),
     ("hub.singleuser.*", "parts"),
     ("*.part", "parts"),
-    ("parts", "contracts"),  # ExtensionPart, the base every part derives from
+    ("extension_parts", "contracts"),  # ExtensionPart, the base every part derives from
     ("api_handler", "http"),
     ("handlers", "http"),
     ("*.handlers", "http"),
