@@ -14,6 +14,7 @@ from aiide_server_ext.gateway.metering import Prices
 from aiide_server_ext.gateway.migrations import MIGRATIONS
 from aiide_server_ext.gateway.store import Store
 from aiide_server_ext.seams import Caller
+from aiide_server_ext.stores.errors import StoreError
 
 from .helpers import Call, claims, forge
 
@@ -181,6 +182,6 @@ def test_a_database_from_a_newer_release_is_refused(tmp_path: Any) -> None:
     with sqlite3.connect(path) as db:
         db.execute(f"PRAGMA user_version = {len(MIGRATIONS) + 1}")
     store = Store(path)
-    with pytest.raises(GatewayError) as e:
+    with pytest.raises(StoreError) as e:
         store.version()
     assert (e.value.status, e.value.code) == (503, "store_too_new")
