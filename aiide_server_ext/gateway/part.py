@@ -18,6 +18,14 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, Type, Unicode, default
 
 from aiide_server_ext.extension_parts import ExtensionPart
 
+#: USD per million tokens, the providers' list prices for the built-in models (by model
+#: id prefix, so dated ids match); what an institution pays it configures itself.
+LIST_PRICES: dict[str, dict[str, float]] = {
+    "claude-sonnet-4": {"input_per_mtok": 3.0, "output_per_mtok": 15.0},
+    "claude-haiku-4": {"input_per_mtok": 1.0, "output_per_mtok": 5.0},
+    "gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.6},
+}
+
 
 class Gateway(ExtensionPart):
     """Identity, scopes, rate limits, metering, quotas and audit (``c.Gateway.*``)."""
@@ -138,9 +146,13 @@ class Gateway(ExtensionPart):
         "can delay reading an answer: too short a timeout makes a loaded server fail open.",
     )
     model_prices = Dict(
+        default_value=LIST_PRICES,
         config=True,
         help="Model (or model-name prefix, or 'default') -> {'input_per_mtok': price, "
-        "'output_per_mtok': price} per million tokens.",
+        "'output_per_mtok': price} per million tokens, in `currency`. Default: the "
+        "providers' published list prices (USD) of the built-in models, so usage has a "
+        "cost out of the box; a table set here replaces them (an unlisted model costs 0 "
+        "unless 'default' is set).",
     )
     kernel_second_price = Float(0.0, config=True, help="Price of one sandboxed-kernel second.")
     memory_gb_second_price = Float(

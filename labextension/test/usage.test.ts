@@ -6,6 +6,7 @@ import { parseCompletion } from '../src/api/complete';
 import { parseModels } from '../src/api/models';
 import { parseUsage } from '../src/api/usage';
 import { describeAssistant, quotaNotice, renewsAt, tightestQuota } from '../src/usage/describe';
+import { breakdown, featureName, formatCost } from '../src/usage/breakdown';
 import { dailySeries, windowStart } from '../src/usage/series';
 
 const open = { state: 'open' as const, reason: null, retryAt: null, attempt: 0 };
@@ -49,15 +50,51 @@ describe('usage per day', () => {
   test('fills missing days with zero, oldest first', () => {
     const rows = [
       { key: '2026-11-24', input_tokens: 100, output_tokens: 20, kernel_seconds: 90, cost: 0 },
-      { key: '2026-11-26', input_tokens: 5, output_tokens: 5, kernel_seconds: 0, cost: 0 }
+      { key: '2026-11-26', input_tokens: 5, output_tokens: 5, kernel_seconds: 0, cost: 0.25 }
     ];
     const days = dailySeries(rows, 3, new Date('2026-11-26T12:00:00Z'));
     assert.deepEqual(days, [
-      { day: '2026-11-24', tokens: 120, kernelMinutes: 1.5 },
-      { day: '2026-11-25', tokens: 0, kernelMinutes: 0 },
-      { day: '2026-11-26', tokens: 10, kernelMinutes: 0 }
+      { day: '2026-11-24', tokens: 120, kernelMinutes: 1.5, cost: 0 },
+      { day: '2026-11-25', tokens: 0, kernelMinutes: 0, cost: 0 },
+      { day: '2026-11-26', tokens: 10, kernelMinutes: 0, cost: 0.25 }
     ]);
     assert.equal(windowStart(14, new Date('2026-11-26T12:00:00Z')), '2026-11-13');
+  });
+});
+
+describe('usage by feature and model', () => {
+  const report = {
+    by: 'feature',
+    currency: 'USD',
+    quotas: [],
+    rows: [
+      { key: 'complete', input_tokens: 900, output_tokens: 100, kernel_seconds: 0, cost: 0.0012 },
+      { key: 'agent', input_tokens: 2000, output_tokens: 500, kernel_seconds: 0, cost: 0.0135 },
+      { key: 'kernel', input_tokens: 0, output_tokens: 0, kernel_seconds: 600, cost: 0 },
+      { key: 'new_thing', input_tokens: 1, output_tokens: 1, kernel_seconds: 0, cost: 0 }
+    ]
+  };
+
+  test('rows named as users know them, the costliest first, with a total', () => {
+    const { rows, total } = breakdown(report, featureName);
+    assert.deepEqual(
+      rows.map(r => [r.name, r.tokens, r.cost]),
+      [
+        ['Chat (agent)', 2500, '$0.0135'],
+        ['Inline completion', 1000, '$0.0012'],
+        ['New thing', 2, '$0.00'],
+        ['Sandboxed kernels', 0, '$0.00']
+      ]
+    );
+    assert.equal(rows[3].kernelMinutes, 10);
+    assert.deepEqual([total.name, total.tokens, total.kernelMinutes, total.cost], ['Total', 3502, 10, '$0.0147']);
+  });
+
+  test('costs as money, small ones not rounded to zero, any currency', () => {
+    assert.equal(formatCost(0, 'USD', 'en-US'), '$0.00');
+    assert.equal(formatCost(0.00042, 'USD', 'en-US'), '$0.0004');
+    assert.equal(formatCost(12.5, 'EUR', 'en-US'), '€12.50');
+    assert.equal(formatCost(1, 'credits', 'en-US'), '1.00 credits');
   });
 });
 

@@ -81,7 +81,13 @@ def test_used_up_quota_is_explained_in_the_chat_and_the_status_bar(
     page.page.locator("#aiide-assistant-status").click()
     usage = page.page.locator(".aiide-Usage")
     expect(usage.locator(".aiide-Usage-quotas")).to_contain_text("daily tokens")
-    expect(usage.locator("figure.aiide-Chart")).to_have_count(2)
+    # What it cost, split by feature and by model (the built-in models' list prices).
+    by_feature = usage.locator(".aiide-Usage-breakdown").first
+    expect(by_feature).to_contain_text("By feature")
+    expect(by_feature.locator("tr", has_text="Chat")).to_contain_text(re.compile(r"\$0\.0\d*[1-9]"))
+    expect(usage.locator(".aiide-Usage-breakdown").nth(1)).to_contain_text("claude")
+    expect(usage.locator("figure.aiide-Chart")).to_have_count(3)
+    expect(usage.locator(".aiide-Chart-xLabel").first).to_have_text("day (UTC)")
     expect(usage.locator("svg[role=img]").first).to_have_attribute(
         "aria-label", re.compile("Tokens")
     )

@@ -68,6 +68,23 @@ async def test_model_usage_is_reported_per_model_with_cost(call: Call, gate: Any
     assert body["quotas"] == []
 
 
+async def test_the_built_in_models_cost_their_list_price_without_configuration(
+    call: Call, gate: Any
+) -> None:
+    """No c.Gateway.model_prices: the usage panel still shows what chat and completion
+    cost (it showed 0.0 for every model), split by feature."""
+    olga = caller("olga")
+    await use(gate, olga, 1_000_000, 0, model="claude-haiku-4-5")
+    await gate.record_model_usage(
+        olga, provider="openai", model="gpt-4o-mini", feature="complete",
+        input_tokens=0, output_tokens=1_000_000,
+    )  # fmt: skip
+    r = await call("GET", "/aiide/api/usage?by=feature", token=forge(claims("olga")))
+    by_feature = {row["feature"]: row["cost"] for row in r.json()["rows"]}
+    assert by_feature == {"chat": pytest.approx(1.0), "complete": pytest.approx(0.6)}
+    assert r.json()["currency"] == "USD"
+
+
 async def test_admin_exports_everyones_usage_as_csv(call: Call, gate: Any) -> None:
     await use(gate, caller("olga"), 100, 1)
     await use(gate, caller("=HYPERLINK()"), 5, 5)

@@ -60,10 +60,10 @@ export function parseUsage(data: unknown): IUsageReport {
   };
 }
 
-/** One's own usage, grouped `by` day (default) or model, since an ISO date. */
+/** One's own usage, grouped `by` day (default), model or feature, since an ISO date. */
 export async function fetchUsage(
   settings: ServerConnection.ISettings,
-  by: 'day' | 'model' = 'day',
+  by: 'day' | 'model' | 'feature' = 'day',
   since?: string
 ): Promise<IUsageReport> {
   const query = new URLSearchParams({ by });

@@ -1,6 +1,7 @@
 /**
- * The usage panel: quota left, and tokens and kernel time per day for the last weeks
- * (`GET /aiide/api/usage?by=day`). Says plainly when usage cannot be read.
+ * The usage panel: quota left; tokens, kernel time and cost by feature and by model; and
+ * per day for the last weeks (`GET /aiide/api/usage?by=day|feature|model`). Says plainly
+ * when usage cannot be read.
  */
 import type { ServerConnection } from '@jupyterlab/services';
 import { Widget } from '@lumino/widgets';
@@ -8,6 +9,7 @@ import { Widget } from '@lumino/widgets';
 import { describeFailure } from '../api/failure';
 import { fetchUsage, type IUsageReport } from '../api/usage';
 import { button, fill, h } from '../ui/dom';
+import { breakdown, featureName, formatCost, type IBreakdownRow } from './breakdown';
 import { barChart } from './chart';
 import { quotaNotice, renewsAt } from './describe';
 import { dailySeries, windowStart } from './series';
@@ -27,8 +29,15 @@ export class UsagePanel extends Widget {
   async refresh(): Promise<void> {
     fill(this.node, h('p', { role: 'status' }, 'Loading usage…'));
     let report: IUsageReport;
+    let byFeature: IUsageReport;
+    let byModel: IUsageReport;
+    const since = windowStart(USAGE_DAYS, new Date());
     try {
-      report = await fetchUsage(this._settings, 'day', windowStart(USAGE_DAYS, new Date()));
+      [report, byFeature, byModel] = await Promise.all([
+        fetchUsage(this._settings, 'day', since),
+        fetchUsage(this._settings, 'feature', since),
+        fetchUsage(this._settings, 'model', since)
+      ]);
     } catch (error) {
       fill(
         this.node,
@@ -72,7 +81,15 @@ export class UsagePanel extends Widget {
             )
           )
         : h('p', {}, 'No budget or quota applies to you.'),
+      breakdownTable(`By feature, last ${USAGE_DAYS} days`, 'Feature', breakdown(byFeature, featureName)),
+      breakdownTable(`By model, last ${USAGE_DAYS} days`, 'Model', breakdown(byModel)),
       barChart(`Tokens per day, last ${USAGE_DAYS} days`, 'tokens', days.map(d => ({ label: d.day, value: d.tokens }))),
+      barChart(
+        `Cost per day, last ${USAGE_DAYS} days`,
+        '',
+        days.map(d => ({ label: d.day, value: d.cost })),
+        value => formatCost(value, report.currency)
+      ),
       barChart(
         `Kernel time per day, last ${USAGE_DAYS} days`,
         'min',
@@ -83,4 +100,32 @@ export class UsagePanel extends Widget {
   }
 
   private readonly _settings: ServerConnection.ISettings;
+}
+
+/** Tokens, kernel time and cost per feature or model, with their total. */
+function breakdownTable(
+  caption: string,
+  heading: string,
+  { rows, total }: ReturnType<typeof breakdown>
+): HTMLElement {
+  if (!rows.length) {
+    return h('p', { class: 'aiide-Usage-none' }, `${caption}: nothing used yet.`);
+  }
+  const line = (r: IBreakdownRow, cell: 'td' | 'th') =>
+    h(
+      'tr',
+      {},
+      h(cell, {}, r.name),
+      h('td', {}, r.tokens.toLocaleString()),
+      h('td', {}, r.kernelMinutes.toLocaleString()),
+      h('td', {}, r.cost)
+    );
+  return h(
+    'table',
+    { class: 'aiide-Usage-breakdown' },
+    h('caption', {}, caption),
+    h('tr', {}, h('th', {}, heading), h('th', {}, 'Tokens'), h('th', {}, 'Kernel min'), h('th', {}, 'Cost')),
+    rows.map(r => line(r, 'td')),
+    line(total, 'th')
+  );
 }

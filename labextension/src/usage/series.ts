@@ -8,6 +8,7 @@ export interface IDayUsage {
   day: string;
   tokens: number;
   kernelMinutes: number;
+  cost: number;
 }
 
 function isoDay(date: Date): string {
@@ -25,7 +26,8 @@ export function dailySeries(rows: readonly IUsageRow[], days: number, today: Dat
     out.push({
       day,
       tokens: row ? row.input_tokens + row.output_tokens : 0,
-      kernelMinutes: row ? Math.round((row.kernel_seconds / 60) * 10) / 10 : 0
+      kernelMinutes: row ? Math.round((row.kernel_seconds / 60) * 10) / 10 : 0,
+      cost: row ? row.cost : 0
     });
   }
   return out;
