@@ -31,7 +31,7 @@ export function barChart(
   const height = 140;
   const pad = 24; // room for the axes' labels
   const top = Math.max(0, ...bars.map(b => b.value));
-  const max = Math.max(1, top);
+  const max = top > 0 ? top : 1; // fractions too (a day of chat costs cents)
   const slot = (width - pad) / Math.max(1, bars.length);
   const figure = document.createElement('figure');
   figure.className = 'aiide-Chart';
