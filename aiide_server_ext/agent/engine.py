@@ -253,7 +253,8 @@ class RunEngine:
             raise AgentError("unknown_call", f"call {call.id} is not waiting for approval", 409)
         await self._check_approver(run, call, caller)
         approved = msg["decision"] == "approve"
-        if approved and "arguments" in msg:
+        edited = approved and "arguments" in msg
+        if edited:
             self.steps.edit_arguments(run, call, msg["arguments"])
         call.status = "approved" if approved else "rejected"
         call.decided_by = caller.username
@@ -270,6 +271,8 @@ class RunEngine:
             decision=msg["decision"],
             by=caller.username,
             reason=call.reason,
+            # The card shows what was done, not what the model proposed.
+            **({"arguments": call.arguments} if edited else {}),
         )
         await self.gate.audit(
             caller,

@@ -1,10 +1,13 @@
 """``c.ToolPolicy``: whether a tool call runs by itself, waits for the user's approval, or
 is refused.
 
-Risk per tool (read-only low; edits and sandboxed execution medium; file writes, deletes
-and network-enabled execution high), mapped per role to auto / approve / deny; a safety
-fence of deny patterns; per-run limits. Code for a notebook whose kernel is not sandboxed
-is refused (``kernel_not_sandboxed``) unless an admin allows it; then it is high risk.
+Risk per call, by what the tool does: read < edit < run < write < network (reads; notebook
+edits; sandboxed execution; file writes and cell deletes; execution with the network or
+outside the sandbox). The approval card shows it. Roles map a risk, or its tier (low: read;
+medium: edit, run; high: write, network; MCP tools are rated by tier), to auto / approve /
+deny; a safety fence of deny patterns; per-run limits. Code for a notebook whose kernel is
+not sandboxed is refused (``kernel_not_sandboxed``) unless an admin allows it; then it is
+network risk.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from .tools.base import Tool
 #: Characters of a call's JSON arguments the safety fence checks; larger calls are refused.
 MAX_FENCE_CHARS = 4_000_000
 STRICTNESS = {"auto": 0, "approve": 1, "deny": 2}
+#: The risks, least first, and the tier a role table may name instead (its older keys).
+RISK_TIERS = {"read": "low", "edit": "medium", "run": "medium", "write": "high", "network": "high"}
 
 
 @dataclass(frozen=True)
@@ -47,7 +52,9 @@ class ToolPolicy(LoggingConfigurable):  # type: ignore[misc]
             "*": {"low": "auto", "medium": "approve", "high": "approve"},
         },
         config=True,
-        help="Role (or group) name -> {risk: auto|approve|deny}. A caller with several "
+        help="Role (or group) name -> {risk: auto|approve|deny}. A risk is read, edit, run, "
+        "write or network, or a tier naming several: low (read), medium (edit, run), high "
+        "(write, network); a risk listed itself wins over its tier. A caller with several "
         "listed roles gets the strictest answer; '*' is for everyone else.",
     )
     deny_patterns = List(
@@ -67,7 +74,7 @@ class ToolPolicy(LoggingConfigurable):  # type: ignore[misc]
         False,
         config=True,
         help="Let the agent run code (run_cell, execute_code) in notebooks whose kernel is "
-        "not sandboxed (e.g. 'python3'): such calls are high risk, so they wait for "
+        "not sandboxed (e.g. 'python3'): such calls are network risk, so they wait for "
         "approval (per roles) and the approval card says they run outside the sandbox. "
         "Off: they are refused with kernel_not_sandboxed and the chat offers to switch the "
         "notebook to the sandboxed kernel. Kernel-state introspection never runs in an "
@@ -95,8 +102,8 @@ class ToolPolicy(LoggingConfigurable):  # type: ignore[misc]
         (decided by the server from its kernel manager, see ``KernelRunner.sandboxed``)."""
         outside = tool.executes_code and not sandboxed
         if outside and not self.allow_unsandboxed_kernels:
-            return Decision("high", "deny", NOT_SANDBOXED, code="kernel_not_sandboxed")
-        risk = "high" if tool.executes_code and (network or outside) else tool.risk
+            return Decision("network", "deny", NOT_SANDBOXED, code="kernel_not_sandboxed")
+        risk = "network" if tool.executes_code and (network or outside) else tool.risk
         text = json.dumps(arguments, ensure_ascii=False)
         if len(text) > MAX_FENCE_CHARS:  # bounded before any pattern runs
             why = f"arguments too large for the safety fence ({len(text):,} > {MAX_FENCE_CHARS:,})"
@@ -106,7 +113,8 @@ class ToolPolicy(LoggingConfigurable):  # type: ignore[misc]
                 return Decision(risk, "deny", f"refused by the safety fence ({pattern.pattern})")
         names = [r for r in (*sorted(caller.roles), *sorted(caller.groups)) if r in self.roles]
         tables = [self.roles[n] for n in names] or [self.roles.get("*", {})]
-        actions = [str(t.get(risk, "approve")) for t in tables]
+        tier = RISK_TIERS.get(risk, risk)
+        actions = [str(t.get(risk, t.get(tier, "approve"))) for t in tables]
         action = max(actions, key=lambda a: STRICTNESS.get(a, 1))
         if action not in STRICTNESS:
             action = "approve"

@@ -1,7 +1,7 @@
 """The policy file of a headless run: what runs by itself, what is asked, what is refused,
 the pre-answers to approvals, and the run's limits. TOML or JSON::
 
-    [risk]                # low | medium | high -> auto | approve | deny
+    [risk]                # read|edit|run|write|network or low|medium|high -> auto|approve|deny
     medium = "auto"
     [tools]               # per tool, over the risk table
     write_file = "deny"
@@ -27,7 +27,8 @@ from ..seams import Caller
 
 ACTIONS = ("auto", "approve", "deny")
 ANSWERS = ("approve", "reject", "ask", "stop")
-RISKS = ("low", "medium", "high")
+#: A risk or a tier of them (c.ToolPolicy.roles).
+RISKS = ("read", "edit", "run", "write", "network", "low", "medium", "high")
 LIMITS = ("max_steps", "max_tool_calls", "max_tokens")
 
 

@@ -71,7 +71,7 @@ async def test_agent_inserts_a_cell_runs_it_in_the_sandbox_and_answers(
         context={"notebook": "nb.ipynb", "cell_id": "c1"},
     )
     ask = await chat.until("approval_required")
-    assert ask["name"] == "insert_cell" and ask["risk"] == "medium"
+    assert ask["name"] == "insert_cell" and ask["risk"] == "edit"
     op = ask["patch"]["ops"][0]
     assert op == {
         "op": "insert",

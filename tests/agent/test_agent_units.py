@@ -42,9 +42,28 @@ def test_default_policy(tool: str, caller: Caller, action: str) -> None:
     assert ToolPolicy().decide(TOOLS[tool], {}, caller).action == action
 
 
-def test_network_enabled_execution_is_high_risk() -> None:
+def test_network_enabled_execution_is_network_risk() -> None:
     decision = ToolPolicy().decide(TOOLS["execute_code"], {"code": "1"}, STUDENT, network=True)
-    assert (decision.risk, decision.action) == ("high", "deny")
+    assert (decision.risk, decision.action) == ("network", "deny")
+
+
+def test_risk_says_what_the_tool_does() -> None:
+    """The approval card's badge: read < edit < run < write < network, not one MEDIUM."""
+    risk = {name: ToolPolicy().decide(TOOLS[name], {}, ADA).risk for name in TOOLS}
+    assert [risk["read_cell"], risk["insert_cell"], risk["run_cell"], risk["write_file"]] == [
+        "read",
+        "edit",
+        "run",
+        "write",
+    ]
+    assert risk["list_files"] == risk["search_knowledge"] == "read"
+    assert risk["replace_cell"] == "edit" and risk["execute_code"] == "run"
+
+
+def test_a_role_table_may_name_a_risk_over_its_tier() -> None:
+    policy = ToolPolicy(roles={"*": {"medium": "approve", "run": "auto"}})
+    assert policy.decide(TOOLS["run_cell"], {}, ADA).action == "auto"
+    assert policy.decide(TOOLS["insert_cell"], {}, ADA).action == "approve"
 
 
 def test_safety_fence_denies_whatever_the_role() -> None:

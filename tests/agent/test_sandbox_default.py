@@ -151,7 +151,7 @@ async def test_the_browser_is_told_which_sandboxed_kernel_to_run_in(
         await chat.send(type="notebook_open", path="nb.ipynb")
         await chat.send(type="chat", text="run c1")
         ask = await chat.approve_next()
-        assert ask["risk"] == "medium" and "outside_sandbox" not in ask
+        assert ask["risk"] == "run" and "outside_sandbox" not in ask
         run = await chat.until("notebook_execute")
         assert run["kernel_id"] == session["kernel"]["id"]
     finally:
@@ -159,7 +159,7 @@ async def test_the_browser_is_told_which_sandboxed_kernel_to_run_in(
 
 
 @pytest.mark.agent_config(ToolPolicy={"allow_unsandboxed_kernels": True})
-async def test_an_admin_opt_in_makes_it_high_risk_and_says_so(
+async def test_an_admin_opt_in_makes_it_network_risk_and_says_so(
     jp_fetch: Any, jp_ws_fetch: Any, jp_root_dir: Path, fake_anthropic: FakeAnthropic
 ) -> None:
     write_notebook(jp_root_dir)
@@ -172,7 +172,7 @@ async def test_an_admin_opt_in_makes_it_high_risk_and_says_so(
         chat = await connect(jp_ws_fetch)
         await chat.send(type="chat", text="run it")
         ask = await chat.until("approval_required")
-        assert ask["risk"] == "high" and ask["outside_sandbox"] is True
+        assert ask["risk"] == "network" and ask["outside_sandbox"] is True
         await chat.decide(ask)
         result = await chat.until("tool_result", timeout=60)
         assert result["ok"], result
@@ -240,7 +240,7 @@ def test_with_the_opt_in_a_course_keeps_the_outside_sandbox_mark() -> None:
     course = CourseToolPolicy(inner)
     course.learn("ada", {"execution": "deny"})
     assert _decide(inner, sandboxed=False).outside_sandbox
-    assert _decide(inner, sandboxed=False).risk == "high"
+    assert _decide(inner, sandboxed=False).risk == "network"
     denied = _decide(course, sandboxed=False)
     assert denied.action == "deny" and denied.code == "denied"
     course.learn("ada", {"execution": "approve"})

@@ -75,7 +75,7 @@ def test_the_switch_moves_the_notebook_to_the_sandboxed_kernel(
 
     chat.ask("Try again")
     approval = chat.awaiting_card()
-    expect(approval.locator(".aiide-Call-risk")).to_have_text("medium")
+    expect(approval.locator(".aiide-Call-risk")).to_have_text("run")
     expect(approval.locator(".aiide-Call-warning")).to_have_count(0)
     approval.get_by_role("button", name="Approve").click()
     chat.finished(2)

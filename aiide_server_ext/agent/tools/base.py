@@ -59,7 +59,8 @@ class Tool:
     name: str
     description: str
     schema: dict[str, Any]
-    #: low | medium | high, before policy adjustments (e.g. network-enabled kernels).
+    #: What the tool does, least risky first: read | edit | run | write | network (MCP
+    #: tools: low | medium | high), before policy adjustments (network-enabled kernels).
     risk: str
     run: Runner
     #: Notebook edits: the cell patch this call will apply, shown for approval.

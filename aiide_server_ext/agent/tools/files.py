@@ -244,7 +244,7 @@ FILE_TOOLS = [
             "required": ["path"],
             "additionalProperties": False,
         },
-        "low",
+        "read",
         read_file,
     ),
     Tool(
@@ -259,7 +259,7 @@ FILE_TOOLS = [
             "required": ["path", "content"],
             "additionalProperties": False,
         },
-        "high",
+        "write",
         write_file,
     ),
     Tool(
@@ -270,7 +270,7 @@ FILE_TOOLS = [
             "properties": {"path": {"type": "string", "maxLength": 1024}},
             "additionalProperties": False,
         },
-        "low",
+        "read",
         list_files,
     ),
     Tool(
@@ -286,7 +286,7 @@ FILE_TOOLS = [
             "required": ["query"],
             "additionalProperties": False,
         },
-        "low",
+        "read",
         search_files,
     ),
 ]

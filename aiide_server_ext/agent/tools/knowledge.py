@@ -94,7 +94,7 @@ KNOWLEDGE_TOOLS = [
             "required": ["query"],
             "additionalProperties": False,
         },
-        "low",
+        "read",
         search_knowledge,
     )
 ]

@@ -39,7 +39,7 @@ const shape =
   v =>
     obj(v) && Object.entries(fields).every(([k, c]) => c((v as Record<string, unknown>)[k]));
 
-const risk = oneOf('low', 'medium', 'high');
+const risk = oneOf('read', 'edit', 'run', 'write', 'network', 'low', 'medium', 'high');
 const cellType = oneOf('code', 'markdown', 'raw');
 const idOrNull = or(nonEmpty, nul);
 const replyTo = optional(or(str, nul));
@@ -124,7 +124,8 @@ const EVENTS: Record<string, Record<string, Check>> = {
     call_id: nonEmpty,
     decision: oneOf('approve', 'reject', 'expired'),
     by: or(str, nul),
-    reason: or(str, nul)
+    reason: or(str, nul),
+    arguments: optional(obj)
   },
   notebook_patch: { request_id: nonEmpty, path: nonEmpty, patch },
   notebook_execute: {

@@ -8,7 +8,11 @@
 export const PROTOCOL_VERSION = 1;
 
 export type Task = 'agent' | 'chat';
-export type Risk = 'low' | 'medium' | 'high';
+/**
+ * What a tool call does, least risky first (docs/agent.md); an MCP tool is rated by the
+ * tier of its server, and runs stored before the five risks say low / medium / high.
+ */
+export type Risk = 'read' | 'edit' | 'run' | 'write' | 'network' | 'low' | 'medium' | 'high';
 export type CellType = 'code' | 'markdown' | 'raw';
 
 // -- notebook patches ---------------------------------------------------------------
@@ -245,6 +249,8 @@ export interface IApprovalResolved extends IEventBase {
   decision: 'approve' | 'reject' | 'expired';
   by: string | null;
   reason: string | null;
+  /** The arguments as the approver changed them (only when they did). */
+  arguments?: Record<string, unknown>;
 }
 
 export interface INotebookPatch extends IEventBase {
