@@ -83,10 +83,17 @@ describe('@ mentions', () => {
 describe('editing tool arguments', () => {
   const args = { path: 'a.ipynb', source: 'print(1)\nprint(2)', after_id: null, cell_type: 'code' };
 
-  test('string arguments get their own box, the rest is JSON', () => {
-    const form = toForm(args);
+  test('string arguments get their own box, a cell reference is a choice, the rest is JSON', () => {
+    const form = toForm({ ...args, extra: [1] });
     assert.deepEqual(form.strings.map(([k]) => k), ['path', 'source', 'cell_type']);
-    assert.deepEqual(JSON.parse(form.rest), { after_id: null });
+    assert.deepEqual(form.cells, [['after_id', null]]);
+    assert.deepEqual(JSON.parse(form.rest), { extra: [1] });
+    form.cells[0] = ['after_id', 'c1'];
+    assert.deepEqual(fromForm(form), { ok: true, arguments: { ...args, extra: [1], after_id: 'c1' } });
+  });
+
+  test('an unchanged form is not an edit', () => {
+    const form = toForm(args);
     assert.deepEqual(fromForm(form), { ok: true, arguments: args });
     assert.equal(isEdited(args, form), false);
   });

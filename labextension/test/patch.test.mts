@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { YNotebook } from '@jupyter/ydoc';
 
 import type { IPatch, IPatchCell } from '../src/api/protocol';
-import { ArrayTarget, applyPatch } from '../src/notebook/patch';
+import { ArrayTarget, applyPatch, holdsPatch } from '../src/notebook/patch';
 import { applyToNotebook, type ISharedNotebookLike } from '../src/notebook/sharedTarget';
 
 const cells = (): IPatchCell[] => [
@@ -85,6 +85,24 @@ describe('applyPatch (the protocol rules)', () => {
   });
 });
 
+describe('holdsPatch (does the notebook still have the change?)', () => {
+  test('each kind of op, held and taken back', () => {
+    const t = new ArrayTarget(cells());
+    const ops = patch(
+      { op: 'insert', after_id: 'c3', cell: { id: 'n1', cell_type: 'code', source: 'df.plot()' } },
+      { op: 'replace', cell_id: 'c1', expected_source: 'import pandas as pd', source: 'import numpy as np' },
+      { op: 'delete', cell_id: 'c2', expected_source: '# Data' },
+      { op: 'move', cell_id: 'c3', after_id: null }
+    );
+    assert.equal(holdsPatch(t.cells(), ops), false);
+    applyPatch(t, ops);
+    assert.equal(holdsPatch(t.cells(), ops), true);
+    for (const op of ops.ops) {
+      assert.equal(holdsPatch(cells(), patch(op)), false, op.op);
+    }
+  });
+});
+
 describe('applyToNotebook (a real shared notebook model)', () => {
   // @jupyter/ydoc fills a new cell before adding it to the document, which yjs reports
   // with a harmless warning per cell; keep the test output readable.
@@ -138,12 +156,17 @@ describe('applyToNotebook (a real shared notebook model)', () => {
     const nb = notebook();
     nb.undoManager.clear();
     const before = sources(nb);
-    applyToNotebook(nb as unknown as ISharedNotebookLike, patch(
+    const applied = patch(
       { op: 'insert', after_id: 'c1', cell: { id: 'n1', cell_type: 'code', source: 'x = 1' } },
       { op: 'replace', cell_id: 'c1', expected_source: 'import pandas as pd', source: 'import numpy as np' }
-    ));
+    );
+    applyToNotebook(nb as unknown as ISharedNotebookLike, applied);
+    const now = () => nb.cells.map(c => ({ id: c.getId(), source: c.getSource() }));
+    assert.equal(holdsPatch(now(), applied), true);
     nb.undo();
     assert.deepEqual(sources(nb), before);
+    // The card notices: the notebook no longer holds the change.
+    assert.equal(holdsPatch(now(), applied), false);
   });
 
   test('the Undo button declines once the user changed the notebook after the patch', () => {

@@ -8,7 +8,8 @@ import { Backoff } from '../src/api/backoff';
 import { describeFailure, explainCode } from '../src/api/failure';
 import { ApiError } from '../src/api/request';
 import { connectionText } from '../src/chat/connectionText';
-import { describeCall } from '../src/chat/describeCall';
+import type { IPatch } from '../src/api/protocol';
+import { cellName, describeCall } from '../src/chat/describeCall';
 import { diffRows, patchDiff } from '../src/chat/diffRows';
 import { fitOutputs } from '../src/notebook/outputs';
 
@@ -31,19 +32,34 @@ describe('diff rows (jsdiff)', () => {
     assert.equal(rows.filter(r => r.kind === 'ctx').length, 6);
   });
 
-  test('each op of a patch has a title', () => {
-    const ops = patchDiff({
+  test('each op of a patch has a title naming cells as the user sees them, never by id', () => {
+    const patch: IPatch = {
       path: 'a.ipynb',
       ops: [
         { op: 'insert', after_id: null, cell: { id: 'n1', cell_type: 'code', source: 'x\ny' } },
         { op: 'delete', cell_id: 'c2', expected_source: 'old' },
         { op: 'move', cell_id: 'c3', after_id: 'c1' }
       ]
-    });
+    };
+    const cells = [
+      { id: 'c1', source: 'import pandas as pd' },
+      { id: 'c2', source: 'old' },
+      { id: 'c3', source: '\ndf.head()' }
+    ];
+    const names = (id: string, source?: string): string => {
+      const at = cells.findIndex(c => c.id === id);
+      return at < 0 ? cellName(null, source ?? '') : cellName(at + 1, cells[at].source);
+    };
+    const ops = patchDiff(patch, names);
     assert.deepEqual(ops.map(o => o.title), [
-      'New code cell n1 at the top',
-      'Delete cell c2',
-      'Move cell c3 after cell c1'
+      'New code cell at the top',
+      'Delete cell 2 “old”',
+      'Move cell 3 “df.head()” after cell 1 “import pandas as pd”'
+    ]);
+    // Not open here: the cell is named by the source it had.
+    assert.deepEqual(patchDiff(patch).map(o => o.title).slice(0, 2), [
+      'New code cell at the top',
+      'Delete a cell “old”'
     ]);
     assert.deepEqual(ops[0].rows.map(r => r.kind), ['add', 'add']);
     assert.deepEqual(ops[1].rows, [{ kind: 'del', text: 'old' }]);
@@ -124,9 +140,15 @@ describe('failures in words', () => {
 });
 
 describe('tool call descriptions', () => {
-  test('known tools in words, others by name', () => {
-    assert.equal(describeCall('insert_cell', { path: 'a.ipynb', after_id: 'c3', source: 'x' }), 'Insert a code cell into a.ipynb after cell c3');
-    assert.equal(describeCall('run_cell', { path: 'a.ipynb', cell_id: 'c1' }), 'Run cell c1 of a.ipynb in its kernel');
+  test('known tools in words, cells by position and first line, others by name', () => {
+    const names = (id: string): string => (id === 'c3' ? cellName(3, 'df = load()\n') : cellName(null, ''));
+    assert.equal(
+      describeCall('insert_cell', { path: 'a.ipynb', after_id: 'c3', source: 'x' }, names),
+      'Insert a code cell into a.ipynb after cell 3 “df = load()”'
+    );
+    assert.equal(describeCall('run_cell', { path: 'a.ipynb', cell_id: 'c3' }, names), 'Run cell 3 “df = load()” of a.ipynb in its kernel');
+    // Never the id, even when the cell is not known here.
+    assert.equal(describeCall('run_cell', { path: 'a.ipynb', cell_id: 'c1' }), 'Run a cell of a.ipynb in its kernel');
     assert.equal(describeCall('frobnicate', { a: 1, b: 2 }), 'Call frobnicate (a, b)');
   });
 });

@@ -65,9 +65,9 @@ def test_approve_inserts_the_cell_and_runs_it_in_the_notebook(
 
     card = chat.awaiting_card()
     expect(card.locator(".aiide-Call-what")).to_have_text(
-        f"Insert a code cell into {path} after cell c1"
+        f"Insert a code cell into {path} after cell 1 “x = 6”"
     )
-    expect(card.locator(".aiide-Call-risk")).to_have_text("medium")
+    expect(card.locator(".aiide-Call-risk")).to_have_text("edit")
     expect(card.locator(".aiide-Diff-add")).to_have_text("+added: print(x * 7)")
     screenshot(chat.page, "approval-card")
     card.get_by_role("button", name="Approve").click()
@@ -124,14 +124,16 @@ def test_edited_arguments_are_applied_and_undone_in_one_step(
     chat.ask("Print y")
     card = chat.awaiting_card()
     card.get_by_role("button", name="Edit").click()
-    source = card.locator(".aiide-Call-field", has_text="source").locator("textarea")
-    source.fill('print("edited", y)')
+    card.locator(".aiide-Call-field[data-key=source] .cm-content").click()
+    chat.page.keyboard.press("Control+a")
+    chat.page.keyboard.insert_text('print("edited", y)')
     screenshot(card, "approval-edit")
     card.get_by_role("button", name="Approve with changes").click()
     expect(notebook.locator(".jp-Cell")).to_have_count(2, timeout=15_000)
     assert cell_sources(notebook) == ["y = 1", 'print("edited", y)']
     chat.finished()
     first = chat.chat.locator(".aiide-Call").first
+    expect(first.locator(".aiide-Diff-add")).to_have_text('+added: print("edited", y)')
     first.get_by_role("button", name="Undo").click()
     expect(notebook.locator(".jp-Cell")).to_have_count(1)
     expect(first.locator(".aiide-Call-request")).to_contain_text("Undone")

@@ -1,25 +1,36 @@
 /**
  * Editing a tool call's arguments before approving it: each string argument gets its
- * own text box (code stays readable, no JSON escapes), anything else one JSON box.
+ * own box (code in a code editor, no JSON escapes), a cell reference a choice among the
+ * notebook's cells, anything else one JSON box.
  */
+
+/** Arguments naming a cell by id (or null: the top), chosen from the cells, never typed. */
+export const CELL_REFERENCES: readonly string[] = ['after_id'];
+/** String arguments holding code or file text: edited in a code editor. */
+export const CODE_ARGUMENTS: readonly string[] = ['source', 'code', 'content'];
 
 export interface IArgumentForm {
   strings: [string, string][];
-  /** The non-string arguments as pretty JSON, or "" when there are none. */
+  /** Cell references: a cell id, or null for "at the top". */
+  cells: [string, string | null][];
+  /** The other arguments as pretty JSON, or "" when there are none. */
   rest: string;
 }
 
 export function toForm(args: Record<string, unknown>): IArgumentForm {
   const strings: [string, string][] = [];
+  const cells: [string, string | null][] = [];
   const rest: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(args)) {
-    if (typeof value === 'string') {
+    if (CELL_REFERENCES.includes(key) && (typeof value === 'string' || value === null)) {
+      cells.push([key, value]);
+    } else if (typeof value === 'string') {
       strings.push([key, value]);
     } else {
       rest[key] = value;
     }
   }
-  return { strings, rest: Object.keys(rest).length ? JSON.stringify(rest, null, 2) : '' };
+  return { strings, cells, rest: Object.keys(rest).length ? JSON.stringify(rest, null, 2) : '' };
 }
 
 export type FormResult =
@@ -39,7 +50,14 @@ export function fromForm(form: IArgumentForm): FormResult {
       return { ok: false, error: 'the other arguments must be a JSON object' };
     }
   }
-  return { ok: true, arguments: { ...(rest as Record<string, unknown>), ...Object.fromEntries(form.strings) } };
+  return {
+    ok: true,
+    arguments: {
+      ...(rest as Record<string, unknown>),
+      ...Object.fromEntries(form.strings),
+      ...Object.fromEntries(form.cells)
+    }
+  };
 }
 
 /** Whether the form differs from the original arguments. */

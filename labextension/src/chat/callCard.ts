@@ -1,15 +1,22 @@
 /**
  * One tool call of the agent, as a card: what it will do, its risk, the diff of a
- * notebook edit, and — while it waits — Approve / Edit / Reject (with a reason).
- * Then its notebook request (Apply / Undo) and its result.
+ * notebook edit (or the code a run will run), and — while it waits — Approve / Edit /
+ * Reject (with a reason). Then its notebook request (Apply / Undo) and its result.
+ *
+ * Cells are named as the user sees them (position and first line, the names fixed when
+ * the card first saw them), and the card shows the notebook's target cell when it asks
+ * and when its header is clicked. After approval it shows what was done: the arguments
+ * and patch as the user edited them, and whether the notebook still holds the change.
  *
  * The card keeps the user's half-typed edits and reason across redraws.
  */
 import { citationList, type ICitationLinks } from '../knowledge/citations';
 import { button, fill, h } from '../ui/dom';
-import { fromForm, isEdited, toForm, type IArgumentForm } from './args';
+import type { Risk } from '../api/protocol';
+import type { ICodeField, INotebookActions } from '../notebook/bridge';
+import { CODE_ARGUMENTS, fromForm, isEdited, toForm, type IArgumentForm } from './args';
 import { NOT_SANDBOXED } from '../notebook/sandbox';
-import { describeCall } from './describeCall';
+import { cellName, describeCall, noNotebook, type CellNamer } from './describeCall';
 import { renderPatchDiff } from './diffView';
 import type { Block, INotebookRequest } from './transcript';
 
@@ -25,13 +32,54 @@ export interface ICallHandlers {
   undo(requestId: string): void;
   /** Switch the notebook (null: the current one) to the sandboxed kernel. */
   switchToSandbox(path: string | null): Promise<void>;
+  /** The open notebooks: names of their cells, showing a cell, code editors. */
+  notebooks?: Pick<INotebookActions, 'cells' | 'reveal' | 'codeField'>;
 }
+
+/** The badge, least risky first (docs/agent.md); older runs say low / medium / high. */
+const RISK_TITLE: Record<Risk, string> = {
+  read: 'Reads only',
+  edit: 'Changes the notebook (undo takes it back)',
+  run: 'Runs code in the sandboxed kernel',
+  write: 'Writes or deletes content',
+  network: 'Runs code with the network or outside the sandbox',
+  low: 'Low risk',
+  medium: 'Medium risk',
+  high: 'High risk'
+};
 
 type Mode = 'idle' | 'editing' | 'rejecting' | 'sent';
 
 function firstLine(text: string): string {
   const line = text.split('\n').find(l => l.trim() && !/^-+$/.test(l.trim())) ?? text;
   return line.length > 100 ? `${line.slice(0, 100)}…` : line;
+}
+
+/** A one-line box, or a multi-line one for text. */
+function textField(value: string, onChange: (text: string) => void, multiline = false): HTMLElement {
+  const oninput = (e: Event): void =>
+    onChange((e.target as HTMLInputElement | HTMLTextAreaElement).value);
+  return multiline || value.includes('\n')
+    ? h(
+        'textarea',
+        {
+          rows: Math.min(12, Math.max(2, value.split('\n').length)),
+          spellcheck: 'false',
+          oninput
+        },
+        value
+      )
+    : h('input', { type: 'text', spellcheck: 'false', value, oninput });
+}
+
+/** The editor language of a file the agent writes. */
+function languageOf(path: string): string {
+  const ext = path.split('.').pop()?.toLowerCase() ?? '';
+  const known: Record<string, string> = {
+    py: 'python', md: 'markdown', json: 'json', js: 'javascript', ts: 'typescript',
+    sql: 'sql', r: 'r', yaml: 'yaml', yml: 'yaml', sh: 'shell', csv: 'text'
+  };
+  return known[ext] ?? 'text';
 }
 
 function countdown(expiresAt: number): string {
@@ -61,18 +109,43 @@ export class CallCard {
     n.dataset.risk = block.risk;
     n.dataset.state = waiting ? 'awaiting' : this._state(block);
     n.setAttribute('aria-label', `Tool call ${block.name}, ${block.risk} risk`);
-    const patch = block.approval?.patch ?? block.request?.patch ?? null;
+    const names = this._namer(block);
+    const edited = block.approval?.resolution?.edited === true;
+    // What was sent to the notebook (the user's edit included) over what was proposed.
+    const patch = block.request?.patch ?? (edited ? null : block.approval?.patch) ?? null;
+    const target = this._target(block);
+    this._disposeFields();
     fill(
       n,
       h(
         'header',
         { class: 'aiide-Call-header' },
-        h('span', { class: 'aiide-Call-risk', title: `${block.risk} risk` }, block.risk),
-        h('span', { class: 'aiide-Call-what' }, describeCall(block.name, block.arguments)),
+        h('span', { class: 'aiide-Call-risk', title: RISK_TITLE[block.risk] ?? '' }, block.risk),
+        h(
+          'span',
+          {
+            class: 'aiide-Call-what',
+            ...(target
+              ? {
+                  'data-reveal': 'true',
+                  title: 'Show this cell in the notebook',
+                  onclick: () => this._reveal(block)
+                }
+              : {})
+          },
+          describeCall(block.name, block.arguments, names)
+        ),
         h('span', { class: 'aiide-Call-status', role: 'status' }, this._status(block, waiting))
       ),
+      edited
+        ? h(
+            'div',
+            { class: 'aiide-Call-edited', role: 'note' },
+            'Edited by you before approving: this is what was done'
+          )
+        : null,
       waiting && block.approval?.outsideSandbox ? this._outsideWarning() : null,
-      patch ? renderPatchDiff(patch) : this._argumentsView(block),
+      patch ? renderPatchDiff(patch, names) : this._argumentsView(block, names),
       waiting ? this._actions(block) : null,
       block.request ? this._request(block.request) : null,
       block.result && this._links
@@ -83,11 +156,71 @@ export class CallCard {
     );
     if (waiting && block.approval) {
       this._startTimer(block.approval.expiresAt);
+      if (!this._revealed) {
+        this._revealed = true; // once: the user may scroll away while deciding
+        this._reveal(block);
+      }
     }
   }
 
   dispose(): void {
     this._stopTimer();
+    this._disposeFields();
+  }
+
+  /** The notebook a call is about. */
+  private _path(block: CallBlock): string | null {
+    const path = block.arguments?.path;
+    return typeof path === 'string' && path
+      ? path
+      : block.request?.path ?? block.approval?.patch?.path ?? null;
+  }
+
+  /** Names cells by position and first line, as first seen (an applied edit moves them). */
+  private _namer(block: CallBlock): CellNamer {
+    const notebooks = this._handlers.notebooks;
+    const path = this._path(block);
+    if (!notebooks || !path) {
+      return noNotebook;
+    }
+    return (cellId, source) => {
+      let name = this._names.get(cellId);
+      if (name === undefined) {
+        const cell = notebooks.cells(path).find(c => c.id === cellId);
+        if (!cell) {
+          return noNotebook(cellId, source);
+        }
+        name = cellName(cell.position, cell.source);
+        this._names.set(cellId, name);
+      }
+      return name;
+    };
+  }
+
+  /** The cell to show: the one the call reads, runs or changes, or where it inserts. */
+  private _target(block: CallBlock): string | null {
+    const args = block.arguments ?? {};
+    for (const key of ['cell_id', 'after_id']) {
+      if (typeof args[key] === 'string' && args[key]) {
+        return args[key] as string;
+      }
+    }
+    const op = (block.request?.patch ?? block.approval?.patch)?.ops[0];
+    if (op) {
+      return op.op === 'insert' ? op.after_id : op.cell_id;
+    }
+    return block.request?.cellId ?? null;
+  }
+
+  private _reveal(block: CallBlock): void {
+    const path = this._path(block);
+    const applied = block.request?.state === 'applied' && block.request.held;
+    const op = block.request?.patch?.ops[0];
+    // Once inserted, the new cell is the one to show.
+    const target = applied && op?.op === 'insert' ? op.cell.id : this._target(block);
+    if (path && target) {
+      this._handlers.notebooks?.reveal(path, target);
+    }
   }
 
   private _state(block: CallBlock): string {
@@ -117,7 +250,8 @@ export class CallCard {
       return block.result.ok ? 'Done' : `Failed (${block.result.error?.code ?? 'error'})`;
     }
     if (resolution) {
-      return resolution.by ? `Approved by ${resolution.by}` : 'Approved';
+      const how = resolution.edited ? 'Approved with changes' : 'Approved';
+      return resolution.by ? `${how} by ${resolution.by}` : how;
     }
     if (block.approval) {
       return 'Not decided (the run ended)';
@@ -128,9 +262,20 @@ export class CallCard {
     return block.decision === 'deny' ? 'Refused by policy' : 'Running…';
   }
 
-  private _argumentsView(block: CallBlock): HTMLElement | null {
+  private _argumentsView(block: CallBlock, names: CellNamer): HTMLElement | null {
     if (!block.arguments || Object.keys(block.arguments).length === 0) {
       return null;
+    }
+    const code = this._code(block);
+    if (code !== null) {
+      return h(
+        'div',
+        { class: 'aiide-Call-code', role: 'group', 'aria-label': 'The code it will run' },
+        h('pre', {}, code)
+      );
+    }
+    if (block.name === 'run_cell' && typeof block.arguments.cell_id === 'string') {
+      return h('div', { class: 'aiide-Call-note' }, `${names(block.arguments.cell_id)} is not open here`);
     }
     return h(
       'details',
@@ -140,23 +285,67 @@ export class CallCard {
     );
   }
 
+  /** The code a call runs: its own, or its cell's in the open notebook. */
+  private _code(block: CallBlock): string | null {
+    const args = block.arguments ?? {};
+    if (block.name === 'execute_code' && typeof args.code === 'string') {
+      return args.code;
+    }
+    const path = this._path(block);
+    if (block.name === 'run_cell' && typeof args.cell_id === 'string' && path) {
+      const cell = this._handlers.notebooks?.cells(path).find(c => c.id === args.cell_id);
+      if (cell) {
+        this._ranCode ??= cell.source; // what it was asked to run, not what the cell became
+        return this._ranCode;
+      }
+    }
+    return this._ranCode;
+  }
+
   private _actions(block: CallBlock): HTMLElement {
     const bar = h('div', { class: 'aiide-Call-actions' });
     const sent = this._mode === 'sent';
     if (this._mode === 'editing' && this._form) {
       const form = this._form;
-      const boxes = form.strings.map(([key, value], i) =>
+      const path = this._path(block);
+      const cells = path ? this._handlers.notebooks?.cells(path) ?? [] : [];
+      const boxes = form.strings.map(([key, value], i) => {
+        const set = (text: string): void => {
+          form.strings[i] = [key, text];
+        };
+        const language = key === 'content' ? languageOf(path ?? '') : 'python';
+        return h(
+          'label',
+          { class: 'aiide-Call-field', 'data-key': key },
+          h('span', {}, key),
+          CODE_ARGUMENTS.includes(key) ? this._codeField(value, set, language) : textField(value, set)
+        );
+      });
+      const refs = form.cells.map(([key, value], i) =>
         h(
           'label',
-          { class: 'aiide-Call-field' },
-          h('span', {}, key),
-          h('textarea', {
-            rows: Math.min(12, Math.max(2, value.split('\n').length)),
-            spellcheck: 'false',
-            oninput: (e: Event) => {
-              form.strings[i] = [key, (e.target as HTMLTextAreaElement).value];
-            }
-          }, value)
+          { class: 'aiide-Call-field', 'data-key': key },
+          h('span', {}, key === 'after_id' ? 'where' : key),
+          h(
+            'select',
+            {
+              onchange: (e: Event) => {
+                const chosen = (e.target as HTMLSelectElement).value;
+                form.cells[i] = [key, chosen === '' ? null : chosen];
+              }
+            },
+            h('option', { value: '', ...(value === null ? { selected: true } : {}) }, 'at the top'),
+            cells.map(c =>
+              h(
+                'option',
+                { value: c.id, ...(c.id === value ? { selected: true } : {}) },
+                `after ${cellName(c.position, c.source)}`
+              )
+            ),
+            value !== null && !cells.some(c => c.id === value)
+              ? h('option', { value, selected: true }, `after ${noNotebook(value)}`)
+              : null
+          )
         )
       );
       const rest = form.rest
@@ -176,7 +365,7 @@ export class CallCard {
       const error = h('div', { class: 'aiide-Call-error', role: 'alert' });
       fill(
         bar,
-        h('div', { class: 'aiide-Call-form' }, boxes, rest, error),
+        h('div', { class: 'aiide-Call-form' }, boxes, refs, rest, error),
         button('Approve with changes', () => {
           const result = fromForm(form);
           if (!result.ok) {
@@ -241,7 +430,10 @@ export class CallCard {
   private _request(request: INotebookRequest): HTMLElement {
     const line = h('div', { class: 'aiide-Call-request', 'data-state': request.state });
     const isPatch = request.kind === 'patch';
-    const target = isPatch ? request.path : `cell ${request.cellId ?? '?'} of ${request.path}`;
+    const names = this._block ? this._namer(this._block) : noNotebook;
+    const target = isPatch
+      ? request.path
+      : `${request.cellId ? names(request.cellId) : 'a cell'} of ${request.path}`;
     switch (request.state) {
       case 'confirm':
         fill(
@@ -258,20 +450,33 @@ export class CallCard {
       case 'pending':
         fill(line, isPatch ? `Applying to ${target}…` : `Running ${target}…`);
         break;
-      case 'applied':
+      case 'applied': {
+        if (request.reason === 'undone') {
+          fill(line, h('span', {}, `Undone in ${target}`));
+          break;
+        }
+        if (!request.held) {
+          line.dataset.state = 'gone';
+          fill(
+            line,
+            h('span', {}, `No longer in ${target}: undone or changed in the notebook`)
+          );
+          break;
+        }
+        const undo = button('Undo', () => this._handlers.undo(request.requestId), {
+          title: request.undoable
+            ? 'Take this change back (one step)'
+            : 'Other changes came after it: use Edit › Undo in the notebook'
+        });
+        undo.disabled = !request.undoable;
         fill(
           line,
-          h('span', {}, request.reason === 'undone' ? `Undone in ${target}` : `Applied to ${target}`),
-          request.undoable
-            ? button('Undo', () => this._handlers.undo(request.requestId), {
-                title: 'Take this change back (one step)'
-              })
-            : null,
-          request.reason && request.reason !== 'undone'
-            ? h('span', { class: 'aiide-Call-note' }, request.reason)
-            : null
+          h('span', {}, `Applied to ${target}`),
+          undo,
+          request.reason ? h('span', { class: 'aiide-Call-note' }, request.reason) : null
         );
         break;
+      }
       case 'ok':
         fill(line, `Ran ${target}`);
         break;
@@ -356,6 +561,23 @@ export class CallCard {
     );
   }
 
+  /** JupyterLab's code editor when the page has one, else a text box. */
+  private _codeField(text: string, onChange: (text: string) => void, language: string): HTMLElement {
+    const factory = this._handlers.notebooks?.codeField;
+    if (!factory) {
+      return textField(text, onChange, true);
+    }
+    const field = factory(text, onChange, language);
+    this._fields.push(field);
+    return field.node;
+  }
+
+  private _disposeFields(): void {
+    for (const field of this._fields.splice(0)) {
+      field.dispose();
+    }
+  }
+
   private _decide(send: () => boolean): void {
     this._mode = 'sent';
     if (!send()) {
@@ -398,6 +620,10 @@ export class CallCard {
   private _block: CallBlock | null = null;
   private _mode: Mode = 'idle';
   private _form: IArgumentForm | null = null;
+  private _fields: ICodeField[] = [];
+  private readonly _names = new Map<string, string>();
+  private _revealed = false;
+  private _ranCode: string | null = null;
   private _reason = '';
   private _timer: number | null = null;
   private _switch: { state: 'offered' | 'switching' | 'done' | 'failed'; error: string } = {

@@ -1,9 +1,23 @@
 /**
  * One sentence saying what a tool call will do, for the approval card. Known tools get
- * their own wording; any other tool is described by its name and arguments.
+ * their own wording; any other tool is described by its name and arguments. Cells are
+ * named as the user sees them (`CellNamer`): their position and first line, not their id.
  */
 
 type Args = Record<string, unknown> | null;
+
+/** How a card names a cell by id ("cell 3 “df.head()”"); the source is a fallback hint. */
+export type CellNamer = (cellId: string, source?: string) => string;
+
+/** A cell's name from its position (from 1, as the prompts number cells) and source. */
+export function cellName(position: number | null, source: string): string {
+  const line = firstLine(source);
+  const name = position === null ? 'a cell' : `cell ${position}`;
+  return line ? `${name} “${line}”` : name;
+}
+
+/** Without the notebook open here: a cell is named by the source it had, never its id. */
+export const noNotebook: CellNamer = (_, source) => cellName(null, source ?? '');
 
 function str(args: Args, key: string): string | null {
   const value = args?.[key];
@@ -15,25 +29,26 @@ function firstLine(text: string | null): string {
   return line.length > 60 ? `${line.slice(0, 60)}…` : line;
 }
 
-export function describeCall(name: string, args: Args): string {
+export function describeCall(name: string, args: Args, names: CellNamer = noNotebook): string {
   const path = str(args, 'path') ?? 'the active notebook';
-  const cell = str(args, 'cell_id');
+  const id = str(args, 'cell_id');
+  const cell = id ? names(id) : 'a cell';
   switch (name) {
     case 'list_cells':
       return `List the cells of ${path}`;
     case 'read_cell':
-      return `Read cell ${cell ?? '?'} of ${path}`;
+      return `Read ${cell} of ${path}`;
     case 'insert_cell': {
       const after = str(args, 'after_id');
       const kind = str(args, 'cell_type') ?? 'code';
-      return `Insert a ${kind} cell into ${path} ${after ? `after cell ${after}` : 'at the top'}`;
+      return `Insert a ${kind} cell into ${path} ${after ? `after ${names(after)}` : 'at the top'}`;
     }
     case 'replace_cell':
-      return `Change the source of cell ${cell ?? '?'} in ${path}`;
+      return `Change ${cell} in ${path}`;
     case 'delete_cell':
-      return `Delete cell ${cell ?? '?'} from ${path}`;
+      return `Delete ${cell} from ${path}`;
     case 'run_cell':
-      return `Run cell ${cell ?? '?'} of ${path} in its kernel`;
+      return `Run ${cell} of ${path} in its kernel`;
     case 'execute_code':
       return `Run code in the kernel of ${path}: ${firstLine(str(args, 'code'))}`;
     case 'read_file':

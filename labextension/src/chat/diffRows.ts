@@ -5,6 +5,7 @@
 import { diffLines } from 'diff';
 
 import type { IPatch, PatchOp } from '../api/protocol';
+import { noNotebook, type CellNamer } from './describeCall';
 
 export type RowKind = 'add' | 'del' | 'ctx' | 'fold';
 
@@ -69,29 +70,33 @@ function fold(rows: IDiffRow[]): IDiffRow[] {
   return out;
 }
 
-function where(afterId: string | null): string {
-  return afterId === null ? 'at the top' : `after cell ${afterId}`;
+function where(afterId: string | null, names: CellNamer): string {
+  return afterId === null ? 'at the top' : `after ${names(afterId)}`;
 }
 
-export function opDiff(op: PatchOp): IOpDiff {
+/** An op's title names cells as the user sees them (`names`), never by id. */
+export function opDiff(op: PatchOp, names: CellNamer = noNotebook): IOpDiff {
   switch (op.op) {
     case 'insert':
       return {
-        title: `New ${op.cell.cell_type} cell ${op.cell.id} ${where(op.after_id)}`,
+        title: `New ${op.cell.cell_type} cell ${where(op.after_id, names)}`,
         rows: diffRows('', op.cell.source)
       };
     case 'replace':
       return {
-        title: `Change cell ${op.cell_id}${op.cell_type ? ` (to ${op.cell_type})` : ''}`,
+        title: `Change ${names(op.cell_id, op.expected_source)}${op.cell_type ? ` (to ${op.cell_type})` : ''}`,
         rows: diffRows(op.expected_source, op.source)
       };
     case 'delete':
-      return { title: `Delete cell ${op.cell_id}`, rows: diffRows(op.expected_source, '') };
+      return {
+        title: `Delete ${names(op.cell_id, op.expected_source)}`,
+        rows: diffRows(op.expected_source, '')
+      };
     case 'move':
-      return { title: `Move cell ${op.cell_id} ${where(op.after_id)}`, rows: [] };
+      return { title: `Move ${names(op.cell_id)} ${where(op.after_id, names)}`, rows: [] };
   }
 }
 
-export function patchDiff(patch: IPatch): IOpDiff[] {
-  return patch.ops.map(opDiff);
+export function patchDiff(patch: IPatch, names: CellNamer = noNotebook): IOpDiff[] {
+  return patch.ops.map(op => opDiff(op, names));
 }

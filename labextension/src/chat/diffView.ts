@@ -1,6 +1,7 @@
 /** The diff of a notebook patch, as the approval card shows it. */
 import type { IPatch } from '../api/protocol';
 import { h } from '../ui/dom';
+import type { CellNamer } from './describeCall';
 import { patchDiff, type RowKind } from './diffRows';
 
 const MARK: Record<RowKind, string> = { add: '+', del: '-', ctx: ' ', fold: '⋯' };
@@ -11,11 +12,11 @@ const SPOKEN: Record<RowKind, string> = {
   fold: 'folded'
 };
 
-export function renderPatchDiff(patch: IPatch): HTMLElement {
+export function renderPatchDiff(patch: IPatch, names?: CellNamer): HTMLElement {
   return h(
     'div',
     { class: 'aiide-Diff', 'aria-label': `Proposed change to ${patch.path}`, role: 'group' },
-    patchDiff(patch).map(op =>
+    patchDiff(patch, names).map(op =>
       h(
         'div',
         { class: 'aiide-Diff-op' },

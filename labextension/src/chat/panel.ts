@@ -100,7 +100,8 @@ export class ChatPanel extends Panel {
         confirm: id => options.notebooks.confirm(id),
         refuse: (id, reason) => options.notebooks.reject(id, reason),
         undo: id => options.notebooks.undo(id),
-        switchToSandbox: path => options.notebooks.switchToSandbox(path)
+        switchToSandbox: path => options.notebooks.switchToSandbox(path),
+        notebooks: options.notebooks
       },
       citations: options.citations,
       editQuestion: text => this._composer.setText(text)

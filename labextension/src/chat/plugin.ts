@@ -8,6 +8,7 @@ import {
   type JupyterFrontEndPlugin
 } from '@jupyterlab/application';
 import { ICommandPalette, Notification } from '@jupyterlab/apputils';
+import { IEditorServices } from '@jupyterlab/codeeditor';
 import { URLExt } from '@jupyterlab/coreutils';
 import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
@@ -36,6 +37,7 @@ import { JobTracker } from '../knowledge/progress';
 import { NotebookBridge, type INotebookActions } from '../notebook/bridge';
 import { chatIcon } from '../ui/icons';
 import { ActiveContext } from './activeContext';
+import { codeFields } from './codeField';
 import { NotebookCodeActions } from './codeActions';
 import { learn } from './learn';
 import { MentionSource } from './mentionSource';
@@ -83,7 +85,10 @@ const NO_NOTEBOOKS: INotebookActions = {
   confirm: () => undefined,
   reject: () => undefined,
   undo: () => undefined,
-  switchToSandbox: () => Promise.reject(new Error('no notebooks in this page'))
+  switchToSandbox: () => Promise.reject(new Error('no notebooks in this page')),
+  cells: () => [],
+  reveal: () => false,
+  codeField: null
 };
 
 export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
@@ -92,7 +97,14 @@ export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
   autoStart: true,
   provides: IAiideChat,
   requires: [IRenderMimeRegistry],
-  optional: [INotebookTracker, ISettingRegistry, IStateDB, ICommandPalette, ILayoutRestorer],
+  optional: [
+    INotebookTracker,
+    ISettingRegistry,
+    IStateDB,
+    ICommandPalette,
+    ILayoutRestorer,
+    IEditorServices
+  ],
   activate: (
     app: JupyterFrontEnd,
     rendermime: IRenderMimeRegistry,
@@ -100,7 +112,8 @@ export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
     registry: ISettingRegistry | null,
     state: IStateDB | null,
     palette: ICommandPalette | null,
-    restorer: ILayoutRestorer | null
+    restorer: ILayoutRestorer | null,
+    editors: IEditorServices | null
   ): IAiideChat => {
     const server = app.serviceManager.serverSettings;
     const socket = new ChatSocket({
@@ -155,6 +168,7 @@ export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
           socket,
           tracker,
           transcript: id => session.transcript(id),
+          codeField: editors ? codeFields(editors) : null,
           attention: id => {
             void session.open(id);
             app.shell.activateById(CHAT_PANEL_ID);

@@ -40,6 +40,11 @@ export interface INotebookRequest {
   reason: string | null;
   /** Whether the applied patch can still be undone in one step. */
   undoable: boolean;
+  /**
+   * Whether the open notebook still holds the applied patch (false once the notebook's
+   * own undo, or the user, took it back).
+   */
+  held: boolean;
 }
 
 /**
@@ -56,7 +61,13 @@ export interface IApproval {
   outsideSandbox?: boolean;
   /** False when the arguments cannot be changed at approval (an outside agent's call). */
   editable?: boolean;
-  resolution: { decision: 'approve' | 'reject' | 'expired'; by: string | null; reason: string | null } | null;
+  resolution: {
+    decision: 'approve' | 'reject' | 'expired';
+    by: string | null;
+    reason: string | null;
+    /** The approver changed the arguments: the call's `arguments` are theirs. */
+    edited: boolean;
+  } | null;
 }
 
 export interface ICallResult {
@@ -335,9 +346,17 @@ export class Transcript {
         break;
       }
       case 'approval_resolved': {
-        const resolution = { decision: event.decision, by: event.by, reason: event.reason };
+        const edited = event.arguments ?? null;
+        const resolution = {
+          decision: event.decision,
+          by: event.by,
+          reason: event.reason,
+          edited: edited !== null
+        };
         this._updateCall(runId, event.call_id, b =>
-          b.approval ? { ...b, approval: { ...b.approval, resolution } } : b
+          b.approval
+            ? { ...b, ...(edited ? { arguments: edited } : {}), approval: { ...b.approval, resolution } }
+            : b
         );
         this._setRunState(runId, 'running');
         break;
@@ -352,7 +371,8 @@ export class Transcript {
           cellId: event.type === 'notebook_execute' ? event.cell_id : null,
           state: replay ? 'past' : 'pending',
           reason: null,
-          undoable: false
+          undoable: false,
+          held: true
         };
         const open = this._lastOpenCall(runId);
         if (open >= 0) {

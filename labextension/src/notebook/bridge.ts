@@ -16,13 +16,34 @@ import type { ChatSocket, IEventDelivery } from '../api/chatSocket';
 import type {
   INotebookExecute,
   INotebookPatch,
-  INotebookResultMessage
+  INotebookResultMessage,
+  IPatch
 } from '../api/protocol';
 import type { Block, Transcript } from '../chat/transcript';
 import { runCell } from './execute';
 import { fitOutputs } from './outputs';
+import { holdsPatch } from './patch';
 import { switchToSandbox } from './sandbox';
 import { applyToNotebook, type ISharedNotebookLike, type IUndoHandle } from './sharedTarget';
+
+/** A cell as the user sees it: its position (from 1, as the prompts number cells). */
+export interface ICellView {
+  id: string;
+  position: number;
+  cellType: string;
+  source: string;
+}
+
+/** An editor for code in a card (JupyterLab's CodeMirror), or a plain text box without. */
+export interface ICodeField {
+  readonly node: HTMLElement;
+  dispose(): void;
+}
+export type CodeFieldFactory = (
+  text: string,
+  onChange: (text: string) => void,
+  language: string
+) => ICodeField;
 
 /** What the chat's cards can ask of the bridge. */
 export interface INotebookActions {
@@ -31,6 +52,12 @@ export interface INotebookActions {
   undo(requestId: string): void;
   /** Switch a notebook open here (null: the current one) to the sandboxed kernel. */
   switchToSandbox(path: string | null): Promise<void>;
+  /** The cells of a notebook open here, in order; [] when it is not open. */
+  cells(path: string): ICellView[];
+  /** Scrolls the open notebook to a cell and flashes it; false when it is not there. */
+  reveal(path: string, cellId: string): boolean;
+  /** Code editors for the approval card's Edit form; null: text boxes. */
+  readonly codeField: CodeFieldFactory | null;
 }
 
 export interface IBridgeOptions {
@@ -40,12 +67,23 @@ export interface IBridgeOptions {
   transcript(conversationId: string): Transcript | null;
   /** A request waits for the user: show its conversation. */
   attention(conversationId: string): void;
+  codeField?: CodeFieldFactory | null;
+}
+
+/** An applied patch: how to take it back, and what the card was last told about it. */
+interface IAppliedPatch {
+  request: INotebookPatch;
+  undo: IUndoHandle | null;
+  held: boolean;
+  undoable: boolean;
 }
 
 type Request = INotebookPatch | INotebookExecute;
 
 /** Share of the frame size the outputs of a run may use. */
 const OUTPUT_SHARE = 0.75;
+/** How long a revealed cell stays highlighted (the CSS animation's length). */
+const FLASH_MS = 2000;
 
 export class NotebookBridge implements INotebookActions {
   constructor(options: IBridgeOptions) {
@@ -80,17 +118,54 @@ export class NotebookBridge implements INotebookActions {
   }
 
   undo(requestId: string): void {
-    const handle = this._undo.get(requestId);
-    const request = this._applied.get(requestId);
-    if (!handle || !request) {
+    const applied = this._applied.get(requestId);
+    if (!applied?.undo) {
       return;
     }
-    const done = handle.undo();
-    this._undo.delete(requestId);
+    const { request } = applied;
+    const done = applied.undo.undo();
+    this._applied.delete(requestId);
     this._transcriptOf(request)?.updateRequest(requestId, {
       undoable: false,
       reason: done ? 'undone' : 'the notebook changed since: use Edit › Undo in the notebook'
     });
+    const panel = this._panel(request.path);
+    if (done && panel) {
+      // As Apply does: the agent reads the file, which must no longer have the change.
+      void this._save(panel);
+    }
+  }
+
+  cells(path: string): ICellView[] {
+    const panel = this._panel(path);
+    if (!panel?.model) {
+      return [];
+    }
+    return Array.from(panel.model.cells, (cell, i) => ({
+      id: cell.id,
+      position: i + 1,
+      cellType: cell.type,
+      source: cell.sharedModel.getSource()
+    }));
+  }
+
+  reveal(path: string, cellId: string): boolean {
+    const notebook = this._panel(path)?.content;
+    const cell = notebook?.widgets.find(w => w.model.id === cellId);
+    if (!notebook || !cell) {
+      return false;
+    }
+    void notebook.scrollToCell(cell, 'center').catch(() => undefined);
+    const node = cell.node;
+    node.classList.remove('aiide-Flash');
+    void node.offsetWidth; // restarts the animation of a cell flashed a moment ago
+    node.classList.add('aiide-Flash');
+    window.setTimeout(() => node.classList.remove('aiide-Flash'), FLASH_MS);
+    return true;
+  }
+
+  get codeField(): CodeFieldFactory | null {
+    return this._options.codeField ?? null;
   }
 
   async switchToSandbox(path: string | null): Promise<void> {
@@ -106,6 +181,9 @@ export class NotebookBridge implements INotebookActions {
 
   private _track(panel: NotebookPanel): void {
     let path: string | null = null;
+    // The notebook's own undo (or the user) may take an applied change back: its card
+    // says so instead of offering an Undo that would refuse.
+    panel.context.model.contentChanged.connect(() => this._recheck(panel));
     const update = (): void => {
       const now = panel.isDisposed ? null : panel.context.path;
       if (now === path) {
@@ -140,6 +218,36 @@ export class NotebookBridge implements INotebookActions {
     }
     this._open.delete(path);
     this._send({ type: 'notebook_close', path });
+  }
+
+  private _recheck(panel: NotebookPanel): void {
+    if (this._applied.size === 0 || this._rechecking.has(panel)) {
+      return;
+    }
+    this._rechecking.add(panel); // once per burst of changes (a patch is many)
+    queueMicrotask(() => {
+      this._rechecking.delete(panel);
+      if (panel.isDisposed) {
+        return;
+      }
+      const path = panel.context.path;
+      const cells = this.cells(path);
+      for (const applied of this._applied.values()) {
+        if (applied.request.path !== path) {
+          continue;
+        }
+        const held = holdsPatch(cells, applied.request.patch);
+        const undoable = held && (applied.undo?.canUndo() ?? false);
+        if (held !== applied.held || undoable !== applied.undoable) {
+          applied.held = held;
+          applied.undoable = undoable;
+          this._transcriptOf(applied.request)?.updateRequest(applied.request.request_id, {
+            held,
+            undoable
+          });
+        }
+      }
+    });
   }
 
   private _panel(path: string): NotebookPanel | null {
@@ -182,11 +290,16 @@ export class NotebookBridge implements INotebookActions {
       const { outcome, undo } = applyToNotebook(model, request.patch);
       if (outcome.status === 'applied') {
         this._report(request, { status: 'applied' });
-        if (undo) {
-          this._undo.set(request.request_id, undo);
-          this._applied.set(request.request_id, request);
+        this._applied.set(request.request_id, { request, undo, held: true, undoable: !!undo });
+        transcript?.updateRequest(request.request_id, {
+          state: 'applied',
+          undoable: !!undo,
+          held: true
+        });
+        const target = patchTarget(request.patch);
+        if (target) {
+          this.reveal(request.path, target);
         }
-        transcript?.updateRequest(request.request_id, { state: 'applied', undoable: !!undo });
         await this._save(panel);
       } else {
         this._report(request, { status: 'conflict', reason: outcome.reason });
@@ -198,6 +311,7 @@ export class NotebookBridge implements INotebookActions {
       return;
     }
     transcript?.updateRequest(request.request_id, { state: 'pending' });
+    this.reveal(request.path, request.cell_id);
     try {
       const result = await runCell(panel, request.cell_id, request.kernel_id);
       const limit = (this._options.socket.hello?.max_message_bytes ?? 262_144) * OUTPUT_SHARE;
@@ -263,6 +377,15 @@ export class NotebookBridge implements INotebookActions {
   private readonly _options: IBridgeOptions;
   private readonly _open = new Map<string, number>();
   private readonly _waiting = new Map<string, Request>();
-  private readonly _undo = new Map<string, IUndoHandle>();
-  private readonly _applied = new Map<string, Request>();
+  private readonly _applied = new Map<string, IAppliedPatch>();
+  private readonly _rechecking = new Set<NotebookPanel>();
+}
+
+/** The cell a patch is about (its first op's), to show after applying it. */
+export function patchTarget(patch: IPatch): string | null {
+  const op = patch.ops[0];
+  if (!op) {
+    return null;
+  }
+  return op.op === 'insert' ? op.cell.id : op.op === 'delete' ? null : op.cell_id;
 }

@@ -154,3 +154,28 @@ export function applyPatch(
   });
   return { status: 'applied' };
 }
+
+/**
+ * Whether `cells` still hold `patch` as it was applied: its inserted cells are there,
+ * its replaced cells have the new source, its deleted cells are gone, its moved cells
+ * sit where it put them. False once the notebook's own undo (or the user) took it back.
+ */
+export function holdsPatch(
+  cells: readonly Pick<IPatchCell, 'id' | 'source'>[],
+  patch: IPatch
+): boolean {
+  return patch.ops.every(op => {
+    switch (op.op) {
+      case 'insert':
+        return cells.some(c => c.id === op.cell.id);
+      case 'replace':
+        return cells.some(c => c.id === op.cell_id && c.source === op.source);
+      case 'delete':
+        return !cells.some(c => c.id === op.cell_id);
+      case 'move': {
+        const at = cells.findIndex(c => c.id === op.cell_id);
+        return at >= 0 && (op.after_id === null ? at === 0 : cells[at - 1]?.id === op.after_id);
+      }
+    }
+  });
+}
