@@ -91,6 +91,40 @@ def test_conversations_are_kept_on_the_server(
     chat.chat.locator(".aiide-Header-toggle").click()
 
 
+def test_the_conversation_list_stays_usable_beside_a_long_transcript(
+    chat: LabPage, fake_model: Any, screenshot: Any
+) -> None:
+    """A long transcript on screen squeezed the opened list to its search box (~44 px):
+    its results were invisible. The list keeps its share, and at the sidebar's default
+    width every action of an entry is inside the panel."""
+    from playwright.sync_api import expect
+
+    long_answer = "\n\n".join(f"Paragraph {i}: the answer goes on." for i in range(120))
+    fake_model.script({"text": long_answer})
+    chat.ask("Tell me everything about squeezing")
+    chat.finished()
+    chat.chat.locator(".aiide-Header-toggle").click()
+    listing = chat.chat.locator(".aiide-Conversations")
+    listing.locator(".aiide-Conversations-search").fill("squeezing")
+    item = listing.locator(".aiide-Conversations-item").first
+    expect(item).to_be_visible()
+    list_box, item_box = listing.bounding_box(), item.bounding_box()
+    panel_box = chat.chat.bounding_box()
+    assert list_box and item_box and panel_box
+    # The whole entry is inside the list, not scrolled out of a squeezed box.
+    assert item_box["y"] + item_box["height"] <= list_box["y"] + list_box["height"] + 1, (
+        item_box,
+        list_box,
+    )
+    for name in ("Rename", "Delete"):
+        button = item.get_by_role("button", name=name, exact=False)
+        expect(button).to_be_in_viewport()
+        box = button.bounding_box()
+        assert box and box["x"] + box["width"] <= panel_box["x"] + panel_box["width"], name
+    screenshot(chat.chat, "chat-conversations-long-transcript")
+    chat.chat.locator(".aiide-Header-toggle").click()
+
+
 HOSTILE = """Here you go:
 
 <script>window.__aiide_pwned = 'script'</script>
