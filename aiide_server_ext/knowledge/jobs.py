@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 import uuid
 from collections import OrderedDict
@@ -18,6 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_LISTED = 200  # per-file reasons kept in a report; totals count all
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,6 +42,9 @@ class Job:
     skipped_total: int = 0
     ignored: int = 0
     detail: str = ""
+    #: Why a failed job failed, for the UI to put in words (``detail`` is for admins:
+    #: it may name server paths): model_unavailable | model_install_failed | internal.
+    code: str = ""
     created: float = field(default_factory=time.time)
     started: float | None = None
     finished: float | None = None
@@ -76,6 +82,7 @@ class Job:
             "skipped_total": self.skipped_total,
             "ignored": self.ignored,
             "detail": self.detail,
+            "code": self.code,
             "created": self.created,
             "seconds": seconds,
         }
@@ -153,6 +160,8 @@ class JobQueue:
                 raise
             except Exception as e:  # a job never takes the worker down with it
                 job.status, job.detail = "failed", f"failed: {type(e).__name__}: {e}"
+                job.code = "internal"
+                log.exception("knowledge: job %s (%s) failed", job.id, job.path or "/")
             finally:
                 job.finished = time.time()
                 job.done.set()

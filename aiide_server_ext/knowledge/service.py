@@ -309,7 +309,8 @@ class KnowledgeService:
                     if not job.detail.startswith("failed"):
                         job.detail = detail
         except EmbeddingError as e:
-            job.detail = f"failed: {e}"
+            job.detail, job.code = f"failed: {e}", e.code
+            log.warning("knowledge: cannot learn %s: %s", job.path or "/", e)
             return None
 
     def _obtain_model(self) -> None:
@@ -384,7 +385,7 @@ class KnowledgeService:
             self.jobs.progress(job)
         if skipped:
             job.error(skipped[0], f"not attempted ({len(skipped)} files): the model keeps failing")
-            job.detail = "failed: the embedding model is unavailable"
+            job.detail, job.code = "failed: the embedding model is unavailable", "model_unavailable"
             keep.update(skipped)
         dim = self.embedder.dimension
         if dim and (col.metadata or {}).get("aiide_dim") != dim:  # recorded with the model
@@ -480,7 +481,7 @@ class KnowledgeService:
             job.error(path, reason)
         outcomes = await self._index_group(col, job, scan.files) if scan.files else {}
         if "model_failed" in outcomes.values():
-            job.detail = "failed: the embedding model is unavailable"
+            job.detail, job.code = "failed: the embedding model is unavailable", "model_unavailable"
         job.files_done = 1
 
     async def _rename_job(self, job: Job) -> None:

@@ -106,6 +106,7 @@ async def test_endpoint_down_reports_each_file_and_keeps_the_index_consistent(
     endpoint.stop()
     report = await index_and_wait(service, ALICE)
     assert report["status"] == "failed" and "embedding model is unavailable" in report["detail"]
+    assert report["code"] == "model_unavailable"
     failed = [e for e in report["errors"] if e["reason"].startswith("embedding failed")]
     assert len(failed) == 3 and "unreachable" in failed[0]["reason"]
     assert any(e["reason"].startswith("not attempted") for e in report["errors"])

@@ -66,5 +66,7 @@ async def test_missing_model_is_a_503_that_says_how_to_install_it(
     report = await finished(jp_fetch, job["id"])
     assert report["status"] == "failed"
     assert "jupyter aiide models install" in report["detail"], INSTALL_HINT
+    # The UI words the failure by its code: the detail names server paths.
+    assert report["code"] == "model_unavailable"
     code, status = await call(jp_fetch, "index")
     assert "jupyter aiide models install" in status["model_problem"]
