@@ -230,13 +230,20 @@ def words(text: str) -> list[str]:
 
 def widen_sidebar(page: Any, width: int = 440) -> None:
     """Drags the right sidebar's edge so the chat gets `width` pixels (for screenshots)."""
+    chat = page.locator("#aiide-chat").bounding_box()
+    if chat and chat["width"] < width:
+        resize_sidebar(page, width)
+
+
+def resize_sidebar(page: Any, width: int) -> None:
+    """Drags the right sidebar's edge so the chat is `width` pixels wide."""
     boxes = [
         h.bounding_box() for h in page.locator("#jp-main-split-panel > .lm-SplitPanel-handle").all()
     ]
     visible = [b for b in boxes if b and b["height"] > 0]
     box = max(visible, key=lambda b: b["x"]) if visible else None
     chat = page.locator("#aiide-chat").bounding_box()
-    if not box or not chat or chat["width"] >= width:
+    if not box or not chat or chat["width"] == width:
         return
     x = box["x"] + box["width"] / 2
     y = box["y"] + box["height"] / 2

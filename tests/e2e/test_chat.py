@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from browser_support import LabPage, write_notebook
+from browser_support import LabPage, resize_sidebar, write_notebook
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser")]
 
@@ -116,12 +116,21 @@ def test_the_conversation_list_stays_usable_beside_a_long_transcript(
         item_box,
         list_box,
     )
-    for name in ("Rename", "Delete"):
-        button = item.get_by_role("button", name=name, exact=False)
-        expect(button).to_be_in_viewport()
-        box = button.bounding_box()
-        assert box and box["x"] + box["width"] <= panel_box["x"] + panel_box["width"], name
     screenshot(chat.chat, "chat-conversations-long-transcript")
+    resize_sidebar(chat.page, 250)  # JupyterLab's default sidebar width
+    try:
+        panel_box = chat.chat.bounding_box()
+        assert panel_box and panel_box["width"] <= 260, panel_box
+        for name in ("Rename", "Delete"):
+            button = item.get_by_role("button", name=name, exact=False)
+            expect(button).to_be_in_viewport()
+            box = button.bounding_box()
+            assert box and box["x"] + box["width"] <= panel_box["x"] + panel_box["width"], name
+        title = item.locator(".aiide-Conversations-title")
+        expect(title).to_have_attribute("title", "Tell me everything about squeezing")
+        screenshot(chat.chat, "chat-conversations-narrow")
+    finally:
+        resize_sidebar(chat.page, 440)
     chat.chat.locator(".aiide-Header-toggle").click()
 
 

@@ -178,7 +178,7 @@ export class ConversationList extends Widget {
           this._onOpened();
         }
       },
-      h('span', { class: 'aiide-Conversations-title' }, title),
+      h('span', { class: 'aiide-Conversations-title', title }, title), // whole on hover when cut
       h('span', { class: 'aiide-Conversations-when' }, c.active_run ? 'answering…' : when(c.updated)),
       'snippet' in c && c.snippet
         ? h('span', { class: 'aiide-Conversations-snippet' }, c.snippet)
