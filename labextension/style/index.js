@@ -3,3 +3,4 @@ import './chat.css';
 import './instructor.css';
 import './knowledge.css';
 import './outputs.css';
+import './turns.css';

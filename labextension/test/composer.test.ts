@@ -37,19 +37,36 @@ class Search {
 
 const FOUND = [fileCandidate('data/outliers.csv')];
 
-function setup(): { composer: Composer; input: HTMLTextAreaElement; popup: HTMLElement; search: Search } {
+interface ISetup {
+  composer: Composer;
+  input: HTMLTextAreaElement;
+  popup: HTMLElement;
+  search: Search;
+  /** What was sent, and how often Enter was refused while busy. */
+  sent: string[];
+  blocked: string[];
+}
+
+function setup(): ISetup {
   const search = new Search();
+  const sent: string[] = [];
+  const blocked: string[] = [];
   const composer = new Composer({
     enterToSend: () => true,
     candidates: search.candidates,
-    send: () => undefined,
-    stop: () => undefined
+    send: text => void sent.push(text),
+    stop: () => undefined,
+    blocked: () => void blocked.push(input?.value ?? '')
   });
   document.body.append(composer.node);
   const input = composer.node.querySelector<HTMLTextAreaElement>('.aiide-Composer-input');
   const popup = composer.node.querySelector<HTMLElement>('.aiide-Popup');
   assert.ok(input && popup);
-  return { composer, input, popup, search };
+  return { composer, input, popup, search, sent, blocked };
+}
+
+function press(input: HTMLTextAreaElement, key: string): void {
+  input.dispatchEvent(new KeyboardEvent('keydown', { key, bubbles: true, cancelable: true }));
 }
 
 /** What typing does: focus, the new text with the caret after the last key, an `input` event. */
@@ -109,6 +126,74 @@ describe('chat box @ popup', () => {
     input.setSelectionRange(14, 14);
     await search.answer(FOUND);
     assert.equal(popup.hidden, true, 'the popup opened for the word the caret left');
+    composer.dispose();
+  });
+});
+
+describe('chat box keys', () => {
+  test('Enter on a fully typed /learn sends it; Enter on /lea completes it', () => {
+    const { composer, input, sent } = setup();
+    type(input, '/lea');
+    press(input, 'Enter');
+    assert.equal(input.value, '/learn ');
+    assert.deepEqual(sent, []);
+    type(input, '/learn');
+    press(input, 'Enter');
+    assert.deepEqual(sent, ['/learn']);
+    assert.equal(input.value, '');
+    // A command that needs its text is completed, not sent bare.
+    type(input, '/generate');
+    press(input, 'Enter');
+    assert.equal(input.value, '/generate ');
+    assert.deepEqual(sent, ['/learn']);
+    composer.dispose();
+  });
+
+  test('Enter while an answer comes keeps the text and says so', () => {
+    const { composer, input, sent, blocked } = setup();
+    composer.setBusy(true);
+    type(input, 'and then?');
+    press(input, 'Enter');
+    assert.deepEqual(sent, []);
+    assert.deepEqual(blocked, ['and then?']);
+    assert.equal(input.value, 'and then?');
+    composer.dispose();
+  });
+
+  test('a note goes when the text changes; the status line is not beside Send', () => {
+    const { composer, input } = setup();
+    const hint = composer.node.querySelector<HTMLElement>('.aiide-Composer-hint');
+    assert.ok(hint);
+    assert.equal(hint.closest('.aiide-Composer-bar'), null);
+    composer.setNote('Unknown command /x.');
+    assert.equal(hint.hidden, false);
+    type(input, '/x2');
+    assert.equal(hint.hidden, true);
+    assert.equal(hint.textContent, '');
+    composer.dispose();
+  });
+
+  test('↑/↓ walk the sent messages from the first / last line, and ↓ brings back the draft', () => {
+    const { composer, input, sent } = setup();
+    for (const text of ['first question', 'second\nquestion']) {
+      type(input, text);
+      press(input, 'Enter');
+    }
+    assert.deepEqual(sent, ['first question', 'second\nquestion']);
+    type(input, 'a draft');
+    press(input, 'ArrowUp');
+    assert.equal(input.value, 'second\nquestion');
+    press(input, 'ArrowUp'); // the entry as recalled: ↑ goes on, whatever the caret's line
+    assert.equal(input.value, 'first question');
+    press(input, 'ArrowUp'); // the oldest: stays
+    assert.equal(input.value, 'first question');
+    press(input, 'ArrowDown');
+    press(input, 'ArrowDown');
+    assert.equal(input.value, 'a draft');
+    // Changed and with the caret on its second line, ↑ moves the caret, not the history.
+    type(input, 'line one\nline two');
+    press(input, 'ArrowUp');
+    assert.equal(input.value, 'line one\nline two');
     composer.dispose();
   });
 });

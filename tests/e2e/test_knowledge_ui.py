@@ -42,6 +42,8 @@ def knowledge_lab(tmp_path_factory: pytest.TempPathFactory, fake_model: Any) -> 
         "language": "python",
     }
     sensors.write_text(json.dumps(nb))
+    # Left out by /learn, which says which file and why.
+    (server.root_dir / "analysis" / "raw.bin").write_bytes(b"\x00\x01 not text")
     try:
         yield server
     finally:
@@ -85,19 +87,23 @@ def test_learn_then_a_cited_answer_opens_the_cell(
 
     fake_model.reset()
     page.ask("/learn analysis")
-    job = page.chat.locator(".aiide-Learning-job").first
-    expect(job).to_be_visible(timeout=15_000)
-    expect(job.locator("[role=progressbar]")).to_be_visible()
-    expect(job).to_have_attribute("data-status", "done", timeout=LEARN_TIMEOUT_MS)
-    expect(job.locator(".aiide-Learning-title")).to_have_text("Learned analysis")
-    expect(job.locator(".aiide-Learning-counts")).to_contain_text("2 of 2 files")
-    expect(job.locator(".aiide-Learning-counts")).to_contain_text("chunks embedded")
-    expect(page.chat.locator(".aiide-Composer-hint")).to_contain_text(
-        "Learned analysis: answers can now cite it"
+    # What it came to is said in the conversation, with the file left out and why (issue
+    # 19): the progress bar's row goes then (its drawing is unit-tested).
+    report = page.chat.locator(".aiide-Report")
+    expect(report).to_contain_text(
+        "Learned analysis (2 files): answers can now cite it. 1 file left out:",
+        timeout=LEARN_TIMEOUT_MS,
     )
+    left_out = report.locator("li")
+    expect(left_out).to_have_count(1)
+    expect(left_out).to_contain_text("analysis/raw.bin")
+    expect(left_out).to_contain_text("not a text format that is indexed (.bin)")
+    expect(page.chat.locator(".aiide-Learning-job")).to_have_count(0)
+    expect(page.chat.locator(".aiide-Composer-hint")).to_be_hidden()
     events = page.page.evaluate("() => window.__aiideJobEvents")
     assert events and events[-1]["status"] == "done", events
     assert events[-1]["path"] == "analysis" and events[-1]["files_done"] == 2
+    assert events[-1]["skipped_total"] == 1
 
     fake_model.script(
         {"tools": [{"name": "search_knowledge", "input": {"query": QUESTION}}]},

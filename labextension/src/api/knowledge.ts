@@ -32,7 +32,51 @@ export async function fetchJob(
   id: string,
   settings: ServerConnection.ISettings
 ): Promise<IJobProgress> {
-  return job(await requestAPI(`knowledge/jobs/${encodeURIComponent(id)}`, settings));
+  return job(await fetchReport(id, settings));
+}
+
+/** A file a job left out or could not read, and why (the report's words). */
+export interface IJobFile {
+  path: string;
+  reason: string;
+}
+
+/** A job's report: its progress, the files it left out or could not read, and its code. */
+export interface IJobReport {
+  job: IJobProgress;
+  skipped: IJobFile[];
+  errors: IJobFile[];
+  /** Why a failed job failed (`model_unavailable`, `model_install_failed`, `internal`); '' else. */
+  code: string;
+}
+
+function files(raw: unknown): IJobFile[] {
+  return Array.isArray(raw)
+    ? raw.flatMap(f =>
+        isObject(f) && typeof f.path === 'string' && typeof f.reason === 'string'
+          ? [{ path: f.path, reason: f.reason }]
+          : []
+      )
+    : [];
+}
+
+/** The whole report of job `id`, lists included (the progress events carry only totals). */
+export async function fetchJobReport(
+  id: string,
+  settings: ServerConnection.ISettings
+): Promise<IJobReport> {
+  const data = await fetchReport(id, settings);
+  const body = isObject(data) ? data : {};
+  return {
+    job: job(data),
+    skipped: files(body.skipped),
+    errors: files(body.errors),
+    code: typeof body.code === 'string' ? body.code : ''
+  };
+}
+
+function fetchReport(id: string, settings: ServerConnection.ISettings): Promise<unknown> {
+  return requestAPI(`knowledge/jobs/${encodeURIComponent(id)}`, settings);
 }
 
 /** One search result: where it is (as a citation) and the start of its text. */

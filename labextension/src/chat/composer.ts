@@ -1,7 +1,8 @@
 /**
  * The chat box: a text area with `/` command and `@` mention completion (keyboard:
- * arrows, Enter/Tab to pick, Escape to close), the mode (Agent / Ask), the context
- * line, and Send — or Stop while an answer is coming.
+ * arrows, Enter/Tab to pick, Escape to close), the history of sent messages (↑/↓ as in
+ * a shell), the mode (Agent / Ask), the context line, a line of status and notes, and
+ * Send — or Stop while an answer is coming.
  */
 import { Widget } from '@lumino/widgets';
 
@@ -9,7 +10,10 @@ import type { ConnectionState } from '../api/chatSocket';
 import type { Mention, Task } from '../api/protocol';
 import { button, fill, h } from '../ui/dom';
 import { collectMentions, mentionQuery, type IMentionCandidate } from './mentions';
-import { completeSlash } from './slash';
+import { completeCommand, completeSlash } from './slash';
+
+/** Sent messages kept for ↑ (the oldest go first). */
+const HISTORY_SIZE = 100;
 
 export interface IComposerOptions {
   enterToSend(): boolean;
@@ -17,12 +21,16 @@ export interface IComposerOptions {
   candidates(query: string): Promise<IMentionCandidate[]>;
   send(text: string, task: Task, mentions: Mention[]): void;
   stop(): void;
+  /** Enter while an answer is still coming: the panel says why nothing was sent. */
+  blocked(): void;
 }
 
 interface IOption {
   label: string;
   detail: string;
   apply(): void;
+  /** Enter sends the text as it is instead of applying (a fully typed `/learn`). */
+  sends?: boolean;
 }
 
 let popupCounter = 0;
@@ -60,12 +68,18 @@ export class Composer extends Widget {
     });
     this._stop.hidden = true;
     this._context = h('div', { class: 'aiide-Composer-context', 'aria-live': 'polite' });
-    this._hint = h('div', { class: 'aiide-Composer-hint', role: 'status' });
+    // Status and notes get a line of their own, where they wrap: in the bar a long one
+    // pushed Send out of a narrow sidebar.
+    this._status = h('span', { class: 'aiide-Composer-status' });
+    this._note = h('span', { class: 'aiide-Composer-note' });
+    this._hint = h('div', { class: 'aiide-Composer-hint', role: 'status' }, this._status, this._note);
+    this._hint.hidden = true;
     this.node.append(
       this._context,
       this._popup,
+      this._hint,
       this._input,
-      h('div', { class: 'aiide-Composer-bar' }, this._task, this._hint, this._send, this._stop)
+      h('div', { class: 'aiide-Composer-bar' }, this._task, this._send, this._stop)
     );
   }
 
@@ -90,21 +104,27 @@ export class Composer extends Widget {
   /** Sending needs a connection; typing never waits for one. */
   setConnection(state: ConnectionState): void {
     this._send.disabled = state !== 'open';
-    this._hint.textContent =
+    this._status.textContent =
       state === 'open'
         ? ''
         : state === 'connecting' || state === 'reconnecting'
-          ? 'Not connected: Send comes back with the connection'
-          : 'The assistant is not available here (see above)';
+          ? 'Not connected: Send comes back with the connection.'
+          : 'The assistant is not available here (see above).';
+    this._drawHint();
   }
 
-  setHint(text: string): void {
-    this._hint.textContent = text;
+  /** A note about what was just typed or sent; it goes when the text is changed or sent. */
+  setNote(text: string): void {
+    this._note.textContent = text;
+    this._drawHint();
   }
 
+  /** Puts `text` in the box to be changed and sent, caret at its end. */
   setText(text: string): void {
     this._input.value = text;
     this._input.focus();
+    this._input.setSelectionRange(text.length, text.length);
+    this.setNote('');
   }
 
   focusInput(): void {
@@ -113,14 +133,77 @@ export class Composer extends Widget {
 
   private _submit(): void {
     const text = this._input.value.trim();
-    if (!text || this._send.disabled || this._send.hidden) {
+    if (!text || this._send.disabled) {
+      return;
+    }
+    if (this._send.hidden) {
+      this._options.blocked(); // the text stays in the box
       return;
     }
     const mentions = collectMentions(text, this._picked);
+    this._remember(text);
+    this.setNote('');
     this._options.send(text, this.task, mentions);
     this._input.value = '';
     this._picked = [];
     this._close();
+  }
+
+  private _drawHint(): void {
+    this._hint.hidden = !this._status.textContent && !this._note.textContent;
+  }
+
+  /**
+   * One history for all conversations, like a shell's: the same question ("explain
+   * this cell") is asked again in the next conversation more often than in this one.
+   */
+  private _remember(text: string): void {
+    if (this._history[this._history.length - 1] !== text) {
+      this._history.push(text);
+      this._history.splice(0, this._history.length - HISTORY_SIZE);
+    }
+    this._browsing = -1;
+    this._draft = '';
+  }
+
+  /**
+   * ↑/↓ walk the history when the caret is on the first / last line (elsewhere they
+   * move the caret, as in any text box), or when the box still shows an entry as it
+   * was recalled; ↓ past the newest entry brings back what was being typed.
+   */
+  private _walkHistory(event: KeyboardEvent): boolean {
+    const box = this._input;
+    const value = box.value;
+    const start = box.selectionStart ?? value.length;
+    const end = box.selectionEnd ?? value.length;
+    const recalled = this._browsing >= 0 && value === this._history[this._browsing];
+    const up = event.key === 'ArrowUp';
+    const atEdge =
+      start === end && (up ? !value.slice(0, start).includes('\n') : !value.slice(end).includes('\n'));
+    if (!this._history.length || !(recalled || atEdge)) {
+      return false;
+    }
+    let next: number;
+    if (up) {
+      next = this._browsing < 0 ? this._history.length - 1 : this._browsing - 1;
+      if (next < 0) {
+        return true; // at the oldest entry: stay there
+      }
+      if (this._browsing < 0) {
+        this._draft = value;
+      }
+    } else {
+      if (this._browsing < 0) {
+        return false;
+      }
+      next = this._browsing + 1;
+    }
+    this._browsing = next < this._history.length ? next : -1;
+    const text = this._browsing < 0 ? this._draft : this._history[this._browsing];
+    box.value = text;
+    box.setSelectionRange(text.length, text.length);
+    this._picked = [];
+    return true;
   }
 
   private readonly _onKey = (event: KeyboardEvent): void => {
@@ -134,7 +217,13 @@ export class Composer extends Widget {
       }
       if (event.key === 'Enter' || event.key === 'Tab') {
         event.preventDefault();
-        this._choices[this._active].apply();
+        const choice = this._choices[this._active];
+        if (event.key === 'Enter' && choice.sends) {
+          this._close();
+          this._submit();
+        } else {
+          choice.apply();
+        }
         return;
       }
       if (event.key === 'Escape') {
@@ -147,18 +236,28 @@ export class Composer extends Widget {
     if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && this._options.enterToSend()) {
       event.preventDefault();
       this._submit();
+      return;
+    }
+    const plain = !event.shiftKey && !event.altKey && !event.ctrlKey && !event.metaKey;
+    if ((event.key === 'ArrowUp' || event.key === 'ArrowDown') && plain && !event.isComposing) {
+      if (this._walkHistory(event)) {
+        event.preventDefault();
+      }
     }
   };
 
   private async _suggest(): Promise<void> {
+    this.setNote(''); // it was about the text before this change
     const text = this._input.value;
     const caret = this._input.selectionStart ?? text.length;
     const slash = completeSlash(text);
     if (slash.length && caret === text.length) {
+      const typed = completeCommand(text);
       this._show(
         slash.map(c => ({
           label: `/${c.name}`,
           detail: c.description,
+          sends: typed === c,
           apply: () => {
             this._input.value = `/${c.name} `;
             this._close();
@@ -263,6 +362,13 @@ export class Composer extends Widget {
   private readonly _stop: HTMLButtonElement;
   private readonly _context: HTMLElement;
   private readonly _hint: HTMLElement;
+  private readonly _status: HTMLElement;
+  private readonly _note: HTMLElement;
+  private readonly _history: string[] = [];
+  /** The history entry shown (-1: none, the box holds the user's own text). */
+  private _browsing = -1;
+  /** What was being typed when ↑ first recalled an entry. */
+  private _draft = '';
   private _picked: IMentionCandidate[] = [];
   private _choices: IOption[] = [];
   private _active = 0;

@@ -1,10 +1,12 @@
 /**
  * The chat sidebar: header, banner, conversation list, transcript and chat box, wired
  * to the session. Turns slash commands and mentions into `chat` messages with the
- * active notebook's context.
+ * active notebook's context; sends the last question again (regenerate, retry).
+ * Activating the panel (its sidebar tab) puts the caret in the chat box; Escape hands
+ * the keyboard back to the document in the main area.
  */
 import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
-import { Panel } from '@lumino/widgets';
+import { Panel, type Widget } from '@lumino/widgets';
 
 import type { IChatContext, Mention, Task } from '../api/protocol';
 import type { ICitationLinks } from '../knowledge/citations';
@@ -14,6 +16,7 @@ import type { INotebookActions } from '../notebook/bridge';
 import type { ActiveContext } from './activeContext';
 import { Banner } from './banner';
 import type { ICodeActions } from './codeActions';
+import type { ILearnOutcome } from './learn';
 import { Composer } from './composer';
 import { ConversationList } from './conversationList';
 import { ChatHeader } from './header';
@@ -25,6 +28,16 @@ import { parseSlash, SLASH_COMMANDS } from './slash';
 import type { TitleStore } from './titles';
 import type { Transcript } from './transcript';
 import { TranscriptView } from './transcriptView';
+import type { ILastTurn } from './turns';
+
+type Message = Parameters<Widget['processMessage']>[0];
+
+/** What a question was sent with, to send it again as it was. */
+interface ISent {
+  text: string;
+  task: Task;
+  context: IChatContext;
+}
 
 export interface IChatPreferences {
   model: string | null;
@@ -44,7 +57,9 @@ export interface IChatPanelOptions {
   models: ModelDirectory;
   preferences(): IChatPreferences;
   setModel(name: string | null): void;
-  learn(path: string, report: (text: string) => void): Promise<void>;
+  learn(path: string): Promise<ILearnOutcome>;
+  /** Gives the keyboard back to the document in the main area (Escape). */
+  leave(): void;
   /** Indexing jobs, for the progress bar above the chat box. */
   learning: JobTracker;
   /** Opens cited files; null: citations are not links. */
@@ -104,14 +119,16 @@ export class ChatPanel extends Panel {
         notebooks: options.notebooks
       },
       citations: options.citations,
-      editQuestion: text => this._composer.setText(text)
+      editQuestion: text => this._composer.setText(text),
+      resend: turn => void this._resend(turn)
     });
     this._learning = new KnowledgeProgressView(options.learning);
     this._composer = new Composer({
       enterToSend: () => options.preferences().enterToSend,
       candidates: query => options.mentions.candidates(query),
       send: (text, task, mentions) => void this._send(text, task, mentions),
-      stop: () => session.stop(session.current)
+      stop: () => session.stop(session.current),
+      blocked: () => this._blocked()
     });
     this._composer.task = options.preferences().task;
     for (const w of [
@@ -136,6 +153,7 @@ export class ChatPanel extends Panel {
     this._drawConnection();
     this._drawModels();
     this._drawContext();
+    this.node.addEventListener('keydown', this._onKey);
   }
 
   /** Sends a question for another plugin (a cell action), with its own context. */
@@ -161,8 +179,23 @@ export class ChatPanel extends Panel {
     models.changed.disconnect(this._drawModels, this);
     active.changed.disconnect(this._drawContext, this);
     this._transcript?.changed.disconnect(this._drawBusy, this);
+    this.node.removeEventListener('keydown', this._onKey);
     super.dispose();
   }
+
+  /** The sidebar tab (or the open command) shows the chat: typing goes to the box. */
+  protected override onActivateRequest(msg: Message): void {
+    super.onActivateRequest(msg);
+    this._composer.focusInput();
+  }
+
+  private readonly _onKey = (event: KeyboardEvent): void => {
+    // Escape closes the popup or the form it was pressed in first (they stop it).
+    if (event.key === 'Escape' && !event.defaultPrevented && !event.shiftKey && !event.ctrlKey) {
+      event.preventDefault();
+      this._o.leave();
+    }
+  };
 
   private async _send(
     text: string,
@@ -174,13 +207,16 @@ export class ChatPanel extends Panel {
     const slash = parseSlash(text);
     if (slash.kind === 'unknown') {
       this._composer.setText(text);
-      this._composer.setHint(
+      this._composer.setNote(
         `Unknown command /${slash.name}. Try ${SLASH_COMMANDS.map(c => `/${c.name}`).join(', ')}.`
       );
       return;
     }
     if (slash.kind === 'command' && slash.command.task === null) {
-      await o.learn(slash.rest, report => this._composer.setHint(report));
+      // Said in the conversation, where it stays readable, not beside Send.
+      const transcript = o.session.current;
+      const outcome = await o.learn(slash.rest);
+      transcript.addReport(outcome.text, outcome.failed ? 'error' : 'info', outcome.items);
       return;
     }
     const message = slash.kind === 'command' ? slash.command.expand(slash.rest) : text;
@@ -189,10 +225,60 @@ export class ChatPanel extends Panel {
     if (mentions.length) {
       context.mentions = mentions;
     }
+    await this._ask({ text: message, task: mode, context });
+  }
+
+  private async _ask(sent: ISent): Promise<void> {
+    const o = this._o;
     if (o.preferences().saveBeforeAsking) {
       await o.active.save();
     }
-    await o.session.ask(message, { task: mode, model: o.preferences().model, context });
+    this._sent.set(o.session.current, sent);
+    await o.session.ask(sent.text, {
+      task: sent.task,
+      model: o.preferences().model,
+      context: sent.context
+    });
+  }
+
+  /**
+   * Regenerate / Retry: the last question again, as a new turn of the conversation
+   * (the protocol has no "replace the last turn"; the model sees the first answer
+   * too, which is what a retry after a failure wants anyway). Sent as it was sent
+   * from this page, mentions included; for a conversation reopened from history, its
+   * text and mode with the context of now.
+   */
+  private async _resend(turn: ILastTurn): Promise<void> {
+    const sent = this._sent.get(this._o.session.current);
+    await this._ask(
+      sent && sent.text === turn.question
+        ? sent
+        : { text: turn.question, task: turn.task, context: this._o.active.context() }
+    );
+  }
+
+  /**
+   * Enter while a run is going. Mature assistants (Copilot Chat, Cursor, jupyter-ai)
+   * take no new message while a run is going; they keep it in the box. While a tool
+   * call waits for approval the run is stuck on the user's decision, which a message
+   * cannot give: queuing one would leave the card unanswered and the user waiting
+   * for a reply that cannot come. So nothing is sent; the note says why and the card
+   * that waits is scrolled into view and flashed.
+   */
+  private _blocked(): void {
+    const run = this._transcript?.activeRun;
+    if (run?.state === 'awaiting_approval') {
+      this._composer.setNote(
+        'Not sent: the assistant waits for your answer to the action above. Approve or ' +
+          'reject it first; your message stays here.'
+      );
+      this._view.revealPending();
+    } else {
+      this._composer.setNote(
+        'Not sent: the assistant is still answering. Send again when it is done, or Stop ' +
+          'it; your message stays here.'
+      );
+    }
   }
 
   private _decide(send: (t: Transcript) => string | null): boolean {
@@ -266,4 +352,5 @@ export class ChatPanel extends Panel {
   private readonly _composer: Composer;
   private readonly _learning: KnowledgeProgressView;
   private _transcript: Transcript | null = null;
+  private readonly _sent = new WeakMap<Transcript, ISent>();
 }

@@ -203,7 +203,14 @@ export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
           console.warn('aiide: could not save the model choice', error)
         );
       },
-      learn: (path, report) => learn(path, server, learning, report),
+      learn: path => learn(path, server, learning),
+      leave: () => {
+        // The document the user was in (a notebook, a file): the main area's current one.
+        const main = app.shell.currentWidget;
+        if (main) {
+          app.shell.activateById(main.id);
+        }
+      },
       learning,
       citations: {
         baseUrl: server.baseUrl,

@@ -10,6 +10,11 @@ export interface ISlashCommand {
   /** null: not a chat message (handled by the panel). */
   task: Task | null;
   description: string;
+  /**
+   * Whether the command means something without text after it: Enter on the bare,
+   * fully typed name sends it (`/learn` learns the workspace) rather than completing it.
+   */
+  argument: 'optional' | 'required';
   /** The text sent for `/name rest`. */
   expand(rest: string): string;
 }
@@ -19,12 +24,14 @@ export const SLASH_COMMANDS: readonly ISlashCommand[] = [
     name: 'ask',
     task: 'chat',
     description: 'Ask a question; nothing in your notebooks changes',
+    argument: 'required',
     expand: rest => rest
   },
   {
     name: 'explain',
     task: 'chat',
     description: 'Explain the active cell (or what follows the command)',
+    argument: 'optional',
     expand: rest =>
       rest ? `Explain this: ${rest}` : 'Explain what the active cell does, step by step.'
   },
@@ -32,6 +39,7 @@ export const SLASH_COMMANDS: readonly ISlashCommand[] = [
     name: 'fix',
     task: 'agent',
     description: 'Fix the error in the active cell',
+    argument: 'optional',
     expand: rest =>
       `Fix the error in the active cell and run it again to check.${rest ? ` ${rest}` : ''}`
   },
@@ -39,13 +47,15 @@ export const SLASH_COMMANDS: readonly ISlashCommand[] = [
     name: 'generate',
     task: 'agent',
     description: 'Write code into a new cell below the active one',
+    argument: 'required',
     expand: rest =>
       `Write code for the following and insert it as a new cell below the active cell: ${rest}`
   },
   {
     name: 'learn',
     task: null,
-    description: 'Index a file or folder so answers can cite it (/learn data/)',
+    description: 'Index a file or folder so answers can cite it (/learn data/; alone: the workspace)',
+    argument: 'optional',
     expand: rest => rest
   }
 ];
@@ -72,4 +82,11 @@ export function parseSlash(text: string): SlashParse {
 export function completeSlash(text: string): ISlashCommand[] {
   const match = /^\/([a-z]*)$/.exec(text);
   return match ? SLASH_COMMANDS.filter(c => c.name.startsWith(match[1])) : [];
+}
+
+/** The command `text` names in full and that may be sent as it is (`/learn`), or null. */
+export function completeCommand(text: string): ISlashCommand | null {
+  const match = /^\/([a-z]+)\s*$/.exec(text);
+  const command = match ? SLASH_COMMANDS.find(c => c.name === match[1]) : undefined;
+  return command && command.argument === 'optional' ? command : null;
 }

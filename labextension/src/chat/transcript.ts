@@ -113,7 +113,22 @@ export type Block =
       result: ICallResult | null;
     }
   | { kind: 'error'; key: string; runId: string | null; code: string; message: string }
+  | {
+      /** What something done in the browser came to (a `/learn`): not in the server's history. */
+      kind: 'report';
+      key: string;
+      runId: string | null;
+      tone: 'info' | 'error';
+      text: string;
+      /** The files it concerns, each with why (files `/learn` left out or could not read). */
+      items: readonly IReportItem[];
+    }
   | { kind: 'finished'; key: string; runId: string; status: RunStatus; usage: IUsage };
+
+export interface IReportItem {
+  path: string;
+  reason: string;
+}
 
 type CallBlock = Extract<Block, { kind: 'call' }>;
 
@@ -242,6 +257,11 @@ export class Transcript {
    */
   addLocalError(code: string, message: string): void {
     this._push({ kind: 'error', key: `local-${++this._local}`, runId: null, code, message });
+  }
+
+  /** The outcome of something done in the browser (`/learn`), in the conversation's flow. */
+  addReport(text: string, tone: 'info' | 'error', items: readonly IReportItem[] = []): void {
+    this._push({ kind: 'report', key: `local-${++this._local}`, runId: null, tone, text, items });
   }
 
   /** Progress of a notebook request, as the notebook bridge reports it. */

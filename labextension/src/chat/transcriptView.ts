@@ -1,6 +1,8 @@
 /**
  * Draws a `Transcript`: one view per block, redrawn only when its block changes, kept
- * scrolled to the end while the user is there.
+ * scrolled to the end while the user is there. Below the last block: "Thinking…" while
+ * the assistant works with nothing to show, else the last turn's actions (edit the
+ * question, Regenerate / Retry).
  */
 import type { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Widget } from '@lumino/widgets';
@@ -13,6 +15,10 @@ import type { ICodeActions } from './codeActions';
 import { AnswerView } from './markdown';
 import type { Block, ITranscriptChange, Transcript } from './transcript';
 import { SLASH_COMMANDS } from './slash';
+import { failedTurn, isThinking, lastTurn, type ILastTurn } from './turns';
+
+/** How long the card that waits for the user is highlighted when pointed at, in ms. */
+const FLASH_MS = 1600;
 
 export interface ITranscriptViewOptions {
   rendermime: IRenderMimeRegistry;
@@ -20,8 +26,10 @@ export interface ITranscriptViewOptions {
   calls: ICallHandlers;
   /** Citation links (knowledge passages); null: citations shown as plain text. */
   citations: ICitationLinks | null;
-  /** Puts a question that could not be sent back into the chat box. */
+  /** Puts a question back into the chat box (not sent, or to change and send again). */
   editQuestion(text: string): void;
+  /** Sends the last question again (Regenerate, Retry). */
+  resend(turn: ILastTurn): void;
 }
 
 interface IBlockView {
@@ -61,6 +69,8 @@ export class TranscriptView extends Widget {
     this._transcript = transcript;
     transcript.changed.connect(this._onChange, this);
     transcript.blocks.forEach((block, i) => this._add(block, i));
+    this.node.append(this._footer);
+    this._drawFooter();
     this._empty();
     this._pinned = true;
     this._scroll();
@@ -72,7 +82,21 @@ export class TranscriptView extends Widget {
     super.dispose();
   }
 
+  /** Scrolls the card that waits for the user's decision into view and flashes it. */
+  revealPending(): void {
+    const card = this.node.querySelector<HTMLElement>('.aiide-Call[data-state="awaiting"]');
+    if (!card) {
+      return;
+    }
+    card.scrollIntoView({ block: 'nearest' });
+    card.classList.remove('aiide-mod-flash');
+    void card.offsetWidth; // restarts the animation when pointed at twice in a row
+    card.classList.add('aiide-mod-flash');
+    window.setTimeout(() => card.classList.remove('aiide-mod-flash'), FLASH_MS);
+  }
+
   private _onChange(transcript: Transcript, change: ITranscriptChange): void {
+    this._drawFooter();
     if (change.index < 0) {
       transcript.blocks.forEach((block, i) => {
         if (block.kind === 'call') {
@@ -96,6 +120,47 @@ export class TranscriptView extends Widget {
     view.update(block);
     this._views[index] = view;
     this.node.append(view.node);
+    this.node.append(this._footer); // stays last
+  }
+
+  private _drawFooter(): void {
+    const transcript = this._transcript;
+    if (!transcript) {
+      fill(this._footer);
+      return;
+    }
+    if (isThinking(transcript)) {
+      if (!this._footer.querySelector('.aiide-Thinking')) {
+        fill(
+          this._footer,
+          h(
+            'div',
+            { class: 'aiide-Thinking', role: 'status', 'aria-label': 'The assistant is thinking' },
+            'Thinking'
+          )
+        );
+      }
+      return;
+    }
+    const turn = lastTurn(transcript);
+    if (!turn) {
+      fill(this._footer);
+      return;
+    }
+    const retry = failedTurn(turn);
+    fill(
+      this._footer,
+      h(
+        'div',
+        { class: 'aiide-TurnActions' },
+        button('Edit question', () => this._options.editQuestion(turn.question), {
+          title: 'Put the last question back in the chat box, to change it and send it again'
+        }),
+        button(retry ? 'Retry' : 'Regenerate', () => this._options.resend(turn), {
+          title: retry ? 'Send the last question again' : 'Ask the last question again for another answer'
+        })
+      )
+    );
   }
 
   private _create(block: Block): IBlockView {
@@ -201,6 +266,28 @@ export class TranscriptView extends Widget {
         node.dataset.code = block.code;
         fill(node, explainCode(block.code, block.message).message);
         break;
+      case 'report':
+        node.className = block.tone === 'error' ? 'aiide-Report aiide-mod-failed' : 'aiide-Report';
+        node.setAttribute('role', block.tone === 'error' ? 'alert' : 'status');
+        fill(
+          node,
+          h('div', { class: 'aiide-Report-text' }, block.text),
+          block.items.length
+            ? h(
+                'ul',
+                { class: 'aiide-Report-items' },
+                block.items.map(item =>
+                  h(
+                    'li',
+                    {},
+                    h('code', { class: 'aiide-Report-path' }, item.path),
+                    ` ${item.reason}`
+                  )
+                )
+              )
+            : null
+        );
+        break;
       case 'finished':
         node.className = 'aiide-Finished';
         node.dataset.status = block.status;
@@ -259,5 +346,6 @@ export class TranscriptView extends Widget {
   private _transcript: Transcript | null = null;
   private _views: (IBlockView | undefined)[] = [];
   private _welcome: HTMLElement | null = null;
+  private readonly _footer = h('div', { class: 'aiide-Transcript-footer' });
   private _pinned = true;
 }
