@@ -190,8 +190,10 @@ export class ChatPanel extends Panel {
   }
 
   private readonly _onKey = (event: KeyboardEvent): void => {
-    // Escape closes the popup or the form it was pressed in first (they stop it).
-    if (event.key === 'Escape' && !event.defaultPrevented && !event.shiftKey && !event.ctrlKey) {
+    // The chat box's popup handles its own Escape (and stops it); in a card's Edit form
+    // (a code editor) Escape stays with the form, whose edit is not done.
+    const inForm = event.target instanceof Element && event.target.closest('.aiide-Call') !== null;
+    if (event.key === 'Escape' && !event.defaultPrevented && !inForm && !event.shiftKey && !event.ctrlKey) {
       event.preventDefault();
       this._o.leave();
     }
