@@ -13,7 +13,7 @@ describe('describeStatus', () => {
   test('no model: marks the item and warns with the server help text exactly', () => {
     const status = exampleStatus();
     const view = describeStatus(status);
-    assert.equal(view.text, 'aiide: bwrap · no model');
+    assert.equal(view.text, 'Sandbox on · no model');
     assert.deepEqual(view.flags, ['no-model']);
     assert.equal(view.notices.length, 1);
     assert.equal(view.notices[0].type, 'warning');
@@ -24,7 +24,7 @@ describe('describeStatus', () => {
     const status = exampleStatus();
     status.model = { configured: true, help: null };
     const view = describeStatus(status);
-    assert.equal(view.text, 'aiide: bwrap');
+    assert.equal(view.text, 'Sandbox on');
     assert.deepEqual(view.flags, []);
     assert.deepEqual(view.notices, []);
     assert.equal(flagsAttribute(view.flags), 'ok');
@@ -34,7 +34,7 @@ describe('describeStatus', () => {
     const status = exampleStatus();
     status.model = { configured: true, help: null, source: "the course's key broker" };
     const view = describeStatus(status);
-    assert.equal(view.text, 'aiide: bwrap');
+    assert.equal(view.text, 'Sandbox on');
     assert.deepEqual(view.notices, []);
     assert.match(view.title, /Model: through the course's key broker/);
   });
@@ -44,7 +44,7 @@ describe('describeStatus', () => {
     // What the server answers for c.Agent.models = [a local OpenAI-compatible server].
     status.model = { configured: true, help: null, models: ['local-qwen'] };
     const view = describeStatus(status);
-    assert.equal(view.text, 'aiide: bwrap');
+    assert.equal(view.text, 'Sandbox on');
     assert.deepEqual(view.flags, []);
     assert.deepEqual(view.notices, []);
     assert.match(view.title, /^Model: local-qwen$/m);
@@ -55,7 +55,7 @@ describe('describeStatus', () => {
     status.sandbox.default_backend = 'docker';
     status.model = { configured: true, help: null };
     const view = describeStatus(status);
-    assert.equal(view.text, 'aiide: no sandbox');
+    assert.equal(view.text, 'No sandbox');
     assert.deepEqual(view.flags, ['no-sandbox']);
     assert.equal(view.notices.length, 1);
     const [notice] = view.notices;
@@ -70,7 +70,7 @@ describe('describeStatus', () => {
     status.sandbox.default_backend = 'firecracker';
     const view = describeStatus(status);
     assert.deepEqual(view.flags, ['no-sandbox', 'no-model']);
-    assert.equal(view.text, 'aiide: no sandbox · no model');
+    assert.equal(view.text, 'No sandbox · no model');
     assert.match(view.notices[0].message, /"firecracker" is not known/);
   });
 
@@ -79,7 +79,7 @@ describe('describeStatus', () => {
     status.model = { configured: true, help: null };
     status.sandbox.limits = { enforced: false, detail: 'no cgroup controllers' };
     const view = describeStatus(status);
-    assert.equal(view.text, 'aiide: bwrap (no limits)');
+    assert.equal(view.text, 'Sandbox on, no limits');
     assert.deepEqual(view.flags, ['no-limits']);
     assert.deepEqual(view.notices, []);
     assert.match(view.title, /NOT enforced \(no cgroup controllers\)/);
@@ -100,8 +100,9 @@ describe('describeStatus', () => {
   test('tooltip lists every backend and the limits', () => {
     const { title } = describeStatus(exampleStatus());
     assert.match(title, /^aiide 0\.1\.0/);
-    assert.match(title, /bwrap: available \(bubblewrap 0\.8\.0\)/);
-    assert.match(title, /docker: not available/);
+    assert.match(title, /Sandbox: bubblewrap \(bwrap\): available \(bubblewrap 0\.8\.0\)/);
+    assert.match(title, /also Docker containers \(docker\): not available/);
+    assert.match(title, /no network and no access to files outside their folder/);
     assert.match(title, /Limits: enforced \(cgroup v1/);
   });
 });
@@ -109,7 +110,7 @@ describe('describeStatus', () => {
 describe('describeUnreachable', () => {
   test('flags the item and warns once with the reason', () => {
     const view = describeUnreachable('404 Not Found');
-    assert.equal(view.text, 'aiide: offline');
+    assert.equal(view.text, 'aiide offline');
     assert.equal(flagsAttribute(view.flags), 'unreachable');
     assert.equal(view.notices.length, 1);
     assert.match(view.notices[0].message, /404 Not Found/);

@@ -67,9 +67,12 @@ def test_status_item_shows_the_sandbox_state(lab_page: Any, server_status: dict[
 
     sandbox = server_status["sandbox"]
     backend = sandbox["backends"].get(sandbox["default_backend"], {})
-    expected = sandbox["default_backend"] if backend.get("available") else "no sandbox"
-    expect(item).to_have_text(re.compile(rf"^aiide: {re.escape(expected)}\b"))
-    expect(item).to_have_attribute("title", re.compile(r"Sandbox: "))
+    # Words, not a backend's program name ("aiide: bwrap" said nothing to a user).
+    expected = "Sandbox on" if backend.get("available") else "No sandbox"
+    expect(item).to_have_text(re.compile(rf"^{expected}\b"))
+    expect(item).not_to_contain_text("bwrap")
+    expect(item).to_have_attribute("title", re.compile(r"no network and no access to files"))
+    expect(item).to_have_attribute("title", re.compile(r"Sandbox: (bubblewrap|Docker)"))
 
 
 def test_missing_model_key_shows_a_persistent_warning(
@@ -120,3 +123,18 @@ def test_chat_without_a_model_shows_a_setup_card(lab_page: Any, screenshot: Any)
     expect(chat.locator(".aiide-Composer-input")).to_be_editable()
     expect(lab_page.locator("#aiide-assistant-status")).to_contain_text("no model")
     screenshot(chat, "chat-setup-card")
+
+
+def test_the_launcher_tells_the_sandboxed_kernel_apart(lab_page: Any) -> None:
+    """Two Python cards with the same logo said nothing about which one is safe: the
+    sandboxed kernel's card carries a shield."""
+    lab_page.evaluate("() => window.jupyterapp.commands.execute('launcher:create')")
+    sandboxed = lab_page.locator(".jp-LauncherCard[title='Python 3 (sandboxed)'] img").first
+    sandboxed.wait_for(state="attached", timeout=LOAD_TIMEOUT_MS)
+    plain = lab_page.locator(".jp-LauncherCard[title^='Python 3 (ipykernel)'] img").first
+    src, plain_src = sandboxed.get_attribute("src"), plain.get_attribute("src")
+    assert src and plain_src and "aiide-python" in src
+    origin = lab_page.evaluate("() => location.origin")
+    logo = lab_page.request.get(origin + src).text()
+    assert 'id="aiide-shield"' in logo
+    assert lab_page.request.get(origin + plain_src).text() != logo

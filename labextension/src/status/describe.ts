@@ -82,12 +82,12 @@ export function describeStatus(
   const parts: string[] = [];
 
   if (sandboxOk) {
-    parts.push(sandbox.limits.enforced ? name : `${name} (no limits)`);
+    parts.push(sandbox.limits.enforced ? 'Sandbox on' : 'Sandbox on, no limits');
     if (!sandbox.limits.enforced) {
       flags.push('no-limits');
     }
   } else {
-    parts.push('no sandbox');
+    parts.push('No sandbox');
     flags.push('no-sandbox');
     notices.push(notice('sandbox', 'error', sandboxUnavailableMessage(status)));
   }
@@ -99,15 +99,15 @@ export function describeStatus(
     }
   }
 
-  const lines = [`aiide ${status.version}`];
+  const lines = [`aiide ${status.version}`, SANDBOX_MEANS];
   lines.push(
     backend
-      ? `Sandbox: ${name}: ${backend.available ? 'available' : 'NOT available'} (${backend.detail})`
+      ? `Sandbox: ${backendName(name)}: ${backend.available ? 'available' : 'NOT available'} (${backend.detail})`
       : `Sandbox: ${name}: unknown backend`
   );
   for (const [other, s] of Object.entries(sandbox.backends)) {
     if (other !== name) {
-      lines.push(`  also ${other}: ${s.available ? 'available' : 'not available'} (${s.detail})`);
+      lines.push(`  also ${backendName(other)}: ${s.available ? 'available' : 'not available'} (${s.detail})`);
     }
   }
   lines.push(
@@ -116,7 +116,21 @@ export function describeStatus(
   lines.push(`Model: ${describeModel(model)}`);
   lines.push('Click to refresh.');
 
-  return { text: `aiide: ${parts.join(' · ')}`, title: lines.join('\n'), flags, notices };
+  return { text: parts.join(' · '), title: lines.join('\n'), flags, notices };
+}
+
+/** What "sandboxed" means, for the item's tooltip (the launcher's card says no more). */
+export const SANDBOX_MEANS =
+  'Notebooks on "Python 3 (sandboxed)" run code with no network and no access to files ' +
+  'outside their folder, within memory and process limits; the assistant runs its code there too.';
+
+const BACKEND_NAMES: Record<string, string> = {
+  bwrap: 'bubblewrap (bwrap)',
+  docker: 'Docker containers (docker)'
+};
+
+function backendName(name: string): string {
+  return BACKEND_NAMES[name] ?? name;
 }
 
 /** The tooltip's model line: which models the assistant uses, and through what. */
@@ -137,7 +151,7 @@ export function describeUnreachable(reason: string): IStatusView {
     `aiide could not get its status from the server (${reason}). ` +
     'Check that the aiide server extension is enabled: jupyter server extension list';
   return {
-    text: 'aiide: offline',
+    text: 'aiide offline',
     title: `${message}\nClick to retry.`,
     flags: ['unreachable'],
     notices: [notice('unreachable', 'warning', message)]
