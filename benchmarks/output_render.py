@@ -30,21 +30,17 @@ from __future__ import annotations
 import argparse
 import base64
 import io
-import json
 import os
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from _support import lab_folders, notebook, running_lab
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,12 +128,6 @@ KERNEL_CODE = {
 }
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def table_bundle() -> dict[str, str]:
     import numpy as np
     import pandas as pd  # type: ignore[import-untyped]
@@ -170,69 +160,14 @@ def figure_bundle() -> dict[str, str]:
     return {"image/png": base64.b64encode(buf.getvalue()).decode(), "text/plain": "<Figure>"}
 
 
-def notebook(root: Path, name: str, kernel: str, display: str) -> str:
-    nb = {
-        "cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "source": "",
-                   "outputs": [], "execution_count": None}],
-        "metadata": {"kernelspec": {"name": kernel, "display_name": display,
-                                    "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }  # fmt: skip
-    (root / name).write_text(json.dumps(nb))
-    return name
-
-
 @contextmanager
 def lab(tmp: Path) -> Iterator[str]:
-    dirs = {name: tmp / name for name in ("root", "config", "settings", "ws", "runtime", "data")}
-    for path in dirs.values():
-        path.mkdir()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")},
-        "JUPYTER_CONFIG_DIR": str(dirs["config"]),
-        "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
-        "JUPYTERLAB_WORKSPACES_DIR": str(dirs["ws"]),
-        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
-        "JUPYTER_DATA_DIR": str(dirs["data"]),
-    }
-    notify = dirs["settings"] / "@jupyterlab" / "apputils-extension"
-    notify.mkdir(parents=True)
-    (notify / "notification.jupyterlab-settings").write_text(
-        json.dumps({"checkForUpdates": False, "fetchNews": "false"})
-    )
+    dirs = lab_folders(tmp)
+    env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     notebook(dirs["root"], "sandboxed.ipynb", "aiide-python", "Python 3 (sandboxed)")
     notebook(dirs["root"], "plain.ipynb", "python3", "Python 3 (ipykernel)")
-    port = free_port()
-    cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-        f"--port={port}", f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={dirs['root']}",
-        "--AiideExtension.prewarm_kernels=False", "--LabApp.expose_app_in_browser=True",
-    ]  # fmt: skip
-    if os.geteuid() == 0:
-        cmd.append("--allow-root")
-    proc = subprocess.Popen(
-        cmd, env=env, cwd=dirs["root"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{base}api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("jupyter lab did not start")
+    with running_lab(dirs, env, TOKEN) as base:
         yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:  # the figures stand; say so rather than hang
-            print("jupyter lab did not stop within 15 s of SIGTERM: killed", file=sys.stderr)
-            proc.kill()
-            proc.wait()
 
 
 def open_notebook(page: Page, path: str) -> None:

@@ -20,12 +20,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.request
 import uuid
 from collections.abc import Iterator
@@ -33,6 +31,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from _support import free_port, lab_folders, notebook, running_lab, stop
 from playwright.sync_api import Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,12 +74,6 @@ CHAT_PROBE = """() => {
 }"""
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q / 100 * len(ordered)))]
@@ -96,65 +89,25 @@ def summary(values: list[float]) -> str:
 @contextmanager
 def servers(tmp: Path) -> Iterator[tuple[str, str]]:
     """The fake model and ``jupyter lab`` (with aiide) in their own processes."""
-    fake_port, port = free_port(), free_port()
+    fake_port = free_port()
     env = {**os.environ, "PYTHONPATH": str(ROOT / "tests")}
     fake = subprocess.Popen(
         [sys.executable, "-m", "fakes.fake_anthropic", "--port", str(fake_port),
          "--api-key", KEY, "--default-text", "Hello there, this is the answer."],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    dirs = {name: tmp / name for name in ("root", "config", "settings", "ws", "runtime", "data")}
-    for path in dirs.values():
-        path.mkdir()
+    dirs = lab_folders(tmp)
+    notebook(dirs["root"], "bench.ipynb", "python3", "Python 3")
     lab_env = {
         **os.environ,
         "ANTHROPIC_API_KEY": KEY,
         "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{fake_port}",
-        "JUPYTER_CONFIG_DIR": str(dirs["config"]),
-        "JUPYTERLAB_SETTINGS_DIR": str(dirs["settings"]),
-        "JUPYTERLAB_WORKSPACES_DIR": str(dirs["ws"]),
-        "JUPYTER_RUNTIME_DIR": str(dirs["runtime"]),
-        "JUPYTER_DATA_DIR": str(dirs["data"]),
     }
-    notify = dirs["settings"] / "@jupyterlab" / "apputils-extension"
-    notify.mkdir(parents=True)
-    (notify / "notification.jupyterlab-settings").write_text(
-        json.dumps({"checkForUpdates": False, "fetchNews": "false"})
-    )
-    nb = {
-        "cells": [{"cell_type": "code", "id": "c1", "metadata": {}, "source": "",
-                   "outputs": [], "execution_count": None}],
-        "metadata": {"kernelspec": {"name": "python3", "display_name": "Python 3",
-                                    "language": "python"}},
-        "nbformat": 4, "nbformat_minor": 5,
-    }  # fmt: skip
-    (dirs["root"] / "bench.ipynb").write_text(json.dumps(nb))
-    cmd = [
-        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
-        f"--port={port}", f"--ServerApp.token={TOKEN}", f"--ServerApp.root_dir={dirs['root']}",
-        "--AiideExtension.prewarm_kernels=False", "--LabApp.expose_app_in_browser=True",
-    ]  # fmt: skip
-    if os.geteuid() == 0:
-        cmd.append("--allow-root")
-    lab = subprocess.Popen(
-        cmd, env=lab_env, cwd=dirs["root"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    base = f"http://127.0.0.1:{port}/"
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(f"{base}api/status?token={TOKEN}", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise SystemExit("jupyter lab did not start")
-        yield base, f"http://127.0.0.1:{fake_port}"
+        with running_lab(dirs, lab_env, TOKEN) as base:
+            yield base, f"http://127.0.0.1:{fake_port}"
     finally:
-        for proc in (lab, fake):
-            proc.terminate()
-            proc.wait(timeout=15)
+        stop(fake, "the fake model")
 
 
 def completions_seen(fake: str) -> int:
