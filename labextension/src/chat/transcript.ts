@@ -400,7 +400,8 @@ export class Transcript {
         } else {
           // A request with no tool call seen for it (a run of another client): nothing
           // here approved it, so the user confirms it on its card.
-          this._push(newCall(key, runId, event.request_id, event.type, null, 'medium', {
+          const risk = request.kind === 'patch' ? 'edit' : 'run';
+          this._push(newCall(key, runId, event.request_id, event.type, null, risk, {
             decision: 'approve',
             request
           }));

@@ -1,0 +1,142 @@
+/**
+ * Approval cards (issue 19): cells named by position and first line, the code a run
+ * runs, the cell shown in the notebook, the Edit form's cell choice, an edited approval
+ * showing what was done, a change the notebook no longer holds.
+ */
+import { window } from './dom';
+
+import assert from 'node:assert/strict';
+import { after, describe, test } from 'node:test';
+
+import type { IPatch } from '../src/api/protocol';
+import { CallCard, type CallBlock, type ICallHandlers } from '../src/chat/callCard';
+import type { ICellView } from '../src/notebook/bridge';
+
+after(() => window.happyDOM.close());
+
+const PATH = 'scores.ipynb';
+const CELLS: ICellView[] = [
+  { id: '6becf666-582b-4a0e', position: 1, cellType: 'code', source: 'import pandas as pd' },
+  { id: '9f1c0a22-7d3e-4b55', position: 2, cellType: 'code', source: 'df = pd.read_csv("s.csv")\ndf.head()' }
+];
+
+function handlers(revealed: string[]): ICallHandlers {
+  return {
+    approve: () => true,
+    reject: () => true,
+    confirm: () => undefined,
+    refuse: () => undefined,
+    undo: () => undefined,
+    switchToSandbox: async () => undefined,
+    notebooks: {
+      cells: path => (path === PATH ? CELLS : []),
+      reveal: (_, id) => {
+        revealed.push(id);
+        return true;
+      },
+      codeField: null
+    }
+  };
+}
+
+function call(name: string, args: Record<string, unknown>, rest: Partial<CallBlock> = {}): CallBlock {
+  return {
+    kind: 'call',
+    key: 'k1',
+    runId: 'run_1',
+    callId: 'toolu_1',
+    name,
+    arguments: { path: PATH, ...args },
+    risk: 'edit',
+    decision: 'approve',
+    approval: { expiresAt: Date.now() / 1000 + 600, patch: null, resolution: null },
+    request: null,
+    result: null,
+    ...rest
+  };
+}
+
+const replace = (source: string): IPatch => ({
+  path: PATH,
+  ops: [{ op: 'replace', cell_id: CELLS[1].id, expected_source: CELLS[1].source, source }]
+});
+
+const text = (card: CallCard, selector: string): string =>
+  card.node.querySelector(selector)?.textContent ?? '';
+
+describe('approval cards', () => {
+  test('name cells by position and first line, never by id, and show the cell', () => {
+    const revealed: string[] = [];
+    const card = new CallCard(handlers(revealed));
+    const block = call('replace_cell', { cell_id: CELLS[1].id, source: 'df.tail()' });
+    block.approval!.patch = replace('df.tail()');
+    card.update(block, true);
+    assert.equal(text(card, '.aiide-Call-what'), `Change cell 2 “df = pd.read_csv("s.csv")” in ${PATH}`);
+    assert.doesNotMatch(card.node.textContent ?? '', /6becf666|9f1c0a22/);
+    assert.deepEqual(revealed, [CELLS[1].id], 'shown once when it asks');
+    card.update(block, true);
+    assert.equal(revealed.length, 1);
+    (card.node.querySelector('.aiide-Call-what') as HTMLElement).click();
+    assert.equal(revealed.length, 2, 'a click shows it again');
+    card.dispose();
+  });
+
+  test('a run_cell card shows the code it will run', () => {
+    const card = new CallCard(handlers([]));
+    card.update({ ...call('run_cell', { cell_id: CELLS[1].id }), risk: 'run' }, true);
+    assert.equal(text(card, '.aiide-Call-code'), CELLS[1].source);
+    assert.equal(text(card, '.aiide-Call-risk'), 'run');
+    card.dispose();
+  });
+
+  test('the Edit form offers the cells for "where", never an id to type', () => {
+    const card = new CallCard(handlers([]));
+    card.update(call('insert_cell', { after_id: CELLS[0].id, source: 'df.tail()' }), true);
+    const edit = [...card.node.querySelectorAll('button')].find(b => b.textContent === 'Edit');
+    edit!.click();
+    const options = [...card.node.querySelectorAll('.aiide-Call-field[data-key=after_id] option')];
+    assert.deepEqual(options.map(o => o.textContent), [
+      'at the top',
+      'after cell 1 “import pandas as pd”',
+      'after cell 2 “df = pd.read_csv("s.csv")”'
+    ]);
+    assert.equal((card.node.querySelector('.aiide-Call-field[data-key=after_id] select') as HTMLSelectElement).value, CELLS[0].id);
+    card.dispose();
+  });
+
+  test('approved with changes: the card shows what was applied and who edited it', () => {
+    const card = new CallCard(handlers([]));
+    const block = call('replace_cell', { cell_id: CELLS[1].id, source: 'df.tail()' });
+    block.approval!.patch = replace('df.describe()');
+    block.approval!.resolution = { decision: 'approve', by: 'ada', reason: null, edited: true };
+    card.update(block, false);
+    // Before the notebook request arrives: not the model's diff.
+    assert.doesNotMatch(card.node.textContent ?? '', /describe/);
+    block.request = {
+      requestId: 'rq_1', kind: 'patch', path: PATH, patch: replace('df.tail()'), cellId: null,
+      state: 'applied', reason: null, undoable: true, held: true
+    };
+    card.update(block, false);
+    assert.match(text(card, '.aiide-Diff-add'), /df\.tail\(\)/);
+    assert.match(text(card, '.aiide-Call-edited'), /Edited by you/);
+    card.dispose();
+  });
+
+  test('a change the notebook no longer holds is said so, with no Undo', () => {
+    const card = new CallCard(handlers([]));
+    const block = call('replace_cell', { cell_id: CELLS[1].id, source: 'df.tail()' });
+    block.approval!.resolution = { decision: 'approve', by: 'ada', reason: null, edited: false };
+    const request = {
+      requestId: 'rq_1', kind: 'patch' as const, path: PATH, patch: replace('df.tail()'),
+      cellId: null, state: 'applied' as const, reason: null, undoable: false, held: true
+    };
+    card.update({ ...block, request }, false);
+    const undo = [...card.node.querySelectorAll('button')].find(b => b.textContent === 'Undo');
+    assert.ok(undo?.disabled, 'later changes: Undo disabled');
+    assert.match(undo?.title ?? '', /Edit › Undo/);
+    card.update({ ...block, request: { ...request, held: false } }, false);
+    assert.match(text(card, '.aiide-Call-request'), /No longer in scores\.ipynb/);
+    assert.equal([...card.node.querySelectorAll('button')].filter(b => b.textContent === 'Undo').length, 0);
+    card.dispose();
+  });
+});
