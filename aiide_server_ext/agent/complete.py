@@ -19,7 +19,7 @@ from typing import Any
 
 from ..seams import Caller, Gate
 from .errors import AgentError
-from .providers import ModelRequest, TextDelta, Usage
+from .providers import ModelRequest, TextDelta, Usage, close_stream
 from .router import ModelSpec, Router
 
 SYSTEM = (
@@ -318,10 +318,7 @@ class Completer:
                 elif isinstance(event, Usage):
                     usage = event
         finally:
-            # Leaving the loop early closes the upstream stream now, not at GC.
-            aclose = getattr(stream, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            await close_stream(stream)  # leaving the loop early: close upstream now
         text = strip_fences(without_preamble("".join(parts), cursor_line, language, final=True))
         return {
             "completion": trim_to_block(prefix, text, suffix),

@@ -25,6 +25,7 @@ from .providers import (
     ToolRequest,
     Usage,
     build_provider,
+    close_stream,
     expand,
     stream_with_retries,
 )
@@ -312,11 +313,7 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
                         "fallback", f"{spec.name} is unavailable ({e.code}); using {nxt}"
                     )
             finally:
-                # The upstream call ends now (the connection closed), not when the
-                # generator is collected: a stopped answer stops costing at once.
-                aclose = getattr(events, "aclose", None)
-                if aclose is not None:
-                    await aclose()
+                await close_stream(events)
                 if started and not metered:
                     # Stopped by the user, or failed mid-way: the provider was sent the
                     # request and streamed part of an answer, and bills both. It reports

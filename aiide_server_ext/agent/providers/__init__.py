@@ -18,6 +18,7 @@ from .base import (
     TextDelta,
     ToolRequest,
     Usage,
+    close_stream,
     stream_with_retries,
 )
 from .openai_compat import OpenAICompatProvider
@@ -33,6 +34,7 @@ __all__ = [
     "ToolRequest",
     "Usage",
     "build_provider",
+    "close_stream",
     "expand",
     "stream_with_retries",
 ]

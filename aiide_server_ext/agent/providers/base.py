@@ -167,6 +167,15 @@ def parse_arguments(raw: str) -> tuple[dict[str, Any] | None, str | None]:
     return value, None
 
 
+async def close_stream(stream: object) -> None:
+    """Close an async generator now (its upstream connection with it) rather than when it
+    is collected: a stopped answer stops costing at once. Anything without ``aclose`` is
+    left alone."""
+    aclose = getattr(stream, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
 class Provider(Protocol):
     name: str
     kind: str
