@@ -9,6 +9,8 @@ ipykernel, which runs as the server's user.
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +36,22 @@ async def start_session(jp_fetch: Any, path: str, kernel: str | None) -> dict[st
     r = await jp_fetch("api", "sessions", method="POST", body=json.dumps(body))
     session: dict[str, Any] = json.loads(r.body)
     return session
+
+
+@asynccontextmanager
+async def notebook_on(jp_fetch: Any, root: Path, kernel: str) -> AsyncIterator[dict[str, Any]]:
+    """``nb.ipynb`` with a session on ``kernel``, deleted (kernel and all) afterwards."""
+    write_notebook(root)
+    session = await start_session(jp_fetch, "nb.ipynb", kernel)
+    try:
+        yield session
+    finally:
+        await jp_fetch("api", "sessions", session["id"], method="DELETE")
+
+
+def call_once(fake: FakeAnthropic, tool: str, args: dict[str, Any]) -> None:
+    """The model asks for one tool call, then answers with text whatever came back."""
+    fake.push(Reply(tools=[ToolUse(tool, args)]), Reply(text="done"))
 
 
 # -- the kernel a new notebook gets -------------------------------------------------------
@@ -92,13 +110,8 @@ async def test_hiding_unsandboxed_kernels_removes_them(jp_fetch: Any) -> None:
 async def test_agent_code_in_an_unsandboxed_notebook_is_refused(
     jp_fetch: Any, jp_ws_fetch: Any, jp_root_dir: Path, fake_anthropic: FakeAnthropic
 ) -> None:
-    write_notebook(jp_root_dir)
-    session = await start_session(jp_fetch, "nb.ipynb", "python3")
-    fake_anthropic.push(
-        Reply(tools=[ToolUse("execute_code", {"path": "nb.ipynb", "code": LEAK})]),
-        Reply(text="I cannot run code there"),
-    )
-    try:
+    async with notebook_on(jp_fetch, jp_root_dir, "python3"):
+        call_once(fake_anthropic, "execute_code", {"path": "nb.ipynb", "code": LEAK})
         chat = await connect(jp_ws_fetch)
         await chat.send(type="chat", text="run it", context={"notebook": "nb.ipynb"})
         call = await chat.until("tool_call")
@@ -111,21 +124,14 @@ async def test_agent_code_in_an_unsandboxed_notebook_is_refused(
         # Kernel-state introspection did not run in that kernel either.
         prompt = fake_anthropic.requests[0].body["messages"][-1]["content"][0]["text"]
         assert "not read: this notebook's kernel is not sandboxed" in prompt
-    finally:
-        await jp_fetch("api", "sessions", session["id"], method="DELETE")
     assert not (jp_root_dir / "leaked.txt").exists()
 
 
 async def test_a_cell_run_in_an_open_unsandboxed_notebook_never_reaches_the_browser(
     jp_fetch: Any, jp_ws_fetch: Any, jp_root_dir: Path, fake_anthropic: FakeAnthropic
 ) -> None:
-    write_notebook(jp_root_dir)
-    session = await start_session(jp_fetch, "nb.ipynb", "python3")
-    fake_anthropic.push(
-        Reply(tools=[ToolUse("run_cell", {"path": "nb.ipynb", "cell_id": "c1"})]),
-        Reply(text="refused"),
-    )
-    try:
+    async with notebook_on(jp_fetch, jp_root_dir, "python3"):
+        call_once(fake_anthropic, "run_cell", {"path": "nb.ipynb", "cell_id": "c1"})
         chat = await connect(jp_ws_fetch)
         await chat.send(type="notebook_open", path="nb.ipynb")
         await chat.send(type="chat", text="run c1")
@@ -133,20 +139,13 @@ async def test_a_cell_run_in_an_open_unsandboxed_notebook_never_reaches_the_brow
         assert result["error"]["code"] == "kernel_not_sandboxed"
         await chat.until("run_finished")
         assert not chat.of("notebook_execute")
-    finally:
-        await jp_fetch("api", "sessions", session["id"], method="DELETE")
 
 
 async def test_the_browser_is_told_which_sandboxed_kernel_to_run_in(
     jp_fetch: Any, jp_ws_fetch: Any, jp_root_dir: Path, fake_anthropic: FakeAnthropic
 ) -> None:
-    write_notebook(jp_root_dir)
-    session = await start_session(jp_fetch, "nb.ipynb", "aiide-python")
-    fake_anthropic.push(
-        Reply(tools=[ToolUse("run_cell", {"path": "nb.ipynb", "cell_id": "c1"})]),
-        Reply(text="ran"),
-    )
-    try:
+    async with notebook_on(jp_fetch, jp_root_dir, "aiide-python") as session:
+        call_once(fake_anthropic, "run_cell", {"path": "nb.ipynb", "cell_id": "c1"})
         chat = await connect(jp_ws_fetch)
         await chat.send(type="notebook_open", path="nb.ipynb")
         await chat.send(type="chat", text="run c1")
@@ -154,21 +153,14 @@ async def test_the_browser_is_told_which_sandboxed_kernel_to_run_in(
         assert ask["risk"] == "run" and "outside_sandbox" not in ask
         run = await chat.until("notebook_execute")
         assert run["kernel_id"] == session["kernel"]["id"]
-    finally:
-        await jp_fetch("api", "sessions", session["id"], method="DELETE")
 
 
 @pytest.mark.agent_config(ToolPolicy={"allow_unsandboxed_kernels": True})
 async def test_an_admin_opt_in_makes_it_network_risk_and_says_so(
     jp_fetch: Any, jp_ws_fetch: Any, jp_root_dir: Path, fake_anthropic: FakeAnthropic
 ) -> None:
-    write_notebook(jp_root_dir)
-    session = await start_session(jp_fetch, "nb.ipynb", "python3")
-    fake_anthropic.push(
-        Reply(tools=[ToolUse("execute_code", {"path": "nb.ipynb", "code": LEAK})]),
-        Reply(text="ran outside"),
-    )
-    try:
+    async with notebook_on(jp_fetch, jp_root_dir, "python3"):
+        call_once(fake_anthropic, "execute_code", {"path": "nb.ipynb", "code": LEAK})
         chat = await connect(jp_ws_fetch)
         await chat.send(type="chat", text="run it")
         ask = await chat.until("approval_required")
@@ -177,8 +169,6 @@ async def test_an_admin_opt_in_makes_it_network_risk_and_says_so(
         result = await chat.until("tool_result", timeout=60)
         assert result["ok"], result
         await chat.until("run_finished")
-    finally:
-        await jp_fetch("api", "sessions", session["id"], method="DELETE")
     # What an admin allowed ran as the server's user, in the notebook's own directory.
     assert (jp_root_dir / "leaked.txt").read_text() == "ran"
 
@@ -188,20 +178,13 @@ async def test_auto_approval_does_not_extend_to_unsandboxed_kernels(
     jp_fetch: Any, jp_ws_fetch: Any, jp_root_dir: Path, fake_anthropic: FakeAnthropic
 ) -> None:
     """Roles that run code without asking still get kernel_not_sandboxed."""
-    write_notebook(jp_root_dir)
-    session = await start_session(jp_fetch, "nb.ipynb", "python3")
-    fake_anthropic.push(
-        Reply(tools=[ToolUse("execute_code", {"path": "nb.ipynb", "code": LEAK})]),
-        Reply(text="no"),
-    )
-    try:
+    async with notebook_on(jp_fetch, jp_root_dir, "python3"):
+        call_once(fake_anthropic, "execute_code", {"path": "nb.ipynb", "code": LEAK})
         chat = await connect(jp_ws_fetch)
         await chat.send(type="chat", text="run it")
         result = await chat.until("tool_result")
         assert result["error"]["code"] == "kernel_not_sandboxed"
         await chat.until("run_finished")
-    finally:
-        await jp_fetch("api", "sessions", session["id"], method="DELETE")
     assert not (jp_root_dir / "leaked.txt").exists()
 
 
