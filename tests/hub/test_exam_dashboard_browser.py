@@ -5,44 +5,23 @@ completion comes back the moment the instructor unticks it."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from chromium import CHROMIUM, CHROMIUM_ARGS
-from optional import require
 
 from .harness import COURSE, Hub
-from .test_dashboard_browser import LOAD_MS, Session, chat
+from .test_dashboard_browser import (  # noqa: F401 (fixtures)
+    LOAD_MS,
+    Session,
+    browser,
+    chat,
+    jp_asyncio_loop,
+    jp_server_cleanup,
+)
 
 pytestmark = [pytest.mark.xdist_group("hub"), pytest.mark.browser]
 MESSAGE = "Quiz until 11:00: chat is off."
-
-
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop() -> None:
-    """Playwright's sync API runs its own loop, which pytest-jupyter would try to close."""
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup() -> None:
-    """No in-process Jupyter server here."""
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    found = bool(shutil.which(CHROMIUM) or os.access(CHROMIUM, os.X_OK))
-    require("chromium", found, f"chromium not found at {CHROMIUM}")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 @pytest.fixture
@@ -66,7 +45,8 @@ def _complete(hub: Hub) -> tuple[int, Any]:
 
 
 def test_the_instructor_changes_exam_settings_while_exam_mode_stays_on(
-    course: Hub, browser: Any
+    course: Hub,
+    browser: Any,  # noqa: F811 (the fixture imported above)
 ) -> None:
     from playwright.sync_api import expect
 
