@@ -158,16 +158,7 @@ class Store:
 
     def read(self, fn: Callable[[Conn], T]) -> T:
         with self._lock:
-            for attempt in (1, 2):
-                try:
-                    return fn(self._connect())
-                except sqlite3.Error as e:
-                    raise store_error(e, self.path) from None
-                except StoreError:
-                    if not self._lost() or attempt == 2:
-                        raise
-                    # a connection lost while idle (database restarted): reads are safe to redo
-            raise AssertionError("unreachable")
+            return self._again_if_lost(lambda: fn(self._connect()))  # reads are safe to redo
 
     def write(self, fn: Callable[[Conn], T]) -> T:
         """``fn`` runs in one transaction; any exception rolls all of it back."""
@@ -190,17 +181,24 @@ class Store:
                 raise
 
     def _begin(self) -> Conn:
+        def begin() -> Conn:
+            conn = self._connect()
+            conn.begin()
+            return conn
+
+        return self._again_if_lost(begin)  # nothing of the change ran yet: safe to redo
+
+    def _again_if_lost(self, step: Callable[[], T]) -> T:
+        """``step``, and once more on a new connection if the one it used was lost while
+        idle (the database restarted). Only for what is safe to redo."""
         for attempt in (1, 2):
             try:
-                conn = self._connect()
-                conn.begin()
-                return conn
+                return step()
             except sqlite3.Error as e:
                 raise store_error(e, self.path) from None
             except StoreError:
                 if not self._lost() or attempt == 2:
                     raise
-                # lost while idle: nothing of this change ran yet, so open a new one
         raise AssertionError("unreachable")
 
     def _lost(self) -> bool:
