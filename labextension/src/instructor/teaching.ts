@@ -8,6 +8,7 @@
  * Like forms.ts, a refresh never overwrites a field being edited; all text is set as text.
  */
 import { button, h } from '../ui/dom';
+import { momentText } from '../ui/moment';
 import type { ICourse, IRosterRow, IShare } from './api';
 import type { Submit } from './forms';
 
@@ -49,14 +50,7 @@ export function isoOf(local: string): string | null {
 }
 
 export function whenText(iso: string): string {
-  return new Date(iso).toLocaleString(undefined, {
-    year: 'numeric',
-    month: 'short',
-    day: 'numeric',
-    hour: '2-digit',
-    minute: '2-digit',
-    timeZoneName: 'short'
-  });
+  return momentText(new Date(iso));
 }
 
 /** What the schedule line says about a course's exam window now. */

@@ -5,6 +5,7 @@
 import type { IConnectionStatus } from '../api/chatSocket';
 import type { IQuota } from '../api/usage';
 import type { INotice, IStatusView, StatusFlag } from '../status/describe';
+import { momentText } from '../ui/moment';
 
 export interface IAssistantState {
   connection: IConnectionStatus;
@@ -52,14 +53,7 @@ export function renewsAt(iso: string, now: Date = new Date(), locale?: string): 
   if (Number.isNaN(at.getTime())) {
     return iso;
   }
-  const written = at.toLocaleString(locale, {
-    year: 'numeric',
-    month: 'short',
-    day: 'numeric',
-    hour: '2-digit',
-    minute: '2-digit',
-    timeZoneName: 'short'
-  });
+  const written = momentText(at, locale);
   const minutes = Math.max(0, Math.round((at.getTime() - now.getTime()) / 60_000));
   const days = Math.floor(minutes / 1440);
   const hours = Math.floor((minutes % 1440) / 60);
