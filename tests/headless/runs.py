@@ -14,6 +14,8 @@ from typing import Any
 from agent.conftest import KEY, OAI_KEY, agent_config
 
 CLI = [sys.executable, "-m", "aiide_server_ext.cli"]
+#: A policy file's text: medium-risk tools (running cells) need no answer.
+AUTO = '{"risk": {"medium": "auto"}}'
 
 
 def write_config(folder: Path, anthropic_url: str, openai_url: str, **agent: Any) -> Path:
@@ -59,20 +61,43 @@ def _env(cwd: Path) -> dict[str, str]:
     }
 
 
-async def aiide(*args: str, cwd: Path, timeout: float = 90) -> tuple[int, str, str]:
-    env = _env(cwd)
-    proc = await asyncio.create_subprocess_exec(
+async def start(*args: str, cwd: Path) -> asyncio.subprocess.Process:
+    """``jupyter aiide ARGS`` started, not awaited (to signal it while it runs)."""
+    return await asyncio.create_subprocess_exec(
         *CLI,
         *args,
         cwd=cwd,
-        env=env,
+        env=_env(cwd),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def aiide(*args: str, cwd: Path, timeout: float = 90) -> tuple[int, str, str]:
+    proc = await start(*args, cwd=cwd)
     out, err = await asyncio.wait_for(proc.communicate(), timeout)
     assert proc.returncode is not None
     return proc.returncode, out.decode(), err.decode()
+
+
+async def run_with_policy(
+    cfg: Path, cwd: Path, *extra: str, goal: str = "g", timeout: float = 90
+) -> tuple[int, str, str]:
+    """``jupyter aiide run nb.ipynb --goal GOAL EXTRA --policy policy.json --config CFG``."""
+    return await aiide(
+        "run",
+        "nb.ipynb",
+        "--goal",
+        goal,
+        *extra,
+        "--policy",
+        "policy.json",
+        "--config",
+        str(cfg),
+        cwd=cwd,
+        timeout=timeout,
+    )
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:

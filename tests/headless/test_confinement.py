@@ -14,7 +14,7 @@ from fakes import FakeAnthropic, Reply, ToolUse
 
 from aiide_server_ext.cli import main
 
-from .runs import aiide, read_lines, write_config, write_nb
+from .runs import aiide, read_lines, run_with_policy, write_config, write_nb
 
 pytestmark = pytest.mark.xdist_group("headless")
 
@@ -54,17 +54,7 @@ async def test_the_input_and_other_notebooks_are_never_written(
         ),
         Reply(text="done"),
     )
-    code, _, err = await aiide(
-        "run",
-        "nb.ipynb",
-        "--goal",
-        "g",
-        "--policy",
-        "policy.json",
-        "--config",
-        str(cfg),
-        cwd=tmp_path,
-    )
+    code, _, err = await run_with_policy(cfg, tmp_path)
     assert code == 0, err
     for path, data in untouched.items():
         assert path.read_bytes() == data, path

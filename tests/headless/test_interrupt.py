@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 import sys
 from pathlib import Path
 
 import pytest
-from agent.conftest import KEY, OAI_KEY
 from fakes import FakeAnthropic, Reply, ToolUse
 
-from .runs import CLI, aiide, read_lines, write_config, write_nb
+from .runs import AUTO, aiide, read_lines, run_with_policy, start, write_config, write_nb
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("headless")]
-
-AUTO = '{"risk": {"medium": "auto"}}'
 
 
 async def test_ctrl_c_saves_the_partial_work_and_exits_130(
@@ -31,22 +27,8 @@ async def test_ctrl_c_saves_the_partial_work_and_exits_130(
         Reply(tools=[ToolUse("insert_cell", {"source": "y = 1"}, id="toolu_ins00001")]),
         Reply(text="still thinking about it", stall_after=1),  # the model hangs mid-answer
     )
-    env = {
-        **os.environ,
-        "AIIDE_T_ANTHROPIC": KEY,
-        "AIIDE_T_OPENAI": OAI_KEY,
-        "JUPYTER_CONFIG_DIR": str(tmp_path / ".jupyter"),
-    }
     args = ["run", "nb.ipynb", "--goal", "g", "--policy", "policy.json", "--config", str(cfg)]
-    proc = await asyncio.create_subprocess_exec(
-        *CLI,
-        *args,
-        cwd=tmp_path,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await start(*args, cwd=tmp_path)
     try:
         trace = tmp_path / "nb.aiide.trace.jsonl"
         for _ in range(2400):  # until the second model call is under way (it hangs)
@@ -92,17 +74,7 @@ async def test_a_kernel_that_dies_exits_5(
         Reply(tools=[ToolUse("run_cell", {"cell_id": "ai-die00001"}, id="toolu_run1")]),
         Reply(text="The kernel died."),
     )
-    code, _, err = await aiide(
-        "run",
-        "nb.ipynb",
-        "--goal",
-        "g",
-        "--policy",
-        "policy.json",
-        "--config",
-        str(cfg),
-        cwd=tmp_path,
-    )
+    code, _, err = await run_with_policy(cfg, tmp_path)
     assert code == 5, err
     prov = json.loads((tmp_path / "nb.aiide.ipynb").read_text())["metadata"]["aiide"]
     assert prov["exit_code"] == 5 and prov["cells_written"]
@@ -178,18 +150,7 @@ async def test_a_hanging_mcp_server_is_reported_and_a_slow_one_joins_the_run(
         Reply(tools=[ToolUse("mcp__slow__add", {"a": 40, "b": 2}, id="toolu_mcp1")]),
         Reply(text="42"),
     )
-    code, _, err = await aiide(
-        "run",
-        "nb.ipynb",
-        "--goal",
-        "g",
-        "--policy",
-        "policy.json",
-        "--config",
-        str(cfg),
-        cwd=tmp_path,
-        timeout=180,
-    )
+    code, _, err = await run_with_policy(cfg, tmp_path, timeout=180)
     assert code == 0, err
     trace = read_lines(tmp_path / "nb.aiide.trace.jsonl")
     kinds = [r["type"] for r in trace]

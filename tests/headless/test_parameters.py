@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 from fakes import FakeAnthropic, Reply, ToolUse
 
-from .runs import aiide, read_lines, write_config, write_nb
+from .runs import AUTO, aiide, read_lines, run_with_policy, write_config, write_nb
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("headless")]
 
-AUTO = '{"risk": {"medium": "auto"}}'
 CELLS = [
     ("markdown", "# Sampling"),
     ("code", "# parameters\nn = 100\nseed = 0\nscale = 1.0"),
@@ -80,20 +79,8 @@ async def test_parameters_match_papermill_even_when_the_model_reruns_the_default
         ),
         Reply(text="The mean is printed."),
     )
-    code, _, err = await aiide(
-        "run",
-        "nb.ipynb",
-        "--goal",
-        "print the mean",
-        "-p",
-        "n=500",
-        "-p",
-        "seed=7",
-        "--policy",
-        "policy.json",
-        "--config",
-        str(cfg),
-        cwd=tmp_path,
+    code, _, err = await run_with_policy(
+        cfg, tmp_path, "-p", "n=500", "-p", "seed=7", goal="print the mean"
     )
     assert code == 0, err
     result = json.loads((tmp_path / "nb.aiide.ipynb").read_text())

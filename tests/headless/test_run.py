@@ -9,11 +9,9 @@ from pathlib import Path
 import pytest
 from fakes import FakeAnthropic, Reply, ToolUse
 
-from .runs import aiide, read_lines, write_config, write_nb
+from .runs import AUTO, aiide, read_lines, write_config, write_nb
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("headless")]
-
-AUTO = '{"risk": {"medium": "auto"}}'
 
 
 def script_add_and_run(fake: FakeAnthropic, code: str) -> None:

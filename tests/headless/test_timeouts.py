@@ -6,20 +6,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from agent.conftest import KEY, OAI_KEY
 from fakes import FakeAnthropic, Reply, ToolUse
 
-from .runs import CLI, aiide, read_lines, write_config, write_nb
+from .runs import AUTO, aiide, read_lines, start, write_config, write_nb
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("headless")]
 
-AUTO = '{"risk": {"medium": "auto"}}'
 SLOW = "import time\nprint('started', flush=True)\ntime.sleep(60)"
 DEAF = (
     "import signal, time\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\n"
@@ -85,22 +82,8 @@ async def test_ctrl_c_keeps_the_running_cells_partial_output(
     (tmp_path / "policy.json").write_text(AUTO)
     write_nb(tmp_path / "nb.ipynb")
     script(afake_anthropic, SLOW)
-    env = {
-        **os.environ,
-        "AIIDE_T_ANTHROPIC": KEY,
-        "AIIDE_T_OPENAI": OAI_KEY,
-        "JUPYTER_CONFIG_DIR": str(tmp_path / ".jupyter"),
-    }
     args = ["run", "nb.ipynb", "--goal", "g", "--policy", "policy.json", "--config", str(cfg)]
-    proc = await asyncio.create_subprocess_exec(
-        *CLI,
-        *args,
-        cwd=tmp_path,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    proc = await start(*args, cwd=tmp_path)
     trace = tmp_path / "nb.aiide.trace.jsonl"
     try:
         for _ in range(2400):  # until the slow cell runs (its run_cell call is announced)
