@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from fakes import FakeAnthropic, Reply, ToolUse
+from linkswap import swapping
 
 from aiide_server_ext.agent.context import ContextBuilder
 from aiide_server_ext.agent.errors import ToolError
@@ -215,29 +216,8 @@ def flipper(ws: Path) -> Iterator[threading.Event]:
     (outside / "t.txt").write_text(SECRET + "\n")
     (ws / "a" / "t.txt").write_text("fine\n")
     (ws / "sub").mkdir()
-    stop = threading.Event()
-
-    def flip() -> None:
-        a = ws / "a"
-        while not stop.is_set():
-            with_link = a / "t.link"
-            os.symlink(outside / "t.txt", with_link)
-            os.replace(with_link, a / "t.txt")
-            (a / "t.new").write_text("fine\n")
-            os.replace(a / "t.new", a / "t.txt")
-            try:
-                os.rename(ws / "sub", ws / "sub.aside")
-                os.symlink(outside, ws / "sub")
-                os.unlink(ws / "sub")
-                os.rename(ws / "sub.aside", ws / "sub")
-            except OSError:
-                pass
-
-    thread = threading.Thread(target=flip, daemon=True)
-    thread.start()
-    yield stop
-    stop.set()
-    thread.join(5)
+    with swapping(ws / "a" / "t.txt", [outside / "t.txt"], "fine\n", ws / "sub", outside) as stop:
+        yield stop
 
 
 @pytest.mark.asyncio

@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from jupyter_server.services.contents.largefilemanager import AsyncLargeFileManager
+from linkswap import swapping
 
 from aiide_server_ext.agent.errors import ToolError
 from aiide_server_ext.agent.fanout import Fanout
@@ -215,32 +216,9 @@ def flipper(home: Path) -> Iterator[threading.Event]:
     or to a notebook outside the root, and ``sub`` between a folder and a link to the
     outside folder (which holds an ``nb.ipynb`` of its own)."""
     outside = outside_of(home)
-    stop = threading.Event()
-    good = notebook("print(1)")
-
-    def flip() -> None:
-        targets = [home / ".bashrc", outside / "secret.ipynb"]
-        turn = 0
-        while not stop.is_set():
-            turn += 1
-            link = home / "nb.link"
-            os.symlink(targets[turn % 2], link)
-            os.replace(link, home / "nb.ipynb")
-            (home / "nb.new").write_text(good)
-            os.replace(home / "nb.new", home / "nb.ipynb")
-            try:
-                os.rename(home / "sub", home / "sub.aside")
-                os.symlink(outside, home / "sub")
-                os.unlink(home / "sub")
-                os.rename(home / "sub.aside", home / "sub")
-            except OSError:
-                pass
-
-    thread = threading.Thread(target=flip, daemon=True)
-    thread.start()
-    yield stop
-    stop.set()
-    thread.join(5)
+    targets = [home / ".bashrc", outside / "secret.ipynb"]
+    with swapping(home / "nb.ipynb", targets, notebook("print(1)"), home / "sub", outside) as stop:
+        yield stop
 
 
 @pytest.mark.asyncio

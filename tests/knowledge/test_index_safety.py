@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from linkswap import swapping
 
 from aiide_server_ext.knowledge.files import PathRefused, ScanLimits, Skipped, Workspace
 
@@ -86,27 +87,10 @@ def flipper(root: Path) -> Iterator[threading.Event]:
     (root / "notes.md").write_text("# mine\n")
     (root / "sub").mkdir()
     (root / "sub" / "in.md").write_text("# in\n")
-    stop = threading.Event()
-
-    def flip() -> None:
-        while not stop.is_set():
-            os.symlink(outside / "secret.md", root / "notes.link")
-            os.replace(root / "notes.link", root / "notes.md")
-            (root / "notes.new").write_text("# mine\n")
-            os.replace(root / "notes.new", root / "notes.md")
-            try:
-                os.rename(root / "sub", root / "sub.aside")
-                os.symlink(outside, root / "sub")
-                os.unlink(root / "sub")
-                os.rename(root / "sub.aside", root / "sub")
-            except OSError:
-                pass
-
-    thread = threading.Thread(target=flip, daemon=True)
-    thread.start()
-    yield stop
-    stop.set()
-    thread.join(5)
+    with swapping(
+        root / "notes.md", [outside / "secret.md"], "# mine\n", root / "sub", outside
+    ) as stop:
+        yield stop
 
 
 def test_links_swapped_during_a_scan_or_a_read_are_never_followed(
