@@ -86,23 +86,34 @@ async def _start_and_look(km: AsyncKernelManager, scene: Scene) -> str | None:
         await km.shutdown_kernel(now=True)
 
 
-async def test_a_link_swapped_in_after_the_check_is_not_followed(
-    backend: str, scene: Scene, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Between the confinement check (realpath) and the use of the path."""
-    original = SandboxPolicy.resolve_workspace
+def swap_after(monkeypatch: pytest.MonkeyPatch, owner: type, name: str, scene: Scene) -> None:
+    """``owner.name`` does its work, then the scene swaps the workspace for a link."""
+    original = getattr(owner, name)
 
-    def check_then_swap(self: SandboxPolicy, *args: Any) -> str:
-        path = original(self, *args)
+    def then_swap(self: Any, *args: Any) -> Any:
+        result = original(self, *args)
         scene.swap()
-        return path
+        return result
 
-    monkeypatch.setattr(SandboxPolicy, "resolve_workspace", check_then_swap)
+    monkeypatch.setattr(owner, name, then_swap)
+
+
+async def start_and_look_untouched(backend: str, scene: Scene) -> str | None:
+    """What the kernel lists (None: refused): never the secret, the decoy left as it was."""
     before = scene.decoy_state()
     km = AsyncKernelManager(kernel_name="aiide-python", config=scene_config(backend, scene))
     seen = await _start_and_look(km, scene)
     assert seen is None or "secret.txt" not in seen, seen
     assert scene.decoy_state() == before  # not chowned, no ACL
+    return seen
+
+
+async def test_a_link_swapped_in_after_the_check_is_not_followed(
+    backend: str, scene: Scene, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the confinement check (realpath) and the use of the path."""
+    swap_after(monkeypatch, SandboxPolicy, "resolve_workspace", scene)
+    await start_and_look_untouched(backend, scene)
 
 
 async def test_a_link_swapped_in_after_the_open_is_not_mounted(
@@ -111,18 +122,7 @@ async def test_a_link_swapped_in_after_the_open_is_not_mounted(
     """After the workspace was opened, just before the sandbox mounts it."""
     from aiide_kernel.launch.recipe import PreparedLaunch
 
-    original = PreparedLaunch.spec
-
-    def swap_then_spec(self: PreparedLaunch, *args: Any) -> Any:
-        spec = original(self, *args)
-        scene.swap()
-        return spec
-
-    monkeypatch.setattr(PreparedLaunch, "spec", swap_then_spec)
-    before = scene.decoy_state()
-    km = AsyncKernelManager(kernel_name="aiide-python", config=scene_config(backend, scene))
-    seen = await _start_and_look(km, scene)
-    assert seen is None or "secret.txt" not in seen, seen
+    swap_after(monkeypatch, PreparedLaunch, "spec", scene)
+    seen = await start_and_look_untouched(backend, scene)
     if seen is not None:
         assert "real.txt" in seen  # the directory that was opened
-    assert scene.decoy_state() == before
