@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -47,16 +49,24 @@ def _url(server: Any) -> tuple[str, dict[str, str]]:
     return url, {"Authorization": f"token {server.identity_provider.token}"}
 
 
+@asynccontextmanager
+async def outside_agent(server: Any, root: Path, **session: Any) -> AsyncIterator[ClientSession]:
+    """The official SDK's client, initialized against the server's MCP endpoint, with
+    ``nb.ipynb`` in the server's root."""
+    _nb(root)
+    url, headers = _url(server)
+    async with (
+        streamablehttp_client(url, headers=headers) as (read, write, _),
+        ClientSession(read, write, **session) as client,
+    ):
+        await client.initialize()
+        yield client
+
+
 async def test_outside_agent_lists_reads_and_edits_after_approval(
     jp_serverapp: Any, jp_fetch: Any, jp_root_dir: Path
 ) -> None:
-    _nb(jp_root_dir)
-    url, headers = _url(jp_serverapp)
-    async with (
-        streamablehttp_client(url, headers=headers) as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
+    async with outside_agent(jp_serverapp, jp_root_dir) as session:
         names = {t.name for t in (await session.list_tools()).tools}
         assert {"list_cells", "read_cell", "insert_cell", "run_cell"} <= names
         got = await session.call_tool("read_cell", {"path": "nb.ipynb", "cell_id": "c1"})
@@ -65,14 +75,8 @@ async def test_outside_agent_lists_reads_and_edits_after_approval(
         call = asyncio.ensure_future(
             session.call_tool("insert_cell", {"path": "nb.ipynb", "source": "print(x)"})
         )
-        pending: list[dict[str, Any]] = []
-        for _ in range(100):
-            r = await jp_fetch("aiide", "api", "mcp", "approvals")
-            pending = json.loads(r.body)["pending"]
-            if pending:
-                break
-            await asyncio.sleep(0.05)
-        assert pending and pending[0]["tool"] == "insert_cell" and not call.done()
+        pending = await _wait_pending(jp_fetch)
+        assert pending[0]["tool"] == "insert_cell" and not call.done()
         # The agent's own credential (the server token) may not approve: the person does,
         # from the browser (cookie + XSRF).
         refused = await jp_fetch(
@@ -141,13 +145,9 @@ async def _approve_late(jp_serverapp: Any, jp_fetch: Any, pending_id: str) -> An
 async def test_an_approval_after_the_agent_timed_out_and_left_applies_nothing(
     jp_serverapp: Any, jp_fetch: Any, jp_root_dir: Path
 ) -> None:
-    _nb(jp_root_dir)
-    url, headers = _url(jp_serverapp)
-    async with (
-        streamablehttp_client(url, headers=headers) as (read, write, _),
-        ClientSession(read, write, read_timeout_seconds=timedelta(seconds=1)) as session,
-    ):
-        await session.initialize()
+    async with outside_agent(
+        jp_serverapp, jp_root_dir, read_timeout_seconds=timedelta(seconds=1)
+    ) as session:
         call = asyncio.ensure_future(
             session.call_tool("insert_cell", {"path": "nb.ipynb", "source": "print(x)"})
         )
