@@ -11,12 +11,37 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from agent.conftest import fake_anthropic, fake_openai  # noqa: F401  (the fake models)
 from optional import require
 
+from aiide_server_ext.gateway.audit import AuditLog
+from aiide_server_ext.gateway.redaction import Redactor
+from aiide_server_ext.gateway.store import Store
+from aiide_server_ext.gateway.tokens import TokenService
+
 from .pg import PostgresServer, find_bindir
+
+#: The signing secret every token service of a test shares (two servers, one deployment).
+SECRET = b"s" * 40
+
+
+def token_service(store: Store, **extra: Any) -> TokenService:
+    """Tokens of a minute (refresh: ten) signed with ``SECRET``, as the gateway tests use."""
+    return TokenService(
+        store,
+        AuditLog(store, Redactor()),
+        lambda: SECRET,
+        issuer="aiide",
+        audience="aiide",
+        access_ttl=60,
+        refresh_ttl=600,
+        max_ttl=600,
+        leeway=0,
+        **extra,
+    )
 
 
 def need(available: bool, why: str) -> None:

@@ -8,35 +8,22 @@ from collections.abc import Iterator
 import pytest
 
 from aiide_server_ext.gateway.apikeys import ApiKeyService
-from aiide_server_ext.gateway.audit import AuditLog
 from aiide_server_ext.gateway.errors import GatewayError
-from aiide_server_ext.gateway.redaction import Redactor
 from aiide_server_ext.gateway.store import Store
-from aiide_server_ext.gateway.tokens import TokenService
 
-from .conftest import Db
+from .conftest import Db, token_service
 
 pytestmark = pytest.mark.asyncio
-SECRET = b"s" * 40
 
 
 class Server:
     def __init__(self, db: Db) -> None:
         self.store = Store(db.gateway_path(), url=db.url)
-        audit = AuditLog(self.store, Redactor())
-        self.tokens = TokenService(
-            self.store,
-            audit,
-            lambda: SECRET,
-            issuer="aiide",
-            audience="aiide",
-            access_ttl=60,
-            refresh_ttl=600,
-            max_ttl=600,
-            leeway=0,
-            revocation_refresh=0.0,  # every use reads revocations (what a short poll gives)
+        # every use reads revocations (what a short poll gives)
+        self.tokens = token_service(self.store, revocation_refresh=0.0)
+        self.keys = ApiKeyService(
+            self.store, self.tokens.audit, cache_seconds=0.0, tokens=self.tokens
         )
-        self.keys = ApiKeyService(self.store, audit, cache_seconds=0.0, tokens=self.tokens)
 
 
 @pytest.fixture

@@ -20,16 +20,14 @@ from aiide_server_ext.gateway.metering import Prices, UsageMeter, UsageQuery
 from aiide_server_ext.gateway.migrations import MIGRATIONS, PG_MIGRATIONS
 from aiide_server_ext.gateway.redaction import Redactor
 from aiide_server_ext.gateway.store import Store
-from aiide_server_ext.gateway.tokens import TokenService
 from aiide_server_ext.stores.conn import Conn, to_pyformat
 from aiide_server_ext.stores.errors import StoreError
 from aiide_server_ext.stores.postgres import advisory_key
 
-from .conftest import Db
+from .conftest import Db, token_service
 
 pytestmark = pytest.mark.asyncio
 TABLES = ("meta", "revoked_tokens", "revoked_families", "refresh_tokens", "api_keys", "audit")
-SECRET = b"s" * 40
 
 
 class Stores:
@@ -167,21 +165,7 @@ async def test_usage_from_two_servers_is_summed_and_priced_in_order(stores: Stor
 
 
 async def test_a_refresh_token_rotated_on_two_servers_at_once_works_once(stores: Stores) -> None:
-    def service(store: Store) -> TokenService:
-        audit = AuditLog(store, Redactor())
-        return TokenService(
-            store,
-            audit,
-            lambda: SECRET,
-            issuer="aiide",
-            audience="aiide",
-            access_ttl=60,
-            refresh_ttl=600,
-            max_ttl=600,
-            leeway=0,
-        )
-
-    one, two = service(stores()), service(stores())
+    one, two = token_service(stores()), token_service(stores())
     pair = one.store.write(lambda c: one.issue_in(c, "ada", frozenset({"chat"})))
     results = await asyncio.gather(
         one.rotate(pair["refresh_token"]),
