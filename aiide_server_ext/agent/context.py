@@ -15,7 +15,7 @@ from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .. import fsguard
-from . import diagnostics, images, introspect, rules
+from . import data_files, diagnostics, images, introspect, rules
 from .errors import ToolError
 from .kernels import ANSI, summarise_outputs
 from .notebooks import NotebookBridge
@@ -485,6 +485,11 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
                 nb = await asyncio.to_thread(_read_notebook, root, path)
                 at = index_of(nb, mention["cell_id"])
                 return f'<cell path="{path}">\n{self.render_cell(nb["cells"][at], at + 1)}\n</cell>'
+            if data_files.is_data_file(path):  # a CSV: its shape and first rows, not its rows
+                data, size = await asyncio.to_thread(
+                    fsguard.read_bytes, root, path, limit=data_files.READ_BYTES
+                )
+                return data_files.summarise(path, data, size)
             limit = self.max_file_chars * 4  # UTF-8: at most four bytes a character
 
             def read() -> str:
