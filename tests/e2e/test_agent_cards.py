@@ -196,22 +196,30 @@ def test_an_edited_approval_shows_what_was_done(
     screenshot(done, "card-edited-by-you")
 
 
-def test_the_card_notices_the_notebooks_own_undo(
-    chat: LabPage, agent_lab: Any, fake_model: Any
-) -> None:
-    from playwright.sync_api import expect
-
-    path = write_notebook(agent_lab.root_dir, "stale.ipynb", [("c1", "a = 1")])
+def approved_insert(chat: LabPage, root: Path, fake_model: Any, name: str) -> tuple[str, Any, Any]:
+    """A notebook `a = 1` where the agent inserted `b = 2`, approved and applied: its
+    path, the notebook and the card."""
+    path = write_notebook(root, name, [("c1", "a = 1")])
     notebook = chat.open_notebook(path)
     args = {"path": path, "after_id": "c1", "source": "b = 2"}
+    call_id = f"toolu_e2e{name[:5]}"
     fake_model.script(
-        {"text": "One.", "tools": [{"name": "insert_cell", "id": "toolu_e2estl01", "input": args}]},
+        {"text": "Adding.", "tools": [{"name": "insert_cell", "id": call_id, "input": args}]},
         {"text": "Added."},
     )
     chat.ask("Add b")
     chat.awaiting_card().get_by_role("button", name="Approve").click()
     chat.finished()
-    request = chat.chat.locator(".aiide-Call").first.locator(".aiide-Call-request")
+    return path, notebook, chat.chat.locator(".aiide-Call").first
+
+
+def test_the_card_notices_the_notebooks_own_undo(
+    chat: LabPage, agent_lab: Any, fake_model: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    path, notebook, card = approved_insert(chat, agent_lab.root_dir, fake_model, "stale.ipynb")
+    request = card.locator(".aiide-Call-request")
     expect(request).to_contain_text(f"Applied to {path}")
     expect(request.get_by_role("button", name="Undo")).to_be_enabled()
 
@@ -231,17 +239,7 @@ def test_the_cards_undo_saves_the_notebook_as_apply_does(
     from playwright.sync_api import expect
 
     root = agent_lab.root_dir
-    path = write_notebook(root, "unsaved.ipynb", [("c1", "a = 1")])
-    notebook = chat.open_notebook(path)
-    args = {"path": path, "after_id": "c1", "source": "b = 2"}
-    fake_model.script(
-        {"text": "Two.", "tools": [{"name": "insert_cell", "id": "toolu_e2estl02", "input": args}]},
-        {"text": "Added."},
-    )
-    chat.ask("Add b")
-    chat.awaiting_card().get_by_role("button", name="Approve").click()
-    chat.finished()
-    card = chat.chat.locator(".aiide-Call").first
+    path, notebook, card = approved_insert(chat, root, fake_model, "unsaved.ipynb")
     wait_for(lambda: disk_sources(root, path) == ["a = 1", "b = 2"], "Apply did not save")
     card.get_by_role("button", name="Undo").click()
     expect(notebook.locator(".jp-Cell")).to_have_count(1)
