@@ -7,12 +7,14 @@ model all the same."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from browser_support import LabPage, write_notebook
 from conftest import FakeModel, LabServer, make_lab, require_agent, running_fake
+from ghost_text import accept, type_to_the_middle
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser")]
 
@@ -55,13 +57,28 @@ def fim_lab(tmp_path_factory: pytest.TempPathFactory, fim_model: FakeModel) -> I
         server.stop()
 
 
-def type_to_the_middle(lab: LabPage, notebook: Any) -> Any:
-    """Types a function up to where its body's expression goes; the ghost text's locator."""
-    notebook.locator(".jp-Cell").first.locator(".cm-content").click()
-    lab.page.keyboard.type("def mean(xs):")
-    lab.page.keyboard.press("Enter")
-    lab.page.keyboard.type("return ")
-    return notebook.locator(".jp-GhostText")
+@contextmanager
+def ghost_text(
+    fim_lab: LabServer,
+    fim_model: FakeModel,
+    browser_context: Any,
+    artifacts_dir: Path,
+    name: str,
+    reply: dict[str, Any],
+) -> Iterator[tuple[LabPage, Any]]:
+    """A page of its own (workspace ``name``) with ``name.ipynb`` open, typed to the middle
+    while the model answers every request with ``reply``: the page and the ghost text. The
+    page's console is checked when the block passes."""
+    fim_model.reset()
+    fim_model.script(*[reply for _ in range(20)])
+    path = write_notebook(fim_lab.root_dir, f"{name}.ipynb", [("c1", "")])
+    lab = LabPage.open(browser_context, fim_lab.lab_url(workspace=name))
+    try:
+        notebook = lab.open_notebook(path, kernel=False)
+        yield lab, type_to_the_middle(lab, notebook)
+        lab.check()
+    finally:
+        lab.close(artifacts_dir, name)
 
 
 def test_fim_ghost_text_is_the_middle_trimmed_to_the_block(
@@ -73,26 +90,14 @@ def test_fim_ghost_text_is_the_middle_trimmed_to_the_block(
 ) -> None:
     from playwright.sync_api import expect
 
-    fim_model.reset()
     # The model goes on past the block (a blank line, then the next def): not shown.
     answer = {"text": f"{MIDDLE}\n\n\ndef other():\n    pass\n"}
-    fim_model.script(*[answer for _ in range(20)])
-    path = write_notebook(fim_lab.root_dir, "fim.ipynb", [("c1", "")])
-    lab = LabPage.open(browser_context, fim_lab.lab_url(workspace="fim"))
-    try:
-        notebook = lab.open_notebook(path, kernel=False)
-        ghost = type_to_the_middle(lab, notebook)
+    with ghost_text(
+        fim_lab, fim_model, browser_context, artifacts_dir, "fim-ghost-text", answer
+    ) as (lab, ghost):
         expect(ghost).to_have_text(MIDDLE, timeout=15_000)
         screenshot(lab.page, "fim-ghost-text")
-        lab.page.keyboard.press("Tab")
-        source = lab.page.wait_for_function(
-            """want => {
-              const cell = window.jupyterapp.shell.currentWidget.content.activeCell;
-              const text = cell.model.sharedModel.getSource();
-              return text.endsWith(want) ? text : null;
-            }""",
-            arg=MIDDLE,
-        ).json_value()
+        source = accept(lab, MIDDLE)
         assert source.startswith("def mean(xs):\n") and "other" not in source
         sent = [r for r in fim_model.requests() if r["path"] == "/v1/completions"]
         # The request behind the ghost text (accepting it may ask again, after it).
@@ -104,9 +109,6 @@ def test_fim_ghost_text_is_the_middle_trimmed_to_the_block(
         expect(status).not_to_have_attribute("data-aiide-status", "loading", timeout=15_000)
         assert "no-model" not in (status.get_attribute("data-aiide-status") or "").split()
         assert "no model" not in status.inner_text()
-        lab.check()
-    finally:
-        lab.close(artifacts_dir, "fim-ghost-text")
 
 
 def test_ghost_text_grows_while_the_model_is_still_writing(
@@ -118,20 +120,13 @@ def test_ghost_text_grows_while_the_model_is_still_writing(
 ) -> None:
     from playwright.sync_api import expect
 
-    fim_model.reset()
     # Two seconds between chunks: the first words must be on screen long before the last
     # (a loaded machine still has seconds to show them).
     slow = {"chunks": ["sum(xs) ", "/ len", "(xs)"], "delay": 2.0}
-    fim_model.script(*[slow for _ in range(20)])
-    path = write_notebook(fim_lab.root_dir, "fim-stream.ipynb", [("c1", "")])
-    lab = LabPage.open(browser_context, fim_lab.lab_url(workspace="fim-stream"))
-    try:
-        notebook = lab.open_notebook(path, kernel=False)
-        ghost = type_to_the_middle(lab, notebook)
+    with ghost_text(
+        fim_lab, fim_model, browser_context, artifacts_dir, "fim-ghost-text-streaming", slow
+    ) as (lab, ghost):
         expect(ghost).to_contain_text("sum(xs)", timeout=30_000)
         assert "len(xs)" not in ghost.inner_text(), "shown only once the model had finished"
         screenshot(lab.page, "fim-ghost-text-streaming")
         expect(ghost).to_have_text(MIDDLE, timeout=30_000)
-        lab.check()
-    finally:
-        lab.close(artifacts_dir, "fim-ghost-text-streaming")

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 from browser_support import LabPage, write_notebook
+from ghost_text import accept, type_to_the_middle
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser")]
 
@@ -23,22 +24,10 @@ def test_ghost_text_appears_and_tab_accepts_it(
     fake_model.script(*[{"text": SUGGESTION} for _ in range(20)])
     path = write_notebook(agent_lab.root_dir, "complete.ipynb", [("c1", "")])
     notebook = agent_page.open_notebook(path, kernel=False)
-    notebook.locator(".jp-Cell").first.locator(".cm-content").click()
-    agent_page.page.keyboard.type("def mean(xs):")
-    agent_page.page.keyboard.press("Enter")
-    agent_page.page.keyboard.type("return ")
-    ghost = notebook.locator(".jp-GhostText")
+    ghost = type_to_the_middle(agent_page, notebook)
     expect(ghost).to_have_text(SUGGESTION, timeout=15_000)
     screenshot(agent_page.page, "inline-completion")
-    agent_page.page.keyboard.press("Tab")
-    source = agent_page.page.wait_for_function(
-        """want => {
-          const cell = window.jupyterapp.shell.currentWidget.content.activeCell;
-          const text = cell.model.sharedModel.getSource();
-          return text.endsWith(want) ? text : null;
-        }""",
-        arg=SUGGESTION,
-    ).json_value()
+    source = accept(agent_page, SUGGESTION)
     assert source.startswith("def mean(xs):\n")
     assert source.endswith(f"return {SUGGESTION}")
     requests = [r for r in fake_model.requests() if "CURSOR" in str(r["body"])]
