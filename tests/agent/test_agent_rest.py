@@ -153,6 +153,21 @@ async def test_personal_key_is_used_and_never_shown(
     assert all(mine not in json.dumps(m) for m in chat.received)
 
 
+async def hang_up_on_a_completion(port: int, base_url: str, auth_header: Any) -> None:
+    """A completion request whose client gives up after half a second, mid-answer."""
+    from tornado.httpclient import AsyncHTTPClient
+
+    url = f"http://127.0.0.1:{port}{base_url}aiide/api/complete"
+    with pytest.raises(HTTPClientError):
+        await AsyncHTTPClient(force_instance=True).fetch(
+            url,
+            method="POST",
+            body=json.dumps({"prefix": "x"}),
+            headers=auth_header,
+            request_timeout=0.5,
+        )
+
+
 @pytest.mark.agent_config(complete_timeout=30.0)
 async def test_closing_a_completion_request_cancels_the_model_call(
     jp_fetch: Any,
@@ -161,19 +176,9 @@ async def test_closing_a_completion_request_cancels_the_model_call(
     jp_auth_header: Any,
     fake_anthropic: FakeAnthropic,
 ) -> None:
-    from tornado.httpclient import AsyncHTTPClient
-
     fake_anthropic.push(Reply(text="warm"), Reply(text="slow " * 50, delay=0.1))
     await jp_fetch("aiide", "api", "complete", method="POST", body=json.dumps({"prefix": "x"}))
-    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}aiide/api/complete"
-    with pytest.raises(HTTPClientError):
-        await AsyncHTTPClient(force_instance=True).fetch(
-            url,
-            method="POST",
-            body=json.dumps({"prefix": "x"}),
-            headers=jp_auth_header,
-            request_timeout=0.5,
-        )
+    await hang_up_on_a_completion(jp_http_port, jp_base_url, jp_auth_header)
     for _ in range(50):
         if len(fake_anthropic.requests) == 2 and fake_anthropic.open_streams == 0:
             break

@@ -295,13 +295,18 @@ def test_a_decompression_bomb_is_refused_before_decoding() -> None:
         images.prepare(candidate, max_edge=1024, max_input_bytes=10**7, max_svg_chars=100)
 
 
-def test_a_fallback_without_vision_gets_a_note_and_calibration_ignores_base64() -> None:
-    png = images.prepare(
+def prepared_plot() -> images.Prepared:
+    """A small plot (4 x 3 inches) of cell c1, prepared as the context builder would."""
+    return images.prepare(
         images.Candidate("c1", 0, "image/png", plot_png(4, 3)),
         max_edge=1024,
         max_input_bytes=10**7,
         max_svg_chars=100,
     )
+
+
+def test_a_fallback_without_vision_gets_a_note_and_calibration_ignores_base64() -> None:
+    png = prepared_plot()
     messages = [
         {"role": "user", "content": [{"type": "text", "text": "q"}, images.block(png)]},
     ]
@@ -371,12 +376,7 @@ async def test_a_plot_drawn_by_a_cell_the_agent_runs_is_in_its_tool_result(
 
 
 def test_an_openai_compatible_model_gets_a_tool_results_plot_as_a_user_image() -> None:
-    png = images.prepare(
-        images.Candidate("c1", 0, "image/png", plot_png(4, 3)),
-        max_edge=1024,
-        max_input_bytes=10**7,
-        max_svg_chars=100,
-    )
+    png = prepared_plot()
     label = {"type": "text", "text": '<image ref="nb.ipynb#c1" output="0" size="400x300"/>'}
     result = {
         "type": "tool_result",

@@ -21,6 +21,7 @@ from aiide_server_ext.agent.providers.openai_compat import OpenAICompatProvider
 
 from .chat import check
 from .conftest import OAI_KEY
+from .test_agent_rest import hang_up_on_a_completion
 
 pytestmark = pytest.mark.xdist_group("agent")
 
@@ -221,19 +222,9 @@ async def test_closing_a_fim_request_aborts_the_upstream_call(
     jp_auth_header: Any,
     fake_openai: FakeOpenAI,
 ) -> None:
-    from tornado.httpclient import AsyncHTTPClient
-
     fake_openai.push(Reply(text="warm"), Reply(text="slow " * 100, delay=0.05))
     await complete(jp_fetch, prefix="x")
-    url = f"http://127.0.0.1:{jp_http_port}{jp_base_url}aiide/api/complete"
-    with pytest.raises(HTTPClientError):
-        await AsyncHTTPClient(force_instance=True).fetch(
-            url,
-            method="POST",
-            body=json.dumps({"prefix": "x"}),
-            headers=jp_auth_header,
-            request_timeout=0.5,
-        )
+    await hang_up_on_a_completion(jp_http_port, jp_base_url, jp_auth_header)
     for _ in range(50):
         if fake_openai.hangups == 1 and fake_openai.open_streams == 0:
             break
