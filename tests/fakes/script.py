@@ -154,8 +154,9 @@ class FakeServer:
         return how
 
 
-class FakeHandler(web.RequestHandler):
-    """Base of the model routes: parse, authenticate, record, pick the reply."""
+class FakeRoute(web.RequestHandler):
+    """Base of every route of a fake: it knows its fake, and takes POSTs without XSRF (a
+    model API and the test's own control routes are called by programs)."""
 
     fake: FakeServer
 
@@ -164,6 +165,10 @@ class FakeHandler(web.RequestHandler):
 
     def check_xsrf_cookie(self) -> None:
         return None
+
+
+class FakeHandler(FakeRoute):
+    """Base of the model routes: parse, authenticate, record, pick the reply."""
 
     def begin(self) -> tuple[dict[str, Any], Reply] | None:
         try:
@@ -221,14 +226,8 @@ class FakeHandler(web.RequestHandler):
         self.closed_by_client = True
 
 
-class ScriptHandler(web.RequestHandler):
+class ScriptHandler(FakeRoute):
     """``POST /_fake/script`` a JSON list of replies; ``DELETE`` clears the queue."""
-
-    def initialize(self, fake: FakeServer) -> None:
-        self.fake = fake
-
-    def check_xsrf_cookie(self) -> None:
-        return None
 
     def post(self) -> None:
         data = json.loads(self.request.body)
@@ -241,24 +240,15 @@ class ScriptHandler(web.RequestHandler):
         self.set_status(204)
 
 
-class DefaultHandler(web.RequestHandler):
+class DefaultHandler(FakeRoute):
     """``PUT /_fake/default`` a reply (JSON): the answer once the script is empty."""
-
-    def initialize(self, fake: FakeServer) -> None:
-        self.fake = fake
-
-    def check_xsrf_cookie(self) -> None:
-        return None
 
     def put(self) -> None:
         self.fake.default = Reply.from_json(json.loads(self.request.body))
         self.set_status(204)
 
 
-class RequestsHandler(web.RequestHandler):
-    def initialize(self, fake: FakeServer) -> None:
-        self.fake = fake
-
+class RequestsHandler(FakeRoute):
     def get(self) -> None:
         self.finish({"requests": [asdict(r) for r in self.fake.requests]})
 

@@ -21,19 +21,22 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("knowledge")]
 Records = list[tuple[str, str, EmbeddingCall]]
 
 
-def recording(records: Records) -> Any:
+def metered(make_service: Factory, workspace: Path, embedder: Any) -> tuple[Any, Records]:
+    """A service on ``embedder`` and the list its meter records each call into."""
+    records: Records = []
+
     async def meter(user: str, feature: str, calls: list[EmbeddingCall]) -> None:
         records.extend((user, feature, call) for call in calls)
 
-    return meter
+    service = make_service(workspace, embedder)
+    service.meter = meter
+    return service, records
 
 
 async def test_each_endpoint_request_is_metered_to_its_user(
     make_service: Factory, workspace: Path, corpus: Any, endpoint: FakeEmbeddings
 ) -> None:
-    records: Records = []
-    service = make_service(workspace, openai_embedder(endpoint.url))
-    service.meter = recording(records)
+    service, records = metered(make_service, workspace, openai_embedder(endpoint.url))
     report = await index_and_wait(service, ALICE)
     assert report["status"] == "done" and report["chunks"]["added"] > 0
     indexing = len(records)
@@ -53,9 +56,7 @@ async def test_an_endpoint_without_usage_is_metered_by_estimate(
 ) -> None:
     (workspace / "notes.md").write_text("# Units\n\nPrices are stored in cents.\n")
     endpoint.report_usage = False
-    records: Records = []
-    service = make_service(workspace, openai_embedder(endpoint.url))
-    service.meter = recording(records)
+    service, records = metered(make_service, workspace, openai_embedder(endpoint.url))
     await index_and_wait(service, ALICE)
     await service.search(ALICE, "price units")
     assert len(records) == endpoint.calls == 2
@@ -66,9 +67,7 @@ async def test_an_endpoint_without_usage_is_metered_by_estimate(
 async def test_calls_served_before_the_endpoint_went_down_are_metered(
     make_service: Factory, workspace: Path, corpus: Any, endpoint: FakeEmbeddings
 ) -> None:
-    records: Records = []
-    service = make_service(workspace, openai_embedder(endpoint.url))
-    service.meter = recording(records)
+    service, records = metered(make_service, workspace, openai_embedder(endpoint.url))
     await index_and_wait(service, ALICE)
     served = endpoint.calls
     endpoint.stop()
@@ -96,9 +95,7 @@ async def test_the_local_model_is_not_metered(
     make_service: Factory, workspace: Path, minilm: Any
 ) -> None:
     (workspace / "notes.md").write_text("# Units\n\nPrices are stored in cents.\n")
-    records: Records = []
-    service = make_service(workspace, minilm)
-    service.meter = recording(records)
+    service, records = metered(make_service, workspace, minilm)
     before = minilm.calls
     await index_and_wait(service, ALICE)
     await service.search(ALICE, "price units")
