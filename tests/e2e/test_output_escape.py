@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 from browser_support import LabPage, write_notebook
+from test_output_isolation import run_all
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser")]
 
@@ -131,17 +132,6 @@ def _cell(notebook: Any, index: int) -> Any:
     return notebook.locator(".jp-Cell").nth(index)
 
 
-def _run_all(chat: LabPage, notebook: Any, count: int) -> None:
-    from playwright.sync_api import expect
-
-    chat.run_command("notebook:run-all-cells")
-    expect(notebook.locator(".jp-InputArea-prompt", has_text="[*]")).to_have_count(
-        0, timeout=OUTPUT_TIMEOUT_MS
-    )
-    expect(notebook.locator(".jp-InputArea-prompt", has_text="[ ]")).to_have_count(0)
-    expect(notebook.locator(".jp-InputArea-prompt")).to_have_count(count)
-
-
 def _inner(cell: Any) -> Any:
     """The output's own frame (inside its wrapper frame)."""
     return cell.frame_locator("iframe.aiide-FramedOutput-frame").frame_locator("iframe")
@@ -165,7 +155,7 @@ def test_an_output_frame_cannot_navigate_pop_up_submit_or_load_from_another_host
     )
     the_cells = cells(remote)
     notebook = chat.open_notebook(write_notebook(agent_lab.root_dir, "escape.ipynb", the_cells))
-    _run_all(chat, notebook, len(the_cells))
+    run_all(chat, notebook, len(the_cells))
     names = [name for name, _ in the_cells]
     for name in ("top", "self", "meta", "popup", "links", "form", "framed-img"):
         frame = _cell(notebook, names.index(name)).locator("iframe.aiide-FramedOutput-frame")
@@ -221,7 +211,7 @@ def test_an_output_frame_cannot_reach_a_host_by_webrtc(
         '</script>"))'
     )
     notebook = chat.open_notebook(write_notebook(agent_lab.root_dir, "rtc.ipynb", [("rtc", code)]))
-    _run_all(chat, notebook, 1)
+    run_all(chat, notebook, 1)
     frame = _cell(notebook, 0).locator("iframe.aiide-FramedOutput-frame")
     expect(frame).to_have_count(1, timeout=OUTPUT_TIMEOUT_MS)
     chat.page.wait_for_timeout(3_000)

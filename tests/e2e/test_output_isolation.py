@@ -83,7 +83,8 @@ def _cell(notebook: Any, cell_id: str, cells: list[tuple[str, str]] = CELLS) -> 
     return notebook.locator(".jp-Cell").nth(index)
 
 
-def _run_all(chat: LabPage, notebook: Any, count: int) -> None:
+def run_all(chat: LabPage, notebook: Any, count: int) -> None:
+    """Runs every cell and waits until each has its number (none waiting, none running)."""
     from playwright.sync_api import expect
 
     chat.run_command("notebook:run-all-cells")
@@ -124,7 +125,7 @@ def test_sandboxed_outputs_cannot_script_the_lab_and_rich_output_still_shows(
 
     path = write_notebook(agent_lab.root_dir, "isolation.ipynb", CELLS)
     notebook = chat.open_notebook(path)
-    _run_all(chat, notebook, len(CELLS))
+    run_all(chat, notebook, len(CELLS))
     page = chat.page
     expect(_cell(notebook, "remote").locator(".jp-OutputArea-output")).to_have_count(1)
 
@@ -196,7 +197,7 @@ def test_ai_magic_answers_are_inert(
     fake_model.script({"text": AI_ANSWER})
     path = write_notebook(agent_lab.root_dir, "ai-magic.ipynb", AI_CELLS)
     notebook = chat.open_notebook(path)
-    _run_all(chat, notebook, 1)
+    run_all(chat, notebook, 1)
     output = _cell(notebook, "ai", AI_CELLS).locator(".jp-OutputArea-output")
     expect(output).to_contain_text("bold", timeout=OUTPUT_TIMEOUT_MS)
     chat.page.wait_for_timeout(1_000)
@@ -226,7 +227,7 @@ def test_saved_outputs_stay_guarded_when_the_notebook_is_opened_again(
     saved = json.loads((agent_lab.root_dir / path).read_text())
     if not any(cell["outputs"] for cell in saved["cells"]):
         notebook = chat.open_notebook(path)
-        _run_all(chat, notebook, len(CELLS))
+        run_all(chat, notebook, len(CELLS))
         chat.run_command("docmanager:save")
         expect(notebook).to_be_visible()
     chat.run_command("docmanager:save-all")  # nothing unsaved holds the reload
