@@ -13,7 +13,7 @@ import datetime
 import hashlib
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,21 +88,20 @@ class AuditLog:
     async def query(self, q: AuditQuery) -> list[dict[str, Any]]:
         where: list[str] = ["id > ?"]
         args: list[Any] = [q.after_id]
-        for clause, value in (
-            ("actor = ?", q.actor),
-            ("action = ?", q.action),
-            ("ts >= ?", q.since),
-            ("ts < ?", q.until),
-        ):
-            if value is not None:
-                where.append(clause)
-                args.append(value)
-        # Fixed clauses only; every value is a bound parameter.
-        conditions = " AND ".join(where)
-        sql = f"SELECT id, ts, actor, action, target, outcome, detail FROM audit WHERE {conditions}"  # noqa: S608
+        add_filters(
+            where,
+            args,
+            (
+                ("actor = ?", q.actor),
+                ("action = ?", q.action),
+                ("ts >= ?", q.since),
+                ("ts < ?", q.until),
+            ),
+        )
+        sql = f"SELECT {EVENT_COLUMNS} FROM audit WHERE {' AND '.join(where)}"  # noqa: S608
         sql += " ORDER BY id LIMIT ?"
         rows = await self.store.aread(lambda c: c.execute(sql, (*args, q.limit)).fetchall())
-        return [_event(r) for r in rows]
+        return [event_from_row(r) for r in rows]
 
     def verify(self, conn: Conn) -> int | None:
         """The id of the first row whose hash does not match, or None if the chain holds."""
@@ -121,7 +120,21 @@ def _digest(prev: str, row: tuple[Any, ...]) -> str:
     return hashlib.sha256((prev + json.dumps(list(row), default=str)).encode()).hexdigest()
 
 
-def _event(r: tuple[Any, ...]) -> dict[str, Any]:
+#: What a reader of the audit table selects, in the order ``event_from_row`` reads it.
+EVENT_COLUMNS = "id, ts, actor, action, target, outcome, detail"
+
+
+def add_filters(where: list[str], args: list[Any], filters: Iterable[tuple[str, Any]]) -> None:
+    """Each fixed clause whose value is given, with that value as a bound parameter: only
+    fixed text is ever written into the SQL."""
+    for clause, value in filters:
+        if value is not None:
+            where.append(clause)
+            args.append(value)
+
+
+def event_from_row(r: tuple[Any, ...]) -> dict[str, Any]:
+    """One audit event as the API sends it, from a row of ``EVENT_COLUMNS``."""
     return {
         "id": r[0],
         "time": datetime.datetime.fromtimestamp(r[1], datetime.timezone.utc)

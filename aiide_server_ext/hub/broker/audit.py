@@ -96,7 +96,7 @@ def _in(column: str, values: Sequence[str]) -> tuple[str, list[str]]:
 
 def search(conn: Conn, f: AuditFilter, scope: AuditScope | None, scan_rows: int) -> AuditPage:
     """One bounded page of matching events, oldest first (or newest first)."""
-    from aiide_server_ext.gateway.audit import _event
+    from aiide_server_ext.gateway.audit import EVENT_COLUMNS, add_filters, event_from_row
 
     start = f.after
     if f.since is not None:  # the time index finds where "since" begins
@@ -113,16 +113,17 @@ def search(conn: Conn, f: AuditFilter, scope: AuditScope | None, scan_rows: int)
     end = min(top, start + max(1, scan_rows))
     where: list[str] = ["id > ?", "id <= ?"]
     args: list[Any] = [start, end]
-    for clause, value in (
-        ("actor = ?", f.actor),
-        ("action = ?", f.action),
-        ("outcome = ?", f.outcome),
-        ("ts >= ?", f.since),
-        ("ts < ?", f.until),
-    ):
-        if value is not None:
-            where.append(clause)
-            args.append(value)
+    add_filters(
+        where,
+        args,
+        (
+            ("actor = ?", f.actor),
+            ("action = ?", f.action),
+            ("outcome = ?", f.outcome),
+            ("ts >= ?", f.since),
+            ("ts < ?", f.until),
+        ),
+    )
     if f.target:
         where.append("target LIKE ? ESCAPE '\\'")
         args.append(_like(f.target))
@@ -134,14 +135,14 @@ def search(conn: Conn, f: AuditFilter, scope: AuditScope | None, scan_rows: int)
         where.append("(" + " OR ".join(clause for clause, _ in allowed) + ")")
         args += [v for _, values in allowed for v in values]
     # Fixed clauses only; every value is a bound parameter.
-    sql = "SELECT id, ts, actor, action, target, outcome, detail FROM audit WHERE "
+    sql = f"SELECT {EVENT_COLUMNS} FROM audit WHERE "  # noqa: S608
     sql += " AND ".join(where) + (" ORDER BY id DESC" if f.newest_first else " ORDER BY id")
     if not f.text:
         sql += " LIMIT ?"
         args.append(f.limit)
     events: list[dict[str, Any]] = []
     for row in conn.execute(sql, args):
-        event = _event(row)
+        event = event_from_row(row)
         if f.text and f.text not in json.dumps(event).lower():
             continue
         events.append(event)
