@@ -50,10 +50,25 @@ from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the tests' own laun
 TOKEN = uuid.uuid4().hex
 TARGET = 1.2
 
+#: In the page, the end of every measure: `selector` in the cell's output, decoded if an
+#: image, and the next frame painted.
+PAINTED = """
+  const paint = () => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
+  const painted = async (cell, selector) => {
+    let el = null;
+    while (!(el = cell.node.querySelector('.jp-OutputArea-output ' + selector))) {
+      await new Promise(r => setTimeout(r, 0));
+    }
+    if (el.decode) { await el.decode(); }
+    await paint();
+  };"""
+
 #: In the page: render `bundle` `rounds` times into the first cell of the current
 #: notebook; each time from `outputs.add` to a painted frame with `selector` present.
-RENDER = """async ([bundle, selector, rounds]) => {
-  const paint = () => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
+RENDER = (
+    "async ([bundle, selector, rounds]) => {"
+    + PAINTED
+    + """
   const panel = window.jupyterapp.shell.currentWidget;
   const cell = panel.content.widgets[0];
   const outputs = cell.model.outputs;
@@ -63,22 +78,20 @@ RENDER = """async ([bundle, selector, rounds]) => {
     await paint();
     const t0 = performance.now();
     outputs.add({ output_type: 'display_data', data: bundle, metadata: {} });
-    let el = null;
-    while (!(el = cell.node.querySelector('.jp-OutputArea-output ' + selector))) {
-      await new Promise(r => setTimeout(r, 0));
-    }
-    if (el.decode) { await el.decode(); }
-    await paint();
+    await painted(cell, selector);
     times.push(performance.now() - t0);
   }
   return times;
 }"""
+)
 
 
 #: In the page: run cell 0 of the current notebook (its source set to `code`) `rounds`
 #: times; each time from the run command to a painted frame with `selector` present.
-RUN = """async ([code, selector, rounds]) => {
-  const paint = () => new Promise(r => requestAnimationFrame(() => setTimeout(r, 0)));
+RUN = (
+    "async ([code, selector, rounds]) => {"
+    + PAINTED
+    + """
   const app = window.jupyterapp;
   const panel = app.shell.currentWidget;
   const cell = panel.content.widgets[0];
@@ -90,17 +103,13 @@ RUN = """async ([code, selector, rounds]) => {
     await paint();
     const t0 = performance.now();
     const done = app.commands.execute('notebook:run-cell');
-    let el = null;
-    while (!(el = cell.node.querySelector('.jp-OutputArea-output ' + selector))) {
-      await new Promise(r => setTimeout(r, 0));
-    }
-    if (el.decode) { await el.decode(); }
-    await paint();
+    await painted(cell, selector);
     times.push(performance.now() - t0);
     await done;
   }
   return times;
 }"""
+)
 
 #: Run once in each kernel before timing: the imports, the data, the inline backend.
 KERNEL_SETUP = """
