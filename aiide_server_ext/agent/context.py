@@ -21,6 +21,7 @@ from .kernels import ANSI, summarise_outputs
 from .notebooks import NotebookBridge
 from .patches import ensure_ids, index_of, source_of
 from .tools.base import confine
+from .tools.files import folder_entries
 from .tools.knowledge import citation_of
 
 SYSTEM = (
@@ -485,6 +486,10 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
                 nb = await asyncio.to_thread(_read_notebook, root, path)
                 at = index_of(nb, mention["cell_id"])
                 return f'<cell path="{path}">\n{self.render_cell(nb["cells"][at], at + 1)}\n</cell>'
+            if mention["kind"] == "folder":  # its names, as the list_files tool gives them
+                entries = await asyncio.to_thread(folder_entries, root, path, False)
+                listing = "\n".join(entries) or "(empty folder)"
+                return f'<folder path="{path}">\n{listing}\n</folder>'
             if data_files.is_data_file(path):  # a CSV: its shape and first rows, not its rows
                 data, size = await asyncio.to_thread(
                     fsguard.read_bytes, root, path, limit=data_files.READ_BYTES

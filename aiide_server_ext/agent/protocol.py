@@ -107,8 +107,8 @@ def check_context(context: dict[str, Any]) -> None:
         if ok and mention.get("kind") == "cell":
             ok = isinstance(mention.get("cell_id"), str)
         elif ok:
-            ok = mention.get("kind") == "file"
+            ok = mention.get("kind") in ("file", "folder")
         if not ok:
             raise AgentError(
-                "bad_message", "chat: each mention is {kind: file|cell, path[, cell_id]}"
+                "bad_message", "chat: each mention is {kind: file|folder|cell, path[, cell_id]}"
             )

@@ -264,7 +264,7 @@ describe('@ mentions from the knowledge index', () => {
     const cell = knowledgeCandidate(hit.citation, hit.text);
     assert.equal(cell.token, '@analysis/sensors.ipynb#cell-4');
     assert.deepEqual(cell.mention, { kind: 'cell', path: 'analysis/sensors.ipynb', cell_id: 'cell-4' });
-    assert.equal(cell.label, 'sensors.ipynb · cell 5');
+    assert.equal(cell.label, 'analysis/sensors.ipynb · cell 5'); // with its folder
     const file = knowledgeCandidate(LINES, 'def to_cents(x):');
     assert.deepEqual(file.mention, { kind: 'file', path: 'lib/billing.py' });
     assert.equal(parseHit({ kind: 'x' }), null);

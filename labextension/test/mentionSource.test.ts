@@ -45,7 +45,7 @@ describe('MentionSource knowledge search', () => {
     assert.deepEqual(await source.candidates('outliers'), []);
     const found = await source.candidates('outliers');
     assert.equal(found.length, 1);
-    assert.equal(found[0].label, 'sensors.ipynb · cell 5');
+    assert.equal(found[0].label, 'analysis/sensors.ipynb · cell 5');
     assert.equal((await source.candidates('outliers')).length, 1);
     assert.equal(calls, 3, 'the hits were cached, the failure and the empty answer were not');
   });
@@ -72,7 +72,7 @@ describe('MentionSource knowledge search', () => {
     const found = await last;
     assert.deepEqual(
       found.map(c => c.label),
-      ['sensors.ipynb · cell 5']
+      ['analysis/sensors.ipynb · cell 5']
     );
     assert.deepEqual(asked, ['outliers']);
   });
@@ -85,5 +85,61 @@ describe('MentionSource knowledge search', () => {
     });
     assert.deepEqual(await source.candidates('ou'), []);
     assert.equal(calls, 0);
+  });
+});
+
+describe('MentionSource files and folders', () => {
+  const tree: Record<string, { name: string; path: string; type: string }[]> = {
+    '': [
+      { name: 'data', path: 'data', type: 'directory' },
+      { name: 'report.ipynb', path: 'report.ipynb', type: 'notebook' },
+      { name: 'scratch.py', path: 'scratch.py', type: 'file' },
+      { name: '.env', path: '.env', type: 'file' }
+    ],
+    data: [
+      { name: 'scores.csv', path: 'data/scores.csv', type: 'file' },
+      { name: 'raw', path: 'data/raw', type: 'directory' }
+    ]
+  };
+  const listing = {
+    get: async (dir: string) => {
+      if (!(dir in tree)) {
+        throw new Error('404');
+      }
+      return { content: tree[dir] };
+    }
+  } as unknown as Contents.IManager;
+  const cells = Array.from({ length: 12 }, (_, i) => ({
+    model: { id: `c${i}`, sharedModel: { getSource: () => `x${i} = ${i}` } }
+  }));
+  const withNotebook = {
+    notebook: { context: { path: 'report.ipynb' }, content: { widgets: cells } }
+  } as unknown as ActiveContext;
+
+  test('a bare @ offers files and folders beside a few cells', async () => {
+    const found = await new MentionSource(listing, withNotebook).candidates('');
+    const tokens = found.map(c => c.token);
+    assert.ok(tokens.includes('@data/'), tokens.join(' '));
+    assert.ok(tokens.includes('@scratch.py'));
+    assert.ok(!tokens.includes('@.env'));
+    assert.equal(found.filter(c => c.mention.kind === 'cell').length, 4);
+    const folder = found.find(c => c.token === '@data/');
+    assert.deepEqual(folder?.mention, { kind: 'folder', path: 'data' });
+  });
+
+  test('a path being typed lists its folder: @data/sc finds data/scores.csv', async () => {
+    const found = await new MentionSource(listing, active).candidates('data/sc');
+    assert.deepEqual(
+      found.map(c => [c.token, c.mention.kind]),
+      [['@data/scores.csv', 'file']]
+    );
+    const all = await new MentionSource(listing, active).candidates('data/');
+    assert.deepEqual(all.map(c => c.token).sort(), ['@data/raw/', '@data/scores.csv']);
+  });
+
+  test('an index hit is labelled with its folder', async () => {
+    const source = new MentionSource(contents, active, async () => [hit]);
+    const found = await source.candidates('outliers');
+    assert.equal(found[0].label, 'analysis/sensors.ipynb · cell 5');
   });
 });

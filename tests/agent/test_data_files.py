@@ -1,12 +1,18 @@
-"""A mentioned data file reaches the model as a summary (shape, typed columns, first
-rows), never as its rows (issue 19, finding 7)."""
+"""Mentions of what a data scientist mentions most: a data file reaches the model as a
+summary (shape, typed columns, first rows), never as its rows; a folder as its names
+(issue 19, finding 7)."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
+
+import pytest
 
 from aiide_server_ext.agent.context import ContextBuilder
 from aiide_server_ext.agent.data_files import column_types, summarise
+from aiide_server_ext.agent.errors import AgentError
+from aiide_server_ext.agent.protocol import check_context
 
 ROWS = 5000
 
@@ -55,3 +61,23 @@ def test_tabs_and_odd_rows() -> None:
     assert "sep='\\t'" in text
     assert summarise("e.csv", b"", 0).endswith("(empty)\n</data_file>")
     assert column_types(["a", "b"], [["1"], ["2", "z"]]) == ["a (int)", "b (text, 1 missing)"]
+
+
+async def test_a_mentioned_folder_is_its_names_and_never_a_way_out(tmp_path: Path) -> None:
+    (tmp_path / "data" / "raw").mkdir(parents=True)
+    (tmp_path / "data" / "scores.csv").write_text("a\n1\n")
+    (tmp_path / "data" / ".token").write_text("secret")
+    os.symlink("/etc", tmp_path / "etc")
+    builder = ContextBuilder()
+    text = await builder._mention({"kind": "folder", "path": "data"}, str(tmp_path), None)  # type: ignore[arg-type]
+    assert text == '<folder path="data">\nraw/\nscores.csv\n</folder>'
+    for outside in ("etc", "../", "data/.token"):
+        assert (
+            await builder._mention({"kind": "folder", "path": outside}, str(tmp_path), None) is None
+        )  # type: ignore[arg-type]
+
+
+def test_the_protocol_takes_folder_mentions() -> None:
+    check_context({"mentions": [{"kind": "folder", "path": "data"}]})
+    with pytest.raises(AgentError, match=r"file\|folder\|cell"):
+        check_context({"mentions": [{"kind": "url", "path": "x"}]})

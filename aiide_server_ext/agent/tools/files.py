@@ -71,28 +71,34 @@ async def write_file(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
     return ToolResult(f"wrote {len(data)} bytes to {path}")
 
 
+def folder_entries(root: str, path: str, allow_hidden: bool) -> list[str]:
+    """A folder's names under the root, folders marked with '/', at most ``MAX_LIST`` and
+    a line for the rest; raises ``fsguard.Refused`` (the file tool and mentions alike)."""
+    with fsguard.open_dir(root, path, allow_hidden=allow_hidden) as (fd, _):
+        names = sorted(os.listdir(fd))
+        shown = [n for n in names if allow_hidden or not n.startswith(".")]
+        lines = []
+        for n in shown[:MAX_LIST]:
+            try:  # for the "/" only: nothing is opened or read through a link
+                is_dir = stat.S_ISDIR(os.stat(n, dir_fd=fd).st_mode)
+            except OSError:
+                is_dir = False
+            lines.append(n + ("/" if is_dir else ""))
+    if len(shown) > MAX_LIST:
+        lines.append(f"[{len(shown) - MAX_LIST} more]")
+    return lines
+
+
 async def list_files(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
     path: str = args.get("path", "")
 
     def listing() -> list[str]:
         try:
-            with fsguard.open_dir(env.root_dir, path, allow_hidden=env.allow_hidden) as (fd, _):
-                names = sorted(os.listdir(fd))
-                shown = [n for n in names if env.allow_hidden or not n.startswith(".")]
-                lines = []
-                for n in shown[:MAX_LIST]:
-                    try:  # for the "/" only: nothing is opened or read through a link
-                        is_dir = stat.S_ISDIR(os.stat(n, dir_fd=fd).st_mode)
-                    except OSError:
-                        is_dir = False
-                    lines.append(n + ("/" if is_dir else ""))
+            return folder_entries(env.root_dir, path, env.allow_hidden)
         except fsguard.Refused as e:
             if e.code in ("not_found", "not_dir"):
                 raise ToolError("not_found", f"no folder {path!r}") from None
             raise tool_error(e) from None
-        if len(shown) > MAX_LIST:
-            lines.append(f"[{len(shown) - MAX_LIST} more]")
-        return lines
 
     return ToolResult("\n".join(await asyncio.to_thread(listing)) or "(empty folder)")
 

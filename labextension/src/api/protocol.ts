@@ -43,7 +43,7 @@ export interface IPatch {
 // -- client -> server ---------------------------------------------------------------
 
 export type Mention =
-  | { kind: 'file'; path: string }
+  | { kind: 'file' | 'folder'; path: string }
   | { kind: 'cell'; path: string; cell_id: string };
 
 export interface IChatContext {

@@ -1,6 +1,7 @@
 /**
- * What `@` can mention: the cells of the active notebook, the files next to it and at
- * the top of the server root (listings cached for a few seconds), and — from three
+ * What `@` can mention: the cells of the active notebook, the files and folders next to
+ * it, at the top of the server root and in the folder of a path being typed (listings
+ * cached for a few seconds), and — from three
  * characters on — what the user's knowledge index finds for the word, anywhere in the
  * workspace (`GET /aiide/api/knowledge/search`).
  */
@@ -11,6 +12,7 @@ import type { ActiveContext } from './activeContext';
 import {
   cellCandidate,
   fileCandidate,
+  folderCandidate,
   knowledgeCandidate,
   mergeCandidates,
   rankCandidates,
@@ -47,10 +49,31 @@ export class MentionSource {
         )
       : [];
     const dir = panel ? panel.context.path.split('/').slice(0, -1).join('/') : '';
-    const dirs = dir ? [dir, ''] : [''];
-    const files = (await Promise.all(dirs.map(d => this._list(d)))).flat();
+    const dirs = new Set(dir ? [dir, ''] : ['']);
+    // A path being typed (`@data/sc`): its folder is listed too, from the notebook's
+    // folder and from the root, so any file can be reached by its path.
+    const slash = query.lastIndexOf('/');
+    const typedDirs = new Set<string>();
+    if (slash > 0) {
+      const typed = query.slice(0, slash);
+      typedDirs.add(typed);
+      if (dir) {
+        typedDirs.add(`${dir}/${typed}`);
+      }
+      typedDirs.forEach(d => dirs.add(d));
+    }
+    const files = (await Promise.all([...dirs].map(d => this._list(d)))).flat();
     const unique = [...new Map(files.map(f => [f.token, f])).values()];
-    const local = rankCandidates([...cells, ...unique], query);
+    // A bare `@` offers files and folders beside a few cells, not cells alone.
+    let local: IMentionCandidate[];
+    if (!query) {
+      local = [...cells.slice(0, 4), ...unique.slice(0, 8)];
+    } else if (slash > 0) {
+      const there = unique.filter(c => typedDirs.has(c.mention.path.split('/').slice(0, -1).join('/')));
+      local = rankCandidates(there, query.slice(slash + 1));
+    } else {
+      local = rankCandidates([...cells, ...unique], query);
+    }
     return mergeCandidates(local, await found);
   }
 
@@ -95,8 +118,8 @@ export class MentionSource {
       const model = await this._contents.get(dir, { content: true });
       const entries = Array.isArray(model.content) ? (model.content as Contents.IModel[]) : [];
       items = entries
-        .filter(e => e.type !== 'directory' && !e.name.startsWith('.'))
-        .map(e => fileCandidate(e.path));
+        .filter(e => !e.name.startsWith('.'))
+        .map(e => (e.type === 'directory' ? folderCandidate(e.path) : fileCandidate(e.path)));
     } catch {
       items = [];
     }

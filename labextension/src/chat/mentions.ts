@@ -26,6 +26,16 @@ export function fileCandidate(path: string): IMentionCandidate {
   };
 }
 
+/** A folder: its names go to the model; picking it also lets the user type on into it. */
+export function folderCandidate(path: string): IMentionCandidate {
+  return {
+    token: `@${path}/`,
+    label: `${path.split('/').pop() || path}/`,
+    detail: `folder ${path}/`,
+    mention: { kind: 'folder', path }
+  };
+}
+
 export function cellCandidate(
   path: string,
   cellId: string,
@@ -46,7 +56,7 @@ export function cellCandidate(
  * anywhere in the workspace, found by meaning rather than by name.
  */
 export function knowledgeCandidate(citation: ICitation, text: string): IMentionCandidate {
-  const name = citation.path.split('/').pop() || citation.path;
+  const name = citation.path; // with its folder: two "utils.py" are told apart
   const detail = (citation.title || text.split('\n').find(l => l.trim()) || '').trim().slice(0, 60);
   if (citation.cell_id) {
     const cell = citation.cell_index !== null ? `cell ${citation.cell_index + 1}` : 'cell';
