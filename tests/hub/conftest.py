@@ -13,7 +13,7 @@ from servers import RedisServer
 
 from aiide_server_ext.hub.broker.state import SharedState
 
-from .harness import INSTRUCTORS, STUDENTS, Hub, missing
+from .harness import COURSE, INSTRUCTORS, STUDENTS, Hub, missing
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +27,19 @@ def hub() -> Iterator[Hub]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def course(hub: Hub) -> Iterator[Hub]:
+    """The hub, its course's exam mode and budget put back as ``harness.py`` set them after
+    the test (an instructor changes them through the course API). Modules whose tests
+    change other settings override it."""
+    yield hub
+    reset = {"exam": COURSE["exam"], "budget": COURSE["budget"]}
+    status, body = hub.request(
+        "PATCH", hub.user_url("ian", "/aiide/api/course/ds101"), hub.login("ian"), reset
+    )
+    assert status == 200, body
 
 
 # The broker's shared state against a real redis-server of the module, and without Redis.

@@ -2,24 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from .chat import chat, error_of, text_of
-from .harness import COURSE, Hub
+from .harness import Hub
 
 pytestmark = pytest.mark.xdist_group("hub")
-
-
-@pytest.fixture
-def course(hub: Hub) -> Iterator[Hub]:
-    yield hub
-    reset = {"exam": COURSE["exam"], "budget": COURSE["budget"]}
-    status, body = hub.request(
-        "PATCH", hub.user_url("ian", "/aiide/api/course/ds101"), hub.login("ian"), reset
-    )
-    assert status == 200, body
 
 
 def test_exam_mode_refuses_the_students_next_run_with_the_reason(course: Hub) -> None:

@@ -16,6 +16,7 @@ import io
 import os
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from optional import require
 
 from .chat import chat as chat_here
 from .chat import error_of, text_of
-from .harness import BODY, COURSE, Hub
+from .harness import BODY, Hub
 
 pytestmark = [pytest.mark.xdist_group("hub"), pytest.mark.browser]
 
@@ -60,16 +61,6 @@ def browser() -> Iterator[Any]:
             yield browser
         finally:
             browser.close()
-
-
-@pytest.fixture
-def course(hub: Hub) -> Iterator[Hub]:
-    yield hub
-    reset = {"exam": COURSE["exam"], "budget": COURSE["budget"]}
-    status, body = hub.request(
-        "PATCH", hub.user_url("ian", "/aiide/api/course/ds101"), hub.login("ian"), reset
-    )
-    assert status == 200, body
 
 
 class Session:
@@ -119,6 +110,19 @@ def chat(*args: Any, **kwargs: Any) -> list[dict[str, Any]]:
         return pool.submit(chat_here, *args, **kwargs).result()
 
 
+@contextmanager
+def instructor_lab(hub: Hub, browser: Any, name: str) -> Iterator[Session]:
+    """Alice and bob chatted once (the dashboard has usage to show); ian's lab, open."""
+    for student in ("alice", "bob"):
+        assert error_of(chat(hub.url, student, hub.login(student), "count me in")) is None
+    ian = Session(browser, hub, "ian")
+    try:
+        ian.open_lab()
+        yield ian
+    finally:
+        ian.close(name)
+
+
 def _screenshot(page: Any, name: str) -> None:
     """The dashboard from its top, without the file browser and the corner toasts (the
     hub's servers have no model key of their own, which the status notice mentions)."""
@@ -137,11 +141,7 @@ def test_the_instructor_runs_the_course_from_the_dashboard(course: Hub, browser:
     from playwright.sync_api import expect
 
     hub = course
-    for student in ("alice", "bob"):
-        assert error_of(chat(hub.url, student, hub.login(student), "count me in")) is None
-    ian = Session(browser, hub, "ian")
-    try:
-        ian.open_lab()
+    with instructor_lab(hub, browser, "instructor") as ian:
         page = ian.page
         # Added once the lab knows ian teaches: in the launcher and the command palette.
         card = page.locator(".jp-LauncherCard", has_text="Instructor Dashboard")
@@ -246,8 +246,6 @@ def test_the_instructor_runs_the_course_from_the_dashboard(course: Hub, browser:
         panel.get_by_role("switch").click()
         expect(panel.get_by_role("switch")).to_have_attribute("aria-checked", "false")
         assert error_of(chat(hub.url, "alice", hub.login("alice"), "back again")) is None
-    finally:
-        ian.close("instructor")
 
 
 def test_a_students_own_budget_from_the_per_student_table(course: Hub, browser: Any) -> None:
@@ -256,11 +254,7 @@ def test_a_students_own_budget_from_the_per_student_table(course: Hub, browser: 
     from playwright.sync_api import expect
 
     hub = course
-    for student in ("alice", "bob"):
-        assert error_of(chat(hub.url, student, hub.login(student), "count me in")) is None
-    ian = Session(browser, hub, "ian")
-    try:
-        ian.open_lab()
+    with instructor_lab(hub, browser, "instructor-student-budget") as ian:
         page = ian.page
         page.locator(".jp-LauncherCard", has_text="Instructor Dashboard").click()
         panel = page.locator("#aiide-instructor")
@@ -290,8 +284,6 @@ def test_a_students_own_budget_from_the_per_student_table(course: Hub, browser: 
         expect(status).to_have_text("ds101: bob: back to the course's budget. (audited)")
         expect(bob).to_contain_text("course's")
         assert error_of(chat(hub.url, "bob", hub.login("bob"), "back again")) is None
-    finally:
-        ian.close("instructor-student-budget")
         hub.request(
             "PATCH", hub.broker_url + "api/courses/ds101", hub.login("ian"),
             {"student_budgets": {"bob": None}},
