@@ -228,6 +228,12 @@ def _path_param(name: str) -> list[dict[str, Any]]:
     return [{"name": name, "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
+#: Both MCP server routes are one handler (``mcp.handlers.ServersHandler``): one description.
+_MCP_SERVERS: dict[str, Any] = {
+    "get": _op("Configured MCP servers: state, tools, skipped tools", 401, 403),
+    "post": _op("Fetch the MCP servers' tool lists again", *COMMON),
+}
+
 #: Routes of the agent and knowledge parts, until they contribute their own entries
 #: through ``settings["aiide_openapi_paths"]`` (which take precedence).
 PART_PATHS: dict[str, Any] = {
@@ -239,14 +245,8 @@ PART_PATHS: dict[str, Any] = {
         "get": _op("MCP tool calls awaiting the caller's approval", 401, 403),
         "post": _op("Answer an MCP approval (id in the body)", *COMMON),
     },
-    "/aiide/api/mcp/servers": {
-        "get": _op("Configured MCP servers: state, tools, skipped tools", 401, 403),
-        "post": _op("Fetch the MCP servers' tool lists again", *COMMON),
-    },
-    "/aiide/api/mcp/servers/refresh": {
-        "get": _op("Configured MCP servers: state, tools, skipped tools", 401, 403),
-        "post": _op("Fetch the MCP servers' tool lists again", *COMMON),
-    },
+    "/aiide/api/mcp/servers": _MCP_SERVERS,
+    "/aiide/api/mcp/servers/refresh": _MCP_SERVERS,
     "/aiide/api/mcp/approvals/{pending_id}": {
         "parameters": _path_param("pending_id"),
         "get": _op("MCP tool calls awaiting the caller's approval", 401, 403),
