@@ -9,6 +9,7 @@
 import { button, fill, h } from '../ui/dom';
 import { BUDGET_KINDS, type Budget, type BudgetKind, FEATURES, type Feature, type ICourse } from './api';
 import {
+  type BudgetInput,
   budgetChange,
   budgetLabel,
   examChange,
@@ -47,6 +48,28 @@ class Edits {
   }
 
   private readonly _dirty = new Set<Field>();
+}
+
+/** One budget field a kind (empty is no limit), each watched by `edits`. */
+type BudgetField = { kind: BudgetKind; input: Field };
+
+function budgetFields(edits: Edits, name: (kind: BudgetKind) => string): BudgetField[] {
+  return BUDGET_KINDS.map(kind => {
+    const input = h('input', {
+      type: 'text',
+      inputmode: 'numeric',
+      name: name(kind),
+      class: 'aiide-Instructor-budgetInput',
+      placeholder: 'no limit'
+    });
+    edits.watch(input);
+    return { kind, input };
+  });
+}
+
+/** What the budget fields hold, by kind, as typed. */
+function budgetValues(fields: BudgetField[]): BudgetInput {
+  return Object.fromEntries(fields.map(i => [i.kind, i.input.value]));
 }
 
 export class ExamForm {
@@ -175,21 +198,11 @@ export class ExamForm {
 
 export class BudgetForm {
   constructor(submit: Submit, refuse: Refuse) {
-    this._inputs = BUDGET_KINDS.map(kind => {
-      const input = h('input', {
-        type: 'text',
-        inputmode: 'numeric',
-        name: kind,
-        class: 'aiide-Instructor-budgetInput',
-        placeholder: 'no limit'
-      });
-      this._edits.watch(input);
-      return { kind, input };
-    });
+    this._inputs = budgetFields(this._edits, kind => kind);
     this._save = button(
       'Save budget',
       () => {
-        const change = budgetChange(Object.fromEntries(this._inputs.map(i => [i.kind, i.input.value])));
+        const change = budgetChange(budgetValues(this._inputs));
         if ('error' in change) {
           refuse(change.error);
           return;
@@ -228,7 +241,7 @@ export class BudgetForm {
   }
 
   private readonly _edits = new Edits();
-  private readonly _inputs: { kind: BudgetKind; input: Field }[];
+  private readonly _inputs: BudgetField[];
   private readonly _save: HTMLButtonElement;
 }
 
@@ -251,22 +264,11 @@ export class StudentBudgetForm {
     });
     this._edits.watch(this._student);
     this._student.addEventListener('input', () => this._showStudent());
-    this._inputs = BUDGET_KINDS.map(kind => {
-      const input = h('input', {
-        type: 'text',
-        inputmode: 'numeric',
-        name: `student_${kind}`,
-        class: 'aiide-Instructor-budgetInput',
-        placeholder: 'no limit'
-      });
-      this._edits.watch(input);
-      return { kind, input };
-    });
+    this._inputs = budgetFields(this._edits, kind => `student_${kind}`);
     this._save = button(
       'Save for student',
       () => {
-        const values = Object.fromEntries(this._inputs.map(i => [i.kind, i.input.value]));
-        this._send(studentBudgetChange(this._student.value, values), 'own budget saved.');
+        this._send(studentBudgetChange(this._student.value, budgetValues(this._inputs)), 'own budget saved.');
       },
       { kind: 'accept', class: 'aiide-Instructor-saveStudent' }
     );
@@ -354,7 +356,7 @@ export class StudentBudgetForm {
 
   private readonly _edits = new Edits();
   private readonly _student: Field;
-  private readonly _inputs: { kind: BudgetKind; input: Field }[];
+  private readonly _inputs: BudgetField[];
   private readonly _save: HTMLButtonElement;
   private readonly _clear: HTMLButtonElement;
   private readonly _state = h('p', { class: 'aiide-Instructor-studentState', role: 'status' });
