@@ -13,7 +13,7 @@ import datetime
 import hashlib
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -88,16 +88,7 @@ class AuditLog:
     async def query(self, q: AuditQuery) -> list[dict[str, Any]]:
         where: list[str] = ["id > ?"]
         args: list[Any] = [q.after_id]
-        add_filters(
-            where,
-            args,
-            (
-                ("actor = ?", q.actor),
-                ("action = ?", q.action),
-                ("ts >= ?", q.since),
-                ("ts < ?", q.until),
-            ),
-        )
+        add_filters(where, args, actor=q.actor, action=q.action, since=q.since, until=q.until)
         sql = f"SELECT {EVENT_COLUMNS} FROM audit WHERE {' AND '.join(where)}"  # noqa: S608
         sql += " ORDER BY id LIMIT ?"
         rows = await self.store.aread(lambda c: c.execute(sql, (*args, q.limit)).fetchall())
@@ -124,12 +115,22 @@ def _digest(prev: str, row: tuple[Any, ...]) -> str:
 EVENT_COLUMNS = "id, ts, actor, action, target, outcome, detail"
 
 
-def add_filters(where: list[str], args: list[Any], filters: Iterable[tuple[str, Any]]) -> None:
-    """Each fixed clause whose value is given, with that value as a bound parameter: only
-    fixed text is ever written into the SQL."""
-    for clause, value in filters:
+#: The audit table's filters: a name, and its fixed clause (the value is bound to ``?``).
+FILTERS = {
+    "actor": "actor = ?",
+    "action": "action = ?",
+    "outcome": "outcome = ?",
+    "since": "ts >= ?",
+    "until": "ts < ?",
+}
+
+
+def add_filters(where: list[str], args: list[Any], **values: Any) -> None:
+    """The clause of each filter of ``FILTERS`` whose value is given, the value as a bound
+    parameter: only fixed text is ever written into the SQL."""
+    for name, value in values.items():
         if value is not None:
-            where.append(clause)
+            where.append(FILTERS[name])
             args.append(value)
 
 

@@ -114,15 +114,7 @@ def search(conn: Conn, f: AuditFilter, scope: AuditScope | None, scan_rows: int)
     where: list[str] = ["id > ?", "id <= ?"]
     args: list[Any] = [start, end]
     add_filters(
-        where,
-        args,
-        (
-            ("actor = ?", f.actor),
-            ("action = ?", f.action),
-            ("outcome = ?", f.outcome),
-            ("ts >= ?", f.since),
-            ("ts < ?", f.until),
-        ),
+        where, args, actor=f.actor, action=f.action, outcome=f.outcome, since=f.since, until=f.until
     )
     if f.target:
         where.append("target LIKE ? ESCAPE '\\'")
