@@ -79,30 +79,9 @@ async def test_outside_agent_lists_reads_and_edits_after_approval(
         assert pending[0]["tool"] == "insert_cell" and not call.done()
         # The agent's own credential (the server token) may not approve: the person does,
         # from the browser (cookie + XSRF).
-        refused = await jp_fetch(
-            "aiide",
-            "api",
-            "mcp",
-            "approvals",
-            pending[0]["id"],
-            method="POST",
-            body=json.dumps({"decision": "approve"}),
-            raise_error=False,
-        )
+        refused = await _approve(jp_fetch, pending[0]["id"], raise_error=False)
         assert refused.code == 403 and json.loads(refused.body)["code"] == "self_approval"
-        browser = await browser_login(
-            jp_serverapp.port, jp_serverapp.base_url, jp_serverapp.identity_provider.token
-        )
-        await jp_fetch(
-            "aiide",
-            "api",
-            "mcp",
-            "approvals",
-            pending[0]["id"],
-            method="POST",
-            body=json.dumps({"decision": "approve"}),
-            headers={**browser, "Authorization": ""},
-        )
+        await _approve(jp_fetch, pending[0]["id"], headers=await _browser(jp_serverapp))
         done = await asyncio.wait_for(call, 10)
         assert not done.isError, done
     cells = json.loads((jp_root_dir / "nb.ipynb").read_text())["cells"]
@@ -126,9 +105,21 @@ async def _approve_late(jp_serverapp: Any, jp_fetch: Any, pending_id: str) -> An
         if not json.loads(r.body)["pending"]:
             break
         await asyncio.sleep(0.05)
+    return await _approve(
+        jp_fetch, pending_id, headers=await _browser(jp_serverapp), raise_error=False
+    )
+
+
+async def _browser(jp_serverapp: Any) -> dict[str, str]:
+    """The person's browser: its session cookie and XSRF header, and no token."""
     browser = await browser_login(
         jp_serverapp.port, jp_serverapp.base_url, jp_serverapp.identity_provider.token
     )
+    return {**browser, "Authorization": ""}
+
+
+async def _approve(jp_fetch: Any, pending_id: str, **request: Any) -> Any:
+    """POST an approval of a waiting call (by default with the agent's own token)."""
     return await jp_fetch(
         "aiide",
         "api",
@@ -137,8 +128,7 @@ async def _approve_late(jp_serverapp: Any, jp_fetch: Any, pending_id: str) -> An
         pending_id,
         method="POST",
         body=json.dumps({"decision": "approve"}),
-        headers={**browser, "Authorization": ""},
-        raise_error=False,
+        **request,
     )
 
 
