@@ -1,0 +1,69 @@
+"""@ mentions of what a data scientist mentions most (issue 19, finding 7): a data file by
+its path, summarised for the model rather than sent whole, and a folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser_support import LabPage
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser")]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def workspace_files(agent_lab: Any) -> None:
+    """Made before the chat lists any folder (listings are cached for a few seconds)."""
+    root = Path(agent_lab.root_dir)
+    (root / "data").mkdir(exist_ok=True)
+    rows = [f"s{i},{i % 100},2026-11-{1 + i % 28:02d}" for i in range(3000)]
+    (root / "data" / "scores.csv").write_text("student,score,date\n" + "\n".join(rows) + "\n")
+    (root / "results").mkdir(exist_ok=True)
+    (root / "results" / "run1.json").write_text("{}")
+
+
+def test_a_data_file_is_mentioned_by_its_path_and_summarised(
+    chat: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    box = chat.chat.locator(".aiide-Composer-input")
+    box.click()
+    box.press_sequentially("Which student scored best in @data/sc")
+    option = chat.chat.locator(".aiide-Popup [role=option]", has_text="scores.csv")
+    expect(option).to_be_visible(timeout=15_000)
+    screenshot(chat.chat, "chat-mention-data-file")
+    option.dispatch_event("mousedown")  # the popup picks on mousedown (focus stays in the box)
+    expect(box).to_have_value("Which student scored best in @data/scores.csv ")
+    fake_model.script({"text": "Read it with pandas."})
+    box.press("Enter")
+    chat.finished()
+    frame = [f for f in chat.sent if f.get("type") == "chat"][-1]
+    assert frame["context"]["mentions"] == [{"kind": "file", "path": "data/scores.csv"}]
+    prompt = json.dumps(fake_model.requests()[-1]["body"]["messages"])
+    assert "3000 rows x 3 columns" in prompt
+    assert "score (int)" in prompt and "date (date)" in prompt
+    assert "s2999" not in prompt  # the rows themselves stay in the file
+
+
+def test_a_bare_at_offers_folders_and_a_folder_sends_its_names(
+    chat: LabPage, agent_lab: Any, fake_model: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    box = chat.chat.locator(".aiide-Composer-input")
+    box.click()
+    box.press_sequentially("What is in @")
+    option = chat.chat.locator(".aiide-Popup [role=option]", has_text="results/")
+    expect(option).to_be_visible(timeout=15_000)
+    option.dispatch_event("mousedown")  # the popup picks on mousedown (focus stays in the box)
+    expect(box).to_have_value("What is in @results/ ")
+    fake_model.script({"text": "One run."})
+    box.press("Enter")
+    chat.finished()
+    frame = [f for f in chat.sent if f.get("type") == "chat"][-1]
+    assert frame["context"]["mentions"] == [{"kind": "folder", "path": "results"}]
+    prompt = json.dumps(fake_model.requests()[-1]["body"]["messages"])
+    assert '<folder path=\\"results\\">\\nrun1.json' in prompt
