@@ -67,6 +67,8 @@ def is_prose(line: str, cursor_line: str = "") -> bool:
     text = line.strip()
     if not text[:1].isupper() or len(_WORD.findall(text)) < 3:
         return False
+    if (cursor_line + line).lstrip().startswith("#"):
+        return False  # words in a comment are what a comment holds
     source = "async def _():\n    for _ in _:\n        " + (cursor_line + line).strip()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # invalid escapes and the like: not our concern

@@ -184,10 +184,11 @@ def test_prose_before_the_code_is_never_ghost_text(cursor: str, answer: str, ins
         'Compute the mean of xs."""',
         "Exception('The file was not found')",
         "# Here is a comment line",
+        "Hello from the model",  # after a '#' on the cursor's line: a comment's words
     ],
 )
 def test_code_that_starts_with_a_capital_is_not_prose(line: str) -> None:
-    cursor = '    """' if line.endswith('"""') else ""
+    cursor = '    """' if line.endswith('"""') else "# " if line.startswith("Hello") else ""
     assert not is_prose(line, cursor)
     assert without_preamble(line + "\nnext()", cursor, "python", final=True).startswith(line)
 

@@ -84,7 +84,8 @@ def _audit(hub: Hub, url: str, token: str, query: str) -> dict[str, Any]:
 def _complete(hub: Hub, token: str) -> tuple[int, Any]:
     return hub.request(
         "POST", hub.user_url("alice", "/aiide/api/complete"), token,
-        {"path": "a.py", "prefix": "import ", "suffix": ""},
+        # A comment: the harness's fake answers prose, which code would not show.
+        {"path": "a.py", "prefix": "# ", "suffix": ""},
     )  # fmt: skip
 
 
