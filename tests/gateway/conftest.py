@@ -8,7 +8,6 @@ previous request can vouch for the next one.
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -16,10 +15,9 @@ from typing import Any
 
 import pytest
 from optional import require
-from tornado.httpclient import AsyncHTTPClient
 from traitlets.config import Config
 
-from .helpers import OWNER, SECRET, Call, Reply
+from .helpers import OWNER, SECRET, Call, key_maker, server_client
 
 IDP = "aiide_server_ext.gateway.identity.GatewayIdentityProvider"
 AUTHORIZER = "aiide_server_ext.gateway.authorizer.GatewayAuthorizer"
@@ -62,43 +60,7 @@ def jp_server_config(jp_root_dir: Path, gateway_config: dict[str, Any]) -> Confi
 
 @pytest.fixture
 def call(jp_serverapp: Any, http_server_client: Any, jp_http_port: int, jp_base_url: str) -> Call:
-    """``await call(method, path, token=..., jupyter=True, body=..., headers=...)``."""
-
-    async def _call(
-        method: str,
-        path: str,
-        *,
-        token: str | None = None,
-        jupyter: bool = False,
-        body: Any = None,
-        raw: bytes | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> Reply:
-        h = dict(headers or {})
-        if token is not None:
-            h["Authorization"] = f"Bearer {token}"
-        if jupyter:
-            h["Authorization"] = f"token {jp_serverapp.identity_provider.token}"
-        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
-        if data is None and method in ("POST", "PUT", "PATCH"):
-            data = b""
-        url = f"http://127.0.0.1:{jp_http_port}{jp_base_url.rstrip('/')}{path}"
-        client = AsyncHTTPClient(force_instance=True)
-        try:
-            r = await client.fetch(
-                url,
-                method=method,
-                headers=h,
-                body=data,
-                raise_error=False,
-                allow_nonstandard_methods=True,
-                request_timeout=30,
-            )
-        finally:
-            client.close()
-        return Reply(r.code, r.headers, r.body or b"")
-
-    return _call
+    return server_client(jp_serverapp, jp_http_port, jp_base_url)
 
 
 @pytest.fixture
@@ -115,13 +77,7 @@ def issue(call: Call) -> Callable[..., Awaitable[dict[str, Any]]]:
 
 @pytest.fixture
 def new_key(call: Call) -> Callable[..., Awaitable[dict[str, Any]]]:
-    async def _new_key(**body: Any) -> dict[str, Any]:
-        body.setdefault("name", "test")
-        r = await call("POST", "/aiide/api/keys", jupyter=True, body=body)
-        assert r.status == 201, r.body
-        return dict(r.json())
-
-    return _new_key
+    return key_maker(call)
 
 
 @pytest.fixture

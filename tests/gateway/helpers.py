@@ -1,4 +1,5 @@
-"""Helpers shared by the gateway tests: replies, forged tokens."""
+"""Helpers shared by the gateway tests (and others on a gateway-configured server): the HTTP
+client of the ``call`` fixture, keys, replies, forged tokens."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tornado.httpclient import AsyncHTTPClient
 from tornado.httputil import HTTPHeaders
 
 SECRET = "gateway-test-secret-" + "0123456789abcdef" * 3
@@ -32,6 +34,61 @@ class Reply:
 
 
 Call = Callable[..., Awaitable["Reply"]]
+
+
+def server_client(jp_serverapp: Any, port: int, base_url: str) -> Call:
+    """``await call(method, path, token=..., jupyter=True, body=..., headers=...)`` against
+    the test's server: a fresh client per request, with a key or token (Bearer) or the
+    Jupyter token."""
+
+    async def _call(
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        jupyter: bool = False,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        h = dict(headers or {})
+        if token is not None:
+            h["Authorization"] = f"Bearer {token}"
+        if jupyter:
+            h["Authorization"] = f"token {jp_serverapp.identity_provider.token}"
+        data = raw if raw is not None else (json.dumps(body).encode() if body is not None else None)
+        if data is None and method in ("POST", "PUT", "PATCH"):
+            data = b""
+        url = f"http://127.0.0.1:{port}{base_url.rstrip('/')}{path}"
+        client = AsyncHTTPClient(force_instance=True)
+        try:
+            r = await client.fetch(
+                url,
+                method=method,
+                headers=h,
+                body=data,
+                raise_error=False,
+                allow_nonstandard_methods=True,
+                request_timeout=30,
+            )
+        finally:
+            client.close()
+        return Reply(r.code, r.headers, r.body or b"")
+
+    return _call
+
+
+def key_maker(call: Call, name: str = "test") -> Callable[..., Awaitable[dict[str, Any]]]:
+    """``await new_key(user=..., scopes=[...], ...)``: an API key created through the owner's
+    Jupyter session (named ``name`` unless the body says); the created key's JSON."""
+
+    async def _new_key(**body: Any) -> dict[str, Any]:
+        body.setdefault("name", name)
+        r = await call("POST", "/aiide/api/keys", jupyter=True, body=body)
+        assert r.status == 201, r.body
+        return dict(r.json())
+
+    return _new_key
 
 
 def claims(sub: str = "alice", **overrides: Any) -> dict[str, Any]:

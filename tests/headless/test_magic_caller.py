@@ -9,15 +9,13 @@ as the owner: scopes ``*``, no rate limit, no quota.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from typing import Any
 
 import pytest
 from fakes import FakeAnthropic, Reply
-from gateway.helpers import OWNER, SECRET, Call
-from gateway.helpers import Reply as HttpReply
-from tornado.httpclient import AsyncHTTPClient
+from gateway.helpers import OWNER, SECRET, Call, key_maker, server_client
+from kernelrun import ask_channel as ask
 
 pytestmark = pytest.mark.xdist_group("headless")
 
@@ -38,54 +36,13 @@ CONFIG = {"ServerApp": SERVER, "Gateway": GATEWAY}
 
 @pytest.fixture
 def call(jp_serverapp: Any, http_server_client: Any, jp_http_port: int, jp_base_url: str) -> Call:
-    """Like the gateway suite's: a fresh client per request, a key or the Jupyter token."""
-
-    async def _call(
-        method: str, path: str, *, token: str | None = None, jupyter: bool = False, body: Any = None
-    ) -> HttpReply:
-        headers = {"Authorization": f"Bearer {token}"} if token else {}
-        if jupyter:
-            headers["Authorization"] = f"token {jp_serverapp.identity_provider.token}"
-        data = json.dumps(body).encode() if body is not None else None
-        if data is None and method == "POST":
-            data = b""
-        url = f"http://127.0.0.1:{jp_http_port}{jp_base_url.rstrip('/')}{path}"
-        client = AsyncHTTPClient(force_instance=True)
-        try:
-            r = await client.fetch(
-                url, method=method, headers=headers, body=data, raise_error=False
-            )
-        finally:
-            client.close()
-        return HttpReply(r.code, r.headers, r.body or b"")
-
-    return _call
+    """The gateway suite's client."""
+    return server_client(jp_serverapp, jp_http_port, jp_base_url)
 
 
 @pytest.fixture
 def new_key(call: Call) -> Any:
-    async def _new_key(**body: Any) -> dict[str, Any]:
-        body.setdefault("name", "magic-test")
-        r = await call("POST", "/aiide/api/keys", jupyter=True, body=body)
-        assert r.status == 201, r.body
-        return dict(r.json())
-
-    return _new_key
-
-
-async def ask(socket_path: str, prompt: str = "hello") -> tuple[int, dict[str, Any]]:
-    """One request over the kernel's channel, as ``aiide_kernel.magics`` sends it."""
-    reader, writer = await asyncio.open_unix_connection(socket_path)
-    data = json.dumps({"prompt": prompt, "format": "text"}).encode()
-    writer.write(
-        b"POST /v1/ask HTTP/1.1\r\nHost: kernel\r\nContent-Type: application/json\r\n"
-        b"Connection: close\r\nContent-Length: %d\r\n\r\n" % len(data) + data
-    )
-    await writer.drain()
-    raw = await asyncio.wait_for(reader.read(), 60)
-    writer.close()
-    head, _, payload = raw.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(payload)
+    return key_maker(call, "magic-test")
 
 
 async def start_kernel(call: Call, jp_serverapp: Any, **auth: Any) -> str:

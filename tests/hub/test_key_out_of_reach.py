@@ -12,11 +12,11 @@ import asyncio
 import json
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kernelrun import Execution
 from tornado.httpclient import HTTPRequest
 from tornado.websocket import websocket_connect
 
@@ -103,35 +103,16 @@ def _hunt(hub: Hub) -> str:
 async def _run(hub: Hub, user: str, token: str, kernel_id: str, code: str) -> str:
     url = hub.url.replace("http", "ws", 1) + f"/user/{user}/api/kernels/{kernel_id}/channels"
     ws = await websocket_connect(HTTPRequest(url, headers={"Authorization": f"token {token}"}))
-    msg_id = uuid.uuid4().hex
-    header = {"msg_id": msg_id, "msg_type": "execute_request", "session": uuid.uuid4().hex,
-              "username": user, "version": "5.3", "date": ""}  # fmt: skip
-    content = {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-               "allow_stdin": False, "stop_on_error": True}  # fmt: skip
-    message = {"header": header, "parent_header": {}, "metadata": {}, "content": content,
-               "channel": "shell", "buffers": []}  # fmt: skip
-    ws.write_message(json.dumps(message))
-    out: list[str] = []
-    replied = idle = False
+    run = Execution(code, username=user)
+    ws.write_message(run.message)
     try:
-        while not (replied and idle):
+        while not run.done:
             frame = await asyncio.wait_for(ws.read_message(), 180)
-            assert frame is not None, f"the kernel's socket closed; output so far {out}"
-            msg = json.loads(frame)
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind, body = msg["msg_type"], msg["content"]
-            if kind == "stream":
-                out.append(body["text"])
-            elif kind == "error":
-                out.append(f"{body['ename']}: {body['evalue']}")
-            elif kind == "execute_reply":
-                replied = True
-            elif kind == "status" and body["execution_state"] == "idle":
-                idle = True
+            assert frame is not None, f"the kernel's socket closed; output so far {run.output}"
+            run.take(frame)
     finally:
         ws.close()
-    return "".join(out)
+    return run.output
 
 
 def _kernels(hub: Hub, user: str, token: str) -> dict[str, Any]:

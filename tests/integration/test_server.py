@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kernelrun import Execution
 from tornado.httpclient import HTTPClientError
 
 pytestmark = pytest.mark.xdist_group("sandbox")
@@ -80,50 +81,14 @@ async def test_events_of_an_unknown_kernel_is_404(jp_fetch: Any) -> None:
     assert e.value.code == 404
 
 
-def _execute_request(code: str) -> dict[str, Any]:
-    msg_id = uuid.uuid4().hex
-    return {
-        "header": {
-            "msg_id": msg_id,
-            "username": "test",
-            "session": uuid.uuid4().hex,
-            "msg_type": "execute_request",
-            "version": "5.3",
-            "date": "",
-        },
-        "parent_header": {},
-        "metadata": {},
-        "content": {
-            "code": code,
-            "silent": False,
-            "store_history": True,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-        },
-        "channel": "shell",
-        "buffers": [],
-    }
-
-
 async def _run_cell(ws: Any, code: str, timeout: float = 60) -> tuple[str, str]:
-    request = _execute_request(code)
-    await ws.write_message(json.dumps(request))
-    stdout, status, idle = "", "", False
-    # The reply (shell) and the output (iopub) travel on different channels: done when
-    # both the reply and iopub's "idle" for this request have come, in either order.
+    run = Execution(code, store_history=True)
+    await ws.write_message(run.message)
     async with asyncio.timeout(timeout):
-        while not (status and idle):
-            msg = json.loads(await ws.read_message())
-            if msg["parent_header"].get("msg_id") != request["header"]["msg_id"]:
-                continue
-            if msg["msg_type"] == "stream":
-                stdout += msg["content"]["text"]
-            elif msg["msg_type"] == "execute_reply":
-                status = msg["content"]["status"]
-            elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-                idle = True
-    return status, stdout
+        while not run.take(await ws.read_message()):
+            pass
+    assert run.reply is not None
+    return run.reply["status"], run.stdout
 
 
 async def test_notebook_cell_runs_in_a_sandboxed_kernel(
@@ -150,9 +115,7 @@ async def test_oom_death_is_reported_through_the_events_route(
     kernel_id = json.loads(r.body)["id"]
     ws = await jp_ws_fetch("api", "kernels", kernel_id, "channels")
     try:
-        await ws.write_message(
-            json.dumps(_execute_request("x = []\nwhile True: x.append(b'y' * 2**26)"))
-        )
+        await ws.write_message(Execution("x = []\nwhile True: x.append(b'y' * 2**26)").message)
         events: list[dict[str, str]] = []
         async with asyncio.timeout(60):
             while not events:

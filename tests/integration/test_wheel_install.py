@@ -34,13 +34,13 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kernelrun import Execution
 from optional import require
 from sandbox_support import require_backend
 
@@ -200,55 +200,19 @@ def run_cell(lab: Lab, kernel_id: str, code: str, timeout: float = 60.0) -> str:
         header=[f"Authorization: token {lab.token}"],
         timeout=timeout,
     )
-    msg_id = uuid.uuid4().hex
-    ws.send(
-        json.dumps(
-            {
-                "header": {
-                    "msg_id": msg_id,
-                    "msg_type": "execute_request",
-                    "session": uuid.uuid4().hex,
-                    "username": "test",
-                    "version": "5.3",
-                    "date": "",
-                },
-                "parent_header": {},
-                "metadata": {},
-                "content": {
-                    "code": code,
-                    "silent": False,
-                    "store_history": False,
-                    "user_expressions": {},
-                    "allow_stdin": False,
-                    "stop_on_error": True,
-                },
-                "channel": "shell",
-                "buffers": [],
-            }
-        )
-    )
-    out: list[str] = []
-    replied = idle = False
+    run = Execution(code)
+    ws.send(run.message)
     deadline = time.monotonic() + timeout
     try:
-        while not (replied and idle):
-            assert time.monotonic() < deadline, f"no reply to the cell; output so far {out}"
-            msg = json.loads(ws.recv())
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
-                continue
-            kind, content = msg["msg_type"], msg["content"]
-            if kind == "stream":
-                out.append(content["text"])
-            elif kind == "error":
-                raise AssertionError(f"the cell failed: {content['ename']}: {content['evalue']}")
-            elif kind == "status" and content["execution_state"] == "idle":
-                idle = True
-            elif kind == "execute_reply":
-                replied = True
-                assert content["status"] == "ok", content
+        while not run.done:
+            assert time.monotonic() < deadline, f"no reply to the cell; output so far {run.stdout}"
+            run.take(ws.recv())
+            if run.errors:
+                raise AssertionError(f"the cell failed: {run.errors[0]}")
+            assert run.reply is None or run.reply["status"] == "ok", run.reply
     finally:
         ws.close()
-    return "".join(out)
+    return run.stdout
 
 
 def chat(lab: Lab, text: str, timeout: float = 60.0) -> list[dict[str, Any]]:

@@ -5,13 +5,13 @@ a 503, each with a code and a message saying why."""
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from kernelrun import ask_channel as ask
 
 from aiide_kernel.channel import KernelChannels
 
@@ -24,20 +24,6 @@ def channels() -> Iterator[KernelChannels]:
     yield KernelChannels.instance()
     KernelChannels.instance().close_all()
     KernelChannels._instance = None
-
-
-async def ask(path: str) -> tuple[int, dict[str, Any]]:
-    reader, writer = await asyncio.open_unix_connection(path)
-    data = json.dumps({"prompt": "hi"}).encode()
-    writer.write(
-        b"POST /v1/ask HTTP/1.1\r\nHost: kernel\r\nConnection: close\r\n"
-        b"Content-Length: %d\r\n\r\n" % len(data) + data
-    )
-    await writer.drain()
-    raw = await asyncio.wait_for(reader.read(), 30)
-    writer.close()
-    head, _, payload = raw.partition(b"\r\n\r\n")
-    return int(head.split()[1]), json.loads(payload)
 
 
 async def test_requests_beyond_the_concurrency_cap_are_429(
