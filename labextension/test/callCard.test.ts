@@ -140,3 +140,36 @@ describe('approval cards', () => {
     card.dispose();
   });
 });
+
+describe('a rejected call', () => {
+  const rejected = (block: CallBlock, by: string): CallBlock => ({
+    ...block,
+    approval: { ...block.approval!, resolution: { decision: 'reject', by, reason: 'not now', edited: false } },
+    result: {
+      ok: false,
+      content: 'rejected by the user: not now',
+      error: { code: 'rejected', message: 'rejected' },
+      outputs: null,
+      citations: []
+    }
+  });
+
+  test("is the user's own decision when made on this card, and no error", () => {
+    const card = new CallCard(handlers([]));
+    const block = call('run_cell', { cell_id: CELLS[0].id });
+    card.update(block, true);
+    const buttons = () => [...card.node.querySelectorAll('button')] as HTMLButtonElement[];
+    buttons().find(b => b.textContent === 'Reject')!.click();
+    buttons().find(b => b.textContent === 'Reject')!.click(); // the reason box's Reject
+    card.update(rejected(block, 'root'), false);
+    assert.equal(text(card, '.aiide-Call-status'), 'You rejected this: not now');
+    assert.equal(text(card, '.aiide-Call-result summary'), 'Not run');
+    assert.doesNotMatch(card.node.textContent ?? '', /Rejected by root|Error/);
+  });
+
+  test('names who rejected it when someone else did', () => {
+    const card = new CallCard(handlers([]));
+    card.update(rejected(call('run_cell', { cell_id: CELLS[0].id }), 'ada'), false);
+    assert.equal(text(card, '.aiide-Call-status'), 'Rejected by ada: not now');
+  });
+});

@@ -107,8 +107,10 @@ def test_reject_with_a_reason_leaves_the_notebook_and_tells_the_model(
     card.get_by_label("Reason for rejecting").press("Enter")
     chat.finished()
     status = chat.chat.locator(".aiide-Call-status").first
-    expect(status).to_contain_text("Rejected")
-    expect(status).to_contain_text("use seaborn instead")
+    # One's own decision, not "Rejected by root", and no red "Error" for a call not run.
+    expect(status).to_have_text("You rejected this: use seaborn instead")
+    card = chat.chat.locator(".aiide-Call").first
+    expect(card.locator(".aiide-Call-result summary")).not_to_contain_text("Error")
     assert cell_sources(notebook) == ["import pandas as pd"]
     assert "use seaborn instead" in json.dumps(fake_model.requests()[-1]["body"]["messages"])
 

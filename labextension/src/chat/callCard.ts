@@ -240,8 +240,9 @@ export class CallCard {
       return this._mode === 'sent' ? 'Sending your decision…' : 'Waiting for your approval';
     }
     if (resolution?.decision === 'reject') {
-      const by = resolution.by ? ` by ${resolution.by}` : '';
-      return resolution.reason ? `Rejected${by}: ${resolution.reason}` : `Rejected${by}`;
+      // Decided on this card: the user's own decision, not "Rejected by root".
+      const who = this._decidedHere ? 'You rejected this' : `Rejected${resolution.by ? ` by ${resolution.by}` : ''}`;
+      return resolution.reason ? `${who}: ${resolution.reason}` : who;
     }
     if (resolution?.decision === 'expired') {
       return 'Expired without a decision';
@@ -553,10 +554,17 @@ export class CallCard {
 
   private _result(block: CallBlock): HTMLElement {
     const result = block.result!;
+    // A rejected call did not fail: it was not run, as the user asked (no red "Error").
+    const rejected = block.approval?.resolution?.decision === 'reject';
+    const summary = result.ok
+      ? 'Result'
+      : rejected
+        ? 'Not run'
+        : `Error: ${firstLine(result.error?.message ?? result.error?.code ?? 'failed')}`;
     return h(
       'details',
-      { class: 'aiide-Call-result', 'data-ok': String(result.ok) },
-      h('summary', {}, result.ok ? 'Result' : `Error: ${firstLine(result.error?.message ?? result.error?.code ?? 'failed')}`),
+      { class: 'aiide-Call-result', 'data-ok': rejected ? 'not-run' : String(result.ok) },
+      h('summary', {}, summary),
       h('pre', {}, result.content)
     );
   }
@@ -580,6 +588,7 @@ export class CallCard {
 
   private _decide(send: () => boolean): void {
     this._mode = 'sent';
+    this._decidedHere = true;
     if (!send()) {
       this._mode = 'idle';
     }
@@ -619,6 +628,8 @@ export class CallCard {
   private readonly _links: ICitationLinks | null;
   private _block: CallBlock | null = null;
   private _mode: Mode = 'idle';
+  /** A decision was sent from this card (the resolution that comes back is the user's). */
+  private _decidedHere = false;
   private _form: IArgumentForm | null = null;
   private _fields: ICodeField[] = [];
   private readonly _names = new Map<string, string>();
