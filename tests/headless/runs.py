@@ -6,11 +6,14 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from agent.conftest import KEY, OAI_KEY, agent_config
 
 CLI = [sys.executable, "-m", "aiide_server_ext.cli"]
@@ -100,8 +103,48 @@ async def run_with_policy(
     )
 
 
+async def interrupt_when(
+    cfg: Path,
+    cwd: Path,
+    ready: Callable[[list[dict[str, Any]]], bool],
+    what: str,
+    settle: float = 0,
+) -> tuple[int, str]:
+    """``jupyter aiide run nb.ipynb --goal g --policy policy.json --config CFG`` stopped by
+    Ctrl-C once its trace shows ``ready`` (and ``settle`` seconds more): the exit code and
+    stderr. A run still going when this ends is killed; ``what`` names the moment waited for."""
+    args = ["run", "nb.ipynb", "--goal", "g", "--policy", "policy.json", "--config", str(cfg)]
+    proc = await start(*args, cwd=cwd)
+    trace = cwd / "nb.aiide.trace.jsonl"
+    try:
+        for _ in range(2400):
+            try:
+                records = read_lines(trace) if trace.exists() else []
+            except ValueError:  # a line being written
+                records = []
+            if ready(records):
+                break
+            await asyncio.sleep(0.05)
+        else:
+            pytest.fail(f"the run never reached {what}")
+        await asyncio.sleep(settle)
+        proc.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(proc.communicate(), 60)
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode is not None
+    return proc.returncode, err.decode()
+
+
 def read_lines(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def provenance(path: Path) -> dict[str, Any]:
+    """What an output notebook says about the run that wrote it (``metadata.aiide``)."""
+    return dict(json.loads(path.read_text())["metadata"]["aiide"])
 
 
 def replay_sync(trace: Path, config: Path | None, timeout: float = 180) -> tuple[int, str]:

@@ -16,15 +16,11 @@ import pytest
 from agent.conftest import KEY, OAI_KEY
 from fakes import FakeAnthropic, Reply
 
-from .runs import CLI, aiide, read_lines, write_config, write_nb
+from .runs import CLI, aiide, provenance, read_lines, write_config, write_nb
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("headless")]
 
 UNKNOWN_KERNEL = {"kernelspec": {"name": "no-such-kernel", "display_name": "gone"}}
-
-
-def provenance(path: Path) -> dict[str, Any]:
-    return dict(json.loads(path.read_text())["metadata"]["aiide"])
 
 
 async def test_a_run_whose_kernel_cannot_start_leaves_the_others_alone(

@@ -3,16 +3,22 @@ and a kernel that dies under the agent (exit 5)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 import sys
 from pathlib import Path
 
 import pytest
 from fakes import FakeAnthropic, Reply, ToolUse
 
-from .runs import AUTO, aiide, read_lines, run_with_policy, start, write_config, write_nb
+from .runs import (
+    AUTO,
+    aiide,
+    interrupt_when,
+    read_lines,
+    run_with_policy,
+    write_config,
+    write_nb,
+)
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("headless")]
 
@@ -27,28 +33,14 @@ async def test_ctrl_c_saves_the_partial_work_and_exits_130(
         Reply(tools=[ToolUse("insert_cell", {"source": "y = 1"}, id="toolu_ins00001")]),
         Reply(text="still thinking about it", stall_after=1),  # the model hangs mid-answer
     )
-    args = ["run", "nb.ipynb", "--goal", "g", "--policy", "policy.json", "--config", str(cfg)]
-    proc = await start(*args, cwd=tmp_path)
-    try:
-        trace = tmp_path / "nb.aiide.trace.jsonl"
-        for _ in range(2400):  # until the second model call is under way (it hangs)
-            if trace.exists():
-                try:
-                    records = read_lines(trace)
-                except ValueError:  # a line being written
-                    records = []
-                if len([r for r in records if r["type"] == "model_request"]) >= 2:
-                    break
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail("the run never reached its second model call")
-        proc.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(proc.communicate(), 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 130, err.decode()
+    code, err = await interrupt_when(
+        cfg,
+        tmp_path,
+        lambda records: len([r for r in records if r["type"] == "model_request"]) >= 2,
+        "its second model call",  # under way: it hangs
+    )
+    assert code == 130, err
+    trace = tmp_path / "nb.aiide.trace.jsonl"
     nb = json.loads((tmp_path / "nb.aiide.ipynb").read_text())
     prov = nb["metadata"]["aiide"]
     assert prov["status"] == "interrupted" and prov["exit_code"] == 130

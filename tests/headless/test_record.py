@@ -13,15 +13,11 @@ from typing import Any
 import pytest
 from fakes import FakeAnthropic, Reply, ToolUse
 
-from .runs import aiide, read_lines, write_config, write_nb
+from .runs import aiide, provenance, read_lines, write_config, write_nb
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("headless")]
 
 OVERLOADED = Reply(status=529, error_type="overloaded_error")
-
-
-def provenance(path: Path) -> dict[str, Any]:
-    return dict(json.loads(path.read_text())["metadata"]["aiide"])
 
 
 async def test_model_is_pinned_unless_fallback_is_allowed(

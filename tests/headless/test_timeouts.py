@@ -4,16 +4,14 @@ runs it too; Ctrl-C keeps the running cell's partial output."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 from fakes import FakeAnthropic, Reply, ToolUse
 
-from .runs import AUTO, aiide, read_lines, start, write_config, write_nb
+from .runs import AUTO, aiide, interrupt_when, read_lines, write_config, write_nb
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("headless")]
 
@@ -82,28 +80,15 @@ async def test_ctrl_c_keeps_the_running_cells_partial_output(
     (tmp_path / "policy.json").write_text(AUTO)
     write_nb(tmp_path / "nb.ipynb")
     script(afake_anthropic, SLOW)
-    args = ["run", "nb.ipynb", "--goal", "g", "--policy", "policy.json", "--config", str(cfg)]
-    proc = await start(*args, cwd=tmp_path)
+    code, err = await interrupt_when(
+        cfg,
+        tmp_path,
+        lambda records: any(r.get("call_id") == "toolu_run1" for r in records),
+        "the slow cell",  # its run_cell call announced
+        settle=3,  # it has printed 'started'
+    )
+    assert code == 130, err
     trace = tmp_path / "nb.aiide.trace.jsonl"
-    try:
-        for _ in range(2400):  # until the slow cell runs (its run_cell call is announced)
-            try:
-                records = read_lines(trace) if trace.exists() else []
-            except ValueError:
-                records = []
-            if any(r.get("call_id") == "toolu_run1" for r in records):
-                break
-            await asyncio.sleep(0.05)
-        else:
-            pytest.fail("the run never ran the slow cell")
-        await asyncio.sleep(3)  # it has printed 'started'
-        proc.send_signal(signal.SIGINT)
-        _, err = await asyncio.wait_for(proc.communicate(), 60)
-    finally:
-        if proc.returncode is None:
-            proc.kill()
-            await proc.wait()
-    assert proc.returncode == 130, err.decode()
     nb = json.loads((tmp_path / "nb.aiide.ipynb").read_text())
     (cell,) = [c for c in nb["cells"] if c["id"] == "ai-slow0001"]
     assert texts(cell["outputs"]).startswith("started\n[stopped (Ctrl-C)")
