@@ -34,6 +34,9 @@ def test_fix_this_error_sends_the_traceback_with_the_cell(
     question = chat.chat.locator(".aiide-Question-text").last
     expect(question).to_contain_text(f"Fix this error in cell 1 of {path}")
     expect(question).to_contain_text("ZeroDivisionError: division by zero")
+    # The traceback shows as code in the user's bubble, not between literal ``` lines.
+    expect(question.locator("pre code")).to_contain_text("ZeroDivisionError")
+    expect(question).not_to_contain_text("```")
     body = fake_model.requests()[-1]["body"]
     sent = json.dumps(body)
     assert "ZeroDivisionError" in sent

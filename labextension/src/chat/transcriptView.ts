@@ -13,6 +13,7 @@ import { button, fill, h } from '../ui/dom';
 import { CallCard, type ICallHandlers } from './callCard';
 import type { ICodeActions } from './codeActions';
 import { AnswerView } from './markdown';
+import { questionNode } from './questionText';
 import type { Block, ITranscriptChange, Transcript } from './transcript';
 import { SLASH_COMMANDS } from './slash';
 import { failedTurn, isThinking, lastTurn, type ILastTurn } from './turns';
@@ -204,7 +205,7 @@ export class TranscriptView extends Widget {
         node.className = 'aiide-Question';
         fill(
           node,
-          h('div', { class: 'aiide-Question-text' }, block.text || '(question)'),
+          questionNode(block.text || '(question)'),
           block.failed
             ? h(
                 'div',
