@@ -17,8 +17,8 @@ export class NotebookCodeActions implements ICodeActions {
   constructor(private readonly _tracker: INotebookTracker | null) {}
 
   copy(code: string): void {
+    // Said on the button itself (AnswerView): a toast sat over the chat's Send button.
     Clipboard.copyToSystem(code);
-    Notification.info('Copied to the clipboard', { autoClose: 2000 });
   }
 
   insertBelow(code: string): void {

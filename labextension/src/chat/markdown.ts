@@ -10,6 +10,7 @@ import { citationList, citedIn, type ICitationLinks } from '../knowledge/citatio
 import { linkifyCitations } from '../knowledge/linkify';
 import { button, h } from '../ui/dom';
 import type { ICodeActions } from './codeActions';
+import { copyButton } from './copyButton';
 
 const MIME = 'text/markdown';
 
@@ -109,7 +110,7 @@ export class AnswerView {
       const bar = h(
         'div',
         { class: 'aiide-CodeActions', role: 'toolbar', 'aria-label': 'Code block actions' },
-        button('Copy', () => this._actions.copy(code), { title: 'Copy to the clipboard' }),
+        copyButton(() => this._actions.copy(code)),
         button('Insert below', () => this._actions.insertBelow(code), {
           title: 'Insert as a new cell below the active cell'
         }),
@@ -137,3 +138,4 @@ export class AnswerView {
   private _disposed = false;
   private _rendered = false;
 }
+
