@@ -12,7 +12,7 @@ from browser_support import LabPage, resize_sidebar, write_notebook
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser")]
 
 ANSWER = (
-    "### Plan\n\nFirst **load** the data, then plot it:\n\n"
+    "# Prices\n\n### Plan\n\nFirst **load** the data, then plot it:\n\n"
     "```python\nimport pandas as pd\ndf = pd.read_csv('prices.csv')\ndf.price.plot()\n```\n\n"
     "- one\n- two\n"
 )
@@ -31,6 +31,11 @@ def test_answer_streams_in_and_renders_as_markdown(
     answer = chat.answers().last
     expect(answer).not_to_have_class("aiide-mod-streaming")
     expect(answer.locator("h3")).to_contain_text("Plan")
+    # Headings sized for a sidebar, not a notebook (an h1 was 2.2 times the text).
+    sizes = answer.evaluate(
+        """a => ['h1', 'p'].map(t => parseFloat(getComputedStyle(a.querySelector(t)).fontSize))"""
+    )
+    assert sizes[0] <= 1.3 * sizes[1], sizes
     expect(answer.locator("strong")).to_have_text("load")
     expect(answer.locator("pre code")).to_contain_text("df.price.plot()")
     expect(answer.locator("li")).to_have_count(2)
