@@ -194,6 +194,17 @@ def test_context_follows_the_active_notebook_and_mentions_complete(
     expect(context_line).to_have_text(f"Context: {first} · cell 1")
     chat.open_notebook(second, kernel=False)
     expect(context_line).to_have_text(f"Context: {second} · cell 1")
+    # Renamed while open: the line follows (it kept the old name).
+    chat.page.evaluate(
+        "([a, b]) => window.jupyterapp.serviceManager.contents.rename(a, b).then(() => null)",
+        [second, "renamed.ipynb"],
+    )
+    expect(context_line).to_have_text("Context: renamed.ipynb · cell 1")
+    chat.page.evaluate(
+        "([a, b]) => window.jupyterapp.serviceManager.contents.rename(a, b).then(() => null)",
+        ["renamed.ipynb", second],
+    )
+    expect(context_line).to_have_text(f"Context: {second} · cell 1")
 
     box = chat.chat.locator(".aiide-Composer-input")
     box.fill("/ex")

@@ -11,8 +11,9 @@ import type { IChatContext } from '../api/protocol';
 export class ActiveContext {
   constructor(tracker: INotebookTracker | null) {
     this._tracker = tracker;
-    tracker?.currentChanged.connect(this._emit, this);
+    tracker?.currentChanged.connect(this._follow, this);
     tracker?.activeCellChanged.connect(this._emit, this);
+    this._follow();
   }
 
   get changed(): ISignal<this, void> {
@@ -64,7 +65,8 @@ export class ActiveContext {
   }
 
   dispose(): void {
-    this._tracker?.currentChanged.disconnect(this._emit, this);
+    this._watched?.context.pathChanged.disconnect(this._emit, this);
+    this._tracker?.currentChanged.disconnect(this._follow, this);
     this._tracker?.activeCellChanged.disconnect(this._emit, this);
     Signal.clearData(this);
   }
@@ -83,6 +85,16 @@ export class ActiveContext {
   private _emit(): void {
     this._changed.emit();
   }
+
+  /** A new active notebook; its renames change the context line too. */
+  private _follow(): void {
+    this._watched?.context.pathChanged.disconnect(this._emit, this);
+    this._watched = this.notebook;
+    this._watched?.context.pathChanged.connect(this._emit, this);
+    this._emit();
+  }
+
+  private _watched: NotebookPanel | null = null;
 
   private readonly _tracker: INotebookTracker | null;
   private readonly _changed = new Signal<this, void>(this);
