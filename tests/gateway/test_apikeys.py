@@ -33,7 +33,7 @@ async def test_listing_is_masked(call: Call, new_key: Any) -> None:
     r = await call("GET", "/aiide/api/keys", jupyter=True)
     assert r.status == 200
     assert key.encode() not in r.body
-    assert key.split("_")[2].encode() not in r.body
+    assert key.split("_", 2)[2].encode() not in r.body  # the secret may itself hold "_"
     assert [k["name"] for k in r.json()["keys"]] == ["ci"]
 
 
