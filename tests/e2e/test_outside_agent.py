@@ -87,7 +87,7 @@ def test_the_person_approves_an_outside_agents_edit_on_its_card(
 
     card = chat.awaiting_card()  # pushed: the page asked for nothing
     expect(card.locator(".aiide-Call-what")).to_have_text(
-        f"Insert a code cell into {path} after cell c1"
+        f"Insert a code cell into {path} after cell 1 “x = 6”"  # as the user sees the cell
     )
     expect(card.locator(".aiide-Diff-add")).to_have_text("+added: print(x * 7)")
     expect(chat.chat.locator(".aiide-Notice").last).to_contain_text("An outside agent")
@@ -140,7 +140,7 @@ def test_a_card_answered_elsewhere_updates_and_a_rejection_reaches_the_agent(
     is_error, text = agent.result()
     assert is_error and "rejected insert_cell: no os here" in text, text
     status = chat.chat.locator(".aiide-Call").last.locator(".aiide-Call-status")
-    expect(status).to_contain_text("Rejected")
+    expect(status).to_have_text("You rejected this: no os here")
     assert cell_sources(notebook) == ["y = 1", "y += 1"]
 
 
