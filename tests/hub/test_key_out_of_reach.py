@@ -28,7 +28,7 @@ pytestmark = pytest.mark.xdist_group("hub")
 
 #: Looks everywhere it can for anything shaped like the course's keys; prints JSON.
 HUNT = r"""
-import glob, json, os, urllib.request
+import glob, json, os, stat, urllib.request
 PREFIXES = ("sk-ant-provider-", "sk-openai-provider-")
 found, errors = [], []
 def look(label, text):
@@ -54,21 +54,29 @@ SKIP = {"/proc", "/sys", "/dev", "/usr", "/lib", "/lib64", "/bin", "/sbin", "/sn
 read_paths, seen = set(), 0
 tops = [os.getcwd(), "/tmp", os.path.expanduser("~"), "/etc", "/run", "/var", "/home",
         "/root", "/srv", "/opt", "/"]
-for top in tops:
-    for root, dirs, files in os.walk(top):
-        dirs[:] = [d for d in dirs if os.path.join(root, d) not in SKIP]
-        for name in files:
-            path = os.path.join(root, name)
-            if path in read_paths or seen > 20000:
-                continue
-            read_paths.add(path)
-            seen += 1
-            try:
-                if os.path.islink(path) or os.path.getsize(path) > (1 << 20):
+def walk():
+    # At most 20,000 files, then the walk stops: on a developer's host "/" holds whole
+    # checkouts; a sandbox sees far fewer.
+    global seen
+    for top in tops:
+        for root, dirs, files in os.walk(top):
+            dirs[:] = [d for d in dirs if os.path.join(root, d) not in SKIP]
+            for name in files:
+                path = os.path.join(root, name)
+                if path in read_paths:
                     continue
-            except OSError:
-                continue
-            read(path)
+                if seen >= 20000:
+                    return
+                read_paths.add(path)
+                seen += 1
+                try:  # regular files only: a FIFO another test left in /tmp blocks a read
+                    st = os.lstat(path)
+                    if not stat.S_ISREG(st.st_mode) or st.st_size > (1 << 20):
+                        continue
+                except OSError:
+                    continue
+                read(path)
+walk()
 for url in URLS:
     try:
         with urllib.request.urlopen(url, timeout=3) as r:
