@@ -111,7 +111,11 @@ def test_the_conversation_list_stays_usable_beside_a_long_transcript(
     chat.chat.locator(".aiide-Header-toggle").click()
     listing = chat.chat.locator(".aiide-Conversations")
     listing.locator(".aiide-Conversations-search").fill("squeezing")
-    item = listing.locator(".aiide-Conversations-item").first
+    # The search's answer replaces the full list (earlier tests' conversations): measure
+    # once only the match is left.
+    items = listing.locator(".aiide-Conversations-item")
+    expect(items).to_have_count(1)
+    item = items.filter(has_text="squeezing")
     expect(item).to_be_visible()
     list_box, item_box = listing.bounding_box(), item.bounding_box()
     panel_box = chat.chat.bounding_box()
