@@ -130,6 +130,20 @@ describe('chat box @ popup', () => {
   });
 });
 
+describe('chat box @ pick', () => {
+  test('Enter on results a key older replaces the whole @word typed since', async () => {
+    const { composer, input, popup, search } = setup();
+    type(input, 'look at @ou');
+    await search.answer(FOUND);
+    assert.equal(popup.hidden, false);
+    type(input, 'look at @out'); // one more key: its search has not answered yet
+    press(input, 'Enter');
+    assert.equal(input.value, 'look at @data/outliers.csv ', 'the key typed since was left after it');
+    assert.equal(input.selectionStart, input.value.length);
+    composer.dispose();
+  });
+});
+
 describe('chat box keys', () => {
   test('Enter on a fully typed /learn sends it; Enter on /lea completes it', () => {
     const { composer, input, sent } = setup();

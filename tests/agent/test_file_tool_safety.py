@@ -344,7 +344,7 @@ async def test_the_server_answers_during_a_catastrophic_search(
 ) -> None:
     # Lines that make a backtracking engine explode on "(a+)+b" (28 characters: minutes
     # with Python's re), and long ones, in many files: a search of a few hundred ms.
-    for i in range(30):
+    for i in range(60):
         (jp_root_dir / f"evil{i}.txt").write_text(("a" * 28 + "\n") * 50 + "a" * 900_000 + "\n")
     chat = await connect(jp_ws_fetch)
     await jp_fetch("aiide", "api", "status")  # its first answer probes the sandbox backend
@@ -377,8 +377,11 @@ async def test_the_server_answers_during_a_catastrophic_search(
     await chat.until("run_finished")
     assert result["ok"] and result["content"] == "no matches", result
     during = [end - start for start, end in samples if end > called and start < answered]
-    assert len(during) >= 3, f"too few answers during a {answered - called:.3f} s search"
-    worst, idle_worst = max(during), max(baseline)
+    took = answered - called
+    # A search over in under 0.2 s held nothing long (on a quiet machine it can take
+    # 70 ms); a longer one must have let status answer all along.
+    assert len(during) >= 3 or took < 0.2, f"too few answers during a {took:.3f} s search"
+    worst, idle_worst = max(during, default=0.0), max(baseline)
     print(
         f"\nstatus during the search ({(answered - called) * 1000:.0f} ms): n={len(during)} "
         f"max={worst * 1000:.1f} ms, all {[round(t * 1000) for t in during]}; "

@@ -288,9 +288,14 @@ export class Composer extends Widget {
         label: c.label,
         detail: c.detail,
         apply: () => {
+          // The @word as it is now: keys typed since these results came (Enter on "@pri"
+          // while the list for "@pr" still shows) are replaced too, not left after it.
           const value = this._input.value;
+          const caretNow = this._input.selectionStart ?? value.length;
+          const typed = mentionQuery(value, caretNow);
+          const same = typed !== null && typed.start === query.start;
           const before = value.slice(0, query.start);
-          const after = value.slice(caret);
+          const after = value.slice(same ? caretNow : caret);
           this._input.value = `${before}${c.token} ${after}`;
           const at = before.length + c.token.length + 1;
           this._input.setSelectionRange(at, at);
