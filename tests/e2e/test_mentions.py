@@ -48,14 +48,16 @@ def test_a_data_file_is_mentioned_by_its_path_and_summarised(
     assert "s2999" not in prompt  # the rows themselves stay in the file
 
 
-def test_a_bare_at_offers_folders_and_a_folder_sends_its_names(
+def test_a_folder_is_offered_and_sends_its_names(
     chat: LabPage, agent_lab: Any, fake_model: Any
 ) -> None:
     from playwright.sync_api import expect
 
     box = chat.chat.locator(".aiide-Composer-input")
     box.click()
-    box.press_sequentially("What is in @")
+    # (A bare "@" lists a handful of entries: the shared lab's root holds other tests' files;
+    # that it offers folders at all is unit-tested in mentionSource.test.ts.)
+    box.press_sequentially("What is in @res")
     option = chat.chat.locator(".aiide-Popup [role=option]", has_text="results/")
     expect(option).to_be_visible(timeout=15_000)
     option.dispatch_event("mousedown")  # the popup picks on mousedown (focus stays in the box)
