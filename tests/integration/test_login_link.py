@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -34,6 +35,23 @@ def _wait_for_link(log: Path, process: subprocess.Popen[bytes], timeout: float =
         assert process.poll() is None, f"the server exited:\n{text}"
         time.sleep(0.2)
     raise AssertionError(f"no login link printed in {timeout} s:\n{log.read_text()}")
+
+
+def _open(link: str, log: Path, process: subprocess.Popen[bytes], timeout: float = 15.0) -> bytes:
+    """The page behind the link; a refused connection is tried again for a few seconds (it
+    was refused once in CI right after the link was printed), with the log if it stays so."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(link, timeout=30) as page:
+                assert page.status == 200
+                return bytes(page.read())
+        except urllib.error.URLError as e:
+            alive = process.poll() is None
+            if not alive or time.monotonic() > deadline:
+                state = "running" if alive else f"exited {process.returncode}"
+                raise AssertionError(f"{link}: {e} (server {state}):\n{log.read_text()}") from e
+            time.sleep(0.5)
 
 
 def test_lab_prints_a_login_link_that_logs_in(tmp_path: Path) -> None:
@@ -58,9 +76,8 @@ def test_lab_prints_a_login_link_that_logs_in(tmp_path: Path) -> None:
     try:
         link = _wait_for_link(log, process)
         assert "[REDACTED]" not in link
-        with urllib.request.urlopen(link, timeout=30) as page:
-            assert page.status == 200
-            assert b"jupyter-config-data" in page.read()
+        body = _open(link, log, process)
+        assert b"jupyter-config-data" in body
     finally:
         process.terminate()
         try:
