@@ -137,6 +137,16 @@ describe('MentionSource files and folders', () => {
     assert.deepEqual(all.map(c => c.token).sort(), ['@data/raw/', '@data/scores.csv']);
   });
 
+  test('a path being typed is not searched in the index', async () => {
+    let searched = 0;
+    const source = new MentionSource(listing, active, async () => {
+      searched++;
+      return [hit];
+    });
+    assert.deepEqual((await source.candidates('data/sc')).map(c => c.token), ['@data/scores.csv']);
+    assert.equal(searched, 0);
+  });
+
   test('an index hit is labelled with its folder', async () => {
     const source = new MentionSource(contents, active, async () => [hit]);
     const found = await source.candidates('outliers');

@@ -33,7 +33,7 @@ def test_a_data_file_is_mentioned_by_its_path_and_summarised(
     box.click()
     box.press_sequentially("Which student scored best in @data/sc")
     option = chat.chat.locator(".aiide-Popup [role=option]", has_text="scores.csv")
-    expect(option).to_be_visible(timeout=15_000)
+    expect(option).to_be_visible(timeout=30_000)
     screenshot(chat.chat, "chat-mention-data-file")
     option.dispatch_event("mousedown")  # the popup picks on mousedown (focus stays in the box)
     expect(box).to_have_value("Which student scored best in @data/scores.csv ")
@@ -59,7 +59,8 @@ def test_a_folder_is_offered_and_sends_its_names(
     # that it offers folders at all is unit-tested in mentionSource.test.ts.)
     box.press_sequentially("What is in @res")
     option = chat.chat.locator(".aiide-Popup [role=option]", has_text="results/")
-    expect(option).to_be_visible(timeout=15_000)
+    # "res" is also searched in the index: the first search in a lab loads its model.
+    expect(option).to_be_visible(timeout=60_000)
     option.dispatch_event("mousedown")  # the popup picks on mousedown (focus stays in the box)
     expect(box).to_have_value("What is in @results/ ")
     fake_model.script({"text": "One run."})

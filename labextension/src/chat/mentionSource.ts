@@ -80,7 +80,9 @@ export class MentionSource {
   /** The index's candidates; none when it is off, empty, or its model is missing. */
   private async _found(query: string): Promise<IMentionCandidate[]> {
     const q = query.trim();
-    if (!this._search || q.length < SEARCH_MIN_CHARS) {
+    // A path being typed is completed from its folder: the index finds by meaning, and a
+    // slow first search (its model loading) must not hold the folder's names back.
+    if (!this._search || q.length < SEARCH_MIN_CHARS || q.includes('/')) {
       return [];
     }
     const cached = this._searches.get(q);
