@@ -78,6 +78,7 @@ RULES: tuple[tuple[str, str], ...] = (
     ("fsguard", "contracts"),
     ("redis_window", "contracts"),
     ("safe_regex", "contracts"),
+    ("assignments", "contracts"),
     ("examples", "contracts"),
 )
 
