@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .helpmodes import HelpError, HelpPolicy
 from .schedule import ScheduleError, Window, parse_window
 
 #: Features exam mode can turn off, and the gate route classes each one covers.
@@ -35,6 +36,7 @@ FEATURE_NAMES = {
 #: Fields an instructor may change at run time.
 RUNTIME_FIELDS = (
     "exam", "budget", "models", "rate_limits", "tools", "student_budgets", "announcement", "rules",
+    "help",
 )  # fmt: skip
 #: A hub user name as an override's key: what the hub's database holds (255 characters),
 #: no whitespace, control characters or "/" (hub API paths cannot carry those).
@@ -145,6 +147,8 @@ class Course:
     #: Shown to students in the chat before anything is refused (notices.py).
     announcement: str = ""
     rules: str = ""
+    #: Help modes per assignment (helpmodes.py): open, tutor or exam.
+    help: HelpPolicy = field(default_factory=HelpPolicy)
 
     @classmethod
     def parse(cls, name: str, raw: Any, where: str = "") -> Course:
@@ -153,7 +157,7 @@ class Course:
             raise CourseError(f"{where}: a course is a mapping")
         unknown = set(raw) - {
             "course", "groups", "instructors", "models", "budget", "rate_limits", "tools", "exam",
-            "student_budgets", "announcement", "rules",
+            "student_budgets", "announcement", "rules", "help",
         }  # fmt: skip
         if unknown:
             raise CourseError(f"{where}: unknown fields {sorted(unknown)}")
@@ -169,6 +173,7 @@ class Course:
             student_budgets=_student_budgets(raw.get("student_budgets"), where),
             announcement=notice_text(raw.get("announcement"), where, "announcement"),
             rules=notice_text(raw.get("rules"), where, "rules"),
+            help=_help(raw.get("help"), where),
         )
 
     def with_changes(self, changes: Mapping[str, Any]) -> Course:
@@ -197,6 +202,7 @@ class Course:
             "student_budgets": {u: dict(b) for u, b in sorted(self.student_budgets.items())},
             "announcement": self.announcement,
             "rules": self.rules,
+            "help": self.help.stored(),
         }
 
     def budget_for(self, user: str) -> Mapping[str, int]:
@@ -329,6 +335,8 @@ class Effective:
             "budget": self.budget(),
             "own_budget": [c.name for c in self.courses if self.user in c.student_budgets],
             "tools": tools,
+            # Each course's help modes: the student's server picks a notebook's own.
+            "help": [{"course": c.name, **c.help.public()} for c in self.courses],
         }
 
 
@@ -346,6 +354,13 @@ def periods(now: float | None = None) -> dict[str, tuple[str, int]]:
         "daily_tokens": (time.strftime("%Y-%m-%d", t), 86400 - seconds_today),
         "weekly_tokens": (iso, (7 - t.tm_wday) * 86400 - seconds_today),
     }
+
+
+def _help(value: Any, where: str) -> HelpPolicy:
+    try:
+        return HelpPolicy.parse(value, where)
+    except HelpError as e:
+        raise CourseError(str(e)) from None
 
 
 def _names(value: Any, where: str, what: str) -> list[str]:

@@ -123,7 +123,8 @@ def test_broken_metadata_is_locked_and_hidden_with_a_notice() -> None:
 
 
 def test_malformed_notebooks_never_raise() -> None:
-    for nb in (None, [], {"cells": "x"}, {"cells": [None, 3, {"source": ["a", 1]}]}):
+    samples: list[Any] = [None, [], {"cells": "x"}, {"cells": [None, 3, {"source": ["a", 1]}]}]
+    for nb in samples:
         found = inspect(nb)
         redact(nb if isinstance(nb, dict) else {})
         assert isinstance(found.cells, list)

@@ -1,0 +1,121 @@
+"""helpmodes.py and the course file's ``help`` section: modes per assignment, deadlines that
+switch them by the clock, and every bad value refused at load with the field named."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from aiide_server_ext.hub.course import Course, CourseError, effective, load_courses
+from aiide_server_ext.hub.helpmodes import HelpPolicy, strictest
+from aiide_server_ext.hub.schedule import moment
+
+DEADLINE = "2026-12-10T12:00:00+01:00"
+AT = float(moment(DEADLINE, "t") or 0)
+
+
+def course(help: Any) -> Course:
+    return Course.parse("c1", {"groups": ["students"], "help": help})
+
+
+def test_modes_per_assignment_and_course_wide() -> None:
+    c = course(
+        {
+            "mode": "open",
+            "assignments": [
+                {"name": "ps1", "mode": "tutor", "deadline": DEADLINE},
+                {"name": "final", "path": "exams/final*.ipynb", "mode": "exam"},
+            ],
+        }
+    )
+    h = c.help
+    assert h.mode_for("ps1/squares.ipynb", AT - 1) == ("tutor", "ps1")
+    assert h.mode_for("/ps1/squares.ipynb", AT - 1) == ("tutor", "ps1")
+    assert h.mode_for("exams/final-a.ipynb") == ("exam", "final")
+    assert h.mode_for("notes/scratch.ipynb") == ("open", "")
+    assert h.mode_for("") == ("open", "")
+    # The deadline switches the mode, at the second, from the clock alone.
+    assert h.mode_for("ps1/squares.ipynb", AT) == ("open", "ps1")
+    assert h.assignments[0].public(AT)["mode_now"] == "open"
+    assert h.assignments[0].public(AT - 1)["deadline"] == "2026-12-10T11:00:00+00:00"
+
+
+def test_after_deadline_and_defaults() -> None:
+    h = HelpPolicy.parse(
+        {
+            "mode": "tutor",
+            "assignments": [{"name": "ps2", "deadline": DEADLINE, "after_deadline": "exam"}],
+        },
+        "c",
+    )
+    assert h.mode_for("ps2/a.ipynb", AT - 1)[0] == "tutor"  # an assignment's default mode
+    assert h.mode_for("ps2/a.ipynb", AT + 1)[0] == "exam"
+    assert h.mode_for("other.ipynb")[0] == "tutor"  # the course's mode
+    assert HelpPolicy.parse(None, "c").mode == "open"
+
+
+def test_strictest_mode_wins_across_courses() -> None:
+    assert strictest([("open", ""), ("tutor", "ps1")]) == ("tutor", "ps1")
+    assert strictest([("exam", "final"), ("tutor", "ps1")]) == ("exam", "final")
+    a = Course.parse("a", {"groups": ["g"], "help": {"mode": "tutor"}})
+    b = Course.parse("b", {"groups": ["g"], "help": {"mode": "open"}})
+    public = effective([a, b], ["g"], "s1").public()
+    assert [h["course"] for h in public["help"]] == ["a", "b"]
+    assert public["help"][0]["mode"] == "tutor"
+
+
+def test_help_survives_run_time_changes_and_can_be_changed() -> None:
+    c = course({"mode": "tutor", "markers": {"hidden": [["# <i>", "# </i>"]]},
+                "assignments": [{"name": "ps1", "deadline": DEADLINE}]})  # fmt: skip
+    same = c.with_changes({"budget": {"daily_tokens": 5}})
+    assert same.help == c.help
+    changed = c.with_changes({"help": {"mode": "exam"}})
+    assert changed.help.mode == "exam"
+
+
+@pytest.mark.parametrize(
+    ("help", "words"),
+    [
+        ("tutor", "'help' must be a mapping"),
+        ({"mode": "hints"}, "help.mode must be one of ['open', 'tutor', 'exam']"),
+        ({"modes": "open"}, "help: unknown fields ['modes']"),
+        ({"hint_levels": 0}, "help.hint_levels must be a whole number 1..10"),
+        ({"assignments": {"ps1": "tutor"}}, "help.assignments must be a list"),
+        ({"assignments": ["ps1"]}, "help.assignments[0] must be a mapping"),
+        ({"assignments": [{"mode": "tutor"}]}, "help.assignments[0].name must be"),
+        ({"assignments": [{"name": "a/b"}]}, "help.assignments[0].name must be"),
+        ({"assignments": [{"name": "a"}, {"name": "a"}]}, "assignment 'a' is listed twice"),
+        ({"assignments": [{"name": "a", "path": "/home/x"}]}, "help.assignments[0].path must be"),
+        ({"assignments": [{"name": "a", "deadline": "friday"}]}, "not an ISO 8601 time"),
+        ({"assignments": [{"name": "a", "mode": "closed"}]}, "help.assignments[0].mode must be"),
+        (
+            {"assignments": [{"name": "a", "after_deadline": "open"}]},
+            "after_deadline needs a deadline",
+        ),
+        ({"assignments": [{"name": "a", "due": DEADLINE}]}, "unknown fields ['due']"),
+        (
+            {"markers": {"hidden": ["# BEGIN"]}},
+            "help.markers.hidden must be a list of [begin, end]",
+        ),
+        (
+            {"markers": {"hidden_tags": "staff"}},
+            "help.markers.hidden_tags must be a list of cell tags",
+        ),
+        ({"markers": {"colour": []}}, "help.markers: unknown fields ['colour']"),
+    ],
+)
+def test_bad_help_sections_are_refused_with_the_field(help: Any, words: str) -> None:
+    with pytest.raises(CourseError) as e:
+        course(help)
+    assert words in str(e.value)
+    assert "course 'c1'" in str(e.value)
+
+
+def test_bad_help_in_a_course_file_names_the_file(tmp_path: Path) -> None:
+    (tmp_path / "c1.json").write_text(json.dumps({"groups": ["s"], "help": {"mode": "lenient"}}))
+    with pytest.raises(CourseError) as e:
+        load_courses(str(tmp_path))
+    assert str(tmp_path / "c1.json") in str(e.value) and "help.mode" in str(e.value)
