@@ -129,6 +129,22 @@ class Prepared:
     not_run: str = ""
 
 
+@dataclass
+class Session:
+    """A run once its notebook has been prepared: what ``HeadlessRunner._drive`` works with.
+    ``converse(text)`` is one turn of the agent, awaited to its end."""
+
+    job: Job
+    engine: Any
+    bridge: Any
+    rel: str
+    trace: Trace
+    state: dict[str, Any]
+    prepared: Prepared
+    converse: Callable[[str], Awaitable[Run]]
+    interrupted: Callable[[], bool] = lambda: False
+
+
 def goal_text(
     job: Job, rel: str, bridge: Any, prepared: Prepared, earlier: dict[str, Any] | None = None
 ) -> str:
@@ -347,6 +363,8 @@ class HeadlessRunner:
             elif body["type"] == "run_finished":
                 state["final"] = body
                 finished.set()
+            for hook in state["hooks"]:
+                hook(body)
 
         async def answer(body: dict[str, Any]) -> None:
             decision, reason = await self.approver(job, body)
@@ -376,6 +394,8 @@ class HeadlessRunner:
                     )
             elif setup is not None:  # still running the notebook: stop that
                 setup.cancel()
+            for also in state["on_stop"]:
+                also()
             finished.set()
 
         async def set_up() -> Prepared:
@@ -419,13 +439,26 @@ class HeadlessRunner:
                 for name, problem in tool_source.unavailable().items():
                     reported.add(name)
                     self._notice(job, trace, "mcp_unavailable", problem)
-            state["run"] = await engine.start(conn, self.caller, msg)
-            await finished.wait()
-            for _ in range(50):  # let a cancelled run record its end
-                if state["final"] is not None or state["run"].id not in engine.tasks:
-                    break
-                await asyncio.sleep(0.02)
-            outcome = self._outcome(job, state, interrupted, bridge.failure, trace)
+
+            async def converse(text: str) -> Run:
+                """One turn of the agent (in the run's conversation, after the first)."""
+                finished.clear()
+                state["final"] = None
+                turn = {**msg, "text": text}
+                if state["run"] is not None:
+                    turn["conversation_id"] = state["run"].conversation_id
+                state["run"] = await engine.start(conn, self.caller, turn)
+                await finished.wait()
+                for _ in range(50):  # let a cancelled run record its end
+                    if state["final"] is not None or state["run"].id not in engine.tasks:
+                        break
+                    await asyncio.sleep(0.02)
+                run: Run = state["run"]
+                return run
+
+            session = Session(job, engine, bridge, rel, trace, state, prepared, converse)
+            session.interrupted = lambda: interrupted
+            outcome = await self._drive(session)
             if not bridge.failure:
                 with contextlib.suppress(Exception):
                     state["parameters_at_end"] = await self._values(bridge, rel)
@@ -456,6 +489,15 @@ class HeadlessRunner:
             store.close()
         self._finalise(job, before, outcome, state, started, trace)
         return outcome
+
+    async def _drive(self, session: Session) -> Outcome:
+        """The agent's work once the notebook has run: here, one turn towards the goal
+        (``jupyter aiide fix`` drives several, see ``fix.py``)."""
+        job, state = session.job, session.state
+        text = goal_text(job, session.rel, session.bridge, session.prepared, state["earlier"])
+        await session.converse(text)
+        failure = session.bridge.failure
+        return self._outcome(job, state, session.interrupted(), failure, session.trace)
 
     def _notice(self, job: Job, trace: Trace, code: str, message: str) -> None:
         """Something the run's user should know, in the trace and on the terminal."""
@@ -703,6 +745,9 @@ def _fresh_state(job: Job, overwritten: str | None, earlier: Any) -> dict[str, A
         "overwritten": overwritten,
         "earlier": earlier if isinstance(earlier, dict) else None,
         "files_before": {},
+        #: Told of every event of the run, and of Ctrl-C (what ``_drive`` adds).
+        "hooks": [],
+        "on_stop": [],
     }
 
 
