@@ -40,7 +40,7 @@ PER_KERNEL_ENV = ("JPY_SESSION_NAME", CHANNEL_ENV)
 
 def server_secret_paths(config: Any) -> list[str]:
     """Files of the server around the kernel that a workspace may contain: the
-    gateway's and agent's databases and signing secret, the server's own dirs."""
+    gateway's and agent's databases and secrets, the server's own dirs."""
     paths: list[str] = []
 
     def section(name: str) -> Any:
@@ -50,7 +50,7 @@ def server_secret_paths(config: Any) -> list[str]:
 
     for name, keys in (
         ("Gateway", ("db_path", "signing_secret_file")),
-        ("Agent", ("db_path",)),
+        ("Agent", ("db_path", "secret_key_file")),
         ("Knowledge", ("data_dir",)),
         ("ServerApp", ("data_dir", "runtime_dir", "config_dir")),
     ):

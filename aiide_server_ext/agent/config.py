@@ -14,6 +14,7 @@ from typing import Any
 from traitlets import Bool, Dict, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from ..stores.sealing import load_server_key
 from .router import DEFAULT_MODELS, DEFAULT_PROVIDERS
 from .store import Store
 
@@ -59,7 +60,16 @@ class Agent(LoggingConfigurable):  # type: ignore[misc]
     allow_user_keys = Bool(
         False,
         config=True,
-        help="Let users store their own provider keys (kept server-side, never sent back).",
+        help="Let users store their own provider keys (kept server-side, sealed with the "
+        "server key, never sent back).",
+    )
+    secret_key_file = Unicode(
+        "",
+        config=True,
+        help="File holding the server key that seals users' own keys at rest (32 random "
+        "bytes, urlsafe base64; made 0600 when missing). $AIIDE_SECRET_KEY wins over it. "
+        "Empty: aiide/secret_key in the Jupyter data directory. Servers sharing "
+        "database_url must share the key.",
     )
     approval_timeout = Float(
         900.0, config=True, help="Seconds before an unanswered approval expires the run."
@@ -187,6 +197,7 @@ class AgentConfig:
     #: The configured models, or the default ones when none are.
     models: tuple[Mapping[str, Any], ...] = tuple(DEFAULT_MODELS)
     allow_user_keys: bool = False
+    secret_key_file: str = ""
     approval_timeout: float = 900.0
     complete_timeout: float = 5.0
     magic_max_connections: int = 4
@@ -246,9 +257,15 @@ class AgentConfig:
 
         return f"{socket.gethostname()}:{os.path.abspath(data_dir)}"
 
+    def key_path(self, data_dir: str) -> str:
+        return self.secret_key_file or os.path.join(data_dir, "aiide", "secret_key")
+
     def open_store(self, data_dir: str) -> Store:
         return Store(
-            self.store_path(data_dir), url=self.database_url, server=self.server_name(data_dir)
+            self.store_path(data_dir),
+            url=self.database_url,
+            server=self.server_name(data_dir),
+            sealer=load_server_key(self.key_path(data_dir)),
         )
 
 

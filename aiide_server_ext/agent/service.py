@@ -256,10 +256,16 @@ class AgentService:
 
     # -- users' own keys ---------------------------------------------------------------
     def keys(self, caller: Caller) -> dict[str, Any]:
-        rows = []
+        rows: list[dict[str, Any]] = []
         for name in self.store.user_names(caller.username):
             if name.startswith("key:"):
-                value = self.store.user_value(caller.username, name) or ""
+                try:
+                    value = self.store.user_value(caller.username, name) or ""
+                except AgentError as e:  # sealed under another server key: say so
+                    if e.code != "secret_unreadable":
+                        raise
+                    rows.append({"provider": name[4:], "set": True, "unreadable": True})
+                    continue
                 rows.append({"provider": name[4:], "set": True, "hint": "…" + value[-4:]})
         return {"keys": rows}
 

@@ -31,6 +31,7 @@ from ..stores.conn import Conn, Cursor, SqliteConn, check_database_url
 from ..stores.errors import StoreError
 from ..stores.postgres import PgOpener
 from ..stores.schema import migrate
+from ..stores.sealing import Sealer, SealError, is_sealed, sealed_by
 from ..stores.wal import WalCheckpointer, hand_off_checkpoints
 from .errors import AgentError
 
@@ -152,12 +153,20 @@ FLUSH_RETRY = 1.0
 class Store:
     """``path``: the sqlite file. ``url``: a PostgreSQL database instead (``path`` unused).
 
-    ``server`` names this server among those sharing the database (its runs)."""
+    ``server`` names this server among those sharing the database (its runs).
+    ``sealer`` seals the per-user values (users' own keys) at rest; without one they
+    cannot be stored or read."""
 
     def __init__(
-        self, path: str, url: str = "", server: str = "", connect_timeout: float = 5.0
+        self,
+        path: str,
+        url: str = "",
+        server: str = "",
+        connect_timeout: float = 5.0,
+        sealer: Sealer | None = None,
     ) -> None:
         check_database_url(url, "c.Agent.database_url")
+        self.sealer = sealer
         #: sqlite: the writes of the open transaction, replayed if sqlite rolls it back
         #: (a full disk fails the commit and undoes the whole transaction).
         self._redo: list[tuple[str, Sequence[Any]]] = []
@@ -182,6 +191,8 @@ class Store:
         self._pending: list[tuple[str, int, str, float]] = []
         self._seq: dict[str, int] = {}
         self._flush_handle: asyncio.TimerHandle | None = None
+        if sealer is not None and self.db is not None:
+            self.seal_plain_values()
 
     @staticmethod
     def _open_sqlite(path: str) -> Conn:
@@ -561,12 +572,29 @@ class Store:
         ).fetchall()
         return [json.loads(r[0]) for r in rows]
 
-    # -- per-user values (own provider keys, header variables) -------------------------
+    # -- per-user values (own provider keys, header variables), sealed at rest ---------
+    def _sealer(self) -> Sealer:
+        if self.sealer is None:
+            raise StoreError(500, "no_server_key", "per-user values need the server key")
+        return self.sealer
+
     def user_value(self, username: str, name: str) -> str | None:
+        """The plain value; ``AgentError`` ``secret_unreadable`` (naming the key ids, never
+        the value) when this server's key is not the one that sealed it."""
         row = self._q(
             "SELECT value FROM user_values WHERE username = ? AND name = ?", (username, name)
         ).fetchone()
-        return str(row[0]) if row else None
+        if not row:
+            return None
+        value = str(row[0])
+        sealer = self._sealer()
+        if not is_sealed(value):  # written by a server from before sealing, not yet sealed
+            return value
+        try:
+            return sealer.open(value, _context(username, name))
+        except SealError as e:
+            what = f"your key for {name[4:]!r}" if name.startswith("key:") else repr(name)
+            raise AgentError("secret_unreadable", f"{what}: {e.message}", 500) from None
 
     def set_user_value(self, username: str, name: str, value: str | None) -> None:
         if value is None:
@@ -575,7 +603,7 @@ class Store:
             self._w(
                 "INSERT INTO user_values VALUES (?, ?, ?)"
                 " ON CONFLICT (username, name) DO UPDATE SET value = excluded.value",
-                (username, name, value),
+                (username, name, self._sealer().seal(value, _context(username, name))),
             )
         self.flush()
 
@@ -584,3 +612,44 @@ class Store:
             "SELECT name FROM user_values WHERE username = ? ORDER BY name", (username,)
         ).fetchall()
         return [str(r[0]) for r in rows]
+
+    def seal_plain_values(self) -> int:
+        """Seal the values stored in plain text (by servers from before sealing); run at
+        open. Counts, never values, go to the log; so do values another key sealed."""
+        sealer = self._sealer()
+        try:
+            rows = self._q("SELECT username, name, value FROM user_values").fetchall()
+        except StoreError as e:
+            log.warning("aiide agent: per-user values not checked at start: %s", e)
+            return 0
+        plain = [(str(u), str(n), str(v)) for u, n, v in rows if not is_sealed(str(v))]
+        foreign = sum(1 for *_, v in rows if sealed_by(str(v)) not in (None, sealer.key_id))
+        if foreign:
+            log.warning(
+                "aiide agent: %d stored per-user values were sealed with another server key "
+                "than this one (%s, from %s); they cannot be read until it is restored",
+                foreign,
+                sealer.key_id,
+                sealer.source,
+            )
+        if not plain:
+            return 0
+        wipe = self.db is not None and self.db.dialect == "sqlite"
+        if wipe:  # the plain text's pages are overwritten with zeros, not just freed
+            self._q("PRAGMA secure_delete=ON")
+        for username, name, value in plain:
+            self._w(
+                "UPDATE user_values SET value = ? WHERE username = ? AND name = ? AND value = ?",
+                (sealer.seal(value, _context(username, name)), username, name, value),
+            )
+        self.flush()
+        if wipe:  # and no copy stays behind in the write-ahead log
+            self._q("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._q("PRAGMA secure_delete=OFF")
+        log.info("aiide agent: sealed %d per-user values stored in plain text", len(plain))
+        return len(plain)
+
+
+def _context(username: str, name: str) -> str:
+    """What a sealed value is bound to: its row."""
+    return f"{username}\0{name}"

@@ -12,6 +12,7 @@ import pytest
 
 from aiide_server_ext.agent.store import STEPS, Store
 from aiide_server_ext.stores.errors import StoreError
+from aiide_server_ext.stores.sealing import Sealer
 
 from .conftest import Db
 
@@ -22,7 +23,8 @@ class Stores:
         self.opened: list[Store] = []
 
     def __call__(self, server: str = "") -> Store:
-        store = Store(self.db.agent_path(), url=self.db.url, server=server)
+        sealer = Sealer(b"k" * 32, "the test's key")  # servers sharing a database share it
+        store = Store(self.db.agent_path(), url=self.db.url, server=server, sealer=sealer)
         self.opened.append(store)
         return store
 
