@@ -235,6 +235,9 @@ class Completer:
         self.suffix_chars = suffix_chars
         #: The request in flight per (user, document): a newer one cancels it.
         self._inflight: dict[tuple[str, str] | None, asyncio.Task[dict[str, Any]]] = {}
+        #: A course's tutoring (hub ``tutoring.TutorGuard``): may refuse a completion (in
+        #: a solution region) and withholds hidden tests from the prompt. None: no course.
+        self.guard: Any = None
 
     async def complete(
         self,
@@ -244,6 +247,8 @@ class Completer:
         on_text: OnText | None = None,
     ) -> dict[str, Any]:
         """The completion for ``body``; with ``on_text``, its growing text as it streams."""
+        if self.guard is not None:
+            body = await self.guard.completion(caller, body)  # raises AgentError to refuse
         candidates = self.router.candidates("complete", caller)
         # Without a path, requests are not known to come from one editor (a script may
         # complete several snippets at once): only the client's own abort cancels them.

@@ -8,6 +8,7 @@ estimate drives the budget and the ``context`` event that shows the user what wa
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +43,8 @@ NOT_READ = "(not read: this notebook's kernel is not sandboxed, so the agent run
 
 #: Bytes of an @-mentioned notebook read to find the mentioned cell.
 MAX_MENTIONED_NOTEBOOK = 20_000_000
+#: Bytes of a file read to find the lines a passage mention names.
+MAX_PASSAGE_FILE = 2_000_000
 
 
 def tokens(text: str) -> int:
@@ -159,17 +162,27 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         question: str,
         budget: int,
         used: list[tuple[dict[str, Any], str]] | None = None,
+        mentions: Sequence[dict[str, Any]] = (),
     ) -> str:
         """The best passages of the user's own index, within a third of the budget;
-        ``used`` receives each passage sent, with its hit (for the context's citations)."""
+        ``used`` receives each passage sent, with its hit (for the context's citations).
+        A passage a mention already sends (its cell, its file's lines) is left out: the
+        model would read the same code twice."""
         try:
             hits = await asyncio.wait_for(
-                knowledge.search(caller, question, self.knowledge_chunks), self.knowledge_timeout
+                # as many more as there are mentions, so the passages left out are replaced
+                knowledge.search(caller, question, self.knowledge_chunks + len(mentions)),
+                self.knowledge_timeout,
             )
         except Exception:  # no index, no embedding model, too slow: answer without
             return ""
-        parts, spent = [], 0
+        parts: list[str] = []
+        spent = 0
         for hit in hits:
+            if any(mentioned(m, hit) for m in mentions):
+                continue
+            if len(parts) >= self.knowledge_chunks:
+                break
             part = (
                 f"[{hit.get('citation', hit.get('path', ''))}]\n{str(hit.get('text', '')).strip()}"
             )
@@ -290,6 +303,12 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         built = Built("")
         parts: list[str] = []
         budget = self.budget if budget is None else budget
+        guard = notebooks.guard
+        if guard is not None:  # a course's tutoring: the hint level, the cell's role
+            note = await guard.context_note(caller, context, question)
+            if note:
+                parts.append(note)
+                built.add("tutoring", context.get("notebook", ""), note)
         left = budget
         limit = min(self.max_rules_chars, budget)  # a quarter of the budget: 4 chars a token
         project_rules = await asyncio.to_thread(
@@ -299,7 +318,9 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         left -= tokens(rules_text)
         if knowledge is not None and self.knowledge_chunks > 0 and question:
             used: list[tuple[dict[str, Any], str]] = []
-            text = await self.knowledge_text(knowledge, caller, question, left // 3, used)
+            text = await self.knowledge_text(
+                knowledge, caller, question, left // 3, used, context.get("mentions", [])
+            )
             if text:
                 parts.append(text)
                 for hit, part in used:
@@ -484,6 +505,8 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         try:
             if mention["kind"] == "cell":
                 nb = await asyncio.to_thread(_read_notebook, root, path)
+                if notebooks.guard is not None:
+                    nb = dict(notebooks.guard.notebook(path, nb))
                 at = index_of(nb, mention["cell_id"])
                 return f'<cell path="{path}">\n{self.render_cell(nb["cells"][at], at + 1)}\n</cell>'
             if mention["kind"] == "folder":  # its names, as the list_files tool gives them
@@ -495,16 +518,40 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
                     fsguard.read_bytes, root, path, limit=data_files.READ_BYTES
                 )
                 return data_files.summarise(path, data, size)
-            limit = self.max_file_chars * 4  # UTF-8: at most four bytes a character
+            lines = mention.get("lines")
+            # UTF-8: at most four bytes a character; a passage may lie deep in its file
+            limit = MAX_PASSAGE_FILE if lines else self.max_file_chars * 4
 
             def read() -> str:
                 data, _ = fsguard.read_bytes(root, path, limit=limit)
-                return data.decode("utf-8", errors="replace")[: self.max_file_chars]
+                return data.decode("utf-8", errors="replace")
 
-            body = await asyncio.to_thread(read)
+            text = await asyncio.to_thread(read)
+            if lines:  # a passage the index found (one function): those lines, not the file
+                start, end = lines
+                passage = "\n".join(text.split("\n")[start - 1 : end])[: self.max_file_chars]
+                return f'<file path="{path}" lines="{start}-{end}">\n{passage}\n</file>'
+            body = notebooks.model_text(path, text[: self.max_file_chars])
             return f'<file path="{path}">\n{body}\n</file>'
         except (ToolError, OSError, fsguard.Refused, ValueError):
             return None
+
+
+def mentioned(mention: dict[str, Any], hit: dict[str, Any]) -> bool:
+    """Whether an @-mention already sends the index's passage ``hit``."""
+    if mention.get("path") != hit.get("path"):
+        return False
+    if mention.get("kind") == "cell":
+        return bool(hit.get("cell_id")) and mention.get("cell_id") == hit.get("cell_id")
+    if mention.get("kind") != "file":
+        return False
+    lines = mention.get("lines")
+    if not lines:
+        return True  # the whole file goes
+    start, end = hit.get("line_start"), hit.get("line_end")
+    if not isinstance(start, int) or not isinstance(end, int) or hit.get("cell_id"):
+        return False
+    return bool(lines[0] <= start and end <= lines[1])
 
 
 def _read_notebook(root: str, path: str) -> dict[str, Any]:

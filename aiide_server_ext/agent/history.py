@@ -134,6 +134,8 @@ class History:
             definitions(knowledge=knowledge is not None, extra=extra) if run.task == "agent" else []
         )
         system = self.context.system_prompt
+        if self.notebooks.guard is not None:  # a course's help mode for this notebook
+            system += self.notebooks.guard.system_note(run.caller_obj(), run.context)
         if first:
             items = [
                 {"kind": "system", "ref": "", "tokens": tokens(system)},

@@ -144,13 +144,25 @@ class NotebookBridge:
         self.frontend_timeout = frontend_timeout
         self.execute_timeout = execute_timeout
         self.pending: dict[str, Pending] = {}
+        #: What a model may read of a notebook or file, when a course says (the hub's
+        #: ``tutoring.TutorGuard``: assignments' hidden tests and instructor-only cells
+        #: withheld). None: everything. Every read for a prompt or a tool goes through it.
+        self.guard: Any = None
 
     # -- files -------------------------------------------------------------------
-    async def load(self, path: str, *, allow_hidden: bool = False) -> dict[str, Any]:
+    async def load(
+        self, path: str, *, allow_hidden: bool = False, raw: bool = False
+    ) -> dict[str, Any]:
+        """The notebook as a model may read it (``guard``); ``raw``: as it is on disk, for
+        running its cells (never shown to a model)."""
         nb, _, _ = await asyncio.to_thread(
             read_notebook, self.root_dir, path, allow_hidden=allow_hidden
         )
-        return nb
+        return nb if raw or self.guard is None else dict(self.guard.notebook(path, nb))
+
+    def model_text(self, path: str, text: str) -> str:
+        """A file's text as a model may read it (a notebook's JSON, a script)."""
+        return text if self.guard is None else str(self.guard.text(path, text))
 
     async def _require_known_kernelspec(self, path: str) -> None:
         """A notebook that names a kernel not installed here (another language, a
@@ -272,7 +284,7 @@ class NotebookBridge:
             return ExecResult(
                 status="ok" if answer.get("status") == "ok" else "error", outputs=outputs
             )
-        nb = await self.load(path)
+        nb = await self.load(path, raw=True)
         cell = nb["cells"][index_of(nb, cell_id)]
         if cell.get("cell_type") != "code":
             raise ToolError("validation_error", f"cell {cell_id} is not a code cell")

@@ -250,10 +250,33 @@ CREATE TABLE broker_shares (
 
 PG_BROKER_SHARES = BROKER_SHARES.replace("REAL", "DOUBLE PRECISION")
 
+# The help each student used per assignment and cell (issue 15, tutoring): hint levels,
+# fixes and tokens, for the instructor dashboard and its CSV (hub/broker/helpuse.py).
+BROKER_HELP = """
+CREATE TABLE broker_help (
+    course TEXT NOT NULL,
+    username TEXT NOT NULL,
+    assignment TEXT NOT NULL,
+    cell TEXT NOT NULL,
+    hints INTEGER NOT NULL,
+    fixes INTEGER NOT NULL,
+    tokens INTEGER NOT NULL,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (course, username, assignment, cell)
+);
+"""
+
+PG_BROKER_HELP = BROKER_HELP.replace("REAL", "DOUBLE PRECISION").replace(
+    "tokens INTEGER", "tokens BIGINT"
+)
+
 #: Append only, to both lists. Index + 1 is the schema version the step produces.
-MIGRATIONS: list[str] = [IDENTITY_AND_AUDIT, METERING, SOURCES, BROKER_STATE, BROKER_SHARES]
+MIGRATIONS: list[str] = [
+    IDENTITY_AND_AUDIT, METERING, SOURCES, BROKER_STATE, BROKER_SHARES, BROKER_HELP,
+]  # fmt: skip
 PG_MIGRATIONS: list[str] = [
     PG_IDENTITY_AND_AUDIT, PG_METERING, PG_SOURCES, PG_BROKER_STATE, PG_BROKER_SHARES,
+    PG_BROKER_HELP,
 ]  # fmt: skip
 STEPS = {"sqlite": MIGRATIONS, "postgresql": PG_MIGRATIONS}
 assert len(MIGRATIONS) == len(PG_MIGRATIONS), "every step needs both dialects"

@@ -16,6 +16,8 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..assignments import inspect, redact, redact_source
+
 MAX_CHARS = 1200
 OVERLAP = 150
 MAX_OUTPUT_CHARS = 500
@@ -61,6 +63,9 @@ def chunk_file(path: str, text: str, limits: Limits = Limits()) -> list[Chunk]:
     The folder is left out, so moving a folder moves vectors without re-embedding.
     """
     lower = path.lower()
+    if not lower.endswith(".ipynb"):
+        # Assignments' hidden tests and mark schemes are never indexed (assignments.py).
+        text = redact_source(text)
     if lower.endswith(".ipynb"):
         chunks = chunk_notebook(path, text, limits)
     elif lower.endswith((".py", ".pyi")):
@@ -356,11 +361,21 @@ def chunk_notebook(path: str, text: str, limits: Limits = Limits()) -> list[Chun
         raise ChunkError(f"malformed notebook: not JSON ({e.msg} at line {e.lineno})") from e
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
         raise ChunkError("malformed notebook: no list of cells (nbformat 4 expected)")
+    # An assignment's hidden tests, mark schemes, instructor-only cells and cells with
+    # broken nbgrader metadata are never indexed (assignments.py): they would reach
+    # prompts through knowledge search.
+    for index, cell in enumerate(nb["cells"]):
+        if not isinstance(cell, dict):
+            raise ChunkError(f"malformed notebook: cell {index} is not an object")
+    hidden = {r.index for r in inspect(nb).cells if r.hidden}
+    nb, _ = redact(nb)
     chunks: list[Chunk] = []
     stack: list[tuple[int, str]] = []
     for index, cell in enumerate(nb["cells"]):
         if not isinstance(cell, dict):
             raise ChunkError(f"malformed notebook: cell {index} is not an object")
+        if index in hidden:
+            continue
         kind = str(cell.get("cell_type", "code"))
         source = _source(cell.get("source", ""))
         ref = (str(cell.get("id") or ""), index)

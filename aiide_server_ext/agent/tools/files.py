@@ -54,7 +54,7 @@ async def read_file(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
             text += f"\n[truncated at {env.max_read_bytes} bytes]"
         return text
 
-    return ToolResult(await asyncio.to_thread(read))
+    return ToolResult(env.notebooks.model_text(path, await asyncio.to_thread(read)))
 
 
 async def write_file(env: ToolEnv, args: dict[str, Any]) -> ToolResult:

@@ -167,6 +167,7 @@ class BrokerApp(Application):  # type: ignore[misc]
     def make_app(self) -> tuple[web.Application, Broker]:
         from .audit import audit_handlers
         from .health import CourseFiles, HealthHandler
+        from .helpuse import help_handlers
         from .relay import relay_handlers
         from .roster import roster_handlers
         from .sharing import sharing_handlers
@@ -186,6 +187,7 @@ class BrokerApp(Application):  # type: ignore[misc]
             *usage_handlers(prefix, kw),
             *roster_handlers(prefix, kw),
             *sharing_handlers(prefix, kw),
+            *help_handlers(prefix, kw),
         ]
         app = web.Application(
             handlers, default_handler_class=NotFoundHandler, default_handler_args=kw

@@ -116,6 +116,7 @@ class CourseGate(DelegatingGate):
         self.inner = inner
         self.broker = broker
         self.tool_policy: Any = None  # hub.tools.CourseToolPolicy once the agent is there
+        self.tutor: Any = None  # tutoring.TutorGuard once the agent is there
         self.models = CourseModels()
         #: The agent's routers (their models' capabilities: is there a completion model?).
         self.routers: list[Any] = []
@@ -127,6 +128,8 @@ class CourseGate(DelegatingGate):
         """What the broker says of this server's user: the course's models, and whether
         they teach (the instructor API's scope ``course`` follows the course files)."""
         self.models.learn(policy)
+        if self.tutor is not None:  # the help modes of the student's assignments
+            self.tutor.learn(policy)
         user, teaches = str(policy.get("user") or ""), bool(policy.get("teaches"))
         current = getattr(self.inner, "policy", None)
         teachers = frozenset(getattr(current, "teachers", ()))
@@ -137,6 +140,15 @@ class CourseGate(DelegatingGate):
 
     def inner_gate(self) -> Gate:
         return self.inner
+
+    async def record_model_usage(self, caller: Caller, **usage: Any) -> None:
+        """The gateway's metering, and a chat's tokens counted to the assignment whose
+        notebook the student's run is about (the dashboard's help used)."""
+        await self.inner.record_model_usage(caller, **usage)
+        path = self.tutor.current.get(caller.username) if self.tutor is not None else None
+        if path and usage.get("feature") != "complete":
+            tokens = int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0)
+            await self.tutor.record_tokens(path, tokens)
 
     async def admit(self, caller: Caller, route_class: str, scope: str | None = None) -> None:
         await self.inner.admit(caller, route_class, scope=scope)

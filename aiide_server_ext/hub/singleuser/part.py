@@ -151,6 +151,11 @@ def load(serverapp: Any) -> None:
     gate.tool_policy = install(settings)
     if gate.tool_policy is None:
         serverapp.log.warning("aiide hub: no agent found: course tool policies are off")
+    from . import tutoring
+
+    gate.tutor = tutoring.install(settings, broker, serverapp.root_dir)
+    if gate.tool_policy is not None:
+        gate.tool_policy.tutor = gate.tutor
     router = getattr(settings.get("aiide_agent"), "router", None)
     routers = [router] if router is not None else []
     for router in routers:
@@ -173,7 +178,7 @@ def load(serverapp: Any) -> None:
             (base.rstrip("/") + r"/aiide/api/course/(?P<name>[\w.-]+)", CourseHandler),
             (
                 base.rstrip("/") + r"/aiide/api/course-admin/(?P<kind>"
-                r"usage|limits|audit|courses|roster|export|shares(?:/[\w-]{1,64})?)",
+                r"usage|limits|audit|courses|roster|export|help|shares(?:/[\w-]{1,64})?)",
                 InstructorApiHandler,
             ),
         ],

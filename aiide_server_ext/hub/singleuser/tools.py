@@ -56,6 +56,8 @@ class CourseToolPolicy:
         self.tools: dict[str, dict[str, Any]] = {}
         #: User -> why code execution is off for them now (exam mode), else absent.
         self.no_execution: dict[str, str] = {}
+        #: tutoring.TutorGuard: assignments' locked and solution cells.
+        self.tutor: Any = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
@@ -84,6 +86,9 @@ class CourseToolPolicy:
         if exam and tool.executes_code:
             reason = f"{exam} The agent may not run code now; answer without running any."
             return dataclasses.replace(decision, action="deny", reason=reason, code="exam_mode")
+        why = self.tutor.edit_refusal(tool, arguments, caller.username) if self.tutor else ""
+        if why and decision.action != "deny":
+            return dataclasses.replace(decision, action="deny", reason=why, code="tutor_mode")
         tools = self.tools.get(caller.username)
         if not tools or decision.action == "deny":
             return decision
