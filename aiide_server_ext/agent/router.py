@@ -26,6 +26,7 @@ from .providers import (
     Usage,
     build_provider,
     close_stream,
+    describe,
     expand,
     stream_with_retries,
 )
@@ -116,6 +117,15 @@ class ModelSpec:
         }
 
 
+def _with_defaults(entry: dict[str, Any], descriptor: Any) -> dict[str, Any]:
+    """A model of a described provider: its capabilities and vision default to what the
+    descriptor declares the API can do."""
+    if descriptor is None:
+        return entry
+    defaults = {"capabilities": list(descriptor.capabilities), "vision": descriptor.vision}
+    return {**defaults, **entry}
+
+
 class UserValues(Protocol):
     def user_value(self, username: str, name: str) -> str | None:
         """A value the user stored in settings (their own key, a header variable)."""
@@ -158,8 +168,16 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
         values: UserValues,
         allow_user_keys: bool,
     ) -> None:
+        described = {
+            name: describe(name, spec)
+            for name, spec in providers.items()
+            if spec.get("kind") == "described"
+        }  # checked now: an invalid descriptor fails the server's start, naming the field
         self.models = [
-            ModelSpec.from_config(m, str(providers.get(m.get("provider", ""), {}).get("kind", "")))
+            ModelSpec.from_config(
+                _with_defaults(m, described.get(str(m.get("provider", "")))),
+                str(providers.get(m.get("provider", ""), {}).get("kind", "")),
+            )
             for m in models
         ]
         self.provider_specs = providers
@@ -242,6 +260,13 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
 
         return {str(k): expand(str(v), lookup) for k, v in templates.items()}
 
+    def _values(self, caller: Caller) -> Callable[[str], str | None] | None:
+        """The caller's stored values, for ``${user.NAME}`` (when users may store them)."""
+        if not self.allow_user_keys:
+            return None
+        username, values = caller.username, self.values
+        return lambda name: values.user_value(username, name)
+
     # -- calling -----------------------------------------------------------------
     async def stream(
         self,
@@ -263,6 +288,8 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
             key = self.api_key(spec.provider, caller)
             request = build(spec)
             request.headers = self._headers(spec.provider, caller)
+            request.user = caller.username
+            request.values = self._values(caller)
 
             async def on_retry(
                 e: ProviderError, wait: float, attempt: int, spec: ModelSpec = spec
@@ -293,6 +320,8 @@ class Router(LoggingConfigurable):  # type: ignore[misc]
                             feature=feature,
                             input_tokens=event.input_tokens,
                             output_tokens=event.output_tokens,
+                            cache_read_tokens=event.cache_read_tokens,
+                            cache_write_tokens=event.cache_write_tokens,
                         )
                     elif isinstance(event, TextDelta):
                         written += len(event.text)

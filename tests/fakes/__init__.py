@@ -5,7 +5,22 @@ services; nothing inside the product knows it is talking to a fake.
 """
 
 from .fake_anthropic import FakeAnthropic
+from .fake_azure import FakeAzure
+from .fake_bedrock import FakeBedrock
+from .fake_gemini import FakeGemini
+from .fake_ollama import FakeOllama
 from .fake_openai import FakeOpenAI
+from .fake_textapi import FakeTextApi
 from .script import Reply, ToolUse
 
-__all__ = ["FakeAnthropic", "FakeOpenAI", "Reply", "ToolUse"]
+__all__ = [
+    "FakeAnthropic",
+    "FakeAzure",
+    "FakeBedrock",
+    "FakeGemini",
+    "FakeOllama",
+    "FakeOpenAI",
+    "FakeTextApi",
+    "Reply",
+    "ToolUse",
+]

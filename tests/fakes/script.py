@@ -140,7 +140,13 @@ class FakeServer:
             self._server = None
 
     def check_auth(self, handler: web.RequestHandler) -> str | None:
-        """Record how the client authenticated; None when it must be refused."""
+        """Record how the client authenticated; None when it must be refused. A handler
+        whose API takes its key elsewhere says where (``credential``)."""
+        own = getattr(handler, "credential", None)
+        if own is not None:
+            how, given = own()
+            accepted = getattr(handler, "accepts", lambda key: key == self.api_key)
+            return how if self.api_key is None or accepted(given) else None
         key = handler.request.headers.get("x-api-key")
         bearer = handler.request.headers.get("Authorization", "")
         if key is not None:
@@ -178,7 +184,7 @@ class FakeHandler(FakeRoute):
             return None
         how = self.fake.check_auth(self)
         headers = {k.lower(): v for k, v in self.request.headers.items()}
-        for secret in ("x-api-key", "authorization"):
+        for secret in ("x-api-key", "authorization", "api-key", "x-goog-api-key"):
             if secret in headers:
                 headers[secret] = "<redacted>"
         self.fake.requests.append(Recorded(self.request.path, headers, body, how or "refused"))

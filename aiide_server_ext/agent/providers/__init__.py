@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .anthropic import AnthropicProvider
 from .base import (
@@ -23,6 +23,9 @@ from .base import (
 )
 from .openai_compat import OpenAICompatProvider
 
+if TYPE_CHECKING:
+    from .descriptor import Descriptor
+
 __all__ = [
     "ModelRequest",
     "Provider",
@@ -35,6 +38,7 @@ __all__ = [
     "Usage",
     "build_provider",
     "close_stream",
+    "describe",
     "expand",
     "stream_with_retries",
 ]
@@ -69,4 +73,18 @@ def build_provider(name: str, spec: Mapping[str, Any], timeouts: Mapping[str, An
         )
     if kind == "openai":
         return OpenAICompatProvider(name, base_url or "https://api.openai.com/v1", **common)
-    raise ValueError(f"provider {name}: unknown kind {kind!r} (anthropic or openai)")
+    if kind == "described":
+        from .described import DescribedProvider  # lazy: jmespath, aiohttp
+
+        return DescribedProvider(name, describe(name, spec), **common)
+    raise ValueError(f"provider {name}: unknown kind {kind!r} (anthropic, openai or described)")
+
+
+def describe(name: str, spec: Mapping[str, Any]) -> Descriptor:
+    """The checked descriptor of a ``described`` provider (``DescriptorError`` naming the
+    field when it is invalid); the server checks every one at start."""
+    from .descriptor import load
+
+    if spec.get("base_url"):  # ${VAR} from the environment, as for the other kinds
+        spec = {**spec, "base_url": expand(str(spec["base_url"]), os.environ.get)}
+    return load(name, spec)

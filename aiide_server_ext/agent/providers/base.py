@@ -73,6 +73,10 @@ class ModelRequest:
     #: (``/v1/completions``); ``system``/``messages`` stay the chat prompt, used by every
     #: other provider and as the fallback when a server refuses FIM.
     fim: tuple[str, str] | None = None
+    #: Who asks (``${user}`` in a described provider's templates; its token cache's key).
+    user: str = ""
+    #: The asker's own stored values (``${user.NAME}`` in a described provider's templates).
+    values: Callable[[str], str | None] | None = field(default=None, repr=False)
 
 
 class ProviderError(Exception):
