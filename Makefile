@@ -10,7 +10,7 @@ LAB_PORT ?= 8888
 PYTEST_ARGS ?=
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: lab test setup system-deps sandbox sandbox-optional image model hub-deps eg-deps node-deps lint typecheck test-ts test-py clean
+.PHONY: lab test setup system-deps sandbox sandbox-optional image model hub-deps eg-deps nbgrader node-deps lint typecheck test-ts test-py clean
 
 # --- set-up ------------------------------------------------------------------
 
@@ -72,6 +72,11 @@ hub-deps: $(VENV)/.deps
 eg-deps: $(VENV)/.deps
 	@tools/install_eg.sh $(BIN) >/dev/null
 
+# nbgrader in its own cached venv (it brings notebook 7 and lab extensions of its own,
+# which must not change the labs the tests start) for the tutoring tests.
+nbgrader: $(VENV)/.deps
+	@tools/install_nbgrader.sh $(BIN) >/dev/null
+
 # --- use ---------------------------------------------------------------------
 
 # The guided start (examples/getting-started) is copied into LAB_DIR once, and the lab
@@ -97,10 +102,10 @@ typecheck: $(VENV)/.deps
 test-ts: labextension node-deps
 	cd labextension && PATH="$(CURDIR)/$(BIN):$$PATH" jlpm test
 
-test-py: $(VENV)/.deps labextension sandbox-optional image model hub-deps eg-deps
+test-py: $(VENV)/.deps labextension sandbox-optional image model hub-deps eg-deps nbgrader
 	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
-test: system-deps $(VENV)/.deps labextension sandbox-optional node-deps image model hub-deps eg-deps
+test: system-deps $(VENV)/.deps labextension sandbox-optional node-deps image model hub-deps eg-deps nbgrader
 	@tools/run_tests.sh $(BIN)
 
 clean:

@@ -38,6 +38,7 @@ COMPONENTS = {
         Component("chromium", "sudo apt-get install chromium"),
         Component("jupyterhub", "make hub-deps"),
         Component("enterprise-gateway", "make eg-deps"),
+        Component("nbgrader", "make nbgrader  (nbgrader in its own cached venv)"),
         Component("embedding-model", "make model"),
         Component("chromadb-server", "pip install chromadb"),
         Component("immutable-files", "run the tests as root on a filesystem with chattr +i"),
