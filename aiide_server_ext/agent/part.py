@@ -23,6 +23,7 @@ from .ask import KernelAsk, owner_caller
 from .assembly import Host, build
 from .config import agent_config
 from .handlers import default_handlers
+from .providers.base import DescriptorError
 from .service import AgentService
 
 
@@ -43,7 +44,13 @@ class AgentPart(ExtensionPart):
             gate=_LazyGate(settings),
             knowledge=lambda: settings.get("aiide_knowledge"),
         )
-        parts = build(config, host, config.open_store(server.data_dir), traits={"parent": self})
+        try:
+            parts = build(config, host, config.open_store(server.data_dir), traits={"parent": self})
+        except DescriptorError as e:
+            # Jupyter would log a failing extension and serve on without it: a provider
+            # configured wrong stops the server instead, saying which field is wrong.
+            self.log.critical("aiide: %s", e)
+            raise SystemExit(f"aiide: {e}") from None
         self.mcp_clients = parts.mcp_clients
         settings["aiide_mcp_clients"] = self.mcp_clients
         self.service = AgentService(parts)

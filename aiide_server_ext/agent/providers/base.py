@@ -79,6 +79,11 @@ class ModelRequest:
     values: Callable[[str], str | None] | None = field(default=None, repr=False)
 
 
+class DescriptorError(ValueError):
+    """An invalid described provider (``descriptor.py``); the message names the provider
+    and the field. Here, not there, so the server can catch it without importing more."""
+
+
 class ProviderError(Exception):
     """A typed provider failure. ``code`` is one of the protocol's ``provider_*`` codes."""
 

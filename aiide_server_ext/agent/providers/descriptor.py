@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+__all__ = ["Descriptor", "DescriptorError", "load", "shipped"]
+
+from .base import DescriptorError
 from .converters import CONVERTERS
 from .templates import BUILTINS, merge, variables_in
 
@@ -40,10 +43,6 @@ TOP_KEYS = frozenset(
      "request", "stream", "sync", "stop_reasons", "errors", "auth", "max_line_bytes",
      "max_response_bytes", "idle_timeout"}
 )  # fmt: skip
-
-
-class DescriptorError(ValueError):
-    """An invalid descriptor; the message names the provider and the field."""
 
 
 @dataclass(frozen=True)
