@@ -128,6 +128,7 @@ class KernelRunner:
         self.own: dict[str, str] = {}  # notebook path -> kernel id we started
         self._clients: dict[str, Any] = {}
         self._locks: dict[str, asyncio.Lock] = {}
+        self._starting: dict[str, asyncio.Lock] = {}
         #: kernel id -> the outputs of the latest call there, so far (a headless run
         #: stopped while it runs saves them).
         self.running: dict[str, list[dict[str, Any]]] = {}
@@ -146,10 +147,16 @@ class KernelRunner:
             return kid
         if not start:
             return None
-        folder = os.path.dirname(path)
-        kid = await self.km.start_kernel(kernel_name=self.kernel_name, path=folder)
-        self.own[path] = str(kid)
-        return str(kid)
+        # Two callers at once (a run's first cell and its environment probe) must get one
+        # kernel, not start one each (the first would run cells the second never sees).
+        async with self._starting.setdefault(path, asyncio.Lock()):
+            kid = self.own.get(path)
+            if kid is not None and kid in self.km:
+                return kid
+            folder = os.path.dirname(path)
+            kid = await self.km.start_kernel(kernel_name=self.kernel_name, path=folder)
+            self.own[path] = str(kid)
+            return str(kid)
 
     async def kernel_sandboxed(self, kid: str) -> bool:
         """Whether this server started the kernel through the sandbox provisioner (or,

@@ -1,4 +1,5 @@
-"""``jupyter aiide run`` (one notebook or a batch) and ``jupyter aiide replay``."""
+"""``jupyter aiide run`` (one notebook or a batch), ``fix`` (the fix loop), ``replay``,
+``diff`` and ``export``."""
 
 from __future__ import annotations
 
@@ -83,6 +84,42 @@ def register_cli(sub: Any) -> None:
     run.add_argument("--yes", action="store_true", help="approve every 'approve' call")
     run.add_argument("--no-input", action="store_true", help="never ask at the terminal")
     run.set_defaults(func=run_command)
+
+    fix = sub.add_parser(
+        "fix",
+        help="fix a notebook's error and verify the fix (exit 0 only when verified)",
+    )
+    fix.add_argument("notebooks", nargs="+", metavar="NOTEBOOK")
+    fix.add_argument("--cell", help="the cell whose error to fix (default: the first error)")
+    fix.add_argument(
+        "--max-attempts", type=int, default=3, help="patches tried before giving up (3)"
+    )
+    fix.add_argument(
+        "--token-budget",
+        type=int,
+        default=0,
+        help="input+output tokens the loop may spend (default 0: no limit)",
+    )
+    fix.add_argument("--policy", help="policy file (TOML or JSON; see docs/headless.md)")
+    fix.add_argument("--model", help="model name (c.Agent.models)")
+    fix.add_argument("--max-steps", type=int, help="model calls per attempt")
+    fix.add_argument("--jobs", "-j", type=int, default=2, help="notebooks at a time")
+    fix_out = fix.add_mutually_exclusive_group()
+    fix_out.add_argument("-o", "--output", help="output notebook, or folder for several")
+    fix_out.add_argument("--inplace", action="store_true", help="overwrite the input notebook")
+    fix.add_argument("--config", help="a Jupyter config file (.py or .json) to load as well")
+    fix.add_argument("--kernel", help="kernel name (default: c.Agent.kernel_name)")
+    fix.add_argument(
+        "--execute-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="longest a cell may run (c.Agent.execute_timeout); past it the kernel is "
+        "interrupted and the timeout is the error the loop fixes",
+    )
+    fix.add_argument("--json", action="store_true", help="a JSON summary with every attempt")
+    fix.add_argument("--yes", action="store_true", help="approve every 'approve' call")
+    fix.add_argument("--no-input", action="store_true", help="never ask at the terminal")
+    fix.set_defaults(func=fix_command)
 
     replay = sub.add_parser("replay", help="re-execute a run's cells from its trace, no model")
     replay.add_argument("trace")
@@ -256,6 +293,19 @@ def _on_interrupt(runner: Any, console: Any) -> None:
 
     loop.add_signal_handler(signal.SIGINT, handler)
     loop.add_signal_handler(signal.SIGTERM, handler)
+
+
+def fix_command(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from .fix import fix_notebooks  # lazy: the fix loop, for this command only
+
+    console = Console(stderr=True)
+    try:
+        return asyncio.run(fix_notebooks(args, console, _on_interrupt))
+    except BadInput as e:
+        console.print(f"[red]error:[/] {escape(str(e))}")
+        return BAD_INPUT
 
 
 def replay_command(args: argparse.Namespace) -> int:

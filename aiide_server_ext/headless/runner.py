@@ -645,6 +645,7 @@ class HeadlessRunner:
                 "parameters": job.params,
                 "parameters_used": used,
                 **extra,
+                **state.get("record", {}),
                 "input": os.path.abspath(job.notebook),
                 "input_sha256": sha256_of(job.notebook),
                 "cwd": job.folder,

@@ -1,7 +1,8 @@
 """What a fake answers: a queue of scripted replies, and the server plumbing both fakes share.
 
 A test pushes ``Reply`` objects (or, out of process, their JSON via ``POST /_fake/script``);
-each model request pops one. When the queue is empty the ``default`` reply answers.
+each model request pops one. When the queue is empty the ``default`` reply answers. Replies
+pushed for a key (``push_for``, ``?key=``) answer only requests whose body holds that key.
 """
 
 from __future__ import annotations
@@ -93,6 +94,8 @@ class FakeServer:
         self.api_key = api_key
         self.default = default or Reply(text="ok")
         self.script: deque[Reply] = deque()
+        #: Scripts by a key the request's body holds (``push_for``).
+        self.keyed: dict[str, deque[Reply]] = {}
         self.requests: list[Recorded] = []
         self.port = 0
         self._server: httpserver.HTTPServer | None = None
@@ -103,7 +106,17 @@ class FakeServer:
     def push(self, *replies: Reply) -> None:
         self.script.extend(replies)
 
-    def next_reply(self) -> Reply:
+    def push_for(self, key: str, *replies: Reply) -> None:
+        """Replies for the requests whose body holds ``key`` (e.g. a notebook's name), so
+        runs in one process, at the same time, each get their own script."""
+        self.keyed.setdefault(key, deque()).extend(replies)
+
+    def next_reply(self, body: dict[str, Any] | None = None) -> Reply:
+        if self.keyed and body is not None:
+            text = json.dumps(body)
+            for key, queue in self.keyed.items():
+                if key in text:
+                    return queue.popleft() if queue else self.default
         return self.script.popleft() if self.script else self.default
 
     @property
@@ -191,7 +204,7 @@ class FakeHandler(FakeRoute):
         if how is None:
             self.fail(401, "authentication_error", "invalid x-api-key")
             return None
-        reply = self.fake.next_reply()
+        reply = self.fake.next_reply(body)
         if reply.status != 200:
             if reply.retry_after is not None:
                 self.set_header("retry-after", str(reply.retry_after))
@@ -237,11 +250,18 @@ class ScriptHandler(FakeRoute):
 
     def post(self) -> None:
         data = json.loads(self.request.body)
-        self.fake.push(*(Reply.from_json(dict(r)) for r in data))
+        replies = [Reply.from_json(dict(r)) for r in data]
+        key = self.get_argument("key", None)
+        if key:  # ?key=K: for the requests whose body holds K
+            self.fake.push_for(key, *replies)
+            self.finish({"queued": len(self.fake.keyed[key])})
+            return
+        self.fake.push(*replies)
         self.finish({"queued": len(self.fake.script)})
 
     def delete(self) -> None:
         self.fake.script.clear()
+        self.fake.keyed.clear()
         self.fake.requests.clear()
         self.set_status(204)
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from aiide_server_ext.agent.fixloop.checks import check_of, checks_of
 from aiide_server_ext.agent.fixloop.deps import Graph, cell_names
 
 
-def nb(*sources: str, meta: dict | None = None) -> dict:
+def nb(*sources: str, meta: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         "cells": [
             {"id": f"c{i}", "cell_type": "code", "source": s, "metadata": dict(meta or {})}
@@ -57,3 +59,14 @@ def test_checks() -> None:
     )
     assert [c.kind for c in map(check_of, cells) if c] == ["assert", "tests", "nbgrader"]
     assert set(checks_of({"cells": cells})) == {"c1", "c2", "g"}
+
+
+def test_refresh_names_a_cell_redefines() -> None:
+    g = Graph.of(nb("n = 0", "m = 1", "while True:\n    n += 1", "print(m)"))
+    assert g.refresh("c2") == ["c0"]  # n is used and redefined; m is not touched
+    assert g.refresh("c3") == []
+
+
+def test_a_reassignment_reads_before_it_writes() -> None:
+    n = cell_names("df = df.dropna()\ntotal += 1")
+    assert n.uses == {"df", "total"} and n.defines == {"df", "total"}

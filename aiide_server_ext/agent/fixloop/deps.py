@@ -53,6 +53,22 @@ class _Visitor(ast.NodeVisitor):
         else:
             self.defines.add(node.id)
 
+    def visit_Assign(self, node: ast.Assign) -> None:
+        """The value is read before the targets are written (``df = df.dropna()``)."""
+        self.visit(node.value)
+        for target in node.targets:
+            self.visit(target)
+
+    def visit_AugAssign(self, node: ast.AugAssign) -> None:
+        """``n += 1`` reads n before it writes it."""
+        self.visit(node.value)
+        if isinstance(node.target, ast.Name):
+            if node.target.id not in self.defines:
+                self.uses.add(node.target.id)
+            self.defines.add(node.target.id)
+        else:
+            self.visit(node.target)
+
     def _define(self, name: str) -> None:
         self.defines.add(name)
 
@@ -188,4 +204,20 @@ class Graph:
             if hit:
                 found.append(cid)
                 wanted = (wanted - hit) | n.uses
+        return sorted(found, key=self.index)
+
+    def refresh(self, cell_id: str) -> list[str]:
+        """The cells before ``cell_id`` that last defined a name it both uses and
+        redefines (``n += 1``, ``df = df.dropna()``, ``df["a"] = ...``): a failed or
+        interrupted run of the cell may have changed those, so they run again first."""
+        if cell_id not in self.names:
+            return []
+        n = self.names[cell_id]
+        wanted = set(n.uses & n.defines)
+        found: list[str] = []
+        for cid in reversed(self.order[: self.index(cell_id)]):
+            hit = self.names[cid].defines & wanted
+            if hit:
+                found.append(cid)
+                wanted -= hit
         return sorted(found, key=self.index)

@@ -2,7 +2,8 @@
 sandboxed kernel; a fix is verified only when every such cell runs, none that ran before
 now fails (a change that breaks a downstream cell is not a fix), and the checks pass.
 
-What is re-run: the changed cells, the cell that failed, every later cell that uses what
+What is re-run: the changed cells, the cell that failed (and the cells before it that
+define a name it redefines: ``n += 1`` interrupted half-way), every later cell that uses what
 they define (``deps.Graph.downstream``), every later cell that has not run cleanly since the
 loop began (cells past the first error never ran), and the check cells after the first
 of them; then the pytest file next to the notebook, when there is one.
@@ -114,6 +115,8 @@ async def verify(
     """Re-run what the change touches; the first failure, if any (see the module doc)."""
     graph = Graph.of(nb)
     roots = {c for c in changed | {failed} if c in graph.names}
+    for cid in list(roots):  # what the failed run may have half-changed is made again
+        roots |= set(graph.refresh(cid))
     start = min((graph.index(c) for c in roots), default=len(graph.order))
     downstream = set(graph.downstream(roots))
     checks = set(checks_of(nb))
