@@ -73,6 +73,13 @@ class AssignmentHelp:
             path, self.path.rstrip("/") + "/*"
         )
 
+    def stored(self) -> dict[str, Any]:
+        """As the course file says it (parsed again from this)."""
+        out: dict[str, Any] = {"name": self.name, "path": self.path, "mode": self.mode}
+        if self.deadline is not None:
+            out.update(deadline=iso(self.deadline), after_deadline=self.after_deadline)
+        return out
+
     def public(self, now: float | None = None) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -125,10 +132,7 @@ class HelpPolicy:
                 k: list(map(list, v)) if k in ("hidden", "solution") else list(v)
                 for k, v in self.markers.items()
             },
-            "assignments": [
-                {k: v for k, v in a.public().items() if k != "mode_now" and v is not None}
-                for a in self.assignments
-            ],
+            "assignments": [a.stored() for a in self.assignments],
         }
 
     def public(self, now: float | None = None) -> dict[str, Any]:

@@ -18,6 +18,7 @@ async def _chat(
     timeout: float,
     stop_at: frozenset[str],
     model: str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     request = HTTPRequest(url, headers={"Authorization": f"token {token}"})
     ws = await websocket_connect(request)
@@ -26,6 +27,8 @@ async def _chat(
         message = {"type": "chat", "id": "m1", "text": text, "task": task}
         if model is not None:
             message["model"] = model
+        if context is not None:
+            message["context"] = context
         ws.write_message(json.dumps(message))
         while True:
             frame = await asyncio.wait_for(ws.read_message(), timeout)
@@ -53,11 +56,12 @@ def chat(
     timeout: float = 30,
     stop_at: frozenset[str] = frozenset({"run_finished"}),
     model: str | None = None,
+    context: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The events until the run finishes (or one of ``stop_at``) or an error; ``model``:
-    the agent's model name to use."""
+    the agent's model name to use; ``context``: the chat frame's (notebook, cell_id)."""
     url = hub_url.replace("http", "ws", 1) + f"/user/{user}/aiide/api/chat/ws"
-    return asyncio.run(_chat(url, token, text, task, timeout, stop_at, model))
+    return asyncio.run(_chat(url, token, text, task, timeout, stop_at, model, context))
 
 
 def text_of(events: list[dict[str, Any]]) -> str:

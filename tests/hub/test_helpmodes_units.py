@@ -119,3 +119,65 @@ def test_bad_help_in_a_course_file_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(CourseError) as e:
         load_courses(str(tmp_path))
     assert str(tmp_path / "c1.json") in str(e.value) and "help.mode" in str(e.value)
+
+
+def test_the_students_server_reads_the_brokers_help_as_the_course_says_it(tmp_path: Path) -> None:
+    """What ``api/me`` sends (``Effective.public``) is what the student's server applies."""
+    from aiide_server_ext.hub.singleuser.tutoring import TutorGuard
+
+    a = Course.parse("a", {"groups": ["g"], "help": {"mode": "open", "hint_levels": 4,
+        "markers": {"hidden_tags": ["staff"]},
+        "assignments": [{"name": "ps1", "deadline": "2020-01-01T00:00:00Z"},
+                        {"name": "ps2", "mode": "tutor"}]}})  # fmt: skip
+    b = Course.parse(
+        "b", {"groups": ["g"], "help": {"assignments": [{"name": "ps2", "mode": "exam"}]}}
+    )
+    guard = TutorGuard(None, str(tmp_path))
+    guard.learn(json.loads(json.dumps(effective([a, b], ["g"], "s1").public())))
+    assert len(guard.policies) == 2
+    assert guard.mode_for("ps1/x.ipynb") == ("open", "ps1", 4)  # its deadline has passed
+    assert guard.mode_for("ps2/x.ipynb")[:2] == ("exam", "ps2")  # the stricter course
+    assert "staff" in guard.markers.hidden_tags
+
+
+def test_edits_refused_by_the_cells_role_and_the_mode(tmp_path: Path) -> None:
+    """The tool policy's question, against a notebook on disk: locked cells in any mode,
+    solution cells and new code cells in tutor mode, the whole file never."""
+    from types import SimpleNamespace
+
+    from aiide_server_ext.hub.singleuser.tutoring import TutorGuard
+
+    nbg = {"schema_version": 3, "grade_id": "g"}
+    nb = {"cells": [
+        {"id": "s", "cell_type": "code", "source": "# YOUR CODE HERE", "metadata": {"nbgrader": {
+            **nbg, "solution": True, "grade": False, "locked": False}}},
+        {"id": "t", "cell_type": "code", "source": "assert f()", "metadata": {"nbgrader": {
+            **nbg, "solution": False, "grade": True, "locked": True, "points": 1}}},
+        {"id": "p", "cell_type": "code", "source": "x = 1", "metadata": {}},
+    ]}  # fmt: skip
+    (tmp_path / "ps1").mkdir()
+    (tmp_path / "ps1" / "a.ipynb").write_text(json.dumps(nb))
+    guard = TutorGuard(None, str(tmp_path))
+
+    def why(name: str, **args: Any) -> str:
+        return guard.edit_refusal(SimpleNamespace(name=name), {"path": "ps1/a.ipynb", **args}, "u")
+
+    course = {"course": "c", "mode": "open", "assignments": [{"name": "ps1", "mode": "tutor"}]}
+    for mode in ("open", "tutor"):
+        guard.learn({"help": [{**course, "assignments": [{"name": "ps1", "mode": mode}]}]})
+        assert "locked by the assignment" in why("replace_cell", cell_id="t")
+        assert "locked by the assignment" in why("delete_cell", cell_id="t")
+        assert "does not rewrite it as a file" in why("write_file")
+        assert why("replace_cell", cell_id="p") == ""
+        assert why("read_cell", cell_id="s") == ""
+    assert "solution cell of ps1" in why("replace_cell", cell_id="s")
+    assert "no new code cells" in why("insert_cell", after_id="s")
+    assert why("insert_cell", after_id="s", cell_type="markdown") == ""
+    guard.learn({"help": [{**course, "assignments": [{"name": "ps1", "mode": "open"}]}]})
+    assert why("replace_cell", cell_id="s") == "" and why("insert_cell") == ""
+    # A plain notebook, or none, is nobody's assignment.
+    (tmp_path / "ps1" / "plain.ipynb").write_text(json.dumps({"cells": [nb["cells"][2]]}))
+    refusal = guard.edit_refusal(
+        SimpleNamespace(name="write_file"), {"path": "ps1/plain.ipynb"}, "u"
+    )
+    assert refusal == ""

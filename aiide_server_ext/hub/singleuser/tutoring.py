@@ -86,9 +86,7 @@ class TutorGuard:
             if not isinstance(entry, Mapping):
                 continue
             try:
-                parsed = HelpPolicy.parse({k: v for k, v in entry.items() if k in
-                                           ("mode", "assignments", "markers", "hint_levels")},
-                                          "broker")  # fmt: skip
+                parsed = HelpPolicy.parse(_stored(entry), "the broker's help policy")
             except HelpError as e:  # the broker validated it: a newer broker's field
                 log.warning("aiide hub: help policy not understood: %s", e)
                 continue
@@ -255,6 +253,21 @@ class TutorGuard:
                 "give a hint, or an example on other data in the chat"
             )
         return ""
+
+
+def _stored(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """``api/me``'s help of one course as a course file says it (without the broker's
+    ``course`` and each assignment's ``mode_now``: the mode is decided here, by the clock)."""
+    out = {k: v for k, v in entry.items() if k in ("mode", "markers", "hint_levels")}
+    assignments = []
+    for a in entry.get("assignments") or []:
+        if isinstance(a, Mapping):
+            item = {k: a[k] for k in ("name", "path", "mode") if k in a}
+            if a.get("deadline"):
+                item.update(deadline=a["deadline"], after_deadline=a.get("after_deadline"))
+            assignments.append(item)
+    out["assignments"] = assignments
+    return out
 
 
 async def _to_thread(fn: Any, *args: Any) -> Any:

@@ -1,0 +1,251 @@
+"""Assignment-aware help on the real hub (issue 15, part 2): a notebook released by the real
+nbgrader, opened by a student whose course puts the assignment in tutor mode.
+
+What the model answers cannot be tested with a fake; what is SENT can: the fake model's
+request log shows the system prompt, the hint level and that no hidden test ever left the
+student's server. The refusals (edits of solution and locked cells, completion in a
+solution cell, chat in an exam's notebook) are the server's, tested as the student meets
+them; the instructor's API shows the help used, and its CSV joins nbgrader's grades.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from nbgrader_course import HIDDEN_MARK, MARK_SCHEME, Released, generate
+
+from .chat import chat, error_of
+from .harness import Hub
+
+pytestmark = pytest.mark.xdist_group("hub")
+STOP = frozenset({"run_finished", "approval_required"})
+NOTEBOOK = "ps1/squares.ipynb"
+#: The instructor's source version, as if a course had handed it out by mistake.
+SOURCE = "ps1/source-copy.ipynb"
+HELP = {"mode": "open", "hint_levels": 3, "assignments": [{"name": "ps1", "mode": "tutor"}]}
+
+
+@pytest.fixture(scope="module")
+def released(tmp_path_factory: pytest.TempPathFactory) -> Released:
+    return generate(tmp_path_factory.mktemp("nbgrader") / "course")
+
+
+def _help(hub: Hub, value: Any) -> None:
+    status, body = hub.request(
+        "PATCH", hub.user_url("ian", "/aiide/api/course/ds101"), hub.login("ian"), {"help": value}
+    )
+    assert status == 200, body
+
+
+def _put(hub: Hub, user: str, path: str, nb: dict[str, Any]) -> None:
+    token = hub.login(user)
+    folder = path.rsplit("/", 1)[0]
+    url = hub.user_url(user, "/api/contents/")
+    status, body = hub.request("PUT", url + folder, token, {"type": "directory"})
+    assert status in (200, 201), body
+    status, body = hub.request("PUT", url + path, token, {"type": "notebook", "content": nb})
+    assert status in (200, 201), body
+
+
+@pytest.fixture
+def tutored(hub: Hub, released: Released) -> Iterator[Hub]:
+    _help(hub, HELP)
+    _put(hub, "alice", NOTEBOOK, released.notebook())
+    _put(hub, "alice", SOURCE, json.loads(released.source.read_text()))
+    hub.request("DELETE", hub.fake_url + "/_fake/script", "")
+    yield hub
+    hub.request("DELETE", hub.fake_url + "/_fake/script", "")
+    _help(hub, None)
+
+
+def _requests(hub: Hub) -> list[dict[str, Any]]:
+    status, body = hub.request("GET", hub.fake_url + "/_fake/requests", "")
+    assert status == 200
+    return list(body["requests"])
+
+
+def _sent(hub: Hub) -> str:
+    return json.dumps([r["body"] for r in _requests(hub)])
+
+
+def _agent(hub: Hub, name: str, arguments: dict[str, Any], path: str = NOTEBOOK) -> list[Any]:
+    script = [{"tools": [{"name": name, "input": arguments}]}, {"text": "Done."}]
+    status, _ = hub.request("POST", hub.fake_url + "/_fake/script", "", script)
+    assert status == 200
+    context = {"notebook": path, "cell_id": "cell-2"}
+    return chat(hub.url, "alice", hub.login("alice"), "Fill in squares for me", task="agent",
+                stop_at=STOP, context=context)  # fmt: skip
+
+
+def _refused(events: list[dict[str, Any]]) -> dict[str, Any]:
+    call = next(e for e in events if e["type"] == "tool_call")
+    assert call["decision"] == "deny", events
+    result = next(e for e in events if e["type"] == "tool_result")
+    assert result["ok"] is False and result["error"]["code"] == "tutor_mode", result
+    return dict(result)
+
+
+def test_the_tutor_refuses_to_fill_the_solution_cell_and_says_why(tutored: Hub) -> None:
+    hub = tutored
+    events = _agent(hub, "replace_cell", {"path": NOTEBOOK, "cell_id": "cell-2",
+                                          "source": "def squares(n):\n    return []"})  # fmt: skip
+    result = _refused(events)
+    assert "solution cell of ps1" in result["content"] and "tutor mode" in result["content"]
+    # A new code cell under it would complete the graded cell just the same.
+    events = _agent(hub, "insert_cell", {"path": NOTEBOOK, "after_id": "cell-2",
+                                         "source": "squares = lambda n: []"})  # fmt: skip
+    assert "no new code cells" in _refused(events)["content"]
+    # The file on disk is as nbgrader released it.
+    _, model = hub.request(
+        "GET", hub.user_url("alice", f"/api/contents/{NOTEBOOK}"), hub.login("alice")
+    )
+    assert "raise NotImplementedError()" in "".join(model["content"]["cells"][1]["source"])
+
+
+def test_locked_cells_are_never_edited_even_in_open_mode(tutored: Hub) -> None:
+    hub = tutored
+    _help(hub, {"mode": "open"})
+    events = _agent(hub, "replace_cell", {"path": NOTEBOOK, "cell_id": "cell-3",
+                                          "source": "pass  # no tests"})  # fmt: skip
+    result = _refused(events)
+    assert "locked by the assignment" in result["content"]
+    # Rewriting the whole file is refused too (here the student's role already denies
+    # file writes; the course's reason is unit-tested).
+    events = _agent(hub, "write_file", {"path": NOTEBOOK, "content": "{}"})
+    assert next(e for e in events if e["type"] == "tool_call")["decision"] == "deny"
+
+
+def test_tutor_mode_prompt_and_hints_escalate_per_cell(tutored: Hub, released: Released) -> None:
+    hub = tutored
+    _put(hub, "bob", NOTEBOOK, released.notebook())  # a student who has asked nothing yet
+    context = {"notebook": NOTEBOOK, "cell_id": "cell-2"}
+    levels = []
+    for _ in range(4):
+        hub.request("DELETE", hub.fake_url + "/_fake/script", "")
+        events = chat(hub.url, "bob", hub.login("bob"), "How do I do this?", context=context)
+        assert error_of(events) is None, events
+        (request,) = _requests(hub)
+        system = json.dumps(request["body"].get("system"))
+        assert "TUTOR MODE" in system and "Never write code that completes" in system
+        sent = json.dumps(request["body"]["messages"])
+        assert '<tutoring mode=\\"tutor\\" assignment=\\"ps1\\">' in sent
+        assert "solution cell (the student's graded answer), squares" in sent
+        levels.append(sent.split("Hint level ", 1)[1][:6])
+    assert levels == ["1 of 3", "2 of 3", "3 of 3", "3 of 3"]
+    # Another cell starts at the first level again.
+    hub.request("DELETE", hub.fake_url + "/_fake/script", "")
+    chat(
+        hub.url, "alice", hub.login("alice"), "And this?", context={**context, "cell_id": "cell-5"}
+    )
+    assert "Hint level 1 of 3" in _sent(hub)
+    # Outside the assignment the course's mode (open) applies: no tutoring.
+    hub.request("DELETE", hub.fake_url + "/_fake/script", "")
+    chat(hub.url, "bob", hub.login("bob"), "hi", context={"notebook": "scratch.ipynb"})
+    assert "TUTOR MODE" not in _sent(hub)
+
+
+def test_hidden_tests_never_reach_the_model(tutored: Hub) -> None:
+    hub = tutored
+    ctx = {"notebook": SOURCE, "cell_id": "cell-3"}
+    chat(hub.url, "alice", hub.login("alice"), "What do the tests check?", context=ctx)
+    _agent(hub, "read_cell", {"path": SOURCE, "cell_id": "cell-3"}, path=SOURCE)
+    _agent(hub, "read_file", {"path": SOURCE}, path=SOURCE)
+    _agent(hub, "list_cells", {"path": SOURCE}, path=SOURCE)
+    token = hub.login("alice")
+    prefix = "".join(
+        json.loads((hub.dir / "home" / "alice" / SOURCE).read_text())["cells"][2]["source"]
+    )
+    status, body = hub.request(
+        "POST", hub.user_url("alice", "/aiide/api/complete"), token,
+        {"path": "scratch.py", "prefix": prefix + "\nprint(", "suffix": ")"},
+    )  # fmt: skip
+    assert status == 200, body
+    sent = _sent(hub)
+    assert len(_requests(hub)) >= 5
+    assert "assert squares(1) == [1]" in sent  # the visible test is there...
+    assert HIDDEN_MARK not in sent and "hidden-sentinel" not in sent  # ...the hidden never
+    assert MARK_SCHEME not in sent
+    assert "withheld from the assistant: hidden tests" in sent
+
+
+def test_completion_is_off_in_the_solution_cell_only(tutored: Hub) -> None:
+    hub = tutored
+    url, token = hub.user_url("alice", "/aiide/api/complete"), hub.login("alice")
+    stub = 'def squares(n):\n    """The squares of 1..n."""\n    # YOUR CODE HERE\n    '
+    body_in = {"path": NOTEBOOK, "prefix": stub, "suffix": "raise NotImplementedError()"}
+    status, body = hub.request("POST", url, token, body_in)
+    assert (status, body["code"]) == (403, "tutor_mode"), body
+    assert "inline completion is off in solution cells of ps1" in body["message"]
+    status, body = hub.request("POST", url, token, {"path": NOTEBOOK, "prefix": "print(squares(",
+                                                    "suffix": ")"})  # fmt: skip
+    assert status == 200, body
+
+
+def test_the_notebooks_metadata_cannot_change_the_mode(tutored: Hub, released: Released) -> None:
+    """A student who writes a mode (or turns a cell's nbgrader marks off) in their copy: the
+    course on the server decides, the file does not."""
+    hub = tutored
+    nb = released.notebook()
+    nb["metadata"]["aiide"] = {"help_mode": "open", "mode": "open"}
+    nb["metadata"]["nbgrader"] = {"help": "open"}
+    _put(hub, "alice", NOTEBOOK, nb)
+    chat(hub.url, "alice", hub.login("alice"), "answer?", context={"notebook": NOTEBOOK})
+    assert "TUTOR MODE" in _sent(hub)
+    events = _agent(hub, "replace_cell", {"path": NOTEBOOK, "cell_id": "cell-2", "source": "x"})
+    _refused(events)
+
+
+def test_an_assignment_in_exam_mode_refuses_chat_and_completion(tutored: Hub) -> None:
+    hub = tutored
+    _help(hub, {"assignments": [{"name": "ps1", "mode": "exam"}]})
+    events = chat(hub.url, "alice", hub.login("alice"), "hi", context={"notebook": NOTEBOOK})
+    error = error_of(events)
+    assert error is not None and error["code"] == "exam_mode", events
+    status, body = hub.request(
+        "POST", hub.user_url("alice", "/aiide/api/complete"), hub.login("alice"),
+        {"path": NOTEBOOK, "prefix": "print(", "suffix": ")"},
+    )  # fmt: skip
+    assert (status, body["code"]) == (403, "exam_mode"), body
+    # Another notebook of the same student is not the exam's.
+    events = chat(hub.url, "alice", hub.login("alice"), "hi", context={"notebook": "notes.ipynb"})
+    assert error_of(events) is None, events
+
+
+def test_a_deadline_switches_the_mode_by_itself(tutored: Hub) -> None:
+    hub = tutored
+    _help(hub, {"assignments": [{"name": "ps1", "mode": "tutor", "deadline": "2020-01-01T00:00:00Z",
+                                 "after_deadline": "open"}]})  # fmt: skip
+    chat(hub.url, "alice", hub.login("alice"), "hi", context={"notebook": NOTEBOOK})
+    assert "TUTOR MODE" not in _sent(hub)
+
+
+def test_the_dashboard_shows_the_help_used_and_exports_a_joinable_csv(tutored: Hub) -> None:
+    hub = tutored
+    context = {"notebook": NOTEBOOK, "cell_id": "cell-2"}
+    for _ in range(2):
+        chat(hub.url, "alice", hub.login("alice"), "hint please", context=context)
+    url = hub.user_url("ian", "/aiide/api/course-admin/help?course=ds101")
+    status, body = hub.request("GET", url, hub.login("ian"))
+    assert status == 200, body
+    assert body["hint_levels"] == 3 and body["assignments"][0]["name"] == "ps1"
+    row = next(r for r in body["help"] if r["student_id"] == "alice" and r["assignment"] == "ps1")
+    assert row["help_hints"] >= 2 and row["help_max_hint_level"] >= 2
+    assert row["cells"]["squares"] >= 2 and row["help_tokens"] > 0
+    status, text = hub.request("GET", url + "&format=csv", hub.login("ian"))
+    assert status == 200
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert list(rows[0])[:2] == ["student_id", "assignment"]
+    mine = next(r for r in rows if r["student_id"] == "alice")
+    assert mine["assignment"] == "ps1" and int(mine["help_hints"]) >= 2
+    # A student cannot read it; a bad record is refused with the field named.
+    own = hub.user_url("alice", "/aiide/api/course-admin/help?course=ds101")
+    status, body = hub.request("GET", own, hub.login("alice"))
+    assert status == 403, body
+    status, body = hub.request("POST", hub.broker_url + "api/help", hub.login("alice"),
+                               {"kind": "answer"})  # fmt: skip
+    assert status == 400 and "kind must be one of" in body["message"], body
