@@ -10,7 +10,7 @@ before the loop (the loop runs it, in order, to find the error).
 from __future__ import annotations
 
 import asyncio
-import contextlib
+import logging
 from dataclasses import asdict
 from typing import Any
 
@@ -20,6 +20,7 @@ from ..agent.fixloop.result import Attempt, FixResult
 from ..agent.kernels import ExecResult
 from ..agent.notebooks import Route
 from .runner import (
+    BAD_INPUT,
     INTERRUPTED,
     KERNEL_FAILURE,
     MODEL_FAILURE,
@@ -30,6 +31,7 @@ from .runner import (
     Session,
 )
 
+log = logging.getLogger("aiide.headless")
 #: The exit code of a loop that ended without a verified fix (distinct from every failure).
 NOT_VERIFIED = 6
 EDIT_TOOLS = ("insert_cell", "replace_cell", "delete_cell")
@@ -122,8 +124,12 @@ class RunFixHost:
         kernels = self.session.bridge.kernels
         kid = await kernels.kernel_for(self.path, start=False)
         if kid is not None:
-            with contextlib.suppress(Exception):
-                await kernels.km.interrupt_kernel(kid)
+            from jupyter_core.utils import ensure_async
+
+            try:
+                await ensure_async(kernels.km.interrupt_kernel(kid))
+            except Exception as e:  # gone already: nothing runs there
+                log.info("aiide: fix: interrupting kernel %s: %r", kid, e)
 
     def audit(self, attempt: Attempt) -> None:
         record = asdict(attempt)
@@ -208,6 +214,8 @@ class FixRunner(HeadlessRunner):
         elif session.bridge.failure:
             out.status, out.exit_code = "kernel_failed", KERNEL_FAILURE
             out.message = session.bridge.failure
+        elif result.reason == "bad_input":
+            out.status, out.exit_code = "bad_input", BAD_INPUT
         elif result.reason == "kernel_failed":
             out.exit_code = KERNEL_FAILURE
         elif result.reason == "model_failed":
@@ -310,7 +318,7 @@ async def fix_notebooks(args: Any, console: Any, on_interrupt: Any) -> int:
         for o in outcomes:
             print(o.job.output)
     codes = [o.exit_code for o in outcomes]
-    for worst in (INTERRUPTED, KERNEL_FAILURE, MODEL_FAILURE, 3, 2, NOT_VERIFIED, 1):
+    for worst in (INTERRUPTED, KERNEL_FAILURE, MODEL_FAILURE, 3, BAD_INPUT, NOT_VERIFIED, 1):
         if worst in codes:
             return worst
     return OK

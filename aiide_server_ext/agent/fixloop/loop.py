@@ -124,6 +124,8 @@ class FixLoop:
         try:
             return await self._run(target, result)
         except ToolError as e:  # the kernel died, the notebook went away...
+            if e.code == "validation_error":
+                return self._end(NOT_VERIFIED, "bad_input", e.message, result)
             if self.cancelled.is_set():
                 return self._end(NOT_VERIFIED, "cancelled", "", result)
             return self._end(NOT_VERIFIED, "kernel_failed", f"{e.code}: {e.message}", result)

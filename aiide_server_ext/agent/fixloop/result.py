@@ -19,6 +19,7 @@ REASONS = {
     "cancelled": "cancelled",
     "kernel_failed": "the kernel failed",
     "model_failed": "the model's turn failed",
+    "bad_input": "the request names no such cell",
 }
 
 
