@@ -10,7 +10,16 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from fakes import FakeAzure, FakeBedrock, FakeGemini, FakeOllama, FakeTextApi, Reply, ToolUse
+from fakes import (
+    FakeAnthropic,
+    FakeAzure,
+    FakeBedrock,
+    FakeGemini,
+    FakeOllama,
+    FakeTextApi,
+    Reply,
+    ToolUse,
+)
 from fakes.script import FakeServer
 
 from aiide_server_ext.agent.providers import (
@@ -43,6 +52,8 @@ APIS = [
     Api("bedrock-converse", FakeBedrock, "anthropic.claude-3-haiku-20240307-v1:0"),
     Api("ollama", FakeOllama, "llama3.2", keyed=False),
     Api("text-api", FakeTextApi, "any", tools=False),
+    # What a student's server speaks to the broker's route for a described provider.
+    Api("anthropic-messages", FakeAnthropic, "claude-haiku-4-5"),
 ]
 IDS = [a.descriptor for a in APIS]
 
@@ -161,6 +172,8 @@ async def test_a_tool_conversation_is_sent_in_the_apis_shape(
     if chosen.descriptor == "ollama":
         assert body["messages"][1]["images"] == [png]
         assert body["messages"][3]["role"] == "tool"
+    if chosen.descriptor == "anthropic-messages":
+        assert body["messages"] == messages and body["system"] == "sys"
     if chosen.descriptor == "azure-openai":
         parts = body["messages"][1]["content"]
         assert parts[1]["image_url"]["url"] == f"data:image/png;base64,{png}"
@@ -196,6 +209,12 @@ async def test_an_error_inside_the_stream_is_a_provider_error(
     chosen, fake = api
     if chosen.descriptor == "azure-openai":
         pytest.skip("the OpenAI wire format has no in-stream error event in its fake")
+    if chosen.descriptor == "anthropic-messages":  # an error event with its type
+        fake.push(Reply(text="partial answer", stream_error="overloaded_error"))
+        with pytest.raises(ProviderError) as e:
+            await run(provider(chosen, fake), request(chosen))
+        assert e.value.code == "provider_overloaded"
+        return
     fake.push(Reply(text="partial answer", stream_error="the model fell over"))
     with pytest.raises(ProviderError) as e:
         await run(provider(chosen, fake), request(chosen))

@@ -27,6 +27,17 @@ VENV_BIN = Path(sys.executable).parent
 PROJECT_CHP = ROOT / "build" / "hub" / "node_modules" / ".bin" / "configurable-http-proxy"
 PROVIDER_KEY = "sk-ant-provider-" + os.urandom(12).hex()
 OPENAI_KEY = "sk-openai-provider-" + os.urandom(12).hex()
+GATEWAY_KEY = "gw-provider-" + os.urandom(12).hex()
+#: Described providers at the broker (one fake process serves them all): name ->
+#: (shipped descriptor, model id). Students' servers list them; the course allows none
+#: until a test adds their models.
+DESCRIBED = {
+    "azure": ("azure-openai", "course-gpt4o-deployment"),
+    "gemini": ("gemini", "gemini-2.0-flash"),
+    "bedrock": ("bedrock-converse", "anthropic.claude-3-haiku-20240307-v1:0"),
+    "ollama": ("ollama", "llama3.2"),
+    "textapi": ("text-api", "course-text-model"),
+}
 STUDENTS = ("alice", "bob")
 #: A student without a server, whose only model calls are the replica test's.
 QUIET_STUDENT = "carol"
@@ -174,6 +185,8 @@ class Hub:
         self.fake_url = f"http://127.0.0.1:{self.fake_port}"
         self.openai_port = free_port()
         self.openai_url = f"http://127.0.0.1:{self.openai_port}"
+        self.gateways_port = free_port()
+        self.gateways_url = f"http://127.0.0.1:{self.gateways_port}"
         self.procs: list[subprocess.Popen[bytes]] = []
         self.redis = RedisServer()
         self.tokens: dict[str, str] = {}
@@ -212,10 +225,17 @@ class Hub:
              "--api-key", OPENAI_KEY, "--default-text", "Hello from the OpenAI model"],
             base_env, ROOT,
         )  # fmt: skip
+        gateways = self._spawn(
+            "fake-gateways",
+            [sys.executable, "-m", "tests.fakes.gateways", "--port", str(self.gateways_port),
+             "--api-key", GATEWAY_KEY, "--default-text", "Hello from the gateway model"],
+            base_env, ROOT,
+        )  # fmt: skip
         # The documented setup: each key in a file only the broker's user can read.
         keys = self.dir / "keys"
         keys.mkdir(mode=0o700)
-        for name, key in (("anthropic", PROVIDER_KEY), ("openai", OPENAI_KEY)):
+        for name, key in (("anthropic", PROVIDER_KEY), ("openai", OPENAI_KEY),
+                          ("gateways", GATEWAY_KEY)):  # fmt: skip
             path = keys / f"{name}.key"
             path.write_text(key + "\n")
             path.chmod(0o600)
@@ -235,6 +255,7 @@ class Hub:
         )
         _wait_http(self.fake_url + "/", 20, fake, "the fake model")
         _wait_http(self.openai_url + "/v1/models", 20, openai, "the fake OpenAI model")
+        _wait_http(self.gateways_url + "/_fake/requests", 20, gateways, "the fake gateways")
         _wait_http(self.api + "/", 60, hub, "the hub")
         _wait_http(self.broker_url + "api/me", 30, hub, "the broker")
 
@@ -247,6 +268,7 @@ class Hub:
                     "base_url": self.openai_url + "/v1",
                     "api_key_file": str(self.key_file("openai")),
                 },
+                **self.described_upstreams(),
             },
             "redis_url": self.redis.url,
             "db_path": str(self.dir / "broker.sqlite"),
@@ -254,6 +276,19 @@ class Hub:
             "identity_cache_seconds": self.identity_cache,
             "role_groups": ROLE_GROUPS,
             "admin_groups": ["broker-admins"],
+        }
+
+    def described_upstreams(self) -> dict[str, Any]:
+        """The described providers, all on the one fake, with one key file."""
+        return {
+            name: {
+                "kind": "described",
+                "descriptor": descriptor,
+                "models": [model],
+                "base_url": self.gateways_url,
+                "api_key_file": str(self.key_file("gateways")),
+            }
+            for name, (descriptor, model) in DESCRIBED.items()
         }
 
     def key_file(self, provider: str = "anthropic") -> Path:
@@ -275,12 +310,17 @@ class Hub:
                 "preload": False,
                 # No URL, no key: under the hub the aiide_server_ext.hub extension points
                 # both at the broker with the student's hub token (hub/providers.py).
-                "providers": {"anthropic": {"kind": "anthropic"}, "openai": {"kind": "openai"}},
+                "providers": {"anthropic": {"kind": "anthropic"}, "openai": {"kind": "openai"},
+                              # no URL, no key either: the broker holds both
+                              **{name: {"kind": "described", "descriptor": descriptor}
+                                 for name, (descriptor, _) in DESCRIBED.items()}},
                 "models": [{"name": "claude-haiku", "provider": "anthropic",
                             "model": "claude-haiku-4-5",
                             "capabilities": ["chat", "tools", "complete"]},
                            {"name": "gpt-mini", "provider": "openai", "model": "gpt-4o-mini",
-                            "capabilities": ["chat", "tools"]}],
+                            "capabilities": ["chat", "tools"]},
+                           *({"name": f"gw-{name}", "provider": name, "model": model}
+                             for name, (_, model) in DESCRIBED.items())],
             },
             "Router": {"max_retries": 0},
             # Edits would run by themselves: the course's tool policy is what stops them.

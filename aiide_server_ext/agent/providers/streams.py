@@ -134,8 +134,13 @@ class Mapper:
             message = values["error"]
             if isinstance(message, dict | list):
                 message = json.dumps(message)
+            code = "provider_error"
+            kind = self.descriptor.error_field
+            found = kind.search(chunk) if kind is not None else None
+            if found is not None:  # the API's error type, as for an error answer
+                code = (self.descriptor.errors.get("codes") or {}).get(str(found), code)
             raise ProviderError(
-                "provider_error",
+                code,
                 f"{self.provider}: the provider reported an error: "
                 f"{shown(str(message), self.redact)}",
             )

@@ -166,6 +166,7 @@ class BrokerApp(Application):  # type: ignore[misc]
 
     def make_app(self) -> tuple[web.Application, Broker]:
         from .audit import audit_handlers
+        from .described import described_handlers
         from .health import CourseFiles, HealthHandler
         from .helpuse import help_handlers
         from .relay import relay_handlers
@@ -180,6 +181,7 @@ class BrokerApp(Application):  # type: ignore[misc]
         kw = {"broker": broker}
         handlers: list[Any] = [
             *relay_handlers(prefix, kw),
+            *described_handlers(prefix, kw),
             (prefix + "(?:health)?", HealthHandler, kw),
             (prefix + "api/me", MeHandler, kw),
             (prefix + r"api/courses/([\w.-]+)", CourseHandler, kw),

@@ -70,6 +70,13 @@ class ModelHandler(BrokerHandler):
     def body_limit(self) -> int:
         return int(self.broker.app.max_body_bytes)
 
+    def upstream_found(self) -> tuple[dict[str, Any], str] | None:
+        """(spec, key) of the configured provider this route calls; None: none with a key."""
+        return self.broker.upstream(self.provider)
+
+    def upstream_label(self) -> str:
+        return self.provider
+
     def upstream_request(
         self, spec: dict[str, Any], key: str, body: dict[str, Any], headers: dict[str, str]
     ) -> Any:
@@ -95,11 +102,11 @@ class ModelHandler(BrokerHandler):
             await self.audit("model.refused", f"model:{model}", refused[0], {"ip": self.ip})
             self.fail(400, *refused, kind="invalid_request_error")
             return
-        found = self.broker.upstream(self.provider)
+        found = self.upstream_found()
         if found is None:
             # A misconfiguration, not an outage: a 4xx, so the student's server neither
             # retries nor reports the provider as overloaded; the message says what is wrong.
-            why = f"the broker has no {self.provider} key configured"
+            why = f"the broker has no {self.upstream_label()} key configured"
             await self.audit("model.refused", f"model:{model}", "no_provider", {"why": why})
             log.error("aiide broker: %s asked for %s but %s", self.caller.name, model, why)
             message = f"{model} cannot be used: {why}; tell your instructor"

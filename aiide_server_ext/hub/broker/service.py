@@ -55,6 +55,10 @@ class Broker:
         )
         self.upstreams = {name: dict(spec) for name, spec in app.upstreams.items()}
         self.keys = {name: provider_key(name, spec) for name, spec in self.upstreams.items()}
+        from .upstreams import described_providers
+
+        #: The described upstreams' providers (their descriptors checked now).
+        self.described = described_providers(self.upstreams, app.upstream_timeout)
         if app.default_course and app.default_course not in self.files:
             raise CourseError(
                 f"c.BrokerApp.default_course: no course {app.default_course!r} in {app.course_dir}"
