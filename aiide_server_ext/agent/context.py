@@ -331,8 +331,15 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         if selection:
             text = f"<selection>\n{selection[: budget * 2]}\n</selection>"
             parts.append(text)
-            built.add("selection", context.get("notebook", ""), text)
+            built.add("selection", context.get("notebook") or context.get("file", ""), text)
             left -= tokens(text)
+        open_file = context.get("file")
+        if open_file:
+            file_text = await self._open_file(open_file, context.get("line"), root_dir)
+            if file_text and tokens(file_text) <= left:
+                parts.append(file_text)
+                built.add("file", open_file, file_text)
+                left -= tokens(file_text)
         for mention in context.get("mentions", []):
             found = await self._mention(mention, root_dir, notebooks)
             if found and tokens(found) <= left:
@@ -496,6 +503,21 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
             at += 1
         return "\n".join(notes)
 
+    async def _open_file(self, path: str, line: Any, root: str) -> str | None:
+        """The file open in the editor, where the user works in a script rather than a
+        notebook: around the cursor's line when it is longer than ``max_file_chars``."""
+        try:
+            data, _ = await asyncio.to_thread(
+                fsguard.read_bytes, root, path, limit=MAX_PASSAGE_FILE
+            )
+        except (OSError, fsguard.Refused, ValueError):
+            return None
+        text = data.decode("utf-8", errors="replace")
+        at = line if isinstance(line, int) and line >= 1 else 1
+        shown, first = around_line(text, at, self.max_file_chars)
+        where = f' line="{at}"' if isinstance(line, int) else ""
+        return f'<open_file path="{path}"{where} first_line="{first}">\n{shown}\n</open_file>'
+
     async def _mention(
         self, mention: dict[str, Any], root: str, notebooks: NotebookBridge
     ) -> str | None:
@@ -535,6 +557,30 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
             return f'<file path="{path}">\n{body}\n</file>'
         except (ToolError, OSError, fsguard.Refused, ValueError):
             return None
+
+
+def around_line(text: str, line: int, max_chars: int) -> tuple[str, int]:
+    """Whole lines of ``text`` around ``line`` (1-based) within ``max_chars``, and the
+    number of the first one shown: the cursor's surroundings, not the file's head."""
+    lines = text.split("\n")
+    if len(text) <= max_chars:
+        return text, 1
+    at = min(max(line, 1), len(lines)) - 1
+    start = end = at
+    size = len(lines[at]) + 1
+    while True:
+        grew = False
+        if start > 0 and size + len(lines[start - 1]) + 1 <= max_chars:
+            start -= 1
+            size += len(lines[start]) + 1
+            grew = True
+        if end < len(lines) - 1 and size + len(lines[end + 1]) + 1 <= max_chars:
+            end += 1
+            size += len(lines[end]) + 1
+            grew = True
+        if not grew:
+            break
+    return "\n".join(lines[start : end + 1])[:max_chars], start + 1
 
 
 def mentioned(mention: dict[str, Any], hit: dict[str, Any]) -> bool:

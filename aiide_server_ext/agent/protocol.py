@@ -96,9 +96,12 @@ def parse(frame: str | bytes, max_bytes: int) -> dict[str, Any]:
 
 
 def check_context(context: dict[str, Any]) -> None:
-    for name in ("notebook", "cell_id", "selection"):
+    for name in ("notebook", "cell_id", "selection", "file"):
         if name in context and not isinstance(context[name], str):
             raise AgentError("bad_message", f"chat: 'context.{name}' must be a string")
+    line = context.get("line", 1)
+    if not isinstance(line, int) or isinstance(line, bool) or line < 1:
+        raise AgentError("bad_message", "chat: 'context.line' must be a line number from 1")
     mentions = context.get("mentions", [])
     if not isinstance(mentions, list) or len(mentions) > 20:
         raise AgentError("bad_message", "chat: 'context.mentions' must be a list of at most 20")
@@ -110,5 +113,20 @@ def check_context(context: dict[str, Any]) -> None:
             ok = mention.get("kind") in ("file", "folder")
         if not ok:
             raise AgentError(
-                "bad_message", "chat: each mention is {kind: file|folder|cell, path[, cell_id]}"
+                "bad_message",
+                "chat: each mention is {kind: file|folder|cell, path[, cell_id][, lines]}",
             )
+        if "lines" in mention and not (mention["kind"] == "file" and _line_range(mention["lines"])):
+            raise AgentError(
+                "bad_message",
+                "chat: a mention's 'lines' is [start, end] of a file, 1-based, start <= end",
+            )
+
+
+def _line_range(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in value)
+        and value[0] <= value[1]
+    )

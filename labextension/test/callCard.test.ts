@@ -173,3 +173,52 @@ describe('a rejected call', () => {
     assert.equal(text(card, '.aiide-Call-status'), 'Rejected by ada: not now');
   });
 });
+
+describe('a change that met a conflict', () => {
+  const conflicted = (forced = false): CallBlock => {
+    const block = call('replace_cell', { cell_id: CELLS[1].id, source: 'df.describe()' });
+    block.approval!.resolution = { decision: 'approve', by: 'ada', reason: null, edited: false };
+    block.request = {
+      requestId: 'rq_9', kind: 'patch', path: PATH, patch: replace('df.describe()'), cellId: null,
+      state: forced ? 'applied' : 'conflict',
+      reason: forced ? null : 'cell 2 (df = pd.read_csv("s.csv")) changed since the assistant read it',
+      undoable: forced, held: true, forced,
+      conflict: forced ? null : { cellId: CELLS[1].id, theirs: 'df.head(3)', ours: 'df.describe()' }
+    };
+    block.result = {
+      ok: false,
+      content: 'conflict: the notebook changed',
+      error: { code: 'conflict', message: 'cell 9f1c0a22-7d3e-4b55 changed' },
+      outputs: null,
+      citations: []
+    };
+    return block;
+  };
+
+  test('is said once, in words, and offers both versions and "Apply anyway"', () => {
+    const anyway: string[] = [];
+    const card = new CallCard({ ...handlers([]), applyAnyway: id => anyway.push(id) });
+    card.update(conflicted(), false);
+    assert.equal(text(card, '.aiide-Call-status'), 'Not applied');
+    assert.equal(card.node.querySelector('.aiide-Call-result'), null, 'no second "error (conflict)"');
+    assert.doesNotMatch(card.node.textContent ?? '', /9f1c0a22|Error|error \(conflict\)/);
+    const button = (label: string) =>
+      [...card.node.querySelectorAll('button')].find(b => b.textContent === label) as HTMLButtonElement;
+    assert.equal(card.node.querySelector('.aiide-Call-theirs'), null, 'versions shown on demand');
+    button("Show the notebook's version").click();
+    assert.equal(text(card, '.aiide-Call-theirs'), 'df.head(3)');
+    assert.equal(text(card, '.aiide-Call-ours'), 'df.describe()');
+    button('Apply anyway').click();
+    assert.deepEqual(anyway, ['rq_9']);
+    card.dispose();
+  });
+
+  test('applied anyway: the card says the user did it, and offers Undo', () => {
+    const card = new CallCard({ ...handlers([]), applyAnyway: () => undefined });
+    card.update(conflicted(true), false);
+    assert.equal(text(card, '.aiide-Call-status'), 'Applied anyway by you');
+    assert.match(text(card, '.aiide-Call-request'), /Applied anyway to scores\.ipynb, by you/);
+    assert.ok([...card.node.querySelectorAll('button')].some(b => b.textContent === 'Undo'));
+    card.dispose();
+  });
+});

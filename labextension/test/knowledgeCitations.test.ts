@@ -265,15 +265,25 @@ describe('@ mentions from the knowledge index', () => {
     assert.equal(cell.token, '@analysis/sensors.ipynb#cell-4');
     assert.deepEqual(cell.mention, { kind: 'cell', path: 'analysis/sensors.ipynb', cell_id: 'cell-4' });
     assert.equal(cell.label, 'analysis/sensors.ipynb · cell 5'); // with its folder
+    // A passage (one function) is mentioned as its lines, not as the whole file.
     const file = knowledgeCandidate(LINES, 'def to_cents(x):');
-    assert.deepEqual(file.mention, { kind: 'file', path: 'lib/billing.py' });
+    assert.deepEqual(file.mention, { kind: 'file', path: 'lib/billing.py', lines: [6, 9] });
+    assert.equal(file.token, '@lib/billing.py:6-9');
+    assert.equal(file.label, 'lib/billing.py:6');
+    const whole = knowledgeCandidate({ ...LINES, line_start: null, line_end: null }, '');
+    assert.deepEqual(whole.mention, { kind: 'file', path: 'lib/billing.py' });
+    assert.equal(whole.token, '@lib/billing.py');
     assert.equal(parseHit({ kind: 'x' }), null);
   });
 
   test('local matches come first and a file found both ways is offered once', () => {
     const local = [fileCandidate('lib/billing.py')];
-    const found = [knowledgeCandidate(LINES, ''), knowledgeCandidate(CELL, '')];
+    const wholeFile = knowledgeCandidate({ ...LINES, line_start: null, line_end: null }, '');
+    const found = [wholeFile, knowledgeCandidate(LINES, ''), knowledgeCandidate(CELL, '')];
     const merged = mergeCandidates(local, found);
-    assert.deepEqual(merged.map(c => c.token), ['@lib/billing.py', '@analysis/sensors.ipynb#cell-4']);
+    assert.deepEqual(
+      merged.map(c => c.token),
+      ['@lib/billing.py', '@lib/billing.py:6-9', '@analysis/sensors.ipynb#cell-4']
+    );
   });
 });

@@ -63,6 +63,34 @@ describe('applyPatch (the protocol rules)', () => {
     assert.equal(JSON.stringify(t.cells()), once);
   });
 
+  test('a conflict names the cell as the user sees it and carries both versions', () => {
+    const t = new ArrayTarget(cells());
+    t.setSource(2, 'df.head(3)  # the user changed it meanwhile');
+    const out = applyPatch(t, patch({ op: 'replace', cell_id: 'c3', expected_source: 'df.head()', source: 'df.describe()' }));
+    assert.deepEqual(out, {
+      status: 'conflict',
+      reason: 'cell 3 (df.head(3)  # the user changed it meanw…) changed since the assistant read it',
+      cell: { cellId: 'c3', theirs: 'df.head(3)  # the user changed it meanwhile', ours: 'df.describe()' }
+    });
+    const gone = applyPatch(t, patch({ op: 'replace', cell_id: 'zz-uuid', expected_source: '', source: 'x' }));
+    assert.equal(gone.status, 'conflict');
+    assert.ok(gone.status === 'conflict' && !gone.reason.includes('zz-uuid'), 'no ids in what the user reads');
+  });
+
+  test('"apply anyway" writes over a changed cell, all or nothing, but not over a missing one', () => {
+    const t = new ArrayTarget(cells());
+    t.setSource(2, 'df.head(3)');
+    const p = patch(
+      { op: 'replace', cell_id: 'c3', expected_source: 'df.head()', source: 'df.describe()' },
+      { op: 'delete', cell_id: 'c2', expected_source: '# Old title' }
+    );
+    assert.equal(applyPatch(t, p).status, 'conflict');
+    assert.deepEqual(applyPatch(t, p, undefined, { force: true }), { status: 'applied' });
+    assert.deepEqual(t.cells().map(c => c.source), ['import pandas as pd', 'df.describe()']);
+    const missing = patch({ op: 'replace', cell_id: 'nope', expected_source: '', source: 'x' });
+    assert.equal(applyPatch(t, missing, undefined, { force: true }).status, 'conflict');
+  });
+
   test('a different cell with the same id is a conflict', () => {
     const t = new ArrayTarget(cells());
     const out = applyPatch(t, patch({ op: 'insert', after_id: null, cell: { id: 'c1', cell_type: 'code', source: 'other' } }));

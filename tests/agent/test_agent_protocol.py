@@ -96,6 +96,21 @@ INVALID = [
     {"type": "chat", "text": ""},
     {"type": "chat", "text": "x", "task": "dance"},
     {"type": "chat", "text": "x", "context": {"mentions": [{"kind": "cell", "path": "a"}]}},
+    {
+        "type": "chat",
+        "text": "x",
+        "context": {"mentions": [{"kind": "folder", "path": "a", "lines": [1, 2]}]},
+    },
+    {
+        "type": "chat",
+        "text": "x",
+        "context": {"mentions": [{"kind": "file", "path": "a", "lines": [0, 2]}]},
+    },
+    {
+        "type": "chat",
+        "text": "x",
+        "context": {"mentions": [{"kind": "file", "path": "a", "lines": [3]}]},
+    },
     {"type": "approve", "conversation_id": "c", "run_id": "r", "call_id": "x"},
     {"type": "approve", "conversation_id": "c", "run_id": "r", "call_id": "x", "decision": "yes"},
     {"type": "cancel", "conversation_id": "c"},
@@ -138,3 +153,15 @@ def test_every_code_the_server_sends_is_documented() -> None:
         re.findall(r'(?:AgentError|ToolError|ProviderError|failure)\(\s*"([a-z_]+)"', source)
     )
     assert raised - documented == set()
+
+
+def test_a_line_range_that_ends_before_it_starts_is_refused() -> None:
+    """What the schema cannot say (start <= end) the server still holds."""
+    message = {
+        "type": "chat",
+        "text": "x",
+        "context": {"mentions": [{"kind": "file", "path": "a", "lines": [5, 2]}]},
+    }
+    with pytest.raises(AgentError) as e:
+        parse(json.dumps(message), 1 << 20)
+    assert e.value.code == "bad_message" and "start <= end" in e.value.message

@@ -151,8 +151,22 @@ class LabPage:
             timeout=LOAD_TIMEOUT_MS,
         )
         self.page.evaluate("() => window.jupyterapp.restored")
+        self.settle()
         self.run_command("aiide:open-chat")
         self.chat.locator(".aiide-Composer-input").wait_for(timeout=LOAD_TIMEOUT_MS)
+
+    def settle(self) -> None:
+        """Waits for the end of the lab's start-up: an empty workspace gets a launcher once
+        the file browser has listed its folder (late on a busy machine, after `restored`),
+        and the launcher takes the focus when it is activated, closing a chat popup being
+        typed into. Its activation is a posted message, handled on the next animation
+        frames; typing starts after that, in a box that keeps the focus."""
+        self.page.wait_for_function(
+            "() => !window.jupyterapp.shell.isEmpty('main')", timeout=LOAD_TIMEOUT_MS
+        )
+        self.page.evaluate(
+            "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
+        )
 
     def new_chat(self) -> None:
         self.open_chat()

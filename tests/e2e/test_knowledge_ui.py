@@ -150,19 +150,6 @@ def learn(server: LabServer, path: str) -> None:
     assert job["status"] == "done", job
 
 
-def lab_settled(page: LabPage) -> None:
-    """Waits for the end of the lab's start-up: an empty workspace gets a launcher once the
-    file browser has listed its folder (late on a busy machine), and the launcher takes
-    the focus when it is activated. Its activation is a posted message, handled on the
-    next animation frames; typing starts after that, in a box that keeps the focus."""
-    page.page.wait_for_function(
-        "() => !window.jupyterapp.shell.isEmpty('main')", timeout=LEARN_TIMEOUT_MS
-    )
-    page.page.evaluate(
-        "() => new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))"
-    )
-
-
 def test_at_mentions_offer_what_the_index_finds(
     page: LabPage, knowledge_lab: LabServer, fake_model: Any
 ) -> None:
@@ -178,7 +165,7 @@ def test_at_mentions_offer_what_the_index_finds(
     expect(page.chat.locator(".aiide-Connection")).to_have_attribute(
         "data-state", "open", timeout=30_000
     )
-    lab_settled(page)
+    page.settle()
     # Who takes the focus from here on, for the failure message.
     page.page.evaluate(
         """() => {

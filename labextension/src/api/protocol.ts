@@ -43,13 +43,19 @@ export interface IPatch {
 // -- client -> server ---------------------------------------------------------------
 
 export type Mention =
-  | { kind: 'file' | 'folder'; path: string }
+  /** `lines`: [start, end], 1-based, inclusive — a passage, sent instead of the file. */
+  | { kind: 'file'; path: string; lines?: [number, number] }
+  | { kind: 'folder'; path: string }
   | { kind: 'cell'; path: string; cell_id: string };
 
 export interface IChatContext {
   notebook?: string;
   cell_id?: string;
   selection?: string;
+  /** The file open in the editor, when the user works in one rather than a notebook. */
+  file?: string;
+  /** The cursor's line in `file`, from 1. */
+  line?: number;
   mentions?: Mention[];
 }
 

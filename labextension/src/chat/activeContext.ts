@@ -1,18 +1,51 @@
 /**
- * The context a question carries: the active notebook (the chat follows whichever
- * notebook the user works in), its active cell, and the selected text. Also saves that
- * notebook before a question, since the agent reads notebooks from disk.
+ * The context a question carries: the document the user works in — the active notebook
+ * (its active cell) or, when a file editor was focused last, that file (its cursor line)
+ * — and the selected text. Also saves that document before a question, since the agent
+ * reads files from disk.
  */
+import type { CodeEditor } from '@jupyterlab/codeeditor';
 import type { INotebookTracker, NotebookPanel } from '@jupyterlab/notebook';
-import { Signal, type ISignal } from '@lumino/signaling';
+import type { ISignal } from '@lumino/signaling';
+import { Signal } from '@lumino/signaling';
+import type { Widget } from '@lumino/widgets';
 
 import type { IChatContext } from '../api/protocol';
 
+/** The main area's current widget, as the lab shell tells it. */
+export interface IMainArea {
+  readonly currentWidget: Widget | null;
+  readonly currentChanged: ISignal<unknown, unknown>;
+}
+
+/** A document widget whose content is a text editor (a `.py` file, a script). */
+export interface IFileEditorLike extends Widget {
+  context: {
+    path: string;
+    model: { dirty: boolean };
+    isReady: boolean;
+    save(): Promise<void>;
+    pathChanged: ISignal<unknown, string>;
+  };
+  content: { editor: CodeEditor.IEditor };
+}
+
+/** Duck-typed so the chat needs no file-editor package: a document with a text editor. */
+export function asFileEditor(widget: Widget | null): IFileEditorLike | null {
+  const w = widget as Partial<IFileEditorLike> | null;
+  const editor = w?.content?.editor;
+  return w && typeof w.context?.path === 'string' && editor && typeof editor.getCursorPosition === 'function'
+    ? (w as IFileEditorLike)
+    : null;
+}
+
 export class ActiveContext {
-  constructor(tracker: INotebookTracker | null) {
+  constructor(tracker: INotebookTracker | null, mainArea: IMainArea | null = null) {
     this._tracker = tracker;
+    this._mainArea = mainArea;
     tracker?.currentChanged.connect(this._follow, this);
     tracker?.activeCellChanged.connect(this._emit, this);
+    mainArea?.currentChanged.connect(this._followMain, this);
     this._follow();
   }
 
@@ -20,12 +53,27 @@ export class ActiveContext {
     return this._changed;
   }
 
+  /** The notebook questions are about; null while a file editor is the document in use. */
   get notebook(): NotebookPanel | null {
-    return this._tracker?.currentWidget ?? null;
+    return this.file ? null : (this._tracker?.currentWidget ?? null);
   }
 
-  /** "analysis.ipynb · cell 3", or a hint when no notebook is open. */
+  /** The file editor focused last in the main area, while it is still open. */
+  get file(): IFileEditorLike | null {
+    const file = this._file;
+    return file && !file.isDisposed ? file : null;
+  }
+
+  /** "analysis.ipynb · cell 3", "etl.py · line 12", or a hint when nothing is open. */
   label(): string {
+    const file = this.file;
+    if (file) {
+      const selection = editorSelection(file.content.editor);
+      return (
+        `Context: ${file.context.path} · line ${file.content.editor.getCursorPosition().line + 1}` +
+        (selection ? ` · ${selection.length} selected characters` : '')
+      );
+    }
     const panel = this.notebook;
     if (!panel) {
       return 'No notebook open: questions carry no notebook context.';
@@ -39,6 +87,16 @@ export class ActiveContext {
   }
 
   context(): IChatContext {
+    const file = this.file;
+    if (file) {
+      const editor = file.content.editor;
+      const selection = editorSelection(editor);
+      return {
+        file: file.context.path,
+        line: editor.getCursorPosition().line + 1,
+        ...(selection ? { selection } : {})
+      };
+    }
     const panel = this.notebook;
     if (!panel) {
       return {};
@@ -52,34 +110,29 @@ export class ActiveContext {
     };
   }
 
-  /** Saves the active notebook when it has unsaved changes. */
+  /** Saves the document in use when it has unsaved changes. */
   async save(): Promise<void> {
-    const panel = this.notebook;
-    if (panel && panel.context.model.dirty && panel.context.isReady) {
+    const context = this.file?.context ?? this.notebook?.context;
+    if (context && context.model.dirty && context.isReady) {
       try {
-        await panel.context.save();
+        await context.save();
       } catch (error) {
-        console.warn('aiide: could not save the notebook before asking', error);
+        console.warn('aiide: could not save the document before asking', error);
       }
     }
   }
 
   dispose(): void {
-    this._watched?.context.pathChanged.disconnect(this._emit, this);
+    this._watch(null);
     this._tracker?.currentChanged.disconnect(this._follow, this);
     this._tracker?.activeCellChanged.disconnect(this._emit, this);
+    this._mainArea?.currentChanged.disconnect(this._followMain, this);
     Signal.clearData(this);
   }
 
   private _selection(panel: NotebookPanel): string {
     const editor = panel.content.activeCell?.editor;
-    if (!editor) {
-      return '';
-    }
-    const { start, end } = editor.getSelection();
-    const from = editor.getOffsetAt(start);
-    const to = editor.getOffsetAt(end);
-    return from === to ? '' : editor.model.sharedModel.getSource().slice(Math.min(from, to), Math.max(from, to));
+    return editor ? editorSelection(editor) : '';
   }
 
   private _emit(): void {
@@ -88,14 +141,44 @@ export class ActiveContext {
 
   /** A new active notebook; its renames change the context line too. */
   private _follow(): void {
-    this._watched?.context.pathChanged.disconnect(this._emit, this);
-    this._watched = this.notebook;
-    this._watched?.context.pathChanged.connect(this._emit, this);
+    this._watch(this.file ?? this.notebook);
     this._emit();
   }
 
-  private _watched: NotebookPanel | null = null;
+  /**
+   * The main area changed: a file editor becomes the document in use, a notebook takes
+   * over from it; anything else (a launcher, a CSV viewer) leaves the choice as it was.
+   */
+  private _followMain(): void {
+    const current = this._mainArea?.currentWidget ?? null;
+    const file = asFileEditor(current);
+    if (file) {
+      this._file = file;
+    } else if (current && this._tracker?.has(current)) {
+      this._file = null;
+    } else {
+      return;
+    }
+    this._follow();
+  }
+
+  private _watch(doc: { context: { pathChanged: ISignal<unknown, string> } } | null): void {
+    this._watched?.context.pathChanged.disconnect(this._emit, this);
+    this._watched = doc;
+    this._watched?.context.pathChanged.connect(this._emit, this);
+  }
+
+  private _watched: { context: { pathChanged: ISignal<unknown, string> } } | null = null;
+  private _file: IFileEditorLike | null = null;
+  private readonly _mainArea: IMainArea | null;
 
   private readonly _tracker: INotebookTracker | null;
   private readonly _changed = new Signal<this, void>(this);
+}
+
+function editorSelection(editor: CodeEditor.IEditor): string {
+  const { start, end } = editor.getSelection();
+  const from = editor.getOffsetAt(start);
+  const to = editor.getOffsetAt(end);
+  return from === to ? '' : editor.model.sharedModel.getSource().slice(Math.min(from, to), Math.max(from, to));
 }

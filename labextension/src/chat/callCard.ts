@@ -30,6 +30,8 @@ export interface ICallHandlers {
   confirm(requestId: string): void;
   refuse(requestId: string, reason: string): void;
   undo(requestId: string): void;
+  /** Apply a conflicted patch over the notebook's changes (after seeing both versions). */
+  applyAnyway?(requestId: string): void;
   /** Switch the notebook (null: the current one) to the sandboxed kernel. */
   switchToSandbox(path: string | null): Promise<void>;
   /** The open notebooks: names of their cells, showing a cell, code editors. */
@@ -248,6 +250,9 @@ export class CallCard {
       return 'Expired without a decision';
     }
     if (block.result) {
+      if (block.result.error?.code === 'conflict') {
+        return block.request?.forced ? 'Applied anyway by you' : 'Not applied';
+      }
       return block.result.ok ? 'Done' : `Failed (${block.result.error?.code ?? 'error'})`;
     }
     if (resolution) {
@@ -472,7 +477,7 @@ export class CallCard {
         undo.disabled = !request.undoable;
         fill(
           line,
-          h('span', {}, `Applied to ${target}`),
+          h('span', {}, request.forced ? `Applied anyway to ${target}, by you` : `Applied to ${target}`),
           undo,
           request.reason ? h('span', { class: 'aiide-Call-note' }, request.reason) : null
         );
@@ -485,7 +490,7 @@ export class CallCard {
         fill(line, `${target}: ${request.reason ?? 'the cell raised an error'}`);
         break;
       case 'conflict':
-        fill(line, `Not applied: ${request.reason ?? 'the notebook changed'}`);
+        fill(line, ...this._conflictLine(request));
         break;
       case 'rejected':
         fill(line, isPatch ? 'You rejected this change' : 'You did not run the cell');
@@ -495,6 +500,48 @@ export class CallCard {
         break;
     }
     return line;
+  }
+
+  /**
+   * "Not applied: cell 3 (…) changed since the assistant read it", and when a changed cell
+   * is the cause: its two versions side by side on demand, and "Apply anyway".
+   */
+  private _conflictLine(request: INotebookRequest): (HTMLElement | null)[] {
+    const text = h('span', {}, `Not applied: ${request.reason ?? 'the notebook changed'}`);
+    const conflict = request.conflict;
+    if (!conflict) {
+      return [text];
+    }
+    const show = button(
+      this._theirsShown ? 'Hide the versions' : "Show the notebook's version",
+      () => {
+        this._theirsShown = !this._theirsShown;
+        this._redraw();
+      },
+      { title: 'What the notebook has now, beside what the assistant wanted to write' }
+    );
+    show.setAttribute('aria-expanded', String(this._theirsShown));
+    const anyway = this._handlers.applyAnyway
+      ? button('Apply anyway', () => this._handlers.applyAnyway!(request.requestId), {
+          kind: 'accept',
+          title: "Write the assistant's change over the notebook's (one undo takes it back)"
+        })
+      : null;
+    const versions = this._theirsShown
+      ? h(
+          'div',
+          { class: 'aiide-Call-versions' },
+          h('div', { class: 'aiide-Call-versionLabel' }, 'The notebook has now:'),
+          h('pre', { class: 'aiide-Call-theirs' }, conflict.theirs || '(empty)'),
+          h(
+            'div',
+            { class: 'aiide-Call-versionLabel' },
+            conflict.ours === null ? 'The assistant wanted to delete it.' : 'The assistant wanted:'
+          ),
+          conflict.ours === null ? null : h('pre', { class: 'aiide-Call-ours' }, conflict.ours)
+        )
+      : null;
+    return [text, show, anyway, versions];
   }
 
   private _outsideWarning(): HTMLElement {
@@ -552,8 +599,11 @@ export class CallCard {
     }
   }
 
-  private _result(block: CallBlock): HTMLElement {
+  private _result(block: CallBlock): HTMLElement | null {
     const result = block.result!;
+    if (!result.ok && result.error?.code === 'conflict' && block.request?.state !== 'past') {
+      return null; // the request line says it already, in the user's words (once, not twice)
+    }
     // A rejected call did not fail: it was not run, as the user asked (no red "Error").
     const rejected = block.approval?.resolution?.decision === 'reject';
     const summary = result.ok
@@ -634,6 +684,7 @@ export class CallCard {
   private _fields: ICodeField[] = [];
   private readonly _names = new Map<string, string>();
   private _revealed = false;
+  private _theirsShown = false;
   private _ranCode: string | null = null;
   private _reason = '';
   private _timer: number | null = null;

@@ -48,7 +48,9 @@ export class MentionSource {
           cellCandidate(panel.context.path, cell.model.id, i, cell.model.sharedModel.getSource())
         )
       : [];
-    const dir = panel ? panel.context.path.split('/').slice(0, -1).join('/') : '';
+    // The folder of the document in use: the notebook, or the file open in the editor.
+    const docPath = panel ? panel.context.path : (this._active.file?.context.path ?? '');
+    const dir = docPath.split('/').slice(0, -1).join('/');
     const dirs = new Set(dir ? [dir, ''] : ['']);
     // A path being typed (`@data/sc`): its folder is listed too, from the notebook's
     // folder and from the root, so any file can be reached by its path.

@@ -67,9 +67,19 @@ export function knowledgeCandidate(citation: ICitation, text: string): IMentionC
       mention: { kind: 'cell', path: citation.path, cell_id: citation.cell_id }
     };
   }
+  const { line_start: start, line_end: end } = citation;
+  if (start !== null && end !== null && start >= 1 && end >= start) {
+    // The passage (one function), not its whole file: the model gets those lines only.
+    return {
+      token: `@${citation.path}:${start}-${end}`,
+      label: `${name}:${start}`,
+      detail: detail || citation.path,
+      mention: { kind: 'file', path: citation.path, lines: [start, end] }
+    };
+  }
   return {
     token: `@${citation.path}`,
-    label: citation.line_start !== null ? `${name}:${citation.line_start}` : name,
+    label: name,
     detail: detail || citation.path,
     mention: { kind: 'file', path: citation.path }
   };

@@ -115,6 +115,7 @@ export class ChatPanel extends Panel {
         confirm: id => options.notebooks.confirm(id),
         refuse: (id, reason) => options.notebooks.reject(id, reason),
         undo: id => options.notebooks.undo(id),
+        applyAnyway: id => options.notebooks.applyAnyway(id),
         switchToSandbox: path => options.notebooks.switchToSandbox(path),
         notebooks: options.notebooks
       },

@@ -36,7 +36,7 @@ import { openCitation } from '../knowledge/opener';
 import { JobTracker } from '../knowledge/progress';
 import { NotebookBridge, type INotebookActions } from '../notebook/bridge';
 import { chatIcon } from '../ui/icons';
-import { ActiveContext } from './activeContext';
+import { ActiveContext, type IMainArea } from './activeContext';
 import { codeFields } from './codeField';
 import { NotebookCodeActions } from './codeActions';
 import { learn } from './learn';
@@ -85,6 +85,7 @@ const NO_NOTEBOOKS: INotebookActions = {
   confirm: () => undefined,
   reject: () => undefined,
   undo: () => undefined,
+  applyAnyway: () => undefined,
   switchToSandbox: () => Promise.reject(new Error('no notebooks in this page')),
   cells: () => [],
   reveal: () => false,
@@ -176,7 +177,7 @@ export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
         })
       : null;
     const models = new ModelDirectory(server);
-    const active = new ActiveContext(tracker);
+    const active = new ActiveContext(tracker, app.shell as unknown as IMainArea);
     let preferences = DEFAULT_PREFERENCES;
     let settings: ISettingRegistry.ISettings | null = null;
     // Indexing progress: this user's jobs from the event bus, and the jobs /learn starts.

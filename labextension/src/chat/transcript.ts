@@ -18,6 +18,7 @@ import type {
   RunStatus,
   Task
 } from '../api/protocol';
+import type { IConflictedCell } from '../notebook/patch';
 
 export type RequestState =
   | 'pending'
@@ -45,6 +46,10 @@ export interface INotebookRequest {
    * own undo, or the user, took it back).
    */
   held: boolean;
+  /** A conflict on a changed cell: what the notebook holds now and what was meant. */
+  conflict?: IConflictedCell | null;
+  /** Applied by the user over a conflict ("Apply anyway"), not as the assistant asked. */
+  forced?: boolean;
 }
 
 /**

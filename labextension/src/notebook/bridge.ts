@@ -50,6 +50,8 @@ export interface INotebookActions {
   confirm(requestId: string): void;
   reject(requestId: string, reason: string): void;
   undo(requestId: string): void;
+  /** Apply a patch that conflicted, over the notebook's changes (the user saw both). */
+  applyAnyway(requestId: string): void;
   /** Switch a notebook open here (null: the current one) to the sandboxed kernel. */
   switchToSandbox(path: string | null): Promise<void>;
   /** The cells of a notebook open here, in order; [] when it is not open. */
@@ -115,6 +117,38 @@ export class NotebookBridge implements INotebookActions {
     this._waiting.delete(requestId);
     this._report(request, { status: 'rejected', reason: reason || 'the user rejected it' });
     this._transcriptOf(request)?.updateRequest(requestId, { state: 'rejected', reason });
+  }
+
+  applyAnyway(requestId: string): void {
+    const request = this._conflicted.get(requestId);
+    const panel = request ? this._panel(request.path) : null;
+    if (!request || !panel) {
+      return;
+    }
+    const model = panel.context.model.sharedModel as unknown as ISharedNotebookLike;
+    const { outcome, undo } = applyToNotebook(model, request.patch, { force: true });
+    const transcript = this._transcriptOf(request);
+    if (outcome.status !== 'applied') {
+      transcript?.updateRequest(requestId, { reason: outcome.reason, conflict: null });
+      return;
+    }
+    // The run was told it did not apply (and may have moved on): this is the user's own
+    // edit now, undoable like any applied change, and the card says so.
+    this._conflicted.delete(requestId);
+    this._applied.set(requestId, { request, undo, held: true, undoable: !!undo });
+    transcript?.updateRequest(requestId, {
+      state: 'applied',
+      undoable: !!undo,
+      held: true,
+      forced: true,
+      conflict: null,
+      reason: null
+    });
+    const target = patchTarget(request.patch);
+    if (target) {
+      this.reveal(request.path, target);
+    }
+    void this._save(panel);
   }
 
   undo(requestId: string): void {
@@ -303,10 +337,15 @@ export class NotebookBridge implements INotebookActions {
         await this._save(panel);
       } else {
         this._report(request, { status: 'conflict', reason: outcome.reason });
+        this._conflicted.set(request.request_id, request);
         transcript?.updateRequest(request.request_id, {
           state: 'conflict',
-          reason: outcome.reason
+          reason: outcome.reason,
+          conflict: outcome.cell ?? null
         });
+        if (outcome.cell) {
+          this.reveal(request.path, outcome.cell.cellId);
+        }
       }
       return;
     }
@@ -378,6 +417,8 @@ export class NotebookBridge implements INotebookActions {
   private readonly _open = new Map<string, number>();
   private readonly _waiting = new Map<string, Request>();
   private readonly _applied = new Map<string, IAppliedPatch>();
+  /** Patches that met a conflict, kept so the user can still apply them anyway. */
+  private readonly _conflicted = new Map<string, INotebookPatch>();
   private readonly _rechecking = new Set<NotebookPanel>();
 }
 

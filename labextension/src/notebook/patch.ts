@@ -21,29 +21,75 @@ export interface IPatchTarget {
   move(from: number, to: number): void;
 }
 
-export type PatchOutcome = { status: 'applied' } | { status: 'conflict'; reason: string };
+/**
+ * A conflict names the cell as the user sees it (position and first line), and, when a
+ * cell changed under the assistant, what the notebook holds now (`theirs`) beside what
+ * the assistant meant to write (`ours`, null for a delete): the card can show both and
+ * offer to apply anyway.
+ */
+export interface IConflictedCell {
+  cellId: string;
+  theirs: string;
+  ours: string | null;
+}
 
-class Conflict extends Error {}
+export type PatchOutcome =
+  | { status: 'applied' }
+  | { status: 'conflict'; reason: string; cell?: IConflictedCell };
+
+export interface IApplyOptions {
+  /**
+   * Write over cells changed since the assistant read them (the user chose "Apply
+   * anyway" after seeing both versions). Cells that are gone are still a conflict.
+   */
+  force?: boolean;
+}
+
+class Conflict extends Error {
+  constructor(
+    message: string,
+    readonly cell?: IConflictedCell
+  ) {
+    super(message);
+  }
+}
+
+/** "cell 3 (df = load())": a cell as the user sees it, never by its id. */
+export function cellName(cells: readonly IPatchCell[], index: number): string {
+  const first = cells[index].source.split('\n').find(line => line.trim())?.trim() ?? '';
+  const shown = first.length > 40 ? `${first.slice(0, 39)}…` : first;
+  return shown ? `cell ${index + 1} (${shown})` : `cell ${index + 1}`;
+}
 
 function indexOf(target: IPatchTarget, cellId: string): number {
   const index = target.cells().findIndex(c => c.id === cellId);
   if (index < 0) {
-    throw new Conflict(`cell ${cellId} is not in the notebook`);
+    throw new Conflict('a cell it refers to is no longer in the notebook');
   }
   return index;
+}
+
+function changed(target: IPatchTarget, index: number, ours: string | null): Conflict {
+  const cell = target.cells()[index];
+  return new Conflict(`${cellName(target.cells(), index)} changed since the assistant read it`, {
+    cellId: cell.id,
+    theirs: cell.source,
+    ours
+  });
 }
 
 function positionAfter(target: IPatchTarget, afterId: string | null): number {
   return afterId === null ? 0 : indexOf(target, afterId) + 1;
 }
 
-function applyOp(target: IPatchTarget, op: PatchOp): void {
+function applyOp(target: IPatchTarget, op: PatchOp, force = false): void {
   switch (op.op) {
     case 'insert': {
       const existing = target.cells().find(c => c.id === op.cell.id);
       if (existing) {
         if (existing.source !== op.cell.source) {
-          throw new Conflict(`a different cell ${op.cell.id} already exists`);
+          const at = target.cells().indexOf(existing);
+          throw new Conflict(`${cellName(target.cells(), at)} is already there, with other code`);
         }
         return; // already applied
       }
@@ -57,8 +103,8 @@ function applyOp(target: IPatchTarget, op: PatchOp): void {
       if (cell.source === op.source && cell.cell_type === wantType) {
         return; // already applied
       }
-      if (cell.source !== op.expected_source && cell.source !== op.source) {
-        throw new Conflict(`cell ${op.cell_id} changed since the assistant read it`);
+      if (cell.source !== op.expected_source && cell.source !== op.source && !force) {
+        throw changed(target, index, op.source);
       }
       if (wantType !== cell.cell_type) {
         target.recreate(index, { id: cell.id, cell_type: wantType, source: op.source });
@@ -72,8 +118,8 @@ function applyOp(target: IPatchTarget, op: PatchOp): void {
       if (index < 0) {
         return; // already applied
       }
-      if (target.cells()[index].source !== op.expected_source) {
-        throw new Conflict(`cell ${op.cell_id} changed since the assistant read it`);
+      if (target.cells()[index].source !== op.expected_source && !force) {
+        throw changed(target, index, null);
       }
       target.remove(index);
       return;
@@ -83,7 +129,7 @@ function applyOp(target: IPatchTarget, op: PatchOp): void {
       const rest = target.cells().filter((_, i) => i !== from);
       const to = op.after_id === null ? 0 : rest.findIndex(c => c.id === op.after_id) + 1;
       if (op.after_id !== null && to === 0) {
-        throw new Conflict(`cell ${op.after_id} is not in the notebook`);
+        throw new Conflict('the cell to move it after is no longer in the notebook');
       }
       if (to !== from) {
         target.move(from, to);
@@ -134,22 +180,26 @@ export class ArrayTarget implements IPatchTarget {
 export function applyPatch(
   target: IPatchTarget,
   patch: IPatch,
-  transact: (apply: () => void) => void = apply => apply()
+  transact: (apply: () => void) => void = apply => apply(),
+  options: IApplyOptions = {}
 ): PatchOutcome {
+  const force = options.force ?? false;
   try {
     const dry = new ArrayTarget(target.cells());
     for (const op of patch.ops) {
-      applyOp(dry, op);
+      applyOp(dry, op, force);
     }
   } catch (error) {
     if (error instanceof Conflict) {
-      return { status: 'conflict', reason: error.message };
+      return error.cell
+        ? { status: 'conflict', reason: error.message, cell: error.cell }
+        : { status: 'conflict', reason: error.message };
     }
     throw error;
   }
   transact(() => {
     for (const op of patch.ops) {
-      applyOp(target, op);
+      applyOp(target, op, force);
     }
   });
   return { status: 'applied' };

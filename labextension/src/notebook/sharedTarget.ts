@@ -6,7 +6,7 @@
  * card, while the patch is still the latest change.
  */
 import type { CellType, IPatch, IPatchCell } from '../api/protocol';
-import { applyPatch, type IPatchTarget, type PatchOutcome } from './patch';
+import { applyPatch, type IApplyOptions, type IPatchTarget, type PatchOutcome } from './patch';
 
 /** The part of a shared cell (`@jupyter/ydoc`) this module uses. */
 interface ISharedCellLike {
@@ -80,11 +80,15 @@ export interface IApplied {
   undo: IUndoHandle | null;
 }
 
-export function applyToNotebook(nb: ISharedNotebookLike, patch: IPatch): IApplied {
+export function applyToNotebook(
+  nb: ISharedNotebookLike,
+  patch: IPatch,
+  options: IApplyOptions = {}
+): IApplied {
   const manager = nb.undoManager;
   manager?.stopCapturing();
   const before = manager?.undoStack.length ?? 0;
-  const outcome = applyPatch(new SharedTarget(nb), patch, apply => nb.transact(apply));
+  const outcome = applyPatch(new SharedTarget(nb), patch, apply => nb.transact(apply), options);
   manager?.stopCapturing();
   if (outcome.status !== 'applied' || !manager || manager.undoStack.length <= before) {
     return { outcome, undo: null }; // a conflict, or nothing left to change
