@@ -31,7 +31,7 @@ SYSTEM = (
 def check(body: Any) -> dict[str, Any]:
     if not isinstance(body, dict) or not isinstance(body.get("prefix"), str):
         raise AgentError("bad_message", "'prefix' (string) is required")
-    for name in ("suffix", "language", "path"):
+    for name in ("suffix", "language", "path", "cell_id"):  # cell_id: the notebook cell
         if name in body and not isinstance(body[name], str):
             raise AgentError("bad_message", f"'{name}' must be a string")
     if not isinstance(body.get("stream", False), bool):

@@ -19,6 +19,7 @@ import {
   type Json
 } from '../api/json';
 import { API_PREFIX, ApiError, requestAPI } from '../api/request';
+import { type IHelpReport, parseHelp } from './help';
 
 /** Features exam mode can turn off (hub/course.py FEATURES). */
 export const FEATURES = ['chat', 'agent', 'complete'] as const;
@@ -254,7 +255,7 @@ export function parseShareReply(data: unknown): IShare {
 }
 
 /** The instructor API kinds the single-user server relays (hub/singleuser/handlers.py). */
-export type AdminKind = 'courses' | 'usage' | 'limits' | 'audit' | 'roster' | 'export' | 'shares';
+export type AdminKind = 'courses' | 'usage' | 'limits' | 'audit' | 'roster' | 'export' | 'shares' | 'help';
 
 export function adminPath(kind: AdminKind, query: URLSearchParams = new URLSearchParams()): string {
   const text = query.toString();
@@ -284,6 +285,11 @@ export class InstructorApi {
   async roster(course: string, days: number): Promise<IRosterRow[]> {
     const query = new URLSearchParams({ course, days: String(days) });
     return parseRoster(await requestAPI(adminPath('roster', query), this.settings));
+  }
+
+  /** Help used per student and assignment: hint levels, fixes, tokens (help.ts). */
+  async help(course: string): Promise<IHelpReport> {
+    return parseHelp(await requestAPI(adminPath('help', new URLSearchParams({ course })), this.settings));
   }
 
   /** Conversations the course's students share (summaries, no transcript). */

@@ -19,6 +19,7 @@ import {
   type IStudentDay
 } from './api';
 import { stackedChart } from './chart';
+import { type IHelpReport, helpView } from './help';
 import { ModelsForm, NoticeForm, ScheduleForm, rosterTable, sharesList, transcriptView } from './teaching';
 import { BudgetForm, ExamForm, StudentBudgetForm } from './forms';
 import {
@@ -92,6 +93,7 @@ export class InstructorPanel extends Widget {
       h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Course policy' }, this._course),
       h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Class list' }, this._roster),
       h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Shared conversations' }, this._shares),
+      h('section', { class: 'aiide-Instructor-section', 'aria-label': 'Help used' }, this._help),
       h(
         'section',
         { class: 'aiide-Instructor-section', 'aria-label': 'Usage' },
@@ -283,12 +285,33 @@ export class InstructorPanel extends Widget {
         return q;
       })
     );
+    void this._loadHelp(course);
     fill(
       this._shares,
       h('h3', {}, 'Shared conversations'),
       h('p', { class: 'aiide-Instructor-hint' }, 'Conversations students chose to share with you when asking for help.'),
       sharesList(shares, share => void this._read(share)),
       this._reading
+    );
+  }
+
+  /** Help used per assignment and student, with its CSV for nbgrader's gradebook. */
+  private async _loadHelp(course: string): Promise<void> {
+    let report: IHelpReport;
+    try {
+      report = await this._api.help(course);
+    } catch (error) {
+      fill(this._help, h('h3', {}, 'Help used'), h('p', { class: 'aiide-Instructor-error', role: 'alert' }, describeFailure(error).message));
+      return;
+    }
+    if (course !== this._current) {
+      return;
+    }
+    fill(
+      this._help,
+      h('h3', {}, `Help used (${course})`),
+      helpView(report),
+      this._exportButton('help', 'Export help for the gradebook (CSV)', () => new URLSearchParams({ course }))
     );
   }
 
@@ -541,6 +564,7 @@ export class InstructorPanel extends Widget {
     this._models.node
   );
   private readonly _roster = h('div', { class: 'aiide-Instructor-class' });
+  private readonly _help = h('div', { class: 'aiide-Instructor-helpUsed' });
   private readonly _shares = h('div', { class: 'aiide-Instructor-shared' });
   private readonly _reading = h('div', { class: 'aiide-Instructor-reading' });
   /** The course whose class list is shown. */
