@@ -26,7 +26,7 @@ RESULTS: dict[str, tuple[int, str, dict[str, Any], Path]] = {}
 def _script(fake: FakeAnthropic, case: Case) -> None:
     for r in replies(case):
         tools = [ToolUse(**t) for t in r.get("tools", [])]
-        fake.push_for(f"{case.name}.ipynb", Reply(text=r.get("text", ""), tools=tools))
+        fake.push_for(case.name, Reply(text=r.get("text", ""), tools=tools))
 
 
 async def _run_group(group: str, root: Path, fake: FakeAnthropic, openai_url: str) -> None:

@@ -121,6 +121,7 @@ class FixLoop:
     async def run(self, target: str | None = None) -> FixResult:
         """Fix the error of ``target`` (a cell id; None: the notebook's first error)."""
         result = FixResult(NOT_VERIFIED, "", "", target=target)
+        started = time.perf_counter()
         try:
             return await self._run(target, result)
         except ToolError as e:  # the kernel died, the notebook went away...
@@ -129,6 +130,8 @@ class FixLoop:
             if self.cancelled.is_set():
                 return self._end(NOT_VERIFIED, "cancelled", "", result)
             return self._end(NOT_VERIFIED, "kernel_failed", f"{e.code}: {e.message}", result)
+        finally:
+            result.seconds = time.perf_counter() - started
 
     async def _run(self, target: str | None, result: FixResult) -> FixResult:
         host = self.host
@@ -140,7 +143,9 @@ class FixLoop:
         runs = Runs.from_saved(nb)
         # reproduce: the cells up to the one asked about, in order (its inputs first)
         upto = graph.order if target is None else graph.order[: graph.index(target) + 1]
+        started = time.perf_counter()
         failure = await self._run_in_order(runs, upto)
+        result.reproduce_seconds = time.perf_counter() - started
         if self.cancelled.is_set():
             return self._end(NOT_VERIFIED, "cancelled", "", result)
         note = ""

@@ -76,6 +76,9 @@ class FixResult:
     error_cell: str | None = None
     attempts: list[Attempt] = field(default_factory=list)
     tokens: int = 0
+    #: Wall time of the whole loop (reproduce, attempts, verify), and of the reproduce.
+    seconds: float = 0.0
+    reproduce_seconds: float = 0.0
 
     @property
     def verified(self) -> bool:
