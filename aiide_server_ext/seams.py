@@ -103,7 +103,12 @@ class Gate(Protocol):
         feature: str,
         input_tokens: int,
         output_tokens: int,
-    ) -> None: ...
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+    ) -> None:
+        """``input_tokens`` includes the prompt-cache reads and writes, which are also
+        given apart (they are priced apart)."""
+        ...
 
     async def audit(
         self,
@@ -135,6 +140,8 @@ class OpenGate:
         feature: str,
         input_tokens: int,
         output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> None:
         return None
 

@@ -86,6 +86,10 @@ class Built:
     items: list[dict[str, Any]] = field(default_factory=list)
     #: Content blocks after the text: each image output sent, with its label.
     images: list[dict[str, Any]] = field(default_factory=list)
+    #: The project's rules, rendered (not in ``text``: they go after the system prompt,
+    #: a prefix that stays the same from turn to turn and so is read from a model's
+    #: prompt cache; ``project_rules`` reads them for each step).
+    rules: str = ""
 
     def add(self, kind: str, ref: str, text: str, citation: dict[str, Any] | None = None) -> None:
         item: dict[str, Any] = {"kind": kind, "ref": ref, "tokens": tokens(text)}
@@ -310,11 +314,8 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
                 parts.append(note)
                 built.add("tutoring", context.get("notebook", ""), note)
         left = budget
-        limit = min(self.max_rules_chars, budget)  # a quarter of the budget: 4 chars a token
-        project_rules = await asyncio.to_thread(
-            rules.find_rules, root_dir, context.get("notebook"), tuple(self.rules_files), limit
-        )
-        rules_text = project_rules.render() if project_rules is not None else ""
+        project_rules = await self.project_rules(root_dir, context.get("notebook"), budget)
+        rules_text = built.rules = project_rules.render() if project_rules is not None else ""
         left -= tokens(rules_text)
         if knowledge is not None and self.knowledge_chunks > 0 and question:
             used: list[tuple[dict[str, Any], str]] = []
@@ -382,12 +383,21 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
             if kernel:
                 parts.append(f"<kernel_state>\n{kernel}\n</kernel_state>")
                 built.add("kernel", path, parts[-1])
-        if project_rules is not None:
-            parts.insert(0, rules_text)
+        if project_rules is not None:  # counted in the budget, sent after the system prompt
             item = {"kind": "rules", "ref": project_rules.path, "tokens": tokens(rules_text)}
             built.items.insert(0, item)
         built.text = "\n".join(parts)
         return built
+
+    async def project_rules(
+        self, root_dir: str, notebook: str | None, budget: int | None = None
+    ) -> rules.Rules | None:
+        """The rules file nearest the notebook, cut to a quarter of the budget."""
+        budget = self.budget if budget is None else budget
+        limit = min(self.max_rules_chars, budget)  # a quarter of the budget: 4 chars a token
+        return await asyncio.to_thread(
+            rules.find_rules, root_dir, notebook, tuple(self.rules_files), limit
+        )
 
     async def _images(
         self, nb: dict[str, Any], cursor: str | None, vision: bool, budget: int

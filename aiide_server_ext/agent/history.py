@@ -133,12 +133,25 @@ class History:
         tools = (
             definitions(knowledge=knowledge is not None, extra=extra) if run.task == "agent" else []
         )
+        # The project's rules follow the system prompt: they stay the same from step to
+        # step and turn to turn, so they belong to the prefix a model caches.
+        if first:
+            rules_text = built.rules
+        else:
+            found = await self.context.project_rules(
+                self.root_dir,
+                run.context.get("notebook"),
+                calibration.to_estimate(model, self.context.budget),
+            )
+            rules_text = found.render() if found is not None else ""
         system = self.context.system_prompt
+        if rules_text:
+            system += "\n\n" + rules_text
         if self.notebooks.guard is not None:  # a course's help mode for this notebook
             system += self.notebooks.guard.system_note(run.caller_obj(), run.context)
         if first:
             items = [
-                {"kind": "system", "ref": "", "tokens": tokens(system)},
+                {"kind": "system", "ref": "", "tokens": tokens(system) - tokens(rules_text)},
                 {"kind": "tools", "ref": str(len(tools)), "tokens": tokens(str(tools))},
                 *items,
             ]

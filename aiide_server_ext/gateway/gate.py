@@ -276,6 +276,8 @@ class GatewayGate:
         feature: str,
         input_tokens: int,
         output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> None:
         """Never fails the model call that already happened; a store error is logged."""
         try:
@@ -287,6 +289,8 @@ class GatewayGate:
                 feature=feature,
                 input_tokens=input_tokens,
                 output_tokens=output_tokens,
+                cache_read_tokens=cache_read_tokens,
+                cache_write_tokens=cache_write_tokens,
             )
         except (GatewayError, StoreError) as e:
             log.warning("aiide gateway: model usage of %s not recorded: %s", caller.username, e)

@@ -2,7 +2,10 @@
 
 Cost is computed when usage is recorded, from the prices in force then, so a
 price change does not rewrite history. Volume tiers make the marginal price of a
-user's tokens depend on their volume so far this month.
+user's tokens depend on their volume so far this month. Input tokens read from or written
+to a provider's prompt cache are part of a call's input tokens and recorded apart too,
+each at its own price (a read is a tenth of the input price at Anthropic, a write a
+quarter more).
 """
 
 from __future__ import annotations
@@ -25,13 +28,41 @@ log = logging.getLogger("aiide.gateway")
 
 GIB = 1024**3
 GROUP_BY = ("user", "group", "model", "day", "feature", "kind")
-AMOUNTS = ("input_tokens", "output_tokens", "kernel_seconds", "memory_gb_seconds", "cost")
+AMOUNTS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_tokens",
+    "cache_write_tokens",
+    "kernel_seconds",
+    "memory_gb_seconds",
+    "cost",
+)
+PRICE_KEYS = ("input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok")
 
 
 @dataclass(frozen=True)
 class ModelPrice:
+    """Per million tokens. A cache price left out (None) is the input price: cached
+    tokens then cost what they did before they were told apart."""
+
     input_per_mtok: float = 0.0
     output_per_mtok: float = 0.0
+    cache_read_per_mtok: float | None = None
+    cache_write_per_mtok: float | None = None
+
+    def cost(self, inp: int, out: int, read: int = 0, write: int = 0) -> float:
+        """Of ``inp`` input tokens, ``read`` came from the cache and ``write`` went to it."""
+        read_price, write_price = (
+            self.input_per_mtok if price is None else price
+            for price in (self.cache_read_per_mtok, self.cache_write_per_mtok)
+        )
+        plain = max(inp - read - write, 0)
+        return (
+            plain * self.input_per_mtok
+            + read * read_price
+            + write * write_price
+            + out * self.output_per_mtok
+        )
 
 
 @dataclass(frozen=True)
@@ -61,11 +92,12 @@ class Prices:
     ) -> Prices:
         parsed = {}
         for name, entry in models.items():
-            unknown = set(entry) - {"input_per_mtok", "output_per_mtok"}
+            unknown = set(entry) - set(PRICE_KEYS)
             if unknown or any(float(v) < 0 for v in entry.values()):
                 raise ValueError(
                     f"c.Gateway.model_prices[{name!r}]: expected non-negative "
-                    "input_per_mtok/output_per_mtok"
+                    f"{'/'.join(PRICE_KEYS)}"
+                    + (f" (unknown: {', '.join(sorted(unknown))})" if unknown else "")
                 )
             parsed[name] = ModelPrice(**{k: float(v) for k, v in entry.items()})
         ladder = tuple(
@@ -87,13 +119,21 @@ class Prices:
             return self.models[max(prefixes, key=len)]
         return self.models.get("default", ModelPrice())
 
-    def model_cost(self, model: str, input_tokens: int, output_tokens: int, volume: int) -> float:
+    def model_cost(
+        self,
+        model: str,
+        input_tokens: int,
+        output_tokens: int,
+        volume: int,
+        cache_read: int = 0,
+        cache_write: int = 0,
+    ) -> float:
         price = self.model_price(model)
         multiplier = 1.0
         for tier in self.tiers:
             if volume >= tier.above_tokens:
                 multiplier = tier.multiplier
-        base = input_tokens * price.input_per_mtok + output_tokens * price.output_per_mtok
+        base = price.cost(input_tokens, output_tokens, cache_read, cache_write)
         return base / 1_000_000 * multiplier
 
     def kernel_cost(self, seconds: float, memory_gb_seconds: float) -> float:
@@ -116,7 +156,8 @@ class UsageQuery:
 
 _METRICS = (
     "SUM(u.input_tokens), SUM(u.output_tokens), SUM(u.kernel_seconds), "
-    "SUM(u.memory_gb_seconds), SUM(u.cost), COUNT(*)"
+    "SUM(u.memory_gb_seconds), SUM(u.cost), COUNT(*), SUM(u.cache_read_tokens), "
+    "SUM(u.cache_write_tokens)"
 )
 _KEYS = {
     "user": "u.username",
@@ -161,8 +202,14 @@ class UsageMeter:
         feature: str,
         input_tokens: int,
         output_tokens: int,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
     ) -> float:
+        """``input_tokens`` counts every input token, those read from and written to the
+        prompt cache included (they are also in ``cache_*_tokens``)."""
         inp, out = max(0, int(input_tokens)), max(0, int(output_tokens))
+        cached = min(max(0, int(cache_read_tokens)), inp)
+        caching = min(max(0, int(cache_write_tokens)), inp - cached)
         month = day_and_month(self.clock())[1]
 
         def write(c: Conn) -> float:
@@ -172,7 +219,7 @@ class UsageMeter:
                 " WHERE username = ? AND month = ?",
                 (username, month),
             ).fetchone()[0]
-            cost = self.prices.model_cost(model, inp, out, int(volume))
+            cost = self.prices.model_cost(model, inp, out, int(volume), cached, caching)
             values = {
                 "kind": "model",
                 "provider": provider[:64],
@@ -180,6 +227,8 @@ class UsageMeter:
                 "feature": feature[:64],
                 "input_tokens": inp,
                 "output_tokens": out,
+                "cache_read_tokens": cached,
+                "cache_write_tokens": caching,
                 "cost": cost,
             }
             self._insert(c, username, groups, values)
@@ -262,6 +311,8 @@ class UsageMeter:
                 q.by: r[0],
                 "input_tokens": int(r[1] or 0),
                 "output_tokens": int(r[2] or 0),
+                "cache_read_tokens": int(r[7] or 0),
+                "cache_write_tokens": int(r[8] or 0),
                 "kernel_seconds": round(float(r[3] or 0), 3),
                 "memory_gb_seconds": round(float(r[4] or 0), 3),
                 "cost": round(float(r[5] or 0), 6),

@@ -270,13 +270,22 @@ PG_BROKER_HELP = BROKER_HELP.replace("REAL", "DOUBLE PRECISION").replace(
     "tokens INTEGER", "tokens BIGINT"
 )
 
+# Prompt caching (issue 17, item 5): of a call's input tokens, those read from and written
+# to the provider's prompt cache, each priced at its own rate (metering.py).
+USAGE_CACHED = """
+ALTER TABLE usage ADD COLUMN cache_read_tokens INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE usage ADD COLUMN cache_write_tokens INTEGER NOT NULL DEFAULT 0;
+"""
+PG_USAGE_CACHED = USAGE_CACHED.replace("INTEGER", "BIGINT")
+
 #: Append only, to both lists. Index + 1 is the schema version the step produces.
 MIGRATIONS: list[str] = [
     IDENTITY_AND_AUDIT, METERING, SOURCES, BROKER_STATE, BROKER_SHARES, BROKER_HELP,
+    USAGE_CACHED,
 ]  # fmt: skip
 PG_MIGRATIONS: list[str] = [
     PG_IDENTITY_AND_AUDIT, PG_METERING, PG_SOURCES, PG_BROKER_STATE, PG_BROKER_SHARES,
-    PG_BROKER_HELP,
+    PG_BROKER_HELP, PG_USAGE_CACHED,
 ]  # fmt: skip
 STEPS = {"sqlite": MIGRATIONS, "postgresql": PG_MIGRATIONS}
 assert len(MIGRATIONS) == len(PG_MIGRATIONS), "every step needs both dialects"

@@ -19,11 +19,28 @@ from traitlets import Bool, Dict, Enum, Float, Int, List, Type, Unicode, default
 from aiide_server_ext.extension_parts import ExtensionPart
 
 #: USD per million tokens, the providers' list prices for the built-in models (by model
-#: id prefix, so dated ids match); what an institution pays it configures itself.
+#: id prefix, so dated ids match); what an institution pays it configures itself. Prompt
+#: cache reads and (5-minute) writes have their own prices: Anthropic's are 0.1x and
+#: 1.25x the input price; OpenAI's cached input is half price and writing costs nothing extra.
 LIST_PRICES: dict[str, dict[str, float]] = {
-    "claude-sonnet-4": {"input_per_mtok": 3.0, "output_per_mtok": 15.0},
-    "claude-haiku-4": {"input_per_mtok": 1.0, "output_per_mtok": 5.0},
-    "gpt-4o-mini": {"input_per_mtok": 0.15, "output_per_mtok": 0.6},
+    "claude-sonnet-4": {
+        "input_per_mtok": 3.0,
+        "output_per_mtok": 15.0,
+        "cache_read_per_mtok": 0.3,
+        "cache_write_per_mtok": 3.75,
+    },
+    "claude-haiku-4": {
+        "input_per_mtok": 1.0,
+        "output_per_mtok": 5.0,
+        "cache_read_per_mtok": 0.1,
+        "cache_write_per_mtok": 1.25,
+    },
+    "gpt-4o-mini": {
+        "input_per_mtok": 0.15,
+        "output_per_mtok": 0.6,
+        "cache_read_per_mtok": 0.075,
+        "cache_write_per_mtok": 0.15,
+    },
 }
 
 
@@ -149,7 +166,9 @@ class Gateway(ExtensionPart):
         default_value=LIST_PRICES,
         config=True,
         help="Model (or model-name prefix, or 'default') -> {'input_per_mtok': price, "
-        "'output_per_mtok': price} per million tokens, in `currency`. Default: the "
+        "'output_per_mtok': price, 'cache_read_per_mtok': price, 'cache_write_per_mtok': "
+        "price} per million tokens, in `currency` (cache prices: input tokens read from / "
+        "written to the provider's prompt cache; left out, the input price). Default: the "
         "providers' published list prices (USD) of the built-in models, so usage has a "
         "cost out of the box; a table set here replaces them (an unlisted model costs 0 "
         "unless 'default' is set).",

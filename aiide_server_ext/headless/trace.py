@@ -134,10 +134,17 @@ class TracingRouter(Router):
             "fingerprint": usage.fingerprint or None,
             "input_tokens": usage.input_tokens,
             "output_tokens": usage.output_tokens,
+            "cache_read_tokens": usage.cache_read_tokens,
+            "cache_write_tokens": usage.cache_write_tokens,
         }
         if self.prices is not None:
             answer["cost"] = self.prices.model_cost(
-                spec.model, usage.input_tokens, usage.output_tokens, 0
+                spec.model,
+                usage.input_tokens,
+                usage.output_tokens,
+                0,
+                usage.cache_read_tokens,
+                usage.cache_write_tokens,
             )
         self.answers.append(answer)
         if self.trace is not None:

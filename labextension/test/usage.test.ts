@@ -6,7 +6,7 @@ import { parseCompletion } from '../src/api/complete';
 import { parseModels } from '../src/api/models';
 import { parseUsage } from '../src/api/usage';
 import { describeAssistant, quotaNotice, renewsAt, tightestQuota } from '../src/usage/describe';
-import { breakdown, featureName, formatCost } from '../src/usage/breakdown';
+import { breakdown, cachedText, featureName, formatCost } from '../src/usage/breakdown';
 import { dailySeries, windowStart } from '../src/usage/series';
 
 const open = { state: 'open' as const, reason: null, retryAt: null, attempt: 0 };
@@ -49,8 +49,8 @@ describe('usage status item', () => {
 describe('usage per day', () => {
   test('fills missing days with zero, oldest first', () => {
     const rows = [
-      { key: '2026-11-24', input_tokens: 100, output_tokens: 20, kernel_seconds: 90, cost: 0 },
-      { key: '2026-11-26', input_tokens: 5, output_tokens: 5, kernel_seconds: 0, cost: 0.25 }
+      { key: '2026-11-24', input_tokens: 100, output_tokens: 20, cache_read_tokens: 0, cache_write_tokens: 0, kernel_seconds: 90, cost: 0 },
+      { key: '2026-11-26', input_tokens: 5, output_tokens: 5, cache_read_tokens: 0, cache_write_tokens: 0, kernel_seconds: 0, cost: 0.25 }
     ];
     const days = dailySeries(rows, 3, new Date('2026-11-26T12:00:00Z'));
     assert.deepEqual(days, [
@@ -68,10 +68,10 @@ describe('usage by feature and model', () => {
     currency: 'USD',
     quotas: [],
     rows: [
-      { key: 'complete', input_tokens: 900, output_tokens: 100, kernel_seconds: 0, cost: 0.0012 },
-      { key: 'agent', input_tokens: 2000, output_tokens: 500, kernel_seconds: 0, cost: 0.0135 },
-      { key: 'kernel', input_tokens: 0, output_tokens: 0, kernel_seconds: 600, cost: 0 },
-      { key: 'new_thing', input_tokens: 1, output_tokens: 1, kernel_seconds: 0, cost: 0 }
+      { key: 'complete', input_tokens: 900, output_tokens: 100, cache_read_tokens: 0, cache_write_tokens: 0, kernel_seconds: 0, cost: 0.0012 },
+      { key: 'agent', input_tokens: 2000, output_tokens: 500, cache_read_tokens: 1500, cache_write_tokens: 300, kernel_seconds: 0, cost: 0.0135 },
+      { key: 'kernel', input_tokens: 0, output_tokens: 0, cache_read_tokens: 0, cache_write_tokens: 0, kernel_seconds: 600, cost: 0 },
+      { key: 'new_thing', input_tokens: 1, output_tokens: 1, cache_read_tokens: 0, cache_write_tokens: 0, kernel_seconds: 0, cost: 0 }
     ]
   };
 
@@ -90,6 +90,13 @@ describe('usage by feature and model', () => {
     assert.deepEqual([total.name, total.tokens, total.kernelMinutes, total.cost], ['Total', 3502, 10, '$0.0147']);
   });
 
+  test('prompt-cache reads and writes are shown apart, a dash where nothing was cached', () => {
+    const { rows, total } = breakdown(report, featureName);
+    assert.equal(cachedText(rows[0]), '1,500 / 300');
+    assert.equal(cachedText(rows[1]), '—');
+    assert.deepEqual([total.cacheRead, total.cacheWrite], [1500, 300]);
+  });
+
   test('costs as money, small ones not rounded to zero, any currency', () => {
     assert.equal(formatCost(0, 'USD', 'en-US'), '$0.00');
     assert.equal(formatCost(0.00042, 'USD', 'en-US'), '$0.0004');
@@ -106,7 +113,16 @@ describe('REST bodies', () => {
       totals: {}, quotas: [quota('daily_tokens', 10, 1)]
     });
     assert.equal(report.rows[0].key, '2026-11-26');
+    assert.equal(report.rows[0].cache_read_tokens, 0); // an older server: none reported
     assert.equal(report.quotas[0].remaining, 9);
+    const cached = parseUsage({
+      by: 'model', rows: [{ model: 'm', input_tokens: 9, output_tokens: 1, cache_read_tokens: 6, cache_write_tokens: 2, kernel_seconds: 0, cost: 0 }]
+    });
+    assert.deepEqual([cached.rows[0].cache_read_tokens, cached.rows[0].cache_write_tokens], [6, 2]);
+    assert.throws(
+      () => parseUsage({ by: 'm', rows: [{ m: 'x', input_tokens: 1, output_tokens: 1, cache_read_tokens: 'many', kernel_seconds: 0, cost: 0 }] }),
+      /\$\.rows\[0\]\.cache_read_tokens/
+    );
     assert.throws(() => parseUsage({ by: 'day', rows: [{ day: 'x' }] }), /\$\.rows\[0\]\.input_tokens/);
   });
 

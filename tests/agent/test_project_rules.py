@@ -25,7 +25,9 @@ def rules_item(context: dict[str, Any]) -> dict[str, Any]:
 
 
 def sent(fake: FakeAnthropic, index: int = -1) -> str:
-    return json.dumps(fake.requests[index].body["messages"])
+    """What the model was sent; the rules follow the system prompt (a cached prefix)."""
+    body = fake.requests[index].body
+    return json.dumps([body.get("system"), body["messages"]])
 
 
 async def ask(jp_ws_fetch: Any, fake: FakeAnthropic, notebook: str, *texts: str) -> list[Any]:

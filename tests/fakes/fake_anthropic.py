@@ -5,10 +5,18 @@ Speaks the wire format the official SDK parses: SSE with ``event:`` lines,
 ``input_json_delta``, ``message_delta`` usage, ``ping``, in-stream ``error`` events, and
 JSON error bodies with ``retry-after`` for 429/529. Accepts ``x-api-key`` and
 ``Authorization: Bearer``. Run standalone: ``python -m fakes.fake_anthropic --port 8765``.
+
+Prompt caching as the real API does it: the request is read as blocks in the order
+tools, system, messages; a block with ``cache_control`` ends a cacheable prefix (at least
+``min_cache_tokens`` long). The first request with a given marked prefix reports it as
+``cache_creation_input_tokens``; a later one with the same prefix (same model, same
+blocks) as ``cache_read_input_tokens``, looking back up to 20 blocks from each
+breakpoint for the longest prefix written before; ``input_tokens`` is what is left.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from typing import Any
@@ -20,7 +28,65 @@ def _sse(event: str, data: dict[str, Any]) -> str:
     return f"event: {event}\ndata: {json.dumps(data)}\n\n"
 
 
+#: Blocks before a breakpoint the real API checks for an earlier cache entry.
+LOOKBACK = 20
+
+
+def _blocks(body: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
+    """The request as (block without its marker, marked) in cache order."""
+    out: list[tuple[dict[str, Any], bool]] = []
+
+    def add(block: Any, where: str) -> None:
+        block = dict(block) if isinstance(block, dict) else {"type": "text", "text": block}
+        marked = block.pop("cache_control", None) is not None
+        out.append(({"at": where, **block}, marked))
+
+    for tool in body.get("tools") or []:
+        add(tool, "tool")
+    system = body.get("system")
+    for block in system if isinstance(system, list) else [system] if system else []:
+        add(block, "system")
+    for n, message in enumerate(body.get("messages") or []):
+        content = message.get("content")
+        for block in content if isinstance(content, list) else [content]:
+            add(block, f"{n}:{message.get('role')}")
+    return out
+
+
+def cache_usage(cache: dict[str, int], body: dict[str, Any], minimum: int) -> tuple[int, int]:
+    """(tokens read from ``cache``, tokens written to it) for this request; records the
+    prefixes it writes in ``cache`` (hash of model and blocks -> their tokens)."""
+    blocks = _blocks(body)
+    marks = [i for i, (_, marked) in enumerate(blocks) if marked]
+    if not marks:
+        return 0, 0
+    digest = hashlib.sha256(str(body.get("model")).encode())
+    prefixes: list[tuple[str, int]] = []  # after block i: (hash, tokens so far)
+    spent = 0
+    for block, _ in blocks:
+        digest.update(json.dumps(block, sort_keys=True).encode())
+        spent += estimate_tokens(block)
+        prefixes.append((digest.copy().hexdigest(), spent))
+    read = 0
+    for mark in marks:
+        for i in range(mark, max(mark - LOOKBACK, -1), -1):
+            if prefixes[i][0] in cache:
+                read = max(read, prefixes[i][1])
+                break
+    last = prefixes[marks[-1]][1]
+    written = 0
+    for mark in marks:
+        key, size = prefixes[mark]
+        if size >= minimum and key not in cache:
+            cache[key] = size
+            written = last - read
+    return read, max(written, 0)
+
+
 class MessagesHandler(FakeHandler):
+    fake: FakeAnthropic
+    cached: tuple[int, int] = (0, 0)
+
     def fail(self, status: int, kind: str, message: str) -> None:
         self.set_status(status)
         self.set_header("content-type", "application/json")
@@ -35,6 +101,10 @@ class MessagesHandler(FakeHandler):
         usage_in = reply.input_tokens or estimate_tokens(
             [body.get("system"), body.get("messages"), body.get("tools")]
         )
+        read, written = cache_usage(self.fake.prompt_cache, body, self.fake.min_cache_tokens)
+        self.cached = read, written
+        self.fake.cache_usage.append(self.cached)
+        usage_in = max(usage_in - read - written, 1)
         usage_out = reply.output_tokens or max(1, len(reply.text) // 4) + 8 * len(reply.tools)
         message_id = "msg_" + uuid.uuid4().hex[:20]
         model = str(body.get("model", "claude-fake"))
@@ -72,7 +142,12 @@ class MessagesHandler(FakeHandler):
                 "content": content,
                 "stop_reason": stop,
                 "stop_sequence": None,
-                "usage": {"input_tokens": usage_in, "output_tokens": usage_out},
+                "usage": {
+                    "input_tokens": usage_in,
+                    "output_tokens": usage_out,
+                    "cache_creation_input_tokens": self.cached[1],
+                    "cache_read_input_tokens": self.cached[0],
+                },
             }
         )
 
@@ -90,8 +165,8 @@ class MessagesHandler(FakeHandler):
             "usage": {
                 "input_tokens": usage_in,
                 "output_tokens": 1,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
+                "cache_creation_input_tokens": self.cached[1],
+                "cache_read_input_tokens": self.cached[0],
             },
         }
         await self.send(
@@ -174,6 +249,15 @@ class MessagesHandler(FakeHandler):
 
 
 class FakeAnthropic(FakeServer):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: Cached prefixes (hash of model and blocks -> tokens); clear it to expire them.
+        self.prompt_cache: dict[str, int] = {}
+        #: The smallest prefix cached (the real API's minimum for Sonnet and Opus).
+        self.min_cache_tokens = 1024
+        #: (cache read, cache written) tokens of each request, in order.
+        self.cache_usage: list[tuple[int, int]] = []
+
     def routes(self) -> list[tuple[str, Any, dict[str, Any]]]:
         return [(r"/v1/messages", MessagesHandler, {"fake": self})]
 

@@ -85,6 +85,44 @@ async def test_the_built_in_models_cost_their_list_price_without_configuration(
     assert r.json()["currency"] == "USD"
 
 
+def test_cached_input_has_its_own_prices() -> None:
+    cached = {"input_per_mtok": 3.0, "output_per_mtok": 15.0}
+    prices = Prices.from_config(
+        {"c": {**cached, "cache_read_per_mtok": 0.3, "cache_write_per_mtok": 3.75}, "p": cached},
+        0.0, 0.0, [], "USD",
+    )  # fmt: skip
+    # 1M input of which 600k read from the cache and 200k written to it
+    assert prices.model_cost("c", 1_000_000, 0, 0, 600_000, 200_000) == pytest.approx(
+        (200_000 * 3.0 + 600_000 * 0.3 + 200_000 * 3.75) / 1e6
+    )
+    # A price table without cache prices: cached tokens cost the input price, as before.
+    assert prices.model_cost("p", 1_000_000, 0, 0, 600_000, 200_000) == pytest.approx(3.0)
+    with pytest.raises(ValueError, match=r"unknown: cached_per_mtok"):
+        Prices.from_config({"m": {"cached_per_mtok": 1.0}}, 0.0, 0.0, [], "USD")
+
+
+async def test_cache_reads_and_writes_are_recorded_and_priced_at_list_price(
+    call: Call, gate: Any
+) -> None:
+    """The built-in list prices know Anthropic's cache tiers: a read at a tenth, a write
+    at 1.25x the input price; the report shows the cached tokens apart."""
+    await gate.record_model_usage(
+        caller("olga"), provider="anthropic", model="claude-sonnet-4-5", feature="agent",
+        input_tokens=1_000_000, output_tokens=0,
+        cache_read_tokens=800_000, cache_write_tokens=100_000,
+    )  # fmt: skip
+    r = await call("GET", "/aiide/api/usage?by=model", token=forge(claims("olga")))
+    (row,) = r.json()["rows"]
+    assert (row["input_tokens"], row["cache_read_tokens"], row["cache_write_tokens"]) == (
+        1_000_000, 800_000, 100_000,
+    )  # fmt: skip
+    assert row["cost"] == pytest.approx(0.1 * 3.0 + 0.8 * 0.3 + 0.1 * 3.75)
+    csv_body = await call(
+        "GET", "/aiide/api/usage?by=model&format=csv", token=forge(claims("olga"))
+    )
+    assert "cache_read_tokens" in csv_body.body.decode().splitlines()[0]
+
+
 async def test_admin_exports_everyones_usage_as_csv(call: Call, gate: Any) -> None:
     await use(gate, caller("olga"), 100, 1)
     await use(gate, caller("=HYPERLINK()"), 5, 5)

@@ -82,20 +82,32 @@ class AnthropicProvider:
         return client
 
     def params(self, request: ModelRequest) -> dict[str, Any]:
-        """The Messages API body; caches the system prompt and tools when that pays off."""
+        """The Messages API body, with the stable prefix marked for prompt caching.
+
+        What stays the same from one request to the next (the API caches a prefix ending
+        at a ``cache_control`` block; a read costs a tenth of input, a write a quarter
+        more): the tools and the system prompt, for every request; and, within an agent
+        run, everything up to the last message: each step only appends a tool call and its
+        result, so each step reads the one before and writes only what it added. The run's
+        context block (rules, notebook, knowledge: built once, at the run's first step) is
+        marked too, so a step whose new blocks are more than the API looks back over still
+        reads everything up to it. A chat turn without tools is not marked past the system
+        prompt: the next turn sends the question without its context block, so that
+        prefix would be written and never read."""
         system: Any = request.system
         tools = [dict(t) for t in request.tools]
+        messages = request.messages
         cacheable = _estimate(request.system) + _estimate(request.tools)
         if self.prompt_caching and cacheable >= self.min_cache_tokens:
-            system = [
-                {"type": "text", "text": request.system, "cache_control": {"type": "ephemeral"}}
-            ]
+            system = [{"type": "text", "text": request.system, "cache_control": EPHEMERAL}]
             if tools:
-                tools[-1]["cache_control"] = {"type": "ephemeral"}
+                tools[-1]["cache_control"] = EPHEMERAL
+        if self.prompt_caching and tools:
+            messages = _mark_messages(messages, cacheable, self.min_cache_tokens)
         params: dict[str, Any] = {
             "model": request.model,
             "max_tokens": request.max_tokens,
-            "messages": request.messages,
+            "messages": messages,
         }
         if request.system:
             params["system"] = system
@@ -124,6 +136,49 @@ class AnthropicProvider:
         for client in self._clients.values():
             await client.close()
         self._clients.clear()
+
+
+EPHEMERAL = {"type": "ephemeral"}
+#: Breakpoints the API allows in one request (two are the tools' and the system's).
+MAX_MESSAGE_MARKS = 2
+
+
+def _mark_messages(
+    messages: list[dict[str, Any]], before: int, minimum: int
+) -> list[dict[str, Any]]:
+    """A copy of ``messages`` with ``cache_control`` on the run's context block (the
+    first text block of the last user message that opens with one at least ``minimum``
+    tokens long) and on the last block of the last message, where the prefix they end
+    is long enough to be cached (``before``: the tokens of tools and system)."""
+    if not messages:
+        return messages
+    sizes = [_estimate(m.get("content")) for m in messages]
+    marks: list[tuple[int, int]] = []  # (message, block)
+    for n in range(len(messages) - 1, -1, -1):
+        content = messages[n].get("content")
+        if (
+            messages[n].get("role") == "user"
+            and isinstance(content, list)
+            and content
+            and isinstance(content[0], dict)
+            and content[0].get("type") == "text"
+            and _estimate(content[0].get("text")) >= minimum
+        ):
+            marks.append((n, 0))
+            break
+    last = messages[-1].get("content")
+    end = (len(messages) - 1, len(last) - 1 if isinstance(last, list) else 0)
+    if before + sum(sizes) >= minimum and end not in marks:
+        marks.append(end)
+    out = list(messages)
+    for n, index in marks[:MAX_MESSAGE_MARKS]:
+        content = out[n].get("content")
+        blocks = list(content) if isinstance(content, list) else [{"type": "text", "text": content}]
+        if not blocks or not isinstance(blocks[index], dict):
+            continue
+        blocks[index] = {**blocks[index], "cache_control": EPHEMERAL}
+        out[n] = {**out[n], "content": blocks}
+    return out
 
 
 def _http_client(anthropic: Any, timeout: Any) -> Any:

@@ -23,6 +23,10 @@ export interface IUsageRow {
   key: string;
   input_tokens: number;
   output_tokens: number;
+  /** Of the input tokens, those read from / written to the provider's prompt cache
+   * (priced apart); 0 from a server that does not report them. */
+  cache_read_tokens: number;
+  cache_write_tokens: number;
   kernel_seconds: number;
   cost: number;
 }
@@ -44,6 +48,9 @@ export function parseUsage(data: unknown): IUsageReport {
       key: String(raw[by] ?? ''),
       input_tokens: field(raw, 'input_tokens', isNumber, WHAT, path),
       output_tokens: field(raw, 'output_tokens', isNumber, WHAT, path),
+      cache_read_tokens: raw.cache_read_tokens === undefined ? 0 : field(raw, 'cache_read_tokens', isNumber, WHAT, path),
+      cache_write_tokens:
+        raw.cache_write_tokens === undefined ? 0 : field(raw, 'cache_write_tokens', isNumber, WHAT, path),
       kernel_seconds: field(raw, 'kernel_seconds', isNumber, WHAT, path),
       cost: field(raw, 'cost', isNumber, WHAT, path)
     })),

@@ -42,8 +42,19 @@ export function formatCost(cost: number, currency: string, locale?: string): str
 export interface IBreakdownRow {
   name: string;
   tokens: number;
+  /** Input tokens read from / written to the prompt cache (part of `tokens`). */
+  cacheRead: number;
+  cacheWrite: number;
   kernelMinutes: number;
   cost: string;
+}
+
+/** "read / written" prompt-cache tokens, or an em dash when none were cached. */
+export function cachedText(r: IBreakdownRow): string {
+  if (!r.cacheRead && !r.cacheWrite) {
+    return '—';
+  }
+  return `${r.cacheRead.toLocaleString()} / ${r.cacheWrite.toLocaleString()}`;
 }
 
 /** One row per key, the largest cost first (then tokens), and a total. */
@@ -54,21 +65,41 @@ export function breakdown(
   const sorted = [...report.rows].sort(
     (a, b) => b.cost - a.cost || b.input_tokens + b.output_tokens - (a.input_tokens + a.output_tokens)
   );
-  const row = (label: string, tokens: number, seconds: number, cost: number): IBreakdownRow => ({
+  const row = (
+    label: string,
+    tokens: number,
+    seconds: number,
+    cost: number,
+    cacheRead: number,
+    cacheWrite: number
+  ): IBreakdownRow => ({
     name: label,
     tokens,
+    cacheRead,
+    cacheWrite,
     kernelMinutes: Math.round((seconds / 60) * 10) / 10,
     cost: formatCost(cost, report.currency)
   });
   const sum = (pick: (r: IUsageReport['rows'][number]) => number) =>
     report.rows.reduce((total, r) => total + pick(r), 0);
   return {
-    rows: sorted.map(r => row(name(r.key), r.input_tokens + r.output_tokens, r.kernel_seconds, r.cost)),
+    rows: sorted.map(r =>
+      row(
+        name(r.key),
+        r.input_tokens + r.output_tokens,
+        r.kernel_seconds,
+        r.cost,
+        r.cache_read_tokens,
+        r.cache_write_tokens
+      )
+    ),
     total: row(
       'Total',
       sum(r => r.input_tokens + r.output_tokens),
       sum(r => r.kernel_seconds),
-      sum(r => r.cost)
+      sum(r => r.cost),
+      sum(r => r.cache_read_tokens),
+      sum(r => r.cache_write_tokens)
     )
   };
 }

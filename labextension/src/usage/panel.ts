@@ -9,7 +9,7 @@ import { Widget } from '@lumino/widgets';
 import { describeFailure } from '../api/failure';
 import { fetchUsage, type IUsageReport } from '../api/usage';
 import { button, fill, h } from '../ui/dom';
-import { breakdown, featureName, formatCost, type IBreakdownRow } from './breakdown';
+import { breakdown, cachedText, featureName, formatCost, type IBreakdownRow } from './breakdown';
 import { barChart } from './chart';
 import { quotaNotice, renewsAt } from './describe';
 import { dailySeries, windowStart } from './series';
@@ -117,6 +117,7 @@ function breakdownTable(
       {},
       h(cell, {}, r.name),
       h('td', {}, r.tokens.toLocaleString()),
+      h('td', { title: 'Input tokens read from / written to the prompt cache, each priced apart' }, cachedText(r)),
       h('td', {}, r.kernelMinutes.toLocaleString()),
       h('td', {}, r.cost)
     );
@@ -124,7 +125,15 @@ function breakdownTable(
     'table',
     { class: 'aiide-Usage-breakdown' },
     h('caption', {}, caption),
-    h('tr', {}, h('th', {}, heading), h('th', {}, 'Tokens'), h('th', {}, 'Kernel min'), h('th', {}, 'Cost')),
+    h(
+      'tr',
+      {},
+      h('th', {}, heading),
+      h('th', {}, 'Tokens'),
+      h('th', {}, 'Cached (read / written)'),
+      h('th', {}, 'Kernel min'),
+      h('th', {}, 'Cost')
+    ),
     rows.map(r => line(r, 'td')),
     line(total, 'th')
   );
