@@ -22,14 +22,14 @@ from tornado.websocket import websocket_connect
 
 from aiide_server_ext.kernelspecs import spec_is_sandboxed
 
-from .harness import OPENAI_KEY, PROVIDER_KEY, Hub
+from .harness import GATEWAY_KEY, OPENAI_KEY, PROVIDER_KEY, Hub
 
 pytestmark = pytest.mark.xdist_group("hub")
 
 #: Looks everywhere it can for anything shaped like the course's keys; prints JSON.
 HUNT = r"""
 import glob, json, os, stat, urllib.request
-PREFIXES = ("sk-ant-provider-", "sk-openai-provider-")
+PREFIXES = ("sk-ant-provider-", "sk-openai-provider-", "gw-provider-")
 found, errors = [], []
 def look(label, text):
     for p in PREFIXES:
@@ -137,6 +137,8 @@ def test_the_hunt_finds_the_key_where_the_hubs_processes_run(hub: Hub, tmp_path:
     )  # fmt: skip
     found = json.loads(done.stdout.strip().splitlines()[-1])["found"]
     assert any(PROVIDER_KEY in text for _, text in found), done.stdout[-2000:]
+    # ... and the described providers' key (issue 17) the same way.
+    assert any(GATEWAY_KEY in text for _, text in found), done.stdout[-2000:]
 
 
 def test_no_kernel_a_student_can_start_reads_the_provider_key(hub: Hub) -> None:
@@ -159,7 +161,8 @@ def test_no_kernel_a_student_can_start_reads_the_provider_key(hub: Hub) -> None:
             output = asyncio.run(_run(hub, user, token, kernel["id"], code))
         finally:
             hub.request("DELETE", hub.user_url(user, f"/api/kernels/{kernel['id']}"), token)
-        assert PROVIDER_KEY not in output and OPENAI_KEY not in output, (name, output[-3000:])
+        for key in (PROVIDER_KEY, OPENAI_KEY, GATEWAY_KEY):
+            assert key not in output, (name, output[-3000:])
         report = json.loads(output.strip().splitlines()[-1])
         assert report["found"] == [], (name, report)
         assert report["files"] > 0, report  # it did look
