@@ -245,3 +245,59 @@ def test_the_cards_undo_saves_the_notebook_as_apply_does(
     expect(notebook.locator(".jp-Cell")).to_have_count(1)
     expect(card.locator(".aiide-Call-request")).to_contain_text("Undone")
     wait_for(lambda: disk_sources(root, path) == ["a = 1"], "Undo did not save the notebook")
+
+
+def test_a_conflict_is_said_once_shows_both_versions_and_applies_anyway(
+    chat: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
+) -> None:
+    """The user changes the cell while the card waits: the change does not overwrite it;
+    the card says so in words (no id, not twice), shows both versions, and the user may
+    apply the assistant's anyway."""
+    from playwright.sync_api import expect
+
+    path = write_notebook(agent_lab.root_dir, "conflict.ipynb", [(IDS[0], "total = 3")])
+    notebook = chat.open_notebook(path)
+    fake_model.script(
+        {
+            "text": "Replacing.",
+            "tools": [
+                {
+                    "name": "replace_cell",
+                    "id": "toolu_e2ecrd09",
+                    "input": {"path": path, "cell_id": IDS[0], "source": "total = 4"},
+                }
+            ],
+        },
+        {"text": "It did not apply."},
+    )
+    chat.ask("Change the total")
+    card = chat.awaiting_card()
+    editor = notebook.locator(".jp-Cell").first.locator(".jp-InputArea-editor .cm-content")
+    editor.click()
+    chat.page.keyboard.press("Control+a")
+    chat.page.keyboard.insert_text("total = 7")
+    card.get_by_role("button", name="Approve").click()
+    chat.finished()
+    done = chat.chat.locator(".aiide-Call").first
+    request = done.locator(".aiide-Call-request")
+    expect(request).to_contain_text(
+        "Not applied: cell 1 (total = 7) changed since the assistant read it"
+    )
+    expect(done.locator(".aiide-Call-status")).to_have_text("Not applied")
+    expect(done.locator(".aiide-Call-result")).to_have_count(0)  # said once, not twice
+    assert not UUID.search(done.inner_text())
+    request.get_by_role("button", name="Show the notebook's version").click()
+    expect(done.locator(".aiide-Call-theirs")).to_have_text("total = 7")
+    expect(done.locator(".aiide-Call-ours")).to_have_text("total = 4")
+    screenshot(done, "card-conflict")
+    request.get_by_role("button", name="Apply anyway").click()
+    expect(notebook.locator(".jp-Cell").first.locator(".jp-InputArea-editor")).to_have_text(
+        "total = 4"
+    )
+    expect(request).to_contain_text(f"Applied anyway to {path}, by you")
+    root = agent_lab.root_dir
+    wait_for(lambda: disk_sources(root, path) == ["total = 4"], "Apply anyway did not save")
+    request.get_by_role("button", name="Undo").click()
+    expect(notebook.locator(".jp-Cell").first.locator(".jp-InputArea-editor")).to_have_text(
+        "total = 7"
+    )

@@ -197,3 +197,45 @@ def test_at_mentions_offer_what_the_index_finds(
         {"kind": "cell", "path": "analysis/sensors.ipynb", "cell_id": "cell-4"}
     ]
     page.check()
+
+
+def test_a_function_found_after_at_is_sent_as_its_lines_once(
+    page: LabPage, knowledge_lab: LabServer, fake_model: Any
+) -> None:
+    """Picking a symbol the index found sends that function's lines, not its whole file,
+    and the index's own passages do not send it a second time (issue 19, finding 7)."""
+    from playwright.sync_api import expect
+
+    learn(knowledge_lab, "lib")
+    page.new_chat()
+    page.settle()
+    box = page.chat.locator(".aiide-Composer-input")
+    box.click()
+    box.press_sequentially("Why does @reminder")
+    found = page.chat.locator(".aiide-Popup [role=option]", has_text="lib/billing.py:")
+    expect(found.first).to_be_visible(timeout=MENTION_TIMEOUT_MS)
+    found.first.dispatch_event("mousedown")  # the popup picks on mousedown
+    value = box.input_value()
+    assert "@lib/billing.py:" in value, value
+    box.press_sequentially("fail?")
+    fake_model.reset()
+    fake_model.script({"text": "The mailer is not imported."})
+    box.press("Enter")
+    page.finished()
+    frame = [f for f in page.sent if f.get("type") == "chat"][-1]
+    [mention] = frame["context"]["mentions"]
+    assert mention["kind"] == "file" and mention["path"] == "lib/billing.py", mention
+    start, end = mention["lines"]
+    prompt = "\n".join(
+        block.get("text", "") if isinstance(block, dict) else str(block)
+        for message in fake_model.requests()[-1]["body"]["messages"]
+        for block in (
+            message["content"] if isinstance(message["content"], list) else [message["content"]]
+        )
+    )
+    passage = prompt.split(f'<file path="lib/billing.py" lines="{start}-{end}">', 1)[1]
+    passage = passage.split("</file>", 1)[0]
+    assert "def send_reminder_email" in passage
+    assert '"""Invoices and reminders."""' not in passage  # not the whole file
+    assert prompt.count("def send_reminder_email") == 1  # and not again from the index
+    page.check()

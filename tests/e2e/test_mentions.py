@@ -73,3 +73,31 @@ def test_a_folder_is_offered_and_sends_its_names(
     assert frame["context"]["mentions"] == [{"kind": "folder", "path": "results"}]
     prompt = json.dumps(fake_model.requests()[-1]["body"]["messages"])
     assert '<folder path=\\"results\\">\\nrun1.json' in prompt
+
+
+def test_a_python_file_in_the_editor_is_the_questions_context(
+    chat: LabPage, agent_lab: Any, fake_model: Any
+) -> None:
+    """With a `.py` file focused in the editor, a question carries that file around the
+    cursor, not the last notebook (issue 19, finding 7)."""
+    from playwright.sync_api import expect
+
+    root = Path(agent_lab.root_dir)
+    (root / "etl.py").write_text(
+        "import pandas as pd\n\n\ndef load(path):\n    return pd.read_csv(path)\n"
+    )
+    chat.run_command("docmanager:open", {"path": "etl.py", "factory": "Editor"})
+    line = chat.page.locator(".jp-FileEditor .cm-line", has_text="def load(path):")
+    line.click()
+    expect(chat.chat.locator(".aiide-Composer-context")).to_contain_text(
+        "Context: etl.py · line 4", timeout=15_000
+    )
+    fake_model.script({"text": "It reads a CSV."})
+    chat.ask("What does load do?")
+    chat.finished()
+    frame = [f for f in chat.sent if f.get("type") == "chat"][-1]
+    assert frame["context"]["file"] == "etl.py" and frame["context"]["line"] == 4, frame
+    assert "notebook" not in frame["context"]
+    prompt = json.dumps(fake_model.requests()[-1]["body"]["messages"])
+    assert '<open_file path=\\"etl.py\\" line=\\"4\\"' in prompt
+    assert "def load(path):" in prompt

@@ -124,6 +124,7 @@ export class ActiveContext {
 
   dispose(): void {
     this._watch(null);
+    this._setFile(null);
     this._tracker?.currentChanged.disconnect(this._follow, this);
     this._tracker?.activeCellChanged.disconnect(this._emit, this);
     this._mainArea?.currentChanged.disconnect(this._followMain, this);
@@ -153,13 +154,20 @@ export class ActiveContext {
     const current = this._mainArea?.currentWidget ?? null;
     const file = asFileEditor(current);
     if (file) {
-      this._file = file;
+      this._setFile(file);
     } else if (current && this._tracker?.has(current)) {
-      this._file = null;
+      this._setFile(null);
     } else {
       return;
     }
     this._follow();
+  }
+
+  /** The file in use; its cursor moves change the context line ("line 12"). */
+  private _setFile(file: IFileEditorLike | null): void {
+    this._file?.content.editor.model.selections?.changed.disconnect(this._emit, this);
+    this._file = file;
+    file?.content.editor.model.selections?.changed.connect(this._emit, this);
   }
 
   private _watch(doc: { context: { pathChanged: ISignal<unknown, string> } } | null): void {
