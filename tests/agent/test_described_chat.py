@@ -124,3 +124,48 @@ async def test_its_errors_reach_the_chat_with_aiides_codes(
     assert error["code"] == "provider_bad_request" and "this request is wrong" in error["message"]
     assert KEY not in json.dumps(chat.received)
     assert (await chat.until("run_finished"))["status"] == "failed"
+
+
+def _images(body: dict[str, Any]) -> list[str]:
+    """The base64 images a request carries, in each API's own form."""
+    found: list[str] = []
+
+    def walk(value: Any) -> None:
+        if isinstance(value, dict):
+            if "inlineData" in value:  # Gemini
+                found.append(value["inlineData"]["data"])
+            elif "image" in value and "source" in value.get("image", {}):  # Bedrock
+                found.append(value["image"]["source"]["bytes"])
+            elif value.get("type") == "image_url":  # OpenAI form (Azure): a data: URL
+                found.append(value["image_url"]["url"].split("base64,", 1)[1])
+            elif isinstance(value.get("images"), list):  # Ollama
+                found.extend(value["images"])
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(body)
+    return found
+
+
+async def test_the_model_sees_the_plot_where_its_api_takes_images(
+    jp_ws_fetch: Any, jp_root_dir: Path, gateway: tuple[Api, FakeServer]
+) -> None:
+    from .test_context_images import decoded, plot_png, write_notebook
+
+    api, fake = gateway
+    write_notebook(jp_root_dir, [("c1", "df.plot()", {"image/png": plot_png()})])
+    fake.push(Reply(text="The y axis has no label."))
+    chat = await connect(jp_ws_fetch)
+    await chat.send(type="chat", text="What's wrong with this plot?", task="chat",
+                    context={"notebook": "nb.ipynb"})  # fmt: skip
+    done = await chat.until("run_finished")
+    assert done["status"] == "completed", done
+    images = _images(fake.requests[-1].body)
+    vision = api.descriptor in ("azure-openai", "gemini", "bedrock-converse")
+    if vision:  # declared by the descriptor: resized, in the API's form
+        assert len(images) == 1 and decoded(images[0]).size == (1024, 768)
+    else:  # Ollama's descriptor says no vision by default; the text API has none
+        assert images == []
