@@ -44,7 +44,10 @@ class Agent(LoggingConfigurable):  # type: ignore[misc]
     providers = Dict(
         {},
         config=True,
-        help="Provider name -> {kind: anthropic|openai, base_url, api_key_env, headers}. "
+        help="Provider name -> {kind: anthropic|openai|described, base_url, api_key_env, "
+        "headers}; a described one also names its descriptor (shipped: azure-openai, gemini, "
+        "bedrock-converse, ollama, text-api, anthropic-messages; or inline) and overrides "
+        "(docs/providers.md). "
         "base_url and header values may use ${VAR} / ${VAR:-default} (environment, or the "
         "user's own values when allow_user_keys). Merged over the built-in 'anthropic' "
         "(ANTHROPIC_API_KEY, ANTHROPIC_BASE_URL) and 'openai' (OPENAI_API_KEY) entries.",

@@ -177,9 +177,10 @@ class _Writer:
         if self.started:
             return []
         self.started = True
-        message = {"id": self.id, "type": "message", "role": "assistant", "model": self.model,
-                   "content": [], "stop_reason": None,
-                   "usage": {"input_tokens": 0, "output_tokens": 0}}  # fmt: skip
+        message: dict[str, Any] = {
+            "id": self.id, "type": "message", "role": "assistant", "model": self.model,
+            "content": [], "stop_reason": None, "usage": {"input_tokens": 0, "output_tokens": 0},
+        }  # fmt: skip
         return [_sse("message_start", {"type": "message_start", "message": message})]
 
     def _close_text(self) -> list[bytes]:
