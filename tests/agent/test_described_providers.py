@@ -221,3 +221,22 @@ async def test_an_error_inside_the_stream_is_a_provider_error(
     # Gemini's error says its status (UNAVAILABLE): the descriptor maps it like an answer's.
     code = "provider_overloaded" if chosen.descriptor == "gemini" else "provider_error"
     assert e.value.code == code and "the model fell over" in e.value.message
+
+
+async def test_a_large_sync_answer_is_read_whole() -> None:
+    """A sync answer arrives in many reads; all of it is parsed (and a bigger one than
+    ``max_response_bytes`` is refused, not buffered)."""
+    fake = FakeTextApi(api_key=KEY)
+    await fake.start()
+    try:
+        big = "word " * 400_000  # 2 MB
+        fake.push(Reply(text=big))
+        api = Api("text-api", FakeTextApi, "any", tools=False)
+        got = await run(provider(api, fake, mode="sync"), request(api))
+        assert text(got) == big
+        fake.push(Reply(text=big))
+        with pytest.raises(ProviderError) as e:
+            await run(provider(api, fake, mode="sync", max_response_bytes=1 << 20), request(api))
+        assert "larger than 1048576 bytes" in e.value.message
+    finally:
+        await fake.stop()

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .base import ProviderError
+from .streams import read_up_to
 from .templates import Lookup, render, render_text
 
 #: Seconds before its expiry a token is replaced.
@@ -117,7 +118,7 @@ class TokenCache:
         payload = {"json": body} if as_json else {"data": body}
         try:
             async with session.post(url, headers=headers, **payload) as r:
-                raw = await r.content.read(64 * 1024)
+                raw = await read_up_to(r.content, 64 * 1024)
                 status = r.status
         except Exception as e:  # connection refused, DNS, timeout: the endpoint is down
             name = type(e).__name__

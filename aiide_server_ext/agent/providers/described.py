@@ -26,12 +26,16 @@ from .base import (
 )
 from .converters import CONVERTERS
 from .descriptor import Descriptor
-from .streams import Mapper, chunks, shown
+from .streams import Mapper, chunks, read_up_to, shown
 from .templates import render, render_header, render_text
 
 MAX_ERROR_BYTES = 64 * 1024
 #: Where an error's message usually is, when the descriptor does not say.
 _MESSAGE_KEYS = ("message", "detail", "error")
+
+
+def _secret_name(name: str) -> bool:
+    return any(w in name.lower() for w in ("key", "secret", "token", "password"))
 
 
 class DescribedProvider:
@@ -95,11 +99,17 @@ class DescribedProvider:
         return outside
 
     def secrets(self, lookup: Callable[[str], Any], api_key: str | None) -> list[str]:
-        """Values an error must never show: the key, and every credential-like variable."""
+        """Values an error must never show: the key, and every credential-like variable or
+        auth pre-flight field (``client_secret``, ``password``...)."""
         found = [api_key or ""]
         for name in self.descriptor.variables:
-            if any(w in name.lower() for w in ("key", "secret", "token", "password")):
+            if _secret_name(name):
                 found.append(str(lookup(name) or ""))
+        auth = self.descriptor.auth or {}
+        fields = {**(auth.get("form") or {}), **(auth.get("json") or {})}
+        for name, template in fields.items():
+            if _secret_name(name) and isinstance(template, str):
+                found.append(render_text(template, lookup))
         return [s for s in found if len(s) >= 6]
 
     async def stream(
@@ -142,11 +152,11 @@ class DescribedProvider:
                         self.auth.forget(auth_key)  # type: ignore[union-attr]
                         continue  # a token revoked before its time: once more, a new one
                     if r.status >= 400:
-                        raw = await r.content.read(MAX_ERROR_BYTES)
+                        raw = await read_up_to(r.content, MAX_ERROR_BYTES)
                         raise self.error(r.status, raw, r.headers, redact)
                     mapper = Mapper(d, part, self.name, redact)
                     if d.mode == "sync":
-                        raw = await r.content.read(d.max_response_bytes + 1)
+                        raw = await read_up_to(r.content, d.max_response_bytes + 1)
                         if len(raw) > d.max_response_bytes:
                             raise ProviderError(
                                 "provider_error",

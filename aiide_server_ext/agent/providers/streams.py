@@ -95,6 +95,17 @@ async def chunks(
             yield payload
 
 
+async def read_up_to(content: Any, limit: int) -> bytes:
+    """An aiohttp body to its end or ``limit`` bytes (``read(n)`` returns what has come)."""
+    out = bytearray()
+    while len(out) < limit:
+        data = await content.read(limit - len(out))
+        if not data:
+            break
+        out += data
+    return bytes(out)
+
+
 def _payload(line: bytes, fmt: str) -> bytes | None:
     if fmt == "sse":
         if not line.startswith(b"data:"):
