@@ -8,6 +8,8 @@ model's request log), no hidden test was sent; the instructor's dashboard shows 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from typing import Any
 
 import pytest
@@ -15,7 +17,9 @@ from nbgrader_course import HIDDEN_MARK, Released, generate
 
 from .harness import Hub
 from .test_dashboard_browser import (  # noqa: F401 (fixtures)
+    ARTIFACTS,
     LOAD_MS,
+    SCREENSHOTS,
     Session,
     _screenshot,
     browser,
@@ -79,6 +83,13 @@ def test_the_student_meets_the_tutor_in_the_released_notebook(
         expect(chat).to_contain_text("range(1, n + 1)", timeout=LOAD_MS)
         # The cell is as nbgrader released it.
         expect(solution).to_contain_text("raise NotImplementedError()")
+        page.add_style_tag(content=".Toastify { display: none !important; }")
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "tutoring-student.png"))
+        if os.environ.get("AIIDE_UPDATE_SCREENSHOTS") == "1":
+            shutil.copyfile(
+                ARTIFACTS / "tutoring-student.png", SCREENSHOTS / "tutoring-student.png"
+            )
 
         requests = _requests(hub)
         assert requests, "the model was not asked"
