@@ -30,6 +30,23 @@ def enforced(course: Course, user: str) -> list[str]:
             lines.append(f"{budget[kind]:,} tokens {per}")
     if course.models:
         lines.append("models: " + ", ".join(course.models))
+    return lines + help_lines(course)
+
+
+#: What each help mode means to a student, in a few words.
+_MODE_WORDS = {"open": "open", "tutor": "tutor mode (hints, not answers)", "exam": "off (exam)"}
+
+
+def help_lines(course: Course, now: float | None = None) -> list[str]:
+    """The course's help modes (helpmodes.py) as a student reads them."""
+    help = course.help
+    lines = [f"assistant: {_MODE_WORDS[help.mode]}"] if help.mode != "open" else []
+    for a in help.assignments:
+        line = f"{a.name}: {_MODE_WORDS[a.mode_at(now)]}"
+        t = time.time() if now is None else now
+        if a.deadline is not None and t < a.deadline:
+            line += f" until {iso(a.deadline)}, then {_MODE_WORDS[a.after_deadline]}"
+        lines.append(line)
     return lines
 
 

@@ -181,3 +181,18 @@ def test_edits_refused_by_the_cells_role_and_the_mode(tmp_path: Path) -> None:
         SimpleNamespace(name="write_file"), {"path": "ps1/plain.ipynb"}, "u"
     )
     assert refusal == ""
+
+
+def test_students_are_told_the_help_modes_before_anything_is_refused() -> None:
+    from aiide_server_ext.hub.notices import help_lines
+
+    c = course({"mode": "tutor", "assignments": [
+        {"name": "ps1", "mode": "tutor", "deadline": DEADLINE, "after_deadline": "open"},
+        {"name": "final", "mode": "exam"}]})  # fmt: skip
+    assert help_lines(c, AT - 1) == [
+        "assistant: tutor mode (hints, not answers)",
+        "ps1: tutor mode (hints, not answers) until 2026-12-10T11:00:00+00:00, then open",
+        "final: off (exam)",
+    ]
+    assert help_lines(c, AT)[1] == "ps1: open"
+    assert help_lines(course(None)) == []
