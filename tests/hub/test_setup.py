@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .harness import COURSE, Hub
+from .harness import COURSE, DESCRIBED, Hub
 
 pytestmark = pytest.mark.xdist_group("hub")
 #: The broker checks course files every 5 s (c.BrokerApp.course_reload_interval).
@@ -30,7 +30,8 @@ def test_the_brokers_root_url_is_a_health_page(hub: Hub) -> None:
     assert status == 200, body
     assert (body["service"], body["status"], body["courses"]) == ("aiide-broker", "ok", 1)
     assert (body["redis"], body["database"], body["course_file_error"]) == ("ok", "ok", None)
-    assert body["providers"] == {"anthropic": True, "openai": True}
+    described = dict.fromkeys(DESCRIBED, True)  # each with its key (issue 17)
+    assert body["providers"] == {"anthropic": True, "openai": True, **described}
     assert "sk-" not in json.dumps(body)  # names no key
     status, same = hub.request("GET", hub.broker_url + "health", "")
     assert status == 200 and same["courses"] == 1
