@@ -248,6 +248,8 @@ def merge_changes(
             del merged["exam"]
     elif "exam" in changes and changes["exam"] is None:
         del merged["exam"]
+    if "help" in changes and changes["help"] is None:
+        del merged["help"]  # back to the course file's help modes
     if "student_budgets" in changes:
         students = {**(current.get("student_budgets") or {}), **changes["student_budgets"]}
         kept = {

@@ -196,3 +196,15 @@ def test_students_are_told_the_help_modes_before_anything_is_refused() -> None:
     ]
     assert help_lines(c, AT)[1] == "ps1: open"
     assert help_lines(course(None)) == []
+
+
+def test_a_help_change_replaces_the_files_and_null_goes_back_to_it() -> None:
+    from aiide_server_ext.hub.course import merge_changes, validate_changes
+
+    file = course({"mode": "tutor"})
+    changed = merge_changes(file, {}, validate_changes({"help": {"mode": "open"}}))
+    assert file.with_changes(changed).help.mode == "open"
+    back = merge_changes(file, changed, validate_changes({"help": None}))
+    assert "help" not in back and file.with_changes(back).help.mode == "tutor"
+    with pytest.raises(CourseError, match=r"help\.mode"):
+        validate_changes({"help": {"mode": "strict"}})
