@@ -41,9 +41,12 @@ def jp_server_config(
     fake_openai: FakeOpenAI,
     gateway: tuple[Api, FakeServer],
     monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> Config:
-    """The only model is the described one (its capabilities: what its descriptor says)."""
+    """The only model is the described one (its capabilities: what its descriptor says);
+    ``@pytest.mark.agent_config`` adds ``c.Agent`` settings."""
     api, fake = gateway
+    marker = request.node.get_closest_marker("agent_config")
     monkeypatch.setenv("AIIDE_T_DESCRIBED", KEY)
     spec: dict[str, Any] = {"kind": "described", "descriptor": api.descriptor,
                             "base_url": fake.url}  # fmt: skip
@@ -57,6 +60,7 @@ def jp_server_config(
         providers={"gw": spec},
         models=[{"name": api.descriptor, "provider": "gw", "model": api.model}],
         complete_timeout=30.0,
+        **(dict(marker.kwargs) if marker else {}),
     )
 
 
@@ -169,3 +173,22 @@ async def test_the_model_sees_the_plot_where_its_api_takes_images(
         assert len(images) == 1 and decoded(images[0]).size == (1024, 768)
     else:  # Ollama's descriptor says no vision by default; the text API has none
         assert images == []
+
+
+@pytest.mark.agent_config(allow_user_keys=True)
+async def test_a_users_own_key_is_used_and_never_shown(
+    jp_fetch: Any, jp_ws_fetch: Any, gateway: tuple[Api, FakeServer]
+) -> None:
+    api, fake = gateway
+    if not api.keyed:
+        pytest.skip("Ollama takes no key")
+    mine = "users-own-gateway-key-1234"
+    fake.api_key = mine  # the server's key is refused from now on
+    await jp_fetch(
+        "aiide", "api", "agent", "keys", "gw", method="PUT", body=json.dumps({"key": mine})
+    )
+    chat = await connect(jp_ws_fetch)
+    await chat.send(type="chat", text="hi", task="chat")
+    assert (await chat.until("run_finished"))["status"] == "completed"
+    assert fake.requests[-1].auth not in ("refused", "none")
+    assert all(mine not in json.dumps(m) for m in chat.received)
