@@ -105,6 +105,15 @@ class TokenHandler(FakeRoute):
         )
 
 
+class TokenCountHandler(FakeRoute):
+    """``GET /_fake/tokens``: the exchanges so far (out of process, for the hub's tests)."""
+
+    fake: FakeTextApi
+
+    def get(self) -> None:
+        self.finish({"token_requests": self.fake.token_requests})
+
+
 class FakeTextApi(FakeServer):
     def __init__(self, *args: Any, **kw: Any) -> None:
         super().__init__(*args, **kw)
@@ -123,6 +132,7 @@ class FakeTextApi(FakeServer):
         return [
             (r"/generate", GenerateHandler, {"fake": self}),
             (r"/oauth/token", TokenHandler, {"fake": self}),
+            (r"/_fake/tokens", TokenCountHandler, {"fake": self}),
         ]
 
 

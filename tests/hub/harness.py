@@ -37,7 +37,16 @@ DESCRIBED = {
     "bedrock": ("bedrock-converse", "anthropic.claude-3-haiku-20240307-v1:0"),
     "ollama": ("ollama", "llama3.2"),
     "textapi": ("text-api", "course-text-model"),
+    # the text API again, behind an OAuth token exchange the broker makes per student
+    "sso": ("text-api", "sso-text-model"),
 }
+#: The broker's client-credentials exchange for "sso" (the key file holds the secret).
+SSO_AUTH = {
+    "url": "${base_url}/oauth/token",
+    "form": {"grant_type": "client_credentials", "client_id": "aiide",
+             "client_secret": "${api_key}"},
+    "apply": {"authorization": "Bearer ${token}"},
+}  # fmt: skip
 STUDENTS = ("alice", "bob")
 #: A student without a server, whose only model calls are the replica test's.
 QUIET_STUDENT = "carol"
@@ -287,6 +296,7 @@ class Hub:
                 "models": [model],
                 "base_url": self.gateways_url,
                 "api_key_file": str(self.key_file("gateways")),
+                **({"auth": SSO_AUTH} if name == "sso" else {}),
             }
             for name, (descriptor, model) in DESCRIBED.items()
         }

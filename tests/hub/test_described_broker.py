@@ -79,6 +79,21 @@ def test_the_students_chat_reaches_each_described_provider_through_the_broker(
     assert audit["events"][-1]["detail"]["output_tokens"] == finished["usage"]["output_tokens"]
 
 
+def test_the_broker_exchanges_a_token_once_per_student_and_keeps_it(allowed: Hub) -> None:
+    """The "sso" provider has an OAuth client-credentials pre-flight: the client secret and
+    the tokens stay in the broker; each student's token is cached there."""
+    hub = allowed
+    before = _fake(hub, "/_fake/tokens")["token_requests"]
+    for text in ("first", "second"):
+        events = chat(hub.url, "bob", hub.login("bob"), text, model="gw-sso")
+        assert error_of(events) is None, events
+        assert text_of(events) == "Hello from the gateway model"
+    assert _fake(hub, "/_fake/tokens")["token_requests"] == before + 1
+    sent = _fake(hub, "/_fake/requests")["requests"]
+    assert sent[-1]["auth"] == "bearer" and sent[-1]["headers"]["authorization"] == "<redacted>"
+    assert "tok-" not in json.dumps(events) and GATEWAY_KEY not in json.dumps(events)
+
+
 def test_a_described_providers_tool_call_comes_back_through_the_broker(allowed: Hub) -> None:
     hub = allowed
     _fake(hub, "/_fake/script", method="DELETE")
