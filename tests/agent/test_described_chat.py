@@ -44,7 +44,8 @@ def jp_server_config(
     request: pytest.FixtureRequest,
 ) -> Config:
     """The only model is the described one (its capabilities: what its descriptor says);
-    ``@pytest.mark.agent_config`` adds ``c.Agent`` settings."""
+    ``@pytest.mark.agent_config`` adds ``c.Agent`` settings (``described``: overrides of
+    the descriptor)."""
     api, fake = gateway
     marker = request.node.get_closest_marker("agent_config")
     monkeypatch.setenv("AIIDE_T_DESCRIBED", KEY)
@@ -52,6 +53,8 @@ def jp_server_config(
                             "base_url": fake.url}  # fmt: skip
     if api.keyed:
         spec["api_key_env"] = "AIIDE_T_DESCRIBED"
+    overrides = dict(marker.kwargs) if marker else {}
+    spec.update(overrides.pop("described", {}))  # the test's changes to the descriptor
     return server_config(
         jp_root_dir,
         fake_anthropic,
@@ -60,7 +63,7 @@ def jp_server_config(
         providers={"gw": spec},
         models=[{"name": api.descriptor, "provider": "gw", "model": api.model}],
         complete_timeout=30.0,
-        **(dict(marker.kwargs) if marker else {}),
+        **overrides,
     )
 
 
@@ -192,3 +195,18 @@ async def test_a_users_own_key_is_used_and_never_shown(
     assert (await chat.until("run_finished"))["status"] == "completed"
     assert fake.requests[-1].auth not in ("refused", "none")
     assert all(mine not in json.dumps(m) for m in chat.received)
+
+
+@pytest.mark.agent_config(described={"mode": "sync"})
+async def test_sync_mode_answers_the_chat_from_one_json_answer(
+    jp_ws_fetch: Any, gateway: tuple[Api, FakeServer]
+) -> None:
+    _, fake = gateway
+    fake.push(Reply(text="All at once.", input_tokens=21, output_tokens=3))
+    chat = await connect(jp_ws_fetch)
+    await chat.send(type="chat", text="hi", task="chat")
+    done = await chat.until("run_finished")
+    assert done["status"] == "completed" and done["text"] == "All at once."
+    assert done["usage"]["input_tokens"] == 21
+    sent = fake.requests[-1]
+    assert not sent.body.get("stream") and "stream" not in sent.path.lower()
