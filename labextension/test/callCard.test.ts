@@ -222,3 +222,43 @@ describe('a change that met a conflict', () => {
     card.dispose();
   });
 });
+
+describe('a larger edit', () => {
+  const big = Array.from({ length: 10 }, (_, i) => `row_${i} = ${i}`).join('\n');
+
+  test('is shown in the notebook while its card waits, and taken away once decided', () => {
+    const shown: IPatch[] = [];
+    let removed = 0;
+    const base = handlers([]);
+    const card = new CallCard({
+      ...base,
+      notebooks: {
+        ...base.notebooks!,
+        preview: patch => {
+          shown.push(patch);
+          return () => removed++;
+        }
+      }
+    });
+    const block = call('replace_cell', { cell_id: CELLS[1].id, source: big });
+    block.approval!.patch = replace(big);
+    card.update(block, true);
+    card.update(block, true);
+    assert.equal(shown.length, 1, 'shown once while it waits');
+    block.approval!.resolution = { decision: 'approve', by: 'ada', reason: null, edited: false };
+    card.update(block, false);
+    assert.equal(removed, 1);
+    card.dispose();
+  });
+
+  test('a small edit stays on the card only', () => {
+    const shown: IPatch[] = [];
+    const base = handlers([]);
+    const card = new CallCard({ ...base, notebooks: { ...base.notebooks!, preview: p => (shown.push(p), null) } });
+    const block = call('replace_cell', { cell_id: CELLS[1].id, source: 'df.tail()' });
+    block.approval!.patch = replace('df.tail()');
+    card.update(block, true);
+    assert.equal(shown.length, 0);
+    card.dispose();
+  });
+});

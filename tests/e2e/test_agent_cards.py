@@ -301,3 +301,41 @@ def test_a_conflict_is_said_once_shows_both_versions_and_applies_anyway(
     expect(notebook.locator(".jp-Cell").first.locator(".jp-InputArea-editor")).to_have_text(
         "total = 7"
     )
+
+
+def test_a_larger_edit_is_shown_in_the_notebook_while_it_waits(
+    chat: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
+) -> None:
+    from playwright.sync_api import expect
+
+    path = write_notebook(
+        agent_lab.root_dir, "larger.ipynb", [(IDS[0], "x = 1"), (IDS[1], "y = 2")]
+    )
+    notebook = chat.open_notebook(path)
+    source = "\n".join(f"feature_{n} = x * {n}" for n in range(10))
+    fake_model.script(
+        {
+            "text": "Adding features.",
+            "tools": [
+                {
+                    "name": "replace_cell",
+                    "id": "toolu_e2ecrd10",
+                    "input": {"path": path, "cell_id": IDS[1], "source": source},
+                }
+            ],
+        },
+        {"text": "Done."},
+    )
+    chat.ask("Add ten features")
+    card = chat.awaiting_card()
+    shown = notebook.locator(".jp-Cell").nth(1).locator(".aiide-NotebookDiff")
+    expect(shown).to_be_visible()
+    expect(shown).to_contain_text("feature_9 = x * 9")
+    expect(shown).to_contain_text("Waiting for your approval in the chat")
+    screenshot(notebook, "notebook-diff-waiting")
+    card.get_by_role("button", name="Approve").click()
+    chat.finished()
+    expect(notebook.locator(".aiide-NotebookDiff")).to_have_count(0)
+    expect(notebook.locator(".jp-Cell").nth(1).locator(".jp-InputArea-editor")).to_contain_text(
+        "feature_9 = x * 9"
+    )

@@ -12,11 +12,12 @@
  */
 import { citationList, type ICitationLinks } from '../knowledge/citations';
 import { button, fill, h } from '../ui/dom';
-import type { Risk } from '../api/protocol';
+import type { IPatch, Risk } from '../api/protocol';
 import type { ICodeField, INotebookActions } from '../notebook/bridge';
 import { CODE_ARGUMENTS, fromForm, isEdited, toForm, type IArgumentForm } from './args';
 import { NOT_SANDBOXED } from '../notebook/sandbox';
 import { cellName, describeCall, noNotebook, type CellNamer } from './describeCall';
+import { patchDiff } from './diffRows';
 import { renderPatchDiff } from './diffView';
 import type { Block, INotebookRequest } from './transcript';
 
@@ -35,7 +36,15 @@ export interface ICallHandlers {
   /** Switch the notebook (null: the current one) to the sandboxed kernel. */
   switchToSandbox(path: string | null): Promise<void>;
   /** The open notebooks: names of their cells, showing a cell, code editors. */
-  notebooks?: Pick<INotebookActions, 'cells' | 'reveal' | 'codeField'>;
+  notebooks?: Pick<INotebookActions, 'cells' | 'reveal' | 'codeField' | 'preview'>;
+}
+
+/** Changed lines from which an edit is also shown in the notebook, not only on the card. */
+export const LARGE_EDIT_LINES = 8;
+
+function isLarge(patch: IPatch): boolean {
+  const changed = patchDiff(patch).flatMap(op => op.rows).filter(r => r.kind === 'add' || r.kind === 'del');
+  return changed.length >= LARGE_EDIT_LINES;
 }
 
 /** The badge, least risky first (docs/agent.md); older runs say low / medium / high. */
@@ -105,6 +114,10 @@ export class CallCard {
     if (!waiting) {
       this._mode = 'idle';
       this._stopTimer();
+      this._hidePreview();
+    } else if (block.approval?.patch && !this._preview && isLarge(block.approval.patch)) {
+      // A larger edit is also shown where it lands, in the notebook, while it waits.
+      this._preview = this._handlers.notebooks?.preview?.(block.approval.patch) ?? null;
     }
     this._block = block;
     const n = this.node;
@@ -167,6 +180,7 @@ export class CallCard {
 
   dispose(): void {
     this._stopTimer();
+    this._hidePreview();
     this._disposeFields();
   }
 
@@ -593,6 +607,11 @@ export class CallCard {
     return line;
   }
 
+  private _hidePreview(): void {
+    this._preview?.();
+    this._preview = null;
+  }
+
   private _redraw(): void {
     if (this._block) {
       this.update(this._block, false);
@@ -685,6 +704,8 @@ export class CallCard {
   private readonly _names = new Map<string, string>();
   private _revealed = false;
   private _theirsShown = false;
+  /** Takes away the diff shown in the notebook while the card waits. */
+  private _preview: (() => void) | null = null;
   private _ranCode: string | null = null;
   private _reason = '';
   private _timer: number | null = null;

@@ -19,7 +19,9 @@ import type {
   INotebookResultMessage,
   IPatch
 } from '../api/protocol';
+import { renderPatchDiff } from '../chat/diffView';
 import type { Block, Transcript } from '../chat/transcript';
+import { h } from '../ui/dom';
 import { runCell } from './execute';
 import { fitOutputs } from './outputs';
 import { holdsPatch } from './patch';
@@ -58,6 +60,12 @@ export interface INotebookActions {
   cells(path: string): ICellView[];
   /** Scrolls the open notebook to a cell and flashes it; false when it is not there. */
   reveal(path: string, cellId: string): boolean;
+  /**
+   * Shows a proposed change inside the open notebook, under the cells it changes (or
+   * where it inserts), while its card waits; returns how to take it away, or null when
+   * the notebook is not open here.
+   */
+  preview?(patch: IPatch): (() => void) | null;
   /** Code editors for the approval card's Edit form; null: text boxes. */
   readonly codeField: CodeFieldFactory | null;
 }
@@ -196,6 +204,39 @@ export class NotebookBridge implements INotebookActions {
     node.classList.add('aiide-Flash');
     window.setTimeout(() => node.classList.remove('aiide-Flash'), FLASH_MS);
     return true;
+  }
+
+  preview(patch: IPatch): (() => void) | null {
+    const notebook = this._panel(patch.path)?.content;
+    if (!notebook) {
+      return null;
+    }
+    const shown: HTMLElement[] = [];
+    for (const op of patch.ops) {
+      // Under the changed cell, or under the cell a new one goes after (at the top: above
+      // the first cell).
+      const anchorId = op.op === 'insert' || op.op === 'move' ? op.after_id : op.cell_id;
+      const cell = anchorId === null ? notebook.widgets[0] : notebook.widgets.find(w => w.model.id === anchorId);
+      if (!cell) {
+        continue;
+      }
+      const node = h(
+        'div',
+        { class: 'aiide-NotebookDiff', role: 'note', 'aria-label': 'Change waiting for your approval in the chat' },
+        h('div', { class: 'aiide-NotebookDiff-title' }, 'Waiting for your approval in the chat:'),
+        renderPatchDiff({ path: patch.path, ops: [op] })
+      );
+      const input = cell.node.querySelector('.jp-Cell-inputWrapper');
+      if (anchorId === null) {
+        cell.node.insertAdjacentElement('beforebegin', node);
+      } else if (input) {
+        input.insertAdjacentElement('afterend', node);
+      } else {
+        cell.node.appendChild(node);
+      }
+      shown.push(node);
+    }
+    return shown.length ? () => shown.forEach(node => node.remove()) : null;
   }
 
   get codeField(): CodeFieldFactory | null {
