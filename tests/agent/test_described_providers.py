@@ -240,3 +240,21 @@ async def test_a_large_sync_answer_is_read_whole() -> None:
         assert "larger than 1048576 bytes" in e.value.message
     finally:
         await fake.stop()
+
+
+async def test_a_descriptor_reads_its_endpoint_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    fake = FakeAzure(api_key=KEY)
+    await fake.start()
+    try:
+        monkeypatch.setenv("AZURE_OPENAI_ENDPOINT", fake.url)  # ${env.AZURE_OPENAI_ENDPOINT}
+        fake.push(Reply(text="from the environment's endpoint"))
+        spec = {"kind": "described", "descriptor": "azure-openai",
+                "variables": {"api_version": "2025-01-01-preview"}}  # fmt: skip
+        api = Api("azure-openai", FakeAzure, "dep")
+        got = await run(build_provider("p", spec, TIMEOUTS), request(api))
+        assert text(got) == "from the environment's endpoint"
+        assert fake.requests[0].path == "/openai/deployments/dep/chat/completions"
+    finally:
+        await fake.stop()
