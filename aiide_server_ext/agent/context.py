@@ -307,7 +307,7 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         built = Built("")
         parts: list[str] = []
         budget = self.budget if budget is None else budget
-        guard = notebooks.guard
+        guard = getattr(notebooks, "guard", None)
         if guard is not None:  # a course's tutoring: the hint level, the cell's role
             note = await guard.context_note(caller, context, question)
             if note:
@@ -336,7 +336,7 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
             left -= tokens(text)
         open_file = context.get("file")
         if open_file:
-            file_text = await self._open_file(open_file, context.get("line"), root_dir)
+            file_text = await self._open_file(open_file, context.get("line"), root_dir, notebooks)
             if file_text and tokens(file_text) <= left:
                 parts.append(file_text)
                 built.add("file", open_file, file_text)
@@ -513,7 +513,9 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
             at += 1
         return "\n".join(notes)
 
-    async def _open_file(self, path: str, line: Any, root: str) -> str | None:
+    async def _open_file(
+        self, path: str, line: Any, root: str, notebooks: NotebookBridge | None = None
+    ) -> str | None:
         """The file open in the editor, where the user works in a script rather than a
         notebook: around the cursor's line when it is longer than ``max_file_chars``."""
         try:
@@ -523,6 +525,7 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         except (OSError, fsguard.Refused, ValueError):
             return None
         text = data.decode("utf-8", errors="replace")
+        text = model_text(notebooks, path, text)  # a course's hidden tests withheld
         at = line if isinstance(line, int) and line >= 1 else 1
         shown, first = around_line(text, at, self.max_file_chars)
         where = f' line="{at}"' if isinstance(line, int) else ""
@@ -537,8 +540,9 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
         try:
             if mention["kind"] == "cell":
                 nb = await asyncio.to_thread(_read_notebook, root, path)
-                if notebooks.guard is not None:
-                    nb = dict(notebooks.guard.notebook(path, nb))
+                guard = getattr(notebooks, "guard", None)
+                if guard is not None:
+                    nb = dict(guard.notebook(path, nb))
                 at = index_of(nb, mention["cell_id"])
                 return f'<cell path="{path}">\n{self.render_cell(nb["cells"][at], at + 1)}\n</cell>'
             if mention["kind"] == "folder":  # its names, as the list_files tool gives them
@@ -559,11 +563,12 @@ class ContextBuilder(LoggingConfigurable):  # type: ignore[misc]
                 return data.decode("utf-8", errors="replace")
 
             text = await asyncio.to_thread(read)
+            text = model_text(notebooks, path, text)  # a course's hidden tests withheld
             if lines:  # a passage the index found (one function): those lines, not the file
                 start, end = lines
                 passage = "\n".join(text.split("\n")[start - 1 : end])[: self.max_file_chars]
                 return f'<file path="{path}" lines="{start}-{end}">\n{passage}\n</file>'
-            body = notebooks.model_text(path, text[: self.max_file_chars])
+            body = text[: self.max_file_chars]
             return f'<file path="{path}">\n{body}\n</file>'
         except (ToolError, OSError, fsguard.Refused, ValueError):
             return None
@@ -608,6 +613,13 @@ def mentioned(mention: dict[str, Any], hit: dict[str, Any]) -> bool:
     if not isinstance(start, int) or not isinstance(end, int) or hit.get("cell_id"):
         return False
     return bool(lines[0] <= start and end <= lines[1])
+
+
+def model_text(notebooks: Any, path: str, text: str) -> str:
+    """A file's text as a model may read it: what the notebook bridge's ``guard`` (a
+    course's tutoring) withholds taken out; unchanged without one."""
+    guard = getattr(notebooks, "guard", None)
+    return text if guard is None else str(guard.text(path, text))
 
 
 def _read_notebook(root: str, path: str) -> dict[str, Any]:

@@ -147,8 +147,9 @@ class History:
         system = self.context.system_prompt
         if rules_text:
             system += "\n\n" + rules_text
-        if self.notebooks.guard is not None:  # a course's help mode for this notebook
-            system += self.notebooks.guard.system_note(run.caller_obj(), run.context)
+        guard = getattr(self.notebooks, "guard", None)
+        if guard is not None:  # a course's help mode for this notebook
+            system += guard.system_note(run.caller_obj(), run.context)
         if first:
             items = [
                 {"kind": "system", "ref": "", "tokens": tokens(system) - tokens(rules_text)},

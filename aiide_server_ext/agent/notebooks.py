@@ -160,10 +160,6 @@ class NotebookBridge:
         )
         return nb if raw or self.guard is None else dict(self.guard.notebook(path, nb))
 
-    def model_text(self, path: str, text: str) -> str:
-        """A file's text as a model may read it (a notebook's JSON, a script)."""
-        return text if self.guard is None else str(self.guard.text(path, text))
-
     async def _require_known_kernelspec(self, path: str) -> None:
         """A notebook that names a kernel not installed here (another language, a
         removed environment) is refused rather than run in the headless kernel."""

@@ -59,6 +59,9 @@ def workspace(tmp_path: Path) -> Path:
 
 
 class NoNotebooks:
+    #: No course's tutoring here (the bridge's filter of what a model reads, hub only).
+    guard = None
+
     def __getattr__(self, name: str) -> Any:
         raise AssertionError(f"a confined path must not reach the notebooks ({name})")
 

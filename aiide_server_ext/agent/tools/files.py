@@ -54,7 +54,9 @@ async def read_file(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
             text += f"\n[truncated at {env.max_read_bytes} bytes]"
         return text
 
-    return ToolResult(env.notebooks.model_text(path, await asyncio.to_thread(read)))
+    text = await asyncio.to_thread(read)
+    guard = getattr(env.notebooks, "guard", None)  # a course's tutoring (hub)
+    return ToolResult(text if guard is None else str(guard.text(path, text)))
 
 
 async def write_file(env: ToolEnv, args: dict[str, Any]) -> ToolResult:
