@@ -1,7 +1,9 @@
 """A fake of Azure OpenAI's chat completions, as its REST API is documented:
 ``POST /openai/deployments/{deployment}/chat/completions?api-version=...`` with the key in
 the ``api-key`` header. The answer is OpenAI's (``fake_openai.py``), with Azure's own
-first stream chunk (``prompt_filter_results``, no choices) and its error shapes: a
+first stream chunk (``prompt_filter_results``, no choices), its chunk of the content
+filter's results after the finish (``content_filter_offsets``, an empty delta) and its
+error shapes: a
 missing ``api-version`` is a 404, a wrong key a 401 ``{"error": {"code": "401", ...}}``.
 Run standalone: ``python -m fakes.fake_azure --port 8767``.
 """
@@ -53,6 +55,12 @@ class AzureHandler(CompletionsHandler):
             }  # fmt: skip
             await super().send(f"data: {json.dumps(opening)}\n\n", 0)
         await super().send(chunk, delay)
+        if '"finish_reason": "' in chunk:  # then the filter's results on the completion
+            offsets = {"check_offset": 0, "start_offset": 0, "end_offset": 10}
+            choice: dict[str, Any] = {"index": 0, "finish_reason": None, "delta": {}}
+            choice.update(content_filter_offsets=offsets, content_filter_results=FILTER)
+            results = {"id": "", "model": "", "object": "", "choices": [choice], "created": 0}
+            await super().send(f"data: {json.dumps(results)}\n\n", 0)
 
 
 class FakeAzure(FakeServer):
