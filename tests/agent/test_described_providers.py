@@ -4,6 +4,7 @@ wire format: streaming and sync, tool calls, usage, errors mapped to aiide's cod
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -258,3 +259,32 @@ async def test_a_descriptor_reads_its_endpoint_from_the_environment(
         assert fake.requests[0].path == "/openai/deployments/dep/chat/completions"
     finally:
         await fake.stop()
+
+
+def _mapped(descriptor: str, chunks: list[dict[str, Any]]) -> list[Any]:
+    from aiide_server_ext.agent.providers import describe
+    from aiide_server_ext.agent.providers.streams import Mapper
+
+    d = describe("p", {"kind": "described", "descriptor": descriptor, "base_url": "http://h"})
+    mapper = Mapper(d, d.part, "p", lambda s: s)
+    out: list[Any] = []
+    for chunk in chunks:
+        out += mapper.feed(chunk, json.dumps(chunk))
+    return out + mapper.finish()
+
+
+async def test_thinking_is_not_part_of_the_answer() -> None:
+    gemini = [{"candidates": [{"content": {"parts": [
+        {"text": "let me think", "thought": True}, {"text": "42"}]}, "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 3, "candidatesTokenCount": 1}}]  # fmt: skip
+    assert [e for e in _mapped("gemini", gemini) if isinstance(e, TextDelta)] == [TextDelta("42")]
+    bedrock = [
+        {"messageStart": {"role": "assistant"}},
+        {"contentBlockDelta": {"delta": {"reasoningContent": {"text": "hmm"}},
+                               "contentBlockIndex": 0}},
+        {"contentBlockDelta": {"delta": {"text": "42"}, "contentBlockIndex": 1}},
+        {"messageStop": {"stopReason": "end_turn"}},
+    ]  # fmt: skip
+    got = _mapped("bedrock-converse", bedrock)
+    assert [e for e in got if isinstance(e, TextDelta)] == [TextDelta("42")]
+    assert got[-1] == Stop("end_turn")
