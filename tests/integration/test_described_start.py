@@ -49,7 +49,8 @@ def test_a_valid_descriptor_serves() -> None:
     good = {"gw": {"kind": "described", "descriptor": "ollama", "base_url": "http://h"}}
     with JupyterServer(agent(good)) as server:
         request = urllib.request.Request(
-            server.url + "/aiide/api/agent/models", headers={"Authorization": f"token {server.token}"}
+            server.url + "/aiide/api/agent/models",
+            headers={"Authorization": f"token {server.token}"},
         )
         with urllib.request.urlopen(request, timeout=10) as r:
             assert b'"gw"' in r.read()
