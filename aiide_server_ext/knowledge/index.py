@@ -393,23 +393,23 @@ def keywords(query: str) -> list[str]:
 def _matches(col: Any, word: str, limit: int) -> dict[str, Any]:
     """Chunks defining ``word`` (an indexed lookup); else those containing it verbatim.
 
-    The verbatim lookup asks the collection's exact-text index (``lexical.py``: under a
-    millisecond at 100k chunks) for the ids, then chromadb for those rows; without one
-    (a chroma server), chromadb's ``$contains`` (~55 ms at 100k chunks), so it runs only
-    for identifiers nothing defines.
+    With the collection's side index (``lexical.py``) both lookups are indexed sqlite
+    queries (under a millisecond at 100k chunks) for the ids, then chromadb gives those
+    rows; without one (a chroma server), chromadb's metadata filter and ``$contains``
+    (~55 ms at 100k chunks, so it runs only for identifiers nothing defines).
     """
     include = ["metadatas", "documents", "embeddings"]
     name = word.rsplit(".", 1)[-1]
+    if isinstance(col, IndexedCollection):  # both lookups in the side index, then the rows
+        ids = col.defining(name, limit) or col.contains(word, limit)
+        if not ids:
+            return {"ids": [], "metadatas": [], "documents": [], "embeddings": []}
+        return col.get(ids=ids, include=include)  # type: ignore[no-any-return]
     got: dict[str, Any] = col.get(
         where={"symbols": {"$contains": name}}, limit=limit, include=include
     )
     if got["ids"]:
         return got
-    if isinstance(col, IndexedCollection):
-        ids = col.contains(word, limit)
-        if not ids:
-            return {"ids": [], "metadatas": [], "documents": [], "embeddings": []}
-        return col.get(ids=ids, include=include)  # type: ignore[no-any-return]
     return col.get(where_document={"$contains": word}, limit=limit, include=include)  # type: ignore[no-any-return]
 
 

@@ -11,6 +11,11 @@ under a millisecond. Same semantics: a trigram phrase query matches the exact su
 case-sensitive (``case_sensitive 1``), like ``$contains``; queries are at least three
 characters (``index.identifiers``).
 
+It also answers the two other questions ``search`` asked chromadb on every identifier
+query, each a few milliseconds there and far more on a busy machine (its calls contend
+for the CPU): which chunks *define* a name (their ``symbols`` metadata, here an indexed
+table) and how many chunks the collection holds.
+
 ``IndexedCollection`` wraps a chromadb collection: every write through it (add, upsert,
 update of documents, delete) is mirrored here under one lock per collection, so the two
 cannot interleave differently; a collection whose row count differs from the table's
@@ -33,6 +38,9 @@ from typing import Any
 log = logging.getLogger("aiide.knowledge")
 
 PAGE = 5000
+#: The tables' layout; a file of another version is emptied, so every collection is
+#: rebuilt from chromadb when it next opens (its count no longer matches).
+VERSION = 2
 #: FTS5 trigram queries need three characters; shorter words are not looked up here.
 MIN_CHARS = 3
 
@@ -48,8 +56,9 @@ def _phrase(text: str) -> str:
 
 
 class Lexical:
-    """One sqlite file, two tables per collection: ``<t>_ids`` maps chunk ids to rowids,
-    ``<t>`` (FTS5, trigram) holds the texts under those rowids."""
+    """One sqlite file, three tables per collection: ``<t>_ids`` maps chunk ids to
+    rowids, ``<t>`` (FTS5, trigram) holds the texts under those rowids, ``<t>_sym`` the
+    names each chunk defines."""
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -60,6 +69,13 @@ class Lexical:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._lock = threading.RLock()
         self._ready: set[str] = set()
+        if self._db.execute("PRAGMA user_version").fetchone()[0] != VERSION:
+            names = self._db.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name GLOB 't*'"
+            ).fetchall()
+            for (name,) in names:
+                self._db.execute(f'DROP TABLE IF EXISTS "{name}"')
+            self._db.execute(f"PRAGMA user_version = {VERSION}")
 
     def close(self) -> None:
         with self._lock:
@@ -69,6 +85,11 @@ class Lexical:
         t = _table(collection)
         if t not in self._ready:
             self._db.execute(f"CREATE TABLE IF NOT EXISTS {t}_ids (cid TEXT PRIMARY KEY)")
+            self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS {t}_sym (name TEXT NOT NULL, ref INTEGER NOT NULL)"
+            )
+            self._db.execute(f"CREATE INDEX IF NOT EXISTS {t}_sym_name ON {t}_sym (name)")
+            self._db.execute(f"CREATE INDEX IF NOT EXISTS {t}_sym_ref ON {t}_sym (ref)")
             self._db.execute(
                 f"CREATE VIRTUAL TABLE IF NOT EXISTS {t} USING fts5("
                 "body, tokenize='trigram case_sensitive 1', columnsize=0)"
@@ -81,16 +102,23 @@ class Lexical:
             t = self._create(collection)
             return int(self._db.execute(f"SELECT count(*) FROM {t}_ids").fetchone()[0])  # noqa: S608
 
-    def put(self, collection: str, ids: Sequence[str], texts: Sequence[str]) -> None:
-        """Add or replace chunks (an id already here gets the new text)."""
+    def put(
+        self,
+        collection: str,
+        ids: Sequence[str],
+        texts: Sequence[str],
+        symbols: Sequence[Sequence[str]] | None = None,
+    ) -> None:
+        """Add or replace chunks (an id already here gets the new text and names)."""
         if not ids:
             return
+        names: Sequence[Sequence[str]] = symbols if symbols is not None else [()] * len(ids)
         with self._lock:
             t = self._create(collection)
             self._db.execute("BEGIN")
             try:
                 self._delete(t, ids)
-                for cid, text in zip(ids, texts, strict=True):
+                for cid, text, defined in zip(ids, texts, names, strict=True):
                     rowid = self._db.execute(
                         f"INSERT INTO {t}_ids (cid) VALUES (?)",  # noqa: S608
                         (cid,),
@@ -98,6 +126,10 @@ class Lexical:
                     self._db.execute(
                         f"INSERT INTO {t} (rowid, body) VALUES (?, ?)",  # noqa: S608
                         (rowid, text or ""),
+                    )
+                    self._db.executemany(
+                        f"INSERT INTO {t}_sym (name, ref) VALUES (?, ?)",  # noqa: S608
+                        [(str(name), rowid) for name in dict.fromkeys(defined)],
                     )
                 self._db.execute("COMMIT")
             except BaseException:
@@ -128,14 +160,17 @@ class Lexical:
             if rows:
                 rowids = [r[0] for r in rows]
                 rmarks = ",".join("?" * len(rowids))
-                self._db.execute(f"DELETE FROM {t} WHERE rowid IN ({rmarks})", rowids)  # noqa: S608
-                self._db.execute(f"DELETE FROM {t}_ids WHERE rowid IN ({rmarks})", rowids)  # noqa: S608
+                for table, key in ((t, "rowid"), (f"{t}_sym", "ref"), (f"{t}_ids", "rowid")):
+                    self._db.execute(
+                        f"DELETE FROM {table} WHERE {key} IN ({rmarks})",  # noqa: S608
+                        rowids,
+                    )
 
     def drop(self, collection: str) -> None:
         with self._lock:
             t = _table(collection)
-            self._db.execute(f"DROP TABLE IF EXISTS {t}")
-            self._db.execute(f"DROP TABLE IF EXISTS {t}_ids")
+            for table in (t, f"{t}_ids", f"{t}_sym"):
+                self._db.execute(f"DROP TABLE IF EXISTS {table}")
             self._ready.discard(t)
 
     def contains(self, collection: str, text: str, limit: int) -> list[str]:
@@ -151,14 +186,25 @@ class Lexical:
             ).fetchall()
         return [str(r[0]) for r in rows]
 
+    def defining(self, collection: str, name: str, limit: int) -> list[str]:
+        """Ids of up to ``limit`` chunks whose ``symbols`` hold ``name`` (exactly)."""
+        with self._lock:
+            t = self._create(collection)
+            rows = self._db.execute(
+                f"SELECT i.cid FROM {t}_sym s JOIN {t}_ids i ON i.rowid = s.ref"  # noqa: S608
+                " WHERE s.name = ? LIMIT ?",
+                (name, limit),
+            ).fetchall()
+        return [str(r[0]) for r in rows]
+
     def rebuild(self, collection: str, col: Any) -> int:
-        """This collection's table made again from chromadb's documents."""
+        """This collection's tables made again from chromadb's documents and metadata."""
         with self._lock:
             self.drop(collection)
             offset = total = 0
             while True:
-                got = col.get(include=["documents"], limit=PAGE, offset=offset)
-                self.put(collection, got["ids"], got["documents"])
+                got = col.get(include=["documents", "metadatas"], limit=PAGE, offset=offset)
+                self.put(collection, got["ids"], got["documents"], symbols_of(got["metadatas"]))
                 total += len(got["ids"])
                 if len(got["ids"]) < PAGE:
                     break
@@ -197,24 +243,33 @@ class IndexedCollection:
     def contains(self, text: str, limit: int) -> list[str]:
         return self.lexical.contains(self._col.name, text, limit)
 
+    def defining(self, name: str, limit: int) -> list[str]:
+        return self.lexical.defining(self._col.name, name, limit)
+
+    def count(self) -> int:
+        """The chunks held (the side index's count: it is in step, and cheaper to ask)."""
+        return self.lexical.count(self._col.name)
+
     def add(self, ids: Sequence[str], documents: Sequence[str] | None = None, **kw: Any) -> Any:
         with self.lock:
             out = self._col.add(ids=ids, documents=documents, **kw)
-            self.lexical.put(self._col.name, list(ids), list(documents or [""] * len(ids)))
+            self._put(ids, documents, kw.get("metadatas"))
             return out
 
     def upsert(self, ids: Sequence[str], documents: Sequence[str] | None = None, **kw: Any) -> Any:
         with self.lock:
             out = self._col.upsert(ids=ids, documents=documents, **kw)
-            self.lexical.put(self._col.name, list(ids), list(documents or [""] * len(ids)))
+            self._put(ids, documents, kw.get("metadatas"))
             return out
 
     def update(self, ids: Sequence[str], documents: Sequence[str] | None = None, **kw: Any) -> Any:
         with self.lock:
-            if documents is None:
+            if documents is None and kw.get("metadatas") is None:
                 return self._col.update(ids=ids, **kw)
             out = self._col.update(ids=ids, documents=documents, **kw)
-            self.lexical.put(self._col.name, list(ids), list(documents))
+            if documents is None:  # new metadata only: each chunk keeps its stored text
+                documents = self._col.get(ids=list(ids), include=["documents"])["documents"]
+            self._put(ids, documents, kw.get("metadatas"))
             return out
 
     def delete(self, ids: Sequence[str] | None = None, **kw: Any) -> Any:
@@ -226,3 +281,16 @@ class IndexedCollection:
             out = self._col.delete(ids=list(ids))
             self.lexical.delete(self._col.name, list(ids))
             return out
+
+    def _put(self, ids: Sequence[str], documents: Any, metadatas: Any) -> None:
+        texts = [str(d or "") for d in documents] if documents is not None else [""] * len(ids)
+        names = symbols_of(metadatas) if metadatas is not None else None
+        self.lexical.put(self._col.name, list(ids), texts, names)
+
+
+def symbols_of(metadatas: Sequence[Any] | None) -> list[list[str]]:
+    """The names each chunk defines (its ``symbols`` metadata, a list)."""
+    return [
+        [str(x) for x in (m.get("symbols") or [])] if isinstance(m, dict) else []
+        for m in metadatas or []
+    ]

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from aiide_server_ext.knowledge import index as ix
-from aiide_server_ext.knowledge.chunking import Chunk
-from aiide_server_ext.knowledge.lexical import IndexedCollection, Lexical
+from aiide_server_ext.knowledge.chunking import Chunk, defined_names
+from aiide_server_ext.knowledge.lexical import IndexedCollection, Lexical, _table
 
 from .fake_embeddings import vector
 
@@ -41,8 +41,11 @@ class HashEmbedder:
         return None
 
 
-def chunks(path: str, texts: list[str]) -> list[Chunk]:
-    return [Chunk(path, "python", t, "", -1, i + 1, i + 1, "", ()) for i, t in enumerate(texts)]
+def chunks(path: str, texts: list[str], first_line: int = 1) -> list[Chunk]:
+    return [
+        Chunk(path, "python", t, "", -1, first_line + i, first_line + i, "", defined_names(t))
+        for i, t in enumerate(texts)
+    ]
 
 
 def fill(col: Any, files: dict[str, list[str]] = FILES) -> None:
@@ -53,6 +56,10 @@ def fill(col: Any, files: dict[str, list[str]] = FILES) -> None:
 def raw_contains(col: Any, word: str) -> set[str]:
     raw = col._col if isinstance(col, IndexedCollection) else col
     return set(raw.get(where_document={"$contains": word}, include=[])["ids"])
+
+
+def raw_defining(col: Any, name: str) -> set[str]:
+    return set(col._col.get(where={"symbols": {"$contains": name}}, include=[])["ids"])
 
 
 @pytest.fixture
@@ -79,39 +86,62 @@ def test_lookups_answer_what_chromadbs_contains_answers(store: ix.Store, word: s
     assert set(col.contains(word, 50)) == raw_contains(col, word)
 
 
+@pytest.mark.parametrize("name", ["drop_outliers", "normalize_readings", "plot_sales", "frame"])
+def test_definitions_are_those_chromadbs_symbols_filter_finds(store: ix.Store, name: str) -> None:
+    col = store.collection("ada", "/ws")
+    fill(col)
+    assert set(col.defining(name, 50)) == raw_defining(col, name)
+    assert raw_defining(col, "drop_outliers")  # the corpus defines names
+
+
 def test_search_ranks_the_same_with_and_without_the_index(store: ix.Store) -> None:
     col = store.collection("ada", "/ws")
     fill(col)
-    for question in ("which file calls drop_outliers?", "where is `frame.max` used", "plot_sales"):
+    questions = (
+        "which file calls drop_outliers?",
+        "where is `frame.max` used",
+        "plot_sales",
+        "normalize_readings",
+    )
+    for question in questions:
         query = vector(question, DIM)
         fast = ix.search(col, query, question, 5)
         plain = ix.search(col._col, query, question, 5)
         assert [(h.chunk.path, h.chunk.text, h.score, h.exact) for h in fast] == [
             (h.chunk.path, h.chunk.text, h.score, h.exact) for h in plain
         ]
+    # A defined name finds its definition; one nothing defines, the texts holding it
+    # (case-sensitively, as chromadb's $contains).
     hits = ix.search(col, vector("x", DIM), "who uses drop_outliers", 5)
-    assert {h.chunk.path for h in hits if h.exact} == {"lib/clean.py", "notes.md"}
+    assert {h.chunk.text.split("(")[0] for h in hits if h.exact} == {"def drop_outliers"}
+    hits = ix.search(col, vector("x", DIM), "where is `Drop_Outliers` mentioned", 5)
+    assert {h.chunk.path for h in hits if h.exact} == {"lib/plot.py"}
 
 
 def test_every_write_keeps_the_index_in_step(store: ix.Store) -> None:
     col = store.collection("ada", "/ws")
     fill(col)
-    lexical = col.lexical
-    assert lexical.count(col.name) == col.count() == 5
+    lexical, chroma = col.lexical, col._col
+    assert lexical.count(col.name) == chroma.count() == 5
     # An edit replaces a file's chunks: the old text goes, the new one is found.
     fill(col, {"notes.md": ["We now call remove_spikes before plotting."]})
     assert set(col.contains("remove_spikes", 10)) == raw_contains(col, "remove_spikes") != set()
     assert raw_contains(col, "hourly") == set() and col.contains("hourly", 10) == []
     # A rename re-keys the chunks; a removal deletes them; counts stay equal throughout.
     ix.move_path(col, "lib/plot.py", "lib/charts.py")
-    assert lexical.count(col.name) == col.count()
+    assert lexical.count(col.name) == chroma.count()
     assert set(col.contains("plot_sales", 10)) == raw_contains(col, "plot_sales") != set()
     ix.remove_paths(col, ["lib/clean.py"])
-    assert lexical.count(col.name) == col.count() == 3
+    assert lexical.count(col.name) == chroma.count() == 3
     assert col.contains("normalize_readings", 10) == []
+    # The same text at new lines: metadata only, the chunk and what it defines stay found.
+    fill(col, {"lib/charts.py": ["# moved down", *FILES["lib/plot.py"]]})
+    assert set(col.defining("plot_sales", 10)) == raw_defining(col, "plot_sales") != set()
+    assert lexical.count(col.name) == chroma.count()
     # A delete by filter learns its ids first.
     col.delete(where={"path": "lib/charts.py"})
-    assert lexical.count(col.name) == col.count() == 1
+    assert lexical.count(col.name) == chroma.count() == 1
+    assert col.defining("plot_sales", 10) == []
 
 
 def test_an_out_of_step_index_is_rebuilt_when_the_collection_opens(tmp_path: Path) -> None:
@@ -123,8 +153,6 @@ def test_an_out_of_step_index_is_rebuilt_when_the_collection_opens(tmp_path: Pat
     assert lexical_file.exists()
     # As if the index had been made before this existed, or a crash lost its last write.
     db = sqlite3.connect(lexical_file)
-    from aiide_server_ext.knowledge.lexical import _table
-
     t = _table(name)
     db.execute(f"DELETE FROM {t}")
     db.execute(f"DELETE FROM {t}_ids")
@@ -134,6 +162,18 @@ def test_an_out_of_step_index_is_rebuilt_when_the_collection_opens(tmp_path: Pat
     col = again.collection("ada", "/ws")
     assert col.lexical.count(name) == 5
     assert set(col.contains("drop_outliers", 10)) == raw_contains(col, "drop_outliers")
+
+
+def test_a_file_of_an_older_layout_is_emptied_and_rebuilt(tmp_path: Path) -> None:
+    first = ix.Store(HashEmbedder(), path=str(tmp_path / "chroma"))  # type: ignore[arg-type]
+    fill(first.collection("ada", "/ws"))
+    db = sqlite3.connect(tmp_path / "lexical.sqlite")
+    db.execute("PRAGMA user_version = 1")  # the first layout had no table of definitions
+    db.commit()
+    db.close()
+    col = ix.Store(HashEmbedder(), path=str(tmp_path / "chroma")).collection("ada", "/ws")  # type: ignore[arg-type]
+    assert col.lexical.count(col.name) == 5
+    assert set(col.defining("drop_outliers", 10)) == raw_defining(col, "drop_outliers") != set()
 
 
 def test_dropping_a_collection_drops_its_index_and_users_stay_apart(store: ix.Store) -> None:
