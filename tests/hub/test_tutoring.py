@@ -229,6 +229,10 @@ def test_the_dashboard_shows_the_help_used_and_exports_a_joinable_csv(tutored: H
     context = {"notebook": NOTEBOOK, "cell_id": "cell-2"}
     for _ in range(2):
         chat(hub.url, "alice", hub.login("alice"), "hint please", context=context)
+    fix = "Fix this error in cell 2, then run the cell again to check"  # the cell action's
+    chat(hub.url, "alice", hub.login("alice"), fix, context=context)
+    _help(hub, {"mode": "open", "assignments": [{"name": "ps1", "mode": "open"}]})
+    chat(hub.url, "alice", hub.login("alice"), fix, context=context)  # counted in open mode too
     url = hub.user_url("ian", "/aiide/api/course-admin/help?course=ds101")
     status, body = hub.request("GET", url, hub.login("ian"))
     assert status == 200, body
@@ -236,6 +240,7 @@ def test_the_dashboard_shows_the_help_used_and_exports_a_joinable_csv(tutored: H
     row = next(r for r in body["help"] if r["student_id"] == "alice" and r["assignment"] == "ps1")
     assert row["help_hints"] >= 2 and row["help_max_hint_level"] >= 2
     assert row["cells"]["squares"] >= 2 and row["help_tokens"] > 0
+    assert row["help_fixes"] >= 2
     status, text = hub.request("GET", url + "&format=csv", hub.login("ian"))
     assert status == 200
     rows = list(csv.DictReader(io.StringIO(text)))

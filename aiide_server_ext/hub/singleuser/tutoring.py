@@ -159,10 +159,12 @@ class TutorGuard:
         role = found.cell(str(context.get("cell_id") or "")) if found.graded else None
         if role is not None:
             lines.append(f"The student's cell: {describe(role)}.")
+        cell = (role.grade_id or role.cell_id) if role is not None else ""
+        fix = question.lstrip().lower().startswith(("fix", "/fix"))  # "Fix this error", /fix
+        if mode == "open" and found.graded and name and fix:
+            await self._record(name, cell, "fix", levels)  # the dashboard counts fixes too
         if mode == "tutor" and found.graded:
-            cell = (role.grade_id or role.cell_id) if role is not None else ""
-            kind = "fix" if question.lstrip().lower().startswith(("fix", "/fix")) else "hint"
-            level = await self._record(name, cell, kind, levels)
+            level = await self._record(name, cell, "fix" if fix else "hint", levels)
             if level:
                 style = HINT_STYLE.get(level, "a step-by-step outline in words, no solution code")
                 if level >= levels:
