@@ -92,3 +92,26 @@ async def test_what_the_broker_answers_unstreamed_reads_back_as_the_same_events(
         writer.collect(event)
     got = await _read(json.dumps(writer.message()).encode(), "sync")
     assert got == [TextDelta("Looking now."), *SENT[2:]]
+
+
+def test_a_described_upstream_needs_a_key_only_when_one_is_configured() -> None:
+    from types import SimpleNamespace
+
+    from aiide_server_ext.hub.broker.described import DescribedHandler
+
+    upstreams = {
+        "ollama": {"kind": "described", "descriptor": "ollama"},  # keyless
+        "gemini": {"kind": "described", "descriptor": "gemini", "api_key_env": "UNSET_X"},
+    }
+    broker = SimpleNamespace(
+        upstreams=upstreams, keys={"ollama": None, "gemini": None},
+        described=described_providers(upstreams, 30.0),
+    )  # fmt: skip
+
+    def found(name: str) -> Any:
+        handler = SimpleNamespace(broker=broker, upstream_name=name)
+        return DescribedHandler.upstream_found(handler)  # type: ignore[arg-type]
+
+    assert found("ollama") == (upstreams["ollama"], "")
+    assert found("gemini") is None  # its key is missing: refused as no_provider
+    assert found("nope") is None
