@@ -28,6 +28,7 @@ function setup(now = () => 0, before = 'import numpy as np', editorText?: () => 
       }),
     textBefore: () => before,
     path: () => 'analysis.ipynb',
+    cellId: () => 'cell-2',
     editorText,
     onFailure: f => failures.push(f),
     now
@@ -75,6 +76,7 @@ describe('inline completion provider', () => {
     assert.equal(body.suffix, '\nprint(1)');
     assert.equal(body.language, 'python');
     assert.equal(body.path, 'analysis.ipynb');
+    assert.equal(body.cell_id, 'cell-2'); // a course's tutor mode: solution cells stay off
     assert.equal(body.max_tokens, 96);
     calls[0].resolve(answer('sum(xs) / len(xs)'));
     assert.deepEqual(await pending, { items: [{ insertText: 'sum(xs) / len(xs)' }] });

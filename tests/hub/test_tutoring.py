@@ -184,6 +184,12 @@ def test_completion_is_off_in_the_solution_cell_only(tutored: Hub) -> None:
     status, body = hub.request("POST", url, token, {"path": NOTEBOOK, "prefix": "print(squares(",
                                                     "suffix": ")"})  # fmt: skip
     assert status == 200, body
+    # The student replaced the stub: the lab names the cell, still the solution cell.
+    mine = {"path": NOTEBOOK, "prefix": "def squares(n):\n    return [", "suffix": "]"}
+    status, body = hub.request("POST", url, token, {**mine, "cell_id": "cell-2"})
+    assert (status, body["code"]) == (403, "tutor_mode"), body
+    status, body = hub.request("POST", url, token, {**mine, "cell_id": "cell-6"})
+    assert status == 200, body
 
 
 def test_the_notebooks_metadata_cannot_change_the_mode(tutored: Hub, released: Released) -> None:

@@ -361,6 +361,8 @@ export interface ICompleteRequest {
   suffix?: string;
   language?: string;
   path?: string;
+  /** The notebook cell being completed (a course's tutor mode keeps solution cells off). */
+  cell_id?: string;
   max_tokens?: number;
   /** NDJSON lines of the growing text, then the answer (`streamCompletion`). */
   stream?: boolean;

@@ -61,6 +61,7 @@ export const inlineCompletionPlugin: JupyterFrontEndPlugin<void> = {
         textBefore,
         editorText,
         path: pathOf,
+        cellId: widget => (widget instanceof NotebookPanel ? (widget.content.activeCell?.model.id ?? null) : null),
         icon: chatIcon,
         onFailure: failure => {
           console.info('aiide: inline completion failed', failure);

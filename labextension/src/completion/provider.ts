@@ -42,6 +42,8 @@ export interface IInlineProviderOptions {
   textBefore(widget: IInlineCompletionContext['widget']): string;
   /** The document's server path, when it has one. */
   path(widget: IInlineCompletionContext['widget']): string | null;
+  /** The id of the notebook cell being completed, when in a notebook. */
+  cellId?(widget: IInlineCompletionContext['widget']): string | null;
   /**
    * The text of the editor being completed now (the active cell in a notebook), or
    * `null` when unknown. JupyterLab builds a request at the keystroke and fetches after
@@ -222,11 +224,13 @@ export class AiideInlineProvider implements IInlineCompletionProvider {
     const before = this._options.textBefore(context.widget);
     const prefix = (before ? `${before}\n\n` : '') + request.text.slice(0, request.offset);
     const path = this._options.path(context.widget);
+    const cellId = this._options.cellId?.(context.widget) ?? null;
     return {
       prefix: prefix.slice(-MAX_PREFIX),
       suffix: request.text.slice(request.offset, request.offset + MAX_SUFFIX),
       language: languageOf(request.mimeType).slice(0, 64),
       ...(path ? { path } : {}),
+      ...(cellId ? { cell_id: cellId } : {}),
       max_tokens: this._maxTokens
     };
   }
