@@ -1,9 +1,15 @@
 """What aiide adds to Jupyter server start: a bare server vs one with aiide, one run.
 
-    .venv/bin/python benchmarks/server_start.py [--runs 10]
+    .venv/bin/python benchmarks/server_start.py [--runs 10] [--wheel]
 
 Each start is timed from process spawn until ``GET /api/status`` answers. The
 target is ≤ 150 ms added: heavy libraries must be imported on first use.
+
+``--wheel`` measures the two ways aiide is installed in the same run: this checkout's
+editable install (``.venv``) and the wheel built from it, installed with its
+dependencies into a fresh virtualenv (what ``pip install aiide`` gives a user). Each
+kind's bare server is its own baseline: an editable install's import hook and the
+wheel environment's different package set each change what a bare start costs.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from pathlib import Path
 
 
 def free_port() -> int:
@@ -25,12 +32,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def time_start(with_aiide: bool, root: str) -> float:
+def time_start(with_aiide: bool, root: str, python: str = sys.executable) -> float:
     port = free_port()
     token = os.urandom(8).hex()
     enabled = "True" if with_aiide else "False"
     cmd = [
-        sys.executable,
+        python,
         "-m",
         "jupyter_server",
         "--no-browser",
@@ -60,19 +67,43 @@ def time_start(with_aiide: bool, root: str) -> float:
         proc.wait(10)
 
 
+def measure(python: str, runs: int, root: str) -> tuple[float, float]:
+    """Median bare and with-aiide start of one Python environment, interleaved so drift
+    hits both alike."""
+    bare, aiide = [], []
+    for _ in range(runs):
+        bare.append(time_start(False, root, python))
+        aiide.append(time_start(True, root, python))
+    return statistics.median(bare), statistics.median(aiide)
+
+
+def wheel_python(work: Path) -> str:
+    """A fresh virtualenv with the wheel of this checkout and its dependencies."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from install_size import build_wheel, install
+
+    wheel = build_wheel(work / "wheel")
+    install(work / "venv", str(wheel))
+    return str(work / "venv" / "bin" / "python")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--wheel", action="store_true", help="also a wheel install, same run")
     args = parser.parse_args()
     root = tempfile.mkdtemp(prefix="aiide-bench-")
-    bare, aiide = [], []
-    for _ in range(args.runs):  # interleaved, so drift hits both alike
-        bare.append(time_start(False, root))
-        aiide.append(time_start(True, root))
-    b, a = statistics.median(bare), statistics.median(aiide)
-    print(f"{'server start':24} {'median':>10}")
-    print(f"{'bare jupyter server':24} {b * 1000:8.0f}ms")
-    print(f"{'with aiide':24} {a * 1000:8.0f}ms   {a / b:.2f}x  {(a - b) * 1000:+.0f}ms added")
+    kinds = [("editable (.venv)", sys.executable)]
+    if args.wheel:
+        work = Path(tempfile.mkdtemp(prefix="aiide-bench-wheel-"))
+        kinds.append(("wheel (fresh venv)", wheel_python(work)))
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    print(f"{'install':20} {'bare':>8} {'with aiide':>11} {'added':>8}")
+    for name, python in kinds:
+        b, a = measure(python, args.runs, root)
+        added = (a - b) * 1000
+        print(f"{name:20} {b * 1000:6.0f}ms {a * 1000:9.0f}ms {added:+6.0f}ms  {a / b:.2f}x")
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":
