@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,6 +49,7 @@ log = logging.getLogger("aiide.hub")
 CELL_EDITS = frozenset({"insert_cell", "replace_cell", "delete_cell"})
 FILE_WRITES = frozenset({"write_file"})
 MAX_NOTEBOOK_BYTES = 20_000_000
+MAX_CACHED = 64
 
 TUTOR_SYSTEM = (
     "\n\nTUTOR MODE (set by the course, not the student). This notebook is a graded "
@@ -78,6 +80,8 @@ class TutorGuard:
         self.markers: Markers = DEFAULT_MARKERS
         #: User -> the notebook their latest run is about (for the tool policy).
         self.current: dict[str, str] = {}
+        #: Path -> (its size, time and the markers, its reading).
+        self._cache: dict[str, tuple[tuple[Any, ...], Assignment]] = {}
 
     # -- what the broker says --------------------------------------------------
     def learn(self, policy: Mapping[str, Any]) -> None:
@@ -93,10 +97,6 @@ class TutorGuard:
             policies.append((str(entry.get("course") or ""), parsed))
             markers = markers.plus(parsed.markers)
         self.policies, self.markers = policies, markers
-
-    async def refresh(self) -> None:
-        with contextlib.suppress(GateRefusal):  # the gate refuses model calls meanwhile
-            self.learn(await self.broker.me())
 
     def mode_for(self, path: str) -> tuple[str, str, int]:
         """(mode, assignment, hint levels) for a notebook; the strictest course wins."""
@@ -122,14 +122,29 @@ class TutorGuard:
         return redact_source(text, self.markers)
 
     def _read(self, path: str) -> Assignment:
-        """The notebook on disk read as an assignment (nothing: not one, or unreadable)."""
+        """The notebook on disk read as an assignment (nothing: not one, or unreadable).
+        Kept while the file's size and time stay the same: the tool policy asks on every
+        edit, synchronously. The read itself is fsguard's (no link out of the root)."""
         if not path or not path.endswith(".ipynb"):
             return Assignment()
         try:
+            st = os.stat(os.path.join(self.root_dir, path.lstrip("/")))
+            key: tuple[Any, ...] | None = (st.st_mtime_ns, st.st_size, self.markers)
+        except (OSError, ValueError):
+            key = None
+        cached = self._cache.get(path)
+        if key is not None and cached is not None and cached[0] == key:
+            return cached[1]
+        try:
             data, _ = fsguard.read_bytes(self.root_dir, path, limit=MAX_NOTEBOOK_BYTES)
-            return inspect(json.loads(data.decode("utf-8")), self.markers)
+            found = inspect(json.loads(data.decode("utf-8")), self.markers)
         except (fsguard.Refused, OSError, ValueError):
             return Assignment()
+        if key is not None:
+            if len(self._cache) >= MAX_CACHED:
+                self._cache.pop(next(iter(self._cache)))
+            self._cache[path] = (key, found)
+        return found
 
     # -- chat --------------------------------------------------------------------
     def system_note(self, caller: Any, context: Mapping[str, Any]) -> str:
@@ -144,7 +159,6 @@ class TutorGuard:
         path = str(context.get("notebook") or "")
         if not path:
             return ""
-        await self.refresh()
         if caller is not None:
             self.current[caller.username] = path
         mode, name, levels = self.mode_for(path)
