@@ -130,8 +130,8 @@ def _openapi() -> dict[str, Any]:
         "/aiide/api/course-admin/{kind}": {
             "parameters": _path_param("kind"),
             "get": _op(
-                "Instructor API: usage | limits | audit | courses | roster | export | help | shares "
-                "| shares/<id> (JSON or ?format=csv)",
+                "Instructor API: usage | limits | audit | courses | roster | export | help "
+                "| shares | shares/<id> (JSON or ?format=csv)",
                 401,
                 403,
             ),
