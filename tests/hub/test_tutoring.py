@@ -257,6 +257,16 @@ def test_the_dashboard_shows_the_help_used_and_exports_a_joinable_csv(tutored: H
     own = hub.user_url("alice", "/aiide/api/course-admin/help?course=ds101")
     status, body = hub.request("GET", own, hub.login("alice"))
     assert status == 403, body
-    status, body = hub.request("POST", hub.broker_url + "api/help", hub.login("alice"),
-                               {"kind": "answer"})  # fmt: skip
-    assert status == 400 and "kind must be one of" in body["message"], body
+    bad = [
+        ({"kind": "answer"}, "kind must be one of"),
+        ([1, 2], "a help record is a JSON object"),
+        ({"kind": "hint", "assignment": "x" * 201}, "assignment must be text up to 200"),
+        ({"kind": "hint", "cell": 7}, "cell must be text"),
+        ({"kind": "tokens", "tokens": -5}, "tokens must be 0.."),
+        ({"kind": "tokens", "tokens": True}, "tokens must be 0.."),
+    ]
+    for record, words in bad:
+        status, body = hub.request("POST", hub.broker_url + "api/help", hub.login("alice"), record)
+        assert status == 400 and words in body["message"], (record, body)
+    status, body = hub.request("GET", hub.broker_url + "api/help?course=nope", hub.login("ian"))
+    assert (status, body["code"]) == (404, "unknown_course"), body
