@@ -22,6 +22,9 @@ ROUTE_FEATURES = {rc: feature for feature, rcs in FEATURES.items() for rc in rcs
 MODEL_ROUTES = frozenset({"chat", "complete", "magic"})
 
 
+#: Help-used token counts on their way to the broker (kept so they are not collected).
+_RECORDING: set[Any] = set()
+
 #: The role a course's instructor gets in their server: the instructor API's scope.
 TEACHER_ROLE = "course-instructor"
 
@@ -147,8 +150,13 @@ class CourseGate(DelegatingGate):
         await self.inner.record_model_usage(caller, **usage)
         path = self.tutor.current.get(caller.username) if self.tutor is not None else None
         if path and usage.get("feature") != "complete":
+            import asyncio
+
             tokens = int(usage.get("input_tokens") or 0) + int(usage.get("output_tokens") or 0)
-            await self.tutor.record_tokens(path, tokens)
+            # In the background: the run's next step does not wait for the broker's count.
+            task = asyncio.ensure_future(self.tutor.record_tokens(path, tokens))
+            _RECORDING.add(task)
+            task.add_done_callback(_RECORDING.discard)
 
     async def admit(self, caller: Caller, route_class: str, scope: str | None = None) -> None:
         await self.inner.admit(caller, route_class, scope=scope)
