@@ -217,6 +217,8 @@ def redact(
     hidden regions withheld (outputs of a cell with hidden regions too: a failing hidden
     test's traceback quotes it). Returns (notebook, notices)."""
     found = inspect(nb, markers)
+    if not any(r.hidden or r.hidden_regions for r in found.cells):
+        return dict(nb), found.notices  # nothing withheld: no copy (most notebooks)
     out = copy.deepcopy(dict(nb))
     cells = out.get("cells")
     if not isinstance(cells, list):
