@@ -443,9 +443,23 @@ async def concurrent(
     through = lean_through if lean else tornado_through
     cpu = CPU(b)
     start = time.perf_counter()
+    # The server's CPU when the first token reaches a client splits the run starts (all
+    # sent at once, done while the fake holds the first token) from the streaming.
+    flowing: dict[str, float] = {}
+
+    async def note_flowing() -> None:
+        while not any(getattr(ws, "first", None) for ws in sockets):
+            await asyncio.sleep(0.005)
+        flowing.update(cpu.now())
+
+    watch = asyncio.ensure_future(note_flowing()) if lean else None
     results = await asyncio.gather(*(through(b, ws, words) for ws in sockets))
     wall = time.perf_counter() - start
     through_cpu = cpu.spent()
+    if watch is not None and not watch.done():
+        watch.cancel()
+    ended = cpu.start["server"] + through_cpu["server"]
+    stream_cpu = ended - flowing["server"] if flowing else float("nan")
     for ws in sockets:
         ws.close()
     lat = [x for r in results for x in r["lat"]]
@@ -473,6 +487,9 @@ async def concurrent(
         # Per stream (its run start and end) and per token, all of the server's CPU.
         "server_ms_per_stream": through_cpu["server"] * 1000 / streams,
         "server_us_per_token": through_cpu["server"] * 1e6 / max(1, len(lat)),
+        # From the first token on: streaming and the runs' ends, without the run starts.
+        "server_start_ms_per_stream": (through_cpu["server"] - stream_cpu) * 1000 / streams,
+        "server_stream_us_per_token": stream_cpu * 1e6 / max(1, len(lat)),
     }
 
 
@@ -755,6 +772,9 @@ async def main() -> None:
                 f"client {cpu_t['client']:.2f}",
                 f"server CPU {r['server_ms_per_stream']:.2f} ms per stream, "
                 f"{r['server_us_per_token']:.0f} us per token (all costs included)",
+                f"of which run starts {r['server_start_ms_per_stream']:.2f} ms per stream; "
+                f"from the first token on {r['server_stream_us_per_token']:.0f} us per token "
+                f"(streaming and run ends)",
             )
             print(f"uptime: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} load average")
         finally:

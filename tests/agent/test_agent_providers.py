@@ -16,7 +16,12 @@ from aiide_server_ext.agent.providers import (
     RetryPolicy,
     stream_with_retries,
 )
-from aiide_server_ext.agent.providers.anthropic import AnthropicProvider, _events
+from aiide_server_ext.agent.providers.anthropic import (
+    AnthropicProvider,
+    _AiohttpChunks,
+    _chunks,
+    _events,
+)
 from aiide_server_ext.agent.providers.base import (
     Stop,
     TextDelta,
@@ -108,6 +113,27 @@ async def test_drop_mid_stream_is_not_retried(afake_anthropic: FakeAnthropic) ->
         await events(AnthropicProvider("a", afake_anthropic.url))
     assert e.value.code in ("provider_error", "provider_unavailable")
     assert len(afake_anthropic.requests) == 1
+
+
+async def test_anthropic_body_is_read_straight_from_aiohttp(
+    afake_anthropic: FakeAnthropic,
+) -> None:
+    """The SDK's aiohttp transport is read without its generator layers (an SDK that moves
+    it fails here rather than silently streaming slower), and the bytes are the same."""
+    afake_anthropic.push(Reply(text="one two"))
+    provider = AnthropicProvider("a", afake_anthropic.url)
+    body = {"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        messages = provider._client(KEY).messages.with_streaming_response
+        async with messages.create(**body, stream=True) as response:
+            raw = _chunks(response.http_response)
+            assert isinstance(raw, _AiohttpChunks)
+            data = b"".join([chunk async for chunk in raw])
+    finally:
+        await provider.aclose()
+    got = [e async for e in _events(chunks(data))]
+    assert "".join(e.text for e in got if isinstance(e, TextDelta)) == "one two"
+    assert got[-1] == Stop("end_turn")
 
 
 def sse(*events: dict[str, Any]) -> bytes:
