@@ -111,7 +111,13 @@ async def main() -> None:
     jupyter = str(Path(sys.executable).parent / "jupyter")
     cli = [sys.executable, "-m", "aiide_server_ext.cli", "fix"]
     load = os.getloadavg()[0]
-    rows: list[dict[str, object]] = []
+    which = f"real provider (anthropic, {args.model})" if real else "scripted fake model"
+    print(f"model: {which}; kernel {args.kernel}; {args.runs} runs per case, medians")
+    print(
+        f"{'case':34} {'verified':>8} {'attempts':>8} {'cells alone':>12} "
+        f"{'aiide fix':>10} {'of it, loop':>12}",
+        flush=True,
+    )
     overheads: list[float] = []
     for case in cases:
         (folder / f"{case.name}.ipynb").write_text(json.dumps(notebook(case)))
@@ -160,34 +166,17 @@ async def main() -> None:
                 cwd=folder,
             )
             alone.append(took)
-        rows.append(
-            {
-                "case": case.name,
-                "verified": f"{verified}/{args.runs}",
-                "attempts": statistics.median(attempts),
-                "alone": statistics.median(alone),
-                "fix": statistics.median(fix),
-                "loop": statistics.median(loops),
-            }
+        print(
+            f"{case.name:34} {f'{verified}/{args.runs}':>8} {statistics.median(attempts):>8} "
+            f"{statistics.median(alone):11.2f}s {statistics.median(fix):9.2f}s "
+            f"{statistics.median(loops):11.2f}s",
+            flush=True,
         )
     if fake is not None:
         await fake.stop()
     shutil.rmtree(folder, ignore_errors=True)
     now = os.getloadavg()[0]
-    which = f"real provider (anthropic, {args.model})" if real else "scripted fake model"
-    print(
-        f"model: {which}; kernel {args.kernel}; {args.runs} runs per case, medians; "
-        f"load average {load:.1f} -> {now:.1f}"
-    )
-    print(
-        f"{'case':34} {'verified':>8} {'attempts':>8} {'cells alone':>12} "
-        f"{'aiide fix':>10} {'of it, loop':>12}"
-    )
-    for r in rows:
-        print(
-            f"{r['case']:34} {r['verified']:>8} {r['attempts']:>8} {r['alone']:11.2f}s "
-            f"{r['fix']:9.2f}s {r['loop']:11.2f}s"
-        )
+    print(f"load average {load:.1f} -> {now:.1f}")
     if overheads:
         overheads.sort()
         p95 = overheads[min(len(overheads) - 1, int(len(overheads) * 0.95))]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 from fakes import FakeAnthropic, Reply, ToolUse
-from headless.runs import aiide, read_lines, write_config
+from headless.runs import aiide, read_lines, replay_sync, write_config
 
 from .corpus import CASES, GROUPS, Case, notebook, replies
 
@@ -116,6 +116,8 @@ async def test_case_ends_as_expected(
     trace = read_lines(Path(row["trace"]))
     kinds = [r["type"] for r in trace]
     assert kinds.count("fix_attempt") == case.attempts and "fix_result" in kinds
+    audited = [r["result"] for r in trace if r["type"] == "fix_attempt"]
+    assert audited == [a["result"] for a in fix["attempts"]]
 
 
 async def test_group_exit_codes(
@@ -125,3 +127,15 @@ async def test_group_exit_codes(
     for group, (code, err, by_case, _) in corpus_results.items():
         expected = 0 if all(r["fix"]["status"] == "verified" for r in by_case.values()) else 6
         assert code == expected, f"{group}: exit {code}\n{err[-2000:]}"
+
+
+@pytest.mark.parametrize("name", ["case08_fix_breaks_downstream", "case33_inserted_import"])
+async def test_a_fix_trace_with_several_patches_replays(
+    name: str, corpus_results: dict[str, tuple[int, str, dict[str, Any], Path]]
+) -> None:
+    """Every cell the loop ran (the broken ones, each attempt's) replays to the same
+    outputs, without the model, as a ``run``'s trace does."""
+    _, _, by_case, folder = corpus_results["main"]
+    trace = Path(by_case[name]["trace"])
+    code, err = await asyncio.to_thread(replay_sync, trace, folder / "aiide_config.json")
+    assert code == 0 and " 0 differ" in err, err

@@ -55,7 +55,7 @@ async def test_ctrl_c_stops_the_loop_and_interrupts_the_kernel(
         tmp_path,
         afake_anthropic,
         afake_openai,
-        ["import time\nprint('started', flush=True)\ntime.sleep(600)", "print(1)"],
+        ["import time\nopen('started', 'w').close()\ntime.sleep(600)", "print(1)"],
     )
     args = ["fix", "nb.ipynb", "--policy", "policy.json", "--config", str(cfg)]
     proc = await asyncio.create_subprocess_exec(
@@ -69,11 +69,12 @@ async def test_ctrl_c_stops_the_loop_and_interrupts_the_kernel(
     )
     trace = tmp_path / "nb.aiide.trace.jsonl"
     try:
-        for _ in range(1200):  # the header is written once the kernel is being started
-            if trace.exists() and '"header"' in trace.read_text():
+        for _ in range(2400):  # the kernel is up and sleeping in the first cell
+            if (tmp_path / "started").exists():
                 break
             await asyncio.sleep(0.05)
-        await asyncio.sleep(4)  # the kernel is up and sleeping in the first cell
+        else:
+            pytest.fail("the first cell never started")
         proc.send_signal(signal.SIGINT)
         _, err = await asyncio.wait_for(proc.communicate(), 60)  # not the cell's 600 s
     finally:
@@ -86,7 +87,7 @@ async def test_ctrl_c_stops_the_loop_and_interrupts_the_kernel(
     assert result["reason"] == "cancelled" and result["status"] == "not_verified"
     ran = [r for r in records if r["type"] == "execute"]
     assert ran and ran[0]["cell_id"] == "c0"  # it was running, and was interrupted
-    assert ran[0]["outputs"][-1].get("ename") == "KeyboardInterrupt", ran[0]
+    assert "KeyboardInterrupt" in json.dumps(ran[0]["outputs"]), ran[0]
     assert all(r["cell_id"] != "c1" for r in ran)  # nothing ran after the cancel
     assert not afake_anthropic.requests
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from ..errors import ToolError
+from ..kernels import ExecResult
 from ..patches import source_of
 from .checks import pytest_file as find_pytest
 from .deps import Graph
@@ -92,11 +93,45 @@ def diff(before: dict[str, Any], after: dict[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
+class Guarded:
+    """The host's cells, stopped by cancel: a cell still running when the loop is
+    cancelled is interrupted, again each second until it ends (a cancel that came while
+    the kernel was still starting found nothing to interrupt yet)."""
+
+    def __init__(self, host: FixHost, cancelled: asyncio.Event) -> None:
+        self.host = host
+        self.cancelled = cancelled
+
+    async def _guard(self, work: Any) -> ExecResult:
+        task: asyncio.Future[ExecResult] = asyncio.ensure_future(work)
+        waiter = asyncio.ensure_future(self.cancelled.wait())
+        try:
+            either: set[asyncio.Future[Any]] = {task, waiter}
+            await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+            while not task.done():
+                await self.host.stop()
+                await asyncio.wait({task}, timeout=INTERRUPT_EVERY)
+        finally:
+            waiter.cancel()
+        return task.result()
+
+    async def run_cell(self, cell_id: str) -> ExecResult:
+        return await self._guard(self.host.run_cell(cell_id))
+
+    async def execute(self, code: str) -> ExecResult:
+        return await self._guard(self.host.execute(code))
+
+
+#: Seconds between interrupts of a cell that goes on running after a cancel.
+INTERRUPT_EVERY = 1.0
+
+
 class FixLoop:
     def __init__(self, host: FixHost, limits: Limits | None = None) -> None:
         self.host = host
         self.limits = limits or Limits()
         self.cancelled = asyncio.Event()
+        self.cells = Guarded(host, self.cancelled)
 
     async def cancel(self) -> None:
         """Stop within one step: the model's turn is stopped and the kernel interrupted."""
@@ -113,7 +148,7 @@ class FixLoop:
         for cid in ids:
             if self.cancelled.is_set():
                 return None
-            failure = await runs.run(self.host, cid)
+            failure = await runs.run(self.cells, cid)
             if failure is not None:
                 return failure
         return None
@@ -155,7 +190,7 @@ class FixLoop:
                 return self._end(VERIFIED, "no_error", "the notebook has no code cells", result)
             # the cells after the one asked about, the checks, the pytest file
             first = last if target is not None else ""
-            verdict = await verify(host, nb, runs, set(), first, pytest_file)
+            verdict = await verify(self.cells, nb, runs, set(), first, pytest_file)
             failure = verdict.failure
             if failure is None:
                 return self._end(VERIFIED, "no_error", "", result)
@@ -180,16 +215,20 @@ class FixLoop:
                 )
             attempt = await self._attempt(number, nb, failure, runs, pytest_file, note)
             result.attempts.append(attempt)
+            if attempt.failure is not None:  # applied and still failing: tried before?
+                nb = await host.load()
+                mark = _fingerprint(nb)
+                if mark in seen:
+                    attempt.result = "repeated_patch"
+                    attempt.detail = f"back to a notebook already tried; {attempt.detail}"
+                seen.add(mark)
             host.audit(attempt)
             note = ""
             if attempt.result == "verified":
                 return self._end(VERIFIED, "fixed", attempt.detail, result)
             if attempt.result in ("cancelled", "model_failed", "no_patch", "patch_rejected"):
                 return self._end(NOT_VERIFIED, attempt.result, attempt.detail, result)
-            nb = await host.load()
-            mark = _fingerprint(nb)
-            if attempt.result == "repeated_patch" or mark in seen:
-                attempt.result = "repeated_patch"
+            if attempt.result == "repeated_patch":
                 return self._end(
                     NOT_VERIFIED,
                     "repeated_patch",
@@ -197,7 +236,6 @@ class FixLoop:
                     f"{failure.line()}",
                     result,
                 )
-            seen.add(mark)
             assert attempt.failure is not None
             failure = attempt.failure
             if failure.kind == "broke_downstream":
@@ -265,7 +303,7 @@ class FixLoop:
                     attempt.result, attempt.detail = "no_patch", "the model changed nothing"
                 return attempt
             changed = {p["cell_id"] for p in attempt.patch if p["op"] != "delete"}
-            verdict = await verify(host, after, runs, changed, failure.cell_id, pytest_file)
+            verdict = await verify(self.cells, after, runs, changed, failure.cell_id, pytest_file)
             attempt.reran, attempt.changed_outputs = verdict.reran, verdict.changed_outputs
             attempt.kernel_seconds = verdict.kernel_seconds
             if self.cancelled.is_set():
