@@ -270,3 +270,25 @@ def test_the_dashboard_shows_the_help_used_and_exports_a_joinable_csv(tutored: H
         assert status == 400 and words in body["message"], (record, body)
     status, body = hub.request("GET", hub.broker_url + "api/help?course=nope", hub.login("ian"))
     assert (status, body["code"]) == (404, "unknown_course"), body
+
+
+def test_broken_nbgrader_metadata_is_withheld_locked_and_said(
+    tutored: Hub, released: Released
+) -> None:
+    """A hand-edited notebook whose nbgrader metadata nbgrader would not write: no crash,
+    the cell is locked and hidden, and the model is told which cell and why."""
+    hub = tutored
+    nb = released.notebook()
+    nb["cells"][5]["source"] = "print(squares(3))  # broken-sentinel"
+    nb["cells"][5]["metadata"]["nbgrader"] = {"grade": "yes", "grade_id": "p"}
+    nb["cells"][0]["metadata"]["nbgrader"] = "locked"
+    path = "ps1/broken.ipynb"
+    _put(hub, "alice", path, nb)
+    events = chat(hub.url, "alice", hub.login("alice"), "help", context={"notebook": path})
+    assert error_of(events) is None, events
+    sent = _sent(hub)
+    assert "broken-sentinel" not in sent and "withheld from the assistant: broken nbgrader" in sent
+    assert "cell 6: nbgrader.grade is 'yes', not true or false" in sent
+    assert "cell 1: its nbgrader metadata is a str, not a mapping" in sent
+    events = _agent(hub, "replace_cell", {"path": path, "cell_id": "cell-6", "source": "x"}, path)
+    assert "locked by the assignment" in _refused(events)["content"]
