@@ -71,3 +71,21 @@ def test_usage_is_read_from_sse_split_across_chunks() -> None:
     for i in range(0, len(stream), 7):
         counter.feed(stream[i : i + 7])
     assert (counter.input_tokens, counter.output_tokens) == (12, 7)
+
+
+def test_input_read_from_or_written_to_the_prompt_cache_counts_as_input() -> None:
+    """Anthropic's input_tokens leaves cached input out; the budget counts all of it."""
+    start = {
+        "type": "message_start",
+        "message": {
+            "usage": {
+                "input_tokens": 40,
+                "cache_read_input_tokens": 3000,
+                "cache_creation_input_tokens": 500,
+                "output_tokens": 1,
+            }
+        },
+    }
+    counter = UsageCounter()
+    counter.feed(f"event: message_start\ndata: {json.dumps(start)}\n\n".encode())
+    assert counter.input_tokens == 3540

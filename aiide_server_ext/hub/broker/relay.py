@@ -402,7 +402,13 @@ class UsageCounter:
     def event(self, event: dict[str, Any]) -> None:
         usage = (event.get("message") or {}).get("usage") or event.get("usage") or {}
         if event.get("type") in ("message_start", "message", None) or "message" in event:
-            self.input_tokens = max(self.input_tokens, int(usage.get("input_tokens") or 0))
+            # Anthropic's input_tokens leaves out what the prompt cache read or wrote: a
+            # student's budget counts every input token, as the agent's metering does.
+            sent = sum(
+                int(usage.get(k) or 0)
+                for k in ("input_tokens", "cache_read_input_tokens", "cache_creation_input_tokens")
+            )
+            self.input_tokens = max(self.input_tokens, sent)
         self.output_tokens = max(self.output_tokens, int(usage.get("output_tokens") or 0))
 
 
