@@ -78,11 +78,15 @@ class KernelAsk:
         owner: Callable[[], Caller],
         *,
         max_output_tokens: int = 2048,
+        guard: Callable[[], Any] = lambda: None,
     ) -> None:
         self.router = router
         self.gate = gate
         self.owner = owner
         self.max_output_tokens = max_output_tokens
+        #: A course's tutoring (hub ``tutoring.TutorGuard``), asked at each request: may
+        #: refuse (exam, or code in tutor mode) or add the tutor's instructions.
+        self.guard = guard
 
     def caller(self, kernel_id: str) -> Caller:
         """Who started the kernel; the server owner only when no request did."""
@@ -115,6 +119,9 @@ class KernelAsk:
             # Limits first: every request counts, a malformed or oversized one included.
             await self.gate.admit(caller, ROUTE_CLASS, scope="chat")
             request = check(body)
+            guard = self.guard()
+            if guard is not None:
+                request = await guard.magic(kernel_id, request)
             reply = await self.answer(caller, request)
         except GateRefusal as e:
             await self._audit(caller, kernel_id, "refused", {"code": e.code})
@@ -136,7 +143,7 @@ class KernelAsk:
         def build(spec: ModelSpec) -> ModelRequest:
             return ModelRequest(
                 model=spec.model,
-                system=f"{SYSTEM}\n{FORMATS[fmt]}",
+                system=f"{SYSTEM}\n{FORMATS[fmt]}" + str(request.get("system_extra") or ""),
                 messages=[{"role": "user", "content": content}],
                 max_tokens=min(self.max_output_tokens, spec.max_output_tokens),
             )

@@ -89,6 +89,7 @@ class AgentPart(ExtensionPart):
             self.service.router,
             self.service.gate,
             lambda: owner_caller(gate_of(settings), user),
+            guard=lambda: getattr(self.service.notebooks, "guard", None),
         )
         self._responder = ask.respond
         channels = KernelChannels.instance()

@@ -292,3 +292,33 @@ def test_broken_nbgrader_metadata_is_withheld_locked_and_said(
     assert "cell 1: its nbgrader metadata is a str, not a mapping" in sent
     events = _agent(hub, "replace_cell", {"path": path, "cell_id": "cell-6", "source": "x"}, path)
     assert "locked by the assignment" in _refused(events)["content"]
+
+
+def test_ai_magic_in_the_assignments_kernel_is_a_tutor_too(tutored: Hub) -> None:
+    """``%ai`` in the kernel of the assignment's notebook: no code answers in tutor mode
+    (``--format code`` would fill the cell), and a question gets the tutor's prompt."""
+    import asyncio
+
+    from .test_key_out_of_reach import _run
+
+    hub = tutored
+    token = hub.login("alice")
+    status, session = hub.request(
+        "POST", hub.user_url("alice", "/api/sessions"), token,
+        {"path": NOTEBOOK, "type": "notebook", "name": "", "kernel": {"name": "aiide-python"}},
+    )  # fmt: skip
+    assert status == 201, session
+    kernel = session["kernel"]["id"]
+    try:
+        out = asyncio.run(_run(hub, "alice", token, kernel, (
+            "%load_ext aiide_kernel.magics\n"
+            "%ai --format code write squares(n)\n"
+        )))  # fmt: skip
+        assert "tutor mode" in out and "ask %ai without the code format" in out, out
+        hub.request("DELETE", hub.fake_url + "/_fake/script", "")
+        out = asyncio.run(_run(hub, "alice", token, kernel, "%ai --format text how to square?\n"))
+        assert "Hello from the model" in out, out
+        (request,) = _requests(hub)
+        assert "TUTOR MODE" in json.dumps(request["body"]["system"])
+    finally:
+        hub.request("DELETE", hub.user_url("alice", f"/api/sessions/{session['id']}"), token)

@@ -80,6 +80,8 @@ class TutorGuard:
         self.markers: Markers = DEFAULT_MARKERS
         #: User -> the notebook their latest run is about (for the tool policy).
         self.current: dict[str, str] = {}
+        #: The server's session manager: which notebook a kernel runs (for %ai).
+        self.sessions: Any = None
         #: Path -> (its size, time and the markers, its reading).
         self._cache: dict[str, tuple[tuple[Any, ...], Assignment]] = {}
 
@@ -234,6 +236,38 @@ class TutorGuard:
             "suffix": redact_source(suffix, self.markers),
         }
 
+    # -- %ai in a kernel --------------------------------------------------------------
+    async def magic(self, kernel_id: str, request: dict[str, Any]) -> dict[str, Any]:
+        """``%ai`` in the kernel of an assignment's notebook: refused in exam mode; in
+        tutor mode no code answers (``--format code`` would fill a cell) and the tutor's
+        instructions join the system prompt."""
+        path = await self._kernel_path(kernel_id)
+        mode, name, _ = self.mode_for(path)
+        if mode == "exam":
+            raise AgentError("exam_mode", f"%ai is off in {path}: exam mode for {name}", 403)
+        if mode != "tutor":
+            return request
+        if request.get("format") == "code":
+            raise AgentError(
+                "tutor_mode",
+                f"%ai code is off in {path}: the course's tutor mode leaves {name or 'its'} "
+                "solutions to you; ask %ai without the code format for a hint",
+                403,
+            )
+        return {**request, "system_extra": TUTOR_SYSTEM}
+
+    async def _kernel_path(self, kernel_id: str) -> str:
+        """The notebook whose session runs this kernel ('' when none: a console)."""
+        if self.sessions is None:
+            return ""
+        try:
+            for session in await self.sessions.list_sessions():
+                if (session.get("kernel") or {}).get("id") == kernel_id:
+                    return str(session.get("path") or "")
+        except Exception:  # the session store failing must not open the door: no path
+            log.warning("aiide hub: sessions unreadable for %%ai", exc_info=True)
+        return ""
+
     # -- edits ---------------------------------------------------------------------
     def edit_refusal(self, tool: Any, arguments: Mapping[str, Any], user: str) -> str:
         """Why the agent may not make this edit ('' when it may)."""
@@ -298,6 +332,7 @@ def install(settings: Mapping[str, Any], broker: Any, root_dir: str) -> TutorGua
     if service is None:
         return None
     guard = TutorGuard(broker, root_dir)
+    guard.sessions = settings.get("session_manager")
     service.notebooks.guard = guard
     service.completer.guard = guard
     return guard
