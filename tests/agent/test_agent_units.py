@@ -281,3 +281,17 @@ def test_a_caller_round_trips_through_its_dict() -> None:
     assert data["credential"] == "apikey:k1"  # kept: that key may not approve the run
     assert Caller.from_dict(data) == caller
     assert Caller.from_dict(data).credential == ""  # restored as its user, not its key
+
+
+def test_event_frames_are_the_same_json_through_orjson_or_json() -> None:
+    """Events are serialised by orjson (a dependency: a missing one fails here) and read
+    back exactly as json wrote them; what orjson refuses still goes out through json."""
+    from aiide_server_ext.agent import fanout
+
+    assert fanout._orjson_dumps is not None
+    token = {"type": "token", "run_id": "r", "seq": 3, "ts": 1765130000.123, "text": 'é "x"\n\t'}
+    text = fanout.dumps(token)
+    assert text == json.dumps(token, separators=(",", ":"), ensure_ascii=False)
+    # non-string keys, a 70-bit integer and a lone surrogate: orjson refuses, json does not
+    for odd in ({"a": {1: "x"}}, {"n": 2**70}, {"t": "\ud800"}):
+        assert fanout.dumps(odd) == json.dumps(odd, separators=(",", ":"), ensure_ascii=False)
