@@ -23,6 +23,7 @@ EXIT_NAMES = {
     3: "policy stop",
     4: "model failure",
     5: "kernel failure",
+    6: "not verified",
     130: "interrupted",
 }
 

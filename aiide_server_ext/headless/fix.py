@@ -237,7 +237,7 @@ async def fix_notebooks(args: Any, console: Any, on_interrupt: Any) -> int:
     import os
 
     from .config import load_config, local_user
-    from .display import Display
+    from .display import Display, summary
     from .notebook import BadInput, output_path
     from .policy_file import PolicyFile, PolicyFileError
 
@@ -303,6 +303,8 @@ async def fix_notebooks(args: Any, console: Any, on_interrupt: Any) -> int:
     for o in outcomes:
         colour = "green" if o.exit_code == OK else "red"
         console.print(f"[{colour}]{escape(o.job.label)}:[/] {escape(o.answer or o.message)}")
+    if len(outcomes) > 1 or console.is_terminal:
+        summary(console, list(outcomes))
     if args.json:
         rows = []
         for o in outcomes:

@@ -95,15 +95,22 @@ async def test_ctrl_c_stops_the_loop_and_interrupts_the_kernel(
 async def test_a_fix_trace_replays_to_the_same_outputs(
     tmp_path: Path, afake_anthropic: FakeAnthropic, afake_openai: object
 ) -> None:
-    cfg = _setup(tmp_path, afake_anthropic, afake_openai, ["rate = 0.5", "print(rat * 4)"])
+    cells = ["rate = 0.5\nunits = 4", "print('unrelated')", "print(rat * units)"]
+    cfg = _setup(tmp_path, afake_anthropic, afake_openai, cells)
     afake_anthropic.push(
-        Reply(tools=[ToolUse("replace_cell", {"cell_id": "c1", "source": "print(rate * 4)"})]),
+        Reply(tools=[ToolUse("replace_cell", {"cell_id": "c2", "source": "print(rate * units)"})]),
         Reply(text="Renamed rat to rate."),
     )
     code, _, err = await fix(cfg, tmp_path, "-o", "fixed.ipynb")
     assert code == 0, err
+    # the diagnosis: the traceback, the cell it depends on by name (not the one before
+    # it), and the live state of the names involved
+    prompt = json.dumps(afake_anthropic.requests[0].body["messages"])
+    assert "NameError" in prompt and "name 'rat' is not defined" in prompt
+    assert "[cell c0, defines what it uses]" in prompt and "[cell c1," not in prompt
+    assert "units: int = 4" in prompt and "rate: float = 0.5" in prompt
     saved = json.loads((tmp_path / "fixed.ipynb").read_text())
-    assert "".join(saved["cells"][1]["outputs"][0]["text"]) == "2.0\n"
+    assert "".join(saved["cells"][2]["outputs"][0]["text"]) == "2.0\n"
     record = saved["metadata"]["aiide"]["fix"]
     assert record["status"] == "verified" and record["attempts"][0]["approvals"][0]["by"]
     code, err = replay_sync(tmp_path / "fixed.trace.jsonl", cfg)
