@@ -9,13 +9,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import struct
 from typing import Any
 
 from jupyter_server.auth.decorator import authorized, ws_authenticated
 from jupyter_server.base.handlers import JupyterHandler
 from jupyter_server.base.websocket import WebSocketMixin
 from tornado import web, websocket
-from tornado.iostream import StreamClosedError
+from tornado.iostream import IOStream, StreamClosedError
 
 from ..api_handler import AiideAPIHandler
 from ..seams import ApiError, Caller, gate_of
@@ -154,8 +155,9 @@ class CompleteHandler(AgentHandler):
             self._task.cancel()
 
 
-#: WebSocket opcode of a text frame (RFC 6455 section 5.2).
+#: WebSocket opcode of a text frame and the final-fragment bit (RFC 6455 section 5.2).
 TEXT_FRAME = 0x1
+FIN = 0x80
 
 
 class ChatConnection:
@@ -176,6 +178,12 @@ class ChatConnection:
             and handler.get_compression_options() is None
             else None
         )
+        # A plain TCP stream (not TLS) with nothing queued takes a frame straight from
+        # send(2): tornado's write would add a Future, its callback and a buffer round per
+        # frame. Whatever send(2) does not take goes through tornado's write, and once
+        # anything is queued every frame does, so frames stay in order.
+        stream = getattr(protocol, "stream", None)
+        self._socket = stream.socket if type(stream) is IOStream else None
 
     def send(self, text: str) -> None:
         protocol = self._frames
@@ -185,8 +193,25 @@ class ChatConnection:
             return
         if protocol.is_closing():
             return  # gone: what it missed is stored for a ``resume``
+        data = text.encode()
+        n = len(data)
+        if n < 126:  # a final, unmasked text frame (RFC 6455 section 5.2)
+            frame = bytes((FIN | TEXT_FRAME, n)) + data
+        elif n <= 0xFFFF:
+            frame = struct.pack("!BBH", FIN | TEXT_FRAME, 126, n) + data
+        else:
+            frame = struct.pack("!BBQ", FIN | TEXT_FRAME, 127, n) + data
+        stream = protocol.stream
+        if self._socket is not None and not stream._write_buffer:
+            try:
+                sent = self._socket.send(frame)
+            except OSError:  # full (EAGAIN) or broken: tornado's write queues or closes
+                sent = 0
+            if sent == len(frame):
+                return
+            frame = frame[sent:]
         with contextlib.suppress(StreamClosedError):
-            protocol._write_frame(True, TEXT_FRAME, text.encode())
+            stream.write(frame)
 
 
 class ChatSocketHandler(WebSocketMixin, websocket.WebSocketHandler, JupyterHandler):  # type: ignore[misc]
