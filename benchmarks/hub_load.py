@@ -68,6 +68,16 @@ def pss_kb(pid: int) -> int:
     return total
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (survives a loaded machine, unlike latency)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def descendants(pid: int) -> list[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
@@ -188,14 +198,19 @@ async def broker_vs_direct(hub: Any, students: list[str], rounds: int) -> dict[s
     broker_url = hub.broker_url + "anthropic/v1/messages"
     out: dict[str, list[float]] = {k: [] for k in ("d_first", "d_all", "b_first", "b_all")}
     failed = lost = 0
+    pids = {"broker": hub.broker_pid(), "hub": hub.hub_pid()}
+    cpu: list[dict[str, float]] = []  # per round: process -> CPU seconds in its broker half
     try:
         for _ in range(rounds):
             direct = await asyncio.gather(
                 *(stream(client, direct_url, PROVIDER_KEY) for _ in students)
             )
+            before = {k: cpu_seconds(p) for k, p in pids.items()}
             broker = await asyncio.gather(
                 *(stream(client, broker_url, hub.login(u)) for u in students)
             )
+            await asyncio.sleep(0.2)  # the last batched usage write
+            cpu.append({k: cpu_seconds(p) - before[k] for k, p in pids.items()})
             for side, results in (("d", direct), ("b", broker)):
                 for first, total, ok, words in results:
                     out[side + "_first"].append(first)
@@ -204,7 +219,7 @@ async def broker_vs_direct(hub: Any, students: list[str], rounds: int) -> dict[s
                     lost += WORDS - min(words, WORDS)
     finally:
         client.close()
-    return {"failed": failed, "lost": lost, **out}
+    return {"failed": failed, "lost": lost, "cpu": cpu, **out}
 
 
 async def measure(hub: Any, students: list[str], rounds: int) -> None:
@@ -235,8 +250,24 @@ async def measure(hub: Any, students: list[str], rounds: int) -> None:
     await report_broker(hub, students, rounds)
 
 
-async def report_broker(hub: Any, students: list[str], rounds: int) -> None:
-    r = await broker_vs_direct(hub, students, rounds)
+async def report_broker(hub: Any, students: list[str], rounds: int, profile: str = "") -> None:
+    spy = None
+    if profile:  # the broker's stacks, sampled (py-spy), collapsed: one line per stack
+        import shutil
+        import subprocess
+
+        exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        argv = [exe, "record", "-p", str(hub.broker_pid()), "-f", "raw", "-r", "250", "-o", profile]
+        spy = subprocess.Popen(argv, stdout=subprocess.DEVNULL)  # noqa: ASYNC220
+        await asyncio.sleep(1.0)
+    try:
+        r = await broker_vs_direct(hub, students, rounds)
+    finally:
+        if spy is not None:
+            import signal
+
+            spy.send_signal(signal.SIGINT)
+            spy.wait(30)
     n = len(students)
     total = 2 * rounds * n
     failed, lost = r["failed"], r["lost"]
@@ -255,6 +286,10 @@ async def report_broker(hub: Any, students: list[str], rounds: int) -> None:
             print(f"  {label:10s} direct p50 {dm:7.1f} ms p99 {dp:7.1f} ms | "
                   f"via broker p50 {bm:7.1f} ms p99 {bp:7.1f} ms | "
                   f"added p50 {bm - dm:+7.1f} ms p99 {bp - dp:+7.1f} ms")  # fmt: skip
+    # CPU time survives a loaded machine where latency does not: per model call, by round.
+    for i, used in enumerate(r["cpu"]):
+        per = ", ".join(f"{k} {v / n * 1000:.2f} ms" for k, v in used.items())
+        print(f" CPU per call through the broker, round {i + 1}: {per}")
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"load average (1, 5, 15 min) at the end: {load}")
 
@@ -266,6 +301,9 @@ def main() -> None:
     parser.add_argument("--deadline", type=float, default=900.0, help="Seconds, then stop.")
     parser.add_argument(
         "--broker-only", action="store_true", help="Only broker vs direct (no servers, kernels)."
+    )
+    parser.add_argument(
+        "--profile", default="", help="py-spy samples of the broker (collapsed) to this file."
     )
     args = parser.parse_args()
 
@@ -303,7 +341,7 @@ def main() -> None:
         if args.broker_only:
             for u in students:  # tokens before the clock starts (hub API calls)
                 hub.login(u)
-            run = report_broker(hub, students, args.rounds)
+            run = report_broker(hub, students, args.rounds, args.profile)
             asyncio.run(asyncio.wait_for(run, max(60.0, left)))
             return
         t0 = time.monotonic()

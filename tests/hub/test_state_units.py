@@ -157,3 +157,47 @@ async def test_a_restarted_redis_is_reconnected_on_the_next_call() -> None:
         await shared.close()
     finally:
         server.stop()
+
+
+@pytest.mark.asyncio
+async def test_concurrent_admissions_share_round_trips_and_each_is_decided_alone(
+    state: SharedState,
+) -> None:
+    """A class starting at once: 30 admissions, batched into few pipelines, still each an
+    atomic script: exactly the rate limit's 20 are admitted, and budget reservations of
+    concurrent calls never promise more than the budget."""
+    version, _ = await state.course_changes(["ds101"])
+    found = await asyncio.gather(
+        *(state.admit("carl", version, {}, RateLimit(20, 60)) for _ in range(30))
+    )
+    codes = [a.code for a in found if a is not None]
+    assert sorted(codes) == ["ok"] * 20 + ["rate_limited"] * 10
+    if state.redis_url:  # in memory there is nothing to batch
+        admitter = state._admitter
+        assert admitter.calls == 30 and admitter.batches < 30
+    grants = await asyncio.gather(
+        *(state.admit("dora", version, {"daily_tokens": 100}, None, 30) for _ in range(5))
+    )
+    assert sorted(a.granted for a in grants if a is not None) == [0, 10, 30, 30, 30]
+    assert sum(a.granted for a in grants if a is not None) == 100
+
+
+@pytest.mark.asyncio
+async def test_admission_after_redis_restarted_loads_its_script_again() -> None:
+    """Redis restarted empty forgets the admission script: it is loaded again, not an
+    outage (NOSCRIPT answered to the batched EVALSHA)."""
+    require("redis", shutil.which("redis-server") is not None, "redis-server is not installed")
+    server = RedisServer()
+    server.__enter__()
+    try:
+        shared = SharedState(server.url)
+        version, _ = await shared.course_changes(["ds101"])
+        assert (await shared.admit("eve", version, {}, None)) is not None
+        server.stop()
+        server.__enter__()  # back on the same port, empty: no scripts, no version
+        version, _ = await shared.course_changes(["ds101"], refresh=True)
+        admission = await shared.admit("eve", version, {}, RateLimit(5, 60))
+        assert admission is not None and admission.code == "ok"
+        await shared.close()
+    finally:
+        server.stop()

@@ -28,6 +28,10 @@ from typing import Any
 _NEEDED = ("groups", "admin")
 #: JupyterHub answers lists page by page (with where the next page starts) given this.
 _PAGINATED = "application/jupyterhub-pagination+json"
+#: The last part of ``cache_seconds`` in which a token in use is looked up again ahead.
+REFRESH_AHEAD = 0.25
+#: Background look-ups in flight (kept so they are not collected).
+_REFRESHING: set[asyncio.Future[None]] = set()
 _AUTH = re.compile(r"^\s*(?:bearer|token)\s+(\S+)\s*$", re.IGNORECASE)
 
 
@@ -142,39 +146,62 @@ class HubIdentity:
         self._members: tuple[float, dict[str, HubCaller]] | None = None
 
     def _http(self) -> Any:
+        """aiohttp with kept-alive connections: a look-up reuses a connection to the hub
+        instead of opening one (tornado's simple client opened one per call, which both
+        the broker and the hub paid for on every new token)."""
         if self._client is None:
-            from tornado.httpclient import AsyncHTTPClient
+            import aiohttp
 
-            self._client = AsyncHTTPClient(force_instance=True, max_clients=100)
+            timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.timeout)
+            connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=60.0)
+            self._client = aiohttp.ClientSession(timeout=timeout, connector=connector)
         return self._client
 
     async def _get(self, path: str, token: str, accept: str = "") -> tuple[int, Any]:
         import json
 
-        from tornado.httpclient import HTTPClientError
+        import aiohttp
 
         headers = {"Authorization": f"token {token}"}
         if accept:
             headers["Accept"] = accept
         try:
-            r = await self._http().fetch(
-                self.api_url + path,
-                headers=headers,
-                raise_error=False,
-                request_timeout=self.timeout,
-                connect_timeout=self.timeout,
-            )
-        except (OSError, HTTPClientError) as e:  # a hub that hangs: a timeout, not a 599
-            raise HubUnavailable(f"the hub is unreachable: {e}") from None
-        if r.code == 599 or r.code >= 500:
-            raise HubUnavailable(f"the hub answered {r.code}")
-        return r.code, json.loads(r.body or b"null") if r.code == 200 else None
+            async with self._http().get(self.api_url + path, headers=headers) as r:
+                code = r.status
+                body = await r.read() if code == 200 else b""
+        except (OSError, aiohttp.ClientError, asyncio.TimeoutError) as e:
+            # a hub that hangs: a timeout; one that is down: refused
+            raise HubUnavailable(f"the hub is unreachable: {e or type(e).__name__}") from None
+        if code >= 500:
+            raise HubUnavailable(f"the hub answered {code}")
+        return code, json.loads(body or b"null") if code == 200 else None
 
     async def identify(self, token: str) -> HubCaller | None:
+        """Who the token is: from the cache while its answer is younger than
+        ``cache_seconds``; in the last part of that time a token in use is looked up again
+        in the background (refresh ahead), so a student who keeps calling never waits for
+        the hub, and a revoked token is still refused at most ``cache_seconds`` after its
+        last look-up, as before."""
         key = hashlib.sha256(token.encode()).hexdigest()
         hit = self._cache.get(key)
-        if hit is not None and hit[0] > time.monotonic():
+        now = time.monotonic()
+        if hit is not None and hit[0] > now:
+            if hit[0] - now < self.cache_seconds * REFRESH_AHEAD and key not in self._pending:
+                task = asyncio.ensure_future(self._refresh(key, token))
+                _REFRESHING.add(task)
+                task.add_done_callback(_REFRESHING.discard)
             return hit[1]
+        return await self._shared(key, token)
+
+    async def _refresh(self, key: str, token: str) -> None:
+        import contextlib
+
+        # The cached answer stands until it expires; then the next call asks again.
+        with contextlib.suppress(HubUnavailable):
+            await self._shared(key, token)
+
+    async def _shared(self, key: str, token: str) -> HubCaller | None:
+        """One hub round trip for concurrent look-ups of one token."""
         pending = self._pending.get(key)
         if pending is not None:
             return await asyncio.shield(pending)
@@ -244,7 +271,7 @@ class HubIdentity:
             groups |= self.role_groups.get(role, frozenset())
         return HubCaller(str(model["name"]), frozenset(groups), bool(model.get("admin")), roles)
 
-    def close(self) -> None:
+    async def close(self) -> None:
         if self._client is not None:
-            self._client.close()
+            await self._client.close()
             self._client = None

@@ -166,7 +166,7 @@ class Broker:
         await self.recorder.close()  # what the last calls recorded, before anything closes
         if self._http is not None:
             await self._http.close()
-        self.hub.close()
+        await self.hub.close()
         await self.state.close()
         self.store.close()
 

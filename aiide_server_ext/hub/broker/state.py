@@ -4,8 +4,9 @@ Redis when a URL is given (so replicas agree), process memory otherwise (one bro
 When Redis is unreachable, callers get ``StateUnavailable``; the broker then fails
 closed (refuses model calls) unless configured to fail open.
 
-The model-call path costs one Redis round trip before the stream (``admit``: one Lua
-script checks that the broker's cached course changes are current, checks the budget and
+The model-call path costs one Redis round trip before the stream, shared by every call
+admitted at that moment (``admit``, batched by ``scripts.BatchedScript``: one Lua
+script per call checks that the broker's cached course changes are current, checks the budget and
 takes a rate-limit slot, atomically) and one after it, shared by every call finishing at
 that moment (``apply``, from ``recorder.Recorder``). Course changes are cached per broker
 and versioned: every change bumps ``courses:version``, and ``admit`` refuses to run on a
@@ -177,6 +178,8 @@ class SharedState:
         #: Memory mode: the database was read into memory (once, at first use).
         self._loaded = False
         self._scripts: dict[str, Any] = {}
+        #: ``admit``'s script, its concurrent calls sharing one round trip (``scripts.py``).
+        self._admitter: Any = None
         self._client: Any = None
         self._changes: dict[str, dict[str, Any]] = {}
         self._counters: dict[str, tuple[int, float]] = {}
@@ -392,9 +395,11 @@ class SharedState:
             await self._ensure()
             return self._admit_here(user, keys, budget, limit, reserve)
         ttls = {kind: ttl + _USED_GRACE for kind, (_, ttl) in periods().items()}
-        out = await self._script(
-            "admit",
-            _ADMIT,
+        if self._admitter is None:
+            from .scripts import BatchedScript
+
+            self._admitter = BatchedScript(_ADMIT, self._redis, _unreachable)
+        out = await self._admitter.run(
             [VERSION_KEY, RATE_PREFIX + f"model:{user}", *keys.values()],
             [
                 version,
