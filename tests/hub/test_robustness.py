@@ -144,3 +144,36 @@ def test_another_students_token_is_refused_and_audited(hub: Hub) -> None:
     event = _audit(hub, "action=auth.refused")[-1]
     assert event["outcome"] == "unauthenticated"
     assert event["detail"]["token"] and stolen not in str(event)
+
+
+def test_a_token_in_use_is_looked_up_ahead_and_a_revoked_one_is_refused_in_time(
+    hub: Hub,
+) -> None:
+    """Refresh ahead: a token used in the last quarter of ``identity_cache_seconds`` is
+    looked up again in the background, so the hub frozen right after its first answer
+    expired does not stop the student. Revocation is still bounded by the cache time."""
+    cache, port = 6.0, free_port()
+    proc = hub.start_broker(
+        "broker-ahead", port, identity_cache_seconds=cache,
+        db_path=str(hub.dir / "broker-ahead.sqlite"),
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/services/aiide-broker/api/me"
+        status, reply = hub.hub_api("POST", "/users/bob/tokens", {"note": "refresh ahead"})
+        assert status == 201, reply
+        token = reply["token"]
+        t0 = time.monotonic()
+        assert hub.request("GET", url, token)[0] == 200  # looked up: until >= t0 + cache
+        time.sleep(max(0.0, t0 + 0.8 * cache - time.monotonic()))
+        assert hub.request("GET", url, token)[0] == 200  # from the cache; looked up ahead
+        time.sleep(1.5)  # the look-up ahead answered
+        with hub.frozen(hub.hub_pid()):
+            time.sleep(max(0.0, t0 + cache + 0.3 - time.monotonic()))  # first answer expired
+            status, body = hub.request("GET", url, token, timeout=10)
+        assert status == 200, body  # the hub was not needed: the answer was refreshed
+        assert hub.hub_api("DELETE", f"/users/bob/tokens/{reply['id']}")[0] == 204
+        time.sleep(cache + 0.5)
+        status, body = hub.request("GET", url, token)
+        assert (status, body["code"]) == (401, "unauthenticated")
+    finally:
+        hub.stop_process(proc)

@@ -28,6 +28,8 @@ from typing import Any
 _NEEDED = ("groups", "admin")
 #: JupyterHub answers lists page by page (with where the next page starts) given this.
 _PAGINATED = "application/jupyterhub-pagination+json"
+#: Connections to the hub kept open and used at once.
+HUB_CONNECTIONS = 8
 #: The last part of ``cache_seconds`` in which a token in use is looked up again ahead.
 REFRESH_AHEAD = 0.25
 #: Background look-ups in flight (kept so they are not collected).
@@ -153,7 +155,9 @@ class HubIdentity:
             import aiohttp
 
             timeout = aiohttp.ClientTimeout(total=self.timeout, sock_connect=self.timeout)
-            connector = aiohttp.TCPConnector(limit=100, keepalive_timeout=60.0)
+            # The hub answers one request at a time (one process): a few kept connections
+            # serve a class's burst of new tokens as fast as 50 would, without opening 50.
+            connector = aiohttp.TCPConnector(limit=HUB_CONNECTIONS, keepalive_timeout=60.0)
             self._client = aiohttp.ClientSession(timeout=timeout, connector=connector)
         return self._client
 
