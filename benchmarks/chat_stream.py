@@ -791,7 +791,8 @@ async def main() -> None:
                 f"{r['server_us_per_token']:.0f} us per token (all costs included)",
                 f"of which run starts {r['server_start_ms_per_stream']:.2f} ms per stream; "
                 f"from the first token on {r['server_stream_us_per_token']:.0f} us per token, "
-                f"{r['server_stream_us_per_event']:.0f} us per token event (streaming and run ends)",
+                f"{r['server_stream_us_per_event']:.0f} us per token event "
+                "(streaming and run ends)",
             )
             print(f"uptime: {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} load average")
         finally:
