@@ -30,6 +30,13 @@ FIELDS: dict[str, dict[str, tuple[tuple[type, ...], bool]]] = {
         "reason": (_STR, False),
         "arguments": ((dict,), False),
     },
+    "fix": {
+        "conversation_id": (_OPT_STR, False),
+        "path": (_STR, True),
+        "cell_id": (_STR, False),
+        "model": (_STR, False),
+        "max_attempts": ((int,), False),
+    },
     "cancel": {"conversation_id": (_STR, True), "run_id": (_STR, True)},
     "resume": {"conversation_id": (_STR, True), "after_seq": ((int,), True)},
     "ping": {},
@@ -49,7 +56,7 @@ ENUMS = {
     ("approve", "decision"): {"approve", "reject"},
     ("notebook_result", "status"): {"applied", "ok", "error", "conflict", "rejected"},
 }
-ID_FIELDS = {"conversation_id", "run_id", "call_id", "request_id", "path", "model"}
+ID_FIELDS = {"conversation_id", "run_id", "call_id", "request_id", "path", "model", "cell_id"}
 
 
 def parse(frame: str | bytes, max_bytes: int) -> dict[str, Any]:
@@ -90,6 +97,8 @@ def parse(frame: str | bytes, max_bytes: int) -> dict[str, Any]:
         if not message["text"].strip():
             raise AgentError("bad_message", "chat: 'text' is empty")
         check_context(message.get("context") or {})
+    if kind == "fix" and not 1 <= message.get("max_attempts", 1) <= 10:
+        raise AgentError("bad_message", "fix: 'max_attempts' must be 1..10")
     if kind == "resume" and message["after_seq"] < 0:
         raise AgentError("bad_message", "resume: 'after_seq' must be >= 0")
     return dict(message)

@@ -65,6 +65,8 @@ class AgentService:
             interval=config.retention_interval,
         )
         self.completer = Completer(parts.router, timeout=config.complete_timeout)
+        #: Fix loops started from the chat (``fixloop/chat.py``), made on the first ``fix``.
+        self._fixes: Any = None
         #: Other deciders on tool calls (the MCP server's tools), kept on the runs' policy.
         self.policy_users: list[Any] = []
 
@@ -88,8 +90,18 @@ class AgentService:
         self.engine.recover()
         self.retention.start()
 
+    @property
+    def fixes(self) -> Any:
+        if self._fixes is None:
+            from .fixloop.chat import ChatFixes  # lazy: only once a fix is asked for
+
+            self._fixes = ChatFixes(self.engine)
+        return self._fixes
+
     async def stop(self) -> None:
         self.retention.stop()
+        if self._fixes is not None:
+            await self._fixes.close()
         await self.engine.close()
         await self.kernels.shutdown()
         await self.router.aclose()
@@ -148,12 +160,18 @@ class AgentService:
             self.fanout.control(conn, "pong", reply_to=msg.get("id"), ts=round(time.time(), 3))
         elif kind == "chat":
             await self.gate.admit(caller, "chat", scope="chat")
+            if self._fixes is not None and self._fixes.busy(msg.get("conversation_id")):
+                raise AgentError("run_active", "this conversation has a fix running", 409)
             await self.engine.start(conn, caller, msg)
+        elif kind == "fix":
+            await self.gate.admit(caller, "chat", scope="chat")
+            await self.fixes.start(conn, caller, msg)
         elif kind == "approve":
             await self.gate.admit(caller, "chat", scope="agent:run")
             await self.engine.approve(caller, msg)
         elif kind == "cancel":
-            self.engine.cancel(caller, msg)
+            if self._fixes is None or not self._fixes.cancel(caller, msg):
+                self.engine.cancel(caller, msg)
         elif kind == "resume":
             cid = msg["conversation_id"]
             self.store.owned(cid, caller.username)

@@ -57,6 +57,7 @@ def test_the_doc_has_examples_of_every_message() -> None:
         "notebook_open",
         "notebook_close",
         "notebook_result",
+        "fix",
     }
     server = {
         "hello",
@@ -73,6 +74,9 @@ def test_the_doc_has_examples_of_every_message() -> None:
         "notebook_patch",
         "tool_result",
         "run_finished",
+        "fix_started",
+        "fix_attempt",
+        "fix_finished",
     }
     assert client | server <= kinds
 
@@ -126,6 +130,9 @@ INVALID = [
     {"type": "notebook_open"},
     {"type": "ping", "id": "x" * 65},
     {"type": "cancel", "conversation_id": "", "run_id": "r"},
+    {"type": "fix"},
+    {"type": "fix", "path": "nb.ipynb", "max_attempts": 11},
+    {"type": "fix", "path": "nb.ipynb", "cell_id": ""},
 ]
 
 
