@@ -137,30 +137,30 @@ def load(provider: str, spec: Mapping[str, Any]) -> Descriptor:
     raw = raw_descriptor(provider, spec)
     where = f"c.Agent.providers[{provider!r}]"
 
-    def fail(path: str, why: str) -> DescriptorError:
+    def invalid(path: str, why: str) -> DescriptorError:
         return DescriptorError(f"{where}: {path}: {why}")
 
     def expr(path: str, text: Any) -> Any:
         if not isinstance(text, str) or not text:
-            raise fail(path, "a JMESPath expression (a non-empty string) is required")
+            raise invalid(path, "a JMESPath expression (a non-empty string) is required")
         try:
             return jmespath.compile(text)
         except JMESPathError as e:
-            raise fail(path, f"invalid JMESPath {text!r}: {e}") from None
+            raise invalid(path, f"invalid JMESPath {text!r}: {e}") from None
 
     def obj(path: str, value: Any, required: bool = False) -> dict[str, Any]:
         if value is None and not required:
             return {}
         if not isinstance(value, dict):
-            raise fail(path, "an object is required")
+            raise invalid(path, "an object is required")
         return value
 
     unknown = set(raw) - TOP_KEYS
     if unknown:
-        raise fail(sorted(unknown)[0], f"unknown field (known: {', '.join(sorted(TOP_KEYS))})")
+        raise invalid(sorted(unknown)[0], f"unknown field (known: {', '.join(sorted(TOP_KEYS))})")
     converter = raw.get("converter", "openai")
     if converter not in CONVERTERS:
-        raise fail("converter", f"{converter!r} is not one of {', '.join(sorted(CONVERTERS))}")
+        raise invalid("converter", f"{converter!r} is not one of {', '.join(sorted(CONVERTERS))}")
     variables = obj("variables", raw.get("variables"))
     request = obj("request", raw.get("request"), required=True)
     auth = obj("auth", raw.get("auth")) or None
@@ -170,7 +170,7 @@ def load(provider: str, spec: Mapping[str, Any]) -> Descriptor:
         for at, name in variables_in(template, path):
             if name in names or name.startswith(("env.", "user.")):
                 continue
-            raise fail(
+            raise invalid(
                 at,
                 f"unknown variable ${{{name}}} (known: {', '.join(sorted(names))}, "
                 "env.NAME, user.NAME)",
@@ -179,10 +179,10 @@ def load(provider: str, spec: Mapping[str, Any]) -> Descriptor:
     check_vars("variables", variables, known - {"token"})
     method = str(request.get("method", "POST")).upper()
     if method not in ("POST", "GET", "PUT"):
-        raise fail("request.method", f"{method!r} is not POST, GET or PUT")
+        raise invalid("request.method", f"{method!r} is not POST, GET or PUT")
     url = request.get("url")
     if not isinstance(url, str) or not url:
-        raise fail("request.url", "a URL template is required")
+        raise invalid("request.url", "a URL template is required")
     headers = obj("request.headers", request.get("headers"))
     body = obj("request.body", request.get("body"))
     check_vars("request", request, known)
@@ -198,21 +198,21 @@ def load(provider: str, spec: Mapping[str, Any]) -> Descriptor:
             if key in MAP_FIELDS:
                 mapping[key] = expr(f"{name}.{key}", text)
             elif key not in ("url", "body", "format", "done", "pattern"):
-                raise fail(f"{name}.{key}", f"unknown field (mappings: {sorted(MAP_FIELDS)})")
+                raise invalid(f"{name}.{key}", f"unknown field (mappings: {sorted(MAP_FIELDS)})")
         if "text" not in mapping and "tool_calls" not in mapping:
-            raise fail(f"{name}.text", "a mapping for the answer's text is required")
+            raise invalid(f"{name}.text", "a mapping for the answer's text is required")
         fmt = str(given.get("format", "sse" if name == "stream" else "json"))
         if name == "stream" and fmt not in FORMATS:
-            raise fail("stream.format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
+            raise invalid("stream.format", f"{fmt!r} is not one of {', '.join(FORMATS)}")
         pattern = None
         if fmt == "regex":
             text = given.get("pattern")
             if not isinstance(text, str) or not text:
-                raise fail("stream.pattern", "a regex is required for format 'regex'")
+                raise invalid("stream.pattern", "a regex is required for format 'regex'")
             try:
                 pattern = re.compile(text.encode())
             except re.error as e:
-                raise fail("stream.pattern", f"invalid regex: {e}") from None
+                raise invalid("stream.pattern", f"invalid regex: {e}") from None
         return Part(
             url=str(given.get("url") or url),
             body=merge(body, obj(f"{name}.body", given.get("body"))),
@@ -225,26 +225,26 @@ def load(provider: str, spec: Mapping[str, Any]) -> Descriptor:
     stream, sync = part("stream"), part("sync")
     mode = str(raw.get("mode", "stream" if stream else "sync"))
     if mode not in ("stream", "sync"):
-        raise fail("mode", f"{mode!r} is not 'stream' or 'sync'")
+        raise invalid("mode", f"{mode!r} is not 'stream' or 'sync'")
     if (stream if mode == "stream" else sync) is None:
-        raise fail(mode, f"mode is {mode!r} but the descriptor has no {mode!r} section")
+        raise invalid(mode, f"mode is {mode!r} but the descriptor has no {mode!r} section")
     stops = obj("stop_reasons", raw.get("stop_reasons"))
     for key, value in stops.items():
         if value not in ("end_turn", "tool_use", "max_tokens", "stop_sequence"):
-            raise fail(f"stop_reasons.{key}", f"{value!r} is not end_turn, tool_use, max_tokens "
+            raise invalid(f"stop_reasons.{key}", f"{value!r} is not end_turn, tool_use, max_tokens "
                        "or stop_sequence")  # fmt: skip
     errors = obj("errors", raw.get("errors"))
     for section in ("status", "codes"):
         for key, code in obj(f"errors.{section}", errors.get(section)).items():
             if code not in CODES:
-                raise fail(f"errors.{section}.{key}", f"{code!r} is not one of {sorted(CODES)}")
+                raise invalid(f"errors.{section}.{key}", f"{code!r} is not one of {sorted(CODES)}")
     auth_exprs = {}
     if auth:
         for key in ("url",):
             if not isinstance(auth.get(key), str) or not auth[key]:
-                raise fail(f"auth.{key}", "a URL template is required")
+                raise invalid(f"auth.{key}", "a URL template is required")
         if not isinstance(auth.get("apply"), dict) or not auth["apply"]:
-            raise fail("auth.apply", "headers carrying the token are required, e.g. "
+            raise invalid("auth.apply", "headers carrying the token are required, e.g. "
                        '{"authorization": "Bearer ${token}"}')  # fmt: skip
         check_vars("auth", {k: v for k, v in auth.items() if k != "apply"}, known - {"token"})
         check_vars("auth.apply", auth["apply"], known)
@@ -252,11 +252,11 @@ def load(provider: str, spec: Mapping[str, Any]) -> Descriptor:
         auth_exprs["expires_in"] = expr("auth.expires_in", auth.get("expires_in", "expires_in"))
     capabilities = raw.get("capabilities", ["chat"])
     if not isinstance(capabilities, list) or not set(capabilities) <= {"chat", "tools", "complete"}:
-        raise fail("capabilities", "a list of chat, tools, complete is required")
+        raise invalid("capabilities", "a list of chat, tools, complete is required")
     numbers = {}
     for key in ("max_line_bytes", "max_response_bytes", "idle_timeout"):
         if key in raw and (not isinstance(raw[key], int | float) or raw[key] <= 0):
-            raise fail(key, "a positive number is required")
+            raise invalid(key, "a positive number is required")
         if key in raw:
             numbers[key] = raw[key]
     return Descriptor(
