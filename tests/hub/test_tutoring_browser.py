@@ -119,3 +119,9 @@ def test_the_student_meets_the_tutor_in_the_released_notebook(
     finally:
         alice.close("tutoring-student")
         ian.close("tutoring-instructor")
+        # Their labs as other browser tests expect them: the notebook, the chat and the
+        # dashboard this test opened would be restored from the saved workspace.
+        for user in ("alice", "ian"):
+            url = hub.user_url(user, "/lab/api/workspaces/default")
+            status, body = hub.request("DELETE", url, hub.login(user))
+            assert status in (204, 404), body
