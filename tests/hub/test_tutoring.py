@@ -61,6 +61,10 @@ def tutored(hub: Hub, released: Released) -> Iterator[Hub]:
     yield hub
     hub.request("DELETE", hub.fake_url + "/_fake/script", "")
     _help(hub, None)
+    for user in ("alice", "bob"):  # other tests' students have no assignment folder
+        token = hub.login(user)
+        for path in (NOTEBOOK, SOURCE, "ps1/broken.ipynb", "ps1"):
+            hub.request("DELETE", hub.user_url(user, f"/api/contents/{path}"), token)
 
 
 def _requests(hub: Hub) -> list[dict[str, Any]]:
