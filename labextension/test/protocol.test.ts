@@ -24,7 +24,8 @@ const isClientMessage = validator('ClientMessage');
 const isPatchOp = validator('PatchOp');
 
 const CLIENT_TYPES = new Set([
-  'chat', 'approve', 'cancel', 'resume', 'ping', 'notebook_open', 'notebook_close', 'notebook_result'
+  'chat', 'approve', 'cancel', 'resume', 'ping', 'notebook_open', 'notebook_close', 'notebook_result',
+  'fix'
 ]);
 
 /** Every JSON value in the ```json blocks of protocol.md (a block may hold several). */
@@ -68,7 +69,7 @@ describe('docs/protocol.md examples', () => {
     for (const type of [
       'hello', 'pong', 'resumed', 'run_started', 'context', 'token', 'notice', 'tool_call',
       'approval_required', 'approval_resolved', 'notebook_patch', 'tool_result',
-      'run_finished', 'error'
+      'run_finished', 'error', 'fix_started', 'fix_attempt', 'fix_finished'
     ]) {
       assert.ok(types.has(type), `no example of ${type}`);
     }

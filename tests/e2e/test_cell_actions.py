@@ -1,6 +1,6 @@
 """Cell actions against the real agent server and the fake model: "Fix this error"
-from the cell's context menu sends the traceback with the cell as context; "Explain" by its
-keyboard shortcut."""
+from the cell's context menu starts a fix loop on the cell (the traceback goes to the model
+in its diagnosis); "Explain" by its keyboard shortcut."""
 
 from __future__ import annotations
 
@@ -13,9 +13,12 @@ from browser_support import LabPage, write_notebook
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("aiide-agent-browser")]
 
 
-def test_fix_this_error_sends_the_traceback_with_the_cell(
+def test_fix_this_error_starts_a_fix_with_the_traceback(
     chat: LabPage, agent_lab: Any, fake_model: Any, screenshot: Any
 ) -> None:
+    """From the context menu, "Fix this error" starts a fix loop on the cell (a ``fix``
+    frame); the model's diagnosis carries the traceback as plain text; a model that
+    changes nothing ends the fix "Not verified" with why."""
     from playwright.sync_api import expect
 
     path = write_notebook(agent_lab.root_dir, "broken.ipynb", [("c1", "total = 10\ntotal / 0")])
@@ -30,20 +33,20 @@ def test_fix_this_error_sends_the_traceback_with_the_cell(
     expect(cell.locator('.jp-cell-toolbar [data-command="aiide:fix-cell"]')).to_have_count(1)
     cell.locator(".jp-InputArea-editor").click(button="right")
     chat.page.locator(".lm-Menu-item", has_text="Fix This Error").click()
-    chat.finished()
+    end = chat.chat.locator(".aiide-FixEnd")
+    expect(end).to_have_count(1, timeout=60_000)
+    expect(end.locator(".aiide-FixEnd-verdict")).to_have_text(
+        "Not verified: the model changed nothing"
+    )
     question = chat.chat.locator(".aiide-Question-text").last
-    expect(question).to_contain_text(f"Fix this error in cell 1 of {path}")
-    expect(question).to_contain_text("ZeroDivisionError: division by zero")
-    # The traceback shows as code in the user's bubble, not between literal ``` lines.
-    expect(question.locator("pre code")).to_contain_text("ZeroDivisionError")
-    expect(question).not_to_contain_text("```")
+    expect(question).to_contain_text(f"Fix the error in cell 1 of {path}")
     body = fake_model.requests()[-1]["body"]
     sent = json.dumps(body)
     assert "ZeroDivisionError" in sent
     assert "\\u001b[" not in sent  # the traceback went as plain text
-    chat_frames = [f for f in chat.sent if f.get("type") == "chat"]
-    assert chat_frames[-1]["context"] == {"notebook": path, "cell_id": "c1"}
-    assert chat_frames[-1]["task"] == "agent"
+    fix_frames = [f for f in chat.sent if f.get("type") == "fix"]
+    assert (fix_frames[-1]["path"], fix_frames[-1]["cell_id"]) == (path, "c1")
+    assert not [f for f in chat.sent if f.get("type") == "chat"]
     screenshot(chat.page, "fix-this-error")
 
 

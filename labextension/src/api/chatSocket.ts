@@ -24,7 +24,8 @@ import {
   type IHello,
   type IPong,
   type IResumed,
-  type IRunStarted
+  type IRunStarted,
+  type IFixStarted
 } from './protocol';
 
 /** The part of the browser's WebSocket this client uses. */
@@ -107,8 +108,8 @@ export class ServerReplyError extends Error {
   }
 }
 
-type ReplyType = 'run_started' | 'pong' | 'resumed';
-type Reply = IRunStarted | IPong | IResumed;
+type ReplyType = 'run_started' | 'fix_started' | 'pong' | 'resumed';
+type Reply = IRunStarted | IFixStarted | IPong | IResumed;
 
 interface IPending {
   type: ReplyType;
@@ -267,6 +268,7 @@ export class ChatSocket {
 
   /** Sends a message and waits for the reply that names it in `reply_to`. */
   request(message: ClientMessage & { type: 'chat' }): Promise<IRunStarted>;
+  request(message: ClientMessage & { type: 'fix' }): Promise<IFixStarted>;
   request(message: ClientMessage & { type: 'ping' }): Promise<IPong>;
   request(message: ClientMessage & { type: 'resume' }): Promise<IResumed>;
   request(message: ClientMessage): Promise<Reply> {
@@ -376,7 +378,7 @@ export class ChatSocket {
     }
     this._lastSeq.set(cid, event.seq);
     this._watched.add(cid);
-    if (event.type === 'run_started') {
+    if (event.type === 'run_started' || event.type === 'fix_started') {
       this._settle(event.reply_to, event);
     }
     this._events.emit({ event, replay: this._replaying.has(cid) });
@@ -561,6 +563,7 @@ export class ChatSocket {
 
 const REPLY_TYPES: Partial<Record<ClientMessage['type'], ReplyType>> = {
   chat: 'run_started',
+  fix: 'fix_started',
   ping: 'pong',
   resume: 'resumed'
 };

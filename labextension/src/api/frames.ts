@@ -154,7 +154,36 @@ const EVENTS: Record<string, Record<string, Check>> = {
       steps: int
     })
   },
-  error: { code: nonEmpty, message: str, reply_to: replyTo }
+  error: { code: nonEmpty, message: str, reply_to: replyTo },
+  fix_started: { reply_to: replyTo, path: nonEmpty, cell_id: idOrNull, max_attempts: int },
+  fix_attempt: {
+    number: int,
+    attempt_run_id: idOrNull,
+    error: shape({ cell_id: str, ename: str, evalue: str, kind: str }),
+    patch: arrayOf(
+      shape({
+        cell_id: str,
+        op: oneOf('replace', 'insert', 'delete'),
+        before: or(str, nul),
+        after: or(str, nul)
+      })
+    ),
+    approvals: arrayOf(obj),
+    result: str,
+    detail: str,
+    reran: arrayOf(str),
+    tokens: int,
+    seconds: num
+  },
+  fix_finished: {
+    status: oneOf('verified', 'not_verified'),
+    reason: str,
+    message: str,
+    error_cell: or(str, nul),
+    attempts: int,
+    tokens: int,
+    seconds: num
+  }
 };
 
 const CONTROL: Record<string, Record<string, Check>> = {

@@ -118,8 +118,20 @@ export interface INotebookResultMessage {
   outputs?: Record<string, unknown>[];
 }
 
+/** Starts the fix loop on a cell's error (docs/fixloop.md). */
+export interface IFixMessage {
+  type: 'fix';
+  id?: string;
+  conversation_id?: string | null;
+  path: string;
+  cell_id?: string;
+  model?: string;
+  max_attempts?: number;
+}
+
 export type ClientMessage =
   | IChatMessage
+  | IFixMessage
   | IApproveMessage
   | ICancelMessage
   | IResumeMessage
@@ -312,7 +324,53 @@ export interface IRunError extends IEventBase {
   reply_to?: string | null;
 }
 
+/** A fix loop began (`run_id` is the fix's id). */
+export interface IFixStarted extends IEventBase {
+  type: 'fix_started';
+  reply_to?: string | null;
+  path: string;
+  cell_id: string | null;
+  max_attempts: number;
+}
+
+/** One changed cell of a fix attempt. */
+export interface IFixPatchCell {
+  cell_id: string;
+  op: 'replace' | 'insert' | 'delete';
+  before: string | null;
+  after: string | null;
+}
+
+/** One attempt of a fix: the error it worked on, its change, its result. */
+export interface IFixAttempt extends IEventBase {
+  type: 'fix_attempt';
+  number: number;
+  attempt_run_id: string | null;
+  error: { cell_id: string; ename: string; evalue: string; kind: string };
+  patch: IFixPatchCell[];
+  approvals: Record<string, unknown>[];
+  result: string;
+  detail: string;
+  reran: string[];
+  tokens: number;
+  seconds: number;
+}
+
+export interface IFixFinished extends IEventBase {
+  type: 'fix_finished';
+  status: 'verified' | 'not_verified';
+  reason: string;
+  message: string;
+  error_cell: string | null;
+  attempts: number;
+  tokens: number;
+  seconds: number;
+}
+
 export type ConversationEvent =
+  | IFixStarted
+  | IFixAttempt
+  | IFixFinished
   | IRunStarted
   | IContextEvent
   | IToken

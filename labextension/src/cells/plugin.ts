@@ -21,7 +21,11 @@ export const CellCommandIDs: Record<CellAction, string> = {
 
 const LABELS: Record<CellAction, { label: string; caption: string; icon: LabIcon }> = {
   explain: { label: 'Explain Cell', caption: 'Ask the assistant what this cell does', icon: explainIcon },
-  fix: { label: 'Fix This Error', caption: 'Ask the assistant to fix the error of this cell', icon: fixIcon },
+  fix: {
+    label: 'Fix This Error',
+    caption: 'Fix the error of this cell, re-run and check the fix (every change waits for your approval)',
+    icon: fixIcon
+  },
   generate: {
     label: 'Generate Code From Cell',
     caption: 'Write the code this comment or markdown asks for, in a new cell below',
@@ -71,6 +75,11 @@ export const cellActionsPlugin: JupyterFrontEndPlugin<void> = {
         execute: async () => {
           const cell = snapshot();
           if (!cell || !canRun(action, cell)) {
+            return;
+          }
+          if (action === 'fix') {
+            // A fix loop, not a question: it re-runs, patches with approval and verifies.
+            await chat.fix(cell.path, cell.cellId);
             return;
           }
           const request = cellRequest(action, cell);

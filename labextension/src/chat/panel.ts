@@ -121,7 +121,11 @@ export class ChatPanel extends Panel {
       },
       citations: options.citations,
       editQuestion: text => this._composer.setText(text),
-      resend: turn => void this._resend(turn)
+      resend: turn => void this._resend(turn),
+      fix: {
+        cells: path => options.notebooks.cells(path),
+        undo: end => this._undoFix(end)
+      }
     });
     this._learning = new KnowledgeProgressView(options.learning);
     this._composer = new Composer({
@@ -160,6 +164,40 @@ export class ChatPanel extends Panel {
   /** Sends a question for another plugin (a cell action), with its own context. */
   async ask(text: string, task: Task, context: IChatContext): Promise<void> {
     await this._send(text, task, [], context);
+  }
+
+  /** Starts the fix loop on a notebook cell's error (null: the notebook's first error). */
+  async fix(path: string, cellId: string | null): Promise<void> {
+    const o = this._o;
+    if (o.preferences().saveBeforeAsking) {
+      await o.active.save();
+    }
+    const cells = o.notebooks.cells(path);
+    const position = cellId ? (cells.find(c => c.id === cellId)?.position ?? null) : null;
+    await o.session.fix(path, cellId, position, o.preferences().model);
+  }
+
+  /** "Undo fix": every attempt's applied change, newest first; the kernel is then stale. */
+  private _undoFix(end: { runId: string; runIds: readonly string[]; path: string }): void {
+    const transcript = this._o.session.current;
+    const outcome = this._o.notebooks.undoRuns?.(end.runIds) ?? { undone: 0, failed: [] };
+    if (outcome.failed.length || outcome.undone === 0) {
+      transcript.fixUndone(
+        end.runId,
+        false,
+        outcome.undone === 0
+          ? `Nothing to undo here: the changes were made in another page or the notebook changed since. Use Edit › Undo in ${end.path}.`
+          : `${outcome.undone} change(s) undone; the rest changed since: use Edit › Undo in ${end.path}.`
+      );
+      return;
+    }
+    transcript.fixUndone(
+      end.runId,
+      true,
+      `Undone: ${outcome.undone} change${outcome.undone === 1 ? '' : 's'} taken back. ` +
+        'The kernel still holds what the fixed cells defined: re-run the notebook ' +
+        '(Run › Restart Kernel and Run All Cells) to bring it in line.'
+    );
   }
 
   focusInput(): void {
@@ -213,6 +251,16 @@ export class ChatPanel extends Panel {
       this._composer.setNote(
         `Unknown command /${slash.name}. Try ${SLASH_COMMANDS.map(c => `/${c.name}`).join(', ')}.`
       );
+      return;
+    }
+    if (slash.kind === 'command' && slash.command.name === 'fix') {
+      const context = given ?? o.active.context();
+      if (context.notebook) {
+        await this.fix(context.notebook, context.cell_id ?? null);
+        return;
+      }
+      this._composer.setText(text);
+      this._composer.setNote('/fix works on a notebook: open one and pick the cell with the error.');
       return;
     }
     if (slash.kind === 'command' && slash.command.task === null) {
@@ -308,7 +356,7 @@ export class ChatPanel extends Panel {
   }
 
   private _drawBusy(): void {
-    this._composer.setBusy(!!this._transcript?.activeRun);
+    this._composer.setBusy(!!(this._transcript?.activeRun || this._transcript?.activeFix));
     this._drawTitle();
   }
 

@@ -281,6 +281,10 @@ export const chatPlugin: JupyterFrontEndPlugin<IAiideChat> = {
       ask: async (text: string, task: Task, context: IChatContext) => {
         app.shell.activateById(panel.id);
         await panel.ask(text, task, context);
+      },
+      fix: async (path: string, cellId: string | null) => {
+        app.shell.activateById(panel.id);
+        await panel.fix(path, cellId);
       }
     };
   }

@@ -24,7 +24,7 @@ import type {
 } from '../api/protocol';
 import type { ExportFormat, IConversationMatch, IExportedFile } from '../api/conversations';
 import type { IOutsideApproval, OutsideDecision } from '../api/outsideApprovals';
-import { Transcript } from './transcript';
+import { fixQuestion, Transcript } from './transcript';
 
 /** The REST calls the session needs (injected: the plugin passes the real ones). */
 export interface IConversationApi {
@@ -185,6 +185,34 @@ export class ChatSession {
     }
   }
 
+  /** Starts a fix loop on the current transcript. Never throws: failures show inline. */
+  async fix(
+    path: string,
+    cellId: string | null,
+    cellNumber: number | null,
+    model: string | null
+  ): Promise<void> {
+    const transcript = this._current;
+    const key = `q${++this._questions}`;
+    transcript.ask(key, fixQuestion(path, cellNumber));
+    this._drafts.set(key, transcript);
+    try {
+      await this.socket.request({
+        type: 'fix',
+        id: key,
+        conversation_id: transcript.id,
+        path,
+        ...(cellId ? { cell_id: cellId } : {}),
+        ...(model ? { model } : {})
+      });
+      void this.refresh();
+    } catch (error) {
+      transcript.failQuestion(key, this._explain(error).message);
+    } finally {
+      this._drafts.delete(key);
+    }
+  }
+
   /** Answers an approval: approve (with edited arguments) or reject (with a reason). */
   decide(
     transcript: Transcript,
@@ -208,14 +236,14 @@ export class ChatSession {
   }
 
   stop(transcript: Transcript): string | null {
-    const run = transcript.activeRun;
-    if (!run || !transcript.id) {
+    const runId = transcript.activeFix ?? transcript.activeRun?.id;
+    if (!runId || !transcript.id) {
       return null;
     }
     return this._send(transcript, {
       type: 'cancel',
       conversation_id: transcript.id,
-      run_id: run.id
+      run_id: runId
     });
   }
 
@@ -310,7 +338,7 @@ export class ChatSession {
     let transcript = this._transcripts.get(cid);
     if (!transcript) {
       const draft =
-        event.type === 'run_started' && event.reply_to
+        (event.type === 'run_started' || event.type === 'fix_started') && event.reply_to
           ? this._drafts.get(event.reply_to)
           : undefined;
       transcript = draft ?? new Transcript(cid);

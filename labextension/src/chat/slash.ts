@@ -38,7 +38,7 @@ export const SLASH_COMMANDS: readonly ISlashCommand[] = [
   {
     name: 'fix',
     task: 'agent',
-    description: 'Fix the error in the active cell',
+    description: 'Fix the error in the active cell, re-run and check the fix (a fix loop)',
     argument: 'optional',
     expand: rest =>
       `Fix the error in the active cell and run it again to check.${rest ? ` ${rest}` : ''}`

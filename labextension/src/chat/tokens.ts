@@ -16,6 +16,11 @@ export interface IAiideChat {
   open(): void;
   /** Shows the chat and sends a question in the current conversation. */
   ask(text: string, task: Task, context: IChatContext): Promise<void>;
+  /**
+   * Shows the chat and starts a fix loop on a notebook cell's error (null: the notebook's
+   * first error): re-run, patch with approval, verify, again (docs/fixloop.md).
+   */
+  fix(path: string, cellId: string | null): Promise<void>;
 }
 
 export const IAiideChat = new Token<IAiideChat>(

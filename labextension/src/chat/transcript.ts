@@ -12,6 +12,8 @@ import type {
   ConversationEvent,
   ICitation,
   IContextItem,
+  IFixAttempt,
+  IFixPatchCell,
   IPatch,
   IUsage,
   Risk,
@@ -128,7 +130,52 @@ export type Block =
       /** The files it concerns, each with why (files `/learn` left out or could not read). */
       items: readonly IReportItem[];
     }
-  | { kind: 'finished'; key: string; runId: string; status: RunStatus; usage: IUsage };
+  | { kind: 'finished'; key: string; runId: string; status: RunStatus; usage: IUsage }
+  | {
+      /** One attempt of a fix, compactly: the error → the change → the result. */
+      kind: 'fixStep';
+      key: string;
+      /** The fix's id. */
+      runId: string;
+      path: string;
+      number: number;
+      error: IFixAttempt['error'];
+      patch: readonly IFixPatchCell[];
+      result: string;
+      detail: string;
+    }
+  | {
+      /** How a fix ended, and its one Undo for every attempt's change. */
+      kind: 'fixEnd';
+      key: string;
+      runId: string;
+      path: string;
+      status: 'verified' | 'not_verified';
+      reason: string;
+      message: string;
+      attempts: number;
+      /** The attempts' runs: their applied patches are what Undo takes back. */
+      runIds: readonly string[];
+      /** none: nothing was changed; available; done; failed (see `undoNote`). */
+      undo: 'none' | 'available' | 'done' | 'failed';
+      undoNote: string | null;
+    };
+
+/** A fix loop seen in this conversation. */
+interface IFix {
+  path: string;
+  cellId: string | null;
+  runIds: string[];
+  /** Whether any attempt changed the notebook. */
+  changed: boolean;
+}
+
+/** The question a fix stands for in the conversation. */
+export function fixQuestion(path: string, cellNumber: number | null = null): string {
+  return cellNumber === null
+    ? `Fix the error in ${path} and check the fix`
+    : `Fix the error in cell ${cellNumber} of ${path} and check the fix`;
+}
 
 export interface IReportItem {
   path: string;
@@ -213,6 +260,24 @@ export class Transcript {
     return null;
   }
 
+  /** The fix running in this conversation (its id), if any. */
+  get activeFix(): string | null {
+    return this._activeFix;
+  }
+
+  /** Whether `runId` is a fix's id (its cell runs need no card: the user asked for them). */
+  isFix(runId: string): boolean {
+    return this._fixes.has(runId);
+  }
+
+  /** Records what an "Undo fix" came to. */
+  fixUndone(fixId: string, ok: boolean, note: string): void {
+    this._update(
+      b => b.kind === 'fixEnd' && b.runId === fixId,
+      b => (b.kind === 'fixEnd' ? { ...b, undo: ok ? 'done' : 'failed', undoNote: note } : b)
+    );
+  }
+
   /** Whether a run is a call of an outside agent (`OUTSIDE_AGENT`). */
   isOutside(runId: string): boolean {
     return this._runs.get(runId)?.provider === OUTSIDE_AGENT;
@@ -288,7 +353,64 @@ export class Transcript {
       this._pauseStreaming(runId); // text stopped for a tool call, a notice, …
     }
     switch (event.type) {
+      case 'fix_started': {
+        this._fixes.set(runId, { path: event.path, cellId: event.cell_id, runIds: [], changed: false });
+        this._activeFix = runId;
+        const asked = event.reply_to
+          ? this._blocks.findIndex(
+              b => b.kind === 'question' && b.key === event.reply_to && b.runId === null
+            )
+          : -1;
+        if (asked >= 0) {
+          this._update((_, i) => i === asked, b => ({ ...b, runId }));
+        } else {
+          this._push({ kind: 'question', key, runId, text: fixQuestion(event.path), failed: null });
+        }
+        break;
+      }
+      case 'fix_attempt': {
+        const fix = this._fixes.get(runId);
+        if (fix && event.patch.length) {
+          fix.changed = true;
+        }
+        this._push({
+          kind: 'fixStep',
+          key,
+          runId,
+          path: fix?.path ?? '',
+          number: event.number,
+          error: event.error,
+          patch: event.patch,
+          result: event.result,
+          detail: event.detail
+        });
+        break;
+      }
+      case 'fix_finished': {
+        const fix = this._fixes.get(runId);
+        if (this._activeFix === runId) {
+          this._activeFix = null;
+        }
+        this._push({
+          kind: 'fixEnd',
+          key,
+          runId,
+          path: fix?.path ?? '',
+          status: event.status,
+          reason: event.reason,
+          message: event.message,
+          attempts: event.attempts,
+          runIds: fix ? [...fix.runIds] : [],
+          undo: fix?.changed ? 'available' : 'none',
+          undoNote: null
+        });
+        break;
+      }
       case 'run_started': {
+        const fix = this._activeFix ? this._fixes.get(this._activeFix) : undefined;
+        if (fix) {
+          fix.runIds.push(runId);
+        }
         this._runs.set(runId, {
           id: runId,
           task: event.task,
@@ -304,6 +426,8 @@ export class Transcript {
           : -1;
         if (asked >= 0) {
           this._update((_, i) => i === asked, b => ({ ...b, runId }));
+        } else if (fix) {
+          // An attempt of the fix: its question is the loop's diagnosis, not the user's.
         } else if (event.provider === OUTSIDE_AGENT) {
           const message = `An ${event.model} asks to use a tool; it waits for your answer below.`;
           this._push({ kind: 'notice', key, runId, code: 'outside_agent', message });
@@ -388,6 +512,9 @@ export class Transcript {
       }
       case 'notebook_patch':
       case 'notebook_execute': {
+        if (this._fixes.has(runId)) {
+          break; // the fix re-running cells to verify: its step says what came of it
+        }
         const request: INotebookRequest = {
           requestId: event.request_id,
           kind: event.type === 'notebook_patch' ? 'patch' : 'execute',
@@ -544,4 +671,6 @@ export class Transcript {
   private readonly _changed = new Signal<this, ITranscriptChange>(this);
   private _conversationId: string | null = null;
   private _local = 0;
+  private readonly _fixes = new Map<string, IFix>();
+  private _activeFix: string | null = null;
 }

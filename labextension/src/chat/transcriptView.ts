@@ -13,6 +13,8 @@ import { button, fill, h } from '../ui/dom';
 import { CallCard, type ICallHandlers } from './callCard';
 import type { ICodeActions } from './codeActions';
 import { AnswerView } from './markdown';
+import { renderFixEnd, renderFixStep } from './fixView';
+import type { ICellView } from '../notebook/bridge';
 import { questionNode } from './questionText';
 import type { Block, ITranscriptChange, Transcript } from './transcript';
 import { SLASH_COMMANDS } from './slash';
@@ -31,6 +33,11 @@ export interface ITranscriptViewOptions {
   editQuestion(text: string): void;
   /** Sends the last question again (Regenerate, Retry). */
   resend(turn: ILastTurn): void;
+  /** A fix's steps name cells as the open notebook numbers them; its Undo takes it back. */
+  fix?: {
+    cells(path: string): ICellView[];
+    undo(end: Extract<Block, { kind: 'fixEnd' }>): void;
+  };
 }
 
 interface IBlockView {
@@ -287,6 +294,21 @@ export class TranscriptView extends Widget {
                 )
               )
             : null
+        );
+        break;
+      case 'fixStep':
+        node.className = 'aiide-Fix';
+        fill(node, renderFixStep(block, this._options.fix?.cells(block.path) ?? []));
+        break;
+      case 'fixEnd':
+        node.className = 'aiide-Fix';
+        fill(
+          node,
+          renderFixEnd(
+            block,
+            this._options.fix?.cells(block.path) ?? [],
+            this._options.fix ? end => this._options.fix?.undo(end) : null
+          )
         );
         break;
       case 'finished':

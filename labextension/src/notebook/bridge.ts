@@ -52,6 +52,8 @@ export interface INotebookActions {
   confirm(requestId: string): void;
   reject(requestId: string, reason: string): void;
   undo(requestId: string): void;
+  /** Takes back every patch these runs applied (a fix's attempts), newest first. */
+  undoRuns?(runIds: readonly string[]): IUndoRunsOutcome;
   /** Apply a patch that conflicted, over the notebook's changes (the user saw both). */
   applyAnyway(requestId: string): void;
   /** Switch a notebook open here (null: the current one) to the sandboxed kernel. */
@@ -78,6 +80,12 @@ export interface IBridgeOptions {
   /** A request waits for the user: show its conversation. */
   attention(conversationId: string): void;
   codeField?: CodeFieldFactory | null;
+}
+
+/** What "Undo fix" did: patches undone, and the notebooks where one could not be. */
+export interface IUndoRunsOutcome {
+  undone: number;
+  failed: string[];
 }
 
 /** An applied patch: how to take it back, and what the card was last told about it. */
@@ -157,6 +165,39 @@ export class NotebookBridge implements INotebookActions {
       this.reveal(request.path, target);
     }
     void this._save(panel);
+  }
+
+  /**
+   * Takes back every patch these runs applied here (a fix's attempts), newest first, and
+   * saves. Returns how many were undone and why any could not be.
+   */
+  undoRuns(runIds: readonly string[]): IUndoRunsOutcome {
+    const runs = new Set(runIds);
+    const mine = [...this._applied.entries()].filter(([, a]) => runs.has(a.request.run_id));
+    const outcome: IUndoRunsOutcome = { undone: 0, failed: [] };
+    const panels = new Set<NotebookPanel>();
+    for (const [requestId, applied] of mine.reverse()) {
+      const { request } = applied;
+      const done = applied.undo?.undo() ?? false;
+      if (done) {
+        outcome.undone++;
+        this._applied.delete(requestId);
+        const panel = this._panel(request.path);
+        if (panel) {
+          panels.add(panel);
+        }
+      } else {
+        outcome.failed.push(request.path);
+      }
+      this._transcriptOf(request)?.updateRequest(requestId, {
+        undoable: false,
+        reason: done ? 'undone' : 'the notebook changed since: use Edit › Undo in the notebook'
+      });
+    }
+    for (const panel of panels) {
+      void this._save(panel);
+    }
+    return outcome;
   }
 
   undo(requestId: string): void {
@@ -339,9 +380,12 @@ export class NotebookBridge implements INotebookActions {
       return; // another page of this user holds the notebook
     }
     const block = this._callOf(event);
+    // A fix's own cell runs (its verify step): the user asked for them by starting it.
+    const fixRun = event.type === 'notebook_execute' && !!this._transcriptOf(event)?.isFix(event.run_id);
     const approved =
-      block?.kind === 'call' &&
-      (block.decision === 'auto' || block.approval?.resolution?.decision === 'approve');
+      fixRun ||
+      (block?.kind === 'call' &&
+        (block.decision === 'auto' || block.approval?.resolution?.decision === 'approve'));
     if (approved) {
       void this._carryOut(event);
     } else {
@@ -364,7 +408,6 @@ export class NotebookBridge implements INotebookActions {
       const model = panel.context.model.sharedModel as unknown as ISharedNotebookLike;
       const { outcome, undo } = applyToNotebook(model, request.patch);
       if (outcome.status === 'applied') {
-        this._report(request, { status: 'applied' });
         this._applied.set(request.request_id, { request, undo, held: true, undoable: !!undo });
         transcript?.updateRequest(request.request_id, {
           state: 'applied',
@@ -375,7 +418,10 @@ export class NotebookBridge implements INotebookActions {
         if (target) {
           this.reveal(request.path, target);
         }
+        // Saved before the server hears of it: what it reads next (a fix loop's check of
+        // what changed, the agent's next read) is the notebook with the change.
         await this._save(panel);
+        this._report(request, { status: 'applied' });
       } else {
         this._report(request, { status: 'conflict', reason: outcome.reason });
         this._conflicted.set(request.request_id, request);
@@ -412,13 +458,27 @@ export class NotebookBridge implements INotebookActions {
     }
   }
 
-  /** The agent reads notebooks from disk: save so it sees what the user sees. */
-  private async _save(panel: NotebookPanel): Promise<void> {
-    try {
-      await panel.context.save();
-    } catch (error) {
-      console.warn('aiide: could not save the notebook after an agent edit', error);
-    }
+  /**
+   * The agent reads notebooks from disk: save so it sees what the user sees. Saves of one
+   * notebook go one after the other: a fix loop runs cells back to back, and two saves
+   * at once make JupyterLab think the file changed on disk behind its back.
+   */
+  private _save(panel: NotebookPanel): Promise<void> {
+    const previous = this._saving.get(panel) ?? Promise.resolve();
+    const next = previous.then(async () => {
+      try {
+        await panel.context.save();
+      } catch (error) {
+        console.warn('aiide: could not save the notebook after an agent edit', error);
+      }
+    });
+    this._saving.set(panel, next);
+    void next.then(() => {
+      if (this._saving.get(panel) === next) {
+        this._saving.delete(panel);
+      }
+    });
+    return next;
   }
 
   private _callOf(request: Request): Block | undefined {
@@ -461,6 +521,7 @@ export class NotebookBridge implements INotebookActions {
   /** Patches that met a conflict, kept so the user can still apply them anyway. */
   private readonly _conflicted = new Map<string, INotebookPatch>();
   private readonly _rechecking = new Set<NotebookPanel>();
+  private readonly _saving = new Map<NotebookPanel, Promise<void>>();
 }
 
 /** The cell a patch is about (its first op's), to show after applying it. */
