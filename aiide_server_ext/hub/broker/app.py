@@ -144,7 +144,12 @@ class BrokerApp(Application):  # type: ignore[misc]
     )
     hub_timeout = Float(3.0, config=True, help="Seconds to wait for the hub's API.")
     identity_cache_seconds = Float(
-        30.0, config=True, help="Seconds a token's owner and groups are cached (hub outages)."
+        30.0,
+        config=True,
+        help="Seconds a token's owner and groups are cached (hub outages). A token used in "
+        "the last quarter of that time is looked up again in the background, so a student "
+        "who keeps calling never waits for the hub; a revoked token is refused at most this "
+        "long after its last look-up.",
     )
     course_reload_interval = Float(
         5.0,
