@@ -13,6 +13,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,13 +22,15 @@ import pytest
 from nbgrader_course import HIDDEN_MARK, MARK_SCHEME, Released, generate
 
 from .chat import chat, error_of
-from .harness import Hub
+from .harness import IDENTITY_CACHE, Hub
 
 pytestmark = pytest.mark.xdist_group("hub")
 STOP = frozenset({"run_finished", "approval_required"})
 NOTEBOOK = "ps1/squares.ipynb"
 #: The instructor's source version, as if a course had handed it out by mistake.
 SOURCE = "ps1/source-copy.ipynb"
+#: The module's students (``students``): one who asks throughout, one fresh for levels.
+TUTEE, FRESH = "tess-" + os.urandom(3).hex(), "fred-" + os.urandom(3).hex()
 HELP = {"mode": "open", "hint_levels": 3, "assignments": [{"name": "ps1", "mode": "tutor"}]}
 
 
@@ -36,10 +40,7 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> Released:
 
 
 def _help(hub: Hub, value: Any) -> None:
-    status, body = hub.request(
-        "PATCH", hub.user_url("ian", "/aiide/api/course/ds101"), hub.login("ian"), {"help": value}
-    )
-    assert status == 200, body
+    _change(hub, {"help": value})
 
 
 def _put(hub: Hub, user: str, path: str, nb: dict[str, Any]) -> None:
@@ -52,16 +53,42 @@ def _put(hub: Hub, user: str, path: str, nb: dict[str, Any]) -> None:
     assert status in (200, 201), body
 
 
+@pytest.fixture(scope="module")
+def students(hub: Hub) -> Iterator[tuple[str, str]]:
+    """Two students of the course of this module's own (a class's tutoring chats spend
+    a day's budget of tokens: alice's and bob's stay for the other tests), with a budget
+    of their own large enough for the module; their servers stopped after it."""
+    names = (TUTEE, FRESH)
+    for name in names:
+        assert hub.hub_api("POST", f"/users/{name}")[0] == 201
+    assert hub.hub_api("POST", "/groups/students/users", {"users": list(names)})[0] == 200
+    time.sleep(IDENTITY_CACHE + 0.2)  # the broker's cached groups of a new user
+    big = {"daily_tokens": 10**9, "weekly_tokens": 10**9}
+    _change(hub, {"student_budgets": {n: big for n in names}})
+    hub.spawn(*names)
+    yield names
+    _change(hub, {"student_budgets": {n: None for n in names}})
+    for name in names:
+        hub.hub_api("DELETE", f"/users/{name}/server")
+
+
+def _change(hub: Hub, change: dict[str, Any]) -> None:
+    status, body = hub.request(
+        "PATCH", hub.user_url("ian", "/aiide/api/course/ds101"), hub.login("ian"), change
+    )
+    assert status == 200, body
+
+
 @pytest.fixture
-def tutored(hub: Hub, released: Released) -> Iterator[Hub]:
+def tutored(hub: Hub, released: Released, students: tuple[str, str]) -> Iterator[Hub]:
     _help(hub, HELP)
-    _put(hub, "alice", NOTEBOOK, released.notebook())
-    _put(hub, "alice", SOURCE, json.loads(released.source.read_text()))
+    _put(hub, TUTEE, NOTEBOOK, released.notebook())
+    _put(hub, TUTEE, SOURCE, json.loads(released.source.read_text()))
     hub.request("DELETE", hub.fake_url + "/_fake/script", "")
     yield hub
     hub.request("DELETE", hub.fake_url + "/_fake/script", "")
     _help(hub, None)
-    for user in ("alice", "bob"):  # other tests' students have no assignment folder
+    for user in (TUTEE, FRESH):  # the next test starts from the released notebook again
         token = hub.login(user)
         for path in (NOTEBOOK, SOURCE, "ps1/broken.ipynb", "ps1"):
             hub.request("DELETE", hub.user_url(user, f"/api/contents/{path}"), token)
@@ -82,7 +109,7 @@ def _agent(hub: Hub, name: str, arguments: dict[str, Any], path: str = NOTEBOOK)
     status, _ = hub.request("POST", hub.fake_url + "/_fake/script", "", script)
     assert status == 200
     context = {"notebook": path, "cell_id": "cell-2"}
-    return chat(hub.url, "alice", hub.login("alice"), "Fill in squares for me", task="agent",
+    return chat(hub.url, TUTEE, hub.login(TUTEE), "Fill in squares for me", task="agent",
                 stop_at=STOP, context=context)  # fmt: skip
 
 
@@ -106,7 +133,7 @@ def test_the_tutor_refuses_to_fill_the_solution_cell_and_says_why(tutored: Hub) 
     assert "no new code cells" in _refused(events)["content"]
     # The file on disk is as nbgrader released it.
     _, model = hub.request(
-        "GET", hub.user_url("alice", f"/api/contents/{NOTEBOOK}"), hub.login("alice")
+        "GET", hub.user_url(TUTEE, f"/api/contents/{NOTEBOOK}"), hub.login(TUTEE)
     )
     assert "raise NotImplementedError()" in "".join(model["content"]["cells"][1]["source"])
 
@@ -126,12 +153,12 @@ def test_locked_cells_are_never_edited_even_in_open_mode(tutored: Hub) -> None:
 
 def test_tutor_mode_prompt_and_hints_escalate_per_cell(tutored: Hub, released: Released) -> None:
     hub = tutored
-    _put(hub, "bob", NOTEBOOK, released.notebook())  # a student who has asked nothing yet
+    _put(hub, FRESH, NOTEBOOK, released.notebook())  # a student who has asked nothing yet
     context = {"notebook": NOTEBOOK, "cell_id": "cell-2"}
     levels = []
     for _ in range(4):
         hub.request("DELETE", hub.fake_url + "/_fake/script", "")
-        events = chat(hub.url, "bob", hub.login("bob"), "How do I do this?", context=context)
+        events = chat(hub.url, FRESH, hub.login(FRESH), "How do I do this?", context=context)
         assert error_of(events) is None, events
         (request,) = _requests(hub)
         system = json.dumps(request["body"].get("system"))
@@ -143,29 +170,27 @@ def test_tutor_mode_prompt_and_hints_escalate_per_cell(tutored: Hub, released: R
     assert levels == ["1 of 3", "2 of 3", "3 of 3", "3 of 3"]
     # Another cell starts at the first level again.
     hub.request("DELETE", hub.fake_url + "/_fake/script", "")
-    chat(
-        hub.url, "alice", hub.login("alice"), "And this?", context={**context, "cell_id": "cell-5"}
-    )
+    chat(hub.url, TUTEE, hub.login(TUTEE), "And this?", context={**context, "cell_id": "cell-5"})
     assert "Hint level 1 of 3" in _sent(hub)
     # Outside the assignment the course's mode (open) applies: no tutoring.
     hub.request("DELETE", hub.fake_url + "/_fake/script", "")
-    chat(hub.url, "bob", hub.login("bob"), "hi", context={"notebook": "scratch.ipynb"})
+    chat(hub.url, FRESH, hub.login(FRESH), "hi", context={"notebook": "scratch.ipynb"})
     assert "TUTOR MODE" not in _sent(hub)
 
 
 def test_hidden_tests_never_reach_the_model(tutored: Hub) -> None:
     hub = tutored
     ctx = {"notebook": SOURCE, "cell_id": "cell-3"}
-    chat(hub.url, "alice", hub.login("alice"), "What do the tests check?", context=ctx)
+    chat(hub.url, TUTEE, hub.login(TUTEE), "What do the tests check?", context=ctx)
     _agent(hub, "read_cell", {"path": SOURCE, "cell_id": "cell-3"}, path=SOURCE)
     _agent(hub, "read_file", {"path": SOURCE}, path=SOURCE)
     _agent(hub, "list_cells", {"path": SOURCE}, path=SOURCE)
-    token = hub.login("alice")
+    token = hub.login(TUTEE)
     prefix = "".join(
-        json.loads((hub.dir / "home" / "alice" / SOURCE).read_text())["cells"][2]["source"]
+        json.loads((hub.dir / "home" / TUTEE / SOURCE).read_text())["cells"][2]["source"]
     )
     status, body = hub.request(
-        "POST", hub.user_url("alice", "/aiide/api/complete"), token,
+        "POST", hub.user_url(TUTEE, "/aiide/api/complete"), token,
         {"path": "scratch.py", "prefix": prefix + "\nprint(", "suffix": ")"},
     )  # fmt: skip
     assert status == 200, body
@@ -179,7 +204,7 @@ def test_hidden_tests_never_reach_the_model(tutored: Hub) -> None:
 
 def test_completion_is_off_in_the_solution_cell_only(tutored: Hub) -> None:
     hub = tutored
-    url, token = hub.user_url("alice", "/aiide/api/complete"), hub.login("alice")
+    url, token = hub.user_url(TUTEE, "/aiide/api/complete"), hub.login(TUTEE)
     stub = 'def squares(n):\n    """The squares of 1..n."""\n    # YOUR CODE HERE\n    '
     body_in = {"path": NOTEBOOK, "prefix": stub, "suffix": "raise NotImplementedError()"}
     status, body = hub.request("POST", url, token, body_in)
@@ -203,8 +228,8 @@ def test_the_notebooks_metadata_cannot_change_the_mode(tutored: Hub, released: R
     nb = released.notebook()
     nb["metadata"]["aiide"] = {"help_mode": "open", "mode": "open"}
     nb["metadata"]["nbgrader"] = {"help": "open"}
-    _put(hub, "alice", NOTEBOOK, nb)
-    chat(hub.url, "alice", hub.login("alice"), "answer?", context={"notebook": NOTEBOOK})
+    _put(hub, TUTEE, NOTEBOOK, nb)
+    chat(hub.url, TUTEE, hub.login(TUTEE), "answer?", context={"notebook": NOTEBOOK})
     assert "TUTOR MODE" in _sent(hub)
     events = _agent(hub, "replace_cell", {"path": NOTEBOOK, "cell_id": "cell-2", "source": "x"})
     _refused(events)
@@ -213,16 +238,16 @@ def test_the_notebooks_metadata_cannot_change_the_mode(tutored: Hub, released: R
 def test_an_assignment_in_exam_mode_refuses_chat_and_completion(tutored: Hub) -> None:
     hub = tutored
     _help(hub, {"assignments": [{"name": "ps1", "mode": "exam"}]})
-    events = chat(hub.url, "alice", hub.login("alice"), "hi", context={"notebook": NOTEBOOK})
+    events = chat(hub.url, TUTEE, hub.login(TUTEE), "hi", context={"notebook": NOTEBOOK})
     error = error_of(events)
     assert error is not None and error["code"] == "exam_mode", events
     status, body = hub.request(
-        "POST", hub.user_url("alice", "/aiide/api/complete"), hub.login("alice"),
+        "POST", hub.user_url(TUTEE, "/aiide/api/complete"), hub.login(TUTEE),
         {"path": NOTEBOOK, "prefix": "print(", "suffix": ")"},
     )  # fmt: skip
     assert (status, body["code"]) == (403, "exam_mode"), body
     # Another notebook of the same student is not the exam's.
-    events = chat(hub.url, "alice", hub.login("alice"), "hi", context={"notebook": "notes.ipynb"})
+    events = chat(hub.url, TUTEE, hub.login(TUTEE), "hi", context={"notebook": "notes.ipynb"})
     assert error_of(events) is None, events
 
 
@@ -230,7 +255,7 @@ def test_a_deadline_switches_the_mode_by_itself(tutored: Hub) -> None:
     hub = tutored
     _help(hub, {"assignments": [{"name": "ps1", "mode": "tutor", "deadline": "2020-01-01T00:00:00Z",
                                  "after_deadline": "open"}]})  # fmt: skip
-    chat(hub.url, "alice", hub.login("alice"), "hi", context={"notebook": NOTEBOOK})
+    chat(hub.url, TUTEE, hub.login(TUTEE), "hi", context={"notebook": NOTEBOOK})
     assert "TUTOR MODE" not in _sent(hub)
 
 
@@ -238,16 +263,16 @@ def test_the_dashboard_shows_the_help_used_and_exports_a_joinable_csv(tutored: H
     hub = tutored
     context = {"notebook": NOTEBOOK, "cell_id": "cell-2"}
     for _ in range(2):
-        chat(hub.url, "alice", hub.login("alice"), "hint please", context=context)
+        chat(hub.url, TUTEE, hub.login(TUTEE), "hint please", context=context)
     fix = "Fix this error in cell 2, then run the cell again to check"  # the cell action's
-    chat(hub.url, "alice", hub.login("alice"), fix, context=context)
+    chat(hub.url, TUTEE, hub.login(TUTEE), fix, context=context)
     _help(hub, {"mode": "open", "assignments": [{"name": "ps1", "mode": "open"}]})
-    chat(hub.url, "alice", hub.login("alice"), fix, context=context)  # counted in open mode too
+    chat(hub.url, TUTEE, hub.login(TUTEE), fix, context=context)  # counted in open mode too
     url = hub.user_url("ian", "/aiide/api/course-admin/help?course=ds101")
     status, body = hub.request("GET", url, hub.login("ian"))
     assert status == 200, body
     assert body["hint_levels"] == 3 and body["assignments"][0]["name"] == "ps1"
-    row = next(r for r in body["help"] if r["student_id"] == "alice" and r["assignment"] == "ps1")
+    row = next(r for r in body["help"] if r["student_id"] == TUTEE and r["assignment"] == "ps1")
     assert row["help_hints"] >= 2 and row["help_max_hint_level"] >= 2
     assert row["cells"]["squares"] >= 2 and row["help_tokens"] > 0
     assert row["help_fixes"] >= 2
@@ -255,11 +280,11 @@ def test_the_dashboard_shows_the_help_used_and_exports_a_joinable_csv(tutored: H
     assert status == 200
     rows = list(csv.DictReader(io.StringIO(text)))
     assert list(rows[0])[:2] == ["student_id", "assignment"]
-    mine = next(r for r in rows if r["student_id"] == "alice")
+    mine = next(r for r in rows if r["student_id"] == TUTEE)
     assert mine["assignment"] == "ps1" and int(mine["help_hints"]) >= 2
     # A student cannot read it; a bad record is refused with the field named.
-    own = hub.user_url("alice", "/aiide/api/course-admin/help?course=ds101")
-    status, body = hub.request("GET", own, hub.login("alice"))
+    own = hub.user_url(TUTEE, "/aiide/api/course-admin/help?course=ds101")
+    status, body = hub.request("GET", own, hub.login(TUTEE))
     assert status == 403, body
     bad = [
         ({"kind": "answer"}, "kind must be one of"),
@@ -270,7 +295,7 @@ def test_the_dashboard_shows_the_help_used_and_exports_a_joinable_csv(tutored: H
         ({"kind": "tokens", "tokens": True}, "tokens must be 0.."),
     ]
     for record, words in bad:
-        status, body = hub.request("POST", hub.broker_url + "api/help", hub.login("alice"), record)
+        status, body = hub.request("POST", hub.broker_url + "api/help", hub.login(TUTEE), record)
         assert status == 400 and words in body["message"], (record, body)
     status, body = hub.request("GET", hub.broker_url + "api/help?course=nope", hub.login("ian"))
     assert (status, body["code"]) == (404, "unknown_course"), body
@@ -287,8 +312,8 @@ def test_broken_nbgrader_metadata_is_withheld_locked_and_said(
     nb["cells"][5]["metadata"]["nbgrader"] = {"grade": "yes", "grade_id": "p"}
     nb["cells"][0]["metadata"]["nbgrader"] = "locked"
     path = "ps1/broken.ipynb"
-    _put(hub, "alice", path, nb)
-    events = chat(hub.url, "alice", hub.login("alice"), "help", context={"notebook": path})
+    _put(hub, TUTEE, path, nb)
+    events = chat(hub.url, TUTEE, hub.login(TUTEE), "help", context={"notebook": path})
     assert error_of(events) is None, events
     sent = _sent(hub)
     assert "broken-sentinel" not in sent and "withheld from the assistant: broken nbgrader" in sent
@@ -306,23 +331,23 @@ def test_ai_magic_in_the_assignments_kernel_is_a_tutor_too(tutored: Hub) -> None
     from .test_key_out_of_reach import _run
 
     hub = tutored
-    token = hub.login("alice")
+    token = hub.login(TUTEE)
     status, session = hub.request(
-        "POST", hub.user_url("alice", "/api/sessions"), token,
+        "POST", hub.user_url(TUTEE, "/api/sessions"), token,
         {"path": NOTEBOOK, "type": "notebook", "name": "", "kernel": {"name": "aiide-python"}},
     )  # fmt: skip
     assert status == 201, session
     kernel = session["kernel"]["id"]
     try:
-        out = asyncio.run(_run(hub, "alice", token, kernel, (
+        out = asyncio.run(_run(hub, TUTEE, token, kernel, (
             "%load_ext aiide_kernel.magics\n"
             "%ai --format code write squares(n)\n"
         )))  # fmt: skip
         assert "tutor mode" in out and "ask %ai without the code format" in out, out
         hub.request("DELETE", hub.fake_url + "/_fake/script", "")
-        out = asyncio.run(_run(hub, "alice", token, kernel, "%ai --format text how to square?\n"))
+        out = asyncio.run(_run(hub, TUTEE, token, kernel, "%ai --format text how to square?\n"))
         assert "Hello from the model" in out, out
         (request,) = _requests(hub)
         assert "TUTOR MODE" in json.dumps(request["body"]["system"])
     finally:
-        hub.request("DELETE", hub.user_url("alice", f"/api/sessions/{session['id']}"), token)
+        hub.request("DELETE", hub.user_url(TUTEE, f"/api/sessions/{session['id']}"), token)
