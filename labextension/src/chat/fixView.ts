@@ -89,7 +89,8 @@ export function renderFixEnd(
   const namer = cellNamer(cells);
   const verified = end.status === 'verified';
   const head = verified ? 'Verified' : `Not verified: ${namer.text(end.message)}`;
-  const tail = verified && end.message ? ` — ${namer.text(end.message)}` : '';
+  const said = namer.text(end.message).replace(/^verified:\s*/, '');
+  const tail = verified && said ? ` — ${said}` : '';
   return h(
     'div',
     { class: 'aiide-FixEnd', 'data-status': end.status, 'data-reason': end.reason, role: 'status' },
