@@ -27,7 +27,7 @@ def replace(cell_id: str, source: str, n: int) -> ToolUse:
 
 
 async def test_a_fix_is_approved_rerun_and_verified(
-    jp_ws_fetch: Any, jp_root_dir: Any, fake_anthropic: FakeAnthropic
+    jp_ws_fetch: Any, jp_root_dir: Any, fake_anthropic: FakeAnthropic, jp_serverapp: Any
 ) -> None:
     write_notebook(jp_root_dir, cells=CELLS)
     fake_anthropic.push(Reply(tools=[replace("c2", "result = total + 2", 1)]), Reply(text="ok"))
@@ -64,6 +64,16 @@ async def test_a_fix_is_approved_rerun_and_verified(
     await other.until("resumed")
     kinds = [m["type"] for m in other.received if m["type"].startswith("fix_")]
     assert kinds == ["fix_started", "fix_attempt", "fix_finished"]
+    # audited: the attempt (its error, the cells changed, who approved) and the verdict
+    from aiide_server_ext.gateway.audit import AuditQuery
+
+    log = jp_serverapp.web_app.settings["aiide_gate"].audit_log
+    attempts = await log.query(AuditQuery(action="agent.fix_attempt"))
+    verdicts = await log.query(AuditQuery(action="agent.fix"))
+    assert [a["outcome"] for a in attempts] == ["verified"], attempts
+    assert attempts[0]["detail"]["cells"] == ["replace c2"]
+    assert attempts[0]["detail"]["approvals"][0]["by"].endswith(": approve")
+    assert [v["outcome"] for v in verdicts] == ["verified"]
 
 
 async def test_a_patch_that_breaks_a_downstream_cell_is_tried_again(

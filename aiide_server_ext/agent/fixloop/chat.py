@@ -133,6 +133,19 @@ class ChatFixes:
         finally:
             fix.host.close()
             self.active.pop(cid, None)
+        # audited before it is said: what the user saw end is on record
+        if self._audits:
+            await asyncio.gather(*list(self._audits), return_exceptions=True)
+        try:
+            await engine.gate.audit(
+                fix.caller,
+                "agent.fix",
+                f"fix:{fix.fix_id}",
+                result.status,
+                {"path": fix.host.path, "reason": result.reason, "attempts": len(result.attempts)},
+            )
+        except Exception:  # the verdict is still said; the audit's own log says why
+            log.exception("aiide: fix %s: could not audit the verdict", fix.fix_id)
         engine.fanout.emit(
             cid,
             fix.fix_id,
@@ -144,13 +157,6 @@ class ChatFixes:
             attempts=len(result.attempts),
             tokens=result.tokens,
             seconds=round(result.seconds, 3),
-        )
-        await engine.gate.audit(
-            fix.caller,
-            "agent.fix",
-            f"fix:{fix.fix_id}",
-            result.status,
-            {"path": fix.host.path, "reason": result.reason, "attempts": len(result.attempts)},
         )
 
     def _attempt(self, cid: str, fix: ActiveFix, attempt: Attempt) -> None:
