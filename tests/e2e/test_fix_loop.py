@@ -152,3 +152,33 @@ def test_a_patch_that_breaks_a_later_cell_is_tried_again(
     expect(notebook.locator(".jp-Cell").nth(2).locator(".jp-OutputArea-output")).to_contain_text(
         "84"
     )
+
+
+def test_stop_ends_the_fix_while_its_card_waits(
+    chat: LabPage, agent_lab: Any, fake_model: Any
+) -> None:
+    """Stop during a fix cancels it within one step: the card's run is cancelled, the
+    change is never applied, the fix ends "Not verified: cancelled"."""
+    from playwright.sync_api import expect
+
+    root = agent_lab.root_dir
+    cells = [(IDS[0], "total = 40"), (IDS[1], "result = totl + 2"), (IDS[2], "print(result)")]
+    notebook = broken(chat, root, "stopme.ipynb", cells)
+    path = "stopme.ipynb"
+    fake_model.script(replace(path, IDS[1], "result = total + 2", 4), {"text": "ok"})
+    start_fix(chat, notebook)
+    chat.awaiting_card()
+    chat.chat.get_by_role("button", name="Stop", exact=True).click()
+    end = chat.chat.locator(".aiide-FixEnd")
+    expect(end).to_have_count(1, timeout=ANSWER_TIMEOUT_MS)
+    expect(end.locator(".aiide-FixEnd-verdict")).to_have_text(
+        "Not verified: cancelled during the model's turn"
+    )
+    assert end.get_attribute("data-reason") == "cancelled"
+    cancel = chat.wait_sent(lambda f: f.get("type") == "cancel")
+    assert cancel["run_id"].startswith(("fix_", "run_"))
+    expect(end.get_by_role("button", name="Undo fix")).to_have_count(0)
+    assert disk_source(root, path, 1) == "result = totl + 2"
+    expect(notebook.locator(".jp-Cell").nth(1).locator(".jp-InputArea-editor")).to_have_text(
+        "result = totl + 2"
+    )
