@@ -152,6 +152,12 @@ def test_a_patch_that_breaks_a_later_cell_is_tried_again(
     expect(notebook.locator(".jp-Cell").nth(2).locator(".jp-OutputArea-output")).to_contain_text(
         "84"
     )
+    # one Undo takes back both attempts' changes (newest first) to the cell as it was
+    end.get_by_role("button", name="Undo fix").click()
+    expect(end.locator(".aiide-FixEnd-undo")).to_contain_text("Undone: 2 changes")
+    expect(notebook.locator(".jp-Cell").nth(1).locator(".jp-InputArea-editor")).to_have_text(
+        "result = totl + 2"
+    )
 
 
 def test_stop_ends_the_fix_while_its_card_waits(
