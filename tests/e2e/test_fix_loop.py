@@ -74,7 +74,10 @@ def test_fix_this_error_is_approved_rerun_verified_and_undone(
     notebook = broken(chat, root, "fixme.ipynb", cells)
     path = "fixme.ipynb"
     fake_model.script(replace(path, IDS[1], "result = total + 2", 1), {"text": "Fixed the name."})
-    start_fix(chat, notebook)
+    # "Fix this error" under the traceback, in the error's own output area
+    failed = notebook.locator(".jp-Cell").nth(1)
+    expect(notebook.locator(".aiide-FixOutput")).to_have_count(1)
+    failed.get_by_role("button", name="Fix this error").click()
     frame = chat.wait_sent(lambda f: f.get("type") == "fix")
     assert (frame["path"], frame["cell_id"]) == (path, IDS[1])
     expect(chat.chat.locator(".aiide-Question-text").last).to_contain_text(
@@ -113,6 +116,8 @@ def test_fix_this_error_is_approved_rerun_verified_and_undone(
         assert time.monotonic() < deadline, "the undone cell was not saved"
         time.sleep(0.1)
     expect(end.get_by_role("button", name="Undo fix")).to_have_count(0)
+    # the cell's outputs changed since it failed: its button went with its error
+    expect(notebook.locator(".aiide-FixOutput")).to_have_count(0)
 
 
 def test_a_patch_that_breaks_a_later_cell_is_tried_again(

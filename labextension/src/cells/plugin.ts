@@ -2,7 +2,8 @@
  * Plugin `aiide:cell-actions`: "Explain", "Fix this error" and "Generate code" on a
  * notebook cell — cell toolbar buttons, context-menu entries and keyboard shortcuts
  * (declared in schema/cell-actions.json, so users can change them), each asking the
- * chat with that cell as context.
+ * chat with that cell as context; "Fix this error" starts the fix loop instead, and is
+ * also a button under the traceback of a cell that failed when run.
  */
 import type { JupyterFrontEnd, JupyterFrontEndPlugin } from '@jupyterlab/application';
 import { ICommandPalette } from '@jupyterlab/apputils';
@@ -11,6 +12,7 @@ import type { LabIcon } from '@jupyterlab/ui-components';
 
 import { IAiideChat } from '../chat/tokens';
 import { explainIcon, fixIcon, generateIcon } from '../ui/icons';
+import { addFixButton } from './errorAction';
 import { canRun, cellRequest, type CellAction, type ICellSnapshot } from './prompts';
 
 export const CellCommandIDs: Record<CellAction, string> = {
@@ -97,5 +99,19 @@ export const cellActionsPlugin: JupyterFrontEndPlugin<void> = {
     tracker.activeCellChanged.connect(refresh);
     tracker.currentChanged.connect(refresh);
     NotebookActions.executed.connect(refresh);
+    // A cell that failed when the user ran it: "Fix this error" under its traceback.
+    NotebookActions.executed.connect((_, { notebook, cell, success }) => {
+      const panel = tracker.find(p => p.content === notebook);
+      if (success || !panel) {
+        return;
+      }
+      addFixButton(cell, () => {
+        const index = notebook.widgets.indexOf(cell);
+        if (index >= 0) {
+          notebook.activeCellIndex = index;
+        }
+        void chat.fix(panel.context.path, cell.model.id);
+      });
+    });
   }
 };
