@@ -18,7 +18,7 @@ every process it starts is stopped at the end.
 students exist in the hub and hold tokens), which takes a minute instead of ten.
 
 Usage: python benchmarks/hub_load.py [--students 50] [--rounds 3] [--deadline 900]
-       [--broker-only]
+       [--broker-only] [--profile FILE]
 """
 
 from __future__ import annotations
