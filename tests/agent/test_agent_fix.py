@@ -118,6 +118,32 @@ async def test_cancel_stops_the_fix_while_its_card_waits(
     assert read_notebook(jp_root_dir).cells[1].source == "result = totl + 2"
 
 
+async def test_a_pytest_file_beside_the_notebook_is_a_check(
+    jp_ws_fetch: Any, jp_root_dir: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    """The notebook runs clean, but test_nb.py beside it fails: that is the error to fix,
+    and the fix is verified only once the file passes (run in the sandboxed kernel)."""
+    write_notebook(jp_root_dir, cells=[("c1", "def double(x):\n    return x * 3")])
+    (jp_root_dir / "test_nb.py").write_text(
+        "import json\n\n\ndef test_double():\n"
+        "    nb = json.load(open('nb.ipynb'))\n"
+        "    ns = {}\n"
+        "    exec(''.join(nb['cells'][0]['source']), ns)\n"
+        "    assert ns['double'](2) == 4\n"
+    )
+    fake_anthropic.push(
+        Reply(tools=[replace("c1", "def double(x):\n    return x * 2", 1)]), Reply(text="ok")
+    )
+    chat = await connect(jp_ws_fetch)
+    await chat.send(type="fix", path="nb.ipynb")
+    await chat.approve_next()
+    attempt = await chat.until("fix_attempt", timeout=90)
+    finished = await chat.until("fix_finished", timeout=90)
+    assert attempt["error"]["kind"] == "check_failed", attempt
+    assert attempt["result"] == "verified" and "pytest" in attempt["reran"], attempt
+    assert finished["status"] == "verified"
+
+
 @pytest.mark.parametrize(
     ("frame", "code"),
     [

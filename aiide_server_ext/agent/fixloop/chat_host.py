@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -71,7 +72,9 @@ class ChatFixHost:
         self.caller = caller
         self.conversation_id = conversation_id
         self.path = path
-        self.file: str | None = None
+        #: For a ``test_<notebook>.py`` beside it: the loop reads ``load()`` (fsguard's
+        #: checks of the path) before it looks; the file runs in the sandboxed kernel.
+        self.file: str | None = os.path.join(self.notebooks.root_dir, path)
         self.target = target
         self.model = model
         self.route = Route(conversation_id, fix_id, caller.username)
