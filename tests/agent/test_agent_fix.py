@@ -118,6 +118,27 @@ async def test_cancel_stops_the_fix_while_its_card_waits(
     assert read_notebook(jp_root_dir).cells[1].source == "result = totl + 2"
 
 
+async def test_the_fix_goes_on_when_the_page_that_started_it_goes(
+    jp_ws_fetch: Any, jp_root_dir: Any, fake_anthropic: FakeAnthropic
+) -> None:
+    """A reload mid-fix: the new page resumes the conversation, answers the card the
+    fix waits on, and sees it end verified."""
+    write_notebook(jp_root_dir, cells=CELLS)
+    fake_anthropic.push(Reply(tools=[replace("c2", "result = total + 2", 1)]), Reply(text="ok"))
+    first = await connect(jp_ws_fetch)
+    await first.send(type="fix", path="nb.ipynb", cell_id="c2")
+    ask = await first.until("approval_required")
+    first.ws.close()
+    second = await connect(jp_ws_fetch)
+    await second.send(type="resume", conversation_id=ask["conversation_id"], after_seq=0)
+    again = await second.until("approval_required")
+    assert again["call_id"] == ask["call_id"]
+    await second.decide(again)
+    finished = await second.until("fix_finished")
+    assert (finished["status"], finished["reason"]) == ("verified", "fixed")
+    assert read_notebook(jp_root_dir).cells[1].source == "result = total + 2"
+
+
 async def test_a_pytest_file_beside_the_notebook_is_a_check(
     jp_ws_fetch: Any, jp_root_dir: Any, fake_anthropic: FakeAnthropic
 ) -> None:

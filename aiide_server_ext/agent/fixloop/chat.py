@@ -91,9 +91,7 @@ class ChatFixes:
             engine.store.create_conversation(cid, caller.username, f"Fix {path}")
         fix_id = new_id("fix")
         target = msg.get("cell_id")
-        host = ChatFixHost(
-            engine, conn, caller, cid, fix_id, path, target=target, model=msg.get("model")
-        )
+        host = ChatFixHost(engine, caller, cid, fix_id, path, target=target, model=msg.get("model"))
         loop = FixLoop(host, Limits(max_attempts=attempts))
         fix = ActiveFix(fix_id, caller, host, loop)
         host.on_attempt = lambda attempt: self._attempt(cid, fix, attempt)

@@ -23,7 +23,6 @@ from typing import Any
 
 from ...seams import Caller, GateRefusal
 from ..errors import AgentError
-from ..fanout import Connection
 from ..kernels import ExecResult
 from ..notebooks import Route
 from .loop import Turn
@@ -57,7 +56,6 @@ class ChatFixHost:
     def __init__(
         self,
         engine: Any,
-        conn: Connection,
         caller: Caller,
         conversation_id: str,
         fix_id: str,
@@ -68,7 +66,6 @@ class ChatFixHost:
     ) -> None:
         self.engine = engine
         self.notebooks = engine.notebooks
-        self.conn = conn
         self.caller = caller
         self.conversation_id = conversation_id
         self.path = path
@@ -169,7 +166,9 @@ class ChatFixHost:
             msg["model"] = self.model
         try:
             await self.engine.gate.admit(self.caller, "chat", scope="chat")
-            run = await self.engine.start(self.conn, self.caller, msg)
+            # Started on the tap, not on the socket that asked: that page may have gone
+            # (the fix goes on; a page that comes back resumes the conversation).
+            run = await self.engine.start(self.tap, self.caller, msg)
         except (AgentError, GateRefusal) as e:
             return Turn("failed", 0, [], f"{e.code}: {e.message}")
         self.run_id = run.id
