@@ -9,12 +9,14 @@ import { window } from './dom';
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 
+import { ChatSocket } from '../src/api/chatSocket';
 import type { ConversationEvent } from '../src/api/protocol';
 import { parseFrame } from '../src/api/frames';
+import { ChatSession, type IConversationApi } from '../src/chat/session';
 import { renderFixEnd, renderFixStep } from '../src/chat/fixView';
 import { fixQuestion, Transcript, type Block } from '../src/chat/transcript';
 import type { ICellView } from '../src/notebook/bridge';
-import { event } from './harness';
+import { event, FakeClock, FakeSocket } from './harness';
 
 after(() => window.happyDOM.close());
 
@@ -158,5 +160,81 @@ describe('fix loop: views', () => {
     const after = renderFixEnd({ ...end, undo: 'done', undoNote: 'Undone: 2 changes taken back.' }, CELLS, () => undefined);
     assert.equal(after.querySelector('button'), null, 'undone: no second Undo');
     assert.match(after.textContent ?? '', /Undone: 2 changes/);
+  });
+});
+
+const NO_CONVERSATIONS: IConversationApi = {
+  list: async () => [],
+  get: async id => ({ id, title: '', created: 0, updated: 0, last_seq: 0, active_run: null, turns: [], runs: [] }),
+  remove: async () => undefined,
+  search: async () => [],
+  rename: async () => {
+    throw new Error('not here');
+  },
+  exportFile: async () => {
+    throw new Error('not here');
+  }
+};
+
+const tick = (): Promise<void> => new Promise(resolve => setTimeout(resolve, 0));
+
+describe('fix loop: the session', () => {
+  test('fix sends a fix frame, its reply opens the conversation, Stop cancels the fix', async () => {
+    let socket: FakeSocket | null = null;
+    const client = new ChatSocket({
+      url: () => 'ws://lab.test/aiide/api/chat/ws',
+      createSocket: url => (socket = new FakeSocket(url)),
+      clock: new FakeClock()
+    });
+    const session = new ChatSession(client, NO_CONVERSATIONS);
+    client.connect();
+    const ws = socket as unknown as FakeSocket;
+    ws.hello();
+    const asked = session.fix('nb.ipynb', ID2, 2, 'claude-sonnet');
+    await tick();
+    const [frame] = ws.sentOf('fix');
+    assert.deepEqual(
+      { ...frame, id: undefined },
+      { type: 'fix', id: undefined, conversation_id: null, path: 'nb.ipynb', cell_id: ID2, model: 'claude-sonnet' }
+    );
+    ws.receive(event('fix_started', 1, {
+      reply_to: frame.id, path: 'nb.ipynb', cell_id: ID2, max_attempts: 3
+    }, 'cv_9', FIX));
+    await asked;
+    const t = session.current;
+    assert.equal(t.id, 'cv_9');
+    assert.equal(t.activeFix, FIX);
+    assert.ok(t.blocks[0].kind === 'question' && t.blocks[0].runId === FIX);
+    assert.ok(session.stop(t));
+    const [cancel] = ws.sentOf('cancel');
+    assert.equal(cancel.run_id, FIX, 'between attempts, Stop names the fix');
+    assert.equal(cancel.conversation_id, 'cv_9');
+    session.dispose();
+    client.dispose();
+  });
+
+  test('a refused fix shows on its question, not as a stuck request', async () => {
+    let socket: FakeSocket | null = null;
+    const client = new ChatSocket({
+      url: () => 'ws://lab.test/aiide/api/chat/ws',
+      createSocket: url => (socket = new FakeSocket(url)),
+      clock: new FakeClock()
+    });
+    const session = new ChatSession(client, NO_CONVERSATIONS);
+    client.connect();
+    const ws = socket as unknown as FakeSocket;
+    ws.hello();
+    const asked = session.fix('nb.txt', null, null, null);
+    await tick();
+    const [frame] = ws.sentOf('fix');
+    ws.receive({
+      type: 'error', conversation_id: null, run_id: null, seq: null, ts: 1,
+      code: 'bad_message', message: "fix: 'path' must be a notebook (.ipynb)", reply_to: frame.id
+    });
+    await asked;
+    const q = session.current.blocks[0];
+    assert.ok(q.kind === 'question' && q.failed !== null, JSON.stringify(q));
+    session.dispose();
+    client.dispose();
   });
 });
