@@ -118,6 +118,35 @@ async def test_cancel_stops_the_fix_while_its_card_waits(
     assert read_notebook(jp_root_dir).cells[1].source == "result = totl + 2"
 
 
+async def test_cancel_interrupts_a_cell_that_never_ends(jp_ws_fetch: Any, jp_root_dir: Any) -> None:
+    """Cancel while the loop's reproduce step runs a cell that never ends: the kernel is
+    interrupted (not left running), so the next fix in it runs at once."""
+    import asyncio
+
+    loop_cell = "import time\nopen('c2-running', 'w').close()\nwhile True:\n    time.sleep(0.05)"
+    write_notebook(jp_root_dir, cells=[("c1", "total = 40"), ("c2", loop_cell)])
+    chat = await connect(jp_ws_fetch)
+    await chat.send(type="fix", path="nb.ipynb", cell_id="c2")
+    started = await chat.until("fix_started")
+    for _ in range(600):  # the kernel starts, runs c1, then c2, which never ends
+        if (jp_root_dir / "c2-running").exists():
+            break
+        await asyncio.sleep(0.05)
+    assert (jp_root_dir / "c2-running").exists(), "cell c2 never started"
+    ids = {"conversation_id": started["conversation_id"], "run_id": started["run_id"]}
+    await chat.send(type="cancel", **ids)
+    finished = await chat.until("fix_finished")
+    assert (finished["status"], finished["reason"]) == ("not_verified", "cancelled")
+    # the kernel is free: with c2 now a plain cell, a fix of c1 runs both and finds
+    # nothing to fix (a kernel still in the loop would never run them)
+    write_notebook(jp_root_dir, cells=[("c1", "total = 40"), ("c2", "print(total)")])
+    await chat.send(
+        type="fix", path="nb.ipynb", cell_id="c1", conversation_id=ids["conversation_id"]
+    )
+    again = await chat.until("fix_finished", timeout=30)
+    assert (again["status"], again["reason"]) == ("verified", "no_error")
+
+
 async def test_the_fix_goes_on_when_the_page_that_started_it_goes(
     jp_ws_fetch: Any, jp_root_dir: Any, fake_anthropic: FakeAnthropic
 ) -> None:
