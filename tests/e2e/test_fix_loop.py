@@ -41,6 +41,15 @@ def disk_source(root: Any, path: str, index: int) -> str | None:
     return "".join(src) if isinstance(src, list) else str(src)
 
 
+def settled_source(root: Any, path: str, index: int) -> str | None:
+    """``disk_source`` once the file parses: Jupyter writes a notebook in place, so a read
+    during a save can see half of it."""
+    deadline = time.monotonic() + 15
+    while (source := disk_source(root, path, index)) is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return source
+
+
 def broken(chat: LabPage, root: Any, name: str, cells: list[tuple[str, str]]) -> Any:
     """Opens the notebook, runs it (stopping at the error) and clicks the failing cell."""
     from playwright.sync_api import expect
@@ -102,7 +111,10 @@ def test_fix_this_error_is_approved_rerun_verified_and_undone(
     # the model was given the traceback (as plain text) and the cell's inputs
     diagnosis = json.dumps(fake_model.requests()[0]["body"])
     assert "NameError" in diagnosis and "\\u001b[" not in diagnosis
-    assert disk_source(root, path, 1) == "result = total + 2"
+    deadline = time.monotonic() + 15
+    while disk_source(root, path, 1) != "result = total + 2":  # None while a save is half written
+        assert time.monotonic() < deadline, "the fixed cell was not saved"
+        time.sleep(0.1)
     screenshot(chat.page, "fix-loop-verified")
 
     end.get_by_role("button", name="Undo fix").click()
@@ -189,7 +201,7 @@ def test_stop_ends_the_fix_while_its_card_waits(
     cancel = chat.wait_sent(lambda f: f.get("type") == "cancel")
     assert cancel["run_id"].startswith(("fix_", "run_"))
     expect(end.get_by_role("button", name="Undo fix")).to_have_count(0)
-    assert disk_source(root, path, 1) == "result = totl + 2"
+    assert settled_source(root, path, 1) == "result = totl + 2"
     expect(notebook.locator(".jp-Cell").nth(1).locator(".jp-InputArea-editor")).to_have_text(
         "result = totl + 2"
     )
