@@ -87,6 +87,7 @@ describe('fix loop: folding', () => {
     assert.equal(question.text, 'Fix the error in cell 2 of nb.ipynb and check the fix');
     const end = t.blocks[t.blocks.length - 1] as Extract<Block, { kind: 'fixEnd' }>;
     assert.deepEqual(end.runIds, ['run_a', 'run_b']);
+    assert.deepEqual(end.reran, [ID2, ID3], 'what Undo runs again, each cell once');
     assert.equal(end.undo, 'available');
     assert.equal(t.activeFix, null);
     assert.ok(t.isFix(FIX) && !t.isFix('run_a'));

@@ -119,7 +119,11 @@ def test_fix_this_error_is_approved_rerun_verified_and_undone(
 
     end.get_by_role("button", name="Undo fix").click()
     expect(end.locator(".aiide-FixEnd-undo")).to_contain_text("Undone: 1 change")
-    expect(end.locator(".aiide-FixEnd-undo")).to_contain_text("re-run the notebook")
+    # and the kernel is brought in line: the cells the fix ran run again, as they are now
+    expect(end.locator(".aiide-FixEnd-undo")).to_contain_text(
+        "The kernel ran the cells again: cell 2: NameError: name 'totl' is not defined, "
+        "as before the fix."
+    )
     expect(notebook.locator(".jp-Cell").nth(1).locator(".jp-InputArea-editor")).to_have_text(
         "result = totl + 2"
     )
@@ -128,8 +132,11 @@ def test_fix_this_error_is_approved_rerun_verified_and_undone(
         assert time.monotonic() < deadline, "the undone cell was not saved"
         time.sleep(0.1)
     expect(end.get_by_role("button", name="Undo fix")).to_have_count(0)
-    # the cell's outputs changed since it failed: its button went with its error
-    expect(notebook.locator(".aiide-FixOutput")).to_have_count(0)
+    # the error is back in the notebook as in the kernel, with its button
+    expect(notebook.locator(".jp-Cell").nth(1).locator(".jp-OutputArea-output")).to_contain_text(
+        "NameError"
+    )
+    expect(notebook.locator(".aiide-FixOutput")).to_have_count(1)
 
 
 def test_a_patch_that_breaks_a_later_cell_is_tried_again(

@@ -178,7 +178,12 @@ export class ChatPanel extends Panel {
   }
 
   /** "Undo fix": every attempt's applied change, newest first; the kernel is then stale. */
-  private _undoFix(end: { runId: string; runIds: readonly string[]; path: string }): void {
+  private _undoFix(end: {
+    runId: string;
+    runIds: readonly string[];
+    reran: readonly string[];
+    path: string;
+  }): void {
     const transcript = this._o.session.current;
     const outcome = this._o.notebooks.undoRuns?.(end.runIds) ?? { undone: 0, failed: [] };
     if (outcome.failed.length || outcome.undone === 0) {
@@ -191,12 +196,27 @@ export class ChatPanel extends Panel {
       );
       return;
     }
-    transcript.fixUndone(
-      end.runId,
-      true,
-      `Undone: ${outcome.undone} change${outcome.undone === 1 ? '' : 's'} taken back. ` +
-        'The kernel still holds what the fixed cells defined: re-run the notebook ' +
-        '(Run › Restart Kernel and Run All Cells) to bring it in line.'
+    const undone = `Undone: ${outcome.undone} change${outcome.undone === 1 ? '' : 's'} taken back.`;
+    const stale =
+      'The kernel still holds what the fixed cells defined: re-run the notebook ' +
+      '(Run › Restart Kernel and Run All Cells) to bring it in line.';
+    const notebooks = this._o.notebooks;
+    if (!notebooks.rerun || !end.reran.length) {
+      transcript.fixUndone(end.runId, true, `${undone} ${stale}`);
+      return;
+    }
+    // The kernel ran the fixed cells: run them again as they are now, so it matches them.
+    transcript.fixUndone(end.runId, true, `${undone} Running the cells the fix ran again…`);
+    void notebooks.rerun(end.path, end.reran).then(
+      ran => {
+        const note = ran.skipped
+          ? `${undone} ${stale} (${ran.skipped})`
+          : ran.failed
+            ? `${undone} The kernel ran the cells again: ${ran.failed}, as before the fix.`
+            : `${undone} The kernel ran the ${ran.ran} cell${ran.ran === 1 ? '' : 's'} the fix ran again.`;
+        transcript.fixUndone(end.runId, true, note);
+      },
+      () => transcript.fixUndone(end.runId, true, `${undone} ${stale}`)
     );
   }
 

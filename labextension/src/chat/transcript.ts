@@ -156,6 +156,8 @@ export type Block =
       attempts: number;
       /** The attempts' runs: their applied patches are what Undo takes back. */
       runIds: readonly string[];
+      /** The cells the attempts re-ran: Undo runs them again, so the kernel matches. */
+      reran: readonly string[];
       /** none: nothing was changed; available; done; failed (see `undoNote`). */
       undo: 'none' | 'available' | 'done' | 'failed';
       undoNote: string | null;
@@ -168,6 +170,8 @@ interface IFix {
   runIds: string[];
   /** Whether any attempt changed the notebook. */
   changed: boolean;
+  /** The cells its attempts re-ran, each once: what Undo runs again. */
+  reran: string[];
 }
 
 /** The question a fix stands for in the conversation. */
@@ -354,7 +358,13 @@ export class Transcript {
     }
     switch (event.type) {
       case 'fix_started': {
-        this._fixes.set(runId, { path: event.path, cellId: event.cell_id, runIds: [], changed: false });
+        this._fixes.set(runId, {
+          path: event.path,
+          cellId: event.cell_id,
+          runIds: [],
+          changed: false,
+          reran: []
+        });
         this._activeFix = runId;
         const asked = event.reply_to
           ? this._blocks.findIndex(
@@ -372,6 +382,11 @@ export class Transcript {
         const fix = this._fixes.get(runId);
         if (fix && event.patch.length) {
           fix.changed = true;
+        }
+        for (const cellId of event.reran ?? []) {
+          if (fix && !fix.reran.includes(cellId)) {
+            fix.reran.push(cellId);
+          }
         }
         this._push({
           kind: 'fixStep',
@@ -401,6 +416,7 @@ export class Transcript {
           message: event.message,
           attempts: event.attempts,
           runIds: fix ? [...fix.runIds] : [],
+          reran: fix ? [...fix.reran] : [],
           undo: fix?.changed ? 'available' : 'none',
           undoNote: null
         });

@@ -54,6 +54,11 @@ export interface INotebookActions {
   undo(requestId: string): void;
   /** Takes back every patch these runs applied (a fix's attempts), newest first. */
   undoRuns?(runIds: readonly string[]): IUndoRunsOutcome;
+  /**
+   * Runs cells of an open notebook again, in the notebook's order, stopping at the first
+   * error (after "Undo fix": the kernel is brought back in line with the cells).
+   */
+  rerun?(path: string, cellIds: readonly string[]): Promise<IRerunOutcome>;
   /** Apply a patch that conflicted, over the notebook's changes (the user saw both). */
   applyAnyway(requestId: string): void;
   /** Switch a notebook open here (null: the current one) to the sandboxed kernel. */
@@ -80,6 +85,15 @@ export interface IBridgeOptions {
   /** A request waits for the user: show its conversation. */
   attention(conversationId: string): void;
   codeField?: CodeFieldFactory | null;
+}
+
+/** What running cells again came to: how many ran, and the first that failed. */
+export interface IRerunOutcome {
+  ran: number;
+  /** "cell 2: NameError: name 'totl' is not defined", or null when all ran. */
+  failed: string | null;
+  /** Why nothing ran (the notebook is not open here, no kernel), or null. */
+  skipped: string | null;
 }
 
 /** What "Undo fix" did: patches undone, and the notebooks where one could not be. */
@@ -171,6 +185,30 @@ export class NotebookBridge implements INotebookActions {
    * Takes back every patch these runs applied here (a fix's attempts), newest first, and
    * saves. Returns how many were undone and why any could not be.
    */
+  async rerun(path: string, cellIds: readonly string[]): Promise<IRerunOutcome> {
+    const panel = this._panel(path);
+    if (!panel) {
+      return { ran: 0, failed: null, skipped: `${path} is not open in this page` };
+    }
+    const wanted = new Set(cellIds);
+    const inOrder = panel.content.widgets.filter(w => wanted.has(w.model.id) && w.model.type === 'code');
+    let ran = 0;
+    for (const cell of inOrder) {
+      const position = panel.content.widgets.indexOf(cell) + 1;
+      const result = await runCell(panel, cell.model.id);
+      if (result.reason) {
+        return { ran, failed: null, skipped: result.reason };
+      }
+      ran++;
+      if (result.status === 'error') {
+        const error = result.outputs.find(o => o.output_type === 'error');
+        const what = error ? `${String(error.ename)}: ${String(error.evalue)}` : 'an error';
+        return { ran, failed: `cell ${position}: ${what}`, skipped: null };
+      }
+    }
+    return { ran, failed: null, skipped: null };
+  }
+
   undoRuns(runIds: readonly string[]): IUndoRunsOutcome {
     const runs = new Set(runIds);
     const mine = [...this._applied.entries()].filter(([, a]) => runs.has(a.request.run_id));
