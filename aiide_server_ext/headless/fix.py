@@ -15,6 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 from ..agent.errors import AgentError
+from ..agent.fixloop.edits import record_edit
 from ..agent.fixloop.loop import FixLoop, Limits, Turn
 from ..agent.fixloop.result import Attempt, FixResult
 from ..agent.kernels import ExecResult
@@ -34,7 +35,6 @@ from .runner import (
 log = logging.getLogger("aiide.headless")
 #: The exit code of a loop that ended without a verified fix (distinct from every failure).
 NOT_VERIFIED = 6
-EDIT_TOOLS = ("insert_cell", "replace_cell", "delete_cell")
 GOAL = "fix the notebook's error so that it runs clean and its checks pass"
 
 
@@ -53,23 +53,7 @@ class RunFixHost:
         session.state["hooks"].append(self._event)
 
     def _event(self, body: dict[str, Any]) -> None:
-        kind = body.get("type")
-        if kind == "tool_call" and body.get("name") in EDIT_TOOLS:
-            args = body.get("arguments") or {}
-            edit = {
-                "tool": body["name"],
-                "cell_id": args.get("cell_id") or args.get("after_id"),
-                "decision": body.get("decision"),
-                "by": "policy" if body.get("decision") == "auto" else None,
-                "ok": False,
-            }
-            self.by_call[body["call_id"]] = edit
-            self.edits.append(edit)
-        elif kind == "tool_result" and body.get("call_id") in self.by_call:
-            edit = self.by_call[body["call_id"]]
-            edit["ok"] = bool(body.get("ok"))
-            if not body.get("ok"):
-                edit["error"] = str(body.get("error") or body.get("content") or "")[:300]
+        record_edit(body, self.edits, self.by_call)
 
     def approved(self, call_id: str, decision: str, reason: str) -> None:
         """Who answered an approval (the terminal or the policy file), for the audit."""

@@ -25,12 +25,11 @@ from ...seams import Caller, GateRefusal
 from ..errors import AgentError
 from ..kernels import ExecResult
 from ..notebooks import Route
+from .edits import record_edit
 from .loop import Turn
 from .result import Attempt
 
 log = logging.getLogger("aiide.fixloop")
-
-EDIT_TOOLS = ("insert_cell", "replace_cell", "delete_cell")
 
 
 class Tap:
@@ -95,28 +94,14 @@ class ChatFixHost:
     def event(self, body: dict[str, Any]) -> None:
         if body.get("run_id") not in self.run_ids:
             return
+        if record_edit(body, self.edits, self.by_call):
+            return
         kind = body.get("type")
-        if kind == "tool_call" and body.get("name") in EDIT_TOOLS:
-            args = body.get("arguments") or {}
-            edit = {
-                "tool": body["name"],
-                "cell_id": args.get("cell_id") or args.get("after_id"),
-                "decision": body.get("decision"),
-                "by": "policy" if body.get("decision") == "auto" else None,
-                "ok": False,
-            }
-            self.by_call[body["call_id"]] = edit
-            self.edits.append(edit)
-        elif kind == "approval_resolved" and body.get("call_id") in self.by_call:
+        if kind == "approval_resolved" and body.get("call_id") in self.by_call:
             edit = self.by_call[body["call_id"]]
             edit["by"] = f"{body.get('by')}: {body.get('decision')}"
             if body.get("decision") != "approve":
                 edit["error"] = str(body.get("reason") or body.get("decision"))
-        elif kind == "tool_result" and body.get("call_id") in self.by_call:
-            edit = self.by_call[body["call_id"]]
-            edit["ok"] = bool(body.get("ok"))
-            if not body.get("ok"):
-                edit.setdefault("error", str(body.get("error") or body.get("content") or "")[:300])
         elif kind == "run_finished":
             self.finished[body["run_id"]] = body
             self.changed.set()
