@@ -21,10 +21,10 @@ import hashlib
 import logging
 import os
 import secrets
-import stat
 from typing import TYPE_CHECKING
 
 from .errors import StoreError
+from .secret_file import read_or_create
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -119,29 +119,13 @@ def load_server_key(path: str) -> Sealer:
     from_env = os.environ.get(KEY_ENV, "")
     if from_env:
         return Sealer(_decode(from_env, f"${KEY_ENV}"), f"${KEY_ENV}")
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, mode=0o700, exist_ok=True)
-    if not os.path.exists(path):
-        tmp = f"{path}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, base64.urlsafe_b64encode(secrets.token_bytes(KEY_BYTES)) + b"\n")
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)  # fails if another process won the race: use theirs
-            log.info("aiide: generated the server key for stored secrets in %s", path)
-        except FileExistsError:
-            pass
-        finally:
-            os.unlink(tmp)
-    mode = stat.S_IMODE(os.stat(path).st_mode)
-    if mode & 0o077:
-        log.warning("aiide: %s was readable by others (%o); now 0600", path, mode)
-        os.chmod(path, 0o600)
-    with open(path, "rb") as f:
-        text = f.read().decode(errors="replace").strip()
+    text = read_or_create(
+        path,
+        lambda: base64.urlsafe_b64encode(secrets.token_bytes(KEY_BYTES)) + b"\n",
+        log,
+        "the server key for stored secrets",
+        "aiide",
+    ).decode(errors="replace")
     return Sealer(_decode(text, path), path)
 
 
