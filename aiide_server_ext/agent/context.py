@@ -19,8 +19,8 @@ from .. import fsguard
 from . import data_files, diagnostics, images, introspect, rules
 from .errors import ToolError
 from .kernels import ANSI, summarise_outputs
-from .notebooks import NotebookBridge
-from .patches import ensure_ids, index_of, source_of
+from .notebooks import NotebookBridge, read_notebook
+from .patches import index_of, source_of
 from .tools.base import confine
 from .tools.files import folder_entries
 from .tools.knowledge import citation_of
@@ -625,14 +625,7 @@ def model_text(notebooks: Any, path: str, text: str) -> str:
 def _read_notebook(root: str, path: str) -> dict[str, Any]:
     """A mentioned notebook, read from the workspace like any file (never through a link
     out of the root or to a hidden file), with cell ids as the contents API gives them."""
-    import nbformat
-
-    if not path.endswith(".ipynb"):
-        raise ToolError("validation_error", f"{path!r} is not a notebook (.ipynb)")
-    data, _ = fsguard.read_bytes(root, path, limit=MAX_MENTIONED_NOTEBOOK)
-    nb: dict[str, Any] = nbformat.reads(data.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
-    ensure_ids(nb)
-    return nb
+    return read_notebook(root, path, limit=MAX_MENTIONED_NOTEBOOK)[0]
 
 
 def split_history(turns: list[dict[str, Any]], budget: int) -> int:

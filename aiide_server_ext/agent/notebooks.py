@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import os
 import posixpath
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,10 @@ from .patches import apply_patch, ensure_ids, index_of, source_of
 
 #: A notebook larger than this is not read by the agent (a flood of outputs saved in it).
 MAX_NOTEBOOK_BYTES = 256 * 1024 * 1024
+#: How long a notebook that does not parse is read again (a save may be half written),
+#: and how often. A save of even a large notebook is well under a second.
+SAVE_SETTLE_SECONDS = 2.0
+SAVE_POLL_SECONDS = 0.05
 #: The contents manager's default checkpoint folder and id (``FileCheckpoints``).
 CHECKPOINT_DIR = ".ipynb_checkpoints"
 CHECKPOINT_ID = "checkpoint"
@@ -44,14 +49,39 @@ def _refusal(path: str, e: fsguard.Refused) -> ToolError:
 
 
 def read_notebook(
-    root: str, path: str, *, allow_hidden: bool = False, limit: int = MAX_NOTEBOOK_BYTES
+    root: str,
+    path: str,
+    *,
+    allow_hidden: bool = False,
+    limit: int = MAX_NOTEBOOK_BYTES,
+    settle: float = SAVE_SETTLE_SECONDS,
 ) -> tuple[dict[str, Any], str, bytes]:
     """The notebook at ``path`` (nbformat 4, cell ids ensured), its resolved path under the
-    root, and the bytes it was parsed from. Blocking: call it in a thread."""
+    root, and the bytes it was parsed from. Blocking: call it in a thread.
+
+    Jupyter saves a notebook in place (its ``atomic_writing`` keeps a backup copy, then
+    rewrites the file), so a read during the lab's save (after an agent edit, a cell run,
+    an autosave) sees a truncated file. Bytes that do not parse are read again for up to
+    ``settle`` seconds before the notebook is called invalid."""
     import nbformat  # brings jsonschema: not at server start
 
     if not path.endswith(".ipynb"):
         raise ToolError("validation_error", f"{path!r} is not a notebook (.ipynb)")
+    deadline = time.monotonic() + settle
+    while True:
+        data, rel = _read_bytes(root, path, allow_hidden=allow_hidden, limit=limit)
+        try:
+            nb: dict[str, Any] = nbformat.reads(data.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
+        except Exception:
+            if time.monotonic() < deadline:
+                time.sleep(SAVE_POLL_SECONDS)
+                continue
+            raise ToolError("tool_failed", f"{path!r} is not a valid notebook") from None
+        ensure_ids(nb)
+        return nb, rel, data
+
+
+def _read_bytes(root: str, path: str, *, allow_hidden: bool, limit: int) -> tuple[bytes, str]:
     try:
         with fsguard.resolve(root, path, allow_hidden=allow_hidden) as r:
             fd = fsguard.open_regular(r, path)
@@ -64,17 +94,11 @@ def read_notebook(
                     f"{path!r} is {size >> 20} MiB; the agent reads notebooks "
                     f"up to {limit >> 20} MiB (clear its outputs to work on it)",
                 )
-            data = fsguard.read_fd(fd, limit)
+            return fsguard.read_fd(fd, limit), rel
         finally:
             os.close(fd)
     except fsguard.Refused as e:
         raise _refusal(path, e) from None
-    try:
-        nb: dict[str, Any] = nbformat.reads(data.decode("utf-8"), as_version=4)  # type: ignore[no-untyped-call]
-    except Exception:
-        raise ToolError("tool_failed", f"{path!r} is not a valid notebook") from None
-    ensure_ids(nb)
-    return nb, rel, data
 
 
 def write_notebook(

@@ -209,8 +209,15 @@ class LabPage:
         return self.chat.locator(".aiide-Answer")
 
     def awaiting_card(self) -> Any:
+        from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
         card = self.chat.locator(".aiide-Call[data-state=awaiting]")
-        card.wait_for(timeout=ANSWER_TIMEOUT_MS)
+        try:
+            card.wait_for(timeout=ANSWER_TIMEOUT_MS)
+        except PlaywrightTimeout:
+            # What the chat says instead (an error, a run that ended) is the first clue.
+            shown = self.chat.inner_text()[-1500:]
+            raise AssertionError(f"no card waits for approval; the chat shows:\n{shown}") from None
         return card
 
     # -- notebooks ---------------------------------------------------------------------

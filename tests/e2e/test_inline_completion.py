@@ -58,3 +58,46 @@ def test_no_completion_call_for_a_cell_left_within_the_debounce(
     prompts = [str(r["body"]) for r in fake_model.requests() if "CURSOR" in str(r["body"])]
     assert any("stayed = <CURSOR>" in p for p in prompts), prompts
     assert not any("left_behind = <CURSOR>" in p for p in prompts), prompts
+
+
+def test_an_agent_edit_to_the_cell_being_typed_in_asks_for_no_completion(
+    chat: LabPage, agent_lab: Any, fake_model: Any
+) -> None:
+    """Ghost text answers the user's typing, not every change to the cell: the agent
+    replacing the cell the cursor is in costs no completion call (nor a scripted reply
+    meant for the agent's next step). Typing there afterwards asks again."""
+    from playwright.sync_api import expect
+
+    cell_id = "3f0e9a43-2c1b-4f52-9a55-000000000001"
+    path = write_notebook(agent_lab.root_dir, "agent_edit.ipynb", [(cell_id, "value = 41")])
+    notebook = chat.open_notebook(path, kernel=False)
+    editor = notebook.locator(".jp-Cell").first.locator(".cm-content")
+    editor.click()
+    chat.page.keyboard.press("End")  # the cursor after the code, where ghost text goes
+    fake_model.script(
+        {
+            "text": "Changing it.",
+            "tools": [
+                {
+                    "name": "replace_cell",
+                    "id": "toolu_agentedit001",
+                    "input": {"path": path, "cell_id": cell_id, "source": "value = 42"},
+                }
+            ],
+        },
+        {"text": "Done."},
+    )
+    chat.ask("Make the value 42")
+    chat.awaiting_card().get_by_role("button", name="Approve").click()
+    expect(editor).to_have_text("value = 42", timeout=30_000)
+    chat.finished()
+    chat.page.wait_for_timeout(1500)  # well past the 250 ms debounce
+    # (the test before may still have a request of its own under way: only this cell's)
+    asked = [r["body"] for r in fake_model.requests() if "value = 42<CURSOR>" in str(r["body"])]
+    assert not asked, f"the agent's edit asked for a completion: {asked}"
+    # the user's own typing in that cell still does
+    fake_model.script(*[{"text": " + 0"} for _ in range(5)])
+    editor.click()
+    chat.page.keyboard.press("End")
+    chat.page.keyboard.type(" * 1")
+    expect(notebook.locator(".jp-GhostText")).to_have_text(" + 0", timeout=15_000)
