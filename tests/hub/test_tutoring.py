@@ -355,3 +355,55 @@ def test_ai_magic_in_the_assignments_kernel_is_a_tutor_too(tutored: Hub) -> None
         assert "TUTOR MODE" in json.dumps(request["body"]["system"])
     finally:
         hub.request("DELETE", hub.user_url(TUTEE, f"/api/sessions/{session['id']}"), token)
+
+
+def _figures(hub: Hub, user: str) -> tuple[int, int]:
+    """(the dashboard's help tokens of ``user`` for ps1, the roster's used today of them),
+    both as an instructor reads them through their own server."""
+    token = hub.login("ian")
+    url = hub.user_url("ian", "/aiide/api/course-admin/help?course=ds101")
+    status, body = hub.request("GET", url, token)
+    assert status == 200, body
+    rows = [r for r in body["help"] if r["student_id"] == user and r["assignment"] == "ps1"]
+    url = hub.user_url("ian", "/aiide/api/course-admin/roster?course=ds101")
+    status, roster = hub.request("GET", url, token)
+    assert status == 200, roster
+    used = next(r["used_today"] for r in roster["students"] if r["user"] == user)
+    return (rows[0]["help_tokens"] if rows else 0), int(used)
+
+
+def _settled(hub: Hub, user: str, before: tuple[int, int]) -> tuple[int, int]:
+    """The figures once both have moved by the same amount, or as they are after 20 s
+    (the student's server posts its count in the background after each call)."""
+    now, deadline = before, time.monotonic() + 20
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        now = _figures(hub, user)
+        moved = [a - b for a, b in zip(now, before, strict=True)]
+        if moved[0] == moved[1] > 0:
+            break
+    return now
+
+
+def test_the_help_tokens_of_a_chat_agree_with_the_brokers_used_today(tutored: Hub) -> None:
+    """What the dashboard's "help used" counts for a chat in the assignment's notebook is
+    what the broker metered of the same calls (the roster's "used today"): one figure
+    for one chat, not two that differ by orders of magnitude. The agent marks its context
+    for the prompt cache, so the fake reports most input as cache writes and reads, which
+    Anthropic's ``input_tokens`` leaves out: a broker counting only that saw a small
+    fraction of what the student's server counted (a hundredth in a browser run)."""
+    hub = tutored
+    context = {"notebook": NOTEBOOK, "cell_id": "cell-2"}
+    before = _figures(hub, TUTEE)
+    # An agent run of two model calls (a tool call, then the answer) and a plain chat.
+    events = _agent(hub, "list_cells", {"path": NOTEBOOK})
+    assert error_of(events) is None, events
+    calls = len(_requests(hub))
+    hub.request("DELETE", hub.fake_url + "/_fake/script", "")  # and the request log
+    events = chat(hub.url, TUTEE, hub.login(TUTEE), "What does range do?", context=context)
+    assert error_of(events) is None, events
+    calls += len(_requests(hub))
+    after = _settled(hub, TUTEE, before)
+    help_tokens, used_today = (a - b for a, b in zip(after, before, strict=True))
+    assert calls >= 3 and used_today > 0, (calls, before, after)
+    assert help_tokens == used_today, (help_tokens, used_today, before, after)
