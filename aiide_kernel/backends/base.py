@@ -53,6 +53,9 @@ class LaunchSpec:
     sealed_homes: list[SealedHome] = field(default_factory=list)
     #: O_PATH descriptors of those homes and entries, by mount point (bwrap binds them).
     bind_fds: dict[str, int] = field(default_factory=dict)
+    #: The symlinks the interpreter's path passes through, as (target, link): see
+    #: ``interpreter_links``.
+    links: list[tuple[str, str]] = field(default_factory=list)
 
 
 class SandboxedKernel(abc.ABC):
@@ -154,30 +157,73 @@ def kernel_environment(requested: dict[str, str], policy: SandboxPolicy) -> dict
 
 
 def python_prefixes(executable: str) -> list[str]:
-    """Directories that make up the kernel's Python: the env and, for a venv,
-    the interpreter it was made from. Bound read-only, never the home around them."""
-    prefixes: list[str] = []
+    """Directories that make up the kernel's Python: the env and, for a venv, the
+    interpreter it was made from. Bound read-only, never the home around them: a
+    directory counts only when it holds a Python (``lib/pythonX.Y``). A venv made from a
+    folder of links (``home = ~/bin``, or a PATH of shims) names that folder, whose
+    parent is no Python: it is the interpreter the link leads to that counts."""
     exe = os.path.abspath(executable)
-    env_prefix = os.path.dirname(os.path.dirname(exe))
-    prefixes.append(env_prefix)
-    cfg = os.path.join(env_prefix, "pyvenv.cfg")
+    candidates = [_prefix_of(exe)]
+    cfg = os.path.join(candidates[0], "pyvenv.cfg")
     if os.path.exists(cfg):
         with open(cfg, encoding="utf-8") as f:
             for line in f:
                 key, _, value = line.partition("=")
-                if key.strip() == "home":
-                    prefixes.append(os.path.dirname(value.strip()))
-    real = os.path.realpath(exe)
-    real_prefix = os.path.dirname(os.path.dirname(real))
-    prefixes.append(real_prefix)
+                key, value = key.strip(), value.strip()
+                if key == "home" and value:
+                    for name in dict.fromkeys((os.path.basename(exe), "python3", "python")):
+                        base = os.path.join(value, name)
+                        if os.path.exists(base):
+                            candidates.append(_prefix_of(os.path.realpath(base)))
+                            break
+                    candidates.append(os.path.dirname(value))
+                elif key == "executable" and value:  # written by Python 3.11+, resolved
+                    candidates.append(_prefix_of(os.path.realpath(value)))
+    candidates.append(_prefix_of(os.path.realpath(exe)))
     out: list[str] = []
-    for p in prefixes:
+    for p in candidates:
         p = os.path.realpath(p)
         if p in ("/", "/usr") or p.startswith("/usr/"):
             continue  # /usr is bound anyway
+        if not _holds_python(p):
+            continue
         if p not in out and not any(p.startswith(o + os.sep) for o in out):
             out.append(p)
     return out
+
+
+def interpreter_links(executable: str) -> list[tuple[str, str]]:
+    """The symlinks the interpreter's path passes through, as (target, link), in order.
+
+    A venv made from a link (``~/bin/python3`` or a shim folder -> ``/usr/bin/python3``)
+    starts its interpreter through that link; the sandbox recreates such a link where
+    it binds no folder around it, rather than binding the folder."""
+    links: list[tuple[str, str]] = []
+    path = os.path.abspath(executable)
+    for _ in range(40):  # the kernel's own limit on links followed is of this order
+        try:
+            target = os.readlink(path)
+        except OSError:
+            break
+        links.append((target, path))
+        path = os.path.normpath(os.path.join(os.path.dirname(path), target))
+    return links
+
+
+def _prefix_of(interpreter: str) -> str:
+    return os.path.dirname(os.path.dirname(interpreter))
+
+
+def _holds_python(prefix: str) -> bool:
+    """A Python's prefix (an installation or a venv) has ``lib/pythonX.Y``."""
+    for lib in ("lib", "lib64"):
+        try:
+            names = os.listdir(os.path.join(prefix, lib))
+        except OSError:
+            continue
+        if any(n.startswith("python") for n in names):
+            return True
+    return False
 
 
 #: The IPython extension with the kernel's start-up hooks (``%pip`` without network,

@@ -134,6 +134,31 @@ def mount_args(spec: LaunchSpec, src: Callable[[str, bool], str]) -> list[str]:
     return args
 
 
+def link_args(spec: LaunchSpec) -> list[str]:
+    """The interpreter's links that lie outside every mount (a shim folder in ``/tmp``,
+    ``~/bin`` when the home is not the workspace), made in the sandbox's own root or
+    ``/tmp``. A link inside a mount is already there, and making one would write
+    through to the host."""
+    mounted = [
+        "/usr",
+        "/etc",
+        "/proc",
+        "/dev",
+        *_SYMLINKS,
+        spec.workspace,
+        spec.ipc_dir,
+        *spec.ro_paths,
+        *spec.policy.extra_ro_mounts,
+        *(m.path for m in spec.masks),
+        *(h.path for h in spec.sealed_homes),
+    ]
+    args: list[str] = []
+    for target, link in spec.links:
+        if not any(link == m or link.startswith(m.rstrip("/") + "/") for m in mounted):
+            args += ["--symlink", target, link]
+    return args
+
+
 class BwrapKernel(SandboxedKernel):
     def __init__(self, process: subprocess.Popen[bytes], cgroup: cgroups.KernelCgroup | None):
         self.process = process
@@ -340,6 +365,7 @@ class BwrapBackend(SandboxBackend):
             "--dir",
             "/tmp/site-packages",
         ]
+        args += link_args(spec)
         etc = write_etc(spec)
         for name in sorted(os.listdir(etc)):
             args += ["--ro-bind", os.path.join(etc, name), f"/etc/{name}"]

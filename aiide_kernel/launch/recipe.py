@@ -15,7 +15,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..backends import LaunchSpec, SandboxBackend, SandboxedKernel, get_backend
-from ..backends.base import add_kernel_hooks, kernel_environment, sandbox_ro_paths
+from ..backends.base import (
+    add_kernel_hooks,
+    interpreter_links,
+    kernel_environment,
+    sandbox_ro_paths,
+)
 from ..channel import ENV_VAR as CHANNEL_ENV
 from ..channel import KernelChannels
 from ..grants import Grant, grant_workspace
@@ -189,6 +194,7 @@ class PreparedLaunch:
             masks=masks.masks,
             sealed_homes=sealed,
             bind_fds=open_sealed_homes(self.workspace, sealed),
+            links=interpreter_links(full[0]),
         )
 
     async def start(
