@@ -42,6 +42,10 @@ COMPONENTS = {
         Component("embedding-model", "make model"),
         Component("chromadb-server", "pip install chromadb"),
         Component("immutable-files", "run the tests as root on a filesystem with chattr +i"),
+        Component(
+            "cgroup",
+            "run the tests as root, or under systemd-run --user -p Delegate=yes (memory limits)",
+        ),
     )
 }
 

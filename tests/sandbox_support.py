@@ -17,6 +17,18 @@ def require_backend(name: str) -> None:
     require(component, status.available, why)
 
 
+def require_memory_limit(backend: str = "bwrap") -> None:
+    """A kernel's memory limit needs a cgroup it may create (bwrap) — as root, or a
+    delegated one for an ordinary user; without one the server says limits are not
+    enforced and a memory bomb is the kernel's own OOM kill. Docker brings its own."""
+    if backend != "bwrap":
+        return
+    from aiide_kernel import cgroups
+
+    support = cgroups.detect()
+    require("cgroup", support.version > 0, f"no writable cgroup here: {support.detail}")
+
+
 def kernel_run_dirs(run_root: Path) -> list[Path]:
     """The per-kernel run directories (sockets, connection file, /etc) under ``run_root``."""
     return sorted(Path(run_parent(str(run_root))).glob("aiide-*"))

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from kernelrun import Execution
+from sandbox_support import require_memory_limit
 from tornado.httpclient import HTTPClientError
 
 pytestmark = pytest.mark.xdist_group("sandbox")
@@ -111,6 +112,7 @@ async def test_notebook_cell_runs_in_a_sandboxed_kernel(
 async def test_oom_death_is_reported_through_the_events_route(
     jp_fetch: Any, jp_ws_fetch: Any
 ) -> None:
+    require_memory_limit()
     r = await jp_fetch("api", "kernels", method="POST", body=json.dumps({"name": "aiide-python"}))
     kernel_id = json.loads(r.body)["id"]
     ws = await jp_ws_fetch("api", "kernels", kernel_id, "channels")

@@ -22,7 +22,7 @@ import psutil
 import pytest
 from jupyter_client import BlockingKernelClient
 from jupyter_client.connect import write_connection_file
-from sandbox_support import left_behind, require_backend
+from sandbox_support import left_behind, require_backend, require_memory_limit
 
 from aiide_kernel.launch.kernelspec import gateway_kernelspec, install
 from aiide_kernel.launch.launcher import EXIT_LAUNCH_FAILED, choose_workspace, exit_status
@@ -302,7 +302,10 @@ def test_a_dead_kernel_ends_the_launcher_with_the_reason(launched: Launched) -> 
     assert left_behind(launched.run_root) == []
 
 
-def test_a_kernel_over_its_memory_limit_ends_the_launcher_saying_so(launched: Launched) -> None:
+def test_a_kernel_over_its_memory_limit_ends_the_launcher_saying_so(
+    launched: Launched, backend: str
+) -> None:
+    require_memory_limit(backend)
     launched.client.execute("chunks = []\nwhile True: chunks.append(b'x' * (64 * 1024 * 1024))")
     code = launched.proc.wait(120)
     assert launched.proc.stderr is not None

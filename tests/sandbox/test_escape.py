@@ -17,6 +17,7 @@ import pytest
 import pytest_asyncio
 from jupyter_client import AsyncKernelManager
 from kernelrun import run_code
+from sandbox_support import require_memory_limit
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.xdist_group("sandbox")]
 
@@ -359,9 +360,11 @@ async def test_fork_bomb_hits_the_process_limit(sandboxed_km: AsyncKernelManager
 
 
 async def test_memory_bomb_kills_only_the_kernel_and_says_why(
-    sandboxed_km: AsyncKernelManager,
+    sandboxed_km: AsyncKernelManager, backend: str
 ) -> None:
     from aiide_kernel.events import KernelEvents
+
+    require_memory_limit(backend)
 
     kc = sandboxed_km.client()
     kc.start_channels()

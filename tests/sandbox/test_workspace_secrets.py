@@ -428,6 +428,8 @@ asyncio.run(main())
 @pytest.fixture
 def ordinary_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Home]:
     """A home owned by an ordinary uid, reachable by it (not under root's pytest tmp)."""
+    if os.geteuid() != 0:  # handing files to another uid needs root
+        pytest.skip("the other tests of this file already run as an ordinary user")
     path = tempfile.mkdtemp(prefix="aiide-home-", dir="/tmp")
     try:
         home = make_home(path)
@@ -469,8 +471,6 @@ def test_an_ordinary_user_with_a_home_workspace_gets_the_same_masks(
     ordinary_home: Home, ordinary_python: str
 ) -> None:
     """The server as an ordinary user (uid 65534), started in its own home, bwrap."""
-    if os.geteuid() != 0:
-        pytest.skip("the other tests of this file already run as an ordinary user")
     require("bubblewrap", shutil.which("bwrap") is not None, "bwrap is not installed")
     require("util-linux", shutil.which("setpriv") is not None, "setpriv is not installed")
     home = ordinary_home
