@@ -80,3 +80,37 @@ def test_a_folder_that_holds_no_python_is_never_bound(tmp_path: Path) -> None:
     python = venv(tmp_path / "proj" / ".venv", tmp_path / "gone" / "bin", Path("/usr/bin/true"))
 
     assert python_prefixes(str(python)) == [str(tmp_path / "proj" / ".venv")]
+
+
+def test_the_interpreters_links_are_made_only_where_no_mount_holds_them(tmp_path: Path) -> None:
+    """bwrap makes a link outside every mount (a shim folder in /tmp) in the sandbox's
+    own tmpfs; one inside a mount is there already, and making it would write to the host."""
+    from aiide_kernel.backends.base import LaunchSpec, interpreter_links
+    from aiide_kernel.backends.bwrap import link_args
+    from aiide_kernel.policy import SandboxPolicy
+
+    real = python_install(tmp_path / "opt" / "py")
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    os.symlink(real, shims / "python3")
+    python = venv(tmp_path / "ws" / ".venv", shims, shims / "python3")
+    links = interpreter_links(str(python))
+    assert [link for _, link in links] == [
+        str(python),
+        str(tmp_path / "ws" / ".venv" / "bin" / "python3"),
+        str(shims / "python3"),
+    ]
+    spec = LaunchSpec(
+        kernel_id="k",
+        cmd=[str(python)],
+        env={},
+        workspace=str(tmp_path / "ws"),
+        ipc_dir=str(tmp_path / "run" / "ipc"),
+        run_dir=str(tmp_path / "run"),
+        ro_paths=python_prefixes(str(python)),
+        policy=SandboxPolicy(),
+        uid=os.getuid(),
+        gid=os.getgid(),
+        links=links,
+    )
+    assert link_args(spec) == ["--symlink", str(real), str(shims / "python3")]
