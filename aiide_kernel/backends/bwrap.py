@@ -15,6 +15,7 @@ import contextlib
 import os
 import shlex
 import shutil
+import signal
 import stat
 import subprocess
 from collections.abc import Callable
@@ -187,7 +188,16 @@ class BwrapKernel(SandboxedKernel):
                 "The kernel was not started: its workspace changed (a symlink appeared) "
                 "while it was starting."
             )
-        return super().death_message(exit_code, policy)
+        message = super().death_message(exit_code, policy)
+        if self.cgroup is None and exit_code in (-signal.SIGKILL, 128 + signal.SIGKILL):
+            # No cgroup: no per-kernel memory limit, so the host's OOM killer is the
+            # likely sender (the start-up check said limits are not enforced).
+            message += (
+                " Memory is not limited per kernel here (no writable cgroup), so it was most "
+                "likely the system running out of memory. A delegated cgroup gives each kernel "
+                "its own limit: `systemd-run --user -p Delegate=yes jupyter lab`."
+            )
+        return message
 
     def cleanup(self) -> None:
         if self.process.poll() is None:
