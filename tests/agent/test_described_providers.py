@@ -288,3 +288,33 @@ async def test_thinking_is_not_part_of_the_answer() -> None:
     got = _mapped("bedrock-converse", bedrock)
     assert [e for e in got if isinstance(e, TextDelta)] == [TextDelta("42")]
     assert got[-1] == Stop("end_turn")
+
+
+def test_input_tokens_count_the_prompt_caches_input_where_the_api_gives_it_apart() -> None:
+    """Anthropic's Messages API and Bedrock's Converse give cached input apart from
+    ``input_tokens``; aiide's usage counts all input (what quotas and the broker's budgets
+    count) with the cache's share noted, as the built-in Anthropic provider does."""
+    anthropic = [
+        {"type": "message_start", "message": {"id": "msg_1", "model": "m", "usage": {
+            "input_tokens": 12, "cache_read_input_tokens": 3000,
+            "cache_creation_input_tokens": 40, "output_tokens": 1}}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "ok"}},
+        {"type": "message_delta", "delta": {"stop_reason": "end_turn"},
+         "usage": {"output_tokens": 9}},
+    ]  # fmt: skip
+    [usage] = [e for e in _mapped("anthropic-messages", anthropic) if isinstance(e, Usage)]
+    assert (usage.input_tokens, usage.output_tokens) == (3052, 9)
+    assert (usage.cache_read_tokens, usage.cache_write_tokens) == (3000, 40)
+    bedrock = [
+        {"contentBlockDelta": {"delta": {"text": "ok"}, "contentBlockIndex": 0}},
+        {"messageStop": {"stopReason": "end_turn"}},
+        {"metadata": {"usage": {"inputTokens": 12, "outputTokens": 9,
+                                "cacheReadInputTokens": 3000, "cacheWriteInputTokens": 40}}},
+    ]  # fmt: skip
+    [usage] = [e for e in _mapped("bedrock-converse", bedrock) if isinstance(e, Usage)]
+    assert (usage.input_tokens, usage.output_tokens) == (3052, 9)
+    assert (usage.cache_read_tokens, usage.cache_write_tokens) == (3000, 40)
+    # an API answer without the cache's fields counts its input as before
+    plain = [{**anthropic[0], "message": {"id": "m2", "usage": {"input_tokens": 12}}}]
+    [usage] = [e for e in _mapped("anthropic-messages", plain) if isinstance(e, Usage)]
+    assert (usage.input_tokens, usage.cache_read_tokens, usage.cache_write_tokens) == (12, 0, 0)

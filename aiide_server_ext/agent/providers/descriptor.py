@@ -30,8 +30,8 @@ SPEC_KEYS = frozenset(
 )  # fmt: skip
 #: What a chunk (or a sync answer) can be mapped to, each by one JMESPath expression.
 MAP_FIELDS = frozenset(
-    {"text", "tool_calls", "input_tokens", "output_tokens", "cache_read_tokens", "stop",
-     "model", "response_id", "error", "ignore"}
+    {"text", "tool_calls", "input_tokens", "output_tokens", "cache_read_tokens",
+     "cache_write_tokens", "stop", "model", "response_id", "error", "ignore"}
 )  # fmt: skip
 FORMATS = ("sse", "jsonl", "regex")
 CODES = frozenset(

@@ -126,7 +126,9 @@ class Mapper:
         self.redact = redact
         self.calls: list[dict[str, Any]] = []  # in order; "index" as the API numbered them
         self.by_index: dict[Any, dict[str, Any]] = {}
-        self.tokens = {"input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0}
+        self.tokens = dict.fromkeys(
+            ("input_tokens", "output_tokens", "cache_read_tokens", "cache_write_tokens"), 0
+        )
         self.ids = {"model": "", "response_id": ""}
         self.stop = "end_turn"
 
@@ -221,6 +223,7 @@ class Mapper:
                 t["input_tokens"],
                 t["output_tokens"],
                 cache_read_tokens=t["cache_read_tokens"],
+                cache_write_tokens=t["cache_write_tokens"],
                 model=ids["model"],
                 response_id=ids["response_id"],
             )
