@@ -421,6 +421,10 @@ def _cosine(a: Sequence[float], b: Sequence[float]) -> float:
     return float(va @ vb) / denom
 
 
+#: chromadb's error for a query that reaches a vector segment not yet written to disk.
+NOT_ON_DISK_YET = "Nothing found on disk"
+
+
 def search(col: Any, query_vector: list[float], query: str, k: int) -> list[Hit]:
     """Vector similarity plus a lexical score, merged into one score per chunk.
 
@@ -431,12 +435,22 @@ def search(col: Any, query_vector: list[float], query: str, k: int) -> list[Hit]
     common word costs tens of milliseconds in a big store. Every candidate has its true
     cosine similarity; the lexical part adds up to ``LEXICAL_WEIGHT``.
     """
-    total = max(col.count(), 1)
-    res = col.query(
-        query_embeddings=[query_vector],
-        n_results=min(max(k * 8, CANDIDATES), total),
-        include=["metadatas", "documents", "distances"],
-    )
+    total = col.count()
+    if total == 0:
+        return []  # nothing indexed (yet): no query of an empty vector index
+    try:
+        res = col.query(
+            query_embeddings=[query_vector],
+            n_results=min(max(k * 8, CANDIDATES), total),
+            include=["metadatas", "documents", "distances"],
+        )
+    except Exception as e:
+        if NOT_ON_DISK_YET not in str(e):
+            raise
+        # A collection being filled for the first time (a rebuild after a model change,
+        # a first /learn) has its vector segment written to disk in the background; a
+        # query in between finds none. Its chunks are still found by their text below.
+        res = {"ids": [[]], "metadatas": [[]], "documents": [[]], "distances": [[]]}
     hits: dict[str, Hit] = {}
     for cid, meta, doc, dist in zip(
         res["ids"][0], res["metadatas"][0], res["documents"][0], res["distances"][0], strict=True

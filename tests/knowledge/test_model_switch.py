@@ -98,3 +98,36 @@ async def test_switching_from_the_local_model_to_an_endpoint(
     await second.check_models()
     await second.settle()
     assert stored(second.store, workspace)["dims"] == {DIMENSIONS["fake-small"]}
+
+
+class FillingCollection:
+    """A collection chromadb is filling for the first time: it counts chunks, but its
+    vector segment is not on disk yet (what a rebuild's first search met, at random)."""
+
+    def count(self) -> int:
+        return 3
+
+    def query(self, **_: Any) -> dict[str, Any]:
+        raise RuntimeError(
+            "Error executing plan: Internal error: Error creating hnsw segment reader: "
+            "Nothing found on disk"
+        )
+
+
+class BrokenCollection(FillingCollection):
+    def query(self, **_: Any) -> dict[str, Any]:
+        raise RuntimeError("disk I/O error")
+
+
+class EmptyCollection(BrokenCollection):
+    def count(self) -> int:
+        return 0
+
+
+async def test_a_search_while_a_collection_is_first_filled_does_not_fail() -> None:
+    from aiide_server_ext.knowledge import index
+
+    assert index.search(FillingCollection(), [0.1, 0.2], "invoice total", 3) == []
+    assert index.search(EmptyCollection(), [0.1, 0.2], "invoice total", 3) == []  # no query
+    with pytest.raises(RuntimeError, match="disk I/O error"):  # other errors still say so
+        index.search(BrokenCollection(), [0.1, 0.2], "invoice total", 3)
