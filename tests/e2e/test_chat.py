@@ -198,6 +198,20 @@ def test_context_follows_the_active_notebook_and_mentions_complete(
     expect(context_line).to_have_text(f"Context: {first} · cell 1")
     chat.open_notebook(second, kernel=False)
     expect(context_line).to_have_text(f"Context: {second} · cell 1")
+    # The lab checkpoints a notebook it opens after the context is ready: a rename before
+    # that copy makes it fail ("Failed to initialize the context", a dialog that takes the
+    # focus). A person renames later; wait for the checkpoint as they would.
+    chat.page.evaluate(
+        """async path => {
+          const contents = window.jupyterapp.serviceManager.contents;
+          for (let i = 0; i < 150; i++) {
+            if ((await contents.listCheckpoints(path)).length) { return; }
+            await new Promise(r => setTimeout(r, 100));
+          }
+          throw new Error(`no checkpoint of ${path}`);
+        }""",
+        second,
+    )
     # Renamed while open: the line follows (it kept the old name).
     chat.page.evaluate(
         "([a, b]) => window.jupyterapp.serviceManager.contents.rename(a, b).then(() => null)",
